@@ -1,0 +1,1 @@
+//! Compression codecs for record batches (filled by the records work).

@@ -1,0 +1,24 @@
+//! # kafkit-core
+//!
+//! The sans-IO heart of kafkit, a Kafka client in pure Rust. This crate never opens a socket,
+//! reads a clock, spawns a thread or draws a random number of its own: it is fed bytes and
+//! timestamps and answers with bytes to send and events. The drivers (`kafkit-tokio`,
+//! `kafkit-smol`, `kafkit-async-std`, `kafkit-blocking`, `kafkit-sim`) wire it to real I/O.
+//!
+//! What lives here today:
+//! - [`codec`]: wire primitives with bounds-checked, non-panicking decoding.
+//! - [`protocol`]: every Kafka request and response, generated from Kafka's own message
+//!   definitions by `kafkit-codegen`, with request and response headers, [`protocol::ApiKey`]
+//!   and [`protocol::ErrorCode`].
+//! - [`records`]: record batches (magic 2) and legacy message sets (magic 0 and 1).
+//! - [`compression`]: gzip, snappy, lz4 and zstd with capped decompression.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod compression;
+pub mod protocol;
+pub mod records;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -1,0 +1,1 @@
+//! Generated Kafka protocol messages.

@@ -1,0 +1,1 @@
+//! kafkit driver for blocking.

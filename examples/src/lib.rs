@@ -1,0 +1,1 @@
+//! Runnable kafkit examples live under `examples/`.
