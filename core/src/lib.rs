@@ -19,6 +19,7 @@ pub mod codec;
 pub mod compression;
 pub mod protocol;
 pub mod records;
+pub mod sasl;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
