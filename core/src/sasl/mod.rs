@@ -35,6 +35,36 @@
 //!
 //! An `Err` from any method is final: the authenticator stays failed and the connection must
 //! be closed. Secrets are held in [`Secret`], whose `Debug` prints `[redacted]`.
+//!
+//! # Example: a SCRAM-SHA-256 client against the server-side verifier
+//! ```
+//! use kafkit_core::sasl::{
+//!     SaslAuthenticator, SaslConfig, SaslStep, ScramCredential, ScramMechanism, ScramServer,
+//! };
+//!
+//! // Broker side: a stored credential and a server state machine.
+//! let credential =
+//!     ScramCredential::from_password(ScramMechanism::Sha256, "pencil", b"salt-from-rng", 4096)?;
+//! let mut server = ScramServer::new(ScramMechanism::Sha256);
+//!
+//! // Client side: nonce entropy comes from the client's seeded generator.
+//! let config = SaslConfig::scram(ScramMechanism::Sha256, "user", "pencil");
+//! let mut client = config.authenticator(&[0x5a; 24])?;
+//!
+//! let client_first = client.start()?;
+//! let server_first = server.handle_client_first(&client_first, "srv-nonce", |first| {
+//!     (first.username() == "user").then(|| credential.clone())
+//! })?;
+//! let SaslStep::Continue(client_final) = client.handle_challenge(&server_first)? else {
+//!     unreachable!("SCRAM always sends client-final")
+//! };
+//! let server_final = server.handle_client_final(&client_final)?;
+//! let step = client.handle_challenge(&server_final)?;
+//! assert_eq!(step, SaslStep::Complete { final_message: None });
+//! assert!(client.is_complete());
+//! assert_eq!(server.authenticated_user(), Some("user"));
+//! # Ok::<(), kafkit_core::sasl::SaslError>(())
+//! ```
 
 mod error;
 mod oauthbearer;
