@@ -17,6 +17,9 @@
 
 pub mod codec;
 pub mod compression;
+pub mod config;
+pub mod driver;
+pub mod network;
 pub mod protocol;
 pub mod records;
 pub mod sasl;

@@ -1,1 +1,126 @@
-//! kafkit driver for blocking.
+//! # kafkit-blocking
+//!
+//! Runs kafkit's sans-IO client cores with std sockets and threads, for programs without an
+//! async runtime. Each client gets one loop thread (the generic event loop, [`run`]) and two
+//! threads per broker connection (a blocking reader and a blocking writer). Calls on the
+//! handles block the calling thread until the loop answers.
+//!
+//! ```no_run
+//! let config = kafkit_core::config::CommonConfig::default();
+//! let client = kafkit_blocking::LowLevelClient::start(&config).unwrap();
+//! let (node, version, _) = client.check_version().unwrap();
+//! println!("node {node} runs Kafka {version}");
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod event_loop;
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+pub use event_loop::{run, Msg, SocketOptions};
+
+use futures_executor::block_on;
+use kafkit_core::config::CommonConfig;
+use kafkit_core::driver::{command_queue_with_notify, LowLevelHandle, LowLevelHandler};
+use kafkit_core::network::{
+    ApiVersionTable, BrokerVersion, ClusterView, DriverEnv, NetError, NetOptions, Response, Target,
+};
+use kafkit_core::protocol::RequestBody;
+
+/// Why a client could not be started.
+pub type StartError = kafkit_core::network::SetupError;
+
+/// The environment this driver gives the core: the ring crypto provider, the OS's root
+/// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
+pub fn driver_env() -> DriverEnv {
+    DriverEnv::new(
+        Arc::new(rustls::crypto::ring::default_provider()),
+        || rustls_native_certs::load_native_certs().certs,
+        |path| std::fs::read(path),
+        os_seed,
+    )
+}
+
+/// A seed for the core's generator from the OS's randomness (std's hasher keys).
+fn os_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Wakes the loop thread when the last handle is gone, so that it notices and stops.
+struct StopOnDrop(mpsc::Sender<Msg>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Msg::Wake);
+    }
+}
+
+/// A low-level client (send any request to a chosen broker) on its own loop thread. Cheap to
+/// clone; the thread stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct LowLevelClient {
+    // Field order matters: the command sender must be gone before the final wake-up.
+    handle: LowLevelHandle,
+    _stop: Arc<StopOnDrop>,
+}
+
+impl std::fmt::Debug for LowLevelClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LowLevelClient").finish_non_exhaustive()
+    }
+}
+
+impl LowLevelClient {
+    /// Starts the client's loop thread.
+    pub fn start(config: &CommonConfig) -> Result<Self, StartError> {
+        let opts = NetOptions::from_config(config, &driver_env())?;
+        let socket = SocketOptions::from_config(config);
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let wake = msg_tx.clone();
+        let (tx, rx) = command_queue_with_notify(move || {
+            let _ = wake.send(Msg::Wake);
+        });
+        let loop_tx = msg_tx.clone();
+        std::thread::Builder::new()
+            .name("kafkit-client".into())
+            .spawn(move || {
+                run(
+                    kafkit_core::network::LowLevelClient::new(opts),
+                    LowLevelHandler::default(),
+                    rx,
+                    msg_rx,
+                    loop_tx,
+                    socket,
+                )
+            })
+            .expect("spawning the client thread");
+        Ok(LowLevelClient {
+            handle: LowLevelHandle::new(tx),
+            _stop: Arc::new(StopOnDrop(msg_tx)),
+        })
+    }
+
+    /// Sends `body` to `target` and blocks until the decoded response (or an error naming the
+    /// broker) arrives.
+    pub fn send(
+        &self,
+        target: Target,
+        body: impl Into<RequestBody>,
+        max_version: Option<i16>,
+    ) -> Result<Response, NetError> {
+        block_on(self.handle.send(target, body, max_version))
+    }
+
+    /// The least loaded broker's node id, version guess and API table.
+    pub fn check_version(&self) -> Result<(i32, BrokerVersion, Arc<ApiVersionTable>), NetError> {
+        block_on(self.handle.check_version())
+    }
+
+    /// Fetches metadata (all topics when `topics` is `None`).
+    pub fn metadata(&self, topics: Option<Vec<String>>) -> Result<Arc<ClusterView>, NetError> {
+        block_on(self.handle.metadata(topics))
+    }
+}

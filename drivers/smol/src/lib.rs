@@ -1,1 +1,63 @@
-//! kafkit driver for smol.
+//! # kafkit-smol
+//!
+//! Runs kafkit's sans-IO client cores on smol (or any async-io based executor): one task runs
+//! the generic event loop ([`run`]), one task per broker connection moves bytes. Every protocol
+//! decision is made in `kafkit-core`; this crate resolves names, opens sockets (TCP_NODELAY,
+//! configured buffer sizes), keeps time and wakes the core when it asks. `kafkit-async-std` is
+//! this crate under another name.
+//!
+//! ```no_run
+//! smol::block_on(async {
+//!     let config = kafkit_core::config::CommonConfig::default();
+//!     let client = kafkit_smol::low_level_client(&config).unwrap();
+//!     let (node, version, _) = client.check_version().await.unwrap();
+//!     println!("node {node} runs Kafka {version}");
+//! });
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod event_loop;
+
+pub use event_loop::{run, SocketOptions};
+pub use kafkit_core::driver::LowLevelHandle;
+
+use kafkit_core::config::CommonConfig;
+use kafkit_core::driver::{command_queue, LowLevelHandler};
+use kafkit_core::network::{DriverEnv, LowLevelClient, NetOptions};
+
+/// Why a client could not be started.
+pub type StartError = kafkit_core::network::SetupError;
+
+/// The environment this driver gives the core: the ring crypto provider, the OS's root
+/// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
+pub fn driver_env() -> DriverEnv {
+    DriverEnv::new(
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        || rustls_native_certs::load_native_certs().certs,
+        |path| std::fs::read(path),
+        os_seed,
+    )
+}
+
+/// A seed for the core's generator from the OS's randomness (std's hasher keys).
+fn os_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Starts a [`LowLevelClient`] on a detached smol task and returns its handle. The loop needs
+/// an executor polling it: smol's global executor, or any `block_on` around the caller.
+pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, StartError> {
+    let opts = NetOptions::from_config(config, &driver_env())?;
+    let socket = SocketOptions::from_config(config);
+    let (tx, rx) = command_queue();
+    smol::spawn(run(
+        LowLevelClient::new(opts),
+        LowLevelHandler::default(),
+        rx,
+        socket,
+    ))
+    .detach();
+    Ok(LowLevelHandle::new(tx))
+}

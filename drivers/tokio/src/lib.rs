@@ -1,1 +1,61 @@
-//! kafkit driver for tokio.
+//! # kafkit-tokio
+//!
+//! Runs kafkit's sans-IO client cores on the tokio runtime: one task per client runs the
+//! generic event loop ([`run`]), one task per broker connection moves bytes. Every protocol
+//! decision is made in `kafkit-core`; this crate resolves names, opens sockets (TCP_NODELAY,
+//! configured buffer sizes), keeps time and wakes the core when it asks.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = kafkit_core::config::CommonConfig::default();
+//! let client = kafkit_tokio::low_level_client(&config)?;
+//! let (node, version, _table) = client.check_version().await?;
+//! println!("node {node} runs Kafka {version}");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod event_loop;
+
+pub use event_loop::run;
+pub use kafkit_core::driver::LowLevelHandle;
+
+use kafkit_core::config::CommonConfig;
+use kafkit_core::driver::{command_queue, LowLevelHandler};
+use kafkit_core::network::{DriverEnv, LowLevelClient, NetOptions};
+
+/// Why a client could not be started.
+pub type StartError = kafkit_core::network::SetupError;
+
+/// The environment this driver gives the core: the ring crypto provider, the OS's root
+/// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
+pub fn driver_env() -> DriverEnv {
+    DriverEnv::new(
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        || rustls_native_certs::load_native_certs().certs,
+        |path| std::fs::read(path),
+        os_seed,
+    )
+}
+
+/// A seed for the core's generator from the OS's randomness (std's hasher keys).
+fn os_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Starts a [`LowLevelClient`] on the current tokio runtime and returns its handle. Must be
+/// called from within a runtime.
+pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, StartError> {
+    let opts = NetOptions::from_config(config, &driver_env())?;
+    let socket = event_loop::SocketOptions::from_config(config);
+    let (tx, rx) = command_queue();
+    tokio::spawn(run(
+        LowLevelClient::new(opts),
+        LowLevelHandler::default(),
+        rx,
+        socket,
+    ));
+    Ok(LowLevelHandle::new(tx))
+}

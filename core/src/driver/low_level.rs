@@ -1,0 +1,120 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_channel::oneshot;
+
+use super::{CommandSender, Handler};
+use crate::network::{
+    ApiVersionTable, BrokerVersion, ClusterView, LowLevelClient, NetError, NetEvent, RequestId,
+    Response, Target,
+};
+use crate::protocol::RequestBody;
+
+type Reply = oneshot::Sender<Result<Response, NetError>>;
+
+/// Completes the [`LowLevelHandle`]'s futures from the [`LowLevelClient`]'s events.
+#[derive(Default)]
+pub struct LowLevelHandler {
+    waiting: HashMap<RequestId, Reply>,
+}
+
+impl Handler<LowLevelClient> for LowLevelHandler {
+    fn on_event(&mut self, _core: &mut LowLevelClient, event: NetEvent, _now: Instant) {
+        if let NetEvent::Response { id, result } = event {
+            if let Some(reply) = self.waiting.remove(&id) {
+                // The caller may have given up waiting; that is fine.
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn on_shutdown(&mut self, core: &mut LowLevelClient) {
+        core.close();
+        for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(Err(NetError::Closed));
+        }
+    }
+}
+
+/// The application's handle on a low-level client running in some driver's event loop.
+/// Cheap to clone; the loop stops when the last clone is dropped.
+#[derive(Clone, Debug)]
+pub struct LowLevelHandle {
+    cmds: CommandSender<LowLevelClient, LowLevelHandler>,
+}
+
+impl LowLevelHandle {
+    /// Wraps the sender of a loop running a [`LowLevelClient`] with a [`LowLevelHandler`].
+    pub fn new(cmds: CommandSender<LowLevelClient, LowLevelHandler>) -> Self {
+        LowLevelHandle { cmds }
+    }
+
+    /// Sends `body` to `target` (at the highest common version, capped at `max_version`) and
+    /// resolves to the broker's decoded response.
+    pub async fn send(
+        &self,
+        target: Target,
+        body: impl Into<RequestBody>,
+        max_version: Option<i16>,
+    ) -> Result<Response, NetError> {
+        let body = body.into();
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.send(target, body, max_version, now);
+                handler.waiting.insert(id, tx);
+            })
+            .map_err(|_| NetError::Closed)?;
+        rx.await.unwrap_or(Err(NetError::Closed))
+    }
+
+    /// Connects to the least loaded broker and reports its version guess and API table
+    /// (kafka-python's `check_version`).
+    pub async fn check_version(
+        &self,
+    ) -> Result<(i32, BrokerVersion, Arc<ApiVersionTable>), NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.check_version(now);
+                handler.waiting.insert(id, tx);
+            })
+            .map_err(|_| NetError::Closed)?;
+        let resp = rx.await.unwrap_or(Err(NetError::Closed))?;
+        let node = resp.node;
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .run(move |core, _, _| {
+                let _ = tx.send(core.broker_versions(node));
+            })
+            .map_err(|_| NetError::Closed)?;
+        let (version, table) = rx.await.ok().flatten().ok_or(NetError::Closed)?;
+        Ok((node, version, table))
+    }
+
+    /// Fetches metadata (all topics when `topics` is `None`) and returns the updated view.
+    pub async fn metadata(&self, topics: Option<Vec<String>>) -> Result<Arc<ClusterView>, NetError> {
+        use crate::protocol::metadata::request::MetadataRequestTopic;
+        use crate::protocol::MetadataRequest;
+        let body = MetadataRequest {
+            topics: topics.map(|ts| {
+                ts.into_iter()
+                    .map(|name| MetadataRequestTopic {
+                        name: Some(name),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            allow_auto_topic_creation: false,
+            ..Default::default()
+        };
+        let resp = self.send(Target::Any, RequestBody::Metadata(body), None).await?;
+        let crate::protocol::ResponseBody::Metadata(m) = resp.body else {
+            unreachable!("a Metadata request is answered by a Metadata response")
+        };
+        let mut view = ClusterView::default();
+        view.update(&m, true);
+        Ok(Arc::new(view))
+    }
+}

@@ -1,0 +1,101 @@
+//! What every driver shares that is not I/O: the queue of application commands into a
+//! driver's event loop, the handler that turns core events into completed futures, and the
+//! typed handles the application holds.
+//!
+//! A driver's loop owns a core `C` and a handler `H`. The application's handle sends
+//! [`Command`]s (closures run on the loop with `&mut C`, `&mut H` and `now`); the loop runs them
+//! between I/O inputs and passes every core event to [`Handler::on_event`]. Completions travel
+//! back on `futures-channel` oneshots, which every runtime (and `block_on` in the blocking
+//! driver) can await. Nothing here opens a socket or reads a clock.
+
+mod low_level;
+
+use std::time::Instant;
+
+use futures_channel::mpsc;
+
+use crate::network::ClientCore;
+
+pub use futures_channel::mpsc::TryRecvError;
+pub use low_level::{LowLevelHandle, LowLevelHandler};
+
+/// Turns a core's events into completions for the application.
+pub trait Handler<C: ClientCore>: Send + 'static {
+    /// Called by the event loop for every event the core emits.
+    fn on_event(&mut self, core: &mut C, event: C::Event, now: Instant);
+
+    /// Called once when the loop stops (all handles dropped, or a close command): fail what is
+    /// still waiting.
+    fn on_shutdown(&mut self, core: &mut C);
+}
+
+/// Work the application asks of the event loop.
+pub type Command<C, H> = Box<dyn FnOnce(&mut C, &mut H, Instant) + Send>;
+
+/// The event loop's end of the command queue (a `Stream` of commands).
+pub type CommandReceiver<C, H> = mpsc::UnboundedReceiver<Command<C, H>>;
+
+type Notify = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// The application's end of the command queue.
+pub struct CommandSender<C, H> {
+    tx: mpsc::UnboundedSender<Command<C, H>>,
+    notify: Option<Notify>,
+}
+
+impl<C, H> Clone for CommandSender<C, H> {
+    fn clone(&self) -> Self {
+        CommandSender {
+            tx: self.tx.clone(),
+            notify: self.notify.clone(),
+        }
+    }
+}
+
+impl<C, H> std::fmt::Debug for CommandSender<C, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandSender")
+            .field("closed", &self.tx.is_closed())
+            .finish()
+    }
+}
+
+/// The event loop has stopped; nothing more can be asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client's event loop has stopped")]
+pub struct LoopStopped;
+
+impl<C, H> CommandSender<C, H> {
+    /// Queues `f` to run on the loop.
+    pub fn run(&self, f: impl FnOnce(&mut C, &mut H, Instant) + Send + 'static) -> Result<(), LoopStopped> {
+        self.tx.unbounded_send(Box::new(f)).map_err(|_| LoopStopped)?;
+        if let Some(notify) = &self.notify {
+            notify();
+        }
+        Ok(())
+    }
+}
+
+/// A new command queue: the sender for handles, the receiver for the loop. The loop ends when
+/// every sender is gone.
+pub fn command_queue<C, H>() -> (CommandSender<C, H>, CommandReceiver<C, H>) {
+    let (tx, rx) = mpsc::unbounded();
+    (CommandSender { tx, notify: None }, rx)
+}
+
+/// A command queue for a loop that does not poll futures (the blocking driver): `notify` runs
+/// after every command is queued, to wake the loop, which then drains the receiver with
+/// `try_next`.
+pub fn command_queue_with_notify<C, H>(
+    notify: impl Fn() + Send + Sync + 'static,
+) -> (CommandSender<C, H>, CommandReceiver<C, H>) {
+    let (tx, rx) = mpsc::unbounded();
+    let notify: Notify = std::sync::Arc::new(notify);
+    (
+        CommandSender {
+            tx,
+            notify: Some(notify),
+        },
+        rx,
+    )
+}

@@ -1,0 +1,986 @@
+//! [`NetworkClient`]: many connections, one cluster view, and a queue of requests routed to
+//! the right broker.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cluster::ClusterView;
+use super::connection::{ConnEvent, ConnSettings, Connection, Opening};
+use super::error::{CloseReason, NetError};
+use super::rng::Rng;
+use super::tls::TlsSession;
+use super::versions::{ApiVersionTable, BrokerVersion, LEGACY_PROBES};
+use super::{ConnId, NodeId, Output, RequestId};
+use crate::protocol::{ApiKey, MetadataRequest, RequestBody, ResponseBody};
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A broker by node id (bootstrap addresses have negative ids).
+    Node(NodeId),
+    /// The least loaded broker.
+    Any,
+    /// The leader of a partition (metadata is fetched as needed).
+    Leader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// The controller.
+    Controller,
+}
+
+/// A decoded response and the version it was exchanged at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The broker that answered.
+    pub node: NodeId,
+    /// The negotiated version.
+    pub version: i16,
+    /// The body.
+    pub body: ResponseBody,
+}
+
+/// The network layer's settings (derived from the common client configuration).
+#[derive(Clone)]
+pub struct NetOptions {
+    /// `host:port` bootstrap addresses.
+    pub bootstrap: Vec<(String, u16)>,
+    /// Per-connection settings.
+    pub conn: ConnSettings,
+    /// First reconnect delay (`reconnect_backoff_ms`).
+    pub reconnect_backoff: Duration,
+    /// Largest reconnect delay (`reconnect_backoff_max_ms`).
+    pub reconnect_backoff_max: Duration,
+    /// Delay before retrying a failed metadata refresh (`retry_backoff_ms`).
+    pub retry_backoff: Duration,
+    /// Metadata is refreshed at least this often (`metadata_max_age_ms`).
+    pub metadata_max_age: Duration,
+    /// Idle connections close after this (`connections_max_idle_ms`).
+    pub connections_max_idle: Duration,
+    /// Whether Metadata requests may auto-create topics.
+    pub allow_auto_topic_creation: bool,
+    /// SASL, if the security protocol uses it.
+    pub sasl: Option<Arc<crate::sasl::SaslConfig>>,
+    /// TLS, if the security protocol uses it (see [`super::tls::client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Seed of the core's generator.
+    pub seed: u64,
+}
+
+impl std::fmt::Debug for NetOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetOptions")
+            .field("bootstrap", &self.bootstrap)
+            .field("conn", &self.conn)
+            .field("sasl", &self.sasl)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetOptions {
+    /// Defaults as the Java client has them, for the given bootstrap addresses.
+    pub fn new(bootstrap: Vec<(String, u16)>) -> Self {
+        NetOptions {
+            bootstrap,
+            conn: ConnSettings {
+                client_id: Some("kafkit".into()),
+                request_timeout: Duration::from_millis(30_000),
+                setup_timeout: Duration::from_millis(10_000),
+                max_in_flight: 5,
+                max_frame: 100 * 1024 * 1024,
+                pinned_versions: None,
+                software_name: "kafkit".into(),
+                software_version: env!("CARGO_PKG_VERSION").into(),
+            },
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1000),
+            retry_backoff: Duration::from_millis(100),
+            metadata_max_age: Duration::from_millis(300_000),
+            connections_max_idle: Duration::from_millis(540_000),
+            allow_auto_topic_creation: true,
+            sasl: None,
+            tls: None,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: RequestId,
+    target: Target,
+    body: RequestBody,
+    max_version: Option<i16>,
+    expect_response: bool,
+    deadline: Instant,
+    internal: bool,
+}
+
+#[derive(Debug)]
+struct Sent {
+    node: NodeId,
+    internal: bool,
+}
+
+#[derive(Debug, Default)]
+struct NodeState {
+    failures: u32,
+    next_attempt: Option<Instant>,
+    last_error: Option<String>,
+    /// Closes on our ApiVersions request in a row: two mean a broker older than 0.10.
+    legacy_suspicion: u8,
+    probe: Option<usize>,
+    versions: Option<Arc<ApiVersionTable>>,
+}
+
+#[derive(Debug, Default)]
+struct MetadataState {
+    topics: BTreeSet<String>,
+    all_topics: bool,
+    in_flight: Option<RequestId>,
+    last_update: Option<Instant>,
+    in_flight_full: bool,
+    requested: bool,
+    not_before: Option<Instant>,
+}
+
+/// Connections to every broker the client talks to, the cluster view, and request routing.
+///
+/// Requests go in with [`NetworkClient::send`] and come out as [`NetEvent::Response`] events;
+/// each either gets the broker's decoded response or a [`NetError`] that names the broker, within
+/// `request_timeout` of being sent (or of being queued, while no connection is usable).
+pub struct NetworkClient {
+    opts: NetOptions,
+    settings: Arc<ConnSettings>,
+    rng: Rng,
+    bootstrap: BTreeMap<NodeId, (String, u16)>,
+    node_state: HashMap<NodeId, NodeState>,
+    conns: BTreeMap<ConnId, Connection>,
+    conn_of_node: HashMap<NodeId, ConnId>,
+    tls: HashMap<ConnId, TlsSession>,
+    hosts: HashMap<ConnId, String>,
+    pending: VecDeque<Pending>,
+    sent: HashMap<RequestId, Sent>,
+    cluster: Arc<ClusterView>,
+    meta: MetadataState,
+    out: VecDeque<Output<NetEvent>>,
+    next_conn: u64,
+    next_request: u64,
+    closed: bool,
+}
+
+/// What the network layer reports.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A request sent with [`NetworkClient::send`] completed.
+    Response {
+        /// The request.
+        id: RequestId,
+        /// The response, or why there is none.
+        result: Result<Response, NetError>,
+    },
+    /// The cluster view changed.
+    MetadataUpdated(Arc<ClusterView>),
+}
+
+impl std::fmt::Debug for NetworkClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkClient")
+            .field("connections", &self.conns.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetworkClient {
+    /// A client that will bootstrap from `opts.bootstrap`. Nothing happens until the first
+    /// request (or [`NetworkClient::request_metadata`]).
+    pub fn new(opts: NetOptions) -> Self {
+        let bootstrap = opts
+            .bootstrap
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| (-(i as NodeId) - 1, addr.clone()))
+            .collect();
+        NetworkClient {
+            settings: Arc::new(opts.conn.clone()),
+            rng: Rng::new(opts.seed),
+            opts,
+            bootstrap,
+            node_state: HashMap::new(),
+            conns: BTreeMap::new(),
+            conn_of_node: HashMap::new(),
+            tls: HashMap::new(),
+            hosts: HashMap::new(),
+            pending: VecDeque::new(),
+            sent: HashMap::new(),
+            cluster: Arc::new(ClusterView::default()),
+            meta: MetadataState::default(),
+            out: VecDeque::new(),
+            next_conn: 0,
+            next_request: 0,
+            closed: false,
+        }
+    }
+
+    /// The latest cluster view.
+    pub fn cluster(&self) -> &Arc<ClusterView> {
+        &self.cluster
+    }
+
+    /// The core's seeded generator (shared with the client kinds built on this layer).
+    pub fn rng(&mut self) -> &mut Rng {
+        &mut self.rng
+    }
+
+    /// The versions a broker supports and the release they suggest, once a connection to it
+    /// has been set up.
+    pub fn broker_versions(&self, node: NodeId) -> Option<(BrokerVersion, Arc<ApiVersionTable>)> {
+        let table = self.node_state.get(&node)?.versions.clone()?;
+        Some((table.guess_broker_version(), table))
+    }
+
+    /// Queues a request; its result arrives as [`NetEvent::Response`] with the returned id.
+    /// `max_version` caps the negotiated version. `expect_response` is false only for requests
+    /// the broker never answers (acks=0 produce); those complete when written.
+    pub fn send(
+        &mut self,
+        target: Target,
+        body: RequestBody,
+        max_version: Option<i16>,
+        expect_response: bool,
+        now: Instant,
+    ) -> RequestId {
+        let id = self.next_request_id();
+        if let Target::Leader { topic, .. } = &target {
+            self.add_topic_interest(topic);
+        }
+        self.pending.push_back(Pending {
+            id,
+            target,
+            body,
+            max_version,
+            expect_response,
+            deadline: now + self.opts.conn.request_timeout,
+            internal: false,
+        });
+        self.pump(now);
+        id
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    /// Adds topics whose metadata the client keeps.
+    pub fn add_topic_interest(&mut self, topic: &str) {
+        if !self.meta.topics.contains(topic) {
+            self.meta.topics.insert(topic.to_owned());
+            if self.cluster.topic(topic).is_none() {
+                self.meta.requested = true;
+            }
+        }
+    }
+
+    /// Asks for a metadata refresh (of every topic when `all_topics`).
+    pub fn request_metadata(&mut self, all_topics: bool, now: Instant) {
+        self.meta.requested = true;
+        self.meta.all_topics |= all_topics;
+        self.pump(now);
+    }
+
+    /// Closes every connection and fails every request with [`NetError::Closed`].
+    pub fn close(&mut self) {
+        self.closed = true;
+        let pending: Vec<_> = self.pending.drain(..).collect();
+        for p in pending {
+            self.complete(p.id, p.internal, Err(NetError::Closed), None);
+        }
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.drop_connection(conn, NetError::Closed, None);
+            self.out.push_back(Output::Close { conn });
+        }
+    }
+
+    fn broker_label(&self, node: NodeId) -> String {
+        match self.address_of(node) {
+            Some((h, p)) if node < 0 => format!("{h}:{p} (bootstrap)"),
+            Some((h, p)) => format!("{h}:{p} (node {node})"),
+            None => format!("node {node}"),
+        }
+    }
+
+    fn address_of(&self, node: NodeId) -> Option<(String, u16)> {
+        if node < 0 {
+            self.bootstrap.get(&node).cloned()
+        } else {
+            self.cluster
+                .brokers
+                .get(&node)
+                .map(|b| (b.host.clone(), b.port))
+        }
+    }
+
+    /// The nodes requests to "any broker" may go to: the brokers metadata names, or the
+    /// bootstrap addresses until it has named some.
+    fn candidate_nodes(&self) -> Vec<NodeId> {
+        if self.cluster.brokers.is_empty() {
+            self.bootstrap.keys().copied().collect()
+        } else {
+            self.cluster.brokers.keys().copied().collect()
+        }
+    }
+
+    fn backing_off(&self, node: NodeId, now: Instant) -> bool {
+        self.node_state
+            .get(&node)
+            .and_then(|s| s.next_attempt)
+            .is_some_and(|t| now < t)
+    }
+
+    fn connect(&mut self, node: NodeId, now: Instant) -> Option<ConnId> {
+        let (host, port) = self.address_of(node)?;
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        let state = self.node_state.entry(node).or_default();
+        // The backoff is served; forget it so poll_timeout does not keep reporting it.
+        state.next_attempt = None;
+        let opening = if let Some(pinned) = &self.settings.pinned_versions {
+            Opening::Known(pinned.clone())
+        } else if let Some(known) = &state.versions {
+            Opening::Known(known.clone())
+        } else if state.legacy_suspicion >= 2 {
+            let idx = *state.probe.get_or_insert(0);
+            match LEGACY_PROBES.get(idx) {
+                Some(&(release, api)) => Opening::Probe(release, api),
+                None => {
+                    let table = Arc::new(
+                        ApiVersionTable::for_release(BrokerVersion::new(0, 8, 0)).expect("0.8.0 table"),
+                    );
+                    state.versions = Some(table.clone());
+                    Opening::Known(table)
+                }
+            }
+        } else {
+            Opening::Negotiate
+        };
+        let label = self.broker_label(node);
+        let sasl = match self.opts.sasl.clone() {
+            None => None,
+            Some(config) => {
+                let mut entropy = [0u8; crate::sasl::SCRAM_NONCE_ENTROPY_LEN];
+                for b in &mut entropy {
+                    *b = self.rng.next_u64() as u8;
+                }
+                match config.authenticator(&entropy) {
+                    Ok(client) => Some(client),
+                    Err(e) => {
+                        // Without credentials no connection can succeed; report it as a
+                        // failed connection so requests fail with the reason.
+                        let state = self.node_state.entry(node).or_default();
+                        state.last_error = Some(format!("SASL setup: {e}"));
+                        return None;
+                    }
+                }
+            }
+        };
+        tracing::debug!(broker = %label, ?conn, "connecting");
+        let c = Connection::new(conn, node, label, opening, self.settings.clone(), sasl, now);
+        self.conns.insert(conn, c);
+        self.conn_of_node.insert(node, conn);
+        self.hosts.insert(conn, host.clone());
+        self.out.push_back(Output::Connect { conn, host, port });
+        Some(conn)
+    }
+
+    /// Routes queued requests to connections that can take them, opening connections as
+    /// needed, and starts a metadata refresh when one is due.
+    fn pump(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.maybe_refresh_metadata(now);
+        let mut waiting = VecDeque::with_capacity(self.pending.len());
+        while let Some(p) = self.pending.pop_front() {
+            match self.route(&p, now) {
+                Route::Wait => waiting.push_back(p),
+                Route::Fail(e) => self.complete(p.id, p.internal, Err(e), Some(now)),
+                Route::Send(conn) => self.dispatch(conn, p, now),
+            }
+        }
+        self.pending = waiting;
+    }
+
+    fn route(&mut self, p: &Pending, now: Instant) -> Route {
+        let node = match &p.target {
+            Target::Node(n) => {
+                if self.address_of(*n).is_none() {
+                    self.meta.requested = true;
+                    return Route::Wait;
+                }
+                *n
+            }
+            Target::Controller => {
+                if self.cluster.controller < 0 {
+                    self.meta.requested = true;
+                    return Route::Wait;
+                }
+                self.cluster.controller
+            }
+            Target::Leader { topic, partition } => {
+                match self.cluster.topic(topic) {
+                    None => {
+                        self.meta.requested = true;
+                        return Route::Wait;
+                    }
+                    Some(t) if t.error == crate::protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
+                        return Route::Fail(NetError::UnknownTopicOrPartition(topic.clone()));
+                    }
+                    Some(t) if t.error.is_ok() && *partition as usize >= t.partitions.len() => {
+                        return Route::Fail(NetError::UnknownTopicOrPartition(format!(
+                            "{topic}-{partition} (the topic has {} partitions)",
+                            t.partitions.len()
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                match self.cluster.leader_for(topic, *partition) {
+                    Some(n) => n,
+                    None => {
+                        self.meta.requested = true;
+                        return Route::Wait;
+                    }
+                }
+            }
+            Target::Any => return self.route_any(now),
+        };
+        self.route_node(node, now)
+    }
+
+    fn route_node(&mut self, node: NodeId, now: Instant) -> Route {
+        match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
+            Some(c) if c.can_send() => Route::Send(c.id),
+            Some(_) => Route::Wait,
+            None if self.backing_off(node, now) => Route::Wait,
+            None => {
+                self.connect(node, now);
+                Route::Wait
+            }
+        }
+    }
+
+    /// Java's least-loaded choice: a ready connection with the fewest requests in flight; else
+    /// wait for one being set up; else open one to a broker not backing off, starting from a
+    /// random one so that clients spread over the cluster.
+    fn route_any(&mut self, now: Instant) -> Route {
+        let nodes = self.candidate_nodes();
+        if nodes.is_empty() {
+            return Route::Wait;
+        }
+        let start = self.rng.below(nodes.len() as u64) as usize;
+        let mut best: Option<(usize, ConnId)> = None;
+        let mut setting_up = false;
+        let mut connectable = None;
+        for i in 0..nodes.len() {
+            let node = nodes[(start + i) % nodes.len()];
+            match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
+                Some(c) if c.can_send() => {
+                    if best.is_none_or(|(n, _)| c.in_flight() < n) {
+                        best = Some((c.in_flight(), c.id));
+                    }
+                }
+                Some(c) if !c.is_ready() => setting_up = true,
+                Some(_) => {}
+                None if connectable.is_none() && !self.backing_off(node, now) => {
+                    connectable = Some(node)
+                }
+                None => {}
+            }
+        }
+        if let Some((_, conn)) = best {
+            return Route::Send(conn);
+        }
+        if !setting_up {
+            if let Some(node) = connectable {
+                self.connect(node, now);
+            }
+        }
+        Route::Wait
+    }
+
+    fn dispatch(&mut self, conn: ConnId, mut p: Pending, now: Instant) {
+        let c = self.conns.get_mut(&conn).expect("routed to a live connection");
+        let node = c.node;
+        // "All topics" is a null array from v1 on but an empty one in v0.
+        if let RequestBody::Metadata(m) = &mut p.body {
+            if m.topics.is_none() && c.negotiated(ApiKey::Metadata, p.max_version) == Some(0) {
+                m.topics = Some(Vec::new());
+            }
+        }
+        match c.send(p.id, &p.body, p.max_version, p.expect_response, now) {
+            Ok(version) => {
+                if p.expect_response {
+                    self.sent.insert(
+                        p.id,
+                        Sent {
+                            node,
+                            internal: p.internal,
+                        },
+                    );
+                } else {
+                    let result = Ok(Response {
+                        node,
+                        version,
+                        body: empty_response(&p.body),
+                    });
+                    self.complete(p.id, p.internal, result, Some(now));
+                }
+            }
+            Err(e) => self.complete(p.id, p.internal, Err(e), Some(now)),
+        }
+        self.flush_conn(conn);
+    }
+
+    fn flush_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match self.tls.get_mut(&conn) {
+            None => {
+                while let Some(data) = c.poll_transmit() {
+                    self.out.push_back(Output::Transmit { conn, data });
+                }
+            }
+            Some(session) => {
+                let mut failed = None;
+                while let Some(data) = c.poll_transmit() {
+                    if let Err(e) = session.write(&data) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                let data = session.take_outgoing();
+                if !data.is_empty() {
+                    self.out.push_back(Output::Transmit {
+                        conn,
+                        data: data.into(),
+                    });
+                }
+                if let Some(e) = failed {
+                    let mut events = Vec::new();
+                    c.handle_closed(&CloseReason::Tls(e), &mut events);
+                    // Events of a closing connection never need another flush.
+                    self.handle_conn_events_no_flush(conn, events);
+                }
+            }
+        }
+    }
+
+    fn complete(
+        &mut self,
+        id: RequestId,
+        internal: bool,
+        result: Result<Response, NetError>,
+        now: Option<Instant>,
+    ) {
+        if internal {
+            self.on_metadata_response(id, result, now);
+        } else {
+            self.out.push_back(Output::Event(NetEvent::Response { id, result }));
+        }
+    }
+
+    fn maybe_refresh_metadata(&mut self, now: Instant) {
+        if self.meta.in_flight.is_some() || self.closed {
+            return;
+        }
+        if self.meta.not_before.is_some_and(|t| now < t) {
+            return;
+        }
+        let stale = self
+            .meta
+            .last_update
+            .is_some_and(|t| now >= t + self.opts.metadata_max_age);
+        let has_interest = self.meta.all_topics || !self.meta.topics.is_empty();
+        if !(self.meta.requested || (stale && has_interest)) {
+            return;
+        }
+        self.meta.requested = false;
+        self.meta.not_before = None;
+        let topics = if self.meta.all_topics {
+            None
+        } else {
+            Some(
+                self.meta
+                    .topics
+                    .iter()
+                    .map(|t| crate::protocol::metadata::request::MetadataRequestTopic {
+                        name: Some(t.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
+            )
+        };
+        let body = RequestBody::Metadata(MetadataRequest {
+            topics,
+            allow_auto_topic_creation: self.opts.allow_auto_topic_creation,
+            ..Default::default()
+        });
+        let id = self.next_request_id();
+        self.meta.in_flight = Some(id);
+        self.meta.in_flight_full = self.meta.all_topics;
+        self.pending.push_back(Pending {
+            id,
+            target: Target::Any,
+            body,
+            max_version: None,
+            expect_response: true,
+            deadline: now + self.opts.conn.request_timeout,
+            internal: true,
+        });
+    }
+
+    fn on_metadata_response(
+        &mut self,
+        id: RequestId,
+        result: Result<Response, NetError>,
+        now: Option<Instant>,
+    ) {
+        if self.meta.in_flight != Some(id) {
+            return;
+        }
+        self.meta.in_flight = None;
+        match result {
+            Ok(Response {
+                body: ResponseBody::Metadata(resp),
+                ..
+            }) => {
+                let full = self.meta.in_flight_full;
+                let mut view = (*self.cluster).clone();
+                view.update(&resp, full);
+                // A leader still being elected: look again soon, not after max age.
+                let electing = view.topics.values().any(|t| {
+                    t.error == crate::protocol::ErrorCode::LEADER_NOT_AVAILABLE
+                        || t.partitions.iter().any(|p| p.leader < 0)
+                });
+                self.cluster = Arc::new(view);
+                if full {
+                    self.meta.all_topics = false;
+                }
+                self.meta.last_update = now;
+                if electing {
+                    self.meta.requested = true;
+                    self.meta.not_before = now.map(|t| t + self.opts.retry_backoff);
+                }
+                self.out
+                    .push_back(Output::Event(NetEvent::MetadataUpdated(self.cluster.clone())));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "metadata refresh failed");
+                self.meta.requested = true;
+                self.meta.not_before = now.map(|t| t + self.opts.retry_backoff);
+            }
+        }
+    }
+
+    /// Marks the metadata of `topic` stale (after NOT_LEADER_OR_FOLLOWER and similar errors):
+    /// the next refresh starts as soon as the retry backoff allows.
+    pub fn invalidate_metadata(&mut self, now: Instant) {
+        self.meta.requested = true;
+        self.pump(now);
+    }
+
+    fn handle_conn_events_no_flush(&mut self, conn: ConnId, events: Vec<ConnEvent>) {
+        // Only reached from flush_conn on a TLS write failure, which has no `now`; the
+        // failure still counts towards backoff at the next input.
+        for event in events {
+            if let ConnEvent::Fatal { error, .. } = event {
+                let node = self.conns.get(&conn).map(|c| c.node);
+                if let Some(node) = node {
+                    let state = self.node_state.entry(node).or_default();
+                    state.last_error = Some(error.to_string());
+                }
+                self.drop_connection(conn, error, None);
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    fn handle_conn_events(&mut self, conn: ConnId, events: Vec<ConnEvent>, now: Instant) {
+        for event in events {
+            match event {
+                ConnEvent::Ready => {
+                    let c = &self.conns[&conn];
+                    let node = c.node;
+                    let versions = c.versions().cloned();
+                    let state = self.node_state.entry(node).or_default();
+                    state.failures = 0;
+                    state.next_attempt = None;
+                    state.last_error = None;
+                    state.legacy_suspicion = 0;
+                    if state.versions.is_none() || self.settings.pinned_versions.is_none() {
+                        state.versions = versions;
+                    }
+                    tracing::debug!(broker = %self.conns[&conn].broker, "connection ready");
+                }
+                ConnEvent::Response { id, result } => {
+                    let Some(sent) = self.sent.remove(&id) else {
+                        continue;
+                    };
+                    let result = result.map(|(version, body)| Response {
+                        node: sent.node,
+                        version,
+                        body,
+                    });
+                    self.complete(id, sent.internal, result, Some(now));
+                }
+                ConnEvent::ProbeAnswered(release) => {
+                    let node = self.conns[&conn].node;
+                    tracing::info!(broker = %self.conns[&conn].broker, %release, "legacy broker detected");
+                    let state = self.node_state.entry(node).or_default();
+                    state.versions = ApiVersionTable::for_release(release).map(Arc::new);
+                    state.probe = None;
+                    self.drop_connection(conn, NetError::Closed, None);
+                    self.out.push_back(Output::Close { conn });
+                }
+                ConnEvent::Fatal {
+                    error,
+                    maybe_legacy,
+                } => {
+                    let node = self.conns[&conn].node;
+                    let probing = self.node_state.get(&node).is_some_and(|s| s.probe.is_some());
+                    let state = self.node_state.entry(node).or_default();
+                    if probing && matches!(error, NetError::Disconnected { .. }) {
+                        // The probe's API is unknown to this broker: try the next older one,
+                        // at once.
+                        *state.probe.as_mut().expect("probing") += 1;
+                    } else {
+                        if maybe_legacy {
+                            state.legacy_suspicion = state.legacy_suspicion.saturating_add(1);
+                        }
+                        self.note_failure(node, &error, now);
+                    }
+                    self.drop_connection(conn, error, Some(now));
+                    self.out.push_back(Output::Close { conn });
+                }
+            }
+        }
+        self.flush_conn(conn);
+    }
+
+    fn note_failure(&mut self, node: NodeId, error: &NetError, now: Instant) {
+        let base = self.opts.reconnect_backoff;
+        let max = self.opts.reconnect_backoff_max;
+        let state = self.node_state.entry(node).or_default();
+        state.failures = state.failures.saturating_add(1);
+        let exp = base
+            .checked_mul(1u32 << (state.failures - 1).min(20))
+            .unwrap_or(max)
+            .min(max);
+        let delay = self.rng.jitter(exp, 0.2);
+        let state = self.node_state.entry(node).or_default();
+        state.next_attempt = Some(now + delay);
+        state.last_error = Some(error.to_string());
+    }
+
+    /// Forgets a connection, failing the user requests it had in flight with `error`.
+    fn drop_connection(&mut self, conn: ConnId, error: NetError, now: Option<Instant>) {
+        self.tls.remove(&conn);
+        self.hosts.remove(&conn);
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self.conn_of_node.get(&c.node) == Some(&conn) {
+            self.conn_of_node.remove(&c.node);
+        }
+        for id in c.take_in_flight() {
+            if let Some(sent) = self.sent.remove(&id) {
+                self.complete(id, sent.internal, Err(error.clone()), now);
+            }
+        }
+    }
+
+    fn timeout_error(&self, p: &Pending) -> NetError {
+        let nodes = match &p.target {
+            Target::Node(n) => vec![*n],
+            Target::Controller if self.cluster.controller >= 0 => vec![self.cluster.controller],
+            Target::Leader { topic, partition } => self
+                .cluster
+                .leader_for(topic, *partition)
+                .map_or_else(|| self.candidate_nodes(), |n| vec![n]),
+            _ => self.candidate_nodes(),
+        };
+        let labels: Vec<String> = nodes.iter().map(|n| self.broker_label(*n)).collect();
+        let last_error = nodes
+            .iter()
+            .filter_map(|n| self.node_state.get(n)?.last_error.clone())
+            .next_back();
+        let broker = match &p.target {
+            Target::Leader { topic, partition } => {
+                format!("the leader of {topic}-{partition} ({})", labels.join(", "))
+            }
+            _ if labels.len() == 1 => labels[0].clone(),
+            _ => format!("any of {}", labels.join(", ")),
+        };
+        NetError::Timeout {
+            broker,
+            after: self.opts.conn.request_timeout,
+            detail: last_error,
+        }
+    }
+
+    fn close_idle(&mut self, now: Instant) {
+        let idle: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.is_ready()
+                    && c.in_flight() == 0
+                    && now >= c.last_used + self.opts.connections_max_idle
+            })
+            .map(|c| c.id)
+            .collect();
+        for conn in idle {
+            tracing::debug!(broker = %self.conns[&conn].broker, "closing idle connection");
+            self.drop_connection(conn, NetError::Closed, Some(now));
+            self.out.push_back(Output::Close { conn });
+        }
+    }
+}
+
+enum Route {
+    Wait,
+    Send(ConnId),
+    Fail(NetError),
+}
+
+/// The response an unanswered request (acks=0 produce, the only such request) completes with.
+fn empty_response(body: &RequestBody) -> ResponseBody {
+    debug_assert!(matches!(body, RequestBody::Produce(_)));
+    ResponseBody::Produce(Default::default())
+}
+
+impl super::ClientCore for NetworkClient {
+    type Event = NetEvent;
+
+    fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        let mut events = Vec::new();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            match (&self.opts.tls, self.hosts.get(&conn)) {
+                (Some(config), Some(host)) => {
+                    // TCP is up; the connection proper starts once the TLS handshake is done.
+                    match TlsSession::new(config.clone(), host) {
+                        Ok(session) => {
+                            self.tls.insert(conn, session);
+                        }
+                        Err(e) => c.handle_closed(&CloseReason::Tls(e), &mut events),
+                    }
+                }
+                _ => c.handle_connected(now, &mut events),
+            }
+        }
+        self.handle_conn_events(conn, events, now);
+        self.pump(now);
+    }
+
+    fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        let mut events = Vec::new();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            match self.tls.get_mut(&conn) {
+                None => c.handle_data(data, now, &mut events),
+                Some(session) => {
+                    let mut plain = Vec::new();
+                    match session.feed(data, &mut plain) {
+                        Ok(handshake_done) => {
+                            if handshake_done {
+                                c.handle_connected(now, &mut events);
+                            }
+                            if !plain.is_empty() {
+                                c.handle_data(&plain, now, &mut events);
+                            }
+                        }
+                        Err(e) => c.handle_closed(&CloseReason::Tls(e), &mut events),
+                    }
+                }
+            }
+        }
+        self.handle_conn_events(conn, events, now);
+        self.pump(now);
+    }
+
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        let mut events = Vec::new();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.handle_closed(&reason, &mut events);
+        }
+        // The driver closed it already: drop the Close output handle_conn_events queues.
+        self.handle_conn_events(conn, events, now);
+        self.out
+            .retain(|o| !matches!(o, Output::Close { conn: c } if *c == conn));
+        self.pump(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in ids {
+            let mut events = Vec::new();
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.handle_timeout(now, &mut events);
+            }
+            self.handle_conn_events(conn, events, now);
+        }
+        let (expired, live): (Vec<Pending>, Vec<Pending>) =
+            self.pending.drain(..).partition(|p| now >= p.deadline);
+        self.pending = live.into();
+        for p in expired {
+            let error = self.timeout_error(&p);
+            self.complete(p.id, p.internal, Err(error), Some(now));
+        }
+        self.close_idle(now);
+        self.pump(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output<NetEvent>> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for c in self.conns.values() {
+            if let Some(t) = c.next_deadline() {
+                consider(t);
+            }
+            if c.is_ready() && c.in_flight() == 0 {
+                consider(c.last_used + self.opts.connections_max_idle);
+            }
+        }
+        for p in &self.pending {
+            consider(p.deadline);
+        }
+        if !self.pending.is_empty() || self.meta.requested {
+            // Waiting requests may be unblocked by a backoff ending.
+            for s in self.node_state.values() {
+                if let Some(t) = s.next_attempt {
+                    consider(t);
+                }
+            }
+            if let Some(t) = self.meta.not_before {
+                consider(t);
+            }
+        }
+        if let (Some(t), None) = (self.meta.last_update, self.meta.in_flight) {
+            if !self.meta.topics.is_empty() {
+                consider(t + self.opts.metadata_max_age);
+            }
+        }
+        next
+    }
+}

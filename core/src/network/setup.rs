@@ -1,0 +1,174 @@
+//! From a client configuration to the network layer's options: bootstrap addresses, timeouts,
+//! TLS and SASL. What needs the outside world (reading certificate files, the OS's root
+//! store, the crypto provider, a random seed) comes from the driver through [`DriverEnv`], so
+//! this stays free of I/O.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
+
+use super::client::NetOptions;
+use super::tls::{client_config, TlsOptions};
+use super::versions::ApiVersionTable;
+use crate::config::{CommonConfig, SaslMechanism};
+use crate::sasl::{OAuthBearerToken, SaslConfig, ScramMechanism, StaticTokenProvider};
+
+/// What a driver provides for setting up connections.
+pub struct DriverEnv {
+    crypto: Arc<CryptoProvider>,
+    system_roots: Box<dyn Fn() -> Vec<CertificateDer<'static>> + Send + Sync>,
+    read_file: Box<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>,
+    entropy: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for DriverEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverEnv").finish_non_exhaustive()
+    }
+}
+
+impl DriverEnv {
+    /// An environment with a crypto provider, a loader of the OS's root certificates, a file
+    /// reader and a seed source.
+    pub fn new(
+        crypto: Arc<CryptoProvider>,
+        system_roots: impl Fn() -> Vec<CertificateDer<'static>> + Send + Sync + 'static,
+        read_file: impl Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+        entropy: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        DriverEnv {
+            crypto,
+            system_roots: Box::new(system_roots),
+            read_file: Box::new(read_file),
+            entropy: Box::new(entropy),
+        }
+    }
+}
+
+/// Why a client could not be set up from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// A `bootstrap_servers` entry is not `host:port`.
+    #[error("bootstrap_servers: '{0}' is not host:port")]
+    Bootstrap(String),
+    /// TLS could not be configured (unreadable or invalid certificate or key files, ...).
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    /// SASL is enabled but its credentials are missing.
+    #[error("SASL setup failed: {0}")]
+    Sasl(String),
+    /// The configuration is inconsistent.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+fn host_port(entry: &str) -> Option<(String, u16)> {
+    let (host, port) = entry.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
+impl NetOptions {
+    /// The network options a configuration describes.
+    pub fn from_config(config: &CommonConfig, env: &DriverEnv) -> Result<NetOptions, SetupError> {
+        config.validate()?;
+        let bootstrap = config
+            .bootstrap_servers
+            .iter()
+            .map(|s| host_port(s).ok_or_else(|| SetupError::Bootstrap(s.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opts = NetOptions::new(bootstrap);
+        let ms = |v: u64| Duration::from_millis(v);
+        opts.conn.client_id = Some(config.client_id.clone());
+        opts.conn.request_timeout = ms(config.request_timeout_ms as u64);
+        opts.conn.setup_timeout = ms(config.socket_connection_setup_timeout_ms);
+        opts.conn.max_in_flight = config.max_in_flight_requests_per_connection.max(1) as usize;
+        opts.conn.max_frame = config.max_response_size as usize;
+        opts.conn.pinned_versions = config
+            .api_version
+            .and_then(ApiVersionTable::for_release)
+            .map(Arc::new);
+        opts.reconnect_backoff = ms(config.reconnect_backoff_ms);
+        opts.reconnect_backoff_max = ms(config.reconnect_backoff_max_ms);
+        opts.retry_backoff = ms(config.retry_backoff_ms);
+        opts.metadata_max_age = ms(config.metadata_max_age_ms);
+        opts.connections_max_idle = ms(config.connections_max_idle_ms);
+        opts.seed = config.random_seed.unwrap_or_else(|| (env.entropy)());
+        if config.security_protocol.uses_tls() {
+            let read = |what: &str, path: &Option<std::path::PathBuf>| {
+                path.as_ref()
+                    .map(|p| {
+                        (env.read_file)(p)
+                            .map_err(|e| SetupError::Tls(format!("{what} {}: {e}", p.display())))
+                    })
+                    .transpose()
+            };
+            let tls = TlsOptions {
+                ca_pem: read("ssl_cafile", &config.ssl_cafile)?,
+                system_roots: (env.system_roots)(),
+                client_cert_pem: read("ssl_certfile", &config.ssl_certfile)?,
+                client_key_pem: read("ssl_keyfile", &config.ssl_keyfile)?,
+                check_hostname: config.ssl_check_hostname,
+            };
+            opts.tls = Some(client_config(env.crypto.clone(), &tls).map_err(SetupError::Tls)?);
+        }
+        if config.security_protocol.uses_sasl() {
+            opts.sasl = Some(Arc::new(sasl_config(config)?));
+        }
+        Ok(opts)
+    }
+}
+
+fn sasl_config(config: &CommonConfig) -> Result<SaslConfig, SetupError> {
+    let credentials = || {
+        let user = config.sasl_plain_username.clone().ok_or_else(|| {
+            SetupError::Sasl(format!(
+                "{} needs sasl_plain_username and sasl_plain_password",
+                config.sasl_mechanism.as_str()
+            ))
+        })?;
+        let password = config
+            .sasl_plain_password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .ok_or_else(|| SetupError::Sasl("sasl_plain_password is not set".into()))?;
+        Ok::<_, SetupError>((user, password))
+    };
+    Ok(match config.sasl_mechanism {
+        SaslMechanism::Plain => {
+            let (user, password) = credentials()?;
+            SaslConfig::plain(user, password)
+        }
+        SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+            let (user, password) = credentials()?;
+            let mechanism = if config.sasl_mechanism == SaslMechanism::ScramSha256 {
+                ScramMechanism::Sha256
+            } else {
+                ScramMechanism::Sha512
+            };
+            SaslConfig::scram(mechanism, user, password)
+        }
+        SaslMechanism::OAuthBearer => {
+            let token = config.sasl_oauth_token.as_ref().ok_or_else(|| {
+                SetupError::Sasl("OAUTHBEARER needs sasl_oauth_token (or a token provider)".into())
+            })?;
+            SaslConfig::oauthbearer(Arc::new(StaticTokenProvider(OAuthBearerToken::new(
+                token.expose().to_owned(),
+            ))))
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(SetupError::Sasl(format!(
+                "mechanism {} is not supported",
+                other.as_str()
+            )))
+        }
+    })
+}

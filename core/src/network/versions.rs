@@ -1,0 +1,205 @@
+//! API version negotiation and broker version probing.
+//!
+//! Every connection learns the broker's supported range per API from ApiVersions (Kafka 0.10+)
+//! and then sends each request at the highest version both sides support. Brokers older than
+//! 0.10 have no ApiVersions: they close the connection on it, and the connection layer then
+//! probes them the way kafka-python's `check_version` does (one characteristic request per
+//! release, newest first) and uses the fixed table of the release found. A version pinned in
+//! the configuration (`api_version`) skips all of that and uses that release's fixed table.
+
+pub use crate::config::BrokerVersion;
+use crate::protocol::{ApiKey, ApiVersionsResponse};
+
+/// The version range a broker supports for each API, indexed by API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiVersionTable {
+    ranges: Vec<Option<(i16, i16)>>,
+}
+
+impl ApiVersionTable {
+    /// A table from `(api_key, min, max)` triples.
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (i16, i16, i16)>) -> Self {
+        let mut t = ApiVersionTable::default();
+        for (key, min, max) in ranges {
+            t.set(key, min, max);
+        }
+        t
+    }
+
+    /// The table an ApiVersions response describes.
+    pub fn from_response(resp: &ApiVersionsResponse) -> Self {
+        Self::from_ranges(
+            resp.api_keys
+                .iter()
+                .map(|k| (k.api_key, k.min_version, k.max_version)),
+        )
+    }
+
+    fn set(&mut self, key: i16, min: i16, max: i16) {
+        if key < 0 || min > max {
+            return;
+        }
+        let idx = key as usize;
+        if self.ranges.len() <= idx {
+            self.ranges.resize(idx + 1, None);
+        }
+        self.ranges[idx] = Some((min, max));
+    }
+
+    /// The broker's range for `api`, if it has the API at all.
+    pub fn broker_range(&self, api: ApiKey) -> Option<(i16, i16)> {
+        self.range_of(api.as_i16())
+    }
+
+    fn range_of(&self, key: i16) -> Option<(i16, i16)> {
+        self.ranges.get(usize::try_from(key).ok()?).copied().flatten()
+    }
+
+    /// Every `(api_key, min, max)` in the table, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (i16, i16, i16)> + '_ {
+        self.ranges
+            .iter()
+            .enumerate()
+            .filter_map(|(k, r)| r.map(|(min, max)| (k as i16, min, max)))
+    }
+
+    /// The highest version of `api` that both this build and the broker support, optionally
+    /// capped at `max_wanted`; `None` if the ranges do not meet.
+    pub fn negotiate(&self, api: ApiKey, max_wanted: Option<i16>) -> Option<i16> {
+        let (ours_min, ours_max) = api.request_versions();
+        let (theirs_min, theirs_max) = self.broker_range(api)?;
+        let hi = ours_max.min(theirs_max).min(max_wanted.unwrap_or(i16::MAX));
+        let lo = ours_min.max(theirs_min);
+        (hi >= lo).then_some(hi)
+    }
+
+    /// The broker release these ranges most likely come from: the newest release whose
+    /// characteristic API version the broker supports (kafka-python's inference, extended to
+    /// newer releases). Brokers that answer ApiVersions are at least 0.10.0.
+    pub fn guess_broker_version(&self) -> BrokerVersion {
+        // Fetch's lowest version rose to 4 when Kafka 4.0 removed the old protocol versions.
+        if matches!(self.range_of(1), Some((min, _)) if min >= 4) {
+            return BrokerVersion::new(4, 0, 0);
+        }
+        for &(version, key, api_version) in RELEASE_MARKERS {
+            if matches!(self.range_of(key), Some((min, max)) if min <= api_version && api_version <= max)
+            {
+                return version;
+            }
+        }
+        BrokerVersion::new(0, 10, 0)
+    }
+
+    /// The fixed table for a pinned or probed release: the newest known release not newer than
+    /// `version`. `None` for releases older than 0.8.0.
+    pub fn for_release(version: BrokerVersion) -> Option<Self> {
+        FIXED_TABLES
+            .iter()
+            .rev()
+            .find(|(v, _)| *v <= version)
+            .map(|(_, ranges)| Self::from_ranges(ranges.iter().copied()))
+    }
+}
+
+/// For each release, newest first, one API version that appeared in it: `(release, api key,
+/// version)`.
+const RELEASE_MARKERS: &[(BrokerVersion, i16, i16)] = &[
+    (BrokerVersion::new(3, 9, 0), 1, 17),  // Fetch v17
+    (BrokerVersion::new(3, 8, 0), 0, 11),  // Produce v11
+    (BrokerVersion::new(3, 7, 0), 1, 16),  // Fetch v16
+    (BrokerVersion::new(3, 6, 0), 24, 4),  // AddPartitionsToTxn v4
+    (BrokerVersion::new(3, 5, 0), 1, 15),  // Fetch v15
+    (BrokerVersion::new(3, 3, 0), 29, 3),  // DescribeAcls v3
+    (BrokerVersion::new(3, 2, 0), 11, 9),  // JoinGroup v9
+    (BrokerVersion::new(3, 1, 0), 1, 13),  // Fetch v13
+    (BrokerVersion::new(3, 0, 0), 2, 7),   // ListOffsets v7
+    (BrokerVersion::new(2, 8, 0), 0, 9),   // Produce v9
+    (BrokerVersion::new(2, 7, 0), 1, 12),  // Fetch v12
+    (BrokerVersion::new(2, 6, 0), 48, 0),  // DescribeClientQuotas v0
+    (BrokerVersion::new(2, 5, 0), 29, 2),  // DescribeAcls v2
+    (BrokerVersion::new(2, 4, 0), 0, 8),   // Produce v8
+    (BrokerVersion::new(2, 3, 0), 1, 11),  // Fetch v11
+    (BrokerVersion::new(2, 2, 0), 2, 5),   // ListOffsets v5
+    (BrokerVersion::new(2, 1, 0), 1, 10),  // Fetch v10
+    (BrokerVersion::new(2, 0, 0), 1, 8),   // Fetch v8
+    (BrokerVersion::new(1, 1, 0), 1, 7),   // Fetch v7
+    (BrokerVersion::new(1, 0, 0), 3, 5),   // Metadata v5
+    (BrokerVersion::new(0, 11, 0), 3, 4),  // Metadata v4
+    (BrokerVersion::new(0, 10, 2), 9, 2),  // OffsetFetch v2
+    (BrokerVersion::new(0, 10, 1), 3, 2),  // Metadata v2
+];
+
+type Ranges = &'static [(i16, i16, i16)];
+
+/// Fixed version tables for releases that cannot be asked (before 0.10) and for 0.10.0, the
+/// first that can. Newer pinned releases use the newest table here plus ApiVersions.
+const FIXED_TABLES: &[(BrokerVersion, Ranges)] = &[
+    (BrokerVersion::new(0, 8, 0), &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)]),
+    (
+        BrokerVersion::new(0, 8, 1),
+        &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (8, 0, 0), (9, 0, 0)],
+    ),
+    (
+        BrokerVersion::new(0, 8, 2),
+        &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (8, 0, 1), (9, 0, 1), (10, 0, 0)],
+    ),
+    (
+        BrokerVersion::new(0, 9, 0),
+        &[
+            (0, 0, 1), (1, 0, 1), (2, 0, 0), (3, 0, 0), (8, 0, 2), (9, 0, 1), (10, 0, 0),
+            (11, 0, 0), (12, 0, 0), (13, 0, 0), (14, 0, 0), (15, 0, 0), (16, 0, 0),
+        ],
+    ),
+    (
+        BrokerVersion::new(0, 10, 0),
+        &[
+            (0, 0, 2), (1, 0, 2), (2, 0, 0), (3, 0, 1), (8, 0, 2), (9, 0, 1), (10, 0, 0),
+            (11, 0, 0), (12, 0, 0), (13, 0, 0), (14, 0, 0), (15, 0, 0), (16, 0, 0), (17, 0, 0),
+            (18, 0, 0),
+        ],
+    ),
+];
+
+/// The probes for a broker without ApiVersions, newest release first: the release, and the
+/// API key whose v0 request only that release and newer answer. A broker that answers none of
+/// them is taken for 0.8.0 (Metadata v0 always works).
+pub const LEGACY_PROBES: &[(BrokerVersion, ApiKey)] = &[
+    (BrokerVersion::new(0, 9, 0), ApiKey::ListGroups),
+    (BrokerVersion::new(0, 8, 2), ApiKey::FindCoordinator),
+    (BrokerVersion::new(0, 8, 1), ApiKey::OffsetFetch),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_the_highest_common_version() {
+        let t = ApiVersionTable::from_ranges([(3, 0, 7), (18, 0, 2)]);
+        assert_eq!(t.negotiate(ApiKey::Metadata, None), Some(7));
+        assert_eq!(t.negotiate(ApiKey::Metadata, Some(4)), Some(4));
+        assert_eq!(t.negotiate(ApiKey::Produce, None), None);
+        let far = ApiVersionTable::from_ranges([(3, 100, 200)]);
+        assert_eq!(far.negotiate(ApiKey::Metadata, None), None);
+    }
+
+    #[test]
+    fn guesses_releases_from_markers() {
+        let t = ApiVersionTable::for_release(BrokerVersion::new(0, 10, 0)).unwrap();
+        assert_eq!(t.guess_broker_version(), BrokerVersion::new(0, 10, 0));
+        let t = ApiVersionTable::from_ranges([(0, 0, 9), (1, 0, 12), (3, 0, 11), (2, 0, 6)]);
+        assert_eq!(t.guess_broker_version(), BrokerVersion::new(2, 8, 0));
+        let t = ApiVersionTable::from_ranges([(0, 3, 12), (1, 4, 17)]);
+        assert_eq!(t.guess_broker_version(), BrokerVersion::new(4, 0, 0));
+    }
+
+    #[test]
+    fn fixed_tables_pick_the_newest_release_not_newer() {
+        let t = ApiVersionTable::for_release(BrokerVersion::new(0, 8, 2)).unwrap();
+        assert_eq!(t.broker_range(ApiKey::FindCoordinator), Some((0, 0)));
+        assert_eq!(t.broker_range(ApiKey::ListGroups), None);
+        let t = ApiVersionTable::for_release(BrokerVersion::new(0, 9, 5)).unwrap();
+        assert_eq!(t.broker_range(ApiKey::ListGroups), Some((0, 0)));
+        assert!(ApiVersionTable::for_release(BrokerVersion::new(0, 7, 0)).is_none());
+    }
+}

@@ -1,0 +1,220 @@
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafkit_core::config::CommonConfig;
+use kafkit_core::driver::{CommandReceiver, Handler, TryRecvError};
+use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
+use socket2::{Domain, Socket, Type};
+
+/// Socket settings from the client configuration.
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    /// `send_buffer_bytes` (`None`: the OS default).
+    pub send_buffer: Option<u32>,
+    /// `receive_buffer_bytes` (`None`: the OS default).
+    pub receive_buffer: Option<u32>,
+    /// How long one connect attempt may block its thread; the core enforces its own
+    /// (shorter or equal) setup timeout regardless.
+    pub connect_timeout: Duration,
+}
+
+impl SocketOptions {
+    /// The socket settings of a configuration.
+    pub fn from_config(config: &CommonConfig) -> Self {
+        SocketOptions {
+            send_buffer: config.send_buffer_bytes,
+            receive_buffer: config.receive_buffer_bytes,
+            connect_timeout: Duration::from_millis(config.socket_connection_setup_timeout_max_ms),
+        }
+    }
+}
+
+/// What wakes the loop thread.
+#[derive(Debug)]
+pub enum Msg {
+    /// A command was queued, or the last handle was dropped.
+    Wake,
+    /// A connection is up.
+    Connected(ConnId, TcpStream),
+    /// Bytes arrived.
+    Data(ConnId, Bytes),
+    /// A connection ended.
+    Closed(ConnId, CloseReason),
+}
+
+struct Conn {
+    writer: Option<mpsc::Sender<Bytes>>,
+    stream: Option<TcpStream>,
+}
+
+/// The generic event loop on the calling thread: drives `core` until every command sender is
+/// dropped, handing its events to `handler`. I/O threads report on `tx`/`rx`; commands are
+/// announced by [`Msg::Wake`] and drained from `cmds`.
+pub fn run<C, H>(
+    mut core: C,
+    mut handler: H,
+    mut cmds: CommandReceiver<C, H>,
+    rx: mpsc::Receiver<Msg>,
+    tx: mpsc::Sender<Msg>,
+    socket: SocketOptions,
+) where
+    C: ClientCore,
+    H: Handler<C>,
+{
+    let mut conns: HashMap<ConnId, Conn> = HashMap::new();
+    'outer: loop {
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::Connect { conn, host, port } => {
+                    conns.insert(
+                        conn,
+                        Conn {
+                            writer: None,
+                            stream: None,
+                        },
+                    );
+                    let tx = tx.clone();
+                    let socket = socket.clone();
+                    std::thread::spawn(move || {
+                        let msg = match connect(&host, port, &socket) {
+                            Ok(stream) => Msg::Connected(conn, stream),
+                            Err(e) => Msg::Closed(conn, CloseReason::ConnectFailed(e)),
+                        };
+                        let _ = tx.send(msg);
+                    });
+                }
+                Output::Transmit { conn, data } => {
+                    if let Some(w) = conns.get(&conn).and_then(|c| c.writer.as_ref()) {
+                        let _ = w.send(data);
+                    }
+                }
+                Output::Close { conn } => {
+                    if let Some(c) = conns.remove(&conn) {
+                        close(c);
+                    }
+                }
+                Output::Event(event) => handler.on_event(&mut core, event, Instant::now()),
+            }
+        }
+        let msg = match core.poll_timeout() {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(msg) => Some(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            None => match rx.recv() {
+                Ok(msg) => Some(msg),
+                Err(_) => break,
+            },
+        };
+        let now = Instant::now();
+        match msg {
+            None => core.handle_timeout(now),
+            Some(Msg::Wake) => loop {
+                match cmds.try_recv() {
+                    Ok(f) => f(&mut core, &mut handler, Instant::now()),
+                    Err(TryRecvError::Closed) => break 'outer,
+                    Err(TryRecvError::Empty) => break,
+                }
+            },
+            Some(Msg::Connected(conn, stream)) => match conns.get_mut(&conn) {
+                // The core gave up on this connection meanwhile.
+                None => {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+                Some(c) => match start_io(conn, &stream, &tx) {
+                    Ok(writer) => {
+                        c.writer = Some(writer);
+                        c.stream = Some(stream);
+                        core.handle_connected(conn, now);
+                    }
+                    Err(e) => {
+                        conns.remove(&conn);
+                        core.handle_closed(conn, CloseReason::Io(e.to_string()), now);
+                    }
+                },
+            },
+            Some(Msg::Data(conn, data)) => core.handle_data(conn, &data, now),
+            Some(Msg::Closed(conn, reason)) => {
+                if let Some(c) = conns.remove(&conn) {
+                    close(c);
+                    core.handle_closed(conn, reason, now);
+                }
+            }
+        }
+    }
+    handler.on_shutdown(&mut core);
+    for (_, c) in conns {
+        close(c);
+    }
+}
+
+fn close(c: Conn) {
+    if let Some(s) = c.stream {
+        // Unblocks the reader thread; the writer ends when its channel is dropped.
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+fn start_io(conn: ConnId, stream: &TcpStream, tx: &mpsc::Sender<Msg>) -> std::io::Result<mpsc::Sender<Bytes>> {
+    let mut reader = stream.try_clone()?;
+    let mut writer = stream.try_clone()?;
+    let (wtx, wrx) = mpsc::channel::<Bytes>();
+    let rtx = tx.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let reason = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break CloseReason::PeerClosed,
+                Ok(n) => {
+                    if rtx.send(Msg::Data(conn, Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => break CloseReason::Io(e.to_string()),
+            }
+        };
+        let _ = rtx.send(Msg::Closed(conn, reason));
+    });
+    let wtx_report = tx.clone();
+    std::thread::spawn(move || {
+        while let Ok(data) = wrx.recv() {
+            if let Err(e) = writer.write_all(&data) {
+                let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(e.to_string())));
+                return;
+            }
+        }
+    });
+    Ok(wtx)
+}
+
+fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, String> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last = format!("{host} resolved to no address");
+    for addr in addrs {
+        let attempt = || -> std::io::Result<TcpStream> {
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            if let Some(size) = opts.send_buffer {
+                sock.set_send_buffer_size(size as usize)?;
+            }
+            if let Some(size) = opts.receive_buffer {
+                sock.set_recv_buffer_size(size as usize)?;
+            }
+            sock.set_nodelay(true)?;
+            sock.connect_timeout(&addr.into(), opts.connect_timeout)?;
+            Ok(sock.into())
+        };
+        match attempt() {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}

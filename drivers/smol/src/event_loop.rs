@@ -1,0 +1,183 @@
+use std::collections::HashMap;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Instant;
+
+use async_io::{Async, Timer};
+use bytes::Bytes;
+use futures_util::{select, FutureExt, StreamExt};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use kafkit_core::config::CommonConfig;
+use kafkit_core::driver::{CommandReceiver, Handler};
+use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
+use socket2::{Domain, Socket, Type};
+
+/// Socket settings from the client configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SocketOptions {
+    /// `send_buffer_bytes` (`None`: the OS default).
+    pub send_buffer: Option<u32>,
+    /// `receive_buffer_bytes` (`None`: the OS default).
+    pub receive_buffer: Option<u32>,
+}
+
+impl SocketOptions {
+    /// The socket settings of a configuration.
+    pub fn from_config(config: &CommonConfig) -> Self {
+        SocketOptions {
+            send_buffer: config.send_buffer_bytes,
+            receive_buffer: config.receive_buffer_bytes,
+        }
+    }
+}
+
+enum Io {
+    Connected(ConnId),
+    Data(ConnId, Bytes),
+    Closed(ConnId, CloseReason),
+}
+
+struct ConnTask {
+    tx: async_channel::Sender<Bytes>,
+    // Held, not read: dropping a smol task cancels it, which is how a connection closes.
+    _task: smol::Task<()>,
+}
+
+/// The generic event loop: drives `core` until every command sender is dropped, handing its
+/// events to `handler`. Follows the driving contract of `kafkit_core::network`: drain outputs
+/// after every input, sleep until the core's next deadline or the next input.
+pub async fn run<C, H>(mut core: C, mut handler: H, mut cmds: CommandReceiver<C, H>, socket: SocketOptions)
+where
+    C: ClientCore + Send + 'static,
+    H: Handler<C>,
+{
+    let (io_tx, io_rx) = async_channel::unbounded();
+    let mut conns: HashMap<ConnId, ConnTask> = HashMap::new();
+    loop {
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::Connect { conn, host, port } => {
+                    let (tx, rx) = async_channel::unbounded();
+                    let task = smol::spawn(connection(
+                        conn,
+                        host,
+                        port,
+                        socket.clone(),
+                        rx,
+                        io_tx.clone(),
+                    ));
+                    conns.insert(conn, ConnTask { tx, _task: task });
+                }
+                Output::Transmit { conn, data } => {
+                    if let Some(c) = conns.get(&conn) {
+                        let _ = c.tx.try_send(data);
+                    }
+                }
+                // Dropping a smol task cancels it.
+                Output::Close { conn } => drop(conns.remove(&conn)),
+                Output::Event(event) => handler.on_event(&mut core, event, Instant::now()),
+            }
+        }
+        let mut sleep = FutureExt::fuse(match core.poll_timeout() {
+            Some(at) => Timer::at(at),
+            None => Timer::never(),
+        });
+        select! {
+            io = io_rx.recv().fuse() => {
+                let now = Instant::now();
+                match io.expect("the loop holds a sender") {
+                    Io::Connected(conn) => core.handle_connected(conn, now),
+                    Io::Data(conn, data) => core.handle_data(conn, &data, now),
+                    Io::Closed(conn, reason) => {
+                        conns.remove(&conn);
+                        core.handle_closed(conn, reason, now);
+                    }
+                }
+            }
+            cmd = cmds.next() => match cmd {
+                Some(f) => f(&mut core, &mut handler, Instant::now()),
+                None => break,
+            },
+            _ = sleep => core.handle_timeout(Instant::now()),
+        }
+    }
+    handler.on_shutdown(&mut core);
+}
+
+/// Resolves and connects, trying each address in turn, with the configured buffer sizes and
+/// TCP_NODELAY.
+async fn connect(host: String, port: u16, opts: &SocketOptions) -> Result<Async<TcpStream>, String> {
+    let lookup = host.clone();
+    let addrs: Vec<_> = smol::unblock(move || (lookup.as_str(), port).to_socket_addrs())
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last = format!("{host} resolved to no address");
+    for addr in addrs {
+        let opts = opts.clone();
+        // A blocking connect on smol's thread pool: simplest way to get buffer sizes set
+        // before connecting; the core bounds the wait with its own setup timeout.
+        let attempt = smol::unblock(move || -> std::io::Result<TcpStream> {
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            if let Some(size) = opts.send_buffer {
+                sock.set_send_buffer_size(size as usize)?;
+            }
+            if let Some(size) = opts.receive_buffer {
+                sock.set_recv_buffer_size(size as usize)?;
+            }
+            sock.set_nodelay(true)?;
+            sock.connect(&addr.into())?;
+            Ok(sock.into())
+        });
+        match attempt.await.and_then(Async::new) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+async fn connection(
+    conn: ConnId,
+    host: String,
+    port: u16,
+    opts: SocketOptions,
+    outgoing: async_channel::Receiver<Bytes>,
+    io: async_channel::Sender<Io>,
+) {
+    let stream = match connect(host, port, &opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = io.send(Io::Closed(conn, CloseReason::ConnectFailed(e))).await;
+            return;
+        }
+    };
+    let _ = io.send(Io::Connected(conn)).await;
+    // `&Async<TcpStream>` reads and writes, so both halves borrow the one stream.
+    let (mut rd, mut wr) = (&stream, &stream);
+    let reader = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) => return CloseReason::PeerClosed,
+                Ok(n) => {
+                    let _ = io.send(Io::Data(conn, Bytes::copy_from_slice(&buf[..n]))).await;
+                }
+                Err(e) => return CloseReason::Io(e.to_string()),
+            }
+        }
+    };
+    let writer = async {
+        while let Ok(data) = outgoing.recv().await {
+            if let Err(e) = wr.write_all(&data).await {
+                return Some(CloseReason::Io(e.to_string()));
+            }
+        }
+        None
+    };
+    select! {
+        reason = reader.fuse() => { let _ = io.send(Io::Closed(conn, reason)).await; }
+        failed = writer.fuse() => if let Some(reason) = failed {
+            let _ = io.send(Io::Closed(conn, reason)).await;
+        },
+    }
+}
