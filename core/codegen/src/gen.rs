@@ -39,13 +39,19 @@ impl Cond {
         }
     }
 
-    /// As a negated boolean expression.
-    pub fn not_expr(&self) -> String {
-        match self {
-            Cond::True => "false".into(),
-            Cond::False => "true".into(),
-            Cond::Expr(e) if e.starts_with('(') => format!("!{e}"),
-            Cond::Expr(e) => format!("!({e})"),
+    /// `version` is NOT in `set`, knowing that it lies in `ctx` (a condition that can be
+    /// joined with `&&`).
+    pub fn not_of(set: Option<Range>, ctx: Range) -> Cond {
+        let Some(i) = intersect(set, Some(ctx)) else {
+            return Cond::True;
+        };
+        let lo_matters = i.lo > ctx.lo;
+        let hi_matters = i.hi < ctx.hi;
+        match (lo_matters, hi_matters) {
+            (false, false) => Cond::False,
+            (true, false) => Cond::Expr(format!("version < {}", i.lo)),
+            (false, true) => Cond::Expr(format!("version > {}", i.hi)),
+            (true, true) => Cond::Expr(format!("!({}..={}).contains(&version)", i.lo, i.hi)),
         }
     }
 }
@@ -86,6 +92,9 @@ fn parse_int(s: &str) -> Result<i128, String> {
     .map_err(|e| format!("bad integer default {s:?}: {e}"))?;
     Ok(if neg { -v } else { v })
 }
+
+/// A field's versions within a context: (present, untagged part, tagged part).
+type Split = (Option<Range>, Option<Range>, Option<Range>);
 
 pub struct Gen<'a> {
     pub msg: &'a MessageSpec,
@@ -205,7 +214,9 @@ impl<'a> Gen<'a> {
             Ty::Int64 => int(i64::MIN as i128, i64::MAX as i128)?,
             Ty::Float64 => {
                 let v: f64 = match d {
-                    Some(s) => s.parse().map_err(|e| format!("bad float default {s:?}: {e}"))?,
+                    Some(s) => s
+                        .parse()
+                        .map_err(|e| format!("bad float default {s:?}: {e}"))?,
                     None => 0.0,
                 };
                 (format!("{v:?}"), v.to_bits() == 0)
@@ -382,7 +393,9 @@ impl<'a> Gen<'a> {
     fn enc_null(ty: &Ty, compact: &str, buf: &str, tagged: bool) -> String {
         match ty {
             Ty::String => format!("{buf}.put_nullable_string(None, {compact})?;\n"),
-            Ty::Bytes | Ty::Records => format!("{buf}.put_nullable_byte_field(None, {compact})?;\n"),
+            Ty::Bytes | Ty::Records => {
+                format!("{buf}.put_nullable_byte_field(None, {compact})?;\n")
+            }
             Ty::Array(_) => format!("{buf}.put_array_len(None, {compact})?;\n"),
             Ty::Struct(_) if tagged => format!("{buf}.put_unsigned_varint(0);\n"),
             Ty::Struct(_) => format!("{buf}.put_i8(-1);\n"),
@@ -404,6 +417,21 @@ impl<'a> Gen<'a> {
             return self.enc_value(&f.ty, &Val::place(format!("self.{id}")), &compact, buf);
         }
         let nullable = Cond::of(f.nullable, ctx);
+        if nullable == Cond::True {
+            match f.ty {
+                Ty::String => {
+                    return format!(
+                        "{buf}.put_nullable_string(self.{id}.as_deref(), {compact})?;\n"
+                    )
+                }
+                Ty::Bytes | Ty::Records => {
+                    return format!(
+                        "{buf}.put_nullable_byte_field(self.{id}.as_deref(), {compact})?;\n"
+                    )
+                }
+                _ => {}
+            }
+        }
         let is_struct = matches!(f.ty, Ty::Struct(_));
         let mut some = String::new();
         if is_struct {
@@ -416,7 +444,7 @@ impl<'a> Gen<'a> {
                 Cond::True => some.push_str(&marker),
                 Cond::False => {}
                 Cond::Expr(e) => {
-                    let _ = write!(some, "if {e} {{ {marker} }}\n");
+                    let _ = writeln!(some, "if {e} {{ {marker} }}");
                 }
             }
         }
@@ -432,7 +460,7 @@ impl<'a> Gen<'a> {
                 let _ = write!(out, "None => {{\n{null}}}\n");
             }
             Cond::False => {
-                let _ = write!(out, "None => {err},\n");
+                let _ = writeln!(out, "None => {err},");
             }
             Cond::Expr(e) => {
                 let _ = write!(out, "None if {e} => {{\n{null}}}\nNone => {err},\n");
@@ -449,7 +477,7 @@ impl<'a> Gen<'a> {
     }
 
     /// (present range within ctx, untagged part, tagged part)
-    fn split(&self, f: &Field, ctx: Range) -> Result<(Option<Range>, Option<Range>, Option<Range>), String> {
+    fn split(&self, f: &Field, ctx: Range) -> Result<Split, String> {
         let present = intersect(f.versions, Some(ctx));
         let tagged = intersect(f.tagged, present);
         let untagged = match (present, tagged) {
@@ -485,12 +513,16 @@ impl<'a> Gen<'a> {
             let check_missing = !f.ignorable && present_c != Cond::True;
             let nd = self.non_default(f, &format!("self.{id}"))?;
             let missing = Self::field_not_in_version(&s.name, &f.name);
-            if untagged.is_some() && untagged == present {
-                let body = self.enc_field(&s.name, f, untagged.unwrap(), "buf", false);
+            if let Some(u) = untagged.filter(|_| untagged == present) {
+                let body = self.enc_field(&s.name, f, u, "buf", false);
                 match (&untagged_c, check_missing) {
                     (Cond::True, _) => out.push_str(&body),
                     (c, true) => {
-                        let _ = write!(out, "if {} {{\n{body}}} else if {nd} {{\n{missing}}}\n", c.expr());
+                        let _ = write!(
+                            out,
+                            "if {} {{\n{body}}} else if {nd} {{\n{missing}}}\n",
+                            c.expr()
+                        );
                     }
                     (c, false) => {
                         let _ = write!(out, "if {} {{\n{body}}}\n", c.expr());
@@ -507,12 +539,13 @@ impl<'a> Gen<'a> {
                     }
                 }
                 if check_missing {
-                    match &present_c {
-                        Cond::False => {
+                    match Cond::not_of(present, ctx) {
+                        Cond::False => {}
+                        Cond::True => {
                             let _ = write!(out, "if {nd} {{\n{missing}}}\n");
                         }
-                        c => {
-                            let _ = write!(out, "if {} && {nd} {{\n{missing}}}\n", c.not_expr());
+                        Cond::Expr(c) => {
+                            let _ = write!(out, "if {c} && {nd} {{\n{missing}}}\n");
                         }
                     }
                 }
@@ -584,7 +617,10 @@ impl<'a> Gen<'a> {
             Ty::Struct(n) => format!("{n}::decode(r, version)?"),
             Ty::Array(inner) => {
                 let min = self.elem_min(f, inner, range);
-                format!("read_array(r, {compact}, {min}, {})?", self.elem_reader(inner, compact))
+                format!(
+                    "read_array(r, {compact}, {min}, {})?",
+                    self.elem_reader(inner, compact)
+                )
             }
         }
     }
@@ -607,7 +643,14 @@ impl<'a> Gen<'a> {
     }
 
     /// An expression reading a null value of `ty` (nullable version).
-    fn dec_nullable(&self, f: &Field, ty: &Ty, compact: &str, range: Range, tagged: bool) -> String {
+    fn dec_nullable(
+        &self,
+        f: &Field,
+        ty: &Ty,
+        compact: &str,
+        range: Range,
+        tagged: bool,
+    ) -> String {
         match ty {
             Ty::String => format!("r.read_nullable_string({compact})?"),
             Ty::Bytes | Ty::Records => format!("r.read_nullable_bytes({compact})?"),
@@ -676,7 +719,8 @@ impl<'a> Gen<'a> {
                 .collect();
             tagged_fields.sort_by_key(|f| f.tag);
             let sec = if tagged_fields.is_empty() {
-                "this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;\n".to_string()
+                "this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;\n"
+                    .to_string()
             } else {
                 let mut arms = String::new();
                 for f in tagged_fields {
@@ -687,7 +731,7 @@ impl<'a> Gen<'a> {
                         c => format!(" if {}", c.expr()),
                     };
                     let e = self.dec_field(f, t, true);
-                    let _ = write!(arms, "{}{guard} => this.{id} = {e},\n", f.tag.unwrap());
+                    let _ = writeln!(arms, "{}{guard} => this.{id} = {e},", f.tag.unwrap());
                 }
                 format!(
                     "this.unknown_tagged_fields = r.read_tagged_fields(|tag, r| {{\nmatch tag {{\n{arms}_ => return Ok(false),\n}}\nOk(true)\n}})?;\n"
@@ -734,13 +778,17 @@ impl<'a> Gen<'a> {
         let mut out = String::new();
         for f in &s.fields {
             let id = field_ident(&f.name);
-            let Some(p) = intersect(f.versions, Some(ctx)) else { continue };
+            let Some(p) = intersect(f.versions, Some(ctx)) else {
+                continue;
+            };
             let v = Self::rand_value(&f.ty);
             let e = if f.is_option() {
                 match Cond::of(f.nullable, p) {
                     Cond::True => format!("rng.option(|rng| {v})"),
                     Cond::False => format!("Some({v})"),
-                    Cond::Expr(c) => format!("if {c} {{ rng.option(|rng| {v}) }} else {{ Some({v}) }}"),
+                    Cond::Expr(c) => {
+                        format!("if {c} {{ rng.option(|rng| {v}) }} else {{ Some({v}) }}")
+                    }
                 }
             } else {
                 v
@@ -755,8 +803,14 @@ impl<'a> Gen<'a> {
             }
         }
         if intersect(self.msg.flexible, Some(ctx)).is_some() {
-            let first_free = s.fields.iter().filter_map(|f| f.tag).max().map_or(0, |t| t + 1);
-            let sec = format!("this.unknown_tagged_fields = rng.unknown_tagged_fields({first_free});\n");
+            let first_free = s
+                .fields
+                .iter()
+                .filter_map(|f| f.tag)
+                .max()
+                .map_or(0, |t| t + 1);
+            let sec =
+                format!("this.unknown_tagged_fields = rng.unknown_tagged_fields({first_free});\n");
             match Cond::of(self.msg.flexible, ctx) {
                 Cond::True => out.push_str(&sec),
                 c => {
@@ -786,7 +840,10 @@ impl<'a> Gen<'a> {
             parts.push(format!("tag {tag} in {}", t.text()));
         }
         if let Some(d) = &f.default {
-            parts.push(format!("default `{}`", if d.is_empty() { "\"\"" } else { d }));
+            parts.push(format!(
+                "default `{}`",
+                if d.is_empty() { "\"\"" } else { d }
+            ));
         }
         if f.ignorable {
             parts.push("ignorable".into());
@@ -797,7 +854,12 @@ impl<'a> Gen<'a> {
         if let Some(e) = &f.entity_type {
             parts.push(format!("entity type {e}"));
         }
-        format!("`{}` (`{}`): {}.", f.name, f.ty.spec_name(), parts.join(", "))
+        format!(
+            "`{}` (`{}`): {}.",
+            f.name,
+            f.ty.spec_name(),
+            parts.join(", ")
+        )
     }
 
     fn message_doc(&self) -> String {
@@ -855,7 +917,11 @@ impl<'a> Gen<'a> {
             "/// Tagged fields this build does not know, kept to be written back unchanged.\npub unknown_tagged_fields: Vec<RawTaggedField>,\n}\n\n",
         );
         if !all_type_defaults {
-            let _ = writeln!(out, "impl Default for {} {{\nfn default() -> Self {{\n{} {{", s.name, s.name);
+            let _ = writeln!(
+                out,
+                "impl Default for {} {{\nfn default() -> Self {{\n{} {{",
+                s.name, s.name
+            );
             for (f, d) in s.fields.iter().zip(&defaults) {
                 let _ = writeln!(out, "{}: {d},", field_ident(&f.name));
             }
@@ -929,13 +995,35 @@ impl<'a> Gen<'a> {
     pub fn module_body(&self) -> Result<String, String> {
         let m = self.msg;
         const RESERVED: &[&str] = &[
-            "Bytes", "BufMut", "Reader", "Writer", "Uuid", "RawTaggedField", "DecodeError",
-            "EncodeError", "Message", "Request", "Response", "ApiKey", "Option", "Result", "Vec",
-            "String", "Some", "None", "Ok", "Err", "Default", "Self",
+            "Bytes",
+            "BufMut",
+            "Reader",
+            "Writer",
+            "Uuid",
+            "RawTaggedField",
+            "DecodeError",
+            "EncodeError",
+            "Message",
+            "Request",
+            "Response",
+            "ApiKey",
+            "Option",
+            "Result",
+            "Vec",
+            "String",
+            "Some",
+            "None",
+            "Ok",
+            "Err",
+            "Default",
+            "Self",
         ];
         for s in &m.structs {
             if RESERVED.contains(&s.name.as_str()) {
-                return Err(format!("{}: struct name {} collides with an import", m.file, s.name));
+                return Err(format!(
+                    "{}: struct name {} collides with an import",
+                    m.file, s.name
+                ));
             }
         }
         let mut body = String::new();
@@ -968,10 +1056,16 @@ impl<'a> Gen<'a> {
             .filter(|n| uses_ident(&body, n))
             .collect();
         uses.push(format!("use bytes::{{{}}};", bytes.join(", ")));
-        let mut codec: Vec<&str> = ["DecodeError", "EncodeError", "RawTaggedField", "Reader", "Uuid"]
-            .into_iter()
-            .filter(|n| uses_ident(&body, n))
-            .collect();
+        let mut codec: Vec<&str> = [
+            "DecodeError",
+            "EncodeError",
+            "RawTaggedField",
+            "Reader",
+            "Uuid",
+        ]
+        .into_iter()
+        .filter(|n| uses_ident(&body, n))
+        .collect();
         const WRITER_METHODS: &[&str] = &[
             ".put_bool(",
             ".put_uuid(",
@@ -998,7 +1092,10 @@ impl<'a> Gen<'a> {
             .filter(|n| uses_ident(&body, n))
             .collect();
         if !support.is_empty() {
-            uses.push(format!("use crate::protocol::support::{{{}}};", support.join(", ")));
+            uses.push(format!(
+                "use crate::protocol::support::{{{}}};",
+                support.join(", ")
+            ));
         }
         Ok(format!("{}\n\n{body}", uses.join("\n")))
     }

@@ -104,7 +104,10 @@ fn run() -> Result<(), String> {
             .ok_or(format!("{}: no matching response", request.file))?;
         let name = api_variant(&request.name);
         if api_variant(&response.name) != name {
-            return Err(format!("API key {key}: {} vs {}", request.name, response.name));
+            return Err(format!(
+                "API key {key}: {} vs {}",
+                request.name, response.name
+            ));
         }
         apis.push(Api {
             key,
@@ -146,7 +149,7 @@ fn run() -> Result<(), String> {
     files.insert("api_key.rs".into(), tables::api_key(&apis));
     files.insert("error_code.rs".into(), tables::error_code(&errors));
     files.insert("dispatch.rs".into(), tables::dispatch(&apis));
-    files.insert("roundtrip.rs".into(), tables::roundtrip(&apis, &others));
+    files.insert("visit.rs".into(), tables::visit(&apis, &others));
     files.insert("mod.rs".into(), tables::module(&apis, &others));
 
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;

@@ -311,8 +311,9 @@ pub fn load(path: &Path) -> Result<MessageSpec, String> {
     let name = str_of(&v, "name")
         .ok_or(format!("{file}: no name"))?
         .to_string();
-    let valid = parse_versions(str_of(&v, "validVersions").ok_or(format!("{file}: no validVersions"))?)?
-        .ok_or(format!("{file}: validVersions none"))?;
+    let valid =
+        parse_versions(str_of(&v, "validVersions").ok_or(format!("{file}: no validVersions"))?)?
+            .ok_or(format!("{file}: validVersions none"))?;
     let flexible = parse_versions(str_of(&v, "flexibleVersions").unwrap_or("none"))?;
     let api_key = v.get("apiKey").and_then(Value::as_i64).map(|k| k as i16);
     let latest_unstable = v
@@ -335,13 +336,23 @@ pub fn load(path: &Path) -> Result<MessageSpec, String> {
     }
     for (cname, cs) in &common {
         let mut fields = Vec::new();
-        for f in cs.get("fields").and_then(Value::as_array).into_iter().flatten() {
+        for f in cs
+            .get("fields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             fields.push(parse_field(f, cname, &mut defs, &mut order)?);
         }
         defs.insert(cname.clone(), fields);
     }
     let mut top_fields = Vec::new();
-    for f in v.get("fields").and_then(Value::as_array).into_iter().flatten() {
+    for f in v
+        .get("fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         top_fields.push(parse_field(f, &name, &mut defs, &mut order)?);
     }
     if defs.contains_key(&name) {
@@ -364,14 +375,18 @@ pub fn load(path: &Path) -> Result<MessageSpec, String> {
             return Err("struct nesting too deep (recursive types?)".into());
         }
         for f in fields {
-            let Some(sname) = f.ty.struct_name() else { continue };
+            let Some(sname) = f.ty.struct_name() else {
+                continue;
+            };
             let sub = defs
                 .get(sname)
                 .ok_or(format!("field {} refers to unknown struct {sname}", f.name))?;
             if !seen.iter().any(|s| s == sname) {
                 seen.push(sname.to_string());
             }
-            let Some(fctx) = intersect(f.versions, Some(ctx)) else { continue };
+            let Some(fctx) = intersect(f.versions, Some(ctx)) else {
+                continue;
+            };
             let merged = match ctxs.get(sname) {
                 Some(prev) => prev.hull(fctx),
                 None => fctx,
@@ -460,13 +475,22 @@ pub fn load_errors(path: &Path) -> Result<Vec<ErrorRow>, String> {
             .parse::<i16>()
             .map_err(|e| format!("error table line {}: {e}", i + 1))?;
         let name = cols[1].to_string();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
             return Err(format!("error table line {}: bad name {name:?}", i + 1));
         }
         let retriable = match cols[2] {
             "true" => true,
             "false" => false,
-            other => return Err(format!("error table line {}: bad retriable {other:?}", i + 1)),
+            other => {
+                return Err(format!(
+                    "error table line {}: bad retriable {other:?}",
+                    i + 1
+                ))
+            }
         };
         let exception = match cols[3] {
             "" | "-" => None,
@@ -494,7 +518,8 @@ pub fn snake(name: &str) -> String {
     let mut out = String::new();
     for (i, &c) in chars.iter().enumerate() {
         if c.is_ascii_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
             let next_lower = i + 1 < chars.len() && chars[i + 1].is_ascii_lowercase();
             let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
             if i > 0 && (prev_lower || (prev_upper && next_lower)) {

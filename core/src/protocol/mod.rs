@@ -36,7 +36,6 @@ use bytes::{BufMut, Bytes};
 
 use crate::codec::{DecodeError, EncodeError, Reader};
 
-#[allow(missing_docs)]
 pub mod generated;
 pub(crate) mod support;
 #[cfg(feature = "fuzzing")]

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::Message;
 use crate::codec::{RawTaggedField, Reader, Uuid};
 
-pub use super::generated::roundtrip::roundtrip_all;
+pub use super::generated::visit::visit_all;
 
 /// A small deterministic generator (SplitMix64): the same seed gives the same messages.
 #[derive(Debug, Clone)]
@@ -109,7 +109,9 @@ impl Rng {
 
     /// A short string: empty, ASCII, or with multi-byte characters.
     pub fn string(&mut self) -> String {
-        const PIECES: &[&str] = &["a", "topic", "-", "_", ".", "é", "日本", "🦀", " ", "0", "\u{0}"];
+        const PIECES: &[&str] = &[
+            "a", "topic", "-", "_", ".", "é", "日本", "🦀", " ", "0", "\u{0}",
+        ];
         let n = match self.below(4) {
             0 => 0,
             _ => self.below(6) as usize + 1,
@@ -125,7 +127,10 @@ impl Rng {
             0 => 0,
             _ => self.below(24) as usize + 1,
         };
-        (0..n).map(|_| self.next_u64() as u8).collect::<Vec<u8>>().into()
+        (0..n)
+            .map(|_| self.next_u64() as u8)
+            .collect::<Vec<u8>>()
+            .into()
     }
 
     /// `None` a quarter of the time, else `Some(f(self))`.
@@ -170,6 +175,35 @@ impl Rng {
     }
 }
 
+/// Something done once per message type; see [`visit_all`].
+pub trait MessageVisitor {
+    /// Called with the random builder of one top-level message type `M`.
+    fn visit<M: Message>(&mut self, random: fn(&mut Rng, i16) -> M) -> Result<(), String>;
+}
+
+/// For every message in [`ALL_MESSAGES`](super::ALL_MESSAGES) and each of its versions: builds a
+/// random value from `seed`, encodes, decodes (which must use exactly the encoded bytes),
+/// compares, and re-encodes to the same bytes. Returns how many (message, version) pairs were
+/// checked, or a description of the first failure.
+pub fn roundtrip_all(seed: u64) -> Result<usize, String> {
+    struct RoundTrip {
+        rng: Rng,
+        checked: usize,
+    }
+    impl MessageVisitor for RoundTrip {
+        fn visit<M: Message>(&mut self, random: fn(&mut Rng, i16) -> M) -> Result<(), String> {
+            self.checked += check_roundtrip(&mut self.rng, random)?;
+            Ok(())
+        }
+    }
+    let mut v = RoundTrip {
+        rng: Rng::new(seed),
+        checked: 0,
+    };
+    visit_all(&mut v)?;
+    Ok(v.checked)
+}
+
 /// For every version of `M`: builds a random value, encodes it, decodes it (which must consume
 /// exactly the encoded bytes), compares, and re-encodes to the same bytes. Returns the number of
 /// versions checked.
@@ -188,7 +222,11 @@ pub fn check_roundtrip<M: Message>(
         let mut r = Reader::new(Bytes::from(buf.clone()));
         let back = M::decode(&mut r, version).map_err(|e| fail(format!("decode failed: {e}")))?;
         if !r.is_empty() {
-            return Err(fail(format!("decode left {} of {} bytes", r.remaining(), buf.len())));
+            return Err(fail(format!(
+                "decode left {} of {} bytes",
+                r.remaining(),
+                buf.len()
+            )));
         }
         if back != value {
             return Err(fail(format!("decoded value differs: {back:#?}")));

@@ -229,14 +229,7 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             write_array(buf, &self.responses, true, |buf, e| e.encode(buf, version))?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
@@ -348,14 +341,7 @@ pub mod response {
         pub fn encode<B: BufMut>(&self, buf: &mut B, _version: i16) -> Result<(), EncodeError> {
             buf.put_i32(self.partition_index);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }

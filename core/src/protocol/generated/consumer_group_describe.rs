@@ -185,14 +185,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             buf.put_string(&self.group_id, true)?;
             buf.put_string(&self.group_state, true)?;
             buf.put_i32(self.group_epoch);
@@ -271,36 +264,15 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.member_id, true)?;
-            match &self.instance_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
-            match &self.rack_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.instance_id.as_deref(), true)?;
+            buf.put_nullable_string(self.rack_id.as_deref(), true)?;
             buf.put_i32(self.member_epoch);
             buf.put_string(&self.client_id, true)?;
             buf.put_string(&self.client_host, true)?;
             write_array(buf, &self.subscribed_topic_names, true, |buf, e| {
                 buf.put_string(e, true)
             })?;
-            match &self.subscribed_topic_regex {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.subscribed_topic_regex.as_deref(), true)?;
             self.assignment.encode(buf, version)?;
             self.target_assignment.encode(buf, version)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);

@@ -74,22 +74,8 @@ pub mod request {
             buf.put_string(&self.group_id, true)?;
             buf.put_string(&self.member_id, true)?;
             buf.put_i32(self.member_epoch);
-            match &self.instance_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
-            match &self.rack_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.instance_id.as_deref(), true)?;
+            buf.put_nullable_string(self.rack_id.as_deref(), true)?;
             buf.put_i32(self.rebalance_timeout_ms);
             match &self.subscribed_topic_names {
                 Some(v) => {
@@ -100,14 +86,7 @@ pub mod request {
                 }
             }
             if version >= 1 {
-                match &self.subscribed_topic_regex {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.subscribed_topic_regex.as_deref(), true)?;
             } else if self.subscribed_topic_regex.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "ConsumerGroupHeartbeatRequest",
@@ -115,14 +94,7 @@ pub mod request {
                     version,
                 });
             }
-            match &self.server_assignor {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.server_assignor.as_deref(), true)?;
             match &self.topic_partitions {
                 Some(v) => {
                     write_array(buf, v, true, |buf, e| e.encode(buf, version))?;
@@ -277,22 +249,8 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
-            match &self.member_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
+            buf.put_nullable_string(self.member_id.as_deref(), true)?;
             buf.put_i32(self.member_epoch);
             buf.put_i32(self.heartbeat_interval_ms);
             match &self.assignment {

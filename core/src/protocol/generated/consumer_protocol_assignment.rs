@@ -35,14 +35,7 @@ impl Message for ConsumerProtocolAssignment {
         write_array(buf, &self.assigned_partitions, false, |buf, e| {
             e.encode(buf, version)
         })?;
-        match &self.user_data {
-            Some(v) => {
-                buf.put_byte_field(v, false)?;
-            }
-            None => {
-                buf.put_nullable_byte_field(None, false)?;
-            }
-        }
+        buf.put_nullable_byte_field(self.user_data.as_deref(), false)?;
         if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ConsumerProtocolAssignment",

@@ -52,14 +52,7 @@ impl Message for ConsumerProtocolSubscription {
             });
         }
         write_array(buf, &self.topics, false, |buf, e| buf.put_string(e, false))?;
-        match &self.user_data {
-            Some(v) => {
-                buf.put_byte_field(v, false)?;
-            }
-            None => {
-                buf.put_nullable_byte_field(None, false)?;
-            }
-        }
+        buf.put_nullable_byte_field(self.user_data.as_deref(), false)?;
         if version >= 1 {
             write_array(buf, &self.owned_partitions, false, |buf, e| {
                 e.encode(buf, version)
@@ -69,14 +62,7 @@ impl Message for ConsumerProtocolSubscription {
             buf.put_i32(self.generation_id);
         }
         if version >= 3 {
-            match &self.rack_id {
-                Some(v) => {
-                    buf.put_string(v, false)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, false)?;
-                }
-            }
+            buf.put_nullable_string(self.rack_id.as_deref(), false)?;
         }
         if !self.unknown_tagged_fields.is_empty() {
             return Err(EncodeError::FieldNotInVersion {

@@ -54,14 +54,7 @@ pub mod request {
                 });
             }
             if version >= 3 {
-                match &self.owner_principal_type {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.owner_principal_type.as_deref(), true)?;
             } else if self.owner_principal_type.as_deref() != Some("") {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "CreateDelegationTokenRequest",
@@ -70,14 +63,7 @@ pub mod request {
                 });
             }
             if version >= 3 {
-                match &self.owner_principal_name {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.owner_principal_name.as_deref(), true)?;
             } else if self.owner_principal_name.as_deref() != Some("") {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "CreateDelegationTokenRequest",

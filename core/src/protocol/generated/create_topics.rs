@@ -271,14 +271,7 @@ pub mod request {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.name, version >= 5)?;
-            match &self.value {
-                Some(v) => {
-                    buf.put_string(v, version >= 5)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 5)?;
-                }
-            }
+            buf.put_nullable_string(self.value.as_deref(), version >= 5)?;
             if version >= 5 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {
@@ -456,14 +449,7 @@ pub mod response {
             }
             buf.put_i16(self.error_code);
             if version >= 1 {
-                match &self.error_message {
-                    Some(v) => {
-                        buf.put_string(v, version >= 5)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 5)?;
-                    }
-                }
+                buf.put_nullable_string(self.error_message.as_deref(), version >= 5)?;
             }
             if version >= 5 {
                 buf.put_i32(self.num_partitions);
@@ -601,14 +587,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, _version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.name, true)?;
-            match &self.value {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.value.as_deref(), true)?;
             buf.put_bool(self.read_only);
             buf.put_i8(self.config_source);
             buf.put_bool(self.is_sensitive);

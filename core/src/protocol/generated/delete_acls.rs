@@ -120,14 +120,7 @@ pub mod request {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i8(self.resource_type_filter);
-            match &self.resource_name_filter {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.resource_name_filter.as_deref(), version >= 2)?;
             if version >= 1 {
                 buf.put_i8(self.pattern_type_filter);
             } else if self.pattern_type_filter != 3 {
@@ -137,22 +130,8 @@ pub mod request {
                     version,
                 });
             }
-            match &self.principal_filter {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
-            match &self.host_filter {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.principal_filter.as_deref(), version >= 2)?;
+            buf.put_nullable_string(self.host_filter.as_deref(), version >= 2)?;
             buf.put_i8(self.operation);
             buf.put_i8(self.permission_type);
             if version >= 2 {
@@ -320,14 +299,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 2)?;
             write_array(buf, &self.matching_acls, version >= 2, |buf, e| {
                 e.encode(buf, version)
             })?;
@@ -419,14 +391,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 2)?;
             buf.put_i8(self.resource_type);
             buf.put_string(&self.resource_name, version >= 2)?;
             if version >= 1 {

@@ -121,14 +121,7 @@ pub mod request {
     impl DeleteTopicState {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, _version: i16) -> Result<(), EncodeError> {
-            match &self.name {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.name.as_deref(), true)?;
             buf.put_uuid(&self.topic_id);
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
@@ -297,14 +290,7 @@ pub mod response {
             }
             buf.put_i16(self.error_code);
             if version >= 5 {
-                match &self.error_message {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.error_message.as_deref(), true)?;
             }
             if version >= 4 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);

@@ -62,14 +62,7 @@ pub mod request {
                 });
             }
             buf.put_i8(self.resource_type_filter);
-            match &self.resource_name_filter {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.resource_name_filter.as_deref(), version >= 2)?;
             if version >= 1 {
                 buf.put_i8(self.pattern_type_filter);
             } else if self.pattern_type_filter != 3 {
@@ -79,22 +72,8 @@ pub mod request {
                     version,
                 });
             }
-            match &self.principal_filter {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
-            match &self.host_filter {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.principal_filter.as_deref(), version >= 2)?;
+            buf.put_nullable_string(self.host_filter.as_deref(), version >= 2)?;
             buf.put_i8(self.operation);
             buf.put_i8(self.permission_type);
             if version >= 2 {
@@ -208,14 +187,7 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 2)?;
             write_array(buf, &self.resources, version >= 2, |buf, e| {
                 e.encode(buf, version)
             })?;

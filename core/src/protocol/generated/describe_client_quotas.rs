@@ -114,14 +114,7 @@ pub mod request {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.entity_type, version >= 1)?;
             buf.put_i8(self.match_type);
-            match &self.r#match {
-                Some(v) => {
-                    buf.put_string(v, version >= 1)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 1)?;
-                }
-            }
+            buf.put_nullable_string(self.r#match.as_deref(), version >= 1)?;
             if version >= 1 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {
@@ -216,14 +209,7 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 1)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 1)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 1)?;
             match &self.entries {
                 Some(v) => {
                     write_array(buf, v, version >= 1, |buf, e| e.encode(buf, version))?;
@@ -363,14 +349,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.entity_type, version >= 1)?;
-            match &self.entity_name {
-                Some(v) => {
-                    buf.put_string(v, version >= 1)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 1)?;
-                }
-            }
+            buf.put_nullable_string(self.entity_name.as_deref(), version >= 1)?;
             if version >= 1 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {

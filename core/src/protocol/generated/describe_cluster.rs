@@ -157,14 +157,7 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             if version >= 1 {
                 buf.put_i8(self.endpoint_type);
             } else if self.endpoint_type != 1 {
@@ -246,14 +239,7 @@ pub mod response {
             buf.put_i32(self.broker_id);
             buf.put_string(&self.host, true)?;
             buf.put_i32(self.port);
-            match &self.rack {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.rack.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }

@@ -314,14 +314,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 4)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 4)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 4)?;
             buf.put_i8(self.resource_type);
             buf.put_string(&self.resource_name, version >= 4)?;
             write_array(buf, &self.configs, version >= 4, |buf, e| {
@@ -419,14 +412,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.name, version >= 4)?;
-            match &self.value {
-                Some(v) => {
-                    buf.put_string(v, version >= 4)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 4)?;
-                }
-            }
+            buf.put_nullable_string(self.value.as_deref(), version >= 4)?;
             buf.put_bool(self.read_only);
             if version <= 0 {
                 buf.put_bool(self.is_default);
@@ -450,14 +436,7 @@ pub mod response {
                 buf.put_i8(self.config_type);
             }
             if version >= 3 {
-                match &self.documentation {
-                    Some(v) => {
-                        buf.put_string(v, version >= 4)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 4)?;
-                    }
-                }
+                buf.put_nullable_string(self.documentation.as_deref(), version >= 4)?;
             }
             if version >= 4 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -561,14 +540,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.name, version >= 4)?;
-            match &self.value {
-                Some(v) => {
-                    buf.put_string(v, version >= 4)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 4)?;
-                }
-            }
+            buf.put_nullable_string(self.value.as_deref(), version >= 4)?;
             buf.put_i8(self.source);
             if version >= 4 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);

@@ -319,14 +319,7 @@ pub mod response {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.member_id, version >= 5)?;
             if version >= 4 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 5)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 5)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 5)?;
             }
             buf.put_string(&self.client_id, version >= 5)?;
             buf.put_string(&self.client_host, version >= 5)?;

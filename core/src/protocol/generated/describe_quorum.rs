@@ -198,14 +198,7 @@ pub mod response {
             }
             buf.put_i16(self.error_code);
             if version >= 2 {
-                match &self.error_message {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.error_message.as_deref(), true)?;
             }
             write_array(buf, &self.topics, true, |buf, e| e.encode(buf, version))?;
             if version >= 2 {
@@ -347,14 +340,7 @@ pub mod response {
             buf.put_i32(self.partition_index);
             buf.put_i16(self.error_code);
             if version >= 2 {
-                match &self.error_message {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.error_message.as_deref(), true)?;
             }
             buf.put_i32(self.leader_id);
             buf.put_i32(self.leader_epoch);

@@ -302,14 +302,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.name {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.name.as_deref(), true)?;
             buf.put_uuid(&self.topic_id);
             buf.put_bool(self.is_internal);
             write_array(buf, &self.partitions, true, |buf, e| e.encode(buf, version))?;

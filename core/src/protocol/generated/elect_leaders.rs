@@ -368,14 +368,7 @@ pub mod response {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i32(self.partition_id);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 2)?;
             if version >= 2 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {

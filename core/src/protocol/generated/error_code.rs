@@ -8,7 +8,6 @@
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ErrorCode(pub i16);
 
-#[allow(missing_docs)]
 impl ErrorCode {
     /// Code -1 (not retriable, Java `UnknownServerException`).
     pub const UNKNOWN_SERVER_ERROR: ErrorCode = ErrorCode(-1);

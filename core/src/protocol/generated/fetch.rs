@@ -86,7 +86,7 @@ pub mod request {
                     version,
                 });
             }
-            if !(version >= 15) && self.replica_state != ReplicaState::default() {
+            if version < 15 && self.replica_state != ReplicaState::default() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "FetchRequest",
                     field: "ReplicaState",
@@ -129,14 +129,7 @@ pub mod request {
                 if self.cluster_id.is_some() {
                     let mut b = Vec::new();
                     let w = &mut b;
-                    match &self.cluster_id {
-                        Some(v) => {
-                            w.put_string(v, true)?;
-                        }
-                        None => {
-                            w.put_nullable_string(None, true)?;
-                        }
-                    }
+                    w.put_nullable_string(self.cluster_id.as_deref(), true)?;
                     tagged.push((0, b));
                 }
                 if version >= 15 && self.replica_state != ReplicaState::default() {
@@ -638,7 +631,7 @@ pub mod response {
             write_array(buf, &self.responses, version >= 12, |buf, e| {
                 e.encode(buf, version)
             })?;
-            if !(version >= 16) && !self.node_endpoints.is_empty() {
+            if version < 16 && !self.node_endpoints.is_empty() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "FetchResponse",
                     field: "NodeEndpoints",
@@ -861,21 +854,21 @@ pub mod response {
             if version >= 5 {
                 buf.put_i64(self.log_start_offset);
             }
-            if !(version >= 12) && self.diverging_epoch != EpochEndOffset::default() {
+            if version < 12 && self.diverging_epoch != EpochEndOffset::default() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "PartitionData",
                     field: "DivergingEpoch",
                     version,
                 });
             }
-            if !(version >= 12) && self.current_leader != LeaderIdAndEpoch::default() {
+            if version < 12 && self.current_leader != LeaderIdAndEpoch::default() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "PartitionData",
                     field: "CurrentLeader",
                     version,
                 });
             }
-            if !(version >= 12) && self.snapshot_id != SnapshotId::default() {
+            if version < 12 && self.snapshot_id != SnapshotId::default() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "PartitionData",
                     field: "SnapshotId",
@@ -901,14 +894,7 @@ pub mod response {
                     version,
                 });
             }
-            match &self.records {
-                Some(v) => {
-                    buf.put_byte_field(v, version >= 12)?;
-                }
-                None => {
-                    buf.put_nullable_byte_field(None, version >= 12)?;
-                }
-            }
+            buf.put_nullable_byte_field(self.records.as_deref(), version >= 12)?;
             if version >= 12 {
                 let mut tagged: Vec<(u32, Vec<u8>)> = Vec::new();
                 if self.diverging_epoch != EpochEndOffset::default() {
@@ -1245,14 +1231,7 @@ pub mod response {
             buf.put_i32(self.node_id);
             buf.put_string(&self.host, true)?;
             buf.put_i32(self.port);
-            match &self.rack {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.rack.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }

@@ -199,14 +199,7 @@ pub mod response {
                 });
             }
             if (1..=3).contains(&version) {
-                match &self.error_message {
-                    Some(v) => {
-                        buf.put_string(v, version >= 3)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 3)?;
-                    }
-                }
+                buf.put_nullable_string(self.error_message.as_deref(), version >= 3)?;
             }
             if version <= 3 {
                 buf.put_i32(self.node_id);
@@ -368,14 +361,7 @@ pub mod response {
             buf.put_string(&self.host, true)?;
             buf.put_i32(self.port);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }

@@ -44,14 +44,7 @@ pub mod request {
             buf.put_i32(self.generation_id);
             buf.put_string(&self.member_id, version >= 4)?;
             if version >= 3 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 4)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 4)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 4)?;
             } else if self.group_instance_id.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "HeartbeatRequest",

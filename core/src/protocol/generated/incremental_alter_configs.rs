@@ -176,14 +176,7 @@ pub mod request {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.name, version >= 1)?;
             buf.put_i8(self.config_operation);
-            match &self.value {
-                Some(v) => {
-                    buf.put_string(v, version >= 1)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 1)?;
-                }
-            }
+            buf.put_nullable_string(self.value.as_deref(), version >= 1)?;
             if version >= 1 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {
@@ -340,14 +333,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 1)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 1)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 1)?;
             buf.put_i8(self.resource_type);
             buf.put_string(&self.resource_name, version >= 1)?;
             if version >= 1 {

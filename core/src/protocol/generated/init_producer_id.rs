@@ -52,14 +52,7 @@ pub mod request {
                     version,
                 });
             }
-            match &self.transactional_id {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.transactional_id.as_deref(), version >= 2)?;
             buf.put_i32(self.transaction_timeout_ms);
             if version >= 3 {
                 buf.put_i64(self.producer_id);

@@ -72,14 +72,7 @@ pub mod request {
             }
             buf.put_string(&self.member_id, version >= 6)?;
             if version >= 5 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 6)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 6)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 6)?;
             } else if self.group_instance_id.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "JoinGroupRequest",
@@ -92,14 +85,7 @@ pub mod request {
                 e.encode(buf, version)
             })?;
             if version >= 8 {
-                match &self.reason {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.reason.as_deref(), true)?;
             }
             if version >= 6 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -297,14 +283,7 @@ pub mod response {
             buf.put_i16(self.error_code);
             buf.put_i32(self.generation_id);
             if version >= 7 {
-                match &self.protocol_type {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.protocol_type.as_deref(), true)?;
             }
             match &self.protocol_name {
                 Some(v) => {
@@ -432,14 +411,7 @@ pub mod response {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.member_id, version >= 6)?;
             if version >= 5 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 6)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 6)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 6)?;
             }
             buf.put_byte_field(&self.metadata, version >= 6)?;
             if version >= 6 {

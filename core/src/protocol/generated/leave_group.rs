@@ -131,23 +131,9 @@ pub mod request {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.member_id, version >= 4)?;
-            match &self.group_instance_id {
-                Some(v) => {
-                    buf.put_string(v, version >= 4)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 4)?;
-                }
-            }
+            buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 4)?;
             if version >= 5 {
-                match &self.reason {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.reason.as_deref(), true)?;
             }
             if version >= 4 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -328,14 +314,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.member_id, version >= 4)?;
-            match &self.group_instance_id {
-                Some(v) => {
-                    buf.put_string(v, version >= 4)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 4)?;
-                }
-            }
+            buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 4)?;
             buf.put_i16(self.error_code);
             if version >= 4 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);

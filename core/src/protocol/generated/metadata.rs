@@ -323,14 +323,7 @@ pub mod response {
                 e.encode(buf, version)
             })?;
             if version >= 2 {
-                match &self.cluster_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 9)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 9)?;
-                    }
-                }
+                buf.put_nullable_string(self.cluster_id.as_deref(), version >= 9)?;
             }
             if version >= 1 {
                 buf.put_i32(self.controller_id);
@@ -440,14 +433,7 @@ pub mod response {
             buf.put_string(&self.host, version >= 9)?;
             buf.put_i32(self.port);
             if version >= 1 {
-                match &self.rack {
-                    Some(v) => {
-                        buf.put_string(v, version >= 9)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 9)?;
-                    }
-                }
+                buf.put_nullable_string(self.rack.as_deref(), version >= 9)?;
             }
             if version >= 9 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);

@@ -70,8 +70,6 @@ pub mod remove_raft_voter;
 pub mod renew_delegation_token;
 pub mod request_header;
 pub mod response_header;
-#[cfg(feature = "fuzzing")]
-pub mod roundtrip;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
@@ -82,6 +80,8 @@ pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
 pub mod update_features;
+#[cfg(feature = "fuzzing")]
+pub mod visit;
 pub mod write_share_group_state;
 pub mod write_txn_markers;
 

@@ -67,14 +67,7 @@ pub mod request {
                 buf.put_string(&self.member_id, version >= 8)?;
             }
             if version >= 7 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 8)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 8)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 8)?;
             } else if self.group_instance_id.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "OffsetCommitRequest",
@@ -262,14 +255,7 @@ pub mod request {
                     version,
                 });
             }
-            match &self.committed_metadata {
-                Some(v) => {
-                    buf.put_string(v, version >= 8)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 8)?;
-                }
-            }
+            buf.put_nullable_string(self.committed_metadata.as_deref(), version >= 8)?;
             if version >= 8 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {

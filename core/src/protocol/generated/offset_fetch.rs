@@ -268,14 +268,7 @@ pub mod request {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.group_id, true)?;
             if version >= 9 {
-                match &self.member_id {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.member_id.as_deref(), true)?;
             }
             if version >= 9 {
                 buf.put_i32(self.member_epoch);
@@ -601,14 +594,7 @@ pub mod response {
             if version >= 5 {
                 buf.put_i32(self.committed_leader_epoch);
             }
-            match &self.metadata {
-                Some(v) => {
-                    buf.put_string(v, version >= 6)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 6)?;
-                }
-            }
+            buf.put_nullable_string(self.metadata.as_deref(), version >= 6)?;
             buf.put_i16(self.error_code);
             if version >= 6 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -787,14 +773,7 @@ pub mod response {
             buf.put_i32(self.partition_index);
             buf.put_i64(self.committed_offset);
             buf.put_i32(self.committed_leader_epoch);
-            match &self.metadata {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.metadata.as_deref(), true)?;
             buf.put_i16(self.error_code);
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())

@@ -42,14 +42,7 @@ pub mod request {
                 });
             }
             if version >= 3 {
-                match &self.transactional_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 9)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 9)?;
-                    }
-                }
+                buf.put_nullable_string(self.transactional_id.as_deref(), version >= 9)?;
             } else if self.transactional_id.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "ProduceRequest",
@@ -197,14 +190,7 @@ pub mod request {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i32(self.index);
-            match &self.records {
-                Some(v) => {
-                    buf.put_byte_field(v, version >= 9)?;
-                }
-                None => {
-                    buf.put_nullable_byte_field(None, version >= 9)?;
-                }
-            }
+            buf.put_nullable_byte_field(self.records.as_deref(), version >= 9)?;
             if version >= 9 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {
@@ -287,7 +273,7 @@ pub mod response {
             if version >= 1 {
                 buf.put_i32(self.throttle_time_ms);
             }
-            if !(version >= 10) && !self.node_endpoints.is_empty() {
+            if version < 10 && !self.node_endpoints.is_empty() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "ProduceResponse",
                     field: "NodeEndpoints",
@@ -480,16 +466,9 @@ pub mod response {
                 })?;
             }
             if version >= 8 {
-                match &self.error_message {
-                    Some(v) => {
-                        buf.put_string(v, version >= 9)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 9)?;
-                    }
-                }
+                buf.put_nullable_string(self.error_message.as_deref(), version >= 9)?;
             }
-            if !(version >= 10) && self.current_leader != LeaderIdAndEpoch::default() {
+            if version < 10 && self.current_leader != LeaderIdAndEpoch::default() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "PartitionProduceResponse",
                     field: "CurrentLeader",
@@ -595,14 +574,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i32(self.batch_index);
-            match &self.batch_index_error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 9)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 9)?;
-                }
-            }
+            buf.put_nullable_string(self.batch_index_error_message.as_deref(), version >= 9)?;
             if version >= 9 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {
@@ -714,14 +686,7 @@ pub mod response {
             buf.put_i32(self.node_id);
             buf.put_string(&self.host, true)?;
             buf.put_i32(self.port);
-            match &self.rack {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.rack.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }

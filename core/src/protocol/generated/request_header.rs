@@ -51,14 +51,7 @@ impl Message for RequestHeader {
         buf.put_i16(self.request_api_version);
         buf.put_i32(self.correlation_id);
         if version >= 1 {
-            match &self.client_id {
-                Some(v) => {
-                    buf.put_string(v, false)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, false)?;
-                }
-            }
+            buf.put_nullable_string(self.client_id.as_deref(), false)?;
         }
         if version >= 2 {
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);

@@ -128,14 +128,7 @@ pub mod response {
                 });
             }
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, version >= 2)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 2)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), version >= 2)?;
             buf.put_byte_field(&self.auth_bytes, version >= 2)?;
             if version >= 1 {
                 buf.put_i64(self.session_lifetime_ms);

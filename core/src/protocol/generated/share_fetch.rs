@@ -65,22 +65,8 @@ pub mod request {
                     version,
                 });
             }
-            match &self.group_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
-            match &self.member_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.group_id.as_deref(), true)?;
+            buf.put_nullable_string(self.member_id.as_deref(), true)?;
             buf.put_i32(self.share_session_epoch);
             buf.put_i32(self.max_wait_ms);
             buf.put_i32(self.min_bytes);
@@ -365,14 +351,7 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             write_array(buf, &self.responses, true, |buf, e| e.encode(buf, version))?;
             write_array(buf, &self.node_endpoints, true, |buf, e| {
                 e.encode(buf, version)
@@ -502,32 +481,11 @@ pub mod response {
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i32(self.partition_index);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             buf.put_i16(self.acknowledge_error_code);
-            match &self.acknowledge_error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.acknowledge_error_message.as_deref(), true)?;
             self.current_leader.encode(buf, version)?;
-            match &self.records {
-                Some(v) => {
-                    buf.put_byte_field(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_byte_field(None, true)?;
-                }
-            }
+            buf.put_nullable_byte_field(self.records.as_deref(), true)?;
             write_array(buf, &self.acquired_records, true, |buf, e| {
                 e.encode(buf, version)
             })?;
@@ -680,14 +638,7 @@ pub mod response {
             buf.put_i32(self.node_id);
             buf.put_string(&self.host, true)?;
             buf.put_i32(self.port);
-            match &self.rack {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.rack.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }

@@ -185,14 +185,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             buf.put_string(&self.group_id, true)?;
             buf.put_string(&self.group_state, true)?;
             buf.put_i32(self.group_epoch);
@@ -265,14 +258,7 @@ pub mod response {
         /// Writes this struct as part of its message at `version` (not checked here).
         pub fn encode<B: BufMut>(&self, buf: &mut B, version: i16) -> Result<(), EncodeError> {
             buf.put_string(&self.member_id, true)?;
-            match &self.rack_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.rack_id.as_deref(), true)?;
             buf.put_i32(self.member_epoch);
             buf.put_string(&self.client_id, true)?;
             buf.put_string(&self.client_host, true)?;

@@ -46,14 +46,7 @@ pub mod request {
             buf.put_string(&self.group_id, true)?;
             buf.put_string(&self.member_id, true)?;
             buf.put_i32(self.member_epoch);
-            match &self.rack_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.rack_id.as_deref(), true)?;
             match &self.subscribed_topic_names {
                 Some(v) => {
                     write_array(buf, v, true, |buf, e| buf.put_string(e, true))?;
@@ -147,22 +140,8 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
-            match &self.member_id {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
+            buf.put_nullable_string(self.member_id.as_deref(), true)?;
             buf.put_i32(self.member_epoch);
             buf.put_i32(self.heartbeat_interval_ms);
             match &self.assignment {

@@ -51,14 +51,7 @@ pub mod request {
             buf.put_i32(self.generation_id);
             buf.put_string(&self.member_id, version >= 4)?;
             if version >= 3 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, version >= 4)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, version >= 4)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), version >= 4)?;
             } else if self.group_instance_id.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "SyncGroupRequest",
@@ -67,24 +60,10 @@ pub mod request {
                 });
             }
             if version >= 5 {
-                match &self.protocol_type {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.protocol_type.as_deref(), true)?;
             }
             if version >= 5 {
-                match &self.protocol_name {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.protocol_name.as_deref(), true)?;
             }
             write_array(buf, &self.assignments, version >= 4, |buf, e| {
                 e.encode(buf, version)
@@ -256,24 +235,10 @@ pub mod response {
             }
             buf.put_i16(self.error_code);
             if version >= 5 {
-                match &self.protocol_type {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.protocol_type.as_deref(), true)?;
             }
             if version >= 5 {
-                match &self.protocol_name {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.protocol_name.as_deref(), true)?;
             }
             buf.put_byte_field(&self.assignment, version >= 4)?;
             if version >= 4 {

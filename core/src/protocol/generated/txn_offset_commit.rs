@@ -88,14 +88,7 @@ pub mod request {
                 });
             }
             if version >= 3 {
-                match &self.group_instance_id {
-                    Some(v) => {
-                        buf.put_string(v, true)?;
-                    }
-                    None => {
-                        buf.put_nullable_string(None, true)?;
-                    }
-                }
+                buf.put_nullable_string(self.group_instance_id.as_deref(), true)?;
             } else if self.group_instance_id.is_some() {
                 return Err(EncodeError::FieldNotInVersion {
                     message: "TxnOffsetCommitRequest",
@@ -268,14 +261,7 @@ pub mod request {
             if version >= 2 {
                 buf.put_i32(self.committed_leader_epoch);
             }
-            match &self.committed_metadata {
-                Some(v) => {
-                    buf.put_string(v, version >= 3)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, version >= 3)?;
-                }
-            }
+            buf.put_nullable_string(self.committed_metadata.as_deref(), version >= 3)?;
             if version >= 3 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             } else if !self.unknown_tagged_fields.is_empty() {

@@ -114,14 +114,7 @@ pub mod response {
             }
             buf.put_i32(self.throttle_time_ms);
             buf.put_i16(self.error_code);
-            match &self.error_message {
-                Some(v) => {
-                    buf.put_string(v, true)?;
-                }
-                None => {
-                    buf.put_nullable_string(None, true)?;
-                }
-            }
+            buf.put_nullable_string(self.error_message.as_deref(), true)?;
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
             Ok(())
         }
