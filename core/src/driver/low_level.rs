@@ -94,7 +94,10 @@ impl LowLevelHandle {
     }
 
     /// Fetches metadata (all topics when `topics` is `None`) and returns the updated view.
-    pub async fn metadata(&self, topics: Option<Vec<String>>) -> Result<Arc<ClusterView>, NetError> {
+    pub async fn metadata(
+        &self,
+        topics: Option<Vec<String>>,
+    ) -> Result<Arc<ClusterView>, NetError> {
         use crate::protocol::metadata::request::MetadataRequestTopic;
         use crate::protocol::MetadataRequest;
         let body = MetadataRequest {
@@ -109,7 +112,9 @@ impl LowLevelHandle {
             allow_auto_topic_creation: false,
             ..Default::default()
         };
-        let resp = self.send(Target::Any, RequestBody::Metadata(body), None).await?;
+        let resp = self
+            .send(Target::Any, RequestBody::Metadata(body), None)
+            .await?;
         let crate::protocol::ResponseBody::Metadata(m) = resp.body else {
             unreachable!("a Metadata request is answered by a Metadata response")
         };

@@ -67,8 +67,13 @@ pub struct LoopStopped;
 
 impl<C, H> CommandSender<C, H> {
     /// Queues `f` to run on the loop.
-    pub fn run(&self, f: impl FnOnce(&mut C, &mut H, Instant) + Send + 'static) -> Result<(), LoopStopped> {
-        self.tx.unbounded_send(Box::new(f)).map_err(|_| LoopStopped)?;
+    pub fn run(
+        &self,
+        f: impl FnOnce(&mut C, &mut H, Instant) + Send + 'static,
+    ) -> Result<(), LoopStopped> {
+        self.tx
+            .unbounded_send(Box::new(f))
+            .map_err(|_| LoopStopped)?;
         if let Some(notify) = &self.notify {
             notify();
         }

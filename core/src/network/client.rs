@@ -361,7 +361,8 @@ impl NetworkClient {
                 Some(&(release, api)) => Opening::Probe(release, api),
                 None => {
                     let table = Arc::new(
-                        ApiVersionTable::for_release(BrokerVersion::new(0, 8, 0)).expect("0.8.0 table"),
+                        ApiVersionTable::for_release(BrokerVersion::new(0, 8, 0))
+                            .expect("0.8.0 table"),
                     );
                     state.versions = Some(table.clone());
                     Opening::Known(table)
@@ -439,7 +440,9 @@ impl NetworkClient {
                         self.meta.requested = true;
                         return Route::Wait;
                     }
-                    Some(t) if t.error == crate::protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
+                    Some(t)
+                        if t.error == crate::protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION =>
+                    {
                         return Route::Fail(NetError::UnknownTopicOrPartition(topic.clone()));
                     }
                     Some(t) if t.error.is_ok() && *partition as usize >= t.partitions.len() => {
@@ -515,7 +518,10 @@ impl NetworkClient {
     }
 
     fn dispatch(&mut self, conn: ConnId, mut p: Pending, now: Instant) {
-        let c = self.conns.get_mut(&conn).expect("routed to a live connection");
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .expect("routed to a live connection");
         let node = c.node;
         // "All topics" is a null array from v1 on but an empty one in v0.
         if let RequestBody::Metadata(m) = &mut p.body {
@@ -592,7 +598,8 @@ impl NetworkClient {
         if internal {
             self.on_metadata_response(id, result, now);
         } else {
-            self.out.push_back(Output::Event(NetEvent::Response { id, result }));
+            self.out
+                .push_back(Output::Event(NetEvent::Response { id, result }));
         }
     }
 
@@ -620,10 +627,12 @@ impl NetworkClient {
                 self.meta
                     .topics
                     .iter()
-                    .map(|t| crate::protocol::metadata::request::MetadataRequestTopic {
-                        name: Some(t.clone()),
-                        ..Default::default()
-                    })
+                    .map(
+                        |t| crate::protocol::metadata::request::MetadataRequestTopic {
+                            name: Some(t.clone()),
+                            ..Default::default()
+                        },
+                    )
                     .collect(),
             )
         };
@@ -678,8 +687,9 @@ impl NetworkClient {
                     self.meta.requested = true;
                     self.meta.not_before = now.map(|t| t + self.opts.retry_backoff);
                 }
-                self.out
-                    .push_back(Output::Event(NetEvent::MetadataUpdated(self.cluster.clone())));
+                self.out.push_back(Output::Event(NetEvent::MetadataUpdated(
+                    self.cluster.clone(),
+                )));
             }
             Ok(_) => {}
             Err(error) => {
@@ -755,7 +765,10 @@ impl NetworkClient {
                     maybe_legacy,
                 } => {
                     let node = self.conns[&conn].node;
-                    let probing = self.node_state.get(&node).is_some_and(|s| s.probe.is_some());
+                    let probing = self
+                        .node_state
+                        .get(&node)
+                        .is_some_and(|s| s.probe.is_some());
                     let state = self.node_state.entry(node).or_default();
                     if probing && matches!(error, NetError::Disconnected { .. }) {
                         // The probe's API is unknown to this broker: try the next older one,

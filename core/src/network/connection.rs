@@ -23,11 +23,11 @@ use super::frame::FrameDecoder;
 use super::versions::{ApiVersionTable, BrokerVersion};
 use super::{ConnId, NodeId, RequestId};
 use crate::codec::Reader;
-use crate::sasl::{SaslAuthenticator, SaslClient, SaslStep};
 use crate::protocol::{
-    self, ApiKey, ApiVersionsRequest, ErrorCode, Message, RequestBody,
-    RequestHeader, ResponseBody, SaslAuthenticateRequest, SaslHandshakeRequest,
+    self, ApiKey, ApiVersionsRequest, ErrorCode, Message, RequestBody, RequestHeader, ResponseBody,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
+use crate::sasl::{SaslAuthenticator, SaslClient, SaslStep};
 
 /// Settings every connection of one client shares.
 #[derive(Debug, Clone)]
@@ -489,7 +489,9 @@ impl Connection {
                 events.push(ConnEvent::ProbeAnswered(release));
                 self.state = State::Closed;
             }
-            Purpose::SaslHandshake => self.on_sasl_handshake(inflight.version, decoded, now, events),
+            Purpose::SaslHandshake => {
+                self.on_sasl_handshake(inflight.version, decoded, now, events)
+            }
             Purpose::SaslAuthenticate => self.on_sasl_authenticate(decoded, now, events),
             Purpose::SaslLegacy => unreachable!("legacy SASL frames are handled above"),
         }
@@ -596,7 +598,12 @@ impl Connection {
         }
     }
 
-    fn send_sasl_authenticate(&mut self, token: Vec<u8>, now: Instant, events: &mut Vec<ConnEvent>) {
+    fn send_sasl_authenticate(
+        &mut self,
+        token: Vec<u8>,
+        now: Instant,
+        events: &mut Vec<ConnEvent>,
+    ) {
         let version = self
             .negotiated(ApiKey::SaslAuthenticate, None)
             .expect("checked before framed SASL");
@@ -725,7 +732,10 @@ impl Connection {
         }
         let maybe_legacy = self.state == State::Negotiating
             && matches!(reason, super::CloseReason::PeerClosed)
-            && self.in_flight.front().is_some_and(|f| matches!(f.purpose, Purpose::ApiVersions));
+            && self
+                .in_flight
+                .front()
+                .is_some_and(|f| matches!(f.purpose, Purpose::ApiVersions));
         let error = match (self.state, reason) {
             (State::Connecting, super::CloseReason::ConnectFailed(e)) => NetError::Disconnected {
                 broker: self.broker.clone(),
@@ -801,4 +811,3 @@ fn legacy_probe_request(api: ApiKey) -> RequestBody {
         }),
     }
 }
-

@@ -104,7 +104,13 @@ mod tests {
     fn oversized_and_negative_sizes_are_errors() {
         let mut d = FrameDecoder::new(10);
         d.push(&1_000_000_000i32.to_be_bytes());
-        assert_eq!(d.next_frame(), Err(FrameError { size: 1_000_000_000, max: 10 }));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError {
+                size: 1_000_000_000,
+                max: 10
+            })
+        );
         let mut d = FrameDecoder::new(10);
         d.push(&(-5i32).to_be_bytes());
         assert!(d.next_frame().is_err());

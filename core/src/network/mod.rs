@@ -44,13 +44,13 @@ use std::time::Instant;
 use bytes::Bytes;
 
 pub use client::{NetEvent, NetOptions, NetworkClient, Response, Target};
-pub use setup::{DriverEnv, SetupError};
 pub use cluster::{BrokerInfo, ClusterView, PartitionInfo, TopicInfo};
 pub use connection::ConnSettings;
 pub use error::{CloseReason, NetError};
 pub use frame::{FrameDecoder, FrameError};
 pub use low_level::{LowLevelClient, LowLevelEvent};
 pub use rng::Rng;
+pub use setup::{DriverEnv, SetupError};
 pub use tls::{client_config as tls_client_config, TlsOptions};
 pub use versions::{ApiVersionTable, BrokerVersion};
 

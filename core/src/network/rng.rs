@@ -63,8 +63,7 @@ impl Rng {
 
     /// `len` printable ASCII characters without ',' (suitable for SCRAM nonces).
     pub fn nonce(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         (0..len)
             .map(|_| ALPHABET[self.below(ALPHABET.len() as u64) as usize] as char)
             .collect()
@@ -90,7 +89,10 @@ mod tests {
         let base = Duration::from_millis(1000);
         for _ in 0..1000 {
             let j = r.jitter(base, 0.2);
-            assert!(j >= Duration::from_millis(800) && j <= Duration::from_millis(1200), "{j:?}");
+            assert!(
+                j >= Duration::from_millis(800) && j <= Duration::from_millis(1200),
+                "{j:?}"
+            );
         }
         for _ in 0..1000 {
             assert!(r.below(10) < 10);

@@ -11,7 +11,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 /// What a TLS client needs, in bytes the driver has read.
 #[derive(Clone, Default)]
@@ -34,7 +36,10 @@ impl std::fmt::Debug for TlsOptions {
             .field("ca_pem", &self.ca_pem.as_ref().map(|b| b.len()))
             .field("system_roots", &self.system_roots.len())
             .field("client_cert", &self.client_cert_pem.is_some())
-            .field("client_key", &self.client_key_pem.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_key",
+                &self.client_key_pem.as_ref().map(|_| "[redacted]"),
+            )
             .field("check_hostname", &self.check_hostname)
             .finish()
     }
@@ -84,7 +89,8 @@ pub fn client_config(
         (Some(cert), Some(key)) => {
             let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(cert).collect();
             let certs = certs.map_err(|e| format!("ssl_certfile: {e}"))?;
-            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("ssl_keyfile: {e}"))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(key).map_err(|e| format!("ssl_keyfile: {e}"))?;
             builder
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| format!("client certificate: {e}"))?
@@ -177,14 +183,14 @@ impl TlsSession {
     /// has just completed.
     pub(crate) fn feed(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<bool, String> {
         while !data.is_empty() {
-            let n = self.conn.read_tls(&mut data).map_err(|e| format!("TLS: {e}"))?;
+            let n = self
+                .conn
+                .read_tls(&mut data)
+                .map_err(|e| format!("TLS: {e}"))?;
             if n == 0 {
                 break;
             }
-            let state = self
-                .conn
-                .process_new_packets()
-                .map_err(|e| e.to_string())?;
+            let state = self.conn.process_new_packets().map_err(|e| e.to_string())?;
             let available = state.plaintext_bytes_to_read();
             if available > 0 {
                 let start = plain.len();

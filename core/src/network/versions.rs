@@ -52,7 +52,10 @@ impl ApiVersionTable {
     }
 
     fn range_of(&self, key: i16) -> Option<(i16, i16)> {
-        self.ranges.get(usize::try_from(key).ok()?).copied().flatten()
+        self.ranges
+            .get(usize::try_from(key).ok()?)
+            .copied()
+            .flatten()
     }
 
     /// Every `(api_key, min, max)` in the table, by key.
@@ -66,7 +69,11 @@ impl ApiVersionTable {
     /// The highest version of `api` that both this build and the broker support, optionally
     /// capped at `max_wanted`; `None` if the ranges do not meet.
     pub fn negotiate(&self, api: ApiKey, max_wanted: Option<i16>) -> Option<i16> {
-        let (ours_min, ours_max) = api.request_versions();
+        let (ours_min, mut ours_max) = api.request_versions();
+        if api.latest_version_unstable() {
+            // Kafka marks a version still under development; Java never sends it by default.
+            ours_max -= 1;
+        }
         let (theirs_min, theirs_max) = self.broker_range(api)?;
         let hi = ours_max.min(theirs_max).min(max_wanted.unwrap_or(i16::MAX));
         let lo = ours_min.max(theirs_min);
@@ -104,29 +111,29 @@ impl ApiVersionTable {
 /// For each release, newest first, one API version that appeared in it: `(release, api key,
 /// version)`.
 const RELEASE_MARKERS: &[(BrokerVersion, i16, i16)] = &[
-    (BrokerVersion::new(3, 9, 0), 1, 17),  // Fetch v17
-    (BrokerVersion::new(3, 8, 0), 0, 11),  // Produce v11
-    (BrokerVersion::new(3, 7, 0), 1, 16),  // Fetch v16
-    (BrokerVersion::new(3, 6, 0), 24, 4),  // AddPartitionsToTxn v4
-    (BrokerVersion::new(3, 5, 0), 1, 15),  // Fetch v15
-    (BrokerVersion::new(3, 3, 0), 29, 3),  // DescribeAcls v3
-    (BrokerVersion::new(3, 2, 0), 11, 9),  // JoinGroup v9
-    (BrokerVersion::new(3, 1, 0), 1, 13),  // Fetch v13
-    (BrokerVersion::new(3, 0, 0), 2, 7),   // ListOffsets v7
-    (BrokerVersion::new(2, 8, 0), 0, 9),   // Produce v9
-    (BrokerVersion::new(2, 7, 0), 1, 12),  // Fetch v12
-    (BrokerVersion::new(2, 6, 0), 48, 0),  // DescribeClientQuotas v0
-    (BrokerVersion::new(2, 5, 0), 29, 2),  // DescribeAcls v2
-    (BrokerVersion::new(2, 4, 0), 0, 8),   // Produce v8
-    (BrokerVersion::new(2, 3, 0), 1, 11),  // Fetch v11
-    (BrokerVersion::new(2, 2, 0), 2, 5),   // ListOffsets v5
-    (BrokerVersion::new(2, 1, 0), 1, 10),  // Fetch v10
-    (BrokerVersion::new(2, 0, 0), 1, 8),   // Fetch v8
-    (BrokerVersion::new(1, 1, 0), 1, 7),   // Fetch v7
-    (BrokerVersion::new(1, 0, 0), 3, 5),   // Metadata v5
-    (BrokerVersion::new(0, 11, 0), 3, 4),  // Metadata v4
-    (BrokerVersion::new(0, 10, 2), 9, 2),  // OffsetFetch v2
-    (BrokerVersion::new(0, 10, 1), 3, 2),  // Metadata v2
+    (BrokerVersion::new(3, 9, 0), 1, 17), // Fetch v17
+    (BrokerVersion::new(3, 8, 0), 0, 11), // Produce v11
+    (BrokerVersion::new(3, 7, 0), 1, 16), // Fetch v16
+    (BrokerVersion::new(3, 6, 0), 24, 4), // AddPartitionsToTxn v4
+    (BrokerVersion::new(3, 5, 0), 1, 15), // Fetch v15
+    (BrokerVersion::new(3, 3, 0), 29, 3), // DescribeAcls v3
+    (BrokerVersion::new(3, 2, 0), 11, 9), // JoinGroup v9
+    (BrokerVersion::new(3, 1, 0), 1, 13), // Fetch v13
+    (BrokerVersion::new(3, 0, 0), 2, 7),  // ListOffsets v7
+    (BrokerVersion::new(2, 8, 0), 0, 9),  // Produce v9
+    (BrokerVersion::new(2, 7, 0), 1, 12), // Fetch v12
+    (BrokerVersion::new(2, 6, 0), 48, 0), // DescribeClientQuotas v0
+    (BrokerVersion::new(2, 5, 0), 29, 2), // DescribeAcls v2
+    (BrokerVersion::new(2, 4, 0), 0, 8),  // Produce v8
+    (BrokerVersion::new(2, 3, 0), 1, 11), // Fetch v11
+    (BrokerVersion::new(2, 2, 0), 2, 5),  // ListOffsets v5
+    (BrokerVersion::new(2, 1, 0), 1, 10), // Fetch v10
+    (BrokerVersion::new(2, 0, 0), 1, 8),  // Fetch v8
+    (BrokerVersion::new(1, 1, 0), 1, 7),  // Fetch v7
+    (BrokerVersion::new(1, 0, 0), 3, 5),  // Metadata v5
+    (BrokerVersion::new(0, 11, 0), 3, 4), // Metadata v4
+    (BrokerVersion::new(0, 10, 2), 9, 2), // OffsetFetch v2
+    (BrokerVersion::new(0, 10, 1), 3, 2), // Metadata v2
 ];
 
 type Ranges = &'static [(i16, i16, i16)];
@@ -134,27 +141,68 @@ type Ranges = &'static [(i16, i16, i16)];
 /// Fixed version tables for releases that cannot be asked (before 0.10) and for 0.10.0, the
 /// first that can. Newer pinned releases use the newest table here plus ApiVersions.
 const FIXED_TABLES: &[(BrokerVersion, Ranges)] = &[
-    (BrokerVersion::new(0, 8, 0), &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)]),
+    (
+        BrokerVersion::new(0, 8, 0),
+        &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)],
+    ),
     (
         BrokerVersion::new(0, 8, 1),
-        &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (8, 0, 0), (9, 0, 0)],
+        &[
+            (0, 0, 0),
+            (1, 0, 0),
+            (2, 0, 0),
+            (3, 0, 0),
+            (8, 0, 0),
+            (9, 0, 0),
+        ],
     ),
     (
         BrokerVersion::new(0, 8, 2),
-        &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (8, 0, 1), (9, 0, 1), (10, 0, 0)],
+        &[
+            (0, 0, 0),
+            (1, 0, 0),
+            (2, 0, 0),
+            (3, 0, 0),
+            (8, 0, 1),
+            (9, 0, 1),
+            (10, 0, 0),
+        ],
     ),
     (
         BrokerVersion::new(0, 9, 0),
         &[
-            (0, 0, 1), (1, 0, 1), (2, 0, 0), (3, 0, 0), (8, 0, 2), (9, 0, 1), (10, 0, 0),
-            (11, 0, 0), (12, 0, 0), (13, 0, 0), (14, 0, 0), (15, 0, 0), (16, 0, 0),
+            (0, 0, 1),
+            (1, 0, 1),
+            (2, 0, 0),
+            (3, 0, 0),
+            (8, 0, 2),
+            (9, 0, 1),
+            (10, 0, 0),
+            (11, 0, 0),
+            (12, 0, 0),
+            (13, 0, 0),
+            (14, 0, 0),
+            (15, 0, 0),
+            (16, 0, 0),
         ],
     ),
     (
         BrokerVersion::new(0, 10, 0),
         &[
-            (0, 0, 2), (1, 0, 2), (2, 0, 0), (3, 0, 1), (8, 0, 2), (9, 0, 1), (10, 0, 0),
-            (11, 0, 0), (12, 0, 0), (13, 0, 0), (14, 0, 0), (15, 0, 0), (16, 0, 0), (17, 0, 0),
+            (0, 0, 2),
+            (1, 0, 2),
+            (2, 0, 0),
+            (3, 0, 1),
+            (8, 0, 2),
+            (9, 0, 1),
+            (10, 0, 0),
+            (11, 0, 0),
+            (12, 0, 0),
+            (13, 0, 0),
+            (14, 0, 0),
+            (15, 0, 0),
+            (16, 0, 0),
+            (17, 0, 0),
             (18, 0, 0),
         ],
     ),

@@ -7,4 +7,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use kafkit_smol::{driver_env, low_level_client, run, LowLevelHandle, SocketOptions, StartError};
+pub use kafkit_smol::{
+    driver_env, low_level_client, run, LowLevelHandle, SocketOptions, StartError,
+};

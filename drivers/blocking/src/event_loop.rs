@@ -160,7 +160,11 @@ fn close(c: Conn) {
     }
 }
 
-fn start_io(conn: ConnId, stream: &TcpStream, tx: &mpsc::Sender<Msg>) -> std::io::Result<mpsc::Sender<Bytes>> {
+fn start_io(
+    conn: ConnId,
+    stream: &TcpStream,
+    tx: &mpsc::Sender<Msg>,
+) -> std::io::Result<mpsc::Sender<Bytes>> {
     let mut reader = stream.try_clone()?;
     let mut writer = stream.try_clone()?;
     let (wtx, wrx) = mpsc::channel::<Bytes>();
@@ -171,7 +175,10 @@ fn start_io(conn: ConnId, stream: &TcpStream, tx: &mpsc::Sender<Msg>) -> std::io
             match reader.read(&mut buf) {
                 Ok(0) => break CloseReason::PeerClosed,
                 Ok(n) => {
-                    if rtx.send(Msg::Data(conn, Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if rtx
+                        .send(Msg::Data(conn, Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         return;
                     }
                 }

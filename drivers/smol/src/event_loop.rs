@@ -5,10 +5,10 @@ use std::time::Instant;
 use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_util::{select, FutureExt, StreamExt};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{CommandReceiver, Handler};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
 use socket2::{Domain, Socket, Type};
 
 /// Socket settings from the client configuration.
@@ -45,8 +45,12 @@ struct ConnTask {
 /// The generic event loop: drives `core` until every command sender is dropped, handing its
 /// events to `handler`. Follows the driving contract of `kafkit_core::network`: drain outputs
 /// after every input, sleep until the core's next deadline or the next input.
-pub async fn run<C, H>(mut core: C, mut handler: H, mut cmds: CommandReceiver<C, H>, socket: SocketOptions)
-where
+pub async fn run<C, H>(
+    mut core: C,
+    mut handler: H,
+    mut cmds: CommandReceiver<C, H>,
+    socket: SocketOptions,
+) where
     C: ClientCore + Send + 'static,
     H: Handler<C>,
 {
@@ -105,7 +109,11 @@ where
 
 /// Resolves and connects, trying each address in turn, with the configured buffer sizes and
 /// TCP_NODELAY.
-async fn connect(host: String, port: u16, opts: &SocketOptions) -> Result<Async<TcpStream>, String> {
+async fn connect(
+    host: String,
+    port: u16,
+    opts: &SocketOptions,
+) -> Result<Async<TcpStream>, String> {
     let lookup = host.clone();
     let addrs: Vec<_> = smol::unblock(move || (lookup.as_str(), port).to_socket_addrs())
         .await
@@ -147,7 +155,9 @@ async fn connection(
     let stream = match connect(host, port, &opts).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = io.send(Io::Closed(conn, CloseReason::ConnectFailed(e))).await;
+            let _ = io
+                .send(Io::Closed(conn, CloseReason::ConnectFailed(e)))
+                .await;
             return;
         }
     };
@@ -160,7 +170,9 @@ async fn connection(
             match rd.read(&mut buf).await {
                 Ok(0) => return CloseReason::PeerClosed,
                 Ok(n) => {
-                    let _ = io.send(Io::Data(conn, Bytes::copy_from_slice(&buf[..n]))).await;
+                    let _ = io
+                        .send(Io::Data(conn, Bytes::copy_from_slice(&buf[..n])))
+                        .await;
                 }
                 Err(e) => return CloseReason::Io(e.to_string()),
             }
