@@ -1,1 +1,38 @@
-fn main() {}
+//! `kafkit`, the command line tool of the kafkit Kafka client.
+//!
+//! Each command lives in its own module and runs on the blocking driver (no async runtime).
+//! Errors end the process with one line on stderr (`kafkit: error: ...`) and exit status 1
+//! (the cluster) or 2 (usage and configuration); see [`error::CliError`].
+#![forbid(unsafe_code)]
+
+mod args;
+mod config;
+mod error;
+mod metadata;
+mod options;
+mod output;
+mod probe;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use error::CliError;
+
+fn main() -> ExitCode {
+    error::install_panic_hook();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Probe(args) => probe::run(&config::common_config(&cli.global)?, args),
+        Command::Metadata(args) => metadata::run(&config::common_config(&cli.global)?, args),
+        Command::Options(args) => options::run(args),
+    }
+}
