@@ -99,12 +99,11 @@ fn consumer_defaults_match_java() {
     assert!(AdminConfig::default().validate().is_ok());
 }
 
+/// Reads an option's value from a default config of one kind.
+type Getter = Box<dyn Fn(&str) -> Option<String>>;
+
 /// Every kind's tables, with a way to read an option's value from a default config.
-fn tables() -> Vec<(
-    &'static str,
-    &'static [OptionInfo],
-    Box<dyn Fn(&str) -> Option<String>>,
-)> {
+fn tables() -> Vec<(&'static str, &'static [OptionInfo], Getter)> {
     vec![
         (
             "common",
