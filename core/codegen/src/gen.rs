@@ -96,6 +96,64 @@ fn parse_int(s: &str) -> Result<i128, String> {
 /// A field's versions within a context: (present, untagged part, tagged part).
 type Split = (Option<Range>, Option<Range>, Option<Range>);
 
+/// Statements grouped under version conditions; adjacent groups with the same condition are
+/// merged so the output reads `if version >= 3 { a; b; }` rather than one `if` per field.
+#[derive(Default)]
+struct Blocks {
+    /// (condition, statements when it holds, checks when it does not)
+    items: Vec<(Cond, String, Vec<Check>)>,
+}
+
+/// A check for a field missing from a version: `(value differs from default, error statement)`.
+type Check = (String, String);
+
+impl Blocks {
+    fn push(&mut self, cond: Cond, then: String, otherwise: Vec<Check>) {
+        if cond == Cond::False {
+            // Never true: only the `otherwise` checks remain, unconditionally.
+            let mut stmts = String::new();
+            for (nd, err) in otherwise {
+                let _ = write!(stmts, "if {nd} {{\n{err}}}\n");
+            }
+            return self.push(Cond::True, stmts, Vec::new());
+        }
+        if let Some(last) = self.items.last_mut() {
+            if last.0 == cond {
+                last.1.push_str(&then);
+                last.2.extend(otherwise);
+                return;
+            }
+        }
+        self.items.push((cond, then, otherwise));
+    }
+
+    fn render(self) -> String {
+        let mut out = String::new();
+        for (cond, then, otherwise) in self.items {
+            if cond == Cond::True {
+                out.push_str(&then);
+                continue;
+            }
+            let _ = write!(out, "if {} {{\n{then}}}", cond.expr());
+            match otherwise.len() {
+                0 => out.push('\n'),
+                1 => {
+                    let (nd, err) = &otherwise[0];
+                    let _ = writeln!(out, " else if {nd} {{\n{err}}}");
+                }
+                _ => {
+                    out.push_str(" else {\n");
+                    for (nd, err) in &otherwise {
+                        let _ = write!(out, "if {nd} {{\n{err}}}\n");
+                    }
+                    out.push_str("}\n");
+                }
+            }
+        }
+        out
+    }
+}
+
 pub struct Gen<'a> {
     pub msg: &'a MessageSpec,
 }
@@ -504,53 +562,41 @@ impl<'a> Gen<'a> {
 
     fn encode_body(&self, s: &StructDef) -> Result<String, String> {
         let ctx = self.ctx_of(s);
-        let mut out = String::new();
+        let mut blocks = Blocks::default();
         for f in &s.fields {
             let id = field_ident(&f.name);
             let (present, untagged, _) = self.split(f, ctx)?;
             let present_c = Cond::of(present, ctx);
-            let untagged_c = Cond::of(untagged, ctx);
             let check_missing = !f.ignorable && present_c != Cond::True;
             let nd = self.non_default(f, &format!("self.{id}"))?;
             let missing = Self::field_not_in_version(&s.name, &f.name);
-            if let Some(u) = untagged.filter(|_| untagged == present) {
-                let body = self.enc_field(&s.name, f, u, "buf", false);
-                match (&untagged_c, check_missing) {
-                    (Cond::True, _) => out.push_str(&body),
-                    (c, true) => {
-                        let _ = write!(
-                            out,
-                            "if {} {{\n{body}}} else if {nd} {{\n{missing}}}\n",
-                            c.expr()
-                        );
-                    }
-                    (c, false) => {
-                        let _ = write!(out, "if {} {{\n{body}}}\n", c.expr());
-                    }
-                }
-            } else {
-                if let Some(u) = untagged {
-                    let body = self.enc_field(&s.name, f, u, "buf", false);
-                    match &untagged_c {
-                        Cond::True => out.push_str(&body),
-                        c => {
-                            let _ = write!(out, "if {} {{\n{body}}}\n", c.expr());
-                        }
-                    }
-                }
-                if check_missing {
-                    match Cond::not_of(present, ctx) {
-                        Cond::False => {}
-                        Cond::True => {
-                            let _ = write!(out, "if {nd} {{\n{missing}}}\n");
-                        }
-                        Cond::Expr(c) => {
-                            let _ = write!(out, "if {c} && {nd} {{\n{missing}}}\n");
-                        }
-                    }
-                }
+            let body = match untagged {
+                Some(u) => self.enc_field(&s.name, f, u, "buf", false),
+                None => String::new(),
+            };
+            if untagged == present {
+                let otherwise = if check_missing {
+                    vec![(nd, missing)]
+                } else {
+                    Vec::new()
+                };
+                blocks.push(present_c, body, otherwise);
+                continue;
+            }
+            // Tagged in some versions: written in the tagged section there.
+            if untagged.is_some() {
+                blocks.push(Cond::of(untagged, ctx), body, Vec::new());
+            }
+            if check_missing {
+                let check = match Cond::not_of(present, ctx) {
+                    Cond::False => continue,
+                    Cond::True => format!("if {nd} {{\n{missing}}}\n"),
+                    Cond::Expr(c) => format!("if {c} && {nd} {{\n{missing}}}\n"),
+                };
+                blocks.push(Cond::True, check, Vec::new());
             }
         }
+        let mut out = blocks.render();
         // The tagged section.
         let flex = Cond::of(self.msg.flexible, ctx);
         let no_tags_err = format!(
@@ -695,22 +741,20 @@ impl<'a> Gen<'a> {
 
     fn decode_body(&self, s: &StructDef) -> Result<String, String> {
         let ctx = self.ctx_of(s);
-        let mut out = String::new();
+        let mut blocks = Blocks::default();
         for f in &s.fields {
             let id = field_ident(&f.name);
             let (_, untagged, _) = self.split(f, ctx)?;
             if let Some(u) = untagged {
                 let e = self.dec_field(f, u, false);
-                match Cond::of(Some(u), ctx) {
-                    Cond::True => {
-                        let _ = writeln!(out, "this.{id} = {e};");
-                    }
-                    c => {
-                        let _ = write!(out, "if {} {{\nthis.{id} = {e};\n}}\n", c.expr());
-                    }
-                }
+                blocks.push(
+                    Cond::of(Some(u), ctx),
+                    format!("this.{id} = {e};\n"),
+                    Vec::new(),
+                );
             }
         }
+        let mut out = blocks.render();
         if let Some(fctx) = intersect(self.msg.flexible, Some(ctx)) {
             let mut tagged_fields: Vec<&Field> = s
                 .fields
@@ -775,7 +819,7 @@ impl<'a> Gen<'a> {
 
     fn random_body(&self, s: &StructDef) -> String {
         let ctx = self.ctx_of(s);
-        let mut out = String::new();
+        let mut blocks = Blocks::default();
         for f in &s.fields {
             let id = field_ident(&f.name);
             let Some(p) = intersect(f.versions, Some(ctx)) else {
@@ -793,15 +837,13 @@ impl<'a> Gen<'a> {
             } else {
                 v
             };
-            match Cond::of(Some(p), ctx) {
-                Cond::True => {
-                    let _ = writeln!(out, "this.{id} = {e};");
-                }
-                c => {
-                    let _ = write!(out, "if {} {{\nthis.{id} = {e};\n}}\n", c.expr());
-                }
-            }
+            blocks.push(
+                Cond::of(Some(p), ctx),
+                format!("this.{id} = {e};\n"),
+                Vec::new(),
+            );
         }
+        let mut out = blocks.render();
         if intersect(self.msg.flexible, Some(ctx)).is_some() {
             let first_free = s
                 .fields

@@ -56,41 +56,40 @@ pub mod request {
             }
             if version <= 3 {
                 buf.put_string(&self.v3_and_below_transactional_id, version >= 3)?;
-            } else if !self.v3_and_below_transactional_id.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "AddPartitionsToTxnRequest",
-                    field: "V3AndBelowTransactionalId",
-                    version,
-                });
-            }
-            if version <= 3 {
                 buf.put_i64(self.v3_and_below_producer_id);
-            } else if self.v3_and_below_producer_id != 0 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "AddPartitionsToTxnRequest",
-                    field: "V3AndBelowProducerId",
-                    version,
-                });
-            }
-            if version <= 3 {
                 buf.put_i16(self.v3_and_below_producer_epoch);
-            } else if self.v3_and_below_producer_epoch != 0 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "AddPartitionsToTxnRequest",
-                    field: "V3AndBelowProducerEpoch",
-                    version,
-                });
-            }
-            if version <= 3 {
                 write_array(buf, &self.v3_and_below_topics, version >= 3, |buf, e| {
                     e.encode(buf, version)
                 })?;
-            } else if !self.v3_and_below_topics.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "AddPartitionsToTxnRequest",
-                    field: "V3AndBelowTopics",
-                    version,
-                });
+            } else {
+                if !self.v3_and_below_transactional_id.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "AddPartitionsToTxnRequest",
+                        field: "V3AndBelowTransactionalId",
+                        version,
+                    });
+                }
+                if self.v3_and_below_producer_id != 0 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "AddPartitionsToTxnRequest",
+                        field: "V3AndBelowProducerId",
+                        version,
+                    });
+                }
+                if self.v3_and_below_producer_epoch != 0 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "AddPartitionsToTxnRequest",
+                        field: "V3AndBelowProducerEpoch",
+                        version,
+                    });
+                }
+                if !self.v3_and_below_topics.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "AddPartitionsToTxnRequest",
+                        field: "V3AndBelowTopics",
+                        version,
+                    });
+                }
             }
             if version >= 3 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -119,14 +118,8 @@ pub mod request {
             }
             if version <= 3 {
                 this.v3_and_below_transactional_id = r.read_string(version >= 3)?;
-            }
-            if version <= 3 {
                 this.v3_and_below_producer_id = r.read_i64()?;
-            }
-            if version <= 3 {
                 this.v3_and_below_producer_epoch = r.read_i16()?;
-            }
-            if version <= 3 {
                 this.v3_and_below_topics = read_array(r, version >= 3, 3, |r| {
                     AddPartitionsToTxnTopic::decode(r, version)
                 })?;
@@ -149,14 +142,8 @@ pub mod request {
             }
             if version <= 3 {
                 this.v3_and_below_transactional_id = rng.string();
-            }
-            if version <= 3 {
                 this.v3_and_below_producer_id = rng.i64();
-            }
-            if version <= 3 {
                 this.v3_and_below_producer_epoch = rng.i16();
-            }
-            if version <= 3 {
                 this.v3_and_below_topics =
                     rng.vec(|rng| AddPartitionsToTxnTopic::random(rng, version));
             }
@@ -324,8 +311,6 @@ pub mod response {
             buf.put_i32(self.throttle_time_ms);
             if version >= 4 {
                 buf.put_i16(self.error_code);
-            }
-            if version >= 4 {
                 write_array(buf, &self.results_by_transaction, true, |buf, e| {
                     e.encode(buf, version)
                 })?;
@@ -373,8 +358,6 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             if version >= 4 {
                 this.error_code = r.read_i16()?;
-            }
-            if version >= 4 {
                 this.results_by_transaction =
                     read_array(r, true, 3, |r| AddPartitionsToTxnResult::decode(r, version))?;
             }
@@ -398,8 +381,6 @@ pub mod response {
             this.throttle_time_ms = rng.i32();
             if version >= 4 {
                 this.error_code = rng.i16();
-            }
-            if version >= 4 {
                 this.results_by_transaction =
                     rng.vec(|rng| AddPartitionsToTxnResult::random(rng, version));
             }

@@ -38,8 +38,6 @@ pub mod request {
             }
             if version >= 3 {
                 buf.put_string(&self.client_software_name, true)?;
-            }
-            if version >= 3 {
                 buf.put_string(&self.client_software_version, true)?;
             }
             if version >= 3 {
@@ -64,8 +62,6 @@ pub mod request {
             let mut this = Self::default();
             if version >= 3 {
                 this.client_software_name = r.read_string(true)?;
-            }
-            if version >= 3 {
                 this.client_software_version = r.read_string(true)?;
             }
             if version >= 3 {
@@ -82,8 +78,6 @@ pub mod request {
             let mut this = Self::default();
             if version >= 3 {
                 this.client_software_name = rng.string();
-            }
-            if version >= 3 {
                 this.client_software_version = rng.string();
             }
             if version >= 3 {
@@ -249,14 +243,8 @@ pub mod response {
             }
             if version >= 3 {
                 this.supported_features = rng.vec(|rng| SupportedFeatureKey::random(rng, version));
-            }
-            if version >= 3 {
                 this.finalized_features_epoch = rng.i64();
-            }
-            if version >= 3 {
                 this.finalized_features = rng.vec(|rng| FinalizedFeatureKey::random(rng, version));
-            }
-            if version >= 3 {
                 this.zk_migration_ready = rng.bool();
             }
             if version >= 3 {

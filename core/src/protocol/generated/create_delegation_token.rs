@@ -55,21 +55,22 @@ pub mod request {
             }
             if version >= 3 {
                 buf.put_nullable_string(self.owner_principal_type.as_deref(), true)?;
-            } else if self.owner_principal_type.as_deref() != Some("") {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "CreateDelegationTokenRequest",
-                    field: "OwnerPrincipalType",
-                    version,
-                });
-            }
-            if version >= 3 {
                 buf.put_nullable_string(self.owner_principal_name.as_deref(), true)?;
-            } else if self.owner_principal_name.as_deref() != Some("") {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "CreateDelegationTokenRequest",
-                    field: "OwnerPrincipalName",
-                    version,
-                });
+            } else {
+                if self.owner_principal_type.as_deref() != Some("") {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "CreateDelegationTokenRequest",
+                        field: "OwnerPrincipalType",
+                        version,
+                    });
+                }
+                if self.owner_principal_name.as_deref() != Some("") {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "CreateDelegationTokenRequest",
+                        field: "OwnerPrincipalName",
+                        version,
+                    });
+                }
             }
             write_array(buf, &self.renewers, version >= 2, |buf, e| {
                 e.encode(buf, version)
@@ -97,8 +98,6 @@ pub mod request {
             let mut this = Self::default();
             if version >= 3 {
                 this.owner_principal_type = r.read_nullable_string(true)?;
-            }
-            if version >= 3 {
                 this.owner_principal_name = r.read_nullable_string(true)?;
             }
             this.renewers = read_array(r, version >= 2, 3, |r| {
@@ -119,8 +118,6 @@ pub mod request {
             let mut this = Self::default();
             if version >= 3 {
                 this.owner_principal_type = rng.option(|rng| rng.string());
-            }
-            if version >= 3 {
                 this.owner_principal_name = rng.option(|rng| rng.string());
             }
             this.renewers = rng.vec(|rng| CreatableRenewers::random(rng, version));
@@ -244,21 +241,22 @@ pub mod response {
             buf.put_string(&self.principal_name, version >= 2)?;
             if version >= 3 {
                 buf.put_string(&self.token_requester_principal_type, true)?;
-            } else if !self.token_requester_principal_type.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "CreateDelegationTokenResponse",
-                    field: "TokenRequesterPrincipalType",
-                    version,
-                });
-            }
-            if version >= 3 {
                 buf.put_string(&self.token_requester_principal_name, true)?;
-            } else if !self.token_requester_principal_name.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "CreateDelegationTokenResponse",
-                    field: "TokenRequesterPrincipalName",
-                    version,
-                });
+            } else {
+                if !self.token_requester_principal_type.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "CreateDelegationTokenResponse",
+                        field: "TokenRequesterPrincipalType",
+                        version,
+                    });
+                }
+                if !self.token_requester_principal_name.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "CreateDelegationTokenResponse",
+                        field: "TokenRequesterPrincipalName",
+                        version,
+                    });
+                }
             }
             buf.put_i64(self.issue_timestamp_ms);
             buf.put_i64(self.expiry_timestamp_ms);
@@ -291,8 +289,6 @@ pub mod response {
             this.principal_name = r.read_string(version >= 2)?;
             if version >= 3 {
                 this.token_requester_principal_type = r.read_string(true)?;
-            }
-            if version >= 3 {
                 this.token_requester_principal_name = r.read_string(true)?;
             }
             this.issue_timestamp_ms = r.read_i64()?;
@@ -318,8 +314,6 @@ pub mod response {
             this.principal_name = rng.string();
             if version >= 3 {
                 this.token_requester_principal_type = rng.string();
-            }
-            if version >= 3 {
                 this.token_requester_principal_name = rng.string();
             }
             this.issue_timestamp_ms = rng.i64();

@@ -453,11 +453,7 @@ pub mod response {
             }
             if version >= 5 {
                 buf.put_i32(self.num_partitions);
-            }
-            if version >= 5 {
                 buf.put_i16(self.replication_factor);
-            }
-            if version >= 5 {
                 match &self.configs {
                     Some(v) => {
                         write_array(buf, v, true, |buf, e| e.encode(buf, version))?;
@@ -499,11 +495,7 @@ pub mod response {
             }
             if version >= 5 {
                 this.num_partitions = r.read_i32()?;
-            }
-            if version >= 5 {
                 this.replication_factor = r.read_i16()?;
-            }
-            if version >= 5 {
                 this.configs =
                     read_nullable_array(r, true, 6, |r| CreatableTopicConfigs::decode(r, version))?;
             }
@@ -535,14 +527,8 @@ pub mod response {
             }
             if version >= 5 {
                 this.topic_config_error_code = rng.i16();
-            }
-            if version >= 5 {
                 this.num_partitions = rng.i32();
-            }
-            if version >= 5 {
                 this.replication_factor = rng.i16();
-            }
-            if version >= 5 {
                 this.configs =
                     rng.option(|rng| rng.vec(|rng| CreatableTopicConfigs::random(rng, version)));
             }

@@ -434,8 +434,6 @@ pub mod response {
             }
             if version >= 3 {
                 buf.put_i8(self.config_type);
-            }
-            if version >= 3 {
                 buf.put_nullable_string(self.documentation.as_deref(), version >= 4)?;
             }
             if version >= 4 {
@@ -470,8 +468,6 @@ pub mod response {
             }
             if version >= 3 {
                 this.config_type = r.read_i8()?;
-            }
-            if version >= 3 {
                 this.documentation = r.read_nullable_string(version >= 4)?;
             }
             if version >= 4 {
@@ -501,8 +497,6 @@ pub mod response {
             }
             if version >= 3 {
                 this.config_type = rng.i8();
-            }
-            if version >= 3 {
                 this.documentation = rng.option(|rng| rng.string());
             }
             if version >= 4 {

@@ -274,21 +274,22 @@ pub mod response {
             buf.put_string(&self.principal_name, version >= 2)?;
             if version >= 3 {
                 buf.put_string(&self.token_requester_principal_type, true)?;
-            } else if !self.token_requester_principal_type.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "DescribedDelegationToken",
-                    field: "TokenRequesterPrincipalType",
-                    version,
-                });
-            }
-            if version >= 3 {
                 buf.put_string(&self.token_requester_principal_name, true)?;
-            } else if !self.token_requester_principal_name.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "DescribedDelegationToken",
-                    field: "TokenRequesterPrincipalName",
-                    version,
-                });
+            } else {
+                if !self.token_requester_principal_type.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "DescribedDelegationToken",
+                        field: "TokenRequesterPrincipalType",
+                        version,
+                    });
+                }
+                if !self.token_requester_principal_name.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "DescribedDelegationToken",
+                        field: "TokenRequesterPrincipalName",
+                        version,
+                    });
+                }
             }
             buf.put_i64(self.issue_timestamp);
             buf.put_i64(self.expiry_timestamp);
@@ -317,8 +318,6 @@ pub mod response {
             this.principal_name = r.read_string(version >= 2)?;
             if version >= 3 {
                 this.token_requester_principal_type = r.read_string(true)?;
-            }
-            if version >= 3 {
                 this.token_requester_principal_name = r.read_string(true)?;
             }
             this.issue_timestamp = r.read_i64()?;
@@ -345,8 +344,6 @@ pub mod response {
             this.principal_name = rng.string();
             if version >= 3 {
                 this.token_requester_principal_type = rng.string();
-            }
-            if version >= 3 {
                 this.token_requester_principal_name = rng.string();
             }
             this.issue_timestamp = rng.i64();

@@ -289,8 +289,6 @@ pub mod response {
             })?;
             if version >= 4 {
                 buf.put_i64(self.total_bytes);
-            }
-            if version >= 4 {
                 buf.put_i64(self.usable_bytes);
             }
             if version >= 2 {
@@ -315,8 +313,6 @@ pub mod response {
             })?;
             if version >= 4 {
                 this.total_bytes = r.read_i64()?;
-            }
-            if version >= 4 {
                 this.usable_bytes = r.read_i64()?;
             }
             if version >= 2 {
@@ -336,8 +332,6 @@ pub mod response {
             this.topics = rng.vec(|rng| DescribeLogDirsTopic::random(rng, version));
             if version >= 4 {
                 this.total_bytes = rng.i64();
-            }
-            if version >= 4 {
                 this.usable_bytes = rng.i64();
             }
             if version >= 2 {

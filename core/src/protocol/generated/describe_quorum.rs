@@ -437,8 +437,6 @@ pub mod response {
             buf.put_i64(self.log_end_offset);
             if version >= 1 {
                 buf.put_i64(self.last_fetch_timestamp);
-            }
-            if version >= 1 {
                 buf.put_i64(self.last_caught_up_timestamp);
             }
             buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -455,8 +453,6 @@ pub mod response {
             this.log_end_offset = r.read_i64()?;
             if version >= 1 {
                 this.last_fetch_timestamp = r.read_i64()?;
-            }
-            if version >= 1 {
                 this.last_caught_up_timestamp = r.read_i64()?;
             }
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
@@ -476,8 +472,6 @@ pub mod response {
             this.log_end_offset = rng.i64();
             if version >= 1 {
                 this.last_fetch_timestamp = rng.i64();
-            }
-            if version >= 1 {
                 this.last_caught_up_timestamp = rng.i64();
             }
             this.unknown_tagged_fields = rng.unknown_tagged_fields(0);

@@ -146,8 +146,6 @@ pub mod response {
             buf.put_i16(self.error_code);
             if version >= 5 {
                 buf.put_i64(self.producer_id);
-            }
-            if version >= 5 {
                 buf.put_i16(self.producer_epoch);
             }
             if version >= 3 {
@@ -174,8 +172,6 @@ pub mod response {
             this.error_code = r.read_i16()?;
             if version >= 5 {
                 this.producer_id = r.read_i64()?;
-            }
-            if version >= 5 {
                 this.producer_epoch = r.read_i16()?;
             }
             if version >= 3 {
@@ -194,8 +190,6 @@ pub mod response {
             this.error_code = rng.i16();
             if version >= 5 {
                 this.producer_id = rng.i64();
-            }
-            if version >= 5 {
                 this.producer_epoch = rng.i16();
             }
             if version >= 3 {

@@ -103,8 +103,6 @@ pub mod request {
             }
             if version >= 7 {
                 buf.put_i32(self.session_id);
-            }
-            if version >= 7 {
                 buf.put_i32(self.session_epoch);
             }
             write_array(buf, &self.topics, version >= 12, |buf, e| {
@@ -170,8 +168,6 @@ pub mod request {
             }
             if version >= 7 {
                 this.session_id = r.read_i32()?;
-            }
-            if version >= 7 {
                 this.session_epoch = r.read_i32()?;
             }
             this.topics = read_array(r, version >= 12, 3, |r| FetchTopic::decode(r, version))?;
@@ -222,8 +218,6 @@ pub mod request {
             }
             if version >= 7 {
                 this.session_id = rng.i32();
-            }
-            if version >= 7 {
                 this.session_epoch = rng.i32();
             }
             this.topics = rng.vec(|rng| FetchTopic::random(rng, version));
@@ -618,8 +612,6 @@ pub mod response {
             }
             if version >= 7 {
                 buf.put_i16(self.error_code);
-            }
-            if version >= 7 {
                 buf.put_i32(self.session_id);
             } else if self.session_id != 0 {
                 return Err(EncodeError::FieldNotInVersion {
@@ -672,8 +664,6 @@ pub mod response {
             }
             if version >= 7 {
                 this.error_code = r.read_i16()?;
-            }
-            if version >= 7 {
                 this.session_id = r.read_i32()?;
             }
             this.responses = read_array(r, version >= 12, 3, |r| {
@@ -705,8 +695,6 @@ pub mod response {
             }
             if version >= 7 {
                 this.error_code = rng.i16();
-            }
-            if version >= 7 {
                 this.session_id = rng.i32();
             }
             this.responses = rng.vec(|rng| FetchableTopicResponse::random(rng, version));
@@ -978,11 +966,7 @@ pub mod response {
             }
             if version >= 12 {
                 this.diverging_epoch = EpochEndOffset::random(rng, version);
-            }
-            if version >= 12 {
                 this.current_leader = LeaderIdAndEpoch::random(rng, version);
-            }
-            if version >= 12 {
                 this.snapshot_id = SnapshotId::random(rng, version);
             }
             if version >= 4 {

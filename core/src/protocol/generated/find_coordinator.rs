@@ -203,30 +203,30 @@ pub mod response {
             }
             if version <= 3 {
                 buf.put_i32(self.node_id);
-            } else if self.node_id != 0 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "FindCoordinatorResponse",
-                    field: "NodeId",
-                    version,
-                });
-            }
-            if version <= 3 {
                 buf.put_string(&self.host, version >= 3)?;
-            } else if !self.host.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "FindCoordinatorResponse",
-                    field: "Host",
-                    version,
-                });
-            }
-            if version <= 3 {
                 buf.put_i32(self.port);
-            } else if self.port != 0 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "FindCoordinatorResponse",
-                    field: "Port",
-                    version,
-                });
+            } else {
+                if self.node_id != 0 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "FindCoordinatorResponse",
+                        field: "NodeId",
+                        version,
+                    });
+                }
+                if !self.host.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "FindCoordinatorResponse",
+                        field: "Host",
+                        version,
+                    });
+                }
+                if self.port != 0 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "FindCoordinatorResponse",
+                        field: "Port",
+                        version,
+                    });
+                }
             }
             if version >= 4 {
                 write_array(buf, &self.coordinators, true, |buf, e| {
@@ -270,11 +270,7 @@ pub mod response {
             }
             if version <= 3 {
                 this.node_id = r.read_i32()?;
-            }
-            if version <= 3 {
                 this.host = r.read_string(version >= 3)?;
-            }
-            if version <= 3 {
                 this.port = r.read_i32()?;
             }
             if version >= 4 {
@@ -303,11 +299,7 @@ pub mod response {
             }
             if version <= 3 {
                 this.node_id = rng.i32();
-            }
-            if version <= 3 {
                 this.host = rng.string();
-            }
-            if version <= 3 {
                 this.port = rng.i32();
             }
             if version >= 4 {

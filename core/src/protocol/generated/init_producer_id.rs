@@ -56,21 +56,22 @@ pub mod request {
             buf.put_i32(self.transaction_timeout_ms);
             if version >= 3 {
                 buf.put_i64(self.producer_id);
-            } else if self.producer_id != -1 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "InitProducerIdRequest",
-                    field: "ProducerId",
-                    version,
-                });
-            }
-            if version >= 3 {
                 buf.put_i16(self.producer_epoch);
-            } else if self.producer_epoch != -1 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "InitProducerIdRequest",
-                    field: "ProducerEpoch",
-                    version,
-                });
+            } else {
+                if self.producer_id != -1 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "InitProducerIdRequest",
+                        field: "ProducerId",
+                        version,
+                    });
+                }
+                if self.producer_epoch != -1 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "InitProducerIdRequest",
+                        field: "ProducerEpoch",
+                        version,
+                    });
+                }
             }
             if version >= 2 {
                 buf.put_tagged_fields(&[], &self.unknown_tagged_fields);
@@ -96,8 +97,6 @@ pub mod request {
             this.transaction_timeout_ms = r.read_i32()?;
             if version >= 3 {
                 this.producer_id = r.read_i64()?;
-            }
-            if version >= 3 {
                 this.producer_epoch = r.read_i16()?;
             }
             if version >= 2 {
@@ -116,8 +115,6 @@ pub mod request {
             this.transaction_timeout_ms = rng.i32();
             if version >= 3 {
                 this.producer_id = rng.i64();
-            }
-            if version >= 3 {
                 this.producer_epoch = rng.i16();
             }
             if version >= 2 {

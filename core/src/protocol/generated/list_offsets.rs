@@ -465,21 +465,22 @@ pub mod response {
             }
             if version >= 1 {
                 buf.put_i64(self.timestamp);
-            } else if self.timestamp != -1 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "ListOffsetsPartitionResponse",
-                    field: "Timestamp",
-                    version,
-                });
-            }
-            if version >= 1 {
                 buf.put_i64(self.offset);
-            } else if self.offset != -1 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "ListOffsetsPartitionResponse",
-                    field: "Offset",
-                    version,
-                });
+            } else {
+                if self.timestamp != -1 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "ListOffsetsPartitionResponse",
+                        field: "Timestamp",
+                        version,
+                    });
+                }
+                if self.offset != -1 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "ListOffsetsPartitionResponse",
+                        field: "Offset",
+                        version,
+                    });
+                }
             }
             if version >= 4 {
                 buf.put_i32(self.leader_epoch);
@@ -512,8 +513,6 @@ pub mod response {
             }
             if version >= 1 {
                 this.timestamp = r.read_i64()?;
-            }
-            if version >= 1 {
                 this.offset = r.read_i64()?;
             }
             if version >= 4 {
@@ -538,8 +537,6 @@ pub mod response {
             }
             if version >= 1 {
                 this.timestamp = rng.i64();
-            }
-            if version >= 1 {
                 this.offset = rng.i64();
             }
             if version >= 4 {

@@ -62,8 +62,6 @@ pub mod request {
             buf.put_string(&self.group_id, version >= 8)?;
             if version >= 1 {
                 buf.put_i32(self.generation_id_or_member_epoch);
-            }
-            if version >= 1 {
                 buf.put_string(&self.member_id, version >= 8)?;
             }
             if version >= 7 {
@@ -104,8 +102,6 @@ pub mod request {
             this.group_id = r.read_string(version >= 8)?;
             if version >= 1 {
                 this.generation_id_or_member_epoch = r.read_i32()?;
-            }
-            if version >= 1 {
                 this.member_id = r.read_string(version >= 8)?;
             }
             if version >= 7 {
@@ -132,8 +128,6 @@ pub mod request {
             this.group_id = rng.string();
             if version >= 1 {
                 this.generation_id_or_member_epoch = rng.i32();
-            }
-            if version >= 1 {
                 this.member_id = rng.string();
             }
             if version >= 7 {

@@ -55,14 +55,6 @@ pub mod request {
             }
             if version <= 7 {
                 buf.put_string(&self.group_id, version >= 6)?;
-            } else if !self.group_id.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "OffsetFetchRequest",
-                    field: "GroupId",
-                    version,
-                });
-            }
-            if version <= 7 {
                 match &self.topics {
                     Some(v) => {
                         write_array(buf, v, version >= 6, |buf, e| e.encode(buf, version))?;
@@ -78,12 +70,21 @@ pub mod request {
                         })
                     }
                 }
-            } else if self.topics.as_ref().is_none_or(|v| !v.is_empty()) {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "OffsetFetchRequest",
-                    field: "Topics",
-                    version,
-                });
+            } else {
+                if !self.group_id.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "OffsetFetchRequest",
+                        field: "GroupId",
+                        version,
+                    });
+                }
+                if self.topics.as_ref().is_none_or(|v| !v.is_empty()) {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "OffsetFetchRequest",
+                        field: "Topics",
+                        version,
+                    });
+                }
             }
             if version >= 8 {
                 write_array(buf, &self.groups, true, |buf, e| e.encode(buf, version))?;
@@ -125,8 +126,6 @@ pub mod request {
             let mut this = Self::default();
             if version <= 7 {
                 this.group_id = r.read_string(version >= 6)?;
-            }
-            if version <= 7 {
                 this.topics = if version >= 2 {
                     read_nullable_array(r, version >= 6, 3, |r| {
                         OffsetFetchRequestTopic::decode(r, version)
@@ -158,8 +157,6 @@ pub mod request {
             let mut this = Self::default();
             if version <= 7 {
                 this.group_id = rng.string();
-            }
-            if version <= 7 {
                 this.topics = if version >= 2 {
                     rng.option(|rng| rng.vec(|rng| OffsetFetchRequestTopic::random(rng, version)))
                 } else {
@@ -269,8 +266,6 @@ pub mod request {
             buf.put_string(&self.group_id, true)?;
             if version >= 9 {
                 buf.put_nullable_string(self.member_id.as_deref(), true)?;
-            }
-            if version >= 9 {
                 buf.put_i32(self.member_epoch);
             }
             match &self.topics {
@@ -291,8 +286,6 @@ pub mod request {
             this.group_id = r.read_string(true)?;
             if version >= 9 {
                 this.member_id = r.read_nullable_string(true)?;
-            }
-            if version >= 9 {
                 this.member_epoch = r.read_i32()?;
             }
             this.topics =
@@ -310,8 +303,6 @@ pub mod request {
             this.group_id = rng.string();
             if version >= 9 {
                 this.member_id = rng.option(|rng| rng.string());
-            }
-            if version >= 9 {
                 this.member_epoch = rng.i32();
             }
             this.topics =

@@ -464,8 +464,6 @@ pub mod response {
                 write_array(buf, &self.record_errors, version >= 9, |buf, e| {
                     e.encode(buf, version)
                 })?;
-            }
-            if version >= 8 {
                 buf.put_nullable_string(self.error_message.as_deref(), version >= 9)?;
             }
             if version < 10 && self.current_leader != LeaderIdAndEpoch::default() {
@@ -510,8 +508,6 @@ pub mod response {
                 this.record_errors = read_array(r, version >= 9, 6, |r| {
                     BatchIndexAndErrorMessage::decode(r, version)
                 })?;
-            }
-            if version >= 8 {
                 this.error_message = r.read_nullable_string(version >= 9)?;
             }
             if version >= 9 {
@@ -545,8 +541,6 @@ pub mod response {
             }
             if version >= 8 {
                 this.record_errors = rng.vec(|rng| BatchIndexAndErrorMessage::random(rng, version));
-            }
-            if version >= 8 {
                 this.error_message = rng.option(|rng| rng.string());
             }
             if version >= 10 {

@@ -61,8 +61,6 @@ pub mod request {
             }
             if version >= 5 {
                 buf.put_nullable_string(self.protocol_type.as_deref(), true)?;
-            }
-            if version >= 5 {
                 buf.put_nullable_string(self.protocol_name.as_deref(), true)?;
             }
             write_array(buf, &self.assignments, version >= 4, |buf, e| {
@@ -96,8 +94,6 @@ pub mod request {
             }
             if version >= 5 {
                 this.protocol_type = r.read_nullable_string(true)?;
-            }
-            if version >= 5 {
                 this.protocol_name = r.read_nullable_string(true)?;
             }
             this.assignments = read_array(r, version >= 4, 3, |r| {
@@ -123,8 +119,6 @@ pub mod request {
             }
             if version >= 5 {
                 this.protocol_type = rng.option(|rng| rng.string());
-            }
-            if version >= 5 {
                 this.protocol_name = rng.option(|rng| rng.string());
             }
             this.assignments = rng.vec(|rng| SyncGroupRequestAssignment::random(rng, version));
@@ -236,8 +230,6 @@ pub mod response {
             buf.put_i16(self.error_code);
             if version >= 5 {
                 buf.put_nullable_string(self.protocol_type.as_deref(), true)?;
-            }
-            if version >= 5 {
                 buf.put_nullable_string(self.protocol_name.as_deref(), true)?;
             }
             buf.put_byte_field(&self.assignment, version >= 4)?;
@@ -267,8 +259,6 @@ pub mod response {
             this.error_code = r.read_i16()?;
             if version >= 5 {
                 this.protocol_type = r.read_nullable_string(true)?;
-            }
-            if version >= 5 {
                 this.protocol_name = r.read_nullable_string(true)?;
             }
             this.assignment = r.read_bytes(version >= 4)?;
@@ -290,8 +280,6 @@ pub mod response {
             this.error_code = rng.i16();
             if version >= 5 {
                 this.protocol_type = rng.option(|rng| rng.string());
-            }
-            if version >= 5 {
                 this.protocol_name = rng.option(|rng| rng.string());
             }
             this.assignment = rng.bytes();

@@ -71,30 +71,30 @@ pub mod request {
             buf.put_i16(self.producer_epoch);
             if version >= 3 {
                 buf.put_i32(self.generation_id);
-            } else if self.generation_id != -1 {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "TxnOffsetCommitRequest",
-                    field: "GenerationId",
-                    version,
-                });
-            }
-            if version >= 3 {
                 buf.put_string(&self.member_id, true)?;
-            } else if !self.member_id.is_empty() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "TxnOffsetCommitRequest",
-                    field: "MemberId",
-                    version,
-                });
-            }
-            if version >= 3 {
                 buf.put_nullable_string(self.group_instance_id.as_deref(), true)?;
-            } else if self.group_instance_id.is_some() {
-                return Err(EncodeError::FieldNotInVersion {
-                    message: "TxnOffsetCommitRequest",
-                    field: "GroupInstanceId",
-                    version,
-                });
+            } else {
+                if self.generation_id != -1 {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "TxnOffsetCommitRequest",
+                        field: "GenerationId",
+                        version,
+                    });
+                }
+                if !self.member_id.is_empty() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "TxnOffsetCommitRequest",
+                        field: "MemberId",
+                        version,
+                    });
+                }
+                if self.group_instance_id.is_some() {
+                    return Err(EncodeError::FieldNotInVersion {
+                        message: "TxnOffsetCommitRequest",
+                        field: "GroupInstanceId",
+                        version,
+                    });
+                }
             }
             write_array(buf, &self.topics, version >= 3, |buf, e| {
                 e.encode(buf, version)
@@ -125,11 +125,7 @@ pub mod request {
             this.producer_epoch = r.read_i16()?;
             if version >= 3 {
                 this.generation_id = r.read_i32()?;
-            }
-            if version >= 3 {
                 this.member_id = r.read_string(true)?;
-            }
-            if version >= 3 {
                 this.group_instance_id = r.read_nullable_string(true)?;
             }
             this.topics = read_array(r, version >= 3, 3, |r| {
@@ -153,11 +149,7 @@ pub mod request {
             this.producer_epoch = rng.i16();
             if version >= 3 {
                 this.generation_id = rng.i32();
-            }
-            if version >= 3 {
                 this.member_id = rng.string();
-            }
-            if version >= 3 {
                 this.group_instance_id = rng.option(|rng| rng.string());
             }
             this.topics = rng.vec(|rng| TxnOffsetCommitRequestTopic::random(rng, version));
