@@ -10,10 +10,10 @@ use kafkit_core::protocol::generated::api_versions::response::{
 use kafkit_core::protocol::generated::metadata::request::MetadataRequestTopic;
 use kafkit_core::protocol::generated::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
-    decode_request_frame, decode_response_body, encode_request, request_header_version,
-    response_header_version, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
-    FindCoordinatorRequest, Message, MetadataRequest, ProduceRequest, RequestBody, RequestHeader,
-    ResponseBody, ResponseHeader,
+    decode_request_frame, decode_response_body, decode_response_frame, encode_request,
+    encode_response, request_header_version, response_header_version, ApiKey, ApiVersionsRequest,
+    ApiVersionsResponse, FindCoordinatorRequest, Message, MetadataRequest, ProduceRequest,
+    RequestBody, RequestHeader, ResponseBody, ResponseHeader,
 };
 
 /// Concatenates byte groups (so each group can carry its own comment).
@@ -214,6 +214,11 @@ fn api_versions_response_v3_with_tagged_fields() {
     assert_eq!(h.correlation_id, 9);
     let body = decode_response_body(ApiKey::ApiVersions, 3, &mut r).unwrap();
     r.finish().unwrap();
+    assert_eq!(body, ResponseBody::ApiVersions(resp.clone()));
+    let mut frame = Vec::new();
+    encode_response(9, &resp, 3, &mut frame).unwrap();
+    let (h, body) = decode_response_frame(ApiKey::ApiVersions, 3, Bytes::from(frame)).unwrap();
+    assert_eq!(h.correlation_id, 9);
     assert_eq!(body, ResponseBody::ApiVersions(resp));
 }
 

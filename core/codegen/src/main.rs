@@ -165,9 +165,19 @@ fn run() -> Result<(), String> {
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
         written.push(p);
     }
-    let rustfmt = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into());
-    let status = Command::new(&rustfmt)
-        .args(["--edition", "2021"])
+    // The workspace's rustfmt configuration, if it has one, applies wherever the output goes
+    // (a temporary directory has no config of its own), so both trees format alike.
+    let mut fmt = Command::new(std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".into()));
+    fmt.args(["--edition", "2021"]);
+    if let Some(cfg) = ["rustfmt.toml", ".rustfmt.toml"]
+        .iter()
+        .map(|n| root.join(n))
+        .find(|p| p.is_file())
+    {
+        fmt.arg("--config-path").arg(cfg);
+    }
+    let rustfmt = format!("{:?}", fmt.get_program());
+    let status = fmt
         .args(&written)
         .status()
         .map_err(|e| format!("running {rustfmt}: {e}"))?;
@@ -189,5 +199,86 @@ fn main() {
     if let Err(e) = run() {
         eprintln!("kafkit-codegen: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gen::{uses_ident, Cond};
+    use crate::spec::{field_ident, parse_versions, snake, strip_comments, Range};
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(parse_versions("none").unwrap(), None);
+        assert_eq!(parse_versions("3+").unwrap(), Some(Range::new(3, i16::MAX)));
+        assert_eq!(parse_versions("0-4").unwrap(), Some(Range::new(0, 4)));
+        assert_eq!(parse_versions("2").unwrap(), Some(Range::new(2, 2)));
+        assert!(parse_versions("4-2").is_err());
+        assert!(parse_versions("x").is_err());
+    }
+
+    #[test]
+    fn conditions_simplify_against_context() {
+        let ctx = Range::new(0, 11);
+        assert_eq!(Cond::of(parse_versions("0+").unwrap(), ctx), Cond::True);
+        assert_eq!(Cond::of(None, ctx), Cond::False);
+        assert_eq!(Cond::of(parse_versions("12+").unwrap(), ctx), Cond::False);
+        assert_eq!(
+            Cond::of(parse_versions("3+").unwrap(), ctx),
+            Cond::Expr("version >= 3".into())
+        );
+        assert_eq!(
+            Cond::of(parse_versions("0-2").unwrap(), ctx),
+            Cond::Expr("version <= 2".into())
+        );
+        assert_eq!(
+            Cond::of(parse_versions("4").unwrap(), ctx),
+            Cond::Expr("version == 4".into())
+        );
+        assert_eq!(
+            Cond::of(parse_versions("3-5").unwrap(), ctx),
+            Cond::Expr("(3..=5).contains(&version)".into())
+        );
+        assert_eq!(
+            Cond::of(parse_versions("3+").unwrap(), Range::new(3, 11)),
+            Cond::True
+        );
+        assert_eq!(
+            Cond::not_of(parse_versions("3+").unwrap(), ctx),
+            Cond::Expr("version < 3".into())
+        );
+        assert_eq!(
+            Cond::not_of(parse_versions("3-5").unwrap(), ctx),
+            Cond::Expr("!(3..=5).contains(&version)".into())
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(snake("ProduceRequest"), "produce_request");
+        assert_eq!(snake("ThrottleTimeMs"), "throttle_time_ms");
+        assert_eq!(snake("IsrUUID"), "isr_uuid");
+        assert_eq!(snake("V3AndBelowTopics"), "v3_and_below_topics");
+        assert_eq!(field_ident("Match"), "r#match");
+        assert_eq!(field_ident("Type"), "r#type");
+        assert_eq!(field_ident("Name"), "name");
+    }
+
+    #[test]
+    fn comments_are_stripped() {
+        let text = "// header\n{\n  // inside\n  \"a\": 1 // not a comment line\n}\n";
+        assert_eq!(
+            strip_comments(text),
+            "{\n  \"a\": 1 // not a comment line\n}"
+        );
+    }
+
+    #[test]
+    fn identifier_use() {
+        assert!(uses_ident("buf.put_i8(1)", "buf"));
+        assert!(!uses_ident("self.buffer", "buf"));
+        assert!(!uses_ident("this.min_version", "version"));
+        assert!(!uses_ident("this.version", "version"));
+        assert!(uses_ident("f(r, version)", "version"));
     }
 }

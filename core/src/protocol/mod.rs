@@ -144,6 +144,21 @@ pub fn decode_response_body(
     ResponseBody::decode(api, version, r)
 }
 
+/// Decodes a whole response frame (without its 4-byte size prefix) of `api` at `version`: the
+/// response header at the version [`response_header_version`] gives, then the body. Trailing
+/// bytes are an error.
+pub fn decode_response_frame(
+    api: ApiKey,
+    version: i16,
+    frame: Bytes,
+) -> Result<(ResponseHeader, ResponseBody), DecodeError> {
+    let mut r = Reader::new(frame);
+    let header = ResponseHeader::decode(&mut r, response_header_version(api, version))?;
+    let body = ResponseBody::decode(api, version, &mut r)?;
+    r.finish()?;
+    Ok((header, body))
+}
+
 /// Writes a request header and body at `version`, WITHOUT the 4-byte size prefix. The header's
 /// `request_api_key` and `request_api_version` must match the request type and `version`.
 pub fn encode_request<R: Request, B: BufMut>(

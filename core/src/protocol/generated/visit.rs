@@ -4,7 +4,7 @@
 use super::*;
 use crate::protocol::testing::MessageVisitor;
 
-/// Calls `visitor.visit` once per top-level message type in [`ALL_MESSAGES`](super::ALL_MESSAGES)
+/// Calls `visitor.visit` once per top-level message type in [`ALL_MESSAGES`]
 /// order, passing the type's random builder; stops at the first error.
 pub fn visit_all<V: MessageVisitor>(visitor: &mut V) -> Result<(), String> {
     visitor.visit(ProduceRequest::random)?;
