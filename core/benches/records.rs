@@ -53,6 +53,16 @@ fn decode(batch: &Bytes, opts: &DecodeOptions) -> usize {
     n
 }
 
+/// Decoding through borrowed records: no reference counting per record.
+fn decode_refs(batch: &Bytes, opts: &DecodeOptions) -> usize {
+    let batch = RecordBatch::decode(batch.clone(), opts).unwrap();
+    let mut n = 0;
+    for r in batch.record_refs() {
+        n += r.unwrap().value.map_or(0, <[u8]>::len);
+    }
+    n
+}
+
 fn bench_records(c: &mut Criterion) {
     let values = values();
     let uncompressed = encode(Compression::None, &values);
@@ -91,6 +101,12 @@ fn bench_records(c: &mut Criterion) {
     };
     g.bench_function("decode_no_crc/none", |b| {
         b.iter(|| black_box(decode(&uncompressed, &no_crc)))
+    });
+    g.bench_function("decode_refs/none", |b| {
+        b.iter(|| black_box(decode_refs(&uncompressed, &opts)))
+    });
+    g.bench_function("decode_refs_no_crc/none", |b| {
+        b.iter(|| black_box(decode_refs(&uncompressed, &no_crc)))
     });
     g.finish();
 

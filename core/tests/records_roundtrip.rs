@@ -167,6 +167,8 @@ proptest! {
         }
         let got = batch.decode_records().unwrap();
         prop_assert_eq!(&got, &expected);
+        let refs: Vec<Record> = batch.record_refs().map(|r| r.unwrap().to_record()).collect();
+        prop_assert_eq!(&refs, &expected);
         // Headers read the same through every accessor.
         for (g, r) in got.iter().zip(&b.records) {
             prop_assert_eq!(g.headers.len(), r.headers.len());

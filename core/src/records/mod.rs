@@ -14,7 +14,8 @@
 //!   (decompressed if needed), whose records [`RecordBatch::records`] decodes lazily. Keys,
 //!   values and header sections are [`bytes::Bytes`] slices of the input (uncompressed) or of
 //!   the one decompressed buffer, never copies, and a record's [`Headers`] are only parsed
-//!   when looked at.
+//!   when looked at. [`RecordBatch::record_refs`] yields [`RecordRef`]s that borrow from the
+//!   batch instead, which avoids even the per-record reference counting.
 //! - [`LegacyBatch`] is one top-level message of magic 0 or 1; a compressed wrapper's inner
 //!   messages are decoded into the same [`Record`] type with absolute offsets.
 //!   [`LegacyMessageSetBuilder`] writes such sets for old brokers.
@@ -50,12 +51,12 @@ mod set;
 
 pub use batch::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch, Attributes, BatchHeader,
-    RecordBatch, RecordBatchBuilder, RecordIter,
+    RecordBatch, RecordBatchBuilder, RecordIter, RecordRefIter,
 };
 pub use control::{ControlRecord, ControlRecordType};
 pub use header::{Header, HeaderIter, Headers};
 pub use legacy::{LegacyBatch, LegacyMessageSetBuilder};
-pub use record::Record;
+pub use record::{Record, RecordRef};
 pub use set::{Batch, BatchRecords, RecordSet};
 
 /// Magic byte of the original message format (Kafka 0.8-0.9).
