@@ -1,1 +1,16 @@
-//! kafkit driver for sim.
+//! # kafkit-sim
+//!
+//! Deterministic simulation for kafkit: the very client cores the real drivers run, driven on
+//! a virtual clock over in-memory links, with every random choice drawn from one seed. A run
+//! replays exactly from its seed.
+//!
+//! Today this crate holds the simulation loop and network ([`Simulation`], [`Endpoint`]):
+//! servers are anything implementing [`Endpoint`] registered at a `host:port`; links deliver
+//! bytes after a configurable latency; a connection to an address nobody listens on is
+//! refused. The in-memory Kafka cluster model plugs in as such endpoints.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod simulation;
+
+pub use simulation::{Endpoint, LinkConfig, SimError, Simulation};
