@@ -12,6 +12,12 @@
 //!   and [`protocol::ErrorCode`].
 //! - [`records`]: record batches (magic 2) and legacy message sets (magic 0 and 1).
 //! - [`compression`]: gzip, snappy, lz4 and zstd with capped decompression.
+//! - [`sasl`]: PLAIN, SCRAM-SHA-256/512 and OAUTHBEARER as pure state machines.
+//! - [`config`]: typed configuration with kafka-python and Java option names.
+//! - [`network`]: the sans-IO network layer (connections, version negotiation, TLS, SASL,
+//!   metadata, routing, backoff) and the driving contract every driver follows.
+//! - [`driver`]: what drivers share that is not I/O: command queues and the handles
+//!   applications hold.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

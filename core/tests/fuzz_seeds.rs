@@ -22,7 +22,9 @@ fn corpus_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 4] = [
     ("response_frame", fuzzing::response_frame),
     ("request_frame", fuzzing::request_frame),
     ("record_set", fuzzing::record_set),

@@ -175,6 +175,9 @@ pub struct NetworkClient {
 
 /// What the network layer reports.
 #[derive(Debug)]
+// Responses dominate and are moved once, straight to their owner; boxing them would cost an
+// allocation per response for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum NetEvent {
     /// A request sent with [`NetworkClient::send`] completed.
     Response {
@@ -406,6 +409,10 @@ impl NetworkClient {
         if self.closed {
             return;
         }
+        // A served backoff is no deadline any more (else poll_timeout keeps reporting it).
+        self.node_state
+            .values_mut()
+            .for_each(|s| s.next_attempt = s.next_attempt.filter(|t| now < *t));
         self.maybe_refresh_metadata(now);
         let mut waiting = VecDeque::with_capacity(self.pending.len());
         while let Some(p) = self.pending.pop_front() {
@@ -416,6 +423,13 @@ impl NetworkClient {
             }
         }
         self.pending = waiting;
+        // Routing may have found metadata missing (an unknown node or controller): fetch it now.
+        if self.meta.requested
+            && self.meta.in_flight.is_none()
+            && self.meta.not_before.is_none_or(|t| now >= t)
+        {
+            self.pump(now);
+        }
     }
 
     fn route(&mut self, p: &Pending, now: Instant) -> Route {
@@ -428,7 +442,9 @@ impl NetworkClient {
                 *n
             }
             Target::Controller => {
-                if self.cluster.controller < 0 {
+                // Before the first metadata the (default) view names no broker at all.
+                if self.cluster.controller < 0 || self.address_of(self.cluster.controller).is_none()
+                {
                     self.meta.requested = true;
                     return Route::Wait;
                 }
@@ -493,11 +509,10 @@ impl NetworkClient {
         for i in 0..nodes.len() {
             let node = nodes[(start + i) % nodes.len()];
             match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
-                Some(c) if c.can_send() => {
-                    if best.is_none_or(|(n, _)| c.in_flight() < n) {
-                        best = Some((c.in_flight(), c.id));
-                    }
+                Some(c) if c.can_send() && best.is_none_or(|(n, _)| c.in_flight() < n) => {
+                    best = Some((c.in_flight(), c.id));
                 }
+                Some(c) if c.can_send() => {}
                 Some(c) if !c.is_ready() => setting_up = true,
                 Some(_) => {}
                 None if connectable.is_none() && !self.backing_off(node, now) => {

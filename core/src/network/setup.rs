@@ -16,11 +16,14 @@ use super::versions::ApiVersionTable;
 use crate::config::{CommonConfig, SaslMechanism};
 use crate::sasl::{OAuthBearerToken, SaslConfig, ScramMechanism, StaticTokenProvider};
 
+type RootsLoader = Box<dyn Fn() -> Vec<CertificateDer<'static>> + Send + Sync>;
+type FileReader = Box<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>;
+
 /// What a driver provides for setting up connections.
 pub struct DriverEnv {
     crypto: Arc<CryptoProvider>,
-    system_roots: Box<dyn Fn() -> Vec<CertificateDer<'static>> + Send + Sync>,
-    read_file: Box<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>,
+    system_roots: RootsLoader,
+    read_file: FileReader,
     entropy: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
