@@ -344,10 +344,18 @@ pub struct Harness {
     pub results: BTreeMap<RequestId, (Instant, Result<Response, NetError>)>,
     /// `MetadataUpdated` events.
     pub metadata_updates: Vec<(Instant, Arc<ClusterView>)>,
+    /// Every `Output::Transmit`, as the core wrote it.
+    pub transmits: Vec<(ConnId, Bytes)>,
     /// `handle_timeout` calls made.
     pub timeouts_handled: u64,
     /// `handle_data` calls made.
     pub data_calls: u64,
+    /// The most wakeups in a row at an instant not after the current one (a busy loop
+    /// shows up here).
+    pub max_spins: u32,
+    /// `advance` panics when wakeups in a row at a past instant reach this.
+    pub spin_limit: u32,
+    spins: u32,
     conns: BTreeMap<ConnId, ServerConn>,
     scheduled: Vec<(Instant, u64, Action)>,
     seq: u64,
@@ -423,8 +431,12 @@ impl Harness {
             closes: Vec::new(),
             results: BTreeMap::new(),
             metadata_updates: Vec::new(),
+            transmits: Vec::new(),
             timeouts_handled: 0,
             data_calls: 0,
+            max_spins: 0,
+            spin_limit: 10_000,
+            spins: 0,
             conns: BTreeMap::new(),
             scheduled: Vec::new(),
             seq: 0,
@@ -509,9 +521,22 @@ impl Harness {
         }
     }
 
-    /// Moves to `t` (never backwards) and fires what is due.
+    /// Moves to `t` (never backwards) and fires what is due. Counts wakeups that do not move
+    /// time forward: a core that keeps reporting a deadline already past spins its driver.
     fn step_to(&mut self, t: Instant) {
-        self.now = self.now.max(t);
+        if t <= self.now {
+            self.spins += 1;
+            self.max_spins = self.max_spins.max(self.spins);
+            assert!(
+                self.spins < self.spin_limit,
+                "busy loop: poll_timeout keeps returning +{:?} while now is +{:?}",
+                t - self.start,
+                self.now - self.start
+            );
+        } else {
+            self.spins = 0;
+            self.now = t;
+        }
         if self.client.poll_timeout().is_some_and(|d| d <= self.now) {
             self.timeouts_handled += 1;
             self.client.handle_timeout(self.now);
@@ -528,7 +553,6 @@ impl Harness {
 
     /// Like [`Harness::advance`], to an instant.
     pub fn advance_to(&mut self, target: Instant) {
-        let mut same_instant = 0u32;
         loop {
             self.drive();
             let Some(next) = self.next_wakeup() else {
@@ -536,17 +560,6 @@ impl Harness {
             };
             if next > target {
                 break;
-            }
-            if next <= self.now {
-                same_instant += 1;
-                assert!(
-                    same_instant < 10_000,
-                    "busy loop: poll_timeout keeps returning +{:?} while now is +{:?}",
-                    next - self.start,
-                    self.now - self.start
-                );
-            } else {
-                same_instant = 0;
             }
             self.step_to(next);
         }
@@ -696,7 +709,10 @@ impl Harness {
                     }
                 }
             }
-            Output::Transmit { conn, data } => self.on_transmit(conn, &data),
+            Output::Transmit { conn, data } => {
+                self.on_transmit(conn, &data);
+                self.transmits.push((conn, data));
+            }
             Output::Close { conn } => {
                 self.closes.push((now, conn));
                 self.conns.remove(&conn);
