@@ -22,6 +22,8 @@
 //! - Encoding a version that lacks a field whose value differs from its default drops the value
 //!   if the field is `ignorable` and fails with `EncodeError::FieldNotInVersion` otherwise.
 //! - On an encode error the buffer holds a partial message: discard it.
+//! - A known tag met in a version outside the field's tagged versions is kept as an unknown
+//!   tagged field (Java's generated code rejects it; being lenient costs nothing here).
 //! - Decoding never panics, checks every length against the remaining input before allocating,
 //!   and borrows `bytes`/`records` fields from the input without copying. `decode` reads one
 //!   message and leaves the reader after it; use [`Reader::finish`] (as
