@@ -201,6 +201,7 @@ pub struct MessageSpec {
     pub valid: Range,
     pub flexible: Option<Range>,
     pub latest_unstable: bool,
+    pub deprecated: Option<Range>,
     /// `structs[0]` is the message itself; nested and common structs follow in first-use
     /// order.
     pub structs: Vec<StructDef>,
@@ -321,6 +322,10 @@ pub fn load(path: &Path) -> Result<MessageSpec, String> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
 
+    let deprecated = match str_of(&v, "deprecatedVersions") {
+        Some(d) => parse_versions(d)?,
+        None => None,
+    };
     let mut defs: BTreeMap<String, Vec<Field>> = BTreeMap::new();
     let mut order = Vec::new();
     let mut common = Vec::new();
@@ -446,6 +451,7 @@ pub fn load(path: &Path) -> Result<MessageSpec, String> {
         valid,
         flexible,
         latest_unstable,
+        deprecated,
         structs,
     })
 }

@@ -88,6 +88,15 @@ pub fn api_key(apis: &[Api]) -> String {
         "latest_version_unstable(self) -> bool",
         &|a| a.request.latest_unstable.to_string(),
     );
+    table(
+        &mut o,
+        "Request versions Kafka marks deprecated (`deprecatedVersions`), lowest and highest, if any.",
+        "deprecated_versions(self) -> Option<(i16, i16)>",
+        &|a| match a.request.deprecated {
+            Some(r) => format!("Some(({}, {}))", r.lo, r.hi.min(a.request.valid.hi)),
+            None => "None".into(),
+        },
+    );
     o.push_str("}\n\nimpl std::fmt::Display for ApiKey {\nfn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {\nf.write_str(self.name())\n}\n}\n\n");
     o.push_str("impl TryFrom<i16> for ApiKey {\ntype Error = i16;\n/// Fails with the key itself when this build does not know it.\nfn try_from(key: i16) -> Result<Self, i16> {\nApiKey::from_i16(key).ok_or(key)\n}\n}\n\n");
     o.push_str("impl From<ApiKey> for i16 {\nfn from(key: ApiKey) -> i16 {\nkey.as_i16()\n}\n}\n");
