@@ -212,3 +212,108 @@ fn scram_over_tls() {
         ]
     );
 }
+
+/// A server that requires a client certificate issued by its CA, and that CA's client cert
+/// and key in PEM.
+fn mutual_pki() -> (Pki, String, String) {
+    let (ca_cert, ca_key) = ca("kafkit test CA");
+    let server_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = params.signed_by(&server_key, &ca_cert, &ca_key).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["client".to_string()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.distinguished_name.push(DnType::CommonName, "client");
+    let client_cert = params.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+    let pki = Pki {
+        ca_pem: ca_cert.pem(),
+        server: Arc::new(server),
+    };
+    (pki, client_cert.pem(), client_key.serialize_pem())
+}
+
+#[test]
+fn mutual_tls_with_a_client_certificate() {
+    let (pki, cert, key) = mutual_pki();
+    let config = tls_client_config(
+        provider(),
+        &TlsOptions {
+            ca_pem: Some(pki.ca_pem.as_bytes().to_vec()),
+            client_cert_pem: Some(cert.into_bytes()),
+            client_key_pem: Some(key.into_bytes()),
+            check_hostname: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut opts = options(&[("localhost", 9093)]);
+    opts.tls = Some(config);
+    let mut h = Harness::new(opts, vec![tls_broker(&pki)], ClusterSpec::default());
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    h.expect_ok(id);
+    assert!(h.brokers[0].tls_errors.is_empty());
+}
+
+#[test]
+fn mutual_tls_without_a_client_certificate_fails() {
+    let (pki, _, _) = mutual_pki();
+    let mut h = Harness::new(
+        tls_options(&pki.ca_pem, true),
+        vec![tls_broker(&pki)],
+        ClusterSpec::default(),
+    );
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    let text = h.expect_err(id, Duration::from_secs(6)).to_string();
+    assert!(
+        !h.brokers[0].tls_errors.is_empty(),
+        "the broker rejected it"
+    );
+    assert!(text.contains("localhost:9093"), "{text}");
+    assert!(text.contains("TLS"), "{text}");
+    assert!(
+        h.brokers[0].received.is_empty(),
+        "{:?}",
+        h.brokers[0].apis()
+    );
+}
+
+#[test]
+fn garbage_instead_of_a_server_hello_fails_cleanly() {
+    let pki = pki(&["localhost"]);
+    for seed in 0..40u64 {
+        let mut rng = network_support::XorShift(seed * 7919 + 1);
+        let junk = rng.bytes(1 + (seed as usize * 13) % 300);
+        // A plaintext listener that answers the ClientHello with noise.
+        let broker = Broker::new(0, "localhost", 9093);
+        let mut h = Harness::new(
+            tls_options(&pki.ca_pem, true),
+            vec![broker],
+            ClusterSpec::default(),
+        );
+        let id = h
+            .client
+            .send(Target::Any, ListGroupsRequest::default(), None, h.now);
+        h.drive();
+        let conn = h.connects[0].conn;
+        h.inject(conn, &junk);
+        let text = h.expect_err(id, Duration::from_secs(6)).to_string();
+        assert!(text.contains("localhost:9093"), "seed {seed}: {text}");
+    }
+}

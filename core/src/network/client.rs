@@ -406,13 +406,13 @@ impl NetworkClient {
     /// Routes queued requests to connections that can take them, opening connections as
     /// needed, and starts a metadata refresh when one is due.
     fn pump(&mut self, now: Instant) {
-        if self.closed {
-            return;
-        }
         // A served backoff is no deadline any more (else poll_timeout keeps reporting it).
         self.node_state
             .values_mut()
             .for_each(|s| s.next_attempt = s.next_attempt.filter(|t| now < *t));
+        if self.closed {
+            return;
+        }
         self.maybe_refresh_metadata(now);
         let mut waiting = VecDeque::with_capacity(self.pending.len());
         while let Some(p) = self.pending.pop_front() {

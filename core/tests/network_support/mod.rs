@@ -126,6 +126,8 @@ pub struct Broker {
     pub refuse: Option<String>,
     /// How long a connection attempt takes to succeed or fail.
     pub connect_delay: Duration,
+    /// How long the broker takes to answer (and to close, when it closes).
+    pub response_delay: Duration,
     /// SASL, if the broker requires it.
     pub sasl: Option<SaslSpec>,
     /// TLS, if the broker's listener uses it.
@@ -152,6 +154,7 @@ impl Broker {
             versions: Some(all_versions()),
             refuse: None,
             connect_delay: Duration::ZERO,
+            response_delay: Duration::ZERO,
             sasl: None,
             tls: None,
             hook: None,
@@ -199,6 +202,12 @@ impl Broker {
     /// Connection attempts take this long.
     pub fn with_connect_delay(mut self, d: Duration) -> Self {
         self.connect_delay = d;
+        self
+    }
+
+    /// Answers take this long.
+    pub fn with_response_delay(mut self, d: Duration) -> Self {
+        self.response_delay = d;
         self
     }
 
@@ -353,10 +362,12 @@ pub struct Harness {
     /// The most wakeups in a row at an instant not after the current one (a busy loop
     /// shows up here).
     pub max_spins: u32,
-    /// `advance` panics when wakeups in a row at a past instant reach this.
+    /// The harness panics when wakeups in a row at a past instant reach this.
     pub spin_limit: u32,
     spins: u32,
     conns: BTreeMap<ConnId, ServerConn>,
+    /// Connections the harness reported closed (no `Close` output is expected for them).
+    reported_closed: std::collections::HashSet<ConnId>,
     scheduled: Vec<(Instant, u64, Action)>,
     seq: u64,
 }
@@ -435,9 +446,10 @@ impl Harness {
             timeouts_handled: 0,
             data_calls: 0,
             max_spins: 0,
-            spin_limit: 10_000,
+            spin_limit: 100,
             spins: 0,
             conns: BTreeMap::new(),
+            reported_closed: Default::default(),
             scheduled: Vec::new(),
             seq: 0,
         }
@@ -461,6 +473,12 @@ impl Harness {
         let id = self.client.send(target, body, None, self.now);
         self.drive();
         id
+    }
+
+    /// Delivers bytes to the core on `conn` as if the broker had sent them, and drives.
+    pub fn inject(&mut self, conn: ConnId, data: &[u8]) {
+        self.schedule(self.now, Action::Data(conn, data.to_vec()));
+        self.drive();
     }
 
     /// The core's next deadline.
@@ -613,11 +631,13 @@ impl Harness {
             Action::Connected(conn) => self.client.handle_connected(conn, now),
             Action::Refused(conn, error) => {
                 self.conns.remove(&conn);
+                self.reported_closed.insert(conn);
                 self.client
                     .handle_closed(conn, CloseReason::ConnectFailed(error), now)
             }
             Action::PeerClosed(conn) => {
                 self.conns.remove(&conn);
+                self.reported_closed.insert(conn);
                 self.client
                     .handle_closed(conn, CloseReason::PeerClosed, now)
             }
@@ -714,6 +734,14 @@ impl Harness {
                 self.transmits.push((conn, data));
             }
             Output::Close { conn } => {
+                assert!(
+                    !self.reported_closed.contains(&conn),
+                    "Close for {conn:?}, which the driver reported closed"
+                );
+                assert!(
+                    !self.closes.iter().any(|(_, c)| *c == conn),
+                    "{conn:?} closed twice"
+                );
                 self.closes.push((now, conn));
                 self.conns.remove(&conn);
                 // The socket is gone: whatever was on its way is lost.
@@ -848,11 +876,12 @@ impl Harness {
         if close {
             sc.closing = true;
         }
+        let at = now + self.brokers[sc.broker].response_delay;
         if !out.is_empty() {
-            self.schedule(now, Action::Data(conn, out));
+            self.schedule(at, Action::Data(conn, out));
         }
         if close {
-            self.schedule(now, Action::PeerClosed(conn));
+            self.schedule(at, Action::PeerClosed(conn));
         }
     }
 }
