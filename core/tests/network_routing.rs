@@ -225,3 +225,22 @@ fn no_metadata_refresh_without_topics_of_interest() {
     h.advance(Duration::from_secs(60));
     assert_eq!(h.metadata_updates.len(), 1);
 }
+
+#[test]
+fn node_unknown_to_metadata_does_not_storm_the_cluster_with_metadata_requests() {
+    let (brokers, cluster) = three_brokers();
+    let brokers = brokers
+        .into_iter()
+        .map(|b| b.with_response_delay(Duration::from_millis(1)))
+        .collect();
+    let mut opts = options(&[("b0", 9092)]);
+    opts.retry_backoff = Duration::from_millis(100);
+    opts.conn.request_timeout = Duration::from_secs(10);
+    let mut h = Harness::new(opts, brokers, cluster);
+    let id = h.send(Target::Node(99), ListGroupsRequest::default());
+    let err = h.expect_err(id, Duration::from_secs(11));
+    assert!(err.to_string().contains("node 99"), "{err}");
+    // At most one refresh per retry_backoff while waiting.
+    let n = metadata_requests(&h);
+    assert!(n <= 10_000 / 100 + 2, "{n} Metadata requests in 10 s");
+}

@@ -698,9 +698,11 @@ impl NetworkClient {
                     self.meta.all_topics = false;
                 }
                 self.meta.last_update = now;
+                // As Java's refresh backoff: at most one refresh per retry_backoff, so a
+                // request waiting on a node metadata does not name cannot loop Metadata.
+                self.meta.not_before = now.map(|t| t + self.opts.retry_backoff);
                 if electing {
                     self.meta.requested = true;
-                    self.meta.not_before = now.map(|t| t + self.opts.retry_backoff);
                 }
                 self.out.push_back(Output::Event(NetEvent::MetadataUpdated(
                     self.cluster.clone(),

@@ -587,7 +587,14 @@ impl Harness {
 
     /// Drains outputs and delivers due network events until nothing moves.
     pub fn drive(&mut self) {
+        let mut rounds = 0u32;
         loop {
+            rounds += 1;
+            assert!(
+                rounds < 100_000,
+                "livelock: the core and the brokers keep exchanging messages at +{:?}",
+                self.now - self.start
+            );
             let mut progressed = false;
             while let Some(out) = self.client.poll_output() {
                 progressed = true;
