@@ -22,6 +22,28 @@
 //! - [`ControlRecord`] is a transaction marker (or another control record) read from a
 //!   control batch.
 //!
+//! # Example
+//! ```
+//! use kafkit_core::compression::Compression;
+//! use kafkit_core::records::{DecodeOptions, Header, RecordBatchBuilder, RecordSet};
+//!
+//! // Producer side: append as records arrive, finish when the batch is sent.
+//! let mut builder = RecordBatchBuilder::new(Compression::Lz4).producer(1000, 0, 0);
+//! builder.append(1_700_000_000_000, Some(b"key"), Some(b"value"), &[Header::new("h", "v")])?;
+//! builder.append(1_700_000_000_001, None, None, &[])?; // null key, tombstone
+//! let batch = builder.finish()?;
+//!
+//! // Consumer side: read every batch of a fetched record set.
+//! for batch in RecordSet::new(batch, DecodeOptions::default()) {
+//!     let batch = batch?;
+//!     for record in batch.records() {
+//!         let record = record?;
+//!         println!("{} {:?}", record.offset, record.value);
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Decoding contract
 //! - Nothing here panics or allocates more than the input justifies, whatever the bytes:
 //!   every length is checked against the remaining input, and decompression is capped by
