@@ -86,7 +86,7 @@ pub fn run(config: &CommonConfig, args: &ProbeArgs) -> Result<(), CliError> {
         }));
     }
     let mut out = Output::default();
-    let role = if node < 0 { "bootstrap broker" } else { "node" };
+    let role = if node < 0 { "bootstrap, node" } else { "node" };
     out.line(format!("Broker:         {address} ({role} {node})"));
     out.line(format!(
         "Kafka version:  {version} (inferred from the API versions)"
