@@ -16,7 +16,7 @@ pub fn common_config(global: &GlobalArgs) -> Result<CommonConfig, CliError> {
     let mut config = CommonConfig::default();
     config
         .set("bootstrap_servers", &global.bootstrap)
-        .map_err(|e| CliError::Usage(format!("-b {}: {e}", global.bootstrap)))?;
+        .map_err(|e| CliError::Usage(format!("bootstrap servers (-b or KAFKA_BOOTSTRAP): {e}")))?;
     for (name, value) in file_options(global)? {
         config.set(&name, &value).map_err(with_hint)?;
     }
