@@ -17,6 +17,8 @@ pub trait MockControl {
     fn bootstrap_servers(&self) -> String;
     /// Creates a topic (the mock has no CreateTopics API).
     fn create_topic(&self, topic: &str, partitions: i32, replication: i32);
+    /// Makes `broker` the leader of the partition.
+    fn set_leader(&self, topic: &str, partition: i32, broker: i32);
     /// Closes the broker's connections and refuses new ones (leaders do not move).
     fn broker_down(&self, id: i32);
     /// Lets the broker accept connections again, on the same port.

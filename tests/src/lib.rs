@@ -34,6 +34,15 @@ macro_rules! driver_tests {
                     .create_topic(topic, partitions, replication)
                     .unwrap_or_else(|e| panic!("mock cluster: create_topic({topic}): {e}"));
             }
+            fn set_leader(&self, topic: &str, partition: i32, broker: i32) {
+                self.0
+                    .partition_leader(topic, partition, Some(broker))
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "mock cluster: partition_leader({topic}, {partition}, {broker}): {e}"
+                        )
+                    });
+            }
             fn broker_down(&self, id: i32) {
                 self.0
                     .broker_down(id)
