@@ -3,7 +3,7 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use kafkit_core::config::ConfigError;
+use kafkit_core::config::{CommonConfig, ConfigError};
 use kafkit_core::network::{NetError, SetupError};
 
 /// A failed command.
@@ -63,6 +63,19 @@ impl From<SetupError> for CliError {
 impl From<NetError> for CliError {
     fn from(e: NetError) -> Self {
         CliError::Failed(e.to_string())
+    }
+}
+
+/// A request's failure, with a hint when the broker never answered at all (a TLS listener
+/// spoken to in plaintext, or the reverse, can look like that).
+pub fn net(e: NetError, config: &CommonConfig) -> CliError {
+    match &e {
+        NetError::Timeout { detail: None, .. } => CliError::Failed(format!(
+            "{e}: no answer; check the address and that security.protocol ({}) matches the \
+             broker's listener",
+            config.security_protocol
+        )),
+        _ => e.into(),
     }
 }
 

@@ -8,14 +8,14 @@ use kafkit_core::protocol::ErrorCode;
 use serde_json::{json, Value};
 
 use crate::args::MetadataArgs;
-use crate::error::CliError;
+use crate::error::{self, CliError};
 use crate::output::{id_list, print_json, Output};
 
 /// Runs the command.
 pub fn run(config: &CommonConfig, args: &MetadataArgs) -> Result<(), CliError> {
     let client = LowLevelClient::start(config)?;
     let topics = (!args.topics.is_empty()).then(|| args.topics.clone());
-    let view = client.metadata(topics)?;
+    let view = client.metadata(topics).map_err(|e| error::net(e, config))?;
     if args.output.json {
         print_json(&to_json(&view))
     } else {

@@ -7,7 +7,7 @@ use kafkit_core::protocol::ApiKey;
 use serde_json::{json, Value};
 
 use crate::args::ProbeArgs;
-use crate::error::CliError;
+use crate::error::{self, CliError};
 use crate::output::{print_json, Output};
 
 /// One API the broker lists.
@@ -61,7 +61,7 @@ fn broker_address(config: &CommonConfig, client: &LowLevelClient, node: i32) -> 
 /// Runs the command.
 pub fn run(config: &CommonConfig, args: &ProbeArgs) -> Result<(), CliError> {
     let client = LowLevelClient::start(config)?;
-    let (node, version, table) = client.check_version()?;
+    let (node, version, table) = client.check_version().map_err(|e| error::net(e, config))?;
     let address = broker_address(config, &client, node);
     let pinned = config.api_version.is_some();
     let rows = api_rows(&table);
