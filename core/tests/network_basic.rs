@@ -162,7 +162,6 @@ fn several_responses_in_one_handle_data_call() {
 }
 
 #[test]
-#[ignore = "core bug: a v0 UNSUPPORTED_VERSION answer is not decoded as v0; the core retries at v0 instead of the broker's highest (connection.rs on_api_versions)"]
 fn unsupported_api_versions_version_retries_at_the_brokers_highest() {
     let (mut brokers, cluster) = three_brokers();
     brokers[0] = Broker::new(0, "b0", 9092).with_range(ApiKey::ApiVersions, 0, 2);

@@ -254,7 +254,6 @@ fn closing_the_client_fails_everything_and_closes_every_connection() {
 }
 
 #[test]
-#[ignore = "core bug: send() after close() queues the request, which fails only at request_timeout with Timeout (client.rs send)"]
 fn request_after_close_fails_at_once_with_closed() {
     let mut h = Harness::new(
         options(&[("b0", 9092)]),

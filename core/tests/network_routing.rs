@@ -58,7 +58,6 @@ fn metadata_requests(h: &Harness) -> usize {
 }
 
 #[test]
-#[ignore = "core bug: route() sets meta.requested on every pump while the topic's metadata is in flight, so each lookup is followed by a redundant Metadata request (client.rs route)"]
 fn leader_lookup_sends_one_metadata_request() {
     let (brokers, cluster) = three_brokers();
     let mut h = Harness::new(options(&[("b0", 9092)]), brokers, cluster);

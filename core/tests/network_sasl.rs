@@ -98,7 +98,6 @@ fn plain_wrong_password_fails_with_the_brokers_message() {
 }
 
 #[test]
-#[ignore = "core bug: an authentication failure does not fail the requests waiting for the connection; they time out after request_timeout as NetError::Timeout (client.rs handle_conn_events)"]
 fn plain_wrong_password_fails_with_an_authentication_error_at_once() {
     let broker = sasl_broker(SaslSpec::plain("alice", "secret"));
     let mut h = Harness::new(

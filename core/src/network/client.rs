@@ -134,7 +134,15 @@ struct NodeState {
     /// Closes on our ApiVersions request in a row: two mean a broker older than 0.10.
     legacy_suspicion: u8,
     probe: Option<usize>,
+    /// The table a legacy probe found. Provisional: every connection after one that used it
+    /// asks ApiVersions again, so a modern broker that merely dropped two connections is not
+    /// taken for 0.9 for good.
+    probed: Option<Arc<ApiVersionTable>>,
+    /// The versions of the last connection that became ready, for `broker_versions`.
     versions: Option<Arc<ApiVersionTable>>,
+    /// An authentication or TLS failure: no retry will succeed by itself, so requests for
+    /// this broker fail with it at once while its reconnect backoff runs.
+    fatal: Option<NetError>,
 }
 
 #[derive(Debug, Default)]
@@ -259,6 +267,10 @@ impl NetworkClient {
         now: Instant,
     ) -> RequestId {
         let id = self.next_request_id();
+        if self.closed {
+            self.complete(id, false, Err(NetError::Closed), Some(now));
+            return id;
+        }
         if let Target::Leader { topic, .. } = &target {
             self.add_topic_interest(topic);
         }
@@ -354,10 +366,14 @@ impl NetworkClient {
         let state = self.node_state.entry(node).or_default();
         // The backoff is served; forget it so poll_timeout does not keep reporting it.
         state.next_attempt = None;
+        // ApiVersions on every new connection (Java's rule), unless versions are pinned, or a
+        // legacy probe found a table and the last ApiVersions attempt was closed on.
         let opening = if let Some(pinned) = &self.settings.pinned_versions {
             Opening::Known(pinned.clone())
-        } else if let Some(known) = &state.versions {
-            Opening::Known(known.clone())
+        } else if let (Some(probed), true) = (&state.probed, state.legacy_suspicion >= 1) {
+            let table = probed.clone();
+            state.legacy_suspicion = 0;
+            Opening::Known(table)
         } else if state.legacy_suspicion >= 2 {
             let idx = *state.probe.get_or_insert(0);
             match LEGACY_PROBES.get(idx) {
@@ -367,7 +383,9 @@ impl NetworkClient {
                         ApiVersionTable::for_release(BrokerVersion::new(0, 8, 0))
                             .expect("0.8.0 table"),
                     );
-                    state.versions = Some(table.clone());
+                    state.probe = None;
+                    state.probed = Some(table.clone());
+                    state.legacy_suspicion = 0;
                     Opening::Known(table)
                 }
             }
@@ -432,11 +450,19 @@ impl NetworkClient {
         }
     }
 
+    /// Asks for a metadata refresh unless one is already on its way (its answer is what the
+    /// caller waits for).
+    fn want_metadata(&mut self) {
+        if self.meta.in_flight.is_none() {
+            self.meta.requested = true;
+        }
+    }
+
     fn route(&mut self, p: &Pending, now: Instant) -> Route {
         let node = match &p.target {
             Target::Node(n) => {
                 if self.address_of(*n).is_none() {
-                    self.meta.requested = true;
+                    self.want_metadata();
                     return Route::Wait;
                 }
                 *n
@@ -445,7 +471,7 @@ impl NetworkClient {
                 // Before the first metadata the (default) view names no broker at all.
                 if self.cluster.controller < 0 || self.address_of(self.cluster.controller).is_none()
                 {
-                    self.meta.requested = true;
+                    self.want_metadata();
                     return Route::Wait;
                 }
                 self.cluster.controller
@@ -453,7 +479,7 @@ impl NetworkClient {
             Target::Leader { topic, partition } => {
                 match self.cluster.topic(topic) {
                     None => {
-                        self.meta.requested = true;
+                        self.want_metadata();
                         return Route::Wait;
                     }
                     Some(t)
@@ -472,7 +498,7 @@ impl NetworkClient {
                 match self.cluster.leader_for(topic, *partition) {
                     Some(n) => n,
                     None => {
-                        self.meta.requested = true;
+                        self.want_metadata();
                         return Route::Wait;
                     }
                 }
@@ -482,11 +508,22 @@ impl NetworkClient {
         self.route_node(node, now)
     }
 
+    /// The authentication or TLS failure of a broker still backing off from it.
+    fn fatal_error(&self, node: NodeId, now: Instant) -> Option<NetError> {
+        if !self.backing_off(node, now) {
+            return None;
+        }
+        self.node_state.get(&node)?.fatal.clone()
+    }
+
     fn route_node(&mut self, node: NodeId, now: Instant) -> Route {
         match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
             Some(c) if c.can_send() => Route::Send(c.id),
             Some(_) => Route::Wait,
-            None if self.backing_off(node, now) => Route::Wait,
+            None if self.backing_off(node, now) => match self.fatal_error(node, now) {
+                Some(e) => Route::Fail(e),
+                None => Route::Wait,
+            },
             None => {
                 self.connect(node, now);
                 Route::Wait
@@ -527,6 +564,15 @@ impl NetworkClient {
         if !setting_up {
             if let Some(node) = connectable {
                 self.connect(node, now);
+            } else if let Some(e) = nodes
+                .iter()
+                .map(|n| self.fatal_error(*n, now))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|errors| errors.into_iter().next_back())
+            {
+                // Every broker refused us for a reason time will not fix (credentials,
+                // certificates): say so now rather than at the request timeout.
+                return Route::Fail(e);
             }
         }
         Route::Wait
@@ -538,10 +584,17 @@ impl NetworkClient {
             .get_mut(&conn)
             .expect("routed to a live connection");
         let node = c.node;
-        // "All topics" is a null array from v1 on but an empty one in v0.
         if let RequestBody::Metadata(m) = &mut p.body {
-            if m.topics.is_none() && c.negotiated(ApiKey::Metadata, p.max_version) == Some(0) {
+            let version = c.negotiated(ApiKey::Metadata, p.max_version);
+            // "All topics" is a null array from v1 on but an empty one in v0.
+            if m.topics.is_none() && version == Some(0) {
                 m.topics = Some(Vec::new());
+            }
+            // Before v4 the broker's own setting decides auto-creation; the field does not
+            // exist, so leave it at its default rather than fail the encode (kafka-python does
+            // the same).
+            if version.is_some_and(|v| v < 4) {
+                m.allow_auto_topic_creation = true;
             }
         }
         match c.send(p.id, &p.body, p.max_version, p.expect_response, now) {
@@ -751,10 +804,8 @@ impl NetworkClient {
                     state.failures = 0;
                     state.next_attempt = None;
                     state.last_error = None;
-                    state.legacy_suspicion = 0;
-                    if state.versions.is_none() || self.settings.pinned_versions.is_none() {
-                        state.versions = versions;
-                    }
+                    state.fatal = None;
+                    state.versions = versions;
                     tracing::debug!(broker = %self.conns[&conn].broker, "connection ready");
                 }
                 ConnEvent::Response { id, result } => {
@@ -772,8 +823,12 @@ impl NetworkClient {
                     let node = self.conns[&conn].node;
                     tracing::info!(broker = %self.conns[&conn].broker, %release, "legacy broker detected");
                     let state = self.node_state.entry(node).or_default();
-                    state.versions = ApiVersionTable::for_release(release).map(Arc::new);
+                    state.probed = ApiVersionTable::for_release(release).map(Arc::new);
                     state.probe = None;
+                    // Ask ApiVersions once more before trusting the probe: a modern broker that
+                    // only dropped two connections answers it now; a real legacy broker closes
+                    // again, and the connection after that uses the probed table.
+                    state.legacy_suspicion = 0;
                     self.drop_connection(conn, NetError::Closed, None);
                     self.out.push_back(Output::Close { conn });
                 }
@@ -794,6 +849,12 @@ impl NetworkClient {
                     } else {
                         if maybe_legacy {
                             state.legacy_suspicion = state.legacy_suspicion.saturating_add(1);
+                        }
+                        if matches!(
+                            error,
+                            NetError::Authentication { .. } | NetError::Tls { .. }
+                        ) {
+                            state.fatal = Some(error.clone());
                         }
                         self.note_failure(node, &error, now);
                     }
@@ -946,6 +1007,16 @@ impl super::ClientCore for NetworkClient {
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        // A connection dropped in the middle of the TLS handshake is a TLS failure (a plaintext
+        // listener, a rejected client certificate), whatever the socket said.
+        let reason = match (&reason, self.tls.get(&conn)) {
+            (CloseReason::PeerClosed | CloseReason::Io(_), Some(s)) if s.is_handshaking() => {
+                CloseReason::Tls(format!(
+                    "connection closed during the TLS handshake ({reason})"
+                ))
+            }
+            _ => reason,
+        };
         let mut events = Vec::new();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.handle_closed(&reason, &mut events);
@@ -963,6 +1034,22 @@ impl super::ClientCore for NetworkClient {
             let mut events = Vec::new();
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.handle_timeout(now, &mut events);
+            }
+            if self.tls.get(&conn).is_some_and(|s| s.is_handshaking()) {
+                // The setup deadline passed with the TLS handshake unfinished: say so.
+                for e in &mut events {
+                    if let ConnEvent::Fatal { error, .. } = e {
+                        if let NetError::Timeout { broker, after, .. } = error {
+                            *error = NetError::Tls {
+                                broker: broker.clone(),
+                                detail: format!(
+                                    "handshake did not complete within {}ms (is this a TLS listener?)",
+                                    after.as_millis()
+                                ),
+                            };
+                        }
+                    }
+                }
             }
             self.handle_conn_events(conn, events, now);
         }

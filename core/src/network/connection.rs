@@ -467,6 +467,9 @@ impl Connection {
             return self.fatal(error, false, events);
         }
         let inflight = self.in_flight.pop_front().expect("checked above");
+        // Kept for ApiVersions: a broker that does not know the version we asked for answers
+        // in v0 (KIP-511), which only a second decode at v0 can read.
+        let rest = matches!(inflight.purpose, Purpose::ApiVersions).then(|| r.clone());
         let decoded = decode_response(inflight.api, inflight.version, &mut r);
         match inflight.purpose {
             Purpose::User(id) => {
@@ -484,7 +487,15 @@ impl Connection {
                     self.fatal(err_copy.expect("failed"), false, events);
                 }
             }
-            Purpose::ApiVersions => self.on_api_versions(inflight.version, decoded, r, now, events),
+            Purpose::ApiVersions => {
+                let decoded = match (decoded, rest) {
+                    (Err(_), Some(mut rest)) if inflight.version > 0 => {
+                        decode_response(ApiKey::ApiVersions, 0, &mut rest).map(|body| (0, body))
+                    }
+                    (other, _) => other.map(|body| (inflight.version, body)),
+                };
+                self.on_api_versions(inflight.version, decoded, now, events)
+            }
             Purpose::Probe(release) => {
                 events.push(ConnEvent::ProbeAnswered(release));
                 self.state = State::Closed;
@@ -500,21 +511,13 @@ impl Connection {
     fn on_api_versions(
         &mut self,
         version: i16,
-        decoded: Result<ResponseBody, crate::codec::DecodeError>,
-        _rest: Reader,
+        decoded: Result<(i16, ResponseBody), crate::codec::DecodeError>,
         now: Instant,
         events: &mut Vec<ConnEvent>,
     ) {
         let resp = match decoded {
-            Ok(ResponseBody::ApiVersions(resp)) => resp,
+            Ok((_, ResponseBody::ApiVersions(resp))) => resp,
             Ok(_) => unreachable!("decoded as ApiVersions"),
-            Err(error) if version > 0 => {
-                // A broker that does not know our ApiVersions version answers in v0 with
-                // UNSUPPORTED_VERSION; a v0 body does not parse as a newer one.
-                tracing::debug!(broker = %self.broker, %error, "ApiVersions v{version} unreadable, retrying at v0");
-                self.send_api_versions(0, now, events);
-                return;
-            }
             Err(error) => {
                 let error = NetError::Decode {
                     broker: self.broker.clone(),
@@ -741,6 +744,10 @@ impl Connection {
                 broker: self.broker.clone(),
                 reason: format!("cannot connect: {e}"),
             },
+            (_, super::CloseReason::Tls(detail)) => NetError::Tls {
+                broker: self.broker.clone(),
+                detail: detail.clone(),
+            },
             (State::SaslAuthenticate | State::SaslHandshake | State::SaslLegacy, r) => {
                 self.auth_error(format!("connection closed during authentication: {r}"))
             }
@@ -789,7 +796,12 @@ fn decode_response(
         r.read_tagged_fields(|_, _| Ok(false))?;
     }
     let body = ResponseBody::decode(api, version, r)?;
-    r.finish()?;
+    // Bytes after a complete response are ignored, as the Java client and librdkafka do:
+    // some brokers (librdkafka's mock cluster, for one) end flexible responses with an extra
+    // empty tag section.
+    if !r.is_empty() {
+        tracing::trace!(%api, version, trailing = r.remaining(), "ignoring trailing response bytes");
+    }
     Ok(body)
 }
 

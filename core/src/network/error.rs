@@ -61,6 +61,15 @@ pub enum NetError {
         /// What failed (the server's message where it sent one).
         detail: String,
     },
+    /// TLS failed: handshake, certificate chain, or host name. Retrying will not help until
+    /// the configuration or the broker's certificate changes.
+    #[error("TLS with {broker} failed: {detail}")]
+    Tls {
+        /// The broker.
+        broker: String,
+        /// What rustls or the socket said.
+        detail: String,
+    },
     /// The broker answered a request with an error code that ends it.
     #[error("{broker} answered {api} with {code}{}", detail_suffix(.message))]
     Broker {

@@ -168,6 +168,11 @@ impl TlsSession {
         })
     }
 
+    /// Whether the handshake is still running.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
     /// Ciphertext waiting to be sent (the ClientHello at first, then records).
     pub(crate) fn take_outgoing(&mut self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -88,6 +88,18 @@ impl ApiVersionTable {
         if matches!(self.range_of(1), Some((min, _)) if min >= 4) {
             return BrokerVersion::new(4, 0, 0);
         }
+        if self.range_of(ApiKey::ApiVersions.as_i16()).is_none() {
+            // A table without ApiVersions comes from a probe of a pre-0.10 broker: the newest
+            // API it has names the release.
+            return [
+                (ApiKey::ListGroups, BrokerVersion::new(0, 9, 0)),
+                (ApiKey::FindCoordinator, BrokerVersion::new(0, 8, 2)),
+                (ApiKey::OffsetFetch, BrokerVersion::new(0, 8, 1)),
+            ]
+            .into_iter()
+            .find(|(api, _)| self.broker_range(*api).is_some())
+            .map_or(BrokerVersion::new(0, 8, 0), |(_, v)| v);
+        }
         for &(version, key, api_version) in RELEASE_MARKERS {
             if matches!(self.range_of(key), Some((min, max)) if min <= api_version && api_version <= max)
             {
@@ -233,8 +245,11 @@ mod tests {
 
     #[test]
     fn guesses_releases_from_markers() {
-        let t = ApiVersionTable::for_release(BrokerVersion::new(0, 10, 0)).unwrap();
-        assert_eq!(t.guess_broker_version(), BrokerVersion::new(0, 10, 0));
+        for v in [(0, 8, 0), (0, 8, 1), (0, 8, 2), (0, 9, 0), (0, 10, 0)] {
+            let v = BrokerVersion::new(v.0, v.1, v.2);
+            let t = ApiVersionTable::for_release(v).unwrap();
+            assert_eq!(t.guess_broker_version(), v);
+        }
         let t = ApiVersionTable::from_ranges([(0, 0, 9), (1, 0, 12), (3, 0, 11), (2, 0, 6)]);
         assert_eq!(t.guess_broker_version(), BrokerVersion::new(2, 8, 0));
         let t = ApiVersionTable::from_ranges([(0, 3, 12), (1, 4, 17)]);
