@@ -17,9 +17,7 @@ mod writer;
 
 pub use error::{DecodeError, EncodeError};
 pub use reader::Reader;
-pub use writer::{
-    compact_len_size, unsigned_varint_size, varint_size, varlong_size, Writer,
-};
+pub use writer::{compact_len_size, unsigned_varint_size, varint_size, varlong_size, Writer};
 
 /// A tagged field the decoder did not recognise, kept so that re-encoding a message preserves
 /// it byte for byte (flexible versions only).

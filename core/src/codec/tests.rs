@@ -11,7 +11,14 @@ fn reader(bytes: &[u8]) -> Reader {
 fn varints_match_kafka_examples() {
     // From the Kafka protocol guide's zigzag table: 0->0, -1->1, 1->2, -2->3, 2147483647 ->
     // 4294967294, -2147483648 -> 4294967295.
-    for (v, z) in [(0i32, 0u32), (-1, 1), (1, 2), (-2, 3), (i32::MAX, u32::MAX - 1), (i32::MIN, u32::MAX)] {
+    for (v, z) in [
+        (0i32, 0u32),
+        (-1, 1),
+        (1, 2),
+        (-2, 3),
+        (i32::MAX, u32::MAX - 1),
+        (i32::MIN, u32::MAX),
+    ] {
         let mut b = BytesMut::new();
         b.put_varint(v);
         let mut u = BytesMut::new();
@@ -40,7 +47,10 @@ fn overlong_varints_are_errors() {
         reader(&[0x80, 0x80]).read_unsigned_varint(),
         Err(DecodeError::Truncated { .. })
     ));
-    assert_eq!(reader(&[0xff; 11]).read_unsigned_varlong(), Err(DecodeError::VarintOverflow));
+    assert_eq!(
+        reader(&[0xff; 11]).read_unsigned_varlong(),
+        Err(DecodeError::VarintOverflow)
+    );
 }
 
 #[test]
@@ -72,27 +82,54 @@ fn huge_length_prefix_is_an_error_not_an_allocation() {
 #[test]
 fn negative_lengths_and_nulls() {
     assert_eq!(reader(&[0xff, 0xff]).read_nullable_string(false), Ok(None));
-    assert_eq!(reader(&[0xff, 0xfe]).read_nullable_string(false), Err(DecodeError::NegativeLength(-2)));
-    assert_eq!(reader(&[0xff, 0xff]).read_string(false), Err(DecodeError::UnexpectedNull("string")));
+    assert_eq!(
+        reader(&[0xff, 0xfe]).read_nullable_string(false),
+        Err(DecodeError::NegativeLength(-2))
+    );
+    assert_eq!(
+        reader(&[0xff, 0xff]).read_string(false),
+        Err(DecodeError::UnexpectedNull("string"))
+    );
     assert_eq!(reader(&[0]).read_nullable_bytes(true), Ok(None));
-    assert_eq!(reader(&[0x80, 0, 0, 0]).read_nullable_bytes(false), Err(DecodeError::NegativeLength(i32::MIN as i64)));
+    assert_eq!(
+        reader(&[0x80, 0, 0, 0]).read_nullable_bytes(false),
+        Err(DecodeError::NegativeLength(i32::MIN as i64))
+    );
 }
 
 #[test]
 fn invalid_utf8_is_an_error() {
-    assert_eq!(reader(&[0, 2, 0xc3, 0x28]).read_string(false), Err(DecodeError::InvalidUtf8));
+    assert_eq!(
+        reader(&[0, 2, 0xc3, 0x28]).read_string(false),
+        Err(DecodeError::InvalidUtf8)
+    );
 }
 
 #[test]
 fn truncated_fixed_width_reads() {
-    assert!(matches!(reader(&[1, 2, 3]).read_i32(), Err(DecodeError::Truncated { needed: 4, remaining: 3 })));
-    assert!(matches!(reader(&[0; 15]).read_uuid(), Err(DecodeError::Truncated { .. })));
+    assert!(matches!(
+        reader(&[1, 2, 3]).read_i32(),
+        Err(DecodeError::Truncated {
+            needed: 4,
+            remaining: 3
+        })
+    ));
+    assert!(matches!(
+        reader(&[0; 15]).read_uuid(),
+        Err(DecodeError::Truncated { .. })
+    ));
 }
 
 #[test]
 fn tagged_fields_keep_unknown_and_reject_disorder() {
     let mut b = BytesMut::new();
-    b.put_tagged_fields(&[(0, vec![7]), (5, vec![])], &[RawTaggedField { tag: 3, data: bytes::Bytes::from_static(b"xy") }]);
+    b.put_tagged_fields(
+        &[(0, vec![7]), (5, vec![])],
+        &[RawTaggedField {
+            tag: 3,
+            data: bytes::Bytes::from_static(b"xy"),
+        }],
+    );
     // count 3; tag 0 size 1 [7]; tag 3 size 2 "xy"; tag 5 size 0.
     assert_eq!(&b[..], &[3, 0, 1, 7, 3, 2, b'x', b'y', 5, 0]);
     let mut seen = vec![];
@@ -107,16 +144,29 @@ fn tagged_fields_keep_unknown_and_reject_disorder() {
         })
         .unwrap();
     assert_eq!(seen, vec![7]);
-    assert_eq!(unknown.iter().map(|f| f.tag).collect::<Vec<_>>(), vec![3, 5]);
-    assert!(reader(&[2, 5, 0, 3, 0]).read_tagged_fields(|_, _| Ok(false)).is_err());
+    assert_eq!(
+        unknown.iter().map(|f| f.tag).collect::<Vec<_>>(),
+        vec![3, 5]
+    );
+    assert!(reader(&[2, 5, 0, 3, 0])
+        .read_tagged_fields(|_, _| Ok(false))
+        .is_err());
     // A known field that leaves bytes unread is an error.
-    assert!(reader(&[1, 0, 2, 1, 1]).read_tagged_fields(|_, r| { r.read_i8()?; Ok(true) }).is_err());
+    assert!(reader(&[1, 0, 2, 1, 1])
+        .read_tagged_fields(|_, r| {
+            r.read_i8()?;
+            Ok(true)
+        })
+        .is_err());
 }
 
 #[test]
 fn too_long_string_is_encode_error() {
     let s = "x".repeat(i16::MAX as usize + 1);
-    assert!(matches!(BytesMut::new().put_string(&s, false), Err(EncodeError::TooLong { .. })));
+    assert!(matches!(
+        BytesMut::new().put_string(&s, false),
+        Err(EncodeError::TooLong { .. })
+    ));
     assert!(BytesMut::new().put_string(&s, true).is_ok());
 }
 

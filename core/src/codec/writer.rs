@@ -88,7 +88,13 @@ pub trait Writer: BufMut {
 
     /// Writes a length prefix (`None` is null): `i16` or `i32` classic, or compact.
     #[inline]
-    fn put_len(&mut self, len: Option<usize>, compact: bool, wide: bool, what: &'static str) -> Result<()> {
+    fn put_len(
+        &mut self,
+        len: Option<usize>,
+        compact: bool,
+        wide: bool,
+        what: &'static str,
+    ) -> Result<()> {
         let max = if compact {
             u32::MAX as usize - 1
         } else if wide {
