@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod drivers;
+pub mod fake_broker;
 pub mod scenarios;
 
 /// Expands to one `#[test]` per driver scenario for `$driver` (an expression of a type that
@@ -91,6 +92,11 @@ macro_rules! driver_tests {
                 &$driver,
                 &test_cluster(),
             );
+        }
+
+        #[test]
+        fn dropping_the_client_closes_its_connections() {
+            $crate::scenarios::dropping_the_client_closes_its_connections(&$driver);
         }
 
         #[test]

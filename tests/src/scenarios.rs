@@ -19,6 +19,7 @@ use kafkit_core::protocol::{
 
 use crate::cluster::{unique_topic, TestCluster, MOCK_BROKERS};
 use crate::drivers::Driver;
+use crate::fake_broker::{Ending, FakeBroker};
 
 /// The request timeout of clients that expect to succeed: generous for a loaded CI box, yet a
 /// hung request still fails the test in seconds.
@@ -731,4 +732,22 @@ fn check_empty_partition_offset(driver: &str, resp: &Response, topic: &str, part
         p.offset
     };
     assert_eq!(offset, 0, "{driver}: {topic}-{partition} is empty: {p:?}");
+}
+
+/// 6. Dropping the last handle stops the client: the driver closes its connections at once.
+///    Against a fake broker (no cluster needed), which sees the socket's end.
+pub fn dropping_the_client_closes_its_connections<D: Driver>(driver: &D) {
+    let name = driver.name();
+    let broker = FakeBroker::start(Duration::from_secs(5));
+    let client = start(driver, &config(&broker.address()));
+    let view = driver
+        .metadata(&client, Some(Vec::new()))
+        .unwrap_or_else(|e| panic!("{name}: metadata from the fake broker: {e}"));
+    assert_eq!(view.brokers.len(), 1, "{name}: {view:?}");
+    broker.mark();
+    drop(client);
+    match broker.ending() {
+        Ending::Closed(after) => eprintln!("{name}: connection closed {after:?} after the drop"),
+        other => panic!("{name}: after dropping the client: {other:?}"),
+    }
 }
