@@ -23,6 +23,8 @@ pub trait MockControl {
     fn broker_down(&self, id: i32);
     /// Lets the broker accept connections again, on the same port.
     fn broker_up(&self, id: i32);
+    /// Delays every broker's responses by `rtt` (zero: answer at once).
+    fn set_round_trip_time(&self, rtt: std::time::Duration);
 }
 
 /// The cluster under test.

@@ -54,6 +54,12 @@ macro_rules! driver_tests {
                     .broker_up(id)
                     .unwrap_or_else(|e| panic!("mock cluster: broker_up({id}): {e}"));
             }
+            fn set_round_trip_time(&self, rtt: ::std::time::Duration) {
+                // -1: every broker.
+                self.0.broker_round_trip_time(-1, rtt).unwrap_or_else(|e| {
+                    panic!("mock cluster: broker_round_trip_time({rtt:?}): {e}")
+                });
+            }
         }
 
         /// A fresh 3-broker mock cluster, or the external one named by `KAFKA_BOOTSTRAP`.
@@ -92,6 +98,11 @@ macro_rules! driver_tests {
                 &$driver,
                 &test_cluster(),
             );
+        }
+
+        #[test]
+        fn slow_broker_fails_within_request_timeout() {
+            $crate::scenarios::slow_broker_fails_within_request_timeout(&$driver, &test_cluster());
         }
 
         #[test]

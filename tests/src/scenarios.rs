@@ -618,6 +618,39 @@ pub fn all_brokers_down_fails_within_request_timeout<D: Driver>(driver: &D, clus
     check_brokers(name, cluster, &view);
 }
 
+/// 4c. A broker that answers too slowly: the request in flight on a working connection fails
+///     with a timeout naming the broker, within the request timeout (plus slack); the client
+///     closes that connection, and once the broker is quick again requests succeed.
+pub fn slow_broker_fails_within_request_timeout<D: Driver>(driver: &D, cluster: &TestCluster) {
+    let name = driver.name();
+    let Some(mock) = cluster.mock_or_skip("the slow-broker scenario") else {
+        return;
+    };
+    let mut config = config(&cluster.bootstrap());
+    config.request_timeout_ms = FAILING_REQUEST_TIMEOUT_MS;
+    let client = start(driver, &config);
+    // Set up (and negotiate on) a connection while the brokers are quick.
+    driver
+        .metadata(&client, Some(Vec::new()))
+        .unwrap_or_else(|e| panic!("{name}: metadata before the brokers slow down: {e}"));
+    let timeout = Duration::from_millis(FAILING_REQUEST_TIMEOUT_MS.into());
+    mock.set_round_trip_time(timeout * 2);
+    let started = Instant::now();
+    let result = driver.metadata(&client, Some(Vec::new()));
+    let elapsed = started.elapsed();
+    mock.set_round_trip_time(Duration::ZERO);
+    assert_fails_clearly(name, result, elapsed, &cluster.bootstrap_addresses());
+    poll_until(
+        Duration::from_secs(8),
+        &format!("{name}: metadata once the brokers are quick again"),
+        || {
+            driver
+                .metadata(&client, Some(Vec::new()))
+                .map_err(|e| e.to_string())
+        },
+    );
+}
+
 /// 5. Raw requests through `send`: ApiVersions to every broker by node id (also capped at
 ///    version 0), ListOffsets to each partition's leader by id and by `Target::Leader`.
 pub fn raw_requests_are_decoded<D: Driver>(driver: &D, cluster: &TestCluster) {
