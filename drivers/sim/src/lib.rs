@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod simulation;
 
-pub use simulation::{Endpoint, LinkConfig, SimError, Simulation};
+pub use cluster::{serve_cluster, Cluster, ClusterConfig, ClusterEndpoint, HookAction};
+pub use simulation::{Endpoint, EndpointOutput, LinkConfig, SimError, Simulation};

@@ -13,6 +13,29 @@ pub trait Endpoint {
     fn receive(&mut self, conn: u64, data: &[u8], now: Instant) -> Vec<u8>;
     /// The client closed `conn`.
     fn closed(&mut self, conn: u64);
+    /// The next instant at which the endpoint wants [`Endpoint::handle_timeout`] (a response
+    /// completing on a timer). Default: none.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// Called once virtual time reaches [`Endpoint::poll_timeout`] (possibly later, and
+    /// possibly when another endpoint's deadline is due).
+    fn handle_timeout(&mut self, _now: Instant) {}
+    /// Bytes to send and connections to close on the endpoint's own initiative (responses
+    /// completed later, closes after a bad request or a crash). Polled after every call into
+    /// the endpoint and after every step. Default: nothing.
+    fn take_outgoing(&mut self) -> Vec<(u64, EndpointOutput)> {
+        Vec::new()
+    }
+}
+
+/// What an endpoint does on its own initiative (see [`Endpoint::take_outgoing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointOutput {
+    /// Send these bytes to the client.
+    Send(Bytes),
+    /// Close the connection (after the bytes sent before).
+    Close,
 }
 
 /// How links behave.
@@ -50,6 +73,7 @@ enum Delivery {
     ToClient(ConnId, Bytes),
     Connected(ConnId),
     Refused(ConnId, String),
+    ServerClosed(ConnId),
 }
 
 struct Link {
@@ -57,6 +81,8 @@ struct Link {
     /// The latest delivery time on this link, per direction, so deliveries keep their order.
     last_to_server: Instant,
     last_to_client: Instant,
+    /// The server closed the connection; the close is on its way to the client.
+    server_closed: bool,
 }
 
 /// One client core, a set of servers and the links between them, on a virtual clock.
@@ -192,6 +218,7 @@ impl<C: ClientCore> Simulation<C> {
                                 server: addr,
                                 last_to_server: at,
                                 last_to_client: at,
+                                server_closed: false,
                             },
                         );
                         self.schedule(at, Delivery::Connected(conn));
@@ -204,7 +231,7 @@ impl<C: ClientCore> Simulation<C> {
                 }
                 Output::Transmit { conn, data } => {
                     let d = self.delay();
-                    if let Some(link) = self.links.get_mut(&conn) {
+                    if let Some(link) = self.links.get_mut(&conn).filter(|l| !l.server_closed) {
                         let at = (self.now + d).max(link.last_to_server);
                         link.last_to_server = at;
                         self.schedule(at, Delivery::ToServer(conn.0, data));
@@ -220,6 +247,44 @@ impl<C: ClientCore> Simulation<C> {
                 Output::Event(e) => self.events.push(e),
             }
         }
+        self.collect_server_output();
+    }
+
+    /// Schedules what the servers send or close on their own initiative.
+    fn collect_server_output(&mut self) {
+        let mut outputs = Vec::new();
+        for s in self.servers.values_mut() {
+            outputs.extend(s.take_outgoing());
+        }
+        for (conn, out) in outputs {
+            self.server_output(ConnId(conn), out);
+        }
+    }
+
+    fn server_output(&mut self, conn: ConnId, out: EndpointOutput) {
+        let d = self.delay();
+        let now = self.now;
+        let Some(link) = self.links.get_mut(&conn).filter(|l| !l.server_closed) else {
+            return;
+        };
+        let at = (now + d).max(link.last_to_client);
+        link.last_to_client = at;
+        match out {
+            EndpointOutput::Send(data) => {
+                if !data.is_empty() {
+                    self.schedule(at, Delivery::ToClient(conn, data));
+                }
+            }
+            EndpointOutput::Close => {
+                link.server_closed = true;
+                self.schedule(at, Delivery::ServerClosed(conn));
+            }
+        }
+    }
+
+    /// The earliest server deadline.
+    fn server_timeout(&self) -> Option<Instant> {
+        self.servers.values().filter_map(|s| s.poll_timeout()).min()
     }
 
     /// Advances to the next delivery or core deadline and handles it. Returns false when
@@ -228,22 +293,37 @@ impl<C: ClientCore> Simulation<C> {
         self.drain();
         let next_delivery = self.queue.peek().map(|Reverse((at, _))| *at);
         let next_timer = self.core.poll_timeout();
-        let (at, is_delivery) = match (next_delivery, next_timer) {
-            (None, None) => return false,
-            (Some(d), None) => (d, true),
-            (None, Some(t)) => (t, false),
-            (Some(d), Some(t)) if d <= t => (d, true),
-            (Some(_), Some(t)) => (t, false),
+        let next_server = self.server_timeout();
+        // Ties go to deliveries, then the core, then servers.
+        let mut next: Option<(Instant, u8)> = None;
+        for (t, kind) in [(next_delivery, 0u8), (next_timer, 1), (next_server, 2)] {
+            if let Some(t) = t {
+                if next.is_none_or(|(n, _)| t < n) {
+                    next = Some((t, kind));
+                }
+            }
+        }
+        let Some((at, kind)) = next else {
+            return false;
         };
         // Time never goes backwards, even for a deadline that is already due.
         self.now = self.now.max(at);
         self.steps += 1;
-        if is_delivery {
-            let Reverse((_, seq)) = self.queue.pop().expect("peeked");
-            let delivery = self.deliveries.remove(&seq).expect("scheduled");
-            self.deliver(delivery);
-        } else {
-            self.core.handle_timeout(self.now);
+        match kind {
+            0 => {
+                let Reverse((_, seq)) = self.queue.pop().expect("peeked");
+                let delivery = self.deliveries.remove(&seq).expect("scheduled");
+                self.deliver(delivery);
+            }
+            1 => self.core.handle_timeout(self.now),
+            _ => {
+                let now = self.now;
+                for s in self.servers.values_mut() {
+                    if s.poll_timeout().is_some_and(|t| t <= now) {
+                        s.handle_timeout(now);
+                    }
+                }
+            }
         }
         self.drain();
         true
@@ -262,7 +342,7 @@ impl<C: ClientCore> Simulation<C> {
                     .handle_closed(conn, CloseReason::ConnectFailed(why), now)
             }
             Delivery::ToServer(conn, data) => {
-                let Some(link) = self.links.get(&ConnId(conn)) else {
+                let Some(link) = self.links.get(&ConnId(conn)).filter(|l| !l.server_closed) else {
                     return;
                 };
                 let server = link.server.clone();
@@ -281,6 +361,11 @@ impl<C: ClientCore> Simulation<C> {
             Delivery::ToClient(conn, data) => {
                 if self.links.contains_key(&conn) {
                     self.core.handle_data(conn, &data, now);
+                }
+            }
+            Delivery::ServerClosed(conn) => {
+                if self.links.remove(&conn).is_some() {
+                    self.core.handle_closed(conn, CloseReason::PeerClosed, now);
                 }
             }
         }
@@ -315,6 +400,7 @@ impl<C: ClientCore> Simulation<C> {
             let next = [
                 s.queue.peek().map(|Reverse((at, _))| *at),
                 s.core.poll_timeout(),
+                s.server_timeout(),
             ]
             .into_iter()
             .flatten()

@@ -1,0 +1,181 @@
+//! [`ClusterConfig`]: the shape of a simulated cluster, and the API version table it
+//! advertises.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafkit_core::protocol::ApiKey;
+
+/// A SASL user the cluster accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslUser {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// The user name.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl SaslUser {
+    /// A user of `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    pub fn new(mechanism: &str, user: &str, password: &str) -> Self {
+        SaslUser {
+            mechanism: mechanism.to_owned(),
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+}
+
+/// How a simulated cluster is built and behaves.
+///
+/// Defaults: 3 brokers, 3 partitions per auto-created topic, auto-creation on, replication
+/// factor 1, 64 MiB of retained log per partition, our own API version ranges, no SASL, no
+/// replication delay, seed 0.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Number of brokers (node ids `0..brokers`).
+    pub brokers: usize,
+    /// Partitions of a topic created without a count (auto-creation, `num_partitions = -1`).
+    pub default_partitions: i32,
+    /// Whether Metadata requests may create unknown topics (`auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Replicas of a topic created without a factor (`default.replication.factor`), capped by
+    /// the number of brokers for auto-created topics.
+    pub replication_factor: i16,
+    /// Memory bound per partition: the oldest whole batches beyond this many bytes are
+    /// dropped and the log start offset advances (a topic's `retention.bytes` may lower it).
+    pub retention_bytes: u64,
+    /// Version range overrides per API, to imitate older brokers: an entry `Some((min, max))`
+    /// replaces the model's range (clamped to what the codec can read), `None` hides the API.
+    /// APIs without an entry use [`ClusterConfig::model_versions`].
+    pub api_versions: BTreeMap<ApiKey, Option<(i16, i16)>>,
+    /// SASL users; empty means the listeners are plaintext without SASL.
+    pub sasl_users: Vec<SaslUser>,
+    /// The cluster id in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Seed of every random choice (topic ids, producer ids, replica placement, nonces).
+    pub seed: u64,
+    /// How long a follower takes to copy what its leader appended. Zero replicates at once,
+    /// so `acks=1` and `acks=all` behave alike; a delay lets `acks=1` data be lost when a
+    /// leader crashes before its followers caught up.
+    pub replication_delay: Duration,
+    /// Wall-clock milliseconds since the epoch at the cluster's start instant (used for
+    /// LogAppendTime timestamps). Virtual time then advances it.
+    pub start_time_ms: i64,
+    /// Largest request frame accepted (`socket.request.max.bytes`, default 100 MiB).
+    pub max_request_size: usize,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms` (Kafka's default is 3000; 0 keeps tests fast).
+    pub group_initial_rebalance_delay_ms: i32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            brokers: 3,
+            default_partitions: 3,
+            auto_create_topics: true,
+            replication_factor: 1,
+            retention_bytes: 64 << 20,
+            api_versions: BTreeMap::new(),
+            sasl_users: Vec::new(),
+            cluster_id: "kafkit-sim-cluster".to_owned(),
+            seed: 0,
+            replication_delay: Duration::ZERO,
+            start_time_ms: 1_700_000_000_000,
+            max_request_size: 100 << 20,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 0,
+        }
+    }
+}
+
+/// The APIs the model answers, with the versions whose semantics it implements (a subset of
+/// what the codec reads, see `ApiKey::request_versions`).
+const MODEL_APIS: &[(ApiKey, i16, i16)] = &[
+    // Produce v0-2 carry magic 0/1 message sets, which the model does not store.
+    (ApiKey::Produce, 3, 11),
+    // Fetch v0-3 would need down-conversion to magic 0/1 (Kafka 4.0 dropped them too).
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 0, 10),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+impl ClusterConfig {
+    /// The model's own version range of `api`, `None` if the model does not answer it.
+    pub fn model_versions(api: ApiKey) -> Option<(i16, i16)> {
+        let (lo, hi) = api.request_versions();
+        MODEL_APIS
+            .iter()
+            .find(|(k, _, _)| *k == api)
+            .map(|&(_, min, max)| (min.max(lo), max.min(hi)))
+    }
+
+    /// The version table the brokers advertise: the model's ranges with the overrides of
+    /// [`ClusterConfig::api_versions`] applied (clamped to the codec's ranges).
+    pub fn version_table(&self) -> BTreeMap<ApiKey, (i16, i16)> {
+        let mut table: BTreeMap<ApiKey, (i16, i16)> = MODEL_APIS
+            .iter()
+            .filter_map(|&(k, _, _)| Self::model_versions(k).map(|r| (k, r)))
+            .collect();
+        for (&api, over) in &self.api_versions {
+            match over {
+                None => {
+                    table.remove(&api);
+                }
+                Some((min, max)) => {
+                    let (lo, hi) = api.request_versions();
+                    let (min, max) = ((*min).max(lo), (*max).min(hi));
+                    if min <= max {
+                        table.insert(api, (min, max));
+                    } else {
+                        table.remove(&api);
+                    }
+                }
+            }
+        }
+        table
+    }
+
+    /// Sets the version range of `api` (builder style), e.g. to imitate an older broker.
+    pub fn with_api_versions(mut self, api: ApiKey, min: i16, max: i16) -> Self {
+        self.api_versions.insert(api, Some((min, max)));
+        self
+    }
+
+    /// Hides `api` from ApiVersions (builder style); requests for it close the connection.
+    pub fn without_api(mut self, api: ApiKey) -> Self {
+        self.api_versions.insert(api, None);
+        self
+    }
+}

@@ -1,0 +1,575 @@
+//! [`PartitionLog`]: one partition's batches, offsets, replicas and producer state.
+//!
+//! The model keeps one copy of each partition's data: the leader's log. Followers are
+//! represented by their log end offsets (how much of the leader's log they copied); when a
+//! follower becomes leader with less than the old leader had, the log is truncated to what it
+//! copied, which is how unreplicated `acks=1` data is lost.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::Bytes;
+use kafkit_core::protocol::ErrorCode;
+use kafkit_core::records::{BatchHeader, DecodeOptions, RecordBatch, TimestampType};
+
+/// How many recent batches per producer are remembered for duplicate detection (Kafka's
+/// `NUM_BATCHES_TO_RETAIN`).
+const PRODUCER_BATCHES_RETAINED: usize = 5;
+
+/// A batch as stored: its bytes (base offset and leader epoch rewritten) and header facts.
+#[derive(Debug, Clone)]
+pub struct StoredBatch {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The batch's max timestamp (the append time under LogAppendTime).
+    pub max_timestamp: i64,
+    /// The leader epoch the batch was appended in.
+    pub leader_epoch: i32,
+    /// Producer id, -1 for non-idempotent producers.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// First sequence number.
+    pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction.
+    pub transactional: bool,
+    /// The batch exactly as a fetch returns it.
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SeqEntry {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerState {
+    epoch: i16,
+    recent: VecDeque<SeqEntry>,
+}
+
+/// What the idempotence check decided about a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// A retry of a batch already in the log at this base offset.
+    Duplicate(i64),
+}
+
+/// One partition: log, offsets, replica set and per-producer sequence state.
+#[derive(Debug)]
+pub struct PartitionLog {
+    /// The partition index.
+    pub index: i32,
+    /// The leader's node id, -1 while none is available.
+    pub leader: i32,
+    /// The current leader epoch (bumped on every leader change).
+    pub leader_epoch: i32,
+    /// Replica node ids, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas (always including a live leader).
+    pub isr: Vec<i32>,
+    batches: VecDeque<StoredBatch>,
+    bytes: u64,
+    log_start: i64,
+    log_end: i64,
+    high_watermark: i64,
+    /// Log end offsets of the followers (what they copied from the leader).
+    follower_leo: BTreeMap<i32, i64>,
+    /// (leader epoch, start offset) in epoch order, for OffsetForLeaderEpoch.
+    epochs: Vec<(i32, i64)>,
+    producers: HashMap<i64, ProducerState>,
+}
+
+/// Sequence number `n` after `seq`, wrapping at `i32::MAX` as Kafka does.
+fn seq_add(seq: i32, n: i32) -> i32 {
+    ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
+impl PartitionLog {
+    /// An empty partition led by `replicas[0]` (or leaderless if `replicas` is empty).
+    pub fn new(index: i32, replicas: Vec<i32>) -> Self {
+        let leader = replicas.first().copied().unwrap_or(-1);
+        let follower_leo = replicas.iter().skip(1).map(|&r| (r, 0)).collect();
+        PartitionLog {
+            index,
+            leader,
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas,
+            batches: VecDeque::new(),
+            bytes: 0,
+            log_start: 0,
+            log_end: 0,
+            high_watermark: 0,
+            follower_leo,
+            epochs: vec![(0, 0)],
+            producers: HashMap::new(),
+        }
+    }
+
+    /// The first offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start
+    }
+
+    /// The offset the next batch gets (log end offset).
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end
+    }
+
+    /// The high watermark: everything below it is on every in-sync replica.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The last stable offset, up to which `read_committed` consumers read.
+    ///
+    /// Hook for transactions: without them it equals the high watermark; with them it
+    /// becomes the first offset of the earliest open transaction, if below the high
+    /// watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Bytes of batch data held.
+    pub fn size_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Number of batches held.
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// The stored batches, oldest first.
+    pub fn batches(&self) -> impl Iterator<Item = &StoredBatch> {
+        self.batches.iter()
+    }
+
+    /// The log end offset of replica `broker` (the leader's is the log end offset).
+    pub fn replica_leo(&self, broker: i32) -> Option<i64> {
+        if broker == self.leader {
+            Some(self.log_end)
+        } else {
+            self.follower_leo.get(&broker).copied()
+        }
+    }
+
+    /// Checks an idempotent batch against the producer's state.
+    pub fn check_sequence(&self, h: &BatchHeader) -> Result<SequenceCheck, ErrorCode> {
+        if h.producer_id < 0 {
+            return Ok(SequenceCheck::Append);
+        }
+        let last_seq = seq_add(h.base_sequence, h.last_offset_delta);
+        let Some(state) = self.producers.get(&h.producer_id) else {
+            // Unknown on this partition: only a first batch may start a sequence.
+            return if h.base_sequence == 0 || h.base_sequence < 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ErrorCode::UNKNOWN_PRODUCER_ID)
+            };
+        };
+        if h.producer_epoch < state.epoch {
+            return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
+        }
+        if h.base_sequence < 0 {
+            // Non-idempotent batch carrying a producer id (transactional without
+            // idempotence is not a thing; accept as Kafka's validation would elsewhere).
+            return Ok(SequenceCheck::Append);
+        }
+        if h.producer_epoch > state.epoch {
+            return if h.base_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            };
+        }
+        if let Some(dup) = state
+            .recent
+            .iter()
+            .find(|e| e.first_seq == h.base_sequence && e.last_seq == last_seq)
+        {
+            return Ok(SequenceCheck::Duplicate(dup.base_offset));
+        }
+        match state.recent.back() {
+            Some(last) if seq_add(last.last_seq, 1) == h.base_sequence => Ok(SequenceCheck::Append),
+            None if h.base_sequence == 0 => Ok(SequenceCheck::Append),
+            _ => Err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+        }
+    }
+
+    /// Appends one validated batch at the log end: rewrites its base offset and leader epoch
+    /// (and its timestamps under `log_append_time`). Returns the base offset.
+    pub fn append(
+        &mut self,
+        mut data: Vec<u8>,
+        h: &BatchHeader,
+        log_append_time: Option<i64>,
+    ) -> i64 {
+        let base = self.log_end;
+        // The batch was parsed as magic 2 before; these cannot fail.
+        let _ = kafkit_core::records::set_base_offset(&mut data, base);
+        let _ = kafkit_core::records::set_partition_leader_epoch(&mut data, self.leader_epoch);
+        let mut max_timestamp = h.max_timestamp;
+        if let Some(ts) = log_append_time {
+            let _ = kafkit_core::records::set_log_append_time(&mut data, ts);
+            max_timestamp = ts;
+        }
+        let last = base + h.last_offset_delta as i64;
+        let stored = StoredBatch {
+            base_offset: base,
+            last_offset: last,
+            max_timestamp,
+            leader_epoch: self.leader_epoch,
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+            transactional: h.attributes.is_transactional(),
+            data: Bytes::from(data),
+        };
+        self.record_producer(&stored);
+        self.bytes += stored.data.len() as u64;
+        self.batches.push_back(stored);
+        self.log_end = last + 1;
+        base
+    }
+
+    fn record_producer(&mut self, b: &StoredBatch) {
+        if b.producer_id < 0 {
+            return;
+        }
+        let state = self.producers.entry(b.producer_id).or_default();
+        if b.producer_epoch != state.epoch {
+            state.recent.clear();
+            state.epoch = b.producer_epoch;
+        }
+        if b.base_sequence >= 0 {
+            let delta = (b.last_offset - b.base_offset) as i32;
+            state.recent.push_back(SeqEntry {
+                first_seq: b.base_sequence,
+                last_seq: seq_add(b.base_sequence, delta),
+                base_offset: b.base_offset,
+            });
+            while state.recent.len() > PRODUCER_BATCHES_RETAINED {
+                state.recent.pop_front();
+            }
+        }
+    }
+
+    /// Batches holding offsets from `offset` up to (excluding) `limit`, at most `max_bytes`
+    /// of them, except that the first batch is returned whatever its size when `min_one`.
+    /// The first batch may start before `offset` (a fetch from the middle of a batch gets the
+    /// whole batch, as from Kafka).
+    pub fn read(&self, offset: i64, limit: i64, max_bytes: usize, min_one: bool) -> Vec<Bytes> {
+        let start = self.batches.partition_point(|b| b.last_offset < offset);
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for b in self.batches.iter().skip(start) {
+            if b.base_offset >= limit {
+                break;
+            }
+            let len = b.data.len();
+            if total + len > max_bytes && !(out.is_empty() && min_one) {
+                break;
+            }
+            total += len;
+            out.push(b.data.clone());
+        }
+        out
+    }
+
+    /// Bytes a read from `offset` below `limit` would find (for fetch `min_bytes`).
+    pub fn available_bytes(&self, offset: i64, limit: i64) -> usize {
+        let start = self.batches.partition_point(|b| b.last_offset < offset);
+        self.batches
+            .iter()
+            .skip(start)
+            .take_while(|b| b.base_offset < limit)
+            .map(|b| b.data.len())
+            .sum()
+    }
+
+    /// The first record with a timestamp at or after `target` below `limit`:
+    /// `(offset, timestamp, leader epoch)`.
+    pub fn offset_for_timestamp(&self, target: i64, limit: i64) -> Option<(i64, i64, i32)> {
+        let opts = DecodeOptions::default();
+        for b in self.batches.iter().take_while(|b| b.base_offset < limit) {
+            if b.max_timestamp < target {
+                continue;
+            }
+            let Ok(batch) = RecordBatch::decode(b.data.clone(), &opts) else {
+                continue;
+            };
+            if batch.timestamp_type() == TimestampType::LogAppendTime {
+                let offset = b.base_offset.max(self.log_start);
+                return Some((offset, b.max_timestamp, b.leader_epoch));
+            }
+            for r in batch.records().flatten() {
+                if r.offset >= self.log_start && r.offset < limit && r.timestamp >= target {
+                    return Some((r.offset, r.timestamp, b.leader_epoch));
+                }
+            }
+        }
+        None
+    }
+
+    /// The record with the largest timestamp below `limit` (the first of equals):
+    /// `(offset, timestamp, leader epoch)`.
+    pub fn max_timestamp_offset(&self, limit: i64) -> Option<(i64, i64, i32)> {
+        let best = self
+            .batches
+            .iter()
+            .take_while(|b| b.base_offset < limit)
+            .fold(None::<&StoredBatch>, |acc, b| match acc {
+                Some(a) if a.max_timestamp >= b.max_timestamp => Some(a),
+                _ => Some(b),
+            })?;
+        let ts = best.max_timestamp;
+        self.offset_for_timestamp(ts, limit)
+            .filter(|(_, t, _)| *t == ts)
+            .or(Some((best.last_offset, ts, best.leader_epoch)))
+    }
+
+    /// Drops whole batches from the front while more than `max_bytes` are held, never
+    /// touching data at or above the high watermark. Returns whether anything was dropped.
+    pub fn enforce_retention(&mut self, max_bytes: u64) -> bool {
+        let mut dropped = false;
+        while self.bytes > max_bytes && self.batches.len() > 1 {
+            let Some(front) = self.batches.front() else {
+                break;
+            };
+            if front.last_offset >= self.high_watermark {
+                break;
+            }
+            let len = front.data.len() as u64;
+            let next = front.last_offset + 1;
+            self.batches.pop_front();
+            self.bytes -= len;
+            self.log_start = self.log_start.max(next);
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords), dropping whole batches below
+    /// it. The caller checked `log_start <= offset <= high_watermark`.
+    pub fn delete_records(&mut self, offset: i64) {
+        if offset <= self.log_start {
+            return;
+        }
+        self.log_start = offset;
+        while let Some(front) = self.batches.front() {
+            if front.last_offset >= offset {
+                break;
+            }
+            self.bytes -= front.data.len() as u64;
+            self.batches.pop_front();
+        }
+    }
+
+    /// Records that follower `broker` copied the leader's log up to `leo`.
+    pub fn set_follower_leo(&mut self, broker: i32, leo: i64) {
+        if broker == self.leader {
+            return;
+        }
+        let leo = leo.min(self.log_end);
+        let entry = self.follower_leo.entry(broker).or_insert(0);
+        *entry = (*entry).max(leo);
+    }
+
+    /// Recomputes the ISR membership of caught-up live followers and the high watermark
+    /// (the smallest log end offset over the ISR). Returns whether the high watermark moved.
+    pub fn update_isr_and_hw(&mut self, alive: &dyn Fn(i32) -> bool) -> bool {
+        if self.leader < 0 {
+            return false;
+        }
+        for &r in &self.replicas {
+            if r != self.leader
+                && alive(r)
+                && !self.isr.contains(&r)
+                && self.follower_leo.get(&r) == Some(&self.log_end)
+            {
+                self.isr.push(r);
+            }
+        }
+        let hw = self
+            .isr
+            .iter()
+            .filter_map(|&r| self.replica_leo(r))
+            .min()
+            .unwrap_or(self.log_end)
+            .max(self.log_start);
+        let old = self.high_watermark;
+        self.high_watermark = hw.max(old).min(self.log_end);
+        self.high_watermark != old
+    }
+
+    /// Removes `broker` from the ISR (it crashed).
+    pub fn remove_from_isr(&mut self, broker: i32) {
+        self.isr.retain(|&r| r != broker);
+    }
+
+    /// Makes `new_leader` (a replica, or -1 for none) the leader in a new epoch. The log is
+    /// truncated to what the new leader had copied; the old leader becomes a follower with
+    /// its log end offset clamped to the truncation point.
+    pub fn change_leader(&mut self, new_leader: i32) {
+        let old = self.leader;
+        if old >= 0 {
+            self.follower_leo.insert(old, self.log_end);
+        }
+        self.leader = new_leader;
+        self.leader_epoch += 1;
+        if new_leader < 0 {
+            return;
+        }
+        let leo = self
+            .follower_leo
+            .remove(&new_leader)
+            .unwrap_or(self.log_end);
+        if leo < self.log_end {
+            self.truncate_to(leo);
+        }
+        if !self.isr.contains(&new_leader) {
+            self.isr.insert(0, new_leader);
+        }
+        self.epochs.push((self.leader_epoch, self.log_end));
+    }
+
+    /// Drops every batch at or above `offset` (batch boundaries only).
+    fn truncate_to(&mut self, offset: i64) {
+        let mut touched = Vec::new();
+        while let Some(back) = self.batches.back() {
+            if back.base_offset < offset {
+                break;
+            }
+            if back.producer_id >= 0 {
+                touched.push(back.producer_id);
+            }
+            self.bytes -= back.data.len() as u64;
+            self.batches.pop_back();
+        }
+        self.log_end = self
+            .batches
+            .back()
+            .map_or(self.log_start.max(offset.min(self.log_end)), |b| {
+                b.last_offset + 1
+            });
+        self.high_watermark = self.high_watermark.min(self.log_end);
+        for leo in self.follower_leo.values_mut() {
+            *leo = (*leo).min(self.log_end);
+        }
+        self.epochs.retain(|&(_, start)| start <= offset);
+        touched.sort_unstable();
+        touched.dedup();
+        for pid in touched {
+            self.rebuild_producer(pid);
+        }
+    }
+
+    /// Rebuilds a producer's sequence state from the batches still in the log.
+    fn rebuild_producer(&mut self, pid: i64) {
+        let keep = self.producers.get(&pid).map(|s| s.epoch);
+        self.producers.remove(&pid);
+        let batches: Vec<StoredBatch> = self
+            .batches
+            .iter()
+            .filter(|b| b.producer_id == pid)
+            .cloned()
+            .collect();
+        for b in &batches {
+            self.record_producer(b);
+        }
+        if let (Some(epoch), None) = (keep, self.producers.get(&pid)) {
+            // Keep fencing older epochs even with no batch left.
+            self.producers.insert(
+                pid,
+                ProducerState {
+                    epoch,
+                    recent: VecDeque::new(),
+                },
+            );
+        }
+    }
+
+    /// The end offset of leader epoch `epoch`: `(epoch, end offset)` as OffsetForLeaderEpoch
+    /// answers it (the largest epoch not above the one asked for, and where the next epoch
+    /// starts; `(-1, -1)` if the epoch predates the log).
+    pub fn epoch_end_offset(&self, epoch: i32) -> (i32, i64) {
+        let Some(pos) = self.epochs.iter().rposition(|&(e, _)| e <= epoch) else {
+            return (-1, -1);
+        };
+        let found = self.epochs[pos].0;
+        let end = self
+            .epochs
+            .get(pos + 1)
+            .map_or(self.log_end, |&(_, start)| start);
+        (found, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafkit_core::compression::Compression;
+    use kafkit_core::records::RecordBatchBuilder;
+
+    fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> (Vec<u8>, BatchHeader) {
+        let mut b = RecordBatchBuilder::new(Compression::None).producer(pid, epoch, seq);
+        for i in 0..n {
+            b.append(1000 + i as i64, None, Some(b"v"), &[]).unwrap();
+        }
+        let data = b.finish().unwrap().to_vec();
+        let h = BatchHeader::parse(&data).unwrap();
+        (data, h)
+    }
+
+    #[test]
+    fn offsets_and_sequences() {
+        let mut log = PartitionLog::new(0, vec![0]);
+        let (d, h) = batch(7, 0, 0, 3);
+        assert_eq!(log.check_sequence(&h), Ok(SequenceCheck::Append));
+        assert_eq!(log.append(d, &h, None), 0);
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.check_sequence(&h), Ok(SequenceCheck::Duplicate(0)));
+        let (_, gap) = batch(7, 0, 5, 1);
+        assert_eq!(
+            log.check_sequence(&gap),
+            Err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        let (d, next) = batch(7, 0, 3, 1);
+        assert_eq!(log.check_sequence(&next), Ok(SequenceCheck::Append));
+        assert_eq!(log.append(d, &next, None), 3);
+        let (_, old) = batch(7, -1, 4, 1);
+        assert_eq!(
+            log.check_sequence(&old),
+            Err(ErrorCode::INVALID_PRODUCER_EPOCH)
+        );
+        let (_, unknown) = batch(8, 0, 4, 1);
+        assert_eq!(
+            log.check_sequence(&unknown),
+            Err(ErrorCode::UNKNOWN_PRODUCER_ID)
+        );
+    }
+
+    #[test]
+    fn leader_change_truncates_unreplicated_data() {
+        let mut log = PartitionLog::new(0, vec![0, 1]);
+        let (d, h) = batch(-1, -1, -1, 2);
+        log.append(d.clone(), &h, None);
+        log.set_follower_leo(1, 2);
+        log.update_isr_and_hw(&|_| true);
+        assert_eq!(log.high_watermark(), 2);
+        log.append(d, &h, None);
+        assert_eq!(log.log_end_offset(), 4);
+        log.change_leader(1);
+        assert_eq!(log.log_end_offset(), 2);
+        assert_eq!(log.leader_epoch, 1);
+        assert_eq!(log.epoch_end_offset(0), (0, 2));
+        assert_eq!(log.epoch_end_offset(1), (1, 2));
+    }
+}
