@@ -15,8 +15,7 @@ use kafkit_core::protocol::{
     ResponseBody, SyncGroupRequest, SyncGroupResponse,
 };
 
-#[path = "../src/cluster/group/mod.rs"]
-pub mod group;
+pub use kafkit_sim::cluster::group;
 
 pub use group::{ClientRef, GroupConfig, GroupCoordinator, GroupReply, GroupState, TopicView};
 
