@@ -93,7 +93,8 @@ impl LowLevelHandle {
         Ok((node, version, table))
     }
 
-    /// Fetches metadata (all topics when `topics` is `None`) and returns the updated view.
+    /// Fetches metadata (all topics when `topics` is `None`) and returns what it describes; the
+    /// client's own cluster view is updated from it as well.
     pub async fn metadata(
         &self,
         topics: Option<Vec<String>>,

@@ -665,10 +665,24 @@ impl NetworkClient {
     ) {
         if internal {
             self.on_metadata_response(id, result, now);
-        } else {
-            self.out
-                .push_back(Output::Event(NetEvent::Response { id, result }));
+            return;
         }
+        if let Ok(Response {
+            body: ResponseBody::Metadata(m),
+            ..
+        }) = &result
+        {
+            // Metadata the application asked for is news for routing too; merged, never a
+            // full replacement, since the request may have named only some topics.
+            let mut view = (*self.cluster).clone();
+            view.update(m, false);
+            self.cluster = Arc::new(view);
+            self.out.push_back(Output::Event(NetEvent::MetadataUpdated(
+                self.cluster.clone(),
+            )));
+        }
+        self.out
+            .push_back(Output::Event(NetEvent::Response { id, result }));
     }
 
     fn maybe_refresh_metadata(&mut self, now: Instant) {
