@@ -743,3 +743,29 @@ fn the_same_inputs_give_the_same_answers() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_new_member_parked_for_five_minutes_is_dropped() {
+    let mut h = Harness::quick();
+    let mut cs = consumers(2);
+    cs[0].rebalance_timeout_ms = 600_000;
+    let (first, second) = cs.split_at_mut(1);
+    form_group(&mut h, first, 1_000);
+    let p1 = second[0].join(&mut h);
+    assert_eq!(p1.1, GroupReply::Deferred);
+    // The first member heartbeats but never rejoins; the rebalance timeout is 10 minutes.
+    for _ in 0..99 {
+        h.advance(3_000);
+        assert_eq!(first[0].heartbeat(&mut h), ErrorCode::REBALANCE_IN_PROGRESS);
+    }
+    assert!(h.answers.is_empty());
+    h.advance(3_000); // 5 minutes after the newcomer joined
+    let r = second[0].joined(&mut h, &p1);
+    assert_eq!(ErrorCode(r.error_code), ErrorCode::UNKNOWN_MEMBER_ID);
+    assert_eq!(r.member_id, "");
+    let g = h.gc.group("g").unwrap();
+    assert_eq!(
+        (g.state, g.members.len()),
+        (GroupState::PreparingRebalance, 1)
+    );
+}
