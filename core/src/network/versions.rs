@@ -250,9 +250,16 @@ mod tests {
             let t = ApiVersionTable::for_release(v).unwrap();
             assert_eq!(t.guess_broker_version(), v);
         }
-        let t = ApiVersionTable::from_ranges([(0, 0, 9), (1, 0, 12), (3, 0, 11), (2, 0, 6)]);
+        // Real ApiVersions answers always list ApiVersions (18) itself.
+        let t = ApiVersionTable::from_ranges([
+            (0, 0, 9),
+            (1, 0, 12),
+            (3, 0, 11),
+            (2, 0, 6),
+            (18, 0, 3),
+        ]);
         assert_eq!(t.guess_broker_version(), BrokerVersion::new(2, 8, 0));
-        let t = ApiVersionTable::from_ranges([(0, 3, 12), (1, 4, 17)]);
+        let t = ApiVersionTable::from_ranges([(0, 3, 12), (1, 4, 17), (18, 0, 4)]);
         assert_eq!(t.guess_broker_version(), BrokerVersion::new(4, 0, 0));
     }
 
