@@ -111,7 +111,9 @@ pub struct CommonConfig {
     /// instead; kafkit's SASL layer may also take tokens from the application at run time.
     pub sasl_oauth_token: Option<Secret>,
     /// `api_version` (kafka-python; dotted `api.version`): pin the broker version instead of
-    /// asking with ApiVersions, for brokers older than 0.10. Default `None`: negotiate.
+    /// probing, for brokers older than 0.10 (which have no ApiVersions). A pin at 0.10 or
+    /// newer changes nothing: those brokers are asked, and their answer is exact. Default
+    /// `None`: negotiate, probing old brokers.
     pub api_version: Option<BrokerVersion>,
     /// `api_version_auto_timeout_ms` (kafka-python; dotted `api.version.auto.timeout.ms`): how
     /// long version negotiation may take at start-up. Default 2000.

@@ -94,8 +94,13 @@ impl NetOptions {
         opts.conn.setup_timeout = ms(config.socket_connection_setup_timeout_ms);
         opts.conn.max_in_flight = config.max_in_flight_requests_per_connection.max(1) as usize;
         opts.conn.max_frame = config.max_response_size as usize;
+        // A pin replaces what cannot be asked: brokers before 0.10 have no ApiVersions, so a
+        // pinned old release skips probing and uses that release's table. From 0.10 on the
+        // broker's own ApiVersions answer is exact, and a fixed table would only send older
+        // versions than both sides support (and fail on Kafka 4.0, which dropped them).
         opts.conn.pinned_versions = config
             .api_version
+            .filter(|v| *v < crate::config::BrokerVersion::new(0, 10, 0))
             .and_then(ApiVersionTable::for_release)
             .map(Arc::new);
         opts.reconnect_backoff = ms(config.reconnect_backoff_ms);
