@@ -589,6 +589,12 @@ fn join_sync_and_heartbeat_errors() {
         ErrorCode(stale.synced(&mut h, &s).error_code),
         ErrorCode::ILLEGAL_GENERATION
     );
+    let mut unknown_instance = cs[1].clone();
+    unknown_instance.instance_id = Some("never-joined".into());
+    assert_eq!(
+        unknown_instance.heartbeat(&mut h),
+        ErrorCode::UNKNOWN_MEMBER_ID
+    );
     let mut ghost = cs[1].clone();
     ghost.member_id = "ghost".into();
     assert_eq!(ghost.heartbeat(&mut h), ErrorCode::UNKNOWN_MEMBER_ID);

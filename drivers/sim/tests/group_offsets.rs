@@ -232,6 +232,16 @@ fn simple_commits_create_an_empty_group_and_fetch_returns_them() {
         (stored.offset, stored.commit_timestamp_ms),
         (7, 1_700_000_000_000)
     );
+    // Generation -1 commits to an empty group go in whatever member id they carry.
+    let admin = Committer {
+        generation: -1,
+        member_id: "someone",
+        instance_id: None,
+    };
+    assert_eq!(
+        commit(&mut h, 8, "simple", &admin, &[("audit", 0, 8)]),
+        vec![NONE]
+    );
     // Unknown groups have nothing.
     assert_eq!(fetch(&mut h, 6, "nobody", None), vec![]);
     assert_eq!(h.gc.group_ids(), vec!["simple".to_string()]);

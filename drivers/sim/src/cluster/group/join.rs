@@ -178,13 +178,8 @@ fn current_member_join(
         add_member_and_rebalance(group, join, member_id.to_string(), ctx);
         return None;
     }
-    let instance = join.instance_id.as_deref();
-    if group.is_static_member_fenced(instance, member_id) {
-        return error(ErrorCode::FENCED_INSTANCE_ID);
-    }
-    let instance_unknown = instance.is_some_and(|i| group.static_member_id(i).is_none());
-    if !group.has_member(member_id) || instance_unknown {
-        return error(ErrorCode::UNKNOWN_MEMBER_ID);
+    if let Some(e) = group.validate_current_member(member_id, join.instance_id.as_deref()) {
+        return error(e);
     }
     let is_leader = group.is_leader(member_id);
     let matches = group

@@ -23,6 +23,12 @@
 //! Everything is deterministic: members are kept in join order, groups and offsets in
 //! `BTreeMap`s, member ids come from a counter, and time only from the `now` arguments.
 //!
+//! Where Kafka's behaviour changed over 2.x–3.x, this follows the latest classic coordinator
+//! (3.x): heartbeats in CompletingRebalance succeed, members that do not send SyncGroup within
+//! the rebalance timeout are removed, a restarted static leader learns it leads from JoinGroup
+//! v9 (`skip_assignment`), generation -1 commits to an empty group pass whatever member id they
+//! carry.
+//!
 //! # Known differences from Kafka
 //! - Group and offset state live in memory only (no `__consumer_offsets` log, so no load or
 //!   storage errors, no offset retention or expiry of empty groups).
@@ -32,6 +38,9 @@
 //!   built from a counter>`.
 //! - The rebalance retry armed when no member rejoined waits at least 1 ms, so a zero rebalance
 //!   timeout cannot spin at one instant.
+//! - When a static member is replaced while its SyncGroup is still expected, the expectation
+//!   moves to the new member id (Kafka keeps the old id pending, which later forces a
+//!   rebalance).
 //! - Group max size, group instance id validation and transactional offsets are not modelled;
 //!   `require_stable` of OffsetFetch is ignored.
 #![forbid(unsafe_code)]

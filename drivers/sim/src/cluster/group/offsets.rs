@@ -153,7 +153,9 @@ impl GroupCoordinator {
         if group.state == GroupState::Dead {
             return Some(ErrorCode::COORDINATOR_NOT_AVAILABLE);
         }
-        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+        if generation < 0 && group.state == GroupState::Empty {
+            // An admin client or a consumer without group management: fine for an empty group.
+        } else if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             if let Some(e) = group.validate_current_member(member_id, instance_id) {
                 return Some(e);
             }

@@ -173,6 +173,7 @@ impl Group {
         if self.state == GroupState::CompletingRebalance {
             self.reset_and_propagate_assignment_error(ErrorCode::REBALANCE_IN_PROGRESS, ctx);
         }
+        self.pending_sync.clear();
         self.sync_timer = None;
         let rebalance_timeout = self.rebalance_timeout_ms();
         let timer = if self.state == GroupState::Empty {

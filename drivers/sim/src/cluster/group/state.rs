@@ -146,29 +146,25 @@ impl Group {
             .map(|m| m.id.as_str())
     }
 
-    /// Kafka's `isStaticMemberFenced`: the instance id is bound to another member id.
-    pub(super) fn is_static_member_fenced(
-        &self,
-        instance_id: Option<&str>,
-        member_id: &str,
-    ) -> bool {
-        instance_id
-            .and_then(|i| self.static_member_id(i))
-            .is_some_and(|bound| bound != member_id)
-    }
-
-    /// Kafka's `validateCurrentMember`: `FENCED_INSTANCE_ID` or `UNKNOWN_MEMBER_ID`.
+    /// Kafka's `validateCurrentMember`: a static instance id must be known
+    /// (`UNKNOWN_MEMBER_ID`) and bound to `member_id` (`FENCED_INSTANCE_ID`); the member must
+    /// exist (`UNKNOWN_MEMBER_ID`).
     pub(super) fn validate_current_member(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Option<ErrorCode> {
-        if self.is_static_member_fenced(instance_id, member_id) {
-            Some(ErrorCode::FENCED_INSTANCE_ID)
-        } else if !self.has_member(member_id) {
-            Some(ErrorCode::UNKNOWN_MEMBER_ID)
-        } else {
+        if let Some(instance) = instance_id {
+            match self.static_member_id(instance) {
+                Some(bound) if bound != member_id => return Some(ErrorCode::FENCED_INSTANCE_ID),
+                Some(_) => {}
+                None => return Some(ErrorCode::UNKNOWN_MEMBER_ID),
+            }
+        }
+        if self.has_member(member_id) {
             None
+        } else {
+            Some(ErrorCode::UNKNOWN_MEMBER_ID)
         }
     }
 
