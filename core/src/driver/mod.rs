@@ -9,6 +9,7 @@
 //! driver) can await. Nothing here opens a socket or reads a clock.
 
 mod low_level;
+mod socket;
 
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use crate::network::ClientCore;
 
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
+pub use socket::SocketOptions;
 
 /// Turns a core's events into completions for the application.
 pub trait Handler<C: ClientCore>: Send + 'static {

@@ -444,13 +444,7 @@ impl Connection {
         let mut r = Reader::new(frame);
         let correlation_id = match r.read_i32() {
             Ok(c) => c,
-            Err(error) => {
-                let error = NetError::Decode {
-                    broker: self.broker.clone(),
-                    error,
-                };
-                return self.fatal(error, false, events);
-            }
+            Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
         // Kafka answers a connection's requests in order, so a response must match the oldest
         // request in flight; anything else means the stream is out of step and cannot be
@@ -518,13 +512,7 @@ impl Connection {
         let resp = match decoded {
             Ok((_, ResponseBody::ApiVersions(resp))) => resp,
             Ok(_) => unreachable!("decoded as ApiVersions"),
-            Err(error) => {
-                let error = NetError::Decode {
-                    broker: self.broker.clone(),
-                    error,
-                };
-                return self.fatal(error, false, events);
-            }
+            Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
         let code = ErrorCode(resp.error_code);
         if code == ErrorCode::UNSUPPORTED_VERSION {
@@ -568,13 +556,7 @@ impl Connection {
         let resp = match decoded {
             Ok(ResponseBody::SaslHandshake(resp)) => resp,
             Ok(_) => unreachable!("decoded as SaslHandshake"),
-            Err(error) => {
-                let error = NetError::Decode {
-                    broker: self.broker.clone(),
-                    error,
-                };
-                return self.fatal(error, false, events);
-            }
+            Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
         let code = ErrorCode(resp.error_code);
         if !code.is_ok() {
@@ -633,13 +615,7 @@ impl Connection {
         let resp = match decoded {
             Ok(ResponseBody::SaslAuthenticate(resp)) => resp,
             Ok(_) => unreachable!("decoded as SaslAuthenticate"),
-            Err(error) => {
-                let error = NetError::Decode {
-                    broker: self.broker.clone(),
-                    error,
-                };
-                return self.fatal(error, false, events);
-            }
+            Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
         let code = ErrorCode(resp.error_code);
         if !code.is_ok() {
@@ -686,6 +662,13 @@ impl Connection {
             Ok(SaslStep::Abort { error, .. }) | Err(error) => {
                 self.fatal(self.auth_error(error.to_string()), false, events)
             }
+        }
+    }
+
+    fn decode_error(&self, error: crate::codec::DecodeError) -> NetError {
+        NetError::Decode {
+            broker: self.broker.clone(),
+            error,
         }
     }
 

@@ -2,36 +2,12 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use kafkit_core::config::CommonConfig;
-use kafkit_core::driver::{CommandReceiver, Handler, TryRecvError};
+use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions, TryRecvError};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
 use socket2::{Domain, Socket, Type};
-
-/// Socket settings from the client configuration.
-#[derive(Debug, Clone)]
-pub struct SocketOptions {
-    /// `send_buffer_bytes` (`None`: the OS default).
-    pub send_buffer: Option<u32>,
-    /// `receive_buffer_bytes` (`None`: the OS default).
-    pub receive_buffer: Option<u32>,
-    /// How long one connect attempt may block its thread; the core enforces its own
-    /// (shorter or equal) setup timeout regardless.
-    pub connect_timeout: Duration,
-}
-
-impl SocketOptions {
-    /// The socket settings of a configuration.
-    pub fn from_config(config: &CommonConfig) -> Self {
-        SocketOptions {
-            send_buffer: config.send_buffer_bytes,
-            receive_buffer: config.receive_buffer_bytes,
-            connect_timeout: Duration::from_millis(config.socket_connection_setup_timeout_max_ms),
-        }
-    }
-}
 
 /// What wakes the loop thread.
 #[derive(Debug)]

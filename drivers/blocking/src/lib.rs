@@ -19,7 +19,8 @@ mod event_loop;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-pub use event_loop::{run, Msg, SocketOptions};
+pub use event_loop::{run, Msg};
+pub use kafkit_core::driver::SocketOptions;
 
 use futures_executor::block_on;
 use kafkit_core::config::CommonConfig;

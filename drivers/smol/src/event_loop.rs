@@ -5,30 +5,10 @@ use std::time::Instant;
 use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_util::{select, FutureExt, StreamExt};
-use kafkit_core::config::CommonConfig;
-use kafkit_core::driver::{CommandReceiver, Handler};
+use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use socket2::{Domain, Socket, Type};
-
-/// Socket settings from the client configuration.
-#[derive(Debug, Clone, Default)]
-pub struct SocketOptions {
-    /// `send_buffer_bytes` (`None`: the OS default).
-    pub send_buffer: Option<u32>,
-    /// `receive_buffer_bytes` (`None`: the OS default).
-    pub receive_buffer: Option<u32>,
-}
-
-impl SocketOptions {
-    /// The socket settings of a configuration.
-    pub fn from_config(config: &CommonConfig) -> Self {
-        SocketOptions {
-            send_buffer: config.send_buffer_bytes,
-            receive_buffer: config.receive_buffer_bytes,
-        }
-    }
-}
 
 enum Io {
     Connected(ConnId),

@@ -19,8 +19,9 @@
 
 mod event_loop;
 
-pub use event_loop::{run, SocketOptions};
+pub use event_loop::run;
 pub use kafkit_core::driver::LowLevelHandle;
+pub use kafkit_core::driver::SocketOptions;
 
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{command_queue, LowLevelHandler};

@@ -3,32 +3,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use kafkit_core::config::CommonConfig;
-use kafkit_core::driver::{CommandReceiver, Handler};
+use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// Socket settings from the client configuration.
-#[derive(Debug, Clone, Default)]
-pub struct SocketOptions {
-    /// `send_buffer_bytes` (`None`: the OS default).
-    pub send_buffer: Option<u32>,
-    /// `receive_buffer_bytes` (`None`: the OS default).
-    pub receive_buffer: Option<u32>,
-}
-
-impl SocketOptions {
-    /// The socket settings of a configuration.
-    pub fn from_config(config: &CommonConfig) -> Self {
-        SocketOptions {
-            send_buffer: config.send_buffer_bytes,
-            receive_buffer: config.receive_buffer_bytes,
-        }
-    }
-}
 
 enum Io {
     Connected(ConnId),

@@ -20,6 +20,7 @@ mod event_loop;
 
 pub use event_loop::run;
 pub use kafkit_core::driver::LowLevelHandle;
+pub use kafkit_core::driver::SocketOptions;
 
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{command_queue, LowLevelHandler};
@@ -49,7 +50,7 @@ fn os_seed() -> u64 {
 /// called from within a runtime.
 pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, StartError> {
     let opts = NetOptions::from_config(config, &driver_env())?;
-    let socket = event_loop::SocketOptions::from_config(config);
+    let socket = SocketOptions::from_config(config);
     let (tx, rx) = command_queue();
     tokio::spawn(run(
         LowLevelClient::new(opts),
