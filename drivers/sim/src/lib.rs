@@ -12,7 +12,9 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod dev_broker;
 mod simulation;
 
 pub use cluster::{serve_cluster, Cluster, ClusterConfig, ClusterEndpoint, HookAction};
+pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};
 pub use simulation::{Endpoint, EndpointOutput, LinkConfig, SimError, Simulation};

@@ -1,0 +1,163 @@
+//! The cluster thread: owns the [`Cluster`], turns connection events into calls on it, sends
+//! its answers to the connections' writers, and fires its timers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::cluster::{Cluster, ClusterConfig, ConnKey, ConnOutput};
+
+/// Work for the cluster thread from outside ([`super::DevBroker::with_cluster`]).
+pub(crate) type Job = Box<dyn FnOnce(&mut Cluster) + Send>;
+
+/// What a connection's writer is told.
+#[derive(Debug)]
+pub(crate) enum WriteMsg {
+    /// Send this frame.
+    Data(Bytes),
+    /// Close the connection (after what came before).
+    Close,
+}
+
+/// What the cluster thread receives.
+pub(crate) enum Event {
+    /// A client connected; replies go to `writer`.
+    Opened {
+        broker: i32,
+        conn: ConnKey,
+        peer: SocketAddr,
+        writer: Sender<WriteMsg>,
+    },
+    /// A request frame (without its size prefix).
+    Frame {
+        broker: i32,
+        conn: ConnKey,
+        frame: Bytes,
+    },
+    /// The connection is gone.
+    Closed { broker: i32, conn: ConnKey },
+    /// Run this on the cluster.
+    Run(Job),
+    /// Shut down.
+    Stop,
+}
+
+/// The cluster's event loop, until [`Event::Stop`] (or every sender is gone).
+pub(crate) fn run(config: ClusterConfig, listeners: Vec<(String, i32)>, rx: Receiver<Event>) {
+    let mut cluster = Cluster::with_listeners(config, listeners, Instant::now());
+    let mut writers: HashMap<(i32, ConnKey), Sender<WriteMsg>> = HashMap::new();
+    // A deadline that handling did not move: back off instead of spinning on it.
+    let mut stuck: Option<Instant> = None;
+    loop {
+        let deadline = cluster.poll_timeout();
+        let event = match deadline {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => {
+                let mut wait = d.saturating_duration_since(Instant::now());
+                if stuck == Some(d) {
+                    wait = wait.max(Duration::from_millis(1));
+                }
+                rx.recv_timeout(wait)
+            }
+        };
+        match event {
+            Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(event) => handle(&mut cluster, &mut writers, event),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        if let Some(d) = cluster.poll_timeout() {
+            if d <= now {
+                cluster.handle_timeout(now);
+                let next = cluster.poll_timeout();
+                stuck = next.filter(|n| *n <= now);
+                if stuck.is_some() {
+                    tracing::debug!("dev broker: the cluster's deadline did not move");
+                }
+            }
+        }
+        flush(&mut cluster, &mut writers);
+    }
+    for w in writers.values() {
+        let _ = w.send(WriteMsg::Close);
+    }
+}
+
+fn handle(
+    cluster: &mut Cluster,
+    writers: &mut HashMap<(i32, ConnKey), Sender<WriteMsg>>,
+    event: Event,
+) {
+    match event {
+        Event::Opened {
+            broker,
+            conn,
+            peer,
+            writer,
+        } => {
+            let host = format!("/{}", peer.ip());
+            if cluster.connection_opened(broker, conn, &host) {
+                writers.insert((broker, conn), writer);
+            } else {
+                // The broker is down (crashed through a fault hook): refuse.
+                let _ = writer.send(WriteMsg::Close);
+            }
+        }
+        Event::Frame {
+            broker,
+            conn,
+            frame,
+        } => {
+            let key = (broker, conn);
+            // Frames read after the cluster closed the connection are dropped (handling
+            // them would open the connection again).
+            let Some(writer) = writers.get(&key) else {
+                return;
+            };
+            let reply = cluster.handle_frame(broker, conn, frame, Instant::now());
+            let mut gone = false;
+            for f in reply.frames {
+                gone |= writer.send(WriteMsg::Data(f)).is_err();
+            }
+            if reply.close || gone {
+                let _ = writer.send(WriteMsg::Close);
+                writers.remove(&key);
+                if gone {
+                    cluster.connection_closed(broker, conn);
+                }
+            }
+        }
+        Event::Closed { broker, conn } => {
+            if writers.remove(&(broker, conn)).is_some() {
+                cluster.connection_closed(broker, conn);
+            }
+        }
+        Event::Run(job) => job(cluster),
+        Event::Stop => {}
+    }
+}
+
+/// Sends what the cluster produced outside a request.
+fn flush(cluster: &mut Cluster, writers: &mut HashMap<(i32, ConnKey), Sender<WriteMsg>>) {
+    for (broker, conn, out) in cluster.take_ready() {
+        let key = (broker, conn);
+        let Some(writer) = writers.get(&key) else {
+            continue;
+        };
+        match out {
+            ConnOutput::Send(frame) => {
+                if writer.send(WriteMsg::Data(frame)).is_err() {
+                    writers.remove(&key);
+                    cluster.connection_closed(broker, conn);
+                }
+            }
+            ConnOutput::Close => {
+                let _ = writer.send(WriteMsg::Close);
+                writers.remove(&key);
+            }
+        }
+    }
+}
