@@ -12,7 +12,7 @@ use super::rng::Rng;
 use super::tls::TlsSession;
 use super::versions::{ApiVersionTable, BrokerVersion, LEGACY_PROBES};
 use super::{ConnId, NodeId, Output, RequestId};
-use crate::protocol::{ApiKey, MetadataRequest, RequestBody, ResponseBody};
+use crate::protocol::{ApiKey, ErrorCode, MetadataRequest, RequestBody, ResponseBody};
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,41 @@ pub enum Target {
     },
     /// The controller.
     Controller,
+    /// The coordinator of a consumer group or a transactional id (looked up with
+    /// FindCoordinator and cached until [`NetworkClient::invalidate_coordinator`]).
+    Coordinator {
+        /// Group or transaction.
+        kind: CoordinatorKind,
+        /// The group id or transactional id.
+        key: String,
+    },
+}
+
+/// What a coordinator coordinates (FindCoordinator's `key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoordinatorKind {
+    /// A consumer group (key type 0).
+    Group,
+    /// A transactional producer (key type 1).
+    Transaction,
+}
+
+impl CoordinatorKind {
+    fn key_type(self) -> i8 {
+        match self {
+            CoordinatorKind::Group => 0,
+            CoordinatorKind::Transaction => 1,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct CoordinatorState {
+    node: Option<NodeId>,
+    lookup: Option<RequestId>,
+    not_before: Option<Instant>,
+    /// A lookup failure no retry fixes; fails the requests waiting at the next routing pass.
+    error: Option<NetError>,
 }
 
 /// A decoded response and the version it was exchanged at.
@@ -175,6 +210,8 @@ pub struct NetworkClient {
     sent: HashMap<RequestId, Sent>,
     cluster: Arc<ClusterView>,
     meta: MetadataState,
+    coordinators: HashMap<(CoordinatorKind, String), CoordinatorState>,
+    coordinator_lookups: HashMap<RequestId, (CoordinatorKind, String)>,
     out: VecDeque<Output<NetEvent>>,
     next_conn: u64,
     next_request: u64,
@@ -231,6 +268,8 @@ impl NetworkClient {
             sent: HashMap::new(),
             cluster: Arc::new(ClusterView::default()),
             meta: MetadataState::default(),
+            coordinators: HashMap::new(),
+            coordinator_lookups: HashMap::new(),
             out: VecDeque::new(),
             next_conn: 0,
             next_request: 0,
@@ -441,6 +480,11 @@ impl NetworkClient {
             }
         }
         self.pending = waiting;
+        // A failed lookup has failed everything that was waiting on it; the next request for
+        // that key starts a fresh lookup.
+        for entry in self.coordinators.values_mut() {
+            entry.error = None;
+        }
         // Routing may have found metadata missing (an unknown node or controller): fetch it now.
         if self.meta.requested
             && self.meta.in_flight.is_none()
@@ -482,9 +526,7 @@ impl NetworkClient {
                         self.want_metadata();
                         return Route::Wait;
                     }
-                    Some(t)
-                        if t.error == crate::protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION =>
-                    {
+                    Some(t) if t.error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
                         return Route::Fail(NetError::UnknownTopicOrPartition(topic.clone()));
                     }
                     Some(t) if t.error.is_ok() && *partition as usize >= t.partitions.len() => {
@@ -504,8 +546,142 @@ impl NetworkClient {
                 }
             }
             Target::Any => return self.route_any(now),
+            Target::Coordinator { kind, key } => match self.route_coordinator(*kind, key, now) {
+                Ok(node) => node,
+                Err(route) => return route,
+            },
         };
         self.route_node(node, now)
+    }
+
+    /// The coordinator's node, or what to do while it is unknown (look it up, wait, fail).
+    fn route_coordinator(
+        &mut self,
+        kind: CoordinatorKind,
+        key: &str,
+        now: Instant,
+    ) -> Result<NodeId, Route> {
+        let entry = self.coordinators.entry((kind, key.to_owned())).or_default();
+        if let Some(e) = &entry.error {
+            return Err(Route::Fail(e.clone()));
+        }
+        let (known, lookup, not_before) = (entry.node, entry.lookup, entry.not_before);
+        if let Some(node) = known.filter(|n| self.address_of(*n).is_some()) {
+            return Ok(node);
+        }
+        if lookup.is_none() && not_before.is_none_or(|t| now >= t) {
+            let id = self.next_request_id();
+            let entry = self
+                .coordinators
+                .get_mut(&(kind, key.to_owned()))
+                .expect("inserted above");
+            entry.lookup = Some(id);
+            entry.not_before = None;
+            self.coordinator_lookups.insert(id, (kind, key.to_owned()));
+            let body = RequestBody::FindCoordinator(crate::protocol::FindCoordinatorRequest {
+                key: key.to_owned(),
+                key_type: kind.key_type(),
+                ..Default::default()
+            });
+            self.pending.push_back(Pending {
+                id,
+                target: Target::Any,
+                body,
+                max_version: None,
+                expect_response: true,
+                deadline: now + self.opts.conn.request_timeout,
+                internal: true,
+            });
+        }
+        Err(Route::Wait)
+    }
+
+    /// Forgets the coordinator of `key` (after NOT_COORDINATOR and similar errors): the next
+    /// request for it looks the coordinator up again.
+    pub fn invalidate_coordinator(&mut self, kind: CoordinatorKind, key: &str, now: Instant) {
+        if let Some(entry) = self.coordinators.get_mut(&(kind, key.to_owned())) {
+            entry.node = None;
+        }
+        self.pump(now);
+    }
+
+    /// The coordinator of `key`, if known.
+    pub fn coordinator(&self, kind: CoordinatorKind, key: &str) -> Option<NodeId> {
+        self.coordinators.get(&(kind, key.to_owned()))?.node
+    }
+
+    fn on_coordinator_response(
+        &mut self,
+        kind: CoordinatorKind,
+        key: String,
+        result: Result<Response, NetError>,
+        now: Option<Instant>,
+    ) {
+        let retry_backoff = self.opts.retry_backoff;
+        let mut found = None;
+        let entry = self.coordinators.entry((kind, key.clone())).or_default();
+        entry.lookup = None;
+        let retry = |entry: &mut CoordinatorState| {
+            entry.not_before = now.map(|t| t + retry_backoff);
+        };
+        match result {
+            Ok(Response {
+                body: ResponseBody::FindCoordinator(r),
+                version,
+                node: answered_by,
+            }) => {
+                let (code, message, node, host, port) = if version >= 4 {
+                    match r.coordinators.into_iter().find(|c| c.key == key) {
+                        Some(c) => (c.error_code, c.error_message, c.node_id, c.host, c.port),
+                        None => (
+                            ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+                            None,
+                            -1,
+                            String::new(),
+                            0,
+                        ),
+                    }
+                } else {
+                    (r.error_code, r.error_message, r.node_id, r.host, r.port)
+                };
+                let code = ErrorCode(code);
+                if code.is_ok() && node >= 0 {
+                    entry.node = Some(node);
+                    entry.error = None;
+                    found = Some((node, host, port));
+                } else if code.is_retriable() || code.is_ok() {
+                    retry(entry);
+                } else {
+                    entry.error = Some(NetError::Broker {
+                        broker: format!("node {answered_by}"),
+                        api: ApiKey::FindCoordinator,
+                        code,
+                        message,
+                    });
+                }
+            }
+            Ok(_) => retry(entry),
+            Err(error) => {
+                tracing::debug!(%error, %key, "coordinator lookup failed");
+                retry(entry);
+            }
+        }
+        // The coordinator may be a broker this client's metadata has not named yet.
+        if let Some((node, host, port)) = found {
+            if !self.cluster.brokers.contains_key(&node) && (0..=u16::MAX as i32).contains(&port) {
+                let mut view = (*self.cluster).clone();
+                view.brokers.insert(
+                    node,
+                    super::cluster::BrokerInfo {
+                        node_id: node,
+                        host,
+                        port: port as u16,
+                        rack: None,
+                    },
+                );
+                self.cluster = Arc::new(view);
+            }
+        }
     }
 
     /// The authentication or TLS failure of a broker still backing off from it.
@@ -584,6 +760,18 @@ impl NetworkClient {
             .get_mut(&conn)
             .expect("routed to a live connection");
         let node = c.node;
+        if let RequestBody::FindCoordinator(f) = &mut p.body {
+            // One key, written where the negotiated version keeps it: `key` up to v3, the
+            // `coordinator_keys` batch from v4.
+            let batched = c
+                .negotiated(ApiKey::FindCoordinator, p.max_version)
+                .is_some_and(|v| v >= 4);
+            if batched && f.coordinator_keys.is_empty() && !f.key.is_empty() {
+                f.coordinator_keys = vec![std::mem::take(&mut f.key)];
+            } else if !batched && f.key.is_empty() && f.coordinator_keys.len() == 1 {
+                f.key = f.coordinator_keys.pop().expect("one key");
+            }
+        }
         if let RequestBody::Metadata(m) = &mut p.body {
             let version = c.negotiated(ApiKey::Metadata, p.max_version);
             // "All topics" is a null array from v1 on but an empty one in v0.
@@ -664,7 +852,10 @@ impl NetworkClient {
         now: Option<Instant>,
     ) {
         if internal {
-            self.on_metadata_response(id, result, now);
+            match self.coordinator_lookups.remove(&id) {
+                Some((kind, key)) => self.on_coordinator_response(kind, key, result, now),
+                None => self.on_metadata_response(id, result, now),
+            }
             return;
         }
         if let Ok(Response {
@@ -757,7 +948,7 @@ impl NetworkClient {
                 view.update(&resp, full);
                 // A leader still being elected: look again soon, not after max age.
                 let electing = view.topics.values().any(|t| {
-                    t.error == crate::protocol::ErrorCode::LEADER_NOT_AVAILABLE
+                    t.error == ErrorCode::LEADER_NOT_AVAILABLE
                         || t.partitions.iter().any(|p| p.leader < 0)
                 });
                 self.cluster = Arc::new(view);
@@ -1105,6 +1296,11 @@ impl super::ClientCore for NetworkClient {
             }
             if let Some(t) = self.meta.not_before {
                 consider(t);
+            }
+            for c in self.coordinators.values() {
+                if let (Some(t), None) = (c.not_before, c.lookup) {
+                    consider(t);
+                }
             }
         }
         if let (Some(t), None) = (self.meta.last_update, self.meta.in_flight) {

@@ -43,7 +43,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-pub use client::{NetEvent, NetOptions, NetworkClient, Response, Target};
+pub use client::{CoordinatorKind, NetEvent, NetOptions, NetworkClient, Response, Target};
 pub use cluster::{BrokerInfo, ClusterView, PartitionInfo, TopicInfo};
 pub use connection::ConnSettings;
 pub use error::{CloseReason, NetError};
