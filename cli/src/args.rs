@@ -28,7 +28,8 @@ Examples:
   kafkit -X security_protocol=SSL -X ssl_cafile=ca.pem probe
                                                 ... or kafka-python name
   kafkit -F client.properties metadata          options from a Java properties file
-  kafkit options                                every option -X accepts";
+  kafkit options                                every option -X accepts
+  kafkit dev-broker --brokers 3 --port 0        a local simulated cluster for development";
 
 /// The `kafkit` command line.
 #[derive(Debug, Parser)]
@@ -102,6 +103,17 @@ error). Topics are never auto-created.")]
     Metadata(MetadataArgs),
     /// List the client options -X accepts, with their defaults.
     Options(OptionsArgs),
+    /// Run kafkit's simulated Kafka cluster as a local broker for development and tests.
+    #[command(long_about = "\
+Run kafkit's simulated Kafka cluster as a local broker for development and tests.
+
+The brokers of one in-memory cluster listen on consecutive ports from --port (0 picks free \
+ports) and speak the real Kafka protocol, so any Kafka client can use them: produce, fetch, \
+consumer groups, offsets, topic admin, SASL (PLAIN, SCRAM-SHA-256/512) and TLS. Nothing is \
+written to disk. The first line on stdout is the bootstrap address; a banner and one line per \
+connection go to stderr. Runs until interrupted (Ctrl-C) or killed, or, when stdin is a pipe, \
+until that pipe closes. The global -b/-X/-F options do not apply.")]
+    DevBroker(DevBrokerArgs),
 }
 
 /// Output format shared by every command.
@@ -129,6 +141,38 @@ pub struct MetadataArgs {
     /// Output format.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `kafkit dev-broker`.
+#[derive(Debug, Args)]
+pub struct DevBrokerArgs {
+    /// Number of brokers.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub brokers: usize,
+    /// Port of the first broker; broker i listens on PORT+i (0: free ports).
+    #[arg(long, value_name = "PORT", default_value_t = 9092)]
+    pub port: u16,
+    /// Address to listen on and advertise.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Partitions of automatically created topics.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub partitions: i32,
+    /// Require SASL authentication as one of these users.
+    #[arg(long, value_name = "USER:PASS[,USER:PASS..]")]
+    pub sasl_users: Option<String>,
+    /// SASL mechanisms the users may use (default: all three).
+    #[arg(long, value_name = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")]
+    pub sasl_mechanisms: Option<String>,
+    /// Serve TLS with this PEM certificate chain (server certificate first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Do not log connections on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `kafkit options`.

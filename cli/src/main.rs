@@ -7,6 +7,7 @@
 
 mod args;
 mod config;
+mod dev_broker;
 mod error;
 mod metadata;
 mod options;
@@ -34,5 +35,6 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Probe(args) => probe::run(&config::common_config(&cli.global)?, args),
         Command::Metadata(args) => metadata::run(&config::common_config(&cli.global)?, args),
         Command::Options(args) => options::run(args),
+        Command::DevBroker(args) => dev_broker::run(args),
     }
 }

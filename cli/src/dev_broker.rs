@@ -1,0 +1,272 @@
+//! `kafkit dev-broker`: kafkit's simulated Kafka cluster served on real sockets, for
+//! development and tests with any Kafka client.
+//!
+//! The first line on stdout is the bootstrap address (flushed at once, so a parent process
+//! can read it); everything else (a banner, one line per connection) goes to stderr. The
+//! broker runs until it is interrupted or killed, or, when stdin is a pipe, until that pipe
+//! closes (its parent went away).
+
+use std::io::{Read, Write};
+
+use kafkit_sim::dev_broker::{tls_server_config_from_files, DevBroker, DevBrokerConfig};
+
+use crate::args::DevBrokerArgs;
+use crate::error::CliError;
+
+/// The SASL mechanisms the broker supports.
+const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// The broker configuration the arguments describe.
+pub fn broker_config(args: &DevBrokerArgs) -> Result<DevBrokerConfig, CliError> {
+    if args.brokers == 0 {
+        return Err(CliError::Usage("--brokers must be at least 1".into()));
+    }
+    if args.partitions < 1 {
+        return Err(CliError::Usage("--partitions must be at least 1".into()));
+    }
+    let mut config = DevBrokerConfig::new(args.brokers)
+        .host(&args.host)
+        .port(args.port)
+        .partitions(args.partitions);
+    let users = parse_users(args.sasl_users.as_deref().unwrap_or(""))?;
+    let mechanisms = parse_mechanisms(args.sasl_mechanisms.as_deref())?;
+    if users.is_empty() && args.sasl_mechanisms.is_some() {
+        return Err(CliError::Usage(
+            "--sasl-mechanisms needs --sasl-users".into(),
+        ));
+    }
+    for (user, password) in &users {
+        for m in &mechanisms {
+            config = config.sasl_user(m, user, password);
+        }
+    }
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = tls_server_config_from_files(cert, key)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            config = config.tls(tls);
+        }
+        (None, None) => {}
+        _ => {
+            return Err(CliError::Usage(
+                "--tls-cert and --tls-key go together".into(),
+            ))
+        }
+    }
+    Ok(config)
+}
+
+/// `user:password,user:password`; a password may contain `:` (the first one splits).
+fn parse_users(s: &str) -> Result<Vec<(String, String)>, CliError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| match u.split_once(':') {
+            Some((name, pass)) if !name.is_empty() => Ok((name.to_owned(), pass.to_owned())),
+            _ => Err(CliError::Usage(format!(
+                "--sasl-users: `{u}` is not USER:PASSWORD"
+            ))),
+        })
+        .collect()
+}
+
+/// The mechanisms named (case-insensitive), all three if none.
+fn parse_mechanisms(s: Option<&str>) -> Result<Vec<&'static str>, CliError> {
+    let Some(s) = s else {
+        return Ok(MECHANISMS.to_vec());
+    };
+    let mut out = Vec::new();
+    for m in s.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let found = MECHANISMS
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(m))
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--sasl-mechanisms: unknown mechanism `{m}` (known: {})",
+                    MECHANISMS.join(", ")
+                ))
+            })?;
+        if !out.contains(found) {
+            out.push(*found);
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::Usage("--sasl-mechanisms is empty".into()));
+    }
+    Ok(out)
+}
+
+/// The `security.protocol` clients need.
+fn security_protocol(sasl: bool, tls: bool) -> &'static str {
+    match (sasl, tls) {
+        (false, false) => "PLAINTEXT",
+        (false, true) => "SSL",
+        (true, false) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    }
+}
+
+/// Runs the broker until interrupted (or stdin, a pipe, closes).
+pub fn run(args: &DevBrokerArgs) -> Result<(), CliError> {
+    let config = broker_config(args)?;
+    let sasl = !config.cluster.sasl_users.is_empty();
+    let tls = config.tls.is_some();
+    let quiet = args.quiet;
+    let config = config.on_connection(move |event| {
+        if !quiet {
+            // Never panic on a closed stderr.
+            let _ = writeln!(std::io::stderr(), "kafkit dev-broker: {event}");
+        }
+    });
+    let broker = DevBroker::start(config).map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", broker.bootstrap())?;
+    stdout.flush()?;
+    drop(stdout);
+    let mut banner = format!(
+        "kafkit dev-broker: {} broker{} at {}, security.protocol={}",
+        args.brokers,
+        if args.brokers == 1 { "" } else { "s" },
+        broker.bootstrap(),
+        security_protocol(sasl, tls),
+    );
+    if sasl {
+        let users = parse_users(args.sasl_users.as_deref().unwrap_or(""))?;
+        let names: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+        banner.push_str(&format!(
+            ", SASL users {} ({})",
+            names.join(", "),
+            parse_mechanisms(args.sasl_mechanisms.as_deref())?.join(", ")
+        ));
+    }
+    banner.push_str("; Ctrl-C stops it");
+    let _ = writeln!(std::io::stderr(), "{banner}");
+
+    if stdin_is_a_pipe() {
+        // Read until the parent closes the pipe, then stop.
+        let mut sink = [0u8; 4096];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = writeln!(
+            std::io::stderr(),
+            "kafkit dev-broker: stdin closed, stopping"
+        );
+        broker.shutdown();
+        Ok(())
+    } else {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// Whether stdin is a pipe or socket (whose closing means the parent went away), not a
+/// terminal, a file or `/dev/null` (which would end the broker at once).
+fn stdin_is_a_pipe() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata("/dev/stdin")
+            .map(|m| m.file_type().is_fifo() || m.file_type().is_socket())
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    fn args(line: &[&str]) -> DevBrokerArgs {
+        let cli = Cli::try_parse_from(std::iter::once("kafkit").chain(line.iter().copied()))
+            .expect("parses");
+        match cli.command {
+            Command::DevBroker(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let a = args(&["dev-broker"]);
+        assert_eq!((a.brokers, a.port, a.host.as_str()), (1, 9092, "127.0.0.1"));
+        let c = broker_config(&a).unwrap();
+        assert_eq!(c.cluster.brokers, 1);
+        assert!(c.cluster.sasl_users.is_empty());
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn sasl_users_for_every_mechanism() {
+        let a = args(&[
+            "dev-broker",
+            "--brokers",
+            "3",
+            "--port",
+            "0",
+            "--partitions",
+            "6",
+            "--sasl-users",
+            "alice:secret,bob:pa:ss",
+        ]);
+        let c = broker_config(&a).unwrap();
+        assert_eq!(c.cluster.brokers, 3);
+        assert_eq!(c.cluster.default_partitions, 6);
+        assert_eq!(c.cluster.sasl_users.len(), 6);
+        assert!(c
+            .cluster
+            .sasl_users
+            .iter()
+            .any(|u| u.user == "bob" && u.password == "pa:ss" && u.mechanism == "SCRAM-SHA-512"));
+
+        let a = args(&[
+            "dev-broker",
+            "--sasl-users",
+            "alice:secret",
+            "--sasl-mechanisms",
+            "plain,SCRAM-SHA-256",
+        ]);
+        let mechs: Vec<String> = broker_config(&a)
+            .unwrap()
+            .cluster
+            .sasl_users
+            .iter()
+            .map(|u| u.mechanism.clone())
+            .collect();
+        assert_eq!(mechs, ["PLAIN", "SCRAM-SHA-256"]);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for line in [
+            &["dev-broker", "--brokers", "0"][..],
+            &["dev-broker", "--sasl-users", "nopassword"],
+            &[
+                "dev-broker",
+                "--sasl-users",
+                "a:b",
+                "--sasl-mechanisms",
+                "GSSAPI",
+            ],
+            &["dev-broker", "--sasl-mechanisms", "PLAIN"],
+        ] {
+            assert!(
+                matches!(broker_config(&args(line)), Err(CliError::Usage(_))),
+                "{line:?}"
+            );
+        }
+        // clap rejects a certificate without its key.
+        assert!(Cli::try_parse_from(["kafkit", "dev-broker", "--tls-cert", "c.pem"]).is_err());
+    }
+
+    #[test]
+    fn protocols() {
+        assert_eq!(security_protocol(true, true), "SASL_SSL");
+        assert_eq!(security_protocol(false, false), "PLAINTEXT");
+    }
+}
