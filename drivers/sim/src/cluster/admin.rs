@@ -19,6 +19,22 @@ use super::{Cluster, Ctx, Outcome};
 /// A per-item failure: code and message.
 pub(super) type ItemError = (ErrorCode, String);
 
+/// A checked new topic: partitions, replication factor, explicit assignment.
+type NewTopicPlan = (i32, i16, Option<Vec<Vec<i32>>>);
+
+/// Most partitions one topic may have in the model (a bound on memory a request can make
+/// the cluster allocate; Kafka has no such limit).
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+fn too_many_partitions(n: i32) -> ItemError {
+    (
+        ErrorCode::INVALID_PARTITIONS,
+        format!(
+            "{n} partitions exceed the simulated cluster's limit of {MAX_PARTITIONS_PER_TOPIC}"
+        ),
+    )
+}
+
 impl Cluster {
     fn live_broker_ids(&self) -> Vec<i32> {
         self.brokers
@@ -120,7 +136,7 @@ impl Cluster {
         num_partitions: i32,
         replication_factor: i16,
         assignments: &[(i32, Vec<i32>)],
-    ) -> Result<(i32, i16, Option<Vec<Vec<i32>>>), ItemError> {
+    ) -> Result<NewTopicPlan, ItemError> {
         validate_topic_name(name).map_err(|m| (ErrorCode::INVALID_TOPIC_EXCEPTION, m))?;
         if self.topics.contains_key(name) {
             return Err((
@@ -162,6 +178,7 @@ impl Cluster {
                     "Number of partitions was set to an invalid non-positive value.".into(),
                 ))
             }
+            n if n > MAX_PARTITIONS_PER_TOPIC => return Err(too_many_partitions(n)),
             n => n,
         };
         let rf = match replication_factor {
@@ -437,6 +454,9 @@ impl Cluster {
                             t.count
                         ),
                     ));
+                }
+                if t.count > MAX_PARTITIONS_PER_TOPIC {
+                    return Err(too_many_partitions(t.count));
                 }
                 let added = t.count - current;
                 let assignment = match &t.assignments {

@@ -382,12 +382,14 @@ impl Cluster {
                         (Op::Delete, _) | (Op::Set, None) => {
                             configs.remove(&k);
                         }
-                        _ => return Err((
-                            ErrorCode::INVALID_CONFIG,
-                            format!(
+                        _ => {
+                            return Err((
+                                ErrorCode::INVALID_CONFIG,
+                                format!(
                                 "Config value append/subtract is not allowed for config key: {k}"
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
                 if !validate_only {

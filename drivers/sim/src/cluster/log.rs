@@ -168,7 +168,7 @@ impl PartitionLog {
         let last_seq = seq_add(h.base_sequence, h.last_offset_delta);
         let Some(state) = self.producers.get(&h.producer_id) else {
             // Unknown on this partition: only a first batch may start a sequence.
-            return if h.base_sequence == 0 || h.base_sequence < 0 {
+            return if h.base_sequence <= 0 {
                 Ok(SequenceCheck::Append)
             } else {
                 Err(ErrorCode::UNKNOWN_PRODUCER_ID)

@@ -111,13 +111,16 @@ enum Waiting {
     /// An `acks=all` produce waiting for the ISR to copy its batches.
     Produce(Box<ProduceWait>),
     /// A request a hook delayed, handled when the delay ends.
-    Delay {
-        header: RequestHeader,
-        body: RequestBody,
-        until: Instant,
-    },
+    Delay(Box<Delayed>),
     /// A group request the group coordinator parked (JoinGroup, SyncGroup).
     Group,
+}
+
+/// A request held back by a hook's [`HookAction::Delay`].
+struct Delayed {
+    header: RequestHeader,
+    body: RequestBody,
+    until: Instant,
 }
 
 impl Waiting {
@@ -125,7 +128,7 @@ impl Waiting {
         match self {
             Waiting::Fetch(f) => Some(f.deadline),
             Waiting::Produce(p) => Some(p.deadline),
-            Waiting::Delay { until, .. } => Some(*until),
+            Waiting::Delay(d) => Some(d.until),
             Waiting::Group => None,
         }
     }
@@ -299,11 +302,7 @@ impl Cluster {
     }
 
     /// Installs a hook for every request of `api` (replacing any earlier one).
-    pub fn set_hook(
-        &mut self,
-        api: ApiKey,
-        hook: Box<dyn FnMut(&RequestHeader, &RequestBody) -> HookAction>,
-    ) {
+    pub fn set_hook(&mut self, api: ApiKey, hook: Hook) {
         self.hooks.insert(api, hook);
     }
 
@@ -392,6 +391,19 @@ impl Cluster {
         let mut out = Vec::new();
         self.pump(key, now, &mut out);
         self.settle(now);
+        // Answers this connection got while settling (a parked request completed at once)
+        // come after what the request itself produced.
+        if let Some(q) = self.outbox.get_mut(&broker) {
+            let mut rest = VecDeque::new();
+            for (c, o) in q.drain(..) {
+                if c == conn {
+                    out.push(o);
+                } else {
+                    rest.push_back((c, o));
+                }
+            }
+            *q = rest;
+        }
         let mut reply = FrameReply::default();
         for o in out {
             match o {
@@ -517,6 +529,9 @@ impl Cluster {
     /// Completes parked requests whose condition or deadline has come, until nothing changes.
     fn settle(&mut self, now: Instant) {
         for _ in 0..1000 {
+            if self.groups.poll_timeout().is_some_and(|t| t <= now) {
+                self.groups.handle_timeout(now);
+            }
             self.drain_group_completions(now);
             let due: Vec<(i32, ConnKey)> = {
                 let mut keys: Vec<(i32, ConnKey)> = self
@@ -559,18 +574,11 @@ impl Cluster {
             Waiting::Fetch(f) => self.complete_fetch(key, f, expired, now),
             Waiting::Produce(p) => self.complete_produce(p, expired),
             Waiting::Group => Err(Waiting::Group),
-            Waiting::Delay {
-                header,
-                body,
-                until,
-            } => {
-                if until > now {
-                    Err(Waiting::Delay {
-                        header,
-                        body,
-                        until,
-                    })
+            Waiting::Delay(d) => {
+                if d.until > now {
+                    Err(Waiting::Delay(d))
                 } else {
+                    let Delayed { header, body, .. } = *d;
                     let ctx = Ctx {
                         broker: key.0,
                         conn: key.1,
@@ -615,10 +623,7 @@ impl Cluster {
             let Some(frame) = conn.queue.pop_front() else {
                 return;
             };
-            let (header, outcome) = match self.process(key, frame, now) {
-                Ok(x) => x,
-                Err(outcome) => (RequestHeader::default(), outcome),
-            };
+            let (header, outcome) = self.process(key, frame, now);
             if self.emit(key, &header, outcome, out) {
                 return;
             }
@@ -684,16 +689,22 @@ impl Cluster {
         key: (i32, ConnKey),
         frame: Bytes,
         now: Instant,
-    ) -> Result<(RequestHeader, Outcome), Outcome> {
+    ) -> (RequestHeader, Outcome) {
         if self
             .conns
             .get(&key)
             .is_some_and(|c| c.sasl.expects_raw_token())
         {
-            return Err(self.sasl_raw_token(key, &frame, now));
+            return (
+                RequestHeader::default(),
+                self.sasl_raw_token(key, &frame, now),
+            );
         }
         if frame.len() < 8 {
-            return Err(Outcome::Close("frame shorter than a request header".into()));
+            return (
+                RequestHeader::default(),
+                Outcome::Close("frame shorter than a request header".into()),
+            );
         }
         let api_key = i16::from_be_bytes([frame[0], frame[1]]);
         let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -708,22 +719,27 @@ impl Cluster {
                         ..Default::default()
                     };
                     let body = self.api_versions_unsupported();
-                    return Ok((header, Outcome::Reply(body)));
+                    return (header, Outcome::Reply(body));
                 }
             }
         }
         let (header, body) = match protocol::decode_request_frame(frame) {
             Ok(x) => x,
-            Err(e) => return Err(Outcome::Close(format!("undecodable request: {e}"))),
+            Err(e) => {
+                return (
+                    RequestHeader::default(),
+                    Outcome::Close(format!("undecodable request: {e}")),
+                )
+            }
         };
         let api = body.api_key();
         match self.versions.get(&api) {
             Some(&(min, max)) if (min..=max).contains(&version) => {}
             _ => {
-                return Err(Outcome::Close(format!(
-                    "{} v{version} is not supported",
-                    api.name()
-                )))
+                return (
+                    RequestHeader::default(),
+                    Outcome::Close(format!("{} v{version} is not supported", api.name())),
+                )
             }
         }
         let authenticated = self
@@ -736,31 +752,31 @@ impl Cluster {
                 ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
             )
         {
-            return Err(Outcome::Close(format!(
-                "{} before SASL authentication",
-                api.name()
-            )));
+            return (
+                RequestHeader::default(),
+                Outcome::Close(format!("{} before SASL authentication", api.name())),
+            );
         }
         if let Some(hook) = self.hooks.get_mut(&api) {
             match hook(&header, &body) {
                 HookAction::Pass => {}
-                HookAction::Drop => return Ok((header, Outcome::NoReply)),
+                HookAction::Drop => return (header, Outcome::NoReply),
                 HookAction::Delay(d) => {
-                    let w = Waiting::Delay {
+                    let w = Waiting::Delay(Box::new(Delayed {
                         header: header.clone(),
                         body,
                         until: now + d,
-                    };
-                    return Ok((header, Outcome::Wait(w)));
+                    }));
+                    return (header, Outcome::Wait(w));
                 }
                 HookAction::Respond(resp) => {
                     if resp.api_key() != api {
-                        return Ok((
+                        return (
                             header,
                             Outcome::Close("hook answered with another API's response".into()),
-                        ));
+                        );
                     }
-                    return Ok((header, Outcome::Reply(resp)));
+                    return (header, Outcome::Reply(resp));
                 }
             }
         }
@@ -772,7 +788,7 @@ impl Cluster {
             now,
         };
         let outcome = self.dispatch(&ctx, body);
-        Ok((ctx.header, outcome))
+        (ctx.header, outcome)
     }
 
     /// Routes a decoded, admitted request to its handler.
