@@ -46,7 +46,10 @@ fn find_coordinator_hashes_group_ids_over_live_brokers() {
     }
     seen.sort_unstable();
     assert_eq!(seen, vec![0, 1, 2], "a, b and c land on different brokers");
-    assert_eq!(r.coordinators[3].error_code, ErrorCode::INVALID_REQUEST.code());
+    assert_eq!(
+        r.coordinators[3].error_code,
+        ErrorCode::INVALID_REQUEST.code()
+    );
 
     // v0 layout; the coordinator moves when its broker goes down.
     let ResponseBody::FindCoordinator(r) = h.call(
@@ -128,10 +131,12 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
         &mut sim,
         Target::Any,
         MetadataRequest {
-            topics: Some(vec![kafkit_core::protocol::metadata::request::MetadataRequestTopic {
-                name: Some("t".into()),
-                ..Default::default()
-            }]),
+            topics: Some(vec![
+                kafkit_core::protocol::metadata::request::MetadataRequestTopic {
+                    name: Some("t".into()),
+                    ..Default::default()
+                },
+            ]),
             ..Default::default()
         },
         None,
@@ -223,7 +228,13 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
     };
     assert_eq!(c.topics[0].partitions[0].error_code, 0);
     let old = cluster.borrow().coordinator_for("g");
-    let listed = roundtrip(&mut sim, Target::Node(old), ListGroupsRequest::default(), None).unwrap();
+    let listed = roundtrip(
+        &mut sim,
+        Target::Node(old),
+        ListGroupsRequest::default(),
+        None,
+    )
+    .unwrap();
     let ResponseBody::ListGroups(l) = listed.body else {
         panic!()
     };
