@@ -8,6 +8,11 @@
 //! servers are anything implementing [`Endpoint`] registered at a `host:port`; links deliver
 //! bytes after a configurable latency; a connection to an address nobody listens on is
 //! refused. The in-memory Kafka cluster model plugs in as such endpoints.
+//!
+//! [`cluster`] is that model: a [`Cluster`] of brokers with topics, partition logs,
+//! replication, fetch sessions, SASL and a group coordinator, answering real request frames
+//! through kafkit's generated codec, with fault hooks (crashes, leader moves, per-API request
+//! hooks). [`serve_cluster`] registers each of its brokers in a [`Simulation`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -252,6 +252,7 @@ fn fetch_to_a_follower_names_the_leader_and_list_offsets_tracks_the_high_waterma
 #[test]
 fn an_imitated_old_broker_is_what_the_client_negotiates_with() {
     let config = ClusterConfig::default()
+        .with_api_versions(ApiKey::ApiVersions, 0, 2)
         .with_api_versions(ApiKey::Fetch, 4, 11)
         .with_api_versions(ApiKey::Metadata, 0, 8)
         .with_api_versions(ApiKey::Produce, 3, 8)
@@ -264,6 +265,8 @@ fn an_imitated_old_broker_is_what_the_client_negotiates_with() {
     assert_eq!(table.broker_range(ApiKey::Fetch), Some((4, 11)));
     assert_eq!(table.broker_range(ApiKey::Produce), Some((3, 8)));
     assert_eq!(table.broker_range(ApiKey::DescribeCluster), None);
+    // The client asked ApiVersions at v4, got the v0 UNSUPPORTED_VERSION answer and retried.
+    assert_eq!(table.broker_range(ApiKey::ApiVersions), Some((0, 2)));
     let target = || Target::Leader {
         topic: "t".into(),
         partition: 0,
@@ -276,4 +279,43 @@ fn an_imitated_old_broker_is_what_the_client_negotiates_with() {
         panic!()
     };
     assert_eq!(f.responses[0].partitions[0].high_watermark, 1);
+}
+
+#[test]
+fn runs_replay_exactly_from_the_seed() {
+    let trace = |seed: u64| {
+        let config = ClusterConfig {
+            seed,
+            ..Default::default()
+        };
+        let (mut sim, cluster) = client_sim(config, |_| {});
+        let mut log = Vec::new();
+        let resp = roundtrip(&mut sim, Target::Any, metadata_for(&["a", "b"]), None).unwrap();
+        log.push(format!("{:?}", resp.body));
+        let t = ("a", cluster.borrow().topic("a").unwrap().id);
+        for p in 0..3 {
+            let target = Target::Leader {
+                topic: "a".into(),
+                partition: p,
+            };
+            let r = roundtrip(
+                &mut sim,
+                target.clone(),
+                produce("a", p, batch(2, 5), -1),
+                None,
+            );
+            log.push(format!("{:?}", r.unwrap().body));
+            let mut f = fetch(t, p, 0, 100);
+            f.session_epoch = 0;
+            let r = roundtrip(&mut sim, target, f, None).unwrap();
+            log.push(format!("{:?} at {:?}", r.body, sim.elapsed()));
+        }
+        log
+    };
+    assert_eq!(trace(3), trace(3));
+    assert_ne!(
+        trace(3),
+        trace(4),
+        "topic ids and session ids follow the seed"
+    );
 }
