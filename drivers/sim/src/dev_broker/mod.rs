@@ -41,6 +41,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cluster::{Cluster, ClusterConfig, SaslUser};
 
+/// The rustls server configuration a TLS listener serves (re-exported, so that callers need
+/// no rustls dependency of their own to name it).
+pub use rustls::ServerConfig as TlsServerConfig;
 pub use tls::{tls_server_config, tls_server_config_from_files};
 
 use cluster_thread::Event;
