@@ -47,7 +47,7 @@ pub(crate) fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
 /// The transport of one connection.
 enum Transport {
     Plain,
-    Tls(Mutex<rustls::ServerConnection>),
+    Tls(Box<Mutex<rustls::ServerConnection>>),
 }
 
 /// A connection, shared by its reader and writer.
@@ -63,7 +63,7 @@ fn start_connection(ctx: &AcceptCtx, stream: TcpStream, peer: SocketAddr) -> io:
     let transport = match &ctx.tls {
         None => Transport::Plain,
         Some(config) => match rustls::ServerConnection::new(config.clone()) {
-            Ok(c) => Transport::Tls(Mutex::new(c)),
+            Ok(c) => Transport::Tls(Box::new(Mutex::new(c))),
             Err(e) => return Err(io::Error::other(e)),
         },
     };
