@@ -366,3 +366,64 @@ fn acks_all_waits_for_followers_and_min_insync_replicas_is_enforced() {
     let r = produce(&mut h, "t", 0, batch(2, 1), 1, 9);
     assert_eq!(r.error_code, 0, "acks=1 does not care");
 }
+
+#[test]
+fn old_produce_versions_take_magic_0_and_1_message_sets() {
+    use kafkit_core::compression::Compression;
+    use kafkit_core::records::LegacyMessageSetBuilder;
+    let mut h = Harness::new(ClusterConfig::default().with_api_versions(
+        kafkit_core::protocol::ApiKey::Produce,
+        0,
+        11,
+    ));
+    create(&mut h, "t", 1, 1, &[]);
+    let legacy = |magic: i8, codec: Compression, n: usize, ts0: i64| {
+        let mut b = LegacyMessageSetBuilder::new(magic, codec).unwrap();
+        for i in 0..n {
+            let v = format!("m{magic}-{i}");
+            b.append(ts0 + i as i64, Some(b"k"), Some(v.as_bytes()))
+                .unwrap();
+        }
+        b.finish().unwrap()
+    };
+    let cases = [
+        (0, 0, Compression::None, 3),
+        (1, 0, Compression::Gzip, 2),
+        (2, 1, Compression::None, 2),
+        (2, 1, Compression::Snappy, 4),
+        (2, 1, Compression::Lz4, 3),
+    ];
+    let mut next = 0;
+    for (v, magic, codec, n) in cases {
+        let r = produce(&mut h, "t", 0, legacy(magic, codec, n, 5_000 + next), 1, v);
+        assert_eq!(
+            (r.error_code, r.base_offset),
+            (0, next),
+            "v{v} magic {magic} {codec:?}"
+        );
+        next += n as i64;
+    }
+    // Magic 2 mixed in through v3+ still works; magic 2 at v2 does not.
+    let r = produce(&mut h, "t", 0, batch(2, 9_000), 1, 9);
+    assert_eq!((r.error_code, r.base_offset), (0, next));
+    next += 2;
+    let r = produce(&mut h, "t", 0, batch(2, 9_000), 1, 2);
+    assert_eq!(r.error_code, ErrorCode::INVALID_RECORD.code());
+    // Legacy messages at v3+ are refused too.
+    let r = produce(&mut h, "t", 0, legacy(1, Compression::None, 1, 1), 1, 3);
+    assert_eq!(r.error_code, ErrorCode::INVALID_RECORD.code());
+
+    // Everything reads back in order, with the offsets the broker assigned.
+    let p = h.cluster.partition("t", 0).unwrap();
+    let mut offsets = Vec::new();
+    for b in p.batches() {
+        for batch in RecordSet::new(b.data.clone(), Default::default()) {
+            for r in batch.unwrap().into_records().unwrap() {
+                offsets.push(r.offset);
+            }
+        }
+    }
+    assert_eq!(offsets, (0..next).collect::<Vec<_>>());
+    // Timestamp lookups see magic 1 timestamps.
+    assert_eq!(p.offset_for_timestamp(5_006, next).map(|x| x.0), Some(6));
+}

@@ -99,9 +99,11 @@ impl Default for ClusterConfig {
 /// The APIs the model answers, with the versions whose semantics it implements (a subset of
 /// what the codec reads, see `ApiKey::request_versions`).
 const MODEL_APIS: &[(ApiKey, i16, i16)] = &[
-    // Produce v0-2 carry magic 0/1 message sets, which the model does not store.
+    // Kafka 4.0's ranges: Produce v0-2 (magic 0/1 message sets) and Fetch v0-3 are gone.
+    // Overrides may bring them back to imitate older brokers: the model then accepts magic
+    // 0/1 sets (rebuilt with broker offsets) and serves whatever is stored, without
+    // down-converting magic 2 batches for old fetchers.
     (ApiKey::Produce, 3, 11),
-    // Fetch v0-3 would need down-conversion to magic 0/1 (Kafka 4.0 dropped them too).
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 0, 10),
     (ApiKey::Metadata, 0, 12),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
 use kafkit_core::protocol::ErrorCode;
-use kafkit_core::records::{BatchHeader, DecodeOptions, RecordBatch, TimestampType};
+use kafkit_core::records::{BatchHeader, DecodeOptions, RecordSet};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `NUM_BATCHES_TO_RETAIN`).
@@ -239,6 +239,27 @@ impl PartitionLog {
         base
     }
 
+    /// Appends a magic 0/1 message set already built for this log's end offset (see
+    /// [`PartitionLog::log_end_offset`]) holding `count` records. Returns its base offset.
+    pub fn append_legacy(&mut self, data: Bytes, count: i64, max_timestamp: i64) -> i64 {
+        let base = self.log_end;
+        let stored = StoredBatch {
+            base_offset: base,
+            last_offset: base + count - 1,
+            max_timestamp,
+            leader_epoch: self.leader_epoch,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            transactional: false,
+            data,
+        };
+        self.bytes += stored.data.len() as u64;
+        self.batches.push_back(stored);
+        self.log_end = base + count;
+        base
+    }
+
     fn record_producer(&mut self, b: &StoredBatch) {
         if b.producer_id < 0 {
             return;
@@ -302,16 +323,12 @@ impl PartitionLog {
             if b.max_timestamp < target {
                 continue;
             }
-            let Ok(batch) = RecordBatch::decode(b.data.clone(), &opts) else {
-                continue;
-            };
-            if batch.timestamp_type() == TimestampType::LogAppendTime {
-                let offset = b.base_offset.max(self.log_start);
-                return Some((offset, b.max_timestamp, b.leader_epoch));
-            }
-            for r in batch.records().flatten() {
-                if r.offset >= self.log_start && r.offset < limit && r.timestamp >= target {
-                    return Some((r.offset, r.timestamp, b.leader_epoch));
+            // Records of any magic; under log-append time they carry the batch's time.
+            for batch in RecordSet::new(b.data.clone(), opts).flatten() {
+                for r in batch.records().flatten() {
+                    if r.offset >= self.log_start && r.offset < limit && r.timestamp >= target {
+                        return Some((r.offset, r.timestamp, b.leader_epoch));
+                    }
                 }
             }
         }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafkit_core::codec::DecodeError;
+use kafkit_core::compression::Compression;
 use kafkit_core::protocol::produce::response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -11,7 +12,10 @@ use kafkit_core::protocol::{
     ErrorCode, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
     RequestHeader, ResponseBody,
 };
-use kafkit_core::records::{BatchHeader, DecodeOptions, RecordBatch, LOG_OVERHEAD, MAGIC_V2};
+use kafkit_core::records::{
+    Batch, BatchHeader, DecodeOptions, LegacyMessageSetBuilder, RecordBatch, RecordSet,
+    LOG_OVERHEAD, MAGIC_V2,
+};
 
 use super::log::SequenceCheck;
 use super::{Cluster, Ctx, Outcome, Waiting};
@@ -131,6 +135,80 @@ fn validate_batch(data: &Bytes, max_message_bytes: i64) -> Result<BatchHeader, R
     Ok(h)
 }
 
+/// A magic 0/1 message set (Produce v0-2) rebuilt with offsets from `base`, as a broker that
+/// converts message formats does: `(bytes, record count, max timestamp)`. All messages must
+/// share one magic; the set keeps the first message's codec.
+fn rebuild_legacy(
+    data: &Bytes,
+    base: i64,
+    max_message_bytes: i64,
+    log_append_time: Option<i64>,
+) -> Result<(Bytes, i64, i64), Refused> {
+    let opts = DecodeOptions {
+        check_crcs: true,
+        max_decompressed_size: 64 << 20,
+    };
+    let mut set = RecordSet::new(data.clone(), opts);
+    let mut format: Option<(i8, Compression)> = None;
+    let mut records = Vec::new();
+    for batch in set.by_ref() {
+        let Batch::Legacy(m) = batch? else {
+            return Err(Refused(
+                ErrorCode::INVALID_RECORD,
+                "Produce requests with version 2 and below may only hold magic 0 or 1 messages"
+                    .into(),
+            ));
+        };
+        if m.raw().len() as i64 > max_message_bytes {
+            return Err(Refused(
+                ErrorCode::MESSAGE_TOO_LARGE,
+                format!("a message is larger than max.message.bytes {max_message_bytes}"),
+            ));
+        }
+        match format {
+            None => format = Some((m.magic(), m.compression())),
+            Some((magic, _)) if magic != m.magic() => {
+                return Err(Refused(
+                    ErrorCode::INVALID_RECORD,
+                    "messages of different magic in one set".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        records.extend(m.into_records());
+    }
+    if set.partial_tail() != 0 {
+        return Err(Refused(
+            ErrorCode::CORRUPT_MESSAGE,
+            "the message set ends in a truncated message".into(),
+        ));
+    }
+    let Some((magic, codec)) = format.filter(|_| !records.is_empty()) else {
+        return Err(Refused(
+            ErrorCode::INVALID_RECORD,
+            "the message set is empty".into(),
+        ));
+    };
+    let encode_err = |e: kafkit_core::codec::EncodeError| {
+        Refused(
+            ErrorCode::CORRUPT_MESSAGE,
+            format!("cannot rebuild the messages: {e}"),
+        )
+    };
+    let mut b = LegacyMessageSetBuilder::new(magic, codec)
+        .map_err(encode_err)?
+        .base_offset(base);
+    let mut max_ts = -1;
+    for r in &records {
+        let ts = log_append_time.unwrap_or(r.timestamp);
+        max_ts = max_ts.max(ts);
+        b.append(ts, r.key.as_deref(), r.value.as_deref())
+            .map_err(encode_err)?;
+    }
+    let bytes = b.finish().map_err(encode_err)?;
+    Ok((bytes, records.len() as i64, max_ts))
+}
+
 impl Cluster {
     fn produce_partition(
         &mut self,
@@ -153,13 +231,11 @@ impl Cluster {
             (resp, None)
         };
         let now_ms = self.wall_ms(ctx.now);
-        let retention_cap = self.config.retention_bytes;
         let Some(t) = self.topics.get(topic) else {
             return fail(resp, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None);
         };
         let max_message_bytes = t.config_i64("max.message.bytes");
         let min_isr = t.config_i64("min.insync.replicas");
-        let topic_retention = t.config_i64("retention.bytes");
         let log_append_time = t.log_append_time().then_some(now_ms);
         let Some(p) = t.partition(index) else {
             return fail(resp, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None);
@@ -192,6 +268,35 @@ impl Cluster {
                 Some("null records".into()),
             );
         };
+        if ctx.version < 3 {
+            let built = rebuild_legacy(
+                &data,
+                p.log_end_offset(),
+                max_message_bytes,
+                log_append_time,
+            );
+            let (bytes, count, max_ts) = match built {
+                Ok(x) => x,
+                Err(Refused(code, msg)) => return fail(resp, code, Some(msg)),
+            };
+            let Some(p) = self
+                .topics
+                .get_mut(topic)
+                .and_then(|t| t.partition_mut(index))
+            else {
+                return fail(resp, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None);
+            };
+            let base = p.append_legacy(bytes, count, max_ts);
+            return self.after_partition_append(
+                ctx,
+                topic,
+                index,
+                base,
+                acks,
+                resp,
+                log_append_time,
+            );
+        }
         let h = match validate_batch(&data, max_message_bytes) {
             Ok(h) => h,
             Err(Refused(code, msg)) => return fail(resp, code, Some(msg)),
@@ -213,12 +318,31 @@ impl Cluster {
             return fail(resp, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None);
         };
         let base = p.append(data.to_vec(), &h, log_append_time);
-        let leo = p.log_end_offset();
+        self.after_partition_append(ctx, topic, index, base, acks, resp, log_append_time)
+    }
+
+    /// Replication, retention and the response after an append at `base`.
+    #[allow(clippy::too_many_arguments)]
+    fn after_partition_append(
+        &mut self,
+        ctx: &Ctx,
+        topic: &str,
+        index: i32,
+        base: i64,
+        acks: i16,
+        mut resp: PartitionProduceResponse,
+        log_append_time: Option<i64>,
+    ) -> (PartitionProduceResponse, Option<i64>) {
+        let Some(t) = self.topics.get(topic) else {
+            return (resp, None);
+        };
+        let topic_retention = t.config_i64("retention.bytes");
+        let leo = t.partition(index).map_or(base, |p| p.log_end_offset());
         self.after_append(topic, index, leo, ctx.now);
         let cap = if topic_retention > 0 {
-            retention_cap.min(topic_retention as u64)
+            self.config.retention_bytes.min(topic_retention as u64)
         } else {
-            retention_cap
+            self.config.retention_bytes
         };
         let p = self
             .topics
