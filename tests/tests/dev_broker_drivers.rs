@@ -327,6 +327,9 @@ fn run<D: Driver>(driver: &D) {
         "SASL_SSL with a wrong password",
         |e| matches!(e, NetError::Authentication { .. }),
     );
+    for b in [&sasl_broker, &plain_only, &tls_broker, &sasl_ssl] {
+        assert_eq!(b.model_failures(), Vec::<String>::new(), "{name}");
+    }
 }
 
 #[test]

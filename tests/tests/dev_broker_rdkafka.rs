@@ -285,6 +285,7 @@ fn rdkafka_round_trips_1000_records_through_every_codec() {
         n
     });
     assert_eq!(count, 1000);
+    assert_eq!(broker.model_failures(), Vec::<String>::new());
 }
 
 /// What one group member saw.
@@ -521,4 +522,5 @@ fn rdkafka_group_of_three_splits_six_partitions_then_two_take_over() {
         "rdkafka group: 3 members settled on {first:?} in {settled:?}, 600 records consumed \
          once each; after one left, 2 members on {second:?} consumed 300 more once each"
     );
+    assert_eq!(broker.model_failures(), Vec::<String>::new());
 }

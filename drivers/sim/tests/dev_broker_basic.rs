@@ -404,3 +404,17 @@ fn tls_identity_errors_are_reported() {
     assert!(matches!(err, DevBrokerError::Tls(_)), "{err}");
     assert!(err.to_string().contains("certificate"), "{err}");
 }
+
+#[test]
+fn a_panic_on_the_cluster_thread_is_caught_and_recorded() {
+    let broker = DevBroker::start(DevBrokerConfig::new(1)).expect("start");
+    assert!(broker.model_failures().is_empty());
+    let r: Option<()> = broker.with_cluster(|_| panic!("boom"));
+    assert_eq!(r, None);
+    let failures = broker.model_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].contains("boom"), "{failures:?}");
+    // The broker goes on.
+    let mut raw = Raw::connect(broker.addresses()[0]);
+    assert_eq!(metadata(&mut raw, None).brokers.len(), 1);
+}

@@ -1,13 +1,16 @@
 //! The cluster thread: owns the [`Cluster`], turns connection events into calls on it, sends
 //! its answers to the connections' writers, and fires its timers.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::{lock, Shared};
 use crate::cluster::{Cluster, ClusterConfig, ConnKey, ConnOutput};
 
 /// Work for the cluster thread from outside ([`super::DevBroker::with_cluster`]).
@@ -46,7 +49,15 @@ pub(crate) enum Event {
 }
 
 /// The cluster's event loop, until [`Event::Stop`] (or every sender is gone).
-pub(crate) fn run(config: ClusterConfig, listeners: Vec<(String, i32)>, rx: Receiver<Event>) {
+///
+/// A panic in the model (a bug) is caught, recorded in `shared` and logged; the connection
+/// whose request caused it is closed and the broker goes on.
+pub(crate) fn run(
+    config: ClusterConfig,
+    listeners: Vec<(String, i32)>,
+    rx: Receiver<Event>,
+    shared: &Shared,
+) {
     let mut cluster = Cluster::with_listeners(config, listeners, Instant::now());
     let mut writers: HashMap<(i32, ConnKey), Sender<WriteMsg>> = HashMap::new();
     // A deadline that handling did not move: back off instead of spinning on it.
@@ -65,13 +76,36 @@ pub(crate) fn run(config: ClusterConfig, listeners: Vec<(String, i32)>, rx: Rece
         };
         match event {
             Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-            Ok(event) => handle(&mut cluster, &mut writers, event),
+            Ok(event) => {
+                let (doing, culprit) = match &event {
+                    Event::Frame { broker, conn, .. } => {
+                        ("handling a request", Some((*broker, *conn)))
+                    }
+                    Event::Run(_) => ("running a with_cluster job", None),
+                    _ => ("handling a connection event", None),
+                };
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    handle(&mut cluster, &mut writers, event)
+                }));
+                if let Err(panic) = result {
+                    failed(shared, doing, &panic);
+                    if let Some(key) = culprit {
+                        if let Some(w) = writers.remove(&key) {
+                            let _ = w.send(WriteMsg::Close);
+                            cluster.connection_closed(key.0, key.1);
+                        }
+                    }
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
         if let Some(d) = cluster.poll_timeout() {
             if d <= now {
-                cluster.handle_timeout(now);
+                let result = catch_unwind(AssertUnwindSafe(|| cluster.handle_timeout(now)));
+                if let Err(panic) = result {
+                    failed(shared, "handling a timeout", &panic);
+                }
                 let next = cluster.poll_timeout();
                 stuck = next.filter(|n| *n <= now);
                 if stuck.is_some() {
@@ -84,6 +118,17 @@ pub(crate) fn run(config: ClusterConfig, listeners: Vec<(String, i32)>, rx: Rece
     for w in writers.values() {
         let _ = w.send(WriteMsg::Close);
     }
+}
+
+/// Records a caught panic of the model.
+fn failed(shared: &Shared, doing: &str, panic: &Box<dyn Any + Send>) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    tracing::error!(%message, "dev broker: the cluster model panicked {doing}");
+    lock(&shared.failures).push(format!("{doing}: {message}"));
 }
 
 fn handle(

@@ -225,6 +225,8 @@ pub(crate) struct Shared {
     threads: Mutex<Vec<JoinHandle<()>>>,
     next_conn: AtomicU64,
     on_connection: Option<ConnectionCallback>,
+    /// Panics of the cluster model, caught on the cluster thread.
+    failures: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -318,6 +320,7 @@ impl DevBroker {
             threads: Mutex::new(Vec::new()),
             next_conn: AtomicU64::new(1),
             on_connection: config.on_connection.clone(),
+            failures: Mutex::new(Vec::new()),
         });
         let (events, rx) = mpsc::channel();
         let max_frame = config.cluster.max_request_size;
@@ -326,9 +329,12 @@ impl DevBroker {
             .map(|(h, p)| (h.clone(), i32::from(*p)))
             .collect();
         let cluster_config = config.cluster.clone();
+        let cluster_shared = shared.clone();
         let cluster_thread = std::thread::Builder::new()
             .name("dev-broker-cluster".into())
-            .spawn(move || cluster_thread::run(cluster_config, cluster_listeners, rx))
+            .spawn(move || {
+                cluster_thread::run(cluster_config, cluster_listeners, rx, &cluster_shared)
+            })
             .map_err(DevBrokerError::Thread)?;
 
         let mut broker = DevBroker {
@@ -379,6 +385,12 @@ impl DevBroker {
     /// Connections currently open.
     pub fn open_connections(&self) -> usize {
         lock(&self.shared.sockets).len()
+    }
+
+    /// Panics of the cluster model caught so far (a bug in the model: each closed the
+    /// connection whose request caused it). Tests assert this is empty.
+    pub fn model_failures(&self) -> Vec<String> {
+        lock(&self.shared.failures).clone()
     }
 
     /// Runs `f` on the cluster thread (to inspect the cluster, crash a broker, install a
