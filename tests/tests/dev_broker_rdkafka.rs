@@ -43,6 +43,18 @@ impl rdkafka::producer::ProducerContext for Log {
     fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
+/// Keeps librdkafka's log lines (for asserting on an expected error).
+#[derive(Clone, Default)]
+struct Recording(Arc<Mutex<Vec<String>>>);
+
+impl ClientContext for Recording {
+    fn log(&self, _: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.0.lock().unwrap().push(format!("{fac}: {log_message}"));
+    }
+}
+
+impl ConsumerContext for Recording {}
+
 fn debug() -> Option<String> {
     std::env::var("DEV_BROKER_RDKAFKA_DEBUG")
         .ok()
@@ -522,5 +534,221 @@ fn rdkafka_group_of_three_splits_six_partitions_then_two_take_over() {
         "rdkafka group: 3 members settled on {first:?} in {settled:?}, 600 records consumed \
          once each; after one left, 2 members on {second:?} consumed 300 more once each"
     );
+    assert_eq!(broker.model_failures(), Vec::<String>::new());
+}
+
+#[test]
+fn rdkafka_sasl_plain_idempotent_producer_and_committed_offsets() {
+    let broker =
+        DevBroker::start(DevBrokerConfig::new(3).sasl_user("PLAIN", "alice", "alice-secret"))
+            .expect("dev broker");
+    let bootstrap = broker.bootstrap();
+    let sasl = |password: &str| {
+        let mut c = config(&bootstrap);
+        c.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanism", "PLAIN")
+            .set("sasl.username", "alice")
+            .set("sasl.password", password);
+        c
+    };
+
+    // A wrong password: metadata fails (librdkafka reports the authentication failure).
+    let log = Recording::default();
+    let bad: BaseConsumer<Recording> = sasl("wrong")
+        .set("group.id", "never")
+        .create_with_context(log.clone())
+        .expect("consumer");
+    bad.fetch_metadata(None, Duration::from_secs(1))
+        .expect_err("metadata with a wrong password");
+    drop(bad);
+    let lines = log.0.lock().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "SASL authentication error: Authentication failed: Invalid username or password"
+        )),
+        "librdkafka saw no authentication error: {lines:?}"
+    );
+    drop(lines);
+
+    // An idempotent producer (InitProducerId, sequence numbers, acks=all).
+    let topic = "rdkafka-idempotent";
+    let producer: BaseProducer<Log> = sasl("alice-secret")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .create_with_context(Log("producer"))
+        .expect("producer");
+    for i in 0..300 {
+        let payload = format!("idempotent {i}");
+        let key = format!("k{}", i % 7);
+        let mut rec = BaseRecord::to(topic).key(&key).payload(&payload);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    rec = r;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer
+        .flush(Duration::from_secs(10))
+        .expect("idempotent flush");
+    assert!(producer.client().fatal_error().is_none());
+    let pids = broker
+        .with_cluster(move |c| {
+            let t = c.topic(topic).expect("auto-created");
+            t.partitions
+                .iter()
+                .flat_map(|p| p.batches().map(|b| b.producer_id).collect::<Vec<_>>())
+                .collect::<BTreeSet<i64>>()
+        })
+        .unwrap();
+    assert_eq!(pids.len(), 1, "one producer id: {pids:?}");
+    assert!(pids.iter().all(|p| *p >= 0), "{pids:?}");
+
+    // Consume with manual commits; committed() reads them back (OffsetCommit/OffsetFetch).
+    let consumer: BaseConsumer<Log> = sasl("alice-secret")
+        .set("group.id", "rdkafka-commits")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(Log("consumer"))
+        .expect("consumer");
+    let meta = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("metadata");
+    let partitions = meta.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while n < 300 && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("consume");
+            next.insert(m.partition(), m.offset() + 1);
+            n += 1;
+        }
+    }
+    assert_eq!(n, 300);
+    let mut commit = TopicPartitionList::new();
+    for (p, o) in &next {
+        commit
+            .add_partition_offset(topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    consumer
+        .commit(&commit, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    let committed = consumer
+        .committed_offsets(commit.clone(), Duration::from_secs(5))
+        .expect("committed");
+    for e in committed.elements() {
+        assert_eq!(
+            e.offset(),
+            Offset::Offset(next[&e.partition()]),
+            "partition {}",
+            e.partition()
+        );
+    }
+    for (p, o) in &next {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, *p, Duration::from_secs(5))
+            .expect("watermarks");
+        assert_eq!((lo, hi), (0, *o), "watermarks of partition {p}");
+    }
+    assert_eq!(broker.model_failures(), Vec::<String>::new());
+}
+
+#[test]
+fn rdkafka_admin_topics_partitions_configs_and_groups() {
+    let broker = DevBroker::start(DevBrokerConfig::new(3)).expect("dev broker");
+    let bootstrap = broker.bootstrap();
+    let admin: AdminClient<Log> = config(&bootstrap)
+        .create_with_context(Log("admin"))
+        .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    use futures_executor::block_on as block;
+
+    create_topic(&bootstrap, "admin-a", 2);
+    // Creating it again: TOPIC_ALREADY_EXISTS.
+    let again = block(admin.create_topics(
+        &[NewTopic::new("admin-a", 2, TopicReplication::Fixed(1))],
+        &opts,
+    ))
+    .expect("CreateTopics");
+    assert!(
+        matches!(
+            &again[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+        ),
+        "{again:?}"
+    );
+    // More partitions.
+    let grown =
+        block(admin.create_partitions(&[rdkafka::admin::NewPartitions::new("admin-a", 5)], &opts))
+            .expect("CreatePartitions");
+    assert!(grown[0].is_ok(), "{grown:?}");
+    let probe: BaseConsumer<Log> = config(&bootstrap)
+        .create_with_context(Log("probe"))
+        .unwrap();
+    let meta = probe
+        .fetch_metadata(Some("admin-a"), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(meta.topics()[0].partitions().len(), 5);
+
+    // Topic configs: set one, read it back.
+    let set = block(
+        admin.alter_configs(
+            &[
+                rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(
+                    "admin-a",
+                ))
+                .set("retention.ms", "12345"),
+            ],
+            &opts,
+        ),
+    )
+    .expect("AlterConfigs");
+    assert!(set[0].is_ok(), "{set:?}");
+    let described = block(admin.describe_configs(
+        &[rdkafka::admin::ResourceSpecifier::Topic("admin-a")],
+        &opts,
+    ))
+    .expect("DescribeConfigs");
+    let resource = described[0].as_ref().expect("topic configs");
+    assert_eq!(
+        resource
+            .get("retention.ms")
+            .and_then(|e| e.value.as_deref()),
+        Some("12345")
+    );
+
+    // Delete it.
+    let deleted = block(admin.delete_topics(&["admin-a"], &opts)).expect("DeleteTopics");
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    let gone = broker
+        .with_cluster(|c| c.topic("admin-a").is_none())
+        .unwrap();
+    assert!(gone, "topic deleted in the cluster");
+
+    // Groups: a member joins; the group is listed and described.
+    create_topic(&bootstrap, "admin-g", 2);
+    let member = Member::start(&bootstrap, "admin-group", "admin-g", 0);
+    settle(&[&member], 2, 2);
+    let groups = probe
+        .fetch_group_list(Some("admin-group"), Duration::from_secs(5))
+        .expect("groups");
+    let g = &groups.groups()[0];
+    assert_eq!(g.name(), "admin-group");
+    assert_eq!(g.state(), "Stable");
+    assert_eq!(g.members().len(), 1);
+    assert_eq!(g.members()[0].client_id(), "member-0");
+    drop(member);
     assert_eq!(broker.model_failures(), Vec::<String>::new());
 }
