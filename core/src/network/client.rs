@@ -481,9 +481,12 @@ impl NetworkClient {
         }
         self.pending = waiting;
         // A failed lookup has failed everything that was waiting on it; the next request for
-        // that key starts a fresh lookup.
+        // that key starts a fresh lookup. A served retry backoff has done its job too.
         for entry in self.coordinators.values_mut() {
             entry.error = None;
+            if entry.not_before.is_some_and(|t| now >= t) {
+                entry.not_before = None;
+            }
         }
         // Routing may have found metadata missing (an unknown node or controller): fetch it now.
         if self.meta.requested
@@ -883,6 +886,8 @@ impl NetworkClient {
         if self.meta.not_before.is_some_and(|t| now < t) {
             return;
         }
+        // A served backoff must not linger: poll_timeout would keep reporting it.
+        self.meta.not_before = None;
         let stale = self
             .meta
             .last_update
@@ -1294,7 +1299,9 @@ impl super::ClientCore for NetworkClient {
                     consider(t);
                 }
             }
-            if let Some(t) = self.meta.not_before {
+            // The retry time matters only while no refresh is on its way; reporting it during
+            // one would wake the driver again and again for nothing.
+            if let (Some(t), None) = (self.meta.not_before, self.meta.in_flight) {
                 consider(t);
             }
             for c in self.coordinators.values() {
@@ -1303,7 +1310,7 @@ impl super::ClientCore for NetworkClient {
                 }
             }
         }
-        if let (Some(t), None) = (self.meta.last_update, self.meta.in_flight) {
+        if let (Some(t), None, false) = (self.meta.last_update, self.meta.in_flight, self.closed) {
             if !self.meta.topics.is_empty() {
                 consider(t + self.opts.metadata_max_age);
             }

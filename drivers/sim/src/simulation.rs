@@ -1,5 +1,5 @@
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -94,6 +94,8 @@ pub struct Simulation<C: ClientCore> {
     start: Instant,
     link: LinkConfig,
     servers: BTreeMap<String, Box<dyn Endpoint>>,
+    /// Servers cut off from the client: nothing crosses in either direction.
+    partitioned: BTreeSet<String>,
     links: HashMap<ConnId, Link>,
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     deliveries: HashMap<u64, Delivery>,
@@ -115,6 +117,7 @@ impl<C: ClientCore> Simulation<C> {
             start,
             link: LinkConfig::default(),
             servers: BTreeMap::new(),
+            partitioned: BTreeSet::new(),
             links: HashMap::new(),
             queue: BinaryHeap::new(),
             deliveries: HashMap::new(),
@@ -157,6 +160,59 @@ impl<C: ClientCore> Simulation<C> {
                 .handle_closed(conn, CloseReason::PeerClosed, self.now);
         }
         self.drain();
+    }
+
+    /// Cuts the network between the client and the server at `addr`: bytes in flight and
+    /// bytes sent later vanish in both directions, and new connections hang (neither accepted
+    /// nor refused), as with a firewall dropping packets. Existing connections stay "open";
+    /// the client finds out only through its own timeouts.
+    pub fn partition(&mut self, addr: &str) {
+        self.partitioned.insert(addr.to_owned());
+    }
+
+    /// Ends a [`Simulation::partition`]: new traffic flows again (what was lost stays lost).
+    pub fn heal(&mut self, addr: &str) {
+        self.partitioned.remove(addr);
+    }
+
+    /// Whether `addr` is cut off.
+    pub fn is_partitioned(&self, addr: &str) -> bool {
+        self.partitioned.contains(addr)
+    }
+
+    /// Resets every connection between the client and the server at `addr`: both sides see
+    /// it close at once, as after a TCP reset.
+    pub fn drop_connections(&mut self, addr: &str) {
+        let dropped: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.server == addr)
+            .map(|(c, _)| *c)
+            .collect();
+        let now = self.now;
+        for conn in dropped {
+            self.links.remove(&conn);
+            if let Some(s) = self.servers.get_mut(addr) {
+                s.closed(conn.0);
+            }
+            self.core.handle_closed(
+                conn,
+                CloseReason::Io("connection reset by peer".into()),
+                now,
+            );
+        }
+        self.drain();
+    }
+
+    /// Every server address.
+    pub fn server_addrs(&self) -> Vec<String> {
+        self.servers.keys().cloned().collect()
+    }
+
+    fn cut(&self, conn: ConnId) -> bool {
+        self.links
+            .get(&conn)
+            .is_some_and(|l| self.partitioned.contains(&l.server))
     }
 
     /// The core, for application calls (send, subscribe, ...). Call [`Simulation::drain`]
@@ -206,6 +262,10 @@ impl<C: ClientCore> Simulation<C> {
             match out {
                 Output::Connect { conn, host, port } => {
                     let addr = format!("{host}:{port}");
+                    if self.partitioned.contains(&addr) {
+                        // The SYN vanishes: the client's own setup timeout ends the attempt.
+                        continue;
+                    }
                     let at = self.now + self.delay();
                     let accepted = match self.servers.get_mut(&addr) {
                         Some(s) => s.accept(conn.0, self.now),
@@ -230,6 +290,9 @@ impl<C: ClientCore> Simulation<C> {
                     }
                 }
                 Output::Transmit { conn, data } => {
+                    if self.cut(conn) {
+                        continue;
+                    }
                     let d = self.delay();
                     if let Some(link) = self.links.get_mut(&conn).filter(|l| !l.server_closed) {
                         let at = (self.now + d).max(link.last_to_server);
@@ -262,6 +325,9 @@ impl<C: ClientCore> Simulation<C> {
     }
 
     fn server_output(&mut self, conn: ConnId, out: EndpointOutput) {
+        if self.cut(conn) {
+            return;
+        }
         let d = self.delay();
         let now = self.now;
         let Some(link) = self.links.get_mut(&conn).filter(|l| !l.server_closed) else {
@@ -331,6 +397,16 @@ impl<C: ClientCore> Simulation<C> {
 
     fn deliver(&mut self, d: Delivery) {
         let now = self.now;
+        let conn = match &d {
+            Delivery::ToServer(c, _) => Some(ConnId(*c)),
+            Delivery::ToClient(c, _) | Delivery::Connected(c) | Delivery::ServerClosed(c) => {
+                Some(*c)
+            }
+            Delivery::Refused(..) => None,
+        };
+        if conn.is_some_and(|c| self.cut(c)) {
+            return;
+        }
         match d {
             Delivery::Connected(conn) => {
                 if self.links.contains_key(&conn) {
