@@ -67,13 +67,28 @@ pub struct SimError {
     pub steps: u64,
 }
 
+/// Connections are named on the wire by the client's index and the client's own id, so
+/// several clients (whose ids overlap) can share the network; endpoints see these wire ids.
+const CLIENT_SHIFT: u32 = 40;
+
+fn wire(client: usize, conn: ConnId) -> u64 {
+    ((client as u64) << CLIENT_SHIFT) | conn.0
+}
+
+fn unwire(w: u64) -> (usize, ConnId) {
+    (
+        (w >> CLIENT_SHIFT) as usize,
+        ConnId(w & ((1 << CLIENT_SHIFT) - 1)),
+    )
+}
+
 #[derive(Debug)]
 enum Delivery {
     ToServer(u64, Bytes),
-    ToClient(ConnId, Bytes),
-    Connected(ConnId),
-    Refused(ConnId, String),
-    ServerClosed(ConnId),
+    ToClient(u64, Bytes),
+    Connected(u64),
+    Refused(u64, String),
+    ServerClosed(u64),
 }
 
 struct Link {
@@ -85,9 +100,13 @@ struct Link {
     server_closed: bool,
 }
 
-/// One client core, a set of servers and the links between them, on a virtual clock.
+/// Client cores, a set of servers and the links between them, on a virtual clock.
+///
+/// The first client is given to [`Simulation::new`]; more join with
+/// [`Simulation::add_client`] (a group of consumers, a producer and a consumer, ...). Every
+/// client shares the one network and clock.
 pub struct Simulation<C: ClientCore> {
-    core: C,
+    cores: Vec<C>,
     seed: u64,
     rng: Rng,
     now: Instant,
@@ -96,11 +115,11 @@ pub struct Simulation<C: ClientCore> {
     servers: BTreeMap<String, Box<dyn Endpoint>>,
     /// Servers cut off from the client: nothing crosses in either direction.
     partitioned: BTreeSet<String>,
-    links: HashMap<ConnId, Link>,
+    links: HashMap<u64, Link>,
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     deliveries: HashMap<u64, Delivery>,
     next_seq: u64,
-    events: Vec<C::Event>,
+    events: Vec<Vec<C::Event>>,
     max_steps: u64,
     steps: u64,
 }
@@ -110,7 +129,7 @@ impl<C: ClientCore> Simulation<C> {
     /// link randomness from `seed`.
     pub fn new(core: C, seed: u64, start: Instant) -> Self {
         Simulation {
-            core,
+            cores: vec![core],
             seed,
             rng: Rng::new(seed ^ 0x5151_5151),
             now: start,
@@ -122,7 +141,7 @@ impl<C: ClientCore> Simulation<C> {
             queue: BinaryHeap::new(),
             deliveries: HashMap::new(),
             next_seq: 0,
-            events: Vec::new(),
+            events: vec![Vec::new()],
             max_steps: 1_000_000,
             steps: 0,
         }
@@ -148,16 +167,16 @@ impl<C: ClientCore> Simulation<C> {
     /// Removes the server at `addr`: its open connections are closed and new ones refused.
     pub fn remove_server(&mut self, addr: &str) {
         self.servers.remove(addr);
-        let dead: Vec<ConnId> = self
+        let dead: Vec<u64> = self
             .links
             .iter()
             .filter(|(_, l)| l.server == addr)
             .map(|(c, _)| *c)
             .collect();
-        for conn in dead {
-            self.links.remove(&conn);
-            self.core
-                .handle_closed(conn, CloseReason::PeerClosed, self.now);
+        for w in dead {
+            self.links.remove(&w);
+            let (client, conn) = unwire(w);
+            self.cores[client].handle_closed(conn, CloseReason::PeerClosed, self.now);
         }
         self.drain();
     }
@@ -183,19 +202,20 @@ impl<C: ClientCore> Simulation<C> {
     /// Resets every connection between the client and the server at `addr`: both sides see
     /// it close at once, as after a TCP reset.
     pub fn drop_connections(&mut self, addr: &str) {
-        let dropped: Vec<ConnId> = self
+        let dropped: Vec<u64> = self
             .links
             .iter()
             .filter(|(_, l)| l.server == addr)
             .map(|(c, _)| *c)
             .collect();
         let now = self.now;
-        for conn in dropped {
-            self.links.remove(&conn);
+        for w in dropped {
+            self.links.remove(&w);
             if let Some(s) = self.servers.get_mut(addr) {
-                s.closed(conn.0);
+                s.closed(w);
             }
-            self.core.handle_closed(
+            let (client, conn) = unwire(w);
+            self.cores[client].handle_closed(
                 conn,
                 CloseReason::Io("connection reset by peer".into()),
                 now,
@@ -209,16 +229,38 @@ impl<C: ClientCore> Simulation<C> {
         self.servers.keys().cloned().collect()
     }
 
-    fn cut(&self, conn: ConnId) -> bool {
+    fn cut(&self, w: u64) -> bool {
         self.links
-            .get(&conn)
+            .get(&w)
             .is_some_and(|l| self.partitioned.contains(&l.server))
     }
 
-    /// The core, for application calls (send, subscribe, ...). Call [`Simulation::drain`]
-    /// after changing it, or let the next step do so.
+    /// The first client's core, for application calls (send, subscribe, ...). Call
+    /// [`Simulation::drain`] after changing it, or let the next step do so.
     pub fn core(&mut self) -> &mut C {
-        &mut self.core
+        &mut self.cores[0]
+    }
+
+    /// Adds a client to the simulation; returns its index for [`Simulation::client`].
+    pub fn add_client(&mut self, core: C) -> usize {
+        self.cores.push(core);
+        self.events.push(Vec::new());
+        self.cores.len() - 1
+    }
+
+    /// Client `index`'s core (0 is the one given to [`Simulation::new`]).
+    pub fn client(&mut self, index: usize) -> &mut C {
+        &mut self.cores[index]
+    }
+
+    /// How many clients take part.
+    pub fn clients(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// Events client `index` emitted since the last call.
+    pub fn take_client_events(&mut self, index: usize) -> Vec<C::Event> {
+        std::mem::take(&mut self.events[index])
     }
 
     /// The virtual time now.
@@ -236,9 +278,9 @@ impl<C: ClientCore> Simulation<C> {
         self.seed
     }
 
-    /// Events the core emitted since the last call.
+    /// Events the first client emitted since the last call.
     pub fn take_events(&mut self) -> Vec<C::Event> {
-        std::mem::take(&mut self.events)
+        self.take_client_events(0)
     }
 
     fn schedule(&mut self, at: Instant, d: Delivery) {
@@ -256,61 +298,70 @@ impl<C: ClientCore> Simulation<C> {
         self.link.latency + extra
     }
 
-    /// Acts on everything the core has to say right now.
+    /// Acts on everything the clients have to say right now.
     pub fn drain(&mut self) {
-        while let Some(out) = self.core.poll_output() {
-            match out {
-                Output::Connect { conn, host, port } => {
-                    let addr = format!("{host}:{port}");
-                    if self.partitioned.contains(&addr) {
-                        // The SYN vanishes: the client's own setup timeout ends the attempt.
-                        continue;
-                    }
-                    let at = self.now + self.delay();
-                    let accepted = match self.servers.get_mut(&addr) {
-                        Some(s) => s.accept(conn.0, self.now),
-                        None => false,
-                    };
-                    if accepted {
-                        self.links.insert(
-                            conn,
-                            Link {
-                                server: addr,
-                                last_to_server: at,
-                                last_to_client: at,
-                                server_closed: false,
-                            },
-                        );
-                        self.schedule(at, Delivery::Connected(conn));
-                    } else {
-                        self.schedule(
-                            at,
-                            Delivery::Refused(conn, format!("{addr}: connection refused")),
-                        );
-                    }
-                }
-                Output::Transmit { conn, data } => {
-                    if self.cut(conn) {
-                        continue;
-                    }
-                    let d = self.delay();
-                    if let Some(link) = self.links.get_mut(&conn).filter(|l| !l.server_closed) {
-                        let at = (self.now + d).max(link.last_to_server);
-                        link.last_to_server = at;
-                        self.schedule(at, Delivery::ToServer(conn.0, data));
-                    }
-                }
-                Output::Close { conn } => {
-                    if let Some(link) = self.links.remove(&conn) {
-                        if let Some(s) = self.servers.get_mut(&link.server) {
-                            s.closed(conn.0);
-                        }
-                    }
-                }
-                Output::Event(e) => self.events.push(e),
+        for client in 0..self.cores.len() {
+            while let Some(out) = self.cores[client].poll_output() {
+                self.client_output(client, out);
             }
         }
         self.collect_server_output();
+    }
+
+    fn client_output(&mut self, client: usize, out: Output<C::Event>) {
+        match out {
+            Output::Connect { conn, host, port } => {
+                let w = wire(client, conn);
+                let addr = format!("{host}:{port}");
+                if self.partitioned.contains(&addr) {
+                    // The SYN vanishes: the client's own setup timeout ends the attempt.
+                    return;
+                }
+                let at = self.now + self.delay();
+                let accepted = match self.servers.get_mut(&addr) {
+                    Some(s) => s.accept(w, self.now),
+                    None => false,
+                };
+                if accepted {
+                    self.links.insert(
+                        w,
+                        Link {
+                            server: addr,
+                            last_to_server: at,
+                            last_to_client: at,
+                            server_closed: false,
+                        },
+                    );
+                    self.schedule(at, Delivery::Connected(w));
+                } else {
+                    self.schedule(
+                        at,
+                        Delivery::Refused(w, format!("{addr}: connection refused")),
+                    );
+                }
+            }
+            Output::Transmit { conn, data } => {
+                let w = wire(client, conn);
+                if self.cut(w) {
+                    return;
+                }
+                let d = self.delay();
+                if let Some(link) = self.links.get_mut(&w).filter(|l| !l.server_closed) {
+                    let at = (self.now + d).max(link.last_to_server);
+                    link.last_to_server = at;
+                    self.schedule(at, Delivery::ToServer(w, data));
+                }
+            }
+            Output::Close { conn } => {
+                let w = wire(client, conn);
+                if let Some(link) = self.links.remove(&w) {
+                    if let Some(s) = self.servers.get_mut(&link.server) {
+                        s.closed(w);
+                    }
+                }
+            }
+            Output::Event(e) => self.events[client].push(e),
+        }
     }
 
     /// Schedules what the servers send or close on their own initiative.
@@ -319,18 +370,18 @@ impl<C: ClientCore> Simulation<C> {
         for s in self.servers.values_mut() {
             outputs.extend(s.take_outgoing());
         }
-        for (conn, out) in outputs {
-            self.server_output(ConnId(conn), out);
+        for (w, out) in outputs {
+            self.server_output(w, out);
         }
     }
 
-    fn server_output(&mut self, conn: ConnId, out: EndpointOutput) {
-        if self.cut(conn) {
+    fn server_output(&mut self, w: u64, out: EndpointOutput) {
+        if self.cut(w) {
             return;
         }
         let d = self.delay();
         let now = self.now;
-        let Some(link) = self.links.get_mut(&conn).filter(|l| !l.server_closed) else {
+        let Some(link) = self.links.get_mut(&w).filter(|l| !l.server_closed) else {
             return;
         };
         let at = (now + d).max(link.last_to_client);
@@ -338,14 +389,19 @@ impl<C: ClientCore> Simulation<C> {
         match out {
             EndpointOutput::Send(data) => {
                 if !data.is_empty() {
-                    self.schedule(at, Delivery::ToClient(conn, data));
+                    self.schedule(at, Delivery::ToClient(w, data));
                 }
             }
             EndpointOutput::Close => {
                 link.server_closed = true;
-                self.schedule(at, Delivery::ServerClosed(conn));
+                self.schedule(at, Delivery::ServerClosed(w));
             }
         }
+    }
+
+    /// The earliest client deadline.
+    fn client_timeout(&self) -> Option<Instant> {
+        self.cores.iter().filter_map(|c| c.poll_timeout()).min()
     }
 
     /// The earliest server deadline.
@@ -358,7 +414,7 @@ impl<C: ClientCore> Simulation<C> {
     pub fn step(&mut self) -> bool {
         self.drain();
         let next_delivery = self.queue.peek().map(|Reverse((at, _))| *at);
-        let next_timer = self.core.poll_timeout();
+        let next_timer = self.client_timeout();
         let next_server = self.server_timeout();
         // Ties go to deliveries, then the core, then servers.
         let mut next: Option<(Instant, u8)> = None;
@@ -381,7 +437,14 @@ impl<C: ClientCore> Simulation<C> {
                 let delivery = self.deliveries.remove(&seq).expect("scheduled");
                 self.deliver(delivery);
             }
-            1 => self.core.handle_timeout(self.now),
+            1 => {
+                let now = self.now;
+                for core in &mut self.cores {
+                    if core.poll_timeout().is_some_and(|t| t <= now) {
+                        core.handle_timeout(now);
+                    }
+                }
+            }
             _ => {
                 let now = self.now;
                 for s in self.servers.values_mut() {
@@ -397,51 +460,51 @@ impl<C: ClientCore> Simulation<C> {
 
     fn deliver(&mut self, d: Delivery) {
         let now = self.now;
-        let conn = match &d {
-            Delivery::ToServer(c, _) => Some(ConnId(*c)),
-            Delivery::ToClient(c, _) | Delivery::Connected(c) | Delivery::ServerClosed(c) => {
-                Some(*c)
-            }
-            Delivery::Refused(..) => None,
+        let w = match &d {
+            Delivery::ToServer(w, _)
+            | Delivery::ToClient(w, _)
+            | Delivery::Connected(w)
+            | Delivery::ServerClosed(w)
+            | Delivery::Refused(w, _) => *w,
         };
-        if conn.is_some_and(|c| self.cut(c)) {
+        if self.cut(w) {
             return;
         }
+        let (client, conn) = unwire(w);
         match d {
-            Delivery::Connected(conn) => {
-                if self.links.contains_key(&conn) {
-                    self.core.handle_connected(conn, now);
+            Delivery::Connected(_) => {
+                if self.links.contains_key(&w) {
+                    self.cores[client].handle_connected(conn, now);
                 }
             }
-            Delivery::Refused(conn, why) => {
-                self.core
-                    .handle_closed(conn, CloseReason::ConnectFailed(why), now)
+            Delivery::Refused(_, why) => {
+                self.cores[client].handle_closed(conn, CloseReason::ConnectFailed(why), now)
             }
-            Delivery::ToServer(conn, data) => {
-                let Some(link) = self.links.get(&ConnId(conn)).filter(|l| !l.server_closed) else {
+            Delivery::ToServer(_, data) => {
+                let Some(link) = self.links.get(&w).filter(|l| !l.server_closed) else {
                     return;
                 };
                 let server = link.server.clone();
                 let reply = match self.servers.get_mut(&server) {
-                    Some(s) => s.receive(conn, &data, now),
+                    Some(s) => s.receive(w, &data, now),
                     None => return,
                 };
                 if !reply.is_empty() {
                     let d = self.delay();
-                    let link = self.links.get_mut(&ConnId(conn)).expect("checked");
+                    let link = self.links.get_mut(&w).expect("checked");
                     let at = (now + d).max(link.last_to_client);
                     link.last_to_client = at;
-                    self.schedule(at, Delivery::ToClient(ConnId(conn), reply.into()));
+                    self.schedule(at, Delivery::ToClient(w, reply.into()));
                 }
             }
-            Delivery::ToClient(conn, data) => {
-                if self.links.contains_key(&conn) {
-                    self.core.handle_data(conn, &data, now);
+            Delivery::ToClient(_, data) => {
+                if self.links.contains_key(&w) {
+                    self.cores[client].handle_data(conn, &data, now);
                 }
             }
-            Delivery::ServerClosed(conn) => {
-                if self.links.remove(&conn).is_some() {
-                    self.core.handle_closed(conn, CloseReason::PeerClosed, now);
+            Delivery::ServerClosed(_) => {
+                if self.links.remove(&w).is_some() {
+                    self.cores[client].handle_closed(conn, CloseReason::PeerClosed, now);
                 }
             }
         }
@@ -475,7 +538,7 @@ impl<C: ClientCore> Simulation<C> {
         self.run_until(|s| {
             let next = [
                 s.queue.peek().map(|Reverse((at, _))| *at),
-                s.core.poll_timeout(),
+                s.client_timeout(),
                 s.server_timeout(),
             ]
             .into_iter()

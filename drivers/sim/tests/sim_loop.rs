@@ -185,3 +185,37 @@ fn runs_replay_exactly_from_their_seed() {
     assert_eq!(trace(11), trace(11));
     assert!(!trace(11).is_empty());
 }
+
+#[test]
+fn several_clients_share_one_network_and_clock() {
+    let start = Instant::now();
+    let mut sim =
+        Simulation::new(client(Duration::from_secs(30)), 5, start).with_links(LinkConfig {
+            latency: Duration::from_millis(2),
+            jitter: Duration::from_millis(1),
+        });
+    let second = sim.add_client(client(Duration::from_secs(30)));
+    let third = sim.add_client(client(Duration::from_secs(30)));
+    assert_eq!(sim.clients(), 3);
+    sim.add_server("broker:9092", MiniBroker::new(9092));
+    let now = sim.now();
+    // Every client's first connection is its ConnId(1): the network must keep them apart.
+    let ids: Vec<_> = [0, second, third]
+        .into_iter()
+        .map(|c| (c, sim.client(c).send(Target::Any, metadata(), None, now)))
+        .collect();
+    let mut answered = vec![false; 3];
+    sim.run_until(|s| {
+        for (c, id) in &ids {
+            for e in s.take_client_events(*c) {
+                if let NetEvent::Response { id: got, result } = e {
+                    assert_eq!(got, *id);
+                    assert!(result.is_ok(), "client {c}: {result:?}");
+                    answered[*c] = true;
+                }
+            }
+        }
+        answered.iter().all(|a| *a)
+    })
+    .unwrap();
+}
