@@ -18,6 +18,8 @@
 //!   metadata, routing, backoff) and the driving contract every driver follows.
 //! - [`driver`]: what drivers share that is not I/O: command queues and the handles
 //!   applications hold.
+//! - [`producer`]: the producer's partitioners (Java-compatible murmur2, sticky and round
+//!   robin) and key/value serializers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -26,6 +28,7 @@ pub mod compression;
 pub mod config;
 pub mod driver;
 pub mod network;
+pub mod producer;
 pub mod protocol;
 pub mod records;
 pub mod sasl;
