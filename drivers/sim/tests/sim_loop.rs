@@ -204,7 +204,7 @@ fn several_clients_share_one_network_and_clock() {
         .into_iter()
         .map(|c| (c, sim.client(c).send(Target::Any, metadata(), None, now)))
         .collect();
-    let mut answered = vec![false; 3];
+    let mut answered = [false; 3];
     sim.run_until(|s| {
         for (c, id) in &ids {
             for e in s.take_client_events(*c) {
