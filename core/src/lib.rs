@@ -18,6 +18,7 @@
 //!   metadata, routing, backoff) and the driving contract every driver follows.
 //! - [`driver`]: what drivers share that is not I/O: command queues and the handles
 //!   applications hold.
+//! - [`consumer`]: the consumer's fetcher, positions and offset lookups (manual assignment).
 //! - [`producer`]: the producer's partitioners (Java-compatible murmur2, sticky and round
 //!   robin) and key/value serializers.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@
 pub mod codec;
 pub mod compression;
 pub mod config;
+pub mod consumer;
 pub mod driver;
 pub mod network;
 pub mod producer;

@@ -1,0 +1,587 @@
+//! Fetched data waiting for the application, and the memory it takes.
+//!
+//! A [`CompletedFetch`] is one partition's part of a Fetch response: the raw record bytes
+//! (a zero-copy slice of the response frame), the aborted transactions the broker listed and
+//! the position it was fetched at. Batches are decoded (and decompressed) one at a time as the
+//! application takes records, so a fetch of large compressed batches never holds more than
+//! one of them decompressed.
+//!
+//! # Memory contract
+//! A completed fetch accounts for the raw bytes it has not read yet plus, for the batch being
+//! read, its raw size and (if compressed) its decompressed size. Records handed to the
+//! application are the application's. [`FetchBuffer::accounted`] is the sum; the fetcher
+//! adds what it reserved for fetches in flight and keeps the total under
+//! `fetch_buffer_bytes`. Decompression is capped by the room left under that bound: when a
+//! batch does not fit, the unread tail of its fetch is released (to be fetched again later)
+//! and, if it still does not fit while other data is held, the fetch waits ("starves") for
+//! the application to drain the rest. Only a batch that does not fit even alone exceeds the
+//! bound (capped by `max_decompressed_batch_bytes`, beyond which it is an error).
+//!
+//! # Transactions
+//! With `read_committed`, batches of aborted transactions are dropped using the response's
+//! aborted-transaction list (each entry aborts its producer's transactional batches from its
+//! first offset on, until that producer's ABORT marker), as Java's fetcher does. Control
+//! batches are never returned; they only advance the position.
+
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::error::ConsumerError;
+use super::record::{ConsumerRecord, ConsumerRecords, TopicPartition};
+use crate::codec::DecodeError;
+use crate::records::{
+    Batch, ControlRecord, DecodeOptions, Record, RecordIter, RecordSet, TimestampType,
+    LOG_OVERHEAD, MAGIC_V0, NO_PARTITION_LEADER_EPOCH,
+};
+
+enum BatchIter {
+    V2(RecordIter),
+    Legacy(std::vec::IntoIter<Record>),
+}
+
+struct CurrentBatch {
+    iter: BatchIter,
+    raw_len: usize,
+    decompressed: usize,
+    leader_epoch: Option<i32>,
+    timestamp_type: Option<TimestampType>,
+    next_offset: i64,
+}
+
+/// How a [`CompletedFetch::take`] ended.
+#[derive(Debug, PartialEq)]
+pub(crate) enum TakeEnd {
+    /// `max` records were taken; more may follow.
+    Full,
+    /// Everything was read: drop the fetch.
+    Exhausted,
+    /// The next batch does not fit in memory until other data is drained.
+    Starved,
+    /// The data is bad (or too large): the partition stops with this error.
+    Failed(ConsumerError),
+}
+
+/// What a [`CompletedFetch::take`] saw of memory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TakeStats {
+    /// The largest decompressed batch decoded.
+    pub largest: usize,
+    /// The most this fetch accounted for at any point.
+    pub peak: u64,
+}
+
+/// One partition's fetched data.
+pub(crate) struct CompletedFetch {
+    pub tp: TopicPartition,
+    /// The position after everything handed out or skipped.
+    pub next_offset: i64,
+    /// The leader epoch of the last record handed out.
+    pub last_epoch: Option<i32>,
+    data: Bytes,
+    batches_read: usize,
+    read_committed: bool,
+    /// Aborted transactions not reached yet: (first offset, producer id), by first offset.
+    aborted: VecDeque<(i64, i64)>,
+    aborted_pids: BTreeSet<i64>,
+    current: Option<CurrentBatch>,
+    pub starved: bool,
+}
+
+impl CompletedFetch {
+    /// `aborted` is the response's `(producer_id, first_offset)` list (read_committed only).
+    pub fn new(
+        tp: TopicPartition,
+        fetch_offset: i64,
+        data: Bytes,
+        read_committed: bool,
+        aborted: impl IntoIterator<Item = (i64, i64)>,
+    ) -> Self {
+        let mut aborted: Vec<(i64, i64)> = aborted
+            .into_iter()
+            .map(|(pid, first)| (first, pid))
+            .collect();
+        aborted.sort_unstable();
+        CompletedFetch {
+            tp,
+            next_offset: fetch_offset,
+            last_epoch: None,
+            data,
+            batches_read: 0,
+            read_committed,
+            aborted: aborted.into(),
+            aborted_pids: BTreeSet::new(),
+            current: None,
+            starved: false,
+        }
+    }
+
+    /// Bytes this fetch accounts for (see the module docs).
+    pub fn accounted(&self) -> u64 {
+        let current = self
+            .current
+            .as_ref()
+            .map_or(0, |c| c.raw_len + c.decompressed);
+        (self.data.len() + current) as u64
+    }
+
+    /// Hands out up to `max` records into `out`. `others` is what everything else holds,
+    /// `bound` the memory bound and `max_decompressed` the hard cap on one batch.
+    /// Returns how it ended and what it saw of memory.
+    pub fn take(
+        &mut self,
+        max: usize,
+        out: &mut ConsumerRecords,
+        others: u64,
+        bound: u64,
+        opts: DecodeOptions,
+    ) -> (TakeEnd, TakeStats) {
+        let mut taken = 0;
+        let mut stats = TakeStats {
+            largest: 0,
+            peak: self.accounted(),
+        };
+        while taken < max {
+            if self.current.is_none() {
+                match self.next_batch(others, bound, opts) {
+                    Ok(Some(size)) => {
+                        stats.largest = stats.largest.max(size);
+                        stats.peak = stats.peak.max(self.accounted());
+                    }
+                    Ok(None) => return (TakeEnd::Exhausted, stats),
+                    Err(end) => return (end, stats),
+                }
+                continue;
+            }
+            let cur = self.current.as_mut().expect("checked above");
+            let next = match &mut cur.iter {
+                BatchIter::V2(it) => it.next(),
+                BatchIter::Legacy(it) => it.next().map(Ok),
+            };
+            match next {
+                None => {
+                    self.next_offset = self.next_offset.max(cur.next_offset);
+                    self.current = None;
+                }
+                Some(Err(e)) => return (self.corrupt(e), stats),
+                Some(Ok(r)) if r.offset < self.next_offset => {}
+                Some(Ok(r)) => {
+                    self.next_offset = r.offset.saturating_add(1);
+                    self.last_epoch = cur.leader_epoch;
+                    let record = ConsumerRecord::new(
+                        self.tp.topic.clone(),
+                        self.tp.partition,
+                        r.offset,
+                        r.timestamp,
+                        cur.timestamp_type,
+                        r.key,
+                        r.value,
+                        r.headers,
+                        cur.leader_epoch,
+                    );
+                    out.push(&self.tp, record);
+                    taken += 1;
+                }
+            }
+        }
+        (TakeEnd::Full, stats)
+    }
+
+    fn corrupt(&self, e: DecodeError) -> TakeEnd {
+        TakeEnd::Failed(ConsumerError::Corrupt {
+            partition: self.tp.clone(),
+            offset: self.next_offset,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Size of the first batch of the unread data, from its length field.
+    fn first_batch_size(&self) -> Option<usize> {
+        let len = self.data.get(8..12)?;
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        usize::try_from(len).ok().map(|l| l + LOG_OVERHEAD)
+    }
+
+    /// Decodes the next batch worth returning (skipping control, aborted and already consumed
+    /// batches). `Ok(None)`: nothing left. `Ok(Some(n))`: a batch is current, `n` bytes
+    /// decompressed.
+    fn next_batch(
+        &mut self,
+        others: u64,
+        bound: u64,
+        opts: DecodeOptions,
+    ) -> Result<Option<usize>, TakeEnd> {
+        loop {
+            if self.data.is_empty() {
+                return Ok(None);
+            }
+            let room = |this: &Self| {
+                bound
+                    .saturating_sub(others)
+                    .saturating_sub(this.data.len() as u64)
+            };
+            let capped = DecodeOptions {
+                max_decompressed_size: (room(self) as usize).min(opts.max_decompressed_size),
+                ..opts
+            };
+            let mut decoded = self.decode_one(capped);
+            if is_limit(&decoded) && capped.max_decompressed_size < opts.max_decompressed_size {
+                // Release what follows this batch (it is fetched again later), then retry with
+                // the room that frees.
+                if let Some(size) = self.first_batch_size() {
+                    if size < self.data.len() {
+                        self.data.truncate(size);
+                        let capped = DecodeOptions {
+                            max_decompressed_size: (room(self) as usize)
+                                .min(opts.max_decompressed_size),
+                            ..opts
+                        };
+                        decoded = self.decode_one(capped);
+                    }
+                }
+                if is_limit(&decoded) {
+                    if others > 0 {
+                        self.starved = true;
+                        return Err(TakeEnd::Starved);
+                    }
+                    // Alone and still too big: progress beats the bound.
+                    decoded = self.decode_one(opts);
+                }
+            }
+            self.starved = false;
+            let (batch, consumed) = match decoded {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    if self.batches_read == 0 && !self.data.is_empty() {
+                        return Err(TakeEnd::Failed(ConsumerError::RecordTooLarge {
+                            partition: self.tp.clone(),
+                            offset: self.next_offset,
+                        }));
+                    }
+                    // A batch cut short at the response's byte limit: fetched again next time.
+                    self.data = Bytes::new();
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.data = Bytes::new();
+                    return Err(self.corrupt(e));
+                }
+            };
+            let _ = self.data.split_to(consumed);
+            self.batches_read += 1;
+            if batch.next_offset() <= self.next_offset {
+                continue;
+            }
+            if self.skip(&batch) {
+                self.next_offset = self.next_offset.max(batch.next_offset());
+                continue;
+            }
+            return Ok(Some(self.start(batch, consumed)));
+        }
+    }
+
+    fn decode_one(&self, opts: DecodeOptions) -> Result<Option<(Batch, usize)>, DecodeError> {
+        let mut set = RecordSet::new(self.data.clone(), opts);
+        match set.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(e),
+            Some(Ok(b)) => Ok(Some((b, self.data.len() - set.remaining()))),
+        }
+    }
+
+    /// Whether a batch is never returned: control batches, and with read_committed the
+    /// batches of aborted transactions.
+    fn skip(&mut self, batch: &Batch) -> bool {
+        if self.read_committed && batch.producer_id() >= 0 {
+            while let Some(&(first, pid)) = self.aborted.front() {
+                if first > batch.last_offset() {
+                    break;
+                }
+                self.aborted_pids.insert(pid);
+                self.aborted.pop_front();
+            }
+            let pid = batch.producer_id();
+            if let Batch::V2(b) = batch {
+                if b.is_control() {
+                    if let Ok(Some(ControlRecord::EndTxn { commit: false, .. })) =
+                        b.control_record()
+                    {
+                        self.aborted_pids.remove(&pid);
+                    }
+                    return true;
+                }
+            }
+            if batch.is_transactional() && self.aborted_pids.contains(&pid) {
+                return true;
+            }
+        }
+        batch.is_control()
+    }
+
+    fn start(&mut self, batch: Batch, raw_len: usize) -> usize {
+        let next_offset = batch.next_offset();
+        let current = match batch {
+            Batch::V2(b) => {
+                let epoch = b.header().partition_leader_epoch;
+                let decompressed = if b.compression() == crate::compression::Compression::None {
+                    0
+                } else {
+                    b.records_bytes().len()
+                };
+                CurrentBatch {
+                    timestamp_type: Some(b.timestamp_type()),
+                    leader_epoch: (epoch != NO_PARTITION_LEADER_EPOCH).then_some(epoch),
+                    iter: BatchIter::V2(b.records()),
+                    raw_len,
+                    decompressed,
+                    next_offset,
+                }
+            }
+            Batch::Legacy(b) => {
+                let decompressed = if b.compression() == crate::compression::Compression::None {
+                    0
+                } else {
+                    b.records()
+                        .iter()
+                        .map(|r| {
+                            r.key.as_ref().map_or(0, Bytes::len)
+                                + r.value.as_ref().map_or(0, Bytes::len)
+                        })
+                        .sum()
+                };
+                let timestamp_type = (b.magic() != MAGIC_V0).then(|| b.timestamp_type());
+                CurrentBatch {
+                    timestamp_type,
+                    leader_epoch: None,
+                    iter: BatchIter::Legacy(b.into_records().into_iter()),
+                    raw_len,
+                    decompressed,
+                    next_offset,
+                }
+            }
+        };
+        let size = current.decompressed;
+        self.current = Some(current);
+        size
+    }
+}
+
+fn is_limit<T>(r: &Result<T, DecodeError>) -> bool {
+    matches!(r, Err(DecodeError::DecompressionLimit { .. }))
+}
+
+/// The completed fetches of every partition (at most one per partition: a partition with data
+/// buffered is not fetched again until it is drained).
+#[derive(Default)]
+pub(crate) struct FetchBuffer {
+    fetches: BTreeMap<TopicPartition, CompletedFetch>,
+    /// The largest decompressed batch seen: room the fetcher leaves for the next one.
+    pub largest_decompressed: u64,
+}
+
+impl FetchBuffer {
+    pub fn insert(&mut self, fetch: CompletedFetch) {
+        self.fetches.insert(fetch.tp.clone(), fetch);
+    }
+
+    pub fn contains(&self, tp: &TopicPartition) -> bool {
+        self.fetches.contains_key(tp)
+    }
+
+    pub fn remove(&mut self, tp: &TopicPartition) -> Option<CompletedFetch> {
+        self.fetches.remove(tp)
+    }
+
+    pub fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut CompletedFetch> {
+        self.fetches.get_mut(tp)
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.fetches.keys()
+    }
+
+    pub fn clear(&mut self) {
+        self.fetches.clear();
+    }
+
+    /// Bytes held by every completed fetch.
+    pub fn accounted(&self) -> u64 {
+        self.fetches.values().map(CompletedFetch::accounted).sum()
+    }
+
+    /// Whether some fetch waits for memory.
+    pub fn starved(&self) -> bool {
+        self.fetches.values().any(|f| f.starved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::Compression;
+    use crate::records::RecordBatchBuilder;
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    /// A batch at `base` with `n` records, optionally transactional for `pid`.
+    fn batch(base: i64, n: usize, pid: Option<i64>, codec: Compression) -> Bytes {
+        let mut b = RecordBatchBuilder::new(codec).base_offset(base);
+        if let Some(pid) = pid {
+            b = b.producer(pid, 0, 0).transactional(true);
+        }
+        for i in 0..n {
+            let v = format!("v{}", base + i as i64);
+            b.append(1000 + i as i64, None, Some(v.as_bytes()), &[])
+                .unwrap();
+        }
+        b.finish().unwrap()
+    }
+
+    fn marker(offset: i64, pid: i64, commit: bool) -> Bytes {
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .base_offset(offset)
+            .producer(pid, 0, 0)
+            .transactional(true)
+            .control(true);
+        let rec = if commit {
+            ControlRecord::commit(0)
+        } else {
+            ControlRecord::abort(0)
+        };
+        b.append_control(1000, &rec).unwrap();
+        b.finish().unwrap()
+    }
+
+    fn concat(parts: &[Bytes]) -> Bytes {
+        let mut v = Vec::new();
+        for p in parts {
+            v.extend_from_slice(p);
+        }
+        v.into()
+    }
+
+    fn take_all(f: &mut CompletedFetch) -> (Vec<i64>, TakeEnd) {
+        let mut out = ConsumerRecords::default();
+        let (end, _) = f.take(usize::MAX, &mut out, 0, u64::MAX, DecodeOptions::default());
+        (out.iter().map(|r| r.offset).collect(), end)
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_transactions_and_control_batches() {
+        // pid 1 commits 0..2 (marker 2), pid 2 aborts 3..4 (marker 5), plain 6..7,
+        // pid 2 again commits 8 (marker 9): the abort only covered its first transaction.
+        let data = concat(&[
+            batch(0, 2, Some(1), Compression::None),
+            marker(2, 1, true),
+            batch(3, 2, Some(2), Compression::Lz4),
+            marker(5, 2, false),
+            batch(6, 2, None, Compression::None),
+            batch(8, 1, Some(2), Compression::None),
+            marker(9, 2, true),
+        ]);
+        let mut f = CompletedFetch::new(tp(), 0, data.clone(), true, [(2, 3)]);
+        let (offsets, end) = take_all(&mut f);
+        assert_eq!(offsets, vec![0, 1, 6, 7, 8]);
+        assert_eq!(end, TakeEnd::Exhausted);
+        assert_eq!(f.next_offset, 10, "position passes the last marker");
+
+        // read_uncommitted returns the aborted records but never control records.
+        let mut f = CompletedFetch::new(tp(), 0, data, false, []);
+        let (offsets, _) = take_all(&mut f);
+        assert_eq!(offsets, vec![0, 1, 3, 4, 6, 7, 8]);
+    }
+
+    #[test]
+    fn records_before_the_fetch_offset_are_skipped_and_max_is_respected() {
+        let data = concat(&[
+            batch(0, 5, None, Compression::Gzip),
+            batch(5, 5, None, Compression::None),
+        ]);
+        let mut f = CompletedFetch::new(tp(), 3, data, false, []);
+        let mut out = ConsumerRecords::default();
+        let (end, stats) = f.take(4, &mut out, 0, u64::MAX, DecodeOptions::default());
+        assert_eq!(end, TakeEnd::Full);
+        assert!(stats.largest > 0, "the gzip batch was decompressed");
+        assert_eq!(
+            out.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![3, 4, 5, 6]
+        );
+        assert_eq!(f.next_offset, 7);
+        let (rest, end) = take_all(&mut f);
+        assert_eq!(rest, vec![7, 8, 9]);
+        assert_eq!(end, TakeEnd::Exhausted);
+    }
+
+    #[test]
+    fn a_corrupt_batch_fails_after_the_good_ones_and_a_cut_batch_ends_quietly() {
+        let good = batch(0, 2, None, Compression::None);
+        let mut bad = batch(2, 2, None, Compression::None).to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let mut f = CompletedFetch::new(tp(), 0, concat(&[good.clone(), bad.into()]), false, []);
+        let (offsets, end) = take_all(&mut f);
+        assert_eq!(offsets, vec![0, 1]);
+        assert!(matches!(
+            end,
+            TakeEnd::Failed(ConsumerError::Corrupt { offset: 2, .. })
+        ));
+
+        let next = batch(2, 2, None, Compression::None);
+        let cut = concat(&[good, next.slice(..next.len() - 3)]);
+        let mut f = CompletedFetch::new(tp(), 0, cut.clone(), false, []);
+        assert_eq!(take_all(&mut f), (vec![0, 1], TakeEnd::Exhausted));
+        assert_eq!(f.next_offset, 2);
+
+        // Only part of one batch: the batch is larger than the fetch size.
+        let mut f = CompletedFetch::new(tp(), 2, next.slice(..next.len() - 3), false, []);
+        assert!(matches!(
+            take_all(&mut f).1,
+            TakeEnd::Failed(ConsumerError::RecordTooLarge { offset: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn memory_accounting_counts_raw_and_one_decompressed_batch() {
+        let big = |base| {
+            let mut b = RecordBatchBuilder::new(Compression::Zstd).base_offset(base);
+            for i in 0..10 {
+                b.append(0, None, Some(&[i as u8; 10_000][..]), &[])
+                    .unwrap();
+            }
+            b.finish().unwrap()
+        };
+        let (b0, b1) = (big(0), big(10));
+        let raw = (b0.len() + b1.len()) as u64;
+        let mut f = CompletedFetch::new(tp(), 0, concat(&[b0.clone(), b1]), false, []);
+        assert_eq!(f.accounted(), raw);
+        let mut out = ConsumerRecords::default();
+        let (end, stats) = f.take(1, &mut out, 0, u64::MAX, DecodeOptions::default());
+        assert_eq!(end, TakeEnd::Full);
+        assert!(stats.largest >= 100_000);
+        assert_eq!(f.accounted(), raw + stats.largest as u64);
+        assert_eq!(stats.peak, f.accounted());
+
+        // A bound too small for the batch while others hold data: the tail is released and
+        // the fetch starves instead of decompressing.
+        let mut f = CompletedFetch::new(tp(), 0, concat(&[b0.clone(), big(10)]), false, []);
+        let mut out = ConsumerRecords::default();
+        let (end, _) = f.take(1, &mut out, 1000, 50_000, DecodeOptions::default());
+        assert_eq!(end, TakeEnd::Starved);
+        assert_eq!(f.accounted(), b0.len() as u64, "tail released");
+        assert!(out.is_empty());
+        // Alone, it decodes anyway (progress), and the hard cap still applies.
+        let (end, _) = f.take(1, &mut out, 0, 50_000, DecodeOptions::default());
+        assert_eq!(end, TakeEnd::Full);
+        let mut f = CompletedFetch::new(tp(), 0, b0, false, []);
+        let opts = DecodeOptions {
+            max_decompressed_size: 1000,
+            ..Default::default()
+        };
+        let (end, _) = f.take(1, &mut out, 0, u64::MAX, opts);
+        assert!(matches!(
+            end,
+            TakeEnd::Failed(ConsumerError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,1173 @@
+//! [`ConsumerCore`]: the sans-IO consumer. It owns a [`NetworkClient`], the assignment and
+//! positions, the fetcher and the buffer of fetched data, and implements [`ClientCore`].
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::buffer::{CompletedFetch, FetchBuffer, TakeEnd};
+use super::error::ConsumerError;
+use super::fetch_session::{FetchSession, PartitionFetch, SessionOutcome};
+use super::fetcher::{FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION};
+use super::offsets::{self, OffsetLookup};
+use super::record::{ConsumerRecords, OffsetAndTimestamp, TopicPartition};
+use super::subscription_state::{FetchPosition, SubscriptionState};
+use crate::config::{ConsumerConfig, IsolationLevel};
+use crate::network::{
+    ClientCore, CloseReason, ClusterView, ConnId, DriverEnv, NetError, NetEvent, NetOptions,
+    NetworkClient, NodeId, Output, RequestId, Response, SetupError, Target,
+};
+use crate::protocol::{ErrorCode, FetchResponse, MetadataRequest, RequestBody, ResponseBody};
+use crate::records::DecodeOptions;
+
+/// Names a wait registered with [`ConsumerCore::wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WaitId(pub u64);
+
+/// Names an operation whose result arrives as a [`ConsumerEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// What a wait waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitFor {
+    /// [`ConsumerCore::take_records`] has something to return (records or an error).
+    Records,
+    /// The partition has a position (its reset finished), an error, or is no longer assigned.
+    Position(TopicPartition),
+}
+
+/// The result of [`ConsumerCore::list_offsets`].
+pub type OffsetsResult =
+    Result<BTreeMap<TopicPartition, Option<OffsetAndTimestamp>>, ConsumerError>;
+
+/// What the consumer core reports to its driver's handler.
+#[derive(Debug)]
+pub enum ConsumerEvent {
+    /// The wait's condition holds, or its deadline passed: check again.
+    Wake(WaitId),
+    /// A [`ConsumerCore::list_offsets`] lookup completed.
+    Offsets {
+        /// The lookup.
+        id: OpId,
+        /// Offsets by partition (`None`: no record at or after the timestamp).
+        result: OffsetsResult,
+    },
+    /// A [`ConsumerCore::fetch_metadata`] request completed.
+    Metadata {
+        /// The request.
+        id: OpId,
+        /// What the broker described.
+        result: Result<Arc<ClusterView>, ConsumerError>,
+    },
+}
+
+/// The consumer's state machine: manual assignment, fetching, positions and offset lookups.
+///
+/// Application calls ([`assign`](Self::assign), [`take_records`](Self::take_records),
+/// [`seek`](Self::seek), ...) change state and queue output like any input; the driver drains
+/// [`poll_output`](ClientCore::poll_output) after them. Calls that wait (a poll with a timeout,
+/// a position during a reset) are a [`wait`](Self::wait) plus a later
+/// [`ConsumerEvent::Wake`]; timeouts are deadlines on `now`, enforced here.
+///
+/// A group coordinator (a later addition) sits beside the fetcher: it changes the assignment
+/// with [`assign`](Self::assign), sets committed positions with [`seek`](Self::seek) (or
+/// leaves new partitions to `auto_offset_reset`), and reads consumed positions with
+/// [`position`](Self::position).
+pub struct ConsumerCore {
+    config: ConsumerConfig,
+    net: NetworkClient,
+    subs: SubscriptionState,
+    fetcher: Fetcher,
+    buffer: FetchBuffer,
+    decode: DecodeOptions,
+    read_committed: bool,
+    retry_backoff: Duration,
+    out: VecDeque<Output<ConsumerEvent>>,
+    /// ListOffsets requests of offset resets: the partitions and timestamps each asked for.
+    reset_requests: BTreeMap<RequestId, BTreeMap<TopicPartition, i64>>,
+    lookups: BTreeMap<OpId, OffsetLookup>,
+    lookup_requests: BTreeMap<RequestId, OpId>,
+    metadata_requests: BTreeMap<RequestId, OpId>,
+    waits: BTreeMap<WaitId, (WaitFor, Instant)>,
+    /// Where the next `take_records` starts (round robin over partitions).
+    cursor: Option<TopicPartition>,
+    next_id: u64,
+    closed: bool,
+}
+
+impl std::fmt::Debug for ConsumerCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerCore")
+            .field("assignment", &self.subs.assignment().len())
+            .field("buffered", &self.buffered_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsumerCore {
+    /// A consumer over a network layer with `net` options (bootstrap, timeouts, TLS, SASL).
+    pub fn new(config: ConsumerConfig, mut net: NetOptions) -> Self {
+        net.allow_auto_topic_creation = config.allow_auto_create_topics;
+        let decode = DecodeOptions {
+            check_crcs: config.check_crcs,
+            max_decompressed_size: usize::try_from(config.max_decompressed_batch_bytes)
+                .unwrap_or(usize::MAX),
+        };
+        ConsumerCore {
+            subs: SubscriptionState::new(config.auto_offset_reset),
+            fetcher: Fetcher::new(FetchSettings::from_config(&config)),
+            buffer: FetchBuffer::default(),
+            decode,
+            read_committed: config.isolation_level == IsolationLevel::ReadCommitted,
+            retry_backoff: Duration::from_millis(config.common.retry_backoff_ms),
+            net: NetworkClient::new(net),
+            config,
+            out: VecDeque::new(),
+            reset_requests: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+            lookup_requests: BTreeMap::new(),
+            metadata_requests: BTreeMap::new(),
+            waits: BTreeMap::new(),
+            cursor: None,
+            next_id: 0,
+            closed: false,
+        }
+    }
+
+    /// A consumer configured by `config`, with what the driver provides in `env`.
+    pub fn from_config(config: ConsumerConfig, env: &DriverEnv) -> Result<Self, SetupError> {
+        let net = NetOptions::from_config(&config.common, env)?;
+        Ok(Self::new(config, net))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// The network layer underneath.
+    pub fn network(&mut self) -> &mut NetworkClient {
+        &mut self.net
+    }
+
+    /// Fetch counters (full and incremental requests, peak memory, ...).
+    pub fn stats(&self) -> &FetchStats {
+        &self.fetcher.stats
+    }
+
+    /// Bytes of fetched data the consumer accounts for now: raw bytes held, decompressed
+    /// batches being read, and bytes reserved for fetches in flight.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffer.accounted() + self.fetcher.reserved()
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    // ---- application calls -------------------------------------------------------------
+
+    /// Replaces the assignment. Partitions kept keep their positions; new ones start at
+    /// `auto_offset_reset` (or fail with [`ConsumerError::NoOffset`] when it is `none`) unless
+    /// sought first. An empty set unassigns everything.
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>, now: Instant) {
+        let set: BTreeSet<TopicPartition> = partitions.into_iter().collect();
+        for tp in &set {
+            self.net.add_topic_interest(&tp.topic);
+        }
+        let removed = self.subs.assign(set);
+        for tp in &removed {
+            self.buffer.remove(tp);
+        }
+        self.pump(now);
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> BTreeSet<TopicPartition> {
+        self.subs.assignment()
+    }
+
+    /// Up to `max` fetched records, never waiting. With no records to return, the first
+    /// partition error not reported yet is returned instead (once). Taking the last buffered
+    /// records of a partition sends its next fetch at once.
+    pub fn take_records(
+        &mut self,
+        max: usize,
+        now: Instant,
+    ) -> Result<ConsumerRecords, ConsumerError> {
+        if self.closed {
+            return Err(ConsumerError::Closed);
+        }
+        let mut out = ConsumerRecords::default();
+        let mut order: Vec<TopicPartition> = self.buffer.partitions().cloned().collect();
+        if let Some(c) = &self.cursor {
+            // Start after the partition served last, so one busy partition cannot starve
+            // the others.
+            let split = order.partition_point(|tp| tp <= c);
+            order.rotate_left(split);
+        }
+        for tp in order {
+            if out.count() >= max {
+                break;
+            }
+            let Ok(state) = self.subs.get(&tp) else {
+                self.buffer.remove(&tp);
+                continue;
+            };
+            if state.paused {
+                continue;
+            }
+            let Some(fetch) = self.buffer.get_mut(&tp) else {
+                continue;
+            };
+            if state.position.map(|p| p.offset) != Some(fetch.next_offset) {
+                // Sought elsewhere since: the data is stale.
+                self.buffer.remove(&tp);
+                continue;
+            }
+            let reserved = self.fetcher.reserved();
+            let total = self.buffer.accounted() + reserved;
+            let fetch = self.buffer.get_mut(&tp).expect("present");
+            let others = total - fetch.accounted();
+            let before = out.count();
+            let (end, stats) = fetch.take(
+                max - before,
+                &mut out,
+                others,
+                self.fetcher.settings.bound,
+                self.decode,
+            );
+            let (next_offset, last_epoch) = (fetch.next_offset, fetch.last_epoch);
+            self.buffer.largest_decompressed =
+                self.buffer.largest_decompressed.max(stats.largest as u64);
+            let peak = others + stats.peak;
+            let s = &mut self.fetcher.stats;
+            s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
+            s.records_returned += (out.count() - before) as u64;
+            let state = self.subs.get_mut(&tp).expect("assigned");
+            let epoch = last_epoch.or(state.position.and_then(|p| p.leader_epoch));
+            state.position = Some(FetchPosition {
+                offset: next_offset,
+                leader_epoch: epoch,
+            });
+            match end {
+                TakeEnd::Full => self.cursor = Some(tp.clone()),
+                TakeEnd::Exhausted => {
+                    self.buffer.remove(&tp);
+                }
+                TakeEnd::Starved => {}
+                TakeEnd::Failed(e) => {
+                    self.buffer.remove(&tp);
+                    state.error = Some((e, false));
+                }
+            }
+        }
+        let result = if out.is_empty() {
+            match self.take_error() {
+                Some(e) => Err(e),
+                None => Ok(out),
+            }
+        } else {
+            Ok(out)
+        };
+        self.pump(now);
+        result
+    }
+
+    fn take_error(&mut self) -> Option<ConsumerError> {
+        for (_, state) in self.subs.iter_mut() {
+            if let Some((e, reported)) = &mut state.error {
+                if !*reported {
+                    *reported = true;
+                    return Some(e.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether [`take_records`](Self::take_records) has something to return now.
+    pub fn has_ready(&self) -> bool {
+        let data = self.buffer.partitions().any(|tp| {
+            self.subs
+                .get(tp)
+                .is_ok_and(|s| !s.paused && s.position.is_some())
+        });
+        data || self
+            .subs
+            .iter()
+            .any(|(_, s)| matches!(s.error, Some((_, false))))
+    }
+
+    /// Asks for [`ConsumerEvent::Wake`] with the returned id once `what` holds or at
+    /// `deadline`, whichever comes first (at once if it already holds).
+    pub fn wait(&mut self, what: WaitFor, deadline: Instant, now: Instant) -> WaitId {
+        let id = WaitId(self.next_id());
+        self.waits.insert(id, (what, deadline));
+        self.check_waits(now);
+        id
+    }
+
+    /// Forgets a wait (its caller gave up).
+    pub fn cancel_wait(&mut self, id: WaitId) {
+        self.waits.remove(&id);
+    }
+
+    fn wait_holds(&self, what: &WaitFor) -> bool {
+        match what {
+            WaitFor::Records => self.closed || self.has_ready(),
+            WaitFor::Position(tp) => {
+                self.closed
+                    || self
+                        .subs
+                        .get(tp)
+                        .map_or(true, |s| s.position.is_some() || s.error.is_some())
+            }
+        }
+    }
+
+    fn check_waits(&mut self, now: Instant) {
+        let fired: Vec<WaitId> = self
+            .waits
+            .iter()
+            .filter(|(_, (what, deadline))| now >= *deadline || self.wait_holds(what))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in fired {
+            self.waits.remove(&id);
+            self.out.push_back(Output::Event(ConsumerEvent::Wake(id)));
+        }
+    }
+
+    /// Sets the next offset to read (the leader epoch is unknown). Clears a pending reset
+    /// and a partition error, and drops data buffered for the partition.
+    pub fn seek(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        now: Instant,
+    ) -> Result<(), ConsumerError> {
+        self.subs.seek(tp, offset, None)?;
+        self.buffer.remove(tp);
+        self.pump(now);
+        Ok(())
+    }
+
+    fn targets(&self, tps: &[TopicPartition]) -> Result<Vec<TopicPartition>, ConsumerError> {
+        if tps.is_empty() {
+            return Ok(self.subs.assignment().into_iter().collect());
+        }
+        for tp in tps {
+            self.subs.get(tp)?;
+        }
+        Ok(tps.to_vec())
+    }
+
+    fn reset_to(
+        &mut self,
+        tps: &[TopicPartition],
+        timestamp: i64,
+        now: Instant,
+    ) -> Result<(), ConsumerError> {
+        for tp in self.targets(tps)? {
+            self.subs.request_reset(&tp, timestamp)?;
+            self.buffer.remove(&tp);
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Moves to the earliest offset (lazily, with ListOffsets) of `tps`, or of every assigned
+    /// partition when `tps` is empty.
+    pub fn seek_to_beginning(
+        &mut self,
+        tps: &[TopicPartition],
+        now: Instant,
+    ) -> Result<(), ConsumerError> {
+        self.reset_to(tps, super::subscription_state::EARLIEST_TIMESTAMP, now)
+    }
+
+    /// Moves to the end (the high watermark, or the last stable offset with read_committed)
+    /// of `tps`, or of every assigned partition when `tps` is empty.
+    pub fn seek_to_end(
+        &mut self,
+        tps: &[TopicPartition],
+        now: Instant,
+    ) -> Result<(), ConsumerError> {
+        self.reset_to(tps, super::subscription_state::LATEST_TIMESTAMP, now)
+    }
+
+    /// The offset of the next record the application will get; `Ok(None)` while an offset
+    /// reset is on its way (wait with [`WaitFor::Position`]). A partition error is returned
+    /// as the error.
+    pub fn position(&self, tp: &TopicPartition) -> Result<Option<i64>, ConsumerError> {
+        let state = self.subs.get(tp)?;
+        if let Some(p) = state.position {
+            return Ok(Some(p.offset));
+        }
+        match &state.error {
+            Some((e, _)) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    /// The high watermark the last fetch response reported, if any.
+    pub fn highwater(&self, tp: &TopicPartition) -> Result<Option<i64>, ConsumerError> {
+        Ok(self.subs.get(tp)?.highwater)
+    }
+
+    /// The last stable offset the last fetch response reported, if any.
+    pub fn last_stable_offset(&self, tp: &TopicPartition) -> Result<Option<i64>, ConsumerError> {
+        Ok(self.subs.get(tp)?.last_stable_offset)
+    }
+
+    /// Stops fetching and returning records of `tps` (their buffered data is dropped and
+    /// fetched again on resume, so paused partitions hold no memory).
+    pub fn pause(&mut self, tps: &[TopicPartition]) -> Result<(), ConsumerError> {
+        for tp in self.targets_strict(tps)? {
+            self.subs.set_paused(&tp, true)?;
+            self.buffer.remove(&tp);
+        }
+        Ok(())
+    }
+
+    /// Resumes fetching `tps`.
+    pub fn resume(&mut self, tps: &[TopicPartition], now: Instant) -> Result<(), ConsumerError> {
+        for tp in self.targets_strict(tps)? {
+            self.subs.set_paused(&tp, false)?;
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    fn targets_strict(&self, tps: &[TopicPartition]) -> Result<Vec<TopicPartition>, ConsumerError> {
+        for tp in tps {
+            self.subs.get(tp)?;
+        }
+        Ok(tps.to_vec())
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> BTreeSet<TopicPartition> {
+        self.subs.paused()
+    }
+
+    /// Looks offsets up with ListOffsets: each partition's timestamp is -2 (earliest), -1
+    /// (latest; the last stable offset with read_committed) or milliseconds (the earliest
+    /// record at or after it). The answer arrives as [`ConsumerEvent::Offsets`] within
+    /// `timeout`, or a [`ConsumerError::Timeout`].
+    pub fn list_offsets(
+        &mut self,
+        query: BTreeMap<TopicPartition, i64>,
+        timeout: Duration,
+        now: Instant,
+    ) -> OpId {
+        let id = OpId(self.next_id());
+        if self.closed {
+            self.out.push_back(Output::Event(ConsumerEvent::Offsets {
+                id,
+                result: Err(ConsumerError::Closed),
+            }));
+            return id;
+        }
+        for tp in query.keys() {
+            self.net.add_topic_interest(&tp.topic);
+        }
+        self.lookups
+            .insert(id, OffsetLookup::new(query, now + timeout, timeout));
+        self.pump(now);
+        id
+    }
+
+    /// Asks a broker for metadata of `topics` (every topic when `None`); the answer arrives as
+    /// [`ConsumerEvent::Metadata`].
+    pub fn fetch_metadata(&mut self, topics: Option<Vec<String>>, now: Instant) -> OpId {
+        use crate::protocol::metadata::request::MetadataRequestTopic;
+        let id = OpId(self.next_id());
+        let body = MetadataRequest {
+            topics: topics.map(|ts| {
+                ts.into_iter()
+                    .map(|name| MetadataRequestTopic {
+                        name: Some(name),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            allow_auto_topic_creation: false,
+            ..Default::default()
+        };
+        let req = self
+            .net
+            .send(Target::Any, RequestBody::Metadata(body), None, true, now);
+        self.metadata_requests.insert(req, id);
+        self.pump(now);
+        id
+    }
+
+    /// Stops: closes every connection, drops buffered data, fails lookups and wakes waits.
+    pub fn close(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.net.close();
+        self.buffer.clear();
+        let lookups: Vec<OpId> = self.lookups.keys().copied().collect();
+        for id in lookups {
+            self.lookups.remove(&id);
+            self.out.push_back(Output::Event(ConsumerEvent::Offsets {
+                id,
+                result: Err(ConsumerError::Closed),
+            }));
+        }
+        self.pump(now);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ---- the engine ---------------------------------------------------------------------
+
+    /// Drains the network layer's output (handling its events), sends what is due, and
+    /// fires waits; repeats until the network layer is quiet.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            if !self.closed {
+                self.send_resets(now);
+                self.send_lookups(now);
+                self.send_fetches(now);
+            }
+            let mut any = false;
+            while let Some(o) = self.net.poll_output() {
+                any = true;
+                match o {
+                    Output::Event(e) => self.on_net_event(e, now),
+                    Output::Connect { conn, host, port } => {
+                        self.out.push_back(Output::Connect { conn, host, port })
+                    }
+                    Output::Transmit { conn, data } => {
+                        self.out.push_back(Output::Transmit { conn, data })
+                    }
+                    Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        self.check_waits(now);
+        let peak = self.buffered_bytes();
+        let s = &mut self.fetcher.stats;
+        s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
+    }
+
+    fn leader_epoch(&self, tp: &TopicPartition) -> i32 {
+        self.net
+            .cluster()
+            .topic(&tp.topic)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == tp.partition))
+            .map_or(-1, |p| p.leader_epoch)
+    }
+
+    fn leader_of(&self, tp: &TopicPartition) -> Option<(NodeId, i32)> {
+        let leader = self.net.cluster().leader_for(&tp.topic, tp.partition)?;
+        Some((leader, self.leader_epoch(tp)))
+    }
+
+    fn send_resets(&mut self, now: Instant) {
+        let due = self.subs.resets_due(now);
+        if due.is_empty() {
+            return;
+        }
+        let mut by_node: BTreeMap<NodeId, BTreeMap<TopicPartition, (i64, i32)>> = BTreeMap::new();
+        let mut missing = false;
+        for (tp, ts) in due {
+            match self.leader_of(&tp) {
+                Some((node, epoch)) => {
+                    by_node.entry(node).or_default().insert(tp, (ts, epoch));
+                }
+                None => missing = true,
+            }
+        }
+        if missing {
+            self.net.request_metadata(false, now);
+        }
+        let isolation = self.fetcher.settings.isolation_level;
+        for (node, parts) in by_node {
+            let body = offsets::build_request(&parts, isolation);
+            for tp in parts.keys() {
+                if let Ok(s) = self.subs.get_mut(tp) {
+                    if let Some(r) = &mut s.reset {
+                        r.in_flight = true;
+                    }
+                }
+            }
+            let asked = parts.into_iter().map(|(tp, (ts, _))| (tp, ts)).collect();
+            let id = self.net.send(
+                Target::Node(node),
+                RequestBody::ListOffsets(body),
+                None,
+                true,
+                now,
+            );
+            self.reset_requests.insert(id, asked);
+        }
+    }
+
+    fn send_lookups(&mut self, now: Instant) {
+        let ids: Vec<OpId> = self.lookups.keys().copied().collect();
+        let isolation = self.fetcher.settings.isolation_level;
+        for op in ids {
+            let lookup = &self.lookups[&op];
+            if lookup.retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            let (by_node, missing) = lookup.due(|tp| self.leader_of(tp));
+            if missing {
+                self.net.request_metadata(false, now);
+            }
+            for (node, parts) in by_node {
+                let body = offsets::build_request(&parts, isolation);
+                let id = self.net.send(
+                    Target::Node(node),
+                    RequestBody::ListOffsets(body),
+                    None,
+                    true,
+                    now,
+                );
+                self.lookup_requests.insert(id, op);
+                if let Some(l) = self.lookups.get_mut(&op) {
+                    for tp in parts.keys() {
+                        if let Some(p) = l.pending.get_mut(tp) {
+                            p.1 = Some(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The broker to fetch `tp` from: a live preferred read replica, else the leader.
+    fn fetch_node(&self, tp: &TopicPartition, now: Instant) -> Option<(NodeId, bool)> {
+        let state = self.subs.get(tp).ok()?;
+        let leader = self.net.cluster().leader_for(&tp.topic, tp.partition);
+        if let Some((node, until)) = state.preferred_replica {
+            if now < until && self.net.cluster().brokers.contains_key(&node) {
+                return Some((node, Some(node) != leader));
+            }
+        }
+        leader.map(|l| (l, false))
+    }
+
+    fn send_fetches(&mut self, now: Instant) {
+        if self.buffer.starved() {
+            return;
+        }
+        let mut by_node: BTreeMap<NodeId, Vec<(TopicPartition, i64, bool)>> = BTreeMap::new();
+        let mut missing = false;
+        for (tp, state) in self.subs.iter() {
+            if !state.is_fetchable(now) || self.buffer.contains(tp) {
+                continue;
+            }
+            let offset = state.position.map_or(0, |p| p.offset);
+            match self.fetch_node(tp, now) {
+                Some((node, replica)) => {
+                    by_node
+                        .entry(node)
+                        .or_default()
+                        .push((tp.clone(), offset, replica))
+                }
+                None => missing = true,
+            }
+        }
+        if missing {
+            self.net.request_metadata(false, now);
+        }
+        by_node.retain(|node, _| !self.fetcher.is_busy(*node, now));
+        let nodes = by_node.len();
+        for (node, parts) in by_node {
+            let held = self.buffer.accounted();
+            let headroom = self.buffer.largest_decompressed;
+            let Some(max_bytes) = self.fetcher.request_budget(held, headroom, nodes) else {
+                break;
+            };
+            let part_max = self.fetcher.settings.partition_max_bytes.min(max_bytes);
+            let part_max = i32::try_from(part_max).unwrap_or(i32::MAX);
+            let mut wanted = BTreeMap::new();
+            let mut from_replica = BTreeSet::new();
+            for (tp, offset, replica) in parts {
+                let leader_epoch = self.leader_epoch(&tp);
+                if replica {
+                    from_replica.insert(tp.clone());
+                }
+                wanted.insert(
+                    tp,
+                    PartitionFetch {
+                        fetch_offset: offset,
+                        max_bytes: part_max,
+                        leader_epoch,
+                    },
+                );
+            }
+            let sessions = self.fetcher.settings.sessions;
+            let session = self
+                .fetcher
+                .sessions
+                .entry(node)
+                .or_insert_with(|| FetchSession::new(sessions));
+            let plan = session.plan(wanted);
+            let body = self.fetcher.build_request(&plan, max_bytes);
+            if plan.full {
+                self.fetcher.stats.full_fetches += 1;
+            } else {
+                self.fetcher.stats.incremental_fetches += 1;
+            }
+            tracing::trace!(
+                node,
+                full = plan.full,
+                partitions = plan.send.len(),
+                "fetch"
+            );
+            let id = self.net.send(
+                Target::Node(node),
+                RequestBody::Fetch(body),
+                Some(MAX_FETCH_VERSION),
+                true,
+                now,
+            );
+            self.fetcher.in_flight.insert(
+                id,
+                InFlightFetch {
+                    node,
+                    plan,
+                    reserved: max_bytes,
+                    from_replica,
+                },
+            );
+        }
+    }
+
+    fn on_net_event(&mut self, event: NetEvent, now: Instant) {
+        let NetEvent::Response { id, result } = event else {
+            // A new cluster view: leaders may have moved; the next pump re-plans fetches.
+            return;
+        };
+        if let Some(fetch) = self.fetcher.in_flight.remove(&id) {
+            self.on_fetch(fetch, result, now);
+        } else if let Some(asked) = self.reset_requests.remove(&id) {
+            self.on_reset(asked, result, now);
+        } else if let Some(op) = self.lookup_requests.remove(&id) {
+            self.on_lookup(op, id, result, now);
+        } else if let Some(op) = self.metadata_requests.remove(&id) {
+            let result = match result {
+                Ok(Response {
+                    body: ResponseBody::Metadata(m),
+                    ..
+                }) => {
+                    let mut view = ClusterView::default();
+                    view.update(&m, true);
+                    Ok(Arc::new(view))
+                }
+                Ok(_) => Err(unexpected()),
+                Err(NetError::Closed) if self.closed => Err(ConsumerError::Closed),
+                Err(e) => Err(ConsumerError::Network(e)),
+            };
+            self.out
+                .push_back(Output::Event(ConsumerEvent::Metadata { id: op, result }));
+        }
+    }
+
+    fn on_fetch(&mut self, fetch: InFlightFetch, result: Result<Response, NetError>, now: Instant) {
+        self.fetcher.stats.fetch_responses += 1;
+        let node = fetch.node;
+        let resp = match result {
+            Ok(Response {
+                body: ResponseBody::Fetch(f),
+                ..
+            }) => f,
+            other => {
+                if let Err(e) = &other {
+                    tracing::debug!(node, error = %e, "fetch failed");
+                }
+                if let Some(s) = self.fetcher.sessions.get_mut(&node) {
+                    s.handle_error();
+                }
+                // The broker may be gone or no longer lead: look again, and fall back from a
+                // preferred replica to the leader.
+                self.fetcher
+                    .node_retry
+                    .insert(node, now + self.retry_backoff);
+                for (tp, state) in self.subs.iter_mut() {
+                    if fetch.plan.wanted.contains_key(tp) {
+                        state.preferred_replica = None;
+                    }
+                }
+                if !self.closed {
+                    self.net.invalidate_metadata(now);
+                }
+                return;
+            }
+        };
+        let session = self
+            .fetcher
+            .sessions
+            .entry(node)
+            .or_insert_with(|| FetchSession::new(self.fetcher.settings.sessions));
+        let code = ErrorCode(resp.error_code);
+        let wanted = fetch.plan.wanted.clone();
+        if session.handle_response(fetch.plan, code, resp.session_id) == SessionOutcome::Reset {
+            self.fetcher.stats.session_resets += 1;
+            tracing::debug!(node, error = %code, "fetch session reset");
+            if code != ErrorCode::FETCH_SESSION_ID_NOT_FOUND
+                && code != ErrorCode::INVALID_FETCH_SESSION_EPOCH
+                && code.is_err()
+            {
+                self.fetcher
+                    .node_retry
+                    .insert(node, now + self.retry_backoff);
+            }
+            return;
+        }
+        self.on_fetch_data(node, resp, &wanted, &fetch.from_replica, now);
+    }
+
+    fn on_fetch_data(
+        &mut self,
+        node: NodeId,
+        resp: FetchResponse,
+        wanted: &BTreeMap<TopicPartition, PartitionFetch>,
+        from_replica: &BTreeSet<TopicPartition>,
+        now: Instant,
+    ) {
+        let mut refresh = false;
+        let replica_lifetime = self.fetcher.settings.replica_lifetime;
+        for topic in resp.responses {
+            let name: Arc<str> = topic.topic.as_str().into();
+            for p in topic.partitions {
+                let tp = TopicPartition::new(name.clone(), p.partition_index);
+                let Some(asked) = wanted.get(&tp) else {
+                    continue;
+                };
+                let Ok(state) = self.subs.get_mut(&tp) else {
+                    continue;
+                };
+                if state.position.map(|p| p.offset) != Some(asked.fetch_offset)
+                    || state.reset.is_some()
+                    || state.error.is_some()
+                    || state.paused
+                    || self.buffer.contains(&tp)
+                {
+                    // Sought, paused or reset while the fetch was out: the data is stale.
+                    continue;
+                }
+                let code = ErrorCode(p.error_code);
+                match code {
+                    ErrorCode::NONE => {
+                        if p.high_watermark >= 0 {
+                            state.highwater = Some(p.high_watermark);
+                        }
+                        if p.last_stable_offset >= 0 {
+                            state.last_stable_offset = Some(p.last_stable_offset);
+                        }
+                        if p.log_start_offset >= 0 {
+                            state.log_start_offset = Some(p.log_start_offset);
+                        }
+                        if p.preferred_read_replica >= 0 && p.preferred_read_replica != node {
+                            state.preferred_replica =
+                                Some((p.preferred_read_replica, now + replica_lifetime));
+                        }
+                        let records = p.records.unwrap_or_else(Bytes::new);
+                        if !records.is_empty() {
+                            let aborted = p
+                                .aborted_transactions
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|a| (a.producer_id, a.first_offset));
+                            self.buffer.insert(CompletedFetch::new(
+                                tp,
+                                asked.fetch_offset,
+                                records,
+                                self.read_committed,
+                                aborted,
+                            ));
+                        }
+                    }
+                    ErrorCode::OFFSET_OUT_OF_RANGE if from_replica.contains(&tp) => {
+                        // The follower may lag the leader: ask the leader before resetting.
+                        state.preferred_replica = None;
+                    }
+                    ErrorCode::OFFSET_OUT_OF_RANGE => {
+                        tracing::debug!(partition = %tp, offset = asked.fetch_offset, "offset out of range");
+                        self.subs.handle_out_of_range(&tp, asked.fetch_offset);
+                    }
+                    c if offsets::needs_metadata(c) => {
+                        tracing::debug!(partition = %tp, error = %c, "refreshing metadata");
+                        state.preferred_replica = None;
+                        state.retry_at = Some(now + self.retry_backoff);
+                        refresh = true;
+                    }
+                    c if c.is_retriable() => {
+                        state.retry_at = Some(now + self.retry_backoff);
+                    }
+                    c => {
+                        state.error = Some((
+                            ConsumerError::Partition {
+                                partition: tp,
+                                error: c,
+                            },
+                            false,
+                        ));
+                    }
+                }
+            }
+        }
+        if refresh {
+            self.net.invalidate_metadata(now);
+        }
+    }
+
+    fn on_reset(
+        &mut self,
+        asked: BTreeMap<TopicPartition, i64>,
+        result: Result<Response, NetError>,
+        now: Instant,
+    ) {
+        let retry_at = now + self.retry_backoff;
+        let mut answered = BTreeSet::new();
+        let mut refresh = false;
+        if let Ok(Response {
+            body: ResponseBody::ListOffsets(r),
+            version,
+            ..
+        }) = &result
+        {
+            for (tp, answer) in offsets::parse_response(r, *version) {
+                let Some(&ts) = asked.get(&tp) else { continue };
+                answered.insert(tp.clone());
+                let Ok(state) = self.subs.get_mut(&tp) else {
+                    continue;
+                };
+                // Only the reset this request was for (not one requested again since).
+                let Some(reset) = state
+                    .reset
+                    .as_mut()
+                    .filter(|r| r.in_flight && r.timestamp == ts)
+                else {
+                    continue;
+                };
+                match answer {
+                    Ok(Some(o)) => {
+                        tracing::debug!(partition = %tp, offset = o.offset, "offset reset");
+                        state.reset = None;
+                        state.position = Some(FetchPosition {
+                            offset: o.offset,
+                            leader_epoch: o.leader_epoch,
+                        });
+                    }
+                    Ok(None) => {
+                        reset.in_flight = false;
+                        reset.retry_at = Some(retry_at);
+                    }
+                    Err(c) if offsets::needs_metadata(c) || c.is_retriable() => {
+                        reset.in_flight = false;
+                        reset.retry_at = Some(retry_at);
+                        refresh |= offsets::needs_metadata(c);
+                    }
+                    Err(c) => {
+                        state.reset = None;
+                        state.error = Some((
+                            ConsumerError::Partition {
+                                partition: tp,
+                                error: c,
+                            },
+                            false,
+                        ));
+                    }
+                }
+            }
+        } else {
+            refresh = !self.closed;
+        }
+        for tp in asked.keys().filter(|tp| !answered.contains(*tp)) {
+            if let Ok(s) = self.subs.get_mut(tp) {
+                if let Some(r) = &mut s.reset {
+                    if r.in_flight {
+                        r.in_flight = false;
+                        r.retry_at = Some(retry_at);
+                    }
+                }
+            }
+        }
+        if refresh {
+            self.net.invalidate_metadata(now);
+        }
+    }
+
+    fn on_lookup(
+        &mut self,
+        op: OpId,
+        id: RequestId,
+        result: Result<Response, NetError>,
+        now: Instant,
+    ) {
+        let retry_at = now + self.retry_backoff;
+        let Some(lookup) = self.lookups.get_mut(&op) else {
+            return;
+        };
+        let mut refresh = false;
+        let mut failed = None;
+        match &result {
+            Ok(Response {
+                body: ResponseBody::ListOffsets(r),
+                version,
+                ..
+            }) => {
+                for (tp, answer) in offsets::parse_response(r, *version) {
+                    match lookup.apply(tp, answer, retry_at) {
+                        Ok(r) => refresh |= r,
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                // Partitions the broker left out are asked again.
+                lookup.request_failed(id, retry_at);
+                if lookup.pending.is_empty() {
+                    lookup.retry_at = None;
+                }
+            }
+            Ok(_) => failed = Some(unexpected()),
+            Err(NetError::Closed) if self.closed => failed = Some(ConsumerError::Closed),
+            Err(e)
+                if matches!(
+                    e,
+                    NetError::Authentication { .. } | NetError::Unsupported { .. }
+                ) =>
+            {
+                failed = Some(ConsumerError::Network(e.clone()))
+            }
+            Err(_) => {
+                lookup.request_failed(id, retry_at);
+                refresh = true;
+            }
+        }
+        if let Some(e) = failed {
+            self.finish_lookup(op, Err(e));
+        } else if self.lookups.get(&op).is_some_and(OffsetLookup::is_done) {
+            let l = self.lookups.remove(&op).expect("present");
+            self.out.push_back(Output::Event(ConsumerEvent::Offsets {
+                id: op,
+                result: Ok(l.results),
+            }));
+        }
+        if refresh && !self.closed {
+            self.net.invalidate_metadata(now);
+        }
+    }
+
+    fn finish_lookup(&mut self, op: OpId, result: OffsetsResult) {
+        if self.lookups.remove(&op).is_some() {
+            self.lookup_requests.retain(|_, o| *o != op);
+            self.out
+                .push_back(Output::Event(ConsumerEvent::Offsets { id: op, result }));
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.subs.expire_retries(now);
+        self.fetcher.expire_retries(now);
+        for l in self.lookups.values_mut() {
+            if l.retry_at.is_some_and(|t| now >= t) {
+                l.retry_at = None;
+            }
+        }
+        let late: Vec<(OpId, Duration)> = self
+            .lookups
+            .iter()
+            .filter(|(_, l)| now >= l.deadline)
+            .map(|(id, l)| (*id, l.timeout))
+            .collect();
+        for (op, after) in late {
+            self.finish_lookup(
+                op,
+                Err(ConsumerError::Timeout {
+                    operation: "list_offsets",
+                    after,
+                }),
+            );
+        }
+        let dead: Vec<TopicPartition> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.preferred_replica.is_some_and(|(_, t)| now >= t))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in dead {
+            if let Ok(s) = self.subs.get_mut(&tp) {
+                s.preferred_replica = None;
+            }
+        }
+    }
+}
+
+fn unexpected() -> ConsumerError {
+    ConsumerError::Network(NetError::Closed)
+}
+
+impl ClientCore for ConsumerCore {
+    type Event = ConsumerEvent;
+
+    fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.net.handle_connected(conn, now);
+        self.pump(now);
+    }
+
+    fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        self.net.handle_data(conn, data, now);
+        self.pump(now);
+    }
+
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        self.net.handle_closed(conn, reason, now);
+        self.pump(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
+        self.net.handle_timeout(now);
+        self.pump(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output<ConsumerEvent>> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.net.poll_timeout();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.waits.values().map(|(_, d)| *d).min());
+        if !self.closed {
+            consider(self.subs.next_retry());
+            consider(self.fetcher.next_retry());
+            for l in self.lookups.values() {
+                consider(Some(l.deadline));
+                consider(l.retry_at);
+            }
+            consider(
+                self.subs
+                    .iter()
+                    .filter_map(|(_, s)| s.preferred_replica.map(|(_, t)| t))
+                    .min(),
+            );
+        }
+        next
+    }
+}
