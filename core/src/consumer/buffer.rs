@@ -403,6 +403,14 @@ impl FetchBuffer {
         self.fetches.clear();
     }
 
+    /// Partitions whose data can be read now (not waiting for memory).
+    pub fn ready_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.fetches
+            .iter()
+            .filter(|(_, f)| !f.starved)
+            .map(|(tp, _)| tp)
+    }
+
     /// Bytes held by every completed fetch.
     pub fn accounted(&self) -> u64 {
         self.fetches.values().map(CompletedFetch::accounted).sum()

@@ -292,7 +292,9 @@ impl ConsumerCore {
 
     /// Whether [`take_records`](Self::take_records) has something to return now.
     pub fn has_ready(&self) -> bool {
-        let data = self.buffer.partitions().any(|tp| {
+        // A fetch waiting for memory is not ready: reporting it would wake a waiting poll
+        // that then finds nothing, again and again, until other data arrives.
+        let data = self.buffer.ready_partitions().any(|tp| {
             self.subs
                 .get(tp)
                 .is_ok_and(|s| !s.paused && s.position.is_some())
@@ -510,6 +512,13 @@ impl ConsumerCore {
 
     /// Stops: closes every connection, drops buffered data, fails lookups and wakes waits.
     pub fn close(&mut self, now: Instant) {
+        self.shutdown();
+        self.pump(now);
+    }
+
+    /// [`close`](Self::close) for a loop that is stopping and has no time to give: the
+    /// outputs it queues need not be acted on.
+    pub fn shutdown(&mut self) {
         if self.closed {
             return;
         }
@@ -524,7 +533,6 @@ impl ConsumerCore {
                 result: Err(ConsumerError::Closed),
             }));
         }
-        self.pump(now);
     }
 
     /// Whether [`close`](Self::close) was called.

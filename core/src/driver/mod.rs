@@ -8,6 +8,7 @@
 //! back on `futures-channel` oneshots, which every runtime (and `block_on` in the blocking
 //! driver) can await. Nothing here opens a socket or reads a clock.
 
+mod consumer;
 mod low_level;
 mod socket;
 
@@ -17,6 +18,9 @@ use futures_channel::mpsc;
 
 use crate::network::ClientCore;
 
+pub use consumer::{
+    ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer,
+};
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use socket::SocketOptions;

@@ -1,0 +1,544 @@
+//! The application's side of a [`ConsumerCore`] running in a driver's event loop:
+//! [`ConsumerHandle`] (async calls), [`RecordStream`] (a `futures_core::Stream` of records),
+//! [`RecordCursor`] (one record at a time, ending after `consumer_timeout_ms` idle: the
+//! blocking driver's iterator is `block_on(cursor.next())`) and [`TypedConsumer`] (records
+//! deserialized into application types).
+//!
+//! Every call is one command run on the loop; a poll moves a whole batch of records (up to
+//! `max_poll_records`) per round trip. Waiting calls register a wait with the core, whose
+//! deadline on `now` enforces the timeout; [`ConsumerHandler`] answers them when the core
+//! says [`ConsumerEvent::Wake`]. A poll whose caller stopped waiting takes no records, so none
+//! are lost by a dropped future.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+
+use super::{CommandSender, Handler};
+use crate::config::ConsumerConfig;
+use crate::consumer::{
+    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, ConsumerRecords,
+    OffsetAndTimestamp, OffsetsResult, OpId, TopicPartition, TypedRecord, WaitFor, WaitId,
+};
+use crate::network::{ClusterView, PartitionInfo};
+use crate::producer::serializer::Deserializer;
+
+type PollReply = oneshot::Sender<Result<ConsumerRecords, ConsumerError>>;
+type PositionReply = oneshot::Sender<Result<i64, ConsumerError>>;
+type MetadataReply = oneshot::Sender<Result<Arc<ClusterView>, ConsumerError>>;
+
+struct PollWait {
+    max: usize,
+    deadline: Instant,
+    reply: PollReply,
+}
+
+struct PositionWait {
+    tp: TopicPartition,
+    deadline: Instant,
+    timeout: Duration,
+    reply: PositionReply,
+}
+
+/// Completes the [`ConsumerHandle`]'s futures from the [`ConsumerCore`]'s events.
+#[derive(Default)]
+pub struct ConsumerHandler {
+    polls: BTreeMap<WaitId, PollWait>,
+    positions: BTreeMap<WaitId, PositionWait>,
+    offsets: BTreeMap<OpId, oneshot::Sender<OffsetsResult>>,
+    metadata: BTreeMap<OpId, MetadataReply>,
+}
+
+impl ConsumerHandler {
+    /// Answers a poll now, or waits for records until its deadline.
+    fn poll_step(&mut self, core: &mut ConsumerCore, w: PollWait, now: Instant) {
+        if w.reply.is_canceled() {
+            // Nobody would get the records: leave them buffered for the next poll.
+            return;
+        }
+        match core.take_records(w.max, now) {
+            Ok(records) if records.is_empty() && now < w.deadline => {
+                let id = core.wait(WaitFor::Records, w.deadline, now);
+                self.polls.insert(id, w);
+            }
+            result => {
+                let _ = w.reply.send(result);
+            }
+        }
+    }
+
+    fn position_step(&mut self, core: &mut ConsumerCore, w: PositionWait, now: Instant) {
+        match core.position(&w.tp) {
+            Ok(Some(p)) => {
+                let _ = w.reply.send(Ok(p));
+            }
+            Err(e) => {
+                let _ = w.reply.send(Err(e));
+            }
+            Ok(None) if now < w.deadline && !w.reply.is_canceled() => {
+                let id = core.wait(WaitFor::Position(w.tp.clone()), w.deadline, now);
+                self.positions.insert(id, w);
+            }
+            Ok(None) => {
+                let _ = w.reply.send(Err(ConsumerError::Timeout {
+                    operation: "position",
+                    after: w.timeout,
+                }));
+            }
+        }
+    }
+}
+
+impl Handler<ConsumerCore> for ConsumerHandler {
+    fn on_event(&mut self, core: &mut ConsumerCore, event: ConsumerEvent, now: Instant) {
+        match event {
+            ConsumerEvent::Wake(id) => {
+                if let Some(w) = self.polls.remove(&id) {
+                    self.poll_step(core, w, now);
+                } else if let Some(w) = self.positions.remove(&id) {
+                    self.position_step(core, w, now);
+                }
+            }
+            ConsumerEvent::Offsets { id, result } => {
+                if let Some(reply) = self.offsets.remove(&id) {
+                    let _ = reply.send(result);
+                }
+            }
+            ConsumerEvent::Metadata { id, result } => {
+                if let Some(reply) = self.metadata.remove(&id) {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    fn on_shutdown(&mut self, core: &mut ConsumerCore) {
+        core.shutdown();
+        for (_, w) in std::mem::take(&mut self.polls) {
+            let _ = w.reply.send(Err(ConsumerError::Closed));
+        }
+        for (_, w) in std::mem::take(&mut self.positions) {
+            let _ = w.reply.send(Err(ConsumerError::Closed));
+        }
+        for (_, r) in std::mem::take(&mut self.offsets) {
+            let _ = r.send(Err(ConsumerError::Closed));
+        }
+        for (_, r) in std::mem::take(&mut self.metadata) {
+            let _ = r.send(Err(ConsumerError::Closed));
+        }
+    }
+}
+
+type Cmds = CommandSender<ConsumerCore, ConsumerHandler>;
+
+/// Runs `f` on the loop and awaits its answer.
+async fn call<T: Send + 'static>(
+    cmds: &Cmds,
+    f: impl FnOnce(&mut ConsumerCore, Instant) -> T + Send + 'static,
+) -> Result<T, ConsumerError> {
+    let (tx, rx) = oneshot::channel();
+    cmds.run(move |core, _, now| {
+        let _ = tx.send(f(core, now));
+    })
+    .map_err(|_| ConsumerError::Closed)?;
+    rx.await.map_err(|_| ConsumerError::Closed)
+}
+
+async fn poll_records(
+    cmds: Cmds,
+    max: usize,
+    timeout: Duration,
+) -> Result<ConsumerRecords, ConsumerError> {
+    let (tx, rx) = oneshot::channel();
+    cmds.run(move |core, handler, now| {
+        let deadline = now.checked_add(timeout).unwrap_or(now + FOREVER);
+        handler.poll_step(
+            core,
+            PollWait {
+                max,
+                deadline,
+                reply: tx,
+            },
+            now,
+        );
+    })
+    .map_err(|_| ConsumerError::Closed)?;
+    rx.await.unwrap_or(Err(ConsumerError::Closed))
+}
+
+/// How long "forever" waits are cut into (a poll is asked again after it).
+const FOREVER: Duration = Duration::from_secs(3600);
+
+/// The application's handle on a consumer running in some driver's event loop. Cheap to
+/// clone; the loop stops when the last clone (and every stream and cursor) is dropped.
+#[derive(Clone, Debug)]
+pub struct ConsumerHandle {
+    cmds: Cmds,
+    max_poll_records: usize,
+    api_timeout: Duration,
+    idle_timeout: Option<Duration>,
+}
+
+impl ConsumerHandle {
+    /// Wraps the sender of a loop running a [`ConsumerCore`] with a [`ConsumerHandler`];
+    /// `config` is the one the core was built from (for `max_poll_records`,
+    /// `default_api_timeout_ms` and `consumer_timeout_ms`).
+    pub fn new(
+        cmds: CommandSender<ConsumerCore, ConsumerHandler>,
+        config: &ConsumerConfig,
+    ) -> Self {
+        ConsumerHandle {
+            cmds,
+            max_poll_records: config.max_poll_records.max(1) as usize,
+            api_timeout: Duration::from_millis(u64::from(config.default_api_timeout_ms)),
+            idle_timeout: config.consumer_timeout_ms.map(Duration::from_millis),
+        }
+    }
+
+    /// Replaces the assignment (see [`ConsumerCore::assign`]).
+    pub async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<(), ConsumerError> {
+        call(&self.cmds, move |core, now| core.assign(partitions, now)).await
+    }
+
+    /// The assigned partitions.
+    pub async fn assignment(&self) -> Result<BTreeSet<TopicPartition>, ConsumerError> {
+        call(&self.cmds, |core, _| core.assignment()).await
+    }
+
+    /// Up to `max_poll_records` records, waiting at most `timeout` for some; empty when none
+    /// came in time. A partition error is returned when there are no records to return.
+    pub async fn poll(&self, timeout: Duration) -> Result<ConsumerRecords, ConsumerError> {
+        poll_records(self.cmds.clone(), self.max_poll_records, timeout).await
+    }
+
+    /// The records as a stream, one at a time, in poll order. It ends when the consumer is
+    /// closed; partition errors are yielded as they come.
+    pub fn stream(&self) -> RecordStream {
+        RecordStream {
+            cmds: self.cmds.clone(),
+            max: self.max_poll_records,
+            buffered: VecDeque::new(),
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// A cursor over the records that ends after `consumer_timeout_ms` without a record.
+    pub fn cursor(&self) -> RecordCursor {
+        RecordCursor {
+            handle: self.clone(),
+            buffered: VecDeque::new(),
+            idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// Sets the next offset to read of an assigned partition.
+    pub async fn seek(&self, tp: TopicPartition, offset: i64) -> Result<(), ConsumerError> {
+        call(&self.cmds, move |core, now| core.seek(&tp, offset, now)).await?
+    }
+
+    /// Moves the partitions (every assigned one when empty) to their earliest offsets.
+    pub async fn seek_to_beginning(&self, tps: Vec<TopicPartition>) -> Result<(), ConsumerError> {
+        call(&self.cmds, move |core, now| {
+            core.seek_to_beginning(&tps, now)
+        })
+        .await?
+    }
+
+    /// Moves the partitions (every assigned one when empty) to their ends.
+    pub async fn seek_to_end(&self, tps: Vec<TopicPartition>) -> Result<(), ConsumerError> {
+        call(&self.cmds, move |core, now| core.seek_to_end(&tps, now)).await?
+    }
+
+    /// The offset of the next record to be returned, waiting (up to
+    /// `default_api_timeout_ms`) for a pending offset reset.
+    pub async fn position(&self, tp: TopicPartition) -> Result<i64, ConsumerError> {
+        let (tx, rx) = oneshot::channel();
+        let timeout = self.api_timeout;
+        self.cmds
+            .run(move |core, handler, now| {
+                let deadline = now.checked_add(timeout).unwrap_or(now + FOREVER);
+                handler.position_step(
+                    core,
+                    PositionWait {
+                        tp,
+                        deadline,
+                        timeout,
+                        reply: tx,
+                    },
+                    now,
+                );
+            })
+            .map_err(|_| ConsumerError::Closed)?;
+        rx.await.unwrap_or(Err(ConsumerError::Closed))
+    }
+
+    /// The last high watermark fetched for the partition, if any.
+    pub async fn highwater(&self, tp: TopicPartition) -> Result<Option<i64>, ConsumerError> {
+        call(&self.cmds, move |core, _| core.highwater(&tp)).await?
+    }
+
+    /// Stops fetching the partitions.
+    pub async fn pause(&self, tps: Vec<TopicPartition>) -> Result<(), ConsumerError> {
+        call(&self.cmds, move |core, _| core.pause(&tps)).await?
+    }
+
+    /// Resumes fetching the partitions.
+    pub async fn resume(&self, tps: Vec<TopicPartition>) -> Result<(), ConsumerError> {
+        call(&self.cmds, move |core, now| core.resume(&tps, now)).await?
+    }
+
+    /// The paused partitions.
+    pub async fn paused(&self) -> Result<BTreeSet<TopicPartition>, ConsumerError> {
+        call(&self.cmds, |core, _| core.paused()).await
+    }
+
+    async fn list_offsets(&self, query: BTreeMap<TopicPartition, i64>) -> OffsetsResult {
+        let (tx, rx) = oneshot::channel();
+        let timeout = self.api_timeout;
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.list_offsets(query, timeout, now);
+                handler.offsets.insert(id, tx);
+            })
+            .map_err(|_| ConsumerError::Closed)?;
+        rx.await.unwrap_or(Err(ConsumerError::Closed))
+    }
+
+    async fn list_at(
+        &self,
+        tps: Vec<TopicPartition>,
+        timestamp: i64,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConsumerError> {
+        let query = tps.into_iter().map(|tp| (tp, timestamp)).collect();
+        Ok(self
+            .list_offsets(query)
+            .await?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.map_or(-1, |o| o.offset)))
+            .collect())
+    }
+
+    /// The earliest offset of each partition (they need not be assigned).
+    pub async fn beginning_offsets(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConsumerError> {
+        self.list_at(tps, -2).await
+    }
+
+    /// The end offset of each partition (the high watermark; the last stable offset with
+    /// read_committed).
+    pub async fn end_offsets(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> Result<BTreeMap<TopicPartition, i64>, ConsumerError> {
+        self.list_at(tps, -1).await
+    }
+
+    /// For each partition, the earliest offset whose timestamp is at or after the one given
+    /// (milliseconds since the epoch); `None` when there is no such record.
+    pub async fn offsets_for_times(
+        &self,
+        query: BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndTimestamp>>, ConsumerError> {
+        self.list_offsets(query).await
+    }
+
+    async fn metadata(
+        &self,
+        topics: Option<Vec<String>>,
+    ) -> Result<Arc<ClusterView>, ConsumerError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.fetch_metadata(topics, now);
+                handler.metadata.insert(id, tx);
+            })
+            .map_err(|_| ConsumerError::Closed)?;
+        rx.await.unwrap_or(Err(ConsumerError::Closed))
+    }
+
+    /// The partitions of a topic, or `None` if the topic does not exist.
+    pub async fn partitions_for_topic(
+        &self,
+        topic: &str,
+    ) -> Result<Option<Vec<PartitionInfo>>, ConsumerError> {
+        let view = self.metadata(Some(vec![topic.to_owned()])).await?;
+        Ok(view
+            .topics
+            .get(topic)
+            .filter(|t| t.error.is_ok())
+            .map(|t| t.partitions.clone()))
+    }
+
+    /// The names of every topic the cluster shows this client.
+    pub async fn topics(&self) -> Result<BTreeSet<String>, ConsumerError> {
+        let view = self.metadata(None).await?;
+        Ok(view
+            .topics
+            .values()
+            .filter(|t| t.error.is_ok())
+            .map(|t| t.name.clone())
+            .collect())
+    }
+
+    /// Closes the consumer: connections close, buffered records are dropped and later calls
+    /// fail with [`ConsumerError::Closed`].
+    pub async fn close(&self) -> Result<(), ConsumerError> {
+        match call(&self.cmds, |core, now| core.close(now)).await {
+            Ok(()) | Err(ConsumerError::Closed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A consumer that deserializes keys and values with `key` and `value`.
+    pub fn with_deserializers<K, V, KD, VD>(self, key: KD, value: VD) -> TypedConsumer<K, V, KD, VD>
+    where
+        KD: Deserializer<K>,
+        VD: Deserializer<V>,
+    {
+        TypedConsumer {
+            handle: self,
+            key,
+            value,
+            _types: PhantomData,
+        }
+    }
+}
+
+type PollFuture = Pin<Box<dyn Future<Output = Result<ConsumerRecords, ConsumerError>> + Send>>;
+
+/// The consumer's records as a [`futures_core::Stream`], one at a time; polled in batches of
+/// `max_poll_records`. Ends when the consumer is closed.
+pub struct RecordStream {
+    cmds: Cmds,
+    max: usize,
+    buffered: VecDeque<ConsumerRecord>,
+    pending: Option<PollFuture>,
+    done: bool,
+}
+
+impl std::fmt::Debug for RecordStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordStream")
+            .field("buffered", &self.buffered.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl futures_core::Stream for RecordStream {
+    type Item = Result<ConsumerRecord, ConsumerError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(r) = this.buffered.pop_front() {
+                return Poll::Ready(Some(Ok(r)));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let fut = this.pending.get_or_insert_with(|| {
+                Box::pin(poll_records(this.cmds.clone(), this.max, FOREVER))
+            });
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => {
+                    this.pending = None;
+                    match result {
+                        Ok(records) => this.buffered.extend(records),
+                        Err(ConsumerError::Closed) => this.done = true,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One record at a time from polled batches; [`next`](Self::next) ends (`None`) after the idle
+/// timeout (`consumer_timeout_ms`; `None`: never) passes without a record, or when the
+/// consumer is closed. The blocking driver's iterator is `block_on(cursor.next())`.
+#[derive(Debug)]
+pub struct RecordCursor {
+    handle: ConsumerHandle,
+    buffered: VecDeque<ConsumerRecord>,
+    idle_timeout: Option<Duration>,
+}
+
+impl RecordCursor {
+    /// Replaces the idle timeout taken from `consumer_timeout_ms`.
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The next record, a partition error, or `None` once idle for the timeout (or closed).
+    pub async fn next(&mut self) -> Option<Result<ConsumerRecord, ConsumerError>> {
+        loop {
+            if let Some(r) = self.buffered.pop_front() {
+                return Some(Ok(r));
+            }
+            let timeout = self.idle_timeout.unwrap_or(FOREVER);
+            match self.handle.poll(timeout).await {
+                Ok(records) if records.is_empty() => {
+                    if self.idle_timeout.is_some() {
+                        return None;
+                    }
+                }
+                Ok(records) => self.buffered.extend(records),
+                Err(ConsumerError::Closed) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The handle the cursor polls.
+    pub fn handle(&self) -> &ConsumerHandle {
+        &self.handle
+    }
+}
+
+/// A [`ConsumerHandle`] whose polls deserialize keys and values.
+pub struct TypedConsumer<K, V, KD, VD> {
+    handle: ConsumerHandle,
+    key: KD,
+    value: VD,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V, KD, VD> std::fmt::Debug for TypedConsumer<K, V, KD, VD> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedConsumer")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, KD: Deserializer<K>, VD: Deserializer<V>> TypedConsumer<K, V, KD, VD> {
+    /// The untyped handle (for seeks, offsets and the rest).
+    pub fn handle(&self) -> &ConsumerHandle {
+        &self.handle
+    }
+
+    /// Polls like [`ConsumerHandle::poll`] and deserializes each record; a record that fails
+    /// to deserialize is an `Err` in its place (its position is passed either way, as in
+    /// Java after the application skips it).
+    pub async fn poll(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<Result<TypedRecord<K, V>, ConsumerError>>, ConsumerError> {
+        let records = self.handle.poll(timeout).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| r.deserialize(&self.key, &self.value))
+            .collect())
+    }
+}
