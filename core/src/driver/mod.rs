@@ -10,6 +10,7 @@
 
 mod consumer;
 mod low_level;
+mod producer;
 mod socket;
 
 use std::time::Instant;
@@ -23,6 +24,7 @@ pub use consumer::{
 };
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
+pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};
 pub use socket::SocketOptions;
 
 /// Turns a core's events into completions for the application.

@@ -980,6 +980,39 @@ impl NetworkClient {
         }
     }
 
+    /// Java's `NetworkClient.ready(node)`: whether a request to `node` would be written at
+    /// once (a connection is set up and below its in-flight limit). If no connection exists
+    /// and the node is not backing off, one is opened, so a client that waits for readiness
+    /// (the producer, which keeps records in its accumulator until then) gets it.
+    pub fn node_ready(&mut self, node: NodeId, now: Instant) -> bool {
+        if self.closed {
+            return false;
+        }
+        match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
+            Some(c) => c.can_send(),
+            None => {
+                if !self.backing_off(node, now) {
+                    self.connect(node, now);
+                }
+                false
+            }
+        }
+    }
+
+    /// When `node` may be connected to again, while it is backing off after a failure.
+    pub fn node_backoff_until(&self, node: NodeId, now: Instant) -> Option<Instant> {
+        self.node_state
+            .get(&node)
+            .and_then(|s| s.next_attempt)
+            .filter(|t| now < *t)
+    }
+
+    /// The last connection or request failure seen for `node` (cleared when a connection
+    /// to it becomes ready), for error reports.
+    pub fn node_last_error(&self, node: NodeId) -> Option<&str> {
+        self.node_state.get(&node)?.last_error.as_deref()
+    }
+
     /// Marks the metadata of `topic` stale (after NOT_LEADER_OR_FOLLOWER and similar errors):
     /// the next refresh starts as soon as the retry backoff allows.
     pub fn invalidate_metadata(&mut self, now: Instant) {

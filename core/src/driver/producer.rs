@@ -1,0 +1,359 @@
+//! The application's producer handle: [`ProducerHandle`] (bytes) and
+//! [`TypedProducerHandle`] (with serializers), over a [`ProducerCore`] running in some
+//! driver's loop.
+//!
+//! Sending is a fast path: the handle stamps the record's timestamp from its [`WallClock`],
+//! reserves the record's buffer memory with one compare-and-swap on the shared account, and
+//! queues one command; the outcome arrives on a [`DeliveryFuture`]. Only when memory is short
+//! (or others already wait for it) does `send` wait for the core to admit the record.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+
+use super::{CommandSender, Handler};
+use crate::network::PartitionInfo;
+use crate::producer::{
+    Delivery, DeliveryFuture, ProduceError, ProducerCore, ProducerEvent, ProducerMetrics,
+    ProducerRecord, ProducerShared, RecordMetadata, Serializer,
+};
+
+/// The wall clock records are stamped with: milliseconds since the Unix epoch.
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The [`Handler`] of a loop running a [`ProducerCore`]. The core completes deliveries
+/// itself; the handler logs its events and fails what is left when the loop stops.
+#[derive(Debug, Default)]
+pub struct ProducerHandler {
+    _private: (),
+}
+
+impl Handler<ProducerCore> for ProducerHandler {
+    fn on_event(&mut self, _core: &mut ProducerCore, event: ProducerEvent, _now: Instant) {
+        match event {
+            ProducerEvent::Fatal(e) => tracing::error!(error = %e, "producer failed"),
+            ProducerEvent::Closed => tracing::debug!("producer closed"),
+        }
+    }
+
+    fn on_shutdown(&mut self, core: &mut ProducerCore) {
+        core.shutdown();
+    }
+}
+
+struct Inner {
+    cmds: CommandSender<ProducerCore, ProducerHandler>,
+    shared: Arc<ProducerShared>,
+    wall_clock: WallClock,
+}
+
+/// The application's handle on a producer running in a driver's loop. `Send + Sync`, and
+/// cheap to clone (one `Arc`); the loop stops when the last clone is dropped, failing what
+/// is still pending with [`ProduceError::Closed`] (call [`ProducerHandle::close`] or
+/// [`ProducerHandle::flush`] first to deliver it).
+#[derive(Clone)]
+pub struct ProducerHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ProducerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerHandle")
+            .field("shared", &self.inner.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProducerHandle {
+    /// Wraps the command sender of a loop running a [`ProducerCore`] with a
+    /// [`ProducerHandler`], the core's [`ProducerCore::shared`] account, and the wall clock
+    /// records without a timestamp are stamped with.
+    pub fn new(
+        cmds: CommandSender<ProducerCore, ProducerHandler>,
+        shared: Arc<ProducerShared>,
+        wall_clock: WallClock,
+    ) -> Self {
+        ProducerHandle {
+            inner: Arc::new(Inner {
+                cmds,
+                shared,
+                wall_clock,
+            }),
+        }
+    }
+
+    /// Checks, stamps and (if memory is free) queues a record with `delivery`. Returns the
+    /// record and the reservation size when memory is short.
+    fn fast_path(
+        &self,
+        mut record: ProducerRecord,
+        delivery: Delivery,
+    ) -> Result<Option<(ProducerRecord, Delivery)>, ProduceError> {
+        let shared = &self.inner.shared;
+        if shared.is_closed() {
+            return Err(ProduceError::Closed);
+        }
+        let size = shared.check_record(&record)?;
+        if record.timestamp.is_none() {
+            record.timestamp = Some((self.inner.wall_clock)());
+        }
+        if !shared.try_reserve(size) {
+            return Ok(Some((record, delivery)));
+        }
+        let run = self.inner.cmds.run(move |core, _, now| {
+            core.send_reserved(record, size, delivery, now);
+        });
+        if run.is_err() {
+            shared.release(size);
+            return Err(ProduceError::Closed);
+        }
+        Ok(None)
+    }
+
+    /// Queues a record that waits for memory and resolves once the core admitted it.
+    async fn slow_path(
+        &self,
+        record: ProducerRecord,
+        delivery: Delivery,
+    ) -> Result<(), ProduceError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .run(move |core, _, now| core.send_waiting(record, delivery, tx, now))
+            .map_err(|_| ProduceError::Closed)?;
+        rx.await.unwrap_or(Err(ProduceError::Closed))
+    }
+
+    /// Sends a record. Resolves once the record is accepted into the producer: at once when
+    /// buffer memory is free, otherwise after waiting for it (failing with
+    /// [`ProduceError::MaxBlockTimeout`] after `max_block_ms`). The returned future resolves
+    /// to the record's [`RecordMetadata`] once the broker acknowledged it, or to why it was
+    /// not delivered. A record without a timestamp gets the wall clock's time now.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        let (delivery, future) = DeliveryFuture::new();
+        match self.fast_path(record, delivery)? {
+            None => Ok(future),
+            Some((record, delivery)) => {
+                self.slow_path(record, delivery).await?;
+                Ok(future)
+            }
+        }
+    }
+
+    /// Like [`ProducerHandle::send`], reporting the outcome to `callback` (run on the
+    /// producer's loop thread: keep it short) instead of a future.
+    pub async fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata, ProduceError>) + Send + 'static,
+    ) -> Result<(), ProduceError> {
+        let delivery = Delivery::Callback(Box::new(callback));
+        match self.fast_path(record, delivery)? {
+            None => Ok(()),
+            Some((record, delivery)) => self.slow_path(record, delivery).await,
+        }
+    }
+
+    /// Sends without ever waiting: fails with [`ProduceError::MaxBlockTimeout`] (waited 0 ms)
+    /// when buffer memory is exhausted right now.
+    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        let (delivery, future) = DeliveryFuture::new();
+        match self.fast_path(record, delivery)? {
+            None => Ok(future),
+            Some((record, _)) => Err(ProduceError::MaxBlockTimeout {
+                what: format!(
+                    "{} bytes of buffer memory",
+                    ProducerShared::record_size(&record)
+                ),
+                after: Duration::ZERO,
+            }),
+        }
+    }
+
+    /// Sends a record without waiting for its outcome (fire and forget; with `acks=0` the
+    /// producer does not learn it either). Waits for memory like [`ProducerHandle::send`].
+    pub async fn send_and_forget(&self, record: ProducerRecord) -> Result<(), ProduceError> {
+        match self.fast_path(record, Delivery::Ignore)? {
+            None => Ok(()),
+            Some((record, delivery)) => self.slow_path(record, delivery).await,
+        }
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut ProducerCore, oneshot::Sender<T>, Instant) + Send + 'static,
+    ) -> Result<T, ProduceError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .cmds
+            .run(move |core, _, now| f(core, tx, now))
+            .map_err(|_| ProduceError::Closed)?;
+        rx.await.map_err(|_| ProduceError::Closed)
+    }
+
+    /// Sends everything buffered now (ignoring `linger_ms`) and waits until every record sent
+    /// before this call is completed; [`ProduceError::FlushTimeout`] if `timeout` passes.
+    pub async fn flush(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
+        self.call(move |core, tx, now| {
+            core.flush(
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+                timeout,
+                now,
+            )
+        })
+        .await?
+    }
+
+    /// Stops accepting records, delivers what is buffered and closes the connections. With a
+    /// `timeout`, records still pending when it passes fail with [`ProduceError::Closed`]
+    /// and this returns [`ProduceError::FlushTimeout`].
+    pub async fn close(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
+        self.call(move |core, tx, now| {
+            core.close(
+                timeout,
+                now,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+        })
+        .await?
+    }
+
+    /// The partitions of `topic`, fetching its metadata if needed (up to `max_block_ms`).
+    pub async fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, ProduceError> {
+        let topic = topic.to_owned();
+        self.call(move |core, tx, now| {
+            core.partitions_for(
+                &topic,
+                now,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+        })
+        .await?
+    }
+
+    /// The producer's metrics (kafka-python names via [`ProducerMetrics::to_map`]).
+    pub async fn metrics(&self) -> Result<ProducerMetrics, ProduceError> {
+        self.call(|core, tx, now| {
+            let _ = tx.send(core.metrics(now));
+        })
+        .await
+    }
+
+    /// The buffer-memory account this handle reserves from.
+    pub fn shared(&self) -> &Arc<ProducerShared> {
+        &self.inner.shared
+    }
+
+    /// A handle that serializes keys and values with these serializers.
+    pub fn with_serializers<K: ?Sized, V: ?Sized>(
+        self,
+        key: impl Serializer<K> + Send + Sync + 'static,
+        value: impl Serializer<V> + Send + Sync + 'static,
+    ) -> TypedProducerHandle<K, V> {
+        TypedProducerHandle {
+            inner: self,
+            key: Arc::new(key),
+            value: Arc::new(value),
+            _types: PhantomData,
+        }
+    }
+}
+
+/// A [`ProducerHandle`] with key and value serializers. Cheap to clone.
+pub struct TypedProducerHandle<K: ?Sized, V: ?Sized> {
+    inner: ProducerHandle,
+    key: Arc<dyn Serializer<K> + Send + Sync>,
+    value: Arc<dyn Serializer<V> + Send + Sync>,
+    _types: PhantomData<fn(&K, &V)>,
+}
+
+impl<K: ?Sized, V: ?Sized> Clone for TypedProducerHandle<K, V> {
+    fn clone(&self) -> Self {
+        TypedProducerHandle {
+            inner: self.inner.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> std::fmt::Debug for TypedProducerHandle<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedProducerHandle")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> TypedProducerHandle<K, V> {
+    /// Serializes `key` and `value` and sends them to `topic` (see
+    /// [`ProducerHandle::send`]). A serializer failure is [`ProduceError::Serialize`].
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        let record = self.build(ProducerRecord::new(topic), key, value)?;
+        self.inner.send(record).await
+    }
+
+    /// Serializes `key` and `value` into `record` (whose partition, headers and timestamp
+    /// are kept; its key and value are replaced) and sends it.
+    pub async fn send_record(
+        &self,
+        record: ProducerRecord,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        let record = self.build(record, key, value)?;
+        self.inner.send(record).await
+    }
+
+    fn build(
+        &self,
+        mut record: ProducerRecord,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<ProducerRecord, ProduceError> {
+        record.key = match key {
+            Some(k) => self.key.serialize(&record.topic, k)?,
+            None => None,
+        };
+        record.value = match value {
+            Some(v) => self.value.serialize(&record.topic, v)?,
+            None => None,
+        };
+        Ok(record)
+    }
+
+    /// The untyped handle underneath.
+    pub fn untyped(&self) -> &ProducerHandle {
+        &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn handles_are_send_sync_and_clone() {
+        assert_send_sync_clone::<ProducerHandle>();
+        assert_send_sync_clone::<TypedProducerHandle<str, [u8]>>();
+        fn assert_send<T: Send>() {}
+        assert_send::<ProducerCore>();
+        assert_send::<DeliveryFuture>();
+    }
+}

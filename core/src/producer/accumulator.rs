@@ -1,0 +1,494 @@
+//! The record accumulator: per-partition queues of batches, when they are ready, and the
+//! drain that packs ready batches into one request per broker (Java's `RecordAccumulator`).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::batch::{BatchSettings, ProducerBatch};
+use super::delivery::Delivery;
+use super::idempotence::{DrainDecision, Idempotence};
+use crate::codec::EncodeError;
+use crate::network::{ClusterView, NodeId};
+use crate::records::Header;
+
+/// A topic and partition.
+pub(crate) type Tp = (Arc<str>, i32);
+
+/// What [`Accumulator::ready`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Ready {
+    /// Leaders with at least one sendable batch.
+    pub(crate) nodes: BTreeSet<NodeId>,
+    /// When something not yet sendable becomes so (linger, backoff).
+    pub(crate) next_check: Option<Instant>,
+    /// Some partition with queued batches has no known leader.
+    pub(crate) unknown_leader: bool,
+}
+
+/// The outcome of an append.
+#[derive(Debug)]
+pub(crate) struct Appended {
+    /// A new batch was opened for the record.
+    pub(crate) new_batch: bool,
+    /// The batch the record went to is full (or its predecessor was): worth a drain now.
+    pub(crate) batch_full: bool,
+}
+
+/// Per-partition batch queues.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    settings: BatchSettings,
+    linger: Duration,
+    queues: BTreeMap<Tp, VecDeque<ProducerBatch>>,
+    next_batch_id: u64,
+    /// Where the next drain for a node starts (fairness across its partitions).
+    drain_index: BTreeMap<NodeId, usize>,
+    /// Partitions with a batch in flight, muted when order must be kept with
+    /// `max_in_flight_requests_per_connection = 1` (without idempotence).
+    in_flight: BTreeMap<Tp, usize>,
+    guarantee_order: bool,
+}
+
+impl Accumulator {
+    pub(crate) fn new(settings: BatchSettings, linger: Duration, guarantee_order: bool) -> Self {
+        Accumulator {
+            settings,
+            linger,
+            queues: BTreeMap::new(),
+            next_batch_id: 0,
+            drain_index: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            guarantee_order,
+        }
+    }
+
+    /// Whether a record of `upper_bound` bytes for `tp` would open a new batch (KIP-480's
+    /// `abortOnNewBatch` question).
+    pub(crate) fn needs_new_batch(&self, tp: &Tp, upper_bound: usize) -> bool {
+        self.queues
+            .get(tp)
+            .and_then(|q| q.back())
+            .is_none_or(|b| !b.has_room_for(upper_bound))
+    }
+
+    /// Appends a record to the last batch of `tp`, opening a batch if needed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &mut self,
+        tp: &Tp,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        upper_bound: usize,
+        reserved: u64,
+        delivery: Delivery,
+        gen: u64,
+        now: Instant,
+    ) -> Result<Appended, (EncodeError, Delivery)> {
+        let queue = match self.queues.get_mut(tp) {
+            Some(q) => q,
+            None => self.queues.entry(tp.clone()).or_default(),
+        };
+        let mut new_batch = false;
+        let mut batch_full = false;
+        if queue.back().is_none_or(|b| !b.has_room_for(upper_bound)) {
+            if let Some(last) = queue.back_mut() {
+                last.closed = true;
+                batch_full = true;
+            }
+            self.next_batch_id += 1;
+            queue.push_back(ProducerBatch::new(
+                self.next_batch_id,
+                tp.0.clone(),
+                tp.1,
+                self.settings,
+                now,
+            ));
+            new_batch = true;
+        }
+        let batch = queue.back_mut().expect("a batch was ensured above");
+        batch.append(timestamp, key, value, headers, reserved, delivery, gen)?;
+        batch_full |= batch.is_full();
+        Ok(Appended {
+            new_batch,
+            batch_full,
+        })
+    }
+
+    /// Puts a batch back for a retry: at the front of its queue, or for the idempotent
+    /// producer in sequence order among the retried batches there (Java's
+    /// `insertInSequenceOrder`).
+    pub(crate) fn reenqueue(&mut self, batch: ProducerBatch) {
+        let tp = (batch.topic.clone(), batch.partition);
+        let queue = self.queues.entry(tp).or_default();
+        match batch.stamp {
+            Some(stamp) => {
+                let at = queue
+                    .iter()
+                    .position(|b| {
+                        b.stamp
+                            .is_none_or(|s| s.base_sequence > stamp.base_sequence)
+                    })
+                    .unwrap_or(queue.len());
+                queue.insert(at, batch);
+            }
+            None => queue.push_front(batch),
+        }
+    }
+
+    /// Puts split batches back at the front of their queue, in order.
+    pub(crate) fn push_front_all(&mut self, batches: Vec<ProducerBatch>) {
+        for batch in batches.into_iter().rev() {
+            let tp = (batch.topic.clone(), batch.partition);
+            self.queues.entry(tp).or_default().push_front(batch);
+        }
+    }
+
+    /// The id counter, for batches made outside (splits).
+    pub(crate) fn batch_ids(&mut self) -> &mut u64 {
+        &mut self.next_batch_id
+    }
+
+    /// Clears the stamps of `tp`'s queued batches so they are re-sequenced when drained.
+    pub(crate) fn clear_stamps(&mut self, tp: &Tp) {
+        if let Some(q) = self.queues.get_mut(tp) {
+            for b in q.iter_mut() {
+                b.stamp = None;
+            }
+        }
+    }
+
+    /// Which leaders have sendable batches. `force` makes every batch sendable regardless of
+    /// linger (flush or close in progress, or senders waiting for memory).
+    pub(crate) fn ready(&self, cluster: &ClusterView, now: Instant, force: bool) -> Ready {
+        let mut ready = Ready::default();
+        let mut consider = |t: Instant| {
+            ready.next_check = Some(ready.next_check.map_or(t, |n: Instant| n.min(t)));
+        };
+        let mut unknown = false;
+        let mut nodes = BTreeSet::new();
+        for (tp, queue) in &self.queues {
+            let Some(first) = queue.front() else {
+                continue;
+            };
+            if self.guarantee_order && self.in_flight.contains_key(tp) {
+                continue;
+            }
+            let Some(leader) = cluster.leader_for(&tp.0, tp.1) else {
+                unknown = true;
+                continue;
+            };
+            if let Some(at) = first.retry_at.filter(|t| now < *t) {
+                consider(at);
+                continue;
+            }
+            let full = queue.len() > 1 || first.is_full();
+            let linger_done = first.retry_at.is_some() || now >= first.created + self.linger;
+            if full || linger_done || force {
+                nodes.insert(leader);
+            } else {
+                consider(first.created + self.linger);
+            }
+        }
+        ready.nodes = nodes;
+        ready.unknown_leader = unknown;
+        ready
+    }
+
+    /// Takes the first batch of each partition `node` leads, starting where the last drain
+    /// for the node stopped, until `max_size` bytes (the first batch always goes). For the
+    /// idempotent producer `idem` stamps each batch or holds it back. Batches that failed to
+    /// encode come back separately.
+    pub(crate) fn drain(
+        &mut self,
+        cluster: &ClusterView,
+        node: NodeId,
+        max_size: usize,
+        now: Instant,
+        mut idem: Option<&mut Idempotence>,
+    ) -> (Vec<ProducerBatch>, Vec<(ProducerBatch, EncodeError)>) {
+        let tps: Vec<Tp> = self
+            .queues
+            .iter()
+            .filter(|(tp, q)| !q.is_empty() && cluster.leader_for(&tp.0, tp.1) == Some(node))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let mut out = Vec::new();
+        let mut failed = Vec::new();
+        if tps.is_empty() {
+            return (out, failed);
+        }
+        let start = self.drain_index.get(&node).copied().unwrap_or(0) % tps.len();
+        let mut size = 0usize;
+        let mut next_start = start;
+        for i in 0..tps.len() {
+            let at = (start + i) % tps.len();
+            let tp = &tps[at];
+            next_start = (at + 1) % tps.len();
+            if self.guarantee_order && self.in_flight.contains_key(tp) {
+                continue;
+            }
+            let Some(queue) = self.queues.get_mut(tp) else {
+                continue;
+            };
+            let Some(first) = queue.front() else {
+                continue;
+            };
+            if first.retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            if !out.is_empty() && size + first.size_in_bytes() > max_size {
+                // Start here next time, so this partition is not starved.
+                next_start = at;
+                break;
+            }
+            let stamp = match idem.as_deref_mut() {
+                None => None,
+                Some(idem) => match idem.decide(tp, first) {
+                    DrainDecision::Send(stamp) => Some(stamp),
+                    DrainDecision::Wait => continue,
+                },
+            };
+            let mut batch = queue.pop_front().expect("front checked above");
+            match batch.payload(stamp) {
+                Ok(bytes) => {
+                    size += bytes.len();
+                    out.push(batch);
+                }
+                Err(e) => failed.push((batch, e)),
+            }
+        }
+        self.drain_index.insert(node, next_start);
+        (out, failed)
+    }
+
+    /// Notes that `tp` has one more (or one fewer) batch in flight.
+    pub(crate) fn mark_in_flight(&mut self, tp: &Tp, delta: isize) {
+        if delta > 0 {
+            *self.in_flight.entry(tp.clone()).or_default() += delta as usize;
+        } else if let Some(n) = self.in_flight.get_mut(tp) {
+            *n = n.saturating_sub(delta.unsigned_abs());
+            if *n == 0 {
+                self.in_flight.remove(tp);
+            }
+        }
+    }
+
+    /// Removes and returns every queued batch whose delivery timeout passed.
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<ProducerBatch> {
+        let mut expired = Vec::new();
+        for queue in self.queues.values_mut() {
+            if queue.iter().any(|b| now >= b.deadline) {
+                let (gone, kept): (VecDeque<_>, VecDeque<_>) =
+                    queue.drain(..).partition(|b| now >= b.deadline);
+                *queue = kept;
+                expired.extend(gone);
+            }
+        }
+        self.queues.retain(|_, q| !q.is_empty());
+        expired
+    }
+
+    /// The earliest delivery deadline of a queued batch.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.queues
+            .values()
+            .flat_map(|q| q.iter().map(|b| b.deadline))
+            .min()
+    }
+
+    /// Removes every queued batch (close, fatal errors).
+    pub(crate) fn take_all(&mut self) -> Vec<ProducerBatch> {
+        let mut all = Vec::new();
+        for (_, q) in std::mem::take(&mut self.queues) {
+            all.extend(q);
+        }
+        all
+    }
+
+    /// Whether any batch is queued.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queues.values().all(|q| q.is_empty())
+    }
+
+    /// Queued batches of `tp` (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn queued(&self, tp: &Tp) -> usize {
+        self.queues.get(tp).map_or(0, |q| q.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::Compression;
+    use crate::protocol::metadata::response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use crate::protocol::MetadataResponse;
+
+    fn settings(batch_size: usize) -> BatchSettings {
+        BatchSettings {
+            batch_size,
+            compression: Compression::None,
+            level: None,
+            delivery_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// `partitions` partitions of topic "t" led by brokers `leader(p)`.
+    fn cluster(partitions: i32, leader: impl Fn(i32) -> i32) -> ClusterView {
+        let resp = MetadataResponse {
+            brokers: (0..3)
+                .map(|id| MetadataResponseBroker {
+                    node_id: id,
+                    host: format!("b{id}"),
+                    port: 9092,
+                    ..Default::default()
+                })
+                .collect(),
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: (0..partitions)
+                    .map(|p| MetadataResponsePartition {
+                        partition_index: p,
+                        leader_id: leader(p),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut view = ClusterView::default();
+        view.update(&resp, true);
+        view
+    }
+
+    fn tp(p: i32) -> Tp {
+        ("t".into(), p)
+    }
+
+    fn add(acc: &mut Accumulator, p: i32, value: &[u8], now: Instant) -> Appended {
+        let bound =
+            crate::records::RecordBatchBuilder::record_size_upper_bound(None, Some(value), &[]);
+        acc.append(
+            &tp(p),
+            0,
+            None,
+            Some(value),
+            &[],
+            bound,
+            bound as u64,
+            Delivery::Ignore,
+            0,
+            now,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn batches_fill_up_to_batch_size() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(settings(1000), Duration::from_millis(100), false);
+        let mut new_batches = 0;
+        for _ in 0..30 {
+            if add(&mut acc, 0, &[7; 100], now).new_batch {
+                new_batches += 1;
+            }
+        }
+        // ~110 bytes a record, 61 of header: 8 records a batch.
+        assert_eq!(acc.queued(&tp(0)), new_batches);
+        assert!(new_batches >= 3 && new_batches <= 5, "{new_batches}");
+        let view = cluster(1, |_| 0);
+        let r = acc.ready(&view, now, false);
+        assert!(r.nodes.contains(&0), "full batches are ready before linger");
+        let (batches, failed) = acc.drain(&view, 0, 1 << 20, now, None);
+        assert!(failed.is_empty());
+        assert_eq!(batches.len(), 1, "one batch per partition per drain");
+        assert!(batches[0].size_in_bytes() <= 1000);
+        assert!(batches[0].record_count() >= 8);
+    }
+
+    #[test]
+    fn a_record_larger_than_batch_size_gets_its_own_batch() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(settings(100), Duration::ZERO, false);
+        assert!(add(&mut acc, 0, &[1; 500], now).new_batch);
+        assert!(add(&mut acc, 0, &[1; 10], now).new_batch);
+        assert_eq!(acc.queued(&tp(0)), 2);
+    }
+
+    #[test]
+    fn linger_decides_readiness_of_a_partial_batch() {
+        let now = Instant::now();
+        let linger = Duration::from_millis(50);
+        let mut acc = Accumulator::new(settings(16_384), linger, false);
+        add(&mut acc, 0, b"x", now);
+        let view = cluster(1, |_| 0);
+        let r = acc.ready(&view, now, false);
+        assert!(r.nodes.is_empty());
+        assert_eq!(r.next_check, Some(now + linger));
+        assert!(
+            acc.ready(&view, now, true).nodes.contains(&0),
+            "flush forces"
+        );
+        let later = now + linger;
+        assert!(acc.ready(&view, later, false).nodes.contains(&0));
+        // Unknown leader: reported, not ready.
+        let no_leader = cluster(1, |_| -1);
+        let r = acc.ready(&no_leader, later, false);
+        assert!(r.unknown_leader && r.nodes.is_empty());
+    }
+
+    #[test]
+    fn drain_respects_max_request_size_and_rotates_fairly() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(settings(300), Duration::ZERO, false);
+        for p in 0..4 {
+            for _ in 0..4 {
+                add(&mut acc, p, &[0; 100], now);
+            }
+        }
+        let view = cluster(4, |_| 1);
+        // Room for two ~270-byte batches per request.
+        let (first, _) = acc.drain(&view, 1, 600, now, None);
+        let parts: Vec<i32> = first.iter().map(|b| b.partition).collect();
+        assert_eq!(parts, vec![0, 1]);
+        let (second, _) = acc.drain(&view, 1, 600, now, None);
+        let parts: Vec<i32> = second.iter().map(|b| b.partition).collect();
+        assert_eq!(
+            parts,
+            vec![2, 3],
+            "the next drain starts where the last stopped"
+        );
+        let (third, _) = acc.drain(&view, 1, 600, now, None);
+        assert_eq!(third[0].partition, 0);
+        // The first batch always goes, even beyond max_size.
+        let (one, _) = acc.drain(&view, 1, 10, now, None);
+        assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn backoff_and_expiry() {
+        let now = Instant::now();
+        let mut acc = Accumulator::new(settings(16_384), Duration::ZERO, false);
+        add(&mut acc, 0, b"a", now);
+        let view = cluster(1, |_| 0);
+        let (mut batches, _) = acc.drain(&view, 0, 1 << 20, now, None);
+        let mut b = batches.pop().unwrap();
+        b.retry_at = Some(now + Duration::from_millis(100));
+        acc.reenqueue(b);
+        let r = acc.ready(&view, now, false);
+        assert!(r.nodes.is_empty());
+        assert_eq!(r.next_check, Some(now + Duration::from_millis(100)));
+        assert!(acc.drain(&view, 0, 1 << 20, now, None).0.is_empty());
+        assert_eq!(acc.next_deadline(), Some(now + Duration::from_secs(10)));
+        assert!(acc.expire(now + Duration::from_secs(9)).is_empty());
+        assert_eq!(acc.expire(now + Duration::from_secs(10)).len(), 1);
+        assert!(acc.is_empty());
+    }
+}

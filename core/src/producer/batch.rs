@@ -1,0 +1,362 @@
+//! [`ProducerBatch`]: one record batch on its way to a partition — the records appended so
+//! far (or the finished bytes), who to tell about each record, and the batch's delivery state
+//! (attempts, backoff, deadline, idempotence stamp).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::delivery::Delivery;
+use crate::codec::EncodeError;
+use crate::compression::Compression;
+use crate::records::{
+    DecodeOptions, Header, RecordBatch, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
+};
+
+/// Byte offsets of the producer fields in a magic 2 batch header (see `records::batch`).
+const PRODUCER_ID_OFFSET: usize = 43;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+
+/// A record's completion: its [`Delivery`] and what its [`RecordMetadata`](super::RecordMetadata)
+/// needs besides the broker's answer.
+#[derive(Debug)]
+pub(crate) struct Thunk {
+    pub(crate) delivery: Delivery,
+    pub(crate) timestamp: i64,
+    pub(crate) key_size: i32,
+    pub(crate) value_size: i32,
+    /// The flush generation the record was accepted in (see the core's flush tracking).
+    pub(crate) gen: u64,
+}
+
+/// The idempotent producer's fields written into a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    pub(crate) base_sequence: i32,
+}
+
+/// How batches are built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub(crate) batch_size: usize,
+    pub(crate) compression: Compression,
+    pub(crate) level: Option<i32>,
+    pub(crate) delivery_timeout: Duration,
+}
+
+/// One batch for one partition.
+#[derive(Debug)]
+pub(crate) struct ProducerBatch {
+    pub(crate) id: u64,
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
+    builder: Option<RecordBatchBuilder>,
+    payload: Option<Bytes>,
+    pub(crate) thunks: Vec<Thunk>,
+    /// Buffer memory held by the records, released when the batch completes.
+    pub(crate) reserved: u64,
+    pub(crate) created: Instant,
+    pub(crate) deadline: Instant,
+    /// Sends so far.
+    pub(crate) attempts: u32,
+    /// Not to be sent again before this (retry backoff).
+    pub(crate) retry_at: Option<Instant>,
+    /// No more appends (full, drained, or split from a larger batch).
+    pub(crate) closed: bool,
+    /// The producer id, epoch and sequence the batch carries (idempotence), once drained.
+    pub(crate) stamp: Option<Stamp>,
+    /// The last error a send attempt met, for the delivery-timeout report.
+    pub(crate) last_error: Option<String>,
+    /// Size before compression (for the compression-rate metric).
+    pub(crate) uncompressed_size: usize,
+    settings: BatchSettings,
+}
+
+impl ProducerBatch {
+    pub(crate) fn new(
+        id: u64,
+        topic: Arc<str>,
+        partition: i32,
+        settings: BatchSettings,
+        now: Instant,
+    ) -> Self {
+        let builder = RecordBatchBuilder::with_capacity(
+            settings.compression,
+            settings.batch_size.min(1 << 20),
+        )
+        .compression_level(settings.level);
+        ProducerBatch {
+            id,
+            topic,
+            partition,
+            builder: Some(builder),
+            payload: None,
+            thunks: Vec::new(),
+            reserved: 0,
+            created: now,
+            deadline: now + settings.delivery_timeout,
+            attempts: 0,
+            retry_at: None,
+            closed: false,
+            stamp: None,
+            last_error: None,
+            uncompressed_size: RECORD_BATCH_OVERHEAD,
+            settings,
+        }
+    }
+
+    /// Records in the batch.
+    pub(crate) fn record_count(&self) -> usize {
+        self.thunks.len()
+    }
+
+    /// Whether one more record of `upper_bound` bytes fits (an empty batch takes any record:
+    /// a record larger than `batch_size` travels alone, as in Java).
+    pub(crate) fn has_room_for(&self, upper_bound: usize) -> bool {
+        match &self.builder {
+            Some(b) if !self.closed => {
+                b.is_empty() || b.size_in_bytes() + upper_bound <= self.settings.batch_size
+            }
+            _ => false,
+        }
+    }
+
+    /// Full: no further record can be appended, or it reached `batch_size`.
+    pub(crate) fn is_full(&self) -> bool {
+        self.closed
+            || self
+                .builder
+                .as_ref()
+                .is_none_or(|b| b.size_in_bytes() >= self.settings.batch_size)
+    }
+
+    /// Appends a record (the caller checked [`Self::has_room_for`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        reserved: u64,
+        delivery: Delivery,
+        gen: u64,
+    ) -> Result<(), (EncodeError, Delivery)> {
+        let Some(builder) = self.builder.as_mut() else {
+            return Err((
+                EncodeError::Invalid {
+                    what: "record batch",
+                    detail: "append to a finished batch".into(),
+                },
+                delivery,
+            ));
+        };
+        if let Err(e) = builder.append(timestamp, key, value, headers) {
+            return Err((e, delivery));
+        }
+        self.uncompressed_size = builder.size_in_bytes();
+        self.reserved += reserved;
+        self.thunks.push(Thunk {
+            delivery,
+            timestamp,
+            key_size: key.map_or(-1, |k| k.len() as i32),
+            value_size: value.map_or(-1, |v| v.len() as i32),
+            gen,
+        });
+        Ok(())
+    }
+
+    /// The batch's bytes, carrying `stamp` (finishing the builder on first use; a batch
+    /// whose stamp changes — a new epoch after a reset — is rewritten in place, CRC
+    /// included).
+    pub(crate) fn payload(&mut self, stamp: Option<Stamp>) -> Result<Bytes, EncodeError> {
+        self.closed = true;
+        if let Some(builder) = self.builder.take() {
+            let builder = match stamp {
+                Some(s) => builder.producer(s.producer_id, s.epoch, s.base_sequence),
+                None => builder,
+            };
+            self.payload = Some(builder.finish()?);
+            self.stamp = stamp;
+        }
+        let payload = self.payload.clone().unwrap_or_default();
+        if stamp == self.stamp {
+            return Ok(payload);
+        }
+        let mut bytes = payload.to_vec();
+        if let Some(s) = stamp {
+            if bytes.len() >= RECORD_BATCH_OVERHEAD {
+                let mut at = PRODUCER_ID_OFFSET;
+                for chunk in [
+                    &s.producer_id.to_be_bytes()[..],
+                    &s.epoch.to_be_bytes()[..],
+                    &s.base_sequence.to_be_bytes()[..],
+                ] {
+                    bytes[at..at + chunk.len()].copy_from_slice(chunk);
+                    at += chunk.len();
+                }
+                let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+                bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+            }
+        }
+        let bytes = Bytes::from(bytes);
+        self.payload = Some(bytes.clone());
+        self.stamp = stamp;
+        Ok(bytes)
+    }
+
+    /// Size on the wire once finished (the estimate while still open).
+    pub(crate) fn size_in_bytes(&self) -> usize {
+        match (&self.payload, &self.builder) {
+            (Some(p), _) => p.len(),
+            (None, Some(b)) => b.size_in_bytes(),
+            (None, None) => RECORD_BATCH_OVERHEAD,
+        }
+    }
+
+    /// Splits a batch the broker refused as too large into batches of at most `batch_size`
+    /// bytes each (one record at least), keeping record order and each record's delivery.
+    /// The new batches carry no stamp: they get sequences when drained. `None` if the bytes
+    /// cannot be read back (they were built here, so that would be a bug).
+    pub(crate) fn split(mut self, next_id: &mut u64) -> Option<Vec<ProducerBatch>> {
+        let payload = self.payload.take()?;
+        let decoded = RecordBatch::decode(payload, &DecodeOptions::default()).ok()?;
+        let records = decoded.decode_records().ok()?;
+        if records.len() != self.thunks.len() {
+            return None;
+        }
+        let per_record = self.reserved / records.len().max(1) as u64;
+        let mut out: Vec<ProducerBatch> = Vec::new();
+        let thunks = std::mem::take(&mut self.thunks);
+        let mut left = self.reserved;
+        for (rec, thunk) in records.into_iter().zip(thunks) {
+            let headers = rec.headers.to_vec();
+            let bound = RecordBatchBuilder::record_size_upper_bound(
+                rec.key.as_deref(),
+                rec.value.as_deref(),
+                &headers,
+            );
+            if out.last().is_none_or(|b| !b.has_room_for(bound)) {
+                if let Some(b) = out.last_mut() {
+                    b.closed = true;
+                }
+                *next_id += 1;
+                let mut b = ProducerBatch::new(
+                    *next_id,
+                    self.topic.clone(),
+                    self.partition,
+                    self.settings,
+                    self.created,
+                );
+                b.deadline = self.deadline;
+                b.attempts = self.attempts;
+                b.last_error = self.last_error.clone();
+                out.push(b);
+            }
+            let b = out.last_mut().expect("pushed above");
+            let share = per_record.min(left);
+            left -= share;
+            if let Err((_, delivery)) = b.append(
+                rec.timestamp,
+                rec.key.as_deref(),
+                rec.value.as_deref(),
+                &headers,
+                share,
+                thunk.delivery,
+                thunk.gen,
+            ) {
+                // Cannot happen for bytes we encoded ourselves; give the record back so it
+                // is not lost silently.
+                delivery.complete(Err(super::ProduceError::Encode {
+                    topic: self.topic.to_string(),
+                    partition: self.partition,
+                    detail: "record could not be re-encoded while splitting a batch".into(),
+                }));
+            }
+        }
+        if let Some(b) = out.last_mut() {
+            b.reserved += left;
+            b.closed = true;
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(batch_size: usize) -> BatchSettings {
+        BatchSettings {
+            batch_size,
+            compression: Compression::None,
+            level: None,
+            delivery_timeout: Duration::from_secs(120),
+        }
+    }
+
+    #[test]
+    fn restamping_rewrites_producer_fields_and_crc() {
+        let now = Instant::now();
+        let mut b = ProducerBatch::new(1, "t".into(), 0, settings(1000), now);
+        b.append(1, Some(b"k"), Some(b"v"), &[], 10, Delivery::Ignore, 0)
+            .unwrap();
+        let first = Stamp {
+            producer_id: 7,
+            epoch: 0,
+            base_sequence: 5,
+        };
+        let p1 = b.payload(Some(first)).unwrap();
+        let h1 = RecordBatch::decode(p1, &DecodeOptions::default()).unwrap();
+        assert_eq!(h1.header().base_sequence, 5);
+        let second = Stamp {
+            producer_id: 7,
+            epoch: 1,
+            base_sequence: 0,
+        };
+        let p2 = b.payload(Some(second)).unwrap();
+        let h2 = RecordBatch::decode(p2, &DecodeOptions::default()).expect("CRC still valid");
+        assert_eq!(h2.header().producer_epoch, 1);
+        assert_eq!(h2.header().base_sequence, 0);
+        assert_eq!(h2.header().producer_id, 7);
+    }
+
+    #[test]
+    fn split_keeps_order_and_deliveries() {
+        let now = Instant::now();
+        let mut b = ProducerBatch::new(1, "t".into(), 3, settings(1 << 20), now);
+        let mut futures = Vec::new();
+        for i in 0..10u8 {
+            let (d, f) = super::super::DeliveryFuture::new();
+            futures.push(f);
+            b.append(i as i64, None, Some(&[i; 100]), &[], 150, d, 0)
+                .unwrap();
+        }
+        b.payload(None).unwrap();
+        b.settings.batch_size = 400;
+        let mut id = 1;
+        let parts = b.split(&mut id).unwrap();
+        assert!(parts.len() >= 3, "{}", parts.len());
+        let mut values = Vec::new();
+        let mut reserved = 0;
+        for mut p in parts {
+            assert!(p.size_in_bytes() <= 400);
+            reserved += p.reserved;
+            let bytes = p.payload(None).unwrap();
+            for r in RecordBatch::decode(bytes, &DecodeOptions::default())
+                .unwrap()
+                .records()
+            {
+                let r = r.unwrap();
+                values.push((r.timestamp, r.value.unwrap()[0]));
+            }
+        }
+        assert_eq!(reserved, 1500, "memory follows the records");
+        let want: Vec<(i64, u8)> = (0..10u8).map(|i| (i as i64, i)).collect();
+        assert_eq!(values, want);
+    }
+}

@@ -1,0 +1,1760 @@
+//! [`ProducerCore`]: the sans-IO producer. It owns a [`NetworkClient`], the record
+//! accumulator and the idempotence state, and runs Java's `Sender` loop inside every input:
+//! process responses, expire what timed out, drain ready batches into one Produce request per
+//! broker, and report the next deadline.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
+
+use super::accumulator::{Accumulator, Tp};
+use super::batch::{BatchSettings, ProducerBatch};
+use super::delivery::Delivery;
+use super::error::ProduceError;
+use super::idempotence::{IdState, Idempotence};
+use super::metrics::{ProducerMetrics, Recorder};
+use super::partitioner::{DefaultPartitioner, Partitioner, RoundRobinPartitioner};
+use super::record::{ProducerRecord, RecordMetadata};
+use super::shared::ProducerShared;
+use crate::compression::Compression;
+use crate::config::{Partitioner as PartitionerKind, ProducerConfig};
+use crate::network::{
+    ClientCore, CloseReason, ClusterView, ConnId, NetError, NetEvent, NetOptions, NetworkClient,
+    NodeId, Output, PartitionInfo, RequestId, Response, Target,
+};
+use crate::protocol::produce::request::{PartitionProduceData, TopicProduceData};
+use crate::protocol::{
+    ApiKey, ErrorCode, InitProducerIdRequest, ProduceRequest, RequestBody, ResponseBody,
+};
+use crate::records::TimestampType;
+
+/// Completion of a flush or close.
+pub type DoneCallback = Box<dyn FnOnce(Result<(), ProduceError>) + Send>;
+/// Completion of `partitions_for`.
+pub type PartitionsCallback = Box<dyn FnOnce(Result<Vec<PartitionInfo>, ProduceError>) + Send>;
+
+/// What the producer core reports to its driver besides completing deliveries (which it does
+/// itself, on the loop thread).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProducerEvent {
+    /// The producer hit an unrecoverable error; every pending and later record fails with it.
+    Fatal(ProduceError),
+    /// `close` finished: everything is delivered or failed and the connections are closed.
+    Closed,
+}
+
+/// A record accepted by the core but not yet in a batch (waiting for its topic's metadata).
+struct Queued {
+    record: ProducerRecord,
+    timestamp: i64,
+    reserved: u64,
+    delivery: Delivery,
+    gen: u64,
+    deadline: Instant,
+}
+
+/// A send waiting for buffer memory.
+struct MemWaiter {
+    record: ProducerRecord,
+    reserved: u64,
+    delivery: Delivery,
+    admitted: Option<oneshot::Sender<Result<(), ProduceError>>>,
+    deadline: Instant,
+}
+
+struct FlushWaiter {
+    upto_gen: u64,
+    deadline: Option<Instant>,
+    timeout: Duration,
+    done: DoneCallback,
+}
+
+struct PartitionsWaiter {
+    topic: String,
+    deadline: Instant,
+    done: PartitionsCallback,
+}
+
+struct Closing {
+    deadline: Option<Instant>,
+    timeout: Duration,
+    done: Vec<DoneCallback>,
+}
+
+struct InFlight {
+    node: NodeId,
+    batches: Vec<ProducerBatch>,
+    sent_at: Instant,
+}
+
+/// Partition count and available partitions of a topic, cached per metadata update so the
+/// hot path allocates nothing.
+struct TopicCache {
+    partitions: i32,
+    available: Vec<i32>,
+}
+
+/// The sans-IO producer: a [`ClientCore`] that drivers and the simulation run.
+///
+/// Application calls ([`ProducerCore::send`], [`ProducerCore::flush`], ...) only change state
+/// and queue output, like every other input; the driver then drains
+/// [`ClientCore::poll_output`] and sleeps until [`ClientCore::poll_timeout`]. Deliveries are
+/// completed from inside these calls, on the driver's loop thread.
+pub struct ProducerCore {
+    config: ProducerConfig,
+    net: NetworkClient,
+    shared: Arc<ProducerShared>,
+    acc: Accumulator,
+    partitioner: Box<dyn Partitioner + Send>,
+    idem: Option<Idempotence>,
+    acks: i16,
+    request_timeout_ms: i32,
+    max_in_flight: usize,
+    retry_backoff: Duration,
+    delivery_timeout: Duration,
+    max_block: Duration,
+    in_flight: BTreeMap<RequestId, InFlight>,
+    in_flight_per_node: BTreeMap<NodeId, usize>,
+    init_request: Option<RequestId>,
+    awaiting_metadata: BTreeMap<Arc<str>, VecDeque<Queued>>,
+    topic_cache: HashMap<Arc<str>, TopicCache>,
+    mem_waiters: VecDeque<MemWaiter>,
+    flushes: Vec<FlushWaiter>,
+    partition_waiters: Vec<PartitionsWaiter>,
+    closing: Option<Closing>,
+    closed: bool,
+    fatal: Option<ProduceError>,
+    wall: Option<(Instant, i64)>,
+    metrics: Option<Recorder>,
+    /// Flush generations: records accepted in the current one, and older ones still pending.
+    gen: u64,
+    gen_count: usize,
+    old_gens: BTreeMap<u64, usize>,
+    pending: usize,
+    out: VecDeque<Output<ProducerEvent>>,
+    next_wakeup: Option<Instant>,
+}
+
+impl std::fmt::Debug for ProducerCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerCore")
+            .field("pending", &self.pending)
+            .field("in_flight", &self.in_flight.len())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn compression_of(config: &ProducerConfig) -> (Compression, Option<i32>) {
+    let codec =
+        Compression::from_attributes(config.compression_type.codec_id() as i16).unwrap_or_default();
+    let level = match codec {
+        Compression::Gzip if config.compression_gzip_level > 0 => {
+            Some(config.compression_gzip_level)
+        }
+        Compression::Lz4 => Some(config.compression_lz4_level),
+        Compression::Zstd => Some(config.compression_zstd_level),
+        _ => None,
+    };
+    (codec, level)
+}
+
+/// Whether a network failure is worth a retry (the broker may answer next time).
+fn net_error_retriable(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Timeout { .. } | NetError::Disconnected { .. } | NetError::Decode { .. }
+    )
+}
+
+/// Errors after which the partition's leader may have moved: refresh metadata.
+fn invalidates_metadata(code: ErrorCode) -> bool {
+    code == ErrorCode::NOT_LEADER_OR_FOLLOWER
+        || code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        || code == ErrorCode::LEADER_NOT_AVAILABLE
+        || code == ErrorCode::KAFKA_STORAGE_ERROR
+        || code == ErrorCode::NOT_ENOUGH_REPLICAS
+}
+
+/// Errors that end the idempotent producer (as in Java: it was fenced, or may not write).
+fn fatal_for_idempotence(code: ErrorCode) -> bool {
+    code == ErrorCode::INVALID_PRODUCER_EPOCH
+        || code == ErrorCode::PRODUCER_FENCED
+        || code == ErrorCode::CLUSTER_AUTHORIZATION_FAILED
+        || code == ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        || code == ErrorCode::INVALID_PRODUCER_ID_MAPPING
+}
+
+impl ProducerCore {
+    /// A producer for `config`, over a network layer with `net` settings (built by the
+    /// driver with [`NetOptions::from_config`]). Fails with
+    /// [`ProduceError::InvalidConfig`] when the configuration does not validate, or sets
+    /// `transactional_id` (transactions are not supported yet).
+    pub fn new(config: ProducerConfig, mut net: NetOptions) -> Result<ProducerCore, ProduceError> {
+        if config.transactional_id.is_some() {
+            return Err(ProduceError::InvalidConfig(
+                "transactions are not supported yet (transactional_id)".into(),
+            ));
+        }
+        config
+            .validate()
+            .map_err(|e| ProduceError::InvalidConfig(e.to_string()))?;
+        net.allow_auto_topic_creation = config.allow_auto_create_topics;
+        let (compression, level) = compression_of(&config);
+        let delivery_timeout =
+            Duration::from_millis(u64::from(config.effective_delivery_timeout_ms()));
+        let settings = BatchSettings {
+            batch_size: config.batch_size as usize,
+            compression,
+            level,
+            delivery_timeout,
+        };
+        let idempotent = config.idempotence_enabled();
+        let max_in_flight = (config.common.max_in_flight_requests_per_connection as usize)
+            .clamp(1, net.conn.max_in_flight.max(1));
+        let guarantee_order = !idempotent && max_in_flight == 1;
+        let partitioner: Box<dyn Partitioner + Send> = match config.partitioner {
+            PartitionerKind::RoundRobin => Box::new(RoundRobinPartitioner::new()),
+            _ => Box::new(DefaultPartitioner::new().ignore_keys(config.partitioner_ignore_keys)),
+        };
+        let shared = Arc::new(ProducerShared::new(
+            config.buffer_memory,
+            config.max_request_size as usize,
+        ));
+        Ok(ProducerCore {
+            acks: config.acks.as_i16(),
+            request_timeout_ms: i32::try_from(config.common.request_timeout_ms).unwrap_or(i32::MAX),
+            max_in_flight,
+            retry_backoff: Duration::from_millis(config.common.retry_backoff_ms),
+            delivery_timeout,
+            max_block: Duration::from_millis(config.max_block_ms),
+            acc: Accumulator::new(
+                settings,
+                Duration::from_millis(config.linger_ms),
+                guarantee_order,
+            ),
+            idem: idempotent.then(Idempotence::new),
+            net: NetworkClient::new(net),
+            shared,
+            partitioner,
+            config,
+            in_flight: BTreeMap::new(),
+            in_flight_per_node: BTreeMap::new(),
+            init_request: None,
+            awaiting_metadata: BTreeMap::new(),
+            topic_cache: HashMap::new(),
+            mem_waiters: VecDeque::new(),
+            flushes: Vec::new(),
+            partition_waiters: Vec::new(),
+            closing: None,
+            closed: false,
+            fatal: None,
+            wall: None,
+            metrics: None,
+            gen: 0,
+            gen_count: 0,
+            old_gens: BTreeMap::new(),
+            pending: 0,
+            out: VecDeque::new(),
+            next_wakeup: None,
+        })
+    }
+
+    /// Replaces the partitioner chosen by `config.partitioner` (builder style).
+    pub fn with_partitioner(mut self, partitioner: Box<dyn Partitioner + Send>) -> Self {
+        self.partitioner = partitioner;
+        self
+    }
+
+    /// Replaces the partitioner chosen by `config.partitioner`.
+    pub fn set_partitioner(&mut self, partitioner: Box<dyn Partitioner + Send>) {
+        self.partitioner = partitioner;
+    }
+
+    /// The buffer-memory account the application's handles share with this core.
+    pub fn shared(&self) -> Arc<ProducerShared> {
+        self.shared.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// Sets the wall clock records without a timestamp are stamped with: CreateTime is
+    /// `unix_ms + (now - anchor)`. Until it is set, the core counts from 0 (drivers set it;
+    /// handles stamp records themselves).
+    pub fn set_wall_clock(&mut self, anchor: Instant, unix_ms: i64) {
+        self.wall = Some((anchor, unix_ms));
+    }
+
+    fn wall_ms(&self, now: Instant) -> i64 {
+        match self.wall {
+            Some((anchor, ms)) if now >= anchor => {
+                ms.saturating_add(now.duration_since(anchor).as_millis() as i64)
+            }
+            Some((anchor, ms)) => ms.saturating_sub(anchor.duration_since(now).as_millis() as i64),
+            None => 0,
+        }
+    }
+
+    /// The network layer underneath (cluster view, metadata control).
+    pub fn network(&mut self) -> &mut NetworkClient {
+        &mut self.net
+    }
+
+    /// Records accepted and not yet completed (delivered or failed), including those
+    /// waiting for metadata; senders still waiting for memory are not counted.
+    pub fn pending_records(&self) -> usize {
+        self.pending
+    }
+
+    /// Whether `close` has finished.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn recorder(&mut self, now: Instant) -> &mut Recorder {
+        self.metrics.get_or_insert_with(|| Recorder::new(now))
+    }
+
+    /// The producer's metrics at `now`.
+    pub fn metrics(&self, now: Instant) -> ProducerMetrics {
+        let fresh;
+        let r = match &self.metrics {
+            Some(r) => r,
+            None => {
+                fresh = Recorder::new(now);
+                &fresh
+            }
+        };
+        ProducerMetrics::snapshot(
+            r,
+            now,
+            self.shared.available_bytes(),
+            self.shared.total_bytes(),
+            self.mem_waiters.len(),
+            self.in_flight.len(),
+        )
+    }
+
+    fn refusal(&self) -> Option<ProduceError> {
+        if let Some(f) = &self.fatal {
+            return Some(f.clone());
+        }
+        (self.closing.is_some() || self.closed || self.shared.is_closed())
+            .then_some(ProduceError::Closed)
+    }
+
+    /// Queues a record, reserving its buffer memory here (when memory is short it waits, in
+    /// order, up to `max_block_ms`; then `delivery` gets [`ProduceError::MaxBlockTimeout`]).
+    /// A record without a timestamp gets the core's wall clock (see
+    /// [`ProducerCore::set_wall_clock`]).
+    pub fn send(&mut self, record: ProducerRecord, delivery: Delivery, now: Instant) {
+        self.enqueue(record, delivery, None, now);
+        self.run(now);
+    }
+
+    /// Queues a record whose `reserved` bytes of buffer memory a handle already took from
+    /// [`ProducerCore::shared`] (the lock-free fast path; see
+    /// [`ProducerShared::try_reserve`]). The memory returns to the account when the record
+    /// completes.
+    pub fn send_reserved(
+        &mut self,
+        record: ProducerRecord,
+        reserved: u64,
+        delivery: Delivery,
+        now: Instant,
+    ) {
+        if let Some(e) = self.refusal() {
+            self.shared.release(reserved);
+            delivery.complete(Err(e));
+            return;
+        }
+        let wake = self.accept(record, reserved, delivery, now);
+        if wake {
+            self.run(now);
+        }
+    }
+
+    /// Queues a record that waits for buffer memory (the slow path of a handle):
+    /// `admitted` gets `Ok` once the record is accepted, or the error that also completes
+    /// `delivery` (memory still short after `max_block_ms`, producer closed, record too
+    /// large).
+    pub fn send_waiting(
+        &mut self,
+        record: ProducerRecord,
+        delivery: Delivery,
+        admitted: oneshot::Sender<Result<(), ProduceError>>,
+        now: Instant,
+    ) {
+        self.enqueue(record, delivery, Some(admitted), now);
+        self.run(now);
+    }
+
+    fn enqueue(
+        &mut self,
+        record: ProducerRecord,
+        delivery: Delivery,
+        admitted: Option<oneshot::Sender<Result<(), ProduceError>>>,
+        now: Instant,
+    ) {
+        let fail = |delivery: Delivery,
+                    admitted: Option<oneshot::Sender<Result<(), ProduceError>>>,
+                    e: ProduceError| {
+            if let Some(a) = admitted {
+                let _ = a.send(Err(e.clone()));
+            }
+            delivery.complete(Err(e));
+        };
+        if let Some(e) = self.refusal() {
+            return fail(delivery, admitted, e);
+        }
+        let size = match self.shared.check_record(&record) {
+            Ok(size) => size,
+            Err(e) => return fail(delivery, admitted, e),
+        };
+        if self.mem_waiters.is_empty() && self.shared.reserve_ignoring_waiters(size) {
+            if let Some(a) = admitted {
+                let _ = a.send(Ok(()));
+            }
+            self.accept(record, size, delivery, now);
+        } else {
+            self.mem_waiters.push_back(MemWaiter {
+                record,
+                reserved: size,
+                delivery,
+                admitted,
+                deadline: now + self.max_block,
+            });
+            self.shared.set_waiting(self.mem_waiters.len());
+        }
+    }
+
+    /// Admits waiting senders in order while memory lasts.
+    fn admit_waiters(&mut self, now: Instant) {
+        while let Some(w) = self.mem_waiters.front() {
+            if !self.shared.reserve_ignoring_waiters(w.reserved) {
+                break;
+            }
+            let w = self.mem_waiters.pop_front().expect("front checked");
+            self.shared.set_waiting(self.mem_waiters.len());
+            if let Some(a) = w.admitted {
+                let _ = a.send(Ok(()));
+            }
+            self.accept(w.record, w.reserved, w.delivery, now);
+        }
+    }
+
+    /// Takes a record with its memory reserved. Returns whether the sender should run now (a
+    /// batch filled up, or the record must wait for metadata).
+    fn accept(
+        &mut self,
+        mut record: ProducerRecord,
+        reserved: u64,
+        delivery: Delivery,
+        now: Instant,
+    ) -> bool {
+        let timestamp = match record.timestamp {
+            Some(t) => t,
+            None => {
+                let t = self.wall_ms(now);
+                record.timestamp = Some(t);
+                t
+            }
+        };
+        self.recorder(now).record_size.record(reserved as f64, now);
+        self.pending += 1;
+        self.gen_count += 1;
+        let gen = self.gen;
+        if let Some(queue) = self.awaiting_metadata.get_mut(&record.topic) {
+            // Keep the order of records for a topic whose metadata is still coming.
+            queue.push_back(Queued {
+                record,
+                timestamp,
+                reserved,
+                delivery,
+                gen,
+                deadline: now + self.max_block,
+            });
+            return false;
+        }
+        let known = self.topic_known(&record.topic);
+        if !known {
+            let topic = record.topic.clone();
+            self.net.add_topic_interest(&topic);
+            self.net.request_metadata(false, now);
+            self.awaiting_metadata
+                .entry(topic)
+                .or_default()
+                .push_back(Queued {
+                    record,
+                    timestamp,
+                    reserved,
+                    delivery,
+                    gen,
+                    deadline: now + self.max_block,
+                });
+            return true;
+        }
+        self.append(record, timestamp, reserved, delivery, gen, now)
+    }
+
+    /// Whether the cluster view knows `topic` well enough to partition records for it.
+    fn topic_known(&mut self, topic: &Arc<str>) -> bool {
+        if let Some(c) = self.topic_cache.get(topic) {
+            return c.partitions > 0;
+        }
+        let cluster = self.net.cluster().clone();
+        match cluster.topic(topic) {
+            Some(t) if t.error.is_ok() && !t.partitions.is_empty() => {
+                let available = t
+                    .partitions
+                    .iter()
+                    .filter(|p| cluster.leader_for(topic, p.partition).is_some())
+                    .map(|p| p.partition)
+                    .collect();
+                self.topic_cache.insert(
+                    topic.clone(),
+                    TopicCache {
+                        partitions: t.partitions.len() as i32,
+                        available,
+                    },
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn append(
+        &mut self,
+        record: ProducerRecord,
+        timestamp: i64,
+        reserved: u64,
+        delivery: Delivery,
+        gen: u64,
+        now: Instant,
+    ) -> bool {
+        let (partitions, chosen) = {
+            let Some(cache) = self.topic_cache.get(&record.topic) else {
+                // topic_known() was checked by every caller; fail honestly if not.
+                self.fail_record(
+                    delivery,
+                    reserved,
+                    gen,
+                    ProduceError::UnknownTopic {
+                        topic: record.topic.to_string(),
+                    },
+                    now,
+                );
+                return false;
+            };
+            (cache.partitions, record.partition)
+        };
+        let bound = ProducerShared::record_size(&record);
+        let partition = match chosen {
+            Some(p) => p,
+            None => {
+                let mut p = self.choose_partition(&record, partitions);
+                let tp: Tp = (record.topic.clone(), p);
+                if p >= 0 && self.acc.needs_new_batch(&tp, bound) {
+                    // KIP-480: the sticky partitioner moves on when its batch is done.
+                    self.partitioner.on_new_batch(&record.topic, p);
+                    p = self.choose_partition(&record, partitions);
+                }
+                p
+            }
+        };
+        if partition < 0 || partition >= partitions {
+            let e = ProduceError::UnknownPartition {
+                topic: record.topic.to_string(),
+                partition,
+                partitions: partitions.max(0) as usize,
+            };
+            self.fail_record(delivery, reserved, gen, e, now);
+            return false;
+        }
+        let tp: Tp = (record.topic.clone(), partition);
+        match self.acc.append(
+            &tp,
+            timestamp,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            bound,
+            reserved,
+            delivery,
+            gen,
+            now,
+        ) {
+            Ok(appended) => {
+                if appended.new_batch {
+                    let linger_at = now + Duration::from_millis(self.config.linger_ms);
+                    self.consider_wakeup(linger_at);
+                }
+                appended.batch_full
+            }
+            Err((e, delivery)) => {
+                let e = ProduceError::Encode {
+                    topic: record.topic.to_string(),
+                    partition,
+                    detail: e.to_string(),
+                };
+                self.fail_record(delivery, reserved, gen, e, now);
+                false
+            }
+        }
+    }
+
+    fn choose_partition(&mut self, record: &ProducerRecord, partitions: i32) -> i32 {
+        let available: &[i32] = self
+            .topic_cache
+            .get(&record.topic)
+            .map_or(&[], |c| c.available.as_slice());
+        self.partitioner.partition(
+            &record.topic,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            partitions,
+            available,
+            self.net.rng(),
+        )
+    }
+
+    fn consider_wakeup(&mut self, t: Instant) {
+        self.next_wakeup = Some(self.next_wakeup.map_or(t, |n| n.min(t)));
+    }
+
+    /// One record is done: account for it (memory is released per batch by the caller).
+    fn record_done(&mut self, gen: u64) {
+        self.pending = self.pending.saturating_sub(1);
+        if gen == self.gen {
+            self.gen_count = self.gen_count.saturating_sub(1);
+        } else if let Some(n) = self.old_gens.get_mut(&gen) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.old_gens.remove(&gen);
+            }
+        }
+    }
+
+    fn fail_record(
+        &mut self,
+        delivery: Delivery,
+        reserved: u64,
+        gen: u64,
+        e: ProduceError,
+        now: Instant,
+    ) {
+        self.shared.release(reserved);
+        self.record_done(gen);
+        let r = self.recorder(now);
+        r.errors.record(1.0, now);
+        r.record_error_total += 1;
+        delivery.complete(Err(e));
+    }
+
+    /// Waits for every record accepted so far to complete, then calls `done` with `Ok`; or
+    /// with [`ProduceError::FlushTimeout`] if `timeout` passes first. Batches are sent
+    /// without waiting for `linger_ms` meanwhile.
+    pub fn flush(&mut self, done: DoneCallback, timeout: Option<Duration>, now: Instant) {
+        if self.pending == 0 {
+            done(Ok(()));
+            return;
+        }
+        if self.gen_count > 0 {
+            self.old_gens.insert(self.gen, self.gen_count);
+        }
+        let upto_gen = self.gen;
+        self.gen += 1;
+        self.gen_count = 0;
+        self.flushes.push(FlushWaiter {
+            upto_gen,
+            deadline: timeout.map(|t| now + t),
+            timeout: timeout.unwrap_or_default(),
+            done,
+        });
+        self.run(now);
+    }
+
+    /// Stops accepting records, sends what is buffered and calls `done` once everything is
+    /// delivered or failed and the connections are closed. With a `timeout`, whatever is
+    /// still pending when it passes fails with [`ProduceError::Closed`] and `done` gets
+    /// [`ProduceError::FlushTimeout`]. Senders waiting for memory fail with `Closed` at once.
+    pub fn close(&mut self, timeout: Option<Duration>, now: Instant, done: DoneCallback) {
+        if self.closed {
+            done(Ok(()));
+            return;
+        }
+        self.shared.set_closed();
+        for w in std::mem::take(&mut self.mem_waiters) {
+            if let Some(a) = w.admitted {
+                let _ = a.send(Err(ProduceError::Closed));
+            }
+            w.delivery.complete(Err(ProduceError::Closed));
+        }
+        self.shared.set_waiting(0);
+        let deadline = timeout.map(|t| now + t);
+        match &mut self.closing {
+            Some(c) => {
+                c.done.push(done);
+                if let Some(d) = deadline {
+                    c.deadline = Some(c.deadline.map_or(d, |x| x.min(d)));
+                    c.timeout = timeout.unwrap_or_default();
+                }
+            }
+            None => {
+                self.closing = Some(Closing {
+                    deadline,
+                    timeout: timeout.unwrap_or_default(),
+                    done: vec![done],
+                })
+            }
+        }
+        self.run(now);
+    }
+
+    /// Fails everything still pending with [`ProduceError::Closed`] and closes the network
+    /// at once (the driver's loop is stopping).
+    pub fn shutdown(&mut self) {
+        self.abort_all(ProduceError::Closed);
+        self.shared.set_closed();
+        self.net.close();
+        self.closed = true;
+        if let Some(c) = self.closing.take() {
+            for d in c.done {
+                d(Ok(()));
+            }
+        }
+        for f in std::mem::take(&mut self.flushes) {
+            (f.done)(Err(ProduceError::Closed));
+        }
+        for w in std::mem::take(&mut self.partition_waiters) {
+            (w.done)(Err(ProduceError::Closed));
+        }
+    }
+
+    /// The partitions of `topic` (fetching its metadata first if needed, up to
+    /// `max_block_ms`).
+    pub fn partitions_for(&mut self, topic: &str, now: Instant, done: PartitionsCallback) {
+        if let Some(e) = self.refusal() {
+            done(Err(e));
+            return;
+        }
+        match self.topic_partitions(topic) {
+            Some(result) => done(result),
+            None => {
+                self.net.add_topic_interest(topic);
+                self.net.request_metadata(false, now);
+                self.partition_waiters.push(PartitionsWaiter {
+                    topic: topic.to_owned(),
+                    deadline: now + self.max_block,
+                    done,
+                });
+                self.run(now);
+            }
+        }
+    }
+
+    /// The partitions of a topic the cluster view knows, or the error metadata gave for it;
+    /// `None` while it is unknown (or only transiently failing).
+    fn topic_partitions(&self, topic: &str) -> Option<Result<Vec<PartitionInfo>, ProduceError>> {
+        let t = self.net.cluster().topic(topic)?;
+        if t.error.is_ok() && !t.partitions.is_empty() {
+            return Some(Ok(t.partitions.clone()));
+        }
+        if t.error.is_err()
+            && !t.error.is_retriable()
+            && t.error != ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        {
+            return Some(Err(ProduceError::Broker {
+                topic: topic.to_owned(),
+                partition: -1,
+                broker: "metadata".into(),
+                code: t.error,
+                message: None,
+            }));
+        }
+        None
+    }
+
+    /// The sender loop: everything that follows an input.
+    fn run(&mut self, now: Instant) {
+        self.pump_network(now);
+        // Sending can complete requests at once (acks=0, or a failure while routing), which
+        // frees memory and capacity: go round again while that happens (bounded).
+        for _ in 0..64 {
+            self.run_sender(now);
+            if !self.pump_network(now) {
+                break;
+            }
+        }
+        self.compute_wakeup(now);
+    }
+
+    /// Moves the network's output to ours, handling its events. Returns whether any event
+    /// was handled.
+    fn pump_network(&mut self, now: Instant) -> bool {
+        let mut handled = false;
+        while let Some(o) = self.net.poll_output() {
+            match o {
+                Output::Event(e) => {
+                    handled = true;
+                    self.handle_net_event(e, now);
+                }
+                Output::Connect { conn, host, port } => {
+                    self.out.push_back(Output::Connect { conn, host, port })
+                }
+                Output::Transmit { conn, data } => {
+                    self.out.push_back(Output::Transmit { conn, data })
+                }
+                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+            }
+        }
+        handled
+    }
+
+    fn handle_net_event(&mut self, e: NetEvent, now: Instant) {
+        match e {
+            NetEvent::MetadataUpdated(_) => {
+                self.topic_cache.clear();
+            }
+            NetEvent::Response { id, result } => {
+                if self.init_request == Some(id) {
+                    self.init_request = None;
+                    self.on_init_producer_id(result, now);
+                } else if let Some(req) = self.in_flight.remove(&id) {
+                    self.on_produce_response(req, result, now);
+                }
+            }
+        }
+    }
+
+    fn run_sender(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.expire_waiters(now);
+        self.place_awaiting(now);
+        self.expire_batches(now);
+        self.maybe_init_producer_id(now);
+        self.send_ready(now);
+        self.check_flushes(now);
+        self.check_close(now);
+    }
+
+    fn expire_waiters(&mut self, now: Instant) {
+        while self.mem_waiters.front().is_some_and(|w| now >= w.deadline) {
+            let w = self.mem_waiters.pop_front().expect("front checked");
+            let e = ProduceError::MaxBlockTimeout {
+                what: format!("{} bytes of buffer memory", w.reserved),
+                after: self.max_block,
+            };
+            if let Some(a) = w.admitted {
+                let _ = a.send(Err(e.clone()));
+            }
+            let r = self.recorder(now);
+            r.errors.record(1.0, now);
+            r.record_error_total += 1;
+            w.delivery.complete(Err(e));
+        }
+        self.shared.set_waiting(self.mem_waiters.len());
+        let mut i = 0;
+        while i < self.partition_waiters.len() {
+            let topic = self.partition_waiters[i].topic.clone();
+            let result = match self.topic_partitions(&topic) {
+                Some(r) => Some(r),
+                None if now >= self.partition_waiters[i].deadline => {
+                    Some(Err(self.metadata_timeout_error(&topic)))
+                }
+                None => None,
+            };
+            match result {
+                Some(r) => {
+                    let w = self.partition_waiters.swap_remove(i);
+                    (w.done)(r);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    fn metadata_timeout_error(&self, topic: &str) -> ProduceError {
+        match self.net.cluster().topic(topic) {
+            Some(t) if t.error == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
+                ProduceError::UnknownTopic {
+                    topic: topic.to_owned(),
+                }
+            }
+            _ => ProduceError::MaxBlockTimeout {
+                what: format!("metadata for topic {topic:?}"),
+                after: self.max_block,
+            },
+        }
+    }
+
+    /// Partitions records whose topic metadata arrived; fails those past `max_block_ms`.
+    fn place_awaiting(&mut self, now: Instant) {
+        if self.awaiting_metadata.is_empty() {
+            return;
+        }
+        let topics: Vec<Arc<str>> = self.awaiting_metadata.keys().cloned().collect();
+        for topic in topics {
+            if self.topic_known(&topic) {
+                let queue = self.awaiting_metadata.remove(&topic).unwrap_or_default();
+                for q in queue {
+                    self.append(q.record, q.timestamp, q.reserved, q.delivery, q.gen, now);
+                }
+                continue;
+            }
+            let refused = match self.topic_partitions(&topic) {
+                Some(Err(e)) => Some(e),
+                _ => None,
+            };
+            let timeout_error = self.metadata_timeout_error(&topic);
+            let Some(queue) = self.awaiting_metadata.get_mut(&topic) else {
+                continue;
+            };
+            let mut failed = Vec::new();
+            if let Some(e) = refused {
+                failed.extend(queue.drain(..).map(|q| (q, e.clone())));
+            } else {
+                while queue.front().is_some_and(|q| now >= q.deadline) {
+                    let q = queue.pop_front().expect("front checked");
+                    failed.push((q, timeout_error.clone()));
+                }
+            }
+            if queue.is_empty() {
+                self.awaiting_metadata.remove(&topic);
+            }
+            for (q, e) in failed {
+                self.fail_record(q.delivery, q.reserved, q.gen, e, now);
+            }
+        }
+        if !self.awaiting_metadata.is_empty() {
+            // Keep asking; the network layer paces refreshes by retry_backoff_ms.
+            self.net.request_metadata(false, now);
+        }
+    }
+
+    fn expire_batches(&mut self, now: Instant) {
+        let expired = self.acc.expire(now);
+        for mut batch in expired {
+            let last_error = batch
+                .last_error
+                .take()
+                .or_else(|| self.why_not_sent(&batch, now));
+            let e = ProduceError::DeliveryTimeout {
+                topic: batch.topic.to_string(),
+                partition: batch.partition,
+                after: self.delivery_timeout,
+                last_error,
+            };
+            self.fail_batch(batch, e, now);
+        }
+    }
+
+    /// Why a batch that never got an answer was not sent, for its timeout report.
+    fn why_not_sent(&self, batch: &ProducerBatch, now: Instant) -> Option<String> {
+        let cluster = self.net.cluster();
+        match cluster.leader_for(&batch.topic, batch.partition) {
+            None => Some(format!(
+                "no leader known for {}-{}",
+                batch.topic, batch.partition
+            )),
+            Some(node) => {
+                let label = cluster
+                    .brokers
+                    .get(&node)
+                    .map(|b| format!("{}:{} (node {node})", b.host, b.port))
+                    .unwrap_or_else(|| format!("node {node}"));
+                match self.net.node_last_error(node) {
+                    Some(e) => Some(format!("leader {label} unreachable: {e}")),
+                    None if self
+                        .idem
+                        .as_ref()
+                        .is_some_and(|i| i.state != IdState::Ready) =>
+                    {
+                        Some("no producer id yet (InitProducerId pending)".into())
+                    }
+                    None if self.net.node_backoff_until(node, now).is_some() => {
+                        Some(format!("leader {label} backing off after failures"))
+                    }
+                    None => Some(format!("leader {label} not ready")),
+                }
+            }
+        }
+    }
+
+    fn maybe_init_producer_id(&mut self, now: Instant) {
+        let Some(idem) = &self.idem else { return };
+        if self.init_request.is_some() || !idem.wants_init(now) {
+            return;
+        }
+        if idem.is_bump() && !self.in_flight.is_empty() {
+            // Bumps wait for an idle pipeline, so no batch of the old epoch is in flight when
+            // sequences restart.
+            return;
+        }
+        let body = InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: i32::try_from(self.config.transaction_timeout_ms)
+                .unwrap_or(i32::MAX),
+            producer_id: idem.producer_id,
+            producer_epoch: idem.epoch,
+            ..Default::default()
+        };
+        let id = self.net.send(
+            Target::Any,
+            RequestBody::InitProducerId(body),
+            None,
+            true,
+            now,
+        );
+        self.init_request = Some(id);
+        if let Some(idem) = &mut self.idem {
+            idem.state = IdState::Requested(id);
+        }
+    }
+
+    fn on_init_producer_id(&mut self, result: Result<Response, NetError>, now: Instant) {
+        let retry_backoff = self.retry_backoff;
+        let Some(idem) = &mut self.idem else { return };
+        let retry = |idem: &mut Idempotence| {
+            idem.state = IdState::Needed;
+            idem.retry_at = Some(now + retry_backoff);
+        };
+        match result {
+            Ok(Response {
+                body: ResponseBody::InitProducerId(r),
+                node,
+                ..
+            }) => {
+                let code = ErrorCode(r.error_code);
+                if code.is_ok() {
+                    tracing::debug!(
+                        producer_id = r.producer_id,
+                        epoch = r.producer_epoch,
+                        "producer id"
+                    );
+                    idem.on_new_id(r.producer_id, r.producer_epoch);
+                    for tp in idem.take_resets() {
+                        self.acc.clear_stamps(&tp);
+                    }
+                } else if code == ErrorCode::INVALID_PRODUCER_EPOCH
+                    || code == ErrorCode::PRODUCER_FENCED
+                    || code == ErrorCode::UNKNOWN_PRODUCER_ID
+                {
+                    // The bump was refused: start over with a new id.
+                    idem.producer_id = crate::records::NO_PRODUCER_ID;
+                    idem.epoch = crate::records::NO_PRODUCER_EPOCH;
+                    retry(idem);
+                } else if code.is_retriable() {
+                    retry(idem);
+                } else {
+                    let e = ProduceError::Fatal(format!(
+                        "InitProducerId failed at node {node}: {code}"
+                    ));
+                    self.go_fatal(e, now);
+                }
+            }
+            Ok(_) => retry(idem),
+            Err(NetError::Closed) => {}
+            Err(e) if net_error_retriable(&e) => retry(idem),
+            Err(e) => {
+                // Unsupported (a broker before 0.11) or an authentication failure: no
+                // idempotent producer is possible.
+                self.go_fatal(
+                    ProduceError::Fatal(format!("InitProducerId failed: {e}")),
+                    now,
+                );
+            }
+        }
+    }
+
+    fn go_fatal(&mut self, e: ProduceError, now: Instant) {
+        tracing::warn!(error = %e, "producer failed");
+        self.fatal = Some(e.clone());
+        self.abort_all_at(e.clone(), now);
+        self.out.push_back(Output::Event(ProducerEvent::Fatal(e)));
+    }
+
+    fn abort_all(&mut self, e: ProduceError) {
+        let now = self.metrics.as_ref().map(|r| r.started);
+        match now {
+            Some(now) => self.abort_all_at(e, now),
+            None => {
+                // No input was ever handled, so nothing was accepted except perhaps through
+                // send_reserved before any metrics: still fail it all.
+                let batches = self.acc.take_all();
+                for b in batches {
+                    self.release_batch(b, Err(e.clone()), None);
+                }
+                for (_, q) in std::mem::take(&mut self.awaiting_metadata) {
+                    for q in q {
+                        self.shared.release(q.reserved);
+                        self.record_done(q.gen);
+                        q.delivery.complete(Err(e.clone()));
+                    }
+                }
+                for w in std::mem::take(&mut self.mem_waiters) {
+                    if let Some(a) = w.admitted {
+                        let _ = a.send(Err(e.clone()));
+                    }
+                    w.delivery.complete(Err(e.clone()));
+                }
+                self.shared.set_waiting(0);
+            }
+        }
+    }
+
+    /// Fails every record the producer holds with `e`.
+    fn abort_all_at(&mut self, e: ProduceError, now: Instant) {
+        for b in self.acc.take_all() {
+            self.fail_batch(b, e.clone(), now);
+        }
+        let in_flight = std::mem::take(&mut self.in_flight);
+        self.in_flight_per_node.clear();
+        for (_, req) in in_flight {
+            for b in req.batches {
+                self.fail_batch(b, e.clone(), now);
+            }
+        }
+        for (_, q) in std::mem::take(&mut self.awaiting_metadata) {
+            for q in q {
+                self.fail_record(q.delivery, q.reserved, q.gen, e.clone(), now);
+            }
+        }
+        for w in std::mem::take(&mut self.mem_waiters) {
+            if let Some(a) = w.admitted {
+                let _ = a.send(Err(e.clone()));
+            }
+            w.delivery.complete(Err(e.clone()));
+        }
+        self.shared.set_waiting(0);
+    }
+
+    /// Drains ready batches into one Produce request per ready broker.
+    fn send_ready(&mut self, now: Instant) {
+        if self.idem.as_ref().is_some_and(|i| !i.can_send()) {
+            return;
+        }
+        let force =
+            !self.flushes.is_empty() || self.closing.is_some() || !self.mem_waiters.is_empty();
+        let cluster = self.net.cluster().clone();
+        let ready = self.acc.ready(&cluster, now, force);
+        if ready.unknown_leader {
+            self.net.request_metadata(false, now);
+        }
+        if let Some(t) = ready.next_check {
+            self.consider_wakeup(t);
+        }
+        for node in ready.nodes {
+            if self.in_flight_per_node.get(&node).copied().unwrap_or(0) >= self.max_in_flight {
+                continue;
+            }
+            if !self.net.node_ready(node, now) {
+                if let Some(t) = self.net.node_backoff_until(node, now) {
+                    self.consider_wakeup(t);
+                }
+                continue;
+            }
+            if let Some(reason) = self.produce_unsupported(node) {
+                self.fail_node(&cluster, node, reason, now);
+                continue;
+            }
+            let (batches, failed) = self.acc.drain(
+                &cluster,
+                node,
+                self.config.max_request_size as usize,
+                now,
+                self.idem.as_mut(),
+            );
+            for (batch, e) in failed {
+                let e = ProduceError::Encode {
+                    topic: batch.topic.to_string(),
+                    partition: batch.partition,
+                    detail: e.to_string(),
+                };
+                self.fail_batch(batch, e, now);
+            }
+            if !batches.is_empty() {
+                self.send_produce(node, batches, now);
+            }
+        }
+    }
+
+    /// Why `node` cannot take our record batches (magic 2 needs Produce v3+), if it cannot.
+    fn produce_unsupported(&self, node: NodeId) -> Option<NetError> {
+        let (_, table) = self.net.broker_versions(node)?;
+        let max = table.broker_range(ApiKey::Produce).map(|(_, max)| max);
+        if max.is_some_and(|m| m >= 3) {
+            return None;
+        }
+        let broker = self
+            .net
+            .cluster()
+            .brokers
+            .get(&node)
+            .map(|b| format!("{}:{} (node {node})", b.host, b.port))
+            .unwrap_or_else(|| format!("node {node}"));
+        Some(NetError::Unsupported {
+            api: ApiKey::Produce,
+            broker,
+            detail: format!(
+                "record batches need Produce v3 or later (broker 0.11+); the broker supports {}",
+                max.map_or("no Produce version".to_owned(), |m| format!("up to v{m}"))
+            ),
+        })
+    }
+
+    fn fail_node(&mut self, cluster: &ClusterView, node: NodeId, e: NetError, now: Instant) {
+        loop {
+            let (batches, failed) = self.acc.drain(cluster, node, usize::MAX, now, None);
+            if batches.is_empty() && failed.is_empty() {
+                break;
+            }
+            for b in batches {
+                self.fail_batch(b, ProduceError::Network(e.clone()), now);
+            }
+            for (b, _) in failed {
+                self.fail_batch(b, ProduceError::Network(e.clone()), now);
+            }
+        }
+    }
+
+    fn send_produce(&mut self, node: NodeId, mut batches: Vec<ProducerBatch>, now: Instant) {
+        let mut topics: BTreeMap<Arc<str>, Vec<PartitionProduceData>> = BTreeMap::new();
+        let mut records = 0usize;
+        for b in &mut batches {
+            b.attempts += 1;
+            let first_send = b.attempts == 1;
+            let stamp = b.stamp;
+            let payload = b.payload(stamp).unwrap_or_default();
+            records += b.record_count();
+            let size = payload.len() as f64;
+            let uncompressed = b.uncompressed_size.max(1) as f64;
+            let count = b.record_count() as f64;
+            let queue_ms = now.saturating_duration_since(b.created).as_secs_f64() * 1000.0;
+            let r = self.recorder(now);
+            r.bytes.record(size, now);
+            r.records.record(count, now);
+            r.batch_size.record(size, now);
+            r.compression.record(size / uncompressed, now);
+            if first_send {
+                r.queue_time.record(queue_ms, now);
+            }
+            topics
+                .entry(b.topic.clone())
+                .or_default()
+                .push(PartitionProduceData {
+                    index: b.partition,
+                    records: Some(payload),
+                    ..Default::default()
+                });
+            self.acc.mark_in_flight(&(b.topic.clone(), b.partition), 1);
+        }
+        let r = self.recorder(now);
+        r.records_per_request.record(records as f64, now);
+        r.requests.record(1.0, now);
+        let body = ProduceRequest {
+            transactional_id: None,
+            acks: self.acks,
+            timeout_ms: self.request_timeout_ms,
+            topic_data: topics
+                .into_iter()
+                .map(|(name, partition_data)| TopicProduceData {
+                    name: name.to_string(),
+                    partition_data,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let expect_response = self.acks != 0;
+        *self.in_flight_per_node.entry(node).or_default() += 1;
+        // Registered before sending: an acks=0 request completes while it is written.
+        let id = self.net.send(
+            Target::Node(node),
+            RequestBody::Produce(body),
+            None,
+            expect_response,
+            now,
+        );
+        self.in_flight.insert(
+            id,
+            InFlight {
+                node,
+                batches,
+                sent_at: now,
+            },
+        );
+    }
+
+    fn on_produce_response(
+        &mut self,
+        req: InFlight,
+        result: Result<Response, NetError>,
+        now: Instant,
+    ) {
+        if let Some(n) = self.in_flight_per_node.get_mut(&req.node) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight_per_node.remove(&req.node);
+            }
+        }
+        for b in &req.batches {
+            self.acc.mark_in_flight(&(b.topic.clone(), b.partition), -1);
+        }
+        let latency = now.saturating_duration_since(req.sent_at).as_secs_f64() * 1000.0;
+        if self.acks != 0 {
+            self.recorder(now).latency.record(latency, now);
+        }
+        let broker = self
+            .net
+            .cluster()
+            .brokers
+            .get(&req.node)
+            .map(|b| format!("{}:{} (node {})", b.host, b.port, req.node))
+            .unwrap_or_else(|| format!("node {}", req.node));
+        match result {
+            Ok(resp) => {
+                let ResponseBody::Produce(body) = resp.body else {
+                    for b in req.batches {
+                        self.retry_or_fail(b, "unexpected response type".into(), None, now);
+                    }
+                    return;
+                };
+                if body.throttle_time_ms > 0 {
+                    self.recorder(now)
+                        .throttle
+                        .record(body.throttle_time_ms as f64, now);
+                }
+                if self.acks == 0 {
+                    for b in req.batches {
+                        self.complete_batch(b, -1, -1, now);
+                    }
+                    return;
+                }
+                let mut by_tp: BTreeMap<
+                    (&str, i32),
+                    &crate::protocol::produce::response::PartitionProduceResponse,
+                > = BTreeMap::new();
+                for t in &body.responses {
+                    for p in &t.partition_responses {
+                        by_tp.insert((t.name.as_str(), p.index), p);
+                    }
+                }
+                let mut metadata_stale = false;
+                let mut outcomes = Vec::with_capacity(req.batches.len());
+                for b in req.batches {
+                    let answer = by_tp.get(&(&*b.topic, b.partition)).map(|p| {
+                        (
+                            ErrorCode(p.error_code),
+                            p.base_offset,
+                            p.log_append_time_ms,
+                            p.log_start_offset,
+                            p.error_message.clone(),
+                        )
+                    });
+                    if let Some((code, ..)) = &answer {
+                        metadata_stale |= invalidates_metadata(*code);
+                    }
+                    outcomes.push((b, answer));
+                }
+                if metadata_stale {
+                    self.net.invalidate_metadata(now);
+                }
+                for (b, answer) in outcomes {
+                    match answer {
+                        None => self.retry_or_fail(
+                            b,
+                            format!("{broker} sent no answer for the partition"),
+                            None,
+                            now,
+                        ),
+                        Some((code, base, log_append, log_start, message)) => self
+                            .handle_partition_answer(
+                                b, &broker, code, base, log_append, log_start, message, now,
+                            ),
+                    }
+                }
+            }
+            Err(NetError::Closed) => {
+                for b in req.batches {
+                    self.fail_batch(b, ProduceError::Closed, now);
+                }
+            }
+            Err(e) if net_error_retriable(&e) => {
+                self.net.invalidate_metadata(now);
+                let text = e.to_string();
+                for b in req.batches {
+                    self.retry_or_fail(
+                        b,
+                        text.clone(),
+                        Some(ProduceError::Network(e.clone())),
+                        now,
+                    );
+                }
+            }
+            Err(e) => {
+                for b in req.batches {
+                    self.fail_batch(b, ProduceError::Network(e.clone()), now);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_partition_answer(
+        &mut self,
+        mut b: ProducerBatch,
+        broker: &str,
+        code: ErrorCode,
+        base_offset: i64,
+        log_append_time: i64,
+        log_start_offset: i64,
+        message: Option<String>,
+        now: Instant,
+    ) {
+        let tp: Tp = (b.topic.clone(), b.partition);
+        if code.is_ok() || code == ErrorCode::DUPLICATE_SEQUENCE_NUMBER {
+            // A duplicate was written before: the broker's offset (if it kept it) stands.
+            self.complete_batch(b, base_offset, log_append_time, now);
+            return;
+        }
+        let describe = || {
+            format!(
+                "{broker} answered {code}{}",
+                message
+                    .as_ref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            )
+        };
+        if code == ErrorCode::MESSAGE_TOO_LARGE && b.record_count() > 1 {
+            if let (Some(idem), Some(stamp)) = (&mut self.idem, b.stamp) {
+                // The refused batch leaves a hole in the sequence: re-sequence the partition
+                // under a new epoch.
+                idem.on_batch_done(&tp, &stamp);
+                idem.request_bump(&tp);
+            }
+            b.last_error = Some(describe());
+            let count = b.record_count();
+            let reserved = b.reserved;
+            let topic = b.topic.to_string();
+            let partition = b.partition;
+            let gens: Vec<u64> = b.thunks.iter().map(|t| t.gen).collect();
+            match b.split(self.acc.batch_ids()) {
+                Some(parts) => {
+                    tracing::debug!(%topic, partition, records = count, parts = parts.len(), "split a batch the broker found too large");
+                    self.acc.push_front_all(parts);
+                }
+                None => {
+                    // Unreachable for batches built here; the deliveries went with the
+                    // batch, so account for the records.
+                    self.shared.release(reserved);
+                    for g in gens {
+                        self.record_done(g);
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(idem) = &mut self.idem {
+            if fatal_for_idempotence(code) {
+                let e =
+                    ProduceError::Fatal(format!("{} for {}-{}", describe(), b.topic, b.partition));
+                self.fail_batch(b, e.clone(), now);
+                self.go_fatal(e, now);
+                return;
+            }
+            if let Some(stamp) = b.stamp {
+                if code == ErrorCode::UNKNOWN_PRODUCER_ID {
+                    // The broker lost our state (retention removed it); with the log start
+                    // unknown the partition may be moving, so just retry.
+                    if log_start_offset != -1 {
+                        idem.request_bump(&tp);
+                    }
+                    self.retry_or_fail(b, describe(), None, now);
+                    return;
+                }
+                if code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER {
+                    // An earlier batch failed or is being retried: wait for it. If this is
+                    // the first outstanding batch, the gap is real: bump the epoch.
+                    if idem.is_first_outstanding(&tp, &stamp) {
+                        idem.request_bump(&tp);
+                    }
+                    self.retry_or_fail(b, describe(), None, now);
+                    return;
+                }
+            }
+        }
+        if code.is_retriable() || code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
+            self.retry_or_fail(b, describe(), None, now);
+            return;
+        }
+        let e = ProduceError::Broker {
+            topic: b.topic.to_string(),
+            partition: b.partition,
+            broker: broker.to_owned(),
+            code,
+            message,
+        };
+        self.fail_batch(b, e, now);
+    }
+
+    /// Retries a batch after a retriable failure, unless its delivery timeout passed or its
+    /// retries are used up (then it fails with `final_error` or a delivery timeout).
+    fn retry_or_fail(
+        &mut self,
+        mut b: ProducerBatch,
+        error: String,
+        final_error: Option<ProduceError>,
+        now: Instant,
+    ) {
+        if now >= b.deadline {
+            let e = ProduceError::DeliveryTimeout {
+                topic: b.topic.to_string(),
+                partition: b.partition,
+                after: self.delivery_timeout,
+                last_error: Some(error),
+            };
+            self.fail_batch(b, e, now);
+            return;
+        }
+        if b.attempts > self.config.retries {
+            let e = final_error.unwrap_or_else(|| ProduceError::DeliveryTimeout {
+                topic: b.topic.to_string(),
+                partition: b.partition,
+                after: now.saturating_duration_since(b.created),
+                last_error: Some(format!("{error} (retries exhausted)")),
+            });
+            self.fail_batch(b, e, now);
+            return;
+        }
+        tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.attempts, %error, "retrying batch");
+        let count = b.record_count() as f64;
+        let r = self.recorder(now);
+        r.retries.record(count, now);
+        r.record_retry_total += count as u64;
+        b.last_error = Some(error);
+        b.retry_at = Some(now + self.retry_backoff);
+        self.consider_wakeup(now + self.retry_backoff);
+        self.acc.reenqueue(b);
+    }
+
+    /// Fails every record of a batch (queued, or answered and so no longer in flight).
+    fn fail_batch(&mut self, b: ProducerBatch, e: ProduceError, now: Instant) {
+        let tp: Tp = (b.topic.clone(), b.partition);
+        if let (Some(idem), Some(stamp)) = (&mut self.idem, b.stamp) {
+            // A batch that was sent fails for good: its sequence is unresolved, so later
+            // batches of the partition are re-sequenced under a new epoch (KIP-360).
+            idem.on_batch_done(&tp, &stamp);
+            if self.fatal.is_none() && !matches!(e, ProduceError::Closed) {
+                idem.request_bump(&tp);
+            }
+        }
+        let count = b.record_count() as u64;
+        let r = self.recorder(now);
+        r.errors.record(count as f64, now);
+        r.record_error_total += count;
+        tracing::debug!(batch = b.id, topic = %b.topic, partition = b.partition, records = count, error = %e, "batch failed");
+        self.release_batch(b, Err(e), Some(now));
+    }
+
+    fn complete_batch(
+        &mut self,
+        b: ProducerBatch,
+        base_offset: i64,
+        log_append_time: i64,
+        now: Instant,
+    ) {
+        let tp: Tp = (b.topic.clone(), b.partition);
+        if let (Some(idem), Some(stamp)) = (&mut self.idem, b.stamp) {
+            idem.on_batch_done(&tp, &stamp);
+        }
+        let count = b.record_count() as u64;
+        self.recorder(now).record_send_total += count;
+        self.release_batch(b, Ok((base_offset, log_append_time)), Some(now));
+    }
+
+    /// Completes every record of `b` and gives its memory back.
+    fn release_batch(
+        &mut self,
+        b: ProducerBatch,
+        outcome: Result<(i64, i64), ProduceError>,
+        now: Option<Instant>,
+    ) {
+        self.shared.release(b.reserved);
+        for (i, t) in b.thunks.into_iter().enumerate() {
+            self.record_done(t.gen);
+            let result = match &outcome {
+                Ok((base, log_append)) => {
+                    let (timestamp, timestamp_type) = if *log_append != -1 {
+                        (*log_append, TimestampType::LogAppendTime)
+                    } else {
+                        (t.timestamp, TimestampType::CreateTime)
+                    };
+                    Ok(RecordMetadata {
+                        topic: b.topic.clone(),
+                        partition: b.partition,
+                        offset: if *base >= 0 { base + i as i64 } else { -1 },
+                        timestamp,
+                        timestamp_type,
+                        serialized_key_size: t.key_size,
+                        serialized_value_size: t.value_size,
+                    })
+                }
+                Err(e) => Err(e.clone()),
+            };
+            t.delivery.complete(result);
+        }
+        if let Some(now) = now {
+            self.admit_waiters(now);
+        }
+    }
+
+    fn check_flushes(&mut self, now: Instant) {
+        if self.flushes.is_empty() {
+            return;
+        }
+        let oldest_pending = self.old_gens.keys().next().copied();
+        let mut i = 0;
+        while i < self.flushes.len() {
+            let f = &self.flushes[i];
+            let done = oldest_pending.is_none_or(|g| g > f.upto_gen);
+            if done {
+                let f = self.flushes.swap_remove(i);
+                (f.done)(Ok(()));
+            } else if f.deadline.is_some_and(|d| now >= d) {
+                let f = self.flushes.swap_remove(i);
+                let pending: usize = self.old_gens.range(..=f.upto_gen).map(|(_, n)| *n).sum();
+                (f.done)(Err(ProduceError::FlushTimeout {
+                    after: f.timeout,
+                    pending,
+                }));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn check_close(&mut self, now: Instant) {
+        let Some(closing) = &self.closing else {
+            return;
+        };
+        let idle = self.pending == 0 && self.in_flight.is_empty();
+        let expired = closing.deadline.is_some_and(|d| now >= d);
+        if !idle && !expired {
+            return;
+        }
+        let closing = self.closing.take().expect("checked above");
+        let pending = self.pending;
+        if !idle {
+            self.abort_all_at(ProduceError::Closed, now);
+        }
+        for f in std::mem::take(&mut self.flushes) {
+            (f.done)(if idle {
+                Ok(())
+            } else {
+                Err(ProduceError::Closed)
+            });
+        }
+        for w in std::mem::take(&mut self.partition_waiters) {
+            (w.done)(Err(ProduceError::Closed));
+        }
+        self.net.close();
+        self.pump_network(now);
+        self.closed = true;
+        for d in closing.done {
+            d(if idle {
+                Ok(())
+            } else {
+                Err(ProduceError::FlushTimeout {
+                    after: closing.timeout,
+                    pending,
+                })
+            });
+        }
+        self.out.push_back(Output::Event(ProducerEvent::Closed));
+    }
+
+    fn compute_wakeup(&mut self, now: Instant) {
+        let mut next = self.next_wakeup.filter(|t| *t > now);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        if self.closed {
+            self.next_wakeup = None;
+            return;
+        }
+        consider(self.acc.next_deadline());
+        consider(self.mem_waiters.front().map(|w| w.deadline));
+        consider(
+            self.awaiting_metadata
+                .values()
+                .filter_map(|q| q.front().map(|q| q.deadline))
+                .min(),
+        );
+        consider(self.partition_waiters.iter().map(|w| w.deadline).min());
+        consider(self.flushes.iter().filter_map(|f| f.deadline).min());
+        consider(self.closing.as_ref().and_then(|c| c.deadline));
+        if let Some(idem) = &self.idem {
+            if self.init_request.is_none() && idem.wants_init(now) {
+                // Waiting for an idle pipeline: responses wake us.
+            } else if let Some(t) = idem.retry_at.filter(|t| *t > now) {
+                consider(Some(t));
+            }
+        }
+        self.next_wakeup = next;
+    }
+}
+
+impl ClientCore for ProducerCore {
+    type Event = ProducerEvent;
+
+    fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.net.handle_connected(conn, now);
+        self.run(now);
+    }
+
+    fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        self.net.handle_data(conn, data, now);
+        self.run(now);
+    }
+
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        self.net.handle_closed(conn, reason, now);
+        self.run(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.net.handle_timeout(now);
+        self.next_wakeup = None;
+        self.run(now);
+    }
+
+    fn poll_output(&mut self) -> Option<Output<ProducerEvent>> {
+        if let Some(o) = self.out.pop_front() {
+            return Some(o);
+        }
+        // Every input moves the network's output here (handling its events), so the
+        // network's own queue is empty between inputs.
+        None
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let net = self.net.poll_timeout();
+        match (net, self.next_wakeup) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Producer metrics as kafka-python's `metrics()` reports them: rates and averages over a
+//! sliding window measured on the core's `now` (two 30-second samples, Kafka's defaults).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Length of one sample.
+const SAMPLE: Duration = Duration::from_secs(30);
+/// Samples kept.
+const SAMPLES: usize = 2;
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    start: Instant,
+    sum: f64,
+    count: u64,
+    max: f64,
+}
+
+/// One measured quantity over the window: its sum (for rates), count and max.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stat {
+    samples: Vec<Sample>,
+}
+
+impl Stat {
+    pub(crate) fn record(&mut self, value: f64, now: Instant) {
+        match self.samples.last_mut() {
+            Some(s) if now < s.start + SAMPLE => {
+                s.sum += value;
+                s.count += 1;
+                s.max = s.max.max(value);
+            }
+            _ => {
+                if self.samples.len() == SAMPLES {
+                    self.samples.remove(0);
+                }
+                self.samples.push(Sample {
+                    start: now,
+                    sum: value,
+                    count: 1,
+                    max: value,
+                });
+            }
+        }
+    }
+
+    fn live(&self, now: Instant) -> impl Iterator<Item = &Sample> {
+        self.samples
+            .iter()
+            .filter(move |s| now < s.start + SAMPLE * SAMPLES as u32)
+    }
+
+    /// Sum per second over the window (Kafka's `Rate`: elapsed since the oldest live sample,
+    /// at least one sample long so a fresh producer does not report huge rates).
+    pub(crate) fn rate(&self, now: Instant, first: Instant) -> f64 {
+        let sum: f64 = self.live(now).map(|s| s.sum).sum();
+        let oldest = self.live(now).map(|s| s.start).next().unwrap_or(now);
+        let elapsed = now
+            .saturating_duration_since(oldest.max(first))
+            .max(SAMPLE.min(now.saturating_duration_since(first)))
+            .max(Duration::from_millis(1));
+        sum / elapsed.as_secs_f64()
+    }
+
+    /// Count per second over the window.
+    pub(crate) fn count_rate(&self, now: Instant, first: Instant) -> f64 {
+        let mut counts = self.clone();
+        for s in &mut counts.samples {
+            s.sum = s.count as f64;
+        }
+        counts.rate(now, first)
+    }
+
+    /// Average value over the window (NaN without values, as Kafka reports).
+    pub(crate) fn avg(&self, now: Instant) -> f64 {
+        let (sum, count) = self
+            .live(now)
+            .fold((0.0, 0u64), |(s, c), x| (s + x.sum, c + x.count));
+        if count == 0 {
+            f64::NAN
+        } else {
+            sum / count as f64
+        }
+    }
+
+    /// Largest value over the window (NaN without values).
+    pub(crate) fn max(&self, now: Instant) -> f64 {
+        self.live(now).map(|s| s.max).fold(f64::NAN, f64::max)
+    }
+}
+
+/// What the core measures as it goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorder {
+    pub(crate) started: Instant,
+    /// Records sent (value: 1 per record, recorded per batch with the count).
+    pub(crate) records: Stat,
+    /// Bytes sent (per batch).
+    pub(crate) bytes: Stat,
+    /// Batch sizes (bytes on the wire).
+    pub(crate) batch_size: Stat,
+    /// Compressed / uncompressed per batch.
+    pub(crate) compression: Stat,
+    /// Records retried.
+    pub(crate) retries: Stat,
+    /// Records failed.
+    pub(crate) errors: Stat,
+    /// Request latency in ms.
+    pub(crate) latency: Stat,
+    /// Records per request.
+    pub(crate) records_per_request: Stat,
+    /// Record sizes (upper bounds, bytes).
+    pub(crate) record_size: Stat,
+    /// Time batches waited in the accumulator before their first send, in ms.
+    pub(crate) queue_time: Stat,
+    /// Broker throttle times in ms.
+    pub(crate) throttle: Stat,
+    /// Produce requests sent.
+    pub(crate) requests: Stat,
+    pub(crate) record_send_total: u64,
+    pub(crate) record_error_total: u64,
+    pub(crate) record_retry_total: u64,
+}
+
+impl Recorder {
+    pub(crate) fn new(now: Instant) -> Self {
+        Recorder {
+            started: now,
+            records: Stat::default(),
+            bytes: Stat::default(),
+            batch_size: Stat::default(),
+            compression: Stat::default(),
+            retries: Stat::default(),
+            errors: Stat::default(),
+            latency: Stat::default(),
+            records_per_request: Stat::default(),
+            record_size: Stat::default(),
+            queue_time: Stat::default(),
+            throttle: Stat::default(),
+            requests: Stat::default(),
+            record_send_total: 0,
+            record_error_total: 0,
+            record_retry_total: 0,
+        }
+    }
+}
+
+/// A snapshot of the producer's metrics. Rates are per second over the last minute or so
+/// (two 30-second samples); averages and maxima over the same window are NaN when nothing
+/// was measured, as in Kafka.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ProducerMetrics {
+    /// `record-send-rate`: records sent per second.
+    pub record_send_rate: f64,
+    /// `record-send-total`: records sent since the start.
+    pub record_send_total: f64,
+    /// `byte-rate`: bytes sent per second.
+    pub byte_rate: f64,
+    /// `batch-size-avg`: average batch size in bytes.
+    pub batch_size_avg: f64,
+    /// `batch-size-max`: largest batch in bytes.
+    pub batch_size_max: f64,
+    /// `compression-rate-avg`: average compressed/uncompressed size ratio of batches.
+    pub compression_rate_avg: f64,
+    /// `record-retry-rate`: records retried per second.
+    pub record_retry_rate: f64,
+    /// `record-retry-total`.
+    pub record_retry_total: f64,
+    /// `record-error-rate`: records failed per second.
+    pub record_error_rate: f64,
+    /// `record-error-total`.
+    pub record_error_total: f64,
+    /// `request-rate`: produce requests per second.
+    pub request_rate: f64,
+    /// `request-latency-avg`: average produce request latency in ms.
+    pub request_latency_avg: f64,
+    /// `request-latency-max`: largest produce request latency in ms.
+    pub request_latency_max: f64,
+    /// `records-per-request-avg`.
+    pub records_per_request_avg: f64,
+    /// `record-size-avg`: average record size in bytes (upper bound estimate).
+    pub record_size_avg: f64,
+    /// `record-queue-time-avg`: average ms a batch waited before its first send.
+    pub record_queue_time_avg: f64,
+    /// `produce-throttle-time-avg`: average broker throttle time in ms.
+    pub produce_throttle_time_avg: f64,
+    /// `buffer-available-bytes`.
+    pub buffer_available_bytes: f64,
+    /// `buffer-total-bytes`.
+    pub buffer_total_bytes: f64,
+    /// `waiting-threads`: senders waiting for buffer memory.
+    pub waiting_threads: f64,
+    /// `requests-in-flight`: produce requests awaiting a response.
+    pub requests_in_flight: f64,
+}
+
+impl ProducerMetrics {
+    pub(crate) fn snapshot(
+        r: &Recorder,
+        now: Instant,
+        buffer_available: u64,
+        buffer_total: u64,
+        waiting: usize,
+        in_flight: usize,
+    ) -> Self {
+        let first = r.started;
+        ProducerMetrics {
+            record_send_rate: r.records.rate(now, first),
+            record_send_total: r.record_send_total as f64,
+            byte_rate: r.bytes.rate(now, first),
+            batch_size_avg: r.batch_size.avg(now),
+            batch_size_max: r.batch_size.max(now),
+            compression_rate_avg: r.compression.avg(now),
+            record_retry_rate: r.retries.rate(now, first),
+            record_retry_total: r.record_retry_total as f64,
+            record_error_rate: r.errors.rate(now, first),
+            record_error_total: r.record_error_total as f64,
+            request_rate: r.requests.count_rate(now, first),
+            request_latency_avg: r.latency.avg(now),
+            request_latency_max: r.latency.max(now),
+            records_per_request_avg: r.records_per_request.avg(now),
+            record_size_avg: r.record_size.avg(now),
+            record_queue_time_avg: r.queue_time.avg(now),
+            produce_throttle_time_avg: r.throttle.avg(now),
+            buffer_available_bytes: buffer_available as f64,
+            buffer_total_bytes: buffer_total as f64,
+            waiting_threads: waiting as f64,
+            requests_in_flight: in_flight as f64,
+        }
+    }
+
+    /// The metrics by their kafka-python names (`record-send-rate`, `byte-rate`, ...).
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        [
+            ("record-send-rate", self.record_send_rate),
+            ("record-send-total", self.record_send_total),
+            ("byte-rate", self.byte_rate),
+            ("batch-size-avg", self.batch_size_avg),
+            ("batch-size-max", self.batch_size_max),
+            ("compression-rate-avg", self.compression_rate_avg),
+            ("record-retry-rate", self.record_retry_rate),
+            ("record-retry-total", self.record_retry_total),
+            ("record-error-rate", self.record_error_rate),
+            ("record-error-total", self.record_error_total),
+            ("request-rate", self.request_rate),
+            ("request-latency-avg", self.request_latency_avg),
+            ("request-latency-max", self.request_latency_max),
+            ("records-per-request-avg", self.records_per_request_avg),
+            ("record-size-avg", self.record_size_avg),
+            ("record-queue-time-avg", self.record_queue_time_avg),
+            ("produce-throttle-time-avg", self.produce_throttle_time_avg),
+            ("buffer-available-bytes", self.buffer_available_bytes),
+            ("buffer-total-bytes", self.buffer_total_bytes),
+            ("waiting-threads", self.waiting_threads),
+            ("requests-in-flight", self.requests_in_flight),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_averages_follow_the_window() {
+        let t0 = Instant::now();
+        let mut s = Stat::default();
+        assert!(s.avg(t0).is_nan());
+        for i in 0..30 {
+            s.record(10.0, t0 + Duration::from_secs(i));
+        }
+        let now = t0 + Duration::from_secs(30);
+        assert!((s.rate(now, t0) - 10.0).abs() < 1e-9, "{}", s.rate(now, t0));
+        assert_eq!(s.avg(now), 10.0);
+        assert_eq!(s.max(now), 10.0);
+        assert!((s.count_rate(now, t0) - 1.0).abs() < 1e-9);
+        // Two minutes later the window has moved past every sample.
+        let later = t0 + Duration::from_secs(150);
+        assert_eq!(s.rate(later, t0), 0.0);
+        assert!(s.avg(later).is_nan());
+    }
+}
