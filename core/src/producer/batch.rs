@@ -218,11 +218,13 @@ impl ProducerBatch {
         }
     }
 
-    /// Splits a batch the broker refused as too large into batches of at most `batch_size`
+    /// Splits a batch the broker refused as too large into batches of at most `limit`
     /// bytes each (one record at least), keeping record order and each record's delivery.
+    /// The caller passes at most half the batch's size so that every split makes progress.
     /// The new batches carry no stamp: they get sequences when drained. `None` if the bytes
     /// cannot be read back (they were built here, so that would be a bug).
-    pub(crate) fn split(mut self, next_id: &mut u64) -> Option<Vec<ProducerBatch>> {
+    pub(crate) fn split(mut self, next_id: &mut u64, limit: usize) -> Option<Vec<ProducerBatch>> {
+        self.settings.batch_size = limit;
         let payload = self.payload.take()?;
         let decoded = RecordBatch::decode(payload, &DecodeOptions::default()).ok()?;
         let records = decoded.decode_records().ok()?;
@@ -337,9 +339,8 @@ mod tests {
                 .unwrap();
         }
         b.payload(None).unwrap();
-        b.settings.batch_size = 400;
         let mut id = 1;
-        let parts = b.split(&mut id).unwrap();
+        let parts = b.split(&mut id, 400).unwrap();
         assert!(parts.len() >= 3, "{}", parts.len());
         let mut values = Vec::new();
         let mut reserved = 0;

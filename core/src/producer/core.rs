@@ -1449,7 +1449,8 @@ impl ProducerCore {
             let topic = b.topic.to_string();
             let partition = b.partition;
             let gens: Vec<u64> = b.thunks.iter().map(|t| t.gen).collect();
-            match b.split(self.acc.batch_ids()) {
+            let limit = (self.config.batch_size as usize).min(b.size_in_bytes() / 2);
+            match b.split(self.acc.batch_ids(), limit) {
                 Some(parts) => {
                     tracing::debug!(%topic, partition, records = count, parts = parts.len(), "split a batch the broker found too large");
                     self.acc.push_front_all(parts);
@@ -1751,6 +1752,10 @@ impl ClientCore for ProducerCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            // The network layer is closed too; nothing it might still report matters.
+            return None;
+        }
         let net = self.net.poll_timeout();
         match (net, self.next_wakeup) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -1,0 +1,971 @@
+//! The sans-IO producer core against the simulated cluster: acks, idempotence, retries,
+//! epoch bumps, duplicates, timeouts, buffer memory, flush and close, batch splitting.
+//!
+//! Every test runs in virtual time from a fixed seed, so a failure replays exactly.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafkit_core::config::{Acks, ProducerConfig};
+use kafkit_core::network::{ClientCore, NetOptions, Target};
+use kafkit_core::producer::{
+    Delivery, ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
+};
+use kafkit_core::protocol::create_topics::request::{CreatableTopic, CreatableTopicConfig};
+use kafkit_core::protocol::produce::response::{PartitionProduceResponse, TopicProduceResponse};
+use kafkit_core::protocol::{
+    ApiKey, CreateTopicsRequest, ErrorCode, ProduceRequest, ProduceResponse, RequestBody,
+    ResponseBody,
+};
+use kafkit_core::records::{DecodeOptions, RecordBatch, TimestampType};
+use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, Simulation};
+
+const WALL_START: i64 = 1_700_000_000_000;
+
+type Outcome = Result<RecordMetadata, ProduceError>;
+
+/// Outcomes by the index the test gave each record, with the virtual time they arrived.
+#[derive(Clone, Default)]
+struct Results(Arc<Mutex<BTreeMap<usize, Outcome>>>);
+
+impl Results {
+    fn delivery(&self, i: usize) -> Delivery {
+        let map = self.0.clone();
+        Delivery::Callback(Box::new(move |r| {
+            let prev = map.lock().unwrap().insert(i, r);
+            assert!(prev.is_none(), "record {i} completed twice");
+        }))
+    }
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    fn get(&self, i: usize) -> Option<Outcome> {
+        self.0.lock().unwrap().get(&i).cloned()
+    }
+    fn all(&self) -> BTreeMap<usize, Outcome> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct Env {
+    sim: Simulation<ProducerCore>,
+    cluster: Rc<RefCell<Cluster>>,
+    start: Instant,
+    results: Results,
+}
+
+fn producer_config(f: impl FnOnce(&mut ProducerConfig)) -> ProducerConfig {
+    let mut c = ProducerConfig::builder()
+        .bootstrap_servers("broker-0:9092")
+        .build()
+        .unwrap();
+    c.common.request_timeout_ms = 5_000;
+    c.common.retry_backoff_ms = 100;
+    c.linger_ms = 5;
+    f(&mut c);
+    c
+}
+
+fn env(cluster: ClusterConfig, config: ProducerConfig) -> Env {
+    let start = Instant::now();
+    let seed = cluster.seed;
+    let cluster = Rc::new(RefCell::new(Cluster::new(cluster, start)));
+    let mut opts = NetOptions::new(vec![("broker-0".into(), 9092)]);
+    opts.conn.request_timeout = Duration::from_millis(config.common.request_timeout_ms as u64);
+    opts.conn.setup_timeout = Duration::from_secs(2);
+    opts.retry_backoff = Duration::from_millis(config.common.retry_backoff_ms);
+    opts.seed = seed;
+    let mut core = ProducerCore::new(config, opts).unwrap();
+    core.set_wall_clock(start, WALL_START);
+    let mut sim = Simulation::new(core, seed, start)
+        .with_links(LinkConfig {
+            latency: Duration::from_micros(300),
+            jitter: Duration::from_micros(200),
+        })
+        .with_max_steps(2_000_000);
+    serve_cluster(&mut sim, &cluster);
+    Env {
+        sim,
+        cluster,
+        start,
+        results: Results::default(),
+    }
+}
+
+fn cluster_config(partitions: i32) -> ClusterConfig {
+    ClusterConfig {
+        brokers: 3,
+        default_partitions: partitions,
+        replication_factor: 1,
+        seed: 7,
+        ..ClusterConfig::default()
+    }
+}
+
+impl Env {
+    fn send(&mut self, i: usize, record: ProducerRecord) {
+        let now = self.sim.now();
+        let d = self.results.delivery(i);
+        self.sim.core().send(record, d, now);
+    }
+
+    fn run_until_done(&mut self, n: usize) {
+        let results = self.results.clone();
+        let done = self.sim.run_until(|_| results.len() >= n).unwrap();
+        assert!(done, "only {} of {n} records completed", self.results.len());
+    }
+
+    fn metrics(&mut self) -> kafkit_core::producer::ProducerMetrics {
+        let now = self.sim.now();
+        self.sim.core().metrics(now)
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.sim.now() - self.start
+    }
+
+    /// (offset, value) of every record stored in `topic`-`partition`.
+    fn log(&self, topic: &str, partition: i32) -> Vec<(i64, Bytes)> {
+        let cluster = self.cluster.borrow();
+        let Some(log) = cluster.partition(topic, partition) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for b in log.batches() {
+            let batch = RecordBatch::decode(b.data.clone(), &DecodeOptions::default()).unwrap();
+            for r in batch.records() {
+                let r = r.unwrap();
+                out.push((r.offset, r.value.unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    fn epochs(&self, topic: &str, partition: i32) -> Vec<(i64, i16)> {
+        let cluster = self.cluster.borrow();
+        cluster
+            .partition(topic, partition)
+            .map(|l| {
+                l.batches()
+                    .map(|b| (b.producer_id, b.producer_epoch))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn value(i: usize) -> Bytes {
+    Bytes::from(format!("value-{i:05}"))
+}
+
+/// Every record delivered, each exactly once in the log at the offset it was reported
+/// with, and in send order per partition.
+fn check_exactly_once(e: &Env, topic: &str, n: usize) {
+    let results = e.results.all();
+    assert_eq!(results.len(), n);
+    let mut by_partition: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (i, r) in &results {
+        let md = r
+            .as_ref()
+            .unwrap_or_else(|err| panic!("record {i} failed: {err}"));
+        assert_eq!(&*md.topic, topic);
+        by_partition
+            .entry(md.partition)
+            .or_default()
+            .push((md.offset, *i));
+    }
+    for (p, sent) in by_partition {
+        let log = e.log(topic, p);
+        assert_eq!(
+            log.len(),
+            sent.len(),
+            "partition {p}: duplicates or losses in the log"
+        );
+        let mut last = None;
+        for (offset, i) in sent {
+            let stored = log
+                .iter()
+                .find(|(o, _)| *o == offset)
+                .expect("offset in log");
+            assert_eq!(stored.1, value(i), "partition {p} offset {offset}");
+            // Indexes were sent in increasing order: offsets must increase with them.
+            if let Some(prev) = last {
+                assert!(offset > prev, "partition {p}: record {i} reordered");
+            }
+            last = Some(offset);
+        }
+    }
+}
+
+/// A Produce hook answer with `code` for every partition of the request.
+fn answer_all(
+    req: &ProduceRequest,
+    code: ErrorCode,
+    base_offset: i64,
+    log_start: i64,
+) -> HookAction {
+    HookAction::Respond(ResponseBody::Produce(ProduceResponse {
+        responses: req
+            .topic_data
+            .iter()
+            .map(|t| TopicProduceResponse {
+                name: t.name.clone(),
+                partition_responses: t
+                    .partition_data
+                    .iter()
+                    .map(|p| PartitionProduceResponse {
+                        index: p.index,
+                        error_code: code.code(),
+                        base_offset,
+                        log_start_offset: log_start,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }))
+}
+
+#[test]
+fn idempotent_acks_all_many_partitions_exactly_once_in_order() {
+    let config = producer_config(|c| c.batch_size = 2_000);
+    assert!(config.idempotence_enabled());
+    let mut e = env(cluster_config(6), config);
+    let n = 600;
+    for i in 0..n {
+        let mut r = ProducerRecord::new("events").value(value(i));
+        if i % 3 == 0 {
+            r = r.key(format!("key-{}", i % 17));
+        } else if i % 3 == 1 {
+            r = r.partition((i % 6) as i32);
+        }
+        e.send(i, r);
+    }
+    e.run_until_done(n);
+    check_exactly_once(&e, "events", n);
+    let results = e.results.all();
+    let partitions: std::collections::BTreeSet<i32> = results
+        .values()
+        .map(|r| r.as_ref().unwrap().partition)
+        .collect();
+    assert_eq!(partitions.len(), 6, "records spread over every partition");
+    for r in results.values() {
+        let md = r.as_ref().unwrap();
+        assert_eq!(md.timestamp_type, TimestampType::CreateTime);
+        assert!(md.timestamp >= WALL_START);
+        assert_eq!(md.serialized_value_size, 11);
+    }
+    // Every batch carries the producer id and epoch 0.
+    for p in 0..6 {
+        for (pid, epoch) in e.epochs("events", p) {
+            assert!(pid >= 0);
+            assert_eq!(epoch, 0);
+        }
+    }
+    let m = e.metrics();
+    assert!(m.records_per_request_avg > 1.0, "{m:?}");
+    assert_eq!(m.record_send_total, n as f64);
+    assert_eq!(m.record_error_total, 0.0);
+    assert_eq!(
+        m.buffer_available_bytes, m.buffer_total_bytes,
+        "memory all released"
+    );
+    assert!(m.request_latency_avg > 0.0);
+    assert_eq!(e.sim.core().pending_records(), 0);
+}
+
+#[test]
+fn keyed_records_follow_murmur2_and_explicit_partitions_hold() {
+    let mut e = env(cluster_config(4), producer_config(|_| {}));
+    e.send(0, ProducerRecord::new("k").key("alpha").value(value(0)));
+    e.send(1, ProducerRecord::new("k").key("alpha").value(value(1)));
+    e.send(2, ProducerRecord::new("k").partition(3).value(value(2)));
+    e.run_until_done(3);
+    let r = e.results.all();
+    let p0 = r[&0].as_ref().unwrap().partition;
+    assert_eq!(p0, kafkit_core::producer::partition_for_key(b"alpha", 4));
+    assert_eq!(r[&1].as_ref().unwrap().partition, p0);
+    assert_eq!(r[&2].as_ref().unwrap().partition, 3);
+    assert_eq!(r[&0].as_ref().unwrap().serialized_key_size, 5);
+    assert_eq!(r[&2].as_ref().unwrap().serialized_key_size, -1);
+    // A partition the topic does not have fails alone.
+    e.send(3, ProducerRecord::new("k").partition(9).value(value(3)));
+    e.run_until_done(4);
+    assert!(matches!(
+        e.results.get(3),
+        Some(Err(ProduceError::UnknownPartition {
+            partition: 9,
+            partitions: 4,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn acks_one_and_zero() {
+    let mut e = env(cluster_config(2), producer_config(|c| c.acks = Acks::One));
+    for i in 0..20 {
+        e.send(i, ProducerRecord::new("one").partition(0).value(value(i)));
+    }
+    e.run_until_done(20);
+    check_exactly_once(&e, "one", 20);
+
+    let mut e = env(cluster_config(2), producer_config(|c| c.acks = Acks::Zero));
+    for i in 0..20 {
+        e.send(i, ProducerRecord::new("zero").partition(1).value(value(i)));
+    }
+    e.run_until_done(20);
+    for (_, r) in e.results.all() {
+        let md = r.unwrap();
+        assert_eq!(md.offset, -1, "acks=0 knows no offset");
+        assert_eq!(md.partition, 1);
+    }
+    // Nothing acknowledged, but the broker got them: let the frames arrive.
+    e.sim.run_for(Duration::from_millis(100)).unwrap();
+    assert_eq!(e.log("zero", 1).len(), 20);
+}
+
+#[test]
+fn retriable_errors_are_retried_and_invalidate_metadata() {
+    let mut e = env(cluster_config(3), producer_config(|_| {}));
+    let calls = Rc::new(RefCell::new(0));
+    let c = calls.clone();
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |_, body| {
+            let RequestBody::Produce(req) = body else {
+                return HookAction::Pass;
+            };
+            *c.borrow_mut() += 1;
+            match *c.borrow() {
+                1 => answer_all(req, ErrorCode::NOT_LEADER_OR_FOLLOWER, -1, -1),
+                2 => answer_all(req, ErrorCode::REQUEST_TIMED_OUT, -1, -1),
+                3 => answer_all(req, ErrorCode::NOT_ENOUGH_REPLICAS, -1, -1),
+                _ => HookAction::Pass,
+            }
+        }),
+    );
+    for i in 0..50 {
+        e.send(i, ProducerRecord::new("retry").value(value(i)));
+    }
+    e.run_until_done(50);
+    check_exactly_once(&e, "retry", 50);
+    assert!(*calls.borrow() >= 4);
+    let m = e.metrics();
+    assert!(m.record_retry_total >= 50.0, "{m:?}");
+    // Three backoffs of 100ms at least.
+    assert!(
+        e.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        e.elapsed()
+    );
+}
+
+#[test]
+fn non_retriable_broker_error_fails_the_batch_clearly() {
+    let mut e = env(cluster_config(1), producer_config(|_| {}));
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(|_, body| match body {
+            RequestBody::Produce(req) => answer_all(req, ErrorCode::INVALID_RECORD, -1, -1),
+            _ => HookAction::Pass,
+        }),
+    );
+    e.send(0, ProducerRecord::new("bad").value(value(0)));
+    e.run_until_done(1);
+    let err = e.results.get(0).unwrap().unwrap_err();
+    let text = err.to_string();
+    assert!(!ErrorCode::INVALID_RECORD.is_retriable());
+    assert!(
+        matches!(
+            err,
+            ProduceError::Broker {
+                code: ErrorCode::INVALID_RECORD,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(text.contains("bad-0") && text.contains("(node "), "{text}");
+}
+
+#[test]
+fn duplicate_sequence_is_success_with_the_brokers_offset() {
+    let mut e = env(cluster_config(1), producer_config(|_| {}));
+    let first = Rc::new(RefCell::new(true));
+    let f = first.clone();
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |_, body| match body {
+            RequestBody::Produce(req) if f.replace(false) => {
+                answer_all(req, ErrorCode::DUPLICATE_SEQUENCE_NUMBER, 42, 0)
+            }
+            _ => HookAction::Pass,
+        }),
+    );
+    for i in 0..3 {
+        e.send(i, ProducerRecord::new("dup").value(value(i)));
+    }
+    e.run_until_done(3);
+    let offsets: Vec<i64> = (0..3)
+        .map(|i| e.results.get(i).unwrap().unwrap().offset)
+        .collect();
+    assert_eq!(offsets, vec![42, 43, 44]);
+}
+
+#[test]
+fn lost_responses_are_retried_without_duplicates() {
+    // The broker applies a request, but the connection drops before the answer arrives:
+    // the retry is recognised as a duplicate and every record is stored once.
+    let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));
+    let delayed = Rc::new(RefCell::new(0));
+    let d = delayed.clone();
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |_, body| match body {
+            RequestBody::Produce(_) if *d.borrow() < 2 => {
+                *d.borrow_mut() += 1;
+                HookAction::Delay(Duration::from_millis(50))
+            }
+            _ => HookAction::Pass,
+        }),
+    );
+    for i in 0..10 {
+        e.send(i, ProducerRecord::new("lost").value(value(i)));
+    }
+    // Let the first request reach the broker, then cut the connections.
+    let dd = delayed.clone();
+    e.sim.run_until(|_| *dd.borrow() >= 1).unwrap();
+    e.sim.run_for(Duration::from_millis(60)).unwrap();
+    e.sim.drop_connections("broker-0:9092");
+    e.run_until_done(10);
+    check_exactly_once(&e, "lost", 10);
+}
+
+#[test]
+fn unknown_producer_id_bumps_the_epoch_and_resequences() {
+    let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));
+    let state = Rc::new(RefCell::new(0));
+    let s = state.clone();
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |_, body| {
+            let RequestBody::Produce(req) = body else {
+                return HookAction::Pass;
+            };
+            *s.borrow_mut() += 1;
+            if *s.borrow() == 2 {
+                answer_all(req, ErrorCode::UNKNOWN_PRODUCER_ID, -1, 0)
+            } else {
+                HookAction::Pass
+            }
+        }),
+    );
+    e.send(0, ProducerRecord::new("bump").value(value(0)));
+    e.run_until_done(1);
+    for i in 1..5 {
+        e.send(i, ProducerRecord::new("bump").value(value(i)));
+    }
+    e.run_until_done(5);
+    check_exactly_once(&e, "bump", 5);
+    let epochs = e.epochs("bump", 0);
+    assert_eq!(epochs.first().map(|x| x.1), Some(0));
+    assert_eq!(epochs.last().map(|x| x.1), Some(1), "{epochs:?}");
+    assert_eq!(
+        epochs.first().map(|x| x.0),
+        epochs.last().map(|x| x.0),
+        "same producer id"
+    );
+}
+
+#[test]
+fn out_of_order_sequence_for_the_first_batch_bumps_the_epoch() {
+    let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));
+    let state = Rc::new(RefCell::new(0));
+    let s = state.clone();
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |_, body| {
+            let RequestBody::Produce(req) = body else {
+                return HookAction::Pass;
+            };
+            *s.borrow_mut() += 1;
+            if *s.borrow() == 1 {
+                answer_all(req, ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1, 0)
+            } else {
+                HookAction::Pass
+            }
+        }),
+    );
+    for i in 0..4 {
+        e.send(i, ProducerRecord::new("ooo").value(value(i)));
+    }
+    e.run_until_done(4);
+    check_exactly_once(&e, "ooo", 4);
+    assert!(e.epochs("ooo", 0).iter().all(|(_, epoch)| *epoch == 1));
+}
+
+#[test]
+fn message_too_large_splits_the_batch() {
+    for idempotent in [false, true] {
+        let mut e = env(
+            cluster_config(1),
+            producer_config(|c| {
+                c.enable_idempotence = Some(idempotent);
+                c.batch_size = 400;
+                c.linger_ms = 50;
+            }),
+        );
+        // The "broker" refuses any batch of more than 4 records (as max.message.bytes would).
+        e.cluster.borrow_mut().set_hook(
+            ApiKey::Produce,
+            Box::new(|_, body| {
+                let RequestBody::Produce(req) = body else {
+                    return HookAction::Pass;
+                };
+                let too_big = req
+                    .topic_data
+                    .iter()
+                    .flat_map(|t| &t.partition_data)
+                    .any(|p| {
+                        let b = RecordBatch::decode(
+                            p.records.clone().unwrap(),
+                            &DecodeOptions::default(),
+                        )
+                        .unwrap();
+                        b.record_count() > 4
+                    });
+                if too_big {
+                    answer_all(req, ErrorCode::MESSAGE_TOO_LARGE, -1, 0)
+                } else {
+                    HookAction::Pass
+                }
+            }),
+        );
+        for i in 0..20 {
+            e.send(i, ProducerRecord::new("big").value(value(i)));
+        }
+        e.run_until_done(20);
+        check_exactly_once(&e, "big", 20);
+        let batches = e
+            .cluster
+            .borrow()
+            .partition("big", 0)
+            .unwrap()
+            .batch_count();
+        assert!(batches >= 5, "idempotent={idempotent}: {batches} batches");
+    }
+}
+
+#[test]
+fn delivery_timeout_with_the_broker_gone_names_the_partition() {
+    let mut e = env(
+        ClusterConfig {
+            brokers: 1,
+            ..cluster_config(1)
+        },
+        producer_config(|c| {
+            c.linger_ms = 0;
+            c.common.request_timeout_ms = 2_000;
+            c.delivery_timeout_ms = Some(5_000);
+        }),
+    );
+    e.send(0, ProducerRecord::new("gone").value(value(0)));
+    e.run_until_done(1);
+    assert!(e.results.get(0).unwrap().is_ok());
+    e.sim.partition("broker-0:9092");
+    e.sim.drop_connections("broker-0:9092");
+    let sent_at = e.sim.now();
+    e.send(1, ProducerRecord::new("gone").value(value(1)));
+    e.run_until_done(2);
+    let waited = e.sim.now() - sent_at;
+    let err = e.results.get(1).unwrap().unwrap_err();
+    match &err {
+        ProduceError::DeliveryTimeout {
+            topic,
+            partition,
+            after,
+            last_error,
+        } => {
+            assert_eq!((topic.as_str(), *partition), ("gone", 0));
+            assert_eq!(*after, Duration::from_secs(5));
+            assert!(last_error.is_some(), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("gone-0"), "{err}");
+    assert!(waited >= Duration::from_secs(5), "{waited:?}");
+    assert!(
+        waited <= Duration::from_secs(5) + Duration::from_millis(2_100),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn unknown_topic_fails_after_max_block() {
+    let mut e = env(
+        ClusterConfig {
+            auto_create_topics: false,
+            ..cluster_config(1)
+        },
+        producer_config(|c| c.max_block_ms = 2_000),
+    );
+    e.send(0, ProducerRecord::new("nope").value(value(0)));
+    e.send(1, ProducerRecord::new("nope").value(value(1)));
+    e.run_until_done(2);
+    let err = e.results.get(0).unwrap().unwrap_err();
+    assert!(
+        matches!(&err, ProduceError::UnknownTopic { topic } if topic == "nope"),
+        "{err:?}"
+    );
+    assert!(e.elapsed() >= Duration::from_secs(2));
+    assert!(e.elapsed() < Duration::from_secs(3));
+    assert_eq!(e.sim.core().pending_records(), 0);
+    let m = e.metrics();
+    assert_eq!(m.buffer_available_bytes, m.buffer_total_bytes);
+
+    // With no broker answering at all it is a max-block timeout.
+    let mut e = env(
+        cluster_config(1),
+        producer_config(|c| c.max_block_ms = 1_000),
+    );
+    for addr in e.sim.server_addrs() {
+        e.sim.partition(&addr);
+    }
+    e.send(0, ProducerRecord::new("t").value(value(0)));
+    e.run_until_done(1);
+    let err = e.results.get(0).unwrap().unwrap_err();
+    assert!(
+        matches!(err, ProduceError::MaxBlockTimeout { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("\"t\""), "{err}");
+}
+
+#[test]
+fn buffer_memory_waits_in_order_then_admits() {
+    let mut e = env(
+        cluster_config(1),
+        producer_config(|c| {
+            c.buffer_memory = 8_000;
+            c.linger_ms = 20;
+        }),
+    );
+    let big = |i: usize| {
+        let mut v = value(i).to_vec();
+        v.resize(1_000, b'.');
+        ProducerRecord::new("mem").partition(0).value(v)
+    };
+    for i in 0..30 {
+        e.send(i, big(i));
+    }
+    let m = e.metrics();
+    assert!(m.waiting_threads >= 20.0, "{m:?}");
+    assert!(m.buffer_available_bytes < 1_100.0);
+    assert!(e.sim.core().pending_records() <= 8);
+    e.run_until_done(30);
+    let results = e.results.all();
+    let offsets: Vec<i64> = (0..30)
+        .map(|i| results[&i].as_ref().unwrap().offset)
+        .collect();
+    assert_eq!(
+        offsets,
+        (0..30).collect::<Vec<i64>>(),
+        "admitted in FIFO order"
+    );
+    let m = e.metrics();
+    assert_eq!(m.waiting_threads, 0.0);
+    assert_eq!(m.buffer_available_bytes, 8_000.0);
+}
+
+#[test]
+fn buffer_memory_wait_times_out_after_max_block() {
+    let mut e = env(
+        ClusterConfig {
+            brokers: 1,
+            ..cluster_config(1)
+        },
+        producer_config(|c| {
+            c.buffer_memory = 3_000;
+            c.max_block_ms = 1_000;
+            c.linger_ms = 0;
+        }),
+    );
+    e.send(0, ProducerRecord::new("m").value(value(0)));
+    e.run_until_done(1);
+    e.sim.partition("broker-0:9092");
+    e.sim.drop_connections("broker-0:9092");
+    let v = vec![0u8; 1_000];
+    for i in 1..=4 {
+        e.send(i, ProducerRecord::new("m").value(v.clone()));
+    }
+    e.run_until_done(3);
+    // Two fit; the two waiting fail after max_block_ms.
+    let err = e.results.get(3).unwrap().unwrap_err();
+    assert!(
+        matches!(err, ProduceError::MaxBlockTimeout { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("buffer memory"), "{err}");
+    assert!(e.results.get(4).unwrap().is_err());
+    assert!(e.results.get(1).is_none() && e.results.get(2).is_none());
+}
+
+#[test]
+fn record_too_large_fails_at_once() {
+    let mut e = env(
+        cluster_config(1),
+        producer_config(|c| {
+            c.max_request_size = 1_000;
+            c.buffer_memory = 500_000;
+        }),
+    );
+    e.send(0, ProducerRecord::new("t").value(vec![0u8; 2_000]));
+    assert!(matches!(
+        e.results.get(0),
+        Some(Err(ProduceError::RecordTooLarge {
+            setting: "max_request_size",
+            max: 1_000,
+            ..
+        }))
+    ));
+    let mut e = env(
+        cluster_config(1),
+        producer_config(|c| c.buffer_memory = 1_000),
+    );
+    e.send(0, ProducerRecord::new("t").value(vec![0u8; 2_000]));
+    assert!(matches!(
+        e.results.get(0),
+        Some(Err(ProduceError::RecordTooLarge {
+            setting: "buffer_memory",
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn flush_sends_without_waiting_for_linger() {
+    let mut e = env(cluster_config(2), producer_config(|c| c.linger_ms = 10_000));
+    for i in 0..5 {
+        e.send(i, ProducerRecord::new("f").value(value(i)));
+    }
+    let flushed = Arc::new(Mutex::new(None));
+    let f = flushed.clone();
+    let now = e.sim.now();
+    e.sim
+        .core()
+        .flush(Box::new(move |r| *f.lock().unwrap() = Some(r)), None, now);
+    let ff = flushed.clone();
+    e.sim.run_until(|_| ff.lock().unwrap().is_some()).unwrap();
+    assert_eq!(*flushed.lock().unwrap(), Some(Ok(())));
+    assert_eq!(
+        e.results.len(),
+        5,
+        "flush returns after every earlier record completed"
+    );
+    assert!(e.elapsed() < Duration::from_secs(1), "{:?}", e.elapsed());
+    // Flush with nothing pending completes at once.
+    let again = Arc::new(Mutex::new(None));
+    let a = again.clone();
+    let now = e.sim.now();
+    e.sim
+        .core()
+        .flush(Box::new(move |r| *a.lock().unwrap() = Some(r)), None, now);
+    assert_eq!(*again.lock().unwrap(), Some(Ok(())));
+}
+
+#[test]
+fn flush_timeout_reports_pending_records() {
+    let mut e = env(
+        ClusterConfig {
+            brokers: 1,
+            ..cluster_config(1)
+        },
+        producer_config(|c| c.linger_ms = 0),
+    );
+    e.send(0, ProducerRecord::new("f").value(value(0)));
+    e.run_until_done(1);
+    e.sim.partition("broker-0:9092");
+    e.sim.drop_connections("broker-0:9092");
+    for i in 1..4 {
+        e.send(i, ProducerRecord::new("f").value(value(i)));
+    }
+    let flushed = Arc::new(Mutex::new(None));
+    let f = flushed.clone();
+    let now = e.sim.now();
+    e.sim.core().flush(
+        Box::new(move |r| *f.lock().unwrap() = Some(r)),
+        Some(Duration::from_millis(500)),
+        now,
+    );
+    let ff = flushed.clone();
+    e.sim.run_until(|_| ff.lock().unwrap().is_some()).unwrap();
+    assert_eq!(
+        *flushed.lock().unwrap(),
+        Some(Err(ProduceError::FlushTimeout {
+            after: Duration::from_millis(500),
+            pending: 3
+        }))
+    );
+}
+
+#[test]
+fn close_delivers_what_is_buffered_then_refuses() {
+    let mut e = env(cluster_config(2), producer_config(|c| c.linger_ms = 10_000));
+    for i in 0..10 {
+        e.send(i, ProducerRecord::new("c").value(value(i)));
+    }
+    let closed = Arc::new(Mutex::new(None));
+    let c = closed.clone();
+    let now = e.sim.now();
+    e.sim
+        .core()
+        .close(None, now, Box::new(move |r| *c.lock().unwrap() = Some(r)));
+    e.send(10, ProducerRecord::new("c").value(value(10)));
+    assert!(matches!(e.results.get(10), Some(Err(ProduceError::Closed))));
+    let cc = closed.clone();
+    e.sim.run_until(|_| cc.lock().unwrap().is_some()).unwrap();
+    assert_eq!(*closed.lock().unwrap(), Some(Ok(())));
+    assert!((0..10).all(|i| e.results.get(i).unwrap().is_ok()));
+    assert!(e
+        .sim
+        .take_events()
+        .iter()
+        .any(|ev| matches!(ev, ProducerEvent::Closed)));
+    assert!(e.sim.core().is_closed());
+    assert_eq!(
+        e.sim.core().poll_timeout(),
+        None,
+        "nothing left to wake for"
+    );
+}
+
+#[test]
+fn close_with_timeout_fails_the_rest_with_closed() {
+    let mut e = env(
+        ClusterConfig {
+            brokers: 1,
+            ..cluster_config(1)
+        },
+        producer_config(|c| c.linger_ms = 0),
+    );
+    e.send(0, ProducerRecord::new("c").value(value(0)));
+    e.run_until_done(1);
+    e.sim.partition("broker-0:9092");
+    e.sim.drop_connections("broker-0:9092");
+    for i in 1..4 {
+        e.send(i, ProducerRecord::new("c").value(value(i)));
+    }
+    let closed = Arc::new(Mutex::new(None));
+    let c = closed.clone();
+    let now = e.sim.now();
+    e.sim.core().close(
+        Some(Duration::from_secs(1)),
+        now,
+        Box::new(move |r| *c.lock().unwrap() = Some(r)),
+    );
+    let cc = closed.clone();
+    e.sim.run_until(|_| cc.lock().unwrap().is_some()).unwrap();
+    assert!(matches!(
+        *closed.lock().unwrap(),
+        Some(Err(ProduceError::FlushTimeout { pending: 3, .. }))
+    ));
+    for i in 1..4 {
+        assert_eq!(e.results.get(i), Some(Err(ProduceError::Closed)));
+    }
+    assert!(e.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn log_append_time_is_reported() {
+    let mut e = env(cluster_config(1), producer_config(|_| {}));
+    let now = e.sim.now();
+    e.sim.core().network().send(
+        Target::Any,
+        RequestBody::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "lat".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                configs: vec![CreatableTopicConfig {
+                    name: "message.timestamp.type".into(),
+                    value: Some("LogAppendTime".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 1_000,
+            ..Default::default()
+        }),
+        None,
+        true,
+        now,
+    );
+    let cluster = e.cluster.clone();
+    e.sim
+        .run_until(|_| cluster.borrow().topic("lat").is_some())
+        .unwrap();
+    e.send(0, ProducerRecord::new("lat").value(value(0)).timestamp(5));
+    e.run_until_done(1);
+    let md = e.results.get(0).unwrap().unwrap();
+    assert_eq!(md.timestamp_type, TimestampType::LogAppendTime);
+    assert!(md.timestamp >= WALL_START, "{md:?}");
+}
+
+#[test]
+fn brokers_without_record_batches_are_refused_by_name() {
+    let mut cluster = cluster_config(1);
+    cluster.api_versions.insert(ApiKey::Produce, Some((0, 2)));
+    let mut e = env(
+        cluster,
+        producer_config(|c| c.enable_idempotence = Some(false)),
+    );
+    e.send(0, ProducerRecord::new("old").value(value(0)));
+    e.run_until_done(1);
+    let err = e.results.get(0).unwrap().unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ProduceError::Network(_)), "{err:?}");
+    assert!(
+        text.contains("Produce v3") && text.contains("broker-"),
+        "{text}"
+    );
+}
+
+#[test]
+fn transactional_id_is_refused() {
+    let config = producer_config(|c| c.transactional_id = Some("tx".into()));
+    let err = ProducerCore::new(config, NetOptions::new(vec![("b".into(), 9092)])).unwrap_err();
+    assert_eq!(
+        err,
+        ProduceError::InvalidConfig("transactions are not supported yet (transactional_id)".into())
+    );
+}
+
+#[test]
+fn compression_codecs_round_trip_through_the_broker() {
+    use kafkit_core::config::CompressionType;
+    for codec in [
+        CompressionType::Gzip,
+        CompressionType::Snappy,
+        CompressionType::Lz4,
+        CompressionType::Zstd,
+    ] {
+        let mut e = env(
+            cluster_config(1),
+            producer_config(|c| c.compression_type = codec),
+        );
+        for i in 0..50 {
+            e.send(i, ProducerRecord::new("z").value(value(i)));
+        }
+        e.run_until_done(50);
+        check_exactly_once(&e, "z", 50);
+        let m = e.metrics();
+        assert!(m.compression_rate_avg < 1.0, "{codec:?}: {m:?}");
+    }
+}
