@@ -8,5 +8,6 @@
 #![warn(missing_docs)]
 
 pub use kafkit_smol::{
-    driver_env, low_level_client, run, LowLevelHandle, SocketOptions, StartError,
+    driver_env, low_level_client, producer, run, LowLevelHandle, ProducerHandle, SocketOptions,
+    StartError, TypedProducerHandle,
 };

@@ -15,23 +15,23 @@
 #![warn(missing_docs)]
 
 mod event_loop;
+mod producer;
 
 use std::sync::mpsc;
 use std::sync::Arc;
 
 pub use event_loop::{run, Msg};
 pub use kafkit_core::driver::SocketOptions;
+pub use producer::{Producer, StartError, TypedProducer, Wait};
 
 use futures_executor::block_on;
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{command_queue_with_notify, LowLevelHandle, LowLevelHandler};
 use kafkit_core::network::{
-    ApiVersionTable, BrokerVersion, ClusterView, DriverEnv, NetError, NetOptions, Response, Target,
+    ApiVersionTable, BrokerVersion, ClusterView, DriverEnv, NetError, NetOptions, Response,
+    SetupError, Target,
 };
 use kafkit_core::protocol::RequestBody;
-
-/// Why a client could not be started.
-pub type StartError = kafkit_core::network::SetupError;
 
 /// The environment this driver gives the core: the ring crypto provider, the OS's root
 /// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
@@ -76,7 +76,7 @@ impl std::fmt::Debug for LowLevelClient {
 
 impl LowLevelClient {
     /// Starts the client's loop thread.
-    pub fn start(config: &CommonConfig) -> Result<Self, StartError> {
+    pub fn start(config: &CommonConfig) -> Result<Self, SetupError> {
         let opts = NetOptions::from_config(config, &driver_env())?;
         let socket = SocketOptions::from_config(config);
         let (msg_tx, msg_rx) = mpsc::channel();

@@ -13,13 +13,18 @@
 //! replication, fetch sessions, SASL and a group coordinator, answering real request frames
 //! through kafkit's generated codec, with fault hooks (crashes, leader moves, per-API request
 //! hooks). [`serve_cluster`] registers each of its brokers in a [`Simulation`].
+//!
+//! [`ProducerSim`] runs kafkit's producer against that cluster on virtual time;
+//! [`producer_core`] builds a producer core for simulations set up by hand.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cluster;
 pub mod dev_broker;
+mod producer;
 mod simulation;
 
 pub use cluster::{serve_cluster, Cluster, ClusterConfig, ClusterEndpoint, HookAction};
 pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};
+pub use producer::{producer_core, ProducerSim};
 pub use simulation::{Endpoint, EndpointOutput, LinkConfig, SimError, Simulation};

@@ -18,17 +18,17 @@
 #![warn(missing_docs)]
 
 mod event_loop;
+mod producer;
 
 pub use event_loop::run;
 pub use kafkit_core::driver::LowLevelHandle;
 pub use kafkit_core::driver::SocketOptions;
+pub use kafkit_core::driver::{ProducerHandle, TypedProducerHandle};
+pub use producer::{producer, StartError};
 
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{command_queue, LowLevelHandler};
-use kafkit_core::network::{DriverEnv, LowLevelClient, NetOptions};
-
-/// Why a client could not be started.
-pub type StartError = kafkit_core::network::SetupError;
+use kafkit_core::network::{DriverEnv, LowLevelClient, NetOptions, SetupError};
 
 /// The environment this driver gives the core: the ring crypto provider, the OS's root
 /// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
@@ -49,7 +49,7 @@ fn os_seed() -> u64 {
 
 /// Starts a [`LowLevelClient`] on a detached smol task and returns its handle. The loop needs
 /// an executor polling it: smol's global executor, or any `block_on` around the caller.
-pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, StartError> {
+pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, SetupError> {
     let opts = NetOptions::from_config(config, &driver_env())?;
     let socket = SocketOptions::from_config(config);
     let (tx, rx) = command_queue();

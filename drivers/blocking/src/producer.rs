@@ -1,0 +1,269 @@
+//! The producer for programs without an async runtime: [`Producer`] runs a [`ProducerCore`] on
+//! its own loop thread; its calls block the calling thread until the loop answers.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_executor::block_on;
+use kafkit_core::config::ProducerConfig;
+use kafkit_core::driver::{
+    command_queue_with_notify, ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock,
+};
+use kafkit_core::network::{NetOptions, PartitionInfo, SetupError};
+use kafkit_core::producer::{
+    DeliveryFuture, ProduceError, ProducerCore, ProducerMetrics, ProducerRecord, RecordMetadata,
+    Serializer,
+};
+
+use crate::{driver_env, run, Msg, SocketOptions, StopOnDrop};
+
+/// Why a client could not be started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The network could not be set up from the common options: a bad `bootstrap_servers`
+    /// entry, unreadable TLS files, missing SASL credentials, an invalid option.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The producer refused its configuration ([`ProduceError::InvalidConfig`]).
+    #[error(transparent)]
+    Producer(#[from] ProduceError),
+}
+
+/// The wall clock record timestamps (CreateTime) are read from: the system time.
+fn system_wall_clock() -> WallClock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
+/// Blocking waits on a [`DeliveryFuture`] (or any future), for code without an async runtime.
+///
+/// ```no_run
+/// use kafkit_blocking::{Producer, Wait};
+/// use kafkit_core::config::ProducerConfig;
+/// use kafkit_core::producer::ProducerRecord;
+///
+/// let producer = Producer::start(&ProducerConfig::default())?;
+/// let metadata = producer.send(ProducerRecord::new("orders").value("42 EUR"))?.wait()?;
+/// println!("offset {}", metadata.offset);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Wait: std::future::Future + Sized {
+    /// Blocks the calling thread until the future resolves. Do not call it from a delivery
+    /// callback: callbacks run on the producer's loop thread, which would then wait on itself.
+    fn wait(self) -> Self::Output {
+        block_on(self)
+    }
+}
+
+impl Wait for DeliveryFuture {}
+
+/// A Kafka producer on its own loop thread (kafka-python's `KafkaProducer`, Java's
+/// `KafkaProducer`). Cheap to clone and usable from any thread; the loop thread stops when the
+/// last clone is dropped, failing what is still buffered with [`ProduceError::Closed`]: call
+/// [`Producer::close`] (or [`Producer::flush`]) first to deliver it.
+///
+/// ```no_run
+/// use kafkit_blocking::{Producer, Wait};
+/// use kafkit_core::config::ProducerConfig;
+/// use kafkit_core::producer::ProducerRecord;
+///
+/// let config = ProducerConfig::builder().bootstrap_servers("localhost:9092").build()?;
+/// let producer = Producer::start(&config)?;
+/// // Fire many, then wait for them all.
+/// let deliveries: Vec<_> = (0..100)
+///     .map(|i| producer.send(ProducerRecord::new("events").key(format!("k{i}")).value("v")))
+///     .collect::<Result<_, _>>()?;
+/// producer.flush(None)?;
+/// for d in deliveries {
+///     let m = d.wait()?;
+///     println!("{}-{}@{}", m.topic, m.partition, m.offset);
+/// }
+/// producer.close(None)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    // Field order matters: the command sender must be gone before the final wake-up.
+    handle: ProducerHandle,
+    _stop: Arc<StopOnDrop>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    /// Starts the producer's loop thread. Connections open as records are sent.
+    pub fn start(config: &ProducerConfig) -> Result<Self, StartError> {
+        let opts = NetOptions::from_config(&config.common, &driver_env())?;
+        let socket = SocketOptions::from_config(&config.common);
+        let core = ProducerCore::new(config.clone(), opts)?;
+        let shared = core.shared();
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let wake = msg_tx.clone();
+        let (tx, rx) = command_queue_with_notify(move || {
+            let _ = wake.send(Msg::Wake);
+        });
+        let loop_tx = msg_tx.clone();
+        std::thread::Builder::new()
+            .name("kafkit-producer".into())
+            .spawn(move || {
+                run(
+                    core,
+                    ProducerHandler::default(),
+                    rx,
+                    msg_rx,
+                    loop_tx,
+                    socket,
+                )
+            })
+            .expect("spawning the producer thread");
+        Ok(Producer {
+            handle: ProducerHandle::new(tx, shared, system_wall_clock()),
+            _stop: Arc::new(StopOnDrop(msg_tx)),
+        })
+    }
+
+    /// Queues `record` and returns the future of its outcome (wait on it with [`Wait::wait`],
+    /// or `.await` it). Returns once the record is in the producer's buffer: at once while
+    /// buffer memory is free, otherwise after blocking for room, up to `max_block_ms`
+    /// ([`ProduceError::MaxBlockTimeout`]). Errors found before queueing (a record above
+    /// `max_request_size`, a closed producer) come back here.
+    pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        block_on(self.handle.send(record))
+    }
+
+    /// Queues `record` like [`Producer::send`]; `callback` gets its outcome. Callbacks run on
+    /// the producer's loop thread: keep them short and never call a blocking method of the
+    /// producer (or [`Wait::wait`]) from one.
+    pub fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata, ProduceError>) + Send + 'static,
+    ) -> Result<(), ProduceError> {
+        block_on(self.handle.send_with_callback(record, callback))
+    }
+
+    /// Queues `record` without ever blocking: fails at once if buffer memory is exhausted.
+    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        self.handle.try_send(record)
+    }
+
+    /// Sends everything buffered now (ignoring `linger_ms`) and blocks until each of those
+    /// records is delivered or failed, or `timeout` passes ([`ProduceError::FlushTimeout`]).
+    pub fn flush(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
+        block_on(self.handle.flush(timeout))
+    }
+
+    /// Delivers what is buffered (within `timeout`; `None` waits as long as delivery takes),
+    /// fails the rest with [`ProduceError::Closed`] and refuses later sends. Every clone is
+    /// closed.
+    pub fn close(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
+        block_on(self.handle.close(timeout))
+    }
+
+    /// The partitions of `topic` (fetching its metadata if needed, up to `max_block_ms`).
+    pub fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, ProduceError> {
+        block_on(self.handle.partitions_for(topic))
+    }
+
+    /// The producer's metrics now (kafka-python's names through
+    /// [`ProducerMetrics::to_map`]).
+    pub fn metrics(&self) -> Result<ProducerMetrics, ProduceError> {
+        block_on(self.handle.metrics())
+    }
+
+    /// The async handle on the same producer, for code that mixes blocking and async calls.
+    pub fn handle(&self) -> &ProducerHandle {
+        &self.handle
+    }
+
+    /// A producer of typed keys and values: `key` and `value` serialize them to bytes.
+    ///
+    /// ```no_run
+    /// use kafkit_blocking::{Producer, Wait};
+    /// use kafkit_core::config::ProducerConfig;
+    /// use kafkit_core::producer::serializer::{LongSerializer, StringSerializer};
+    ///
+    /// let producer = Producer::start(&ProducerConfig::default())?
+    ///     .with_serializers::<str, i64>(StringSerializer, LongSerializer);
+    /// producer.send("balances", Some("alice"), Some(&42))?.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_serializers<K: ?Sized, V: ?Sized>(
+        self,
+        key: impl Serializer<K> + Send + Sync + 'static,
+        value: impl Serializer<V> + Send + Sync + 'static,
+    ) -> TypedProducer<K, V> {
+        TypedProducer {
+            typed: self.handle.clone().with_serializers(key, value),
+            producer: self,
+        }
+    }
+}
+
+/// A [`Producer`] of typed keys and values, serialized by the serializers given to
+/// [`Producer::with_serializers`]. Cheap to clone.
+pub struct TypedProducer<K: ?Sized, V: ?Sized> {
+    // Field order matters: every command sender must be gone before the final wake-up,
+    // which the untyped producer's `StopOnDrop` sends.
+    typed: TypedProducerHandle<K, V>,
+    producer: Producer,
+}
+
+impl<K: ?Sized, V: ?Sized> Clone for TypedProducer<K, V> {
+    fn clone(&self) -> Self {
+        TypedProducer {
+            typed: self.typed.clone(),
+            producer: self.producer.clone(),
+        }
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> std::fmt::Debug for TypedProducer<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedProducer").finish_non_exhaustive()
+    }
+}
+
+impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
+    /// Serializes `key` and `value` and queues them for `topic`, as [`Producer::send`] does
+    /// (serialization errors are [`ProduceError::Serialize`]).
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        block_on(self.typed.send(topic, key, value))
+    }
+
+    /// Like [`TypedProducer::send`], with the partition, headers and timestamp of `record`
+    /// (whose own key and value are replaced by the serialized `key` and `value`).
+    pub fn send_record(
+        &self,
+        record: ProducerRecord,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        block_on(self.typed.send_record(record, key, value))
+    }
+
+    /// The untyped producer underneath, for [`Producer::flush`], [`Producer::close`],
+    /// [`Producer::metrics`] and records already in bytes.
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// The async handle on the same producer.
+    pub fn handle(&self) -> &TypedProducerHandle<K, V> {
+        &self.typed
+    }
+}

@@ -1,0 +1,264 @@
+//! The producer in the simulation: the very [`ProducerCore`] the drivers run, against the
+//! simulated cluster on virtual time.
+//!
+//! [`producer_core`] builds a core for a simulated cluster (its brokers as bootstrap, a seed,
+//! the cluster's wall clock for CreateTime), for simulations set up by hand.
+//! [`ProducerSim`] is the whole set-up in one value: a cluster, a simulation, and a producer
+//! whose calls run the simulation until they complete, with the same [`ProducerHandler`] the
+//! drivers' loops use.
+//!
+//! ```
+//! use kafkit_core::config::ProducerConfig;
+//! use kafkit_core::producer::ProducerRecord;
+//! use kafkit_sim::{ClusterConfig, ProducerSim};
+//!
+//! let mut p = ProducerSim::new(ClusterConfig::default(), &ProducerConfig::default(), 42)?;
+//! let mut delivery = p.send(ProducerRecord::new("orders").key("o-1").value("42 EUR"));
+//! p.flush(None)?.expect("flushed");
+//! let metadata = delivery.try_result().expect("completed").expect("delivered");
+//! assert_eq!(metadata.offset, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafkit_core::config::ProducerConfig;
+use kafkit_core::driver::{Handler, ProducerHandler};
+use kafkit_core::network::{DriverEnv, NetOptions, PartitionInfo};
+use kafkit_core::producer::{
+    Delivery, DeliveryFuture, ProduceError, ProducerCore, ProducerMetrics, ProducerRecord,
+    RecordMetadata,
+};
+
+use crate::{serve_cluster, Cluster, ClusterConfig, SimError, Simulation};
+
+/// A [`ProducerCore`] for the simulated `cluster`: `config` with the cluster's brokers as
+/// bootstrap servers (whatever `bootstrap_servers` says), every random choice from `seed`,
+/// and CreateTime taken from the cluster's wall clock ([`Cluster::wall_ms`]) as virtual time
+/// passes from `now`. TLS and SASL options apply as in a driver (the ring provider, no system
+/// root certificates).
+pub fn producer_core(
+    config: &ProducerConfig,
+    cluster: &Cluster,
+    seed: u64,
+    now: Instant,
+) -> Result<ProducerCore, ProduceError> {
+    let env = DriverEnv::new(
+        Arc::new(rustls::crypto::ring::default_provider()),
+        Vec::new,
+        |path| std::fs::read(path),
+        move || seed,
+    );
+    let mut opts = NetOptions::from_config(&config.common, &env)
+        .map_err(|e| ProduceError::InvalidConfig(e.to_string()))?;
+    opts.bootstrap = cluster
+        .brokers()
+        .iter()
+        .map(|b| (b.host.clone(), b.port as u16))
+        .collect();
+    opts.seed = seed;
+    let mut core = ProducerCore::new(config.clone(), opts)?;
+    core.set_wall_clock(now, cluster.wall_ms(now));
+    Ok(core)
+}
+
+/// Where a completion lands in a simulation, which never awaits futures.
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+fn slot<T>() -> Slot<T> {
+    Arc::new(Mutex::new(None))
+}
+
+fn take<T>(slot: &Slot<T>) -> Option<T> {
+    slot.lock().expect("slot lock").take()
+}
+
+/// A simulated cluster with one producer on it, on virtual time.
+///
+/// The calls that wait in a real driver ([`ProducerSim::flush`], [`ProducerSim::close`],
+/// [`ProducerSim::partitions_for`]) run the simulation until they complete; sends queue the
+/// record at the current virtual time and return at once. Everything replays from the seed.
+pub struct ProducerSim {
+    sim: Simulation<ProducerCore>,
+    handler: ProducerHandler,
+    cluster: Rc<RefCell<Cluster>>,
+}
+
+impl std::fmt::Debug for ProducerSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerSim")
+            .field("seed", &self.sim.seed())
+            .field("elapsed", &self.sim.elapsed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProducerSim {
+    /// A cluster as `cluster` describes (its own seed replaced by `seed`) and a producer as
+    /// `producer` describes (see [`producer_core`]), with default links.
+    pub fn new(
+        mut cluster: ClusterConfig,
+        producer: &ProducerConfig,
+        seed: u64,
+    ) -> Result<ProducerSim, ProduceError> {
+        let start = Instant::now();
+        cluster.seed = seed;
+        let cluster = Rc::new(RefCell::new(Cluster::new(cluster, start)));
+        let core = producer_core(producer, &cluster.borrow(), seed, start)?;
+        let mut sim = Simulation::new(core, seed, start);
+        serve_cluster(&mut sim, &cluster);
+        Ok(ProducerSim {
+            sim,
+            handler: ProducerHandler::default(),
+            cluster,
+        })
+    }
+
+    /// The simulation, for faults (`drop_connections`, `partition`, ...), link settings and
+    /// virtual time.
+    pub fn sim(&mut self) -> &mut Simulation<ProducerCore> {
+        &mut self.sim
+    }
+
+    /// The cluster, for faults (crashes, leader moves, hooks) and for reading partition logs.
+    pub fn cluster(&self) -> &Rc<RefCell<Cluster>> {
+        &self.cluster
+    }
+
+    /// The producer core itself.
+    pub fn core(&mut self) -> &mut ProducerCore {
+        self.sim.core()
+    }
+
+    /// Queues `record` now; the future resolves as the simulation runs (read it with
+    /// [`DeliveryFuture::try_result`]). Unlike a driver's `send`, this never waits for buffer
+    /// memory: a record that does not fit waits inside the core, up to `max_block_ms` of
+    /// virtual time, and fails there.
+    pub fn send(&mut self, record: ProducerRecord) -> DeliveryFuture {
+        let (delivery, future) = DeliveryFuture::new();
+        self.send_with(record, delivery);
+        future
+    }
+
+    /// Queues `record` now; `callback` gets its outcome as the simulation runs.
+    pub fn send_with_callback(
+        &mut self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata, ProduceError>) + Send + 'static,
+    ) {
+        self.send_with(record, Delivery::Callback(Box::new(callback)));
+    }
+
+    /// Queues `record` now with any [`Delivery`].
+    pub fn send_with(&mut self, record: ProducerRecord, delivery: Delivery) {
+        let now = self.sim.now();
+        self.sim.core().send(record, delivery, now);
+        self.sim.drain();
+    }
+
+    /// Flushes (see the drivers' `flush`) and runs until the flush completes.
+    pub fn flush(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Result<(), ProduceError>, SimError> {
+        let done = slot();
+        let now = self.sim.now();
+        let d = done.clone();
+        self.sim.core().flush(
+            Box::new(move |r| *d.lock().expect("slot lock") = Some(r)),
+            timeout,
+            now,
+        );
+        self.wait(&done)
+    }
+
+    /// Closes the producer (see the drivers' `close`) and runs until the close completes.
+    pub fn close(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Result<(), ProduceError>, SimError> {
+        let done = slot();
+        let now = self.sim.now();
+        let d = done.clone();
+        self.sim.core().close(
+            timeout,
+            now,
+            Box::new(move |r| *d.lock().expect("slot lock") = Some(r)),
+        );
+        self.wait(&done)
+    }
+
+    /// The partitions of `topic`, fetching its metadata in the simulation if needed.
+    pub fn partitions_for(
+        &mut self,
+        topic: &str,
+    ) -> Result<Result<Vec<PartitionInfo>, ProduceError>, SimError> {
+        let done = slot();
+        let now = self.sim.now();
+        let d = done.clone();
+        self.sim.core().partitions_for(
+            topic,
+            now,
+            Box::new(move |r| *d.lock().expect("slot lock") = Some(r)),
+        );
+        self.wait(&done)
+    }
+
+    /// The producer's metrics at the current virtual time.
+    pub fn metrics(&mut self) -> ProducerMetrics {
+        let now = self.sim.now();
+        self.sim.core().metrics(now)
+    }
+
+    /// Runs for `duration` of virtual time, handing the core's events to the producer's
+    /// handler as a driver's loop does.
+    pub fn run_for(&mut self, duration: Duration) -> Result<(), SimError> {
+        self.sim.run_for(duration)?;
+        self.pump();
+        Ok(())
+    }
+
+    /// Steps until `done` holds (see [`Simulation::run_until`]: an error naming the seed past
+    /// the step bound, `false` if nothing is left to happen first), handing the core's events
+    /// to the producer's handler as a driver's loop does.
+    pub fn run_until(
+        &mut self,
+        mut done: impl FnMut(&mut Simulation<ProducerCore>) -> bool,
+    ) -> Result<bool, SimError> {
+        let handler = &mut self.handler;
+        self.sim.run_until(|s| {
+            pump(s, handler);
+            done(s)
+        })
+    }
+
+    /// Runs until `slot` is filled.
+    fn wait<T>(&mut self, slot: &Slot<T>) -> Result<T, SimError> {
+        let filled = |_: &mut Simulation<ProducerCore>| slot.lock().expect("slot lock").is_some();
+        if !self.run_until(filled)? {
+            // Every producer call completes by a deadline the core keeps: an idle simulation
+            // with a call still open is a bug in the core.
+            panic!(
+                "simulation (seed {}) went idle before the producer answered",
+                self.sim.seed()
+            );
+        }
+        Ok(take(slot).expect("filled"))
+    }
+
+    /// Hands the core's events to the handler.
+    fn pump(&mut self) {
+        pump(&mut self.sim, &mut self.handler);
+    }
+}
+
+/// Hands the producer's events to `handler`, as a driver's loop does.
+fn pump(sim: &mut Simulation<ProducerCore>, handler: &mut ProducerHandler) {
+    let now = sim.now();
+    for event in sim.take_events() {
+        handler.on_event(sim.core(), event, now);
+    }
+}

@@ -1,0 +1,66 @@
+//! The producer on smol: [`producer`] starts a [`ProducerCore`] on the generic event loop and
+//! hands out its [`ProducerHandle`].
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafkit_core::config::ProducerConfig;
+use kafkit_core::driver::{command_queue, ProducerHandle, ProducerHandler, WallClock};
+use kafkit_core::network::{NetOptions, SetupError};
+use kafkit_core::producer::{ProduceError, ProducerCore};
+
+use crate::{driver_env, run, SocketOptions};
+
+/// Why a client could not be started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The network could not be set up from the common options: a bad `bootstrap_servers`
+    /// entry, unreadable TLS files, missing SASL credentials, an invalid option.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The producer refused its configuration ([`ProduceError::InvalidConfig`]).
+    #[error(transparent)]
+    Producer(#[from] ProduceError),
+}
+
+/// The wall clock record timestamps (CreateTime) are read from: the system time.
+pub(crate) fn system_wall_clock() -> WallClock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    })
+}
+
+/// Starts a producer on a detached smol task and returns its handle. The loop needs an
+/// executor polling it: smol's global executor, or any `block_on` around the caller.
+///
+/// The handle is cheap to clone. The producer's task stops when the last clone is dropped;
+/// call [`ProducerHandle::close`] (or [`ProducerHandle::flush`]) first to deliver what is
+/// still buffered.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> { smol::block_on(async {
+/// use kafkit_core::config::ProducerConfig;
+/// use kafkit_core::producer::ProducerRecord;
+///
+/// let config = ProducerConfig::builder().bootstrap_servers("localhost:9092").build()?;
+/// let producer = kafkit_smol::producer(&config)?;
+/// let delivery = producer
+///     .send(ProducerRecord::new("orders").key("order-1").value("42 EUR"))
+///     .await?;
+/// let metadata = delivery.await?;
+/// println!("written at {}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+/// producer.close(None).await?;
+/// # Ok(()) }) }
+/// ```
+pub fn producer(config: &ProducerConfig) -> Result<ProducerHandle, StartError> {
+    let opts = NetOptions::from_config(&config.common, &driver_env())?;
+    let socket = SocketOptions::from_config(&config.common);
+    let core = ProducerCore::new(config.clone(), opts)?;
+    let shared = core.shared();
+    let (tx, rx) = command_queue();
+    smol::spawn(run(core, ProducerHandler::default(), rx, socket)).detach();
+    Ok(ProducerHandle::new(tx, shared, system_wall_clock()))
+}
