@@ -402,7 +402,7 @@ mod tests {
         }
         // ~110 bytes a record, 61 of header: 8 records a batch.
         assert_eq!(acc.queued(&tp(0)), new_batches);
-        assert!(new_batches >= 3 && new_batches <= 5, "{new_batches}");
+        assert!((3..=5).contains(&new_batches), "{new_batches}");
         let view = cluster(1, |_| 0);
         let r = acc.ready(&view, now, false);
         assert!(r.nodes.contains(&0), "full batches are ready before linger");
