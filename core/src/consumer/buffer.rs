@@ -66,6 +66,8 @@ pub(crate) enum TakeEnd {
 pub(crate) struct TakeStats {
     /// The largest decompressed batch decoded.
     pub largest: usize,
+    /// The largest batch decoded, as it was on the wire.
+    pub largest_raw: usize,
     /// The most this fetch accounted for at any point.
     pub peak: u64,
 }
@@ -115,6 +117,25 @@ impl CompletedFetch {
         }
     }
 
+    /// The largest batch in the unread data, read from the batches' length fields without
+    /// decoding them.
+    pub fn largest_batch(&self) -> usize {
+        let mut largest = 0;
+        let mut rest = &self.data[..];
+        while let Some(len) = rest.get(8..12) {
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            let size = usize::try_from(len)
+                .unwrap_or(0)
+                .saturating_add(LOG_OVERHEAD);
+            largest = largest.max(size.min(rest.len()));
+            if size <= LOG_OVERHEAD || size > rest.len() {
+                break;
+            }
+            rest = &rest[size..];
+        }
+        largest
+    }
+
     /// Bytes this fetch accounts for (see the module docs).
     pub fn accounted(&self) -> u64 {
         let current = self
@@ -138,6 +159,7 @@ impl CompletedFetch {
         let mut taken = 0;
         let mut stats = TakeStats {
             largest: 0,
+            largest_raw: 0,
             peak: self.accounted(),
         };
         while taken < max {
@@ -145,6 +167,8 @@ impl CompletedFetch {
                 match self.next_batch(others, bound, opts) {
                     Ok(Some(size)) => {
                         stats.largest = stats.largest.max(size);
+                        let raw = self.current.as_ref().map_or(0, |c| c.raw_len);
+                        stats.largest_raw = stats.largest_raw.max(raw);
                         stats.peak = stats.peak.max(self.accounted());
                     }
                     Ok(None) => return (TakeEnd::Exhausted, stats),
@@ -376,6 +400,9 @@ pub(crate) struct FetchBuffer {
     fetches: BTreeMap<TopicPartition, CompletedFetch>,
     /// The largest decompressed batch seen: room the fetcher leaves for the next one.
     pub largest_decompressed: u64,
+    /// The largest batch seen on the wire: a fetch with less room than this would get one
+    /// whole batch anyway (KIP-74) and overshoot, so it waits.
+    pub largest_raw: u64,
 }
 
 impl FetchBuffer {
@@ -561,8 +588,9 @@ mod tests {
         };
         let (b0, b1) = (big(0), big(10));
         let raw = (b0.len() + b1.len()) as u64;
-        let mut f = CompletedFetch::new(tp(), 0, concat(&[b0.clone(), b1]), false, []);
+        let mut f = CompletedFetch::new(tp(), 0, concat(&[b0.clone(), b1.clone()]), false, []);
         assert_eq!(f.accounted(), raw);
+        assert_eq!(f.largest_batch(), b0.len().max(b1.len()));
         let mut out = ConsumerRecords::default();
         let (end, stats) = f.take(1, &mut out, 0, u64::MAX, DecodeOptions::default());
         assert_eq!(end, TakeEnd::Full);

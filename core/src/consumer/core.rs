@@ -244,6 +244,7 @@ impl ConsumerCore {
             let (next_offset, last_epoch) = (fetch.next_offset, fetch.last_epoch);
             self.buffer.largest_decompressed =
                 self.buffer.largest_decompressed.max(stats.largest as u64);
+            self.buffer.largest_raw = self.buffer.largest_raw.max(stats.largest_raw as u64);
             let peak = others + stats.peak;
             let s = &mut self.fetcher.stats;
             s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
@@ -702,7 +703,11 @@ impl ConsumerCore {
         for (node, parts) in by_node {
             let held = self.buffer.accounted();
             let headroom = self.buffer.largest_decompressed;
-            let Some(max_bytes) = self.fetcher.request_budget(held, headroom, nodes) else {
+            let min_useful = self.buffer.largest_raw;
+            let Some(max_bytes) = self
+                .fetcher
+                .request_budget(held, headroom, min_useful, nodes)
+            else {
                 break;
             };
             let part_max = self.fetcher.settings.partition_max_bytes.min(max_bytes);
@@ -897,13 +902,16 @@ impl ConsumerCore {
                                 .unwrap_or_default()
                                 .into_iter()
                                 .map(|a| (a.producer_id, a.first_offset));
-                            self.buffer.insert(CompletedFetch::new(
+                            let fetch = CompletedFetch::new(
                                 tp,
                                 asked.fetch_offset,
                                 records,
                                 self.read_committed,
                                 aborted,
-                            ));
+                            );
+                            self.buffer.largest_raw =
+                                self.buffer.largest_raw.max(fetch.largest_batch() as u64);
+                            self.buffer.insert(fetch);
                         }
                     }
                     ErrorCode::OFFSET_OUT_OF_RANGE if from_replica.contains(&tp) => {

@@ -120,13 +120,21 @@ impl Fetcher {
             || self.node_retry.get(&node).is_some_and(|t| now < *t)
     }
 
-    /// The byte limit of the next request, given what is held and how many brokers are about
-    /// to be asked; `None` when the budget is used up.
-    pub fn request_budget(&self, held: u64, headroom: u64, nodes: usize) -> Option<u64> {
+    /// The byte limit of the next request, given what is held, the room kept for
+    /// decompression, the smallest limit worth asking for (the largest batch seen: the broker
+    /// returns a whole first batch whatever the limit) and how many brokers are about to be
+    /// asked; `None` when the budget is used up.
+    pub fn request_budget(
+        &self,
+        held: u64,
+        headroom: u64,
+        min_useful: u64,
+        nodes: usize,
+    ) -> Option<u64> {
         let used = held + self.reserved();
         let free = self.settings.bound.saturating_sub(used + headroom);
         let share = free / nodes.max(1) as u64;
-        if share == 0 {
+        if share == 0 || share < min_useful {
             // With nothing held a fetch must still go out, or a budget smaller than one batch
             // would stall forever: the broker returns at least one batch (KIP-74).
             return (used == 0).then_some(1);
@@ -210,13 +218,13 @@ mod tests {
     fn budget_splits_what_is_left_and_always_lets_one_fetch_out() {
         let mut f = Fetcher::new(settings(3000));
         assert_eq!(
-            f.request_budget(0, 0, 1),
+            f.request_budget(0, 0, 0, 1),
             Some(1000),
             "capped by fetch_max_bytes"
         );
-        assert_eq!(f.request_budget(1000, 0, 2), Some(1000));
-        assert_eq!(f.request_budget(2000, 500, 1), Some(500));
-        assert_eq!(f.request_budget(3000, 0, 1), None);
+        assert_eq!(f.request_budget(1000, 0, 0, 2), Some(1000));
+        assert_eq!(f.request_budget(2000, 500, 0, 1), Some(500));
+        assert_eq!(f.request_budget(3000, 0, 0, 1), None);
         let mut s = FetchSession::new(true);
         let plan = s.plan(BTreeMap::new());
         s.handle_error();
@@ -229,11 +237,16 @@ mod tests {
                 from_replica: BTreeSet::new(),
             },
         );
-        assert_eq!(f.request_budget(0, 0, 1), Some(500));
+        assert_eq!(f.request_budget(0, 0, 0, 1), Some(500));
+        assert_eq!(
+            f.request_budget(100, 0, 450, 1),
+            None,
+            "less room than a batch: wait"
+        );
         assert!(f.is_busy(1, Instant::now()));
         let tiny = Fetcher::new(settings(10));
         assert_eq!(
-            tiny.request_budget(0, 100, 1),
+            tiny.request_budget(0, 100, 0, 1),
             Some(1),
             "progress with nothing held"
         );
