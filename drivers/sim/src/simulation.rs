@@ -115,7 +115,7 @@ pub struct Simulation<C: ClientCore> {
     servers: BTreeMap<String, Box<dyn Endpoint>>,
     /// Servers cut off from the client: nothing crosses in either direction.
     partitioned: BTreeSet<String>,
-    links: HashMap<u64, Link>,
+    links: BTreeMap<u64, Link>,
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     deliveries: HashMap<u64, Delivery>,
     next_seq: u64,
@@ -137,7 +137,7 @@ impl<C: ClientCore> Simulation<C> {
             link: LinkConfig::default(),
             servers: BTreeMap::new(),
             partitioned: BTreeSet::new(),
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             queue: BinaryHeap::new(),
             deliveries: HashMap::new(),
             next_seq: 0,
