@@ -594,7 +594,7 @@ impl ConsumerCore {
         if due.is_empty() {
             return;
         }
-        let mut by_node: BTreeMap<NodeId, BTreeMap<TopicPartition, (i64, i32)>> = BTreeMap::new();
+        let mut by_node = offsets::ByLeader::new();
         let mut missing = false;
         for (tp, ts) in due {
             match self.leader_of(&tp) {

@@ -6,7 +6,7 @@
 //! the simulation tests do).
 //!
 //! # Pieces
-//! - [`record`](self): [`ConsumerRecord`], [`ConsumerRecords`] (what a poll returns, by
+//! - `record`: [`ConsumerRecord`], [`ConsumerRecords`] (what a poll returns, by
 //!   partition), [`TypedRecord`] and [`TopicPartition`].
 //! - `subscription_state`: the assignment and each partition's position, watermarks, pause
 //!   flag, pending reset, preferred read replica and sticky error.

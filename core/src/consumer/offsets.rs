@@ -101,6 +101,9 @@ pub(crate) fn needs_metadata(code: ErrorCode) -> bool {
     )
 }
 
+/// Partitions to ask each leader: timestamp and current leader epoch.
+pub(crate) type ByLeader = BTreeMap<NodeId, BTreeMap<TopicPartition, (i64, i32)>>;
+
 /// An application's lookup in progress.
 #[derive(Debug)]
 pub(crate) struct OffsetLookup {
@@ -132,8 +135,8 @@ impl OffsetLookup {
     pub fn due(
         &self,
         leader_of: impl Fn(&TopicPartition) -> Option<(NodeId, i32)>,
-    ) -> (BTreeMap<NodeId, BTreeMap<TopicPartition, (i64, i32)>>, bool) {
-        let mut by_node: BTreeMap<NodeId, BTreeMap<TopicPartition, (i64, i32)>> = BTreeMap::new();
+    ) -> (ByLeader, bool) {
+        let mut by_node = ByLeader::new();
         let mut missing = false;
         for (tp, (ts, req)) in &self.pending {
             if req.is_some() {
