@@ -1006,3 +1006,137 @@ fn a_run_replays_exactly_from_its_seed() {
         assert_eq!(first, replay_trace(seed), "seed {seed}");
     }
 }
+
+/// Wraps the default partitioner and counts KIP-480 new-batch calls.
+struct CountingPartitioner {
+    inner: kafkit_core::producer::DefaultPartitioner,
+    new_batches: Arc<Mutex<usize>>,
+}
+
+impl kafkit_core::producer::Partitioner for CountingPartitioner {
+    fn partition(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        num_partitions: i32,
+        available: &[i32],
+        rng: &mut kafkit_core::network::Rng,
+    ) -> i32 {
+        self.inner
+            .partition(topic, key, value, num_partitions, available, rng)
+    }
+    fn on_new_batch(&mut self, topic: &str, prev_partition: i32) {
+        *self.new_batches.lock().unwrap() += 1;
+        self.inner.on_new_batch(topic, prev_partition);
+    }
+}
+
+#[test]
+fn sticky_partitioning_moves_on_with_each_new_batch() {
+    let mut e = env(
+        cluster_config(4),
+        producer_config(|c| {
+            c.batch_size = 300;
+            c.linger_ms = 1_000;
+        }),
+    );
+    let calls = Arc::new(Mutex::new(0));
+    e.sim.core().set_partitioner(Box::new(CountingPartitioner {
+        inner: Default::default(),
+        new_batches: calls.clone(),
+    }));
+    // Learn the topic's metadata first, so every record is partitioned as it is sent.
+    e.send(0, ProducerRecord::new("sticky").value(value(0)));
+    e.run_until_done(1);
+    let before = *calls.lock().unwrap();
+    let n = 80;
+    for i in 1..=n {
+        e.send(i, ProducerRecord::new("sticky").value(value(i)));
+    }
+    e.run_until_done(n + 1);
+    let new_batches = *calls.lock().unwrap() - before;
+    let parts: Vec<i32> = (1..=n)
+        .map(|i| e.results.get(i).unwrap().unwrap().partition)
+        .collect();
+    let switches = parts.windows(2).filter(|w| w[0] != w[1]).count();
+    // ~12 records fill a 300-byte batch: several new batches, and the records stick to one
+    // partition between them.
+    assert!(new_batches >= 5, "{new_batches}");
+    assert!(
+        (4..=new_batches).contains(&switches),
+        "{switches} switches, {new_batches} new batches: {parts:?}"
+    );
+    let distinct: std::collections::BTreeSet<i32> = parts.iter().copied().collect();
+    assert!(distinct.len() > 1);
+}
+
+#[test]
+fn handle_fast_and_slow_paths_against_the_core() {
+    use kafkit_core::driver::{command_queue, Handler, ProducerHandle, ProducerHandler};
+    let mut e = env(
+        cluster_config(1),
+        producer_config(|c| {
+            c.buffer_memory = 2_500;
+            c.linger_ms = 0;
+        }),
+    );
+    let (tx, mut rx) = command_queue::<ProducerCore, ProducerHandler>();
+    let shared = e.sim.core().shared();
+    let handle = ProducerHandle::new(tx, shared.clone(), Arc::new(|| WALL_START + 7));
+    let mut handler = ProducerHandler::default();
+    let mut pump = |e: &mut Env, handler: &mut ProducerHandler| {
+        while let Ok(cmd) = rx.try_recv() {
+            let now = e.sim.now();
+            cmd(e.sim.core(), handler, now);
+        }
+        e.sim.drain();
+    };
+    let v = vec![1u8; 1_000];
+    let mut first = handle
+        .try_send(ProducerRecord::new("h").value(v.clone()))
+        .unwrap();
+    let mut second = handle
+        .try_send(ProducerRecord::new("h").value(v.clone()))
+        .unwrap();
+    // Memory is exhausted now: try_send refuses at once, without queueing anything.
+    let err = handle
+        .try_send(ProducerRecord::new("h").value(v.clone()))
+        .unwrap_err();
+    assert!(
+        matches!(err, ProduceError::MaxBlockTimeout { after, .. } if after.is_zero()),
+        "{err:?}"
+    );
+    assert!(shared.available_bytes() < 1_000);
+    pump(&mut e, &mut handler);
+    let f = std::cell::RefCell::new((None, None));
+    e.sim
+        .run_until(|_| {
+            let mut f = f.borrow_mut();
+            if f.0.is_none() {
+                f.0 = first.try_result();
+            }
+            if f.1.is_none() {
+                f.1 = second.try_result();
+            }
+            f.0.is_some() && f.1.is_some()
+        })
+        .unwrap();
+    let (a, b) = f.into_inner();
+    let a = a.unwrap().unwrap();
+    assert_eq!(
+        (a.offset, a.timestamp),
+        (0, WALL_START + 7),
+        "stamped by the handle's clock"
+    );
+    assert_eq!(b.unwrap().unwrap().offset, 1);
+    assert_eq!(shared.available_bytes(), 2_500, "memory returned");
+    // Closing through the core refuses later handle sends at once.
+    let now = e.sim.now();
+    e.sim.core().close(None, now, Box::new(|_| {}));
+    assert!(matches!(
+        handle.try_send(ProducerRecord::new("h").value(v)),
+        Err(ProduceError::Closed)
+    ));
+    handler.on_shutdown(e.sim.core());
+}
