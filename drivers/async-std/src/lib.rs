@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub use kafkit_smol::{
-    driver_env, low_level_client, producer, run, LowLevelHandle, ProducerHandle, SocketOptions,
-    StartError, TypedProducerHandle,
+    consumer, driver_env, low_level_client, producer, run, ConsumerHandle, LowLevelHandle,
+    ProducerHandle, RecordCursor, RecordStream, SocketOptions, StartError, TypedConsumer,
+    TypedProducerHandle,
 };

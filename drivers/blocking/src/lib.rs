@@ -14,12 +14,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod consumer;
 mod event_loop;
 mod producer;
 
 use std::sync::mpsc;
 use std::sync::Arc;
 
+pub use consumer::{Consumer, RecordIter, TypedConsumer, TypedRecordIter, TypedResult};
 pub use event_loop::{run, Msg};
 pub use kafkit_core::driver::SocketOptions;
 pub use producer::{Producer, StartError, TypedProducer, Wait};

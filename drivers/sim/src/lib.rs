@@ -15,16 +15,19 @@
 //! hooks). [`serve_cluster`] registers each of its brokers in a [`Simulation`].
 //!
 //! [`ProducerSim`] runs kafkit's producer against that cluster on virtual time;
-//! [`producer_core`] builds a producer core for simulations set up by hand.
+//! [`producer_core`] builds a producer core for simulations set up by hand. [`ConsumerSim`] and
+//! [`consumer_core`] do the same for the consumer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cluster;
+mod consumer;
 pub mod dev_broker;
 mod producer;
 mod simulation;
 
 pub use cluster::{serve_cluster, Cluster, ClusterConfig, ClusterEndpoint, HookAction};
+pub use consumer::{consumer_core, ConsumerSim};
 pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};
 pub use producer::{producer_core, ProducerSim};
 pub use simulation::{Endpoint, EndpointOutput, LinkConfig, SimError, Simulation};

@@ -1,0 +1,45 @@
+//! The consumer on smol: [`consumer`] starts a [`ConsumerCore`] on the generic event loop and
+//! hands out its [`ConsumerHandle`].
+
+use kafkit_core::config::ConsumerConfig;
+use kafkit_core::consumer::ConsumerCore;
+use kafkit_core::driver::{command_queue, ConsumerHandle, ConsumerHandler};
+use kafkit_core::network::SetupError;
+
+use crate::{driver_env, run, SocketOptions, StartError};
+
+/// Starts a consumer (manual assignment) on a detached smol task and returns its handle. The
+/// loop needs an executor polling it: smol's global executor, or any `block_on` around the
+/// caller. Connections open once partitions are assigned or offsets and metadata are asked
+/// for.
+///
+/// The handle is cheap to clone. The consumer's task stops when the last clone (and every
+/// stream and cursor made from it) is dropped, or at [`ConsumerHandle::close`].
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> { smol::block_on(async {
+/// use futures_util::StreamExt;
+/// use kafkit_core::config::ConsumerConfig;
+/// use kafkit_core::consumer::TopicPartition;
+///
+/// let config = ConsumerConfig::builder()
+///     .bootstrap_servers("localhost:9092")
+///     .set("auto_offset_reset", "earliest")
+///     .build()?;
+/// let consumer = kafkit_smol::consumer(&config)?;
+/// consumer.assign(vec![TopicPartition::new("orders", 0)]).await?;
+/// let mut records = consumer.stream();
+/// while let Some(record) = records.next().await {
+///     let record = record?;
+///     println!("{}-{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+/// }
+/// # Ok(()) }) }
+/// ```
+pub fn consumer(config: &ConsumerConfig) -> Result<ConsumerHandle, StartError> {
+    config.validate().map_err(SetupError::from)?;
+    let socket = SocketOptions::from_config(&config.common);
+    let core = ConsumerCore::from_config(config.clone(), &driver_env())?;
+    let (tx, rx) = command_queue();
+    smol::spawn(run(core, ConsumerHandler::default(), rx, socket)).detach();
+    Ok(ConsumerHandle::new(tx, config))
+}
