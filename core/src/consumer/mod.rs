@@ -15,6 +15,8 @@
 //! - `buffer`: fetched data kept as raw bytes and decoded one batch at a time as records
 //!   are taken, with read_committed filtering and memory accounting.
 //! - `offsets`: ListOffsets for resets and the application's offset lookups.
+//! - [`assignor`]: the group partition assignors (range, roundrobin, sticky,
+//!   cooperative-sticky) and the consumer protocol subscription/assignment codec.
 //!
 //! # Contract
 //! - `take_records(max, now)` never waits; a poll with a timeout is a
@@ -35,6 +37,7 @@
 //! - Determinism: partitions, brokers and requests are kept in ordered maps; nothing reads a
 //!   clock or draws randomness.
 
+pub mod assignor;
 mod buffer;
 mod core;
 mod error;
