@@ -29,6 +29,9 @@ Examples:
                                                 ... or kafka-python name
   kafkit -F client.properties metadata          options from a Java properties file
   kafkit options                                every option -X accepts
+  kafkit produce -t orders < orders.txt         one record per line of stdin
+  kafkit produce -t orders -K : -z zstd -H source=cli orders.txt
+                                                keys before the first `:`, zstd, a header
   kafkit dev-broker --brokers 3 --port 0        a local simulated cluster for development";
 
 /// The `kafkit` command line.
@@ -101,6 +104,23 @@ every partition with its leader, leader epoch, replicas, in-sync replicas, offli
 and error. Without -t, every topic; with -t, only those (an unknown topic is listed with its \
 error). Topics are never auto-created.")]
     Metadata(MetadataArgs),
+    /// Write records to a topic: one per line of stdin or the files.
+    #[command(long_about = "\
+Write records to a topic: one per line of stdin or the files (like `kcat -P`).
+
+Each line (or each piece between -D delimiters) is one record; a delimiter at the very end of \
+the input does not start another record. Input is streamed: records are sent as they are read \
+and acknowledged in the background. -K splits each record into key and value at the first \
+occurrence of its delimiter (a record without it gets no key); -k gives every record the same \
+key; -H adds a header to every record. Without -p the partitioner chooses the partition \
+(by key hash, or sticky batches for records without a key). Delimiters accept the escapes \
+\\n, \\r, \\t, \\0, \\\\ and \\xNN.
+
+Producer options (-X linger.ms=20, -X enable.idempotence=false, ...) apply; -z and --acks \
+win over -X. When the input ends, kafkit waits until every record is acknowledged, then prints \
+a summary to stderr: records and bytes (keys and values) delivered, failures, elapsed time. \
+Exit status 1 if any record failed, after one line per distinct failure reason.")]
+    Produce(ProduceArgs),
     /// List the client options -X accepts, with their defaults.
     Options(OptionsArgs),
     /// Run kafkit's simulated Kafka cluster as a local broker for development and tests.
@@ -141,6 +161,50 @@ pub struct MetadataArgs {
     /// Output format.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `kafkit produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// The topic to write to.
+    #[arg(short = 't', long = "topic", value_name = "TOPIC")]
+    pub topic: String,
+    /// Write every record to this partition (default: the partitioner chooses).
+    #[arg(short = 'p', long = "partition", value_name = "PARTITION",
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Option<i32>,
+    /// Give every record this key.
+    #[arg(
+        short = 'k',
+        long = "key",
+        value_name = "KEY",
+        conflicts_with = "key_delimiter"
+    )]
+    pub key: Option<String>,
+    /// Split each record into key and value at the first DELIM.
+    #[arg(short = 'K', long = "key-delimiter", value_name = "DELIM")]
+    pub key_delimiter: Option<String>,
+    /// Add a header to every record (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Compression codec (compression.type).
+    #[arg(short = 'z', long = "compression", value_name = "CODEC",
+          value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub compression: Option<String>,
+    /// Acknowledgements to wait for (acks): 0 none, 1 the leader, all the in-sync replicas.
+    #[arg(long = "acks", value_name = "ACKS", value_parser = ["0", "1", "all", "-1"])]
+    pub acks: Option<String>,
+    /// Record delimiter instead of newline.
+    #[arg(
+        short = 'D',
+        long = "delimiter",
+        value_name = "DELIM",
+        default_value = "\\n"
+    )]
+    pub delimiter: String,
+    /// Files to read records from, in order (default, or `-`: stdin).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 /// `kafkit dev-broker`.
@@ -192,6 +256,15 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!(
+            "`{s}` is not NAME=VALUE (for example source=cli; the value may be empty)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +287,16 @@ mod tests {
         );
         assert!(parse_key_value("novalue").is_err());
         assert!(parse_key_value("=v").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(
+            parse_header("a=b=c").unwrap(),
+            ("a".to_owned(), "b=c".to_owned())
+        );
+        assert_eq!(parse_header("a=").unwrap(), ("a".to_owned(), String::new()));
+        assert!(parse_header("a").is_err());
+        assert!(parse_header("=b").is_err());
     }
 }

@@ -31,7 +31,7 @@ pub fn common_config(global: &GlobalArgs) -> Result<CommonConfig, CliError> {
 }
 
 /// An unknown option's error, pointing at the list of options.
-fn with_hint(e: ConfigError) -> CliError {
+pub fn with_hint(e: ConfigError) -> CliError {
     match e {
         ConfigError::UnknownOption { .. } => {
             CliError::Usage(format!("{e} (`kafkit options` lists every option)"))
@@ -41,7 +41,7 @@ fn with_hint(e: ConfigError) -> CliError {
 }
 
 /// The `(name, value)` pairs of the `-F` file, if any.
-fn file_options(global: &GlobalArgs) -> Result<Vec<(String, String)>, CliError> {
+pub fn file_options(global: &GlobalArgs) -> Result<Vec<(String, String)>, CliError> {
     let Some(path) = &global.config_file else {
         return Ok(Vec::new());
     };

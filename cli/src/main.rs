@@ -13,6 +13,7 @@ mod metadata;
 mod options;
 mod output;
 mod probe;
+mod produce;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Probe(args) => probe::run(&config::common_config(&cli.global)?, args),
         Command::Metadata(args) => metadata::run(&config::common_config(&cli.global)?, args),
+        Command::Produce(args) => produce::run(&cli.global, args),
         Command::Options(args) => options::run(args),
         Command::DevBroker(args) => dev_broker::run(args),
     }

@@ -1,0 +1,427 @@
+//! `kafkit produce`: records from stdin or files, one per line (or per `-D` delimiter), like
+//! `kcat -P`.
+//!
+//! Input is streamed: each record is handed to the producer as soon as it is read (the call
+//! only blocks while the producer's buffer memory is full) and its outcome arrives in a
+//! callback. At the end of the input the producer is flushed and closed, and a summary goes to
+//! stderr.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use kafkit_blocking::{Producer, StartError};
+use kafkit_core::config::ProducerConfig;
+use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
+
+use crate::args::{GlobalArgs, ProduceArgs};
+use crate::config;
+use crate::error::{one_line, CliError};
+
+/// Runs the command.
+pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
+    let delimiter =
+        unescape(&args.delimiter).map_err(|e| CliError::Usage(format!("-D/--delimiter: {e}")))?;
+    let key_delimiter = args
+        .key_delimiter
+        .as_deref()
+        .map(unescape)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("-K/--key-delimiter: {e}")))?;
+    let config = producer_config(global, args)?;
+    let inputs = open_inputs(&args.files)?;
+    let producer = Producer::start(&config).map_err(start_error)?;
+
+    let mut template = ProducerRecord::new(args.topic.as_str());
+    if let Some(p) = args.partition {
+        template = template.partition(p);
+    }
+    for (name, value) in &args.headers {
+        template = template.header(name.as_str(), Bytes::copy_from_slice(value.as_bytes()));
+    }
+    let fixed_key = args
+        .key
+        .as_ref()
+        .map(|k| Bytes::copy_from_slice(k.as_bytes()));
+
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let started = Instant::now();
+    let mut read = 0u64;
+    // Why the input was not read to its end, if it was not.
+    let mut stopped: Option<String> = None;
+    'inputs: for (name, input) in inputs {
+        let mut records = Splitter::new(BufReader::with_capacity(64 * 1024, input), &delimiter);
+        loop {
+            let data = match records.next_record() {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
+                Err(e) => {
+                    stopped = Some(format!("reading {name} failed: {e}"));
+                    break 'inputs;
+                }
+            };
+            read += 1;
+            let record = build(
+                &template,
+                data,
+                fixed_key.as_ref(),
+                key_delimiter.as_deref(),
+            );
+            let report = stats.clone();
+            let sent = producer.send_with_callback(record, move |result| {
+                report.lock().expect("stats lock").outcome(result);
+            });
+            if let Err(e) = sent {
+                let stop = stops_input(&e);
+                stats.lock().expect("stats lock").failed(&e);
+                if stop {
+                    stopped = Some(format!("the producer cannot go on: {e}"));
+                    break 'inputs;
+                }
+            }
+        }
+    }
+    // Every record sent so far is delivered or failed once flush returns (close then fails
+    // nothing more); their callbacks have run by then.
+    let flushed = producer.flush(None);
+    let closed = producer.close(None);
+    let elapsed = started.elapsed();
+
+    let mut stats = stats.lock().expect("stats lock").clone();
+    for e in [flushed.err(), closed.err()].into_iter().flatten() {
+        if !matches!(e, ProduceError::Closed) {
+            stats.reasons.entry(e.to_string()).or_default();
+        }
+    }
+    let unreported = read.saturating_sub(stats.delivered + stats.failed);
+    if unreported > 0 {
+        stats.failed += unreported;
+        *stats
+            .reasons
+            .entry("no delivery report before the producer closed".into())
+            .or_default() += unreported;
+    }
+    summary(&args.topic, read, &stats, elapsed, stopped.as_deref())
+}
+
+/// What came back from the records sent.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    delivered: u64,
+    /// Key and value bytes of the records delivered.
+    bytes: u64,
+    failed: u64,
+    /// Failed records per distinct reason.
+    reasons: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn outcome(&mut self, result: Result<RecordMetadata, ProduceError>) {
+        match result {
+            Ok(m) => {
+                self.delivered += 1;
+                self.bytes +=
+                    (m.serialized_key_size.max(0) + m.serialized_value_size.max(0)) as u64;
+            }
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    fn failed(&mut self, e: &ProduceError) {
+        self.failed += 1;
+        *self.reasons.entry(e.to_string()).or_default() += 1;
+    }
+}
+
+/// Errors after which every later record would fail the same way (or wait `max_block_ms`
+/// first): reading more input is pointless.
+fn stops_input(e: &ProduceError) -> bool {
+    matches!(
+        e,
+        ProduceError::Fatal(_)
+            | ProduceError::Closed
+            | ProduceError::MaxBlockTimeout { .. }
+            | ProduceError::UnknownTopic { .. }
+            | ProduceError::InvalidConfig(_)
+    )
+}
+
+fn summary(
+    topic: &str,
+    read: u64,
+    stats: &Stats,
+    elapsed: std::time::Duration,
+    stopped: Option<&str>,
+) -> Result<(), CliError> {
+    let records = |n: u64| if n == 1 { "record" } else { "records" };
+    let of = if stats.delivered == read {
+        String::new()
+    } else {
+        format!(" of {read}")
+    };
+    eprintln!(
+        "kafkit: produced {}{of} {} ({} bytes) to {topic} in {:.2} s{}",
+        stats.delivered,
+        records(read.max(stats.delivered)),
+        stats.bytes,
+        elapsed.as_secs_f64(),
+        if stats.failed > 0 {
+            format!("; {} failed", stats.failed)
+        } else {
+            String::new()
+        }
+    );
+    for (reason, count) in &stats.reasons {
+        if *count > 0 {
+            eprintln!(
+                "kafkit: failed: {count} {}: {}",
+                records(*count),
+                one_line(reason)
+            );
+        } else {
+            eprintln!("kafkit: failed: {}", one_line(reason));
+        }
+    }
+    if let Some(why) = stopped {
+        eprintln!(
+            "kafkit: stopped after {read} {}: {}",
+            records(read),
+            one_line(why)
+        );
+    }
+    if stats.failed > 0 || stopped.is_some() || !stats.reasons.is_empty() {
+        return Err(CliError::Failed(format!(
+            "{} of {read} {} not delivered{}",
+            read - stats.delivered.min(read),
+            records(read),
+            if stopped.is_some() {
+                ", input not read to its end"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// One record from the bytes read: the fixed key, or key and value split at the first key
+/// delimiter (no delimiter: no key), on top of the partition and headers of `template`.
+fn build(
+    template: &ProducerRecord,
+    data: Vec<u8>,
+    fixed_key: Option<&Bytes>,
+    key_delimiter: Option<&[u8]>,
+) -> ProducerRecord {
+    let mut record = template.clone();
+    let data = Bytes::from(data);
+    match key_delimiter.and_then(|d| find(&data, d).map(|at| (at, d.len()))) {
+        Some((at, len)) => {
+            record.key = Some(data.slice(..at));
+            record.value = Some(data.slice(at + len..));
+        }
+        None => {
+            record.key = fixed_key.cloned();
+            record.value = Some(data);
+        }
+    }
+    record
+}
+
+/// The first position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The producer configuration: `-b`, then the `-F` file, then every `-X`, then `-z` and
+/// `--acks`; validated, with a warning for each option a producer does not use.
+fn producer_config(global: &GlobalArgs, args: &ProduceArgs) -> Result<ProducerConfig, CliError> {
+    let mut config = ProducerConfig::default();
+    config
+        .set("bootstrap_servers", &global.bootstrap)
+        .map_err(|e| CliError::Usage(format!("bootstrap servers (-b or KAFKA_BOOTSTRAP): {e}")))?;
+    for (name, value) in config::file_options(global)? {
+        config.set(&name, &value).map_err(config::with_hint)?;
+    }
+    for (name, value) in &global.options {
+        config.set(name, value).map_err(config::with_hint)?;
+    }
+    if let Some(codec) = &args.compression {
+        config.set("compression_type", codec)?;
+    }
+    if let Some(acks) = &args.acks {
+        config.set("acks", acks)?;
+    }
+    config.validate()?;
+    for name in config.ignored_options() {
+        eprintln!("kafkit: warning: option `{name}` is not used by a producer; ignored");
+    }
+    Ok(config)
+}
+
+fn start_error(e: StartError) -> CliError {
+    match e {
+        StartError::Setup(e) => e.into(),
+        e => CliError::Usage(e.to_string()),
+    }
+}
+
+/// An input and its name for messages.
+type Input = (String, Box<dyn Read>);
+
+/// The inputs in order: stdin when there are no files (or for `-`). Files are opened up front
+/// so that a missing one fails before anything is sent.
+fn open_inputs(files: &[PathBuf]) -> Result<Vec<Input>, CliError> {
+    if files.is_empty() {
+        return Ok(vec![("stdin".into(), Box::new(std::io::stdin()))]);
+    }
+    files
+        .iter()
+        .map(|path| {
+            if path == Path::new("-") {
+                return Ok((
+                    "stdin".to_owned(),
+                    Box::new(std::io::stdin()) as Box<dyn Read>,
+                ));
+            }
+            let file = File::open(path)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
+            Ok((path.display().to_string(), Box::new(file) as Box<dyn Read>))
+        })
+        .collect()
+}
+
+/// Splits a stream into records at a delimiter of one or more bytes, reading as it goes. A
+/// delimiter at the very end does not start another (empty) record.
+struct Splitter<'a, R> {
+    reader: R,
+    delimiter: &'a [u8],
+    done: bool,
+}
+
+impl<'a, R: BufRead> Splitter<'a, R> {
+    fn new(reader: R, delimiter: &'a [u8]) -> Self {
+        assert!(!delimiter.is_empty(), "delimiters are never empty");
+        Splitter {
+            reader,
+            delimiter,
+            done: false,
+        }
+    }
+
+    fn next_record(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let last = self.delimiter[self.delimiter.len() - 1];
+        let mut buf = Vec::new();
+        loop {
+            if self.reader.read_until(last, &mut buf)? == 0 {
+                self.done = true;
+                return Ok((!buf.is_empty()).then_some(buf));
+            }
+            if buf.ends_with(self.delimiter) {
+                buf.truncate(buf.len() - self.delimiter.len());
+                return Ok(Some(buf));
+            }
+        }
+    }
+}
+
+/// A delimiter as given on the command line, with the escapes `\n`, `\r`, `\t`, `\0`, `\\`
+/// and `\xNN`.
+fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' || i + 1 == bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let (byte, len) = match bytes[i + 1] {
+            b'n' => (b'\n', 2),
+            b'r' => (b'\r', 2),
+            b't' => (b'\t', 2),
+            b'0' => (0, 2),
+            b'\\' => (b'\\', 2),
+            b'x' => {
+                let hex = s
+                    .get(i + 2..i + 4)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("`{s}`: \\x needs two hex digits"))?;
+                (hex, 4)
+            }
+            _ => {
+                return Err(format!(
+                    "`{s}`: unknown escape (use \\n, \\r, \\t, \\0, \\\\ or \\xNN)"
+                ))
+            }
+        };
+        out.push(byte);
+        i += len;
+    }
+    if out.is_empty() {
+        return Err("the delimiter is empty".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(input: &[u8], delimiter: &[u8]) -> Vec<Vec<u8>> {
+        let mut s = Splitter::new(input, delimiter);
+        std::iter::from_fn(|| s.next_record().unwrap()).collect()
+    }
+
+    #[test]
+    fn splits_at_delimiters() {
+        assert_eq!(split(b"a\nb\n", b"\n"), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(split(b"a\nb", b"\n"), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            split(b"a\n\nb\n", b"\n"),
+            [b"a".to_vec(), Vec::new(), b"b".to_vec()]
+        );
+        assert_eq!(split(b"", b"\n"), Vec::<Vec<u8>>::new());
+        assert_eq!(split(b"\n", b"\n"), [Vec::<u8>::new()]);
+        assert_eq!(
+            split(b"one||two|three||", b"||"),
+            [b"one".to_vec(), b"two|three".to_vec()]
+        );
+        assert_eq!(split(b"x|", b"||"), [b"x|".to_vec()]);
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape("\\n").unwrap(), b"\n");
+        assert_eq!(unescape("a\\tb\\\\").unwrap(), b"a\tb\\");
+        assert_eq!(unescape("\\x00\\x1F").unwrap(), [0, 0x1f]);
+        assert_eq!(unescape("\\0").unwrap(), [0]);
+        assert_eq!(unescape("::").unwrap(), b"::");
+        assert_eq!(unescape("\\").unwrap(), b"\\");
+        assert!(unescape("").is_err());
+        assert!(unescape("\\q").is_err());
+        assert!(unescape("\\x4").is_err());
+    }
+
+    #[test]
+    fn keys_split_at_the_first_delimiter() {
+        let template = ProducerRecord::new("t").header("h", "v");
+        let r = build(&template, b"k:v:w".to_vec(), None, Some(b":"));
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(r.value.as_deref(), Some(&b"v:w"[..]));
+        assert_eq!(r.headers.len(), 1);
+        let r = build(&template, b"no key".to_vec(), None, Some(b":"));
+        assert_eq!(r.key, None);
+        assert_eq!(r.value.as_deref(), Some(&b"no key"[..]));
+        let fixed = Bytes::from_static(b"fixed");
+        let r = build(&template, b"v".to_vec(), Some(&fixed), None);
+        assert_eq!(r.key, Some(fixed));
+    }
+}
