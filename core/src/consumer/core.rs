@@ -11,6 +11,9 @@ use super::buffer::{CompletedFetch, FetchBuffer, TakeEnd};
 use super::error::ConsumerError;
 use super::fetch_session::{FetchSession, PartitionFetch, SessionOutcome};
 use super::fetcher::{FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION};
+use super::group::coordinator::{GroupCoordinator, GroupCtx, MemberState};
+use super::group::subscription::Subscribed;
+use super::group::{CommittedResult, GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
 use super::offsets::{self, OffsetLookup};
 use super::record::{ConsumerRecords, OffsetAndTimestamp, TopicPartition};
 use super::subscription_state::{FetchPosition, SubscriptionState};
@@ -37,6 +40,10 @@ pub enum WaitFor {
     Records,
     /// The partition has a position (its reset finished), an error, or is no longer assigned.
     Position(TopicPartition),
+    /// The group needs the application (a rebalance callback is pending, or an error is to
+    /// be reported), its queued steps are done (an unsubscribe went through), or the
+    /// consumer closed (a graceful close finished).
+    Group,
 }
 
 /// The result of [`ConsumerCore::list_offsets`].
@@ -62,6 +69,22 @@ pub enum ConsumerEvent {
         /// What the broker described.
         result: Result<Arc<ClusterView>, ConsumerError>,
     },
+    /// A [`ConsumerCore::commit_sync`] or [`ConsumerCore::commit_async`] completed.
+    Commit {
+        /// The commit.
+        id: OpId,
+        /// The offsets it committed (or tried to).
+        offsets: Offsets,
+        /// Whether the coordinator took them.
+        result: Result<(), ConsumerError>,
+    },
+    /// A [`ConsumerCore::committed`] lookup completed.
+    Committed {
+        /// The lookup.
+        id: OpId,
+        /// The committed offset of each partition asked for (`None`: none committed).
+        result: CommittedResult,
+    },
 }
 
 /// The consumer's state machine: manual assignment, fetching, positions and offset lookups.
@@ -72,10 +95,11 @@ pub enum ConsumerEvent {
 /// a position during a reset) are a [`wait`](Self::wait) plus a later
 /// [`ConsumerEvent::Wake`]; timeouts are deadlines on `now`, enforced here.
 ///
-/// A group coordinator (a later addition) sits beside the fetcher: it changes the assignment
-/// with [`assign`](Self::assign), sets committed positions with [`seek`](Self::seek) (or
-/// leaves new partitions to `auto_offset_reset`), and reads consumed positions with
-/// [`position`](Self::position).
+/// With a `group_id`, a group member state machine sits beside the fetcher
+/// ([`subscribe`](Self::subscribe), [`commit_sync`](Self::commit_sync), ...; see
+/// [`crate::consumer::group`]): it changes the assignment, starts new partitions from their
+/// committed offsets and commits consumed positions. Without a subscription the consumer
+/// assigns partitions itself, as before, and can still commit when it has a `group_id`.
 pub struct ConsumerCore {
     config: ConsumerConfig,
     net: NetworkClient,
@@ -96,6 +120,8 @@ pub struct ConsumerCore {
     cursor: Option<TopicPartition>,
     next_id: u64,
     closed: bool,
+    /// The group member, when `group_id` is set.
+    group: Option<Box<GroupCoordinator>>,
 }
 
 impl std::fmt::Debug for ConsumerCore {
@@ -111,6 +137,14 @@ impl ConsumerCore {
     /// A consumer over a network layer with `net` options (bootstrap, timeouts, TLS, SASL).
     pub fn new(config: ConsumerConfig, mut net: NetOptions) -> Self {
         net.allow_auto_topic_creation = config.allow_auto_create_topics;
+        let group = config.group_id.clone().filter(|g| !g.is_empty()).map(|g| {
+            let assignors = config
+                .partition_assignment_strategy
+                .iter()
+                .map(|s| super::assignor::built_in(*s))
+                .collect();
+            Box::new(GroupCoordinator::new(&config, g, assignors))
+        });
         let decode = DecodeOptions {
             check_crcs: config.check_crcs,
             max_decompressed_size: usize::try_from(config.max_decompressed_batch_bytes)
@@ -134,6 +168,7 @@ impl ConsumerCore {
             cursor: None,
             next_id: 0,
             closed: false,
+            group,
         }
     }
 
@@ -174,7 +209,14 @@ impl ConsumerCore {
     /// Replaces the assignment. Partitions kept keep their positions; new ones start at
     /// `auto_offset_reset` (or fail with [`ConsumerError::NoOffset`] when it is `none`) unless
     /// sought first. An empty set unassigns everything.
+    ///
+    /// Ignored (with a warning) while subscribed: the group owns the assignment then (Java
+    /// throws `IllegalStateException`; the handle returns [`ConsumerError::IllegalState`]).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>, now: Instant) {
+        if self.is_subscribed() {
+            tracing::warn!("assign() while subscribed is ignored: unsubscribe first");
+            return;
+        }
         let set: BTreeSet<TopicPartition> = partitions.into_iter().collect();
         for tp in &set {
             self.net.add_topic_interest(&tp.topic);
@@ -201,6 +243,26 @@ impl ConsumerCore {
     ) -> Result<ConsumerRecords, ConsumerError> {
         if self.closed {
             return Err(ConsumerError::Closed);
+        }
+        if let Some(g) = &mut self.group {
+            // A poll: the member is alive for max_poll_interval_ms, and joins if it must.
+            g.poll(
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+                true,
+            );
+            self.pump(now);
+            let g = self.group.as_mut().expect("present");
+            if let Some(e) = g.take_error() {
+                return Err(e);
+            }
+            if g.blocks_records() {
+                // Java runs listener callbacks before it returns records.
+                return Ok(ConsumerRecords::default());
+            }
         }
         let mut out = ConsumerRecords::default();
         let mut order: Vec<TopicPartition> = self.buffer.partitions().cloned().collect();
@@ -304,6 +366,7 @@ impl ConsumerCore {
             .subs
             .iter()
             .any(|(_, s)| matches!(s.error, Some((_, false))))
+            || self.group.as_ref().is_some_and(|g| g.wants_poll())
     }
 
     /// Asks for [`ConsumerEvent::Wake`] with the returned id once `what` holds or at
@@ -329,6 +392,13 @@ impl ConsumerCore {
                         .subs
                         .get(tp)
                         .map_or(true, |s| s.position.is_some() || s.error.is_some())
+            }
+            WaitFor::Group => {
+                self.closed
+                    || self
+                        .group
+                        .as_ref()
+                        .is_none_or(|g| g.wants_poll() || g.is_settled())
             }
         }
     }
@@ -524,6 +594,12 @@ impl ConsumerCore {
             return;
         }
         self.closed = true;
+        if let Some(g) = &mut self.group {
+            g.shutdown();
+            while let Some(e) = g.events.pop_front() {
+                self.out.push_back(Output::Event(e));
+            }
+        }
         self.net.close();
         self.buffer.clear();
         let lookups: Vec<OpId> = self.lookups.keys().copied().collect();
@@ -541,6 +617,306 @@ impl ConsumerCore {
         self.closed
     }
 
+    // ---- consumer groups ------------------------------------------------------------------
+
+    fn group_ctx_poll(&mut self, now: Instant, in_poll: bool) {
+        if let Some(g) = &mut self.group {
+            g.poll(
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+                in_poll,
+            );
+        }
+    }
+
+    fn poll_group(&mut self, now: Instant) {
+        // A poll waiting for records keeps the member alive, as Java's long poll does.
+        let in_poll = self.waits.values().any(|(w, _)| *w == WaitFor::Records);
+        self.group_ctx_poll(now, in_poll);
+    }
+
+    fn no_group() -> ConsumerError {
+        ConsumerError::IllegalState {
+            detail: "this needs a group_id in the consumer configuration".into(),
+        }
+    }
+
+    /// Subscribes to `topics` with the group (`group_id` must be set); replaces an earlier
+    /// subscription, and an empty list unsubscribes. The member joins on the next
+    /// [`take_records`](Self::take_records) (Java joins inside `poll`).
+    pub fn subscribe<T: Into<String>>(
+        &mut self,
+        topics: impl IntoIterator<Item = T>,
+        now: Instant,
+    ) -> Result<(), ConsumerError> {
+        let topics: BTreeSet<String> = topics.into_iter().map(Into::into).collect();
+        if topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(ConsumerError::IllegalState {
+                detail: "topic names to subscribe to must not be empty".into(),
+            });
+        }
+        if topics.is_empty() {
+            self.unsubscribe(now);
+            return Ok(());
+        }
+        self.subscribe_with(Subscribed::Topics(topics), now)
+    }
+
+    /// Subscribes to every topic whose whole name matches the regular expression `pattern`
+    /// (the `regex` crate's syntax, close to Java's for usual patterns), matched against the
+    /// cluster's topics every `metadata_max_age_ms`; new matches cause a rebalance.
+    pub fn subscribe_pattern(&mut self, pattern: &str, now: Instant) -> Result<(), ConsumerError> {
+        let sub = Subscribed::pattern(pattern)?;
+        self.subscribe_with(sub, now)
+    }
+
+    fn subscribe_with(&mut self, sub: Subscribed, now: Instant) -> Result<(), ConsumerError> {
+        if self.closed {
+            return Err(ConsumerError::Closed);
+        }
+        let subscribed = self.is_subscribed();
+        if !subscribed && !self.subs.assignment().is_empty() {
+            return Err(ConsumerError::IllegalState {
+                detail: "subscribe() while partitions are assigned with assign(): \
+                         unsubscribe first (subscriptions and manual assignment exclude \
+                         each other)"
+                    .into(),
+            });
+        }
+        let g = self.group.as_mut().ok_or_else(Self::no_group)?;
+        g.subscribe(
+            sub,
+            &mut GroupCtx {
+                net: &mut self.net,
+                subs: &mut self.subs,
+                now,
+            },
+        );
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Leaves the group (revocation callbacks, LeaveGroup for a dynamic member) and drops the
+    /// subscription; without a subscription, clears a manual assignment (as Java does).
+    pub fn unsubscribe(&mut self, now: Instant) {
+        if !self.is_subscribed() {
+            self.assign(Vec::new(), now);
+            return;
+        }
+        if let Some(g) = &mut self.group {
+            g.unsubscribe(&mut GroupCtx {
+                net: &mut self.net,
+                subs: &mut self.subs,
+                now,
+            });
+        }
+        self.pump(now);
+    }
+
+    /// Whether the consumer is subscribed (the group manages its assignment).
+    pub fn is_subscribed(&self) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|g| g.subscribed.is_active())
+    }
+
+    /// The subscribed topics (for a pattern: the topics it matched so far).
+    pub fn subscription(&self) -> BTreeSet<String> {
+        self.group
+            .as_ref()
+            .and_then(|g| g.subscribed.topics())
+            .unwrap_or_default()
+    }
+
+    fn commit_with(
+        &mut self,
+        offsets: Option<Offsets>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let id = OpId(self.next_id());
+        let error = if self.closed {
+            Some(ConsumerError::Closed)
+        } else if self.group.is_none() {
+            Some(Self::no_group())
+        } else {
+            None
+        };
+        if let Some(e) = error {
+            self.out.push_back(Output::Event(ConsumerEvent::Commit {
+                id,
+                offsets: offsets.unwrap_or_default(),
+                result: Err(e),
+            }));
+            return id;
+        }
+        if let Some(g) = &mut self.group {
+            g.commit(
+                id,
+                offsets,
+                timeout,
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+            );
+        }
+        self.pump(now);
+        id
+    }
+
+    /// Commits `offsets` (`None`: the consumed positions of every assigned partition),
+    /// retrying retriable errors until `timeout` (Java's `commitSync`). The result arrives as
+    /// [`ConsumerEvent::Commit`]. A subscribed member commits as a member of its generation;
+    /// during a rebalance the commit fails with `REBALANCE_IN_PROGRESS`.
+    pub fn commit_sync(
+        &mut self,
+        offsets: Option<Offsets>,
+        timeout: Duration,
+        now: Instant,
+    ) -> OpId {
+        self.commit_with(offsets, Some(timeout), now)
+    }
+
+    /// Commits once without retrying (Java's `commitAsync`); the result arrives as
+    /// [`ConsumerEvent::Commit`].
+    pub fn commit_async(&mut self, offsets: Option<Offsets>, now: Instant) -> OpId {
+        self.commit_with(offsets, None, now)
+    }
+
+    /// Looks up the group's committed offsets of `partitions` (they need not be assigned),
+    /// within `timeout`; the answer arrives as [`ConsumerEvent::Committed`].
+    pub fn committed(
+        &mut self,
+        partitions: BTreeSet<TopicPartition>,
+        timeout: Duration,
+        now: Instant,
+    ) -> OpId {
+        let id = OpId(self.next_id());
+        let error = if self.closed {
+            Some(ConsumerError::Closed)
+        } else if self.group.is_none() {
+            Some(Self::no_group())
+        } else {
+            None
+        };
+        if let Some(e) = error {
+            self.out.push_back(Output::Event(ConsumerEvent::Committed {
+                id,
+                result: Err(e),
+            }));
+            return id;
+        }
+        if let Some(g) = &mut self.group {
+            g.committed(
+                id,
+                partitions,
+                timeout,
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+            );
+        }
+        self.pump(now);
+        id
+    }
+
+    /// With `true`, rebalance callbacks wait for the application: each shows up as
+    /// [`pending_rebalance`](Self::pending_rebalance) and the group goes on after
+    /// [`complete_rebalance`](Self::complete_rebalance). With `false` (the default) they
+    /// complete at once. The handle turns this on when a listener is set.
+    pub fn set_rebalance_callbacks(&mut self, enabled: bool) {
+        if let Some(g) = &mut self.group {
+            g.set_callbacks(enabled);
+        }
+    }
+
+    /// The listener callback the group waits for, if any (see
+    /// [`crate::consumer::group::listener`]).
+    pub fn pending_rebalance(&self) -> Option<&RebalanceCall> {
+        self.group.as_ref().and_then(|g| g.pending_call())
+    }
+
+    /// The application ran callback `seq`: applies the seeks and performs the synchronous
+    /// commit the listener asked for, then lets the rebalance go on.
+    pub fn complete_rebalance(&mut self, seq: u64, outcome: RebalanceOutcome, now: Instant) {
+        if let Some(g) = &mut self.group {
+            g.complete_call(
+                seq,
+                outcome,
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+            );
+        }
+        self.pump(now);
+    }
+
+    /// The group membership (Java's `groupMetadata()`), `None` without a `group_id`.
+    pub fn group_metadata(&self) -> Option<GroupMetadata> {
+        self.group.as_ref().map(|g| g.metadata())
+    }
+
+    /// Where the member is in the group protocol, `None` without a `group_id`.
+    pub fn group_state(&self) -> Option<MemberState> {
+        self.group.as_ref().map(|g| g.state())
+    }
+
+    /// Whether the group has nothing queued: no callback pending, no revocation, leave or
+    /// close step left (an [`unsubscribe`](Self::unsubscribe) went through). True without a
+    /// group.
+    pub fn group_settled(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.is_settled())
+    }
+
+    /// The rebalance protocol in use: cooperative when every configured assignor supports it
+    /// (KIP-429), else eager. `None` without a `group_id`.
+    pub fn rebalance_protocol(&self) -> Option<super::assignor::RebalanceProtocol> {
+        self.group.as_ref().map(|g| g.protocol())
+    }
+
+    /// Whether this member led its generation's assignment.
+    pub fn is_group_leader(&self) -> bool {
+        self.group.as_ref().is_some_and(|g| g.is_leader())
+    }
+
+    /// Closes as Java's `close(timeout)` does: a last auto-commit (when enabled), revocation
+    /// callbacks, LeaveGroup (dynamic members), commits in flight; then connections close and
+    /// [`is_closed`](Self::is_closed) turns true (at the latest after `timeout`). Without a
+    /// group this is [`close`](Self::close).
+    pub fn begin_close(&mut self, timeout: Duration, now: Instant) {
+        if self.closed {
+            return;
+        }
+        match &mut self.group {
+            Some(g) => g.begin_close(
+                now + timeout,
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+            ),
+            None => return self.close(now),
+        }
+        self.pump(now);
+    }
+
+    /// The consumed position of every assigned partition that has one, as offsets to commit
+    /// ([`OffsetAndMetadata`](crate::consumer::OffsetAndMetadata) with the leader epoch of the
+    /// last record).
+    pub fn consumed_offsets(&self) -> Offsets {
+        super::group::coordinator::consumed_positions(&self.subs)
+    }
+
     // ---- the engine ---------------------------------------------------------------------
 
     /// Drains the network layer's output (handling its events), sends what is due, and
@@ -548,6 +924,7 @@ impl ConsumerCore {
     fn pump(&mut self, now: Instant) {
         loop {
             if !self.closed {
+                self.poll_group(now);
                 self.send_resets(now);
                 self.send_lookups(now);
                 self.send_fetches(now);
@@ -568,6 +945,25 @@ impl ConsumerCore {
             }
             if !any {
                 break;
+            }
+        }
+        if let Some(g) = &mut self.group {
+            while let Some(e) = g.events.pop_front() {
+                self.out.push_back(Output::Event(e));
+            }
+            if std::mem::take(&mut g.assignment_changed) {
+                let gone: Vec<TopicPartition> = self
+                    .buffer
+                    .partitions()
+                    .filter(|tp| self.subs.get(tp).is_err())
+                    .cloned()
+                    .collect();
+                for tp in gone {
+                    self.buffer.remove(&tp);
+                }
+            }
+            if g.close_finished() && !self.closed {
+                self.shutdown();
             }
         }
         self.check_waits(now);
@@ -767,10 +1163,31 @@ impl ConsumerCore {
     }
 
     fn on_net_event(&mut self, event: NetEvent, now: Instant) {
-        let NetEvent::Response { id, result } = event else {
-            // A new cluster view: leaders may have moved; the next pump re-plans fetches.
-            return;
+        let (id, result) = match event {
+            NetEvent::Response { id, result } => (id, result),
+            NetEvent::MetadataUpdated(view) => {
+                // A new cluster view: leaders may have moved (the next pump re-plans fetches),
+                // and a group leader checks the partitions it assigned.
+                if let Some(g) = &mut self.group {
+                    g.on_metadata(&view);
+                }
+                return;
+            }
         };
+        if let Some(g) = &mut self.group {
+            if g.owns(id) {
+                g.handle_response(
+                    id,
+                    result,
+                    &mut GroupCtx {
+                        net: &mut self.net,
+                        subs: &mut self.subs,
+                        now,
+                    },
+                );
+                return;
+            }
+        }
         if let Some(fetch) = self.fetcher.in_flight.remove(&id) {
             self.on_fetch(fetch, result, now);
         } else if let Some(asked) = self.reset_requests.remove(&id) {
@@ -1171,6 +1588,7 @@ impl ClientCore for ConsumerCore {
         };
         consider(self.waits.values().map(|(_, d)| *d).min());
         if !self.closed {
+            consider(self.group.as_ref().and_then(|g| g.poll_timeout()));
             consider(self.subs.next_retry());
             consider(self.fetcher.next_retry());
             for l in self.lookups.values() {

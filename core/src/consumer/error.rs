@@ -93,6 +93,23 @@ pub enum ConsumerError {
     /// The consumer is closed.
     #[error("the consumer is closed")]
     Closed,
+    /// The group coordinator refused a group call: a commit of a generation that rebalanced
+    /// since (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`, `REBALANCE_IN_PROGRESS`), a fenced
+    /// static member (`FENCED_INSTANCE_ID`, fatal), an unauthorized or invalid group, ...
+    #[error("group {}: {detail}", .error.name())]
+    Group {
+        /// The coordinator's error.
+        error: ErrorCode,
+        /// What was refused.
+        detail: String,
+    },
+    /// The call does not fit the consumer's state (subscribe after assign, commit without a
+    /// group, an invalid pattern, ...; Java's `IllegalStateException`).
+    #[error("{detail}")]
+    IllegalState {
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 impl ConsumerError {

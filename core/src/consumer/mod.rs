@@ -17,6 +17,8 @@
 //! - `offsets`: ListOffsets for resets and the application's offset lookups.
 //! - [`assignor`]: the group partition assignors (range, roundrobin, sticky,
 //!   cooperative-sticky) and the consumer protocol subscription/assignment codec.
+//! - [`group`]: the classic group protocol (join, sync, heartbeats, leave), committed
+//!   offsets, subscriptions by topic list or pattern, and rebalance listeners.
 //!
 //! # Contract
 //! - `take_records(max, now)` never waits; a poll with a timeout is a
@@ -43,6 +45,7 @@ mod core;
 mod error;
 mod fetch_session;
 mod fetcher;
+pub mod group;
 mod offsets;
 mod record;
 mod subscription_state;
@@ -50,6 +53,10 @@ mod subscription_state;
 pub use self::core::{ConsumerCore, ConsumerEvent, OffsetsResult, OpId, WaitFor, WaitId};
 pub use error::ConsumerError;
 pub use fetcher::FetchStats;
+pub use group::{
+    GroupMetadata, MemberState, OffsetAndMetadata, RebalanceCall, RebalanceContext, RebalanceKind,
+    RebalanceListener, RebalanceOutcome,
+};
 pub use record::{
     ConsumerRecord, ConsumerRecords, OffsetAndTimestamp, TopicPartition, TypedRecord,
 };

@@ -9,12 +9,24 @@
 //! deadline on `now` enforces the timeout; [`ConsumerHandler`] answers them when the core
 //! says [`ConsumerEvent::Wake`]. A poll whose caller stopped waiting takes no records, so none
 //! are lost by a dropped future.
+//!
+//! # Groups
+//! With a `group_id`, [`ConsumerHandle::subscribe`] / [`ConsumerHandle::subscribe_pattern`]
+//! put the consumer in the group; the member joins on the first poll. Rebalance listener
+//! callbacks ([`RebalanceListener`], set with [`ConsumerHandle::set_rebalance_listener`]) run
+//! inside [`ConsumerHandle::poll`] (and `unsubscribe`, `close`) on the application's task,
+//! while the loop waits for them and keeps heartbeating; commits a callback asks for through
+//! its context are made synchronously before the rebalance goes on (see
+//! [`crate::consumer::group::listener`]). If a poll future is dropped while its callback runs,
+//! the next poll offers the same callback again. Callbacks of
+//! [`ConsumerHandle::commit_async`] also run on the application side, as in Java: inside the
+//! next `poll`, `commit`, or `close`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,6 +34,10 @@ use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
 use crate::config::ConsumerConfig;
+use crate::consumer::group::{
+    default_offset_commit_callback, run_listener, CommitCallback, CommittedResult, GroupMetadata,
+    MemberState, OffsetAndMetadata, Offsets, RebalanceCall, RebalanceListener,
+};
 use crate::consumer::{
     ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, ConsumerRecords,
     OffsetAndTimestamp, OffsetsResult, OpId, TopicPartition, TypedRecord, WaitFor, WaitId,
@@ -29,7 +45,41 @@ use crate::consumer::{
 use crate::network::{ClusterView, PartitionInfo};
 use crate::producer::serializer::Deserializer;
 
-type PollReply = oneshot::Sender<Result<ConsumerRecords, ConsumerError>>;
+/// What a poll round on the loop answers: records, or a listener callback to run first
+/// (with the poll's deadline, so the next round keeps the caller's timeout).
+enum PollAnswer {
+    Records(ConsumerRecords),
+    Call(RebalanceCall, Instant),
+}
+
+type PollReply = oneshot::Sender<Result<PollAnswer, ConsumerError>>;
+
+/// Completed async commits whose callbacks wait for the application.
+type CompletedCommits = Arc<Mutex<VecDeque<(CommitCallback, Offsets, Result<(), ConsumerError>)>>>;
+
+enum CommitWaiter {
+    Sync(oneshot::Sender<Result<(), ConsumerError>>),
+    Async(CommitCallback, CompletedCommits),
+}
+
+/// When a group wait is over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The group has nothing queued (unsubscribe).
+    Settled,
+    /// The consumer closed.
+    Closed,
+}
+
+enum GroupAnswer {
+    Call(RebalanceCall),
+    Done,
+}
+
+struct GroupWait {
+    until: Until,
+    reply: oneshot::Sender<GroupAnswer>,
+}
 type PositionReply = oneshot::Sender<Result<i64, ConsumerError>>;
 type MetadataReply = oneshot::Sender<Result<Arc<ClusterView>, ConsumerError>>;
 
@@ -53,6 +103,9 @@ pub struct ConsumerHandler {
     positions: BTreeMap<WaitId, PositionWait>,
     offsets: BTreeMap<OpId, oneshot::Sender<OffsetsResult>>,
     metadata: BTreeMap<OpId, MetadataReply>,
+    commits: BTreeMap<OpId, CommitWaiter>,
+    committed: BTreeMap<OpId, oneshot::Sender<CommittedResult>>,
+    group_waits: BTreeMap<WaitId, GroupWait>,
 }
 
 impl ConsumerHandler {
@@ -62,15 +115,43 @@ impl ConsumerHandler {
             // Nobody would get the records: leave them buffered for the next poll.
             return;
         }
+        if let Some(call) = core.pending_rebalance() {
+            let _ = w.reply.send(Ok(PollAnswer::Call(call.clone(), w.deadline)));
+            return;
+        }
         match core.take_records(w.max, now) {
-            Ok(records) if records.is_empty() && now < w.deadline => {
-                let id = core.wait(WaitFor::Records, w.deadline, now);
-                self.polls.insert(id, w);
+            Ok(records) if records.is_empty() => {
+                if let Some(call) = core.pending_rebalance() {
+                    let _ = w.reply.send(Ok(PollAnswer::Call(call.clone(), w.deadline)));
+                } else if now < w.deadline {
+                    let id = core.wait(WaitFor::Records, w.deadline, now);
+                    self.polls.insert(id, w);
+                } else {
+                    let _ = w.reply.send(Ok(PollAnswer::Records(records)));
+                }
             }
             result => {
-                let _ = w.reply.send(result);
+                let _ = w.reply.send(result.map(PollAnswer::Records));
             }
         }
+    }
+
+    fn group_step(&mut self, core: &mut ConsumerCore, w: GroupWait, now: Instant) {
+        if let Some(call) = core.pending_rebalance() {
+            let _ = w.reply.send(GroupAnswer::Call(call.clone()));
+            return;
+        }
+        let done = match w.until {
+            Until::Closed => core.is_closed(),
+            Until::Settled => core.group_settled(),
+        };
+        // A settled group is not closing any more: nothing will change, so do not wait.
+        if done || w.reply.is_canceled() || core.group_settled() {
+            let _ = w.reply.send(GroupAnswer::Done);
+            return;
+        }
+        let id = core.wait(WaitFor::Group, now + FOREVER, now);
+        self.group_waits.insert(id, w);
     }
 
     fn position_step(&mut self, core: &mut ConsumerCore, w: PositionWait, now: Instant) {
@@ -103,6 +184,28 @@ impl Handler<ConsumerCore> for ConsumerHandler {
                     self.poll_step(core, w, now);
                 } else if let Some(w) = self.positions.remove(&id) {
                     self.position_step(core, w, now);
+                } else if let Some(w) = self.group_waits.remove(&id) {
+                    self.group_step(core, w, now);
+                }
+            }
+            ConsumerEvent::Commit {
+                id,
+                offsets,
+                result,
+            } => match self.commits.remove(&id) {
+                Some(CommitWaiter::Sync(reply)) => {
+                    let _ = reply.send(result);
+                }
+                Some(CommitWaiter::Async(callback, queue)) => {
+                    if let Ok(mut q) = queue.lock() {
+                        q.push_back((callback, offsets, result));
+                    }
+                }
+                None => {}
+            },
+            ConsumerEvent::Committed { id, result } => {
+                if let Some(reply) = self.committed.remove(&id) {
+                    let _ = reply.send(result);
                 }
             }
             ConsumerEvent::Offsets { id, result } => {
@@ -132,6 +235,24 @@ impl Handler<ConsumerCore> for ConsumerHandler {
         for (_, r) in std::mem::take(&mut self.metadata) {
             let _ = r.send(Err(ConsumerError::Closed));
         }
+        for (_, c) in std::mem::take(&mut self.commits) {
+            match c {
+                CommitWaiter::Sync(reply) => {
+                    let _ = reply.send(Err(ConsumerError::Closed));
+                }
+                CommitWaiter::Async(callback, queue) => {
+                    if let Ok(mut q) = queue.lock() {
+                        q.push_back((callback, Offsets::new(), Err(ConsumerError::Closed)));
+                    }
+                }
+            }
+        }
+        for (_, r) in std::mem::take(&mut self.committed) {
+            let _ = r.send(Err(ConsumerError::Closed));
+        }
+        for (_, w) in std::mem::take(&mut self.group_waits) {
+            let _ = w.reply.send(GroupAnswer::Done);
+        }
     }
 }
 
@@ -150,14 +271,25 @@ async fn call<T: Send + 'static>(
     rx.await.map_err(|_| ConsumerError::Closed)
 }
 
-async fn poll_records(
-    cmds: Cmds,
+/// When a poll round ends: after a timeout from the round's start, or at the deadline of the
+/// poll a callback interrupted.
+#[derive(Clone, Copy)]
+enum PollUntil {
+    After(Duration),
+    At(Instant),
+}
+
+async fn poll_round(
+    cmds: &Cmds,
     max: usize,
-    timeout: Duration,
-) -> Result<ConsumerRecords, ConsumerError> {
+    until: PollUntil,
+) -> Result<PollAnswer, ConsumerError> {
     let (tx, rx) = oneshot::channel();
     cmds.run(move |core, handler, now| {
-        let deadline = now.checked_add(timeout).unwrap_or(now + FOREVER);
+        let deadline = match until {
+            PollUntil::After(timeout) => now.checked_add(timeout).unwrap_or(now + FOREVER),
+            PollUntil::At(t) => t,
+        };
         handler.poll_step(
             core,
             PollWait {
@@ -175,14 +307,32 @@ async fn poll_records(
 /// How long "forever" waits are cut into (a poll is asked again after it).
 const FOREVER: Duration = Duration::from_secs(3600);
 
+/// How long a graceful close may take (Java's `DEFAULT_CLOSE_TIMEOUT_MS`).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+type SharedListener = Arc<Mutex<Option<Box<dyn RebalanceListener>>>>;
+
 /// The application's handle on a consumer running in some driver's event loop. Cheap to
 /// clone; the loop stops when the last clone (and every stream and cursor) is dropped.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConsumerHandle {
     cmds: Cmds,
     max_poll_records: usize,
     api_timeout: Duration,
     idle_timeout: Option<Duration>,
+    /// The rebalance listener, shared by every clone (callbacks run on the polling task).
+    listener: SharedListener,
+    /// Async commit callbacks waiting to run on the application's side.
+    completed: CompletedCommits,
+}
+
+impl std::fmt::Debug for ConsumerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerHandle")
+            .field("cmds", &self.cmds)
+            .field("max_poll_records", &self.max_poll_records)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConsumerHandle {
@@ -198,12 +348,215 @@ impl ConsumerHandle {
             max_poll_records: config.max_poll_records.max(1) as usize,
             api_timeout: Duration::from_millis(u64::from(config.default_api_timeout_ms)),
             idle_timeout: config.consumer_timeout_ms.map(Duration::from_millis),
+            listener: Arc::new(Mutex::new(None)),
+            completed: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
-    /// Replaces the assignment (see [`ConsumerCore::assign`]).
+    /// Replaces the assignment (see [`ConsumerCore::assign`]). Fails with
+    /// [`ConsumerError::IllegalState`] while subscribed.
     pub async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<(), ConsumerError> {
-        call(&self.cmds, move |core, now| core.assign(partitions, now)).await
+        call(&self.cmds, move |core, now| {
+            if core.is_subscribed() {
+                return Err(ConsumerError::IllegalState {
+                    detail: "assign() while subscribed: unsubscribe first".into(),
+                });
+            }
+            core.assign(partitions, now);
+            Ok(())
+        })
+        .await?
+    }
+
+    // ---- groups -------------------------------------------------------------------------
+
+    /// Sets the rebalance listener (replacing any); its callbacks run inside this handle's
+    /// polls (see the [module docs](self)). Set it before subscribing to see the first
+    /// assignment.
+    pub async fn set_rebalance_listener(
+        &self,
+        listener: impl RebalanceListener + 'static,
+    ) -> Result<(), ConsumerError> {
+        if let Ok(mut l) = self.listener.lock() {
+            *l = Some(Box::new(listener));
+        }
+        call(&self.cmds, |core, _| core.set_rebalance_callbacks(true)).await
+    }
+
+    /// Subscribes to `topics` (see [`ConsumerCore::subscribe`]); the member joins the group
+    /// on the next poll. An empty list unsubscribes.
+    pub async fn subscribe<T: Into<String>>(
+        &self,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Result<(), ConsumerError> {
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        if topics.is_empty() {
+            return self.unsubscribe().await;
+        }
+        call(&self.cmds, move |core, now| core.subscribe(topics, now)).await?
+    }
+
+    /// [`subscribe`](Self::subscribe) with a rebalance listener.
+    pub async fn subscribe_with_listener<T: Into<String>>(
+        &self,
+        topics: impl IntoIterator<Item = T>,
+        listener: impl RebalanceListener + 'static,
+    ) -> Result<(), ConsumerError> {
+        self.set_rebalance_listener(listener).await?;
+        self.subscribe(topics).await
+    }
+
+    /// Subscribes to every topic whose whole name matches `pattern` (a regular expression;
+    /// see [`ConsumerCore::subscribe_pattern`]).
+    pub async fn subscribe_pattern(&self, pattern: &str) -> Result<(), ConsumerError> {
+        let pattern = pattern.to_owned();
+        call(&self.cmds, move |core, now| {
+            core.subscribe_pattern(&pattern, now)
+        })
+        .await?
+    }
+
+    /// Leaves the group: runs the revocation callbacks, sends LeaveGroup (dynamic members)
+    /// and drops the subscription; without one, clears a manual assignment.
+    pub async fn unsubscribe(&self) -> Result<(), ConsumerError> {
+        self.run_completed_commits();
+        call(&self.cmds, |core, now| core.unsubscribe(now)).await?;
+        self.run_group_callbacks(Until::Settled).await
+    }
+
+    /// The subscribed topics (for a pattern: those it matched so far).
+    pub async fn subscription(&self) -> Result<BTreeSet<String>, ConsumerError> {
+        call(&self.cmds, |core, _| core.subscription()).await
+    }
+
+    /// The group membership (Java's `groupMetadata()`), `None` without a `group_id`.
+    pub async fn group_metadata(&self) -> Result<Option<GroupMetadata>, ConsumerError> {
+        call(&self.cmds, |core, _| core.group_metadata()).await
+    }
+
+    /// Where the member is in the group protocol, `None` without a `group_id`.
+    pub async fn group_state(&self) -> Result<Option<MemberState>, ConsumerError> {
+        call(&self.cmds, |core, _| core.group_state()).await
+    }
+
+    /// Commits synchronously (Java's `commitSync`): `offsets`, or with `None` the consumed
+    /// position of every assigned partition; retriable errors are retried up to
+    /// `default_api_timeout_ms`. Completed [`commit_async`](Self::commit_async) callbacks
+    /// run first.
+    pub async fn commit(&self, offsets: Option<Offsets>) -> Result<(), ConsumerError> {
+        self.run_completed_commits();
+        let (tx, rx) = oneshot::channel();
+        let timeout = self.api_timeout;
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.commit_sync(offsets, timeout, now);
+                handler.commits.insert(id, CommitWaiter::Sync(tx));
+            })
+            .map_err(|_| ConsumerError::Closed)?;
+        let result = rx.await.unwrap_or(Err(ConsumerError::Closed));
+        self.run_completed_commits();
+        result
+    }
+
+    /// Commits without waiting (Java's `commitAsync`; no retries). `callback` (None:
+    /// [`default_offset_commit_callback`], which logs failures) runs on the application's
+    /// side in a later `poll`, `commit` or `close`.
+    pub fn commit_async(
+        &self,
+        offsets: Option<Offsets>,
+        callback: Option<CommitCallback>,
+    ) -> Result<(), ConsumerError> {
+        let callback = callback.unwrap_or_else(|| Box::new(default_offset_commit_callback));
+        let queue = self.completed.clone();
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.commit_async(offsets, now);
+                handler
+                    .commits
+                    .insert(id, CommitWaiter::Async(callback, queue));
+            })
+            .map_err(|_| ConsumerError::Closed)
+    }
+
+    /// The group's committed offsets of `partitions` (`None` where there is none).
+    pub async fn committed(
+        &self,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>, ConsumerError> {
+        let (tx, rx) = oneshot::channel();
+        let timeout = self.api_timeout;
+        self.cmds
+            .run(move |core, handler, now| {
+                let id = core.committed(partitions.into_iter().collect(), timeout, now);
+                handler.committed.insert(id, tx);
+            })
+            .map_err(|_| ConsumerError::Closed)?;
+        rx.await.unwrap_or(Err(ConsumerError::Closed))
+    }
+
+    /// Runs the callbacks of completed async commits (on the caller's task).
+    fn run_completed_commits(&self) {
+        loop {
+            let next = self.completed.lock().ok().and_then(|mut q| q.pop_front());
+            match next {
+                Some((callback, offsets, result)) => callback(&offsets, result),
+                None => return,
+            }
+        }
+    }
+
+    /// Runs `call` on the listener (here, on the application's task) and hands the outcome
+    /// back to the core, which then goes on with the rebalance.
+    async fn run_call(&self, call: RebalanceCall) -> Result<(), ConsumerError> {
+        let outcome = match self.listener.lock() {
+            Ok(mut l) => match l.as_mut() {
+                Some(listener) => run_listener(listener.as_mut(), &call),
+                None => Default::default(),
+            },
+            Err(_) => Default::default(),
+        };
+        let seq = call.seq;
+        self::call(&self.cmds, move |core, now| {
+            core.complete_rebalance(seq, outcome, now)
+        })
+        .await
+    }
+
+    /// Runs listener callbacks until the group is settled or the consumer closed.
+    async fn run_group_callbacks(&self, until: Until) -> Result<(), ConsumerError> {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            self.cmds
+                .run(move |core, handler, now| {
+                    handler.group_step(core, GroupWait { until, reply: tx }, now)
+                })
+                .map_err(|_| ConsumerError::Closed)?;
+            match rx.await {
+                Ok(GroupAnswer::Call(c)) => self.run_call(c).await?,
+                Ok(GroupAnswer::Done) | Err(_) => return Ok(()),
+            }
+        }
+    }
+
+    async fn poll_with(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<ConsumerRecords, ConsumerError> {
+        self.run_completed_commits();
+        let mut until = PollUntil::After(timeout);
+        loop {
+            match poll_round(&self.cmds, max, until).await? {
+                PollAnswer::Records(r) => {
+                    self.run_completed_commits();
+                    return Ok(r);
+                }
+                PollAnswer::Call(c, deadline) => {
+                    self.run_call(c).await?;
+                    until = PollUntil::At(deadline);
+                }
+            }
+        }
     }
 
     /// The assigned partitions.
@@ -213,15 +566,18 @@ impl ConsumerHandle {
 
     /// Up to `max_poll_records` records, waiting at most `timeout` for some; empty when none
     /// came in time. A partition error is returned when there are no records to return.
+    ///
+    /// With a subscription, the poll drives the group: the member joins before records
+    /// come, and listener callbacks run here first.
     pub async fn poll(&self, timeout: Duration) -> Result<ConsumerRecords, ConsumerError> {
-        poll_records(self.cmds.clone(), self.max_poll_records, timeout).await
+        self.poll_with(self.max_poll_records, timeout).await
     }
 
     /// The records as a stream, one at a time, in poll order. It ends when the consumer is
     /// closed; partition errors are yielded as they come.
     pub fn stream(&self) -> RecordStream {
         RecordStream {
-            cmds: self.cmds.clone(),
+            handle: self.clone(),
             max: self.max_poll_records,
             buffered: VecDeque::new(),
             pending: None,
@@ -390,12 +746,24 @@ impl ConsumerHandle {
     }
 
     /// Closes the consumer: connections close, buffered records are dropped and later calls
-    /// fail with [`ConsumerError::Closed`].
+    /// fail with [`ConsumerError::Closed`]. A group member first commits (with auto-commit),
+    /// runs its revocation callbacks and leaves the group, within 30 seconds (Java's
+    /// `close()`; see [`ConsumerCore::begin_close`]).
     pub async fn close(&self) -> Result<(), ConsumerError> {
-        match call(&self.cmds, |core, now| core.close(now)).await {
+        self.run_completed_commits();
+        match call(&self.cmds, |core, now| core.begin_close(CLOSE_TIMEOUT, now)).await {
+            Ok(()) => {}
+            Err(ConsumerError::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let result = match self.run_group_callbacks(Until::Closed).await {
             Ok(()) | Err(ConsumerError::Closed) => Ok(()),
             Err(e) => Err(e),
-        }
+        };
+        // Whatever the group left undone, the consumer is closed now.
+        let _ = call(&self.cmds, |core, now| core.close(now)).await;
+        self.run_completed_commits();
+        result
     }
 
     /// A consumer that deserializes keys and values with `key` and `value`.
@@ -418,7 +786,7 @@ type PollFuture = Pin<Box<dyn Future<Output = Result<ConsumerRecords, ConsumerEr
 /// The consumer's records as a [`futures_core::Stream`], one at a time; polled in batches of
 /// `max_poll_records`. Ends when the consumer is closed.
 pub struct RecordStream {
-    cmds: Cmds,
+    handle: ConsumerHandle,
     max: usize,
     buffered: VecDeque<ConsumerRecord>,
     pending: Option<PollFuture>,
@@ -446,7 +814,9 @@ impl futures_core::Stream for RecordStream {
                 return Poll::Ready(None);
             }
             let fut = this.pending.get_or_insert_with(|| {
-                Box::pin(poll_records(this.cmds.clone(), this.max, FOREVER))
+                let handle = this.handle.clone();
+                let max = this.max;
+                Box::pin(async move { handle.poll_with(max, FOREVER).await })
             });
             match fut.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
