@@ -2,7 +2,9 @@
 //! restarts, leader moves, dropped connections, injected retriable errors and lost responses
 //! (the request was appended, its answer never arrives, so the retry is a duplicate), all under
 //! steady produce with `acks=all`, idempotence, several partitions and up to 5 requests in
-//! flight.
+//! flight. Produce requests are lost with a reset connection both before the broker reads them
+//! and after it appended them (the answer is lost), so retries meet both an empty log and a
+//! duplicate.
 //!
 //! Each scenario runs over `KAFKIT_SIM_SEEDS` seeds (default 200) starting at
 //! `KAFKIT_SIM_SEED_START` (default 0); a failure names its seed, and that seed replays the run
@@ -66,7 +68,8 @@ enum Fault {
     BrokerCrashes,
     /// move_leader to another in-sync replica.
     LeaderMoves,
-    /// TCP resets of every connection to a broker.
+    /// TCP resets of every connection to a broker, at random instants; and resets that take
+    /// a Produce request down with them before the broker reads it.
     DroppedConnections,
     /// Produce answered with a retriable error instead of being appended.
     InjectedErrors,
@@ -119,11 +122,14 @@ struct HookState {
     error_odds: u64,
     /// 1 in `lose_odds` requests is appended, then its answer is lost.
     lose_odds: u64,
-    /// A request was just appended whose answer must be lost: the loop drops the connections
-    /// before the answer arrives.
-    lose_now: bool,
+    /// 1 in `reset_odds` requests is lost in a connection reset before the broker reads it.
+    reset_odds: u64,
+    /// The loop must reset every connection now (before the answer to the request just seen
+    /// arrives).
+    reset_now: bool,
     injected_errors: u64,
     lost_responses: u64,
+    lost_requests: u64,
 }
 
 /// Retriable errors a broker answers Produce with (Java's producer retries every one).
@@ -200,6 +206,8 @@ struct Scenario {
     results: Results,
     /// Broker down: (id, restart at).
     down: Option<(i32, Duration)>,
+    /// A dropped-connections fault due: (at, broker).
+    drop_at: Option<(Instant, i32)>,
     faults: u64,
 }
 
@@ -286,17 +294,20 @@ impl Scenario {
             active: false,
             error_odds: 4 + rng.below(8),
             lose_odds: 4 + rng.below(8),
-            lose_now: false,
+            reset_odds: 6 + rng.below(10),
+            reset_now: false,
             injected_errors: 0,
             lost_responses: 0,
+            lost_requests: 0,
         }));
-        let (inject, lose) = match kind {
-            Fault::InjectedErrors => (true, false),
-            Fault::LostResponses => (false, true),
-            Fault::Mixed => (true, true),
-            _ => (false, false),
+        let (inject, lose, reset) = match kind {
+            Fault::InjectedErrors => (true, false, false),
+            Fault::LostResponses => (false, true, false),
+            Fault::DroppedConnections => (false, false, true),
+            Fault::Mixed => (true, true, true),
+            _ => (false, false, false),
         };
-        if inject || lose {
+        if inject || lose || reset {
             let h = hook.clone();
             cluster.borrow_mut().set_hook(
                 ApiKey::Produce,
@@ -311,8 +322,18 @@ impl Scenario {
                         h.injected_errors += 1;
                         return error_response(body, code);
                     }
-                    if lose && !h.lose_now && h.rng.below(h.lose_odds) == 0 {
-                        h.lose_now = true;
+                    if h.reset_now {
+                        return HookAction::Pass;
+                    }
+                    if reset && h.rng.below(h.reset_odds) == 0 {
+                        // The request dies with its connection, unread.
+                        h.reset_now = true;
+                        h.lost_requests += 1;
+                        return HookAction::Drop;
+                    }
+                    if lose && h.rng.below(h.lose_odds) == 0 {
+                        // Appended; its answer dies with the connection.
+                        h.reset_now = true;
                         h.lost_responses += 1;
                     }
                     HookAction::Pass
@@ -331,6 +352,7 @@ impl Scenario {
             sent: Vec::new(),
             results: Arc::default(),
             down: None,
+            drop_at: None,
             faults: 0,
         }
     }
@@ -347,27 +369,41 @@ impl Scenario {
         }
     }
 
-    /// Runs the simulation to `until`, losing the answers the hook marked on the way.
+    /// Runs the simulation to `until`: resets every connection when the hook asks (so that
+    /// the request or answer it marked is lost), and one broker's connections at the instant
+    /// a dropped-connections fault chose.
     fn advance(&mut self, until: Instant) -> Result<(), String> {
-        self.ticker.set(Some(until));
         loop {
+            let stop = match self.drop_at {
+                Some((at, _)) if at < until => at,
+                _ => until,
+            };
+            self.ticker.set(Some(stop));
             let hook = self.hook.clone();
             self.sim
-                .run_until(|s| s.now() >= until || hook.borrow().lose_now)
+                .run_until(|s| s.now() >= stop || hook.borrow().reset_now)
                 .map_err(|e| format!("{e}"))?;
             self.pump();
-            if !std::mem::take(&mut self.hook.borrow_mut().lose_now) {
-                break;
+            if std::mem::take(&mut self.hook.borrow_mut().reset_now) {
+                // The hook does not know which broker it ran on: reset them all.
+                for b in 0..BROKERS {
+                    self.sim.drop_connections(&broker_addr(b as i32));
+                }
+                self.pump();
+                continue;
             }
-            // The request was appended; its answer is on the wire. Reset every connection
-            // (the hook does not know which broker it ran on) so that the answer is lost.
-            for b in 0..BROKERS {
-                self.sim.drop_connections(&broker_addr(b as i32));
+            if let Some((at, broker)) = self.drop_at {
+                if self.sim.now() >= at {
+                    self.drop_at = None;
+                    self.sim.drop_connections(&broker_addr(broker));
+                    self.pump();
+                    continue;
+                }
             }
-            self.pump();
+            if self.sim.now() >= until {
+                return Ok(());
+            }
         }
-        self.pump();
-        Ok(())
     }
 
     /// One tick of steady traffic: 0 to 4 records, keyed, keyless or to a chosen partition.
@@ -463,8 +499,10 @@ impl Scenario {
                     self.faults += 1;
                 }
             }
-            Fault::DroppedConnections => {
-                self.sim.drop_connections(&broker_addr(broker));
+            Fault::DroppedConnections if self.drop_at.is_none() => {
+                // At a random instant of the coming tick, when requests may be in flight.
+                let at = now + Duration::from_micros(self.rng.below(TICK.as_micros() as u64));
+                self.drop_at = Some((at, broker));
                 self.faults += 1;
             }
             _ => {}
@@ -523,7 +561,18 @@ impl Scenario {
             Some(Err(e)) => return Err(fail(format!("flush failed: {e}"))),
             None => return Err(fail("flush never completed".into())),
         }
-        self.check(results).map_err(fail)
+        let now = self.sim.now();
+        let retries = self
+            .sim
+            .core()
+            .metrics(now)
+            .to_map()
+            .get("record-retry-total")
+            .copied()
+            .unwrap_or_default() as u64;
+        let mut report = self.check(results).map_err(fail)?;
+        report.retries = retries;
+        Ok(report)
     }
 
     /// The invariants, against the partition logs.
@@ -536,6 +585,7 @@ impl Scenario {
             faults: self.faults,
             injected_errors: self.hook.borrow().injected_errors,
             lost_responses: self.hook.borrow().lost_responses,
+            lost_requests: self.hook.borrow().lost_requests,
             ..Report::default()
         };
         // Every send completed exactly once, with success.
@@ -591,6 +641,13 @@ impl Scenario {
             let hw = log.high_watermark();
             let mut last: Option<u64> = None;
             for batch in log.batches() {
+                if batch.producer_id < 0 || batch.base_sequence < 0 {
+                    return Err(format!(
+                        "{TOPIC}-{partition}@{}: a batch without idempotence (producer id {}, \
+                         sequence {})",
+                        batch.base_offset, batch.producer_id, batch.base_sequence
+                    ));
+                }
                 let batch = RecordBatch::decode(batch.data.clone(), &opts)
                     .map_err(|e| format!("{TOPIC}-{partition}: undecodable batch: {e}"))?;
                 for r in batch.records() {
@@ -700,6 +757,9 @@ struct Report {
     faults: u64,
     injected_errors: u64,
     lost_responses: u64,
+    lost_requests: u64,
+    /// Records the producer sent again (metric `record-retry-total`).
+    retries: u64,
 }
 
 fn run_seeds(kind: Fault) {
@@ -716,6 +776,8 @@ fn run_seeds(kind: Fault) {
                 totals.faults += r.faults;
                 totals.injected_errors += r.injected_errors;
                 totals.lost_responses += r.lost_responses;
+                totals.lost_requests += r.lost_requests;
+                totals.retries += r.retries;
             }
             Err(e) => failures.push(e),
         }
@@ -727,11 +789,17 @@ fn run_seeds(kind: Fault) {
         failures.len(),
         failures.join("\n")
     );
-    // The scenario did what it says: traffic flowed and faults happened.
+    // The scenario did what it says: traffic flowed, faults happened and made the producer
+    // retry.
     assert!(totals.records > count * 100, "{kind:?}: {totals:?}");
+    assert!(totals.retries > count, "{kind:?}: {totals:?}");
     match kind {
         Fault::InjectedErrors => assert!(totals.injected_errors > count, "{totals:?}"),
         Fault::LostResponses => assert!(totals.lost_responses > count, "{totals:?}"),
+        Fault::DroppedConnections => assert!(
+            totals.faults > count * 2 && totals.lost_requests > count,
+            "{totals:?}"
+        ),
         Fault::Mixed => assert!(
             totals.faults > count && totals.injected_errors > count,
             "{totals:?}"
