@@ -58,6 +58,8 @@ use crate::protocol::{
 const PROTOCOL_TYPE: &str = "consumer";
 /// JoinGroup v9 tells a restarted static leader it may skip the assignment (KIP-814).
 const MAX_JOIN_VERSION: i16 = 9;
+/// LeaveGroup v5 carries a reason.
+const MAX_LEAVE_VERSION: i16 = 5;
 /// The marker timestamp of a partition waiting for its committed offset: an offset reset
 /// that is "in flight" so the fetcher neither resets nor fetches it meanwhile.
 const AWAITING_COMMITTED: i64 = i64::MIN;
@@ -298,6 +300,15 @@ impl GroupCoordinator {
             kind: CoordinatorKind::Group,
             key: self.cfg.group_id.clone(),
         }
+    }
+
+    /// The version `api` would be sent at to the known coordinator, if a connection to it
+    /// has negotiated versions (some fields exist only from some version on, and the codec
+    /// refuses to drop a field that is not ignorable).
+    fn coordinator_version(&self, net: &NetworkClient, api: ApiKey, max: i16) -> Option<i16> {
+        let node = net.coordinator(CoordinatorKind::Group, &self.cfg.group_id)?;
+        let (_, table) = net.broker_versions(node)?;
+        table.negotiate(api, Some(max))
     }
 
     // ---- queries --------------------------------------------------------------------------
@@ -776,13 +787,16 @@ impl GroupCoordinator {
                     self.assignment_changed = true;
                 }
                 Step::FinishClose => {
-                    if self
-                        .commits
-                        .values()
-                        .any(|c| c.request.is_some() || c.kind == CommitKind::User)
+                    let leaving = self.requests.values().any(|r| matches!(r, Req::Leave));
+                    if (leaving
+                        || self
+                            .commits
+                            .values()
+                            .any(|c| c.request.is_some() || c.kind == CommitKind::User))
                         && self.closing.is_some_and(|t| ctx.now < t)
                     {
-                        // Commits in flight finish first (Java waits for them on close).
+                        // Commits and LeaveGroup in flight finish first (Java waits for
+                        // requests to the coordinator on close).
                         self.steps.push_front(Step::FinishClose);
                         return;
                     }
@@ -933,21 +947,32 @@ impl GroupCoordinator {
             return;
         }
         tracing::info!(group = %self.cfg.group_id, member = %self.member_id, reason, "LeaveGroup");
-        let body = LeaveGroupRequest {
-            group_id: self.cfg.group_id.clone(),
-            member_id: self.member_id.clone(),
-            members: vec![MemberIdentity {
-                member_id: self.member_id.clone(),
-                group_instance_id: None,
-                reason: Some(reason.to_owned()),
+        // Before v3 the request names one member; from v3 it is a batch (KIP-345).
+        let batch = self
+            .coordinator_version(ctx.net, ApiKey::LeaveGroup, MAX_LEAVE_VERSION)
+            .is_none_or(|v| v >= 3);
+        let body = if batch {
+            LeaveGroupRequest {
+                group_id: self.cfg.group_id.clone(),
+                members: vec![MemberIdentity {
+                    member_id: self.member_id.clone(),
+                    group_instance_id: None,
+                    reason: Some(reason.to_owned()),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
+            }
+        } else {
+            LeaveGroupRequest {
+                group_id: self.cfg.group_id.clone(),
+                member_id: self.member_id.clone(),
+                ..Default::default()
+            }
         };
         let id = ctx.net.send(
             self.target(),
             RequestBody::LeaveGroup(body),
-            None,
+            Some(if batch { MAX_LEAVE_VERSION } else { 2 }),
             true,
             ctx.now,
         );
@@ -1113,6 +1138,9 @@ impl GroupCoordinator {
             .filter(|(_, f)| f.request.is_none() && f.retry_at.is_none_or(|t| now >= t))
             .map(|(k, _)| *k)
             .collect();
+        let stable = self
+            .coordinator_version(ctx.net, ApiKey::OffsetFetch, MAX_OFFSET_FETCH_VERSION)
+            .is_some_and(|v| v >= 7);
         for key in due {
             if self.fatal.is_some() {
                 let f = self.fetches.remove(&key).expect("listed");
@@ -1129,7 +1157,9 @@ impl GroupCoordinator {
                     continue;
                 }
             }
-            let body = offsets_commit::fetch_request(&self.cfg.group_id, &f.partitions);
+            let mut body = offsets_commit::fetch_request(&self.cfg.group_id, &f.partitions);
+            // require_stable exists from v7 (Kafka 2.5) and cannot be dropped silently.
+            body.require_stable = stable;
             let rid = ctx.net.send(
                 Target::Coordinator {
                     kind: CoordinatorKind::Group,
