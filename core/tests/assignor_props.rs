@@ -398,8 +398,11 @@ fn cooperative_from(s: &Scenario, owned: &Result) -> std::result::Result<(), Tes
 #[derive(Debug, Clone)]
 struct Conflicts {
     counts: Vec<i32>,
-    members: Vec<(u8, Vec<(u8, i32)>, i32)>,
+    members: Vec<Claimant>,
 }
+
+/// A member's topic mask, its claims as (topic, partition), and the generation it claims in.
+type Claimant = (u8, Vec<(u8, i32)>, i32);
 
 fn conflicts() -> impl Strategy<Value = Conflicts> {
     (1usize..=3).prop_flat_map(|t| {
@@ -444,6 +447,9 @@ impl Conflicts {
 }
 
 proptest! {
+    // Each case takes well under a millisecond; four times the default still runs in seconds.
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
     #[test]
     fn sticky_generations(s in scenario()) {
         check_eager(&s, &mut StickyAssignor::new())?;

@@ -299,7 +299,7 @@ impl Engine {
             let count = cluster.partitions(name).unwrap_or(0) as usize;
             let name: Arc<str> = name.into();
             topic_index.insert(name.clone(), topics.len());
-            partition_topic.extend(std::iter::repeat(topics.len()).take(count));
+            partition_topic.resize(partition_topic.len() + count, topics.len());
             topics.push((name, partition_topic.len() - count));
         }
 
@@ -497,8 +497,8 @@ impl Engine {
         loop {
             let mut moved = false;
             for keep_owned in [false, true] {
-                for p in 0..p_total {
-                    let Some(a) = holder[p] else { continue };
+                for (p, slot) in holder.iter_mut().enumerate() {
+                    let Some(a) = *slot else { continue };
                     if (self.owner[p] == Some(a)) != keep_owned {
                         continue;
                     }
@@ -506,7 +506,7 @@ impl Engine {
                         continue;
                     };
                     if count[b] + 1 < count[a] {
-                        holder[p] = Some(b);
+                        *slot = Some(b);
                         count[a] -= 1;
                         count[b] += 1;
                         moved = true;
