@@ -15,6 +15,10 @@
 //! KAFKIT_SIM_SEED_START=4242 KAFKIT_SIM_SEEDS=1 cargo test -p kafkit-sim --test sim_producer_faults
 //! ```
 //!
+//! Each run is 4.5 s of virtual time (faults from 0.3 s to 4 s, about 450 records, then a flush);
+//! the six scenarios at 200 seeds take about 90 s of CPU in a debug build (about 45 s of wall
+//! time on two idle cores).
+//!
 //! Invariants checked in every run, once the faults have ended and the producer is flushed:
 //! - every send completes, exactly once (its callback runs once);
 //! - every result tells the truth: with idempotence and a delivery timeout longer than the
