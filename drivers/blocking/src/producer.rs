@@ -267,3 +267,53 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         &self.typed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn producers_are_send_sync_and_clone() {
+        assert_send_sync_clone::<Producer>();
+        assert_send_sync_clone::<TypedProducer<str, [u8]>>();
+    }
+
+    #[test]
+    fn start_errors_say_which_part_refused() {
+        let mut config = ProducerConfig::default();
+        config.common.bootstrap_servers = vec!["no-port".into()];
+        let err = Producer::start(&config).unwrap_err();
+        assert!(
+            matches!(err, StartError::Setup(SetupError::Config(_))),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("no-port"), "{err}");
+
+        let mut config = ProducerConfig::default();
+        config.transactional_id = Some("tx".into());
+        let err = Producer::start(&config).unwrap_err();
+        assert!(
+            matches!(err, StartError::Producer(ProduceError::InvalidConfig(_))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_dropped_producer_fails_what_it_buffered() {
+        // Nothing listens on port 1: the record stays buffered until the last handle is gone.
+        let config = ProducerConfig::builder()
+            .bootstrap_servers("127.0.0.1:1")
+            .build()
+            .expect("config");
+        let producer = Producer::start(&config).expect("started");
+        let delivery = producer
+            .send(ProducerRecord::new("t").partition(0).value("v"))
+            .expect("buffered");
+        let clone = producer.clone();
+        drop(producer);
+        drop(clone);
+        assert!(matches!(delivery.wait(), Err(ProduceError::Closed)));
+    }
+}

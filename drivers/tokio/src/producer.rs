@@ -64,3 +64,36 @@ pub fn producer(config: &ProducerConfig) -> Result<ProducerHandle, StartError> {
     tokio::spawn(run(core, ProducerHandler::default(), rx, socket));
     Ok(ProducerHandle::new(tx, shared, system_wall_clock()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn start_errors_say_which_part_refused() {
+        let mut config = ProducerConfig::default();
+        config.common.bootstrap_servers = vec!["no-port".into()];
+        let err = producer(&config).unwrap_err();
+        assert!(
+            matches!(err, StartError::Setup(SetupError::Config(_))),
+            "{err:?}"
+        );
+
+        let mut config = ProducerConfig::default();
+        config.transactional_id = Some("tx".into());
+        let err = producer(&config).unwrap_err();
+        assert!(
+            matches!(err, StartError::Producer(ProduceError::InvalidConfig(_))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_wall_clock_is_the_system_time() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((system_wall_clock()() - now).abs() < 10_000);
+    }
+}
