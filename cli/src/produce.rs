@@ -64,6 +64,10 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
                     break 'inputs;
                 }
             };
+            if let Some(e) = stats.lock().expect("stats lock").stop.clone() {
+                stopped = Some(format!("the producer cannot go on: {e}"));
+                break 'inputs;
+            }
             read += 1;
             let record = build(
                 &template,
@@ -76,12 +80,7 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
                 report.lock().expect("stats lock").outcome(result);
             });
             if let Err(e) = sent {
-                let stop = stops_input(&e);
                 stats.lock().expect("stats lock").failed(&e);
-                if stop {
-                    stopped = Some(format!("the producer cannot go on: {e}"));
-                    break 'inputs;
-                }
             }
         }
     }
@@ -117,6 +116,8 @@ struct Stats {
     failed: u64,
     /// Failed records per distinct reason.
     reasons: BTreeMap<String, u64>,
+    /// The first failure every later record would repeat (see [`stops_input`]).
+    stop: Option<String>,
 }
 
 impl Stats {
@@ -132,13 +133,17 @@ impl Stats {
     }
 
     fn failed(&mut self, e: &ProduceError) {
+        if self.stop.is_none() && stops_input(e) {
+            self.stop = Some(e.to_string());
+        }
         self.failed += 1;
         *self.reasons.entry(e.to_string()).or_default() += 1;
     }
 }
 
 /// Errors after which every later record would fail the same way (or wait `max_block_ms`
-/// first): reading more input is pointless.
+/// first): reading more input is pointless. They may come back from `send` or, for records
+/// that waited for metadata, in a delivery report.
 fn stops_input(e: &ProduceError) -> bool {
     matches!(
         e,

@@ -378,6 +378,40 @@ fn an_unknown_partition_exits_1_with_the_reason() {
 }
 
 #[test]
+fn a_missing_topic_exits_1_naming_it_after_max_block_ms() {
+    let cluster = Cluster::start();
+    let bootstrap = cluster.bootstrap();
+    let topic = format!("kafkit-produce-missing-{}", std::process::id());
+    let input: Vec<u8> = (0..500)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let (out, took) = kafkit(
+        &[
+            "-b",
+            &bootstrap,
+            "-X",
+            "allow.auto.create.topics=false",
+            "-X",
+            "max.block.ms=1500",
+            "produce",
+            "-t",
+            &topic,
+        ],
+        &input,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(err.contains("produced 0 of"), "{err}");
+    let reasons: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("kafkit: failed: "))
+        .collect();
+    assert_eq!(reasons.len(), 1, "one distinct reason: {err}");
+    assert!(reasons[0].contains(&topic), "names the topic: {err}");
+}
+
+#[test]
 fn usage_errors_exit_2_before_connecting() {
     // Nothing listens here: a usage error must be found before any connection is tried.
     let bootstrap = "127.0.0.1:1";
