@@ -321,7 +321,10 @@ mod tests {
     fn partitions_for_and_metrics() {
         let config = ProducerConfig::default();
         let mut p = ProducerSim::new(ClusterConfig::default(), &config, 1).expect("producer");
-        let partitions = p.partitions_for("auto").expect("ran").expect("auto-created");
+        let partitions = p
+            .partitions_for("auto")
+            .expect("ran")
+            .expect("auto-created");
         assert_eq!(partitions.len(), 3);
         drop(p.send(ProducerRecord::new("auto").value("v")));
         p.flush(Some(Duration::from_secs(5)))
