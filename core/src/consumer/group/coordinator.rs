@@ -2000,3 +2000,366 @@ fn partition_racks(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! The state machine against scripted coordinator answers: requests stay queued in a
+    //! network client without connections, and the test answers them by request id.
+
+    use super::*;
+    use crate::network::NetOptions;
+    use crate::protocol::metadata::response::{MetadataResponsePartition, MetadataResponseTopic};
+    use crate::protocol::{HeartbeatResponse, MetadataResponse};
+
+    struct T {
+        g: GroupCoordinator,
+        net: NetworkClient,
+        subs: SubscriptionState,
+        now: Instant,
+    }
+
+    fn tps(ps: &[i32]) -> BTreeSet<TopicPartition> {
+        ps.iter().map(|&p| TopicPartition::new("t", p)).collect()
+    }
+
+    impl T {
+        fn new(tweak: impl FnOnce(&mut ConsumerConfig)) -> T {
+            let mut c = ConsumerConfig {
+                group_id: Some("g".into()),
+                enable_auto_commit: false,
+                partition_assignment_strategy: vec![crate::config::AssignmentStrategy::Range],
+                ..Default::default()
+            };
+            tweak(&mut c);
+            let assignors = c
+                .partition_assignment_strategy
+                .iter()
+                .map(|s| assignor::built_in(*s))
+                .collect();
+            let mut t = T {
+                g: GroupCoordinator::new(&c, "g".into(), assignors),
+                net: NetworkClient::new(NetOptions::new(vec![("b".into(), 9092)])),
+                subs: SubscriptionState::new(c.auto_offset_reset),
+                now: Instant::now(),
+            };
+            t.g.set_callbacks(true);
+            let mut ctx = GroupCtx {
+                net: &mut t.net,
+                subs: &mut t.subs,
+                now: t.now,
+            };
+            t.g.subscribe(Subscribed::Topics(["t".to_string()].into()), &mut ctx);
+            t
+        }
+
+        fn poll(&mut self, in_poll: bool) {
+            let mut ctx = GroupCtx {
+                net: &mut self.net,
+                subs: &mut self.subs,
+                now: self.now,
+            };
+            self.g.poll(&mut ctx, in_poll);
+        }
+
+        fn pending(&self, want: fn(&Req) -> bool) -> Option<RequestId> {
+            self.g
+                .requests
+                .iter()
+                .rev()
+                .find(|(_, r)| want(r))
+                .map(|(id, _)| *id)
+        }
+
+        fn respond(&mut self, id: RequestId, body: ResponseBody) {
+            let mut ctx = GroupCtx {
+                net: &mut self.net,
+                subs: &mut self.subs,
+                now: self.now,
+            };
+            self.g.handle_response(
+                id,
+                Ok(Response {
+                    node: 1,
+                    version: 5,
+                    body,
+                }),
+                &mut ctx,
+            );
+        }
+
+        fn complete(&mut self) -> RebalanceCall {
+            let call = self
+                .g
+                .pending_call()
+                .cloned()
+                .expect("a callback is pending");
+            let mut ctx = GroupCtx {
+                net: &mut self.net,
+                subs: &mut self.subs,
+                now: self.now,
+            };
+            self.g
+                .complete_call(call.seq, RebalanceOutcome::default(), &mut ctx);
+            call
+        }
+
+        fn join_response(&mut self, code: ErrorCode, member: &str, leader: &str) {
+            let id = self
+                .pending(|r| matches!(r, Req::Join))
+                .expect("JoinGroup sent");
+            let me = assignor::encode_subscription(
+                &Subscription {
+                    topics: vec!["t".into()],
+                    ..Default::default()
+                },
+                3,
+            )
+            .unwrap();
+            self.respond(
+                id,
+                ResponseBody::JoinGroup(JoinGroupResponse {
+                    error_code: code.0,
+                    generation_id: 1,
+                    protocol_type: Some("consumer".into()),
+                    protocol_name: Some("range".into()),
+                    leader: leader.into(),
+                    member_id: member.into(),
+                    members: if leader == member {
+                        vec![JoinGroupResponseMember {
+                            member_id: member.into(),
+                            metadata: me,
+                            ..Default::default()
+                        }]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Default::default()
+                }),
+            );
+        }
+
+        fn sync_response(&mut self, partitions: &[i32]) {
+            let id = self
+                .pending(|r| matches!(r, Req::Sync))
+                .expect("SyncGroup sent");
+            let a = assignor::encode_assignment(
+                &Assignment {
+                    partitions: tps(partitions).into_iter().collect(),
+                    user_data: None,
+                },
+                3,
+            )
+            .unwrap();
+            self.respond(
+                id,
+                ResponseBody::SyncGroup(SyncGroupResponse {
+                    protocol_type: Some("consumer".into()),
+                    protocol_name: Some("range".into()),
+                    assignment: a,
+                    ..Default::default()
+                }),
+            );
+        }
+
+        fn heartbeat_response(&mut self, code: ErrorCode) {
+            self.now += Duration::from_secs(3);
+            self.poll(true);
+            let id = self
+                .pending(|r| matches!(r, Req::Heartbeat(_)))
+                .expect("heartbeat sent");
+            self.respond(
+                id,
+                ResponseBody::Heartbeat(HeartbeatResponse {
+                    error_code: code.0,
+                    ..Default::default()
+                }),
+            );
+        }
+
+        /// Joins as a follower and gets `partitions`.
+        fn join_as_follower(&mut self, partitions: &[i32]) {
+            self.poll(true);
+            self.join_response(ErrorCode::MEMBER_ID_REQUIRED, "m-1", "");
+            assert_eq!(self.g.member_id, "m-1");
+            self.join_response(ErrorCode::NONE, "m-1", "leader");
+            assert_eq!(self.g.state(), MemberState::Syncing);
+            self.sync_response(partitions);
+            assert_eq!(self.g.state(), MemberState::Stable);
+            let call = self.complete();
+            assert_eq!(call.kind, RebalanceKind::Assigned);
+            assert_eq!(call.partitions, tps(partitions));
+        }
+    }
+
+    #[test]
+    fn no_join_before_the_first_poll() {
+        let mut t = T::new(|_| {});
+        t.poll(false);
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_none());
+        t.poll(true);
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+    }
+
+    #[test]
+    fn a_follower_joins_with_the_member_id_round_trip_and_waits_for_committed_offsets() {
+        let mut t = T::new(|_| {});
+        t.join_as_follower(&[0, 2]);
+        assert_eq!(t.subs.assignment(), tps(&[0, 2]));
+        assert_eq!(t.g.metadata().generation_id, 1);
+        // New partitions wait for OffsetFetch: neither reset nor fetched meanwhile.
+        for tp in tps(&[0, 2]) {
+            assert!(awaiting_committed(&t.subs, &tp));
+        }
+        assert!(t.subs.resets_due(t.now).is_empty());
+        assert!(t.pending(|r| matches!(r, Req::Fetch(_))).is_some());
+        assert!(!t.g.is_leader());
+    }
+
+    #[test]
+    fn the_leader_fetches_metadata_then_assigns() {
+        let mut t = T::new(|_| {});
+        t.poll(true);
+        t.join_response(ErrorCode::NONE, "m-1", "m-1");
+        assert!(t.g.is_leader());
+        let md = t
+            .pending(|r| matches!(r, Req::LeaderMetadata))
+            .expect("leader metadata");
+        t.respond(
+            md,
+            ResponseBody::Metadata(MetadataResponse {
+                topics: vec![MetadataResponseTopic {
+                    name: Some("t".into()),
+                    partitions: (0..3)
+                        .map(|p| MetadataResponsePartition {
+                            partition_index: p,
+                            leader_id: 1,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        );
+        assert_eq!(t.g.state(), MemberState::Syncing);
+        assert_eq!(t.g.assignment_snapshot.as_ref().unwrap().get("t"), Some(&3));
+        t.sync_response(&[0, 1, 2]);
+        assert_eq!(t.complete().partitions, tps(&[0, 1, 2]));
+    }
+
+    #[test]
+    fn eager_rebalance_revokes_everything_before_joining() {
+        let mut t = T::new(|_| {});
+        t.join_as_follower(&[0, 1]);
+        t.heartbeat_response(ErrorCode::REBALANCE_IN_PROGRESS);
+        t.poll(true);
+        let call = t.g.pending_call().cloned().unwrap();
+        assert_eq!(call.kind, RebalanceKind::Revoked);
+        assert_eq!(call.partitions, tps(&[0, 1]));
+        assert!(
+            t.pending(|r| matches!(r, Req::Join)).is_none(),
+            "JoinGroup waits for the callback"
+        );
+        t.complete();
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+        assert!(t.subs.assignment().is_empty());
+        assert_eq!(t.g.member_id, "m-1", "the member id is kept");
+    }
+
+    #[test]
+    fn cooperative_revokes_only_what_moved_and_rejoins() {
+        let mut t = T::new(|c| {
+            c.partition_assignment_strategy =
+                vec![crate::config::AssignmentStrategy::CooperativeSticky]
+        });
+        assert_eq!(t.g.protocol(), RebalanceProtocol::Cooperative);
+        t.poll(true);
+        t.join_response(ErrorCode::NONE, "m-1", "other");
+        t.sync_response(&[0, 1, 2]);
+        t.complete();
+        t.heartbeat_response(ErrorCode::REBALANCE_IN_PROGRESS);
+        t.poll(true);
+        assert!(
+            t.g.pending_call().is_none(),
+            "nothing revoked before joining"
+        );
+        assert_eq!(t.subs.assignment(), tps(&[0, 1, 2]), "kept while rejoining");
+        t.join_response(ErrorCode::NONE, "m-1", "other");
+        t.sync_response(&[0, 2]);
+        let revoked = t.complete();
+        assert_eq!(revoked.kind, RebalanceKind::Revoked);
+        assert_eq!(revoked.partitions, tps(&[1]));
+        let assigned = t.complete();
+        assert_eq!(assigned.kind, RebalanceKind::Assigned);
+        assert!(assigned.partitions.is_empty());
+        assert_eq!(t.subs.assignment(), tps(&[0, 2]));
+        t.poll(true);
+        assert!(
+            t.pending(|r| matches!(r, Req::Join)).is_some(),
+            "rejoins at once after revoking"
+        );
+    }
+
+    #[test]
+    fn unknown_member_loses_the_partitions_and_fencing_is_fatal() {
+        let mut t = T::new(|_| {});
+        t.join_as_follower(&[0]);
+        t.heartbeat_response(ErrorCode::UNKNOWN_MEMBER_ID);
+        assert_eq!(t.g.state(), MemberState::Unjoined);
+        t.poll(true);
+        let call = t.complete();
+        assert_eq!(call.kind, RebalanceKind::Lost);
+        assert!(t.g.member_id.is_empty(), "a new member id next time");
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+
+        let mut t = T::new(|c| c.group_instance_id = Some("i-1".into()));
+        t.join_as_follower(&[0]);
+        t.heartbeat_response(ErrorCode::FENCED_INSTANCE_ID);
+        let e = t.g.take_error().unwrap();
+        assert!(matches!(
+            e,
+            ConsumerError::Group {
+                error: ErrorCode::FENCED_INSTANCE_ID,
+                ..
+            }
+        ));
+        assert_eq!(t.g.take_error(), Some(e), "fatal errors stick");
+        assert_eq!(t.complete().kind, RebalanceKind::Lost);
+        t.poll(true);
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_none(), "no rejoin");
+    }
+
+    #[test]
+    fn coordinator_errors_retry_after_the_backoff() {
+        let mut t = T::new(|_| {});
+        t.poll(true);
+        t.join_response(ErrorCode::NOT_COORDINATOR, "", "");
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_none());
+        assert!(t.g.poll_timeout().is_some());
+        t.now += Duration::from_secs(1);
+        t.poll(true);
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+    }
+
+    #[test]
+    fn a_poll_timeout_leaves_and_the_next_poll_rejoins() {
+        let mut t = T::new(|c| c.max_poll_interval_ms = 10_000);
+        t.join_as_follower(&[0]);
+        t.now += Duration::from_secs(11);
+        t.poll(false);
+        assert!(
+            t.pending(|r| matches!(r, Req::Leave)).is_some(),
+            "LeaveGroup"
+        );
+        assert_eq!(t.g.state(), MemberState::Unjoined);
+        t.now += Duration::from_secs(60);
+        t.poll(false);
+        assert!(
+            t.pending(|r| matches!(r, Req::Join)).is_none(),
+            "not before a poll"
+        );
+        t.poll(true);
+        assert_eq!(t.complete().kind, RebalanceKind::Lost);
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+    }
+}

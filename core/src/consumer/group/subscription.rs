@@ -94,6 +94,7 @@ mod tests {
 
     use super::*;
     use crate::network::TopicInfo;
+    use crate::protocol::ErrorCode;
 
     fn view(names: &[(&str, bool)]) -> ClusterView {
         let mut v = ClusterView::default();
@@ -102,8 +103,10 @@ mod tests {
                 n.to_string(),
                 Arc::new(TopicInfo {
                     name: n.to_string(),
+                    topic_id: Default::default(),
                     is_internal: *internal,
-                    ..Default::default()
+                    partitions: Vec::new(),
+                    error: ErrorCode::NONE,
                 }),
             );
         }
