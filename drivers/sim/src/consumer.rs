@@ -397,11 +397,15 @@ impl ConsumerSim {
         let mut found = None;
         let done = |s: &mut Simulation<ConsumerCore>| {
             for event in s.take_events() {
-                let this = match &event {
-                    ConsumerEvent::Wake(id) => Awaited::Wake(*id),
-                    ConsumerEvent::Offsets { id, .. } | ConsumerEvent::Metadata { id, .. } => {
-                        Awaited::Op(*id)
-                    }
+                // Events of the kinds no call here waits for are never awaited.
+                let this = if let ConsumerEvent::Wake(id) = &event {
+                    Awaited::Wake(*id)
+                } else if let ConsumerEvent::Offsets { id, .. }
+                | ConsumerEvent::Metadata { id, .. } = &event
+                {
+                    Awaited::Op(*id)
+                } else {
+                    continue;
                 };
                 if this == awaited {
                     found = Some(event);
