@@ -22,11 +22,16 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use kafkit_core::config::ConsumerConfig;
+use bytes::Bytes;
+use kafkit_core::config::{CommonConfig, ConsumerConfig};
 use kafkit_core::consumer::{
     ConsumerError, ConsumerRecord, ConsumerRecords, OffsetAndTimestamp, TopicPartition,
 };
 use kafkit_core::driver::ConsumerHandle;
+use kafkit_core::network::Target;
+use kafkit_core::protocol::fetch::request::{FetchPartition, FetchTopic};
+use kafkit_core::protocol::{FetchRequest, RequestBody, ResponseBody};
+use kafkit_core::records::BatchHeader;
 use kafkit_core::records::TimestampType;
 use kafkit_sim::dev_broker::{DevBroker, DevBrokerConfig};
 use kafkit_tests::cluster::external_bootstrap;
@@ -335,6 +340,72 @@ pub fn headers_of(r: &ConsumerRecord) -> Vec<(String, Option<Vec<u8>>)> {
         .iter()
         .map(|h| (h.key.clone(), h.value.as_ref().map(|v| v.to_vec())))
         .collect()
+}
+
+/// Every record batch of `topic`/`partition` below `end`, exactly as the broker holds it
+/// (fetched raw with kafkit's low-level client, Fetch v12).
+pub fn raw_batches(bootstrap: &str, topic: &str, partition: i32, end: i64) -> Vec<Bytes> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut config = CommonConfig::default();
+    config
+        .set("bootstrap_servers", bootstrap)
+        .expect("bootstrap_servers");
+    let client = {
+        let _guard = rt.enter();
+        kafkit_tokio::low_level_client(&config).expect("low-level client")
+    };
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < end {
+        let body = RequestBody::Fetch(FetchRequest {
+            replica_id: -1,
+            max_wait_ms: 100,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            isolation_level: 0,
+            session_epoch: -1,
+            topics: vec![FetchTopic {
+                topic: topic.into(),
+                partitions: vec![FetchPartition {
+                    partition,
+                    current_leader_epoch: -1,
+                    fetch_offset: offset,
+                    last_fetched_epoch: -1,
+                    log_start_offset: -1,
+                    partition_max_bytes: 1 << 20,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let target = Target::Leader {
+            topic: topic.into(),
+            partition,
+        };
+        let resp = rt
+            .block_on(client.send(target, body, Some(12)))
+            .expect("raw fetch");
+        let ResponseBody::Fetch(f) = resp.body else {
+            panic!("not a fetch response")
+        };
+        let p = &f.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "raw fetch at {offset}");
+        let mut data = p.records.clone().unwrap_or_default();
+        while data.len() >= 61 {
+            let h = BatchHeader::parse(&data).expect("batch header");
+            let len = h.batch_length as usize + 12;
+            let batch = data.split_to(len);
+            if h.base_offset + i64::from(h.last_offset_delta) >= offset {
+                offset = h.base_offset + i64::from(h.last_offset_delta) + 1;
+                out.push(batch);
+            }
+        }
+    }
+    out
 }
 
 // ---- kafkit consumers on every driver ----

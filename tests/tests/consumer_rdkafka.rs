@@ -28,17 +28,18 @@
 #[path = "../src/consumer_harness.rs"]
 mod harness;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use harness::{
-    check_records, consumer_config, partitions, rdkafka_config, rdkafka_producer, rdkafka_send,
-    record, Cluster, Driver, Sent,
+    check_records, consumer_config, partitions, raw_batches, rdkafka_config, rdkafka_producer,
+    rdkafka_send, record, Cluster, Driver, Sent,
 };
 use kafkit_core::consumer::{ConsumerRecord, TopicPartition};
+use kafkit_core::records::BatchHeader;
 use kafkit_tests::cluster::unique_topic;
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -76,6 +77,25 @@ fn every_codec_reads_byte_for_byte(driver: &Driver) {
     let topic = unique_topic(driver.name(), "consume-codecs");
     cluster.create_topic(&topic, 3);
     let sent = produce(&cluster, &topic, 3, 150);
+
+    // The log really holds batches of every codec (and of several records each).
+    let mut codecs = BTreeSet::new();
+    let mut multi = 0;
+    for p in 0..3 {
+        let end = sent
+            .iter()
+            .filter(|s| s.partition == p)
+            .map(|s| s.offset + 1)
+            .max()
+            .unwrap_or(0);
+        for b in raw_batches(&cluster.bootstrap(), &topic, p, end) {
+            let h = BatchHeader::parse(&b).expect("batch header");
+            codecs.insert(format!("{:?}", h.attributes.compression()));
+            multi += usize::from(h.record_count > 1);
+        }
+    }
+    assert_eq!(codecs.len(), CODECS.len(), "codecs in the log: {codecs:?}");
+    assert!(multi > 0, "no batch of several records");
 
     let consumer = driver.start(&consumer_config(&cluster.bootstrap(), &[]));
     consumer.assign(partitions(&topic, 3)).expect("assign");

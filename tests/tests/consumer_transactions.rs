@@ -42,14 +42,11 @@ use harness::{
     Sent,
 };
 use kafkit_core::compression::Compression;
-use kafkit_core::config::CommonConfig;
 use kafkit_core::consumer::ConsumerRecord;
-use kafkit_core::network::Target;
-use kafkit_core::protocol::fetch::request::{FetchPartition, FetchTopic};
 use kafkit_core::protocol::fetch::response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafkit_core::protocol::{ApiKey, FetchRequest, FetchResponse, RequestBody, ResponseBody};
+use kafkit_core::protocol::{ApiKey, FetchResponse, RequestBody, ResponseBody};
 use kafkit_core::records::{BatchHeader, RecordBatchBuilder};
 use kafkit_sim::HookAction;
 use kafkit_tests::cluster::unique_topic;
@@ -359,71 +356,6 @@ impl MarkedLog {
     }
 }
 
-/// Every batch of `topic`/`partition` as the mock holds it, fetched raw.
-fn raw_batches(bootstrap: &str, topic: &str, partition: i32, end: i64) -> Vec<Bytes> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut config = CommonConfig::default();
-    config
-        .set("bootstrap_servers", bootstrap)
-        .expect("bootstrap_servers");
-    let client = {
-        let _guard = rt.enter();
-        kafkit_tokio::low_level_client(&config).expect("low-level client")
-    };
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < end {
-        let body = RequestBody::Fetch(FetchRequest {
-            replica_id: -1,
-            max_wait_ms: 100,
-            min_bytes: 1,
-            max_bytes: 1 << 20,
-            isolation_level: 0,
-            session_epoch: -1,
-            topics: vec![FetchTopic {
-                topic: topic.into(),
-                partitions: vec![FetchPartition {
-                    partition,
-                    current_leader_epoch: -1,
-                    fetch_offset: offset,
-                    last_fetched_epoch: -1,
-                    log_start_offset: -1,
-                    partition_max_bytes: 1 << 20,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        let target = Target::Leader {
-            topic: topic.into(),
-            partition,
-        };
-        let resp = rt
-            .block_on(client.send(target, body, Some(12)))
-            .expect("raw fetch");
-        let ResponseBody::Fetch(f) = resp.body else {
-            panic!("not a fetch response")
-        };
-        let p = &f.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0, "raw fetch at {offset}");
-        let mut data = p.records.clone().unwrap_or_default();
-        while data.len() >= 61 {
-            let h = BatchHeader::parse(&data).expect("batch header");
-            let len = h.batch_length as usize + 12;
-            let batch = data.split_to(len);
-            if h.base_offset + i64::from(h.last_offset_delta) >= offset {
-                offset = h.base_offset + i64::from(h.last_offset_delta) + 1;
-                out.push(batch);
-            }
-        }
-    }
-    out
-}
-
 /// A COMMIT or ABORT marker batch of `producer` at `offset`.
 fn marker(offset: i64, producer_id: i64, epoch: i16, commit: bool) -> Bytes {
     let key = [0u8, 0, 0, u8::from(commit)];
@@ -524,7 +456,7 @@ fn with_markers_on_the_dev_broker(driver: &Driver) {
     let mut logs = BTreeMap::new();
     let mut renumbered = w.records.clone();
     for p in 0..PARTS {
-        let batches = raw_batches(&mock.bootstrap(), &topic, p, ends[&p]);
+        let batches = harness::raw_batches(&mock.bootstrap(), &topic, p, ends[&p]);
         let (log, renumber) = with_markers(&w, batches, p);
         for r in renumbered.iter_mut().filter(|r| r.partition == p) {
             r.offset = renumber[&r.offset];
