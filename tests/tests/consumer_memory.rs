@@ -13,6 +13,11 @@
 //!   records the application holds — here at most two). Without the budget the consumer would
 //!   decompress whatever it fetched: far more than that.
 //!
+//! Measured (debug build, `cargo test -p kafkit-tests --test consumer_memory -- --nocapture`):
+//! development broker: core peak 12.00 MiB (the budget: data held plus what is reserved for
+//! the fetch in flight), heap peak 15.96 MiB over the baseline; mock cluster: 12.00 MiB and
+//! 15.64 MiB — for 96 MiB of records read.
+//!
 //! librdkafka allocates with C's `malloc`, outside Rust's global allocator, so its producer
 //! (and the mock cluster's log) do not count. The development broker's log (compressed, small)
 //! is in this process and is in the baseline. Runs against the development broker (which puts

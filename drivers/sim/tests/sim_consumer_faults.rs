@@ -12,6 +12,11 @@
 //! KAFKIT_SIM_SEED_START=4242 KAFKIT_SIM_SEEDS=1 cargo test -p kafkit-sim --test sim_consumer_faults leader_moves
 //! ```
 //!
+//! Size and cost: a run is about 2.3 s of virtual time and ~280 records; the whole file (5
+//! scenarios × 200 seeds, plus the replay check) took 85 s of wall time in a debug build on
+//! the 2-core development machine while other builds ran (load average 7; 44 s of CPU time),
+//! i.e. about 40 ms of CPU per seed and scenario.
+//!
 //! A run: a 3-broker cluster, one topic of 3 partitions replicated 3 times; a producer (Produce
 //! frames with acks=all straight into the model, on connections of the test's own) appends
 //! a batch of 1 to 6 records with a random codec every tick; the consumer (a `ConsumerCore`
