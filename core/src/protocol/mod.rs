@@ -136,6 +136,25 @@ pub fn decode_request_frame(frame: Bytes) -> Result<(RequestHeader, RequestBody)
     Ok((header, body))
 }
 
+/// Like [`decode_request_frame`], but bytes after the body are ignored rather than an error,
+/// and their count is returned. This is what Kafka's brokers do (they parse the fields they
+/// know and never check that the buffer is used up), and some clients rely on it: librdkafka
+/// 2.x sends an all-topics Metadata v12 request with three bytes to spare. Servers built on
+/// kafkit (the development broker) use this; clients keep the strict check for responses.
+pub fn decode_request_frame_lenient(
+    frame: Bytes,
+) -> Result<(RequestHeader, RequestBody, usize), DecodeError> {
+    let mut r = Reader::new(frame);
+    let (api_key, api_version) = {
+        let mut peek = r.clone();
+        (peek.read_i16()?, peek.read_i16()?)
+    };
+    let api = ApiKey::from_i16(api_key).ok_or(DecodeError::UnknownApiKey(api_key))?;
+    let header = RequestHeader::decode(&mut r, request_header_version(api, api_version))?;
+    let body = RequestBody::decode(api, api_version, &mut r)?;
+    Ok((header, body, r.remaining()))
+}
+
 /// Decodes the body of a response of `api` at `version`, after its header (see
 /// [`response_header_version`]). Call [`Reader::finish`] afterwards to reject trailing bytes.
 pub fn decode_response_body(

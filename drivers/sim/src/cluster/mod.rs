@@ -723,8 +723,17 @@ impl Cluster {
                 }
             }
         }
-        let (header, body) = match protocol::decode_request_frame(frame) {
-            Ok(x) => x,
+        let (header, body) = match protocol::decode_request_frame_lenient(frame) {
+            Ok((header, body, trailing)) => {
+                if trailing > 0 {
+                    tracing::debug!(
+                        api = ?body.api_key(),
+                        trailing,
+                        "cluster: ignoring bytes after the request body, as Kafka does"
+                    );
+                }
+                (header, body)
+            }
             Err(e) => {
                 return (
                     RequestHeader::default(),
