@@ -152,6 +152,8 @@ struct Pending {
     max_version: Option<i16>,
     expect_response: bool,
     deadline: Instant,
+    /// How long the request may take, queued plus in flight.
+    timeout: Duration,
     internal: bool,
 }
 
@@ -305,6 +307,23 @@ impl NetworkClient {
         expect_response: bool,
         now: Instant,
     ) -> RequestId {
+        let timeout = self.opts.conn.request_timeout;
+        self.send_with_timeout(target, body, max_version, expect_response, timeout, now)
+    }
+
+    /// [`NetworkClient::send`] with its own timeout instead of `request_timeout_ms`, for
+    /// requests the broker may legitimately hold longer (JoinGroup waits for the whole
+    /// rebalance; Java gives it the rebalance timeout plus five seconds). The timeout covers
+    /// the time queued and in flight, as for every request.
+    pub fn send_with_timeout(
+        &mut self,
+        target: Target,
+        body: RequestBody,
+        max_version: Option<i16>,
+        expect_response: bool,
+        timeout: Duration,
+        now: Instant,
+    ) -> RequestId {
         let id = self.next_request_id();
         if self.closed {
             self.complete(id, false, Err(NetError::Closed), Some(now));
@@ -319,7 +338,8 @@ impl NetworkClient {
             body,
             max_version,
             expect_response,
-            deadline: now + self.opts.conn.request_timeout,
+            deadline: now + timeout,
+            timeout,
             internal: false,
         });
         self.pump(now);
@@ -593,6 +613,7 @@ impl NetworkClient {
                 max_version: None,
                 expect_response: true,
                 deadline: now + self.opts.conn.request_timeout,
+                timeout: self.opts.conn.request_timeout,
                 internal: true,
             });
         }
@@ -788,7 +809,14 @@ impl NetworkClient {
                 m.allow_auto_topic_creation = true;
             }
         }
-        match c.send(p.id, &p.body, p.max_version, p.expect_response, now) {
+        match c.send(
+            p.id,
+            &p.body,
+            p.max_version,
+            p.expect_response,
+            p.timeout,
+            now,
+        ) {
             Ok(version) => {
                 if p.expect_response {
                     self.sent.insert(
@@ -929,6 +957,7 @@ impl NetworkClient {
             max_version: None,
             expect_response: true,
             deadline: now + self.opts.conn.request_timeout,
+            timeout: self.opts.conn.request_timeout,
             internal: true,
         });
     }
@@ -1165,7 +1194,7 @@ impl NetworkClient {
         };
         NetError::Timeout {
             broker,
-            after: self.opts.conn.request_timeout,
+            after: p.timeout,
             detail: last_error,
         }
     }

@@ -102,6 +102,8 @@ struct InFlight {
     api: ApiKey,
     version: i16,
     deadline: Instant,
+    /// How long this request may wait (for the error message).
+    timeout: Duration,
     purpose: Purpose,
 }
 
@@ -345,6 +347,7 @@ impl Connection {
                     api,
                     version,
                     deadline: now + self.settings.request_timeout,
+                    timeout: self.settings.request_timeout,
                     purpose,
                 });
             }
@@ -363,19 +366,24 @@ impl Connection {
             api: ApiKey::SaslAuthenticate,
             version: 0,
             deadline: now + self.settings.request_timeout,
+            timeout: self.settings.request_timeout,
             purpose: Purpose::SaslLegacy,
         });
     }
 
     /// Queues a user request. `expect_response` is false only for acks=0 produce requests,
-    /// which the broker never answers. Fails at once if no version is common to both sides or
-    /// the body cannot be encoded at that version.
+    /// which the broker never answers; `timeout` is how long the response may take (the
+    /// configured request timeout unless the caller needs longer, as JoinGroup does). Fails at
+    /// once if no version is common to both sides or the body cannot be encoded at that
+    /// version.
+    #[allow(clippy::too_many_arguments)]
     pub fn send(
         &mut self,
         id: RequestId,
         body: &RequestBody,
         max_version: Option<i16>,
         expect_response: bool,
+        timeout: Duration,
         now: Instant,
     ) -> Result<i16, NetError> {
         debug_assert!(self.can_send());
@@ -401,7 +409,8 @@ impl Connection {
                 correlation_id,
                 api,
                 version,
-                deadline: now + self.settings.request_timeout,
+                deadline: now + timeout,
+                timeout,
                 purpose: Purpose::User(id),
             });
         }
@@ -704,7 +713,7 @@ impl Connection {
             // and a late answer would desynchronise everything after it.
             let error = NetError::Timeout {
                 broker: self.broker.clone(),
-                after: self.settings.request_timeout,
+                after: f.timeout,
                 detail: Some(format!("no response to {} v{}", f.api, f.version)),
             };
             self.fatal(error, false, events);

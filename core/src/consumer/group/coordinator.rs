@@ -902,11 +902,16 @@ impl GroupCoordinator {
         self.heartbeat.stop();
         self.is_leader = false;
         self.phase = Phase::Joining { retry_at: None };
-        let id = ctx.net.send(
+        // The coordinator holds JoinGroup until every member has rejoined, up to the rebalance
+        // timeout: give it that plus five seconds, as Java does, rather than the request
+        // timeout (which would drop the connection mid-rebalance and resend).
+        let rebalance = Duration::from_millis(self.cfg.rebalance_timeout_ms.max(0) as u64);
+        let id = ctx.net.send_with_timeout(
             self.target(),
             RequestBody::JoinGroup(body),
             Some(MAX_JOIN_VERSION),
             true,
+            rebalance + Duration::from_secs(5),
             ctx.now,
         );
         self.requests.insert(id, Req::Join);
