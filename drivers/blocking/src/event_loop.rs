@@ -129,10 +129,22 @@ pub fn run<C, H>(
     }
 }
 
+/// How long a closed connection may take to write what the core queued before it.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Closes gracefully: the writer thread writes what is still queued (an acks=0 request the
+/// core already reported as sent, a LeaveGroup) and then shuts the socket down, which ends
+/// the reader thread. A peer that stops reading cannot hold it longer than [`CLOSE_LINGER`].
 fn close(c: Conn) {
-    if let Some(s) = c.stream {
-        // Unblocks the reader thread; the writer ends when its channel is dropped.
-        let _ = s.shutdown(Shutdown::Both);
+    match (c.stream, c.writer) {
+        (Some(s), Some(writer)) => {
+            let _ = s.set_write_timeout(Some(CLOSE_LINGER));
+            drop(writer);
+        }
+        (Some(s), None) => {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        _ => {}
     }
 }
 
@@ -168,9 +180,12 @@ fn start_io(
         while let Ok(data) = wrx.recv() {
             if let Err(e) = writer.write_all(&data) {
                 let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(e.to_string())));
-                return;
+                break;
             }
         }
+        // The loop dropped the channel (a close) or a write failed: end the connection, which
+        // also unblocks the reader thread.
+        let _ = writer.shutdown(Shutdown::Both);
     });
     Ok(wtx)
 }

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use bytes::Bytes;
@@ -56,8 +56,11 @@ pub async fn run<C, H>(
                         let _ = c.tx.try_send(data);
                     }
                 }
-                // Dropping a smol task cancels it.
-                Output::Close { conn } => drop(conns.remove(&conn)),
+                Output::Close { conn } => {
+                    if let Some(c) = conns.remove(&conn) {
+                        close(c);
+                    }
+                }
                 Output::Event(event) => handler.on_event(&mut core, event, Instant::now()),
             }
         }
@@ -85,6 +88,28 @@ pub async fn run<C, H>(
         }
     }
     handler.on_shutdown(&mut core);
+    for (_, c) in conns {
+        close(c);
+    }
+}
+
+/// How long a closed connection may take to write what the core queued before it.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// Closes gracefully: dropping the sender lets the writer write what is still queued (an
+/// acks=0 request the core already reported as sent, a LeaveGroup) and end the connection;
+/// a peer that stops reading cannot hold the task longer than [`CLOSE_LINGER`] (dropping a
+/// smol task cancels it).
+fn close(c: ConnTask) {
+    let ConnTask { tx, _task: task } = c;
+    drop(tx);
+    smol::spawn(async move {
+        smol::future::or(task, async {
+            Timer::after(CLOSE_LINGER).await;
+        })
+        .await;
+    })
+    .detach();
 }
 
 /// Resolves and connects, trying each address in turn, with the configured buffer sizes and

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -57,7 +57,7 @@ pub async fn run<C, H>(
                 }
                 Output::Close { conn } => {
                     if let Some(c) = conns.remove(&conn) {
-                        c.task.abort();
+                        close(c);
                     }
                 }
                 Output::Event(event) => handler.on_event(&mut core, event, Instant::now()),
@@ -92,8 +92,24 @@ pub async fn run<C, H>(
     }
     handler.on_shutdown(&mut core);
     for (_, c) in conns {
-        c.task.abort();
+        close(c);
     }
+}
+
+/// How long a closed connection may take to write what the core queued before it.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// Closes gracefully: dropping the sender lets the writer write what is still queued (an
+/// acks=0 request the core already reported as sent, a LeaveGroup) and end the connection;
+/// a peer that stops reading cannot hold the task longer than [`CLOSE_LINGER`].
+fn close(c: ConnTask) {
+    let ConnTask { tx, mut task } = c;
+    drop(tx);
+    tokio::spawn(async move {
+        if tokio::time::timeout(CLOSE_LINGER, &mut task).await.is_err() {
+            task.abort();
+        }
+    });
 }
 
 async fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, String> {
