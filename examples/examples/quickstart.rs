@@ -2,87 +2,172 @@
 //!
 //! It starts kafkit's development broker (a 3-broker in-memory cluster on localhost) unless
 //! `KAFKA_BOOTSTRAP` names a cluster, then:
-//! 1. probes the broker (version guess) and reads the cluster's metadata;
-//! 2. creates a topic and writes 100,000 records of 100 bytes to it in batches of 1,000, with
-//!    acks=all, through the low-level client (one Produce request per batch to the
-//!    partition's leader), and checks every partition's end offset;
-//! 3. encodes and decodes record batches with every codec and prints sizes and speed.
+//! 1. probes the cluster (version guess, metadata) and creates a topic of 6 partitions (an
+//!    existing topic of that name is used as it is);
+//! 2. produces one million keyed records of 100 B values, lz4-compressed, with kafkit's
+//!    producer on tokio (acks=all and idempotence, the defaults), with a progress line on
+//!    stderr;
+//! 3. consumes them with a group of three kafkit consumers running concurrently (each
+//!    subscribes to the topic with the same group id; the group coordinator splits the
+//!    partitions between them), checking that every record of this run is read exactly once;
+//! 4. prints what happened and how fast: produce and consume rates, the partitions each
+//!    consumer got, rebalances, the group's committed offsets and the total wall time.
 //!
-//! The high-level producer and a consumer group of three replace step 2 as those clients land.
+//! Against an existing cluster, the group (a new one per run) starts at the offsets the
+//! partitions had before this run produced, so earlier runs' records are not read again.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kafkit_blocking::LowLevelClient;
-use kafkit_core::compression::Compression;
-use kafkit_core::config::CommonConfig;
-use kafkit_core::network::Target;
-use kafkit_core::protocol::create_topics::request::CreatableTopic;
-use kafkit_core::protocol::list_offsets::request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
-use kafkit_core::protocol::{
-    CreateTopicsRequest, ErrorCode, ListOffsetsRequest, ProduceRequest, ResponseBody,
+use bytes::Bytes;
+use kafkit_core::config::{CommonConfig, ConsumerConfig, ProducerConfig};
+use kafkit_core::consumer::{
+    ConsumerRecords, OffsetAndMetadata, RebalanceContext, RebalanceListener, TopicPartition,
 };
-use kafkit_core::records::{DecodeOptions, Header, RecordBatch, RecordBatchBuilder};
+use kafkit_core::driver::{ConsumerHandle, LowLevelHandle};
+use kafkit_core::network::Target;
+use kafkit_core::producer::{ProduceError, ProducerRecord};
+use kafkit_core::protocol::create_topics::request::CreatableTopic;
+use kafkit_core::protocol::{CreateTopicsRequest, ErrorCode, ResponseBody};
 use kafkit_sim::{DevBroker, DevBrokerConfig};
 
 const TOPIC: &str = "quickstart";
 const PARTITIONS: i32 = 6;
-const RECORDS: usize = 100_000;
-const BATCH: usize = 1000;
+const RECORDS: u64 = 1_000_000;
+const VALUE_BYTES: usize = 100;
+const CONSUMERS: usize = 3;
 
-fn main() {
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("quickstart: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    let started = Instant::now();
     println!("kafkit quickstart\n");
-    let (bootstrap, _broker) = match std::env::var("KAFKA_BOOTSTRAP") {
+    let (bootstrap, broker) = cluster()?;
+    let client = connect(&bootstrap).await?;
+    create_topic(&client).await?;
+
+    // A consumer outside the group's membership: offsets, and the group's starting point.
+    let group = format!(
+        "quickstart-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let admin = kafkit_tokio::consumer(
+        &ConsumerConfig::builder()
+            .bootstrap_servers(bootstrap.as_str())
+            .set("group_id", &group)
+            .set("client_id", "quickstart-admin")
+            .build()?,
+    )?;
+    let partitions: Vec<TopicPartition> = admin
+        .partitions_for_topic(TOPIC)
+        .await?
+        .ok_or("the topic does not exist")?
+        .iter()
+        .map(|p| TopicPartition::new(TOPIC, p.partition))
+        .collect();
+    let starts = admin.end_offsets(partitions.clone()).await?;
+
+    println!();
+    let produced = produce(&bootstrap).await?;
+    let ends = admin.end_offsets(partitions.clone()).await?;
+    let written: i64 = ends.iter().map(|(tp, end)| end - starts[tp]).sum();
+    println!(
+        "  end offsets moved by {written} over {} partitions",
+        partitions.len()
+    );
+    if written != RECORDS as i64 {
+        return Err(format!("the partitions grew by {written}, not {RECORDS}").into());
+    }
+
+    // The new group starts where this run's records start.
+    let start_commit = starts
+        .iter()
+        .map(|(tp, offset)| (tp.clone(), OffsetAndMetadata::new(*offset)))
+        .collect();
+    admin.commit(Some(start_commit)).await?;
+
+    println!();
+    let consumed = consume(&bootstrap, &group, &starts, &ends).await?;
+
+    // Every member committed its position when it closed (auto-commit) and left the group.
+    let committed = admin.committed(partitions.clone()).await?;
+    let at_end = committed
+        .iter()
+        .filter(|(tp, c)| c.as_ref().map(|c| c.offset) == Some(ends[*tp]))
+        .count();
+    admin.close().await?;
+    drop(broker);
+
+    report(&produced, &consumed, &ends, at_end, started.elapsed());
+    if at_end != partitions.len() {
+        return Err(format!(
+            "only {at_end} of {} committed offsets are at the end",
+            partitions.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The cluster in KAFKA_BOOTSTRAP, or a development broker of 3 brokers on free ports (kept
+/// running while the returned guard lives).
+fn cluster() -> Result<(String, Option<DevBroker>), Error> {
+    match std::env::var("KAFKA_BOOTSTRAP") {
         Ok(b) if !b.trim().is_empty() => {
             println!("cluster: {b} (from KAFKA_BOOTSTRAP)");
-            (b, None)
+            Ok((b, None))
         }
         _ => {
-            let broker = DevBroker::start(DevBrokerConfig::new(3).port(0))
-                .unwrap_or_else(|e| fail(&format!("cannot start the development broker: {e}")));
+            // Like a real broker, the first rebalance of a new group waits a moment
+            // (group.initial.rebalance.delay.ms; Kafka's default is 3000) for more members,
+            // so that the three consumers start in one generation.
+            let mut config = DevBrokerConfig::new(3).port(0);
+            config.cluster.group_initial_rebalance_delay_ms = 300;
+            let broker = DevBroker::start(config)
+                .map_err(|e| format!("cannot start the development broker: {e}"))?;
             let b = broker.bootstrap();
             println!("cluster: kafkit's development broker, 3 brokers at {b}");
-            (b, Some(broker))
+            Ok((b, Some(broker)))
         }
-    };
-    let client = connect(&bootstrap);
-    produce(&client);
-    println!();
-    codec_round_trips();
+    }
 }
 
-fn fail(message: &str) -> ! {
-    eprintln!("quickstart: {message}");
-    std::process::exit(1);
-}
-
-fn connect(bootstrap: &str) -> LowLevelClient {
+async fn connect(bootstrap: &str) -> Result<LowLevelHandle, Error> {
     let mut config = CommonConfig::default();
     config
         .set("bootstrap_servers", bootstrap)
-        .unwrap_or_else(|e| fail(&format!("KAFKA_BOOTSTRAP: {e}")));
-    let client = LowLevelClient::start(&config).unwrap_or_else(|e| fail(&e.to_string()));
-    let (node, version, table) = client
-        .check_version()
-        .unwrap_or_else(|e| fail(&e.to_string()));
+        .map_err(|e| format!("KAFKA_BOOTSTRAP: {e}"))?;
+    let client = kafkit_tokio::low_level_client(&config)?;
+    let (node, version, table) = client.check_version().await?;
     println!(
         "node {node} looks like Kafka {version} ({} APIs)",
         table.iter().count()
     );
-    let view = client
-        .metadata(None)
-        .unwrap_or_else(|e| fail(&e.to_string()));
+    let view = client.metadata(None).await?;
     println!(
         "{} brokers, controller {}, {} topics",
         view.brokers.len(),
         view.controller,
         view.topics.len()
     );
-    client
+    Ok(client)
 }
 
-fn produce(client: &LowLevelClient) {
+async fn create_topic(client: &LowLevelHandle) -> Result<(), Error> {
     let create = CreateTopicsRequest {
         topics: vec![CreatableTopic {
             name: TOPIC.into(),
@@ -95,154 +180,455 @@ fn produce(client: &LowLevelClient) {
     };
     let resp = client
         .send(Target::Controller, create, None)
-        .unwrap_or_else(|e| fail(&format!("create topic: {e}")));
+        .await
+        .map_err(|e| format!("create topic: {e}"))?;
     if let ResponseBody::CreateTopics(r) = resp.body {
         for t in r.topics {
             let code = ErrorCode(t.error_code);
-            if !code.is_ok() && code != ErrorCode::TOPIC_ALREADY_EXISTS {
-                fail(&format!("create topic {}: {code}", t.name));
+            if code == ErrorCode::TOPIC_ALREADY_EXISTS {
+                println!("topic {TOPIC} exists already; using it");
+            } else if code.is_ok() {
+                println!("created topic {TOPIC} ({PARTITIONS} partitions)");
+            } else {
+                return Err(format!("create topic {}: {code}", t.name).into());
             }
         }
     }
-    let value = [b'x'; 100];
-    let headers = [Header::new("source", "quickstart")];
-    let start = Instant::now();
-    let mut written: BTreeMap<i32, usize> = BTreeMap::new();
-    for (n, first) in (0..RECORDS).step_by(BATCH).enumerate() {
-        let partition = n as i32 % PARTITIONS;
-        let mut batch = RecordBatchBuilder::with_capacity(Compression::Lz4, BATCH * 130);
-        for i in first..first + BATCH {
-            let key = (i as u64).to_be_bytes();
-            batch
-                .append(1_700_000_000_000, Some(&key), Some(&value), &headers)
-                .expect("append");
-        }
-        let request = ProduceRequest {
-            acks: -1,
-            timeout_ms: 10_000,
-            topic_data: vec![TopicProduceData {
-                name: TOPIC.into(),
-                partition_data: vec![PartitionProduceData {
-                    index: partition,
-                    records: Some(batch.finish().expect("batch")),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let target = Target::Leader {
-            topic: TOPIC.into(),
-            partition,
-        };
-        let resp = client
-            .send(target, request, None)
-            .unwrap_or_else(|e| fail(&format!("produce: {e}")));
-        if let ResponseBody::Produce(r) = resp.body {
-            for p in r.responses.iter().flat_map(|t| &t.partition_responses) {
-                let code = ErrorCode(p.error_code);
-                if !code.is_ok() {
-                    fail(&format!("produce to partition {}: {code}", p.index));
-                }
-            }
-        }
-        *written.entry(partition).or_default() += BATCH;
-        if n % 10 == 9 {
-            print!("\rproduced {:>7} / {RECORDS} records", (n + 1) * BATCH);
-            use std::io::Write as _;
-            let _ = std::io::stdout().flush();
-        }
-    }
-    let took = start.elapsed();
-    println!(
-        "\rproduced {RECORDS} records of {} B to {PARTITIONS} partitions (lz4, acks=all) in {:.2?}: {:.0} records/s",
-        value.len(),
-        took,
-        RECORDS as f64 / took.as_secs_f64()
-    );
-    let mut total = 0;
-    for partition in 0..PARTITIONS {
-        let request = ListOffsetsRequest {
-            replica_id: -1,
-            topics: vec![ListOffsetsTopic {
-                name: TOPIC.into(),
-                partitions: vec![ListOffsetsPartition {
-                    partition_index: partition,
-                    current_leader_epoch: -1,
-                    timestamp: -1,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let target = Target::Leader {
-            topic: TOPIC.into(),
-            partition,
-        };
-        let resp = client
-            .send(target, request, None)
-            .unwrap_or_else(|e| fail(&format!("list offsets: {e}")));
-        if let ResponseBody::ListOffsets(r) = resp.body {
-            for p in r.topics.iter().flat_map(|t| &t.partitions) {
-                total += p.offset;
-            }
-        }
-    }
-    println!("end offsets over all partitions: {total} (this run wrote {RECORDS})");
+    Ok(())
 }
 
-fn codec_round_trips() {
-    const ROUNDS: usize = 200;
-    let value: Vec<u8> = (0..100u8).map(|i| b'a' + i % 26).collect();
-    let headers = [Header::new("source", "quickstart")];
-    let payload = BATCH * value.len();
+// ---- producing ----------------------------------------------------------------------------
+
+/// What the producer did.
+struct Produced {
+    records: u64,
+    /// Key and value bytes.
+    bytes: u64,
+    took: Duration,
+    compression_ratio: f64,
+    batch_bytes: f64,
+}
+
+/// Sends [`RECORDS`] keyed records and waits until every one is acknowledged.
+async fn produce(bootstrap: &str) -> Result<Produced, Error> {
+    let config = ProducerConfig::builder()
+        .bootstrap_servers(bootstrap)
+        .set("client_id", "quickstart-producer")
+        .set("compression_type", "lz4")
+        .set("linger_ms", "5")
+        .set("batch_size", "65536")
+        .build()?;
+    let producer = kafkit_tokio::producer(&config)?;
+    // Values are 100 B windows of a 64 KiB pool of text (so that lz4 has something to do,
+    // but not everything repeats), shared without copying.
+    let pool = text_pool(64 * 1024);
+    let acked = Arc::new(AtomicU64::new(0));
+    let failure: Arc<Mutex<Option<ProduceError>>> = Arc::default();
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    let progress = Progress::start("producing", acked.clone(), start);
+    for i in 0..RECORDS {
+        let at = (i as usize * 997) % (pool.len() - VALUE_BYTES);
+        let key = format!("key-{}", i % 100_000);
+        bytes += (key.len() + VALUE_BYTES) as u64;
+        let record = ProducerRecord::new(TOPIC)
+            .key(key)
+            .value(pool.slice(at..at + VALUE_BYTES));
+        let (acked, failure) = (acked.clone(), failure.clone());
+        producer
+            .send_with_callback(record, move |result| match result {
+                Ok(_) => {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failure.lock().expect("lock").get_or_insert(e);
+                }
+            })
+            .await?;
+    }
+    producer.flush(None).await?;
+    let took = start.elapsed();
+    progress.finish();
+    if let Some(e) = failure.lock().expect("lock").take() {
+        return Err(format!("a record was not delivered: {e}").into());
+    }
+    let metrics = producer.metrics().await?.to_map();
+    producer.close(None).await?;
+    let records = acked.load(Ordering::Relaxed);
     println!(
-        "record batches of {BATCH} records of {} B, {ROUNDS} per codec",
-        value.len()
+        "produced {} records ({:.1} MB of keys and values) in {took:.2?}",
+        thousands(records),
+        bytes as f64 / 1e6
     );
-    println!(
-        "{:<8} {:>10} {:>8} {:>14} {:>14}",
-        "codec", "batch B", "ratio", "encode MB/s", "decode MB/s"
-    );
-    for codec in Compression::ALL {
-        let encode = || {
-            let mut b = RecordBatchBuilder::new(codec);
-            for i in 0..BATCH {
-                let key = (i as u32).to_be_bytes();
-                b.append(
-                    1_700_000_000_000 + i as i64,
-                    Some(&key),
-                    Some(&value),
-                    &headers,
-                )
-                .expect("append");
+    Ok(Produced {
+        records,
+        bytes,
+        took,
+        compression_ratio: metrics.get("compression-rate-avg").copied().unwrap_or(1.0),
+        batch_bytes: metrics.get("batch-size-avg").copied().unwrap_or(0.0),
+    })
+}
+
+/// `len` bytes of lowercase words from a fixed-seed generator.
+fn text_pool(len: usize) -> Bytes {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let word = 2 + (state % 8) as usize;
+        for k in 0..word {
+            out.push(b'a' + ((state >> (8 + 5 * k)) % 26) as u8);
+        }
+        out.push(b' ');
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+// ---- consuming ----------------------------------------------------------------------------
+
+/// What one consumer did.
+#[derive(Default)]
+struct Member {
+    records: u64,
+    bytes: u64,
+    /// The partitions it read records from.
+    read_from: BTreeSet<i32>,
+    /// Its assignment when the group was done.
+    assignment: BTreeSet<i32>,
+}
+
+/// What the group did.
+struct Consumed {
+    members: Vec<Member>,
+    /// Until the last record arrived.
+    read: Duration,
+    /// Until every consumer was closed.
+    took: Duration,
+    /// Until the first record arrived (joining the group, first fetches).
+    first_record: Duration,
+    generations: BTreeSet<i32>,
+    duplicates: u64,
+}
+
+/// Which offsets of this run every partition has delivered (each record must come once).
+struct Seen {
+    starts: BTreeMap<i32, i64>,
+    bits: BTreeMap<i32, Vec<u64>>,
+    unique: u64,
+    duplicates: u64,
+    outside: u64,
+}
+
+impl Seen {
+    fn new(starts: &BTreeMap<TopicPartition, i64>, ends: &BTreeMap<TopicPartition, i64>) -> Self {
+        let mut bits = BTreeMap::new();
+        for (tp, start) in starts {
+            let n = (ends[tp] - start).max(0) as usize;
+            bits.insert(tp.partition, vec![0u64; n.div_ceil(64)]);
+        }
+        Seen {
+            starts: starts.iter().map(|(tp, s)| (tp.partition, *s)).collect(),
+            bits,
+            unique: 0,
+            duplicates: 0,
+            outside: 0,
+        }
+    }
+
+    fn mark(&mut self, records: &ConsumerRecords) {
+        for r in records.iter() {
+            let start = self.starts.get(&r.partition).copied().unwrap_or(i64::MAX);
+            let Some(bits) = self.bits.get_mut(&r.partition) else {
+                self.outside += 1;
+                continue;
+            };
+            let i = r.offset - start;
+            if i < 0 || i as usize >= bits.len() * 64 {
+                self.outside += 1;
+                continue;
             }
-            b.finish().expect("finish")
+            let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+            if bits[word] & bit != 0 {
+                self.duplicates += 1;
+            } else {
+                bits[word] |= bit;
+                self.unique += 1;
+            }
+        }
+    }
+}
+
+/// Counts rebalances (generations) and keeps each member's current assignment.
+struct Listener {
+    generations: Arc<Mutex<BTreeSet<i32>>>,
+    assignment: Arc<Mutex<BTreeSet<i32>>>,
+}
+
+impl RebalanceListener for Listener {
+    fn on_partitions_assigned(
+        &mut self,
+        _added: &BTreeSet<TopicPartition>,
+        ctx: &mut RebalanceContext<'_>,
+    ) {
+        self.generations
+            .lock()
+            .expect("lock")
+            .insert(ctx.group_metadata().generation_id);
+        *self.assignment.lock().expect("lock") =
+            ctx.assignment().iter().map(|tp| tp.partition).collect();
+    }
+}
+
+/// When something first happened (shared between the consumers' tasks).
+type Moment = Arc<Mutex<Option<Instant>>>;
+
+/// Three consumers in one group read until every record of this run came in.
+async fn consume(
+    bootstrap: &str,
+    group: &str,
+    starts: &BTreeMap<TopicPartition, i64>,
+    ends: &BTreeMap<TopicPartition, i64>,
+) -> Result<Consumed, Error> {
+    let seen = Arc::new(Mutex::new(Seen::new(starts, ends)));
+    let unique = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let generations: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
+    let first_record: Moment = Arc::default();
+    let last_record: Moment = Arc::default();
+    let start = Instant::now();
+    let progress = Progress::start("consuming", unique.clone(), start);
+    let mut tasks = Vec::new();
+    for n in 1..=CONSUMERS {
+        let config = ConsumerConfig::builder()
+            .bootstrap_servers(bootstrap)
+            .set("group_id", group)
+            .set("client_id", &format!("quickstart-consumer-{n}"))
+            .set("auto_offset_reset", "earliest")
+            .build()?;
+        let consumer = kafkit_tokio::consumer(&config)?;
+        let assignment: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
+        let listener = Listener {
+            generations: generations.clone(),
+            assignment: assignment.clone(),
         };
-        let start = Instant::now();
-        let mut batch = encode();
-        for _ in 1..ROUNDS {
-            batch = encode();
+        consumer.subscribe_with_listener([TOPIC], listener).await?;
+        let (seen, unique, done) = (seen.clone(), unique.clone(), done.clone());
+        let times = (first_record.clone(), last_record.clone());
+        tasks.push(tokio::spawn(async move {
+            let result = member(&consumer, &seen, &unique, &done, &times).await;
+            // Closing commits the positions (auto-commit) and leaves the group.
+            let closed = consumer.close().await;
+            done.store(true, Ordering::Relaxed);
+            let mut m = result?;
+            closed?;
+            m.assignment = assignment.lock().expect("lock").clone();
+            Ok::<Member, Error>(m)
+        }));
+    }
+    let mut members = Vec::new();
+    for t in tasks {
+        members.push(t.await??);
+    }
+    let took = start.elapsed();
+    progress.finish();
+    let seen = seen.lock().expect("lock");
+    if seen.unique != RECORDS || seen.outside > 0 {
+        return Err(format!(
+            "read {} of this run's {RECORDS} records ({} duplicates, {} from outside this run)",
+            seen.unique, seen.duplicates, seen.outside
+        )
+        .into());
+    }
+    let since_start = |t: &Mutex<Option<Instant>>| {
+        t.lock()
+            .expect("lock")
+            .map_or(Duration::ZERO, |t| t - start)
+    };
+    let (first_record, read) = (since_start(&first_record), since_start(&last_record));
+    println!(
+        "consumed {} records with {CONSUMERS} consumers in {read:.2?}; all closed (committed, left the group) after {took:.2?}",
+        thousands(seen.unique)
+    );
+    let generations = generations.lock().expect("lock").clone();
+    Ok(Consumed {
+        members,
+        read,
+        took,
+        first_record,
+        generations,
+        duplicates: seen.duplicates,
+    })
+}
+
+/// One member's loop: poll, check, count, until the group has read everything.
+async fn member(
+    consumer: &ConsumerHandle,
+    seen: &Mutex<Seen>,
+    unique: &AtomicU64,
+    done: &AtomicBool,
+    (first, last): &(Moment, Moment),
+) -> Result<Member, Error> {
+    let mut m = Member::default();
+    while !done.load(Ordering::Relaxed) {
+        let records = consumer.poll(Duration::from_millis(100)).await?;
+        if records.is_empty() {
+            continue;
         }
-        let enc = start.elapsed();
-        let opts = DecodeOptions::default();
-        let start = Instant::now();
-        let mut decoded = 0;
-        for _ in 0..ROUNDS {
-            let b = RecordBatch::decode(batch.clone(), &opts).expect("decode");
-            decoded = b.decode_records().expect("records").len();
+        first.lock().expect("lock").get_or_insert_with(Instant::now);
+        m.records += records.count() as u64;
+        for tp in records.partitions() {
+            m.read_from.insert(tp.partition);
         }
-        let dec = start.elapsed();
-        assert_eq!(decoded, BATCH, "every record comes back");
-        let mb = (payload * ROUNDS) as f64 / 1e6;
+        m.bytes += records
+            .iter()
+            .map(|r| (r.serialized_key_size.max(0) + r.serialized_value_size.max(0)) as u64)
+            .sum::<u64>();
+        let mut seen = seen.lock().expect("lock");
+        seen.mark(&records);
+        unique.store(seen.unique, Ordering::Relaxed);
+        if seen.unique == RECORDS {
+            *last.lock().expect("lock") = Some(Instant::now());
+            done.store(true, Ordering::Relaxed);
+        }
+    }
+    Ok(m)
+}
+
+// ---- output -------------------------------------------------------------------------------
+
+fn report(
+    p: &Produced,
+    c: &Consumed,
+    ends: &BTreeMap<TopicPartition, i64>,
+    at_end: usize,
+    total: Duration,
+) {
+    let mb = |bytes: u64, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
+    let rate = |n: u64, d: Duration| thousands((n as f64 / d.as_secs_f64()) as u64);
+    let consumed: u64 = c.members.iter().map(|m| m.records).sum();
+    let consumed_bytes: u64 = c.members.iter().map(|m| m.bytes).sum();
+    let rebalances = c.generations.last().copied().unwrap_or(0);
+    println!();
+    println!("what happened");
+    println!(
+        "  produce   {} records in {:.2?}: {} records/s, {:.1} MB/s of keys and values",
+        thousands(p.records),
+        p.took,
+        rate(p.records, p.took),
+        mb(p.bytes, p.took),
+    );
+    println!(
+        "            lz4 batches of {} B on average, {:.0}% of their raw size; acks=all, idempotent",
+        thousands(p.batch_bytes as u64),
+        p.compression_ratio * 100.0,
+    );
+    println!(
+        "  consume   {} records in {:.2?}: {} records/s, {:.1} MB/s, each exactly once ({} duplicates)",
+        thousands(consumed),
+        c.read,
+        rate(consumed, c.read),
+        mb(consumed_bytes, c.read),
+        c.duplicates,
+    );
+    println!(
+        "            first record {:.2?} after subscribing (joining the group), then {} records/s; closing (final commit, leaving the group) took {:.2?}",
+        c.first_record,
+        rate(consumed, c.read.saturating_sub(c.first_record)),
+        c.took.saturating_sub(c.read),
+    );
+    println!(
+        "  group     {CONSUMERS} consumers, {rebalances} rebalance{} (the new group's final generation), committed offsets at the end of {at_end} of {} partitions",
+        if rebalances == 1 { "" } else { "s" },
+        ends.len(),
+    );
+    for (n, m) in c.members.iter().enumerate() {
         println!(
-            "{:<8} {:>10} {:>8.2} {:>14.0} {:>14.0}",
-            codec.name(),
-            batch.len(),
-            batch.len() as f64 / payload as f64,
-            mb / enc.as_secs_f64(),
-            mb / dec.as_secs_f64()
+            "  consumer {}  {:>9} records from partitions {:<8} (assignment at the end: {})",
+            n + 1,
+            thousands(m.records),
+            list(&m.read_from),
+            list(&m.assignment),
         );
+    }
+    println!("  total wall time {total:.2?}");
+}
+
+fn list(partitions: &BTreeSet<i32>) -> String {
+    if partitions.is_empty() {
+        return "-".into();
+    }
+    partitions
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A progress line on stderr: redrawn in place on a terminal, a few plain lines otherwise.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    task: std::thread::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(what: &'static str, count: Arc<AtomicU64>, start: Instant) -> Progress {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = std::thread::spawn(move || {
+            let tty = std::io::stderr().is_terminal();
+            let mut next_line = 25;
+            let mut last_printed = None;
+            loop {
+                let n = count.load(Ordering::Relaxed);
+                let finished = n >= RECORDS || stopped.load(Ordering::Relaxed);
+                let pct = n * 100 / RECORDS;
+                let secs = start.elapsed().as_secs_f64().max(1e-3);
+                let line = format!(
+                    "{what} {pct:>3}%  {:>9} / {}  {:>9} records/s",
+                    thousands(n),
+                    thousands(RECORDS),
+                    thousands((n as f64 / secs) as u64)
+                );
+                let mut err = std::io::stderr().lock();
+                if tty {
+                    let _ = write!(err, "\r{line}");
+                    if finished {
+                        let _ = writeln!(err);
+                    }
+                    let _ = err.flush();
+                } else if pct >= next_line || (finished && last_printed != Some(n)) {
+                    let _ = writeln!(err, "{line}");
+                    next_line = (pct / 25 + 1) * 25;
+                    last_printed = Some(n);
+                }
+                drop(err);
+                if finished {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Progress { stop, task }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.task.join();
     }
 }
