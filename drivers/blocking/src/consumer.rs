@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use futures_executor::block_on;
 use kafkit_core::config::ConsumerConfig;
+use kafkit_core::consumer::group::{CommitCallback, Offsets};
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerRecord, ConsumerRecords, OffsetAndTimestamp,
-    TopicPartition, TypedRecord,
+    ConsumerCore, ConsumerError, ConsumerRecord, ConsumerRecords, GroupMetadata, MemberState,
+    OffsetAndMetadata, OffsetAndTimestamp, RebalanceListener, TopicPartition, TypedRecord,
 };
 use kafkit_core::driver::{
     command_queue_with_notify, ConsumerHandle, ConsumerHandler, RecordCursor,
@@ -22,10 +23,12 @@ use kafkit_core::producer::serializer::{DeserializeError, Deserializer};
 
 use crate::{driver_env, run, Msg, SocketOptions, StartError, StopOnDrop};
 
-/// A Kafka consumer of manually assigned partitions on its own loop thread (kafka-python's
-/// `KafkaConsumer` after `assign`). Cheap to clone and usable from any thread; the loop thread
-/// stops when the last clone (and every iterator made from one) is dropped, or at
-/// [`Consumer::close`].
+/// A Kafka consumer on its own loop thread (kafka-python's `KafkaConsumer`): of partitions
+/// assigned by hand ([`Consumer::assign`]), or a member of the consumer group `group_id`
+/// names ([`Consumer::subscribe`]), whose coordinator shares the subscribed topics' partitions
+/// among the members and keeps their committed offsets. Cheap to clone and usable from any
+/// thread; the loop thread stops when the last clone (and every iterator made from one) is
+/// dropped, or at [`Consumer::close`].
 ///
 /// Every call blocks the calling thread until the loop answers; [`Consumer::poll`] and the
 /// calls that ask the cluster (offsets, metadata) wait for the network, the others only for
@@ -115,6 +118,11 @@ impl Consumer {
     /// Up to `max_poll_records` records, waiting at most `timeout` for some; empty when none
     /// came in time. A partition's error (out of range with `auto_offset_reset=none`, a
     /// corrupt batch, ...) is returned once, by a poll with no records to return.
+    ///
+    /// With a subscription, polling drives the group: the member joins (and rejoins after a
+    /// rebalance) here, the rebalance listener's callbacks run here first, and offsets are
+    /// auto-committed in the background between polls. Poll at least every
+    /// `max_poll_interval_ms`, or the member leaves the group.
     pub fn poll(&self, timeout: Duration) -> Result<ConsumerRecords, ConsumerError> {
         block_on(self.handle.poll(timeout))
     }
@@ -220,8 +228,117 @@ impl Consumer {
         block_on(self.handle.topics())
     }
 
+    // ---- groups -------------------------------------------------------------------------
+
+    /// Subscribes to `topics` as a member of the consumer group `group_id` names (an empty
+    /// list unsubscribes). The member joins the group, and gets its partitions, in the next
+    /// [`poll`](Self::poll) (or iteration); the group's committed offsets say where each
+    /// partition starts (`auto_offset_reset` where there is none). Fails with
+    /// [`ConsumerError::IllegalState`] without a `group_id` or after [`assign`](Self::assign).
+    ///
+    /// ```no_run
+    /// use kafkit_blocking::Consumer;
+    /// use kafkit_core::config::ConsumerConfig;
+    ///
+    /// let config = ConsumerConfig::builder()
+    ///     .bootstrap_servers("localhost:9092")
+    ///     .set("group_id", "billing")
+    ///     .set("auto_offset_reset", "earliest")
+    ///     .build()?;
+    /// let consumer = Consumer::start(&config)?;
+    /// consumer.subscribe(["orders", "refunds"])?;
+    /// for record in &consumer {
+    ///     let record = record?;
+    ///     println!("{}-{}@{}", record.topic, record.partition, record.offset);
+    /// }
+    /// // Commits the positions (enable_auto_commit, the default) and leaves the group.
+    /// consumer.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe<T: Into<String>>(
+        &self,
+        topics: impl IntoIterator<Item = T>,
+    ) -> Result<(), ConsumerError> {
+        block_on(self.handle.subscribe(topics))
+    }
+
+    /// [`subscribe`](Self::subscribe) with a rebalance listener, whose callbacks run inside
+    /// this consumer's polls (on the polling thread).
+    pub fn subscribe_with_listener<T: Into<String>>(
+        &self,
+        topics: impl IntoIterator<Item = T>,
+        listener: impl RebalanceListener + 'static,
+    ) -> Result<(), ConsumerError> {
+        block_on(self.handle.subscribe_with_listener(topics, listener))
+    }
+
+    /// Subscribes to every topic whose whole name matches `pattern` (a regular expression),
+    /// now and as topics are created.
+    pub fn subscribe_pattern(&self, pattern: &str) -> Result<(), ConsumerError> {
+        block_on(self.handle.subscribe_pattern(pattern))
+    }
+
+    /// Leaves the group: runs the revocation callbacks, sends LeaveGroup (dynamic members)
+    /// and drops the subscription; without one, clears a manual assignment.
+    pub fn unsubscribe(&self) -> Result<(), ConsumerError> {
+        block_on(self.handle.unsubscribe())
+    }
+
+    /// The subscribed topics (for a pattern: those it matched so far).
+    pub fn subscription(&self) -> Result<BTreeSet<String>, ConsumerError> {
+        block_on(self.handle.subscription())
+    }
+
+    /// Sets the rebalance listener (replacing any). Set it before subscribing to see the
+    /// first assignment.
+    pub fn set_rebalance_listener(
+        &self,
+        listener: impl RebalanceListener + 'static,
+    ) -> Result<(), ConsumerError> {
+        block_on(self.handle.set_rebalance_listener(listener))
+    }
+
+    /// Commits and waits (Java's `commitSync`): `offsets`, or with `None` the position of
+    /// every assigned partition (what was consumed). Retriable errors are retried up to
+    /// `default_api_timeout_ms`.
+    pub fn commit(&self, offsets: Option<Offsets>) -> Result<(), ConsumerError> {
+        block_on(self.handle.commit(offsets))
+    }
+
+    /// Commits without waiting (Java's `commitAsync`; not retried). `callback` (`None`: log
+    /// failures) runs on the application's thread in a later `poll`, `commit` or `close`.
+    pub fn commit_async(
+        &self,
+        offsets: Option<Offsets>,
+        callback: Option<CommitCallback>,
+    ) -> Result<(), ConsumerError> {
+        self.handle.commit_async(offsets, callback)
+    }
+
+    /// The group's committed offsets of `partitions` (`None` where there is none), asked of
+    /// the group coordinator.
+    pub fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>, ConsumerError> {
+        block_on(self.handle.committed(partitions.to_vec()))
+    }
+
+    /// The group membership (Java's `groupMetadata()`: group id, generation, member id,
+    /// instance id), `None` without a `group_id`.
+    pub fn group_metadata(&self) -> Result<Option<GroupMetadata>, ConsumerError> {
+        block_on(self.handle.group_metadata())
+    }
+
+    /// Where the member is in the group protocol, `None` without a `group_id`.
+    pub fn group_state(&self) -> Result<Option<MemberState>, ConsumerError> {
+        block_on(self.handle.group_state())
+    }
+
     /// Closes the consumer: connections close, buffered records are dropped, iterators end
-    /// and later calls fail with [`ConsumerError::Closed`]. Every clone is closed.
+    /// and later calls fail with [`ConsumerError::Closed`]. Every clone is closed. A group
+    /// member first commits its positions (with `enable_auto_commit`), runs its revocation
+    /// callbacks and leaves the group (a static member stays), within 30 seconds.
     pub fn close(&self) -> Result<(), ConsumerError> {
         block_on(self.handle.close())
     }
@@ -343,10 +460,7 @@ impl<K, V> std::fmt::Debug for TypedConsumer<K, V> {
 
 impl<K, V> TypedConsumer<K, V> {
     /// Polls like [`Consumer::poll`] and deserializes each record.
-    pub fn poll(
-        &self,
-        timeout: Duration,
-    ) -> Result<Vec<TypedResult<K, V>>, ConsumerError> {
+    pub fn poll(&self, timeout: Duration) -> Result<Vec<TypedResult<K, V>>, ConsumerError> {
         Ok(self
             .consumer
             .poll(timeout)?
