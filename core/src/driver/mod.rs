@@ -8,6 +8,7 @@
 //! back on `futures-channel` oneshots, which every runtime (and `block_on` in the blocking
 //! driver) can await. Nothing here opens a socket or reads a clock.
 
+mod admin;
 mod consumer;
 mod low_level;
 mod producer;
@@ -19,6 +20,7 @@ use futures_channel::mpsc;
 
 use crate::network::ClientCore;
 
+pub use admin::{AdminHandle, AdminHandler};
 pub use consumer::{
     ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer,
 };

@@ -1,0 +1,698 @@
+//! Group calls (ListGroups to every broker; DescribeGroups, DeleteGroups, OffsetFetch,
+//! OffsetCommit and OffsetDelete to each group's coordinator) and DeleteRecords (to each
+//! partition's leader).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::consumer::{OffsetAndMetadata, TopicPartition};
+use crate::network::{NetError, NodeId, Response, Target};
+use crate::protocol::offset_commit::request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use crate::protocol::offset_delete::request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use crate::protocol::{
+    delete_records, ApiKey, DeleteGroupsRequest, DeleteRecordsRequest, DescribeGroupsRequest,
+    ErrorCode, ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, RequestBody, ResponseBody,
+};
+
+use super::engine::{
+    coordinator, group_verdict, net_verdict, Api, Call, Ctx, Operation, Refresh, Verdict,
+};
+use super::types::{
+    AdminError, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
+    MemberDescription,
+};
+use super::AdminOutcome;
+
+/// OffsetCommit v9 needs a member epoch; v8 is what the consumer speaks too.
+const MAX_COMMIT_VERSION: i16 = 8;
+/// OffsetFetch v8 batches groups in another layout.
+const MAX_OFFSET_FETCH_VERSION: i16 = 7;
+
+fn call(target: Target, body: RequestBody, max_version: Option<i16>) -> Call {
+    Call {
+        target,
+        body,
+        max_version,
+        tag: 0,
+    }
+}
+
+fn unexpected<V>(api: ApiKey, got: ApiKey) -> Verdict<V> {
+    Verdict::Done(Err(AdminError::InvalidRequest(format!(
+        "{api} was answered with {got}"
+    ))))
+}
+
+fn each<K: Clone, V>(keys: &[K], v: impl Fn() -> Verdict<V>) -> Vec<(K, Verdict<V>)> {
+    keys.iter().map(|k| (k.clone(), v())).collect()
+}
+
+fn net_each<K: Clone, V>(keys: &[K], e: NetError, refresh: Refresh) -> Vec<(K, Verdict<V>)> {
+    keys.iter()
+        .map(|k| (k.clone(), net_verdict(e.clone(), refresh.clone())))
+        .collect()
+}
+
+/// ListGroups on every broker, gathered. First a Metadata request names the brokers.
+pub(crate) struct ListGroups {
+    metadata: Option<u64>,
+    asked: HashMap<u64, NodeId>,
+    retry: Vec<NodeId>,
+    retry_metadata: bool,
+    groups: Vec<ConsumerGroupListing>,
+    errors: Vec<AdminError>,
+}
+
+impl ListGroups {
+    pub fn new() -> Self {
+        ListGroups {
+            metadata: None,
+            asked: HashMap::new(),
+            retry: Vec::new(),
+            retry_metadata: false,
+            groups: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn ask_metadata(&mut self, ctx: &mut Ctx<'_>) {
+        let body = RequestBody::Metadata(MetadataRequest {
+            topics: Some(Vec::new()),
+            allow_auto_topic_creation: false,
+            ..Default::default()
+        });
+        self.metadata = Some(ctx.send(Target::Any, body, None));
+    }
+
+    fn ask(&mut self, node: NodeId, ctx: &mut Ctx<'_>) {
+        let body = RequestBody::ListGroups(ListGroupsRequest::default());
+        let tag = ctx.send(Target::Node(node), body, None);
+        self.asked.insert(tag, node);
+    }
+
+    fn retry_or_fail(&mut self, node: Option<NodeId>, error: AdminError, ctx: &mut Ctx<'_>) {
+        if ctx.retry_later() {
+            match node {
+                Some(n) => self.retry.push(n),
+                None => self.retry_metadata = true,
+            }
+        } else {
+            self.errors.push(error);
+        }
+    }
+}
+
+impl Operation for ListGroups {
+    fn start(&mut self, ctx: &mut Ctx<'_>) {
+        self.ask_metadata(ctx);
+    }
+
+    fn on_response(&mut self, tag: u64, result: Result<Response, NetError>, ctx: &mut Ctx<'_>) {
+        if self.metadata == Some(tag) {
+            self.metadata = None;
+            match result {
+                Ok(Response {
+                    body: ResponseBody::Metadata(m),
+                    ..
+                }) => {
+                    for b in &m.brokers {
+                        self.ask(b.node_id, ctx);
+                    }
+                }
+                Ok(r) => self.errors.push(AdminError::InvalidRequest(format!(
+                    "Metadata was answered with {}",
+                    r.body.api_key()
+                ))),
+                Err(e) => match net_verdict::<()>(e, Refresh::None) {
+                    Verdict::Retry(error, _) => self.retry_or_fail(None, error, ctx),
+                    Verdict::Done(Err(error)) => self.errors.push(error),
+                    _ => {}
+                },
+            }
+            return;
+        }
+        let Some(node) = self.asked.remove(&tag) else {
+            return;
+        };
+        match result {
+            Ok(Response {
+                body: ResponseBody::ListGroups(r),
+                ..
+            }) => {
+                let code = ErrorCode(r.error_code);
+                if code.is_ok() {
+                    self.groups
+                        .extend(r.groups.into_iter().map(|g| ConsumerGroupListing {
+                            group_id: g.group_id,
+                            protocol_type: g.protocol_type,
+                            state: Some(g.group_state).filter(|s| !s.is_empty()),
+                            coordinator: node,
+                        }));
+                } else {
+                    let error = AdminError::broker(ApiKey::ListGroups, code, None);
+                    if code.is_retriable() {
+                        self.retry_or_fail(Some(node), error, ctx);
+                    } else {
+                        self.errors.push(error);
+                    }
+                }
+            }
+            Ok(r) => self.errors.push(AdminError::InvalidRequest(format!(
+                "ListGroups was answered with {}",
+                r.body.api_key()
+            ))),
+            Err(e) => match net_verdict::<()>(e, Refresh::None) {
+                Verdict::Retry(error, _) => self.retry_or_fail(Some(node), error, ctx),
+                Verdict::Done(Err(error)) => self.errors.push(error),
+                _ => {}
+            },
+        }
+    }
+
+    fn on_retry(&mut self, ctx: &mut Ctx<'_>) {
+        if std::mem::take(&mut self.retry_metadata) {
+            self.ask_metadata(ctx);
+        }
+        for node in std::mem::take(&mut self.retry) {
+            self.ask(node, ctx);
+        }
+    }
+
+    fn finish(self: Box<Self>) -> AdminOutcome {
+        let mut groups = self.groups;
+        groups.sort();
+        groups.dedup_by(|a, b| a.group_id == b.group_id);
+        if groups.is_empty() && self.errors.len() == 1 && self.asked.is_empty() {
+            // Nothing answered at all (the Metadata request failed): one error for the call.
+            let mut errors = self.errors;
+            return AdminOutcome::GroupListing(Err(errors.remove(0)));
+        }
+        AdminOutcome::GroupListing(Ok(ConsumerGroupsListing {
+            groups,
+            errors: self.errors,
+        }))
+    }
+}
+
+/// DescribeGroups, one request per group to its coordinator.
+pub(crate) struct DescribeGroups;
+
+impl Api for DescribeGroups {
+    type Key = String;
+    type Value = ConsumerGroupDescription;
+
+    fn requests(&mut self, keys: &[String], _: &mut Ctx<'_>) -> Vec<(Call, Vec<String>)> {
+        keys.iter()
+            .map(|g| {
+                let body = RequestBody::DescribeGroups(DescribeGroupsRequest {
+                    groups: vec![g.clone()],
+                    ..Default::default()
+                });
+                (call(coordinator(g), body, None), vec![g.clone()])
+            })
+            .collect()
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        keys: &[String],
+    ) -> Vec<(String, Verdict<ConsumerGroupDescription>)> {
+        let refresh = Refresh::Coordinator(keys[0].clone());
+        let (node, r) = match result {
+            Err(e) => return net_each(keys, e, refresh),
+            Ok(Response {
+                node,
+                body: ResponseBody::DescribeGroups(r),
+                ..
+            }) => (node, r),
+            Ok(r) => {
+                return each(keys, || {
+                    unexpected(ApiKey::DescribeGroups, r.body.api_key())
+                })
+            }
+        };
+        r.groups
+            .into_iter()
+            .map(|g| {
+                let code = if g.error_code == 0 && g.group_state == "Dead" {
+                    ErrorCode::GROUP_ID_NOT_FOUND
+                } else {
+                    ErrorCode(g.error_code)
+                };
+                let id = g.group_id.clone();
+                let verdict = group_verdict(ApiKey::DescribeGroups, &id, code, None, || {
+                    let consumer = g.protocol_type == "consumer" || g.protocol_type.is_empty();
+                    ConsumerGroupDescription {
+                        members: g
+                            .members
+                            .into_iter()
+                            .map(|m| MemberDescription {
+                                assignment: if consumer && !m.member_assignment.is_empty() {
+                                    crate::consumer::assignor::decode_assignment(
+                                        &m.member_assignment,
+                                    )
+                                    .map(|a| a.partitions)
+                                    .unwrap_or_default()
+                                } else {
+                                    Vec::new()
+                                },
+                                member_id: m.member_id,
+                                group_instance_id: m.group_instance_id,
+                                client_id: m.client_id,
+                                host: m.client_host,
+                            })
+                            .collect(),
+                        group_id: g.group_id,
+                        protocol_type: g.protocol_type,
+                        partition_assignor: g.protocol_data,
+                        state: g.group_state,
+                        coordinator: node,
+                    }
+                });
+                (id, verdict)
+            })
+            .collect()
+    }
+
+    fn finish(
+        self,
+        results: BTreeMap<String, Result<ConsumerGroupDescription, AdminError>>,
+    ) -> AdminOutcome {
+        AdminOutcome::GroupDescriptions(results)
+    }
+}
+
+/// DeleteGroups, one request per group to its coordinator.
+pub(crate) struct DeleteGroups;
+
+impl Api for DeleteGroups {
+    type Key = String;
+    type Value = ();
+
+    fn requests(&mut self, keys: &[String], _: &mut Ctx<'_>) -> Vec<(Call, Vec<String>)> {
+        keys.iter()
+            .map(|g| {
+                let body = RequestBody::DeleteGroups(DeleteGroupsRequest {
+                    groups_names: vec![g.clone()],
+                    ..Default::default()
+                });
+                (call(coordinator(g), body, None), vec![g.clone()])
+            })
+            .collect()
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        keys: &[String],
+    ) -> Vec<(String, Verdict<()>)> {
+        let refresh = Refresh::Coordinator(keys[0].clone());
+        match result {
+            Err(e) => net_each(keys, e, refresh),
+            Ok(Response {
+                body: ResponseBody::DeleteGroups(r),
+                ..
+            }) => r
+                .results
+                .into_iter()
+                .map(|g| {
+                    let v = group_verdict(
+                        ApiKey::DeleteGroups,
+                        &g.group_id,
+                        ErrorCode(g.error_code),
+                        None,
+                        || (),
+                    );
+                    (g.group_id, v)
+                })
+                .collect(),
+            Ok(r) => each(keys, || unexpected(ApiKey::DeleteGroups, r.body.api_key())),
+        }
+    }
+
+    fn finish(self, results: BTreeMap<String, Result<(), AdminError>>) -> AdminOutcome {
+        AdminOutcome::Groups(results)
+    }
+}
+
+/// The committed offsets of a group (OffsetFetch).
+pub(crate) struct ListGroupOffsets {
+    pub group: String,
+    pub partitions: Option<Vec<TopicPartition>>,
+}
+
+type Offsets = BTreeMap<TopicPartition, OffsetAndMetadata>;
+
+impl Api for ListGroupOffsets {
+    type Key = ();
+    type Value = Offsets;
+
+    fn requests(&mut self, _: &[()], _: &mut Ctx<'_>) -> Vec<(Call, Vec<()>)> {
+        use crate::protocol::offset_fetch::request::OffsetFetchRequestTopic;
+        let topics = self.partitions.as_ref().map(|ps| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for tp in ps {
+                by_topic.entry(&tp.topic).or_default().push(tp.partition);
+            }
+            by_topic
+                .into_iter()
+                .map(|(name, partition_indexes)| OffsetFetchRequestTopic {
+                    name: name.to_owned(),
+                    partition_indexes,
+                    ..Default::default()
+                })
+                .collect()
+        });
+        let body = RequestBody::OffsetFetch(OffsetFetchRequest {
+            group_id: self.group.clone(),
+            topics,
+            ..Default::default()
+        });
+        vec![(
+            call(
+                coordinator(&self.group),
+                body,
+                Some(MAX_OFFSET_FETCH_VERSION),
+            ),
+            vec![()],
+        )]
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        _: &[()],
+    ) -> Vec<((), Verdict<Offsets>)> {
+        let api = ApiKey::OffsetFetch;
+        let refresh = Refresh::Coordinator(self.group.clone());
+        let r = match result {
+            Err(e) => return vec![((), net_verdict(e, refresh))],
+            Ok(Response {
+                body: ResponseBody::OffsetFetch(r),
+                ..
+            }) => r,
+            Ok(r) => return vec![((), unexpected(api, r.body.api_key()))],
+        };
+        let top = ErrorCode(r.error_code);
+        if !top.is_ok() {
+            return vec![(
+                (),
+                group_verdict(api, &self.group, top, None, BTreeMap::new),
+            )];
+        }
+        let mut offsets = BTreeMap::new();
+        for t in r.topics {
+            for p in t.partitions {
+                let code = ErrorCode(p.error_code);
+                match code {
+                    ErrorCode::NONE => {}
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => continue,
+                    ErrorCode::UNSTABLE_OFFSET_COMMIT => {
+                        return vec![(
+                            (),
+                            Verdict::Retry(AdminError::broker(api, code, None), Refresh::None),
+                        )]
+                    }
+                    _ => {
+                        let v = group_verdict(api, &self.group, code, p.metadata, BTreeMap::new);
+                        return vec![((), v)];
+                    }
+                }
+                if p.committed_offset < 0 {
+                    continue;
+                }
+                offsets.insert(
+                    TopicPartition::new(t.name.as_str(), p.partition_index),
+                    OffsetAndMetadata::new(p.committed_offset)
+                        .with_metadata(p.metadata.unwrap_or_default())
+                        .with_leader_epoch(Some(p.committed_leader_epoch).filter(|e| *e >= 0)),
+                );
+            }
+        }
+        vec![((), Verdict::Done(Ok(offsets)))]
+    }
+
+    fn finish(self, mut results: BTreeMap<(), Result<Offsets, AdminError>>) -> AdminOutcome {
+        AdminOutcome::GroupOffsets(results.remove(&()).unwrap_or(Err(AdminError::Closed)))
+    }
+}
+
+/// Commits offsets for a group from outside it (OffsetCommit with generation -1 and no
+/// member, as Java's admin client does: the group must be empty).
+pub(crate) struct AlterGroupOffsets {
+    pub group: String,
+    pub offsets: Offsets,
+}
+
+impl Api for AlterGroupOffsets {
+    type Key = TopicPartition;
+    type Value = ();
+
+    fn requests(
+        &mut self,
+        keys: &[TopicPartition],
+        _: &mut Ctx<'_>,
+    ) -> Vec<(Call, Vec<TopicPartition>)> {
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for tp in keys {
+            let Some(o) = self.offsets.get(tp) else {
+                continue;
+            };
+            if topics.last().is_none_or(|t| t.name != *tp.topic) {
+                topics.push(OffsetCommitRequestTopic {
+                    name: tp.topic.to_string(),
+                    ..Default::default()
+                });
+            }
+            topics
+                .last_mut()
+                .expect("pushed")
+                .partitions
+                .push(OffsetCommitRequestPartition {
+                    partition_index: tp.partition,
+                    committed_offset: o.offset,
+                    committed_leader_epoch: o.leader_epoch.unwrap_or(-1),
+                    committed_metadata: Some(o.metadata.clone()),
+                    ..Default::default()
+                });
+        }
+        let body = RequestBody::OffsetCommit(OffsetCommitRequest {
+            group_id: self.group.clone(),
+            generation_id_or_member_epoch: -1,
+            member_id: String::new(),
+            topics,
+            ..Default::default()
+        });
+        vec![(
+            call(coordinator(&self.group), body, Some(MAX_COMMIT_VERSION)),
+            keys.to_vec(),
+        )]
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        keys: &[TopicPartition],
+    ) -> Vec<(TopicPartition, Verdict<()>)> {
+        let refresh = Refresh::Coordinator(self.group.clone());
+        match result {
+            Err(e) => net_each(keys, e, refresh),
+            Ok(Response {
+                body: ResponseBody::OffsetCommit(r),
+                ..
+            }) => r
+                .topics
+                .into_iter()
+                .flat_map(|t| {
+                    let group = self.group.clone();
+                    t.partitions.into_iter().map(move |p| {
+                        let v = group_verdict(
+                            ApiKey::OffsetCommit,
+                            &group,
+                            ErrorCode(p.error_code),
+                            None,
+                            || (),
+                        );
+                        (TopicPartition::new(t.name.as_str(), p.partition_index), v)
+                    })
+                })
+                .collect(),
+            Ok(r) => each(keys, || unexpected(ApiKey::OffsetCommit, r.body.api_key())),
+        }
+    }
+
+    fn finish(self, results: BTreeMap<TopicPartition, Result<(), AdminError>>) -> AdminOutcome {
+        AdminOutcome::Partitions(results)
+    }
+}
+
+/// Deletes a group's committed offsets (OffsetDelete; the group must not be subscribed to
+/// the topics).
+pub(crate) struct DeleteGroupOffsets {
+    pub group: String,
+}
+
+impl Api for DeleteGroupOffsets {
+    type Key = TopicPartition;
+    type Value = ();
+
+    fn requests(
+        &mut self,
+        keys: &[TopicPartition],
+        _: &mut Ctx<'_>,
+    ) -> Vec<(Call, Vec<TopicPartition>)> {
+        let mut topics: Vec<OffsetDeleteRequestTopic> = Vec::new();
+        for tp in keys {
+            if topics.last().is_none_or(|t| t.name != *tp.topic) {
+                topics.push(OffsetDeleteRequestTopic {
+                    name: tp.topic.to_string(),
+                    ..Default::default()
+                });
+            }
+            topics
+                .last_mut()
+                .expect("pushed")
+                .partitions
+                .push(OffsetDeleteRequestPartition {
+                    partition_index: tp.partition,
+                    ..Default::default()
+                });
+        }
+        let body = RequestBody::OffsetDelete(OffsetDeleteRequest {
+            group_id: self.group.clone(),
+            topics,
+            ..Default::default()
+        });
+        vec![(call(coordinator(&self.group), body, None), keys.to_vec())]
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        keys: &[TopicPartition],
+    ) -> Vec<(TopicPartition, Verdict<()>)> {
+        let api = ApiKey::OffsetDelete;
+        let refresh = Refresh::Coordinator(self.group.clone());
+        let r = match result {
+            Err(e) => return net_each(keys, e, refresh),
+            Ok(Response {
+                body: ResponseBody::OffsetDelete(r),
+                ..
+            }) => r,
+            Ok(r) => return each(keys, || unexpected(api, r.body.api_key())),
+        };
+        let top = ErrorCode(r.error_code);
+        if !top.is_ok() {
+            let group = self.group.clone();
+            return each(keys, || group_verdict(api, &group, top, None, || ()));
+        }
+        r.topics
+            .into_iter()
+            .flat_map(|t| {
+                t.partitions.into_iter().map(move |p| {
+                    let code = ErrorCode(p.error_code);
+                    let v = if code.is_ok() {
+                        Verdict::Done(Ok(()))
+                    } else {
+                        Verdict::Done(Err(AdminError::broker(api, code, None)))
+                    };
+                    (TopicPartition::new(t.name.as_str(), p.partition_index), v)
+                })
+            })
+            .collect()
+    }
+
+    fn finish(self, results: BTreeMap<TopicPartition, Result<(), AdminError>>) -> AdminOutcome {
+        AdminOutcome::Partitions(results)
+    }
+}
+
+/// DeleteRecords: one request per partition, to its leader.
+pub(crate) struct DeleteRecords {
+    pub before: BTreeMap<TopicPartition, i64>,
+}
+
+impl Api for DeleteRecords {
+    type Key = TopicPartition;
+    type Value = i64;
+
+    fn requests(
+        &mut self,
+        keys: &[TopicPartition],
+        ctx: &mut Ctx<'_>,
+    ) -> Vec<(Call, Vec<TopicPartition>)> {
+        use delete_records::request::{DeleteRecordsPartition, DeleteRecordsTopic};
+        let timeout_ms = ctx
+            .deadline
+            .saturating_duration_since(ctx.now)
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        keys.iter()
+            .filter_map(|tp| Some((tp, *self.before.get(tp)?)))
+            .map(|(tp, offset)| {
+                let body = RequestBody::DeleteRecords(DeleteRecordsRequest {
+                    topics: vec![DeleteRecordsTopic {
+                        name: tp.topic.to_string(),
+                        partitions: vec![DeleteRecordsPartition {
+                            partition_index: tp.partition,
+                            offset,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    timeout_ms,
+                    ..Default::default()
+                });
+                let target = Target::Leader {
+                    topic: tp.topic.to_string(),
+                    partition: tp.partition,
+                };
+                (call(target, body, None), vec![tp.clone()])
+            })
+            .collect()
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        keys: &[TopicPartition],
+    ) -> Vec<(TopicPartition, Verdict<i64>)> {
+        let api = ApiKey::DeleteRecords;
+        let r = match result {
+            Err(e) => return net_each(keys, e, Refresh::Metadata),
+            Ok(Response {
+                body: ResponseBody::DeleteRecords(r),
+                ..
+            }) => r,
+            Ok(r) => return each(keys, || unexpected(api, r.body.api_key())),
+        };
+        r.topics
+            .into_iter()
+            .flat_map(|t| {
+                t.partitions.into_iter().map(move |p| {
+                    let code = ErrorCode(p.error_code);
+                    let v = match code {
+                        ErrorCode::NONE => Verdict::Done(Ok(p.low_watermark)),
+                        ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::LEADER_NOT_AVAILABLE => {
+                            Verdict::Retry(AdminError::broker(api, code, None), Refresh::Metadata)
+                        }
+                        c if c.is_retriable() && c != ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
+                            Verdict::Retry(AdminError::broker(api, code, None), Refresh::None)
+                        }
+                        _ => Verdict::Done(Err(AdminError::broker(api, code, None))),
+                    };
+                    (TopicPartition::new(t.name.as_str(), p.partition_index), v)
+                })
+            })
+            .collect()
+    }
+
+    fn finish(self, results: BTreeMap<TopicPartition, Result<i64, AdminError>>) -> AdminOutcome {
+        AdminOutcome::DeletedRecords(results)
+    }
+}

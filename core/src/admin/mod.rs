@@ -1,0 +1,628 @@
+//! The admin client: [`AdminCore`], a sans-IO state machine over the [`NetworkClient`] that
+//! creates, deletes and describes topics, configs, consumer groups, their offsets, records,
+//! log dirs and ACLs — the operations of Java's `AdminClient` and kafka-python's
+//! `KafkaAdminClient`, under the same names.
+//!
+//! # Contract
+//!
+//! * Driving: [`AdminCore`] implements [`ClientCore`]; drive it as the [`crate::network`]
+//!   docs say. Each call (`create_topics`, `describe_configs`, ...) takes `now`, returns an
+//!   [`OpId`] at once and completes later with exactly one [`AdminEvent::Completed`] carrying
+//!   its [`AdminOutcome`]. The core never reads a clock or spawns anything.
+//! * Routing: topic creation, deletion and partition growth go to the controller; group
+//!   calls and their offsets to the group's coordinator (FindCoordinator, cached); record
+//!   deletion to each partition's leader; broker configs and log dirs to that broker; group
+//!   listing to every broker, gathered; everything else to the least loaded broker.
+//! * Per-item results: calls over many items (topics, resources, groups, partitions) answer
+//!   each item separately — a map item -> `Result<_, AdminError>` — so one bad topic does
+//!   not fail the others.
+//! * Retries: NOT_CONTROLLER (after a metadata refresh), NOT_COORDINATOR and
+//!   COORDINATOR_NOT_AVAILABLE (after a new coordinator lookup), COORDINATOR_LOAD_IN_PROGRESS,
+//!   leader moves (NOT_LEADER_OR_FOLLOWER, after a metadata refresh), other retriable codes,
+//!   lost connections and request timeouts are retried after `retry_backoff_ms`, for as long
+//!   as the call's timeout (`default_api_timeout_ms` unless the call gives one) allows; every
+//!   request is sent with the smaller of `request_timeout_ms` and the time left, so a call
+//!   always completes by its deadline. The item then fails with the last error.
+//! * Unsupported APIs: a broker without an API (or without a version both sides speak) fails
+//!   the items of that call at once with [`crate::network::NetError::Unsupported`] ("... is
+//!   unsupported by this broker ..."), except where an older API does the job:
+//!   IncrementalAlterConfigs falls back to DescribeConfigs + AlterConfigs, DescribeCluster
+//!   to Metadata.
+
+mod acls;
+mod configs;
+mod engine;
+mod groups;
+mod topics;
+mod types;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::config::AdminConfig;
+use crate::consumer::{OffsetAndMetadata, TopicPartition};
+use crate::network::{
+    ClientCore, CloseReason, ConnId, NetEvent, NetOptions, NetworkClient, NodeId, Output, RequestId,
+};
+
+pub use types::{
+    AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType,
+    AdminError, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType,
+    ConfigSource, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
+    LogDirDescription, MemberDescription, NewPartitions, NewTopic, ReplicaInfo, TopicDescription,
+    TopicListing,
+};
+
+use engine::{Batched, Ctx, Operation};
+
+/// An admin call, as the core names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// What the admin core reports.
+#[derive(Debug)]
+pub enum AdminEvent {
+    /// A call completed.
+    Completed {
+        /// The call.
+        id: OpId,
+        /// Its result.
+        outcome: AdminOutcome,
+    },
+}
+
+/// The result of an admin call; the variant follows from the call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AdminOutcome {
+    /// `create_topics`, `delete_topics`, `create_partitions`: per topic.
+    Topics(BTreeMap<String, Result<(), AdminError>>),
+    /// `describe_configs`: per resource.
+    Configs(BTreeMap<ConfigResource, Result<Vec<ConfigEntry>, AdminError>>),
+    /// `alter_configs`: per resource.
+    Altered(BTreeMap<ConfigResource, Result<(), AdminError>>),
+    /// `list_topics`.
+    TopicListing(Result<Vec<TopicListing>, AdminError>),
+    /// `describe_topics`: per topic.
+    TopicDescriptions(BTreeMap<String, Result<TopicDescription, AdminError>>),
+    /// `describe_cluster`.
+    Cluster(Result<ClusterDescription, AdminError>),
+    /// `list_consumer_groups`.
+    GroupListing(Result<ConsumerGroupsListing, AdminError>),
+    /// `describe_consumer_groups`: per group.
+    GroupDescriptions(BTreeMap<String, Result<ConsumerGroupDescription, AdminError>>),
+    /// `delete_consumer_groups`: per group.
+    Groups(BTreeMap<String, Result<(), AdminError>>),
+    /// `list_consumer_group_offsets`: the committed offsets (partitions without one are
+    /// left out).
+    GroupOffsets(Result<BTreeMap<TopicPartition, OffsetAndMetadata>, AdminError>),
+    /// `alter_consumer_group_offsets`, `delete_consumer_group_offsets`: per partition.
+    Partitions(BTreeMap<TopicPartition, Result<(), AdminError>>),
+    /// `delete_records`: per partition, the new low watermark.
+    DeletedRecords(BTreeMap<TopicPartition, Result<i64, AdminError>>),
+    /// `describe_log_dirs`: per broker, its log dirs by path.
+    LogDirs(BTreeMap<NodeId, Result<BTreeMap<String, LogDirDescription>, AdminError>>),
+    /// `describe_acls`.
+    Acls(Result<Vec<AclBinding>, AdminError>),
+    /// `create_acls`: per binding.
+    CreatedAcls(BTreeMap<AclBinding, Result<(), AdminError>>),
+    /// `delete_acls`: per filter, the bindings it deleted.
+    DeletedAcls(BTreeMap<AclBindingFilter, Result<Vec<AclBinding>, AdminError>>),
+}
+
+struct OpEntry {
+    op: Box<dyn Operation>,
+    deadline: Instant,
+    in_flight: usize,
+    retry_at: Option<Instant>,
+}
+
+/// The admin client's state machine. See the module docs for the contract.
+pub struct AdminCore {
+    net: NetworkClient,
+    default_timeout: Duration,
+    request_timeout: Duration,
+    retry_backoff: Duration,
+    ops: BTreeMap<OpId, OpEntry>,
+    requests: HashMap<RequestId, (OpId, u64)>,
+    out: VecDeque<Output<AdminEvent>>,
+    next_op: u64,
+    next_tag: u64,
+}
+
+impl std::fmt::Debug for AdminCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminCore")
+            .field("calls", &self.ops.len())
+            .field("net", &self.net)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminCore {
+    /// An admin core with `config`'s call timeout over a network layer set up from `opts`
+    /// (see [`NetOptions::from_config`]). Metadata requests never create topics.
+    pub fn new(config: &AdminConfig, mut opts: NetOptions) -> Self {
+        opts.allow_auto_topic_creation = false;
+        AdminCore {
+            default_timeout: Duration::from_millis(u64::from(config.default_api_timeout_ms)),
+            request_timeout: opts.conn.request_timeout,
+            retry_backoff: opts.retry_backoff,
+            net: NetworkClient::new(opts),
+            ops: BTreeMap::new(),
+            requests: HashMap::new(),
+            out: VecDeque::new(),
+            next_op: 0,
+            next_tag: 0,
+        }
+    }
+
+    /// The network layer underneath (cluster view, broker versions).
+    pub fn network(&mut self) -> &mut NetworkClient {
+        &mut self.net
+    }
+
+    /// Calls still in progress.
+    pub fn calls_in_progress(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Closes every connection; calls in progress complete at once with what they have (items
+    /// still open fail with [`crate::network::NetError::Closed`] or are left out).
+    pub fn close(&mut self) {
+        self.net.close();
+        self.drain_net(None);
+        let waiting: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, e)| e.in_flight == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let entry = self.ops.remove(&id).expect("listed");
+            let outcome = entry.op.finish();
+            self.out
+                .push_back(Output::Event(AdminEvent::Completed { id, outcome }));
+        }
+    }
+
+    fn start(&mut self, op: Box<dyn Operation>, timeout: Option<Duration>, now: Instant) -> OpId {
+        self.next_op += 1;
+        let id = OpId(self.next_op);
+        let deadline = now + timeout.unwrap_or(self.default_timeout);
+        self.ops.insert(
+            id,
+            OpEntry {
+                op,
+                deadline,
+                in_flight: 0,
+                retry_at: None,
+            },
+        );
+        self.with_op(id, now, |op, ctx| op.start(ctx));
+        self.drain_net(Some(now));
+        id
+    }
+
+    /// Runs `f` on a call's operation, then sends what it queued and finishes the call if
+    /// nothing of it is outstanding.
+    fn with_op(
+        &mut self,
+        id: OpId,
+        now: Instant,
+        f: impl FnOnce(&mut dyn Operation, &mut Ctx<'_>),
+    ) {
+        let Some(entry) = self.ops.get_mut(&id) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            net: &mut self.net,
+            now,
+            deadline: entry.deadline,
+            retry_backoff: self.retry_backoff,
+            sends: Vec::new(),
+            retry_at: entry.retry_at,
+            next_tag: &mut self.next_tag,
+        };
+        f(entry.op.as_mut(), &mut ctx);
+        let sends = std::mem::take(&mut ctx.sends);
+        entry.retry_at = ctx.retry_at;
+        for call in sends {
+            let left = entry.deadline.saturating_duration_since(now);
+            let timeout = self.request_timeout.min(left).max(Duration::from_millis(1));
+            let rid = self.net.send_with_timeout(
+                call.target,
+                call.body,
+                call.max_version,
+                true,
+                timeout,
+                now,
+            );
+            entry.in_flight += 1;
+            self.requests.insert(rid, (id, call.tag));
+        }
+        if entry.in_flight == 0 && entry.retry_at.is_none() {
+            let entry = self.ops.remove(&id).expect("present");
+            let outcome = entry.op.finish();
+            self.out
+                .push_back(Output::Event(AdminEvent::Completed { id, outcome }));
+        }
+    }
+
+    /// Moves the network layer's output into ours, handing responses to their calls.
+    fn drain_net(&mut self, now: Option<Instant>) {
+        while let Some(o) = self.net.poll_output() {
+            match o {
+                Output::Event(NetEvent::Response { id, result }) => {
+                    let Some((op, tag)) = self.requests.remove(&id) else {
+                        continue;
+                    };
+                    if let Some(e) = self.ops.get_mut(&op) {
+                        e.in_flight -= 1;
+                    }
+                    match now {
+                        Some(now) => {
+                            self.with_op(op, now, |o, ctx| o.on_response(tag, result, ctx))
+                        }
+                        None => {
+                            // Closing: no time, no retries; the call ends with what it has.
+                            let entry = self.ops.get(&op);
+                            let deadline = entry.map(|e| e.deadline);
+                            if let Some(deadline) = deadline {
+                                self.with_op(op, deadline, |o, ctx| {
+                                    o.on_response(tag, result, ctx)
+                                });
+                            }
+                        }
+                    }
+                }
+                Output::Event(NetEvent::MetadataUpdated(_)) => {}
+                Output::Connect { conn, host, port } => {
+                    self.out.push_back(Output::Connect { conn, host, port })
+                }
+                Output::Transmit { conn, data } => {
+                    self.out.push_back(Output::Transmit { conn, data })
+                }
+                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+            }
+        }
+    }
+
+    // ---- topics and cluster ----------------------------------------------------------------
+
+    /// Creates topics (CreateTopics at the controller); `validate_only` checks without
+    /// creating. Completes with [`AdminOutcome::Topics`]. A topic named twice fails as an
+    /// invalid request.
+    pub fn create_topics(
+        &mut self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let mut map = BTreeMap::new();
+        let mut dupes = Vec::new();
+        for t in topics {
+            let name = t.name.clone();
+            if map.insert(name.clone(), t).is_some() {
+                dupes.push(name);
+            }
+        }
+        let keys = map.keys().cloned().collect();
+        let mut op = Batched::new(
+            topics::CreateTopics {
+                topics: map,
+                validate_only,
+            },
+            keys,
+        );
+        for d in dupes {
+            let e = AdminError::InvalidRequest(format!("topic {d} is named more than once"));
+            op = op.settle(d, Err(e));
+        }
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Deletes topics (DeleteTopics at the controller). Completes with
+    /// [`AdminOutcome::Topics`].
+    pub fn delete_topics(
+        &mut self,
+        topics: Vec<String>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(topics::DeleteTopics, topics);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Grows topics' partition counts (CreatePartitions at the controller). Completes with
+    /// [`AdminOutcome::Topics`].
+    pub fn create_partitions(
+        &mut self,
+        partitions: BTreeMap<String, NewPartitions>,
+        validate_only: bool,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let keys = partitions.keys().cloned().collect();
+        let op = Batched::new(
+            topics::CreatePartitions {
+                topics: partitions,
+                validate_only,
+            },
+            keys,
+        );
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Lists topics (Metadata for all); internal topics only with `list_internal`. Completes
+    /// with [`AdminOutcome::TopicListing`].
+    pub fn list_topics(
+        &mut self,
+        list_internal: bool,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(topics::ListTopics { list_internal }, vec![()]);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Describes topics (Metadata). Completes with [`AdminOutcome::TopicDescriptions`].
+    pub fn describe_topics(
+        &mut self,
+        topics: Vec<String>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(topics::DescribeTopics, topics);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Describes the cluster (DescribeCluster, or Metadata where the broker lacks it).
+    /// Completes with [`AdminOutcome::Cluster`].
+    pub fn describe_cluster(&mut self, timeout: Option<Duration>, now: Instant) -> OpId {
+        let op = Batched::new(topics::DescribeCluster { legacy: false }, vec![()]);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    // ---- configs ---------------------------------------------------------------------------
+
+    /// Describes topic and broker configs (DescribeConfigs; broker resources at that broker).
+    /// Completes with [`AdminOutcome::Configs`].
+    pub fn describe_configs(
+        &mut self,
+        resources: Vec<ConfigResource>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(configs::DescribeConfigs, resources);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Changes configs (IncrementalAlterConfigs; on brokers without it, the legacy
+    /// AlterConfigs with the resource's current overrides plus the changes). Completes with
+    /// [`AdminOutcome::Altered`].
+    pub fn alter_configs(
+        &mut self,
+        changes: BTreeMap<ConfigResource, Vec<AlterConfigOp>>,
+        validate_only: bool,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let keys = changes.keys().cloned().collect();
+        let op = Batched::new(
+            configs::AlterConfigs {
+                changes,
+                validate_only,
+                legacy: false,
+                current: BTreeMap::new(),
+            },
+            keys,
+        );
+        self.start(Box::new(op), timeout, now)
+    }
+
+    // ---- groups ----------------------------------------------------------------------------
+
+    /// Lists consumer groups (ListGroups at every broker, gathered). Completes with
+    /// [`AdminOutcome::GroupListing`].
+    pub fn list_consumer_groups(&mut self, timeout: Option<Duration>, now: Instant) -> OpId {
+        self.start(Box::new(groups::ListGroups::new()), timeout, now)
+    }
+
+    /// Describes consumer groups (DescribeGroups at each coordinator). Completes with
+    /// [`AdminOutcome::GroupDescriptions`].
+    pub fn describe_consumer_groups(
+        &mut self,
+        groups: Vec<String>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(groups::DescribeGroups, groups);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Deletes consumer groups (DeleteGroups at each coordinator; a group must be empty).
+    /// Completes with [`AdminOutcome::Groups`].
+    pub fn delete_consumer_groups(
+        &mut self,
+        groups: Vec<String>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(groups::DeleteGroups, groups);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// A group's committed offsets (OffsetFetch), of `partitions` or of every partition.
+    /// Completes with [`AdminOutcome::GroupOffsets`].
+    pub fn list_consumer_group_offsets(
+        &mut self,
+        group: &str,
+        partitions: Option<Vec<TopicPartition>>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(
+            groups::ListGroupOffsets {
+                group: group.to_owned(),
+                partitions,
+            },
+            vec![()],
+        );
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Commits offsets for a group from outside it (OffsetCommit, generation -1, no member,
+    /// as Java's admin client; the group must have no active members). Completes with
+    /// [`AdminOutcome::Partitions`].
+    pub fn alter_consumer_group_offsets(
+        &mut self,
+        group: &str,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let keys = offsets.keys().cloned().collect();
+        let op = Batched::new(
+            groups::AlterGroupOffsets {
+                group: group.to_owned(),
+                offsets,
+            },
+            keys,
+        );
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Deletes a group's committed offsets (OffsetDelete). Completes with
+    /// [`AdminOutcome::Partitions`].
+    pub fn delete_consumer_group_offsets(
+        &mut self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(
+            groups::DeleteGroupOffsets {
+                group: group.to_owned(),
+            },
+            partitions,
+        );
+        self.start(Box::new(op), timeout, now)
+    }
+
+    // ---- records, log dirs, ACLs -----------------------------------------------------------
+
+    /// Deletes records before the given offsets (DeleteRecords at each partition's leader;
+    /// -1 means the high watermark). Completes with [`AdminOutcome::DeletedRecords`].
+    pub fn delete_records(
+        &mut self,
+        before: BTreeMap<TopicPartition, i64>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let keys = before.keys().cloned().collect();
+        let op = Batched::new(groups::DeleteRecords { before }, keys);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Describes the log dirs of brokers (DescribeLogDirs at each). Completes with
+    /// [`AdminOutcome::LogDirs`].
+    pub fn describe_log_dirs(
+        &mut self,
+        brokers: Vec<NodeId>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(acls::DescribeLogDirs, brokers);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// The ACLs matching `filter` (DescribeAcls). Completes with [`AdminOutcome::Acls`].
+    pub fn describe_acls(
+        &mut self,
+        filter: AclBindingFilter,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(acls::DescribeAcls { filter }, vec![()]);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Creates ACLs (CreateAcls). Completes with [`AdminOutcome::CreatedAcls`].
+    pub fn create_acls(
+        &mut self,
+        acls: Vec<AclBinding>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(acls::CreateAcls, acls);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    /// Deletes the ACLs matching each filter (DeleteAcls). Completes with
+    /// [`AdminOutcome::DeletedAcls`].
+    pub fn delete_acls(
+        &mut self,
+        filters: Vec<AclBindingFilter>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> OpId {
+        let op = Batched::new(acls::DeleteAcls, filters);
+        self.start(Box::new(op), timeout, now)
+    }
+
+    fn fire_retries(&mut self, now: Instant) {
+        let due: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, e)| e.retry_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(e) = self.ops.get_mut(&id) {
+                e.retry_at = None;
+            }
+            self.with_op(id, now, |op, ctx| op.on_retry(ctx));
+        }
+    }
+}
+
+impl ClientCore for AdminCore {
+    type Event = AdminEvent;
+
+    fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.net.handle_connected(conn, now);
+        self.drain_net(Some(now));
+    }
+
+    fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        self.net.handle_data(conn, data, now);
+        self.drain_net(Some(now));
+    }
+
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        self.net.handle_closed(conn, reason, now);
+        self.drain_net(Some(now));
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.net.handle_timeout(now);
+        self.drain_net(Some(now));
+        self.fire_retries(now);
+        self.drain_net(Some(now));
+    }
+
+    fn poll_output(&mut self) -> Option<Output<AdminEvent>> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let retry = self.ops.values().filter_map(|e| e.retry_at).min();
+        match (self.net.poll_timeout(), retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
