@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use kafkit_smol::{admin, AdminHandle};
 pub use kafkit_smol::{
     consumer, driver_env, low_level_client, producer, run, ConsumerHandle, LowLevelHandle,
     ProducerHandle, RecordCursor, RecordStream, SocketOptions, StartError, TypedConsumer,

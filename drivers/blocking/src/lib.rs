@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 mod consumer;
 mod event_loop;
 mod producer;
@@ -21,6 +22,7 @@ mod producer;
 use std::sync::mpsc;
 use std::sync::Arc;
 
+pub use admin::Admin;
 pub use consumer::{Consumer, RecordIter, TypedConsumer, TypedRecordIter, TypedResult};
 pub use event_loop::{run, Msg};
 pub use kafkit_core::driver::SocketOptions;

@@ -20,12 +20,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 pub mod cluster;
 mod consumer;
 pub mod dev_broker;
 mod producer;
 mod simulation;
 
+pub use admin::{admin_core, AdminSim};
 pub use cluster::{serve_cluster, Cluster, ClusterConfig, ClusterEndpoint, HookAction};
 pub use consumer::{consumer_core, ConsumerSim};
 pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};

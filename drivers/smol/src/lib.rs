@@ -17,12 +17,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 mod consumer;
 mod event_loop;
 mod producer;
 
+pub use admin::admin;
 pub use consumer::consumer;
 pub use event_loop::run;
+pub use kafkit_core::driver::AdminHandle;
 pub use kafkit_core::driver::LowLevelHandle;
 pub use kafkit_core::driver::SocketOptions;
 pub use kafkit_core::driver::{ConsumerHandle, RecordCursor, RecordStream, TypedConsumer};

@@ -1,0 +1,233 @@
+//! The admin client for programs without an async runtime: [`Admin`] runs an [`AdminCore`] on
+//! its own loop thread; its calls block the calling thread until the loop answers.
+
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use futures_executor::block_on;
+use kafkit_core::admin::{
+    AclBinding, AclBindingFilter, AdminCore, AdminError, AlterConfigOp, ClusterDescription,
+    ConfigEntry, ConfigResource, ConsumerGroupDescription, ConsumerGroupsListing,
+    LogDirDescription, NewPartitions, NewTopic, TopicDescription, TopicListing,
+};
+use kafkit_core::config::AdminConfig;
+use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
+use kafkit_core::driver::{command_queue_with_notify, AdminHandle, AdminHandler};
+use kafkit_core::network::{NetOptions, NodeId, SetupError};
+
+use crate::{driver_env, run, Msg, SocketOptions, StopOnDrop};
+
+/// An admin client on its own loop thread (Java's `Admin`, kafka-python's
+/// `KafkaAdminClient`). Cheap to clone and usable from any thread; the thread stops when the
+/// last clone is dropped. Calls over many items answer each item separately.
+///
+/// ```no_run
+/// use kafkit_blocking::Admin;
+/// use kafkit_core::admin::NewTopic;
+/// use kafkit_core::config::AdminConfig;
+///
+/// let config = AdminConfig::builder().bootstrap_servers("localhost:9092").build()?;
+/// let admin = Admin::start(&config)?;
+/// let created = admin.create_topics(vec![NewTopic::new("orders", 3, 1)], false)?;
+/// created["orders"].clone()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Admin {
+    // Field order matters: the command sender must be gone before the final wake-up.
+    handle: AdminHandle,
+    _stop: Arc<StopOnDrop>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    /// Starts the admin client's loop thread. Connections open as calls are made.
+    pub fn start(config: &AdminConfig) -> Result<Self, SetupError> {
+        let opts = NetOptions::from_config(&config.common, &driver_env())?;
+        let socket = SocketOptions::from_config(&config.common);
+        let core = AdminCore::new(config, opts);
+        let (msg_tx, msg_rx) = mpsc::channel();
+        let wake = msg_tx.clone();
+        let (tx, rx) = command_queue_with_notify(move || {
+            let _ = wake.send(Msg::Wake);
+        });
+        let loop_tx = msg_tx.clone();
+        std::thread::Builder::new()
+            .name("kafkit-admin".into())
+            .spawn(move || run(core, AdminHandler::default(), rx, msg_rx, loop_tx, socket))
+            .expect("spawning the admin thread");
+        Ok(Admin {
+            handle: AdminHandle::new(tx),
+            _stop: Arc::new(StopOnDrop(msg_tx)),
+        })
+    }
+
+    /// An admin client sharing this one's thread whose calls time out after `timeout`
+    /// (retries included) instead of `default_api_timeout_ms`.
+    pub fn with_timeout(&self, timeout: Duration) -> Admin {
+        Admin {
+            handle: self.handle.with_timeout(timeout),
+            _stop: self._stop.clone(),
+        }
+    }
+
+    /// The async handle underneath.
+    pub fn handle(&self) -> &AdminHandle {
+        &self.handle
+    }
+
+    /// Creates topics; `validate_only` checks without creating. Per topic.
+    pub fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.create_topics(topics, validate_only))
+    }
+
+    /// Deletes topics. Per topic.
+    pub fn delete_topics(
+        &self,
+        topics: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.delete_topics(topics))
+    }
+
+    /// Grows topics' partition counts. Per topic.
+    pub fn create_partitions(
+        &self,
+        partitions: BTreeMap<String, NewPartitions>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.create_partitions(partitions, validate_only))
+    }
+
+    /// Lists topics; internal ones only with `list_internal`.
+    pub fn list_topics(&self, list_internal: bool) -> Result<Vec<TopicListing>, AdminError> {
+        block_on(self.handle.list_topics(list_internal))
+    }
+
+    /// Describes topics. Per topic.
+    pub fn describe_topics(
+        &self,
+        topics: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<TopicDescription, AdminError>>, AdminError> {
+        block_on(self.handle.describe_topics(topics))
+    }
+
+    /// Describes the cluster: id, controller, brokers.
+    pub fn describe_cluster(&self) -> Result<ClusterDescription, AdminError> {
+        block_on(self.handle.describe_cluster())
+    }
+
+    /// Describes topic and broker configs. Per resource.
+    pub fn describe_configs(
+        &self,
+        resources: Vec<ConfigResource>,
+    ) -> Result<BTreeMap<ConfigResource, Result<Vec<ConfigEntry>, AdminError>>, AdminError> {
+        block_on(self.handle.describe_configs(resources))
+    }
+
+    /// Changes configs (incrementally where the broker supports it). Per resource.
+    pub fn alter_configs(
+        &self,
+        changes: BTreeMap<ConfigResource, Vec<AlterConfigOp>>,
+        validate_only: bool,
+    ) -> Result<BTreeMap<ConfigResource, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.alter_configs(changes, validate_only))
+    }
+
+    /// Lists consumer groups on every broker.
+    pub fn list_consumer_groups(&self) -> Result<ConsumerGroupsListing, AdminError> {
+        block_on(self.handle.list_consumer_groups())
+    }
+
+    /// Describes consumer groups. Per group.
+    pub fn describe_consumer_groups(
+        &self,
+        groups: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<ConsumerGroupDescription, AdminError>>, AdminError> {
+        block_on(self.handle.describe_consumer_groups(groups))
+    }
+
+    /// Deletes (empty) consumer groups. Per group.
+    pub fn delete_consumer_groups(
+        &self,
+        groups: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.delete_consumer_groups(groups))
+    }
+
+    /// A group's committed offsets, of `partitions` or of all.
+    pub fn list_consumer_group_offsets(
+        &self,
+        group: &str,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, AdminError> {
+        block_on(self.handle.list_consumer_group_offsets(group, partitions))
+    }
+
+    /// Commits offsets for an (empty) group. Per partition.
+    pub fn alter_consumer_group_offsets(
+        &self,
+        group: &str,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<BTreeMap<TopicPartition, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.alter_consumer_group_offsets(group, offsets))
+    }
+
+    /// Deletes a group's committed offsets. Per partition.
+    pub fn delete_consumer_group_offsets(
+        &self,
+        group: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<BTreeMap<TopicPartition, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.delete_consumer_group_offsets(group, partitions))
+    }
+
+    /// Deletes records before the given offsets. Per partition, the new low watermark.
+    pub fn delete_records(
+        &self,
+        before: BTreeMap<TopicPartition, i64>,
+    ) -> Result<BTreeMap<TopicPartition, Result<i64, AdminError>>, AdminError> {
+        block_on(self.handle.delete_records(before))
+    }
+
+    /// Describes brokers' log dirs. Per broker.
+    #[allow(clippy::type_complexity)]
+    pub fn describe_log_dirs(
+        &self,
+        brokers: Vec<NodeId>,
+    ) -> Result<BTreeMap<NodeId, Result<BTreeMap<String, LogDirDescription>, AdminError>>, AdminError>
+    {
+        block_on(self.handle.describe_log_dirs(brokers))
+    }
+
+    /// The ACLs matching `filter`.
+    pub fn describe_acls(&self, filter: AclBindingFilter) -> Result<Vec<AclBinding>, AdminError> {
+        block_on(self.handle.describe_acls(filter))
+    }
+
+    /// Creates ACLs. Per binding.
+    pub fn create_acls(
+        &self,
+        acls: Vec<AclBinding>,
+    ) -> Result<BTreeMap<AclBinding, Result<(), AdminError>>, AdminError> {
+        block_on(self.handle.create_acls(acls))
+    }
+
+    /// Deletes the ACLs each filter matches. Per filter, the deleted bindings.
+    #[allow(clippy::type_complexity)]
+    pub fn delete_acls(
+        &self,
+        filters: Vec<AclBindingFilter>,
+    ) -> Result<BTreeMap<AclBindingFilter, Result<Vec<AclBinding>, AdminError>>, AdminError> {
+        block_on(self.handle.delete_acls(filters))
+    }
+}
