@@ -292,7 +292,9 @@ impl NetworkClient {
     /// The versions a broker supports and the release they suggest, once a connection to it
     /// has been set up.
     pub fn broker_versions(&self, node: NodeId) -> Option<(BrokerVersion, Arc<ApiVersionTable>)> {
-        let table = self.node_state.get(&node)?.versions.clone()?;
+        let versions = |n: NodeId| self.node_state.get(&n).and_then(|s| s.versions.clone());
+        // The broker may only be known through its coordinator connection.
+        let table = versions(node).or_else(|| versions(coordinator_conn(node)))?;
         Some((table.guess_broker_version(), table))
     }
 
@@ -385,6 +387,9 @@ impl NetworkClient {
     fn broker_label(&self, node: NodeId) -> String {
         match self.address_of(node) {
             Some((h, p)) if node < 0 => format!("{h}:{p} (bootstrap)"),
+            Some((h, p)) if is_coordinator_conn(node) => {
+                format!("{h}:{p} (node {}, coordinator)", i32::MAX - node)
+            }
             Some((h, p)) => format!("{h}:{p} (node {node})"),
             None => format!("node {node}"),
         }
@@ -393,6 +398,8 @@ impl NetworkClient {
     fn address_of(&self, node: NodeId) -> Option<(String, u16)> {
         if node < 0 {
             self.bootstrap.get(&node).cloned()
+        } else if is_coordinator_conn(node) {
+            self.address_of(i32::MAX - node)
         } else {
             self.cluster
                 .brokers
@@ -570,7 +577,7 @@ impl NetworkClient {
             }
             Target::Any => return self.route_any(now),
             Target::Coordinator { kind, key } => match self.route_coordinator(*kind, key, now) {
-                Ok(node) => node,
+                Ok(node) => coordinator_conn(node),
                 Err(route) => return route,
             },
         };
@@ -1085,7 +1092,7 @@ impl NetworkClient {
                         continue;
                     };
                     let result = result.map(|(version, body)| Response {
-                        node: sent.node,
+                        node: real_node(sent.node),
                         version,
                         body,
                     });
@@ -1228,6 +1235,34 @@ enum Route {
 fn empty_response(body: &RequestBody) -> ResponseBody {
     debug_assert!(matches!(body, RequestBody::Produce(_)));
     ResponseBody::Produce(Default::default())
+}
+
+/// Coordinator traffic (groups, transactions) gets a connection of its own to the
+/// coordinator's broker, as in Java (`Integer.MAX_VALUE - id`) and librdkafka: a JoinGroup the
+/// broker holds for the whole rebalance must not stall the member's fetches, and a commit,
+/// heartbeat or LeaveGroup must not wait behind a Fetch long-polling `fetch_max_wait_ms` (a
+/// broker answers one connection's requests in order). That connection is keyed by this
+/// synthetic node id; responses still name the real broker.
+fn coordinator_conn(node: NodeId) -> NodeId {
+    if node >= 0 && !is_coordinator_conn(node) {
+        i32::MAX - node
+    } else {
+        node
+    }
+}
+
+/// Whether `node` is a synthetic coordinator-connection id (real broker ids stay far below).
+fn is_coordinator_conn(node: NodeId) -> bool {
+    node >= 1 << 30
+}
+
+/// The broker a connection's node id stands for.
+fn real_node(node: NodeId) -> NodeId {
+    if is_coordinator_conn(node) {
+        i32::MAX - node
+    } else {
+        node
+    }
 }
 
 impl super::ClientCore for NetworkClient {
