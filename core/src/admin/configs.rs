@@ -59,13 +59,14 @@ fn key_of(resource_type: i8, name: String) -> ConfigResource {
     }
 }
 
-/// Per-resource entries of a DescribeConfigs response.
-fn described(
-    r: crate::protocol::DescribeConfigsResponse,
-) -> Vec<(
+/// One resource's entries, or its error code and message.
+type Described = (
     ConfigResource,
     Result<Vec<ConfigEntry>, (ErrorCode, Option<String>)>,
-)> {
+);
+
+/// Per-resource entries of a DescribeConfigs response.
+fn described(r: crate::protocol::DescribeConfigsResponse) -> Vec<Described> {
     r.results
         .into_iter()
         .map(|res| {
