@@ -32,6 +32,9 @@ Examples:
   kafkit produce -t orders < orders.txt         one record per line of stdin
   kafkit produce -t orders -K : -z zstd -H source=cli orders.txt
                                                 keys before the first `:`, zstd, a header
+  kafkit consume -t orders -e                   every record of every partition, then exit
+  kafkit consume -t orders -p 0 -o -10 -f '%k: %s (%T)\n'
+                                                the last 10 of partition 0, keys and timestamps
   kafkit dev-broker --brokers 3 --port 0        a local simulated cluster for development";
 
 /// The `kafkit` command line.
@@ -121,6 +124,24 @@ win over -X. When the input ends, kafkit waits until every record is acknowledge
 a summary to stderr: records and bytes (keys and values) delivered, failures, elapsed time. \
 Exit status 1 if any record failed, after one line per distinct failure reason.")]
     Produce(ProduceArgs),
+    /// Read records from a topic and print them: one per line, or as -f formats them.
+    #[command(long_about = "\
+Read records from a topic and print them: one per line, or as -f formats them (like `kcat -C`).
+
+Without -p every partition of the topic is read (manual assignment: no consumer group, nothing \
+committed). -o sets where each partition starts: `beginning` (the default), `end` (only new \
+records), an absolute OFFSET, -N (N records before the end of each partition) or \
+@TIMESTAMP (the first record at or after that time, in milliseconds since the epoch). Runs \
+until interrupted unless -e (exit once every partition is at its end: its position reached the \
+high watermark as of the moment it got there) or -c (exit after COUNT records).
+
+-f formats each record; its tokens are %s value, %k key, %S value length and %K key length \
+(-1 for null), %t topic, %p partition, %o offset, %T timestamp (ms), %h headers \
+(name=value,..; NULL for a null value) and %%; literal text may use the escapes \\n, \\r, \\t, \
+\\0, \\\\ and \\xNN. Null keys and values print as nothing. Keys, values and headers are written \
+as raw bytes. Consumer options (-X fetch.max.bytes=..., -X isolation.level=read_committed, ...) \
+apply.")]
+    Consume(ConsumeArgs),
     /// List the client options -X accepts, with their defaults.
     Options(OptionsArgs),
     /// Run kafkit's simulated Kafka cluster as a local broker for development and tests.
@@ -205,6 +226,42 @@ pub struct ProduceArgs {
     /// Files to read records from, in order (default, or `-`: stdin).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// `kafkit consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// The topic to read.
+    #[arg(short = 't', long = "topic", value_name = "TOPIC")]
+    pub topic: String,
+    /// Read only this partition (default: every partition of the topic).
+    #[arg(short = 'p', long = "partition", value_name = "PARTITION",
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Option<i32>,
+    /// Where to start in each partition: beginning, end, OFFSET, -N (N before the end) or
+    /// @TIMESTAMP_MS.
+    #[arg(
+        short = 'o',
+        long = "offset",
+        value_name = "START",
+        default_value = "beginning",
+        allow_hyphen_values = true
+    )]
+    pub offset: String,
+    /// Exit once every partition is at its end.
+    #[arg(short = 'e', long = "exit-at-end")]
+    pub exit_at_end: bool,
+    /// Exit after COUNT records.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// Output format of each record (tokens: %s %k %S %K %t %p %o %T %h %%).
+    #[arg(
+        short = 'f',
+        long = "format",
+        value_name = "FORMAT",
+        default_value = "%s\\n"
+    )]
+    pub format: String,
 }
 
 /// `kafkit dev-broker`.

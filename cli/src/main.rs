@@ -7,6 +7,7 @@
 
 mod args;
 mod config;
+mod consume;
 mod dev_broker;
 mod error;
 mod metadata;
@@ -36,6 +37,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Probe(args) => probe::run(&config::common_config(&cli.global)?, args),
         Command::Metadata(args) => metadata::run(&config::common_config(&cli.global)?, args),
         Command::Produce(args) => produce::run(&cli.global, args),
+        Command::Consume(args) => consume::run(&cli.global, args),
         Command::Options(args) => options::run(args),
         Command::DevBroker(args) => dev_broker::run(args),
     }
