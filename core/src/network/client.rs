@@ -1049,6 +1049,31 @@ impl NetworkClient {
         self.node_state.get(&node)?.last_error.as_deref()
     }
 
+    /// The last connection error of every broker (and bootstrap address) that has one, in
+    /// node order (each names its broker): what a timeout waiting for metadata should tell
+    /// the application.
+    pub fn connection_errors(&self) -> Vec<String> {
+        let mut nodes: Vec<(&NodeId, &NodeState)> = self
+            .node_state
+            .iter()
+            .filter(|(_, s)| s.last_error.is_some())
+            .collect();
+        nodes.sort_by_key(|(n, _)| **n);
+        nodes
+            .into_iter()
+            .filter_map(|(n, s)| {
+                let e = s.last_error.as_deref()?;
+                // Errors from the connection name the broker already; others get its label.
+                let label = self.broker_label(*n);
+                Some(if e.contains(&label) {
+                    e.to_owned()
+                } else {
+                    format!("{label}: {e}")
+                })
+            })
+            .collect()
+    }
+
     /// Marks the metadata of `topic` stale (after NOT_LEADER_OR_FOLLOWER and similar errors):
     /// the next refresh starts as soon as the retry backoff allows.
     pub fn invalidate_metadata(&mut self, now: Instant) {

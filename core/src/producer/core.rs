@@ -890,10 +890,20 @@ impl ProducerCore {
                     topic: topic.to_owned(),
                 }
             }
-            _ => ProduceError::MaxBlockTimeout {
-                what: format!("metadata for topic {topic:?}"),
-                after: self.max_block,
-            },
+            _ => {
+                // Say why: the brokers' last connection errors, if any (else they answered and
+                // the topic's partitions simply have no leader yet).
+                let errors = self.net.connection_errors();
+                let why = if errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last errors: {})", errors.join("; "))
+                };
+                ProduceError::MaxBlockTimeout {
+                    what: format!("metadata for topic {topic:?}{why}"),
+                    after: self.max_block,
+                }
+            }
         }
     }
 

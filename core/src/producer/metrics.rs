@@ -54,7 +54,8 @@ impl Stat {
     /// Sum per second over the window (Kafka's `Rate`: elapsed since the oldest live sample,
     /// at least one sample long so a fresh producer does not report huge rates).
     pub(crate) fn rate(&self, now: Instant, first: Instant) -> f64 {
-        let sum: f64 = self.live(now).map(|s| s.sum).sum();
+        // A fold from +0.0: `Sum` for floats starts at -0.0, and idle rates printed "-0.00".
+        let sum = self.live(now).fold(0.0, |a, s| a + s.sum);
         let oldest = self.live(now).map(|s| s.start).next().unwrap_or(now);
         let elapsed = now
             .saturating_duration_since(oldest.max(first))
