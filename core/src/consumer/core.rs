@@ -280,6 +280,12 @@ impl ConsumerCore {
                 self.buffer.remove(&tp);
                 continue;
             };
+            if state.pending_revocation {
+                // Its revocation callback has run or is about to (Java's pendingRevocation):
+                // the data goes, and the positions stay those the callback commits.
+                self.buffer.remove(&tp);
+                continue;
+            }
             if state.paused {
                 continue;
             }
@@ -360,7 +366,7 @@ impl ConsumerCore {
         let data = self.buffer.ready_partitions().any(|tp| {
             self.subs
                 .get(tp)
-                .is_ok_and(|s| !s.paused && s.position.is_some())
+                .is_ok_and(|s| !s.paused && !s.pending_revocation && s.position.is_some())
         });
         data || self
             .subs
@@ -1291,9 +1297,11 @@ impl ConsumerCore {
                     || state.reset.is_some()
                     || state.error.is_some()
                     || state.paused
+                    || state.pending_revocation
                     || self.buffer.contains(&tp)
                 {
-                    // Sought, paused or reset while the fetch was out: the data is stale.
+                    // Sought, paused, reset or being revoked while the fetch was out: the
+                    // data is stale.
                     continue;
                 }
                 let code = ErrorCode(p.error_code);

@@ -59,6 +59,11 @@ pub(crate) struct PartitionState {
     pub preferred_replica: Option<(NodeId, Instant)>,
     /// No fetch before this (after a retriable partition error).
     pub retry_at: Option<Instant>,
+    /// The group is revoking the partition (Java's `pendingRevocation`): from the start of
+    /// the rebalance until it leaves the assignment it is neither fetched nor are its
+    /// buffered records returned, so the positions the revocation callback sees and commits
+    /// are the last ones.
+    pub pending_revocation: bool,
 }
 
 impl PartitionState {
@@ -67,6 +72,7 @@ impl PartitionState {
         self.position.is_some()
             && self.reset.is_none()
             && !self.paused
+            && !self.pending_revocation
             && self.error.is_none()
             && self.retry_at.is_none_or(|t| now >= t)
     }
@@ -232,6 +238,18 @@ impl SubscriptionState {
     pub fn set_paused(&mut self, tp: &TopicPartition, paused: bool) -> Result<(), ConsumerError> {
         self.get_mut(tp)?.paused = paused;
         Ok(())
+    }
+
+    /// Marks assigned partitions as being revoked (see [`PartitionState::pending_revocation`]).
+    pub fn mark_pending_revocation<'a>(
+        &mut self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) {
+        for tp in partitions {
+            if let Some(state) = self.partitions.get_mut(tp) {
+                state.pending_revocation = true;
+            }
+        }
     }
 
     pub fn paused(&self) -> BTreeSet<TopicPartition> {

@@ -524,10 +524,23 @@ impl GroupCoordinator {
             return;
         }
         self.blocked = None;
-        self.pending_call = None;
+        let kind = self.pending_call.take().map(|c| c.kind);
         for (tp, offset) in outcome.seeks {
             if ctx.subs.seek(&tp, offset, None).is_err() {
                 tracing::warn!(partition = %tp, "a rebalance listener sought an unassigned partition");
+            }
+        }
+        if matches!(kind, Some(RebalanceKind::Revoked | RebalanceKind::Lost)) {
+            // The partitions leave the assignment right after their callback, before the
+            // listener's commit goes out (Java's onJoinPrepare: assignFromSubscribed after
+            // the listener's commitSync returned). Otherwise their records would flow again
+            // while the commit waits, and newer positions could be committed before the
+            // listener's commit lands and moves the committed offsets back.
+            if let Some(Step::Revoke(_)) = self.steps.front() {
+                let Some(Step::Revoke(partitions)) = self.steps.pop_front() else {
+                    unreachable!("checked")
+                };
+                self.apply_revoke(&partitions, ctx);
             }
         }
         if !outcome.commit.is_empty() {
@@ -712,6 +725,14 @@ impl GroupCoordinator {
     }
 
     fn run_steps(&mut self, ctx: &mut GroupCtx<'_>) {
+        // Partitions with a revocation queued stop yielding records at once, before the
+        // auto-commit and the callback that precede the revocation (Java's
+        // markPendingRevocation): the positions those commit are then the final ones.
+        for step in &self.steps {
+            if let Step::Revoke(partitions) = step {
+                ctx.subs.mark_pending_revocation(partitions);
+            }
+        }
         loop {
             if self.blocked.is_some() {
                 return;
@@ -766,13 +787,7 @@ impl GroupCoordinator {
                     });
                     self.blocked = Some(Blocker::Callback(seq));
                 }
-                Step::Revoke(partitions) => {
-                    for tp in &partitions {
-                        self.owned.remove(tp);
-                    }
-                    ctx.subs.assign(self.owned.clone());
-                    self.assignment_changed = true;
-                }
+                Step::Revoke(partitions) => self.apply_revoke(&partitions, ctx),
                 Step::Assign(partitions) => self.apply_assignment(partitions, ctx),
                 Step::Join => self.send_join(ctx),
                 Step::Leave(reason) => {
@@ -782,9 +797,8 @@ impl GroupCoordinator {
                     self.is_leader = false;
                     self.heartbeat.stop();
                     self.phase = Phase::Idle;
-                    self.owned.clear();
-                    ctx.subs.assign(BTreeSet::new());
-                    self.assignment_changed = true;
+                    let owned = std::mem::take(&mut self.owned);
+                    self.apply_revoke(&owned, ctx);
                 }
                 Step::FinishClose => {
                     let leaving = self.requests.values().any(|r| matches!(r, Req::Leave));
@@ -804,6 +818,24 @@ impl GroupCoordinator {
                     return;
                 }
             }
+        }
+    }
+
+    /// Takes `partitions` out of the assignment (their buffered data is dropped) and out of
+    /// every commit not sent yet or sent again later.
+    fn apply_revoke(&mut self, partitions: &BTreeSet<TopicPartition>, ctx: &mut GroupCtx<'_>) {
+        for tp in partitions {
+            self.owned.remove(tp);
+        }
+        ctx.subs.assign(self.owned.clone());
+        self.assignment_changed = true;
+        for op in self.commits.values_mut() {
+            op.withheld.extend(
+                op.offsets
+                    .keys()
+                    .filter(|tp| partitions.contains(*tp))
+                    .cloned(),
+            );
         }
     }
 
@@ -1001,6 +1033,8 @@ impl GroupCoordinator {
                     deadline,
                     retry_at: None,
                     request: None,
+                    withheld: BTreeSet::new(),
+                    left_out: BTreeSet::new(),
                 },
                 Ok(()),
                 ctx.now,
@@ -1016,6 +1050,8 @@ impl GroupCoordinator {
                 deadline,
                 retry_at: None,
                 request: None,
+                withheld: BTreeSet::new(),
+                left_out: BTreeSet::new(),
             },
         );
     }
@@ -1055,12 +1091,29 @@ impl GroupCoordinator {
                 (-1, "")
             };
             let op = &self.commits[&id];
+            let sendable: Offsets = op
+                .offsets
+                .iter()
+                .filter(|(tp, _)| !op.withheld.contains(*tp))
+                .map(|(tp, o)| (tp.clone(), o.clone()))
+                .collect();
+            let left_out: BTreeSet<TopicPartition> = op
+                .withheld
+                .iter()
+                .filter(|tp| op.offsets.contains_key(*tp))
+                .cloned()
+                .collect();
+            if sendable.is_empty() {
+                let op = self.commits.remove(&id).expect("listed");
+                self.finish_commit(op, Err(revoked_before_sent()), now);
+                continue;
+            }
             let body = offsets_commit::commit_request(
                 &self.cfg.group_id,
                 generation,
                 member,
                 self.cfg.instance_id.as_deref().filter(|_| managed),
-                &op.offsets,
+                &sendable,
             );
             let rid = ctx.net.send(
                 self.target(),
@@ -1073,11 +1126,20 @@ impl GroupCoordinator {
             if let Some(op) = self.commits.get_mut(&id) {
                 op.request = Some(rid);
                 op.retry_at = None;
+                op.left_out = left_out;
             }
         }
     }
 
     fn finish_commit(&mut self, op: CommitOp, result: Result<(), ConsumerError>, _now: Instant) {
+        // Committed only in part: the revoked partitions were left out.
+        let result = result.and_then(|()| {
+            if !op.left_out.is_empty() {
+                Err(revoked_before_sent())
+            } else {
+                Ok(())
+            }
+        });
         if matches!(self.blocked, Some(Blocker::Commit(id)) if id == op.id) {
             self.blocked = None;
         }
@@ -1104,16 +1166,25 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether the periodic auto-commit runs now: enabled, and the member is in a stable
+    /// generation with no rebalance step queued (or the consumer assigns partitions itself).
+    /// During a rebalance the auto-commit waits; the one before a revocation is a step.
+    fn auto_commit_acts(&self) -> bool {
+        if self.cfg.auto_commit.is_none() || self.closing.is_some() || self.fatal.is_some() {
+            return false;
+        }
+        let member = matches!(self.phase, Phase::Stable) && self.steps.is_empty();
+        let standalone = !self.subscribed.is_active();
+        member || standalone
+    }
+
     fn maybe_auto_commit(&mut self, ctx: &mut GroupCtx<'_>) {
         let Some(interval) = self.cfg.auto_commit else {
             return;
         };
-        if self.closing.is_some() || self.fatal.is_some() {
-            return;
-        }
-        let member = matches!(self.phase, Phase::Stable) && self.steps.is_empty();
-        let standalone = !self.subscribed.is_active();
-        if !(member || standalone) {
+        // poll_timeout reports the deadline under this same condition (else a due deadline
+        // that is never acted on would spin the driver).
+        if !self.auto_commit_acts() {
             return;
         }
         let now = ctx.now;
@@ -1298,10 +1369,12 @@ impl GroupCoordinator {
         if let Phase::Joining { retry_at } = self.phase {
             consider(retry_at);
         }
-        if self.cfg.auto_commit.is_some() && self.auto_commit_op.is_none() {
+        if self.auto_commit_acts() && self.auto_commit_op.is_none() {
             consider(self.next_auto_commit);
         }
-        if !self.pattern_in_flight {
+        // Only timers `poll` acts on when due: a deadline reported but skipped would be due
+        // forever, a busy loop at one instant.
+        if self.subscribed.is_pattern() && !self.pattern_in_flight && self.closing.is_none() {
             consider(self.pattern_refresh_at);
         }
         for c in self.commits.values() {
@@ -1757,7 +1830,19 @@ impl GroupCoordinator {
             Ok(Response {
                 body: ResponseBody::OffsetCommit(r),
                 ..
-            }) => offsets_commit::commit_outcome(r, &op.offsets),
+            }) if op.left_out.is_empty() => offsets_commit::commit_outcome(r, &op.offsets),
+            Ok(Response {
+                body: ResponseBody::OffsetCommit(r),
+                ..
+            }) => {
+                let sent: Offsets = op
+                    .offsets
+                    .iter()
+                    .filter(|(tp, _)| !op.left_out.contains(*tp))
+                    .map(|(tp, o)| (tp.clone(), o.clone()))
+                    .collect();
+                offsets_commit::commit_outcome(r, &sent)
+            }
             Ok(_) => Outcome::Retry {
                 coordinator: false,
                 error: group_error(ErrorCode::UNKNOWN_SERVER_ERROR, "unexpected response"),
@@ -1941,6 +2026,16 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// The failure of a commit whose partitions were revoked before it could be sent (Java
+/// fails such a commit with a rebalance error as well: the partitions belong to the group's
+/// next owner now).
+fn revoked_before_sent() -> ConsumerError {
+    group_error(
+        ErrorCode::REBALANCE_IN_PROGRESS,
+        "partitions of this commit were revoked before it could be sent; they were left out",
+    )
 }
 
 /// Whether `tp` waits for its committed offset.
@@ -2344,6 +2439,162 @@ mod tests {
         t.now += Duration::from_secs(1);
         t.poll(true);
         assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+    }
+
+    /// B1 (notes/group-bugs.md): the periodic auto-commit comes due while a rebalance step
+    /// holds it back; the deadline must not be reported (the driver would wake at `now`
+    /// again and again without anything happening).
+    #[test]
+    fn a_due_auto_commit_held_back_by_a_rebalance_is_not_a_deadline() {
+        let mut t = T::new(|c| {
+            c.enable_auto_commit = true;
+            c.auto_commit_interval_ms = 1_000;
+        });
+        t.join_as_follower(&[0, 1]);
+        t.heartbeat_response(ErrorCode::REBALANCE_IN_PROGRESS);
+        t.poll(true);
+        assert_eq!(
+            t.g.pending_call().map(|c| c.kind),
+            Some(RebalanceKind::Revoked),
+            "the revocation callback holds the rebalance"
+        );
+        t.now += Duration::from_secs(2);
+        assert!(t.g.next_auto_commit.is_some_and(|a| a <= t.now), "due");
+        t.poll(false);
+        let next = t.g.poll_timeout().expect("the heartbeat timers run");
+        assert!(
+            next > t.now,
+            "poll_timeout names {:?} past, at which poll does nothing",
+            t.now - next
+        );
+    }
+
+    fn offset_commit_ok(offsets: &[(i32, i64)]) -> ResponseBody {
+        use crate::protocol::offset_commit::response::{
+            OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+        };
+        ResponseBody::OffsetCommit(crate::protocol::OffsetCommitResponse {
+            topics: vec![OffsetCommitResponseTopic {
+                name: "t".into(),
+                partitions: offsets
+                    .iter()
+                    .map(|&(p, _)| OffsetCommitResponsePartition {
+                        partition_index: p,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+
+    fn commit_request_of(t: &T, id: RequestId) -> OpId {
+        match t.g.requests.get(&id) {
+            Some(Req::Commit(op)) => *op,
+            other => panic!("not a commit: {other:?}"),
+        }
+    }
+
+    /// B2 (notes/group-bugs.md): eager revocation takes the partitions out of the
+    /// assignment right after on_partitions_revoked, before the listener's commit lands;
+    /// they stop yielding records from the start of the rebalance; a commit asked for before
+    /// the revocation and not sent yet leaves them out.
+    #[test]
+    fn eager_revocation_takes_effect_right_after_the_callback() {
+        // A long backoff keeps the refused commit below waiting across the revocation.
+        let mut t = T::new(|c| c.common.retry_backoff_ms = 5_000);
+        t.join_as_follower(&[0, 1]);
+        for tp in tps(&[0, 1]) {
+            t.subs.seek(&tp, 5, None).unwrap();
+            assert!(t.subs.get(&tp).unwrap().is_fetchable(t.now));
+        }
+        // A sync commit the coordinator refuses for now: it waits for its retry.
+        let user = OpId(7);
+        {
+            let mut ctx = GroupCtx {
+                net: &mut t.net,
+                subs: &mut t.subs,
+                now: t.now,
+            };
+            let offsets = [(TopicPartition::new("t", 0), OffsetAndMetadata::new(3))].into();
+            t.g.commit(user, Some(offsets), Some(Duration::from_secs(30)), &mut ctx);
+        }
+        let id = t.pending(|r| matches!(r, Req::Commit(_))).expect("sent");
+        t.respond(
+            id,
+            ResponseBody::OffsetCommit(crate::protocol::OffsetCommitResponse {
+                topics: vec![
+                    crate::protocol::offset_commit::response::OffsetCommitResponseTopic {
+                        name: "t".into(),
+                        partitions: vec![
+                        crate::protocol::offset_commit::response::OffsetCommitResponsePartition {
+                            partition_index: 0,
+                            error_code: ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.0,
+                            ..Default::default()
+                        },
+                    ],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+        );
+        assert!(t.g.commits[&user].retry_at.is_some(), "waits to retry");
+
+        t.heartbeat_response(ErrorCode::REBALANCE_IN_PROGRESS);
+        t.poll(true);
+        let call = t.g.pending_call().cloned().expect("revocation callback");
+        assert_eq!(call.kind, RebalanceKind::Revoked);
+        for tp in tps(&[0, 1]) {
+            let s = t.subs.get(&tp).unwrap();
+            assert!(
+                s.pending_revocation && !s.is_fetchable(t.now),
+                "no records of {tp}"
+            );
+        }
+        let mut ctx = GroupCtx {
+            net: &mut t.net,
+            subs: &mut t.subs,
+            now: t.now,
+        };
+        let outcome = RebalanceOutcome {
+            commit: call.positions.clone(),
+            ..Default::default()
+        };
+        t.g.complete_call(call.seq, outcome, &mut ctx);
+        assert!(
+            t.subs.assignment().is_empty(),
+            "revoked before the listener's commit lands"
+        );
+        assert!(
+            t.pending(|r| matches!(r, Req::Join)).is_none(),
+            "JoinGroup waits"
+        );
+        let listener = t
+            .pending(|r| matches!(r, Req::Commit(_)))
+            .expect("the listener's commit");
+        assert_ne!(commit_request_of(&t, listener), user);
+
+        // The older commit's retry must not land after the listener's: it is dropped.
+        t.now += Duration::from_secs(6);
+        t.poll(true);
+        assert!(!t.g.commits.contains_key(&user));
+        let failed =
+            t.g.events.iter().any(
+                |e| matches!(e, ConsumerEvent::Commit { id, result: Err(_), .. } if *id == user),
+            );
+        assert!(failed, "{:?}", t.g.events);
+        let commits: Vec<_> =
+            t.g.requests
+                .values()
+                .filter(|r| matches!(r, Req::Commit(_)))
+                .collect();
+        assert_eq!(commits.len(), 1, "only the listener's commit: {commits:?}");
+
+        t.respond(listener, offset_commit_ok(&[(0, 5), (1, 5)]));
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some());
+        assert!(t.subs.assignment().is_empty());
     }
 
     #[test]

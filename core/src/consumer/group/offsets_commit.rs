@@ -1,7 +1,7 @@
 //! Committed offsets: [`OffsetAndMetadata`], OffsetCommit and OffsetFetch requests, and how
 //! their errors are classified (Java's `ConsumerCoordinator` handlers are the reference).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::consumer::error::ConsumerError;
@@ -104,6 +104,13 @@ pub(crate) struct CommitOp {
     pub deadline: Option<Instant>,
     pub retry_at: Option<Instant>,
     pub request: Option<RequestId>,
+    /// Partitions revoked from the member after the commit was asked for: they are left out
+    /// of any later (re)send, so that the revocation callback's commit stays the last one for
+    /// them in the generation and committed offsets never move backwards.
+    pub withheld: BTreeSet<TopicPartition>,
+    /// The partitions the last request left out (withheld when it was sent): the commit did
+    /// not do all it was asked to, and its answer does not cover them.
+    pub left_out: BTreeSet<TopicPartition>,
 }
 
 /// One committed-offsets lookup (the application's, or the group's for new partitions).
