@@ -142,6 +142,8 @@ high watermark as of the moment it got there) or -c (exit after COUNT records).
 as raw bytes. Consumer options (-X fetch.max.bytes=..., -X isolation.level=read_committed, ...) \
 apply.")]
     Consume(ConsumeArgs),
+    /// Consumer groups: list, describe (members, assignments, committed offsets, lag), delete.
+    Groups(crate::groups::GroupsArgs),
     /// List the client options -X accepts, with their defaults.
     Options(OptionsArgs),
     /// Run kafkit's simulated Kafka cluster as a local broker for development and tests.

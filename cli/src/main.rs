@@ -10,6 +10,7 @@ mod config;
 mod consume;
 mod dev_broker;
 mod error;
+mod groups;
 mod metadata;
 mod options;
 mod output;
@@ -38,6 +39,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Metadata(args) => metadata::run(&config::common_config(&cli.global)?, args),
         Command::Produce(args) => produce::run(&cli.global, args),
         Command::Consume(args) => consume::run(&cli.global, args),
+        Command::Groups(args) => groups::run(&config::common_config(&cli.global)?, args),
         Command::Options(args) => options::run(args),
         Command::DevBroker(args) => dev_broker::run(args),
     }
