@@ -40,12 +40,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut p = ProducerSim::new(cluster, &ProducerConfig::default(), seed)?;
     for i in 0..RECORDS {
         // Fire and forget: the flush below waits for every record.
-        let _ = p.send(
-            ProducerRecord::new(TOPIC)
-                .partition((i % 3) as i32)
-                .key(format!("user-{}", i % 7))
-                .value(format!("event {i}"))
-                .header("source", "consumer_sim"),
+        drop(
+            p.send(
+                ProducerRecord::new(TOPIC)
+                    .partition((i % 3) as i32)
+                    .key(format!("user-{}", i % 7))
+                    .value(format!("event {i}"))
+                    .header("source", "consumer_sim"),
+            ),
         );
     }
     p.flush(None)??;
