@@ -40,6 +40,54 @@ fn unexpected<V>(api: ApiKey, body: &ResponseBody) -> Verdict<V> {
     ))))
 }
 
+/// Where a controller API's request goes: the controller once metadata names one; any broker
+/// when the metadata names none that is known (a broker that is not the controller answers
+/// NOT_CONTROLLER, which is retried; one that lacks the API says so); `None` before any
+/// metadata, which is then asked for first (see [`first_metadata`]).
+fn controller_target(ctx: &Ctx<'_>) -> Option<Target> {
+    let view = ctx.net.cluster();
+    if view.brokers.is_empty() {
+        None
+    } else if view.brokers.contains_key(&view.controller) {
+        Some(Target::Controller)
+    } else {
+        Some(Target::Any)
+    }
+}
+
+/// A controller API's request for `keys`, or the Metadata request that must come first.
+fn controller_call(
+    ctx: &Ctx<'_>,
+    body: impl FnOnce() -> RequestBody,
+    max_version: Option<i16>,
+    keys: &[String],
+) -> Vec<(Call, Vec<String>)> {
+    let call = match controller_target(ctx) {
+        Some(target) => Call {
+            target,
+            body: body(),
+            max_version,
+            tag: 0,
+        },
+        None => any(metadata_request(Some(&[]))),
+    };
+    vec![(call, keys.to_vec())]
+}
+
+/// The answer to [`controller_call`]'s Metadata request: ask again, now with metadata.
+fn first_metadata(
+    result: &Result<Response, NetError>,
+    keys: &[String],
+) -> Option<Vec<(String, Verdict<()>)>> {
+    match result {
+        Ok(Response {
+            body: ResponseBody::Metadata(_),
+            ..
+        }) => Some(keys.iter().map(|k| (k.clone(), Verdict::Again)).collect()),
+        _ => None,
+    }
+}
+
 /// Per-topic results of a controller API.
 fn controller_parse(
     api: ApiKey,
@@ -140,21 +188,17 @@ impl Api for CreateTopics {
                 }
             })
             .collect();
-        let body = RequestBody::CreateTopics(CreateTopicsRequest {
-            topics,
-            timeout_ms: remaining_ms(ctx),
-            validate_only: self.validate_only,
-            ..Default::default()
-        });
-        vec![(
-            Call {
-                target: Target::Controller,
-                body,
-                max_version: None,
-                tag: 0,
-            },
-            keys.to_vec(),
-        )]
+        let timeout_ms = remaining_ms(ctx);
+        let validate_only = self.validate_only;
+        let body = move || {
+            RequestBody::CreateTopics(CreateTopicsRequest {
+                topics,
+                timeout_ms,
+                validate_only,
+                ..Default::default()
+            })
+        };
+        controller_call(ctx, body, None, keys)
     }
 
     fn parse(
@@ -162,6 +206,9 @@ impl Api for CreateTopics {
         result: Result<Response, NetError>,
         keys: &[String],
     ) -> Vec<(String, Verdict<()>)> {
+        if let Some(again) = first_metadata(&result, keys) {
+            return again;
+        }
         let v = controller_parse(ApiKey::CreateTopics, result, |body| match body {
             ResponseBody::CreateTopics(r) => Some(
                 r.topics
@@ -187,20 +234,15 @@ impl Api for DeleteTopics {
     type Value = ();
 
     fn requests(&mut self, keys: &[String], ctx: &mut Ctx<'_>) -> Vec<(Call, Vec<String>)> {
-        let body = RequestBody::DeleteTopics(DeleteTopicsRequest {
-            topic_names: keys.to_vec(),
-            timeout_ms: remaining_ms(ctx),
-            ..Default::default()
-        });
-        vec![(
-            Call {
-                target: Target::Controller,
-                body,
-                max_version: Some(MAX_DELETE_TOPICS_VERSION),
-                tag: 0,
-            },
-            keys.to_vec(),
-        )]
+        let timeout_ms = remaining_ms(ctx);
+        let body = || {
+            RequestBody::DeleteTopics(DeleteTopicsRequest {
+                topic_names: keys.to_vec(),
+                timeout_ms,
+                ..Default::default()
+            })
+        };
+        controller_call(ctx, body, Some(MAX_DELETE_TOPICS_VERSION), keys)
     }
 
     fn parse(
@@ -208,6 +250,9 @@ impl Api for DeleteTopics {
         result: Result<Response, NetError>,
         keys: &[String],
     ) -> Vec<(String, Verdict<()>)> {
+        if let Some(again) = first_metadata(&result, keys) {
+            return again;
+        }
         let v = controller_parse(ApiKey::DeleteTopics, result, |body| match body {
             ResponseBody::DeleteTopics(r) => Some(
                 r.responses
@@ -253,21 +298,17 @@ impl Api for CreatePartitions {
                 ..Default::default()
             })
             .collect();
-        let body = RequestBody::CreatePartitions(CreatePartitionsRequest {
-            topics,
-            timeout_ms: remaining_ms(ctx),
-            validate_only: self.validate_only,
-            ..Default::default()
-        });
-        vec![(
-            Call {
-                target: Target::Controller,
-                body,
-                max_version: None,
-                tag: 0,
-            },
-            keys.to_vec(),
-        )]
+        let timeout_ms = remaining_ms(ctx);
+        let validate_only = self.validate_only;
+        let body = move || {
+            RequestBody::CreatePartitions(CreatePartitionsRequest {
+                topics,
+                timeout_ms,
+                validate_only,
+                ..Default::default()
+            })
+        };
+        controller_call(ctx, body, None, keys)
     }
 
     fn parse(
@@ -275,6 +316,9 @@ impl Api for CreatePartitions {
         result: Result<Response, NetError>,
         keys: &[String],
     ) -> Vec<(String, Verdict<()>)> {
+        if let Some(again) = first_metadata(&result, keys) {
+            return again;
+        }
         let v = controller_parse(ApiKey::CreatePartitions, result, |body| match body {
             ResponseBody::CreatePartitions(r) => Some(
                 r.results
