@@ -144,6 +144,10 @@ apply.")]
     Consume(ConsumeArgs),
     /// Consumer groups: list, describe (members, assignments, committed offsets, lag), delete.
     Groups(crate::groups::GroupsArgs),
+    /// Topics: list, describe, create, delete, alter-config (the admin client).
+    Topics(crate::topics::TopicsArgs),
+    /// Configs of a broker or a topic: describe.
+    Configs(crate::configs::ConfigsArgs),
     /// List the client options -X accepts, with their defaults.
     Options(OptionsArgs),
     /// Run kafkit's simulated Kafka cluster as a local broker for development and tests.

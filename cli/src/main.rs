@@ -7,6 +7,7 @@
 
 mod args;
 mod config;
+mod configs;
 mod consume;
 mod dev_broker;
 mod error;
@@ -16,6 +17,7 @@ mod options;
 mod output;
 mod probe;
 mod produce;
+mod topics;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Produce(args) => produce::run(&cli.global, args),
         Command::Consume(args) => consume::run(&cli.global, args),
         Command::Groups(args) => groups::run(&config::common_config(&cli.global)?, args),
+        Command::Topics(args) => topics::run(&cli.global, args),
+        Command::Configs(args) => configs::run(&cli.global, args),
         Command::Options(args) => options::run(args),
         Command::DevBroker(args) => dev_broker::run(args),
     }
