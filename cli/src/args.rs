@@ -33,6 +33,8 @@ Examples:
   kafkit produce -t orders -K : -z zstd -H source=cli orders.txt
                                                 keys before the first `:`, zstd, a header
   kafkit consume -t orders -e                   every record of every partition, then exit
+  kafkit consume -G billing -t orders -t refunds
+                                                as a member of group billing, committing offsets
   kafkit consume -t orders -p 0 -o -10 -f '%k: %s (%T)\n'
                                                 the last 10 of partition 0, keys and timestamps
   kafkit dev-broker --brokers 3 --port 0        a local simulated cluster for development";
@@ -129,7 +131,12 @@ Exit status 1 if any record failed, after one line per distinct failure reason."
 Read records from a topic and print them: one per line, or as -f formats them (like `kcat -C`).
 
 Without -p every partition of the topic is read (manual assignment: no consumer group, nothing \
-committed). -o sets where each partition starts: `beginning` (the default), `end` (only new \
+committed). With -G GROUP, kafkit joins that consumer group instead and reads the partitions of \
+the topics (-t, repeatable) that the group's coordinator assigns it, each from the group's \
+committed offset; -o beginning|end then says where partitions without one start (the default \
+is beginning). Offsets of what was printed are committed every auto.commit.interval.ms and when \
+kafkit stops at -c or -e, and the member then leaves the group (kafka-python's defaults; -X \
+enable.auto.commit=false turns committing off). -o sets where each partition starts: `beginning` (the default), `end` (only new \
 records), an absolute OFFSET, -N (N records before the end of each partition) or \
 @TIMESTAMP (the first record at or after that time, in milliseconds since the epoch). Runs \
 until interrupted unless -e (exit once every partition is at its end: its position reached the \
@@ -237,12 +244,16 @@ pub struct ProduceArgs {
 /// `kafkit consume`.
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
-    /// The topic to read.
-    #[arg(short = 't', long = "topic", value_name = "TOPIC")]
-    pub topic: String,
+    /// The topic to read (repeatable with -G).
+    #[arg(short = 't', long = "topic", value_name = "TOPIC", required = true)]
+    pub topics: Vec<String>,
+    /// Join this consumer group: read the partitions its coordinator assigns, from the
+    /// committed offsets, and commit what was printed.
+    #[arg(short = 'G', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
     /// Read only this partition (default: every partition of the topic).
     #[arg(short = 'p', long = "partition", value_name = "PARTITION",
-          value_parser = clap::value_parser!(i32).range(0..))]
+          value_parser = clap::value_parser!(i32).range(0..), conflicts_with = "group")]
     pub partition: Option<i32>,
     /// Where to start in each partition: beginning, end, OFFSET, -N (N before the end) or
     /// @TIMESTAMP_MS.

@@ -5,6 +5,12 @@
 //! (a batch of up to `max_poll_records`), as raw bytes in the `-f` format. `-e` exits once
 //! every partition is at its end: its position reached the high watermark of its latest fetch
 //! (kcat's partition EOF); `-c` exits after a number of records.
+//!
+//! With `-G GROUP` kafkit is a member of that consumer group instead: it subscribes to the
+//! topics, reads what the coordinator assigns it from the committed offsets, and closes
+//! gracefully at `-c` or `-e` (the positions are committed, the member leaves the group). At
+//! `-c`, the partitions whose records were fetched but not printed are sought back to the first
+//! one not printed, so the commit covers exactly what was printed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
@@ -196,9 +202,17 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
         parse_format(&args.format).map_err(|e| CliError::Usage(format!("-f/--format: {e}")))?;
     let start =
         parse_start(&args.offset).map_err(|e| CliError::Usage(format!("-o/--offset: {e}")))?;
-    let config = consumer_config(global)?;
+    if let Some(group) = &args.group {
+        return run_group(global, args, group, start, &tokens);
+    }
+    let [topic] = args.topics.as_slice() else {
+        return Err(CliError::Usage(
+            "several topics (-t) need a consumer group (-G)".into(),
+        ));
+    };
+    let config = consumer_config(global, None)?;
     let consumer = Consumer::start(&config).map_err(start_error)?;
-    let partitions = partitions(&consumer, &args.topic, args.partition)?;
+    let partitions = partitions(&consumer, topic, args.partition)?;
     consumer.assign(partitions.clone()).map_err(failed)?;
     set_start(&consumer, &partitions, start)?;
     if args.count == Some(0) {
@@ -226,7 +240,7 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
             written += 1;
             if Some(written) == args.count {
                 out.flush()?;
-                return done(written, &args.topic, "after the count (-c)");
+                return done(written, topic, "after the count (-c)");
             }
         }
         out.flush()?;
@@ -248,7 +262,107 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
                 }
             }
             if open.is_empty() {
-                return done(written, &args.topic, "at the end of every partition (-e)");
+                return done(written, topic, "at the end of every partition (-e)");
+            }
+        }
+    }
+}
+
+/// `kafkit consume -G`: a member of `group`, subscribed to the topics.
+fn run_group(
+    global: &GlobalArgs,
+    args: &ConsumeArgs,
+    group: &str,
+    start: Start,
+    tokens: &[Token],
+) -> Result<(), CliError> {
+    let reset =
+        match start {
+            Start::Beginning => "earliest",
+            Start::End => "latest",
+            _ => return Err(CliError::Usage(
+                "-o/--offset: with a group (-G), -o takes `beginning` or `end` (where partitions \
+                 without a committed offset start)"
+                    .into(),
+            )),
+        };
+    let config = consumer_config(global, Some((group, reset)))?;
+    let consumer = Consumer::start(&config).map_err(start_error)?;
+    for topic in &args.topics {
+        if consumer
+            .partitions_for_topic(topic)
+            .map_err(failed)?
+            .is_none()
+        {
+            return Err(CliError::Failed(format!(
+                "topic `{topic}` does not exist (or this client may not describe it)"
+            )));
+        }
+    }
+    let topics = args.topics.join(", ");
+    consumer
+        .subscribe(args.topics.iter().cloned())
+        .map_err(failed)?;
+    let result = read_group(&consumer, args, tokens);
+    // Closing commits the positions (with auto-commit) and leaves the group.
+    let closed = consumer.close().map_err(failed);
+    let (written, why) = result?;
+    closed?;
+    done(written, &topics, why)
+}
+
+/// Reads as a group member until -c or -e says to stop; returns the records written and why
+/// it stopped.
+fn read_group(
+    consumer: &Consumer,
+    args: &ConsumeArgs,
+    tokens: &[Token],
+) -> Result<(u64, &'static str), CliError> {
+    let mut written = 0u64;
+    if args.count == Some(0) {
+        return Ok((written, "after the count (-c)"));
+    }
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let timeout = if args.exit_at_end {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    };
+    loop {
+        let records = consumer.poll(timeout).map_err(failed)?;
+        let mut unprinted: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for record in records.iter() {
+            if Some(written) == args.count {
+                unprinted
+                    .entry(record.topic_partition())
+                    .or_insert(record.offset);
+                continue;
+            }
+            write_record(&mut out, tokens, record)?;
+            written += 1;
+        }
+        out.flush()?;
+        if Some(written) == args.count {
+            // The positions go back to the first record not printed, so that closing
+            // commits exactly what was printed.
+            for (tp, offset) in unprinted {
+                consumer.seek(&tp, offset).map_err(failed)?;
+            }
+            return Ok((written, "after the count (-c)"));
+        }
+        // At the end once a poll finds nothing and every assigned partition is at its end
+        // (not before the member has an assignment).
+        if args.exit_at_end && records.is_empty() {
+            let assignment = consumer.assignment().map_err(failed)?;
+            let mut all = !assignment.is_empty();
+            for tp in &assignment {
+                if !at_end(consumer, tp)? {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return Ok((written, "at the end of every assigned partition (-e)"));
             }
         }
     }
@@ -352,15 +466,25 @@ fn set_start(
     }
 }
 
-/// The consumer configuration: `-b`, then the `-F` file, then every `-X`; validated, with a
-/// warning for each option a consumer does not use. Reading never creates the topic unless
+/// The consumer configuration: `-b`, then for a group (`-G`) its id and the
+/// `auto_offset_reset` of `-o`, then the `-F` file, then every `-X`; validated, with a warning
+/// for each option a consumer does not use. Reading never creates the topic unless
 /// `allow.auto.create.topics` is set again.
-fn consumer_config(global: &GlobalArgs) -> Result<ConsumerConfig, CliError> {
+fn consumer_config(
+    global: &GlobalArgs,
+    group: Option<(&str, &str)>,
+) -> Result<ConsumerConfig, CliError> {
     let mut config = ConsumerConfig::default();
     config
         .set("bootstrap_servers", &global.bootstrap)
         .map_err(|e| CliError::Usage(format!("bootstrap servers (-b or KAFKA_BOOTSTRAP): {e}")))?;
     config.allow_auto_create_topics = false;
+    if let Some((group, reset)) = group {
+        config
+            .set("group_id", group)
+            .map_err(|e| CliError::Usage(format!("-G/--group: {e}")))?;
+        config.set("auto_offset_reset", reset)?;
+    }
     for (name, value) in config::file_options(global)? {
         config.set(&name, &value).map_err(config::with_hint)?;
     }
