@@ -1301,7 +1301,21 @@ impl ConsumerCore {
                     || self.buffer.contains(&tp)
                 {
                     // Sought, paused, reset or being revoked while the fetch was out: the
-                    // data is stale.
+                    // records are stale. The watermarks are not: keep them, because an
+                    // incremental fetch session will not report them again until they change
+                    // (a seek back to the same offset would otherwise never learn the high
+                    // watermark of an idle partition).
+                    if p.error_code == 0 {
+                        if p.high_watermark >= 0 {
+                            state.highwater = Some(p.high_watermark);
+                        }
+                        if p.last_stable_offset >= 0 {
+                            state.last_stable_offset = Some(p.last_stable_offset);
+                        }
+                        if p.log_start_offset >= 0 {
+                            state.log_start_offset = Some(p.log_start_offset);
+                        }
+                    }
                     continue;
                 }
                 let code = ErrorCode(p.error_code);
