@@ -35,5 +35,9 @@ fn seek_to_end_after_an_offsets_for_times_lookup_fetches() {
         }
     }
     assert_eq!(c.position(&tp).expect("sim").expect("position"), 0);
-    assert_eq!(c.highwater(&tp).expect("assigned"), Some(0), "fetched since the seek");
+    assert_eq!(
+        c.highwater(&tp).expect("assigned"),
+        Some(0),
+        "fetched since the seek"
+    );
 }
