@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kafkit_core::compression::Compression;
 use kafkit_core::config::{AssignmentStrategy, AutoOffsetReset, ConsumerConfig};
+use kafkit_core::consumer::group::Offsets;
 use kafkit_core::consumer::{
     ConsumerCore, ConsumerEvent, ConsumerRecord, MemberState, OffsetAndMetadata, RebalanceKind,
     RebalanceOutcome, TopicPartition,
@@ -765,4 +766,99 @@ fn pattern_subscriptions_pick_up_new_topics() {
         h.sim.client(0).assignment().len() == 5
     });
     assert!(h.sim.client(0).subscription().contains("evolved"));
+}
+
+/// B2 of notes/group-bugs.md, the simple case: the only member (eager, commits in
+/// on_partitions_revoked) is reading with records buffered when a second member joins. Once
+/// its revocation callback ran, no poll returns records of the revoked partitions and its
+/// assignment is empty until the new generation; the listener's commit is the last one of
+/// the old generation and the new owners start from it.
+#[test]
+fn after_on_partitions_revoked_the_partitions_yield_nothing_until_the_next_generation() {
+    let mut h = Harness::new(1, 4, 1, |_| {});
+    h.produce_all(2_000);
+    h.subscribe(0);
+    h.run_until(LONG, "joined", |h| h.balanced(&[0]));
+    let old = h.generation(0);
+    // From here the test polls member 0 itself, a few records at a time, so that it always
+    // has data buffered.
+    h.apps[0].polling = false;
+    let j = h.add_client(|_| {});
+    h.subscribe(j);
+    let mut read: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut revoked: Option<Offsets> = None;
+    let deadline = h.sim.now() + LONG;
+    loop {
+        h.sim.drain();
+        h.apps_step();
+        let now = h.sim.now();
+        let c = h.sim.client(0);
+        if let Some(call) = c.pending_rebalance().cloned() {
+            let mut outcome = RebalanceOutcome::default();
+            if call.kind == RebalanceKind::Revoked {
+                assert_eq!(call.group.generation_id, old);
+                assert_eq!(call.partitions.len(), 4, "eager: everything");
+                for (tp, o) in &call.positions {
+                    assert_eq!(Some(&o.offset), read.get(&tp.partition), "{tp}");
+                }
+                outcome.commit = call.positions.clone();
+                revoked = Some(call.positions.clone());
+            }
+            c.complete_rebalance(call.seq, outcome, now);
+            if call.kind == RebalanceKind::Revoked {
+                assert!(
+                    c.assignment().is_empty(),
+                    "revoked at once, before the listener's commit lands"
+                );
+            }
+        } else {
+            let records = c.take_records(5, now).unwrap();
+            let new_generation = c.group_state() == Some(MemberState::Stable)
+                && c.group_metadata().unwrap().generation_id > old;
+            if let (Some(_), false) = (&revoked, new_generation) {
+                assert!(
+                    records.is_empty(),
+                    "records after on_partitions_revoked: {:?}",
+                    records
+                        .iter()
+                        .map(|r| (r.partition, r.offset))
+                        .collect::<Vec<_>>()
+                );
+                assert!(c.assignment().is_empty(), "{:?}", c.assignment());
+            }
+            for r in records.iter() {
+                let next = read.entry(r.partition).or_default();
+                if let Some(committed) = &revoked {
+                    // The new generation starts from the listener's commit.
+                    let from = committed.get(&tp(r.partition)).map_or(0, |o| o.offset);
+                    assert!(r.offset >= from, "{} {} < {from}", r.partition, r.offset);
+                }
+                *next = r.offset + 1;
+            }
+        }
+        h.sim.drain();
+        if revoked.is_some() && h.balanced(&[0, j]) {
+            break;
+        }
+        assert!(
+            h.sim.now() <= deadline,
+            "not rebalanced: {:?}",
+            h.describe()
+        );
+        assert!(h.sim.step(), "nothing left to happen");
+    }
+    let committed = revoked.unwrap();
+    assert_eq!(committed.len(), 4);
+    let buffered_behind = committed.values().any(|o| o.offset < 2_000);
+    assert!(
+        buffered_behind,
+        "member 0 was still reading when revoked: {committed:?}"
+    );
+    for (tp, o) in &committed {
+        assert_eq!(
+            h.committed_in_cluster(tp.partition),
+            Some(o.offset),
+            "the listener's commit is the last one of generation {old}"
+        );
+    }
 }
