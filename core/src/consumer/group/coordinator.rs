@@ -12,6 +12,14 @@
 //!   `[auto-commit, revoked(all), revoke(all), join]`; a lost generation replaces revoked with
 //!   lost; a cooperative SyncGroup answer is `[revoked(moved), revoke(moved), assign(new),
 //!   assigned(added)]` and then a rejoin if anything was revoked (KIP-429).
+//! - Revocation follows Java's `onJoinPrepare` / `markPendingRevocation`: partitions with a
+//!   `revoke` queued are pending revocation at once (not fetched, no records returned), so
+//!   the auto-commit and the callback see their final positions; they leave the assignment
+//!   right after the callback, before the listener's commit goes out; and commits asked for
+//!   earlier that are not sent yet (or are retried) leave them out. The listener's commit is
+//!   thus the last one for them in the generation, and committed offsets never go back.
+//! - `poll_timeout` reports only deadlines `poll` acts on when they come (the periodic
+//!   auto-commit waits during a rebalance, so its deadline is not reported then).
 //! - Commits and committed-offset lookups are operations with ids, sent to the coordinator
 //!   (`Target::Coordinator`) and retried as Java retries them.
 //! - Timers (heartbeat, session, poll interval, auto-commit, pattern refresh, retries) are
