@@ -2477,6 +2477,31 @@ mod tests {
         );
     }
 
+    /// The same class as B1: a pattern refresh left due after unsubscribing (or while
+    /// closing) is skipped by poll, so it must not be reported either.
+    #[test]
+    fn a_pattern_refresh_poll_skips_is_not_a_deadline() {
+        let mut t = T::new(|_| {});
+        {
+            let mut ctx = GroupCtx {
+                net: &mut t.net,
+                subs: &mut t.subs,
+                now: t.now,
+            };
+            t.g.subscribe(Subscribed::pattern("t.*").unwrap(), &mut ctx);
+            t.g.unsubscribe(&mut ctx);
+        }
+        // The refresh sent while subscribed answers after the unsubscribe and schedules the
+        // next one.
+        let md = t
+            .pending(|r| matches!(r, Req::PatternMetadata))
+            .expect("pattern metadata");
+        t.respond(md, ResponseBody::Metadata(MetadataResponse::default()));
+        t.now += Duration::from_secs(3_600);
+        t.poll(false);
+        assert!(t.g.poll_timeout().is_none_or(|d| d > t.now));
+    }
+
     fn offset_commit_ok(offsets: &[(i32, i64)]) -> ResponseBody {
         use crate::protocol::offset_commit::response::{
             OffsetCommitResponsePartition, OffsetCommitResponseTopic,
