@@ -280,7 +280,8 @@ fn run(
     block_on(Box::pin(topics_and_configs(&admin, &topic)));
     produce(&bootstrap, &topic, 5);
     block_on(Box::pin(records_groups_and_cleanup(&admin, &topic)));
-    assert!(t0.elapsed() < Duration::from_secs(60));
+    // Per-item errors are final: no call waited for its deadline (20 s).
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
     assert!(
         broker.model_failures().is_empty(),
         "{:?}",

@@ -99,12 +99,10 @@ fn described(r: crate::protocol::DescribeConfigsResponse) -> Vec<Described> {
         .collect()
 }
 
+/// A resource's error code: final, as in Java (UNKNOWN_TOPIC_OR_PARTITION, retriable in
+/// general, means here that the topic does not exist).
 fn item_verdict<V>(api: ApiKey, code: ErrorCode, message: Option<String>) -> Verdict<V> {
-    if code.is_retriable() {
-        Verdict::Retry(AdminError::broker(api, code, message), Refresh::None)
-    } else {
-        Verdict::Done(Err(AdminError::broker(api, code, message)))
-    }
+    Verdict::Done(Err(AdminError::broker(api, code, message)))
 }
 
 fn spread<K: Clone, V>(keys: &[K], v: impl Fn() -> Verdict<V>) -> Vec<(K, Verdict<V>)> {

@@ -159,6 +159,12 @@ fn topics_are_created_described_grown_and_deleted_with_per_topic_errors() {
         Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
     );
     assert!(a.cluster().borrow().topic("new").is_none());
+    // Per-item errors are final: nothing waited for a call's deadline.
+    assert!(
+        a.sim().elapsed() < Duration::from_secs(5),
+        "{:?}",
+        a.sim().elapsed()
+    );
 }
 
 #[test]
@@ -320,6 +326,12 @@ fn configs_are_described_and_altered_incrementally_or_by_the_legacy_api() {
             code(&r[&ConfigResource::topic("missing")]),
             Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
         );
+        // Per-item errors are final: nothing waited for the call's deadline.
+        assert!(
+            a.sim().elapsed() < Duration::from_secs(5),
+            "{:?}",
+            a.sim().elapsed()
+        );
     }
 }
 
@@ -477,6 +489,11 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     let AdminOutcome::Groups(r) = o else { panic!() };
     assert!(r["g"].is_ok(), "{r:?}");
     assert_eq!(code(&r["unknown"]), Some(ErrorCode::GROUP_ID_NOT_FOUND));
+    assert!(
+        a.sim().elapsed() < Duration::from_secs(5),
+        "{:?}",
+        a.sim().elapsed()
+    );
 }
 
 #[test]
@@ -500,6 +517,11 @@ fn records_are_deleted_per_partition_at_each_leader() {
     assert_eq!(
         code(&r[&tp("missing", 0)]),
         Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+    );
+    assert!(
+        a.sim().elapsed() < Duration::from_secs(5),
+        "{:?}",
+        a.sim().elapsed()
     );
 }
 
