@@ -537,3 +537,95 @@ fn runs_replay_from_the_seed() {
     };
     assert_eq!(run(11), run(11));
 }
+
+#[test]
+fn delete_records_follows_a_leader_move() {
+    let mut a = admin(ClusterConfig::default(), 12);
+    let r = create(&mut a, vec![NewTopic::new("moving", 1, 3)]);
+    assert!(r["moving"].is_ok(), "{r:?}");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let seen = sent.clone();
+    a.cluster().borrow_mut().set_hook(
+        ApiKey::DeleteRecords,
+        Box::new(move |_, _| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            HookAction::Pass
+        }),
+    );
+    let delete = |a: &mut AdminSim| {
+        let o = a
+            .call(|c: &mut AdminCore, now| {
+                c.delete_records(BTreeMap::from([(tp("moving", 0), 0)]), None, now)
+            })
+            .expect("ran");
+        let AdminOutcome::DeletedRecords(r) = o else {
+            panic!()
+        };
+        r
+    };
+    assert_eq!(delete(&mut a)[&tp("moving", 0)], Ok(0));
+    let leader = a.cluster().borrow().topic("moving").expect("t").partitions[0].leader;
+    let next = (leader + 1) % 3;
+    let now = a.sim().now();
+    a.cluster()
+        .borrow_mut()
+        .move_leader("moving", 0, next, now)
+        .expect("moved");
+    // The admin's metadata still names the old leader: NOT_LEADER_OR_FOLLOWER, a refresh,
+    // and the retry at the new one.
+    assert_eq!(delete(&mut a)[&tp("moving", 0)], Ok(0));
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        3,
+        "one at the old leader, then the new"
+    );
+}
+
+#[test]
+fn internal_topics_are_listed_only_when_asked_for() {
+    use kafkit_core::protocol::metadata::response::{
+        MetadataResponseBroker, MetadataResponseTopic,
+    };
+    use kafkit_core::protocol::MetadataResponse;
+    let mut a = admin(ClusterConfig::default(), 13);
+    let brokers: Vec<MetadataResponseBroker> = a
+        .cluster()
+        .borrow()
+        .brokers()
+        .iter()
+        .map(|b| MetadataResponseBroker {
+            node_id: b.id,
+            host: b.host.clone(),
+            port: b.port,
+            ..Default::default()
+        })
+        .collect();
+    let topic = |name: &str, is_internal| MetadataResponseTopic {
+        name: Some(name.to_owned()),
+        is_internal,
+        ..Default::default()
+    };
+    let topics = vec![topic("__consumer_offsets", true), topic("visible", false)];
+    a.cluster().borrow_mut().set_hook(
+        ApiKey::Metadata,
+        Box::new(move |_, _| {
+            HookAction::Respond(ResponseBody::Metadata(MetadataResponse {
+                brokers: brokers.clone(),
+                controller_id: 0,
+                topics: topics.clone(),
+                ..Default::default()
+            }))
+        }),
+    );
+    let names = |a: &mut AdminSim, internal| {
+        let o = a
+            .call(move |c: &mut AdminCore, now| c.list_topics(internal, None, now))
+            .expect("ran");
+        let AdminOutcome::TopicListing(Ok(t)) = o else {
+            panic!()
+        };
+        t.into_iter().map(|t| t.name).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&mut a, false), ["visible"]);
+    assert_eq!(names(&mut a, true), ["__consumer_offsets", "visible"]);
+}
