@@ -377,3 +377,71 @@ fn a_call_on_a_closed_broker_times_out_by_its_deadline() {
     assert!(e.to_string().contains("timed out"), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn a_live_group_is_described_with_its_member_and_the_offsets_it_committed() {
+    use kafkit_blocking::Consumer;
+    use kafkit_core::config::ConsumerConfig;
+
+    let broker = DevBroker::start(DevBrokerConfig::new(1)).expect("dev broker");
+    let bootstrap = broker.bootstrap();
+    let admin = Admin::start(&admin_config(&bootstrap)).expect("admin");
+    let r = admin
+        .create_topics(vec![NewTopic::new("live-t", 2, 1)], false)
+        .expect("create_topics");
+    assert!(r["live-t"].is_ok(), "{r:?}");
+    produce(&bootstrap, "live-t", 3);
+
+    let mut c = ConsumerConfig::default();
+    c.common = config(&bootstrap);
+    c.set("group_id", "live").expect("group_id");
+    c.set("auto_offset_reset", "earliest").expect("reset");
+    c.set("enable_auto_commit", "false").expect("auto commit");
+    let consumer = Consumer::start(&c).expect("consumer");
+    consumer.subscribe(["live-t"]).expect("subscribe");
+    let t0 = Instant::now();
+    let mut read = 0;
+    while read < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "read {read} of 3");
+        read += consumer
+            .poll(Duration::from_millis(200))
+            .expect("poll")
+            .count();
+    }
+    consumer.commit(None).expect("commit");
+
+    let d = admin
+        .describe_consumer_groups(vec!["live".into()])
+        .expect("describe");
+    let g = d["live"].as_ref().expect("described");
+    assert_eq!(g.state, "Stable", "{g:?}");
+    assert_eq!(g.protocol_type, "consumer");
+    assert_eq!(g.members.len(), 1, "{g:?}");
+    let mut assigned = g.members[0].assignment.clone();
+    assigned.sort();
+    assert_eq!(assigned, [tp("live-t", 0), tp("live-t", 1)]);
+
+    let offsets = admin
+        .list_consumer_group_offsets("live", Some(vec![tp("live-t", 0)]))
+        .expect("offsets");
+    assert_eq!(offsets[&tp("live-t", 0)].offset, 3);
+
+    // A group with a member can be neither deleted nor have offsets set from outside.
+    let r = admin
+        .delete_consumer_groups(vec!["live".into()])
+        .expect("delete groups");
+    assert_eq!(code(&r["live"]), Some(ErrorCode::NON_EMPTY_GROUP), "{r:?}");
+    let r = admin
+        .alter_consumer_group_offsets(
+            "live",
+            BTreeMap::from([(tp("live-t", 0), OffsetAndMetadata::new(0))]),
+        )
+        .expect("alter offsets");
+    assert!(r[&tp("live-t", 0)].is_err(), "{r:?}");
+
+    consumer.close().expect("close");
+    let r = admin
+        .delete_consumer_groups(vec!["live".into()])
+        .expect("delete groups");
+    assert!(r["live"].is_ok(), "{r:?}");
+}
