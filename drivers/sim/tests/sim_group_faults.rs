@@ -89,8 +89,9 @@ const FAULTS_UNTIL: Duration = Duration::from_secs(30);
 /// After the last fault ends, the group must settle and every record be consumed within this
 /// much virtual time.
 const SETTLE_WITHIN: Duration = Duration::from_secs(60);
-/// How long the group must stay settled to count as settled.
-const SETTLED_FOR: Duration = Duration::from_secs(12);
+/// How long the group must stay settled to count as settled (longer than the session
+/// timeout: a member whose heartbeats do not get through is expired within it).
+const SETTLED_FOR: Duration = Duration::from_secs(8);
 const SESSION_TIMEOUT_MS: u32 = 6_000;
 const HEARTBEAT_INTERVAL_MS: u32 = 1_000;
 const MAX_POLL_INTERVAL_MS: u32 = 8_000;
