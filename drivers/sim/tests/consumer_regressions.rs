@@ -27,7 +27,8 @@ fn seek_to_end_after_an_offsets_for_times_lookup_fetches() {
         .expect("sim")
         .expect("lookup");
     assert_eq!(found.get(&tp), Some(&None), "no record is that recent");
-    c.seek_to_end(std::slice::from_ref(&tp)).expect("seek_to_end");
+    c.seek_to_end(std::slice::from_ref(&tp))
+        .expect("seek_to_end");
     for _ in 0..20 {
         let _ = c.poll(Duration::from_millis(100)).expect("sim");
         if c.highwater(&tp).expect("assigned").is_some() {
