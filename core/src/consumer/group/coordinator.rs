@@ -165,6 +165,9 @@ pub(crate) struct GroupCoordinator {
     generation: i32,
     protocol_name: Option<String>,
     is_leader: bool,
+    /// The highest JoinGroup version to use (lowered once if a broker's answer cannot be
+    /// decoded at a flexible version; see `on_join`).
+    join_version_cap: i16,
     phase: Phase,
     rejoin_needed: bool,
     rejoin_reason: &'static str,
@@ -268,6 +271,7 @@ impl GroupCoordinator {
             generation: -1,
             protocol_name: None,
             is_leader: false,
+            join_version_cap: MAX_JOIN_VERSION,
             phase: Phase::Idle,
             rejoin_needed: false,
             rejoin_reason: "",
@@ -949,7 +953,7 @@ impl GroupCoordinator {
         let id = ctx.net.send_with_timeout(
             self.target(),
             RequestBody::JoinGroup(body),
-            Some(MAX_JOIN_VERSION),
+            Some(self.join_version_cap),
             true,
             rebalance + Duration::from_secs(5),
             ctx.now,
@@ -1476,6 +1480,15 @@ impl GroupCoordinator {
             Err(e) => {
                 if let Some(f) = self.fatal_net_error(&e) {
                     return self.set_fatal(f);
+                }
+                if matches!(e, NetError::Decode { .. }) && self.join_version_cap > 5 {
+                    // librdkafka's mock cluster (and so, possibly, brokers built on it)
+                    // advertises JoinGroup v6 but writes the member list non-flexibly. Fall
+                    // back to v5, the last version before flexible encoding, which still has
+                    // static membership; a correct broker never takes this path.
+                    tracing::warn!(group = %self.cfg.group_id, error = %e,
+                        "JoinGroup response undecodable; retrying with JoinGroup v5");
+                    self.join_version_cap = 5;
                 }
                 self.coordinator_lost(ctx, "JoinGroup failed");
                 return self.retry_join(now, true);
