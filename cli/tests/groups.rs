@@ -221,7 +221,16 @@ fn consume_with_a_group_continues_where_the_last_run_stopped() {
         .map(|r| r["committed_offset"].as_i64().unwrap_or(0))
         .sum();
     assert_eq!(committed, 10, "committed what was printed: {described}");
-    assert_eq!(described["total_lag"], 20, "{described}");
+    // Lag is shown for the partitions the group committed (as kafka-consumer-groups.sh does
+    // for a group without members): which ones depends on where the first 10 records came from.
+    let lag: i64 = described["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["log_end_offset"].as_i64().unwrap() - r["committed_offset"].as_i64().unwrap())
+        .sum();
+    assert!(lag <= 20, "{described}");
+    assert_eq!(described["total_lag"], lag, "{described}");
 
     // The second run continues there and reads the other 20, then stops at the end.
     let second = cluster.ok(&["consume", "-G", &group, "-t", &topic, "-e", "-f", format]);
