@@ -37,7 +37,8 @@ Examples:
                                                 as a member of group billing, committing offsets
   kafkit consume -t orders -p 0 -o -10 -f '%k: %s (%T)\n'
                                                 the last 10 of partition 0, keys and timestamps
-  kafkit dev-broker --brokers 3 --port 0        a local simulated cluster for development";
+  kafkit dev-broker --brokers 3 --port 0        a local simulated cluster for development
+  kafkit bench produce --size 1000 --acks all   kafkit vs rust-rdkafka (see BENCHMARKS.md)";
 
 /// The `kafkit` command line.
 #[derive(Debug, Parser)]
@@ -168,6 +169,21 @@ written to disk. The first line on stdout is the bootstrap address; a banner and
 connection go to stderr. Runs until interrupted (Ctrl-C) or killed, or, when stdin is a pipe, \
 until that pipe closes. The global -b/-X/-F options do not apply.")]
     DevBroker(DevBrokerArgs),
+    /// Benchmark kafkit against rust-rdkafka: produce, consume, end-to-end latency.
+    #[command(long_about = "\
+Benchmark kafkit against rust-rdkafka: produce, consume, end-to-end latency.
+
+Runs each client (--client) in a child process of its own, one after the other, against the \
+same broker: kafkit's development broker started inside this process (the default; its CPU \
+time is reported as broker_cpu_us_per_rec), librdkafka's mock cluster (--broker mock), or the \
+cluster -b/KAFKA_BOOTSTRAP names. Prints one line of key=value fields per client (records, \
+rec_per_s, mb_per_s, cpu_us_per_rec: user+system CPU time of every thread of the client \
+process over the measured phase, per record; peak_rss_mb; lat_p50_us/lat_p99_us/lat_p999_us \
+where latency is measured) and a ratio=kafkit/rdkafka line. Both producers get the same acks, \
+linger.ms, batch.size, compression, max in-flight (5) and 32 MiB of buffer; idempotence is on \
+with --acks all and off otherwise. rdkafka needs a build with `--features rdkafka`; see \
+BENCHMARKS.md.")]
+    Bench(crate::bench::args::BenchArgs),
 }
 
 /// Output format shared by every command.

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod bench;
 mod config;
 mod configs;
 mod consume;
@@ -46,5 +47,6 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Configs(args) => configs::run(&cli.global, args),
         Command::Options(args) => options::run(args),
         Command::DevBroker(args) => dev_broker::run(args),
+        Command::Bench(args) => bench::run(&cli.global, args),
     }
 }

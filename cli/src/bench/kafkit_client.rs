@@ -1,0 +1,371 @@
+//! The kafkit side of a worker: the tokio driver's producer and consumer.
+//!
+//! Throughput runs send from a task on the runtime, as fast as `send_with_callback` accepts
+//! records (it waits only when `buffer_memory` is full), then flush. Offered-rate runs send from
+//! a plain thread on a fixed schedule (the same pacing code as the rdkafka side), so tokio's
+//! millisecond timer does not add to the measured latency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafkit_core::config::{ConsumerConfig, ProducerConfig};
+use kafkit_core::consumer::TopicPartition;
+use kafkit_core::driver::{ConsumerHandle, ProducerHandle};
+use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
+
+use super::args::{BenchOpts, Client, Runtime, WorkerArgs, Workload};
+use super::latency::Histogram;
+use super::report::Measured;
+use super::{pace, payloads, stamp, stamped_nanos, Phase};
+use crate::args::GlobalArgs;
+use crate::config;
+use crate::error::CliError;
+
+/// How long a consumer may go without a record before the run fails.
+const STALL: Duration = Duration::from_secs(30);
+
+/// Runs the worker's workload.
+pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
+    let rt = match args.opts.kafkit_runtime {
+        Runtime::Multi => tokio::runtime::Builder::new_multi_thread(),
+        Runtime::Current => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()?;
+    let handle = rt.handle().clone();
+    rt.block_on(async move {
+        match args.workload {
+            Workload::Produce => produce(global, args, handle).await,
+            Workload::Consume => consume(global, args).await,
+            Workload::E2e => e2e(global, args, handle).await,
+        }
+    })
+}
+
+/// The producer configuration: -b, -F, -X, then the benchmark's settings.
+pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<ProducerConfig, CliError> {
+    let mut c = ProducerConfig::default();
+    c.set("bootstrap_servers", &global.bootstrap)?;
+    for (name, value) in config::file_options(global)? {
+        c.set(&name, &value).map_err(config::with_hint)?;
+    }
+    for (name, value) in &global.options {
+        c.set(name, value).map_err(config::with_hint)?;
+    }
+    c.set("acks", opts.acks())?;
+    c.set("enable_idempotence", &opts.idempotence().to_string())?;
+    c.set("max_in_flight_requests_per_connection", "5")?;
+    c.set("linger_ms", &opts.linger_ms.to_string())?;
+    c.set("batch_size", &opts.batch_size.to_string())?;
+    c.set("compression_type", &opts.compression)?;
+    c.set("buffer_memory", "33554432")?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// The consumer configuration: no group, nothing committed, every partition from the start.
+fn consumer_config(global: &GlobalArgs) -> Result<ConsumerConfig, CliError> {
+    let mut c = ConsumerConfig::default();
+    c.set("bootstrap_servers", &global.bootstrap)?;
+    for (name, value) in config::file_options(global)? {
+        c.set(&name, &value).map_err(config::with_hint)?;
+    }
+    for (name, value) in &global.options {
+        c.set(name, value).map_err(config::with_hint)?;
+    }
+    c.set("auto_offset_reset", "earliest")?;
+    c.set("enable_auto_commit", "false")?;
+    c.set("fetch_min_bytes", "1")?;
+    c.set("fetch_max_wait_ms", "500")?;
+    c.validate()?;
+    Ok(c)
+}
+
+fn failed(what: &str) -> impl Fn(String) -> CliError + '_ {
+    move |e| CliError::Failed(format!("kafkit {what}: {e}"))
+}
+
+/// Delivery outcomes, counted from the producer's callbacks.
+#[derive(Default)]
+struct Acks {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    latency: Mutex<Histogram>,
+}
+
+impl Acks {
+    fn outcome(&self, result: Result<RecordMetadata, ProduceError>) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.first_error
+                    .lock()
+                    .expect("error lock")
+                    .get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    fn error(&self) -> Option<String> {
+        self.first_error.lock().expect("error lock").clone()
+    }
+}
+
+/// Starts the producer and sends one record (awaited), so that metadata, the connection and
+/// (with idempotence) the producer id are in place before the measured phase.
+async fn warm_producer(global: &GlobalArgs, args: &WorkerArgs) -> Result<ProducerHandle, CliError> {
+    let config = producer_config(global, &args.opts)?;
+    let producer =
+        kafkit_tokio::producer(&config).map_err(|e| failed("producer")(e.to_string()))?;
+    let warm =
+        ProducerRecord::new(args.topic.as_str())
+            .value(Bytes::from(vec![0u8; args.opts.size as usize]));
+    producer
+        .send(warm)
+        .await
+        .map_err(|e| failed("warm-up send")(e.to_string()))?
+        .await
+        .map_err(|e| failed("warm-up send")(e.to_string()))?;
+    Ok(producer)
+}
+
+async fn produce(
+    global: &GlobalArgs,
+    args: &WorkerArgs,
+    handle: tokio::runtime::Handle,
+) -> Result<Measured, CliError> {
+    let opts = &args.opts;
+    let n = opts.records_for(Workload::Produce);
+    let rate = opts.rate_for(Workload::Produce);
+    let producer = warm_producer(global, args).await?;
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
+    let acks = Arc::new(Acks::default());
+    let pool = payloads(opts.size as usize);
+
+    let phase = Phase::start();
+    match rate {
+        None => {
+            for i in 0..n {
+                let record = ProducerRecord::new(topic.clone())
+                    .value(pool[(i as usize) % pool.len()].clone());
+                let report = acks.clone();
+                producer
+                    .send_with_callback(record, move |r| report.outcome(r))
+                    .await
+                    .map_err(|e| failed("send")(e.to_string()))?;
+            }
+        }
+        Some(rate) => {
+            let sender = producer.clone();
+            let report = acks.clone();
+            let topic = topic.clone();
+            let t0 = phase.started;
+            tokio::task::spawn_blocking(move || {
+                for i in 0..n {
+                    let scheduled = pace(t0, i, rate);
+                    let record = ProducerRecord::new(topic.clone())
+                        .value(pool[(i as usize) % pool.len()].clone());
+                    let report = report.clone();
+                    handle
+                        .block_on(sender.send_with_callback(record, move |r| {
+                            let lat = scheduled.elapsed().as_nanos() as u64;
+                            report.latency.lock().expect("latency lock").record(lat);
+                            report.outcome(r)
+                        }))
+                        .map_err(|e| failed("send")(e.to_string()))?;
+                }
+                Ok::<(), CliError>(())
+            })
+            .await
+            .map_err(|e| failed("sender thread")(e.to_string()))??;
+        }
+    }
+    producer
+        .flush(None)
+        .await
+        .map_err(|e| failed("flush")(e.to_string()))?;
+    let (elapsed, cpu) = phase.end();
+    let _ = producer.close(Some(Duration::from_secs(10))).await;
+
+    let ok = acks.ok.load(Ordering::Relaxed);
+    let errors = acks.failed.load(Ordering::Relaxed);
+    if let Some(e) = acks.error() {
+        eprintln!("kafkit bench: kafkit: {errors} records failed, the first with: {e}");
+    }
+    let latency = rate.map(|_| acks.latency.lock().expect("latency lock").clone());
+    Ok(Measured {
+        client: Client::Kafkit,
+        workload: Workload::Produce,
+        records: ok,
+        bytes: ok * opts.size,
+        errors,
+        elapsed,
+        cpu,
+        max_rss_kib: super::rusage::now().max_rss_kib,
+        latency,
+    })
+}
+
+/// A consumer assigned every partition of `topic`, its metadata fetched.
+async fn start_consumer(
+    global: &GlobalArgs,
+    topic: &str,
+) -> Result<(ConsumerHandle, Vec<TopicPartition>), CliError> {
+    let consumer = kafkit_tokio::consumer(&consumer_config(global)?)
+        .map_err(|e| failed("consumer")(e.to_string()))?;
+    let partitions = consumer
+        .partitions_for_topic(topic)
+        .await
+        .map_err(|e| failed("metadata")(e.to_string()))?
+        .ok_or_else(|| CliError::Failed(format!("kafkit consumer: no topic {topic}")))?;
+    let tps: Vec<TopicPartition> = partitions
+        .iter()
+        .map(|p| TopicPartition::new(topic, p.partition))
+        .collect();
+    Ok((consumer, tps))
+}
+
+async fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
+    let n = args.opts.records_for(Workload::Consume);
+    let (consumer, tps) = start_consumer(global, &args.topic).await?;
+
+    let phase = Phase::start();
+    consumer
+        .assign(tps)
+        .await
+        .map_err(|e| failed("assign")(e.to_string()))?;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut last = Instant::now();
+    while records < n {
+        let batch = consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .map_err(|e| failed("poll")(e.to_string()))?;
+        if batch.is_empty() {
+            if last.elapsed() > STALL {
+                return Err(CliError::Failed(format!(
+                    "kafkit consumer: no record for {STALL:?} after {records} of {n}"
+                )));
+            }
+            continue;
+        }
+        last = Instant::now();
+        for r in batch.iter() {
+            records += 1;
+            bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+        }
+    }
+    let (elapsed, cpu) = phase.end();
+    let _ = consumer.close().await;
+    Ok(Measured {
+        client: Client::Kafkit,
+        workload: Workload::Consume,
+        records,
+        bytes,
+        errors: 0,
+        elapsed,
+        cpu,
+        max_rss_kib: super::rusage::now().max_rss_kib,
+        latency: None,
+    })
+}
+
+async fn e2e(
+    global: &GlobalArgs,
+    args: &WorkerArgs,
+    handle: tokio::runtime::Handle,
+) -> Result<Measured, CliError> {
+    let opts = &args.opts;
+    let n = opts.records_for(Workload::E2e);
+    let rate = opts.rate_for(Workload::E2e).unwrap_or(10_000);
+    let size = opts.size as usize;
+    let producer = warm_producer(global, args).await?;
+    let (consumer, tps) = start_consumer(global, &args.topic).await?;
+    consumer
+        .assign(tps)
+        .await
+        .map_err(|e| failed("assign")(e.to_string()))?;
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
+    let acks = Arc::new(Acks::default());
+    let template = payloads(size)[0].clone();
+
+    let phase = Phase::start();
+    let t0 = phase.started;
+    let sender = producer.clone();
+    let report = acks.clone();
+    let send_thread = tokio::task::spawn_blocking(move || {
+        for i in 0..n {
+            let scheduled = pace(t0, i, rate);
+            let mut value = BytesMut::from(&template[..]);
+            stamp(&mut value, t0, scheduled);
+            let record = ProducerRecord::new(topic.clone()).value(value.freeze());
+            let report = report.clone();
+            handle
+                .block_on(sender.send_with_callback(record, move |r| report.outcome(r)))
+                .map_err(|e| failed("send")(e.to_string()))?;
+        }
+        Ok::<(), CliError>(())
+    });
+    let mut latency = Histogram::default();
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut last = Instant::now();
+    while records < n {
+        let batch = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .map_err(|e| failed("poll")(e.to_string()))?;
+        let now = Instant::now();
+        if batch.is_empty() {
+            if last.elapsed() > STALL {
+                return Err(CliError::Failed(format!(
+                    "kafkit e2e: no record for {STALL:?} after {records} of {n}"
+                )));
+            }
+            continue;
+        }
+        last = now;
+        for r in batch.iter() {
+            let Some(v) = &r.value else { continue };
+            let Some(sent) = stamped_nanos(v) else {
+                continue; // the warm-up record
+            };
+            let received = now.duration_since(t0).as_nanos() as u64;
+            latency.record(received.saturating_sub(sent));
+            records += 1;
+            bytes += v.len() as u64;
+        }
+    }
+    send_thread
+        .await
+        .map_err(|e| failed("sender thread")(e.to_string()))??;
+    producer
+        .flush(None)
+        .await
+        .map_err(|e| failed("flush")(e.to_string()))?;
+    let (elapsed, cpu) = phase.end();
+    let _ = producer.close(Some(Duration::from_secs(10))).await;
+    let _ = consumer.close().await;
+    let errors = acks.failed.load(Ordering::Relaxed);
+    if let Some(e) = acks.error() {
+        eprintln!("kafkit bench: kafkit: {errors} records failed, the first with: {e}");
+    }
+    Ok(Measured {
+        client: Client::Kafkit,
+        workload: Workload::E2e,
+        records,
+        bytes,
+        errors,
+        elapsed,
+        cpu,
+        max_rss_kib: super::rusage::now().max_rss_kib,
+        latency: Some(latency),
+    })
+}

@@ -1,0 +1,343 @@
+//! The rust-rdkafka side of a worker (feature `rdkafka`): `ThreadedProducer` (librdkafka's
+//! threads plus one thread that serves delivery reports) and `BaseConsumer`.
+//!
+//! Throughput runs send as fast as librdkafka's queue takes records; when it is full
+//! (`QueueFull`), the sender waits in `poll` for delivery reports to free room, then retries.
+//! Offered-rate runs pace sends with the same code as the kafkit side.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::args::{BenchOpts, Client, WorkerArgs, Workload};
+use super::latency::Histogram;
+use super::report::Measured;
+use super::{pace, payloads, stamped_nanos, Phase};
+use crate::args::GlobalArgs;
+use crate::error::CliError;
+
+/// How long a consumer may go without a record before the run fails.
+const STALL: Duration = Duration::from_secs(30);
+
+fn failed(what: &str) -> impl Fn(KafkaError) -> CliError + '_ {
+    move |e| CliError::Failed(format!("rdkafka {what}: {e}"))
+}
+
+/// -b and -X (Java names, or kafka-python names with `_` for `.`), as librdkafka takes them.
+fn base_config(global: &GlobalArgs) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &global.bootstrap);
+    for (k, v) in &global.options {
+        c.set(k.replace('_', "."), v);
+    }
+    c
+}
+
+fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> ClientConfig {
+    let mut c = base_config(global);
+    c.set("acks", opts.acks())
+        .set("enable.idempotence", opts.idempotence().to_string())
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("linger.ms", opts.linger_ms.to_string())
+        .set("batch.size", opts.batch_size.to_string())
+        .set("compression.codec", &opts.compression)
+        // kafkit's buffer_memory (32 MiB) as the bound, not a record count.
+        .set("queue.buffering.max.kbytes", "32768")
+        .set("queue.buffering.max.messages", "10000000");
+    c
+}
+
+/// Delivery reports: counts, the first error and (offered-rate runs) latencies.
+struct Deliveries {
+    origin: Instant,
+    measure: bool,
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    latency: Mutex<Histogram>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    /// The scheduled send time, in nanoseconds after `origin`.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, scheduled: usize) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                if self.measure {
+                    let now = self.origin.elapsed().as_nanos() as u64;
+                    let lat = now.saturating_sub(scheduled as u64);
+                    self.latency.lock().expect("latency lock").record(lat);
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.first_error
+                    .lock()
+                    .expect("error lock")
+                    .get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+type Prod = ThreadedProducer<Deliveries>;
+
+/// Starts the producer and delivers one record, so that metadata, the connection and (with
+/// idempotence) the producer id are in place before the measured phase.
+fn warm_producer(global: &GlobalArgs, args: &WorkerArgs, measure: bool) -> Result<Prod, CliError> {
+    let context = Deliveries {
+        origin: Instant::now(),
+        measure,
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+        latency: Mutex::new(Histogram::default()),
+    };
+    let producer: Prod = producer_config(global, &args.opts)
+        .create_with_context(context)
+        .map_err(failed("producer"))?;
+    let warm = vec![0u8; args.opts.size as usize];
+    send(&producer, &args.topic, &warm, 0)?;
+    producer
+        .flush(Duration::from_secs(30))
+        .map_err(failed("warm-up send"))?;
+    let ctx = producer.context();
+    if let Some(e) = ctx.first_error.lock().expect("error lock").take() {
+        return Err(CliError::Failed(format!("rdkafka warm-up send: {e}")));
+    }
+    ctx.ok.store(0, Ordering::Relaxed);
+    *ctx.latency.lock().expect("latency lock") = Histogram::default();
+    Ok(producer)
+}
+
+/// Sends one record, waiting in `poll` while librdkafka's queue is full.
+fn send(producer: &Prod, topic: &str, value: &[u8], opaque: usize) -> Result<(), CliError> {
+    let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, opaque).payload(value);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(failed("send")(e)),
+        }
+    }
+}
+
+/// Runs the worker's workload.
+pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
+    match args.workload {
+        Workload::Produce => produce(global, args),
+        Workload::Consume => consume(global, args),
+        Workload::E2e => e2e(global, args),
+    }
+}
+
+fn finish_producer(producer: &Prod) -> Result<(), CliError> {
+    producer
+        .flush(Duration::from_secs(300))
+        .map_err(failed("flush"))
+}
+
+fn report_errors(producer: &Prod) -> u64 {
+    let ctx = producer.context();
+    let errors = ctx.failed.load(Ordering::Relaxed);
+    if let Some(e) = ctx.first_error.lock().expect("error lock").as_ref() {
+        eprintln!("kafkit bench: rdkafka: {errors} records failed, the first with: {e}");
+    }
+    errors
+}
+
+fn produce(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
+    let opts = &args.opts;
+    let n = opts.records_for(Workload::Produce);
+    let rate = opts.rate_for(Workload::Produce);
+    let producer = warm_producer(global, args, rate.is_some())?;
+    let pool = payloads(opts.size as usize);
+    let origin = producer.context().origin;
+
+    let phase = Phase::start();
+    for i in 0..n {
+        let value = &pool[(i as usize) % pool.len()];
+        let opaque = match rate {
+            None => 0,
+            Some(rate) => pace(phase.started, i, rate)
+                .duration_since(origin)
+                .as_nanos() as usize,
+        };
+        send(&producer, &args.topic, value, opaque)?;
+    }
+    finish_producer(&producer)?;
+    let (elapsed, cpu) = phase.end();
+    let errors = report_errors(&producer);
+    let ctx = producer.context();
+    let ok = ctx.ok.load(Ordering::Relaxed);
+    let latency = rate.map(|_| ctx.latency.lock().expect("latency lock").clone());
+    Ok(Measured {
+        client: Client::Rdkafka,
+        workload: Workload::Produce,
+        records: ok,
+        bytes: ok * opts.size,
+        errors,
+        elapsed,
+        cpu,
+        max_rss_kib: super::rusage::now().max_rss_kib,
+        latency,
+    })
+}
+
+/// A consumer (no group membership, nothing committed) and every partition of `topic`.
+fn start_consumer(
+    global: &GlobalArgs,
+    topic: &str,
+) -> Result<(BaseConsumer, TopicPartitionList), CliError> {
+    let consumer: BaseConsumer = base_config(global)
+        .set("group.id", format!("kafkit-bench-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.min.bytes", "1")
+        .set("fetch.wait.max.ms", "500")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(failed("consumer"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(failed("metadata"))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .map_err(failed("assign"))?;
+        }
+    }
+    if tpl.count() == 0 {
+        return Err(CliError::Failed(format!(
+            "rdkafka: topic {topic} has no partitions"
+        )));
+    }
+    Ok((consumer, tpl))
+}
+
+fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
+    let n = args.opts.records_for(Workload::Consume);
+    let (consumer, tpl) = start_consumer(global, &args.topic)?;
+
+    let phase = Phase::start();
+    consumer.assign(&tpl).map_err(failed("assign"))?;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut last = Instant::now();
+    while records < n {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += m.payload_len() as u64;
+                last = Instant::now();
+            }
+            Some(Err(e)) => return Err(failed("poll")(e)),
+            None => {
+                if last.elapsed() > STALL {
+                    return Err(CliError::Failed(format!(
+                        "rdkafka consumer: no record for {STALL:?} after {records} of {n}"
+                    )));
+                }
+            }
+        }
+    }
+    let (elapsed, cpu) = phase.end();
+    Ok(Measured {
+        client: Client::Rdkafka,
+        workload: Workload::Consume,
+        records,
+        bytes,
+        errors: 0,
+        elapsed,
+        cpu,
+        max_rss_kib: super::rusage::now().max_rss_kib,
+        latency: None,
+    })
+}
+
+fn e2e(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
+    let opts = &args.opts;
+    let n = opts.records_for(Workload::E2e);
+    let rate = opts.rate_for(Workload::E2e).unwrap_or(10_000);
+    let producer = warm_producer(global, args, false)?;
+    let (consumer, tpl) = start_consumer(global, &args.topic)?;
+    consumer.assign(&tpl).map_err(failed("assign"))?;
+    let template = payloads(opts.size as usize)[0].to_vec();
+
+    let phase = Phase::start();
+    let t0 = phase.started;
+    let (records, bytes, latency) = std::thread::scope(|s| {
+        let sender = s.spawn(|| {
+            let mut value = template.clone();
+            for i in 0..n {
+                let scheduled = pace(t0, i, rate);
+                let nanos = scheduled.duration_since(t0).as_nanos() as u64 + 1;
+                value[..8].copy_from_slice(&nanos.to_le_bytes());
+                send(&producer, &args.topic, &value, 0)?;
+            }
+            Ok::<(), CliError>(())
+        });
+        let mut latency = Histogram::default();
+        let mut records = 0u64;
+        let mut bytes = 0u64;
+        let mut last = Instant::now();
+        while records < n {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let now = Instant::now();
+                    last = now;
+                    let Some(v) = m.payload() else { continue };
+                    let Some(sent) = stamped_nanos(v) else {
+                        continue; // the warm-up record
+                    };
+                    let received = now.duration_since(t0).as_nanos() as u64;
+                    latency.record(received.saturating_sub(sent));
+                    records += 1;
+                    bytes += v.len() as u64;
+                }
+                Some(Err(e)) => return Err(failed("poll")(e)),
+                None => {
+                    if last.elapsed() > STALL {
+                        return Err(CliError::Failed(format!(
+                            "rdkafka e2e: no record for {STALL:?} after {records} of {n}"
+                        )));
+                    }
+                }
+            }
+        }
+        sender
+            .join()
+            .map_err(|_| CliError::Failed("rdkafka sender thread panicked".into()))??;
+        Ok((records, bytes, latency))
+    })?;
+    finish_producer(&producer)?;
+    let (elapsed, cpu) = phase.end();
+    let errors = report_errors(&producer);
+    Ok(Measured {
+        client: Client::Rdkafka,
+        workload: Workload::E2e,
+        records,
+        bytes,
+        errors,
+        elapsed,
+        cpu,
+        max_rss_kib: super::rusage::now().max_rss_kib,
+        latency: Some(latency),
+    })
+}

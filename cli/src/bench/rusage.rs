@@ -1,0 +1,53 @@
+//! CPU time and peak resident memory of this process, from `getrusage(RUSAGE_SELF)`: user and
+//! system time of every thread of the process, and the largest resident set size so far.
+
+use std::time::Duration;
+
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
+
+/// One reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// User plus system CPU time of every thread so far.
+    pub cpu: Duration,
+    /// Peak resident set size so far, in KiB (Linux reports `ru_maxrss` in KiB).
+    pub max_rss_kib: u64,
+}
+
+fn duration(t: TimeVal) -> Duration {
+    Duration::from_secs(t.tv_sec().max(0) as u64) + Duration::from_micros(t.tv_usec().max(0) as u64)
+}
+
+/// The process's usage now. `getrusage(RUSAGE_SELF)` cannot fail with a valid `who`; a failure
+/// reads as zero.
+pub fn now() -> Usage {
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => Usage {
+            cpu: duration(u.user_time()) + duration(u.system_time()),
+            max_rss_kib: u.max_rss().max(0) as u64,
+        },
+        Err(_) => Usage {
+            cpu: Duration::ZERO,
+            max_rss_kib: 0,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = now();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = now();
+        assert!(after.cpu > before.cpu, "{before:?} {after:?}");
+        assert!(after.max_rss_kib > 0);
+    }
+}
