@@ -28,7 +28,7 @@ use super::{
     DecodeOptions, TimestampType, LOG_OVERHEAD, MAGIC_V2, NO_PARTITION_LEADER_EPOCH,
     NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, RECORD_BATCH_OVERHEAD,
 };
-use crate::codec::{varint_size, DecodeError, EncodeError, Reader};
+use crate::codec::{varint_size, DecodeError, EncodeError};
 use crate::compression::{self, Compression, COMPRESSION_CODEC_MASK};
 
 const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
@@ -338,7 +338,7 @@ impl RecordBatch {
         let log_append_time = self.log_append_time();
         RecordIter {
             section: self.records.clone(),
-            reader: Reader::new(self.records.clone()),
+            pos: 0,
             left: self.header.record_count as u32,
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
@@ -352,7 +352,7 @@ impl RecordBatch {
     pub fn record_refs(&self) -> RecordRefIter<'_> {
         RecordRefIter {
             section: &self.records,
-            reader: Reader::new(self.records.clone()),
+            pos: 0,
             left: self.header.record_count as u32,
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
@@ -394,7 +394,7 @@ impl RecordBatch {
 #[derive(Debug, Clone)]
 pub struct RecordRefIter<'a> {
     section: &'a Bytes,
-    reader: Reader,
+    pos: usize,
     left: u32,
     base_offset: i64,
     base_timestamp: i64,
@@ -405,22 +405,26 @@ pub struct RecordRefIter<'a> {
 impl<'a> Iterator for RecordRefIter<'a> {
     type Item = Result<RecordRef<'a>, DecodeError>;
 
-    #[inline]
+    // Always inlined into the caller's loop, like `read_record`: returned through memory,
+    // the item is written field by field and read back with wide loads, a store-forwarding
+    // stall per record.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
         }
         if self.left == 0 {
-            if self.reader.is_empty() {
+            let remaining = self.section.len() - self.pos;
+            if remaining == 0 {
                 return None;
             }
             self.failed = true;
-            return Some(Err(DecodeError::TrailingBytes(self.reader.remaining())));
+            return Some(Err(DecodeError::TrailingBytes(remaining)));
         }
         self.left -= 1;
         let rec = read_record(
-            &mut self.reader,
             self.section,
+            &mut self.pos,
             self.base_offset,
             self.base_timestamp,
             self.log_append_time,
@@ -444,7 +448,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
 #[derive(Debug, Clone)]
 pub struct RecordIter {
     section: Bytes,
-    reader: Reader,
+    pos: usize,
     left: u32,
     base_offset: i64,
     base_timestamp: i64,
@@ -455,22 +459,24 @@ pub struct RecordIter {
 impl Iterator for RecordIter {
     type Item = Result<Record, DecodeError>;
 
-    #[inline]
+    // Always inlined, as `RecordRefIter::next` is.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
         }
         if self.left == 0 {
-            if self.reader.is_empty() {
+            let remaining = self.section.len() - self.pos;
+            if remaining == 0 {
                 return None;
             }
             self.failed = true;
-            return Some(Err(DecodeError::TrailingBytes(self.reader.remaining())));
+            return Some(Err(DecodeError::TrailingBytes(remaining)));
         }
         self.left -= 1;
         let rec = read_record(
-            &mut self.reader,
             &self.section,
+            &mut self.pos,
             self.base_offset,
             self.base_timestamp,
             self.log_append_time,
@@ -647,6 +653,11 @@ impl RecordBatchBuilder {
     }
 
     /// Appends a record at the next offset; returns its offset delta.
+    ///
+    /// Inlined (like [`append_with_offset_delta`](Self::append_with_offset_delta)) into the
+    /// caller's loop: as a call, its eight words of arguments spill to the stack, and reading
+    /// them back stalled on store forwarding for longer than encoding the record took.
+    #[inline]
     pub fn append(
         &mut self,
         timestamp: i64,
@@ -661,6 +672,7 @@ impl RecordBatchBuilder {
 
     /// Appends a record at `offset_delta`, which must be larger than the previous one (gaps
     /// are allowed, as in compacted batches).
+    #[inline]
     pub fn append_with_offset_delta(
         &mut self,
         offset_delta: i32,
@@ -670,13 +682,7 @@ impl RecordBatchBuilder {
         headers: &[Header],
     ) -> Result<(), EncodeError> {
         if offset_delta <= self.last_offset_delta || self.count == i32::MAX {
-            return Err(EncodeError::Invalid {
-                what: "record offset delta",
-                detail: format!(
-                    "{offset_delta} does not follow the previous delta {}",
-                    self.last_offset_delta
-                ),
-            });
+            return Err(bad_offset_delta(offset_delta, self.last_offset_delta));
         }
         let base = *self.base_timestamp.get_or_insert(timestamp);
         write_record(
@@ -743,6 +749,14 @@ impl RecordBatchBuilder {
         let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
         out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(Bytes::from(out))
+    }
+}
+
+#[cold]
+fn bad_offset_delta(offset_delta: i32, last: i32) -> EncodeError {
+    EncodeError::Invalid {
+        what: "record offset delta",
+        detail: format!("{offset_delta} does not follow the previous delta {last}"),
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes};
 
+use super::wire;
 use crate::codec::{varint_size, DecodeError, EncodeError, Reader, Writer};
 
 /// One record header: a UTF-8 key and nullable bytes.
@@ -110,15 +111,18 @@ pub(crate) fn read_varint_bytes(
     }
 }
 
-/// Checks `count` headers on the wire (lengths, UTF-8 keys) and skips past them.
-pub(crate) fn skip_wire_headers(r: &mut Reader, count: usize) -> Result<(), DecodeError> {
+/// Checks `count` headers on the wire at `*pos` of `data` (lengths, UTF-8 keys) and skips
+/// past them.
+pub(crate) fn skip_wire_headers(
+    data: &[u8],
+    pos: &mut usize,
+    count: usize,
+) -> Result<(), DecodeError> {
     for _ in 0..count {
-        let klen =
-            read_varint_len(r, "header key")?.ok_or(DecodeError::UnexpectedNull("header key"))?;
-        std::str::from_utf8(r.read_raw(klen)?).map_err(|_| DecodeError::InvalidUtf8)?;
-        if let Some(vlen) = read_varint_len(r, "header value")? {
-            r.skip(vlen)?;
-        }
+        let key = wire::get_bytes(data, pos, "header key")?
+            .ok_or(DecodeError::UnexpectedNull("header key"))?;
+        std::str::from_utf8(key).map_err(|_| DecodeError::InvalidUtf8)?;
+        wire::get_bytes(data, pos, "header value")?;
     }
     Ok(())
 }

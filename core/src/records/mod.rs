@@ -70,6 +70,7 @@ mod header;
 mod legacy;
 mod record;
 mod set;
+mod wire;
 
 pub use batch::{
     set_base_offset, set_log_append_time, set_partition_leader_epoch, Attributes, BatchHeader,
