@@ -1,0 +1,51 @@
+#!/bin/sh
+# The client benchmark matrix of BENCHMARKS.md: every workload, kafkit then rust-rdkafka, one
+# `kafkit bench` per row (each starts its own development broker unless -b/KAFKA_BOOTSTRAP or
+# --broker mock says otherwise). Prints every result line on stdout.
+#
+#   cargo build --release -p kafkit-cli --features rdkafka
+#   cli/bench/run-all.sh                      # the matrix once
+#   REPEAT=2 cli/bench/run-all.sh             # every row twice (spread on a noisy machine)
+#   cli/bench/run-all.sh --broker mock        # extra arguments go to every command
+#
+# KAFKIT selects the binary (default: target/release/kafkit next to this script's workspace).
+set -eu
+here=$(cd "$(dirname "$0")/../.." && pwd)
+kafkit=${KAFKIT:-$here/target/release/kafkit}
+repeat=${REPEAT:-1}
+
+run() {
+    i=0
+    while [ "$i" -lt "$repeat" ]; do
+        echo "# kafkit bench $*" >&2
+        "$kafkit" bench "$@"
+        i=$((i + 1))
+    done
+}
+
+# Produce as fast as the client takes records: value size x acks (acks=all with idempotence).
+for size in 100 1000 10000; do
+    for acks in 1 all; do
+        run produce --size "$size" --acks "$acks" "$@"
+    done
+done
+# Compression (acks=1).
+for size in 100 1000; do
+    for codec in lz4 zstd; do
+        run produce --size "$size" --compression "$codec" "$@"
+    done
+done
+# linger.ms 0 (the rows above use 5).
+for size in 100 1000; do
+    run produce --size "$size" --linger-ms 0 "$@"
+done
+# Produce latency at a fixed offered rate (10,000 records/s for 10 s).
+for acks in 1 all; do
+    run produce --size 100 --acks "$acks" --rate 10000 --records 100000 "$@"
+done
+# Consume a topic filled beforehand.
+for size in 100 1000 10000; do
+    run consume --size "$size" "$@"
+done
+# End-to-end latency at 10,000 records/s for 10 s.
+run e2e --size 100 --rate 10000 --records 100000 "$@"
