@@ -17,11 +17,7 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram {
-            counts: vec![0; BUCKETS],
-            total: 0,
-            max: 0,
-        }
+        Histogram::new()
     }
 }
 
@@ -46,8 +42,20 @@ fn value(i: usize) -> u64 {
 }
 
 impl Histogram {
+    /// An empty histogram (its buckets are allocated at the first sample).
+    pub const fn new() -> Histogram {
+        Histogram {
+            counts: Vec::new(),
+            total: 0,
+            max: 0,
+        }
+    }
+
     /// Records one latency in nanoseconds.
     pub fn record(&mut self, nanos: u64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
         self.counts[index(nanos)] += 1;
         self.total += 1;
         self.max = self.max.max(nanos);
