@@ -9,8 +9,12 @@
 //! ```text
 //! cargo bench -p kafkit-core --bench records_instr --no-run
 //! valgrind --tool=callgrind --callgrind-out-file=cg.out target/release/deps/records_instr-<hash>
-//! callgrind_annotate --inclusive=yes cg.out | grep records_instr::op_
+//! callgrind_annotate --inclusive=yes cg.out | grep -A1 '      op_' | grep '=>'
 //! ```
+//!
+//! Read the counts at the call sites in `main` (as that grep does): the compiler merges
+//! functions with identical bodies (`op_decode` and `op_decode_no_crc` differ only in their
+//! argument), so the per-function totals can lump two of them together.
 //!
 //! Under `cargo bench` (which passes `--bench`) it runs one round of each and exits.
 
