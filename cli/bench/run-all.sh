@@ -39,13 +39,17 @@ done
 for size in 100 1000; do
     run produce --size "$size" --linger-ms 0 "$@"
 done
-# Produce latency at a fixed offered rate (10,000 records/s for 10 s).
-for acks in 1 all; do
-    run produce --size 100 --acks "$acks" --rate 10000 --records 100000 "$@"
+# Produce latency at a fixed offered rate (10,000 records/s for 10 s), linger 5 and 0 ms.
+for linger in 5 0; do
+    for acks in 1 all; do
+        run produce --size 100 --acks "$acks" --linger-ms "$linger" --rate 10000 --records 100000 "$@"
+    done
 done
-# Consume a topic filled beforehand.
-for size in 100 1000 10000; do
-    run consume --size "$size" "$@"
+# Consume a topic filled beforehand (300 MB of values, so each run lasts long enough to measure).
+run consume --size 100 --records 3000000 "$@"
+run consume --size 1000 --records 300000 "$@"
+run consume --size 10000 --records 30000 "$@"
+# End-to-end latency at 10,000 records/s for 10 s, linger 5 and 0 ms.
+for linger in 5 0; do
+    run e2e --size 100 --linger-ms "$linger" --rate 10000 --records 100000 "$@"
 done
-# End-to-end latency at 10,000 records/s for 10 s.
-run e2e --size 100 --rate 10000 --records 100000 "$@"

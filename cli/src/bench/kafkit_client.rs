@@ -216,7 +216,7 @@ async fn produce(
         errors,
         elapsed,
         cpu,
-        max_rss_kib: super::rusage::now().max_rss_kib,
+        max_rss_kib: super::rusage::peak_rss_kib(),
         latency,
     })
 }
@@ -281,7 +281,7 @@ async fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, Cli
         errors: 0,
         elapsed,
         cpu,
-        max_rss_kib: super::rusage::now().max_rss_kib,
+        max_rss_kib: super::rusage::peak_rss_kib(),
         latency: None,
     })
 }
@@ -372,7 +372,7 @@ async fn e2e(
         errors,
         elapsed,
         cpu,
-        max_rss_kib: super::rusage::now().max_rss_kib,
+        max_rss_kib: super::rusage::peak_rss_kib(),
         latency: Some(latency),
     })
 }

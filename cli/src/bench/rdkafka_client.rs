@@ -193,7 +193,7 @@ fn produce(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
         errors,
         elapsed,
         cpu,
-        max_rss_kib: super::rusage::now().max_rss_kib,
+        max_rss_kib: super::rusage::peak_rss_kib(),
         latency,
     })
 }
@@ -266,7 +266,7 @@ fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
         errors: 0,
         elapsed,
         cpu,
-        max_rss_kib: super::rusage::now().max_rss_kib,
+        max_rss_kib: super::rusage::peak_rss_kib(),
         latency: None,
     })
 }
@@ -337,7 +337,7 @@ fn e2e(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
         errors,
         elapsed,
         cpu,
-        max_rss_kib: super::rusage::now().max_rss_kib,
+        max_rss_kib: super::rusage::peak_rss_kib(),
         latency: Some(latency),
     })
 }

@@ -1,5 +1,11 @@
-//! CPU time and peak resident memory of this process, from `getrusage(RUSAGE_SELF)`: user and
-//! system time of every thread of the process, and the largest resident set size so far.
+//! CPU time and peak resident memory of this process: user and system time of every thread of
+//! the process from `getrusage(RUSAGE_SELF)`, and the largest resident set size so far.
+//!
+//! Peak RSS comes from `VmHWM` in `/proc/self/status` where there is one: Linux folds the
+//! memory high-water mark of the *parent* (the address space a child is forked from) into the
+//! child's `ru_maxrss` at exec, so a worker started by a `kafkit bench` that holds a filled
+//! development broker would report the parent's size. `VmHWM` belongs to the worker's own
+//! address space. Elsewhere `ru_maxrss` is used.
 
 use std::time::Duration;
 
@@ -17,6 +23,18 @@ pub struct Usage {
 
 fn duration(t: TimeVal) -> Duration {
     Duration::from_secs(t.tv_sec().max(0) as u64) + Duration::from_micros(t.tv_usec().max(0) as u64)
+}
+
+/// `VmHWM` of `/proc/self/status`, in KiB.
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak resident set size of this process so far, in KiB.
+pub fn peak_rss_kib() -> u64 {
+    vm_hwm_kib().unwrap_or_else(|| now().max_rss_kib)
 }
 
 /// The process's usage now. `getrusage(RUSAGE_SELF)` cannot fail with a valid `who`; a failure
@@ -49,5 +67,6 @@ mod tests {
         let after = now();
         assert!(after.cpu > before.cpu, "{before:?} {after:?}");
         assert!(after.max_rss_kib > 0);
+        assert!(peak_rss_kib() > 0);
     }
 }
