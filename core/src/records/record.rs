@@ -159,6 +159,44 @@ fn write_record_no_headers(
     } else {
         1
     };
+    if (ts | off | zkey | zvalue) < 0x4000 {
+        // Every varint takes one or two bytes (the record is then shorter than 8 KiB, and its
+        // length varint is checked below): the sizes come from packing them, and the bytes
+        // are assembled in registers and stored with one eight-byte write per group, with no
+        // per-byte stores or bounds checks.
+        let (ts, ts_n) = wire::pack2(ts);
+        let (off, off_n) = wire::pack2(off);
+        let (zkey, zkey_n) = wire::pack2(zkey);
+        let (zvalue, zvalue_n) = wire::pack2(zvalue);
+        // attributes + header count (0) take one byte each.
+        let body = 2 + ts_n + off_n + zkey_n + zvalue_n + key_len + value_len;
+        let zbody = (body as u64) << 1;
+        if zbody < 0x4000 {
+            let (mut a, mut n) = wire::pack2(zbody);
+            let total = n + body;
+            out.reserve(total);
+            // The attributes byte is 0: skip it. At most 2 + 1 + 2 + 2 = 7 bytes in `a`.
+            n += 1;
+            a |= ts << (8 * n);
+            n += ts_n;
+            a |= off << (8 * n);
+            n += off_n;
+            wire::push_packed(out, a, n);
+            match key {
+                None => wire::push_packed(out, zkey | zvalue << (8 * zkey_n), zkey_n + zvalue_n),
+                Some(k) => {
+                    wire::push_packed(out, zkey, zkey_n);
+                    out.extend_from_slice(k);
+                    wire::push_packed(out, zvalue, zvalue_n);
+                }
+            }
+            if let Some(v) = value {
+                out.extend_from_slice(v);
+            }
+            out.push(0);
+            return Ok(total);
+        }
+    }
     // attributes + header count (0) take one byte each; the lengths fit in i32, so this sum
     // cannot overflow a 64-bit usize (and saturates on 32-bit targets).
     let body = (2
@@ -171,35 +209,6 @@ fn write_record_no_headers(
     let zbody = wire::zigzag32(checked_len(body, "record")?);
     let total = wire::uvarint_len(zbody) + body;
     out.reserve(total);
-    if (zbody | ts | off | zkey | zvalue) < 0x4000 {
-        // Every varint takes one or two bytes: assemble them in two registers and store
-        // each with one eight-byte write (no per-byte stores or bounds checks).
-        let (mut a, mut n) = wire::pack2(zbody);
-        // The attributes byte is 0: skip it.
-        n += 1;
-        (a, n) = wire::pack2_after(a, n, ts);
-        (a, n) = wire::pack2_after(a, n, off);
-        // At most 2 + 1 + 2 + 2 = 7 bytes so far.
-        wire::push_packed(out, a, n);
-        let (b, m) = wire::pack2(zkey);
-        match key {
-            None => {
-                let (b, m) = wire::pack2_after(b, m, zvalue);
-                wire::push_packed(out, b, m);
-            }
-            Some(k) => {
-                wire::push_packed(out, b, m);
-                out.extend_from_slice(k);
-                let (c, l) = wire::pack2(zvalue);
-                wire::push_packed(out, c, l);
-            }
-        }
-        if let Some(v) = value {
-            out.extend_from_slice(v);
-        }
-        out.push(0);
-        return Ok(total);
-    }
     wire::push_head(out, |head| {
         let mut n = wire::put_uvarint(head, 0, zbody);
         // head[n] is the attributes byte, already 0.

@@ -180,15 +180,6 @@ pub(crate) fn pack2(v: u64) -> (u64, usize) {
     }
 }
 
-/// Appends the bytes of `v < 2^14` to `n <= 6` packed bytes `a` (the caller keeps the total
-/// within eight bytes).
-#[inline(always)]
-pub(crate) fn pack2_after(a: u64, n: usize, v: u64) -> (u64, usize) {
-    let (b, m) = pack2(v);
-    debug_assert!(n + m <= 8);
-    (a | b << (8 * n), n + m)
-}
-
 /// Appends the first `n <= 8` bytes of `packed` (little-endian) to `out`: one eight-byte
 /// store and a truncation when there is room, else exactly `n` bytes.
 #[inline(always)]
