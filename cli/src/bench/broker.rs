@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafkit_blocking::{Admin, Producer};
+use kafkit_blocking::{Admin, Consumer, Producer};
 use kafkit_core::admin::NewTopic;
-use kafkit_core::config::AdminConfig;
+use kafkit_core::config::{AdminConfig, ConsumerConfig};
+use kafkit_core::consumer::{ConsumerError, TopicPartition};
 use kafkit_core::producer::ProducerRecord;
 use kafkit_sim::dev_broker::{DevBroker, DevBrokerConfig};
 
@@ -197,12 +198,51 @@ impl Broker {
             .flush(None)
             .map_err(|e| CliError::Failed(format!("filling: {e}")))?;
         let _ = producer.close(Some(Duration::from_secs(10)));
-        match failed.load(Ordering::Relaxed) {
-            0 => Ok(()),
-            n => Err(CliError::Failed(format!(
+        if let n @ 1.. = failed.load(Ordering::Relaxed) {
+            return Err(CliError::Failed(format!(
                 "filling {topic}: {n} records failed"
-            ))),
+            )));
         }
+        let available = self.available(&topic)?;
+        if available < records {
+            return Err(CliError::Failed(format!(
+                "{topic} keeps only {available} of the {records} records written (the broker \
+                 dropped the oldest: librdkafka's mock cluster keeps about 30 MB per topic); \
+                 consume fewer --records"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records between the beginning and the end of every partition of `topic`.
+    fn available(&self, topic: &str) -> Result<u64, CliError> {
+        let mut c = ConsumerConfig::default();
+        c.set("bootstrap_servers", &self.global.bootstrap)?;
+        for (name, value) in config::file_options(&self.global)? {
+            c.set(&name, &value).map_err(config::with_hint)?;
+        }
+        for (name, value) in &self.global.options {
+            c.set(name, value).map_err(config::with_hint)?;
+        }
+        let fail = |e: ConsumerError| CliError::Failed(format!("offsets of {topic}: {e}"));
+        let consumer = Consumer::start(&c).map_err(|e| CliError::Failed(e.to_string()))?;
+        let tps: Vec<TopicPartition> = consumer
+            .partitions_for_topic(topic)
+            .map_err(fail)?
+            .unwrap_or_default()
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.partition))
+            .collect();
+        let start = consumer.beginning_offsets(&tps).map_err(fail)?;
+        let end = consumer.end_offsets(&tps).map_err(fail)?;
+        Ok(tps
+            .iter()
+            .map(|tp| {
+                let s = start.get(tp).copied().unwrap_or(0);
+                let e = end.get(tp).copied().unwrap_or(0);
+                (e - s).max(0) as u64
+            })
+            .sum())
     }
 }
 
