@@ -68,6 +68,29 @@ const PROTOCOL_TYPE: &str = "consumer";
 const MAX_JOIN_VERSION: i16 = 9;
 /// LeaveGroup v5 carries a reason.
 const MAX_LEAVE_VERSION: i16 = 5;
+/// SyncGroup v5 carries the protocol type and name.
+const MAX_SYNC_VERSION: i16 = 5;
+
+/// The highest versions of JoinGroup, SyncGroup and LeaveGroup a broker handles correctly,
+/// when lower than what it advertises.
+///
+/// librdkafka's mock cluster (whose cluster id starts with `mockCluster`) advertises
+/// JoinGroup v6, SyncGroup v4 and LeaveGroup v4 but reads their requests with the older
+/// layouts: a flexible JoinGroup or SyncGroup fails to parse and the connection is closed
+/// (every join would fail the same way forever), and a v3+ LeaveGroup's member batch is read
+/// as a single member id. librdkafka itself never sends those versions; neither do we there.
+fn group_version_caps(net: &NetworkClient) -> (i16, i16, i16) {
+    let mock = net
+        .cluster()
+        .cluster_id
+        .as_deref()
+        .is_some_and(|id| id.starts_with("mockCluster"));
+    if mock {
+        (5, 3, 2)
+    } else {
+        (MAX_JOIN_VERSION, MAX_SYNC_VERSION, MAX_LEAVE_VERSION)
+    }
+}
 /// The marker timestamp of a partition waiting for its committed offset: an offset reset
 /// that is "in flight" so the fetcher neither resets nor fetches it meanwhile.
 const AWAITING_COMMITTED: i64 = i64::MIN;
@@ -165,9 +188,6 @@ pub(crate) struct GroupCoordinator {
     generation: i32,
     protocol_name: Option<String>,
     is_leader: bool,
-    /// The highest JoinGroup version to use (lowered once if a broker's answer cannot be
-    /// decoded at a flexible version; see `on_join`).
-    join_version_cap: i16,
     phase: Phase,
     rejoin_needed: bool,
     rejoin_reason: &'static str,
@@ -271,7 +291,6 @@ impl GroupCoordinator {
             generation: -1,
             protocol_name: None,
             is_leader: false,
-            join_version_cap: MAX_JOIN_VERSION,
             phase: Phase::Idle,
             rejoin_needed: false,
             rejoin_reason: "",
@@ -953,7 +972,7 @@ impl GroupCoordinator {
         let id = ctx.net.send_with_timeout(
             self.target(),
             RequestBody::JoinGroup(body),
-            Some(self.join_version_cap),
+            Some(group_version_caps(ctx.net).0),
             true,
             rebalance + Duration::from_secs(5),
             ctx.now,
@@ -998,7 +1017,7 @@ impl GroupCoordinator {
         tracing::info!(group = %self.cfg.group_id, member = %self.member_id, reason, "LeaveGroup");
         // Before v3 the request names one member; from v3 it is a batch (KIP-345).
         let batch = self
-            .coordinator_version(ctx.net, ApiKey::LeaveGroup, MAX_LEAVE_VERSION)
+            .coordinator_version(ctx.net, ApiKey::LeaveGroup, group_version_caps(ctx.net).2)
             .is_none_or(|v| v >= 3);
         let body = if batch {
             LeaveGroupRequest {
@@ -1481,15 +1500,6 @@ impl GroupCoordinator {
                 if let Some(f) = self.fatal_net_error(&e) {
                     return self.set_fatal(f);
                 }
-                if matches!(e, NetError::Decode { .. }) && self.join_version_cap > 5 {
-                    // librdkafka's mock cluster (and so, possibly, brokers built on it)
-                    // advertises JoinGroup v6 but writes the member list non-flexibly. Fall
-                    // back to v5, the last version before flexible encoding, which still has
-                    // static membership; a correct broker never takes this path.
-                    tracing::warn!(group = %self.cfg.group_id, error = %e,
-                        "JoinGroup response undecodable; retrying with JoinGroup v5");
-                    self.join_version_cap = 5;
-                }
                 self.coordinator_lost(ctx, "JoinGroup failed");
                 return self.retry_join(now, true);
             }
@@ -1670,7 +1680,7 @@ impl GroupCoordinator {
         let id = ctx.net.send(
             self.target(),
             RequestBody::SyncGroup(body),
-            None,
+            Some(group_version_caps(ctx.net).1),
             true,
             ctx.now,
         );
