@@ -435,7 +435,9 @@ fn code_message(code: ErrorCode) -> String {
     }
 }
 
-/// Sends a request to the group's coordinator, again while the coordinator is loading.
+/// Sends a request to the group's coordinator: again while the coordinator is loading, and
+/// at a freshly looked-up coordinator after NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE (the
+/// group moved, or its coordinator was restarting), until `COORDINATOR_LOAD_WAIT` has passed.
 fn to_coordinator<T>(
     client: &LowLevelClient,
     group: &str,
@@ -455,6 +457,12 @@ fn to_coordinator<T>(
             Err(Failure::Code(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS))
                 if Instant::now() < deadline =>
             {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(Failure::Code(
+                ErrorCode::NOT_COORDINATOR | ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            )) if Instant::now() < deadline => {
+                client.invalidate_coordinator(CoordinatorKind::Group, group)?;
                 std::thread::sleep(Duration::from_millis(200));
             }
             other => return other,

@@ -6,8 +6,8 @@ use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
 use crate::network::{
-    ApiVersionTable, BrokerVersion, ClusterView, LowLevelClient, NetError, NetEvent, RequestId,
-    Response, Target,
+    ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, LowLevelClient, NetError,
+    NetEvent, RequestId, Response, Target,
 };
 use crate::protocol::RequestBody;
 
@@ -67,6 +67,24 @@ impl LowLevelHandle {
             })
             .map_err(|_| NetError::Closed)?;
         rx.await.unwrap_or(Err(NetError::Closed))
+    }
+
+    /// Forgets the cached coordinator of `key` (after NOT_COORDINATOR or
+    /// COORDINATOR_NOT_AVAILABLE): the next request to it looks the coordinator up again.
+    pub async fn invalidate_coordinator(
+        &self,
+        kind: CoordinatorKind,
+        key: impl Into<String>,
+    ) -> Result<(), NetError> {
+        let key = key.into();
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .run(move |core, _, now| {
+                core.network().invalidate_coordinator(kind, &key, now);
+                let _ = tx.send(());
+            })
+            .map_err(|_| NetError::Closed)?;
+        rx.await.map_err(|_| NetError::Closed)
     }
 
     /// Connects to the least loaded broker and reports its version guess and API table

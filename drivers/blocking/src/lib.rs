@@ -32,8 +32,8 @@ use futures_executor::block_on;
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{command_queue_with_notify, LowLevelHandle, LowLevelHandler};
 use kafkit_core::network::{
-    ApiVersionTable, BrokerVersion, ClusterView, DriverEnv, NetError, NetOptions, Response,
-    SetupError, Target,
+    ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, DriverEnv, NetError, NetOptions,
+    Response, SetupError, Target,
 };
 use kafkit_core::protocol::RequestBody;
 
@@ -117,6 +117,15 @@ impl LowLevelClient {
         max_version: Option<i16>,
     ) -> Result<Response, NetError> {
         block_on(self.handle.send(target, body, max_version))
+    }
+
+    /// Forgets the cached coordinator of `key`; the next request to it looks it up again.
+    pub fn invalidate_coordinator(
+        &self,
+        kind: CoordinatorKind,
+        key: impl Into<String>,
+    ) -> Result<(), NetError> {
+        block_on(self.handle.invalidate_coordinator(kind, key))
     }
 
     /// The least loaded broker's node id, version guess and API table.
