@@ -4,11 +4,13 @@
 //!
 //! Sending is a fast path: the handle stamps the record's timestamp from its [`WallClock`],
 //! reserves the record's buffer memory with one compare-and-swap on the shared account, and
-//! queues one command; the outcome arrives on a [`DeliveryFuture`]. Only when memory is short
+//! stages the record for the loop (one command, and one wake-up of the loop, per run of
+//! sends the loop has not picked up yet, not per record); the outcome arrives on a
+//! [`DeliveryFuture`]. Only when memory is short
 //! (or others already wait for it) does `send` wait for the core to admit the record.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
@@ -47,6 +49,77 @@ struct Inner {
     cmds: CommandSender<ProducerCore, ProducerHandler>,
     shared: Arc<ProducerShared>,
     wall_clock: WallClock,
+    staged: Arc<Staging>,
+}
+
+/// A record that took the fast path: checked, stamped, its memory reserved.
+struct Staged {
+    record: ProducerRecord,
+    reserved: u64,
+    delivery: Delivery,
+}
+
+/// Records sent on the fast path, waiting for the loop to take them. Sends append here under
+/// a short lock; only the send that finds the queue empty queues a command (one boxed command
+/// and one wake-up of the loop per run of sends, not per record). That command takes
+/// everything staged when it runs. Records staged before a later command (flush, close, a
+/// slow-path send) are therefore in the core before that command runs: their drain command
+/// was queued first.
+#[derive(Default)]
+struct Staging {
+    state: Mutex<StagingState>,
+}
+
+#[derive(Default)]
+struct StagingState {
+    records: Vec<Staged>,
+    /// A drain command is queued and has not taken the records yet.
+    scheduled: bool,
+    /// The loop stopped (a drain command was dropped unrun): sends fail.
+    stopped: bool,
+}
+
+impl Staging {
+    fn lock(&self) -> MutexGuard<'_, StagingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands every staged record to the core, in the order they were staged.
+    fn drain_into(&self, core: &mut ProducerCore, now: Instant) {
+        let records = {
+            let mut state = self.lock();
+            state.scheduled = false;
+            std::mem::take(&mut state.records)
+        };
+        for s in records {
+            core.send_reserved(s.record, s.reserved, s.delivery, now);
+        }
+    }
+}
+
+/// Carried by a drain command: if the loop drops the command without running it (the loop
+/// stopped), fails what is staged with [`ProduceError::Closed`] and stops further staging.
+struct DrainGuard {
+    staging: Arc<Staging>,
+    shared: Arc<ProducerShared>,
+    ran: bool,
+}
+
+impl Drop for DrainGuard {
+    fn drop(&mut self) {
+        if self.ran {
+            return;
+        }
+        let records = {
+            let mut state = self.staging.lock();
+            state.stopped = true;
+            std::mem::take(&mut state.records)
+        };
+        for s in records {
+            self.shared.release(s.reserved);
+            s.delivery.complete(Err(ProduceError::Closed));
+        }
+    }
 }
 
 /// The application's handle on a producer running in a driver's loop. `Send + Sync`, and
@@ -80,6 +153,7 @@ impl ProducerHandle {
                 cmds,
                 shared,
                 wall_clock,
+                staged: Arc::new(Staging::default()),
             }),
         }
     }
@@ -102,12 +176,35 @@ impl ProducerHandle {
         if !shared.try_reserve(size) {
             return Ok(Some((record, delivery)));
         }
-        let run = self.inner.cmds.run(move |core, _, now| {
-            core.send_reserved(record, size, delivery, now);
-        });
-        if run.is_err() {
-            shared.release(size);
-            return Err(ProduceError::Closed);
+        let staged = Staged {
+            record,
+            reserved: size,
+            delivery,
+        };
+        let first = {
+            let mut state = self.inner.staged.lock();
+            if state.stopped {
+                drop(state);
+                shared.release(size);
+                return Err(ProduceError::Closed);
+            }
+            state.records.push(staged);
+            !std::mem::replace(&mut state.scheduled, true)
+        };
+        if first {
+            let guard = DrainGuard {
+                staging: self.inner.staged.clone(),
+                shared: shared.clone(),
+                ran: false,
+            };
+            // If the loop is gone, the command (and its guard) is dropped: the guard fails
+            // what is staged, this record included (its delivery reports `Closed`), and
+            // later sends fail at once.
+            let _ = self.inner.cmds.run(move |core, _, now| {
+                let mut guard = guard;
+                guard.ran = true;
+                guard.staging.drain_into(core, now);
+            });
         }
         Ok(None)
     }
@@ -119,9 +216,13 @@ impl ProducerHandle {
         delivery: Delivery,
     ) -> Result<(), ProduceError> {
         let (tx, rx) = oneshot::channel();
+        let staging = self.inner.staged.clone();
         self.inner
             .cmds
-            .run(move |core, _, now| core.send_waiting(record, delivery, tx, now))
+            .run(move |core, _, now| {
+                staging.drain_into(core, now);
+                core.send_waiting(record, delivery, tx, now)
+            })
             .map_err(|_| ProduceError::Closed)?;
         rx.await.unwrap_or(Err(ProduceError::Closed))
     }

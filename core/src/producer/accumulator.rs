@@ -48,6 +48,9 @@ pub(crate) struct Accumulator {
     /// `max_in_flight_requests_per_connection = 1` (without idempotence).
     in_flight: BTreeMap<Tp, usize>,
     guarantee_order: bool,
+    /// No queued batch's delivery deadline is earlier than this (a lower bound: batches
+    /// drained since are not subtracted). `expire` scans only once it passed.
+    earliest_deadline: Option<Instant>,
 }
 
 impl Accumulator {
@@ -60,6 +63,7 @@ impl Accumulator {
             drain_index: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             guarantee_order,
+            earliest_deadline: None,
         }
     }
 
@@ -99,13 +103,11 @@ impl Accumulator {
                 batch_full = true;
             }
             self.next_batch_id += 1;
-            queue.push_back(ProducerBatch::new(
-                self.next_batch_id,
-                tp.0.clone(),
-                tp.1,
-                self.settings,
-                now,
-            ));
+            let batch =
+                ProducerBatch::new(self.next_batch_id, tp.0.clone(), tp.1, self.settings, now);
+            let d = batch.deadline;
+            queue.push_back(batch);
+            self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
             new_batch = true;
         }
         let batch = queue.back_mut().expect("a batch was ensured above");
@@ -121,6 +123,7 @@ impl Accumulator {
     /// producer in sequence order among the retried batches there (Java's
     /// `insertInSequenceOrder`).
     pub(crate) fn reenqueue(&mut self, batch: ProducerBatch) {
+        self.note_deadline(batch.deadline);
         let tp = (batch.topic.clone(), batch.partition);
         let queue = self.queues.entry(tp).or_default();
         match batch.stamp {
@@ -141,9 +144,14 @@ impl Accumulator {
     /// Puts split batches back at the front of their queue, in order.
     pub(crate) fn push_front_all(&mut self, batches: Vec<ProducerBatch>) {
         for batch in batches.into_iter().rev() {
+            self.note_deadline(batch.deadline);
             let tp = (batch.topic.clone(), batch.partition);
             self.queues.entry(tp).or_default().push_front(batch);
         }
+    }
+
+    fn note_deadline(&mut self, d: Instant) {
+        self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
     }
 
     /// The id counter, for batches made outside (splits).
@@ -278,6 +286,9 @@ impl Accumulator {
 
     /// Removes and returns every queued batch whose delivery timeout passed.
     pub(crate) fn expire(&mut self, now: Instant) -> Vec<ProducerBatch> {
+        if self.earliest_deadline.is_none_or(|e| now < e) {
+            return Vec::new();
+        }
         let mut expired = Vec::new();
         for queue in self.queues.values_mut() {
             if queue.iter().any(|b| now >= b.deadline) {
@@ -288,20 +299,24 @@ impl Accumulator {
             }
         }
         self.queues.retain(|_, q| !q.is_empty());
+        self.earliest_deadline = self
+            .queues
+            .values()
+            .flat_map(|q| q.iter().map(|b| b.deadline))
+            .min();
         expired
     }
 
-    /// The earliest delivery deadline of a queued batch.
+    /// When a queued batch's delivery deadline may pass: never later than the earliest one
+    /// (possibly earlier, if that batch was drained since; [`Self::expire`] then rescans).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.queues
-            .values()
-            .flat_map(|q| q.iter().map(|b| b.deadline))
-            .min()
+        self.earliest_deadline
     }
 
     /// Removes every queued batch (close, fatal errors).
     pub(crate) fn take_all(&mut self) -> Vec<ProducerBatch> {
         let mut all = Vec::new();
+        self.earliest_deadline = None;
         for (_, q) in std::mem::take(&mut self.queues) {
             all.extend(q);
         }

@@ -18,6 +18,8 @@ use crate::records::{
 const PRODUCER_ID_OFFSET: usize = 43;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
+/// The most record slots a new batch reserves up front (see [`ProducerBatch::append`]).
+const MAX_PRESIZED_THUNKS: usize = 512;
 
 /// A record's completion: its [`Delivery`] and what its [`RecordMetadata`](super::RecordMetadata)
 /// needs besides the broker's answer.
@@ -160,6 +162,14 @@ impl ProducerBatch {
         }
         self.uncompressed_size = builder.size_in_bytes();
         self.reserved += reserved;
+        if self.thunks.capacity() == 0 {
+            // Room for as many records like this first one as fit in `batch_size` (bounded),
+            // rather than growing by doubling.
+            let per_record = 8 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+            let estimate = self.settings.batch_size / per_record;
+            self.thunks
+                .reserve_exact(estimate.clamp(1, MAX_PRESIZED_THUNKS));
+        }
         self.thunks.push(Thunk {
             delivery,
             timestamp,

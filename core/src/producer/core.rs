@@ -3,11 +3,13 @@
 //! process responses, expire what timed out, drain ready batches into one Produce request per
 //! broker, and report the next deadline.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
+
+use super::fasthash::FastMap;
 
 use super::accumulator::{Accumulator, Tp};
 use super::batch::{BatchSettings, ProducerBatch};
@@ -120,7 +122,10 @@ pub struct ProducerCore {
     in_flight_per_node: BTreeMap<NodeId, usize>,
     init_request: Option<RequestId>,
     awaiting_metadata: BTreeMap<Arc<str>, VecDeque<Queued>>,
-    topic_cache: HashMap<Arc<str>, TopicCache>,
+    topic_cache: FastMap<Arc<str>, TopicCache>,
+    /// The topic last found in `topic_cache` with partitions, and their count: records
+    /// usually share the application's `Arc<str>`, so a pointer comparison skips the lookup.
+    hot_topic: Option<(Arc<str>, i32)>,
     mem_waiters: VecDeque<MemWaiter>,
     flushes: Vec<FlushWaiter>,
     partition_waiters: Vec<PartitionsWaiter>,
@@ -245,7 +250,8 @@ impl ProducerCore {
             in_flight_per_node: BTreeMap::new(),
             init_request: None,
             awaiting_metadata: BTreeMap::new(),
-            topic_cache: HashMap::new(),
+            topic_cache: FastMap::default(),
+            hot_topic: None,
             mem_waiters: VecDeque::new(),
             flushes: Vec::new(),
             partition_waiters: Vec::new(),
@@ -505,7 +511,17 @@ impl ProducerCore {
 
     /// Whether the cluster view knows `topic` well enough to partition records for it.
     fn topic_known(&mut self, topic: &Arc<str>) -> bool {
+        if self
+            .hot_topic
+            .as_ref()
+            .is_some_and(|(t, _)| Arc::ptr_eq(t, topic))
+        {
+            return true;
+        }
         if let Some(c) = self.topic_cache.get(topic) {
+            if c.partitions > 0 {
+                self.hot_topic = Some((topic.clone(), c.partitions));
+            }
             return c.partitions > 0;
         }
         let cluster = self.net.cluster().clone();
@@ -539,7 +555,14 @@ impl ProducerCore {
         gen: u64,
         now: Instant,
     ) -> bool {
-        let (partitions, chosen) = {
+        let hot = self
+            .hot_topic
+            .as_ref()
+            .filter(|(t, _)| Arc::ptr_eq(t, &record.topic))
+            .map(|(_, n)| *n);
+        let (partitions, chosen) = if let Some(n) = hot {
+            (n, record.partition)
+        } else {
             let Some(cache) = self.topic_cache.get(&record.topic) else {
                 // topic_known() was checked by every caller; fail honestly if not.
                 self.fail_record(
@@ -822,6 +845,7 @@ impl ProducerCore {
         match e {
             NetEvent::MetadataUpdated(_) => {
                 self.topic_cache.clear();
+                self.hot_topic = None;
             }
             NetEvent::Response { id, result } => {
                 if self.init_request == Some(id) {

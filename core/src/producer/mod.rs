@@ -51,6 +51,7 @@ mod batch;
 mod core;
 mod delivery;
 mod error;
+mod fasthash;
 mod idempotence;
 mod metrics;
 mod record;

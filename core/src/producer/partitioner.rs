@@ -15,7 +15,7 @@
 //!    [`Partitioner::partition`] again for the same record, appending it to whatever partition
 //!    the second call returns. This is how the sticky partitioner moves on.
 
-use std::collections::HashMap;
+use super::fasthash::FastMap;
 
 use super::murmur2::{murmur2, to_positive};
 use crate::network::Rng;
@@ -121,7 +121,7 @@ struct Sticky {
 #[derive(Debug, Default, Clone)]
 pub struct DefaultPartitioner {
     ignore_keys: bool,
-    sticky: HashMap<String, Sticky>,
+    sticky: FastMap<String, Sticky>,
 }
 
 impl DefaultPartitioner {
@@ -204,7 +204,7 @@ impl Partitioner for DefaultPartitioner {
 /// re-partitioned record simply takes the next slot and [`Partitioner::on_new_batch`] is a no-op.
 #[derive(Debug, Default, Clone)]
 pub struct RoundRobinPartitioner {
-    counters: HashMap<String, i32>,
+    counters: FastMap<String, i32>,
 }
 
 impl RoundRobinPartitioner {
