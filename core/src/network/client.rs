@@ -1401,6 +1401,11 @@ impl super::ClientCore for NetworkClient {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            // Nothing is retried or reconnected after close: a backoff or metadata retry
+            // left behind would be a deadline that stays due forever.
+            return None;
+        }
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         for c in self.conns.values() {

@@ -647,9 +647,26 @@ impl GroupCoordinator {
             self.heartbeat.note_poll(now);
         }
         if self.heartbeat.take_session_expiry(now) {
-            tracing::info!(group = %self.cfg.group_id, "no successful heartbeat within the session timeout: looking the coordinator up again");
+            // No heartbeat got through for a whole session: the coordinator may already have
+            // removed this member and given its partitions to others. Give them up now (as
+            // lost), rather than when the coordinator is reachable again, so that no partition
+            // is owned by two members at once; then rejoin at a freshly looked-up coordinator.
+            // librdkafka does the same; Java keeps the partitions until it hears back.
+            tracing::warn!(group = %self.cfg.group_id, member = %self.member_id,
+                "no successful heartbeat within session_timeout_ms: partitions lost, rejoining");
             ctx.net
                 .invalidate_coordinator(CoordinatorKind::Group, &self.cfg.group_id, now);
+            if self.generation_valid() {
+                self.lose_generation("no successful heartbeat within session_timeout_ms", false);
+                if !self.owned.is_empty() {
+                    // At once, not when the rejoin starts (that waits for the coordinator).
+                    let owned = self.owned.clone();
+                    self.steps.retain(|s| !matches!(s, Step::AutoCommit));
+                    self.steps.push_front(Step::Revoke(owned.clone()));
+                    self.steps
+                        .push_front(Step::Call(RebalanceKind::Lost, owned));
+                }
+            }
         }
         if !in_poll && self.heartbeat.poll_expired(now) {
             self.on_poll_timeout(ctx);

@@ -15,6 +15,8 @@ pub(crate) struct Heartbeat {
     /// Heartbeats run from the JoinGroup answer until the member leaves or rejoins.
     enabled: bool,
     pub in_flight: Option<RequestId>,
+    /// When the heartbeat in flight was sent.
+    sent_at: Option<Instant>,
     next_due: Option<Instant>,
     /// The coordinator counts as lost when no heartbeat succeeded by then.
     session_deadline: Option<Instant>,
@@ -35,6 +37,7 @@ impl Heartbeat {
             retry_backoff,
             enabled: false,
             in_flight: None,
+            sent_at: None,
             next_due: None,
             session_deadline: None,
             last_poll: None,
@@ -55,6 +58,7 @@ impl Heartbeat {
     pub fn stop(&mut self) {
         self.enabled = false;
         self.in_flight = None;
+        self.sent_at = None;
         self.next_due = None;
         self.session_deadline = None;
     }
@@ -67,14 +71,18 @@ impl Heartbeat {
     /// A heartbeat went out.
     pub fn sent(&mut self, id: RequestId, now: Instant) {
         self.in_flight = Some(id);
+        self.sent_at = Some(now);
         self.next_due = Some(now + self.interval);
     }
 
-    /// A heartbeat succeeded: the session is alive.
+    /// A heartbeat succeeded: the session is alive. The coordinator received it no earlier
+    /// than it was sent, so counting the session from the send time ends it here no later
+    /// than the coordinator ends it.
     pub fn succeeded(&mut self, now: Instant) {
         self.in_flight = None;
         if self.enabled {
-            self.session_deadline = Some(now + self.session);
+            let from = self.sent_at.take().unwrap_or(now);
+            self.session_deadline = Some(from + self.session);
         }
     }
 
