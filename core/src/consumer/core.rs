@@ -1081,18 +1081,38 @@ impl ConsumerCore {
             return;
         }
         let mut by_node: BTreeMap<NodeId, Vec<(TopicPartition, i64, bool)>> = BTreeMap::new();
+        // Per broker: whether every partition it would be asked for is caught up (its position
+        // at the end the broker last reported).
+        let mut idle: BTreeMap<NodeId, bool> = BTreeMap::new();
+        // Brokers with partitions whose buffered data the application is reading: they become
+        // fetchable as soon as it is read.
+        let mut draining: BTreeSet<NodeId> = BTreeSet::new();
+        let read_committed = self.fetcher.settings.isolation_level == 1;
         let mut missing = false;
         for (tp, state) in self.subs.iter() {
-            if !state.is_fetchable(now) || self.buffer.contains(tp) {
+            if !state.is_fetchable(now) {
+                continue;
+            }
+            if self.buffer.contains(tp) {
+                if let Some((node, _)) = self.fetch_node(tp, now) {
+                    draining.insert(node);
+                }
                 continue;
             }
             let offset = state.position.map_or(0, |p| p.offset);
+            let end = if read_committed {
+                state.last_stable_offset
+            } else {
+                state.highwater
+            };
+            let caught_up = end.is_some_and(|end| offset >= end);
             match self.fetch_node(tp, now) {
                 Some((node, replica)) => {
                     by_node
                         .entry(node)
                         .or_default()
-                        .push((tp.clone(), offset, replica))
+                        .push((tp.clone(), offset, replica));
+                    *idle.entry(node).or_insert(true) &= caught_up;
                 }
                 None => missing = true,
             }
@@ -1100,7 +1120,15 @@ impl ConsumerCore {
         if missing {
             self.net.request_metadata(false, now);
         }
-        by_node.retain(|node, _| !self.fetcher.is_busy(*node, now));
+        // One fetch per broker is in flight. A fetch of caught-up partitions only would be
+        // held by the broker for fetch_max_wait_ms, and the partitions of that broker the
+        // application is still reading could not be fetched until it returns (issue 9: one
+        // long poll per batch of a busy partition next to an idle one). Such a fetch waits
+        // instead for those partitions to be read, and then goes out with them.
+        by_node.retain(|node, _| {
+            let hold = draining.contains(node) && idle.get(node) == Some(&true);
+            !self.fetcher.is_busy(*node, now) && !hold
+        });
         let nodes = by_node.len();
         for (node, parts) in by_node {
             let held = self.buffer.accounted();

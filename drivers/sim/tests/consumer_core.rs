@@ -665,3 +665,29 @@ fn the_memory_budget_bounds_what_a_slow_application_makes_the_consumer_hold() {
         stats.peak_buffered_bytes
     );
 }
+
+/// Issue 9: an idle partition must not hold back a busy one on the same broker. With one
+/// Fetch per broker in flight and buffered partitions left out of it, a Fetch of only the
+/// caught-up partition sat at the broker for `fetch_max_wait_ms` while the application had
+/// long drained the busy partition, so every batch of it cost a full long poll.
+#[test]
+fn an_idle_partition_does_not_hold_back_a_busy_one_on_the_same_broker() {
+    let mut env = Env::new(1, 2, |c| {
+        c.fetch_max_wait_ms = 500;
+        // About one batch per fetch, so reading the busy partition takes many fetches.
+        c.max_partition_fetch_bytes = 1;
+    });
+    for _ in 0..20 {
+        env.produce(1, 50, Compression::None, 1_000);
+    }
+    env.assign(&[0, 1]);
+    let start = env.sim.now();
+    // 20 fetches of a few milliseconds each; before the fix, about 20 × 500 ms.
+    let got = env.consume(1000, 500, Duration::from_secs(2));
+    check_in_order(&env, &got, &BTreeMap::from([(1, 0)]));
+    let took = env.sim.now() - start;
+    assert!(
+        took < Duration::from_millis(600),
+        "1000 records of the busy partition took {took:?}"
+    );
+}

@@ -90,6 +90,7 @@ impl Heartbeat {
     /// Java does, so the session survives a moved coordinator).
     pub fn failed(&mut self, now: Instant) {
         self.in_flight = None;
+        self.sent_at = None;
         if self.enabled {
             let retry = now + self.retry_backoff;
             self.next_due = Some(self.next_due.map_or(retry, |t| t.min(retry)));
@@ -167,6 +168,12 @@ mod tests {
         assert!(!h.take_session_expiry(t0 + ms(10_001)), "once per session");
         h.succeeded(t0 + ms(11_000));
         assert!(!h.take_session_expiry(t0 + ms(20_500)));
+        h.sent(RequestId(2), t0 + ms(21_000));
+        h.succeeded(t0 + ms(21_500));
+        assert!(
+            h.take_session_expiry(t0 + ms(31_000)),
+            "the session counts from when the successful heartbeat was sent"
+        );
         assert!(!h.poll_expired(t0 + ms(59_999)));
         assert!(h.poll_expired(t0 + ms(60_000)));
         h.stop();
