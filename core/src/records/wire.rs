@@ -22,44 +22,10 @@ fn truncated() -> DecodeError {
     }
 }
 
-/// Reads an unsigned LEB128 varint of at most 32 bits at `*pos`, advancing `pos`.
+/// Reads an unsigned LEB128 varint of at most `BITS` bits (32 or 64: 5 or 10 bytes) at
+/// `*pos`, advancing `pos`.
 #[inline(always)]
-pub(crate) fn get_uvarint(data: &[u8], pos: &mut usize) -> Result<u32, DecodeError> {
-    let at = *pos;
-    // One bounds check for both bytes; the last byte of the input takes the slow path.
-    if let Some(&[b0, b1]) = data.get(at..at + 2) {
-        if b0 < 0x80 {
-            *pos = at + 1;
-            return Ok(b0 as u32);
-        }
-        if b1 < 0x80 {
-            *pos = at + 2;
-            return Ok((b0 & 0x7f) as u32 | (b1 as u32) << 7);
-        }
-    }
-    get_uvarint_slow(data, pos)
-}
-
-#[inline(never)]
-fn get_uvarint_slow(data: &[u8], pos: &mut usize) -> Result<u32, DecodeError> {
-    let mut value: u32 = 0;
-    for i in 0..5 {
-        let b = *data.get(*pos).ok_or_else(truncated)?;
-        *pos += 1;
-        if i == 4 && b > 0x0f {
-            return Err(DecodeError::VarintOverflow);
-        }
-        value |= ((b & 0x7f) as u32) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    Err(DecodeError::VarintOverflow)
-}
-
-/// Reads an unsigned LEB128 varint of at most 64 bits at `*pos`, advancing `pos`.
-#[inline(always)]
-pub(crate) fn get_uvarlong(data: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+fn get_unsigned<const BITS: u32>(data: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
     let at = *pos;
     // One bounds check for both bytes; the last byte of the input takes the slow path.
     if let Some(&[b0, b1]) = data.get(at..at + 2) {
@@ -72,16 +38,20 @@ pub(crate) fn get_uvarlong(data: &[u8], pos: &mut usize) -> Result<u64, DecodeEr
             return Ok((b0 & 0x7f) as u64 | (b1 as u64) << 7);
         }
     }
-    get_uvarlong_slow(data, pos)
+    get_unsigned_slow::<BITS>(data, pos)
 }
 
+/// Any varint of three bytes or more, and every error, byte by byte.
 #[inline(never)]
-fn get_uvarlong_slow(data: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+fn get_unsigned_slow<const BITS: u32>(data: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    // 5 bytes for 32 bits, 10 for 64; the last may carry only the bits left (4 or 1).
+    let max = BITS.div_ceil(7);
+    let last_max = (1u8 << (BITS - 7 * (max - 1))) - 1;
     let mut value: u64 = 0;
-    for i in 0..10 {
+    for i in 0..max {
         let b = *data.get(*pos).ok_or_else(truncated)?;
         *pos += 1;
-        if i == 9 && b > 0x01 {
+        if i == max - 1 && b > last_max {
             return Err(DecodeError::VarintOverflow);
         }
         value |= ((b & 0x7f) as u64) << (7 * i);
@@ -95,14 +65,15 @@ fn get_uvarlong_slow(data: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
 /// Reads a zigzag varint at `*pos`.
 #[inline(always)]
 pub(crate) fn get_varint(data: &[u8], pos: &mut usize) -> Result<i32, DecodeError> {
-    let v = get_uvarint(data, pos)?;
+    // At most 32 significant bits: the slow path rejects more.
+    let v = get_unsigned::<32>(data, pos)? as u32;
     Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
 }
 
 /// Reads a zigzag varlong at `*pos`.
 #[inline(always)]
 pub(crate) fn get_varlong(data: &[u8], pos: &mut usize) -> Result<i64, DecodeError> {
-    let v = get_uvarlong(data, pos)?;
+    let v = get_unsigned::<64>(data, pos)?;
     Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
 }
 
@@ -302,23 +273,31 @@ mod tests {
         }
         inputs.push(vec![0xff, 0xff, 0xff, 0xff, 0x10]);
         inputs.push(vec![0xff, 0xff, 0xff, 0xff, 0x0f]);
+        // The tenth byte of a varlong may carry one bit.
+        for last in [0x01, 0x02, 0x81] {
+            let mut b = vec![0xff; 9];
+            b.push(last);
+            inputs.push(b);
+        }
         for input in inputs {
-            let mut r = Reader::new(input.clone());
-            let mut p = 0;
-            let a = r.read_varint();
-            let b = get_varint(&input, &mut p);
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{input:?}");
-            if a.is_ok() {
-                assert_eq!(r.position(), p);
-            }
-            let mut r = Reader::new(input.clone());
-            let mut p = 0;
-            let a = r.read_varlong();
-            let b = get_varlong(&input, &mut p);
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{input:?}");
-            if a.is_ok() {
-                assert_eq!(r.position(), p);
-            }
+            agree(&input, Reader::read_varint, get_varint);
+            agree(&input, Reader::read_varlong, get_varlong);
+        }
+    }
+
+    /// The same result (or error) and, on success, the same position.
+    fn agree<T: std::fmt::Debug>(
+        input: &[u8],
+        read: impl Fn(&mut Reader) -> Result<T, DecodeError>,
+        get: impl Fn(&[u8], &mut usize) -> Result<T, DecodeError>,
+    ) {
+        let mut r = Reader::new(input.to_vec());
+        let mut p = 0;
+        let a = read(&mut r);
+        let b = get(input, &mut p);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{input:?}");
+        if a.is_ok() {
+            assert_eq!(r.position(), p);
         }
     }
 
