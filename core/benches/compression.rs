@@ -5,43 +5,29 @@
 //!
 //! Run: `cargo bench -p kafkit-core --bench compression`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafkit_core::compression::{self, Compression};
-use kafkit_core::records::{RecordBatchBuilder, RECORD_BATCH_OVERHEAD};
+use kafkit_core::records::RECORD_BATCH_OVERHEAD;
 
 /// The records section of a batch of 1,000 records with 100-byte values (the same data as
 /// the `records` benchmark).
 fn records_section() -> Vec<u8> {
-    let mut x: u32 = 0x9E37_79B9;
-    let mut b = RecordBatchBuilder::with_capacity(Compression::None, 1_000 * 116);
-    for i in 0..1_000 {
-        let mut v = format!("{i:08} ").into_bytes();
-        while v.len() < 100 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            v.push(b"abcdefghijklmnop  "[(x % 18) as usize]);
-        }
-        b.append(1_700_000_000_000 + i, None, Some(&v), &[])
-            .unwrap();
-    }
-    b.finish().unwrap()[RECORD_BATCH_OVERHEAD..].to_vec()
+    let values = common::values(1_000, 100);
+    common::builder(Compression::None, &values)
+        .finish()
+        .unwrap()[RECORD_BATCH_OVERHEAD..]
+        .to_vec()
 }
 
 fn bench_codecs(c: &mut Criterion) {
     let input = records_section();
     let mut g = c.benchmark_group("codec_110872B");
     g.throughput(Throughput::Bytes(input.len() as u64));
-    let mut dst = vec![0u8; input.len()];
-    g.bench_function("memcpy", |b| {
-        b.iter(|| {
-            dst.copy_from_slice(black_box(&input[..]));
-            black_box(&dst);
-        })
-    });
+    common::bench_memcpy(&mut g, BenchmarkId::from_parameter("memcpy"), &input);
     for codec in Compression::ALL {
         if codec == Compression::None {
             continue;
@@ -79,16 +65,9 @@ fn bench_codecs(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_codecs
 }
 criterion_main!(benches);

@@ -12,8 +12,9 @@
 //!
 //! Run: `cargo bench -p kafkit-core --bench protocol`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -27,7 +28,6 @@ use kafkit_core::protocol::produce::response::{PartitionProduceResponse, TopicPr
 use kafkit_core::protocol::{
     FetchRequest, FetchResponse, Message, ProduceRequest, ProduceResponse,
 };
-use kafkit_core::records::RecordBatchBuilder;
 
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
@@ -35,20 +35,10 @@ const TOPIC: &str = "bench-topic-events";
 
 /// An uncompressed batch of 150 records with 100-byte values.
 fn batch() -> Bytes {
-    let mut b = RecordBatchBuilder::with_capacity(Compression::None, 150 * 116);
-    let mut x: u32 = 0x9E37_79B9;
-    for i in 0..150 {
-        let mut v = format!("{i:08} ").into_bytes();
-        while v.len() < 100 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            v.push(b"abcdefghijklmnop  "[(x % 18) as usize]);
-        }
-        b.append(1_700_000_000_000 + i, None, Some(&v), &[])
-            .unwrap();
-    }
-    b.finish().unwrap()
+    let values = common::values(150, 100);
+    common::builder(Compression::None, &values)
+        .finish()
+        .unwrap()
 }
 
 fn produce_request(batch: &Bytes) -> ProduceRequest {
@@ -142,13 +132,7 @@ fn bench_message<M: Message>(c: &mut Criterion, group: &str, name: &str, msg: &M
     eprintln!("{group}/{name}: {} bytes", encoded.len());
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(encoded.len() as u64));
-    let mut dst = vec![0u8; encoded.len()];
-    g.bench_function(BenchmarkId::new("memcpy", name), |b| {
-        b.iter(|| {
-            dst.copy_from_slice(black_box(&encoded[..]));
-            black_box(&dst);
-        })
-    });
+    common::bench_memcpy(&mut g, BenchmarkId::new("memcpy", name), &encoded);
     let mut out = Vec::with_capacity(encoded.len());
     g.bench_function(BenchmarkId::new("encode", name), |b| {
         b.iter(|| {
@@ -212,16 +196,9 @@ fn bench_murmur2(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_protocol, bench_murmur2
 }
 criterion_main!(benches);

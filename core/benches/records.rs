@@ -2,49 +2,23 @@
 //! of the same number of bytes in the same run (the yardstick the performance goal is stated
 //! in), and CRC-32C over the same bytes.
 //!
-//! Three batch sizes of records with 100-byte values: about 16 KiB (Kafka's default
-//! `batch.size`), 110,933 bytes (1,000 records, the workload of the earlier figures) and about
-//! 1 MiB. Every codec is measured on the 1,000-record batch.
+//! Uncompressed batches of records with 100-byte, 1,000-byte and 10,000-byte values (the sizes
+//! `kafkit bench` produces), each at about three batch sizes: Kafka's default `batch.size`
+//! (16 KiB; one 10 KB record is all it holds), about 110 KB and about 1 MiB. Every codec is
+//! measured on the 1,000 x 100 B batch.
 //!
 //! Run: `cargo bench -p kafkit-core --bench records`. Kept short (small sample size and
-//! measurement time) so the whole run takes about two minutes.
+//! measurement time): the whole run takes about five minutes.
+
+mod common;
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
+use common::{bench_memcpy, builder, values};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafkit_core::compression::Compression;
-use kafkit_core::records::{DecodeOptions, RecordBatch, RecordBatchBuilder};
-
-const VALUE_SIZE: usize = 100;
-const BASE_TS: i64 = 1_700_000_000_000;
-
-/// `n` values of 100 bytes: lowercase text from a fixed xorshift, so the codecs see data that
-/// compresses somewhat (about what log lines do), not all zeros.
-fn values(n: usize) -> Vec<Vec<u8>> {
-    let mut x: u32 = 0x9E37_79B9;
-    (0..n)
-        .map(|i| {
-            let mut v = format!("{i:08} ").into_bytes();
-            while v.len() < VALUE_SIZE {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                v.push(b"abcdefghijklmnop  "[(x % 18) as usize]);
-            }
-            v
-        })
-        .collect()
-}
-
-fn builder(codec: Compression, values: &[Vec<u8>]) -> RecordBatchBuilder {
-    let mut b = RecordBatchBuilder::with_capacity(codec, values.len() * (VALUE_SIZE + 16));
-    for (i, v) in values.iter().enumerate() {
-        b.append(BASE_TS + i as i64, None, Some(v), &[]).unwrap();
-    }
-    b
-}
+use kafkit_core::records::{DecodeOptions, RecordBatch};
 
 /// The whole encode: appends, then `finish` (header, compression, CRC-32C).
 fn encode(codec: Compression, values: &[Vec<u8>]) -> Bytes {
@@ -73,9 +47,11 @@ fn decode_refs(batch: &Bytes, opts: &DecodeOptions) -> usize {
     n
 }
 
-/// Rows for uncompressed batches of `count` records, in a group of their own with its memcpy.
-fn bench_size(c: &mut Criterion, name: &str, count: usize) {
-    let values = values(count);
+/// Rows for an uncompressed batch of `count` records with `size`-byte values, in a group of
+/// their own with its memcpy.
+fn bench_size(c: &mut Criterion, count: usize, size: usize) {
+    let name = format!("records_{count}x{size}B");
+    let values = values(count, size);
     let batch = encode(Compression::None, &values);
     let size = batch.len();
     eprintln!("{name}: {count} records, batch of {size} bytes");
@@ -87,15 +63,7 @@ fn bench_size(c: &mut Criterion, name: &str, count: usize) {
 
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Bytes(size as u64));
-
-    // The yardstick: copying the batch's bytes into a preallocated buffer.
-    let mut dst = vec![0u8; size];
-    g.bench_function("memcpy", |b| {
-        b.iter(|| {
-            dst.copy_from_slice(black_box(&batch[..]));
-            black_box(&dst);
-        })
-    });
+    bench_memcpy(&mut g, BenchmarkId::from_parameter("memcpy"), &batch);
     // CRC-32C over the bytes a batch's CRC covers (all but the first 21).
     g.bench_function("crc32c", |b| {
         b.iter(|| black_box(crc32c::crc32c(black_box(&batch[21..]))))
@@ -137,13 +105,24 @@ fn bench_size(c: &mut Criterion, name: &str, count: usize) {
 }
 
 fn bench_records(c: &mut Criterion) {
-    bench_size(c, "records_150x100B", 150);
-    bench_size(c, "records_1000x100B", 1_000);
-    bench_size(c, "records_9440x100B", 9_440);
+    // (records, value bytes): about 16 KiB, 110 KB and 1 MiB batches per value size.
+    for (count, size) in [
+        (150, 100),
+        (1_000, 100),
+        (9_440, 100),
+        (16, 1_000),
+        (110, 1_000),
+        (1_040, 1_000),
+        (1, 10_000),
+        (11, 10_000),
+        (105, 10_000),
+    ] {
+        bench_size(c, count, size);
+    }
 
     // Every codec on the 1,000-record batch. Throughput is the *uncompressed* batch size, so
     // each row compares directly with that group's memcpy.
-    let values = values(1_000);
+    let values = values(1_000, 100);
     let size = encode(Compression::None, &values).len();
     let opts = DecodeOptions::default();
     let mut g = c.benchmark_group("records_1000x100B_codecs");
@@ -175,16 +154,9 @@ fn bench_records(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_records
 }
 criterion_main!(benches);

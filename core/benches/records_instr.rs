@@ -18,39 +18,17 @@
 //!
 //! Under `cargo bench` (which passes `--bench`) it runs one round of each and exits.
 
+mod common;
+
 use std::hint::black_box;
 
 use bytes::Bytes;
+use common::{builder, values};
 use kafkit_core::compression::Compression;
-use kafkit_core::records::{DecodeOptions, RecordBatch, RecordBatchBuilder};
+use kafkit_core::records::{DecodeOptions, RecordBatch};
 
 const RECORDS: usize = 1_000;
 const ROUNDS: usize = 100;
-
-fn values() -> Vec<Vec<u8>> {
-    let mut x: u32 = 0x9E37_79B9;
-    (0..RECORDS)
-        .map(|i| {
-            let mut v = format!("{i:08} ").into_bytes();
-            while v.len() < 100 {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                v.push(b"abcdefghijklmnop  "[(x % 18) as usize]);
-            }
-            v
-        })
-        .collect()
-}
-
-fn builder(values: &[Vec<u8>]) -> RecordBatchBuilder {
-    let mut b = RecordBatchBuilder::with_capacity(Compression::None, values.len() * 116);
-    for (i, v) in values.iter().enumerate() {
-        b.append(1_700_000_000_000 + i as i64, None, Some(v), &[])
-            .unwrap();
-    }
-    b
-}
 
 #[inline(never)]
 fn op_memcpy(batch: &Bytes, dst: &mut [u8], rounds: usize) {
@@ -70,14 +48,18 @@ fn op_crc32c(batch: &Bytes, rounds: usize) {
 #[inline(never)]
 fn op_encode(values: &[Vec<u8>], rounds: usize) {
     for _ in 0..rounds {
-        black_box(builder(black_box(values)).finish().unwrap());
+        black_box(
+            builder(Compression::None, black_box(values))
+                .finish()
+                .unwrap(),
+        );
     }
 }
 
 #[inline(never)]
 fn op_encode_appends(values: &[Vec<u8>], rounds: usize) {
     for _ in 0..rounds {
-        black_box(builder(black_box(values)).len());
+        black_box(builder(Compression::None, black_box(values)).len());
     }
 }
 
@@ -131,8 +113,8 @@ fn main() {
     } else {
         ROUNDS
     };
-    let values = values();
-    let batch = builder(&values).finish().unwrap();
+    let values = values(RECORDS, 100);
+    let batch = builder(Compression::None, &values).finish().unwrap();
     let mut dst = vec![0u8; batch.len()];
     let crc = DecodeOptions::default();
     let no_crc = DecodeOptions {
