@@ -17,7 +17,6 @@ use kafkit_sim::dev_broker::{DevBroker, DevBrokerConfig};
 use super::args::{BenchOpts, BrokerChoice};
 use super::{kafkit_client, payloads};
 use crate::args::GlobalArgs;
-use crate::config;
 use crate::error::CliError;
 
 enum Kind {
@@ -40,13 +39,7 @@ pub struct Broker {
 
 fn admin(global: &GlobalArgs) -> Result<Admin, CliError> {
     let mut c = AdminConfig::default();
-    c.set("bootstrap_servers", &global.bootstrap)?;
-    for (name, value) in config::file_options(global)? {
-        c.set(&name, &value).map_err(config::with_hint)?;
-    }
-    for (name, value) in &global.options {
-        c.set(name, value).map_err(config::with_hint)?;
-    }
+    kafkit_client::apply_global(global, |k, v| c.set(k, v))?;
     c.validate()?;
     Ok(Admin::start(&c)?.with_timeout(Duration::from_secs(30)))
 }
@@ -75,18 +68,7 @@ impl Broker {
                 )
                 .map_err(|e| CliError::Failed(format!("starting the development broker: {e}")))?;
                 let bootstrap = dev.bootstrap();
-                let global = GlobalArgs {
-                    bootstrap: bootstrap.clone(),
-                    options: Vec::new(),
-                    config_file: None,
-                };
-                Ok(Broker {
-                    kind: Kind::Dev(dev),
-                    admin: Some(admin(&global)?),
-                    bootstrap,
-                    global,
-                    topics: Cell::new(0),
-                })
+                Broker::local(Kind::Dev(dev), bootstrap, true)
             }
             #[cfg(feature = "rdkafka")]
             BrokerChoice::Mock => {
@@ -94,22 +76,32 @@ impl Broker {
                     CliError::Failed(format!("starting librdkafka's mock cluster: {e}"))
                 })?;
                 let bootstrap = mock.bootstrap_servers();
-                let global = GlobalArgs {
-                    bootstrap: bootstrap.clone(),
-                    options: Vec::new(),
-                    config_file: None,
-                };
-                Ok(Broker {
-                    kind: Kind::Mock(mock),
-                    admin: None,
-                    bootstrap,
-                    global,
-                    topics: Cell::new(0),
-                })
+                Broker::local(Kind::Mock(mock), bootstrap, false)
             }
             #[cfg(not(feature = "rdkafka"))]
             BrokerChoice::Mock => Err(super::no_rdkafka("--broker mock")),
         }
+    }
+
+    /// A broker in this process at `bootstrap`, used with no -F or -X options; with an admin
+    /// client or not (the mock cluster has no admin API).
+    fn local(kind: Kind, bootstrap: String, with_admin: bool) -> Result<Broker, CliError> {
+        let global = GlobalArgs {
+            bootstrap: bootstrap.clone(),
+            options: Vec::new(),
+            config_file: None,
+        };
+        Ok(Broker {
+            kind,
+            admin: if with_admin {
+                Some(admin(&global)?)
+            } else {
+                None
+            },
+            bootstrap,
+            global,
+            topics: Cell::new(0),
+        })
     }
 
     /// `dev`, `mock` or `external`.
@@ -217,13 +209,7 @@ impl Broker {
     /// Records between the beginning and the end of every partition of `topic`.
     fn available(&self, topic: &str) -> Result<u64, CliError> {
         let mut c = ConsumerConfig::default();
-        c.set("bootstrap_servers", &self.global.bootstrap)?;
-        for (name, value) in config::file_options(&self.global)? {
-            c.set(&name, &value).map_err(config::with_hint)?;
-        }
-        for (name, value) in &self.global.options {
-            c.set(name, value).map_err(config::with_hint)?;
-        }
+        kafkit_client::apply_global(&self.global, |k, v| c.set(k, v))?;
         let fail = |e: ConsumerError| CliError::Failed(format!("offsets of {topic}: {e}"));
         let consumer = Consumer::start(&c).map_err(|e| CliError::Failed(e.to_string()))?;
         let tps: Vec<TopicPartition> = consumer

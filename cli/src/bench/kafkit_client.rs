@@ -5,26 +5,21 @@
 //! a plain thread on a fixed schedule (the same pacing code as the rdkafka side), so tokio's
 //! millisecond timer does not add to the measured latency.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafkit_core::config::{ConsumerConfig, ProducerConfig};
+use kafkit_core::config::{ConfigError, ConsumerConfig, ProducerConfig};
 use kafkit_core::consumer::TopicPartition;
 use kafkit_core::driver::{ConsumerHandle, ProducerHandle};
 use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
 
 use super::args::{BenchOpts, Client, Runtime, WorkerArgs, Workload};
-use super::latency::Histogram;
-use super::report::Measured;
-use super::{pace, payloads, stamp, stamped_nanos, Phase};
+use super::report::{Deliveries, Measured, Received};
+use super::{pace, payloads, stamp, Phase};
 use crate::args::GlobalArgs;
 use crate::config;
 use crate::error::CliError;
-
-/// How long a consumer may go without a record before the run fails.
-const STALL: Duration = Duration::from_secs(30);
 
 /// Runs the worker's workload.
 pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
@@ -44,16 +39,26 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
     })
 }
 
+/// Applies -b, -F and -X, in that order, through a configuration's setter (every kafkit
+/// client configuration the benchmark builds starts so).
+pub(super) fn apply_global(
+    global: &GlobalArgs,
+    mut set: impl FnMut(&str, &str) -> Result<(), ConfigError>,
+) -> Result<(), CliError> {
+    set("bootstrap_servers", &global.bootstrap)?;
+    for (name, value) in config::file_options(global)? {
+        set(&name, &value).map_err(config::with_hint)?;
+    }
+    for (name, value) in &global.options {
+        set(name, value).map_err(config::with_hint)?;
+    }
+    Ok(())
+}
+
 /// The producer configuration: -b, -F, -X, then the benchmark's settings.
 pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<ProducerConfig, CliError> {
     let mut c = ProducerConfig::default();
-    c.set("bootstrap_servers", &global.bootstrap)?;
-    for (name, value) in config::file_options(global)? {
-        c.set(&name, &value).map_err(config::with_hint)?;
-    }
-    for (name, value) in &global.options {
-        c.set(name, value).map_err(config::with_hint)?;
-    }
+    apply_global(global, |k, v| c.set(k, v))?;
     c.set("acks", opts.acks())?;
     c.set("enable_idempotence", &opts.idempotence().to_string())?;
     c.set("max_in_flight_requests_per_connection", "5")?;
@@ -68,13 +73,7 @@ pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<Producer
 /// The consumer configuration: no group, nothing committed, every partition from the start.
 fn consumer_config(global: &GlobalArgs) -> Result<ConsumerConfig, CliError> {
     let mut c = ConsumerConfig::default();
-    c.set("bootstrap_servers", &global.bootstrap)?;
-    for (name, value) in config::file_options(global)? {
-        c.set(&name, &value).map_err(config::with_hint)?;
-    }
-    for (name, value) in &global.options {
-        c.set(name, value).map_err(config::with_hint)?;
-    }
+    apply_global(global, |k, v| c.set(k, v))?;
     c.set("auto_offset_reset", "earliest")?;
     c.set("enable_auto_commit", "false")?;
     c.set("fetch_min_bytes", "1")?;
@@ -88,44 +87,14 @@ fn failed(what: &str) -> impl Fn(String) -> CliError + '_ {
 }
 
 /// Delivery outcomes, counted from the producer's callbacks. A worker runs one workload, so
-/// the throughput run counts into a `static` and its callback captures nothing: a zero-sized
-/// closure, boxed without an allocation, as a careful application would write it.
-struct Acks {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-    latency: Mutex<Histogram>,
-}
+/// the throughput run counts into a `static` and its callback ([`outcome`]) captures nothing:
+/// zero-sized, boxed without an allocation, as a careful application would write it.
+static ACKS: Deliveries = Deliveries::new();
 
-static ACKS: Acks = Acks::new();
-
-impl Acks {
-    const fn new() -> Acks {
-        Acks {
-            ok: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            first_error: Mutex::new(None),
-            latency: Mutex::new(Histogram::new()),
-        }
-    }
-
-    fn outcome(&self, result: Result<RecordMetadata, ProduceError>) {
-        match result {
-            Ok(_) => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.first_error
-                    .lock()
-                    .expect("error lock")
-                    .get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-
-    fn error(&self) -> Option<String> {
-        self.first_error.lock().expect("error lock").clone()
+fn outcome(result: Result<RecordMetadata, ProduceError>) {
+    match result {
+        Ok(_) => ACKS.delivered(),
+        Err(e) => ACKS.failed(e),
     }
 }
 
@@ -157,7 +126,6 @@ async fn produce(
     let rate = opts.rate_for(Workload::Produce);
     let producer = warm_producer(global, args).await?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
-    let acks = &ACKS;
     let pool = payloads(opts.size as usize);
 
     let phase = Phase::start();
@@ -167,7 +135,7 @@ async fn produce(
                 let record = ProducerRecord::new(topic.clone())
                     .value(pool[(i as usize) % pool.len()].clone());
                 producer
-                    .send_with_callback(record, |r| ACKS.outcome(r))
+                    .send_with_callback(record, outcome)
                     .await
                     .map_err(|e| failed("send")(e.to_string()))?;
             }
@@ -183,9 +151,8 @@ async fn produce(
                         .value(pool[(i as usize) % pool.len()].clone());
                     handle
                         .block_on(sender.send_with_callback(record, move |r| {
-                            let lat = scheduled.elapsed().as_nanos() as u64;
-                            ACKS.latency.lock().expect("latency lock").record(lat);
-                            ACKS.outcome(r)
+                            ACKS.latency(scheduled.elapsed().as_nanos() as u64);
+                            outcome(r)
                         }))
                         .map_err(|e| failed("send")(e.to_string()))?;
                 }
@@ -195,30 +162,29 @@ async fn produce(
             .map_err(|e| failed("sender thread")(e.to_string()))??;
         }
     }
+    let span = end_producing(&producer, phase).await?;
+    Ok(Measured::produced(
+        Client::Kafkit,
+        span,
+        &ACKS,
+        opts.size,
+        rate.is_some(),
+    ))
+}
+
+/// Waits for every record to be acknowledged (`flush`), ends the measured phase (its wall and
+/// CPU time), then closes the producer.
+async fn end_producing(
+    producer: &ProducerHandle,
+    phase: Phase,
+) -> Result<(Duration, Duration), CliError> {
     producer
         .flush(None)
         .await
         .map_err(|e| failed("flush")(e.to_string()))?;
-    let (elapsed, cpu) = phase.end();
+    let span = phase.end();
     let _ = producer.close(Some(Duration::from_secs(10))).await;
-
-    let ok = acks.ok.load(Ordering::Relaxed);
-    let errors = acks.failed.load(Ordering::Relaxed);
-    if let Some(e) = acks.error() {
-        eprintln!("kafkit bench: kafkit: {errors} records failed, the first with: {e}");
-    }
-    let latency = rate.map(|_| acks.latency.lock().expect("latency lock").clone());
-    Ok(Measured {
-        client: Client::Kafkit,
-        workload: Workload::Produce,
-        records: ok,
-        bytes: ok * opts.size,
-        errors,
-        elapsed,
-        cpu,
-        max_rss_kib: super::rusage::peak_rss_kib(),
-        latency,
-    })
+    Ok(span)
 }
 
 /// A consumer assigned every partition of `topic`, its metadata fetched.
@@ -249,41 +215,32 @@ async fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, Cli
         .assign(tps)
         .await
         .map_err(|e| failed("assign")(e.to_string()))?;
-    let mut records = 0u64;
-    let mut bytes = 0u64;
-    let mut last = Instant::now();
-    while records < n {
+    let mut rx = Received::new();
+    while rx.records < n {
         let batch = consumer
             .poll(Duration::from_millis(500))
             .await
             .map_err(|e| failed("poll")(e.to_string()))?;
         if batch.is_empty() {
-            if last.elapsed() > STALL {
-                return Err(CliError::Failed(format!(
-                    "kafkit consumer: no record for {STALL:?} after {records} of {n}"
-                )));
-            }
+            rx.check_stall("kafkit consumer", n)?;
             continue;
         }
-        last = Instant::now();
+        rx.progress(Instant::now());
         for r in batch.iter() {
-            records += 1;
-            bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+            rx.record(r.value.as_ref().map_or(0, |v| v.len() as u64));
         }
     }
-    let (elapsed, cpu) = phase.end();
+    let span = phase.end();
     let _ = consumer.close().await;
-    Ok(Measured {
-        client: Client::Kafkit,
-        workload: Workload::Consume,
-        records,
-        bytes,
-        errors: 0,
-        elapsed,
-        cpu,
-        max_rss_kib: super::rusage::peak_rss_kib(),
-        latency: None,
-    })
+    Ok(Measured::new(
+        Client::Kafkit,
+        Workload::Consume,
+        span,
+        rx.records,
+        rx.bytes,
+        0,
+        None,
+    ))
 }
 
 async fn e2e(
@@ -302,7 +259,6 @@ async fn e2e(
         .await
         .map_err(|e| failed("assign")(e.to_string()))?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
-    let acks = &ACKS;
     let template = payloads(size)[0].clone();
 
     let phase = Phase::start();
@@ -315,64 +271,41 @@ async fn e2e(
             stamp(&mut value, t0, scheduled);
             let record = ProducerRecord::new(topic.clone()).value(value.freeze());
             handle
-                .block_on(sender.send_with_callback(record, |r| ACKS.outcome(r)))
+                .block_on(sender.send_with_callback(record, outcome))
                 .map_err(|e| failed("send")(e.to_string()))?;
         }
         Ok::<(), CliError>(())
     });
-    let mut latency = Histogram::default();
-    let mut records = 0u64;
-    let mut bytes = 0u64;
-    let mut last = Instant::now();
-    while records < n {
+    let mut rx = Received::new();
+    while rx.records < n {
         let batch = consumer
             .poll(Duration::from_millis(100))
             .await
             .map_err(|e| failed("poll")(e.to_string()))?;
         let now = Instant::now();
         if batch.is_empty() {
-            if last.elapsed() > STALL {
-                return Err(CliError::Failed(format!(
-                    "kafkit e2e: no record for {STALL:?} after {records} of {n}"
-                )));
-            }
+            rx.check_stall("kafkit e2e", n)?;
             continue;
         }
-        last = now;
+        rx.progress(now);
         for r in batch.iter() {
-            let Some(v) = &r.value else { continue };
-            let Some(sent) = stamped_nanos(v) else {
-                continue; // the warm-up record
-            };
-            let received = now.duration_since(t0).as_nanos() as u64;
-            latency.record(received.saturating_sub(sent));
-            records += 1;
-            bytes += v.len() as u64;
+            if let Some(v) = &r.value {
+                rx.stamped(v, t0, now);
+            }
         }
     }
     send_thread
         .await
         .map_err(|e| failed("sender thread")(e.to_string()))??;
-    producer
-        .flush(None)
-        .await
-        .map_err(|e| failed("flush")(e.to_string()))?;
-    let (elapsed, cpu) = phase.end();
-    let _ = producer.close(Some(Duration::from_secs(10))).await;
+    let span = end_producing(&producer, phase).await?;
     let _ = consumer.close().await;
-    let errors = acks.failed.load(Ordering::Relaxed);
-    if let Some(e) = acks.error() {
-        eprintln!("kafkit bench: kafkit: {errors} records failed, the first with: {e}");
-    }
-    Ok(Measured {
-        client: Client::Kafkit,
-        workload: Workload::E2e,
-        records,
-        bytes,
-        errors,
-        elapsed,
-        cpu,
-        max_rss_kib: super::rusage::peak_rss_kib(),
-        latency: Some(latency),
-    })
+    Ok(Measured::new(
+        Client::Kafkit,
+        Workload::E2e,
+        span,
+        rx.records,
+        rx.bytes,
+        ACKS.errors(Client::Kafkit),
+        Some(rx.latency),
+    ))
 }

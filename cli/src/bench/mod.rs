@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::args::GlobalArgs;
 use crate::error::CliError;
@@ -287,7 +287,7 @@ pub(crate) fn pace(t0: Instant, i: u64, rate: u64) -> Instant {
 
 /// Writes `at` (nanoseconds after `t0`, plus one: zero marks an unstamped value) into the first
 /// 8 bytes of `value`.
-pub(crate) fn stamp(value: &mut BytesMut, t0: Instant, at: Instant) {
+pub(crate) fn stamp(value: &mut [u8], t0: Instant, at: Instant) {
     let nanos = at.duration_since(t0).as_nanos() as u64 + 1;
     value[..8].copy_from_slice(&nanos.to_le_bytes());
 }
@@ -301,6 +301,7 @@ pub(crate) fn stamped_nanos(value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     #[test]
     fn stamps_round_trip_and_zero_is_unstamped() {

@@ -5,8 +5,6 @@
 //! (`QueueFull`), the sender waits in `poll` for delivery reports to free room, then retries.
 //! Offered-rate runs pace sends with the same code as the kafkit side.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -17,14 +15,10 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::args::{BenchOpts, Client, WorkerArgs, Workload};
-use super::latency::Histogram;
-use super::report::Measured;
-use super::{pace, payloads, stamped_nanos, Phase};
+use super::report::{Deliveries, Measured, Received};
+use super::{pace, payloads, stamp, Phase};
 use crate::args::GlobalArgs;
 use crate::error::CliError;
-
-/// How long a consumer may go without a record before the run fails.
-const STALL: Duration = Duration::from_secs(30);
 
 fn failed(what: &str) -> impl Fn(KafkaError) -> CliError + '_ {
     move |e| CliError::Failed(format!("rdkafka {what}: {e}"))
@@ -54,55 +48,43 @@ fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> ClientConfig {
     c
 }
 
-/// Delivery reports: counts, the first error and (offered-rate runs) latencies.
-struct Deliveries {
+/// The producer's context: delivery reports counted, with (offered-rate runs) latencies.
+struct Context {
     origin: Instant,
     measure: bool,
-    ok: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-    latency: Mutex<Histogram>,
+    deliveries: Deliveries,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Context {}
 
-impl ProducerContext for Deliveries {
+impl ProducerContext for Context {
     /// The scheduled send time, in nanoseconds after `origin`.
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, scheduled: usize) {
         match result {
             Ok(_) => {
-                self.ok.fetch_add(1, Ordering::Relaxed);
+                self.deliveries.delivered();
                 if self.measure {
                     let now = self.origin.elapsed().as_nanos() as u64;
-                    let lat = now.saturating_sub(scheduled as u64);
-                    self.latency.lock().expect("latency lock").record(lat);
+                    self.deliveries
+                        .latency(now.saturating_sub(scheduled as u64));
                 }
             }
-            Err((e, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                self.first_error
-                    .lock()
-                    .expect("error lock")
-                    .get_or_insert_with(|| e.to_string());
-            }
+            Err((e, _)) => self.deliveries.failed(e),
         }
     }
 }
 
-type Prod = ThreadedProducer<Deliveries>;
+type Prod = ThreadedProducer<Context>;
 
 /// Starts the producer and delivers one record, so that metadata, the connection and (with
 /// idempotence) the producer id are in place before the measured phase.
 fn warm_producer(global: &GlobalArgs, args: &WorkerArgs, measure: bool) -> Result<Prod, CliError> {
-    let context = Deliveries {
+    let context = Context {
         origin: Instant::now(),
         measure,
-        ok: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-        latency: Mutex::new(Histogram::default()),
+        deliveries: Deliveries::new(),
     };
     let producer: Prod = producer_config(global, &args.opts)
         .create_with_context(context)
@@ -112,12 +94,11 @@ fn warm_producer(global: &GlobalArgs, args: &WorkerArgs, measure: bool) -> Resul
     producer
         .flush(Duration::from_secs(30))
         .map_err(failed("warm-up send"))?;
-    let ctx = producer.context();
-    if let Some(e) = ctx.first_error.lock().expect("error lock").take() {
+    let deliveries = &producer.context().deliveries;
+    if let Some(e) = deliveries.take_error() {
         return Err(CliError::Failed(format!("rdkafka warm-up send: {e}")));
     }
-    ctx.ok.store(0, Ordering::Relaxed);
-    *ctx.latency.lock().expect("latency lock") = Histogram::default();
+    deliveries.reset();
     Ok(producer)
 }
 
@@ -151,15 +132,6 @@ fn finish_producer(producer: &Prod) -> Result<(), CliError> {
         .map_err(failed("flush"))
 }
 
-fn report_errors(producer: &Prod) -> u64 {
-    let ctx = producer.context();
-    let errors = ctx.failed.load(Ordering::Relaxed);
-    if let Some(e) = ctx.first_error.lock().expect("error lock").as_ref() {
-        eprintln!("kafkit bench: rdkafka: {errors} records failed, the first with: {e}");
-    }
-    errors
-}
-
 fn produce(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
     let opts = &args.opts;
     let n = opts.records_for(Workload::Produce);
@@ -180,22 +152,14 @@ fn produce(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
         send(&producer, &args.topic, value, opaque)?;
     }
     finish_producer(&producer)?;
-    let (elapsed, cpu) = phase.end();
-    let errors = report_errors(&producer);
-    let ctx = producer.context();
-    let ok = ctx.ok.load(Ordering::Relaxed);
-    let latency = rate.map(|_| ctx.latency.lock().expect("latency lock").clone());
-    Ok(Measured {
-        client: Client::Rdkafka,
-        workload: Workload::Produce,
-        records: ok,
-        bytes: ok * opts.size,
-        errors,
-        elapsed,
-        cpu,
-        max_rss_kib: super::rusage::peak_rss_kib(),
-        latency,
-    })
+    let span = phase.end();
+    Ok(Measured::produced(
+        Client::Rdkafka,
+        span,
+        &producer.context().deliveries,
+        opts.size,
+        rate.is_some(),
+    ))
 }
 
 /// A consumer (no group membership, nothing committed) and every partition of `topic`.
@@ -237,38 +201,27 @@ fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
 
     let phase = Phase::start();
     consumer.assign(&tpl).map_err(failed("assign"))?;
-    let mut records = 0u64;
-    let mut bytes = 0u64;
-    let mut last = Instant::now();
-    while records < n {
+    let mut rx = Received::new();
+    while rx.records < n {
         match consumer.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
-                records += 1;
-                bytes += m.payload_len() as u64;
-                last = Instant::now();
+                rx.record(m.payload_len() as u64);
+                rx.progress(Instant::now());
             }
             Some(Err(e)) => return Err(failed("poll")(e)),
-            None => {
-                if last.elapsed() > STALL {
-                    return Err(CliError::Failed(format!(
-                        "rdkafka consumer: no record for {STALL:?} after {records} of {n}"
-                    )));
-                }
-            }
+            None => rx.check_stall("rdkafka consumer", n)?,
         }
     }
-    let (elapsed, cpu) = phase.end();
-    Ok(Measured {
-        client: Client::Rdkafka,
-        workload: Workload::Consume,
-        records,
-        bytes,
-        errors: 0,
-        elapsed,
-        cpu,
-        max_rss_kib: super::rusage::peak_rss_kib(),
-        latency: None,
-    })
+    let span = phase.end();
+    Ok(Measured::new(
+        Client::Rdkafka,
+        Workload::Consume,
+        span,
+        rx.records,
+        rx.bytes,
+        0,
+        None,
+    ))
 }
 
 fn e2e(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
@@ -282,62 +235,45 @@ fn e2e(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
 
     let phase = Phase::start();
     let t0 = phase.started;
-    let (records, bytes, latency) = std::thread::scope(|s| {
+    let rx = std::thread::scope(|s| {
         let sender = s.spawn(|| {
             let mut value = template.clone();
             for i in 0..n {
                 let scheduled = pace(t0, i, rate);
-                let nanos = scheduled.duration_since(t0).as_nanos() as u64 + 1;
-                value[..8].copy_from_slice(&nanos.to_le_bytes());
+                stamp(&mut value, t0, scheduled);
                 send(&producer, &args.topic, &value, 0)?;
             }
             Ok::<(), CliError>(())
         });
-        let mut latency = Histogram::default();
-        let mut records = 0u64;
-        let mut bytes = 0u64;
-        let mut last = Instant::now();
-        while records < n {
+        let mut rx = Received::new();
+        while rx.records < n {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     let now = Instant::now();
-                    last = now;
-                    let Some(v) = m.payload() else { continue };
-                    let Some(sent) = stamped_nanos(v) else {
-                        continue; // the warm-up record
-                    };
-                    let received = now.duration_since(t0).as_nanos() as u64;
-                    latency.record(received.saturating_sub(sent));
-                    records += 1;
-                    bytes += v.len() as u64;
-                }
-                Some(Err(e)) => return Err(failed("poll")(e)),
-                None => {
-                    if last.elapsed() > STALL {
-                        return Err(CliError::Failed(format!(
-                            "rdkafka e2e: no record for {STALL:?} after {records} of {n}"
-                        )));
+                    rx.progress(now);
+                    if let Some(v) = m.payload() {
+                        rx.stamped(v, t0, now);
                     }
                 }
+                Some(Err(e)) => return Err(failed("poll")(e)),
+                None => rx.check_stall("rdkafka e2e", n)?,
             }
         }
         sender
             .join()
             .map_err(|_| CliError::Failed("rdkafka sender thread panicked".into()))??;
-        Ok((records, bytes, latency))
+        Ok(rx)
     })?;
     finish_producer(&producer)?;
-    let (elapsed, cpu) = phase.end();
-    let errors = report_errors(&producer);
-    Ok(Measured {
-        client: Client::Rdkafka,
-        workload: Workload::E2e,
-        records,
-        bytes,
-        errors,
-        elapsed,
-        cpu,
-        max_rss_kib: super::rusage::peak_rss_kib(),
-        latency: Some(latency),
-    })
+    let span = phase.end();
+    let deliveries = &producer.context().deliveries;
+    Ok(Measured::new(
+        Client::Rdkafka,
+        Workload::E2e,
+        span,
+        rx.records,
+        rx.bytes,
+        deliveries.errors(Client::Rdkafka),
+        Some(rx.latency),
+    ))
 }
