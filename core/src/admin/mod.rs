@@ -602,6 +602,11 @@ impl ClientCore for AdminCore {
         self.drain_net(Some(now));
     }
 
+    fn handle_bytes(&mut self, conn: ConnId, data: bytes::Bytes, now: Instant) {
+        self.net.handle_bytes(conn, data, now);
+        self.drain_net(Some(now));
+    }
+
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         self.net.handle_closed(conn, reason, now);
         self.drain_net(Some(now));

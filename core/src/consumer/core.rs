@@ -1614,6 +1614,11 @@ impl ClientCore for ConsumerCore {
         self.pump(now);
     }
 
+    fn handle_bytes(&mut self, conn: ConnId, data: bytes::Bytes, now: Instant) {
+        self.net.handle_bytes(conn, data, now);
+        self.pump(now);
+    }
+
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         self.net.handle_closed(conn, reason, now);
         self.pump(now);

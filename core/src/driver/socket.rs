@@ -13,6 +13,11 @@ pub struct SocketOptions {
     /// (`socket_connection_setup_timeout_max_ms`); the core enforces its own setup timeout
     /// regardless.
     pub connect_timeout: Duration,
+    /// `Some(max_response_size)` when the stream carries Kafka frames in the clear
+    /// (`PLAINTEXT`, `SASL_PLAINTEXT`): the driver may then size its reads per frame and hand
+    /// the core whole frames ([`crate::network::ReadBuffer::with`]). `None` with TLS, whose
+    /// ciphertext the driver cannot frame.
+    pub read_framing: Option<usize>,
 }
 
 impl SocketOptions {
@@ -22,6 +27,8 @@ impl SocketOptions {
             send_buffer: config.send_buffer_bytes,
             receive_buffer: config.receive_buffer_bytes,
             connect_timeout: Duration::from_millis(config.socket_connection_setup_timeout_max_ms),
+            read_framing: (!config.security_protocol.uses_tls())
+                .then_some(config.max_response_size as usize),
         }
     }
 }

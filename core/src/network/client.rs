@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use super::cluster::ClusterView;
 use super::connection::{ConnEvent, ConnSettings, Connection, Opening};
 use super::error::{CloseReason, NetError};
@@ -1314,28 +1316,11 @@ impl super::ClientCore for NetworkClient {
     }
 
     fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
-        let mut events = Vec::new();
-        if let Some(c) = self.conns.get_mut(&conn) {
-            match self.tls.get_mut(&conn) {
-                None => c.handle_data(data, now, &mut events),
-                Some(session) => {
-                    let mut plain = Vec::new();
-                    match session.feed(data, &mut plain) {
-                        Ok(handshake_done) => {
-                            if handshake_done {
-                                c.handle_connected(now, &mut events);
-                            }
-                            if !plain.is_empty() {
-                                c.handle_data(&plain, now, &mut events);
-                            }
-                        }
-                        Err(e) => c.handle_closed(&CloseReason::Tls(e), &mut events),
-                    }
-                }
-            }
-        }
-        self.handle_conn_events(conn, events, now);
-        self.pump(now);
+        self.handle_read(conn, Read::Slice(data), now);
+    }
+
+    fn handle_bytes(&mut self, conn: ConnId, data: Bytes, now: Instant) {
+        self.handle_read(conn, Read::Owned(data), now);
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
@@ -1443,5 +1428,47 @@ impl super::ClientCore for NetworkClient {
             }
         }
         next
+    }
+}
+
+/// Bytes read from a connection, borrowed ([`super::ClientCore::handle_data`]) or owned
+/// ([`super::ClientCore::handle_bytes`]).
+enum Read<'a> {
+    Slice(&'a [u8]),
+    Owned(Bytes),
+}
+
+impl NetworkClient {
+    /// The read path: plaintext goes to the connection's frame decoder (owned bytes without a
+    /// copy); with TLS, the bytes are ciphertext and go through the session first, whatever
+    /// the driver did to frame them.
+    fn handle_read(&mut self, conn: ConnId, data: Read<'_>, now: Instant) {
+        let mut events = Vec::new();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            match (self.tls.get_mut(&conn), data) {
+                (None, Read::Slice(data)) => c.handle_data(data, now, &mut events),
+                (None, Read::Owned(data)) => c.handle_bytes(data, now, &mut events),
+                (Some(session), data) => {
+                    let data = match &data {
+                        Read::Slice(data) => data,
+                        Read::Owned(data) => &data[..],
+                    };
+                    let mut plain = Vec::new();
+                    match session.feed(data, &mut plain) {
+                        Ok(handshake_done) => {
+                            if handshake_done {
+                                c.handle_connected(now, &mut events);
+                            }
+                            if !plain.is_empty() {
+                                c.handle_bytes(Bytes::from(plain), now, &mut events);
+                            }
+                        }
+                        Err(e) => c.handle_closed(&CloseReason::Tls(e), &mut events),
+                    }
+                }
+            }
+        }
+        self.handle_conn_events(conn, events, now);
+        self.pump(now);
     }
 }

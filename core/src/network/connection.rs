@@ -422,8 +422,22 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        self.last_used = now;
         self.decoder.push(data);
+        self.decode_frames(now, events);
+    }
+
+    /// Bytes arrived from the socket, owned: whole frames in `data` are sliced out of it
+    /// without copying.
+    pub fn handle_bytes(&mut self, data: Bytes, now: Instant, events: &mut Vec<ConnEvent>) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.decoder.push_bytes(data);
+        self.decode_frames(now, events);
+    }
+
+    fn decode_frames(&mut self, now: Instant, events: &mut Vec<ConnEvent>) {
+        self.last_used = now;
         loop {
             let frame = match self.decoder.next_frame() {
                 Ok(Some(frame)) => frame,

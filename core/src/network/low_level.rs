@@ -76,6 +76,9 @@ impl ClientCore for LowLevelClient {
     fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         self.net.handle_data(conn, data, now)
     }
+    fn handle_bytes(&mut self, conn: ConnId, data: bytes::Bytes, now: Instant) {
+        self.net.handle_bytes(conn, data, now)
+    }
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         self.net.handle_closed(conn, reason, now)
     }

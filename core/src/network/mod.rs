@@ -34,6 +34,7 @@ mod connection;
 mod error;
 mod frame;
 mod low_level;
+mod read_buffer;
 mod rng;
 mod setup;
 mod tls;
@@ -49,6 +50,7 @@ pub use connection::ConnSettings;
 pub use error::{CloseReason, NetError};
 pub use frame::{FrameDecoder, FrameError};
 pub use low_level::{LowLevelClient, LowLevelEvent};
+pub use read_buffer::{ReadBuffer, READ_SIZE};
 pub use rng::Rng;
 pub use setup::{DriverEnv, SetupError};
 pub use tls::{client_config as tls_client_config, TlsOptions};
@@ -104,6 +106,12 @@ pub trait ClientCore {
     fn handle_connected(&mut self, conn: ConnId, now: Instant);
     /// Bytes were read from `conn`.
     fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant);
+    /// Bytes were read from `conn`, handed over owned: a core that supports it slices whole
+    /// frames out of `data` without copying (drivers read through a [`ReadBuffer`] so that
+    /// `data` holds whole frames). The default copies, through [`ClientCore::handle_data`].
+    fn handle_bytes(&mut self, conn: ConnId, data: Bytes, now: Instant) {
+        self.handle_data(conn, &data, now);
+    }
     /// `conn` closed, failed, or could not be opened.
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant);
     /// The deadline from [`ClientCore::poll_timeout`] passed.

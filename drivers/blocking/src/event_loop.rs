@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions, TryRecvError};
-use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
+use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use socket2::{Domain, Socket, Type};
 
 /// What wakes the loop thread.
@@ -42,41 +42,10 @@ pub fn run<C, H>(
     H: Handler<C>,
 {
     let mut conns: HashMap<ConnId, Conn> = HashMap::new();
+    let mut now = Instant::now();
     'outer: loop {
-        while let Some(out) = core.poll_output() {
-            match out {
-                Output::Connect { conn, host, port } => {
-                    conns.insert(
-                        conn,
-                        Conn {
-                            writer: None,
-                            stream: None,
-                        },
-                    );
-                    let tx = tx.clone();
-                    let socket = socket.clone();
-                    std::thread::spawn(move || {
-                        let msg = match connect(&host, port, &socket) {
-                            Ok(stream) => Msg::Connected(conn, stream),
-                            Err(e) => Msg::Closed(conn, CloseReason::ConnectFailed(e)),
-                        };
-                        let _ = tx.send(msg);
-                    });
-                }
-                Output::Transmit { conn, data } => {
-                    if let Some(w) = conns.get(&conn).and_then(|c| c.writer.as_ref()) {
-                        let _ = w.send(data);
-                    }
-                }
-                Output::Close { conn } => {
-                    if let Some(c) = conns.remove(&conn) {
-                        close(c);
-                    }
-                }
-                Output::Event(event) => handler.on_event(&mut core, event, Instant::now()),
-            }
-        }
-        let msg = match core.poll_timeout() {
+        drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
+        let first = match core.poll_timeout() {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(msg) => Some(msg),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -87,38 +56,57 @@ pub fn run<C, H>(
                 Err(_) => break,
             },
         };
-        let now = Instant::now();
-        match msg {
-            None => core.handle_timeout(now),
-            Some(Msg::Wake) => loop {
-                match cmds.try_recv() {
-                    Ok(f) => f(&mut core, &mut handler, Instant::now()),
-                    Err(TryRecvError::Closed) => break 'outer,
-                    Err(TryRecvError::Empty) => break,
-                }
-            },
-            Some(Msg::Connected(conn, stream)) => match conns.get_mut(&conn) {
-                // The core gave up on this connection meanwhile.
-                None => {
-                    let _ = stream.shutdown(Shutdown::Both);
-                }
-                Some(c) => match start_io(conn, &stream, &tx) {
-                    Ok(writer) => {
-                        c.writer = Some(writer);
-                        c.stream = Some(stream);
-                        core.handle_connected(conn, now);
+        now = Instant::now();
+        let Some(first) = first else {
+            core.handle_timeout(now);
+            continue;
+        };
+        // Take what is already queued (up to BATCH) before waiting again, with the time read
+        // once for the batch and outputs drained after each input.
+        let mut next = Some(first);
+        for _ in 0..BATCH {
+            let msg = match next.take() {
+                Some(msg) => msg,
+                None => match rx.try_recv() {
+                    Ok(msg) => {
+                        drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
+                        msg
                     }
-                    Err(e) => {
-                        conns.remove(&conn);
-                        core.handle_closed(conn, CloseReason::Io(e.to_string()), now);
-                    }
+                    Err(_) => break,
                 },
-            },
-            Some(Msg::Data(conn, data)) => core.handle_data(conn, &data, now),
-            Some(Msg::Closed(conn, reason)) => {
-                if let Some(c) = conns.remove(&conn) {
-                    close(c);
-                    core.handle_closed(conn, reason, now);
+            };
+            match msg {
+                Msg::Wake => loop {
+                    match cmds.try_recv() {
+                        Ok(f) => f(&mut core, &mut handler, now),
+                        Err(TryRecvError::Closed) => break 'outer,
+                        Err(TryRecvError::Empty) => break,
+                    }
+                    drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
+                },
+                Msg::Connected(conn, stream) => match conns.get_mut(&conn) {
+                    // The core gave up on this connection meanwhile.
+                    None => {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                    Some(c) => match start_io(conn, &stream, &tx, socket.read_framing) {
+                        Ok(writer) => {
+                            c.writer = Some(writer);
+                            c.stream = Some(stream);
+                            core.handle_connected(conn, now);
+                        }
+                        Err(e) => {
+                            conns.remove(&conn);
+                            core.handle_closed(conn, CloseReason::Io(e.to_string()), now);
+                        }
+                    },
+                },
+                Msg::Data(conn, data) => core.handle_bytes(conn, data, now),
+                Msg::Closed(conn, reason) => {
+                    if let Some(c) = conns.remove(&conn) {
+                        close(c);
+                        core.handle_closed(conn, reason, now);
+                    }
                 }
             }
         }
@@ -126,6 +114,56 @@ pub fn run<C, H>(
     handler.on_shutdown(&mut core);
     for (_, c) in conns {
         close(c);
+    }
+}
+
+/// How many queued messages one loop turn takes before it waits on the channel again.
+const BATCH: usize = 64;
+
+/// Carries out everything the core asks for, until it has nothing more.
+fn drain<C, H>(
+    core: &mut C,
+    handler: &mut H,
+    conns: &mut HashMap<ConnId, Conn>,
+    socket: &SocketOptions,
+    tx: &mpsc::Sender<Msg>,
+    now: Instant,
+) where
+    C: ClientCore,
+    H: Handler<C>,
+{
+    while let Some(out) = core.poll_output() {
+        match out {
+            Output::Connect { conn, host, port } => {
+                conns.insert(
+                    conn,
+                    Conn {
+                        writer: None,
+                        stream: None,
+                    },
+                );
+                let tx = tx.clone();
+                let socket = socket.clone();
+                std::thread::spawn(move || {
+                    let msg = match connect(&host, port, &socket) {
+                        Ok(stream) => Msg::Connected(conn, stream),
+                        Err(e) => Msg::Closed(conn, CloseReason::ConnectFailed(e)),
+                    };
+                    let _ = tx.send(msg);
+                });
+            }
+            Output::Transmit { conn, data } => {
+                if let Some(w) = conns.get(&conn).and_then(|c| c.writer.as_ref()) {
+                    let _ = w.send(data);
+                }
+            }
+            Output::Close { conn } => {
+                if let Some(c) = conns.remove(&conn) {
+                    close(c);
+                }
+            }
+            Output::Event(event) => handler.on_event(core, event, now),
+        }
     }
 }
 
@@ -152,22 +190,25 @@ fn start_io(
     conn: ConnId,
     stream: &TcpStream,
     tx: &mpsc::Sender<Msg>,
+    read_framing: Option<usize>,
 ) -> std::io::Result<mpsc::Sender<Bytes>> {
     let mut reader = stream.try_clone()?;
     let mut writer = stream.try_clone()?;
     let (wtx, wrx) = mpsc::channel::<Bytes>();
     let rtx = tx.clone();
     std::thread::spawn(move || {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Reads sized per frame on plaintext, handed over as whole frames: the core slices
+        // them without copying (see `ReadBuffer`).
+        let mut buf = ReadBuffer::with(read_framing);
         let reason = loop {
-            match reader.read(&mut buf) {
+            match reader.read(buf.spare()) {
                 Ok(0) => break CloseReason::PeerClosed,
                 Ok(n) => {
-                    if rtx
-                        .send(Msg::Data(conn, Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        return;
+                    buf.did_read(n);
+                    if let Some(data) = buf.take() {
+                        if rtx.send(Msg::Data(conn, data)).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(e) => break CloseReason::Io(e.to_string()),

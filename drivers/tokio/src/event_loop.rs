@@ -3,8 +3,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions};
-use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
+use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions, TryRecvError};
+use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -21,9 +21,16 @@ struct ConnTask {
     task: JoinHandle<()>,
 }
 
+/// How many inputs already queued one loop turn takes before it sleeps in `select!` again.
+const BATCH: usize = 64;
+
 /// The generic event loop: drives `core` until every command sender is dropped, handing its
 /// events to `handler`. Follows the driving contract of `kafkit_core::network`: drain outputs
 /// after every input, sleep until the core's next deadline or the next input.
+///
+/// One timer lives across turns and is reset only when the core's deadline changes; after an
+/// input wakes the loop, what is already queued (I/O and commands, up to [`BATCH`]) is taken
+/// without going back to `select!`, with the time read once for the batch.
 pub async fn run<C, H>(
     mut core: C,
     mut handler: H,
@@ -35,64 +42,118 @@ pub async fn run<C, H>(
 {
     let (io_tx, mut io_rx) = mpsc::unbounded_channel();
     let mut conns: HashMap<ConnId, ConnTask> = HashMap::new();
-    loop {
-        while let Some(out) = core.poll_output() {
-            match out {
-                Output::Connect { conn, host, port } => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let task = tokio::spawn(connection(
-                        conn,
-                        host,
-                        port,
-                        socket.clone(),
-                        rx,
-                        io_tx.clone(),
-                    ));
-                    conns.insert(conn, ConnTask { tx, task });
-                }
-                Output::Transmit { conn, data } => {
-                    if let Some(c) = conns.get(&conn) {
-                        let _ = c.tx.send(data);
-                    }
-                }
-                Output::Close { conn } => {
-                    if let Some(c) = conns.remove(&conn) {
-                        close(c);
-                    }
-                }
-                Output::Event(event) => handler.on_event(&mut core, event, Instant::now()),
-            }
-        }
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    // The deadline `sleep` is set to; `None` when the core has none (the branch is disabled).
+    let mut armed: Option<Instant> = None;
+    let mut now = Instant::now();
+    'outer: loop {
+        drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
         let deadline = core.poll_timeout();
-        let sleep = async move {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
+        if deadline != armed {
+            if let Some(at) = deadline {
+                sleep.as_mut().reset(at.into());
             }
-        };
+            armed = deadline;
+        }
         tokio::select! {
             biased;
             io = io_rx.recv() => {
-                let now = Instant::now();
-                match io.expect("the loop holds a sender") {
-                    Io::Connected(conn) => core.handle_connected(conn, now),
-                    Io::Data(conn, data) => core.handle_data(conn, &data, now),
-                    Io::Closed(conn, reason) => {
-                        conns.remove(&conn);
-                        core.handle_closed(conn, reason, now);
-                    }
-                }
+                now = Instant::now();
+                handle_io(&mut core, &mut conns, io.expect("the loop holds a sender"), now);
             }
             cmd = cmds.next() => match cmd {
-                Some(f) => f(&mut core, &mut handler, Instant::now()),
+                Some(f) => {
+                    now = Instant::now();
+                    f(&mut core, &mut handler, now);
+                }
                 None => break,
             },
-            () = sleep => core.handle_timeout(Instant::now()),
+            () = &mut sleep, if armed.is_some() => {
+                // Re-armed next turn even if the core names the same deadline again.
+                armed = None;
+                now = Instant::now();
+                core.handle_timeout(now);
+                continue;
+            }
+        }
+        // Take what is already queued before sleeping again, draining outputs after each.
+        for _ in 0..BATCH {
+            if let Ok(io) = io_rx.try_recv() {
+                drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+                handle_io(&mut core, &mut conns, io, now);
+                continue;
+            }
+            match cmds.try_recv() {
+                Ok(f) => {
+                    drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+                    f(&mut core, &mut handler, now);
+                }
+                Err(TryRecvError::Closed) => break 'outer,
+                Err(TryRecvError::Empty) => break,
+            }
         }
     }
     handler.on_shutdown(&mut core);
     for (_, c) in conns {
         close(c);
+    }
+}
+
+/// Carries out everything the core asks for, until it has nothing more.
+fn drain<C, H>(
+    core: &mut C,
+    handler: &mut H,
+    conns: &mut HashMap<ConnId, ConnTask>,
+    socket: &SocketOptions,
+    io_tx: &mpsc::UnboundedSender<Io>,
+    now: Instant,
+) where
+    C: ClientCore + Send + 'static,
+    H: Handler<C>,
+{
+    while let Some(out) = core.poll_output() {
+        match out {
+            Output::Connect { conn, host, port } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let task = tokio::spawn(connection(
+                    conn,
+                    host,
+                    port,
+                    socket.clone(),
+                    rx,
+                    io_tx.clone(),
+                ));
+                conns.insert(conn, ConnTask { tx, task });
+            }
+            Output::Transmit { conn, data } => {
+                if let Some(c) = conns.get(&conn) {
+                    let _ = c.tx.send(data);
+                }
+            }
+            Output::Close { conn } => {
+                if let Some(c) = conns.remove(&conn) {
+                    close(c);
+                }
+            }
+            Output::Event(event) => handler.on_event(core, event, now),
+        }
+    }
+}
+
+fn handle_io<C: ClientCore>(
+    core: &mut C,
+    conns: &mut HashMap<ConnId, ConnTask>,
+    io: Io,
+    now: Instant,
+) {
+    match io {
+        Io::Connected(conn) => core.handle_connected(conn, now),
+        Io::Data(conn, data) => core.handle_bytes(conn, data, now),
+        Io::Closed(conn, reason) => {
+            conns.remove(&conn);
+            core.handle_closed(conn, reason, now);
+        }
     }
 }
 
@@ -162,12 +223,17 @@ async fn connection(
     let _ = io.send(Io::Connected(conn));
     let (mut rd, mut wr) = stream.into_split();
     let reader = async {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Reads sized per frame on plaintext, handed over as whole frames: the core slices
+        // them without copying (see `ReadBuffer`).
+        let mut buf = ReadBuffer::with(opts.read_framing);
         loop {
-            match rd.read(&mut buf).await {
+            match rd.read_buf(buf.buf_for_read()).await {
                 Ok(0) => return CloseReason::PeerClosed,
                 Ok(n) => {
-                    let _ = io.send(Io::Data(conn, Bytes::copy_from_slice(&buf[..n])));
+                    buf.did_read(n);
+                    if let Some(data) = buf.take() {
+                        let _ = io.send(Io::Data(conn, data));
+                    }
                 }
                 Err(e) => return CloseReason::Io(e.to_string()),
             }

@@ -1,0 +1,395 @@
+//! Where a driver reads a connection's bytes into: reads sized to the frame that is arriving,
+//! handed to the core as whole frames, so the core slices them without copying.
+//!
+//! This is a sans-IO helper for drivers; it never touches a socket. A reader loop goes:
+//!
+//! ```text
+//! loop {
+//!     n = socket.read(rb.spare())?          // or tokio's read_buf(rb.buf_for_read())
+//!     if n == 0 { closed }
+//!     rb.did_read(n);
+//!     if let Some(bytes) = rb.take() { core.handle_bytes(conn, bytes, now) }
+//! }
+//! ```
+
+use bytes::{Bytes, BytesMut};
+
+use super::frame::frame_size;
+
+/// The smallest room a read gets, and all it gets while no frame size is known.
+pub const READ_SIZE: usize = 64 * 1024;
+
+/// A connection's read buffer. See the module docs.
+///
+/// *Framed* (a plaintext stream of Kafka frames): once a frame's 4-byte size prefix has
+/// arrived, the buffer makes room for the whole rest of that frame, so a large response lands
+/// in one allocation however many reads it takes, and [`ReadBuffer::take`] hands out only
+/// whole frames. The core's [`super::FrameDecoder`] then slices them without copying. A prefix
+/// that is negative or above `max_frame` gets nothing allocated for it: the buffer stops
+/// framing and hands out the bytes as they come, and the core's decoder reports the error.
+///
+/// *Unframed* ([`ReadBuffer::unframed`], for TLS, whose ciphertext has no Kafka frames to
+/// find): every read is handed out as it is, in at most [`READ_SIZE`] bytes of room.
+///
+/// Memory held is bounded by one frame (at most `max_frame`) plus one read.
+#[derive(Debug)]
+pub struct ReadBuffer {
+    /// `[0, filled)` is data read and not yet taken; `[filled, len)` is zeroed room that
+    /// [`ReadBuffer::spare`] already handed out once (kept so it is not zeroed again).
+    buf: BytesMut,
+    filled: usize,
+    /// Whole frames end here (an offset into the data), and the next frame starts here.
+    scanned: usize,
+    /// The end of the frame that starts at `scanned`, once its prefix has arrived.
+    pending_end: Option<usize>,
+    /// `Some(max_frame)` while framing.
+    framing: Option<usize>,
+}
+
+impl ReadBuffer {
+    /// A buffer for a plaintext stream of frames of at most `max_frame` bytes.
+    pub fn framed(max_frame: usize) -> Self {
+        Self::with(Some(max_frame))
+    }
+
+    /// A buffer that hands out every read as it is (TLS).
+    pub fn unframed() -> Self {
+        Self::with(None)
+    }
+
+    /// [`ReadBuffer::framed`] with `Some(max_frame)`, else [`ReadBuffer::unframed`]; takes
+    /// `SocketOptions::read_framing` as it is.
+    pub fn with(framing: Option<usize>) -> Self {
+        ReadBuffer {
+            buf: BytesMut::new(),
+            filled: 0,
+            scanned: 0,
+            pending_end: None,
+            framing,
+        }
+    }
+
+    /// Whether reads are still sized and handed out per frame.
+    pub fn is_framing(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    /// Bytes read and not yet taken.
+    pub fn len(&self) -> usize {
+        self.filled
+    }
+
+    /// Whether nothing is waiting to be taken.
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// How much room the next read gets: the rest of the pending frame, and at least
+    /// [`READ_SIZE`].
+    fn room(&self) -> usize {
+        match self.pending_end {
+            Some(end) => end.saturating_sub(self.filled).max(READ_SIZE),
+            None => READ_SIZE,
+        }
+    }
+
+    /// The buffer to append the next read to, with room made (for readers that fill a
+    /// `BufMut`'s spare capacity, like tokio's `read_buf`). Call [`ReadBuffer::did_read`]
+    /// with the number of bytes appended.
+    pub fn buf_for_read(&mut self) -> &mut BytesMut {
+        self.buf.truncate(self.filled);
+        let room = self.room();
+        if self.buf.capacity() - self.filled < room {
+            self.buf.reserve(room);
+        }
+        &mut self.buf
+    }
+
+    /// Zeroed room for the next read (for readers that need an initialised slice, like
+    /// `std::io::Read`). Call [`ReadBuffer::did_read`] with the number of bytes read into it.
+    /// Room handed out and not used is kept, so it is zeroed only once.
+    pub fn spare(&mut self) -> &mut [u8] {
+        let room = self.room();
+        if self.buf.len() - self.filled < room {
+            self.buf.truncate(self.filled);
+            self.buf.resize(self.filled + room, 0);
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// `n` bytes were read into the room from [`ReadBuffer::buf_for_read`] or
+    /// [`ReadBuffer::spare`].
+    pub fn did_read(&mut self, n: usize) {
+        self.filled += n;
+        debug_assert!(self.filled <= self.buf.len());
+        let Some(max) = self.framing else { return };
+        loop {
+            let end = match self.pending_end {
+                Some(end) => end,
+                None => {
+                    if self.filled - self.scanned < 4 {
+                        return;
+                    }
+                    let p = &self.buf[self.scanned..self.scanned + 4];
+                    match frame_size([p[0], p[1], p[2], p[3]], max) {
+                        Ok(size) => {
+                            let end = self.scanned + 4 + size;
+                            self.pending_end = Some(end);
+                            end
+                        }
+                        Err(_) => {
+                            // Not a stream we can frame: hand out bytes as they come and let
+                            // the core's decoder report it. Nothing is allocated for the size.
+                            self.framing = None;
+                            self.pending_end = None;
+                            return;
+                        }
+                    }
+                }
+            };
+            if end > self.filled {
+                return;
+            }
+            self.scanned = end;
+            self.pending_end = None;
+        }
+    }
+
+    /// What is ready for the core: every whole frame read so far (framed), or everything read
+    /// (unframed); `None` if nothing is.
+    pub fn take(&mut self) -> Option<Bytes> {
+        let n = if self.framing.is_some() {
+            self.scanned
+        } else {
+            self.filled
+        };
+        if n == 0 {
+            return None;
+        }
+        let out = self.buf.split_to(n).freeze();
+        self.filled -= n;
+        self.scanned = self.scanned.saturating_sub(n);
+        self.pending_end = self.pending_end.map(|end| end - n);
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::FrameDecoder;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn stream() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let bodies: Vec<Vec<u8>> = vec![
+            b"hello".to_vec(),
+            vec![],
+            (0..=255u8).collect(),
+            b"x".to_vec(),
+            vec![7; 3 * READ_SIZE + 5],
+            b"world!".to_vec(),
+        ];
+        let mut s = vec![];
+        for b in &bodies {
+            s.extend(frame(b));
+        }
+        (s, bodies)
+    }
+
+    /// Reads `s` through a `ReadBuffer` in pieces of `piece` bytes (capped by the room
+    /// offered), using the slice or the `BytesMut` interface, into a decoder; returns the
+    /// frames and how many chunks the core was handed.
+    fn run(s: &[u8], piece: usize, rb: &mut ReadBuffer, slices: bool) -> (Vec<Bytes>, usize) {
+        let mut d = FrameDecoder::new(1 << 20);
+        let mut got = vec![];
+        let mut chunks = 0;
+        let mut at = 0;
+        while at < s.len() {
+            let n = if slices {
+                let room = rb.spare();
+                let n = piece.min(room.len()).min(s.len() - at);
+                room[..n].copy_from_slice(&s[at..at + n]);
+                n
+            } else {
+                let buf = rb.buf_for_read();
+                let n = piece.min(buf.capacity() - buf.len()).min(s.len() - at);
+                buf.extend_from_slice(&s[at..at + n]);
+                n
+            };
+            assert!(n > 0, "no room offered");
+            at += n;
+            rb.did_read(n);
+            if let Some(b) = rb.take() {
+                chunks += 1;
+                d.push_bytes(b);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+        }
+        assert_eq!(d.buffered(), 0);
+        (got, chunks)
+    }
+
+    #[test]
+    fn frames_come_out_whole_whatever_the_read_sizes() {
+        let (s, bodies) = stream();
+        for slices in [true, false] {
+            for piece in [1, 2, 3, 4, 5, 7, 100, 4096, READ_SIZE, usize::MAX] {
+                let mut rb = ReadBuffer::framed(1 << 20);
+                let (got, _) = run(&s, piece, &mut rb, slices);
+                assert_eq!(got, bodies, "piece {piece} slices {slices}");
+                assert!(rb.is_empty());
+                assert!(rb.is_framing());
+            }
+        }
+    }
+
+    #[test]
+    fn split_at_every_byte_boundary() {
+        let (s, bodies) = stream();
+        // Small frames only (the large one would make this quadratic test slow).
+        let cut = frame(b"hello").len() + frame(b"").len() + frame(&[0; 256]).len() + 5;
+        let s = &s[..cut];
+        for i in 0..=s.len() {
+            let mut rb = ReadBuffer::framed(1000);
+            let mut d = FrameDecoder::new(1000);
+            let mut got = vec![];
+            for piece in [&s[..i], &s[i..]] {
+                let room = rb.spare();
+                room[..piece.len()].copy_from_slice(piece);
+                rb.did_read(piece.len());
+                if let Some(b) = rb.take() {
+                    // Only whole frames are handed out.
+                    let mut check = FrameDecoder::new(1000);
+                    check.push_bytes(b.clone());
+                    while check.next_frame().unwrap().is_some() {}
+                    assert_eq!(check.buffered(), 0, "a partial frame was handed out");
+                    d.push_bytes(b);
+                    while let Some(f) = d.next_frame().unwrap() {
+                        got.push(f);
+                    }
+                }
+            }
+            assert_eq!(got, bodies[..4], "split at {i}");
+        }
+    }
+
+    #[test]
+    fn a_large_frame_lands_in_one_allocation_and_is_not_copied() {
+        let body: Vec<u8> = (0..3 * READ_SIZE + 17).map(|i| i as u8).collect();
+        let mut s = frame(&body);
+        s.extend(frame(b"next"));
+        for slices in [true, false] {
+            let mut rb = ReadBuffer::framed(1 << 20);
+            let mut d = FrameDecoder::new(1 << 20);
+            let mut at = 0;
+            let mut got = vec![];
+            while at < s.len() {
+                let n = if slices {
+                    let room = rb.spare();
+                    let n = room.len().min(4096).min(s.len() - at);
+                    room[..n].copy_from_slice(&s[at..at + n]);
+                    n
+                } else {
+                    let buf = rb.buf_for_read();
+                    let n = (buf.capacity() - buf.len()).min(4096).min(s.len() - at);
+                    buf.extend_from_slice(&s[at..at + n]);
+                    n
+                };
+                at += n;
+                rb.did_read(n);
+                if let Some(b) = rb.take() {
+                    let range = b.as_ptr() as usize..b.as_ptr() as usize + b.len();
+                    d.push_bytes(b);
+                    while let Some(f) = d.next_frame().unwrap() {
+                        assert!(range.contains(&(f.as_ptr() as usize)), "frame was copied");
+                        got.push(f);
+                    }
+                }
+            }
+            assert_eq!(got, vec![&body[..], b"next"]);
+        }
+    }
+
+    #[test]
+    fn room_is_bounded_by_the_pending_frame_plus_one_read() {
+        let mut rb = ReadBuffer::framed(10 * READ_SIZE);
+        assert_eq!(rb.spare().len(), READ_SIZE);
+        let size = 5 * READ_SIZE as i32;
+        rb.spare()[..4].copy_from_slice(&size.to_be_bytes());
+        rb.did_read(4);
+        assert!(rb.take().is_none());
+        // Room for the rest of the frame, no more.
+        assert_eq!(rb.spare().len(), 5 * READ_SIZE);
+        assert!(rb.buf_for_read().capacity() < 5 * READ_SIZE + 4 + READ_SIZE + 64);
+    }
+
+    #[test]
+    fn oversize_prefix_allocates_nothing_and_hands_bytes_to_the_decoder() {
+        for bad in [1_000_000_000i32, -1] {
+            let mut rb = ReadBuffer::framed(1000);
+            let mut bytes = frame(b"ok");
+            bytes.extend(bad.to_be_bytes());
+            bytes.extend([0; 10]);
+            let room = rb.spare();
+            room[..bytes.len()].copy_from_slice(&bytes);
+            rb.did_read(bytes.len());
+            assert!(!rb.is_framing());
+            assert!(rb.spare().len() <= READ_SIZE);
+            let b = rb.take().unwrap();
+            assert_eq!(b.len(), bytes.len());
+            let mut d = FrameDecoder::new(1000);
+            d.push_bytes(b);
+            assert_eq!(d.next_frame().unwrap().unwrap(), &b"ok"[..]);
+            assert!(d.next_frame().is_err());
+        }
+    }
+
+    #[test]
+    fn unframed_hands_out_every_read_as_it_is() {
+        // A TLS record header read as a size prefix would claim ~370 MB.
+        let tls = [0x16, 0x03, 0x03, 0x00, 0x7a, 1, 2, 3];
+        {
+            let mut rb = ReadBuffer::unframed();
+            for (i, b) in tls.iter().enumerate() {
+                let room = rb.spare();
+                assert!(room.len() <= READ_SIZE);
+                room[0] = *b;
+                rb.did_read(1);
+                assert_eq!(rb.take().unwrap(), &tls[i..=i]);
+            }
+        }
+        let mut rb = ReadBuffer::unframed();
+        let buf = rb.buf_for_read();
+        assert!(buf.capacity() - buf.len() >= READ_SIZE);
+        buf.extend_from_slice(&tls);
+        rb.did_read(tls.len());
+        assert_eq!(rb.take().unwrap(), &tls[..]);
+        assert!(rb.take().is_none());
+    }
+
+    #[test]
+    fn sockets_frame_reads_only_without_tls() {
+        use crate::config::{CommonConfig, SecurityProtocol};
+        use crate::driver::SocketOptions;
+        for (protocol, framed) in [
+            (SecurityProtocol::Plaintext, true),
+            (SecurityProtocol::SaslPlaintext, true),
+            (SecurityProtocol::Ssl, false),
+            (SecurityProtocol::SaslSsl, false),
+        ] {
+            let mut config = CommonConfig::default();
+            config.security_protocol = protocol;
+            config.max_response_size = 12345;
+            let framing = SocketOptions::from_config(&config).read_framing;
+            assert_eq!(framing, framed.then_some(12345), "{protocol:?}");
+            assert_eq!(ReadBuffer::with(framing).is_framing(), framed);
+        }
+    }
+}
