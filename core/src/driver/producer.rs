@@ -52,6 +52,13 @@ struct Inner {
     staged: Arc<Staging>,
 }
 
+/// The largest staging Vec (in records) kept for reuse; a longer run's Vec is freed.
+const MAX_SPARE_STAGED: usize = 4096;
+
+/// A record the fast path did not admit because buffer memory is short, for the slow path
+/// (boxed: this is the rare case, and it keeps the fast path's result small).
+type Deferred = Box<(ProducerRecord, Delivery)>;
+
 /// A record that took the fast path: checked, stamped, its memory reserved.
 struct Staged {
     record: ProducerRecord,
@@ -73,6 +80,9 @@ struct Staging {
 #[derive(Default)]
 struct StagingState {
     records: Vec<Staged>,
+    /// An empty Vec with the capacity of an earlier run, to stage the next run in without
+    /// growing a fresh Vec by doubling (swapped with `records` on each drain).
+    spare: Vec<Staged>,
     /// A drain command is queued and has not taken the records yet.
     scheduled: bool,
     /// The loop stopped (a drain command was dropped unrun): sends fail.
@@ -86,13 +96,20 @@ impl Staging {
 
     /// Hands every staged record to the core, in the order they were staged.
     fn drain_into(&self, core: &mut ProducerCore, now: Instant) {
-        let records = {
+        let mut records = {
             let mut state = self.lock();
             state.scheduled = false;
-            std::mem::take(&mut state.records)
+            let spare = std::mem::take(&mut state.spare);
+            std::mem::replace(&mut state.records, spare)
         };
-        for s in records {
+        for s in records.drain(..) {
             core.send_reserved(s.record, s.reserved, s.delivery, now);
+        }
+        if records.capacity() <= MAX_SPARE_STAGED {
+            let mut state = self.lock();
+            if state.spare.capacity() < records.capacity() {
+                state.spare = records;
+            }
         }
     }
 }
@@ -159,12 +176,12 @@ impl ProducerHandle {
     }
 
     /// Checks, stamps and (if memory is free) queues a record with `delivery`. Returns the
-    /// record and the reservation size when memory is short.
+    /// record and its delivery when memory is short.
     fn fast_path(
         &self,
         mut record: ProducerRecord,
         delivery: Delivery,
-    ) -> Result<Option<(ProducerRecord, Delivery)>, ProduceError> {
+    ) -> Result<Option<Deferred>, ProduceError> {
         let shared = &self.inner.shared;
         if shared.is_closed() {
             return Err(ProduceError::Closed);
@@ -174,7 +191,7 @@ impl ProducerHandle {
             record.timestamp = Some((self.inner.wall_clock)());
         }
         if !shared.try_reserve(size) {
-            return Ok(Some((record, delivery)));
+            return Ok(Some(Box::new((record, delivery))));
         }
         let staged = Staged {
             record,
@@ -236,7 +253,8 @@ impl ProducerHandle {
         let (delivery, future) = DeliveryFuture::new();
         match self.fast_path(record, delivery)? {
             None => Ok(future),
-            Some((record, delivery)) => {
+            Some(deferred) => {
+                let (record, delivery) = *deferred;
                 self.slow_path(record, delivery).await?;
                 Ok(future)
             }
@@ -253,7 +271,10 @@ impl ProducerHandle {
         let delivery = Delivery::Callback(Box::new(callback));
         match self.fast_path(record, delivery)? {
             None => Ok(()),
-            Some((record, delivery)) => self.slow_path(record, delivery).await,
+            Some(deferred) => {
+                let (record, delivery) = *deferred;
+                self.slow_path(record, delivery).await
+            }
         }
     }
 
@@ -263,10 +284,10 @@ impl ProducerHandle {
         let (delivery, future) = DeliveryFuture::new();
         match self.fast_path(record, delivery)? {
             None => Ok(future),
-            Some((record, _)) => Err(ProduceError::MaxBlockTimeout {
+            Some(deferred) => Err(ProduceError::MaxBlockTimeout {
                 what: format!(
                     "{} bytes of buffer memory",
-                    ProducerShared::record_size(&record)
+                    ProducerShared::record_size(&deferred.0)
                 ),
                 after: Duration::ZERO,
             }),
@@ -278,7 +299,10 @@ impl ProducerHandle {
     pub async fn send_and_forget(&self, record: ProducerRecord) -> Result<(), ProduceError> {
         match self.fast_path(record, Delivery::Ignore)? {
             None => Ok(()),
-            Some((record, delivery)) => self.slow_path(record, delivery).await,
+            Some(deferred) => {
+                let (record, delivery) = *deferred;
+                self.slow_path(record, delivery).await
+            }
         }
     }
 

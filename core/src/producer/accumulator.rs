@@ -35,12 +35,25 @@ pub(crate) struct Appended {
     pub(crate) batch_full: bool,
 }
 
+/// No slot yet for this partition of the hot topic.
+const NO_SLOT: usize = usize::MAX;
+
 /// Per-partition batch queues.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     settings: BatchSettings,
     linger: Duration,
-    queues: BTreeMap<Tp, VecDeque<ProducerBatch>>,
+    /// Per-partition batch queues. A partition keeps its slot once it has one (an emptied
+    /// queue stays, empty), so slot numbers stay valid for `index` and `hot`.
+    slots: Vec<VecDeque<ProducerBatch>>,
+    /// The slot of each partition, ordered by topic and partition: the order `ready`, `drain`
+    /// and `take_all` walk.
+    index: BTreeMap<Tp, usize>,
+    /// The topic last appended to and the slots of its partitions by partition id
+    /// ([`NO_SLOT`]: none yet). Records of a topic usually share the application's
+    /// `Arc<str>`, so a pointer comparison finds the slot per record without comparing
+    /// topic names in `index`.
+    hot: Option<(Arc<str>, Vec<usize>)>,
     next_batch_id: u64,
     /// Where the next drain for a node starts (fairness across its partitions).
     drain_index: BTreeMap<NodeId, usize>,
@@ -58,7 +71,9 @@ impl Accumulator {
         Accumulator {
             settings,
             linger,
-            queues: BTreeMap::new(),
+            slots: Vec::new(),
+            index: BTreeMap::new(),
+            hot: None,
             next_batch_id: 0,
             drain_index: BTreeMap::new(),
             in_flight: BTreeMap::new(),
@@ -67,20 +82,67 @@ impl Accumulator {
         }
     }
 
-    /// Whether a record of `upper_bound` bytes for `tp` would open a new batch (KIP-480's
-    /// `abortOnNewBatch` question).
-    pub(crate) fn needs_new_batch(&self, tp: &Tp, upper_bound: usize) -> bool {
-        self.queues
-            .get(tp)
-            .and_then(|q| q.back())
+    /// The slot of `topic`'s `partition`, made if `create` (else `None` when it has none).
+    fn slot(&mut self, topic: &Arc<str>, partition: i32, create: bool) -> Option<usize> {
+        let p = usize::try_from(partition).ok();
+        if let (Some((hot, slots)), Some(p)) = (&self.hot, p) {
+            if Arc::ptr_eq(hot, topic) {
+                if let Some(&s) = slots.get(p).filter(|&&s| s != NO_SLOT) {
+                    return Some(s);
+                }
+            }
+        }
+        let tp: Tp = (topic.clone(), partition);
+        let s = match self.index.get(&tp) {
+            Some(&s) => s,
+            None if create => {
+                let s = self.slots.len();
+                self.slots.push(VecDeque::new());
+                self.index.insert(tp, s);
+                s
+            }
+            None => return None,
+        };
+        // Remember it for the next record of this topic (partition ids are small: the
+        // callers checked them against the topic's partition count).
+        if let Some(p) = p.filter(|&p| p < (1 << 16)) {
+            let hot = match &mut self.hot {
+                Some((t, slots)) if Arc::ptr_eq(t, topic) => slots,
+                hot => &mut hot.insert((topic.clone(), Vec::new())).1,
+            };
+            if hot.len() <= p {
+                hot.resize(p + 1, NO_SLOT);
+            }
+            hot[p] = s;
+        }
+        Some(s)
+    }
+
+    /// The queue of `tp`, made if missing.
+    fn queue_mut(&mut self, tp: &Tp) -> &mut VecDeque<ProducerBatch> {
+        let s = self.slot(&tp.0, tp.1, true).expect("made if missing");
+        &mut self.slots[s]
+    }
+
+    /// Whether a record of `upper_bound` bytes for `topic`'s `partition` would open a new
+    /// batch (KIP-480's `abortOnNewBatch` question).
+    pub(crate) fn needs_new_batch(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        upper_bound: usize,
+    ) -> bool {
+        self.slot(topic, partition, false)
+            .and_then(|s| self.slots[s].back())
             .is_none_or(|b| !b.has_room_for(upper_bound))
     }
 
-    /// Appends a record to the last batch of `tp`, opening a batch if needed.
+    /// Appends a record to the last batch of `topic`'s `partition`, opening a batch if needed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &mut self,
-        tp: &Tp,
+        topic: &Arc<str>,
+        partition: i32,
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -91,10 +153,8 @@ impl Accumulator {
         gen: u64,
         now: Instant,
     ) -> Result<Appended, (EncodeError, Delivery)> {
-        let queue = match self.queues.get_mut(tp) {
-            Some(q) => q,
-            None => self.queues.entry(tp.clone()).or_default(),
-        };
+        let s = self.slot(topic, partition, true).expect("made if missing");
+        let queue = &mut self.slots[s];
         let mut new_batch = false;
         let mut batch_full = false;
         if queue.back().is_none_or(|b| !b.has_room_for(upper_bound)) {
@@ -103,8 +163,13 @@ impl Accumulator {
                 batch_full = true;
             }
             self.next_batch_id += 1;
-            let batch =
-                ProducerBatch::new(self.next_batch_id, tp.0.clone(), tp.1, self.settings, now);
+            let batch = ProducerBatch::new(
+                self.next_batch_id,
+                topic.clone(),
+                partition,
+                self.settings,
+                now,
+            );
             let d = batch.deadline;
             queue.push_back(batch);
             self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
@@ -125,7 +190,7 @@ impl Accumulator {
     pub(crate) fn reenqueue(&mut self, batch: ProducerBatch) {
         self.note_deadline(batch.deadline);
         let tp = (batch.topic.clone(), batch.partition);
-        let queue = self.queues.entry(tp).or_default();
+        let queue = self.queue_mut(&tp);
         match batch.stamp {
             Some(stamp) => {
                 let at = queue
@@ -146,7 +211,7 @@ impl Accumulator {
         for batch in batches.into_iter().rev() {
             self.note_deadline(batch.deadline);
             let tp = (batch.topic.clone(), batch.partition);
-            self.queues.entry(tp).or_default().push_front(batch);
+            self.queue_mut(&tp).push_front(batch);
         }
     }
 
@@ -161,8 +226,8 @@ impl Accumulator {
 
     /// Clears the stamps of `tp`'s queued batches so they are re-sequenced when drained.
     pub(crate) fn clear_stamps(&mut self, tp: &Tp) {
-        if let Some(q) = self.queues.get_mut(tp) {
-            for b in q.iter_mut() {
+        if let Some(&s) = self.index.get(tp) {
+            for b in self.slots[s].iter_mut() {
                 b.stamp = None;
             }
         }
@@ -177,8 +242,8 @@ impl Accumulator {
         };
         let mut unknown = false;
         let mut nodes = BTreeSet::new();
-        for (tp, queue) in &self.queues {
-            let Some(first) = queue.front() else {
+        for (tp, &s) in &self.index {
+            let Some(first) = self.slots[s].front() else {
                 continue;
             };
             if self.guarantee_order && self.in_flight.contains_key(tp) {
@@ -192,7 +257,7 @@ impl Accumulator {
                 consider(at);
                 continue;
             }
-            let full = queue.len() > 1 || first.is_full();
+            let full = self.slots[s].len() > 1 || first.is_full();
             let linger_done = first.retry_at.is_some() || now >= first.created + self.linger;
             if full || linger_done || force {
                 nodes.insert(leader);
@@ -217,11 +282,13 @@ impl Accumulator {
         now: Instant,
         mut idem: Option<&mut Idempotence>,
     ) -> (Vec<ProducerBatch>, Vec<(ProducerBatch, EncodeError)>) {
-        let tps: Vec<Tp> = self
-            .queues
+        let tps: Vec<(Tp, usize)> = self
+            .index
             .iter()
-            .filter(|(tp, q)| !q.is_empty() && cluster.leader_for(&tp.0, tp.1) == Some(node))
-            .map(|(tp, _)| tp.clone())
+            .filter(|(tp, &s)| {
+                !self.slots[s].is_empty() && cluster.leader_for(&tp.0, tp.1) == Some(node)
+            })
+            .map(|(tp, &s)| (tp.clone(), s))
             .collect();
         let mut out = Vec::new();
         let mut failed = Vec::new();
@@ -233,14 +300,12 @@ impl Accumulator {
         let mut next_start = start;
         for i in 0..tps.len() {
             let at = (start + i) % tps.len();
-            let tp = &tps[at];
+            let (tp, s) = &tps[at];
             next_start = (at + 1) % tps.len();
             if self.guarantee_order && self.in_flight.contains_key(tp) {
                 continue;
             }
-            let Some(queue) = self.queues.get_mut(tp) else {
-                continue;
-            };
+            let queue = &mut self.slots[*s];
             let Some(first) = queue.front() else {
                 continue;
             };
@@ -290,7 +355,7 @@ impl Accumulator {
             return Vec::new();
         }
         let mut expired = Vec::new();
-        for queue in self.queues.values_mut() {
+        for queue in &mut self.slots {
             if queue.iter().any(|b| now >= b.deadline) {
                 let (gone, kept): (VecDeque<_>, VecDeque<_>) =
                     queue.drain(..).partition(|b| now >= b.deadline);
@@ -298,10 +363,9 @@ impl Accumulator {
                 expired.extend(gone);
             }
         }
-        self.queues.retain(|_, q| !q.is_empty());
         self.earliest_deadline = self
-            .queues
-            .values()
+            .slots
+            .iter()
             .flat_map(|q| q.iter().map(|b| b.deadline))
             .min();
         expired
@@ -317,8 +381,8 @@ impl Accumulator {
     pub(crate) fn take_all(&mut self) -> Vec<ProducerBatch> {
         let mut all = Vec::new();
         self.earliest_deadline = None;
-        for (_, q) in std::mem::take(&mut self.queues) {
-            all.extend(q);
+        for &s in self.index.values() {
+            all.extend(std::mem::take(&mut self.slots[s]));
         }
         all
     }
@@ -326,13 +390,13 @@ impl Accumulator {
     /// Whether any batch is queued.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.queues.values().all(|q| q.is_empty())
+        self.slots.iter().all(|q| q.is_empty())
     }
 
     /// Queued batches of `tp` (for tests and diagnostics).
     #[cfg(test)]
     pub(crate) fn queued(&self, tp: &Tp) -> usize {
-        self.queues.get(tp).map_or(0, |q| q.len())
+        self.index.get(tp).map_or(0, |&s| self.slots[s].len())
     }
 }
 
@@ -391,7 +455,8 @@ mod tests {
         let bound =
             crate::records::RecordBatchBuilder::record_size_upper_bound(None, Some(value), &[]);
         acc.append(
-            &tp(p),
+            &tp(p).0,
+            p,
             0,
             None,
             Some(value),

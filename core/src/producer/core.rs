@@ -96,7 +96,22 @@ struct InFlight {
 /// hot path allocates nothing.
 struct TopicCache {
     partitions: i32,
-    available: Vec<i32>,
+    available: Arc<[i32]>,
+    /// The topic's name in an allocation of the core's own, for the per-record work on the
+    /// loop thread (partitioner, accumulator, batches, delivery reports). The application's
+    /// `Arc<str>` shares a cache line with its reference count, which the sending threads
+    /// update per record: reading or cloning it here missed the cache every time.
+    name: Arc<str>,
+}
+
+/// The topic last found in `topic_cache` (see `ProducerCore::hot_topic`).
+struct HotTopic {
+    /// The application's `Arc<str>` (compared by pointer only).
+    topic: Arc<str>,
+    partitions: i32,
+    available: Arc<[i32]>,
+    /// The core's own copy of the name ([`TopicCache::name`]).
+    name: Arc<str>,
 }
 
 /// The sans-IO producer: a [`ClientCore`] that drivers and the simulation run.
@@ -123,9 +138,10 @@ pub struct ProducerCore {
     init_request: Option<RequestId>,
     awaiting_metadata: BTreeMap<Arc<str>, VecDeque<Queued>>,
     topic_cache: FastMap<Arc<str>, TopicCache>,
-    /// The topic last found in `topic_cache` with partitions, and their count: records
-    /// usually share the application's `Arc<str>`, so a pointer comparison skips the lookup.
-    hot_topic: Option<(Arc<str>, i32)>,
+    /// The topic last found in `topic_cache` with partitions, their count and the available
+    /// ones: records usually share the application's `Arc<str>`, so a pointer comparison
+    /// skips the lookup.
+    hot_topic: Option<HotTopic>,
     mem_waiters: VecDeque<MemWaiter>,
     flushes: Vec<FlushWaiter>,
     partition_waiters: Vec<PartitionsWaiter>,
@@ -514,13 +530,18 @@ impl ProducerCore {
         if self
             .hot_topic
             .as_ref()
-            .is_some_and(|(t, _)| Arc::ptr_eq(t, topic))
+            .is_some_and(|h| Arc::ptr_eq(&h.topic, topic))
         {
             return true;
         }
         if let Some(c) = self.topic_cache.get(topic) {
             if c.partitions > 0 {
-                self.hot_topic = Some((topic.clone(), c.partitions));
+                self.hot_topic = Some(HotTopic {
+                    topic: topic.clone(),
+                    partitions: c.partitions,
+                    available: c.available.clone(),
+                    name: c.name.clone(),
+                });
             }
             return c.partitions > 0;
         }
@@ -538,6 +559,7 @@ impl ProducerCore {
                     TopicCache {
                         partitions: t.partitions.len() as i32,
                         available,
+                        name: Arc::from(&**topic),
                     },
                 );
                 true
@@ -558,10 +580,10 @@ impl ProducerCore {
         let hot = self
             .hot_topic
             .as_ref()
-            .filter(|(t, _)| Arc::ptr_eq(t, &record.topic))
-            .map(|(_, n)| *n);
-        let (partitions, chosen) = if let Some(n) = hot {
-            (n, record.partition)
+            .filter(|h| Arc::ptr_eq(&h.topic, &record.topic))
+            .map(|h| (h.partitions, h.name.clone()));
+        let (partitions, name) = if let Some(hot) = hot {
+            hot
         } else {
             let Some(cache) = self.topic_cache.get(&record.topic) else {
                 // topic_known() was checked by every caller; fail honestly if not.
@@ -576,18 +598,17 @@ impl ProducerCore {
                 );
                 return false;
             };
-            (cache.partitions, record.partition)
+            (cache.partitions, cache.name.clone())
         };
         let bound = ProducerShared::record_size(&record);
-        let partition = match chosen {
+        let partition = match record.partition {
             Some(p) => p,
             None => {
-                let mut p = self.choose_partition(&record, partitions);
-                let tp: Tp = (record.topic.clone(), p);
-                if p >= 0 && self.acc.needs_new_batch(&tp, bound) {
+                let mut p = self.choose_partition(&name, &record, partitions);
+                if p >= 0 && self.acc.needs_new_batch(&name, p, bound) {
                     // KIP-480: the sticky partitioner moves on when its batch is done.
-                    self.partitioner.on_new_batch(&record.topic, p);
-                    p = self.choose_partition(&record, partitions);
+                    self.partitioner.on_new_batch(&name, p);
+                    p = self.choose_partition(&name, &record, partitions);
                 }
                 p
             }
@@ -601,9 +622,9 @@ impl ProducerCore {
             self.fail_record(delivery, reserved, gen, e, now);
             return false;
         }
-        let tp: Tp = (record.topic.clone(), partition);
         match self.acc.append(
-            &tp,
+            &name,
+            partition,
             timestamp,
             record.key.as_deref(),
             record.value.as_deref(),
@@ -633,13 +654,22 @@ impl ProducerCore {
         }
     }
 
-    fn choose_partition(&mut self, record: &ProducerRecord, partitions: i32) -> i32 {
-        let available: &[i32] = self
-            .topic_cache
-            .get(&record.topic)
-            .map_or(&[], |c| c.available.as_slice());
+    /// The partitioner's choice for `record`, whose topic's name is `name` (the core's copy).
+    fn choose_partition(
+        &mut self,
+        name: &Arc<str>,
+        record: &ProducerRecord,
+        partitions: i32,
+    ) -> i32 {
+        let available: &[i32] = match &self.hot_topic {
+            Some(h) if Arc::ptr_eq(&h.topic, &record.topic) => &h.available,
+            _ => self
+                .topic_cache
+                .get(&record.topic)
+                .map_or(&[], |c| &c.available[..]),
+        };
         self.partitioner.partition(
-            &record.topic,
+            name,
             record.key.as_deref(),
             record.value.as_deref(),
             partitions,

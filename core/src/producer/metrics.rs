@@ -12,6 +12,8 @@ const SAMPLES: usize = 2;
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     start: Instant,
+    /// `start + SAMPLE` (compared per recorded value).
+    end: Instant,
     sum: f64,
     count: u64,
     max: f64,
@@ -26,7 +28,7 @@ pub(crate) struct Stat {
 impl Stat {
     pub(crate) fn record(&mut self, value: f64, now: Instant) {
         match self.samples.last_mut() {
-            Some(s) if now < s.start + SAMPLE => {
+            Some(s) if now < s.end => {
                 s.sum += value;
                 s.count += 1;
                 s.max = s.max.max(value);
@@ -37,6 +39,7 @@ impl Stat {
                 }
                 self.samples.push(Sample {
                     start: now,
+                    end: now + SAMPLE,
                     sum: value,
                     count: 1,
                     max: value,

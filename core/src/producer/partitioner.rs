@@ -95,6 +95,26 @@ fn pick_random(num_partitions: i32, available: &[i32], exclude: Option<i32>, rng
     }
 }
 
+/// `a == b`, compared a word at a time inline: topic names are short, and this runs per
+/// record (a `memcmp` call cost more than the comparison).
+fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(true, |same, (x, y)| same & (x == y))
+}
+
 /// What the sticky cache knows about one topic.
 #[derive(Debug, Clone, Copy)]
 struct Sticky {
@@ -122,6 +142,10 @@ struct Sticky {
 pub struct DefaultPartitioner {
     ignore_keys: bool,
     sticky: FastMap<String, Sticky>,
+    /// The topic partitioned last and its entry, kept here instead of in `sticky` while it is
+    /// the last one: a run of records for one topic compares the name once per record rather
+    /// than hashing it and comparing it in the map.
+    last: Option<(String, Sticky)>,
 }
 
 impl DefaultPartitioner {
@@ -139,7 +163,22 @@ impl DefaultPartitioner {
 
     /// The sticky partition currently cached for `topic`, if any (for diagnostics and tests).
     pub fn sticky_partition(&self, topic: &str) -> Option<i32> {
-        self.sticky.get(topic).map(|s| s.partition)
+        match &self.last {
+            Some((t, s)) if same_str(t, topic) => Some(s.partition),
+            _ => self.sticky.get(topic).map(|s| s.partition),
+        }
+    }
+
+    /// The sticky entry of `topic`, made the `last` one (moving the previous last back into
+    /// the map).
+    fn entry(&mut self, topic: &str) -> Option<&mut Sticky> {
+        if !self.last.as_ref().is_some_and(|(t, _)| same_str(t, topic)) {
+            let found = self.sticky.remove_entry(topic)?;
+            if let Some((t, s)) = self.last.replace(found) {
+                self.sticky.insert(t, s);
+            }
+        }
+        self.last.as_mut().map(|(_, s)| s)
     }
 }
 
@@ -161,7 +200,7 @@ impl Partitioner for DefaultPartitioner {
             // Topic with an unknown count but known leaders: fall through to sticky.
         }
         let valid = |p: i32| (0..num_partitions).contains(&p) || available.contains(&p);
-        match self.sticky.get(topic) {
+        match self.entry(topic).copied() {
             Some(s) if !s.stale && valid(s.partition) => s.partition,
             cached => {
                 let exclude = cached.map(|s| s.partition);
@@ -169,13 +208,18 @@ impl Partitioner for DefaultPartitioner {
                 if p == UNKNOWN_PARTITION {
                     return p;
                 }
-                self.sticky.insert(
-                    topic.to_owned(),
-                    Sticky {
-                        partition: p,
-                        stale: false,
-                    },
-                );
+                let sticky = Sticky {
+                    partition: p,
+                    stale: false,
+                };
+                match self.entry(topic) {
+                    Some(s) => *s = sticky,
+                    None => {
+                        if let Some((t, s)) = self.last.replace((topic.to_owned(), sticky)) {
+                            self.sticky.insert(t, s);
+                        }
+                    }
+                }
                 p
             }
         }
@@ -185,7 +229,7 @@ impl Partitioner for DefaultPartitioner {
     /// `StickyPartitionCache.nextPartition` only moves on when the cached partition is the one
     /// whose batch closed); a stale report for another partition is ignored.
     fn on_new_batch(&mut self, topic: &str, prev_partition: i32) {
-        if let Some(s) = self.sticky.get_mut(topic) {
+        if let Some(s) = self.entry(topic) {
             if s.partition == prev_partition {
                 s.stale = true;
             }

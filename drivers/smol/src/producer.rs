@@ -1,8 +1,9 @@
 //! The producer on smol: [`producer`] starts a [`ProducerCore`] on the generic event loop and
 //! hands out its [`ProducerHandle`].
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{command_queue, ProducerHandle, ProducerHandler, WallClock};
@@ -24,12 +25,35 @@ pub enum StartError {
     Producer(#[from] ProduceError),
 }
 
-/// The wall clock record timestamps (CreateTime) are read from: the system time.
+/// The wall clock record timestamps (CreateTime) are read from: the system time in
+/// milliseconds since the Unix epoch, like Java's `System.currentTimeMillis()`.
+///
+/// It is read once per record sent, so it is kept cheap: each thread remembers the millisecond
+/// it last read and the monotonic instant at which that millisecond ends, and while the
+/// monotonic clock is before that instant answers from it (one clock read and a comparison
+/// instead of reading and converting the system time). The end is computed from a monotonic
+/// reading taken just before the system time, so it errs early: a record never gets a
+/// millisecond that has already ended. A new millisecond reads the system time again, so a
+/// step of the system clock shows within a millisecond.
 pub(crate) fn system_wall_clock() -> WallClock {
     Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+        thread_local! {
+            /// The instant the millisecond last read on this thread ends, and that millisecond.
+            static LAST: Cell<Option<(Instant, i64)>> = const { Cell::new(None) };
+        }
+        let now = Instant::now();
+        LAST.with(|last| match last.get() {
+            Some((ends, ms)) if now < ends => ms,
+            _ => {
+                let Ok(d) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+                    return 0;
+                };
+                let ms = (d.as_secs() as i64).saturating_mul(1000) + i64::from(d.subsec_millis());
+                let left = 1_000_000 - d.subsec_nanos() % 1_000_000;
+                last.set(Some((now + Duration::from_nanos(left.into()), ms)));
+                ms
+            }
+        })
     })
 }
 
