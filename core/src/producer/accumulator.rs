@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::batch::{BatchSettings, ProducerBatch};
+use super::batch::{BatchSettings, ProducerBatch, Thunk};
 use super::delivery::Delivery;
 use super::idempotence::{DrainDecision, Idempotence};
 use crate::codec::EncodeError;
@@ -64,7 +64,13 @@ pub(crate) struct Accumulator {
     /// No queued batch's delivery deadline is earlier than this (a lower bound: batches
     /// drained since are not subtracted). `expire` scans only once it passed.
     earliest_deadline: Option<Instant>,
+    /// Emptied `thunks` Vecs of completed batches, for new batches to reuse (at most
+    /// [`MAX_POOLED_THUNKS`]).
+    thunk_pool: Vec<Vec<Thunk>>,
 }
+
+/// The most emptied `thunks` Vecs kept for reuse.
+const MAX_POOLED_THUNKS: usize = 64;
 
 impl Accumulator {
     pub(crate) fn new(settings: BatchSettings, linger: Duration, guarantee_order: bool) -> Self {
@@ -79,6 +85,7 @@ impl Accumulator {
             in_flight: BTreeMap::new(),
             guarantee_order,
             earliest_deadline: None,
+            thunk_pool: Vec::new(),
         }
     }
 
@@ -163,13 +170,16 @@ impl Accumulator {
                 batch_full = true;
             }
             self.next_batch_id += 1;
-            let batch = ProducerBatch::new(
+            let mut batch = ProducerBatch::new(
                 self.next_batch_id,
                 topic.clone(),
                 partition,
                 self.settings,
                 now,
             );
+            if let Some(thunks) = self.thunk_pool.pop() {
+                batch.thunks = thunks;
+            }
             let d = batch.deadline;
             queue.push_back(batch);
             self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
@@ -182,6 +192,14 @@ impl Accumulator {
             new_batch,
             batch_full,
         })
+    }
+
+    /// Keeps a completed batch's emptied `thunks` Vec for a later batch.
+    pub(crate) fn recycle_thunks(&mut self, mut thunks: Vec<Thunk>) {
+        thunks.clear();
+        if thunks.capacity() > 0 && self.thunk_pool.len() < MAX_POOLED_THUNKS {
+            self.thunk_pool.push(thunks);
+        }
     }
 
     /// Puts a batch back for a retry: at the front of its queue, or for the idempotent

@@ -1656,7 +1656,9 @@ impl ProducerCore {
         now: Option<Instant>,
     ) {
         self.shared.release(b.reserved);
-        for (i, t) in b.thunks.into_iter().enumerate() {
+        let mut b = b;
+        let mut thunks = std::mem::take(&mut b.thunks);
+        for (i, t) in thunks.drain(..).enumerate() {
             self.record_done(t.gen);
             let result = match &outcome {
                 Ok((base, log_append)) => {
@@ -1679,6 +1681,7 @@ impl ProducerCore {
             };
             t.delivery.complete(result);
         }
+        self.acc.recycle_thunks(thunks);
         if let Some(now) = now {
             self.admit_waiters(now);
         }
