@@ -12,7 +12,8 @@
 //! }
 //! ```
 
-use bytes::{Bytes, BytesMut};
+use bytes::buf::Limit;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::frame::frame_size;
 
@@ -93,16 +94,25 @@ impl ReadBuffer {
         }
     }
 
-    /// The buffer to append the next read to, with room made (for readers that fill a
-    /// `BufMut`'s spare capacity, like tokio's `read_buf`). Call [`ReadBuffer::did_read`]
+    /// A new allocation of exactly the data plus `room` (`BytesMut::reserve` may double,
+    /// and a read into the surplus would pin the frame before it); copies what is not yet
+    /// taken, which is at most one read when a frame's size becomes known.
+    fn make_room(&mut self, room: usize) {
+        let mut fresh = BytesMut::with_capacity(self.filled + room);
+        fresh.extend_from_slice(&self.buf[..self.filled]);
+        self.buf = fresh;
+    }
+
+    /// The buffer to append the next read to, with room made and the read limited to it (for
+    /// readers that fill a `BufMut`, like tokio's `read_buf`). Call [`ReadBuffer::did_read`]
     /// with the number of bytes appended.
-    pub fn buf_for_read(&mut self) -> &mut BytesMut {
+    pub fn buf_for_read(&mut self) -> Limit<&mut BytesMut> {
         self.buf.truncate(self.filled);
         let room = self.room();
         if self.buf.capacity() - self.filled < room {
-            self.buf.reserve(room);
+            self.make_room(room);
         }
-        &mut self.buf
+        (&mut self.buf).limit(room)
     }
 
     /// Zeroed room for the next read (for readers that need an initialised slice, like
@@ -112,9 +122,12 @@ impl ReadBuffer {
         let room = self.room();
         if self.buf.len() - self.filled < room {
             self.buf.truncate(self.filled);
+            if self.buf.capacity() - self.filled < room {
+                self.make_room(room);
+            }
             self.buf.resize(self.filled + room, 0);
         }
-        &mut self.buf[self.filled..]
+        &mut self.buf[self.filled..self.filled + room]
     }
 
     /// `n` bytes were read into the room from [`ReadBuffer::buf_for_read`] or
@@ -216,9 +229,9 @@ mod tests {
                 room[..n].copy_from_slice(&s[at..at + n]);
                 n
             } else {
-                let buf = rb.buf_for_read();
-                let n = piece.min(buf.capacity() - buf.len()).min(s.len() - at);
-                buf.extend_from_slice(&s[at..at + n]);
+                let mut buf = rb.buf_for_read();
+                let n = piece.min(buf.remaining_mut()).min(s.len() - at);
+                buf.put_slice(&s[at..at + n]);
                 n
             };
             assert!(n > 0, "no room offered");
@@ -297,9 +310,9 @@ mod tests {
                     room[..n].copy_from_slice(&s[at..at + n]);
                     n
                 } else {
-                    let buf = rb.buf_for_read();
-                    let n = (buf.capacity() - buf.len()).min(4096).min(s.len() - at);
-                    buf.extend_from_slice(&s[at..at + n]);
+                    let mut buf = rb.buf_for_read();
+                    let n = buf.remaining_mut().min(4096).min(s.len() - at);
+                    buf.put_slice(&s[at..at + n]);
                     n
                 };
                 at += n;
@@ -327,7 +340,9 @@ mod tests {
         assert!(rb.take().is_none());
         // Room for the rest of the frame, no more.
         assert_eq!(rb.spare().len(), 5 * READ_SIZE);
-        assert!(rb.buf_for_read().capacity() < 5 * READ_SIZE + 4 + READ_SIZE + 64);
+        assert_eq!(rb.buf_for_read().remaining_mut(), 5 * READ_SIZE);
+        // One allocation for the frame, not a doubled one.
+        assert!(rb.buf_for_read().get_ref().capacity() <= 5 * READ_SIZE + 4);
     }
 
     #[test]
@@ -366,9 +381,9 @@ mod tests {
             }
         }
         let mut rb = ReadBuffer::unframed();
-        let buf = rb.buf_for_read();
-        assert!(buf.capacity() - buf.len() >= READ_SIZE);
-        buf.extend_from_slice(&tls);
+        let mut buf = rb.buf_for_read();
+        assert_eq!(buf.remaining_mut(), READ_SIZE);
+        buf.put_slice(&tls);
         rb.did_read(tls.len());
         assert_eq!(rb.take().unwrap(), &tls[..]);
         assert!(rb.take().is_none());

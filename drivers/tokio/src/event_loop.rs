@@ -227,7 +227,7 @@ async fn connection(
         // them without copying (see `ReadBuffer`).
         let mut buf = ReadBuffer::with(opts.read_framing);
         loop {
-            match rd.read_buf(buf.buf_for_read()).await {
+            match rd.read_buf(&mut buf.buf_for_read()).await {
                 Ok(0) => return CloseReason::PeerClosed,
                 Ok(n) => {
                     buf.did_read(n);
