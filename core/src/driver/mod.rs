@@ -13,6 +13,7 @@ mod consumer;
 mod low_level;
 mod producer;
 mod socket;
+mod wall_clock;
 
 use std::time::Instant;
 
@@ -26,6 +27,7 @@ pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};
 pub use socket::SocketOptions;
+pub use wall_clock::MillisecondClock;
 
 /// Turns a core's events into completions for the application.
 pub trait Handler<C: ClientCore>: Send + 'static {

@@ -1798,6 +1798,11 @@ impl ClientCore for ProducerCore {
         self.run(now);
     }
 
+    fn handle_bytes(&mut self, conn: ConnId, data: bytes::Bytes, now: Instant) {
+        self.net.handle_bytes(conn, data, now);
+        self.run(now);
+    }
+
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         self.net.handle_closed(conn, reason, now);
         self.run(now);

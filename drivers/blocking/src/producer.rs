@@ -1,15 +1,15 @@
 //! The producer for programs without an async runtime: [`Producer`] runs a [`ProducerCore`] on
 //! its own loop thread; its calls block the calling thread until the loop answers.
 
-use std::cell::Cell;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_executor::block_on;
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{
-    command_queue_with_notify, ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock,
+    command_queue_with_notify, MillisecondClock, ProducerHandle, ProducerHandler,
+    TypedProducerHandle, WallClock,
 };
 use kafkit_core::network::{NetOptions, PartitionInfo, SetupError};
 use kafkit_core::producer::{
@@ -33,35 +33,13 @@ pub enum StartError {
 }
 
 /// The wall clock record timestamps (CreateTime) are read from: the system time in
-/// milliseconds since the Unix epoch, like Java's `System.currentTimeMillis()`.
-///
-/// It is read once per record sent, so it is kept cheap: each thread remembers the millisecond
-/// it last read and the monotonic instant at which that millisecond ends, and while the
-/// monotonic clock is before that instant answers from it (one clock read and a comparison
-/// instead of reading and converting the system time). The end is computed from a monotonic
-/// reading taken just before the system time, so it errs early: a record never gets a
-/// millisecond that has already ended. A new millisecond reads the system time again, so a
-/// step of the system clock shows within a millisecond.
+/// milliseconds since the Unix epoch, like Java's `System.currentTimeMillis()`, through one
+/// [`MillisecondClock`] per sending thread (one monotonic reading per record).
 fn system_wall_clock() -> WallClock {
-    Arc::new(|| {
-        thread_local! {
-            /// The instant the millisecond last read on this thread ends, and that millisecond.
-            static LAST: Cell<Option<(Instant, i64)>> = const { Cell::new(None) };
-        }
-        let now = Instant::now();
-        LAST.with(|last| match last.get() {
-            Some((ends, ms)) if now < ends => ms,
-            _ => {
-                let Ok(d) = SystemTime::now().duration_since(UNIX_EPOCH) else {
-                    return 0;
-                };
-                let ms = (d.as_secs() as i64).saturating_mul(1000) + i64::from(d.subsec_millis());
-                let left = 1_000_000 - d.subsec_nanos() % 1_000_000;
-                last.set(Some((now + Duration::from_nanos(left.into()), ms)));
-                ms
-            }
-        })
-    })
+    thread_local! {
+        static CLOCK: MillisecondClock = const { MillisecondClock::new() };
+    }
+    Arc::new(|| CLOCK.with(|c| c.read(Instant::now(), SystemTime::now)))
 }
 
 /// Blocking waits on a [`DeliveryFuture`] (or any future), for code without an async runtime.
