@@ -67,10 +67,16 @@ pub(crate) struct Accumulator {
     /// Emptied `thunks` Vecs of completed batches, for new batches to reuse (at most
     /// [`MAX_POOLED_THUNKS`]).
     thunk_pool: Vec<Vec<Thunk>>,
+    /// Buffers of completed batches, for new batches to build into (see
+    /// [`Accumulator::recycle_buffer`]).
+    buffer_pool: Vec<Vec<u8>>,
 }
 
 /// The most emptied `thunks` Vecs kept for reuse.
 const MAX_POOLED_THUNKS: usize = 64;
+/// The most batch buffers kept for reuse, and the most bytes they may hold together.
+const MAX_POOLED_BUFFERS: usize = 64;
+const MAX_POOLED_BUFFER_BYTES: usize = 1 << 20;
 
 impl Accumulator {
     pub(crate) fn new(settings: BatchSettings, linger: Duration, guarantee_order: bool) -> Self {
@@ -86,6 +92,7 @@ impl Accumulator {
             guarantee_order,
             earliest_deadline: None,
             thunk_pool: Vec::new(),
+            buffer_pool: Vec::new(),
         }
     }
 
@@ -170,12 +177,13 @@ impl Accumulator {
                 batch_full = true;
             }
             self.next_batch_id += 1;
-            let mut batch = ProducerBatch::new(
+            let mut batch = ProducerBatch::with_buffer(
                 self.next_batch_id,
                 topic.clone(),
                 partition,
                 self.settings,
                 now,
+                self.buffer_pool.pop().unwrap_or_default(),
             );
             if let Some(thunks) = self.thunk_pool.pop() {
                 batch.thunks = thunks;
@@ -199,6 +207,19 @@ impl Accumulator {
         thunks.clear();
         if thunks.capacity() > 0 && self.thunk_pool.len() < MAX_POOLED_THUNKS {
             self.thunk_pool.push(thunks);
+        }
+    }
+
+    /// Keeps a completed batch's buffer for a later batch: only buffers of the usual
+    /// capacity, and at most [`MAX_POOLED_BUFFERS`] of them and [`MAX_POOLED_BUFFER_BYTES`]
+    /// in all (pooled buffers are outside `buffer_memory`'s account, as the allocator's
+    /// free lists are).
+    pub(crate) fn recycle_buffer(&mut self, buf: Option<Vec<u8>>) {
+        let Some(buf) = buf else { return };
+        let cap = ProducerBatch::buffer_capacity(&self.settings);
+        let limit = (MAX_POOLED_BUFFER_BYTES / cap).min(MAX_POOLED_BUFFERS);
+        if buf.capacity() == cap && self.buffer_pool.len() < limit {
+            self.buffer_pool.push(buf);
         }
     }
 

@@ -86,9 +86,23 @@ impl ProducerBatch {
         settings: BatchSettings,
         now: Instant,
     ) -> Self {
-        let builder = RecordBatchBuilder::with_capacity(
+        Self::with_buffer(id, topic, partition, settings, now, Vec::new())
+    }
+
+    /// Like [`new`](Self::new), building into `buf` (a completed batch's buffer, see
+    /// [`take_buffer`](Self::take_buffer)) instead of a new allocation.
+    pub(crate) fn with_buffer(
+        id: u64,
+        topic: Arc<str>,
+        partition: i32,
+        settings: BatchSettings,
+        now: Instant,
+        buf: Vec<u8>,
+    ) -> Self {
+        let builder = RecordBatchBuilder::with_buffer(
             settings.compression,
-            settings.batch_size.min(1 << 20),
+            buf,
+            Self::buffer_room(&settings),
         )
         .compression_level(settings.level);
         ProducerBatch {
@@ -108,6 +122,34 @@ impl ProducerBatch {
             last_error: None,
             uncompressed_size: RECORD_BATCH_OVERHEAD,
             settings,
+        }
+    }
+
+    /// Bytes of records a new batch's buffer has room for.
+    fn buffer_room(settings: &BatchSettings) -> usize {
+        settings.batch_size.min(1 << 20)
+    }
+
+    /// The capacity of a new batch's buffer: buffers of this capacity are the ones worth
+    /// keeping for reuse.
+    pub(crate) fn buffer_capacity(settings: &BatchSettings) -> usize {
+        RECORD_BATCH_OVERHEAD + Self::buffer_room(settings)
+    }
+
+    /// The batch's buffer, if nothing else holds it: the builder's (a batch never sent), or
+    /// the finished bytes' when no other `Bytes` refers to them (the request that carried
+    /// them is gone). `None` while anything may still read the bytes, so a reused buffer
+    /// can never change bytes someone else sees. Call only when the batch is done.
+    pub(crate) fn take_buffer(&mut self) -> Option<Vec<u8>> {
+        if let Some(builder) = self.builder.take() {
+            return Some(builder.into_buffer());
+        }
+        let payload = self.payload.take()?;
+        if payload.is_unique() {
+            // Unique: this takes the allocation back without copying.
+            Some(Vec::from(payload))
+        } else {
+            None
         }
     }
 
@@ -335,6 +377,52 @@ mod tests {
         assert_eq!(h2.header().producer_epoch, 1);
         assert_eq!(h2.header().base_sequence, 0);
         assert_eq!(h2.header().producer_id, 7);
+    }
+
+    #[test]
+    fn buffer_is_reused_only_when_nothing_else_holds_the_bytes() {
+        let now = Instant::now();
+        let s = settings(1000);
+        let mut b = ProducerBatch::new(1, "t".into(), 0, s, now);
+        b.append(1, Some(b"k"), Some(b"first"), &[], 10, Delivery::Ignore, 0)
+            .unwrap();
+        let sent = b.payload(None).unwrap();
+        let want = sent.clone();
+        // A request (or transmit) still holds the bytes: no reuse, and they stay intact.
+        assert!(b.take_buffer().is_none());
+        assert_eq!(sent, want);
+        drop((sent, want));
+
+        let mut b = ProducerBatch::new(2, "t".into(), 0, s, now);
+        b.append(1, Some(b"k"), Some(b"first"), &[], 10, Delivery::Ignore, 0)
+            .unwrap();
+        b.payload(None).unwrap();
+        let buf = b.take_buffer().expect("unique once the request is gone");
+        assert_eq!(buf.capacity(), ProducerBatch::buffer_capacity(&s));
+        let ptr = buf.as_ptr();
+
+        // A batch built into the reused buffer encodes only its own records.
+        let mut c = ProducerBatch::with_buffer(3, "t".into(), 0, s, now, buf);
+        c.append(7, None, Some(b"second"), &[], 10, Delivery::Ignore, 0)
+            .unwrap();
+        let bytes = c.payload(None).unwrap();
+        assert_eq!(bytes.as_ptr(), ptr, "no new allocation");
+        let records = RecordBatch::decode(bytes, &DecodeOptions::default())
+            .unwrap()
+            .decode_records()
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].timestamp, 7);
+        assert_eq!(records[0].value.as_deref(), Some(&b"second"[..]));
+
+        // A batch never sent gives its builder's buffer back.
+        let mut d = ProducerBatch::new(4, "t".into(), 0, s, now);
+        d.append(1, None, Some(b"x"), &[], 10, Delivery::Ignore, 0)
+            .unwrap();
+        assert_eq!(
+            d.take_buffer().map(|b| b.capacity()),
+            Some(ProducerBatch::buffer_capacity(&s))
+        );
     }
 
     #[test]

@@ -1682,6 +1682,7 @@ impl ProducerCore {
             t.delivery.complete(result);
         }
         self.acc.recycle_thunks(thunks);
+        self.acc.recycle_buffer(b.take_buffer());
         if let Some(now) = now {
             self.admit_waiters(now);
         }

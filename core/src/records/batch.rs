@@ -532,7 +532,15 @@ impl RecordBatchBuilder {
 
     /// Like [`new`](Self::new), reserving room for `bytes` of records up front.
     pub fn with_capacity(compression: Compression, bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(RECORD_BATCH_OVERHEAD + bytes);
+        Self::with_buffer(compression, Vec::new(), bytes)
+    }
+
+    /// Like [`with_capacity`](Self::with_capacity), building into `buf` (its contents are
+    /// discarded; it grows to room for `bytes` of records if it is smaller). A producer
+    /// passes the buffer of a completed batch here instead of allocating a new one.
+    pub fn with_buffer(compression: Compression, mut buf: Vec<u8>, bytes: usize) -> Self {
+        buf.clear();
+        buf.reserve_exact(RECORD_BATCH_OVERHEAD + bytes);
         buf.resize(RECORD_BATCH_OVERHEAD, 0);
         RecordBatchBuilder {
             buf,
@@ -709,6 +717,12 @@ impl RecordBatchBuilder {
     ) -> Result<i32, EncodeError> {
         let value = record.value();
         self.append(timestamp, Some(&record.key()), value.as_deref(), &[])
+    }
+
+    /// The builder's buffer, for reuse by [`with_buffer`](Self::with_buffer) (the batch is
+    /// abandoned).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Compresses the records if a codec is set, fills in the header and CRC, and returns the
