@@ -12,9 +12,9 @@
 //! application are the application's. [`FetchBuffer::accounted`] is the sum; the fetcher
 //! adds what it reserved for fetches in flight and keeps the total under
 //! `fetch_buffer_bytes`. Decompression is capped by the room left under that bound: when a
-//! batch does not fit, the unread tail of its fetch is released (to be fetched again later)
-//! and, if it still does not fit while other data is held, the fetch waits ("starves") for
-//! the application to drain the rest. Only a batch that does not fit even alone exceeds the
+//! batch does not fit, the unread tail of its fetch (and whatever was queued behind it) is
+//! released (to be fetched again later) and, if it still does not fit while other data is
+//! held, the fetch waits ("starves") for the application to drain the rest. Only a batch that does not fit even alone exceeds the
 //! bound (capped by `max_decompressed_batch_bytes`, beyond which it is an error).
 //!
 //! # Transactions
@@ -75,6 +75,12 @@ pub(crate) struct TakeStats {
 /// One partition's fetched data.
 pub(crate) struct CompletedFetch {
     pub tp: TopicPartition,
+    /// The offset this fetch was asked at.
+    pub fetch_offset: i64,
+    /// The offset after the last whole batch of the data (read from the batch headers when
+    /// the fetch arrives, lowered if the tail is released): where a fetch of what follows
+    /// starts. Equals `fetch_offset` when the data holds no whole batch past it.
+    pub end_offset: i64,
     /// The position after everything handed out or skipped.
     pub next_offset: i64,
     /// The leader epoch of the last record handed out.
@@ -103,8 +109,11 @@ impl CompletedFetch {
             .map(|(pid, first)| (first, pid))
             .collect();
         aborted.sort_unstable();
+        let end_offset = end_of_batches(&data).max(fetch_offset);
         CompletedFetch {
             tp,
+            fetch_offset,
+            end_offset,
             next_offset: fetch_offset,
             last_epoch: None,
             data,
@@ -254,6 +263,8 @@ impl CompletedFetch {
                 if let Some(size) = self.first_batch_size() {
                     if size < self.data.len() {
                         self.data.truncate(size);
+                        // Fetches queued after this one no longer follow on from it.
+                        self.end_offset = end_of_batches(&self.data).max(self.next_offset);
                         let capped = DecodeOptions {
                             max_decompressed_size: (room(self) as usize)
                                 .min(opts.max_decompressed_size),
@@ -389,15 +400,53 @@ impl CompletedFetch {
     }
 }
 
+/// The offset after the last whole batch in `data`, from the batch headers alone (0 when
+/// there is none): a magic 2 batch ends at base offset + last offset delta + 1, a legacy
+/// message (or compressed wrapper, which carries its last inner offset) at its offset + 1.
+/// A batch cut short at the end of the data does not count.
+fn end_of_batches(data: &[u8]) -> i64 {
+    // Magic 2 header: base offset (8), length (4), leader epoch (4), magic (1), CRC (4),
+    // attributes (2), then the last offset delta (4).
+    const MAGIC_AT: usize = 16;
+    const LAST_DELTA_AT: usize = 23;
+    let mut end = 0;
+    let mut rest = data;
+    while let Some(head) = rest.get(..LOG_OVERHEAD) {
+        let base = i64::from_be_bytes(head[..8].try_into().expect("8 bytes"));
+        let len = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
+        let Some(size) = usize::try_from(len)
+            .ok()
+            .and_then(|l| l.checked_add(LOG_OVERHEAD))
+            .filter(|&s| s > LOG_OVERHEAD && s <= rest.len())
+        else {
+            break;
+        };
+        let last = match rest.get(MAGIC_AT) {
+            Some(&m) if m as i8 >= 2 => match rest.get(LAST_DELTA_AT..LAST_DELTA_AT + 4) {
+                Some(d) if size >= LAST_DELTA_AT + 4 => base.saturating_add(i64::from(
+                    i32::from_be_bytes(d.try_into().expect("4 bytes")),
+                )),
+                _ => break,
+            },
+            Some(_) => base,
+            None => break,
+        };
+        end = end.max(last.saturating_add(1));
+        rest = &rest[size..];
+    }
+    end
+}
+
 fn is_limit<T>(r: &Result<T, DecodeError>) -> bool {
     matches!(r, Err(DecodeError::DecompressionLimit { .. }))
 }
 
-/// The completed fetches of every partition (at most one per partition: a partition with data
-/// buffered is not fetched again until it is drained).
+/// The completed fetches of every partition, in offset order: a partition may have more
+/// fetches queued behind the one being read (fetched ahead while it is read), each starting
+/// where the one before it ends.
 #[derive(Default)]
 pub(crate) struct FetchBuffer {
-    fetches: BTreeMap<TopicPartition, CompletedFetch>,
+    fetches: BTreeMap<TopicPartition, VecDeque<CompletedFetch>>,
     /// The largest decompressed batch seen: room the fetcher leaves for the next one.
     pub largest_decompressed: u64,
     /// The largest batch seen on the wire: a fetch with less room than this would get one
@@ -405,21 +454,77 @@ pub(crate) struct FetchBuffer {
     pub largest_raw: u64,
 }
 
+/// What a partition has buffered, for deciding whether to fetch ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Queued {
+    /// Completed fetches waiting (the one being read included).
+    pub fetches: usize,
+    /// Bytes they account for.
+    pub bytes: u64,
+    /// Where a fetch of what follows starts.
+    pub end_offset: i64,
+    /// Whether the last fetch holds a whole batch past its fetch offset (if not, fetching
+    /// from its end would ask for the same data again).
+    pub progressed: bool,
+}
+
 impl FetchBuffer {
+    /// Queues `fetch` behind its partition's others. The caller checks that it starts at
+    /// [`end_offset`](Self::end_offset).
     pub fn insert(&mut self, fetch: CompletedFetch) {
-        self.fetches.insert(fetch.tp.clone(), fetch);
+        self.fetches
+            .entry(fetch.tp.clone())
+            .or_default()
+            .push_back(fetch);
     }
 
-    pub fn contains(&self, tp: &TopicPartition) -> bool {
-        self.fetches.contains_key(tp)
+    /// Drops everything buffered for `tp`.
+    pub fn remove(&mut self, tp: &TopicPartition) {
+        self.fetches.remove(tp);
     }
 
-    pub fn remove(&mut self, tp: &TopicPartition) -> Option<CompletedFetch> {
-        self.fetches.remove(tp)
+    /// The fetch being read for `tp`.
+    pub fn front_mut(&mut self, tp: &TopicPartition) -> Option<&mut CompletedFetch> {
+        self.fetches.get_mut(tp).and_then(VecDeque::front_mut)
     }
 
-    pub fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut CompletedFetch> {
-        self.fetches.get_mut(tp)
+    /// Drops the fetch being read for `tp` (it is exhausted); the next queued one, if any,
+    /// becomes the one being read.
+    pub fn pop_front(&mut self, tp: &TopicPartition) {
+        if let Some(q) = self.fetches.get_mut(tp) {
+            q.pop_front();
+            if q.is_empty() {
+                self.fetches.remove(tp);
+            }
+        }
+    }
+
+    /// Drops the queued fetches of `tp` that no longer start where the one before them ends
+    /// (its tail was released to make room): they are fetched again in order.
+    pub fn prune(&mut self, tp: &TopicPartition) {
+        if let Some(q) = self.fetches.get_mut(tp) {
+            let keep = (1..q.len())
+                .find(|&i| q[i].fetch_offset != q[i - 1].end_offset)
+                .unwrap_or(q.len());
+            q.truncate(keep);
+        }
+    }
+
+    /// Where the next fetch of `tp` starts if it has data buffered.
+    pub fn end_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.fetches.get(tp)?.back().map(|f| f.end_offset)
+    }
+
+    /// What `tp` has buffered, if anything.
+    pub fn queued(&self, tp: &TopicPartition) -> Option<Queued> {
+        let q = self.fetches.get(tp)?;
+        let last = q.back()?;
+        Some(Queued {
+            fetches: q.len(),
+            bytes: q.iter().map(CompletedFetch::accounted).sum(),
+            end_offset: last.end_offset,
+            progressed: last.end_offset > last.fetch_offset,
+        })
     }
 
     pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
@@ -434,18 +539,22 @@ impl FetchBuffer {
     pub fn ready_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.fetches
             .iter()
-            .filter(|(_, f)| !f.starved)
+            .filter(|(_, q)| q.front().is_some_and(|f| !f.starved))
             .map(|(tp, _)| tp)
     }
 
     /// Bytes held by every completed fetch.
     pub fn accounted(&self) -> u64 {
-        self.fetches.values().map(CompletedFetch::accounted).sum()
+        self.fetches
+            .values()
+            .flatten()
+            .map(CompletedFetch::accounted)
+            .sum()
     }
 
     /// Whether some fetch waits for memory.
     pub fn starved(&self) -> bool {
-        self.fetches.values().any(|f| f.starved)
+        self.fetches.values().flatten().any(|f| f.starved)
     }
 }
 
@@ -500,6 +609,57 @@ mod tests {
         let mut out = ConsumerRecords::default();
         let (end, _) = f.take(usize::MAX, &mut out, 0, u64::MAX, DecodeOptions::default());
         (out.iter().map(|r| r.offset).collect(), end)
+    }
+
+    #[test]
+    fn the_end_offset_comes_from_whole_batches_only() {
+        let whole = concat(&[
+            batch(10, 3, None, Compression::None),
+            batch(13, 2, None, Compression::Lz4),
+        ]);
+        assert_eq!(end_of_batches(&whole), 15);
+        // The second batch cut short: only the first counts.
+        let cut = whole.slice(..whole.len() - 5);
+        assert_eq!(end_of_batches(&cut), 13);
+        assert_eq!(end_of_batches(&whole[..20]), 0);
+        assert_eq!(end_of_batches(&[]), 0);
+        // A length that runs past the data, or is negative, ends the scan.
+        let mut bad = whole.to_vec();
+        bad[8..12].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(end_of_batches(&bad), 0);
+        // A fetch asked past the batches it got ends at its own offset.
+        let f = CompletedFetch::new(tp(), 20, whole, false, []);
+        assert_eq!((f.fetch_offset, f.end_offset), (20, 20));
+    }
+
+    #[test]
+    fn queued_fetches_are_read_in_order_and_cut_where_they_stop_following_on() {
+        let mut buf = FetchBuffer::default();
+        let a = CompletedFetch::new(tp(), 0, batch(0, 5, None, Compression::None), false, []);
+        let b = CompletedFetch::new(tp(), 5, batch(5, 3, None, Compression::None), false, []);
+        let c = CompletedFetch::new(tp(), 9, batch(9, 1, None, Compression::None), false, []);
+        let a_bytes = a.accounted();
+        buf.insert(a);
+        let q = buf.queued(&tp()).unwrap();
+        assert_eq!(
+            (q.fetches, q.bytes, q.end_offset, q.progressed),
+            (1, a_bytes, 5, true)
+        );
+        buf.insert(b);
+        buf.insert(c);
+        assert_eq!(buf.end_offset(&tp()), Some(10));
+        // c does not start where b ends (8): it goes, b stays.
+        buf.prune(&tp());
+        assert_eq!(buf.end_offset(&tp()), Some(8));
+        assert_eq!(buf.queued(&tp()).unwrap().fetches, 2);
+        let (offsets, end) = take_all(buf.front_mut(&tp()).unwrap());
+        assert_eq!((offsets, end), (vec![0, 1, 2, 3, 4], TakeEnd::Exhausted));
+        buf.pop_front(&tp());
+        let (offsets, _) = take_all(buf.front_mut(&tp()).unwrap());
+        assert_eq!(offsets, vec![5, 6, 7]);
+        buf.pop_front(&tp());
+        assert!(buf.queued(&tp()).is_none());
+        assert_eq!(buf.partitions().count(), 0);
     }
 
     #[test]

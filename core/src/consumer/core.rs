@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::buffer::{CompletedFetch, FetchBuffer, TakeEnd};
+use super::buffer::{CompletedFetch, FetchBuffer, Queued, TakeEnd};
 use super::error::ConsumerError;
 use super::fetch_session::{FetchSession, PartitionFetch, SessionOutcome};
-use super::fetcher::{FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION};
+use super::fetcher::{
+    FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION, MAX_QUEUED_FETCHES,
+};
 use super::group::coordinator::{GroupCoordinator, GroupCtx, MemberState};
 use super::group::subscription::Subscribed;
 use super::group::{CommittedResult, GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
@@ -273,65 +275,75 @@ impl ConsumerCore {
             order.rotate_left(split);
         }
         for tp in order {
-            if out.count() >= max {
-                break;
-            }
-            let Ok(state) = self.subs.get(&tp) else {
-                self.buffer.remove(&tp);
-                continue;
-            };
-            if state.pending_revocation {
-                // Its revocation callback has run or is about to (Java's pendingRevocation):
-                // the data goes, and the positions stay those the callback commits.
-                self.buffer.remove(&tp);
-                continue;
-            }
-            if state.paused {
-                continue;
-            }
-            let Some(fetch) = self.buffer.get_mut(&tp) else {
-                continue;
-            };
-            if state.position.map(|p| p.offset) != Some(fetch.next_offset) {
-                // Sought elsewhere since: the data is stale.
-                self.buffer.remove(&tp);
-                continue;
-            }
-            let reserved = self.fetcher.reserved();
-            let total = self.buffer.accounted() + reserved;
-            let fetch = self.buffer.get_mut(&tp).expect("present");
-            let others = total - fetch.accounted();
-            let before = out.count();
-            let (end, stats) = fetch.take(
-                max - before,
-                &mut out,
-                others,
-                self.fetcher.settings.bound,
-                self.decode,
-            );
-            let (next_offset, last_epoch) = (fetch.next_offset, fetch.last_epoch);
-            self.buffer.largest_decompressed =
-                self.buffer.largest_decompressed.max(stats.largest as u64);
-            self.buffer.largest_raw = self.buffer.largest_raw.max(stats.largest_raw as u64);
-            let peak = others + stats.peak;
-            let s = &mut self.fetcher.stats;
-            s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
-            s.records_returned += (out.count() - before) as u64;
-            let state = self.subs.get_mut(&tp).expect("assigned");
-            let epoch = last_epoch.or(state.position.and_then(|p| p.leader_epoch));
-            state.position = Some(FetchPosition {
-                offset: next_offset,
-                leader_epoch: epoch,
-            });
-            match end {
-                TakeEnd::Full => self.cursor = Some(tp.clone()),
-                TakeEnd::Exhausted => {
-                    self.buffer.remove(&tp);
+            // A partition's queued fetches are read one after the other, each starting where
+            // the one before ended.
+            loop {
+                if out.count() >= max {
+                    break;
                 }
-                TakeEnd::Starved => {}
-                TakeEnd::Failed(e) => {
+                let Ok(state) = self.subs.get(&tp) else {
                     self.buffer.remove(&tp);
-                    state.error = Some((e, false));
+                    break;
+                };
+                if state.pending_revocation {
+                    // Its revocation callback has run or is about to (Java's
+                    // pendingRevocation): the data goes, and the positions stay those the
+                    // callback commits.
+                    self.buffer.remove(&tp);
+                    break;
+                }
+                if state.paused {
+                    break;
+                }
+                let Some(fetch) = self.buffer.front_mut(&tp) else {
+                    break;
+                };
+                if state.position.map(|p| p.offset) != Some(fetch.next_offset) {
+                    // Sought elsewhere since: the data is stale.
+                    self.buffer.remove(&tp);
+                    break;
+                }
+                let reserved = self.fetcher.reserved();
+                let total = self.buffer.accounted() + reserved;
+                let fetch = self.buffer.front_mut(&tp).expect("present");
+                let others = total - fetch.accounted();
+                let before = out.count();
+                let (end, stats) = fetch.take(
+                    max - before,
+                    &mut out,
+                    others,
+                    self.fetcher.settings.bound,
+                    self.decode,
+                );
+                let (next_offset, last_epoch) = (fetch.next_offset, fetch.last_epoch);
+                // Releasing a fetch's tail (to make room) cuts it off from what was queued
+                // behind it.
+                self.buffer.prune(&tp);
+                self.buffer.largest_decompressed =
+                    self.buffer.largest_decompressed.max(stats.largest as u64);
+                self.buffer.largest_raw = self.buffer.largest_raw.max(stats.largest_raw as u64);
+                let peak = others + stats.peak;
+                let s = &mut self.fetcher.stats;
+                s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
+                s.records_returned += (out.count() - before) as u64;
+                let state = self.subs.get_mut(&tp).expect("assigned");
+                let epoch = last_epoch.or(state.position.and_then(|p| p.leader_epoch));
+                state.position = Some(FetchPosition {
+                    offset: next_offset,
+                    leader_epoch: epoch,
+                });
+                match end {
+                    TakeEnd::Full => {
+                        self.cursor = Some(tp.clone());
+                        break;
+                    }
+                    TakeEnd::Exhausted => self.buffer.pop_front(&tp),
+                    TakeEnd::Starved => break,
+                    TakeEnd::Failed(e) => {
+                        self.buffer.remove(&tp);
+                        state.error = Some((e, false));
+                        break;
+                    }
                 }
             }
         }
@@ -1076,6 +1088,22 @@ impl ConsumerCore {
         leader.map(|l| (l, false))
     }
 
+    /// Whether a partition with data buffered is fetched again now, from the end of that
+    /// data, so the next response is on its way while the application reads (librdkafka
+    /// keeps a queue filled the same way; one fetch per broker at a time otherwise makes a
+    /// fast reader wait a round trip per fetch). It is while at most one partition fetch is
+    /// buffered (`max_partition_fetch_bytes`, or the largest batch seen if larger: a fetch
+    /// returns at least one), at most [`MAX_QUEUED_FETCHES`] deep; the memory budget bounds
+    /// the whole as before.
+    fn fetch_ahead(&self, queued: &Queued) -> bool {
+        let settings = &self.fetcher.settings;
+        let one_fetch = settings
+            .partition_max_bytes
+            .min(settings.max_bytes)
+            .max(self.buffer.largest_raw);
+        queued.progressed && queued.fetches < MAX_QUEUED_FETCHES && queued.bytes <= one_fetch
+    }
+
     fn send_fetches(&mut self, now: Instant) {
         if self.buffer.starved() {
             return;
@@ -1093,13 +1121,18 @@ impl ConsumerCore {
             if !state.is_fetchable(now) {
                 continue;
             }
-            if self.buffer.contains(tp) {
-                if let Some((node, _)) = self.fetch_node(tp, now) {
-                    draining.insert(node);
+            let offset = match self.buffer.queued(tp) {
+                Some(queued) => {
+                    if let Some((node, _)) = self.fetch_node(tp, now) {
+                        draining.insert(node);
+                    }
+                    if !self.fetch_ahead(&queued) {
+                        continue;
+                    }
+                    queued.end_offset
                 }
-                continue;
-            }
-            let offset = state.position.map_or(0, |p| p.offset);
+                None => state.position.map_or(0, |p| p.offset),
+            };
             let end = if read_committed {
                 state.last_stable_offset
             } else {
@@ -1321,15 +1354,19 @@ impl ConsumerCore {
                 let Ok(state) = self.subs.get_mut(&tp) else {
                     continue;
                 };
-                if state.position.map(|p| p.offset) != Some(asked.fetch_offset)
+                // A fetch continues the partition's buffered data, or its position when none.
+                let expected = self
+                    .buffer
+                    .end_offset(&tp)
+                    .or(state.position.map(|p| p.offset));
+                if expected != Some(asked.fetch_offset)
                     || state.reset.is_some()
                     || state.error.is_some()
                     || state.paused
                     || state.pending_revocation
-                    || self.buffer.contains(&tp)
                 {
-                    // Sought, paused, reset or being revoked while the fetch was out: the
-                    // records are stale. The watermarks are not: keep them, because an
+                    // Sought, paused, reset or being revoked while the fetch was out (or the
+                    // data it followed was released): the records are stale. The watermarks are not: keep them, because an
                     // incremental fetch session will not report them again until they change
                     // (a seek back to the same offset would otherwise never learn the high
                     // watermark of an idle partition).

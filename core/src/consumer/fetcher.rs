@@ -3,9 +3,14 @@
 //!
 //! Contract:
 //! - One Fetch per broker in flight at a time, covering every fetchable partition that broker
-//!   serves (the leader, or a preferred read replica the leader named, KIP-392) and that has
-//!   no data buffered; a partition is fetched again once the application has taken all its
-//!   buffered records, so the next response is on its way while the application works.
+//!   serves (the leader, or a preferred read replica the leader named, KIP-392). A partition
+//!   with data buffered is fetched ahead, from the end of that data, while at most one
+//!   partition fetch (`max_partition_fetch_bytes`) is buffered and fewer than
+//!   [`MAX_QUEUED_FETCHES`] responses are queued, so the next response is on its way while
+//!   the application reads (as librdkafka keeps its queue filled); a response is kept only if
+//!   it starts where the buffered data (or, with none, the position) ends. A broker whose
+//!   partitions are all caught up is not asked (which would be a long poll) while the
+//!   application still reads data of that broker: the fetch goes out once it is read.
 //! - Bytes: a request's `max_bytes` is what the memory budget leaves (`fetch_buffer_bytes`
 //!   minus what is held, reserved for other fetches in flight, and the room kept for
 //!   decompressing the largest batch seen), split among the brokers being asked, capped by
@@ -29,6 +34,11 @@ use crate::protocol::FetchRequest;
 
 /// The highest Fetch version the consumer asks for.
 pub(crate) const MAX_FETCH_VERSION: i16 = 12;
+
+/// The most completed fetches a partition queues (the one being read included) before it is
+/// no longer fetched ahead: small responses (a topic being written slowly) would otherwise
+/// queue without end below the byte threshold.
+pub(crate) const MAX_QUEUED_FETCHES: usize = 3;
 
 /// Counters a test (or a metrics reporter) can read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -691,3 +691,37 @@ fn an_idle_partition_does_not_hold_back_a_busy_one_on_the_same_broker() {
         "1000 records of the busy partition took {took:?}"
     );
 }
+
+/// Issue 9: a partition the application is reading is fetched again from the end of its
+/// buffered data, so the next response is there when the buffer runs dry (one fetch per
+/// partition at a time made a fast reader wait a round trip per fetch). The queue stays
+/// short, and the records come in order, each once.
+#[test]
+fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
+    let mut env = Env::new(1, 1, |c| {
+        // One batch per fetch.
+        c.max_partition_fetch_bytes = 1;
+    });
+    for _ in 0..10 {
+        env.produce(0, 20, Compression::None, 1_000);
+    }
+    env.assign(&[0]);
+    let first = env.consume(1, 1, Duration::from_secs(2));
+    assert_eq!(first[0].offset, 0);
+    // The application works on its record; the consumer keeps fetching meanwhile, but only
+    // a couple of batches ahead.
+    env.idle(Duration::from_secs(1));
+    let stats = env.sim.core().stats().clone();
+    assert!(
+        (2..=3).contains(&stats.fetch_responses),
+        "fetched ahead, and not too far: {stats:?}"
+    );
+    let buffered = env.sim.core().buffered_bytes();
+    let rest = env.consume(199, 7, Duration::from_secs(5));
+    let mut all = first;
+    all.extend(rest);
+    check_in_order(&env, &all, &BTreeMap::new());
+    assert!(buffered > 0);
+    // Every batch came in its own fetch, none twice.
+    assert!(env.sim.core().stats().fetch_responses >= 10);
+}
