@@ -121,7 +121,7 @@ pub(crate) fn run(
 }
 
 /// Records a caught panic of the model.
-fn failed(shared: &Shared, doing: &str, panic: &Box<dyn Any + Send>) {
+pub(crate) fn failed(shared: &Shared, doing: &str, panic: &Box<dyn Any + Send>) {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

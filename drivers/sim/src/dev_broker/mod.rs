@@ -402,11 +402,23 @@ impl DevBroker {
         F: FnOnce(&mut Cluster) -> R + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
+        let shared = self.shared.clone();
         let job: cluster_thread::Job = Box::new(move |c: &mut Cluster| {
-            let _ = tx.send(f(c));
+            // The panic is recorded before the caller hears of it: left to the cluster
+            // thread's own catch, the caller could see `None` (the sender dropped while
+            // unwinding) before the failure is in `model_failures`.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))) {
+                Ok(r) => {
+                    let _ = tx.send(Some(r));
+                }
+                Err(panic) => {
+                    cluster_thread::failed(&shared, "running a with_cluster job", &panic);
+                    let _ = tx.send(None);
+                }
+            }
         });
         self.events.send(Event::Run(job)).ok()?;
-        rx.recv().ok()
+        rx.recv().ok().flatten()
     }
 
     /// Stops accepting, closes every connection and stops every thread.
