@@ -20,6 +20,26 @@ use super::frame::frame_size;
 /// The smallest room a read gets, and all it gets while no frame size is known.
 pub const READ_SIZE: usize = 64 * 1024;
 
+/// At most this many earlier allocations are kept per connection for reuse. A consumer holds
+/// one or two Fetch responses while it reads them and a third is arriving; more would only
+/// hold memory.
+const RETAINED: usize = 4;
+
+/// Bytes of allocations kept per connection for reuse, at most: what an idle connection can
+/// hold on to beyond the frames the application still refers to.
+const RETAINED_BYTES: usize = 64 << 20;
+
+/// An allocation this buffer made, kept to be reused once nothing else refers to it.
+#[derive(Debug)]
+struct Retained {
+    /// The first bytes handed out from it, which start at the start of the allocation: once
+    /// this is the only reference left (every frame sliced from the allocation was dropped,
+    /// and `ReadBuffer::buf` has moved on), it turns back into a `BytesMut` over the whole
+    /// allocation without a copy.
+    head: Bytes,
+    capacity: usize,
+}
+
 /// A connection's read buffer. See the module docs.
 ///
 /// *Framed* (a plaintext stream of Kafka frames): once a frame's 4-byte size prefix has
@@ -32,7 +52,17 @@ pub const READ_SIZE: usize = 64 * 1024;
 /// *Unframed* ([`ReadBuffer::unframed`], for TLS, whose ciphertext has no Kafka frames to
 /// find): every read is handed out as it is, in at most [`READ_SIZE`] bytes of room.
 ///
-/// Memory held is bounded by one frame (at most `max_frame`) plus one read.
+/// Memory held is bounded by one frame (at most `max_frame`) plus one read, plus (framed) up
+/// to [`RETAINED`] earlier allocations of at most [`RETAINED_BYTES`] together, kept for reuse.
+///
+/// *Reuse* (framed): a frame's allocation is made on the reader's thread and freed wherever
+/// the application drops the last record sliced from it; glibc then keeps the freed chunk in
+/// the reader thread's arena, so a consumer's peak RSS grew by a few frames, and every fresh
+/// multi-megabyte allocation is page-faulted (and zeroed by the kernel) again. So the buffer
+/// keeps a handle to each allocation it made and, when it needs room, takes back one that no
+/// `Bytes` refers to any more ([`Bytes::is_unique`]). At the start of a frame it takes the
+/// largest such allocation, so a large frame usually lands in it without the copy of the
+/// first read that a fresh allocation of the frame's exact size needs.
 #[derive(Debug)]
 pub struct ReadBuffer {
     /// `[0, filled)` is data read and not yet taken; `[filled, len)` is zeroed room that
@@ -45,6 +75,11 @@ pub struct ReadBuffer {
     pending_end: Option<usize>,
     /// `Some(max_frame)` while framing.
     framing: Option<usize>,
+    /// Whether `buf` starts at the start of its allocation, which was made (or taken back) with
+    /// `capacity` bytes: the next [`ReadBuffer::take`] hands out that allocation's head.
+    head_of: Option<usize>,
+    /// Earlier allocations kept for reuse (framed only).
+    retained: Vec<Retained>,
 }
 
 impl ReadBuffer {
@@ -67,6 +102,8 @@ impl ReadBuffer {
             scanned: 0,
             pending_end: None,
             framing,
+            head_of: None,
+            retained: Vec::new(),
         }
     }
 
@@ -95,12 +132,82 @@ impl ReadBuffer {
     }
 
     /// A new allocation of exactly the data plus `room` (`BytesMut::reserve` may double,
-    /// and a read into the surplus would pin the frame before it); copies what is not yet
-    /// taken, which is at most one read when a frame's size becomes known.
+    /// and a read into the surplus would pin the frame before it), or a retained one with at
+    /// least that room; copies what is not yet taken, which is at most one read when a
+    /// frame's size becomes known.
+    ///
+    /// Bytes of a reused allocation that [`ReadBuffer::spare`] would have to zero are kept as
+    /// they are (they were initialised when the allocation was last used): `buf`'s length
+    /// past `filled` is room already initialised.
     fn make_room(&mut self, room: usize) {
-        let mut fresh = BytesMut::with_capacity(self.filled + room);
-        fresh.extend_from_slice(&self.buf[..self.filled]);
+        let need = self.filled + room;
+        // At the start of a frame its size is unknown: the largest allocation makes it most
+        // likely that the frame fits without moving its first read.
+        let largest = self.filled == 0 && self.pending_end.is_none();
+        let (mut fresh, capacity) = match self.reuse(need, largest) {
+            Some(reused) => reused,
+            None => (BytesMut::with_capacity(need), need),
+        };
+        if fresh.len() >= self.filled {
+            fresh[..self.filled].copy_from_slice(&self.buf[..self.filled]);
+        } else {
+            fresh.clear();
+            fresh.extend_from_slice(&self.buf[..self.filled]);
+        }
         self.buf = fresh;
+        self.head_of = self.framing.is_some().then_some(capacity);
+    }
+
+    /// A retained allocation with room for `need` bytes that nothing refers to any more (the
+    /// smallest such, or the largest if `largest`), as a `BytesMut` whose length is its
+    /// initialised part, and its capacity.
+    fn reuse(&mut self, need: usize, largest: bool) -> Option<(BytesMut, usize)> {
+        let free = self
+            .retained
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.capacity >= need && r.head.is_unique());
+        let (i, _) = if largest {
+            free.max_by_key(|(_, r)| r.capacity)?
+        } else {
+            free.min_by_key(|(_, r)| r.capacity)?
+        };
+        let r = self.retained.swap_remove(i);
+        // `is_unique` above was the only reference, and only this buffer could clone it, so
+        // this does not fail; if it did, the allocation is simply not reused.
+        let m = r.head.try_into_mut().ok()?;
+        // `head` was the first bytes of the allocation, so `m` spans all of it, and its
+        // length (`head`'s) is the part known to be initialised.
+        Some((m, r.capacity))
+    }
+
+    /// Keeps `head` (the first bytes handed out from an allocation of `capacity` bytes) for
+    /// reuse, within [`RETAINED`] and [`RETAINED_BYTES`]; the smallest allocations go first.
+    fn retain(&mut self, head: &Bytes, capacity: usize) {
+        if capacity > RETAINED_BYTES {
+            return;
+        }
+        let mut held: usize = self.retained.iter().map(|r| r.capacity).sum();
+        while self.retained.len() >= RETAINED || held + capacity > RETAINED_BYTES {
+            let Some((i, smallest)) = self
+                .retained
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| r.capacity)
+            else {
+                break;
+            };
+            if smallest.capacity > capacity {
+                // Everything kept is larger: keep that rather than this.
+                return;
+            }
+            held -= smallest.capacity;
+            self.retained.swap_remove(i);
+        }
+        self.retained.push(Retained {
+            head: head.clone(),
+            capacity,
+        });
     }
 
     /// The buffer to append the next read to, with room made and the read limited to it (for
@@ -111,6 +218,8 @@ impl ReadBuffer {
         let room = self.room();
         if self.buf.capacity() - self.filled < room {
             self.make_room(room);
+            // A reused allocation comes with initialised bytes past `filled`; the read appends.
+            self.buf.truncate(self.filled);
         }
         (&mut self.buf).limit(room)
     }
@@ -155,6 +264,8 @@ impl ReadBuffer {
                             // the core's decoder report it. Nothing is allocated for the size.
                             self.framing = None;
                             self.pending_end = None;
+                            self.head_of = None;
+                            self.retained.clear();
                             return;
                         }
                     }
@@ -180,6 +291,9 @@ impl ReadBuffer {
             return None;
         }
         let out = self.buf.split_to(n).freeze();
+        if let Some(capacity) = self.head_of.take() {
+            self.retain(&out, capacity);
+        }
         self.filled -= n;
         self.scanned = self.scanned.saturating_sub(n);
         self.pending_end = self.pending_end.map(|end| end - n);
@@ -343,6 +457,97 @@ mod tests {
         assert_eq!(rb.buf_for_read().remaining_mut(), 5 * READ_SIZE);
         // One allocation for the frame, not a doubled one.
         assert!(rb.buf_for_read().get_ref().capacity() <= 5 * READ_SIZE + 4);
+    }
+
+    /// Feeds `s` through `rb` in reads of at most `piece` bytes and returns the frames.
+    fn read_all(rb: &mut ReadBuffer, s: &[u8], piece: usize, slices: bool) -> Vec<Bytes> {
+        let mut d = FrameDecoder::new(1 << 24);
+        let mut got = vec![];
+        let mut at = 0;
+        while at < s.len() {
+            let n = if slices {
+                let room = rb.spare();
+                let n = piece.min(room.len()).min(s.len() - at);
+                room[..n].copy_from_slice(&s[at..at + n]);
+                n
+            } else {
+                let mut buf = rb.buf_for_read();
+                let n = piece.min(buf.remaining_mut()).min(s.len() - at);
+                buf.put_slice(&s[at..at + n]);
+                n
+            };
+            at += n;
+            rb.did_read(n);
+            if let Some(b) = rb.take() {
+                d.push_bytes(b);
+                while let Some(f) = d.next_frame().unwrap() {
+                    got.push(f);
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn allocations_are_reused_once_no_frame_refers_to_them() {
+        let big: Vec<u8> = (0..4 * READ_SIZE + 3).map(|i| (i % 251) as u8).collect();
+        for slices in [true, false] {
+            let mut rb = ReadBuffer::framed(1 << 24);
+            let first = read_all(&mut rb, &frame(&big), 10_000, slices);
+            assert_eq!(first, vec![&big[..]]);
+            let at = first[0].as_ptr();
+            // Held: the next frame must not land in (or overwrite) the same allocation.
+            let other: Vec<u8> = big.iter().map(|b| b ^ 0xff).collect();
+            let second = read_all(&mut rb, &frame(&other), 10_000, slices);
+            assert_eq!(second, vec![&other[..]]);
+            assert_ne!(second[0].as_ptr(), at);
+            assert_eq!(first, vec![&big[..]], "a held frame was overwritten");
+            // Dropped: its allocation comes back, the first read included (no copy of it).
+            drop(first);
+            let third = read_all(&mut rb, &frame(&big), 10_000, slices);
+            assert_eq!(third, vec![&big[..]]);
+            assert_eq!(third[0].as_ptr(), at, "slices {slices}");
+            assert!(rb.retained.len() <= RETAINED);
+        }
+    }
+
+    #[test]
+    fn reuse_keeps_small_frames_and_partial_reads_intact() {
+        // Many frames of mixed sizes, read in odd pieces, with some frames dropped and some
+        // held: every frame comes out as sent, whatever allocation it landed in.
+        let mut bodies = vec![];
+        let mut s = vec![];
+        for i in 0..40usize {
+            let len = [3, 70_000, 0, 300_000, 17, 150_000][i % 6] + i;
+            let body: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+            s.extend(frame(&body));
+            bodies.push(body);
+        }
+        for slices in [true, false] {
+            for piece in [1000, 40_000, READ_SIZE + 1, usize::MAX] {
+                let mut rb = ReadBuffer::framed(1 << 24);
+                let mut held = vec![];
+                let mut next = 0;
+                for (k, chunk) in s.chunks(s.len() / 5 + 1).enumerate() {
+                    // A frame split between two chunks comes out with the second.
+                    for f in read_all(&mut rb, chunk, piece, slices) {
+                        assert_eq!(f, bodies[next], "frame {next}");
+                        if k % 2 == 0 {
+                            held.push((next, f));
+                        }
+                        next += 1;
+                    }
+                }
+                assert_eq!(next, bodies.len());
+                // Held frames were not overwritten by later reads into reused allocations.
+                for (i, f) in &held {
+                    assert_eq!(f, &bodies[*i], "held frame {i}");
+                }
+                assert!(rb.retained.len() <= RETAINED);
+                let bytes: usize = rb.retained.iter().map(|r| r.capacity).sum();
+                assert!(bytes <= RETAINED_BYTES);
+            }
+        }
     }
 
     #[test]
