@@ -52,8 +52,14 @@ struct Inner {
     staged: Arc<Staging>,
 }
 
-/// The largest staging Vec (in records) kept for reuse; a longer run's Vec is freed.
-const MAX_SPARE_STAGED: usize = 4096;
+/// Records per staging chunk (a `Staged` is about 160 bytes, so a chunk is about 40 KiB).
+const CHUNK: usize = 256;
+
+/// Empty chunks kept for reuse (16,384 records, about 2.5 MiB); a longer run's extra chunks
+/// are freed. Runs of several thousand records are common at full speed (the loop is busy
+/// encoding or descheduled); with 16 chunks kept, a third of the staged records still went
+/// into fresh memory.
+const MAX_SPARE_CHUNKS: usize = 64;
 
 /// A record the fast path did not admit because buffer memory is short, for the slow path
 /// (boxed: this is the rare case, and it keeps the fast path's result small).
@@ -77,16 +83,63 @@ struct Staging {
     state: Mutex<StagingState>,
 }
 
+/// The staged records are kept in fixed-size chunks, recycled through a small pool, rather
+/// than in one Vec: a run of sends can be tens of thousands of records long when the loop
+/// is busy or descheduled, and a single Vec grew by doubling into fresh memory for every
+/// such run (realloc copies and page faults on the sending thread). A long run now only
+/// takes more chunks.
 #[derive(Default)]
 struct StagingState {
-    records: Vec<Staged>,
-    /// An empty Vec with the capacity of an earlier run, to stage the next run in without
-    /// growing a fresh Vec by doubling (swapped with `records` on each drain).
-    spare: Vec<Staged>,
+    /// The staged records in order; every chunk but the last is full.
+    chunks: Vec<Vec<Staged>>,
+    /// Empty chunks of capacity [`CHUNK`] for the next records (at most
+    /// [`MAX_SPARE_CHUNKS`]).
+    spare: Vec<Vec<Staged>>,
+    /// An empty list of chunks with some capacity, swapped with `chunks` on each drain so
+    /// that the list itself is not allocated per run.
+    spare_list: Vec<Vec<Staged>>,
     /// A drain command is queued and has not taken the records yet.
     scheduled: bool,
     /// The loop stopped (a drain command was dropped unrun): sends fail.
     stopped: bool,
+}
+
+impl StagingState {
+    fn push(&mut self, staged: Staged) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(staged),
+            _ => {
+                let mut chunk = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+                chunk.push(staged);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    /// Takes every staged record, in order.
+    fn take(&mut self) -> Vec<Vec<Staged>> {
+        let list = std::mem::take(&mut self.spare_list);
+        std::mem::replace(&mut self.chunks, list)
+    }
+
+    /// Keeps the emptied chunks (up to the bound) and the list for the next runs.
+    fn recycle(&mut self, mut list: Vec<Vec<Staged>>) {
+        for chunk in list.drain(..) {
+            if self.spare.len() >= MAX_SPARE_CHUNKS {
+                break;
+            }
+            if chunk.capacity() == CHUNK {
+                self.spare.push(chunk);
+            }
+        }
+        list.clear();
+        if list.capacity() > self.spare_list.capacity() {
+            self.spare_list = list;
+        }
+    }
 }
 
 impl Staging {
@@ -96,21 +149,18 @@ impl Staging {
 
     /// Hands every staged record to the core, in the order they were staged.
     fn drain_into(&self, core: &mut ProducerCore, now: Instant) {
-        let mut records = {
+        let mut list = {
             let mut state = self.lock();
             state.scheduled = false;
-            let spare = std::mem::take(&mut state.spare);
-            std::mem::replace(&mut state.records, spare)
+            state.take()
         };
-        for s in records.drain(..) {
-            core.send_reserved(s.record, s.reserved, s.delivery, now);
-        }
-        if records.capacity() <= MAX_SPARE_STAGED {
-            let mut state = self.lock();
-            if state.spare.capacity() < records.capacity() {
-                state.spare = records;
-            }
-        }
+        core.send_reserved_all(
+            list.iter_mut()
+                .flat_map(|chunk| chunk.drain(..))
+                .map(|s| (s.record, s.reserved, s.delivery)),
+            now,
+        );
+        self.lock().recycle(list);
     }
 }
 
@@ -127,12 +177,12 @@ impl Drop for DrainGuard {
         if self.ran {
             return;
         }
-        let records = {
+        let list = {
             let mut state = self.staging.lock();
             state.stopped = true;
-            std::mem::take(&mut state.records)
+            state.take()
         };
-        for s in records {
+        for s in list.into_iter().flatten() {
             self.shared.release(s.reserved);
             s.delivery.complete(Err(ProduceError::Closed));
         }
@@ -205,7 +255,7 @@ impl ProducerHandle {
                 shared.release(size);
                 return Err(ProduceError::Closed);
             }
-            state.records.push(staged);
+            state.push(staged);
             !std::mem::replace(&mut state.scheduled, true)
         };
         if first {

@@ -73,10 +73,13 @@ pub(crate) struct Accumulator {
 }
 
 /// The most emptied `thunks` Vecs kept for reuse.
-const MAX_POOLED_THUNKS: usize = 64;
-/// The most batch buffers kept for reuse, and the most bytes they may hold together.
-const MAX_POOLED_BUFFERS: usize = 64;
-const MAX_POOLED_BUFFER_BYTES: usize = 1 << 20;
+const MAX_POOLED_THUNKS: usize = 256;
+/// The most batch buffers kept for reuse, and the most bytes they may hold together. At a
+/// few hundred MB/s a millisecond of acknowledgement latency keeps well over 1 MiB of
+/// batches between creation and completion; with a 1 MiB pool most new batches missed it
+/// and built into fresh memory (page faults on the loop thread).
+const MAX_POOLED_BUFFERS: usize = 256;
+const MAX_POOLED_BUFFER_BYTES: usize = 4 << 20;
 
 impl Accumulator {
     pub(crate) fn new(settings: BatchSettings, linger: Duration, guarantee_order: bool) -> Self {

@@ -145,12 +145,12 @@ impl ProducerBatch {
             return Some(builder.into_buffer());
         }
         let payload = self.payload.take()?;
-        if payload.is_unique() {
-            // Unique: this takes the allocation back without copying.
-            Some(Vec::from(payload))
-        } else {
-            None
-        }
+        // Unique: this takes the allocation back. `Vec::from(Bytes)` would move the contents
+        // to the start of the allocation (a memmove of the whole batch, onto itself here);
+        // emptied first, nothing is moved.
+        let mut buf = payload.try_into_mut().ok()?;
+        buf.clear();
+        Some(Vec::from(buf))
     }
 
     /// Records in the batch.

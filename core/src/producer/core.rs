@@ -391,13 +391,47 @@ impl ProducerCore {
         delivery: Delivery,
         now: Instant,
     ) {
+        let wake = self.accept_reserved(record, reserved, delivery, now);
+        self.run_if_due(wake, now);
+    }
+
+    /// [`ProducerCore::send_reserved`] for a run of records a handle staged, in order: each
+    /// is queued, then the sender runs once if any of them made a batch sendable, so a run
+    /// costs one pass of the sender rather than one per batch it filled.
+    pub fn send_reserved_all(
+        &mut self,
+        records: impl IntoIterator<Item = (ProducerRecord, u64, Delivery)>,
+        now: Instant,
+    ) {
+        let mut wake = false;
+        for (record, reserved, delivery) in records {
+            wake |= self.accept_reserved(record, reserved, delivery, now);
+        }
+        self.run_if_due(wake, now);
+    }
+
+    /// Queues a record with its memory reserved; whether the sender should run now.
+    fn accept_reserved(
+        &mut self,
+        record: ProducerRecord,
+        reserved: u64,
+        delivery: Delivery,
+        now: Instant,
+    ) -> bool {
         if let Some(e) = self.refusal() {
             self.shared.release(reserved);
             delivery.complete(Err(e));
-            return;
+            return false;
         }
-        let wake = self.accept(record, reserved, delivery, now);
-        if wake {
+        self.accept(record, reserved, delivery, now)
+    }
+
+    /// Runs the sender if an accepted record asked for it or a batch's linger is already
+    /// over. With `linger_ms = 0` a new batch is due at once: reporting `now` as the next
+    /// deadline instead would leave it to the driver's timer, and timers round up (tokio's
+    /// to the end of the current millisecond), which held every such batch up to 1 ms.
+    fn run_if_due(&mut self, wake: bool, now: Instant) {
+        if wake || self.next_wakeup.is_some_and(|t| t <= now) {
             self.run(now);
         }
     }

@@ -317,6 +317,46 @@ mod tests {
         assert_eq!(offsets.len(), 3, "records spread over every partition");
     }
 
+    /// With `linger_ms = 0` a record handed over by a handle's fast path is sent on the
+    /// spot: the core must not leave it to a timer at `now` (a driver's timer may round up,
+    /// tokio's to the next millisecond).
+    #[test]
+    fn linger_zero_sends_reserved_records_without_a_timer() {
+        let config = ProducerConfig::builder()
+            .set("linger_ms", "0")
+            .build()
+            .expect("config");
+        let mut p = ProducerSim::new(ClusterConfig::default(), &config, 3).expect("producer");
+        p.partitions_for("t").expect("ran").expect("created");
+        // Warm up: the leader's connection is open once one record was delivered.
+        drop(p.send(ProducerRecord::new("t").partition(0).value("warm")));
+        p.flush(None).expect("ran").expect("flushed");
+
+        use kafkit_core::network::{ClientCore, Output};
+        let now = p.sim.now();
+        let core = p.sim.core();
+        while core.poll_output().is_some() {}
+        let shared = core.shared();
+        let records: Vec<_> = (0..3)
+            .map(|i| {
+                let record = ProducerRecord::new("t").partition(0).value(format!("v{i}"));
+                let size = shared.check_record(&record).expect("fits");
+                assert!(shared.try_reserve(size));
+                (record, size, Delivery::Ignore)
+            })
+            .collect();
+        core.send_reserved_all(records, now);
+        let mut transmits = 0;
+        while let Some(o) = core.poll_output() {
+            transmits += usize::from(matches!(o, Output::Transmit { .. }));
+        }
+        assert_eq!(transmits, 1, "one Produce with the three records, at once");
+        assert!(
+            core.poll_timeout().is_none_or(|t| t > now),
+            "nothing left for a timer at now"
+        );
+    }
+
     #[test]
     fn partitions_for_and_metrics() {
         let config = ProducerConfig::default();
