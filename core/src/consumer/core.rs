@@ -1422,6 +1422,12 @@ impl ConsumerCore {
                         // The follower may lag the leader: ask the leader before resetting.
                         state.preferred_replica = None;
                     }
+                    ErrorCode::OFFSET_OUT_OF_RANGE if self.buffer.end_offset(&tp).is_some() => {
+                        // A fetch ahead: the records before it are still to be read. The
+                        // partition asks again from its position once they are (and resets
+                        // then if that is out of range too).
+                        state.retry_at = Some(now + self.retry_backoff);
+                    }
                     ErrorCode::OFFSET_OUT_OF_RANGE => {
                         tracing::debug!(partition = %tp, offset = asked.fetch_offset, "offset out of range");
                         self.subs.handle_out_of_range(&tp, asked.fetch_offset);

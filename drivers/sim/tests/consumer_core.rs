@@ -18,10 +18,12 @@ use kafkit_core::consumer::{
 };
 use kafkit_core::network::NetOptions;
 use kafkit_core::protocol::create_topics::request::CreatableTopic;
+use kafkit_core::protocol::delete_records::request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
-    decode_response_frame, request_header_version, ApiKey, CreateTopicsRequest, ErrorCode,
-    FetchResponse, Message, ProduceRequest, RequestBody, RequestHeader, ResponseBody,
+    decode_response_frame, request_header_version, ApiKey, CreateTopicsRequest,
+    DeleteRecordsRequest, ErrorCode, FetchResponse, Message, ProduceRequest, RequestBody,
+    RequestHeader, ResponseBody,
 };
 use kafkit_core::records::{Header, RecordBatchBuilder};
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, Simulation};
@@ -724,4 +726,48 @@ fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
     assert!(buffered > 0);
     // Every batch came in its own fetch, none twice.
     assert!(env.sim.core().stats().fetch_responses >= 10);
+}
+
+/// A fetch ahead that finds its offset gone (the log start moved past it) must not reset the
+/// partition while records before that offset are still buffered: they are returned first,
+/// and the reset follows when the position itself is out of range.
+#[test]
+fn an_out_of_range_fetch_ahead_does_not_drop_buffered_records() {
+    let mut env = Env::new(1, 1, |c| {
+        c.max_partition_fetch_bytes = 1;
+    });
+    for _ in 0..10 {
+        env.produce(0, 20, Compression::None, 1_000);
+    }
+    env.assign(&[0]);
+    let first = env.consume(1, 1, Duration::from_secs(2));
+    assert_eq!(first[0].offset, 0);
+    // The fetch of the next batch is on its way; the log start moves past it.
+    let leader = env.leader(0);
+    let ResponseBody::DeleteRecords(r) = env.call(
+        leader,
+        RequestBody::DeleteRecords(DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                name: TOPIC.into(),
+                partitions: vec![DeleteRecordsPartition {
+                    partition_index: 0,
+                    offset: 100,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        }),
+        2,
+    ) else {
+        panic!("not a DeleteRecords response")
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    env.idle(Duration::from_millis(300));
+    let got = env.consume(119, 7, Duration::from_secs(5));
+    let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+    // The first batch's other records, then (auto_offset_reset=earliest) the log from 100.
+    let expected: Vec<i64> = (1..20).chain(100..200).collect();
+    assert_eq!(offsets, expected);
 }
