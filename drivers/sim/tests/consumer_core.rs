@@ -694,14 +694,10 @@ fn an_idle_partition_does_not_hold_back_a_busy_one_on_the_same_broker() {
     );
 }
 
-/// Issue 9: a partition the application is reading is fetched again from the end of its
-/// buffered data, so the next response is there when the buffer runs dry (one fetch per
-/// partition at a time made a fast reader wait a round trip per fetch). The queue stays
-/// short, and the records come in order, each once.
-#[test]
-fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
+/// One partition of ten batches of 20 records, fetched one batch per fetch; the consumer
+/// has returned the first record.
+fn first_record_of_ten_batches() -> (Env, Vec<ConsumerRecord>) {
     let mut env = Env::new(1, 1, |c| {
-        // One batch per fetch.
         c.max_partition_fetch_bytes = 1;
     });
     for _ in 0..10 {
@@ -710,6 +706,16 @@ fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
     env.assign(&[0]);
     let first = env.consume(1, 1, Duration::from_secs(2));
     assert_eq!(first[0].offset, 0);
+    (env, first)
+}
+
+/// Issue 9: a partition the application is reading is fetched again from the end of its
+/// buffered data, so the next response is there when the buffer runs dry (one fetch per
+/// partition at a time made a fast reader wait a round trip per fetch). The queue stays
+/// short, and the records come in order, each once.
+#[test]
+fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
+    let (mut env, first) = first_record_of_ten_batches();
     // The application works on its record; the consumer keeps fetching meanwhile, but only
     // a couple of batches ahead.
     env.idle(Duration::from_secs(1));
@@ -724,7 +730,7 @@ fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
     all.extend(rest);
     check_in_order(&env, &all, &BTreeMap::new());
     assert!(buffered > 0);
-    // Every batch came in its own fetch, none twice.
+    // Every batch came in a fetch of its own (and, checked above, no record twice).
     assert!(env.sim.core().stats().fetch_responses >= 10);
 }
 
@@ -733,15 +739,7 @@ fn a_partition_being_read_is_fetched_ahead_a_bounded_distance() {
 /// and the reset follows when the position itself is out of range.
 #[test]
 fn an_out_of_range_fetch_ahead_does_not_drop_buffered_records() {
-    let mut env = Env::new(1, 1, |c| {
-        c.max_partition_fetch_bytes = 1;
-    });
-    for _ in 0..10 {
-        env.produce(0, 20, Compression::None, 1_000);
-    }
-    env.assign(&[0]);
-    let first = env.consume(1, 1, Duration::from_secs(2));
-    assert_eq!(first[0].offset, 0);
+    let (mut env, _) = first_record_of_ten_batches();
     // The fetch of the next batch is on its way; the log start moves past it.
     let leader = env.leader(0);
     let ResponseBody::DeleteRecords(r) = env.call(
