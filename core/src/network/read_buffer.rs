@@ -25,8 +25,8 @@ pub const READ_SIZE: usize = 64 * 1024;
 /// hold memory.
 const RETAINED: usize = 4;
 
-/// Bytes of allocations tracked per connection for reuse, at most (most of them are still in
-/// use by the application's frames; see [`ReadBuffer::release_spares`]).
+/// Bytes of allocations kept per connection for reuse, at most: what an idle connection can
+/// hold on to beyond the frames the application still refers to.
 const RETAINED_BYTES: usize = 64 << 20;
 
 /// An allocation this buffer made, kept to be reused once nothing else refers to it.
@@ -52,9 +52,8 @@ struct Retained {
 /// *Unframed* ([`ReadBuffer::unframed`], for TLS, whose ciphertext has no Kafka frames to
 /// find): every read is handed out as it is, in at most [`READ_SIZE`] bytes of room.
 ///
-/// Memory held is bounded by one frame (at most `max_frame`) plus one read, plus (framed) one
-/// spare allocation kept for reuse; it also keeps handles to up to [`RETAINED`] allocations
-/// (at most [`RETAINED_BYTES`] together) that the application's frames still use.
+/// Memory held is bounded by one frame (at most `max_frame`) plus one read, plus (framed) up
+/// to [`RETAINED`] earlier allocations of at most [`RETAINED_BYTES`] together, kept for reuse.
 ///
 /// *Reuse* (framed): a frame's allocation is made on the reader's thread and freed wherever
 /// the application drops the last record sliced from it; glibc then keeps the freed chunk in
@@ -149,7 +148,6 @@ impl ReadBuffer {
             Some(reused) => reused,
             None => (BytesMut::with_capacity(need), need),
         };
-        self.release_spares();
         if fresh.len() >= self.filled {
             fresh[..self.filled].copy_from_slice(&self.buf[..self.filled]);
         } else {
@@ -181,26 +179,6 @@ impl ReadBuffer {
         // `head` was the first bytes of the allocation, so `m` spans all of it, and its
         // length (`head`'s) is the part known to be initialised.
         Some((m, r.capacity))
-    }
-
-    /// Frees all but the largest retained allocation that nothing refers to any more: one
-    /// spare covers the next frame while the application still holds the ones before it, and
-    /// more would be memory an idle connection holds for nothing. Freed here, on the reader's
-    /// thread, where they were allocated.
-    fn release_spares(&mut self) {
-        let keep = self
-            .retained
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.head.is_unique())
-            .max_by_key(|(_, r)| r.capacity)
-            .map(|(i, _)| i);
-        let mut i = 0;
-        self.retained.retain(|r| {
-            let kept = Some(i) == keep || !r.head.is_unique();
-            i += 1;
-            kept
-        });
     }
 
     /// Keeps `head` (the first bytes handed out from an allocation of `capacity` bytes) for
@@ -530,16 +508,6 @@ mod tests {
             assert_eq!(third, vec![&big[..]]);
             assert_eq!(third[0].as_ptr(), at, "slices {slices}");
             assert!(rb.retained.len() <= RETAINED);
-            // Once nothing is held, one spare is kept beside the buffer in use, no more.
-            drop((second, third));
-            for _ in 0..3 {
-                assert_eq!(
-                    read_all(&mut rb, &frame(&big), 10_000, slices),
-                    vec![&big[..]]
-                );
-            }
-            let spares = rb.retained.iter().filter(|r| r.head.is_unique()).count();
-            assert!(spares <= 1, "{spares} spares");
         }
     }
 
