@@ -62,6 +62,7 @@ pub use endpoint::{serve_cluster, ClusterEndpoint};
 pub use hooks::{Hook, HookAction};
 pub use log::{PartitionLog, StoredBatch};
 pub use topics::Topic;
+pub(crate) use wire::FramePool;
 
 use fetch::{FetchSessions, FetchWait};
 use produce::ProduceWait;
@@ -200,6 +201,8 @@ pub struct Cluster {
     groups: group::GroupCoordinator,
     /// Something changed that parked requests may be waiting for.
     wake: bool,
+    /// Large response frames handed back after they were written (the dev broker's writers).
+    frame_pool: wire::FramePool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -213,6 +216,12 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
+    /// Takes large response frames from `pool` (where the dev broker's writers hand them
+    /// back).
+    pub(crate) fn set_frame_pool(&mut self, pool: FramePool) {
+        self.frame_pool = pool;
+    }
+
     /// A cluster whose brokers listen at `broker-<i>:<9092 + i>` (the simulation's
     /// addresses), starting at `now`.
     pub fn new(config: ClusterConfig, now: Instant) -> Self {
@@ -268,6 +277,7 @@ impl Cluster {
             transactional_ids: HashMap::new(),
             broker_configs: BTreeMap::new(),
             wake: false,
+            frame_pool: wire::FramePool::default(),
         }
     }
 
@@ -644,19 +654,21 @@ impl Cluster {
                 out.push(ConnOutput::Send(frame));
                 false
             }
-            Outcome::Reply(body) => match wire::encode_response_frame(header, &body) {
-                Ok(frame) => {
-                    out.push(ConnOutput::Send(frame));
-                    false
+            Outcome::Reply(body) => {
+                match wire::encode_response_frame(header, &body, &self.frame_pool) {
+                    Ok(frame) => {
+                        out.push(ConnOutput::Send(frame));
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(api = ?body.api_key(), version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
+                        self.close_conn(key, out);
+                        true
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(api = ?body.api_key(), version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
-                    self.close_conn(key, out);
-                    true
-                }
-            },
+            }
             Outcome::ReplyThenClose(body) => {
-                if let Ok(frame) = wire::encode_response_frame(header, &body) {
+                if let Ok(frame) = wire::encode_response_frame(header, &body, &self.frame_pool) {
                     out.push(ConnOutput::Send(frame));
                 }
                 self.close_conn(key, out);

@@ -1,5 +1,7 @@
 //! Response framing: size prefix, response header at the right version, body.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafkit_core::codec::EncodeError;
 use kafkit_core::protocol::{
@@ -11,9 +13,10 @@ use kafkit_core::protocol::{
 pub(crate) fn encode_response_frame(
     header: &RequestHeader,
     body: &ResponseBody,
+    pool: &FramePool,
 ) -> Result<Bytes, EncodeError> {
     let version = header.request_api_version;
-    let mut buf = BytesMut::with_capacity(size_hint(body));
+    let mut buf = pool.take(size_hint(body));
     buf.put_i32(0);
     let rh = ResponseHeader {
         correlation_id: header.correlation_id,
@@ -52,4 +55,84 @@ pub(crate) fn raw_frame(data: &[u8]) -> Bytes {
     buf.put_i32(data.len() as i32);
     buf.put_slice(data);
     buf.freeze()
+}
+
+/// Large response frames, handed back by whoever wrote them to the socket once nothing else
+/// refers to them, for the next large response. A Fetch response of tens of MB in freshly
+/// allocated memory costs a page fault per 4 KiB (about as much CPU as encoding it); memory
+/// already touched does not. Only frames of at least [`FramePool::MIN`] are kept, at most
+/// [`FramePool::MAX_FRAMES`] of them. Without anyone handing frames back (the simulation) it
+/// stays empty and every frame is allocated.
+#[derive(Debug, Clone, Default)]
+pub struct FramePool(Arc<Mutex<Vec<BytesMut>>>);
+
+impl FramePool {
+    /// Smaller frames are allocated each time: they are cheap, and many.
+    pub const MIN: usize = 64 * 1024;
+    /// The most frames kept.
+    pub const MAX_FRAMES: usize = 4;
+
+    /// Room for a frame of about `size` bytes.
+    fn take(&self, size: usize) -> BytesMut {
+        if size >= Self::MIN {
+            let mut frames = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = frames.iter().position(|f| f.capacity() >= size) {
+                return frames.swap_remove(i);
+            }
+        }
+        BytesMut::with_capacity(size)
+    }
+
+    /// Hands back a frame that has been written. It is kept if nothing else refers to it
+    /// and it is large; when the pool is full it replaces the smallest kept frame if larger.
+    pub fn give(&self, frame: Bytes) {
+        if frame.len() < Self::MIN {
+            return;
+        }
+        let Ok(mut frame) = frame.try_into_mut() else {
+            return;
+        };
+        frame.clear();
+        let mut frames = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if frames.len() < Self::MAX_FRAMES {
+            frames.push(frame);
+        } else if let Some(smallest) = frames.iter_mut().min_by_key(|f| f.capacity()) {
+            if smallest.capacity() < frame.capacity() {
+                *smallest = frame;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_frames_written_are_reused_and_small_or_shared_ones_are_not() {
+        let pool = FramePool::default();
+        let mut big = pool.take(100_000);
+        big.extend_from_slice(&[7; 100_000]);
+        let big = big.freeze();
+        let ptr = big.as_ptr();
+        pool.give(big);
+        // The same memory serves the next large frame that fits, emptied.
+        let again = pool.take(90_000);
+        assert_eq!((again.as_ptr(), again.len()), (ptr, 0));
+        assert!(pool.take(90_000).as_ptr() != ptr);
+        // Shared or small frames are not kept.
+        let shared = Bytes::from(vec![1u8; 100_000]);
+        let other = shared.clone();
+        pool.give(shared);
+        pool.give(Bytes::from(vec![1u8; 100]));
+        assert!(pool.0.lock().unwrap().is_empty());
+        drop(other);
+        // At most MAX_FRAMES, the largest kept.
+        for n in 0..=FramePool::MAX_FRAMES {
+            pool.give(Bytes::from(vec![0u8; FramePool::MIN + n * 1000]));
+        }
+        let kept = pool.0.lock().unwrap();
+        assert_eq!(kept.len(), FramePool::MAX_FRAMES);
+        assert!(kept.iter().all(|f| f.capacity() >= FramePool::MIN + 1000));
+    }
 }

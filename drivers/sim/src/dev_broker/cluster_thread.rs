@@ -59,6 +59,7 @@ pub(crate) fn run(
     shared: &Shared,
 ) {
     let mut cluster = Cluster::with_listeners(config, listeners, Instant::now());
+    cluster.set_frame_pool(shared.frame_pool.clone());
     let mut writers: HashMap<(i32, ConnKey), Sender<WriteMsg>> = HashMap::new();
     // A deadline that handling did not move: back off instead of spinning on it.
     let mut stuck: Option<Instant> = None;

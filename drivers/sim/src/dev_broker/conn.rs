@@ -11,6 +11,7 @@ use kafkit_core::network::FrameDecoder;
 
 use super::cluster_thread::{Event, WriteMsg};
 use super::{lock, ConnectionEvent, Shared};
+use crate::cluster::FramePool;
 
 /// What an acceptor needs.
 pub(crate) struct AcceptCtx {
@@ -138,9 +139,10 @@ struct Reader {
 impl Reader {
     fn run(self, writer_rx: Receiver<WriteMsg>) {
         let writer_conn = self.conn.clone();
+        let pool = self.shared.frame_pool.clone();
         let writer = std::thread::Builder::new()
             .name(format!("dev-broker-write-{}", self.conn_id))
-            .spawn(move || write_loop(&writer_conn, writer_rx));
+            .spawn(move || write_loop(&writer_conn, writer_rx, &pool));
         let reason = match writer {
             Ok(_) => self.read_loop(),
             Err(ref e) => format!("cannot start the writer thread: {e}"),
@@ -306,13 +308,14 @@ fn send(conn: &Conn, data: &[u8]) -> io::Result<()> {
 
 /// Writes what the cluster thread sends until it says close or goes away; then shuts the
 /// socket down (which ends the reader).
-fn write_loop(conn: &Conn, rx: Receiver<WriteMsg>) {
+fn write_loop(conn: &Conn, rx: Receiver<WriteMsg>, pool: &FramePool) {
     while let Ok(msg) = rx.recv() {
         match msg {
             WriteMsg::Data(frame) => {
                 if send(conn, &frame).is_err() {
                     break;
                 }
+                pool.give(frame);
             }
             WriteMsg::Close => {
                 conn.closed_by_broker.store(true, Ordering::SeqCst);

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::cluster::{Cluster, ClusterConfig, SaslUser};
+use crate::cluster::{Cluster, ClusterConfig, FramePool, SaslUser};
 
 /// The rustls server configuration a TLS listener serves (re-exported, so that callers need
 /// no rustls dependency of their own to name it).
@@ -227,6 +227,8 @@ pub(crate) struct Shared {
     on_connection: Option<ConnectionCallback>,
     /// Panics of the cluster model, caught on the cluster thread.
     failures: Mutex<Vec<String>>,
+    /// Written response frames, back to the cluster for reuse.
+    frame_pool: FramePool,
 }
 
 impl Shared {
@@ -321,6 +323,7 @@ impl DevBroker {
             next_conn: AtomicU64::new(1),
             on_connection: config.on_connection.clone(),
             failures: Mutex::new(Vec::new()),
+            frame_pool: FramePool::default(),
         });
         let (events, rx) = mpsc::channel();
         let max_frame = config.cluster.max_request_size;
