@@ -395,19 +395,20 @@ impl ProducerCore {
         self.run_if_due(wake, now);
     }
 
-    /// [`ProducerCore::send_reserved`] for a run of records a handle staged, in order: each
-    /// is queued, then the sender runs once if any of them made a batch sendable, so a run
-    /// costs one pass of the sender rather than one per batch it filled.
+    /// [`ProducerCore::send_reserved`] for a run of records a handle staged, in order. A
+    /// batch filled on the way is sent at once (a long run keeps the broker busy meanwhile);
+    /// once the run is queued the sender runs if a batch's linger is already over.
     pub fn send_reserved_all(
         &mut self,
         records: impl IntoIterator<Item = (ProducerRecord, u64, Delivery)>,
         now: Instant,
     ) {
-        let mut wake = false;
         for (record, reserved, delivery) in records {
-            wake |= self.accept_reserved(record, reserved, delivery, now);
+            if self.accept_reserved(record, reserved, delivery, now) {
+                self.run(now);
+            }
         }
-        self.run_if_due(wake, now);
+        self.run_if_due(false, now);
     }
 
     /// Queues a record with its memory reserved; whether the sender should run now.
