@@ -58,6 +58,7 @@ pub(super) fn apply_global(
 /// The producer configuration: -b, -F, -X, then the benchmark's settings.
 pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<ProducerConfig, CliError> {
     let mut c = ProducerConfig::default();
+    same_sockets_as_librdkafka(|k, v| c.set(k, v))?;
     apply_global(global, |k, v| c.set(k, v))?;
     c.set("acks", opts.acks())?;
     c.set("enable_idempotence", &opts.idempotence().to_string())?;
@@ -70,9 +71,23 @@ pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<Producer
     Ok(c)
 }
 
+/// Socket buffers left to the OS, as librdkafka leaves them (`socket.*.buffer.bytes=0`), so
+/// both clients read and write alike; `-X` still overrides. kafkit's defaults are Java's
+/// fixed sizes (64 KiB to receive for a consumer), which turn off Linux's buffer autotuning:
+/// measured on 10 KB records, about ten times as many reads and 1.5–3 µs more CPU per record
+/// (see BENCHMARKS.md).
+fn same_sockets_as_librdkafka(
+    mut set: impl FnMut(&str, &str) -> Result<(), ConfigError>,
+) -> Result<(), CliError> {
+    set("send_buffer_bytes", "-1")?;
+    set("receive_buffer_bytes", "-1")?;
+    Ok(())
+}
+
 /// The consumer configuration: no group, nothing committed, every partition from the start.
 fn consumer_config(global: &GlobalArgs) -> Result<ConsumerConfig, CliError> {
     let mut c = ConsumerConfig::default();
+    same_sockets_as_librdkafka(|k, v| c.set(k, v))?;
     apply_global(global, |k, v| c.set(k, v))?;
     c.set("auto_offset_reset", "earliest")?;
     c.set("enable_auto_commit", "false")?;

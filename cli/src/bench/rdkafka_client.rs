@@ -25,9 +25,12 @@ fn failed(what: &str) -> impl Fn(KafkaError) -> CliError + '_ {
 }
 
 /// -b and -X (Java names, or kafka-python names with `_` for `.`), as librdkafka takes them.
+/// The consumer checks every batch's CRC-32C as kafkit (and Java) do by default; librdkafka's
+/// own default is not to (`-X check.crcs=false` restores it).
 fn base_config(global: &GlobalArgs) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &global.bootstrap);
+    c.set("check.crcs", "true");
     for (k, v) in &global.options {
         c.set(k.replace('_', "."), v);
     }
