@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafkit_core::codec::Uuid;
 use kafkit_core::protocol::fetch::response::{
     FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
@@ -376,7 +376,8 @@ impl Cluster {
                 0 => Bytes::new(),
                 1 => read.records[0].clone(),
                 _ => {
-                    let mut buf = BytesMut::with_capacity(size);
+                    // Pooled memory: handed back once the response is encoded (`emit`).
+                    let mut buf = self.frame_pool.take(size);
                     for r in &read.records {
                         buf.extend_from_slice(r);
                     }

@@ -655,13 +655,23 @@ impl Cluster {
                 false
             }
             Outcome::Reply(body) => {
-                match wire::encode_response_frame(header, &body, &self.frame_pool) {
+                let api = body.api_key();
+                let encoded = wire::encode_response_frame(header, &body, &self.frame_pool);
+                if let ResponseBody::Fetch(f) = body {
+                    // Records gathered from several batches were copied into pooled memory
+                    // (fetch_response): back to the pool now that they are in the frame.
+                    let records = f.responses.into_iter().flat_map(|t| t.partitions);
+                    for r in records.filter_map(|p| p.records) {
+                        self.frame_pool.give(r);
+                    }
+                }
+                match encoded {
                     Ok(frame) => {
                         out.push(ConnOutput::Send(frame));
                         false
                     }
                     Err(e) => {
-                        tracing::warn!(api = ?body.api_key(), version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
+                        tracing::warn!(?api, version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
                         self.close_conn(key, out);
                         true
                     }
