@@ -461,31 +461,7 @@ mod tests {
 
     /// Feeds `s` through `rb` in reads of at most `piece` bytes and returns the frames.
     fn read_all(rb: &mut ReadBuffer, s: &[u8], piece: usize, slices: bool) -> Vec<Bytes> {
-        let mut d = FrameDecoder::new(1 << 24);
-        let mut got = vec![];
-        let mut at = 0;
-        while at < s.len() {
-            let n = if slices {
-                let room = rb.spare();
-                let n = piece.min(room.len()).min(s.len() - at);
-                room[..n].copy_from_slice(&s[at..at + n]);
-                n
-            } else {
-                let mut buf = rb.buf_for_read();
-                let n = piece.min(buf.remaining_mut()).min(s.len() - at);
-                buf.put_slice(&s[at..at + n]);
-                n
-            };
-            at += n;
-            rb.did_read(n);
-            if let Some(b) = rb.take() {
-                d.push_bytes(b);
-                while let Some(f) = d.next_frame().unwrap() {
-                    got.push(f);
-                }
-            }
-        }
-        got
+        run(s, piece, rb, slices).0
     }
 
     #[test]
