@@ -367,8 +367,10 @@ impl ProducerCore {
         if let Some(f) = &self.fatal {
             return Some(f.clone());
         }
-        (self.closing.is_some() || self.closed || self.shared.is_closed())
-            .then_some(ProduceError::Closed)
+        // Not `self.shared.is_closed()`: only this core sets that flag (in `close` and
+        // `shutdown`, which also set `closing` or `closed`), and reading it here, once per
+        // record, pulled the shared account's cache line away from the sending thread.
+        (self.closing.is_some() || self.closed).then_some(ProduceError::Closed)
     }
 
     /// Queues a record, reserving its buffer memory here (when memory is short it waits, in

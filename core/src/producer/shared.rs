@@ -17,10 +17,28 @@ use crate::records::{RecordBatchBuilder, RECORD_BATCH_OVERHEAD};
 #[derive(Debug)]
 pub struct ProducerShared {
     total: u64,
-    available: AtomicU64,
+    /// Written by every send (one compare-and-swap per record on the sending thread) and by
+    /// the core once per completed batch, so it gets a cache line of its own: sharing one
+    /// with the flags below (read per record) or with the `Arc`'s counts made both threads
+    /// miss on it in turn.
+    available: CacheLine<AtomicU64>,
     waiting: AtomicUsize,
     closed: AtomicBool,
     max_request_size: usize,
+}
+
+/// A value alone on its cache line (128 bytes: adjacent-line prefetch pairs 64-byte lines
+/// on x86).
+#[derive(Debug)]
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 impl ProducerShared {
@@ -28,7 +46,7 @@ impl ProducerShared {
     pub fn new(buffer_memory: u64, max_request_size: usize) -> Self {
         ProducerShared {
             total: buffer_memory,
-            available: AtomicU64::new(buffer_memory),
+            available: CacheLine(AtomicU64::new(buffer_memory)),
             waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             max_request_size,
