@@ -17,6 +17,7 @@ use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
 use crate::network::PartitionInfo;
+use crate::producer::RecordBody;
 use crate::producer::{
     Delivery, DeliveryFuture, ProduceError, ProducerCore, ProducerEvent, ProducerMetrics,
     ProducerRecord, ProducerShared, RecordMetadata, Serializer,
@@ -67,7 +68,11 @@ type Deferred = Box<(ProducerRecord, Delivery)>;
 
 /// A record that took the fast path: checked, stamped, its memory reserved.
 struct Staged {
-    record: ProducerRecord,
+    /// The record's topic when it differs from the previous staged record's, or when it is
+    /// the first record staged since the loop last took them; `None`: the same topic. The
+    /// sending thread drops the duplicates itself (see [`RecordBody`]).
+    topic: Option<Arc<str>>,
+    body: RecordBody,
     reserved: u64,
     delivery: Delivery,
 }
@@ -102,9 +107,35 @@ struct StagingState {
     scheduled: bool,
     /// The loop stopped (a drain command was dropped unrun): sends fail.
     stopped: bool,
+    /// The topic of the last record staged since the loop last took them (compared by
+    /// pointer, to leave a run's later records without their own `Arc`).
+    last_topic: Option<Arc<str>>,
 }
 
 impl StagingState {
+    /// Stages `body` for `topic`.
+    fn push_record(
+        &mut self,
+        topic: Arc<str>,
+        body: RecordBody,
+        reserved: u64,
+        delivery: Delivery,
+    ) {
+        let topic = match &self.last_topic {
+            Some(last) if Arc::ptr_eq(last, &topic) => None,
+            _ => {
+                self.last_topic = Some(topic.clone());
+                Some(topic)
+            }
+        };
+        self.push(Staged {
+            topic,
+            body,
+            reserved,
+            delivery,
+        });
+    }
+
     fn push(&mut self, staged: Staged) {
         match self.chunks.last_mut() {
             Some(chunk) if chunk.len() < CHUNK => chunk.push(staged),
@@ -119,8 +150,9 @@ impl StagingState {
         }
     }
 
-    /// Takes every staged record, in order.
+    /// Takes every staged record, in order. The first carries its topic.
     fn take(&mut self) -> Vec<Vec<Staged>> {
+        self.last_topic = None;
         let list = std::mem::take(&mut self.spare_list);
         std::mem::replace(&mut self.chunks, list)
     }
@@ -154,12 +186,22 @@ impl Staging {
             state.scheduled = false;
             state.take()
         };
-        core.send_reserved_all(
-            list.iter_mut()
-                .flat_map(|chunk| chunk.drain(..))
-                .map(|s| (s.record, s.reserved, s.delivery)),
-            now,
-        );
+        let mut topic: Option<Arc<str>> = None;
+        for s in list.iter_mut().flat_map(|chunk| chunk.drain(..)) {
+            if s.topic.is_some() {
+                topic = s.topic;
+            }
+            match &topic {
+                Some(t) => core.accept_staged(t, s.body, s.reserved, s.delivery, now),
+                // Not reached: `take` leaves the next staged record with its topic. Fail the
+                // record rather than guess a topic.
+                None => {
+                    core.shared().release(s.reserved);
+                    s.delivery.complete(Err(ProduceError::Closed));
+                }
+            }
+        }
+        core.staged_done(now);
         self.lock().recycle(list);
     }
 }
@@ -243,11 +285,7 @@ impl ProducerHandle {
         if !shared.try_reserve(size) {
             return Ok(Some(Box::new((record, delivery))));
         }
-        let staged = Staged {
-            record,
-            reserved: size,
-            delivery,
-        };
+        let (topic, body) = record.into_parts();
         let first = {
             let mut state = self.inner.staged.lock();
             if state.stopped {
@@ -255,7 +293,7 @@ impl ProducerHandle {
                 shared.release(size);
                 return Err(ProduceError::Closed);
             }
-            state.push(staged);
+            state.push_record(topic, body, size, delivery);
             !std::mem::replace(&mut state.scheduled, true)
         };
         if first {

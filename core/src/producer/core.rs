@@ -18,7 +18,7 @@ use super::error::ProduceError;
 use super::idempotence::{IdState, Idempotence};
 use super::metrics::{ProducerMetrics, Recorder};
 use super::partitioner::{DefaultPartitioner, Partitioner, RoundRobinPartitioner};
-use super::record::{ProducerRecord, RecordMetadata};
+use super::record::{ProducerRecord, RecordBody, RecordMetadata};
 use super::shared::ProducerShared;
 use crate::compression::Compression;
 use crate::config::{Partitioner as PartitionerKind, ProducerConfig};
@@ -393,7 +393,8 @@ impl ProducerCore {
         delivery: Delivery,
         now: Instant,
     ) {
-        let wake = self.accept_reserved(record, reserved, delivery, now);
+        let (topic, body) = record.into_parts();
+        let wake = self.accept_reserved(&topic, body, reserved, delivery, now);
         self.run_if_due(wake, now);
     }
 
@@ -406,17 +407,39 @@ impl ProducerCore {
         now: Instant,
     ) {
         for (record, reserved, delivery) in records {
-            if self.accept_reserved(record, reserved, delivery, now) {
-                self.run(now);
-            }
+            let (topic, body) = record.into_parts();
+            self.accept_staged(&topic, body, reserved, delivery, now);
         }
+        self.staged_done(now);
+    }
+
+    /// One record of a run a handle staged (see [`ProducerCore::send_reserved_all`]): the
+    /// topic comes by reference, so a run to one topic shares the handle's `Arc`. Call
+    /// [`ProducerCore::staged_done`] after the run.
+    pub(crate) fn accept_staged(
+        &mut self,
+        topic: &Arc<str>,
+        body: RecordBody,
+        reserved: u64,
+        delivery: Delivery,
+        now: Instant,
+    ) {
+        if self.accept_reserved(topic, body, reserved, delivery, now) {
+            self.run(now);
+        }
+    }
+
+    /// Ends a run of [`ProducerCore::accept_staged`]: runs the sender if a batch's linger
+    /// is already over.
+    pub(crate) fn staged_done(&mut self, now: Instant) {
         self.run_if_due(false, now);
     }
 
     /// Queues a record with its memory reserved; whether the sender should run now.
     fn accept_reserved(
         &mut self,
-        record: ProducerRecord,
+        topic: &Arc<str>,
+        body: RecordBody,
         reserved: u64,
         delivery: Delivery,
         now: Instant,
@@ -426,7 +449,7 @@ impl ProducerCore {
             delivery.complete(Err(e));
             return false;
         }
-        self.accept(record, reserved, delivery, now)
+        self.accept(topic, body, reserved, delivery, now)
     }
 
     /// Runs the sender if an accepted record asked for it or a batch's linger is already
@@ -480,7 +503,8 @@ impl ProducerCore {
             if let Some(a) = admitted {
                 let _ = a.send(Ok(()));
             }
-            self.accept(record, size, delivery, now);
+            let (topic, body) = record.into_parts();
+            self.accept(&topic, body, size, delivery, now);
         } else {
             self.mem_waiters.push_back(MemWaiter {
                 record,
@@ -504,7 +528,8 @@ impl ProducerCore {
             if let Some(a) = w.admitted {
                 let _ = a.send(Ok(()));
             }
-            self.accept(w.record, w.reserved, w.delivery, now);
+            let (topic, body) = w.record.into_parts();
+            self.accept(&topic, body, w.reserved, w.delivery, now);
         }
     }
 
@@ -512,16 +537,17 @@ impl ProducerCore {
     /// batch filled up, or the record must wait for metadata).
     fn accept(
         &mut self,
-        mut record: ProducerRecord,
+        topic: &Arc<str>,
+        mut body: RecordBody,
         reserved: u64,
         delivery: Delivery,
         now: Instant,
     ) -> bool {
-        let timestamp = match record.timestamp {
+        let timestamp = match body.timestamp {
             Some(t) => t,
             None => {
                 let t = self.wall_ms(now);
-                record.timestamp = Some(t);
+                body.timestamp = Some(t);
                 t
             }
         };
@@ -529,10 +555,10 @@ impl ProducerCore {
         self.pending += 1;
         self.gen_count += 1;
         let gen = self.gen;
-        if let Some(queue) = self.awaiting_metadata.get_mut(&record.topic) {
+        if let Some(queue) = self.awaiting_metadata.get_mut(topic) {
             // Keep the order of records for a topic whose metadata is still coming.
             queue.push_back(Queued {
-                record,
+                record: ProducerRecord::from_parts(topic.clone(), body),
                 timestamp,
                 reserved,
                 delivery,
@@ -541,16 +567,15 @@ impl ProducerCore {
             });
             return false;
         }
-        let known = self.topic_known(&record.topic);
+        let known = self.topic_known(topic);
         if !known {
-            let topic = record.topic.clone();
-            self.net.add_topic_interest(&topic);
+            self.net.add_topic_interest(topic);
             self.net.request_metadata(false, now);
             self.awaiting_metadata
-                .entry(topic)
+                .entry(topic.clone())
                 .or_default()
                 .push_back(Queued {
-                    record,
+                    record: ProducerRecord::from_parts(topic.clone(), body),
                     timestamp,
                     reserved,
                     delivery,
@@ -559,7 +584,7 @@ impl ProducerCore {
                 });
             return true;
         }
-        self.append(record, timestamp, reserved, delivery, gen, now)
+        self.append(topic, body, timestamp, reserved, delivery, gen, now)
     }
 
     /// Whether the cluster view knows `topic` well enough to partition records for it.
@@ -605,54 +630,86 @@ impl ProducerCore {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn append(
         &mut self,
-        record: ProducerRecord,
+        topic: &Arc<str>,
+        record: RecordBody,
         timestamp: i64,
         reserved: u64,
         delivery: Delivery,
         gen: u64,
         now: Instant,
     ) -> bool {
-        let hot = self
-            .hot_topic
-            .as_ref()
-            .filter(|h| Arc::ptr_eq(&h.topic, &record.topic))
-            .map(|h| (h.partitions, h.name.clone()));
-        let (partitions, name) = if let Some(hot) = hot {
-            hot
+        // The topic's partitioning facts, taken out of `hot_topic` for the call (and put back)
+        // rather than cloned: two reference-count changes per record were measurable.
+        let hot = match self.hot_topic.take() {
+            Some(h) if Arc::ptr_eq(&h.topic, topic) => Some(h),
+            other => {
+                self.hot_topic = other;
+                None
+            }
+        };
+        let (hot, taken) = if let Some(hot) = hot {
+            (hot, true)
         } else {
-            let Some(cache) = self.topic_cache.get(&record.topic) else {
+            let Some(cache) = self.topic_cache.get(topic) else {
                 // topic_known() was checked by every caller; fail honestly if not.
                 self.fail_record(
                     delivery,
                     reserved,
                     gen,
                     ProduceError::UnknownTopic {
-                        topic: record.topic.to_string(),
+                        topic: topic.to_string(),
                     },
                     now,
                 );
                 return false;
             };
-            (cache.partitions, cache.name.clone())
+            let hot = HotTopic {
+                topic: topic.clone(),
+                partitions: cache.partitions,
+                available: cache.available.clone(),
+                name: cache.name.clone(),
+            };
+            (hot, false)
         };
-        let bound = ProducerShared::record_size(&record);
+        let wake = self.append_to(&hot, record, timestamp, reserved, delivery, gen, now);
+        if taken {
+            self.hot_topic = Some(hot);
+        }
+        wake
+    }
+
+    /// [`ProducerCore::append`] once the topic's partitioning facts are found.
+    #[allow(clippy::too_many_arguments)]
+    fn append_to(
+        &mut self,
+        hot: &HotTopic,
+        record: RecordBody,
+        timestamp: i64,
+        reserved: u64,
+        delivery: Delivery,
+        gen: u64,
+        now: Instant,
+    ) -> bool {
+        let (topic, name, partitions) = (&hot.topic, &hot.name, hot.partitions);
+        let bound = ProducerShared::body_size(&record);
         let partition = match record.partition {
             Some(p) => p,
             None => {
-                let mut p = self.choose_partition(&name, &record, partitions);
-                if p >= 0 && self.acc.needs_new_batch(&name, p, bound) {
+                let mut p = self.choose_partition(hot, &record);
+                if p >= 0 && self.acc.needs_new_batch(name, p, bound) {
                     // KIP-480: the sticky partitioner moves on when its batch is done.
-                    self.partitioner.on_new_batch(&name, p);
-                    p = self.choose_partition(&name, &record, partitions);
+                    self.partitioner.on_new_batch(name, p);
+                    p = self.choose_partition(hot, &record);
                 }
                 p
             }
         };
         if partition < 0 || partition >= partitions {
             let e = ProduceError::UnknownPartition {
-                topic: record.topic.to_string(),
+                topic: topic.to_string(),
                 partition,
                 partitions: partitions.max(0) as usize,
             };
@@ -660,7 +717,7 @@ impl ProducerCore {
             return false;
         }
         match self.acc.append(
-            &name,
+            name,
             partition,
             timestamp,
             record.key.as_deref(),
@@ -681,7 +738,7 @@ impl ProducerCore {
             }
             Err((e, delivery)) => {
                 let e = ProduceError::Encode {
-                    topic: record.topic.to_string(),
+                    topic: topic.to_string(),
                     partition,
                     detail: e.to_string(),
                 };
@@ -691,26 +748,14 @@ impl ProducerCore {
         }
     }
 
-    /// The partitioner's choice for `record`, whose topic's name is `name` (the core's copy).
-    fn choose_partition(
-        &mut self,
-        name: &Arc<str>,
-        record: &ProducerRecord,
-        partitions: i32,
-    ) -> i32 {
-        let available: &[i32] = match &self.hot_topic {
-            Some(h) if Arc::ptr_eq(&h.topic, &record.topic) => &h.available,
-            _ => self
-                .topic_cache
-                .get(&record.topic)
-                .map_or(&[], |c| &c.available[..]),
-        };
+    /// The partitioner's choice for `record` to the topic `hot` describes.
+    fn choose_partition(&mut self, hot: &HotTopic, record: &RecordBody) -> i32 {
         self.partitioner.partition(
-            name,
+            &hot.name,
             record.key.as_deref(),
             record.value.as_deref(),
-            partitions,
-            available,
+            hot.partitions,
+            &hot.available,
             self.net.rng(),
         )
     }
@@ -1008,7 +1053,16 @@ impl ProducerCore {
             if self.topic_known(&topic) {
                 let queue = self.awaiting_metadata.remove(&topic).unwrap_or_default();
                 for q in queue {
-                    self.append(q.record, q.timestamp, q.reserved, q.delivery, q.gen, now);
+                    let (topic, body) = q.record.into_parts();
+                    self.append(
+                        &topic,
+                        body,
+                        q.timestamp,
+                        q.reserved,
+                        q.delivery,
+                        q.gen,
+                        now,
+                    );
                 }
                 continue;
             }

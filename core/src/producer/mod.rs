@@ -65,6 +65,7 @@ pub use murmur2::{murmur2, to_positive};
 pub use partitioner::{
     partition_for_key, DefaultPartitioner, Partitioner, RoundRobinPartitioner, UNKNOWN_PARTITION,
 };
+pub(crate) use record::RecordBody;
 pub use record::{ProducerRecord, RecordMetadata};
 pub use serializer::{DeserializeError, Deserializer, SerializeError, Serializer};
 pub use shared::ProducerShared;
