@@ -70,17 +70,16 @@ pub(crate) struct Accumulator {
     /// Buffers of completed batches, for new batches to build into (see
     /// [`Accumulator::recycle_buffer`]).
     buffer_pool: Vec<Vec<u8>>,
+    /// The most bytes `buffer_pool` may hold.
+    buffer_pool_bytes: usize,
 }
 
 /// The most emptied `thunks` Vecs kept for reuse.
 const MAX_POOLED_THUNKS: usize = 256;
-/// The most batch buffers kept for reuse, and the most bytes they may hold together. Sending
-/// 1,000,000 records of 100 B flat out, 2,034 of 6,758 new batches missed this pool and
-/// 1,814 with a 16 MiB one: the misses are the first fill of `buffer_memory` (a producer
-/// that outruns the broker keeps about that much in batches), not churn, so a larger pool
-/// buys little.
-const MAX_POOLED_BUFFERS: usize = 256;
-const MAX_POOLED_BUFFER_BYTES: usize = 4 << 20;
+/// The most bytes pooled batch buffers hold together unless the producer sets its own bound
+/// ([`Accumulator::set_buffer_pool_bytes`]: the producer keeps up to `buffer_memory`, as
+/// Java's `BufferPool` does).
+const DEFAULT_POOLED_BUFFER_BYTES: usize = 4 << 20;
 
 impl Accumulator {
     pub(crate) fn new(settings: BatchSettings, linger: Duration, guarantee_order: bool) -> Self {
@@ -97,6 +96,7 @@ impl Accumulator {
             earliest_deadline: None,
             thunk_pool: Vec::new(),
             buffer_pool: Vec::new(),
+            buffer_pool_bytes: DEFAULT_POOLED_BUFFER_BYTES,
         }
     }
 
@@ -214,14 +214,28 @@ impl Accumulator {
         }
     }
 
+    /// Bounds the bytes of pooled batch buffers.
+    ///
+    /// The producer passes `buffer_memory`. New batches take pooled buffers first, so the
+    /// pool and the batches in use together never hold more than the most batches ever held
+    /// at once; the pool only keeps that memory after a burst instead of handing it back. A
+    /// 4 MiB bound (the default) made a producer that outruns its broker free most buffers
+    /// of a burst of completions; the allocator can give that memory back to the system,
+    /// and the next batches then fault fresh pages in (in one profile of a 100 B produce on
+    /// a loaded machine, 4% of the samples were the kernel clearing pages for batch
+    /// buffers).
+    pub(crate) fn set_buffer_pool_bytes(&mut self, bytes: usize) {
+        self.buffer_pool_bytes = bytes;
+    }
+
     /// Keeps a completed batch's buffer for a later batch: only buffers of the usual
-    /// capacity, and at most [`MAX_POOLED_BUFFERS`] of them and [`MAX_POOLED_BUFFER_BYTES`]
-    /// in all (pooled buffers are outside `buffer_memory`'s account, as the allocator's
-    /// free lists are).
+    /// capacity, up to the pool's bound in bytes (see
+    /// [`Accumulator::set_buffer_pool_bytes`]; pooled buffers are outside `buffer_memory`'s
+    /// account, as the allocator's free lists are).
     pub(crate) fn recycle_buffer(&mut self, buf: Option<Vec<u8>>) {
         let Some(buf) = buf else { return };
         let cap = ProducerBatch::buffer_capacity(&self.settings);
-        let limit = (MAX_POOLED_BUFFER_BYTES / cap).min(MAX_POOLED_BUFFERS);
+        let limit = self.buffer_pool_bytes / cap.max(1);
         if buf.capacity() == cap && self.buffer_pool.len() < limit {
             self.buffer_pool.push(buf);
         }

@@ -252,11 +252,17 @@ impl ProducerCore {
             retry_backoff: Duration::from_millis(config.common.retry_backoff_ms),
             delivery_timeout,
             max_block: Duration::from_millis(config.max_block_ms),
-            acc: Accumulator::new(
-                settings,
-                Duration::from_millis(config.linger_ms),
-                guarantee_order,
-            ),
+            acc: {
+                let mut acc = Accumulator::new(
+                    settings,
+                    Duration::from_millis(config.linger_ms),
+                    guarantee_order,
+                );
+                acc.set_buffer_pool_bytes(
+                    usize::try_from(config.buffer_memory).unwrap_or(usize::MAX),
+                );
+                acc
+            },
             idem: idempotent.then(Idempotence::new),
             net: NetworkClient::new(net),
             shared,
