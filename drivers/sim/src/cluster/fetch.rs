@@ -11,7 +11,7 @@ use kafkit_core::protocol::fetch::response::{
 };
 use kafkit_core::protocol::{ErrorCode, FetchRequest, FetchResponse, RequestHeader, ResponseBody};
 
-use super::{Cluster, ConnKey, Ctx, Outcome, Waiting};
+use super::{wire, Cluster, ConnKey, Ctx, Outcome, Waiting};
 
 /// Fetch sessions each broker keeps at most (then fetches run sessionless).
 const MAX_SESSIONS_PER_BROKER: usize = 1000;
@@ -330,13 +330,15 @@ impl Cluster {
             return Err(Waiting::Fetch(w));
         }
         let response = self.fetch_response(&w, reads);
-        Ok((
-            w.header.clone(),
-            Outcome::Reply(ResponseBody::Fetch(response)),
-        ))
+        Ok((w.header.clone(), response))
     }
 
-    fn fetch_response(&mut self, w: &FetchWait, reads: Vec<PartRead>) -> FetchResponse {
+    /// The response to `w` from `reads`: a Fetch reply whose records are the stored bytes,
+    /// gathered into one buffer when they span several batches; or, with spliced fetches on
+    /// (the dev broker), one with empty records and the stored batches beside it, for
+    /// `wire::encode_fetch_pieces`.
+    fn fetch_response(&mut self, w: &FetchWait, reads: Vec<PartRead>) -> Outcome {
+        let mut spliced = self.spliced_fetches.then(wire::FetchRecords::default);
         let v = w.version;
         let (session_id, incremental) = match w.mode {
             SessionMode::Sessionless => (0, false),
@@ -372,9 +374,13 @@ impl Cluster {
                     }
                 }
             }
-            let records = match read.records.len() {
-                0 => Bytes::new(),
-                1 => read.records[0].clone(),
+            let records = match (read.records.len(), &mut spliced) {
+                (_, Some(spliced)) => {
+                    spliced.0.push(read.records);
+                    Bytes::new()
+                }
+                (0, None) => Bytes::new(),
+                (1, None) => read.records[0].clone(),
                 _ => {
                     // Pooled memory: handed back once the response is encoded (`emit`).
                     let mut buf = self.frame_pool.take(size);
@@ -445,6 +451,243 @@ impl Cluster {
                 })
                 .collect();
         }
-        resp
+        match spliced {
+            Some(records) => Outcome::ReplyFetchPieces(resp, records),
+            None => Outcome::Reply(ResponseBody::Fetch(resp)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafkit_core::compression::Compression;
+    use kafkit_core::protocol::create_topics::request::CreatableTopic;
+    use kafkit_core::protocol::fetch::request::{FetchPartition, FetchTopic};
+    use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
+    use kafkit_core::protocol::{
+        decode_response_frame, request_header_version, ApiKey, CreateTopicsRequest, Message,
+        ProduceRequest, RequestBody,
+    };
+    use kafkit_core::records::RecordBatchBuilder;
+
+    use super::*;
+    use crate::cluster::ClusterConfig;
+
+    fn frame(body: &RequestBody, version: i16, correlation_id: i32) -> Bytes {
+        let api = body.api_key();
+        let header = RequestHeader {
+            request_api_key: api.as_i16(),
+            request_api_version: version,
+            correlation_id,
+            client_id: Some("test".into()),
+            ..Default::default()
+        };
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, request_header_version(api, version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        buf.freeze()
+    }
+
+    fn batch(value_len: usize, records: usize) -> Bytes {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        for i in 0..records {
+            b.append(1_000 + i as i64, None, Some(&vec![i as u8; value_len]), &[])
+                .unwrap();
+        }
+        b.finish().unwrap()
+    }
+
+    /// Two identical clusters, the second answering fetches in pieces, fed the same requests.
+    struct Twins {
+        plain: Cluster,
+        pieces: Cluster,
+        now: Instant,
+        correlation: i32,
+    }
+
+    impl Twins {
+        /// Both clusters' answers: the plain one's frames, the other's pieces.
+        fn send(&mut self, body: impl Into<RequestBody>, version: i16) -> (Vec<Bytes>, Vec<Bytes>) {
+            self.correlation += 1;
+            let f = frame(&body.into(), version, self.correlation);
+            let a = self.plain.handle_frame(0, 1, f.clone(), self.now);
+            let b = self.pieces.handle_frame(0, 1, f, self.now);
+            assert!(!a.close && !b.close);
+            (a.frames, b.frames)
+        }
+    }
+
+    #[test]
+    fn fetch_pieces_are_the_frame_the_encoder_makes() {
+        let now = Instant::now();
+        let config = ClusterConfig {
+            brokers: 1,
+            ..Default::default()
+        };
+        let mut t = Twins {
+            plain: Cluster::new(config.clone(), now),
+            pieces: Cluster::new(config, now),
+            now,
+            correlation: 0,
+        };
+        t.pieces.set_spliced_fetches(true);
+        let create = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 3,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let (a, b) = t.send(create, 7);
+        assert_eq!(a, b);
+        let ResponseBody::CreateTopics(created) =
+            decode_response_frame(ApiKey::CreateTopics, 7, a[0].slice(4..))
+                .unwrap()
+                .1
+        else {
+            panic!("not a CreateTopics response");
+        };
+        let id = created.topics[0].topic_id;
+        // Partition 0: batches below and above the size that is copied; 1: one large batch;
+        // 2: nothing.
+        let batches = [
+            (0, batch(100, 1)),
+            (0, batch(5_000, 1)),
+            (0, batch(10, 3)),
+            (0, batch(1_000, 3)),
+            (0, batch(20_000, 2)),
+            (1, batch(3_000, 1)),
+        ];
+        for (partition, records) in batches {
+            let produce = ProduceRequest {
+                acks: 1,
+                timeout_ms: 1000,
+                topic_data: vec![TopicProduceData {
+                    name: "t".into(),
+                    partition_data: vec![PartitionProduceData {
+                        index: partition,
+                        records: Some(records),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let (a, b) = t.send(produce, 9);
+            assert_eq!(a, b);
+        }
+        let stored: Vec<usize> = t
+            .pieces
+            .partition("t", 0)
+            .unwrap()
+            .batches()
+            .chain(t.pieces.partition("t", 1).unwrap().batches())
+            .map(|b| b.data.as_ptr() as usize)
+            .collect();
+        let mut shared = 0;
+        for version in 4..=17 {
+            // Whole logs; byte limits that cut partition 0 short, with the first batch over
+            // them; an unknown partition; read committed; a session and an incremental fetch.
+            for (max_bytes, partition_max, isolation, session_epoch) in [
+                (i32::MAX, 1 << 20, 0, -1),
+                (6_000, 1 << 20, 0, -1),
+                (i32::MAX, 50, 0, -1),
+                (i32::MAX, 1 << 20, 1, -1),
+                (i32::MAX, 1 << 20, 0, 0),
+            ] {
+                let fetch = |session_id: i32, epoch: i32| FetchRequest {
+                    max_wait_ms: 0,
+                    min_bytes: 1,
+                    max_bytes,
+                    isolation_level: isolation,
+                    session_id,
+                    session_epoch: epoch,
+                    topics: vec![FetchTopic {
+                        topic: if version < 13 {
+                            "t".into()
+                        } else {
+                            String::new()
+                        },
+                        topic_id: if version >= 13 { id } else { Uuid::ZERO },
+                        partitions: [0, 1, 2, 7]
+                            .into_iter()
+                            .map(|p| FetchPartition {
+                                partition: p,
+                                fetch_offset: 0,
+                                partition_max_bytes: partition_max,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                let (a, b) = t.send(fetch(0, session_epoch), version);
+                let what = format!("v{version} max {max_bytes}/{partition_max} iso {isolation}");
+                assert_eq!(a.len(), 1, "{what}");
+                assert_eq!(a[0], b.concat(), "{what}");
+                shared += b
+                    .iter()
+                    .filter(|p| stored.contains(&(p.as_ptr() as usize)))
+                    .count();
+                if session_epoch == 0 && version >= 7 {
+                    let ResponseBody::Fetch(r) =
+                        decode_response_frame(ApiKey::Fetch, version, a[0].slice(4..))
+                            .unwrap()
+                            .1
+                    else {
+                        panic!("not a Fetch response");
+                    };
+                    assert_ne!(r.session_id, 0, "{what}");
+                    let (a, b) = t.send(fetch(r.session_id, 1), version);
+                    assert_eq!(a.len(), 1, "{what} incremental");
+                    assert_eq!(a[0], b.concat(), "{what} incremental");
+                }
+            }
+        }
+        // The large batches went out as the stored bytes themselves.
+        assert!(shared >= 14 * 3, "{shared} pieces were stored batches");
+    }
+
+    #[test]
+    fn fetch_pieces_reject_records_that_do_not_match_the_response() {
+        let header = RequestHeader {
+            request_api_key: ApiKey::Fetch.as_i16(),
+            request_api_version: 12,
+            ..Default::default()
+        };
+        let response = FetchResponse {
+            responses: vec![FetchableTopicResponse {
+                topic: "t".into(),
+                partitions: vec![PartitionData {
+                    records: Some(Bytes::new()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let too_many = wire::FetchRecords(vec![vec![], vec![]]);
+        assert!(wire::encode_fetch_pieces(&header, response.clone(), too_many).is_err());
+        let mut not_empty = response.clone();
+        not_empty.responses[0].partitions[0].records = Some(Bytes::from_static(b"x"));
+        let one = || wire::FetchRecords(vec![vec![]]);
+        assert!(wire::encode_fetch_pieces(&header, not_empty, one()).is_err());
+        let pieces = wire::encode_fetch_pieces(&header, response.clone(), one()).unwrap();
+        let mut want = Vec::new();
+        let frame = wire::encode_response_frame(
+            &header,
+            &ResponseBody::Fetch(response),
+            &Default::default(),
+        )
+        .unwrap();
+        want.extend_from_slice(&frame);
+        assert_eq!(pieces.concat(), want);
     }
 }

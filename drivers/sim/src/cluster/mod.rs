@@ -55,7 +55,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use kafkit_core::codec::Uuid;
 use kafkit_core::network::Rng;
-use kafkit_core::protocol::{self, ApiKey, RequestBody, RequestHeader, ResponseBody};
+use kafkit_core::protocol::{
+    self, ApiKey, FetchResponse, RequestBody, RequestHeader, ResponseBody,
+};
 
 pub use config::{ClusterConfig, SaslUser};
 pub use endpoint::{serve_cluster, ClusterEndpoint};
@@ -74,7 +76,8 @@ pub type ConnKey = u64;
 /// Something to do on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnOutput {
-    /// Send this frame (size prefix included).
+    /// Send this frame (size prefix included), or the next piece of one (the dev broker's
+    /// Fetch responses).
     Send(Bytes),
     /// Close the connection (after sending what came before).
     Close,
@@ -84,7 +87,8 @@ pub enum ConnOutput {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct FrameReply {
-    /// Response frames to send, in order, size prefix included.
+    /// Response frames to send, in order, size prefix included (the dev broker's cluster
+    /// sends a Fetch response as several consecutive pieces of one frame).
     pub frames: Vec<Bytes>,
     /// Close the connection after sending them.
     pub close: bool,
@@ -158,6 +162,9 @@ pub(crate) struct Ctx {
 enum Outcome {
     /// Respond with this body.
     Reply(ResponseBody),
+    /// Respond with this Fetch response, whose records are empty, with these stored batches
+    /// spliced in as its records (see [`Cluster::set_spliced_fetches`]).
+    ReplyFetchPieces(FetchResponse, wire::FetchRecords),
     /// No response (`acks=0`, a dropped request).
     NoReply,
     /// Respond later.
@@ -203,6 +210,8 @@ pub struct Cluster {
     wake: bool,
     /// Large response frames handed back after they were written (the dev broker's writers).
     frame_pool: wire::FramePool,
+    /// Fetch responses come as pieces that refer to the stored batches (the dev broker).
+    spliced_fetches: bool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -220,6 +229,15 @@ impl Cluster {
     /// back).
     pub(crate) fn set_frame_pool(&mut self, pool: FramePool) {
         self.frame_pool = pool;
+    }
+
+    /// Answers Fetch requests with frames in pieces (the dev broker, which writes them with
+    /// one vectored write): the response's own bytes, then the stored batches themselves
+    /// rather than a copy, and so on. The pieces of a frame are consecutive entries of
+    /// `FrameReply::frames` or consecutive `ConnOutput::Send`s; their concatenation is the
+    /// frame the cluster sends otherwise, byte for byte.
+    pub(crate) fn set_spliced_fetches(&mut self, on: bool) {
+        self.spliced_fetches = on;
     }
 
     /// A cluster whose brokers listen at `broker-<i>:<9092 + i>` (the simulation's
@@ -278,6 +296,7 @@ impl Cluster {
             broker_configs: BTreeMap::new(),
             wake: false,
             frame_pool: wire::FramePool::default(),
+            spliced_fetches: false,
         }
     }
 
@@ -672,6 +691,19 @@ impl Cluster {
                     }
                     Err(e) => {
                         tracing::warn!(?api, version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
+                        self.close_conn(key, out);
+                        true
+                    }
+                }
+            }
+            Outcome::ReplyFetchPieces(response, records) => {
+                match wire::encode_fetch_pieces(header, response, records) {
+                    Ok(pieces) => {
+                        out.extend(pieces.into_iter().map(ConnOutput::Send));
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(api = ?ApiKey::Fetch, version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
                         self.close_conn(key, out);
                         true
                     }

@@ -3,9 +3,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafkit_core::codec::EncodeError;
+use kafkit_core::codec::{EncodeError, Writer};
 use kafkit_core::protocol::{
-    response_header_version, Message, RequestHeader, ResponseBody, ResponseHeader,
+    response_header_version, ApiKey, FetchResponse, Message, RequestHeader, ResponseBody,
+    ResponseHeader,
 };
 
 /// Encodes `body` as the response to the request with `header`: 4-byte size, response
@@ -46,6 +47,162 @@ fn size_hint(body: &ResponseBody) -> usize {
                 })
         }),
         _ => 64,
+    }
+}
+
+/// Stored batches shorter than this are copied into the frame's own memory rather than
+/// handed to the socket as pieces of their own: a piece costs an iovec and a reference.
+pub(crate) const COPY_BELOW: usize = 2048;
+
+/// The records of a Fetch response's partitions, in the order the response lists them
+/// (topics, then partitions), as the stored batches: the response itself carries empty
+/// records for them while it is encoded (see [`encode_fetch_pieces`]).
+#[derive(Debug, Default)]
+pub(crate) struct FetchRecords(pub(crate) Vec<Vec<Bytes>>);
+
+/// Encodes a Fetch response as pieces whose concatenation is the frame
+/// [`encode_response_frame`] makes of the same response with `records` in it: the header,
+/// the fixed fields and small batches are written into one allocation of the frame's own
+/// (sliced into pieces around the rest), and stored batches of at least [`COPY_BELOW`] bytes
+/// go out as they are, uncopied. Written with one vectored write, a large Fetch response then
+/// costs the broker the kernel's copy into the socket only.
+///
+/// Every partition of `response` must have empty records (`Some`), and `records` one list of
+/// batches per partition, in order. The generated encoder is used as it is: the response is
+/// encoded once with empty records and once with null ones; the two frames differ exactly in
+/// the records' length fields (`0` and `-1`, or compact `1` and `0`), which locates them, and
+/// the stored batches go after each with its real length.
+pub(crate) fn encode_fetch_pieces(
+    header: &RequestHeader,
+    mut response: FetchResponse,
+    records: FetchRecords,
+) -> Result<Vec<Bytes>, EncodeError> {
+    let invalid = |detail: String| EncodeError::Invalid {
+        what: "fetch response frame",
+        detail,
+    };
+    let version = header.request_api_version;
+    let compact = version >= 12;
+    let partitions = response.responses.iter().map(|t| t.partitions.len()).sum();
+    if records.0.len() != partitions {
+        return Err(invalid(format!(
+            "{} record lists for {partitions} partitions",
+            records.0.len()
+        )));
+    }
+    let rh = ResponseHeader {
+        correlation_id: header.correlation_id,
+        ..Default::default()
+    };
+    let header_version = response_header_version(ApiKey::Fetch, version);
+    let encode = |response: &FetchResponse, buf: &mut Vec<u8>| {
+        rh.encode(buf, header_version)?;
+        response.encode(buf, version)
+    };
+    let mut empty = Vec::with_capacity(256 + 128 * partitions);
+    encode(&response, &mut empty)?;
+    for p in response
+        .responses
+        .iter_mut()
+        .flat_map(|t| t.partitions.iter_mut())
+    {
+        if p.records.as_ref().is_none_or(|r| !r.is_empty()) {
+            return Err(invalid("records to splice in are not empty".into()));
+        }
+        p.records = None;
+    }
+    let mut null = Vec::with_capacity(empty.len());
+    encode(&response, &mut null)?;
+    if null.len() != empty.len() {
+        return Err(invalid("empty and null records differ in length".into()));
+    }
+    let (field, empty_field): (usize, &[u8]) = if compact {
+        (1, &[1])
+    } else {
+        (4, &[0, 0, 0, 0])
+    };
+    let mut w = Pieces {
+        own: BytesMut::with_capacity(4 + empty.len() + 4 * partitions),
+        pieces: Vec::new(),
+        run_start: 0,
+        shared_len: 0,
+    };
+    w.own.put_i32(0);
+    let mut at = 0;
+    for batches in records.0 {
+        let Some(diff) = empty[at..]
+            .iter()
+            .zip(&null[at..])
+            .position(|(a, b)| a != b)
+        else {
+            return Err(invalid("fewer record fields than partitions".into()));
+        };
+        let start = at + diff;
+        if empty.get(start..start + field) != Some(empty_field) {
+            return Err(invalid(format!("no empty records field at {start}")));
+        }
+        w.own.put_slice(&empty[at..start]);
+        let len: usize = batches.iter().map(Bytes::len).sum();
+        w.own.put_len(Some(len), compact, true, "bytes")?;
+        for batch in batches {
+            if batch.len() < COPY_BELOW {
+                w.own.put_slice(&batch);
+            } else {
+                w.share(batch);
+            }
+        }
+        at = start + field;
+    }
+    if empty[at..] != null[at..] {
+        return Err(invalid("more record fields than partitions".into()));
+    }
+    w.own.put_slice(&empty[at..]);
+    w.end_run();
+    let size = i32::try_from(w.own.len() - 4 + w.shared_len)
+        .map_err(|_| invalid("larger than 2 GiB".into()))?;
+    w.own[..4].copy_from_slice(&size.to_be_bytes());
+    let own = w.own.freeze();
+    Ok(w.pieces
+        .into_iter()
+        .map(|p| match p {
+            Piece::Own(start, end) => own.slice(start..end),
+            Piece::Shared(b) => b,
+        })
+        .collect())
+}
+
+/// A frame being assembled from runs of its own memory and shared stored bytes.
+struct Pieces {
+    own: BytesMut,
+    pieces: Vec<Piece>,
+    /// Start of the run of `own` not yet in `pieces`.
+    run_start: usize,
+    /// Bytes in shared pieces.
+    shared_len: usize,
+}
+
+/// A piece of a frame.
+enum Piece {
+    /// A range of the frame's own memory.
+    Own(usize, usize),
+    /// Stored bytes, as they are.
+    Shared(Bytes),
+}
+
+impl Pieces {
+    /// Ends the current run of own memory.
+    fn end_run(&mut self) {
+        if self.own.len() > self.run_start {
+            self.pieces.push(Piece::Own(self.run_start, self.own.len()));
+            self.run_start = self.own.len();
+        }
+    }
+
+    /// Appends stored bytes as a piece of their own.
+    fn share(&mut self, bytes: Bytes) {
+        self.end_run();
+        self.shared_len += bytes.len();
+        self.pieces.push(Piece::Shared(bytes));
     }
 }
 

@@ -19,8 +19,8 @@ pub(crate) type Job = Box<dyn FnOnce(&mut Cluster) + Send>;
 /// What a connection's writer is told.
 #[derive(Debug)]
 pub(crate) enum WriteMsg {
-    /// Send this frame.
-    Data(Bytes),
+    /// Send these bytes: whole frames and pieces of frames, in order (one vectored write).
+    Data(Vec<Bytes>),
     /// Close the connection (after what came before).
     Close,
 }
@@ -60,6 +60,9 @@ pub(crate) fn run(
 ) {
     let mut cluster = Cluster::with_listeners(config, listeners, Instant::now());
     cluster.set_frame_pool(shared.frame_pool.clone());
+    // Fetch responses as pieces that refer to the stored batches: the writers write them
+    // with vectored writes, and the only copy of the records is the kernel's.
+    cluster.set_spliced_fetches(true);
     let mut writers: HashMap<(i32, ConnKey), Sender<WriteMsg>> = HashMap::new();
     // A deadline that handling did not move: back off instead of spinning on it.
     let mut stuck: Option<Instant> = None;
@@ -164,10 +167,8 @@ fn handle(
                 return;
             };
             let reply = cluster.handle_frame(broker, conn, frame, Instant::now());
-            let mut gone = false;
-            for f in reply.frames {
-                gone |= writer.send(WriteMsg::Data(f)).is_err();
-            }
+            let gone =
+                !reply.frames.is_empty() && writer.send(WriteMsg::Data(reply.frames)).is_err();
             if reply.close || gone {
                 let _ = writer.send(WriteMsg::Close);
                 writers.remove(&key);
@@ -186,23 +187,32 @@ fn handle(
     }
 }
 
-/// Sends what the cluster produced outside a request.
+/// Sends what the cluster produced outside a request: consecutive frames (and pieces) of a
+/// connection as one message.
 fn flush(cluster: &mut Cluster, writers: &mut HashMap<(i32, ConnKey), Sender<WriteMsg>>) {
-    for (broker, conn, out) in cluster.take_ready() {
+    let mut ready = cluster.take_ready().into_iter().peekable();
+    while let Some((broker, conn, out)) = ready.next() {
         let key = (broker, conn);
-        let Some(writer) = writers.get(&key) else {
-            continue;
-        };
         match out {
-            ConnOutput::Send(frame) => {
-                if writer.send(WriteMsg::Data(frame)).is_err() {
+            ConnOutput::Send(first) => {
+                let mut data = vec![first];
+                while let Some((_, _, ConnOutput::Send(next))) =
+                    ready.next_if(|(b, c, o)| (*b, *c) == key && matches!(o, ConnOutput::Send(_)))
+                {
+                    data.push(next);
+                }
+                let Some(writer) = writers.get(&key) else {
+                    continue;
+                };
+                if writer.send(WriteMsg::Data(data)).is_err() {
                     writers.remove(&key);
                     cluster.connection_closed(broker, conn);
                 }
             }
             ConnOutput::Close => {
-                let _ = writer.send(WriteMsg::Close);
-                writers.remove(&key);
+                if let Some(writer) = writers.remove(&key) {
+                    let _ = writer.send(WriteMsg::Close);
+                }
             }
         }
     }
