@@ -251,7 +251,7 @@ impl ProducerBatch {
                     bytes[at..at + chunk.len()].copy_from_slice(chunk);
                     at += chunk.len();
                 }
-                let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+                let crc = crate::records::crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
                 bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
             }
         }

@@ -228,7 +228,7 @@ impl RecordBatch {
             return Err(DecodeError::TrailingBytes(data.len() - size));
         }
         if opts.check_crcs {
-            let computed = crc32c::crc32c(&data[ATTRIBUTES_OFFSET..]);
+            let computed = super::crc32c::crc32c(&data[ATTRIBUTES_OFFSET..]);
             if computed != header.crc {
                 return Err(DecodeError::CrcMismatch {
                     stored: header.crc,
@@ -760,7 +760,7 @@ impl RecordBatchBuilder {
             record_count: self.count,
         };
         header.write(&mut out);
-        let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+        let crc = super::crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
         out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(Bytes::from(out))
     }
@@ -815,7 +815,7 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) -> Result<(), Decod
         | Attributes::TIMESTAMP_TYPE;
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    let crc = super::crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(())
 }

@@ -66,6 +66,7 @@
 
 mod batch;
 mod control;
+pub mod crc32c;
 mod header;
 mod legacy;
 mod record;
