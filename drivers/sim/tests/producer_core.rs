@@ -1072,6 +1072,64 @@ fn sticky_partitioning_moves_on_with_each_new_batch() {
 }
 
 #[test]
+fn handle_runs_that_switch_topics_keep_each_record_s_topic() {
+    // Staged records carry their topic only where it changes; this sends runs that switch
+    // topics, repeat one, and use two `Arc`s of the same name, across several drains.
+    use kafkit_core::driver::{command_queue, Handler, ProducerHandle, ProducerHandler};
+    let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));
+    let (tx, mut rx) = command_queue::<ProducerCore, ProducerHandler>();
+    let shared = e.sim.core().shared();
+    let handle = ProducerHandle::new(tx, shared, Arc::new(|| WALL_START + 7));
+    let mut handler = ProducerHandler::default();
+    let a: Arc<str> = Arc::from("run-a");
+    let a_again: Arc<str> = Arc::from("run-a");
+    let b: Arc<str> = Arc::from("run-b");
+    // One drain per inner list.
+    let runs: Vec<Vec<&Arc<str>>> = vec![
+        vec![&a, &a, &b, &b, &a, &a_again, &a],
+        vec![&a, &b],
+        vec![&b, &b, &a_again],
+        vec![&a],
+    ];
+    let mut pending = Vec::new();
+    for run in &runs {
+        for topic in run {
+            let i = pending.len();
+            let record = ProducerRecord::new(Arc::clone(topic)).value(vec![i as u8; 10]);
+            pending.push(((*topic).clone(), handle.try_send(record).unwrap()));
+        }
+        while let Ok(cmd) = rx.try_recv() {
+            let now = e.sim.now();
+            cmd(e.sim.core(), &mut handler, now);
+        }
+        e.sim.drain();
+    }
+    let results = RefCell::new(vec![None; pending.len()]);
+    e.sim
+        .run_until(|_| {
+            let mut results = results.borrow_mut();
+            for (slot, (_, f)) in results.iter_mut().zip(pending.iter_mut()) {
+                if slot.is_none() {
+                    *slot = f.try_result();
+                }
+            }
+            results.iter().all(Option::is_some)
+        })
+        .unwrap();
+    let mut next = BTreeMap::<(String, i32), i64>::new();
+    for (i, ((topic, _), r)) in pending.iter().zip(results.into_inner()).enumerate() {
+        let md = r.unwrap().unwrap();
+        assert_eq!(&*md.topic, &**topic, "record {i}");
+        // In send order within each partition of each topic: nothing went to another topic.
+        let want = next.entry((topic.to_string(), md.partition)).or_insert(0);
+        assert_eq!(md.offset, *want, "record {i} to {topic}");
+        *want += 1;
+    }
+    assert_eq!(next.values().sum::<i64>(), 13);
+    handler.on_shutdown(e.sim.core());
+}
+
+#[test]
 fn handle_fast_and_slow_paths_against_the_core() {
     use kafkit_core::driver::{command_queue, Handler, ProducerHandle, ProducerHandler};
     let mut e = env(
