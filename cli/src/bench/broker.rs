@@ -60,13 +60,17 @@ impl Broker {
     pub fn start(choice: BrokerChoice, partitions: i32) -> Result<Broker, CliError> {
         match choice {
             BrokerChoice::Dev => {
-                let dev = DevBroker::start(
-                    DevBrokerConfig::new(1)
-                        .host("127.0.0.1")
-                        .port(0)
-                        .partitions(partitions),
-                )
-                .map_err(|e| CliError::Failed(format!("starting the development broker: {e}")))?;
+                let mut config = DevBrokerConfig::new(1)
+                    .host("127.0.0.1")
+                    .port(0)
+                    .partitions(partitions);
+                // The benchmark reads back all it wrote: no retention limit (the model's
+                // default, 64 MiB a partition, would drop the start of a run of more than
+                // some 380 MB and leave `consume` waiting for records that are gone).
+                config.cluster.retention_bytes = i64::MAX as u64;
+                let dev = DevBroker::start(config).map_err(|e| {
+                    CliError::Failed(format!("starting the development broker: {e}"))
+                })?;
                 let bootstrap = dev.bootstrap();
                 Broker::local(Kind::Dev(dev), bootstrap, true)
             }
