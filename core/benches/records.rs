@@ -1,6 +1,7 @@
 //! Micro-benchmarks of record batch encoding and decoding, each measured beside a plain memcpy
 //! of the same number of bytes in the same run (the yardstick the performance goal is stated
-//! in), and CRC-32C over the same bytes.
+//! in), and CRC-32C over the same bytes (the `crc32c` crate, `crc-fast` and kafkit's own
+//! `records::crc32c`; the `crc32c_sizes` group compares the three alone at 1 KB to 1 MiB).
 //!
 //! Uncompressed batches of records with 100-byte, 1,000-byte and 10,000-byte values (the sizes
 //! `kafkit bench` produces), each at about three batch sizes: Kafka's default `batch.size`
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use common::{bench_memcpy, builder, values};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kafkit_core::compression::Compression;
+use kafkit_core::records::crc32c::crc32c as kafkit_crc32c;
 use kafkit_core::records::{DecodeOptions, RecordBatch};
 
 /// The whole encode: appends, then `finish` (header, compression, CRC-32C).
@@ -64,12 +66,13 @@ fn bench_size(c: &mut Criterion, count: usize, size: usize) {
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Bytes(size as u64));
     bench_memcpy(&mut g, BenchmarkId::from_parameter("memcpy"), &batch);
-    // CRC-32C over the bytes a batch's CRC covers (all but the first 21).
+    // CRC-32C over the bytes a batch's CRC covers (all but the first 21), by the `crc32c`
+    // crate (what kafkit used before `records::crc32c`).
     g.bench_function("crc32c", |b| {
         b.iter(|| black_box(crc32c::crc32c(black_box(&batch[21..]))))
     });
     // The same CRC by the `crc-fast` crate (folding with carry-less multiplies, AVX-512
-    // VPCLMULQDQ where the CPU has it), for comparison only: kafkit uses `crc32c`.
+    // VPCLMULQDQ where the CPU has it), for comparison only.
     assert_eq!(
         crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &batch[21..]) as u32,
         crc32c::crc32c(&batch[21..])
@@ -81,6 +84,10 @@ fn bench_size(c: &mut Criterion, count: usize, size: usize) {
                 black_box(&batch[21..]),
             ))
         })
+    });
+    // kafkit's own (`records::crc32c`), what encode and decode now use.
+    g.bench_function("crc32c_kafkit", |b| {
+        b.iter(|| black_box(kafkit_crc32c(black_box(&batch[21..]))))
     });
     g.bench_function("encode/none", |b| {
         b.iter(|| black_box(encode(Compression::None, black_box(&values))))
@@ -145,12 +152,47 @@ fn bench_records(c: &mut Criterion) {
     }
     g.finish();
 
-    let mut g = c.benchmark_group("crc32c");
-    let buf = vec![0x5Au8; 1 << 20];
-    g.throughput(Throughput::Bytes(buf.len() as u64));
-    g.bench_function("1MiB", |b| {
-        b.iter(|| black_box(crc32c::crc32c(black_box(&buf))))
-    });
+    bench_crc32c(c);
+}
+
+/// CRC-32C alone at about 1 KB, 16 KiB, 110 KB and 1 MiB of pseudo-random bytes: memcpy, the
+/// `crc32c` crate, `crc-fast` and kafkit's own `records::crc32c`.
+fn bench_crc32c(c: &mut Criterion) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let buf: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let mut g = c.benchmark_group("crc32c_sizes");
+    for len in [1_000, 16 << 10, 110_912, 1 << 20] {
+        let data = &buf[..len];
+        let crate_crc = crc32c::crc32c(data);
+        assert_eq!(kafkit_crc32c(data), crate_crc);
+        assert_eq!(
+            crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32,
+            crate_crc
+        );
+        g.throughput(Throughput::Bytes(len as u64));
+        bench_memcpy(&mut g, BenchmarkId::new("memcpy", len), data);
+        g.bench_with_input(BenchmarkId::new("crc32c_crate", len), data, |b, d| {
+            b.iter(|| black_box(crc32c::crc32c(black_box(d))))
+        });
+        g.bench_with_input(BenchmarkId::new("crc_fast", len), data, |b, d| {
+            b.iter(|| {
+                black_box(crc_fast::checksum(
+                    crc_fast::CrcAlgorithm::Crc32Iscsi,
+                    black_box(d),
+                ))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("kafkit", len), data, |b, d| {
+            b.iter(|| black_box(kafkit_crc32c(black_box(d))))
+        });
+    }
     g.finish();
 }
 
