@@ -18,8 +18,8 @@
 //! every other cycle there, whatever its width), and on CPUs that issue one per cycle it can
 //! at best match the crate's three `crc32` streams (see BENCHMARKS.md).
 //!
-//! The AVX-512 intrinsics are stable since Rust 1.89, above the workspace's declared
-//! `rust-version` (1.85); hence the `clippy::incompatible_msrv` allowance on the x86_64 part.
+//! The AVX-512 intrinsics are stable since Rust 1.89, which is why the workspace's
+//! `rust-version` is 1.89.
 //!
 //! # Folding
 //! In the bit-reflected form a CRC works in, a 128-bit lane loaded little-endian is a
@@ -81,7 +81,7 @@ mod k {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code, clippy::incompatible_msrv)]
+#[allow(unsafe_code)]
 mod x86 {
     use core::arch::x86_64::*;
 
