@@ -128,7 +128,8 @@ impl StagingState {
                 Some(topic)
             }
         };
-        self.push(Staged {
+        // Built in place in its chunk's slot (one copy of the record, not two).
+        self.chunk_with_room().push(Staged {
             topic,
             body,
             reserved,
@@ -136,18 +137,16 @@ impl StagingState {
         });
     }
 
-    fn push(&mut self, staged: Staged) {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(staged),
-            _ => {
-                let mut chunk = self
-                    .spare
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(CHUNK));
-                chunk.push(staged);
-                self.chunks.push(chunk);
-            }
+    /// The last chunk, or a new one when it is full (every chunk but the last is full).
+    fn chunk_with_room(&mut self) -> &mut Vec<Staged> {
+        if self.chunks.last().is_none_or(|chunk| chunk.len() >= CHUNK) {
+            let chunk = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+            self.chunks.push(chunk);
         }
+        self.chunks.last_mut().expect("a chunk was just ensured")
     }
 
     /// Takes every staged record, in order. The first carries its topic.
@@ -186,20 +185,27 @@ impl Staging {
             state.scheduled = false;
             state.take()
         };
+        // The records are read where they were staged, not moved out (a `Staged` is about
+        // 160 bytes, and moving each one out and on showed as 5% of a 100 B produce
+        // profile); each chunk is cleared once its records are in the core.
         let mut topic: Option<Arc<str>> = None;
-        for s in list.iter_mut().flat_map(|chunk| chunk.drain(..)) {
-            if s.topic.is_some() {
-                topic = s.topic;
-            }
-            match &topic {
-                Some(t) => core.accept_staged(t, s.body, s.reserved, s.delivery, now),
-                // Not reached: `take` leaves the next staged record with its topic. Fail the
-                // record rather than guess a topic.
-                None => {
-                    core.shared().release(s.reserved);
-                    s.delivery.complete(Err(ProduceError::Closed));
+        for chunk in list.iter_mut() {
+            for s in chunk.iter_mut() {
+                if let Some(t) = s.topic.take() {
+                    topic = Some(t);
+                }
+                let delivery = std::mem::replace(&mut s.delivery, Delivery::Ignore);
+                match &topic {
+                    Some(t) => core.accept_staged(t, &mut s.body, s.reserved, delivery, now),
+                    // Not reached: `take` leaves the next staged record with its topic. Fail
+                    // the record rather than guess a topic.
+                    None => {
+                        core.shared().release(s.reserved);
+                        delivery.complete(Err(ProduceError::Closed));
+                    }
                 }
             }
+            chunk.clear();
         }
         core.staged_done(now);
         self.lock().recycle(list);

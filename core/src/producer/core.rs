@@ -399,8 +399,8 @@ impl ProducerCore {
         delivery: Delivery,
         now: Instant,
     ) {
-        let (topic, body) = record.into_parts();
-        let wake = self.accept_reserved(&topic, body, reserved, delivery, now);
+        let (topic, mut body) = record.into_parts();
+        let wake = self.accept_reserved(&topic, &mut body, reserved, delivery, now);
         self.run_if_due(wake, now);
     }
 
@@ -413,19 +413,21 @@ impl ProducerCore {
         now: Instant,
     ) {
         for (record, reserved, delivery) in records {
-            let (topic, body) = record.into_parts();
-            self.accept_staged(&topic, body, reserved, delivery, now);
+            let (topic, mut body) = record.into_parts();
+            self.accept_staged(&topic, &mut body, reserved, delivery, now);
         }
         self.staged_done(now);
     }
 
     /// One record of a run a handle staged (see [`ProducerCore::send_reserved_all`]): the
-    /// topic comes by reference, so a run to one topic shares the handle's `Arc`. Call
+    /// topic comes by reference, so a run to one topic shares the handle's `Arc`, and so
+    /// does the body, which stays where the handle staged it (the core takes it only when
+    /// the record must wait for metadata; the caller drops what is left). Call
     /// [`ProducerCore::staged_done`] after the run.
     pub(crate) fn accept_staged(
         &mut self,
         topic: &Arc<str>,
-        body: RecordBody,
+        body: &mut RecordBody,
         reserved: u64,
         delivery: Delivery,
         now: Instant,
@@ -445,7 +447,7 @@ impl ProducerCore {
     fn accept_reserved(
         &mut self,
         topic: &Arc<str>,
-        body: RecordBody,
+        body: &mut RecordBody,
         reserved: u64,
         delivery: Delivery,
         now: Instant,
@@ -509,8 +511,8 @@ impl ProducerCore {
             if let Some(a) = admitted {
                 let _ = a.send(Ok(()));
             }
-            let (topic, body) = record.into_parts();
-            self.accept(&topic, body, size, delivery, now);
+            let (topic, mut body) = record.into_parts();
+            self.accept(&topic, &mut body, size, delivery, now);
         } else {
             self.mem_waiters.push_back(MemWaiter {
                 record,
@@ -534,8 +536,8 @@ impl ProducerCore {
             if let Some(a) = w.admitted {
                 let _ = a.send(Ok(()));
             }
-            let (topic, body) = w.record.into_parts();
-            self.accept(&topic, body, w.reserved, w.delivery, now);
+            let (topic, mut body) = w.record.into_parts();
+            self.accept(&topic, &mut body, w.reserved, w.delivery, now);
         }
     }
 
@@ -544,7 +546,7 @@ impl ProducerCore {
     fn accept(
         &mut self,
         topic: &Arc<str>,
-        mut body: RecordBody,
+        body: &mut RecordBody,
         reserved: u64,
         delivery: Delivery,
         now: Instant,
@@ -564,7 +566,7 @@ impl ProducerCore {
         if let Some(queue) = self.awaiting_metadata.get_mut(topic) {
             // Keep the order of records for a topic whose metadata is still coming.
             queue.push_back(Queued {
-                record: ProducerRecord::from_parts(topic.clone(), body),
+                record: ProducerRecord::from_parts(topic.clone(), std::mem::take(body)),
                 timestamp,
                 reserved,
                 delivery,
@@ -581,7 +583,7 @@ impl ProducerCore {
                 .entry(topic.clone())
                 .or_default()
                 .push_back(Queued {
-                    record: ProducerRecord::from_parts(topic.clone(), body),
+                    record: ProducerRecord::from_parts(topic.clone(), std::mem::take(body)),
                     timestamp,
                     reserved,
                     delivery,
@@ -640,7 +642,7 @@ impl ProducerCore {
     fn append(
         &mut self,
         topic: &Arc<str>,
-        record: RecordBody,
+        record: &RecordBody,
         timestamp: i64,
         reserved: u64,
         delivery: Delivery,
@@ -692,7 +694,7 @@ impl ProducerCore {
     fn append_to(
         &mut self,
         hot: &HotTopic,
-        record: RecordBody,
+        record: &RecordBody,
         timestamp: i64,
         reserved: u64,
         delivery: Delivery,
@@ -700,15 +702,15 @@ impl ProducerCore {
         now: Instant,
     ) -> bool {
         let (topic, name, partitions) = (&hot.topic, &hot.name, hot.partitions);
-        let bound = ProducerShared::body_size(&record);
+        let bound = ProducerShared::body_size(record);
         let partition = match record.partition {
             Some(p) => p,
             None => {
-                let mut p = self.choose_partition(hot, &record);
+                let mut p = self.choose_partition(hot, record);
                 if p >= 0 && self.acc.needs_new_batch(name, p, bound) {
                     // KIP-480: the sticky partitioner moves on when its batch is done.
                     self.partitioner.on_new_batch(name, p);
-                    p = self.choose_partition(hot, &record);
+                    p = self.choose_partition(hot, record);
                 }
                 p
             }
@@ -1062,7 +1064,7 @@ impl ProducerCore {
                     let (topic, body) = q.record.into_parts();
                     self.append(
                         &topic,
-                        body,
+                        &body,
                         q.timestamp,
                         q.reserved,
                         q.delivery,

@@ -81,7 +81,7 @@ impl ProducerRecord {
 /// touches the count of the application's `Arc<str>` per record (the application clones it
 /// per record on its own thread; a drop on the loop thread made that count's cache line
 /// travel between the two cores for every record).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct RecordBody {
     pub(crate) partition: Option<i32>,
     pub(crate) key: Option<Bytes>,
