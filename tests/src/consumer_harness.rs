@@ -198,14 +198,14 @@ pub fn record(i: usize, partitions: i32, base_ts: i64) -> Sent {
         _ => Some(format!("key-{}", i % 41).into_bytes()),
     };
     let mut headers = Vec::new();
-    if i % 4 != 0 {
+    if !i.is_multiple_of(4) {
         headers.push(("i".to_owned(), Some(i.to_string().into_bytes())));
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         headers.push(("bin".to_owned(), Some(vec![0, 0xff, 7, (i % 256) as u8])));
         headers.push(("empty".to_owned(), Some(Vec::new())));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         headers.push(("null".to_owned(), None));
         headers.push(("i".to_owned(), Some(b"repeated name".to_vec())));
     }

@@ -110,16 +110,16 @@ fn record(i: usize) -> Rec {
                 .collect(),
         ),
     };
-    let key = if i % 33 == 0 {
+    let key = if i.is_multiple_of(33) {
         None
     } else {
         Some(format!("key-{i}").into_bytes())
     };
     let mut headers = vec![("seq".to_owned(), Some(i.to_string().into_bytes()))];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         headers.push(("bin".to_owned(), Some(vec![0, 1, 2, 0xff, (i % 256) as u8])));
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         headers.push(("null".to_owned(), None));
     }
     Rec {

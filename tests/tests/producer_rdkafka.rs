@@ -299,10 +299,10 @@ fn rec(i: usize) -> Rec {
         _ => Some(format!("key-{}", i % 97).into_bytes()),
     };
     let mut headers = vec![("i".to_owned(), Some(i.to_string().into_bytes()))];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         headers.push(("bin".to_owned(), Some(vec![0, 0xff, 7, (i % 256) as u8])));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         headers.push(("null".to_owned(), None));
         headers.push(("i".to_owned(), Some(b"repeated name".to_vec())));
     }

@@ -407,7 +407,7 @@ impl Scenario {
     }
 
     fn draw_commits(&mut self) -> Commits {
-        if self.rng.next_u64() % 2 == 0 {
+        if self.rng.next_u64().is_multiple_of(2) {
             Commits::Auto
         } else {
             Commits::Manual
@@ -700,7 +700,7 @@ impl Scenario {
                 self.next_fault =
                     now_d + Duration::from_millis(1_500 + self.rng.next_u64() % 3_000);
             }
-            if self.rng.next_u64() % 2 == 0 {
+            if self.rng.next_u64().is_multiple_of(2) {
                 let p = self.pick(PARTITIONS as usize) as i32;
                 let n = 1 + self.pick(3);
                 self.produce(p, n)?;

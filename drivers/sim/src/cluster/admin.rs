@@ -57,7 +57,7 @@ impl Cluster {
         let mut out = Vec::new();
         for p in first..first + count {
             let p = p as usize;
-            if p > 0 && p % n == 0 {
+            if p > 0 && p.is_multiple_of(n) {
                 shift += 1;
             }
             let lead = (p + start) % n;
