@@ -391,7 +391,8 @@ impl ProducerCore {
     /// Queues a record whose `reserved` bytes of buffer memory a handle already took from
     /// [`ProducerCore::shared`] (the lock-free fast path; see
     /// [`ProducerShared::try_reserve`]). The memory returns to the account when the record
-    /// completes.
+    /// completes. `reserved` must be what [`ProducerShared::check_record`] returned for the
+    /// record: the core also uses it as the record's size bound when filling batches.
     pub fn send_reserved(
         &mut self,
         record: ProducerRecord,
@@ -702,7 +703,9 @@ impl ProducerCore {
         now: Instant,
     ) -> bool {
         let (topic, name, partitions) = (&hot.topic, &hot.name, hot.partitions);
-        let bound = ProducerShared::body_size(record);
+        // `reserved` is the record's size bound (`check_record` computed it when the memory
+        // was taken; see `send_reserved`): not computed again per record here.
+        let bound = usize::try_from(reserved).unwrap_or(usize::MAX);
         let partition = match record.partition {
             Some(p) => p,
             None => {

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::error::ProduceError;
-use super::record::{ProducerRecord, RecordBody};
+use super::record::ProducerRecord;
 use crate::records::{RecordBatchBuilder, RECORD_BATCH_OVERHEAD};
 
 /// Buffer-memory accounting and flags shared by a producer core and its handles.
@@ -60,15 +60,6 @@ impl ProducerShared {
             record.key.as_deref(),
             record.value.as_deref(),
             &record.headers,
-        )
-    }
-
-    /// [`ProducerShared::record_size`] of a record's body.
-    pub(crate) fn body_size(body: &RecordBody) -> usize {
-        RecordBatchBuilder::record_size_upper_bound(
-            body.key.as_deref(),
-            body.value.as_deref(),
-            &body.headers,
         )
     }
 
