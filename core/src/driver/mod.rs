@@ -26,7 +26,7 @@ pub use consumer::{ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, 
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};
-pub use socket::SocketOptions;
+pub use socket::{Gather, SocketOptions, GATHER_MAX_PIECES};
 pub use wall_clock::MillisecondClock;
 
 /// Turns a core's events into completions for the application.

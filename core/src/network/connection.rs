@@ -20,45 +20,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::NetError;
 use super::frame::FrameDecoder;
+use super::request_frame::encode_request;
 use super::versions::{ApiVersionTable, BrokerVersion};
 use super::{ConnId, NodeId, RequestId};
 use crate::codec::Reader;
 use crate::protocol::{
-    self, ApiKey, ApiVersionsRequest, ErrorCode, Message, RequestBody, RequestHeader, ResponseBody,
+    self, ApiKey, ApiVersionsRequest, ErrorCode, RequestBody, RequestHeader, ResponseBody,
     SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use crate::sasl::{SaslAuthenticator, SaslClient, SaslStep};
-
-/// Room for a request's frame before encoding it. A Produce request carries whole record
-/// batches (up to `max_request_size`), and growing its buffer from a small start meant
-/// a dozen reallocations and copies of the batches per request; its size is known closely
-/// enough from the batches' lengths (an under-estimate only costs one more growth). Other
-/// requests are small.
-fn frame_size_hint(body: &RequestBody, client_id: Option<&str>) -> usize {
-    /// Size prefix, header fields, and slack for lengths, tags and the fixed fields.
-    const FIXED: usize = 64;
-    /// Per topic or partition entry: index, lengths and tag sections.
-    const ENTRY: usize = 16;
-    let base = FIXED + client_id.map_or(0, str::len);
-    match body {
-        RequestBody::Produce(req) => {
-            let topics: usize = req
-                .topic_data
-                .iter()
-                .map(|t| {
-                    ENTRY
-                        + t.name.len()
-                        + t.partition_data
-                            .iter()
-                            .map(|p| ENTRY + p.records.as_ref().map_or(0, Bytes::len))
-                            .sum::<usize>()
-                })
-                .sum();
-            base + req.transactional_id.as_ref().map_or(0, String::len) + topics
-        }
-        _ => base,
-    }
-}
 
 /// Settings every connection of one client shares.
 #[derive(Debug, Clone)]
@@ -331,12 +301,14 @@ impl Connection {
         id
     }
 
+    /// Encodes one request frame onto the transmit queue (in pieces: see
+    /// [`super::request_frame`]); returns its correlation id.
     fn encode_frame(
         &mut self,
         api: ApiKey,
         version: i16,
         body: &RequestBody,
-    ) -> Result<(i32, Bytes), NetError> {
+    ) -> Result<i32, NetError> {
         let correlation_id = self.next_correlation();
         let header = RequestHeader {
             request_api_key: api.as_i16(),
@@ -345,20 +317,14 @@ impl Connection {
             client_id: self.settings.client_id.clone(),
             ..Default::default()
         };
-        let mut buf = BytesMut::with_capacity(frame_size_hint(body, header.client_id.as_deref()));
-        buf.put_i32(0);
-        let encoded = header
-            .encode(&mut buf, protocol::request_header_version(api, version))
-            .and_then(|()| body.encode(&mut buf, version));
-        if let Err(error) = encoded {
-            return Err(NetError::Encode {
+        let header_version = protocol::request_header_version(api, version);
+        encode_request(&header, header_version, body, version, &mut self.transmit).map_err(
+            |error| NetError::Encode {
                 broker: self.broker.clone(),
                 error,
-            });
-        }
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        Ok((correlation_id, buf.freeze()))
+            },
+        )?;
+        Ok(correlation_id)
     }
 
     fn send_internal(
@@ -371,8 +337,7 @@ impl Connection {
         events: &mut Vec<ConnEvent>,
     ) {
         match self.encode_frame(api, version, body) {
-            Ok((correlation_id, frame)) => {
-                self.transmit.push_back(frame);
+            Ok(correlation_id) => {
                 self.in_flight.push_back(InFlight {
                     correlation_id,
                     api,
@@ -432,8 +397,7 @@ impl Connection {
                 detail: format!("kafkit speaks versions {ours_min}-{ours_max}, broker {theirs}"),
             });
         };
-        let (correlation_id, frame) = self.encode_frame(api, version, body)?;
-        self.transmit.push_back(frame);
+        let correlation_id = self.encode_frame(api, version, body)?;
         self.last_used = now;
         if expect_response {
             self.in_flight.push_back(InFlight {

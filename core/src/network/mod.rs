@@ -35,6 +35,7 @@ mod error;
 mod frame;
 mod low_level;
 mod read_buffer;
+mod request_frame;
 mod rng;
 mod setup;
 mod tls;
@@ -81,7 +82,10 @@ pub enum Output<E> {
         /// Port.
         port: u16,
     },
-    /// Write these bytes to the connection, after everything written before.
+    /// Write these bytes to the connection, after everything written before. One request
+    /// frame may come as several consecutive pieces (a Produce request's record batches are
+    /// shared, not copied); a driver should gather queued pieces into one vectored write
+    /// ([`crate::driver::Gather`]).
     Transmit {
         /// The connection.
         conn: ConnId,

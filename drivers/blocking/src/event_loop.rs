@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions, TryRecvError};
+use kafkit_core::driver::{CommandReceiver, Gather, Handler, SocketOptions, TryRecvError};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use socket2::{Domain, Socket, Type};
 
@@ -218,10 +218,29 @@ fn start_io(
     });
     let wtx_report = tx.clone();
     std::thread::spawn(move || {
-        while let Ok(data) = wrx.recv() {
-            if let Err(e) = writer.write_all(&data) {
-                let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(e.to_string())));
-                break;
+        // Every piece already queued goes out in one vectored write (see `Gather`).
+        let mut out = Gather::new();
+        'pieces: while let Ok(piece) = wrx.recv() {
+            out.push(piece);
+            while out.wants_more() {
+                match wrx.try_recv() {
+                    Ok(piece) => out.push(piece),
+                    Err(_) => break,
+                }
+            }
+            while !out.is_empty() {
+                let (slices, n) = out.io_slices();
+                let failed = match writer.write_vectored(&slices[..n]) {
+                    Ok(0) => std::io::Error::from(std::io::ErrorKind::WriteZero),
+                    Ok(n) => {
+                        out.advance(n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => e,
+                };
+                let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(failed.to_string())));
+                break 'pieces;
             }
         }
         // The loop dropped the channel (a close) or a write failed: end the connection, which

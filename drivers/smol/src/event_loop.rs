@@ -6,7 +6,7 @@ use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_util::future::Fuse;
 use futures_util::{select, FutureExt, StreamExt};
-use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions, TryRecvError};
+use kafkit_core::driver::{CommandReceiver, Gather, Handler, SocketOptions, TryRecvError};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use socket2::{Domain, Socket, Type};
@@ -184,6 +184,11 @@ fn close(c: ConnTask) {
 
 /// Resolves and connects, trying each address in turn, with the configured buffer sizes and
 /// TCP_NODELAY.
+/// What a write that took no bytes reports (as `write_all` would).
+fn write_zero() -> String {
+    std::io::Error::from(std::io::ErrorKind::WriteZero).to_string()
+}
+
 async fn connect(
     host: String,
     port: u16,
@@ -257,9 +262,26 @@ async fn connection(
         }
     };
     let writer = async {
-        while let Ok(data) = outgoing.recv().await {
-            if let Err(e) = wr.write_all(&data).await {
-                return Some(CloseReason::Io(e.to_string()));
+        // Every piece already queued goes out in one vectored write (see `Gather`).
+        let mut out = Gather::new();
+        while let Ok(piece) = outgoing.recv().await {
+            out.push(piece);
+            while out.wants_more() {
+                match outgoing.try_recv() {
+                    Ok(piece) => out.push(piece),
+                    Err(_) => break,
+                }
+            }
+            while !out.is_empty() {
+                let written = {
+                    let (slices, n) = out.io_slices();
+                    wr.write_vectored(&slices[..n]).await
+                };
+                match written {
+                    Ok(0) => return Some(CloseReason::Io(write_zero())),
+                    Ok(n) => out.advance(n),
+                    Err(e) => return Some(CloseReason::Io(e.to_string())),
+                }
             }
         }
         None

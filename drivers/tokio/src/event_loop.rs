@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use kafkit_core::driver::{CommandReceiver, Handler, SocketOptions, TryRecvError};
+use kafkit_core::driver::{CommandReceiver, Gather, Handler, SocketOptions, TryRecvError};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -173,6 +173,11 @@ fn close(c: ConnTask) {
     });
 }
 
+/// What a write that took no bytes reports (as `write_all` would).
+fn write_zero() -> String {
+    std::io::Error::from(std::io::ErrorKind::WriteZero).to_string()
+}
+
 async fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, String> {
     let addrs: Vec<_> = tokio::net::lookup_host((host, port))
         .await
@@ -240,9 +245,26 @@ async fn connection(
         }
     };
     let writer = async {
-        while let Some(data) = outgoing.recv().await {
-            if let Err(e) = wr.write_all(&data).await {
-                return Some(CloseReason::Io(e.to_string()));
+        // Every piece already queued goes out in one vectored write (see `Gather`).
+        let mut out = Gather::new();
+        while let Some(piece) = outgoing.recv().await {
+            out.push(piece);
+            while out.wants_more() {
+                match outgoing.try_recv() {
+                    Ok(piece) => out.push(piece),
+                    Err(_) => break,
+                }
+            }
+            while !out.is_empty() {
+                let written = {
+                    let (slices, n) = out.io_slices();
+                    wr.write_vectored(&slices[..n]).await
+                };
+                match written {
+                    Ok(0) => return Some(CloseReason::Io(write_zero())),
+                    Ok(n) => out.advance(n),
+                    Err(e) => return Some(CloseReason::Io(e.to_string())),
+                }
             }
         }
         // The core dropped the connection: nothing to report.
