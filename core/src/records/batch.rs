@@ -352,7 +352,7 @@ impl RecordBatch {
     pub fn record_refs(&self) -> RecordRefIter<'_> {
         RecordRefIter {
             section: &self.records,
-            pos: 0,
+            rest: &self.records,
             left: self.header.record_count as u32,
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
@@ -394,7 +394,8 @@ impl RecordBatch {
 #[derive(Debug, Clone)]
 pub struct RecordRefIter<'a> {
     section: &'a Bytes,
-    pos: usize,
+    /// What is left of `section`.
+    rest: &'a [u8],
     left: u32,
     base_offset: i64,
     base_timestamp: i64,
@@ -414,7 +415,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
             return None;
         }
         if self.left == 0 {
-            let remaining = self.section.len() - self.pos;
+            let remaining = self.rest.len();
             if remaining == 0 {
                 return None;
             }
@@ -424,7 +425,7 @@ impl<'a> Iterator for RecordRefIter<'a> {
         self.left -= 1;
         let rec = read_record(
             self.section,
-            &mut self.pos,
+            &mut self.rest,
             self.base_offset,
             self.base_timestamp,
             self.log_append_time,
@@ -465,8 +466,10 @@ impl Iterator for RecordIter {
         if self.failed {
             return None;
         }
+        let total = self.section.len();
+        let mut rest = self.section.get(self.pos..).unwrap_or_default();
         if self.left == 0 {
-            let remaining = self.section.len() - self.pos;
+            let remaining = rest.len();
             if remaining == 0 {
                 return None;
             }
@@ -476,13 +479,17 @@ impl Iterator for RecordIter {
         self.left -= 1;
         let rec = read_record(
             &self.section,
-            &mut self.pos,
+            &mut rest,
             self.base_offset,
             self.base_timestamp,
             self.log_append_time,
         );
         match rec {
-            Ok(r) => Some(Ok(r.to_record())),
+            Ok(r) => {
+                let r = r.to_record();
+                self.pos = total - rest.len();
+                Some(Ok(r))
+            }
             Err(e) => {
                 self.failed = true;
                 Some(Err(e))
