@@ -1198,3 +1198,81 @@ fn handle_fast_and_slow_paths_against_the_core() {
     ));
     handler.on_shutdown(e.sim.core());
 }
+
+#[test]
+fn handle_sends_wait_for_the_loop_when_the_staging_queue_is_full() {
+    // At most 8,192 records (32 chunks of 256) wait for the loop: the next `send` waits for
+    // the loop to take them (the slow path) instead of staging without bound; `try_send`,
+    // which never waits, stages past the bound. Nothing is lost or reordered either way.
+    use kafkit_core::driver::{command_queue, Handler, ProducerHandle, ProducerHandler};
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    const STAGED_MAX: usize = 8_192;
+    let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));
+    let (tx, mut rx) = command_queue::<ProducerCore, ProducerHandler>();
+    let shared = e.sim.core().shared();
+    let handle = ProducerHandle::new(tx, shared.clone(), Arc::new(|| WALL_START + 7));
+    let mut handler = ProducerHandler::default();
+    let total = shared.available_bytes();
+    let mut cx = Context::from_waker(Waker::noop());
+    let record = |i: usize| ProducerRecord::new("staged").value(format!("r{i}"));
+    let mut deliveries = Vec::new();
+    for i in 0..STAGED_MAX {
+        let mut send = std::pin::pin!(handle.send(record(i)));
+        match send.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => deliveries.push(r.unwrap()),
+            Poll::Pending => panic!("send {i} waited with {i} records staged"),
+        }
+    }
+    let before = shared.available_bytes();
+    let mut waiting = Box::pin(handle.send(record(STAGED_MAX)));
+    assert!(
+        waiting.as_mut().poll(&mut cx).is_pending(),
+        "the send past the bound waits for the loop"
+    );
+    assert_eq!(
+        shared.available_bytes(),
+        before,
+        "a waiting send holds no memory"
+    );
+    deliveries.push(handle.try_send(record(STAGED_MAX + 1)).unwrap());
+    // The loop runs: the staged records go in first, then the waiting send completes.
+    while let Ok(cmd) = rx.try_recv() {
+        let now = e.sim.now();
+        cmd(e.sim.core(), &mut handler, now);
+    }
+    match waiting.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => deliveries.push(r.unwrap()),
+        Poll::Pending => panic!("the waiting send was not admitted once the loop ran"),
+    }
+    let results = RefCell::new(vec![None; deliveries.len()]);
+    e.sim
+        .run_until(|_| {
+            let mut results = results.borrow_mut();
+            for (slot, f) in results.iter_mut().zip(deliveries.iter_mut()) {
+                if slot.is_none() {
+                    *slot = f.try_result();
+                }
+            }
+            results.iter().all(Option::is_some)
+        })
+        .unwrap();
+    let offsets: Vec<i64> = results
+        .into_inner()
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().offset)
+        .collect();
+    let want: Vec<i64> = (0..STAGED_MAX as i64).collect();
+    assert_eq!(
+        &offsets[..STAGED_MAX],
+        &want[..],
+        "the staged records in order"
+    );
+    let mut last_two = offsets[STAGED_MAX..].to_vec();
+    last_two.sort();
+    assert_eq!(last_two, [STAGED_MAX as i64, STAGED_MAX as i64 + 1]);
+    let log = e.log("staged", 0);
+    assert_eq!(log.len(), STAGED_MAX + 2, "every record written once");
+    assert_eq!(shared.available_bytes(), total, "all memory returned");
+    handler.on_shutdown(e.sim.core());
+}
