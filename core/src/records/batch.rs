@@ -560,7 +560,7 @@ impl RecordBatchBuilder {
             producer_epoch: NO_PRODUCER_EPOCH,
             base_sequence: NO_SEQUENCE,
             base_timestamp: None,
-            max_timestamp: NO_TIMESTAMP,
+            max_timestamp: i64::MIN,
             last_offset_delta: -1,
             count: 0,
         }
@@ -708,9 +708,9 @@ impl RecordBatchBuilder {
             value,
             headers,
         )?;
-        if self.count == 0 || timestamp > self.max_timestamp {
-            self.max_timestamp = timestamp;
-        }
+        // `max_timestamp` starts at `i64::MIN` (`finish` writes NO_TIMESTAMP for an empty
+        // batch), so the first record's timestamp always replaces it: no branch on `count`.
+        self.max_timestamp = self.max_timestamp.max(timestamp);
         self.last_offset_delta = offset_delta;
         self.count += 1;
         Ok(())
@@ -760,7 +760,11 @@ impl RecordBatchBuilder {
             attributes: Attributes(self.flags | self.compression.attribute_bits()),
             last_offset_delta: self.last_offset_delta.max(0),
             base_timestamp: self.base_timestamp.unwrap_or(NO_TIMESTAMP),
-            max_timestamp: self.max_timestamp,
+            max_timestamp: if self.count == 0 {
+                NO_TIMESTAMP
+            } else {
+                self.max_timestamp
+            },
             producer_id: self.producer_id,
             producer_epoch: self.producer_epoch,
             base_sequence: self.base_sequence,

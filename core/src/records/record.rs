@@ -148,22 +148,25 @@ fn write_record_no_headers(
     let value_len = value.map_or(0, <[u8]>::len);
     let ts = wire::zigzag64(timestamp_delta);
     let off = wire::zigzag32(offset_delta);
-    // Null is -1, whose zigzag form is 1.
+    // The zigzag forms of the lengths (null is -1, whose zigzag form is 1). A slice is at most
+    // `isize::MAX` bytes, so the shift cannot overflow; lengths past `i32::MAX` take the
+    // general path below, which reports them.
     let zkey = if key.is_some() {
-        wire::zigzag32(checked_len(key_len, "record key")?)
+        (key_len as u64) << 1
     } else {
         1
     };
     let zvalue = if value.is_some() {
-        wire::zigzag32(checked_len(value_len, "record value")?)
+        (value_len as u64) << 1
     } else {
         1
     };
     if (ts | off | zkey | zvalue) < 0x4000 {
-        // Every varint takes one or two bytes (the record is then shorter than 8 KiB, and its
-        // length varint is checked below): the sizes come from packing them, and the bytes
-        // are assembled in registers and stored with one eight-byte write per group, with no
-        // per-byte stores or bounds checks.
+        // Every varint takes one or two bytes (the record is then shorter than 16 KiB, and
+        // its length varint is checked below): the sizes come from packing them, and the
+        // bytes before the key (for a null key, before the value) are assembled in two
+        // registers and stored with one sixteen-byte write, with no per-byte stores or
+        // bounds checks.
         let (ts, ts_n) = wire::pack2(ts);
         let (off, off_n) = wire::pack2(off);
         let (zkey, zkey_n) = wire::pack2(zkey);
@@ -172,23 +175,37 @@ fn write_record_no_headers(
         let body = 2 + ts_n + off_n + zkey_n + zvalue_n + key_len + value_len;
         let zbody = (body as u64) << 1;
         if zbody < 0x4000 {
-            let (mut a, mut n) = wire::pack2(zbody);
-            let total = n + body;
-            out.reserve(total);
-            // The attributes byte is 0: skip it. At most 2 + 1 + 2 + 2 = 7 bytes in `a`.
-            n += 1;
-            a |= ts << (8 * n);
+            let (a, a_n) = wire::pack2(zbody);
+            let total = a_n + body;
+            // Length, attributes (0: skipped), timestamp delta, offset delta: at most 7 bytes.
+            let mut n = a_n + 1;
+            let mut lo = a | ts << (8 * n);
             n += ts_n;
-            a |= off << (8 * n);
+            lo |= off << (8 * n);
             n += off_n;
-            wire::push_packed(out, a, n);
-            match key {
-                None => wire::push_packed(out, zkey | zvalue << (8 * zkey_n), zkey_n + zvalue_n),
-                Some(k) => {
-                    wire::push_packed(out, zkey, zkey_n);
-                    out.extend_from_slice(k);
-                    wire::push_packed(out, zvalue, zvalue_n);
-                }
+            // Then the key length, and for a null key the value length: at most 3 bytes,
+            // the part past the eighth byte in `hi` (`n` is 4 to 7 here).
+            let (b, b_n) = if key.is_none() {
+                (zkey | zvalue << (8 * zkey_n), zkey_n + zvalue_n)
+            } else {
+                (zkey, zkey_n)
+            };
+            lo |= b << (8 * n);
+            let hi = b >> (64 - 8 * n);
+            n += b_n;
+            let head = (lo as u128 | (hi as u128) << 64).to_le_bytes();
+            let at = out.len();
+            if out.capacity() - at >= head.len() {
+                out.extend_from_slice(&head);
+                out.truncate(at + n);
+            } else {
+                // Exactly `n` bytes, so the buffer never grows past what the caller reserved.
+                out.reserve(total);
+                out.extend_from_slice(&head[..n]);
+            }
+            if let Some(k) = key {
+                out.extend_from_slice(k);
+                wire::push_packed(out, zvalue, zvalue_n);
             }
             if let Some(v) = value {
                 out.extend_from_slice(v);
@@ -197,6 +214,14 @@ fn write_record_no_headers(
             return Ok(total);
         }
     }
+    let zkey = match key {
+        Some(_) => wire::zigzag32(checked_len(key_len, "record key")?),
+        None => 1,
+    };
+    let zvalue = match value {
+        Some(_) => wire::zigzag32(checked_len(value_len, "record value")?),
+        None => 1,
+    };
     // attributes + header count (0) take one byte each; the lengths fit in i32, so this sum
     // cannot overflow a 64-bit usize (and saturates on 32-bit targets).
     let body = (2
