@@ -66,6 +66,32 @@ impl Gather {
         Gather::default()
     }
 
+    /// Takes pieces from `next` (a channel's `try_recv`) while it has some and the bounds
+    /// allow.
+    pub fn take_queued(&mut self, mut next: impl FnMut() -> Option<bytes::Bytes>) {
+        while self.wants_more() {
+            match next() {
+                Some(piece) => self.push(piece),
+                None => return,
+            }
+        }
+    }
+
+    /// Accounts for the result of a write of [`Gather::io_slices`]: drops what was written;
+    /// a write that took nothing is [`std::io::ErrorKind::WriteZero`] (as `write_all`
+    /// reports it), `Interrupted` is nothing written, any other error is returned.
+    pub fn written(&mut self, result: std::io::Result<usize>) -> std::io::Result<()> {
+        match result {
+            Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                self.advance(n);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether another queued piece should be taken before writing.
     pub fn wants_more(&self) -> bool {
         self.pieces.len() < GATHER_MAX_PIECES && self.bytes < GATHER_MAX_BYTES
@@ -189,6 +215,33 @@ mod tests {
                 assert_eq!(sink.calls, 1, "everything in one vectored write");
             }
         }
+    }
+
+    #[test]
+    fn write_results_are_accounted_like_write_all() {
+        let mut g = Gather::new();
+        g.take_queued({
+            let mut left = vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cde")];
+            move || left.pop()
+        });
+        assert_eq!(g.len(), 5);
+        let interrupted = std::io::Error::from(std::io::ErrorKind::Interrupted);
+        assert!(g.written(Err(interrupted)).is_ok());
+        assert_eq!(g.len(), 5, "an interrupted write wrote nothing");
+        let zero = g.written(Ok(0)).unwrap_err();
+        assert_eq!(zero.kind(), std::io::ErrorKind::WriteZero);
+        assert!(g.written(Ok(4)).is_ok());
+        let (slices, n) = g.io_slices();
+        assert_eq!(
+            (n, &*slices[0]),
+            (1, &b"b"[..]),
+            "cde then ab, minus 4 bytes"
+        );
+        let refused = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(
+            g.written(Err(refused)).unwrap_err().kind(),
+            std::io::ErrorKind::BrokenPipe
+        );
     }
 
     #[test]

@@ -222,25 +222,14 @@ fn start_io(
         let mut out = Gather::new();
         'pieces: while let Ok(piece) = wrx.recv() {
             out.push(piece);
-            while out.wants_more() {
-                match wrx.try_recv() {
-                    Ok(piece) => out.push(piece),
-                    Err(_) => break,
-                }
-            }
+            out.take_queued(|| wrx.try_recv().ok());
             while !out.is_empty() {
                 let (slices, n) = out.io_slices();
-                let failed = match writer.write_vectored(&slices[..n]) {
-                    Ok(0) => std::io::Error::from(std::io::ErrorKind::WriteZero),
-                    Ok(n) => {
-                        out.advance(n);
-                        continue;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => e,
-                };
-                let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(failed.to_string())));
-                break 'pieces;
+                let written = writer.write_vectored(&slices[..n]);
+                if let Err(e) = out.written(written) {
+                    let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(e.to_string())));
+                    break 'pieces;
+                }
             }
         }
         // The loop dropped the channel (a close) or a write failed: end the connection, which

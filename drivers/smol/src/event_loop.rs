@@ -184,11 +184,6 @@ fn close(c: ConnTask) {
 
 /// Resolves and connects, trying each address in turn, with the configured buffer sizes and
 /// TCP_NODELAY.
-/// What a write that took no bytes reports (as `write_all` would).
-fn write_zero() -> String {
-    std::io::Error::from(std::io::ErrorKind::WriteZero).to_string()
-}
-
 async fn connect(
     host: String,
     port: u16,
@@ -266,21 +261,14 @@ async fn connection(
         let mut out = Gather::new();
         while let Ok(piece) = outgoing.recv().await {
             out.push(piece);
-            while out.wants_more() {
-                match outgoing.try_recv() {
-                    Ok(piece) => out.push(piece),
-                    Err(_) => break,
-                }
-            }
+            out.take_queued(|| outgoing.try_recv().ok());
             while !out.is_empty() {
                 let written = {
                     let (slices, n) = out.io_slices();
                     wr.write_vectored(&slices[..n]).await
                 };
-                match written {
-                    Ok(0) => return Some(CloseReason::Io(write_zero())),
-                    Ok(n) => out.advance(n),
-                    Err(e) => return Some(CloseReason::Io(e.to_string())),
+                if let Err(e) = out.written(written) {
+                    return Some(CloseReason::Io(e.to_string()));
                 }
             }
         }

@@ -173,11 +173,6 @@ fn close(c: ConnTask) {
     });
 }
 
-/// What a write that took no bytes reports (as `write_all` would).
-fn write_zero() -> String {
-    std::io::Error::from(std::io::ErrorKind::WriteZero).to_string()
-}
-
 async fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, String> {
     let addrs: Vec<_> = tokio::net::lookup_host((host, port))
         .await
@@ -249,21 +244,14 @@ async fn connection(
         let mut out = Gather::new();
         while let Some(piece) = outgoing.recv().await {
             out.push(piece);
-            while out.wants_more() {
-                match outgoing.try_recv() {
-                    Ok(piece) => out.push(piece),
-                    Err(_) => break,
-                }
-            }
+            out.take_queued(|| outgoing.try_recv().ok());
             while !out.is_empty() {
                 let written = {
                     let (slices, n) = out.io_slices();
                     wr.write_vectored(&slices[..n]).await
                 };
-                match written {
-                    Ok(0) => return Some(CloseReason::Io(write_zero())),
-                    Ok(n) => out.advance(n),
-                    Err(e) => return Some(CloseReason::Io(e.to_string())),
+                if let Err(e) = out.written(written) {
+                    return Some(CloseReason::Io(e.to_string()));
                 }
             }
         }
