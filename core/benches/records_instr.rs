@@ -17,6 +17,9 @@
 //! argument), so the per-function totals can lump two of them together.
 //!
 //! Under `cargo bench` (which passes `--bench`) it runs one round of each and exits.
+//!
+//! `RECORDS_INSTR=<count>x<value bytes>` (e.g. `110x1000`, `11x10000`) runs the same
+//! operations over that batch instead of 1,000 x 100 B (divide by `ROUNDS * count`).
 
 mod common;
 
@@ -113,7 +116,14 @@ fn main() {
     } else {
         ROUNDS
     };
-    let values = values(RECORDS, 100);
+    let (records, size) = std::env::var("RECORDS_INSTR")
+        .ok()
+        .and_then(|v| {
+            let (n, s) = v.split_once('x')?;
+            Some((n.parse().ok()?, s.parse().ok()?))
+        })
+        .unwrap_or((RECORDS, 100));
+    let values = values(records, size);
     let batch = builder(Compression::None, &values).finish().unwrap();
     let mut dst = vec![0u8; batch.len()];
     let crc = DecodeOptions::default();

@@ -193,15 +193,12 @@ fn write_record_no_headers(
             lo |= b << (8 * n);
             let hi = b >> (64 - 8 * n);
             n += b_n;
-            let head = (lo as u128 | (hi as u128) << 64).to_le_bytes();
             let at = out.len();
-            if out.capacity() - at >= head.len() {
-                out.extend_from_slice(&head);
+            if out.capacity() - at >= 16 {
+                out.extend_from_slice(&(lo as u128 | (hi as u128) << 64).to_le_bytes());
                 out.truncate(at + n);
             } else {
-                // Exactly `n` bytes, so the buffer never grows past what the caller reserved.
-                out.reserve(total);
-                out.extend_from_slice(&head[..n]);
+                push_head_exact(out, lo, hi, n, total);
             }
             if let Some(k) = key {
                 out.extend_from_slice(k);
@@ -254,6 +251,18 @@ fn write_record_no_headers(
     }
     out.push(0);
     Ok(total)
+}
+
+/// The head of [`write_record_no_headers`]'s fast path without 16 bytes of room: exactly `n`
+/// bytes (of `lo` then `hi`, little-endian) after reserving `total`, so the buffer never grows
+/// past what the caller reserved. Out of line, so the hot path keeps `lo` and `hi` in
+/// registers.
+#[cold]
+#[inline(never)]
+fn push_head_exact(out: &mut Vec<u8>, lo: u64, hi: u64, n: usize, total: usize) {
+    out.reserve(total);
+    let head = (lo as u128 | (hi as u128) << 64).to_le_bytes();
+    out.extend_from_slice(&head[..n]);
 }
 
 /// A record borrowed from its batch's buffer: what [`Record`] holds, without touching any
