@@ -366,7 +366,10 @@ impl ProducerHandle {
 
     /// Sends a record. Resolves once the record is accepted into the producer: at once when
     /// buffer memory is free, otherwise after waiting for it (failing with
-    /// [`ProduceError::MaxBlockTimeout`] after `max_block_ms`). The returned future resolves
+    /// [`ProduceError::MaxBlockTimeout`] after `max_block_ms`). It also waits, without a
+    /// timeout of its own, while 8,192 records sent before it have not reached the
+    /// producer's loop yet (a sender that outruns the loop waits for it instead of queueing
+    /// without bound). The returned future resolves
     /// to the record's [`RecordMetadata`] once the broker acknowledged it, or to why it was
     /// not delivered. A record without a timestamp gets the wall clock's time now.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
