@@ -38,8 +38,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use harness::{consumer_config, partitions, rdkafka_config, Cluster};
 use kafkit_core::config::ConsumerConfig;
 use kafkit_core::consumer::{ConsumerCore, FetchStats};
-use kafkit_core::driver::SocketOptions;
 use kafkit_core::driver::{command_queue, CommandSender, ConsumerHandle, ConsumerHandler};
+use kafkit_core::driver::{OpenWriters, SocketOptions};
 use kafkit_tests::cluster::unique_topic;
 
 // ---- a counting allocator ----
@@ -164,6 +164,8 @@ impl Measured {
         let core = ConsumerCore::from_config(config.clone(), &kafkit_tokio::driver_env())
             .expect("consumer core");
         let (cmds, rx) = command_queue::<ConsumerCore, ConsumerHandler>();
+        let writers = OpenWriters::new();
+        let cmds = cmds.with_writers(writers.clone());
         {
             let _guard = rt.enter();
             tokio::spawn(kafkit_tokio::run(
@@ -171,6 +173,7 @@ impl Measured {
                 ConsumerHandler::default(),
                 rx,
                 SocketOptions::from_config(&config.common),
+                writers,
             ));
         }
         let handle = ConsumerHandle::new(cmds.clone(), config);

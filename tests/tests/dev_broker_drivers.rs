@@ -351,3 +351,61 @@ fn async_std_sasl_and_tls_against_the_dev_broker() {
 fn blocking_sasl_and_tls_against_the_dev_broker() {
     run(&Blocking);
 }
+
+// ---- close waits for the writers ----
+
+/// acks=0 records count as delivered when the core hands them to the driver, so `close` must
+/// not return before the driver has written them: a program that exits right after would
+/// lose them. A current-thread tokio runtime shows it: once `block_on(close)` returns and the
+/// runtime is dropped, no connection task runs again, so whatever they had not written then
+/// is gone. (Before `close` waited for the writers, the last requests were lost this way.)
+#[test]
+fn acks0_records_are_written_before_close_returns() {
+    use kafkit_core::config::ProducerConfig;
+    use kafkit_core::producer::ProducerRecord;
+
+    const RECORDS: i64 = 2_000;
+    let broker = DevBroker::start(DevBrokerConfig::new(1).partitions(1)).expect("dev broker");
+    let config = ProducerConfig::builder()
+        .set("bootstrap_servers", &broker.bootstrap())
+        .set("acks", "0")
+        .set("enable_idempotence", "false")
+        .set("linger_ms", "0")
+        .set("batch_size", "16384")
+        .build()
+        .expect("a valid producer config");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let producer = kafkit_tokio::producer(&config).expect("tokio producer");
+        let value = vec![b'x'; 1000];
+        let mut deliveries = Vec::new();
+        for i in 0..RECORDS {
+            let record = ProducerRecord::new("acks0")
+                .partition(0)
+                .key(format!("k{i}"))
+                .value(value.clone());
+            deliveries.push(producer.send(record).await.expect("send"));
+        }
+        producer.close(None).await.expect("close");
+        for d in deliveries {
+            d.await.expect("an acks=0 record is delivered once written");
+        }
+    });
+    drop(rt);
+
+    // The bytes are in the kernel now; the broker appends them as it reads.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let end = loop {
+        let end = broker
+            .with_cluster(|c| c.partition("acks0", 0).map_or(0, |p| p.log_end_offset()))
+            .expect("cluster thread");
+        if end == RECORDS || Instant::now() >= deadline {
+            break end;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(end, RECORDS, "every acks=0 record reached the broker");
+}

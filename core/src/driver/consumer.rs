@@ -762,6 +762,8 @@ impl ConsumerHandle {
         };
         // Whatever the group left undone, the consumer is closed now.
         let _ = call(&self.cmds, |core, now| core.close(now)).await;
+        // The LeaveGroup (and a last commit) reach the sockets before close returns.
+        self.cmds.settle().await;
         self.run_completed_commits();
         result
     }

@@ -14,6 +14,7 @@ mod low_level;
 mod producer;
 mod socket;
 mod wall_clock;
+mod writers;
 
 use std::time::Instant;
 
@@ -28,6 +29,7 @@ pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};
 pub use socket::{Gather, SocketOptions, GATHER_MAX_PIECES};
 pub use wall_clock::MillisecondClock;
+pub use writers::{Idle, OpenWriters, WriterGuard};
 
 /// Turns a core's events into completions for the application.
 pub trait Handler<C: ClientCore>: Send + 'static {
@@ -51,6 +53,7 @@ type Notify = std::sync::Arc<dyn Fn() + Send + Sync>;
 pub struct CommandSender<C, H> {
     tx: mpsc::UnboundedSender<Command<C, H>>,
     notify: Option<Notify>,
+    writers: Option<OpenWriters>,
 }
 
 impl<C, H> Clone for CommandSender<C, H> {
@@ -58,6 +61,7 @@ impl<C, H> Clone for CommandSender<C, H> {
         CommandSender {
             tx: self.tx.clone(),
             notify: self.notify.clone(),
+            writers: self.writers.clone(),
         }
     }
 }
@@ -89,13 +93,50 @@ impl<C, H> CommandSender<C, H> {
         }
         Ok(())
     }
+
+    /// The sender of a loop whose connection writers `writers` counts: [`settle`] then waits
+    /// for them.
+    ///
+    /// [`settle`]: CommandSender::settle
+    pub fn with_writers(mut self, writers: OpenWriters) -> Self {
+        self.writers = Some(writers);
+        self
+    }
+
+    /// Waits until the loop has acted on every output the core queued before this call, and
+    /// then until every connection writer has finished. A handle's `close` ends with it, after
+    /// the core closed its connections: what the core reported sent is then on the sockets
+    /// (see [`OpenWriters`]). After the loop has stopped, only the writers are waited for.
+    pub async fn settle(&self) {
+        // A round trip through the loop: outputs are drained after each command, so the
+        // connections the core closed are handed to their writers by the time this answers.
+        let (tx, rx) = futures_channel::oneshot::channel();
+        if self
+            .run(move |_, _, _| {
+                let _ = tx.send(());
+            })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        if let Some(writers) = &self.writers {
+            writers.idle().await;
+        }
+    }
 }
 
 /// A new command queue: the sender for handles, the receiver for the loop. The loop ends when
 /// every sender is gone.
 pub fn command_queue<C, H>() -> (CommandSender<C, H>, CommandReceiver<C, H>) {
     let (tx, rx) = mpsc::unbounded();
-    (CommandSender { tx, notify: None }, rx)
+    (
+        CommandSender {
+            tx,
+            notify: None,
+            writers: None,
+        },
+        rx,
+    )
 }
 
 /// A command queue for a loop that does not poll futures (the blocking driver): `notify` runs
@@ -110,6 +151,7 @@ pub fn command_queue_with_notify<C, H>(
         CommandSender {
             tx,
             notify: Some(notify),
+            writers: None,
         },
         rx,
     )

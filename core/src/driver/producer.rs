@@ -459,17 +459,23 @@ impl ProducerHandle {
     /// Stops accepting records, delivers what is buffered and closes the connections. With a
     /// `timeout`, records still pending when it passes fail with [`ProduceError::Closed`]
     /// and this returns [`ProduceError::FlushTimeout`].
+    ///
+    /// Returns once the driver has written everything to the sockets (acks=0 records count
+    /// as delivered when handed to the driver), so the program may exit right after.
     pub async fn close(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
-        self.call(move |core, tx, now| {
-            core.close(
-                timeout,
-                now,
-                Box::new(move |r| {
-                    let _ = tx.send(r);
-                }),
-            )
-        })
-        .await?
+        let result = self
+            .call(move |core, tx, now| {
+                core.close(
+                    timeout,
+                    now,
+                    Box::new(move |r| {
+                        let _ = tx.send(r);
+                    }),
+                )
+            })
+            .await;
+        self.inner.cmds.settle().await;
+        result?
     }
 
     /// The partitions of `topic`, fetching its metadata if needed (up to `max_block_ms`).

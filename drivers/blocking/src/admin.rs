@@ -13,7 +13,7 @@ use kafkit_core::admin::{
 };
 use kafkit_core::config::AdminConfig;
 use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
-use kafkit_core::driver::{command_queue_with_notify, AdminHandle, AdminHandler};
+use kafkit_core::driver::{command_queue_with_notify, AdminHandle, AdminHandler, OpenWriters};
 use kafkit_core::network::{NetOptions, NodeId, SetupError};
 
 use crate::{driver_env, run, Msg, SocketOptions, StopOnDrop};
@@ -60,7 +60,18 @@ impl Admin {
         let loop_tx = msg_tx.clone();
         std::thread::Builder::new()
             .name("kafkit-admin".into())
-            .spawn(move || run(core, AdminHandler::default(), rx, msg_rx, loop_tx, socket))
+            .spawn(move || {
+                let writers = OpenWriters::new();
+                run(
+                    core,
+                    AdminHandler::default(),
+                    rx,
+                    msg_rx,
+                    loop_tx,
+                    socket,
+                    writers,
+                )
+            })
             .expect("spawning the admin thread");
         Ok(Admin {
             handle: AdminHandle::new(tx),

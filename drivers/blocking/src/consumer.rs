@@ -16,7 +16,7 @@ use kafkit_core::consumer::{
     OffsetAndMetadata, OffsetAndTimestamp, RebalanceListener, TopicPartition, TypedRecord,
 };
 use kafkit_core::driver::{
-    command_queue_with_notify, ConsumerHandle, ConsumerHandler, RecordCursor,
+    command_queue_with_notify, ConsumerHandle, ConsumerHandler, OpenWriters, RecordCursor,
 };
 use kafkit_core::network::{PartitionInfo, SetupError};
 use kafkit_core::producer::serializer::{DeserializeError, Deserializer};
@@ -81,6 +81,8 @@ impl Consumer {
         let (tx, rx) = command_queue_with_notify(move || {
             let _ = wake.send(Msg::Wake);
         });
+        let writers = OpenWriters::new();
+        let tx = tx.with_writers(writers.clone());
         let loop_tx = msg_tx.clone();
         std::thread::Builder::new()
             .name("kafkit-consumer".into())
@@ -92,6 +94,7 @@ impl Consumer {
                     msg_rx,
                     loop_tx,
                     socket,
+                    writers,
                 )
             })
             .expect("spawning the consumer thread");

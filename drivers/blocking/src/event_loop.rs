@@ -5,7 +5,9 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafkit_core::driver::{CommandReceiver, Gather, Handler, SocketOptions, TryRecvError};
+use kafkit_core::driver::{
+    CommandReceiver, Gather, Handler, OpenWriters, SocketOptions, TryRecvError,
+};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use socket2::{Domain, Socket, Type};
 
@@ -29,7 +31,9 @@ struct Conn {
 
 /// The generic event loop on the calling thread: drives `core` until every command sender is
 /// dropped, handing its events to `handler`. I/O threads report on `tx`/`rx`; commands are
-/// announced by [`Msg::Wake`] and drained from `cmds`.
+/// announced by [`Msg::Wake`] and drained from `cmds`. Each connection's writer thread is
+/// counted in `writers` while it runs (give the handles' command sender the same count, so
+/// that `close` waits for them: [`kafkit_core::driver::CommandSender::settle`]).
 pub fn run<C, H>(
     mut core: C,
     mut handler: H,
@@ -37,6 +41,7 @@ pub fn run<C, H>(
     rx: mpsc::Receiver<Msg>,
     tx: mpsc::Sender<Msg>,
     socket: SocketOptions,
+    writers: OpenWriters,
 ) where
     C: ClientCore,
     H: Handler<C>,
@@ -89,7 +94,7 @@ pub fn run<C, H>(
                     None => {
                         let _ = stream.shutdown(Shutdown::Both);
                     }
-                    Some(c) => match start_io(conn, &stream, &tx, socket.read_framing) {
+                    Some(c) => match start_io(conn, &stream, &tx, socket.read_framing, &writers) {
                         Ok(writer) => {
                             c.writer = Some(writer);
                             c.stream = Some(stream);
@@ -191,6 +196,7 @@ fn start_io(
     stream: &TcpStream,
     tx: &mpsc::Sender<Msg>,
     read_framing: Option<usize>,
+    writers: &OpenWriters,
 ) -> std::io::Result<mpsc::Sender<Bytes>> {
     let mut reader = stream.try_clone()?;
     let mut writer = stream.try_clone()?;
@@ -217,7 +223,10 @@ fn start_io(
         let _ = rtx.send(Msg::Closed(conn, reason));
     });
     let wtx_report = tx.clone();
+    // Counted from before the core hears of the connection until the thread ends.
+    let running = writers.enter();
     std::thread::spawn(move || {
+        let _running = running;
         // Every piece already queued goes out in one vectored write (see `Gather`).
         let mut out = Gather::new();
         'pieces: while let Ok(piece) = wrx.recv() {

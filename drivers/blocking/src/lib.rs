@@ -30,7 +30,9 @@ pub use producer::{Producer, StartError, TypedProducer, Wait};
 
 use futures_executor::block_on;
 use kafkit_core::config::CommonConfig;
-use kafkit_core::driver::{command_queue_with_notify, LowLevelHandle, LowLevelHandler};
+use kafkit_core::driver::{
+    command_queue_with_notify, LowLevelHandle, LowLevelHandler, OpenWriters,
+};
 use kafkit_core::network::{
     ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, DriverEnv, NetError, NetOptions,
     Response, SetupError, Target,
@@ -99,6 +101,7 @@ impl LowLevelClient {
                     msg_rx,
                     loop_tx,
                     socket,
+                    OpenWriters::new(),
                 )
             })
             .expect("spawning the client thread");

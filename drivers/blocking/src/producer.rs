@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures_executor::block_on;
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{
-    command_queue_with_notify, MillisecondClock, ProducerHandle, ProducerHandler,
+    command_queue_with_notify, MillisecondClock, OpenWriters, ProducerHandle, ProducerHandler,
     TypedProducerHandle, WallClock,
 };
 use kafkit_core::network::{NetOptions, PartitionInfo, SetupError};
@@ -113,6 +113,8 @@ impl Producer {
         let (tx, rx) = command_queue_with_notify(move || {
             let _ = wake.send(Msg::Wake);
         });
+        let writers = OpenWriters::new();
+        let tx = tx.with_writers(writers.clone());
         let loop_tx = msg_tx.clone();
         std::thread::Builder::new()
             .name("kafkit-producer".into())
@@ -124,6 +126,7 @@ impl Producer {
                     msg_rx,
                     loop_tx,
                     socket,
+                    writers,
                 )
             })
             .expect("spawning the producer thread");

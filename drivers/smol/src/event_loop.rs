@@ -6,7 +6,9 @@ use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_util::future::Fuse;
 use futures_util::{select, FutureExt, StreamExt};
-use kafkit_core::driver::{CommandReceiver, Gather, Handler, SocketOptions, TryRecvError};
+use kafkit_core::driver::{
+    CommandReceiver, Gather, Handler, OpenWriters, SocketOptions, TryRecvError,
+};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use socket2::{Domain, Socket, Type};
@@ -33,11 +35,17 @@ const BATCH: usize = 64;
 /// One timer lives across turns and is set only when the core's deadline changes; after an
 /// input wakes the loop, what is already queued (I/O and commands, up to [`BATCH`]) is taken
 /// without going back to `select!`, with the time read once for the batch.
+///
+/// Each connection's task is counted in `writers` from the moment it is connected until it
+/// ends; give the handles' command sender the same count
+/// ([`CommandSender::with_writers`](kafkit_core::driver::CommandSender::with_writers)) so that
+/// `close` waits for what is still being written.
 pub async fn run<C, H>(
     mut core: C,
     mut handler: H,
     mut cmds: CommandReceiver<C, H>,
     socket: SocketOptions,
+    writers: OpenWriters,
 ) where
     C: ClientCore + Send + 'static,
     H: Handler<C>,
@@ -49,7 +57,15 @@ pub async fn run<C, H>(
     let mut armed: Option<Instant> = None;
     let mut now = Instant::now();
     'outer: loop {
-        drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+        drain(
+            &mut core,
+            &mut handler,
+            &mut conns,
+            &socket,
+            &writers,
+            &io_tx,
+            now,
+        );
         let deadline = core.poll_timeout();
         if deadline != armed {
             match deadline {
@@ -86,13 +102,29 @@ pub async fn run<C, H>(
         // Take what is already queued before waiting again, draining outputs after each.
         for _ in 0..BATCH {
             if let Ok(io) = io_rx.try_recv() {
-                drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+                drain(
+                    &mut core,
+                    &mut handler,
+                    &mut conns,
+                    &socket,
+                    &writers,
+                    &io_tx,
+                    now,
+                );
                 handle_io(&mut core, &mut conns, io, now);
                 continue;
             }
             match cmds.try_recv() {
                 Ok(f) => {
-                    drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+                    drain(
+                        &mut core,
+                        &mut handler,
+                        &mut conns,
+                        &socket,
+                        &writers,
+                        &io_tx,
+                        now,
+                    );
                     f(&mut core, &mut handler, now);
                 }
                 Err(TryRecvError::Closed) => break 'outer,
@@ -112,6 +144,7 @@ fn drain<C, H>(
     handler: &mut H,
     conns: &mut HashMap<ConnId, ConnTask>,
     socket: &SocketOptions,
+    writers: &OpenWriters,
     io_tx: &async_channel::Sender<Io>,
     now: Instant,
 ) where
@@ -129,6 +162,7 @@ fn drain<C, H>(
                     socket.clone(),
                     rx,
                     io_tx.clone(),
+                    writers.clone(),
                 ));
                 conns.insert(conn, ConnTask { tx, _task: task });
             }
@@ -226,6 +260,7 @@ async fn connection(
     opts: SocketOptions,
     outgoing: async_channel::Receiver<Bytes>,
     io: async_channel::Sender<Io>,
+    writers: OpenWriters,
 ) {
     let stream = match connect(host, port, &opts).await {
         Ok(s) => s,
@@ -236,6 +271,9 @@ async fn connection(
             return;
         }
     };
+    // Counted from before the core hears of the connection until this task ends (or is
+    // cut off after CLOSE_LINGER): `close` waits for it.
+    let _running = writers.enter();
     let _ = io.send(Io::Connected(conn)).await;
     // `&Async<TcpStream>` reads and writes, so both halves borrow the one stream.
     let (mut rd, mut wr) = (&stream, &stream);

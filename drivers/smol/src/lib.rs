@@ -64,6 +64,7 @@ pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, SetupEr
         LowLevelHandler::default(),
         rx,
         socket,
+        kafkit_core::driver::OpenWriters::new(),
     ))
     .detach();
     Ok(LowLevelHandle::new(tx))

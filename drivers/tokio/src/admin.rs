@@ -32,6 +32,7 @@ pub fn admin(config: &AdminConfig) -> Result<AdminHandle, SetupError> {
         AdminHandler::default(),
         rx,
         socket,
+        kafkit_core::driver::OpenWriters::new(),
     ));
     Ok(AdminHandle::new(tx))
 }

@@ -3,7 +3,7 @@
 
 use kafkit_core::config::ConsumerConfig;
 use kafkit_core::consumer::ConsumerCore;
-use kafkit_core::driver::{command_queue, ConsumerHandle, ConsumerHandler};
+use kafkit_core::driver::{command_queue, ConsumerHandle, ConsumerHandler, OpenWriters};
 use kafkit_core::network::SetupError;
 
 use crate::{driver_env, run, SocketOptions, StartError};
@@ -39,6 +39,8 @@ pub fn consumer(config: &ConsumerConfig) -> Result<ConsumerHandle, StartError> {
     let socket = SocketOptions::from_config(&config.common);
     let core = ConsumerCore::from_config(config.clone(), &driver_env())?;
     let (tx, rx) = command_queue();
-    tokio::spawn(run(core, ConsumerHandler::default(), rx, socket));
+    let writers = OpenWriters::new();
+    let tx = tx.with_writers(writers.clone());
+    tokio::spawn(run(core, ConsumerHandler::default(), rx, socket, writers));
     Ok(ConsumerHandle::new(tx, config))
 }

@@ -3,7 +3,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use kafkit_core::driver::{CommandReceiver, Gather, Handler, SocketOptions, TryRecvError};
+use kafkit_core::driver::{
+    CommandReceiver, Gather, Handler, OpenWriters, SocketOptions, TryRecvError,
+};
 use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,11 +33,17 @@ const BATCH: usize = 64;
 /// One timer lives across turns and is reset only when the core's deadline changes; after an
 /// input wakes the loop, what is already queued (I/O and commands, up to [`BATCH`]) is taken
 /// without going back to `select!`, with the time read once for the batch.
+///
+/// Each connection's task is counted in `writers` from the moment it is connected until it
+/// ends; give the handles' command sender the same count
+/// ([`CommandSender::with_writers`](kafkit_core::driver::CommandSender::with_writers)) so that
+/// `close` waits for what is still being written.
 pub async fn run<C, H>(
     mut core: C,
     mut handler: H,
     mut cmds: CommandReceiver<C, H>,
     socket: SocketOptions,
+    writers: OpenWriters,
 ) where
     C: ClientCore + Send + 'static,
     H: Handler<C>,
@@ -48,7 +56,15 @@ pub async fn run<C, H>(
     let mut armed: Option<Instant> = None;
     let mut now = Instant::now();
     'outer: loop {
-        drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+        drain(
+            &mut core,
+            &mut handler,
+            &mut conns,
+            &socket,
+            &writers,
+            &io_tx,
+            now,
+        );
         let deadline = core.poll_timeout();
         if deadline != armed {
             if let Some(at) = deadline {
@@ -80,13 +96,29 @@ pub async fn run<C, H>(
         // Take what is already queued before sleeping again, draining outputs after each.
         for _ in 0..BATCH {
             if let Ok(io) = io_rx.try_recv() {
-                drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+                drain(
+                    &mut core,
+                    &mut handler,
+                    &mut conns,
+                    &socket,
+                    &writers,
+                    &io_tx,
+                    now,
+                );
                 handle_io(&mut core, &mut conns, io, now);
                 continue;
             }
             match cmds.try_recv() {
                 Ok(f) => {
-                    drain(&mut core, &mut handler, &mut conns, &socket, &io_tx, now);
+                    drain(
+                        &mut core,
+                        &mut handler,
+                        &mut conns,
+                        &socket,
+                        &writers,
+                        &io_tx,
+                        now,
+                    );
                     f(&mut core, &mut handler, now);
                 }
                 Err(TryRecvError::Closed) => break 'outer,
@@ -106,6 +138,7 @@ fn drain<C, H>(
     handler: &mut H,
     conns: &mut HashMap<ConnId, ConnTask>,
     socket: &SocketOptions,
+    writers: &OpenWriters,
     io_tx: &mpsc::UnboundedSender<Io>,
     now: Instant,
 ) where
@@ -123,6 +156,7 @@ fn drain<C, H>(
                     socket.clone(),
                     rx,
                     io_tx.clone(),
+                    writers.clone(),
                 ));
                 conns.insert(conn, ConnTask { tx, task });
             }
@@ -212,6 +246,7 @@ async fn connection(
     opts: SocketOptions,
     mut outgoing: mpsc::UnboundedReceiver<Bytes>,
     io: mpsc::UnboundedSender<Io>,
+    writers: OpenWriters,
 ) {
     let stream = match connect(&host, port, &opts).await {
         Ok(s) => s,
@@ -220,6 +255,9 @@ async fn connection(
             return;
         }
     };
+    // Counted from before the core hears of the connection until this task ends (or is
+    // cut off after CLOSE_LINGER): `close` waits for it.
+    let _running = writers.enter();
     let _ = io.send(Io::Connected(conn));
     let (mut rd, mut wr) = stream.into_split();
     let reader = async {

@@ -63,6 +63,7 @@ pub fn low_level_client(config: &CommonConfig) -> Result<LowLevelHandle, SetupEr
         LowLevelHandler::default(),
         rx,
         socket,
+        kafkit_core::driver::OpenWriters::new(),
     ));
     Ok(LowLevelHandle::new(tx))
 }

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{
-    command_queue, MillisecondClock, ProducerHandle, ProducerHandler, WallClock,
+    command_queue, MillisecondClock, OpenWriters, ProducerHandle, ProducerHandler, WallClock,
 };
 use kafkit_core::network::{NetOptions, SetupError};
 use kafkit_core::producer::{ProduceError, ProducerCore};
@@ -64,7 +64,9 @@ pub fn producer(config: &ProducerConfig) -> Result<ProducerHandle, StartError> {
     let core = ProducerCore::new(config.clone(), opts)?;
     let shared = core.shared();
     let (tx, rx) = command_queue();
-    tokio::spawn(run(core, ProducerHandler::default(), rx, socket));
+    let writers = OpenWriters::new();
+    let tx = tx.with_writers(writers.clone());
+    tokio::spawn(run(core, ProducerHandler::default(), rx, socket, writers));
     Ok(ProducerHandle::new(tx, shared, system_wall_clock()))
 }
 
