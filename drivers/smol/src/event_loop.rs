@@ -51,21 +51,18 @@ pub async fn run<C, H>(
     H: Handler<C>,
 {
     let (io_tx, io_rx) = async_channel::unbounded();
+    let spawn = Spawn {
+        socket,
+        writers,
+        io_tx,
+    };
     let mut conns: HashMap<ConnId, ConnTask> = HashMap::new();
     let mut timer = Timer::never();
     // The deadline `timer` is set to; `None` when the core has none.
     let mut armed: Option<Instant> = None;
     let mut now = Instant::now();
     'outer: loop {
-        drain(
-            &mut core,
-            &mut handler,
-            &mut conns,
-            &socket,
-            &writers,
-            &io_tx,
-            now,
-        );
+        drain(&mut core, &mut handler, &mut conns, &spawn, now);
         let deadline = core.poll_timeout();
         if deadline != armed {
             match deadline {
@@ -102,29 +99,13 @@ pub async fn run<C, H>(
         // Take what is already queued before waiting again, draining outputs after each.
         for _ in 0..BATCH {
             if let Ok(io) = io_rx.try_recv() {
-                drain(
-                    &mut core,
-                    &mut handler,
-                    &mut conns,
-                    &socket,
-                    &writers,
-                    &io_tx,
-                    now,
-                );
+                drain(&mut core, &mut handler, &mut conns, &spawn, now);
                 handle_io(&mut core, &mut conns, io, now);
                 continue;
             }
             match cmds.try_recv() {
                 Ok(f) => {
-                    drain(
-                        &mut core,
-                        &mut handler,
-                        &mut conns,
-                        &socket,
-                        &writers,
-                        &io_tx,
-                        now,
-                    );
+                    drain(&mut core, &mut handler, &mut conns, &spawn, now);
                     f(&mut core, &mut handler, now);
                 }
                 Err(TryRecvError::Closed) => break 'outer,
@@ -138,14 +119,19 @@ pub async fn run<C, H>(
     }
 }
 
+/// What a new connection's task is started with.
+struct Spawn {
+    socket: SocketOptions,
+    writers: OpenWriters,
+    io_tx: async_channel::Sender<Io>,
+}
+
 /// Carries out everything the core asks for, until it has nothing more.
 fn drain<C, H>(
     core: &mut C,
     handler: &mut H,
     conns: &mut HashMap<ConnId, ConnTask>,
-    socket: &SocketOptions,
-    writers: &OpenWriters,
-    io_tx: &async_channel::Sender<Io>,
+    spawn: &Spawn,
     now: Instant,
 ) where
     C: ClientCore + Send + 'static,
@@ -159,10 +145,10 @@ fn drain<C, H>(
                     conn,
                     host,
                     port,
-                    socket.clone(),
+                    spawn.socket.clone(),
                     rx,
-                    io_tx.clone(),
-                    writers.clone(),
+                    spawn.io_tx.clone(),
+                    spawn.writers.clone(),
                 ));
                 conns.insert(conn, ConnTask { tx, _task: task });
             }
