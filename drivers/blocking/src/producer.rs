@@ -169,7 +169,8 @@ impl Producer {
 
     /// Delivers what is buffered (within `timeout`; `None` waits as long as delivery takes),
     /// fails the rest with [`ProduceError::Closed`] and refuses later sends. Every clone is
-    /// closed.
+    /// closed. Returns once everything is written to the sockets (acks=0 records included),
+    /// so the program may exit right after.
     pub fn close(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
         block_on(self.handle.close(timeout))
     }
