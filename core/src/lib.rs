@@ -34,10 +34,13 @@ pub mod config;
 pub mod consumer;
 pub mod driver;
 pub mod network;
+mod op;
 pub mod producer;
 pub mod protocol;
 pub mod records;
 pub mod sasl;
+
+pub use op::OpId;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

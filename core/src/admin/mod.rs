@@ -55,9 +55,7 @@ pub use types::{
 
 use engine::{Batched, Ctx, Operation};
 
-/// An admin call, as the core names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u64);
+pub use crate::OpId;
 
 /// What the admin core reports.
 #[derive(Debug)]

@@ -31,9 +31,7 @@ use crate::records::DecodeOptions;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WaitId(pub u64);
 
-/// Names an operation whose result arrives as a [`ConsumerEvent`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u64);
+pub use crate::OpId;
 
 /// What a wait waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]

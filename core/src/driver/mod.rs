@@ -39,6 +39,24 @@ pub trait Handler<C: ClientCore>: Send + 'static {
     /// Called once when the loop stops (all handles dropped, or a close command): fail what is
     /// still waiting.
     fn on_shutdown(&mut self, core: &mut C);
+
+    /// The handler's own next deadline (an application wait with a timeout), if any. The loop
+    /// wakes at the earlier of this and the core's [`ClientCore::poll_timeout`].
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called when the loop wakes for a deadline (the core's or the handler's): the handler
+    /// ends the waits that are due at `now`. It may be called early or more than once.
+    fn handle_timeout(&mut self, _core: &mut C, _now: Instant) {}
+}
+
+/// The earlier of a core's and its handler's deadlines: when a loop must wake next.
+pub fn next_deadline<C: ClientCore, H: Handler<C>>(core: &C, handler: &H) -> Option<Instant> {
+    match (core.poll_timeout(), handler.poll_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Work the application asks of the event loop.

@@ -50,7 +50,7 @@ pub fn run<C, H>(
     let mut now = Instant::now();
     'outer: loop {
         drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
-        let first = match core.poll_timeout() {
+        let first = match kafkit_core::driver::next_deadline(&core, &handler) {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(msg) => Some(msg),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -63,7 +63,10 @@ pub fn run<C, H>(
         };
         now = Instant::now();
         let Some(first) = first else {
-            core.handle_timeout(now);
+            if core.poll_timeout().is_some_and(|t| t <= now) {
+                core.handle_timeout(now);
+            }
+            handler.handle_timeout(&mut core, now);
             continue;
         };
         // Take what is already queued (up to BATCH) before waiting again, with the time read

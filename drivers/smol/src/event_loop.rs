@@ -63,7 +63,7 @@ pub async fn run<C, H>(
     let mut now = Instant::now();
     'outer: loop {
         drain(&mut core, &mut handler, &mut conns, &spawn, now);
-        let deadline = core.poll_timeout();
+        let deadline = kafkit_core::driver::next_deadline(&core, &handler);
         if deadline != armed {
             match deadline {
                 Some(at) => timer.set_at(at),
@@ -92,7 +92,10 @@ pub async fn run<C, H>(
                 // A fired timer stays quiet until it is set again, next turn.
                 armed = None;
                 now = Instant::now();
-                core.handle_timeout(now);
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
+                handler.handle_timeout(&mut core, now);
                 continue;
             }
         }

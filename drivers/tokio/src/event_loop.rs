@@ -62,7 +62,7 @@ pub async fn run<C, H>(
     let mut now = Instant::now();
     'outer: loop {
         drain(&mut core, &mut handler, &mut conns, &spawn, now);
-        let deadline = core.poll_timeout();
+        let deadline = kafkit_core::driver::next_deadline(&core, &handler);
         if deadline != armed {
             if let Some(at) = deadline {
                 sleep.as_mut().reset(at.into());
@@ -86,7 +86,10 @@ pub async fn run<C, H>(
                 // Re-armed next turn even if the core names the same deadline again.
                 armed = None;
                 now = Instant::now();
-                core.handle_timeout(now);
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now);
+                }
+                handler.handle_timeout(&mut core, now);
                 continue;
             }
         }
