@@ -6,10 +6,18 @@
 //! [`Command`]s (closures run on the loop with `&mut C`, `&mut H` and `now`); the loop runs them
 //! between I/O inputs and passes every core event to [`Handler::on_event`]. Completions travel
 //! back on `futures-channel` oneshots, which every runtime (and `block_on` in the blocking
-//! driver) can await. Nothing here opens a socket or reads a clock.
+//! driver) can await.
+//!
+//! The loop itself is here too, once: [`run`] in [`event_loop`], generic over a small
+//! [`Runtime`] trait (clock, timer, starting and closing a connection) that each socket driver
+//! implements. Nothing here opens a socket or reads a clock itself; the runtime does.
+//!
+//! This module is the layer a single-threaded embedder does without: it drives a core's
+//! `handle_*` inputs and drains its `poll_output` directly (see [`crate::network`]).
 
 mod admin;
 mod consumer;
+pub mod event_loop;
 mod low_level;
 mod producer;
 mod socket;
@@ -24,6 +32,7 @@ use crate::network::ClientCore;
 
 pub use admin::{AdminHandle, AdminHandler};
 pub use consumer::{ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer};
+pub use event_loop::{run, Connect, IoSender, Outgoing, Runtime};
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};
@@ -65,12 +74,9 @@ pub type Command<C, H> = Box<dyn FnOnce(&mut C, &mut H, Instant) + Send>;
 /// The event loop's end of the command queue (a `Stream` of commands).
 pub type CommandReceiver<C, H> = mpsc::UnboundedReceiver<Command<C, H>>;
 
-type Notify = std::sync::Arc<dyn Fn() + Send + Sync>;
-
 /// The application's end of the command queue.
 pub struct CommandSender<C, H> {
     tx: mpsc::UnboundedSender<Command<C, H>>,
-    notify: Option<Notify>,
     writers: Option<OpenWriters>,
 }
 
@@ -78,7 +84,6 @@ impl<C, H> Clone for CommandSender<C, H> {
     fn clone(&self) -> Self {
         CommandSender {
             tx: self.tx.clone(),
-            notify: self.notify.clone(),
             writers: self.writers.clone(),
         }
     }
@@ -103,13 +108,7 @@ impl<C, H> CommandSender<C, H> {
         &self,
         f: impl FnOnce(&mut C, &mut H, Instant) + Send + 'static,
     ) -> Result<(), LoopStopped> {
-        self.tx
-            .unbounded_send(Box::new(f))
-            .map_err(|_| LoopStopped)?;
-        if let Some(notify) = &self.notify {
-            notify();
-        }
-        Ok(())
+        self.tx.unbounded_send(Box::new(f)).map_err(|_| LoopStopped)
     }
 
     /// The sender of a loop whose connection writers `writers` counts: [`settle`] then waits
@@ -147,30 +146,5 @@ impl<C, H> CommandSender<C, H> {
 /// every sender is gone.
 pub fn command_queue<C, H>() -> (CommandSender<C, H>, CommandReceiver<C, H>) {
     let (tx, rx) = mpsc::unbounded();
-    (
-        CommandSender {
-            tx,
-            notify: None,
-            writers: None,
-        },
-        rx,
-    )
-}
-
-/// A command queue for a loop that does not poll futures (the blocking driver): `notify` runs
-/// after every command is queued, to wake the loop, which then drains the receiver with
-/// `try_next`.
-pub fn command_queue_with_notify<C, H>(
-    notify: impl Fn() + Send + Sync + 'static,
-) -> (CommandSender<C, H>, CommandReceiver<C, H>) {
-    let (tx, rx) = mpsc::unbounded();
-    let notify: Notify = std::sync::Arc::new(notify);
-    (
-        CommandSender {
-            tx,
-            notify: Some(notify),
-            writers: None,
-        },
-        rx,
-    )
+    (CommandSender { tx, writers: None }, rx)
 }

@@ -2,7 +2,6 @@
 //! its own loop thread; its calls block the calling thread until the loop answers.
 
 use std::collections::BTreeMap;
-use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use futures_executor::block_on;
@@ -13,10 +12,11 @@ use kafkit_core::admin::{
 };
 use kafkit_core::config::AdminConfig;
 use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
-use kafkit_core::driver::{command_queue_with_notify, AdminHandle, AdminHandler, OpenWriters};
+use kafkit_core::driver::{AdminHandle, AdminHandler, OpenWriters};
 use kafkit_core::network::{NetOptions, NodeId, SetupError};
 
-use crate::{driver_env, run, Msg, SocketOptions, StopOnDrop};
+use crate::event_loop::spawn_loop;
+use crate::{driver_env, SocketOptions};
 
 /// An admin client on its own loop thread (Java's `Admin`, kafka-python's
 /// `KafkaAdminClient`). Cheap to clone and usable from any thread; the thread stops when the
@@ -35,9 +35,7 @@ use crate::{driver_env, run, Msg, SocketOptions, StopOnDrop};
 /// ```
 #[derive(Clone)]
 pub struct Admin {
-    // Field order matters: the command sender must be gone before the final wake-up.
     handle: AdminHandle,
-    _stop: Arc<StopOnDrop>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -52,30 +50,15 @@ impl Admin {
         let opts = NetOptions::from_config(&config.common, &driver_env())?;
         let socket = SocketOptions::from_config(&config.common);
         let core = AdminCore::new(config, opts);
-        let (msg_tx, msg_rx) = mpsc::channel();
-        let wake = msg_tx.clone();
-        let (tx, rx) = command_queue_with_notify(move || {
-            let _ = wake.send(Msg::Wake);
-        });
-        let loop_tx = msg_tx.clone();
-        std::thread::Builder::new()
-            .name("kafkit-admin".into())
-            .spawn(move || {
-                let writers = OpenWriters::new();
-                run(
-                    core,
-                    AdminHandler::default(),
-                    rx,
-                    msg_rx,
-                    loop_tx,
-                    socket,
-                    writers,
-                )
-            })
-            .expect("spawning the admin thread");
+        let tx = spawn_loop(
+            "kafkit-admin",
+            core,
+            AdminHandler::default(),
+            socket,
+            OpenWriters::new(),
+        );
         Ok(Admin {
             handle: AdminHandle::new(tx),
-            _stop: Arc::new(StopOnDrop(msg_tx)),
         })
     }
 
@@ -84,7 +67,6 @@ impl Admin {
     pub fn with_timeout(&self, timeout: Duration) -> Admin {
         Admin {
             handle: self.handle.with_timeout(timeout),
-            _stop: self._stop.clone(),
         }
     }
 

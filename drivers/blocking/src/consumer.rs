@@ -4,7 +4,6 @@
 //! `consumer_timeout_ms` passes without a record.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +14,12 @@ use kafkit_core::consumer::{
     ConsumerCore, ConsumerError, ConsumerRecord, ConsumerRecords, GroupMetadata, MemberState,
     OffsetAndMetadata, OffsetAndTimestamp, RebalanceListener, TopicPartition, TypedRecord,
 };
-use kafkit_core::driver::{
-    command_queue_with_notify, ConsumerHandle, ConsumerHandler, OpenWriters, RecordCursor,
-};
+use kafkit_core::driver::{ConsumerHandle, ConsumerHandler, OpenWriters, RecordCursor};
 use kafkit_core::network::{PartitionInfo, SetupError};
 use kafkit_core::producer::serializer::{DeserializeError, Deserializer};
 
-use crate::{driver_env, run, Msg, SocketOptions, StartError, StopOnDrop};
+use crate::event_loop::spawn_loop;
+use crate::{driver_env, SocketOptions, StartError};
 
 /// A Kafka consumer on its own loop thread (kafka-python's `KafkaConsumer`): of partitions
 /// assigned by hand ([`Consumer::assign`]), or a member of the consumer group `group_id`
@@ -58,9 +56,7 @@ use crate::{driver_env, run, Msg, SocketOptions, StartError, StopOnDrop};
 /// ```
 #[derive(Clone)]
 pub struct Consumer {
-    // Field order matters: the command sender must be gone before the final wake-up.
     handle: ConsumerHandle,
-    _stop: Arc<StopOnDrop>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -76,31 +72,17 @@ impl Consumer {
         config.validate().map_err(SetupError::from)?;
         let socket = SocketOptions::from_config(&config.common);
         let core = ConsumerCore::from_config(config.clone(), &driver_env())?;
-        let (msg_tx, msg_rx) = mpsc::channel();
-        let wake = msg_tx.clone();
-        let (tx, rx) = command_queue_with_notify(move || {
-            let _ = wake.send(Msg::Wake);
-        });
         let writers = OpenWriters::new();
-        let tx = tx.with_writers(writers.clone());
-        let loop_tx = msg_tx.clone();
-        std::thread::Builder::new()
-            .name("kafkit-consumer".into())
-            .spawn(move || {
-                run(
-                    core,
-                    ConsumerHandler::default(),
-                    rx,
-                    msg_rx,
-                    loop_tx,
-                    socket,
-                    writers,
-                )
-            })
-            .expect("spawning the consumer thread");
+        let tx = spawn_loop(
+            "kafkit-consumer",
+            core,
+            ConsumerHandler::default(),
+            socket,
+            writers.clone(),
+        )
+        .with_writers(writers);
         Ok(Consumer {
             handle: ConsumerHandle::new(tx, config),
-            _stop: Arc::new(StopOnDrop(msg_tx)),
         })
     }
 

@@ -1,254 +1,196 @@
-use std::collections::HashMap;
+//! What is the blocking driver's in the event loop, as a [`Runtime`]: std sockets with a
+//! reader thread and a writer thread per connection, and a loop thread that runs the generic
+//! loop ([`kafkit_core::driver::run`]) under a small executor of its own, which parks the
+//! thread until a connection or a handle wakes it or the loop's deadline comes.
+
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
 use std::time::Instant;
 
-use bytes::Bytes;
+use kafkit_core::driver::event_loop::CLOSE_LINGER;
 use kafkit_core::driver::{
-    CommandReceiver, Gather, Handler, OpenWriters, SocketOptions, TryRecvError,
+    command_queue, CommandReceiver, CommandSender, Connect, Gather, Handler, OpenWriters, Runtime,
+    SocketOptions,
 };
-use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
+use kafkit_core::network::{ClientCore, CloseReason, ReadBuffer};
 use socket2::{Domain, Socket, Type};
 
-/// What wakes the loop thread.
-#[derive(Debug)]
-pub enum Msg {
-    /// A command was queued, or the last handle was dropped.
-    Wake,
-    /// A connection is up.
-    Connected(ConnId, TcpStream),
-    /// Bytes arrived.
-    Data(ConnId, Bytes),
-    /// A connection ended.
-    Closed(ConnId, CloseReason),
+/// The loop's one timer, shared by the runtime (which sets and polls it) and the executor
+/// (which parks the thread until it is due).
+#[derive(Debug, Default)]
+struct TimerState {
+    /// What the timer is set to.
+    at: Option<Instant>,
+    /// Set when the last poll found the timer not yet due: the executor parks until then.
+    /// Taken by the executor after every poll, so a timer the loop stopped polling (nothing
+    /// due any more) never wakes it.
+    waiting: Option<Instant>,
 }
 
-struct Conn {
-    writer: Option<mpsc::Sender<Bytes>>,
-    stream: Option<TcpStream>,
+#[derive(Debug, Clone, Default)]
+struct SharedTimer(Arc<Mutex<TimerState>>);
+
+impl SharedTimer {
+    fn lock(&self) -> MutexGuard<'_, TimerState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-/// The generic event loop on the calling thread: drives `core` until every command sender is
-/// dropped, handing its events to `handler`. I/O threads report on `tx`/`rx`; commands are
-/// announced by [`Msg::Wake`] and drained from `cmds`. Each connection's writer thread is
-/// counted in `writers` while it runs (give the handles' command sender the same count, so
-/// that `close` waits for them: [`kafkit_core::driver::CommandSender::settle`]).
+/// The blocking [`Runtime`].
+#[derive(Debug, Default)]
+pub struct Blocking {
+    timer: SharedTimer,
+}
+
+/// A connection's threads, as the loop holds them.
+#[derive(Debug, Default)]
+pub struct ConnThreads {
+    /// A handle on the socket once connected, to bound the writer's last writes at close.
+    stream: Mutex<Option<TcpStream>>,
+    /// The loop closed the connection.
+    closed: AtomicBool,
+}
+
+impl ConnThreads {
+    fn stream(&self) -> MutexGuard<'_, Option<TcpStream>> {
+        self.stream.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A peer that stops reading cannot hold the writer longer than [`CLOSE_LINGER`].
+    fn bound_writes(stream: &TcpStream) {
+        let _ = stream.set_write_timeout(Some(CLOSE_LINGER));
+    }
+}
+
+impl Runtime for Blocking {
+    type Timer = ();
+    type Conn = Arc<ConnThreads>;
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn timer(&self) {}
+
+    fn set_timer(&self, _: &mut (), at: Instant) {
+        self.timer.lock().at = Some(at);
+    }
+
+    fn poll_timer(&self, _: &mut (), _cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.timer.lock();
+        match state.at {
+            Some(at) if at <= Instant::now() => {
+                state.at = None;
+                Poll::Ready(())
+            }
+            Some(at) => {
+                state.waiting = Some(at);
+                Poll::Pending
+            }
+            None => Poll::Pending,
+        }
+    }
+
+    fn connect(&self, start: Connect) -> Arc<ConnThreads> {
+        let threads = Arc::new(ConnThreads::default());
+        let mine = threads.clone();
+        let io = start.io.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kafkit-conn".into())
+            .spawn(move || connection(start, &mine));
+        if let Err(e) = spawned {
+            io.closed(CloseReason::ConnectFailed(format!(
+                "cannot start a connection thread: {e}"
+            )));
+        }
+        threads
+    }
+
+    fn close(&self, conn: Arc<ConnThreads>) {
+        conn.closed.store(true, Ordering::SeqCst);
+        if let Some(stream) = conn.stream().as_ref() {
+            ConnThreads::bound_writes(stream);
+        }
+    }
+}
+
+/// Runs the generic event loop (see [`kafkit_core::driver::run`]) on the calling thread until
+/// every command sender is dropped.
 pub fn run<C, H>(
-    mut core: C,
-    mut handler: H,
-    mut cmds: CommandReceiver<C, H>,
-    rx: mpsc::Receiver<Msg>,
-    tx: mpsc::Sender<Msg>,
+    core: C,
+    handler: H,
+    cmds: CommandReceiver<C, H>,
     socket: SocketOptions,
     writers: OpenWriters,
 ) where
     C: ClientCore,
     H: Handler<C>,
 {
-    let mut conns: HashMap<ConnId, Conn> = HashMap::new();
-    let mut now = Instant::now();
-    'outer: loop {
-        drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
-        let first = match kafkit_core::driver::next_deadline(&core, &handler) {
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(msg) => Some(msg),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(msg) => Some(msg),
-                Err(_) => break,
-            },
-        };
-        now = Instant::now();
-        let Some(first) = first else {
-            if core.poll_timeout().is_some_and(|t| t <= now) {
-                core.handle_timeout(now);
-            }
-            handler.handle_timeout(&mut core, now);
-            continue;
-        };
-        // Take what is already queued (up to BATCH) before waiting again, with the time read
-        // once for the batch and outputs drained after each input.
-        let mut next = Some(first);
-        for _ in 0..BATCH {
-            let msg = match next.take() {
-                Some(msg) => msg,
-                None => match rx.try_recv() {
-                    Ok(msg) => {
-                        drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
-                        msg
-                    }
-                    Err(_) => break,
-                },
-            };
-            match msg {
-                Msg::Wake => loop {
-                    match cmds.try_recv() {
-                        Ok(f) => f(&mut core, &mut handler, now),
-                        Err(TryRecvError::Closed) => break 'outer,
-                        Err(TryRecvError::Empty) => break,
-                    }
-                    drain(&mut core, &mut handler, &mut conns, &socket, &tx, now);
-                },
-                Msg::Connected(conn, stream) => match conns.get_mut(&conn) {
-                    // The core gave up on this connection meanwhile.
-                    None => {
-                        let _ = stream.shutdown(Shutdown::Both);
-                    }
-                    Some(c) => match start_io(conn, &stream, &tx, socket.read_framing, &writers) {
-                        Ok(writer) => {
-                            c.writer = Some(writer);
-                            c.stream = Some(stream);
-                            core.handle_connected(conn, now);
-                        }
-                        Err(e) => {
-                            conns.remove(&conn);
-                            core.handle_closed(conn, CloseReason::Io(e.to_string()), now);
-                        }
-                    },
-                },
-                Msg::Data(conn, data) => core.handle_bytes(conn, data, now),
-                Msg::Closed(conn, reason) => {
-                    if let Some(c) = conns.remove(&conn) {
-                        close(c);
-                        core.handle_closed(conn, reason, now);
-                    }
-                }
-            }
-        }
-    }
-    handler.on_shutdown(&mut core);
-    for (_, c) in conns {
-        close(c);
-    }
+    let rt = Blocking::default();
+    let timer = rt.timer.clone();
+    block_on(
+        kafkit_core::driver::run(rt, core, handler, cmds, socket, writers),
+        &timer,
+    );
 }
 
-/// How many queued messages one loop turn takes before it waits on the channel again.
-const BATCH: usize = 64;
-
-/// Carries out everything the core asks for, until it has nothing more.
-fn drain<C, H>(
-    core: &mut C,
-    handler: &mut H,
-    conns: &mut HashMap<ConnId, Conn>,
-    socket: &SocketOptions,
-    tx: &mpsc::Sender<Msg>,
-    now: Instant,
-) where
-    C: ClientCore,
+/// Starts the loop of `core` on a thread of its own named `name` and returns its command
+/// sender, counting connection writers in `writers`.
+pub(crate) fn spawn_loop<C, H>(
+    name: &str,
+    core: C,
+    handler: H,
+    socket: SocketOptions,
+    writers: OpenWriters,
+) -> CommandSender<C, H>
+where
+    C: ClientCore + Send + 'static,
     H: Handler<C>,
 {
-    while let Some(out) = core.poll_output() {
-        match out {
-            Output::Connect { conn, host, port } => {
-                conns.insert(
-                    conn,
-                    Conn {
-                        writer: None,
-                        stream: None,
-                    },
-                );
-                let tx = tx.clone();
-                let socket = socket.clone();
-                std::thread::spawn(move || {
-                    let msg = match connect(&host, port, &socket) {
-                        Ok(stream) => Msg::Connected(conn, stream),
-                        Err(e) => Msg::Closed(conn, CloseReason::ConnectFailed(e)),
-                    };
-                    let _ = tx.send(msg);
-                });
-            }
-            Output::Transmit { conn, data } => {
-                if let Some(w) = conns.get(&conn).and_then(|c| c.writer.as_ref()) {
-                    let _ = w.send(data);
-                }
-            }
-            Output::Close { conn } => {
-                if let Some(c) = conns.remove(&conn) {
-                    close(c);
-                }
-            }
-            Output::Event(event) => handler.on_event(core, event, now),
-        }
+    let (tx, rx) = command_queue();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || run(core, handler, rx, socket, writers))
+        .unwrap_or_else(|e| panic!("spawning the {name} thread: {e}"));
+    tx
+}
+
+/// Wakes the loop thread.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
-/// How long a closed connection may take to write what the core queued before it.
-const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Closes gracefully: the writer thread writes what is still queued (an acks=0 request the
-/// core already reported as sent, a LeaveGroup) and then shuts the socket down, which ends
-/// the reader thread. A peer that stops reading cannot hold it longer than [`CLOSE_LINGER`].
-fn close(c: Conn) {
-    match (c.stream, c.writer) {
-        (Some(s), Some(writer)) => {
-            let _ = s.set_write_timeout(Some(CLOSE_LINGER));
-            drop(writer);
+/// Polls `fut` on this thread until it completes, parking in between until a waker fires or
+/// the timer the last poll waited for is due. Spurious unparks only cost a poll.
+fn block_on(fut: impl Future<Output = ()>, timer: &SharedTimer) {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    while fut.as_mut().poll(&mut cx).is_pending() {
+        let waiting = timer.lock().waiting.take();
+        match waiting {
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    std::thread::park_timeout(left);
+                }
+            }
+            None => std::thread::park(),
         }
-        (Some(s), None) => {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        _ => {}
     }
-}
-
-fn start_io(
-    conn: ConnId,
-    stream: &TcpStream,
-    tx: &mpsc::Sender<Msg>,
-    read_framing: Option<usize>,
-    writers: &OpenWriters,
-) -> std::io::Result<mpsc::Sender<Bytes>> {
-    let mut reader = stream.try_clone()?;
-    let mut writer = stream.try_clone()?;
-    let (wtx, wrx) = mpsc::channel::<Bytes>();
-    let rtx = tx.clone();
-    std::thread::spawn(move || {
-        // Reads sized per frame on plaintext, handed over as whole frames: the core slices
-        // them without copying (see `ReadBuffer`).
-        let mut buf = ReadBuffer::with(read_framing);
-        let reason = loop {
-            match reader.read(buf.spare()) {
-                Ok(0) => break CloseReason::PeerClosed,
-                Ok(n) => {
-                    buf.did_read(n);
-                    if let Some(data) = buf.take() {
-                        if rtx.send(Msg::Data(conn, data)).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => break CloseReason::Io(e.to_string()),
-            }
-        };
-        let _ = rtx.send(Msg::Closed(conn, reason));
-    });
-    let wtx_report = tx.clone();
-    // Counted from before the core hears of the connection until the thread ends.
-    let running = writers.enter();
-    std::thread::spawn(move || {
-        let _running = running;
-        // Every piece already queued goes out in one vectored write (see `Gather`).
-        let mut out = Gather::new();
-        'pieces: while let Ok(piece) = wrx.recv() {
-            out.push(piece);
-            out.take_queued(|| wrx.try_recv().ok());
-            while !out.is_empty() {
-                let (slices, n) = out.io_slices();
-                let written = writer.write_vectored(&slices[..n]);
-                if let Err(e) = out.written(written) {
-                    let _ = wtx_report.send(Msg::Closed(conn, CloseReason::Io(e.to_string())));
-                    break 'pieces;
-                }
-            }
-        }
-        // The loop dropped the channel (a close) or a write failed: end the connection, which
-        // also unblocks the reader thread.
-        let _ = writer.shutdown(Shutdown::Both);
-    });
-    Ok(wtx)
 }
 
 fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, String> {
@@ -276,4 +218,83 @@ fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, Str
         }
     }
     Err(last)
+}
+
+/// One connection: connects (resolving the name on this thread), starts a reader thread and
+/// writes on this one until the loop closes the connection or a write fails.
+fn connection(start: Connect, threads: &ConnThreads) {
+    let Connect {
+        host,
+        port,
+        socket,
+        mut outgoing,
+        io,
+        writers,
+    } = start;
+    let stream = match connect(&host, port, &socket) {
+        Ok(stream) => stream,
+        Err(e) => return io.closed(CloseReason::ConnectFailed(e)),
+    };
+    let (mut reader, handle) = match (stream.try_clone(), stream.try_clone()) {
+        (Ok(reader), Ok(handle)) => (reader, handle),
+        (Err(e), _) | (_, Err(e)) => return io.closed(CloseReason::Io(e.to_string())),
+    };
+    {
+        let mut slot = threads.stream();
+        if threads.closed.load(Ordering::SeqCst) {
+            ConnThreads::bound_writes(&handle);
+        }
+        *slot = Some(handle);
+    }
+    // Counted from before the core hears of the connection until the writer is done.
+    let _running = writers.enter();
+    io.connected();
+    let reader_io = io.clone();
+    let read_framing = socket.read_framing;
+    let spawned = std::thread::Builder::new()
+        .name("kafkit-conn-read".into())
+        .spawn(move || {
+            // Reads sized per frame on plaintext, handed over as whole frames: the core
+            // slices them without copying (see `ReadBuffer`).
+            let mut buf = ReadBuffer::with(read_framing);
+            let reason = loop {
+                match reader.read(buf.spare()) {
+                    Ok(0) => break CloseReason::PeerClosed,
+                    Ok(n) => {
+                        buf.did_read(n);
+                        if let Some(data) = buf.take() {
+                            if !reader_io.data(data) {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => break CloseReason::Io(e.to_string()),
+                }
+            };
+            reader_io.closed(reason);
+        });
+    if let Err(e) = spawned {
+        let _ = stream.shutdown(Shutdown::Both);
+        return io.closed(CloseReason::Io(format!(
+            "cannot start a reader thread: {e}"
+        )));
+    }
+    let mut writer = stream;
+    // Every piece already queued goes out in one vectored write (see `Gather`).
+    let mut out = Gather::new();
+    'pieces: while let Some(piece) = futures_executor::block_on(outgoing.recv()) {
+        out.push(piece);
+        out.take_queued(|| outgoing.try_recv());
+        while !out.is_empty() {
+            let (slices, n) = out.io_slices();
+            let written = writer.write_vectored(&slices[..n]);
+            if let Err(e) = out.written(written) {
+                io.closed(CloseReason::Io(e.to_string()));
+                break 'pieces;
+            }
+        }
+    }
+    // The loop closed the connection (its queue ended) or a write failed: end the connection,
+    // which also ends the reader thread.
+    let _ = writer.shutdown(Shutdown::Both);
 }

@@ -19,20 +19,18 @@ mod consumer;
 mod event_loop;
 mod producer;
 
-use std::sync::mpsc;
 use std::sync::Arc;
 
 pub use admin::Admin;
 pub use consumer::{Consumer, RecordIter, TypedConsumer, TypedRecordIter, TypedResult};
-pub use event_loop::{run, Msg};
+use event_loop::spawn_loop;
+pub use event_loop::{run, Blocking};
 pub use kafkit_core::driver::SocketOptions;
 pub use producer::{Producer, StartError, TypedProducer, Wait};
 
 use futures_executor::block_on;
 use kafkit_core::config::CommonConfig;
-use kafkit_core::driver::{
-    command_queue_with_notify, LowLevelHandle, LowLevelHandler, OpenWriters,
-};
+use kafkit_core::driver::{LowLevelHandle, LowLevelHandler, OpenWriters};
 use kafkit_core::network::{
     ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, DriverEnv, NetError, NetOptions,
     Response, SetupError, Target,
@@ -56,22 +54,11 @@ fn os_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-/// Wakes the loop thread when the last handle is gone, so that it notices and stops.
-struct StopOnDrop(mpsc::Sender<Msg>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(Msg::Wake);
-    }
-}
-
 /// A low-level client (send any request to a chosen broker) on its own loop thread. Cheap to
 /// clone; the thread stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct LowLevelClient {
-    // Field order matters: the command sender must be gone before the final wake-up.
     handle: LowLevelHandle,
-    _stop: Arc<StopOnDrop>,
 }
 
 impl std::fmt::Debug for LowLevelClient {
@@ -85,29 +72,15 @@ impl LowLevelClient {
     pub fn start(config: &CommonConfig) -> Result<Self, SetupError> {
         let opts = NetOptions::from_config(config, &driver_env())?;
         let socket = SocketOptions::from_config(config);
-        let (msg_tx, msg_rx) = mpsc::channel();
-        let wake = msg_tx.clone();
-        let (tx, rx) = command_queue_with_notify(move || {
-            let _ = wake.send(Msg::Wake);
-        });
-        let loop_tx = msg_tx.clone();
-        std::thread::Builder::new()
-            .name("kafkit-client".into())
-            .spawn(move || {
-                run(
-                    kafkit_core::network::LowLevelClient::new(opts),
-                    LowLevelHandler::default(),
-                    rx,
-                    msg_rx,
-                    loop_tx,
-                    socket,
-                    OpenWriters::new(),
-                )
-            })
-            .expect("spawning the client thread");
+        let tx = spawn_loop(
+            "kafkit-client",
+            kafkit_core::network::LowLevelClient::new(opts),
+            LowLevelHandler::default(),
+            socket,
+            OpenWriters::new(),
+        );
         Ok(LowLevelClient {
             handle: LowLevelHandle::new(tx),
-            _stop: Arc::new(StopOnDrop(msg_tx)),
         })
     }
 

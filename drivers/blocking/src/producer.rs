@@ -1,15 +1,13 @@
 //! The producer for programs without an async runtime: [`Producer`] runs a [`ProducerCore`] on
 //! its own loop thread; its calls block the calling thread until the loop answers.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_executor::block_on;
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{
-    command_queue_with_notify, MillisecondClock, OpenWriters, ProducerHandle, ProducerHandler,
-    TypedProducerHandle, WallClock,
+    MillisecondClock, OpenWriters, ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock,
 };
 use kafkit_core::network::{NetOptions, PartitionInfo, SetupError};
 use kafkit_core::producer::{
@@ -17,7 +15,8 @@ use kafkit_core::producer::{
     Serializer,
 };
 
-use crate::{driver_env, run, Msg, SocketOptions, StopOnDrop};
+use crate::event_loop::spawn_loop;
+use crate::{driver_env, SocketOptions};
 
 /// Why a client could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -90,9 +89,7 @@ impl Wait for DeliveryFuture {}
 /// ```
 #[derive(Clone)]
 pub struct Producer {
-    // Field order matters: the command sender must be gone before the final wake-up.
     handle: ProducerHandle,
-    _stop: Arc<StopOnDrop>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -108,31 +105,17 @@ impl Producer {
         let socket = SocketOptions::from_config(&config.common);
         let core = ProducerCore::new(config.clone(), opts)?;
         let shared = core.shared();
-        let (msg_tx, msg_rx) = mpsc::channel();
-        let wake = msg_tx.clone();
-        let (tx, rx) = command_queue_with_notify(move || {
-            let _ = wake.send(Msg::Wake);
-        });
         let writers = OpenWriters::new();
-        let tx = tx.with_writers(writers.clone());
-        let loop_tx = msg_tx.clone();
-        std::thread::Builder::new()
-            .name("kafkit-producer".into())
-            .spawn(move || {
-                run(
-                    core,
-                    ProducerHandler::default(),
-                    rx,
-                    msg_rx,
-                    loop_tx,
-                    socket,
-                    writers,
-                )
-            })
-            .expect("spawning the producer thread");
+        let tx = spawn_loop(
+            "kafkit-producer",
+            core,
+            ProducerHandler::default(),
+            socket,
+            writers.clone(),
+        )
+        .with_writers(writers);
         Ok(Producer {
             handle: ProducerHandle::new(tx, shared, system_wall_clock()),
-            _stop: Arc::new(StopOnDrop(msg_tx)),
         })
     }
 
@@ -218,8 +201,6 @@ impl Producer {
 /// A [`Producer`] of typed keys and values, serialized by the serializers given to
 /// [`Producer::with_serializers`]. Cheap to clone.
 pub struct TypedProducer<K: ?Sized, V: ?Sized> {
-    // Field order matters: every command sender must be gone before the final wake-up,
-    // which the untyped producer's `StopOnDrop` sends.
     typed: TypedProducerHandle<K, V>,
     producer: Producer,
 }

@@ -1,208 +1,76 @@
-use std::collections::HashMap;
+//! What is smol's in the event loop: async-io's clock, timer and sockets and smol's tasks, as
+//! a [`Runtime`]. The loop itself is [`kafkit_core::driver::run`].
+
+use std::future::Future;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
 use async_io::{Async, Timer};
-use bytes::Bytes;
-use futures_util::future::Fuse;
-use futures_util::{select, FutureExt, StreamExt};
+use futures_util::{select, FutureExt};
+use kafkit_core::driver::event_loop::CLOSE_LINGER;
 use kafkit_core::driver::{
-    CommandReceiver, Gather, Handler, OpenWriters, SocketOptions, TryRecvError,
+    CommandReceiver, Connect, Gather, Handler, OpenWriters, Runtime, SocketOptions,
 };
-use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output, ReadBuffer};
+use kafkit_core::network::{ClientCore, CloseReason, ReadBuffer};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use socket2::{Domain, Socket, Type};
 
-enum Io {
-    Connected(ConnId),
-    Data(ConnId, Bytes),
-    Closed(ConnId, CloseReason),
-}
+/// The smol [`Runtime`]: one task per connection on smol's executor, async-io's timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smol;
 
-struct ConnTask {
-    tx: async_channel::Sender<Bytes>,
-    // Held, not read: dropping a smol task cancels it, which is how a connection closes.
-    _task: smol::Task<()>,
-}
+impl Runtime for Smol {
+    type Timer = Timer;
+    type Conn = smol::Task<()>;
 
-/// How many inputs already queued one loop turn takes before it waits in `select!` again.
-const BATCH: usize = 64;
-
-/// The generic event loop: drives `core` until every command sender is dropped, handing its
-/// events to `handler`. Follows the driving contract of `kafkit_core::network`: drain outputs
-/// after every input, sleep until the core's next deadline or the next input.
-///
-/// One timer lives across turns and is set only when the core's deadline changes; after an
-/// input wakes the loop, what is already queued (I/O and commands, up to [`BATCH`]) is taken
-/// without going back to `select!`, with the time read once for the batch.
-///
-/// Each connection's task is counted in `writers` from the moment it is connected until it
-/// ends; give the handles' command sender the same count
-/// ([`CommandSender::with_writers`](kafkit_core::driver::CommandSender::with_writers)) so that
-/// `close` waits for what is still being written.
-pub async fn run<C, H>(
-    mut core: C,
-    mut handler: H,
-    mut cmds: CommandReceiver<C, H>,
-    socket: SocketOptions,
-    writers: OpenWriters,
-) where
-    C: ClientCore + Send + 'static,
-    H: Handler<C>,
-{
-    let (io_tx, io_rx) = async_channel::unbounded();
-    let spawn = Spawn {
-        socket,
-        writers,
-        io_tx,
-    };
-    let mut conns: HashMap<ConnId, ConnTask> = HashMap::new();
-    let mut timer = Timer::never();
-    // The deadline `timer` is set to; `None` when the core has none.
-    let mut armed: Option<Instant> = None;
-    let mut now = Instant::now();
-    'outer: loop {
-        drain(&mut core, &mut handler, &mut conns, &spawn, now);
-        let deadline = kafkit_core::driver::next_deadline(&core, &handler);
-        if deadline != armed {
-            match deadline {
-                Some(at) => timer.set_at(at),
-                None => timer = Timer::never(),
-            }
-            armed = deadline;
-        }
-        let mut sleep = if armed.is_some() {
-            FutureExt::fuse(&mut timer)
-        } else {
-            Fuse::terminated()
-        };
-        select! {
-            io = io_rx.recv().fuse() => {
-                now = Instant::now();
-                handle_io(&mut core, &mut conns, io.expect("the loop holds a sender"), now);
-            }
-            cmd = cmds.next() => match cmd {
-                Some(f) => {
-                    now = Instant::now();
-                    f(&mut core, &mut handler, now);
-                }
-                None => break,
-            },
-            _ = sleep => {
-                // A fired timer stays quiet until it is set again, next turn.
-                armed = None;
-                now = Instant::now();
-                if core.poll_timeout().is_some_and(|t| t <= now) {
-                    core.handle_timeout(now);
-                }
-                handler.handle_timeout(&mut core, now);
-                continue;
-            }
-        }
-        // Take what is already queued before waiting again, draining outputs after each.
-        for _ in 0..BATCH {
-            if let Ok(io) = io_rx.try_recv() {
-                drain(&mut core, &mut handler, &mut conns, &spawn, now);
-                handle_io(&mut core, &mut conns, io, now);
-                continue;
-            }
-            match cmds.try_recv() {
-                Ok(f) => {
-                    drain(&mut core, &mut handler, &mut conns, &spawn, now);
-                    f(&mut core, &mut handler, now);
-                }
-                Err(TryRecvError::Closed) => break 'outer,
-                Err(TryRecvError::Empty) => break,
-            }
-        }
+    fn now(&self) -> Instant {
+        Instant::now()
     }
-    handler.on_shutdown(&mut core);
-    for (_, c) in conns {
-        close(c);
+
+    fn timer(&self) -> Timer {
+        Timer::never()
     }
-}
 
-/// What a new connection's task is started with.
-struct Spawn {
-    socket: SocketOptions,
-    writers: OpenWriters,
-    io_tx: async_channel::Sender<Io>,
-}
-
-/// Carries out everything the core asks for, until it has nothing more.
-fn drain<C, H>(
-    core: &mut C,
-    handler: &mut H,
-    conns: &mut HashMap<ConnId, ConnTask>,
-    spawn: &Spawn,
-    now: Instant,
-) where
-    C: ClientCore + Send + 'static,
-    H: Handler<C>,
-{
-    while let Some(out) = core.poll_output() {
-        match out {
-            Output::Connect { conn, host, port } => {
-                let (tx, rx) = async_channel::unbounded();
-                let task = smol::spawn(connection(
-                    conn,
-                    host,
-                    port,
-                    spawn.socket.clone(),
-                    rx,
-                    spawn.io_tx.clone(),
-                    spawn.writers.clone(),
-                ));
-                conns.insert(conn, ConnTask { tx, _task: task });
-            }
-            Output::Transmit { conn, data } => {
-                if let Some(c) = conns.get(&conn) {
-                    let _ = c.tx.try_send(data);
-                }
-            }
-            Output::Close { conn } => {
-                if let Some(c) = conns.remove(&conn) {
-                    close(c);
-                }
-            }
-            Output::Event(event) => handler.on_event(core, event, now),
-        }
+    fn set_timer(&self, timer: &mut Timer, at: Instant) {
+        timer.set_at(at);
     }
-}
 
-fn handle_io<C: ClientCore>(
-    core: &mut C,
-    conns: &mut HashMap<ConnId, ConnTask>,
-    io: Io,
-    now: Instant,
-) {
-    match io {
-        Io::Connected(conn) => core.handle_connected(conn, now),
-        Io::Data(conn, data) => core.handle_bytes(conn, data, now),
-        Io::Closed(conn, reason) => {
-            conns.remove(&conn);
-            core.handle_closed(conn, reason, now);
-        }
+    fn poll_timer(&self, timer: &mut Timer, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(timer).poll(cx).map(|_| ())
     }
-}
 
-/// How long a closed connection may take to write what the core queued before it.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
+    fn connect(&self, start: Connect) -> smol::Task<()> {
+        smol::spawn(connection(start))
+    }
 
-/// Closes gracefully: dropping the sender lets the writer write what is still queued (an
-/// acks=0 request the core already reported as sent, a LeaveGroup) and end the connection;
-/// a peer that stops reading cannot hold the task longer than [`CLOSE_LINGER`] (dropping a
-/// smol task cancels it).
-fn close(c: ConnTask) {
-    let ConnTask { tx, _task: task } = c;
-    drop(tx);
-    smol::spawn(async move {
-        smol::future::or(task, async {
-            Timer::after(CLOSE_LINGER).await;
+    /// A peer that stops reading cannot hold the task longer than [`CLOSE_LINGER`] (dropping
+    /// a smol task cancels it).
+    fn close(&self, task: smol::Task<()>) {
+        smol::spawn(async move {
+            smol::future::or(task, async {
+                Timer::after(CLOSE_LINGER).await;
+            })
+            .await;
         })
-        .await;
-    })
-    .detach();
+        .detach();
+    }
+}
+
+/// The generic event loop on smol (see [`kafkit_core::driver::run`]): drives `core` until
+/// every command sender is dropped, handing its events to `handler`. Spawn it as a task.
+pub async fn run<C, H>(
+    core: C,
+    handler: H,
+    cmds: CommandReceiver<C, H>,
+    socket: SocketOptions,
+    writers: OpenWriters,
+) where
+    C: ClientCore,
+    H: Handler<C>,
+{
+    kafkit_core::driver::run(Smol, core, handler, cmds, socket, writers).await
 }
 
 /// Resolves and connects, trying each address in turn, with the configured buffer sizes and
@@ -242,41 +110,36 @@ async fn connect(
     Err(last)
 }
 
-async fn connection(
-    conn: ConnId,
-    host: String,
-    port: u16,
-    opts: SocketOptions,
-    outgoing: async_channel::Receiver<Bytes>,
-    io: async_channel::Sender<Io>,
-    writers: OpenWriters,
-) {
-    let stream = match connect(host, port, &opts).await {
+async fn connection(start: Connect) {
+    let Connect {
+        host,
+        port,
+        socket,
+        mut outgoing,
+        io,
+        writers,
+    } = start;
+    let stream = match connect(host, port, &socket).await {
         Ok(s) => s,
-        Err(e) => {
-            let _ = io
-                .send(Io::Closed(conn, CloseReason::ConnectFailed(e)))
-                .await;
-            return;
-        }
+        Err(e) => return io.closed(CloseReason::ConnectFailed(e)),
     };
     // Counted from before the core hears of the connection until this task ends (or is
     // cut off after CLOSE_LINGER): `close` waits for it.
     let _running = writers.enter();
-    let _ = io.send(Io::Connected(conn)).await;
+    io.connected();
     // `&Async<TcpStream>` reads and writes, so both halves borrow the one stream.
     let (mut rd, mut wr) = (&stream, &stream);
     let reader = async {
         // Reads sized per frame on plaintext, handed over as whole frames: the core slices
         // them without copying (see `ReadBuffer`).
-        let mut buf = ReadBuffer::with(opts.read_framing);
+        let mut buf = ReadBuffer::with(socket.read_framing);
         loop {
             match rd.read(buf.spare()).await {
                 Ok(0) => return CloseReason::PeerClosed,
                 Ok(n) => {
                     buf.did_read(n);
                     if let Some(data) = buf.take() {
-                        let _ = io.send(Io::Data(conn, data)).await;
+                        io.data(data);
                     }
                 }
                 Err(e) => return CloseReason::Io(e.to_string()),
@@ -286,9 +149,9 @@ async fn connection(
     let writer = async {
         // Every piece already queued goes out in one vectored write (see `Gather`).
         let mut out = Gather::new();
-        while let Ok(piece) = outgoing.recv().await {
+        while let Some(piece) = outgoing.recv().await {
             out.push(piece);
-            out.take_queued(|| outgoing.try_recv().ok());
+            out.take_queued(|| outgoing.try_recv());
             while !out.is_empty() {
                 let written = {
                     let (slices, n) = out.io_slices();
@@ -299,12 +162,11 @@ async fn connection(
                 }
             }
         }
+        // The core dropped the connection: nothing to report.
         None
     };
     select! {
-        reason = reader.fuse() => { let _ = io.send(Io::Closed(conn, reason)).await; }
-        failed = writer.fuse() => if let Some(reason) = failed {
-            let _ = io.send(Io::Closed(conn, reason)).await;
-        },
+        reason = reader.fuse() => io.closed(reason),
+        failed = writer.fuse() => if let Some(reason) = failed { io.closed(reason) },
     }
 }
