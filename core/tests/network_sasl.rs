@@ -6,7 +6,7 @@ mod network_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafkit_core::network::{NetError, NetOptions, Target};
+use kafkit_core::network::{NetError, NetOptions, SeededEntropy, Target};
 use kafkit_core::protocol::{ApiKey, ListGroupsRequest, RequestBody};
 use kafkit_core::sasl::{verify_plain, SaslConfig, ScramMechanism, Secret};
 use network_support::{options, three_brokers, Broker, ClusterSpec, Harness, SaslSpec};
@@ -270,4 +270,48 @@ fn legacy_handshake_v0_wrong_password_fails_naming_authentication() {
     let text = err.to_string();
     assert!(text.contains("authentication"), "{text}");
     assert!(text.contains("b0:9092"), "{text}");
+}
+
+/// The client-first SCRAM message of a client with `opts`, as the broker received it.
+fn scram_client_first(opts: NetOptions) -> Vec<u8> {
+    let broker = sasl_broker(SaslSpec::scram(ScramMechanism::Sha256, "bob", "hunter2"));
+    let mut h = Harness::new(opts, vec![broker], ClusterSpec::default());
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    h.expect_ok(id);
+    auth_tokens(&h.brokers[0])[0].clone()
+}
+
+/// SCRAM nonces come from the entropy source the driver gives, not from the seeded generator:
+/// two clients with the same seed draw different nonces when their entropy differs (as the
+/// OS's does), and the same nonce only when the entropy is the same (a replayed simulation).
+#[test]
+fn scram_nonces_come_from_the_entropy_source_not_the_seed() {
+    let with = |seed: u64, entropy: u64| {
+        let mut opts = with_sasl(SaslConfig::scram(ScramMechanism::Sha256, "bob", "hunter2"));
+        opts.seed = seed;
+        opts.entropy = Some(Arc::new(SeededEntropy::new(entropy)));
+        scram_client_first(opts)
+    };
+    let a = with(42, 1);
+    let b = with(42, 2);
+    assert!(a.starts_with(b"n,,n=bob,r=") && b.starts_with(b"n,,n=bob,r="));
+    assert_ne!(a, b, "same seed, different entropy: different nonces");
+    assert_eq!(
+        with(42, 1),
+        with(43, 1),
+        "the seed does not change the nonce"
+    );
+}
+
+/// Without an entropy source a SCRAM connection fails at once with a message that says what
+/// is missing, instead of drawing a predictable nonce.
+#[test]
+fn scram_without_an_entropy_source_fails_clearly() {
+    let mut opts = with_sasl(SaslConfig::scram(ScramMechanism::Sha256, "bob", "hunter2"));
+    opts.entropy = None;
+    let broker = sasl_broker(SaslSpec::scram(ScramMechanism::Sha256, "bob", "hunter2"));
+    let mut h = Harness::new(opts, vec![broker], ClusterSpec::default());
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    let text = h.expect_err(id, Duration::from_secs(30)).to_string();
+    assert!(text.contains("entropy source"), "{text}");
 }

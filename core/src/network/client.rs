@@ -103,8 +103,13 @@ pub struct NetOptions {
     pub sasl: Option<Arc<crate::sasl::SaslConfig>>,
     /// TLS, if the security protocol uses it (see [`super::tls::client_config`]).
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Seed of the core's generator.
+    /// Seed of the core's generator (jitter, partition choices: everything a seeded run
+    /// replays).
     pub seed: u64,
+    /// Where security-relevant randomness comes from (SCRAM client nonces): the OS's
+    /// randomness in the socket drivers, a [`super::SeededEntropy`] in simulations. Without
+    /// one, SCRAM connections fail with a clear error rather than draw predictable nonces.
+    pub entropy: Option<Arc<dyn super::Entropy>>,
 }
 
 impl std::fmt::Debug for NetOptions {
@@ -114,6 +119,7 @@ impl std::fmt::Debug for NetOptions {
             .field("conn", &self.conn)
             .field("sasl", &self.sasl)
             .field("tls", &self.tls.is_some())
+            .field("entropy", &self.entropy.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -142,6 +148,7 @@ impl NetOptions {
             sasl: None,
             tls: None,
             seed: 0,
+            entropy: None,
         }
     }
 }
@@ -464,11 +471,22 @@ impl NetworkClient {
         let sasl = match self.opts.sasl.clone() {
             None => None,
             Some(config) => {
+                // SCRAM's client nonce must be unpredictable: it comes from the driver's
+                // entropy source, never from the seeded generator.
                 let mut entropy = [0u8; crate::sasl::SCRAM_NONCE_ENTROPY_LEN];
-                for b in &mut entropy {
-                    *b = self.rng.next_u64() as u8;
-                }
-                match config.authenticator(&entropy) {
+                let drawn = match &self.opts.entropy {
+                    Some(source) => {
+                        source.fill(&mut entropy);
+                        Ok(&entropy[..])
+                    }
+                    None if matches!(*config, crate::sasl::SaslConfig::Scram { .. }) => Err(
+                        "SCRAM needs an entropy source for its nonces (NetOptions::entropy; \
+                         the drivers give the OS's randomness)"
+                            .to_string(),
+                    ),
+                    None => Ok(&[][..]),
+                };
+                match drawn.and_then(|d| config.authenticator(d).map_err(|e| e.to_string())) {
                     Ok(client) => Some(client),
                     Err(e) => {
                         // Without credentials no connection can succeed; report it as a

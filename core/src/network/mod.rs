@@ -31,6 +31,7 @@
 mod client;
 mod cluster;
 mod connection;
+mod entropy;
 mod error;
 mod frame;
 mod low_level;
@@ -48,12 +49,13 @@ use bytes::Bytes;
 pub use client::{CoordinatorKind, NetEvent, NetOptions, NetworkClient, Response, Target};
 pub use cluster::{BrokerInfo, ClusterView, PartitionInfo, TopicInfo};
 pub use connection::ConnSettings;
+pub use entropy::{Entropy, SeededEntropy};
 pub use error::{CloseReason, NetError};
 pub use frame::{FrameDecoder, FrameError};
 pub use low_level::{LowLevelClient, LowLevelEvent};
 pub use read_buffer::{ReadBuffer, READ_SIZE};
 pub use rng::Rng;
-pub use setup::{DriverEnv, SetupError};
+pub use setup::{DriverEnv, FileReader, RootsLoader, SetupError};
 pub use tls::{client_config as tls_client_config, TlsOptions};
 pub use versions::{ApiVersionTable, BrokerVersion};
 

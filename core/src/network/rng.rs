@@ -1,14 +1,17 @@
-//! The core's only source of randomness: a small seeded generator.
+//! The core's seeded generator, for everything a run should replay: reconnect jitter, the
+//! sticky partitioner's choices, the node a request goes to first.
 //!
 //! The core never draws entropy of its own, so that a run replays exactly from its seed (see
-//! `random_seed` in the configuration). Drivers pick a seed from the OS when the user sets
-//! none; the simulation passes its scenario seed. Not for cryptography: SCRAM nonces drawn
-//! from it are unpredictable only as far as the seed is.
+//! `random_seed` in the configuration). Drivers pick a seed from their [`Entropy`] source
+//! when the user sets none; the simulation passes its scenario seed. Not for anything an
+//! attacker must not predict: SCRAM nonces come from the driver's [`Entropy`] source instead.
+//!
+//! [`Entropy`]: super::Entropy
 
 use std::time::Duration;
 
-/// SplitMix64 feeding xoshiro256**: fast, tiny, and good enough for jitter, sticky partition
-/// choice and nonces.
+/// SplitMix64 feeding xoshiro256**: fast, tiny, and good enough for jitter and sticky partition
+/// choice.
 #[derive(Debug, Clone)]
 pub struct Rng {
     s: [u64; 4],

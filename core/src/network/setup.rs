@@ -1,6 +1,6 @@
 //! From a client configuration to the network layer's options: bootstrap addresses, timeouts,
 //! TLS and SASL. What needs the outside world (reading certificate files, the OS's root
-//! store, the crypto provider, a random seed) comes from the driver through [`DriverEnv`], so
+//! store, the crypto provider, randomness) comes from the driver through [`DriverEnv`], so
 //! this stays free of I/O.
 
 use std::path::Path;
@@ -11,43 +11,68 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 
 use super::client::NetOptions;
+use super::entropy::Entropy;
 use super::tls::{client_config, TlsOptions};
 use super::versions::ApiVersionTable;
 use crate::config::{CommonConfig, SaslMechanism};
 use crate::sasl::{OAuthBearerToken, SaslConfig, ScramMechanism, StaticTokenProvider};
 
-type RootsLoader = Box<dyn Fn() -> Vec<CertificateDer<'static>> + Send + Sync>;
-type FileReader = Box<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>;
+/// Loads the operating system's root certificates (called only when a TLS connection is
+/// configured without `ssl_cafile`).
+pub type RootsLoader = fn() -> Vec<CertificateDer<'static>>;
 
-/// What a driver provides for setting up connections.
+/// Reads a file named in the configuration (`ssl_cafile`, `ssl_certfile`, `ssl_keyfile`).
+pub type FileReader = fn(&Path) -> std::io::Result<Vec<u8>>;
+
+/// What a driver (or an embedder) provides for setting up connections from a configuration:
+/// an [`Entropy`] source, always; a rustls crypto provider and the OS's root certificates,
+/// only for TLS; a file reader, only for certificate and key files. A PLAINTEXT or
+/// SASL_PLAINTEXT client needs nothing but the entropy source.
+#[derive(Clone)]
 pub struct DriverEnv {
-    crypto: Arc<CryptoProvider>,
-    system_roots: RootsLoader,
-    read_file: FileReader,
-    entropy: Box<dyn Fn() -> u64 + Send + Sync>,
+    entropy: Arc<dyn Entropy>,
+    tls: Option<(Arc<CryptoProvider>, RootsLoader)>,
+    read_file: Option<FileReader>,
 }
 
 impl std::fmt::Debug for DriverEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DriverEnv").finish_non_exhaustive()
+        f.debug_struct("DriverEnv")
+            .field("tls", &self.tls.is_some())
+            .field("read_file", &self.read_file.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl DriverEnv {
-    /// An environment with a crypto provider, a loader of the OS's root certificates, a file
-    /// reader and a seed source.
-    pub fn new(
-        crypto: Arc<CryptoProvider>,
-        system_roots: impl Fn() -> Vec<CertificateDer<'static>> + Send + Sync + 'static,
-        read_file: impl Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
-        entropy: impl Fn() -> u64 + Send + Sync + 'static,
-    ) -> Self {
+    /// An environment with `entropy` (SCRAM nonces, and the seed of the core's generator
+    /// when the configuration sets no `random_seed`), enough for PLAINTEXT and SASL_PLAINTEXT.
+    pub fn new(entropy: Arc<dyn Entropy>) -> Self {
         DriverEnv {
-            crypto,
-            system_roots: Box::new(system_roots),
-            read_file: Box::new(read_file),
-            entropy: Box::new(entropy),
+            entropy,
+            tls: None,
+            read_file: None,
         }
+    }
+
+    /// Adds TLS support: the rustls crypto provider, and a loader of the OS's root
+    /// certificates (trusted when no `ssl_cafile` is configured).
+    #[must_use]
+    pub fn with_tls(mut self, crypto: Arc<CryptoProvider>, system_roots: RootsLoader) -> Self {
+        self.tls = Some((crypto, system_roots));
+        self
+    }
+
+    /// Adds reading of the certificate and key files a configuration names.
+    #[must_use]
+    pub fn with_file_reader(mut self, read_file: FileReader) -> Self {
+        self.read_file = Some(read_file);
+        self
+    }
+
+    /// The entropy source.
+    pub fn entropy(&self) -> &Arc<dyn Entropy> {
+        &self.entropy
     }
 }
 
@@ -108,24 +133,43 @@ impl NetOptions {
         opts.retry_backoff = ms(config.retry_backoff_ms);
         opts.metadata_max_age = ms(config.metadata_max_age_ms);
         opts.connections_max_idle = ms(config.connections_max_idle_ms);
-        opts.seed = config.random_seed.unwrap_or_else(|| (env.entropy)());
+        opts.seed = config.random_seed.unwrap_or_else(|| {
+            let mut seed = [0u8; 8];
+            env.entropy.fill(&mut seed);
+            u64::from_le_bytes(seed)
+        });
+        opts.entropy = Some(env.entropy.clone());
         if config.security_protocol.uses_tls() {
+            let Some((crypto, system_roots)) = &env.tls else {
+                return Err(SetupError::Tls(format!(
+                    "security_protocol {} needs a TLS crypto provider: build the DriverEnv \
+                     with_tls (every kafkit driver does)",
+                    config.security_protocol.as_str()
+                )));
+            };
             let read = |what: &str, path: &Option<std::path::PathBuf>| {
                 path.as_ref()
                     .map(|p| {
-                        (env.read_file)(p)
+                        let read_file = env.read_file.ok_or_else(|| {
+                            SetupError::Tls(format!(
+                                "{what} {} cannot be read: the DriverEnv has no file reader \
+                                 (with_file_reader)",
+                                p.display()
+                            ))
+                        })?;
+                        read_file(p)
                             .map_err(|e| SetupError::Tls(format!("{what} {}: {e}", p.display())))
                     })
                     .transpose()
             };
             let tls = TlsOptions {
                 ca_pem: read("ssl_cafile", &config.ssl_cafile)?,
-                system_roots: (env.system_roots)(),
+                system_roots: system_roots(),
                 client_cert_pem: read("ssl_certfile", &config.ssl_certfile)?,
                 client_key_pem: read("ssl_keyfile", &config.ssl_keyfile)?,
                 check_hostname: config.ssl_check_hostname,
             };
-            opts.tls = Some(client_config(env.crypto.clone(), &tls).map_err(SetupError::Tls)?);
+            opts.tls = Some(client_config(crypto.clone(), &tls).map_err(SetupError::Tls)?);
         }
         if config.security_protocol.uses_sasl() {
             opts.sasl = Some(Arc::new(sasl_config(config)?));

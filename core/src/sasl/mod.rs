@@ -88,48 +88,9 @@ pub use scram::{
     SCRAM_DEFAULT_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS,
 };
 
-/// A secret string (password, delegation-token HMAC, OAuth bearer token).
-///
-/// Its `Debug` prints `[redacted]` and it has no `Display`, so it cannot end up in logs by
-/// accident; read it only with [`Secret::expose`]. It is not zeroized on drop.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value. Call this only where the value is actually needed (encoding a
-    /// message, computing a key), never to log or format it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether the secret is the empty string.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_owned())
-    }
-}
+/// Passwords and tokens are the configuration's [`Secret`](crate::config::Secret): redacted in
+/// `Debug`, no `Display`, zeroed when dropped.
+pub use crate::config::Secret;
 
 /// A SASL mechanism kafkit supports, named as Kafka names it (`sasl.mechanism`,
 /// `SaslHandshake`).

@@ -372,7 +372,8 @@ pub struct Harness {
     seq: u64,
 }
 
-/// The options the tests start from: Java's defaults, a fixed seed.
+/// The options the tests start from: Java's defaults, a fixed seed, and seeded entropy (so
+/// SCRAM nonces replay too).
 pub fn options(bootstrap: &[(&str, u16)]) -> NetOptions {
     let mut opts = NetOptions::new(
         bootstrap
@@ -381,6 +382,9 @@ pub fn options(bootstrap: &[(&str, u16)]) -> NetOptions {
             .collect(),
     );
     opts.seed = 7;
+    opts.entropy = Some(std::sync::Arc::new(
+        kafkit_core::network::SeededEntropy::new(7),
+    ));
     opts
 }
 

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
@@ -18,7 +18,6 @@ use kafkit_core::driver::{
     SocketOptions,
 };
 use kafkit_core::network::{ClientCore, CloseReason, ReadBuffer};
-use socket2::{Domain, Socket, Type};
 
 /// The loop's one timer, shared by the runtime (which sets and polls it) and the executor
 /// (which parks the thread until it is due).
@@ -193,33 +192,6 @@ fn block_on(fut: impl Future<Output = ()>, timer: &SharedTimer) {
     }
 }
 
-fn connect(host: &str, port: u16, opts: &SocketOptions) -> Result<TcpStream, String> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last = format!("{host} resolved to no address");
-    for addr in addrs {
-        let attempt = || -> std::io::Result<TcpStream> {
-            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-            if let Some(size) = opts.send_buffer {
-                sock.set_send_buffer_size(size as usize)?;
-            }
-            if let Some(size) = opts.receive_buffer {
-                sock.set_recv_buffer_size(size as usize)?;
-            }
-            sock.set_nodelay(true)?;
-            sock.connect_timeout(&addr.into(), opts.connect_timeout)?;
-            Ok(sock.into())
-        };
-        match attempt() {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    Err(last)
-}
-
 /// One connection: connects (resolving the name on this thread), starts a reader thread and
 /// writes on this one until the loop closes the connection or a write fails.
 fn connection(start: Connect, threads: &ConnThreads) {
@@ -231,7 +203,7 @@ fn connection(start: Connect, threads: &ConnThreads) {
         io,
         writers,
     } = start;
-    let stream = match connect(&host, port, &socket) {
+    let stream = match kafkit_os::connect_std(&host, port, &socket) {
         Ok(stream) => stream,
         Err(e) => return io.closed(CloseReason::ConnectFailed(e)),
     };

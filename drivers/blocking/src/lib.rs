@@ -32,27 +32,12 @@ use futures_executor::block_on;
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{LowLevelHandle, LowLevelHandler, OpenWriters};
 use kafkit_core::network::{
-    ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, DriverEnv, NetError, NetOptions,
-    Response, SetupError, Target,
+    ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, NetError, NetOptions, Response,
+    SetupError, Target,
 };
 use kafkit_core::protocol::RequestBody;
 
-/// The environment this driver gives the core: the ring crypto provider, the OS's root
-/// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
-pub fn driver_env() -> DriverEnv {
-    DriverEnv::new(
-        Arc::new(rustls::crypto::ring::default_provider()),
-        || rustls_native_certs::load_native_certs().certs,
-        |path| std::fs::read(path),
-        os_seed,
-    )
-}
-
-/// A seed for the core's generator from the OS's randomness (std's hasher keys).
-fn os_seed() -> u64 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
-}
+pub use kafkit_os::driver_env;
 
 /// A low-level client (send any request to a chosen broker) on its own loop thread. Cheap to
 /// clone; the thread stops when the last clone is dropped.

@@ -21,12 +21,11 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Instant;
 
 use kafkit_core::admin::{AdminCore, AdminEvent, AdminOutcome, OpId};
 use kafkit_core::config::AdminConfig;
-use kafkit_core::network::{DriverEnv, NetOptions, SetupError};
+use kafkit_core::network::{NetOptions, SetupError};
 
 use crate::{serve_cluster, Cluster, ClusterConfig, SimError, Simulation};
 
@@ -37,12 +36,7 @@ pub fn admin_core(
     cluster: &Cluster,
     seed: u64,
 ) -> Result<AdminCore, SetupError> {
-    let env = DriverEnv::new(
-        Arc::new(rustls::crypto::ring::default_provider()),
-        Vec::new,
-        |path| std::fs::read(path),
-        move || seed,
-    );
+    let env = crate::sim_env(seed);
     let mut opts = NetOptions::from_config(&config.common, &env)?;
     opts.bootstrap = cluster
         .brokers()

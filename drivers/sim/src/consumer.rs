@@ -46,7 +46,7 @@ use kafkit_core::consumer::{
     ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecords, OffsetAndTimestamp, OffsetsResult,
     OpId, TopicPartition, WaitFor, WaitId,
 };
-use kafkit_core::network::{ClusterView, DriverEnv, NetOptions, PartitionInfo, SetupError};
+use kafkit_core::network::{ClusterView, NetOptions, PartitionInfo, SetupError};
 
 use crate::{serve_cluster, Cluster, ClusterConfig, SimError, Simulation};
 
@@ -60,12 +60,7 @@ pub fn consumer_core(
     seed: u64,
 ) -> Result<ConsumerCore, SetupError> {
     config.validate()?;
-    let env = DriverEnv::new(
-        Arc::new(rustls::crypto::ring::default_provider()),
-        Vec::new,
-        |path| std::fs::read(path),
-        move || seed,
-    );
+    let env = crate::sim_env(seed);
     let mut opts = NetOptions::from_config(&config.common, &env)?;
     opts.bootstrap = cluster
         .brokers()

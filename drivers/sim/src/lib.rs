@@ -33,3 +33,17 @@ pub use consumer::{consumer_core, ConsumerSim};
 pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};
 pub use producer::{producer_core, ProducerSim};
 pub use simulation::{Endpoint, EndpointOutput, LinkConfig, SimError, Simulation};
+
+use std::sync::Arc;
+
+use kafkit_core::network::{DriverEnv, SeededEntropy};
+
+/// The environment a simulation gives a core: "entropy" drawn from `seed`
+/// ([`SeededEntropy`]: a seeded run replays exactly, SCRAM nonces included — never use it
+/// outside simulations), the ring crypto provider with no system root certificates, and
+/// file reading for certificate files.
+pub fn sim_env(seed: u64) -> DriverEnv {
+    DriverEnv::new(Arc::new(SeededEntropy::new(seed)))
+        .with_tls(Arc::new(rustls::crypto::ring::default_provider()), Vec::new)
+        .with_file_reader(|path| std::fs::read(path))
+}

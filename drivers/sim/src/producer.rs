@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{Handler, ProducerHandler};
-use kafkit_core::network::{DriverEnv, NetOptions, PartitionInfo};
+use kafkit_core::network::{NetOptions, PartitionInfo};
 use kafkit_core::producer::{
     Delivery, DeliveryFuture, ProduceError, ProducerCore, ProducerMetrics, ProducerRecord,
     RecordMetadata,
@@ -46,12 +46,7 @@ pub fn producer_core(
     seed: u64,
     now: Instant,
 ) -> Result<ProducerCore, ProduceError> {
-    let env = DriverEnv::new(
-        Arc::new(rustls::crypto::ring::default_provider()),
-        Vec::new,
-        |path| std::fs::read(path),
-        move || seed,
-    );
+    let env = crate::sim_env(seed);
     let mut opts = NetOptions::from_config(&config.common, &env)
         .map_err(|e| ProduceError::InvalidConfig(e.to_string()))?;
     opts.bootstrap = cluster

@@ -2,7 +2,7 @@
 //! a [`Runtime`]. The loop itself is [`kafkit_core::driver::run`].
 
 use std::future::Future;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -15,7 +15,6 @@ use kafkit_core::driver::{
 };
 use kafkit_core::network::{ClientCore, CloseReason, ReadBuffer};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
-use socket2::{Domain, Socket, Type};
 
 /// The smol [`Runtime`]: one task per connection on smol's executor, async-io's timer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,41 +72,16 @@ pub async fn run<C, H>(
     kafkit_core::driver::run(Smol, core, handler, cmds, socket, writers).await
 }
 
-/// Resolves and connects, trying each address in turn, with the configured buffer sizes and
-/// TCP_NODELAY.
+/// Resolves and connects on smol's blocking-thread pool (see [`kafkit_os::connect_std`]);
+/// the core bounds the wait with its own setup timeout.
 async fn connect(
     host: String,
     port: u16,
     opts: &SocketOptions,
 ) -> Result<Async<TcpStream>, String> {
-    let lookup = host.clone();
-    let addrs: Vec<_> = smol::unblock(move || (lookup.as_str(), port).to_socket_addrs())
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last = format!("{host} resolved to no address");
-    for addr in addrs {
-        let opts = opts.clone();
-        // A blocking connect on smol's thread pool: simplest way to get buffer sizes set
-        // before connecting; the core bounds the wait with its own setup timeout.
-        let attempt = smol::unblock(move || -> std::io::Result<TcpStream> {
-            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-            if let Some(size) = opts.send_buffer {
-                sock.set_send_buffer_size(size as usize)?;
-            }
-            if let Some(size) = opts.receive_buffer {
-                sock.set_recv_buffer_size(size as usize)?;
-            }
-            sock.set_nodelay(true)?;
-            sock.connect(&addr.into())?;
-            Ok(sock.into())
-        });
-        match attempt.await.and_then(Async::new) {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    Err(last)
+    let opts = opts.clone();
+    let stream = smol::unblock(move || kafkit_os::connect_std(&host, port, &opts)).await?;
+    Async::new(stream).map_err(|e| e.to_string())
 }
 
 async fn connection(start: Connect) {

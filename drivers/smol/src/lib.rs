@@ -34,24 +34,9 @@ pub use producer::{producer, StartError};
 
 use kafkit_core::config::CommonConfig;
 use kafkit_core::driver::{command_queue, LowLevelHandler};
-use kafkit_core::network::{DriverEnv, LowLevelClient, NetOptions, SetupError};
+use kafkit_core::network::{LowLevelClient, NetOptions, SetupError};
 
-/// The environment this driver gives the core: the ring crypto provider, the OS's root
-/// certificates, file reading for `ssl_cafile` and friends, and a seed from the OS.
-pub fn driver_env() -> DriverEnv {
-    DriverEnv::new(
-        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
-        || rustls_native_certs::load_native_certs().certs,
-        |path| std::fs::read(path),
-        os_seed,
-    )
-}
-
-/// A seed for the core's generator from the OS's randomness (std's hasher keys).
-fn os_seed() -> u64 {
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
-}
+pub use kafkit_os::driver_env;
 
 /// Starts a [`LowLevelClient`] on a detached smol task and returns its handle. The loop needs
 /// an executor polling it: smol's global executor, or any `block_on` around the caller.

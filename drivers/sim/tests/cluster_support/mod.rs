@@ -145,6 +145,9 @@ pub fn client_sim(
     let cluster = Rc::new(RefCell::new(Cluster::new(config, start)));
     let mut o = NetOptions::new(vec![("broker-0".into(), 9092)]);
     o.seed = 5;
+    o.entropy = Some(std::sync::Arc::new(
+        kafkit_core::network::SeededEntropy::new(5),
+    ));
     opts(&mut o);
     let mut sim = Simulation::new(LowLevelClient::new(o), 9, start).with_links(LinkConfig {
         latency: Duration::from_millis(1),
