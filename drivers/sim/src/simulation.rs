@@ -122,6 +122,19 @@ pub struct Simulation<C: ClientCore> {
     events: Vec<Vec<C::Event>>,
     max_steps: u64,
     steps: u64,
+    /// With [`Simulation::with_spurious_timeouts`]: draws which steps also time every core out.
+    spurious: Option<Rng>,
+}
+
+/// What a step handles next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    /// A delivery on a link.
+    Delivery,
+    /// A client core's deadline.
+    ClientTimer,
+    /// A server's deadline.
+    ServerTimer,
 }
 
 impl<C: ClientCore> Simulation<C> {
@@ -144,7 +157,17 @@ impl<C: ClientCore> Simulation<C> {
             events: vec![Vec::new()],
             max_steps: 1_000_000,
             steps: 0,
+            spurious: None,
         }
+    }
+
+    /// After a quarter of the steps (drawn from the seed, apart from the link randomness so
+    /// that a seed's links stay as they were), every client core also gets
+    /// `handle_timeout(now)` whether or not a deadline is due. The driving contract says an
+    /// early or spurious call is safe; runs with this on check it.
+    pub fn with_spurious_timeouts(mut self) -> Self {
+        self.spurious = Some(Rng::new(self.seed ^ 0x7157_7157));
+        self
     }
 
     /// Sets link latency and jitter.
@@ -417,8 +440,12 @@ impl<C: ClientCore> Simulation<C> {
         let next_timer = self.client_timeout();
         let next_server = self.server_timeout();
         // Ties go to deliveries, then the core, then servers.
-        let mut next: Option<(Instant, u8)> = None;
-        for (t, kind) in [(next_delivery, 0u8), (next_timer, 1), (next_server, 2)] {
+        let mut next: Option<(Instant, StepKind)> = None;
+        for (t, kind) in [
+            (next_delivery, StepKind::Delivery),
+            (next_timer, StepKind::ClientTimer),
+            (next_server, StepKind::ServerTimer),
+        ] {
             if let Some(t) = t {
                 if next.is_none_or(|(n, _)| t < n) {
                     next = Some((t, kind));
@@ -431,27 +458,32 @@ impl<C: ClientCore> Simulation<C> {
         // Time never goes backwards, even for a deadline that is already due.
         self.now = self.now.max(at);
         self.steps += 1;
+        let now = self.now;
         match kind {
-            0 => {
+            StepKind::Delivery => {
                 let Reverse((_, seq)) = self.queue.pop().expect("peeked");
                 let delivery = self.deliveries.remove(&seq).expect("scheduled");
                 self.deliver(delivery);
             }
-            1 => {
-                let now = self.now;
+            StepKind::ClientTimer => {
                 for core in &mut self.cores {
                     if core.poll_timeout().is_some_and(|t| t <= now) {
                         core.handle_timeout(now);
                     }
                 }
             }
-            _ => {
-                let now = self.now;
+            StepKind::ServerTimer => {
                 for s in self.servers.values_mut() {
                     if s.poll_timeout().is_some_and(|t| t <= now) {
                         s.handle_timeout(now);
                     }
                 }
+            }
+        }
+        if self.spurious.as_mut().is_some_and(|rng| rng.below(4) == 0) {
+            self.drain();
+            for core in &mut self.cores {
+                core.handle_timeout(now);
             }
         }
         self.drain();
@@ -498,8 +530,10 @@ impl<C: ClientCore> Simulation<C> {
                 }
             }
             Delivery::ToClient(_, data) => {
+                // Owned bytes, as every socket driver hands them over: seeded runs take the
+                // production read path.
                 if self.links.contains_key(&w) {
-                    self.cores[client].handle_data(conn, &data, now);
+                    self.cores[client].handle_bytes(conn, data, now);
                 }
             }
             Delivery::ServerClosed(_) => {

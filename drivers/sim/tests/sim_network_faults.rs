@@ -17,6 +17,9 @@
 //!   only the metadata refresh a producer or consumer would ask for after
 //!   NOT_LEADER_OR_FOLLOWER);
 //! - the run never exceeds its step bound (no livelock).
+//!
+//! Odd seeds also call `handle_timeout` at random steps when nothing is due
+//! ([`Simulation::with_spurious_timeouts`]): early and spurious timeouts must be harmless.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -109,6 +112,10 @@ impl Scenario {
                 jitter,
             })
             .with_max_steps(5_000_000);
+        // Odd seeds also time the core out at random (the contract says that is safe).
+        if seed % 2 == 1 {
+            sim = sim.with_spurious_timeouts();
+        }
         serve_cluster(&mut sim, &cluster);
         Scenario {
             sim,
