@@ -3,30 +3,152 @@
 //!
 //! # The driving contract
 //!
-//! A client core (today [`NetworkClient`] and the [`LowLevelClient`] over it; later the
-//! producer, consumer and admin cores, which all implement [`ClientCore`]) is driven by exactly
-//! one driver, which owns the sockets and the clock:
+//! Every client core — [`NetworkClient`], the [`LowLevelClient`] over it, and the producer,
+//! consumer and admin cores — implements [`ClientCore`] and is driven by exactly one driver:
+//! a kafkit runtime driver (`kafkit-tokio`, `kafkit-smol`, `kafkit-blocking`, all running the
+//! one loop in [`crate::driver::event_loop`]), the simulation, or an application's own event
+//! loop. The driver owns the sockets and the clock; the core owns every protocol decision.
 //!
-//! 1. Inputs. The driver calls [`ClientCore::handle_connected`] when a connection it was asked
-//!    to open is up (TCP connected and, with TLS, the handshake done),
-//!    [`ClientCore::handle_data`] with every chunk read from a socket (any size: frames may be
-//!    split or batched arbitrarily), [`ClientCore::handle_closed`] when a socket fails, closes,
-//!    or cannot be opened, and [`ClientCore::handle_timeout`] when the instant last returned by
-//!    [`ClientCore::poll_timeout`] has passed. The application's own calls (send a request,
-//!    later produce or subscribe) are inputs too: they only change state and queue output.
-//! 2. Outputs. After *every* input the driver drains [`ClientCore::poll_output`] until it
-//!    returns `None`, acting on each [`Output`]: open a connection (`Connect`, resolving the
-//!    host itself), write bytes in order (`Transmit`), close a socket (`Close`; no
-//!    `handle_closed` is expected for it), or hand an event to the application (`Event`).
-//!    Then it asks [`ClientCore::poll_timeout`] for the next deadline and sleeps until then or
-//!    until the next input.
-//! 3. Time. Every input carries `now`, which never goes backwards. The core never reads a
-//!    clock: timeouts fire only through `handle_timeout(now)`. In the simulation `now` is
-//!    virtual.
-//! 4. Randomness comes from the seeded [`Rng`] in the core's configuration, so a run replays
-//!    exactly from its seed and its inputs.
+//! 1. **Inputs.** [`ClientCore::handle_connected`] when a connection the core asked for is up
+//!    (TCP connected; TLS runs *inside* the core, so the driver never does a handshake);
+//!    [`ClientCore::handle_bytes`] (or [`ClientCore::handle_data`]) with every chunk read from
+//!    a socket, of any size — frames may be split or batched arbitrarily;
+//!    [`ClientCore::handle_closed`] when a socket fails, the peer closes it, or it cannot be
+//!    opened; [`ClientCore::handle_timeout`] when the instant last returned by
+//!    [`ClientCore::poll_timeout`] has passed. The application's commands (send a record,
+//!    commit, create a topic) are inputs too: they change state and queue output, and each
+//!    takes an [`OpId`](crate::OpId) that the event reporting its outcome carries back.
+//! 2. **Outputs.** After *every* input, drain [`ClientCore::poll_output`] until it returns
+//!    `None`, acting on each [`Output`] in order:
+//!    - `Connect { conn, host, port }`: open a TCP connection and later report it with
+//!      `handle_connected` or `handle_closed` (with [`CloseReason::ConnectFailed`]). `host` is
+//!      a name: its lookup may block, so resolve it off the thread that drives the core (the
+//!      socket drivers resolve on the connection's own task or thread). The core bounds the
+//!      whole setup with `socket_connection_setup_timeout_ms` itself.
+//!    - `Transmit { conn, data }`: write `data` after everything transmitted on `conn` before,
+//!      in order, through a queue of the driver's own. There is no backpressure signal: the
+//!      core bounds what it queues (in-flight requests per connection, the producer's buffer
+//!      memory, the consumer's fetch budget). The core transmits nothing on a connection
+//!      before `handle_connected` for it.
+//!    - `Close { conn }`: the core has forgotten the connection; no `handle_closed` is expected
+//!      for it. Bytes already queued for it must still be written before the socket closes —
+//!      they can be an acks=0 Produce the core already reported as sent, or a LeaveGroup —
+//!      within a bound of the driver's choosing (the socket drivers allow
+//!      [`CLOSE_LINGER`](crate::driver::event_loop::CLOSE_LINGER), 5 s).
+//!    - `Event(e)`: a result or state change for the application (a delivery, a commit, a
+//!      rebalance step, a fatal error, closed).
+//!
+//!    Inputs may be fed while draining (an application reacting to an event by calling the
+//!    core again is fine): what they queue comes after the outputs already queued.
+//! 3. **Time.** Every input carries `now`, which never goes backwards. The core never reads a
+//!    clock: its deadlines fire only through `handle_timeout(now)`. A `handle_timeout` that
+//!    comes early, late or when nothing is due is harmless (seeded simulations check this with
+//!    `Simulation::with_spurious_timeouts` in kafkit-sim), so a loop may call it whenever it
+//!    wakes. Record timestamps need the wall clock, which is an input too: the
+//!    producer core refuses records without a timestamp until it has been told the time.
+//! 4. **Randomness.** Jitter and other replayable choices come from the seeded [`Rng`]
+//!    (`random_seed`, else a seed from the entropy source). Anything an attacker must not
+//!    predict (SCRAM nonces) comes from the [`Entropy`] source in [`NetOptions::entropy`]:
+//!    the OS's randomness in the socket drivers (`kafkit_os::OsEntropy`), a
+//!    [`SeededEntropy`] only in simulations.
+//! 5. **Setup.** [`NetOptions::from_config`] builds the options from a configuration and a
+//!    [`DriverEnv`]. A PLAINTEXT or SASL_PLAINTEXT client needs only an entropy source there;
+//!    TLS needs a rustls crypto provider ([`DriverEnv::with_tls`]) and, for certificate files,
+//!    a file reader ([`DriverEnv::with_file_reader`]). `kafkit_os::driver_env()` has all three.
 //!
 //! Connection ids are chosen by the core and never reused within one core.
+//!
+//! # A loop of your own
+//!
+//! This is a whole, if naive, driver using only `std`: non-blocking sockets, polled every
+//! millisecond. A real one waits for readiness instead (`examples/embed_mio.rs` does, with
+//! the `polling` crate); the calls into the core are the same.
+//!
+//! ```no_run
+//! use std::collections::HashMap;
+//! use std::io::{ErrorKind, Read, Write};
+//! use std::net::TcpStream;
+//! use std::time::{Duration, Instant};
+//!
+//! use kafkit_core::network::{ClientCore, CloseReason, ConnId, Output};
+//!
+//! /// Drives `core` until `done` says so, handing every event to `on_event`.
+//! fn drive<C: ClientCore>(
+//!     core: &mut C,
+//!     mut on_event: impl FnMut(&mut C, C::Event),
+//!     mut done: impl FnMut(&C) -> bool,
+//! ) {
+//!     // Each connection: its socket and the bytes not yet written to it.
+//!     let mut socks: HashMap<ConnId, (TcpStream, Vec<u8>)> = HashMap::new();
+//!     let mut buf = vec![0u8; 64 * 1024];
+//!     while !done(core) {
+//!         let now = Instant::now();
+//!         // Outputs, after every input (the previous turn's and the application's).
+//!         while let Some(out) = core.poll_output() {
+//!             match out {
+//!                 Output::Connect { conn, host, port } => {
+//!                     // Blocks on the lookup and the connect: fine for a sketch.
+//!                     match TcpStream::connect((host.as_str(), port)) {
+//!                         Ok(s) => {
+//!                             s.set_nonblocking(true).unwrap();
+//!                             s.set_nodelay(true).unwrap();
+//!                             socks.insert(conn, (s, Vec::new()));
+//!                             core.handle_connected(conn, now);
+//!                         }
+//!                         Err(e) => core.handle_closed(
+//!                             conn,
+//!                             CloseReason::ConnectFailed(e.to_string()),
+//!                             now,
+//!                         ),
+//!                     }
+//!                 }
+//!                 Output::Transmit { conn, data } => {
+//!                     if let Some((_, pending)) = socks.get_mut(&conn) {
+//!                         pending.extend_from_slice(&data);
+//!                     }
+//!                 }
+//!                 Output::Close { conn } => {
+//!                     // Write what is queued before the socket goes (best effort here).
+//!                     if let Some((mut s, pending)) = socks.remove(&conn) {
+//!                         s.set_nonblocking(false).unwrap();
+//!                         let _ = s.write_all(&pending);
+//!                     }
+//!                 }
+//!                 Output::Event(event) => on_event(core, event),
+//!             }
+//!         }
+//!         // Sockets: write what is pending, read what arrived.
+//!         let mut failed = Vec::new();
+//!         for (conn, (s, pending)) in socks.iter_mut() {
+//!             while !pending.is_empty() {
+//!                 match s.write(pending) {
+//!                     Ok(n) => drop(pending.drain(..n)),
+//!                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+//!                     Err(e) => {
+//!                         failed.push((*conn, CloseReason::Io(e.to_string())));
+//!                         break;
+//!                     }
+//!                 }
+//!             }
+//!             match s.read(&mut buf) {
+//!                 Ok(0) => failed.push((*conn, CloseReason::PeerClosed)),
+//!                 Ok(n) => core.handle_data(*conn, &buf[..n], Instant::now()),
+//!                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+//!                 Err(e) => failed.push((*conn, CloseReason::Io(e.to_string()))),
+//!             }
+//!         }
+//!         for (conn, reason) in failed {
+//!             socks.remove(&conn);
+//!             core.handle_closed(conn, reason, Instant::now());
+//!         }
+//!         // Timers: early or spurious calls are harmless, so a coarse check is enough.
+//!         if core.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+//!             core.handle_timeout(Instant::now());
+//!         }
+//!         std::thread::sleep(Duration::from_millis(1));
+//!     }
+//! }
+//! ```
 
 mod client;
 mod cluster;
