@@ -182,6 +182,16 @@ impl Operation for ListGroups {
         }
     }
 
+    fn abandon(&mut self, error: AdminError) {
+        // One error for the metadata step if it is unfinished, and one per broker not heard
+        // from: the listing says which part of the cluster it is missing.
+        if self.metadata.take().is_some() || std::mem::take(&mut self.retry_metadata) {
+            self.errors.push(error.clone());
+        }
+        let unanswered = self.asked.drain().count() + std::mem::take(&mut self.retry).len();
+        self.errors.extend(std::iter::repeat_n(error, unanswered));
+    }
+
     fn finish(self: Box<Self>) -> AdminOutcome {
         let mut groups = self.groups;
         groups.sort();
