@@ -725,3 +725,6 @@ impl ClientCore for AdminCore {
             .min()
     }
 }
+
+#[cfg(test)]
+mod tests;
