@@ -128,7 +128,11 @@ fn framing_scenario(delivery: Delivery) -> Harness {
     let mut h = Harness::new(options(&[("b0", 9092)]), brokers, cluster);
     h.delivery = delivery;
     let ids: Vec<_> = (0..3)
-        .map(|_| h.client.send(Target::Any, list_groups(), None, h.now))
+        .map(|_| {
+            let id = h.next_op();
+            h.client.send(id, Target::Any, list_groups(), None, h.now);
+            id
+        })
         .collect();
     h.drive();
     for id in ids {

@@ -64,8 +64,10 @@ fn in_flight_requests_are_limited_per_connection() {
     let mut h = Harness::new(opts, single(broker), ClusterSpec::default());
     let ids: Vec<_> = (0..5)
         .map(|_| {
+            let id = h.next_op();
             h.client
-                .send(Target::Any, ListGroupsRequest::default(), None, h.now)
+                .send(id, Target::Any, ListGroupsRequest::default(), None, h.now);
+            id
         })
         .collect();
     h.drive();
@@ -108,11 +110,7 @@ fn requests_without_responses_complete_when_written() {
         timeout_ms: 1000,
         ..Default::default()
     });
-    let id = h
-        .client
-        .network()
-        .send(Target::Any, produce, None, false, h.now);
-    h.drive();
+    let id = h.send(Target::Any, produce);
     let resp = h.expect_ok(id);
     assert!(matches!(resp.body, ResponseBody::Produce(_)));
     assert_eq!(h.elapsed(), Duration::ZERO);
@@ -148,9 +146,14 @@ fn broker_closing_with_requests_in_flight_fails_them_naming_the_broker() {
 fn max_version_caps_the_negotiated_version() {
     let (brokers, cluster) = three_brokers();
     let mut h = Harness::new(options(&[("b0", 9092)]), brokers, cluster);
-    let id = h
-        .client
-        .send(Target::Any, ListGroupsRequest::default(), Some(2), h.now);
+    let id = h.next_op();
+    h.client.send(
+        id,
+        Target::Any,
+        ListGroupsRequest::default(),
+        Some(2),
+        h.now,
+    );
     h.drive();
     assert_eq!(h.expect_ok(id).version, 2);
     assert_eq!(h.brokers[0].received.last().unwrap().version(), 2);
@@ -240,11 +243,16 @@ fn closing_the_client_fails_everything_and_closes_every_connection() {
     let in_flight = h.send(Target::Node(-1), ListGroupsRequest::default());
     let waiting = h.send(Target::Node(-2), ListGroupsRequest::default());
     assert_eq!(h.brokers[0].of(ApiKey::ListGroups).len(), 1);
-    h.client.close();
+    h.client.abort();
     h.drive();
     assert_eq!(h.result(in_flight), Some(&Err(NetError::Closed)));
     assert_eq!(h.result(waiting), Some(&Err(NetError::Closed)));
     assert_eq!(h.closes.len(), 1);
+    assert_eq!(
+        h.closed_at,
+        Some(h.now),
+        "Closed reported after the failures"
+    );
     assert_eq!(h.poll_timeout(), None);
     // A request after close: nothing opens, no busy loop, and it fails.
     let later = h.send(Target::Any, ListGroupsRequest::default());
@@ -260,8 +268,63 @@ fn request_after_close_fails_at_once_with_closed() {
         single(Broker::new(0, "b0", 9092)),
         ClusterSpec::default(),
     );
-    h.client.close();
+    h.client.close(Duration::from_secs(5), h.now);
+    h.drive();
+    assert_eq!(
+        h.closed_at,
+        Some(h.now),
+        "nothing in progress: closed at once"
+    );
     let id = h.send(Target::Any, ListGroupsRequest::default());
     assert_eq!(h.result(id), Some(&Err(NetError::Closed)));
     assert!(h.connects.is_empty());
+}
+
+#[test]
+fn graceful_close_lets_requests_in_progress_finish_and_refuses_new_ones() {
+    let mut h = Harness::new(
+        options(&[("b0", 9092)]),
+        single(Broker::new(0, "b0", 9092).with_response_delay(Duration::from_millis(300))),
+        ClusterSpec::default(),
+    );
+    let first = h.send(Target::Any, ListGroupsRequest::default());
+    h.client.close(Duration::from_secs(5), h.now);
+    let refused = h.send(Target::Any, ListGroupsRequest::default());
+    assert_eq!(h.result(refused), Some(&Err(NetError::Closed)));
+    assert_eq!(h.closed_at, None, "a request is still in progress");
+    h.expect_ok(first);
+    h.drive();
+    let closed = h.closed_at.expect("closed once the last request completed");
+    assert!(
+        closed - h.start < Duration::from_secs(5),
+        "did not wait for the deadline"
+    );
+    assert_eq!(h.closes.len(), 1, "the connection closed");
+    assert_eq!(h.poll_timeout(), None);
+}
+
+#[test]
+fn graceful_close_fails_what_is_left_at_its_deadline() {
+    let broker = Broker::new(0, "b0", 9092).with_hook(|req| match req.api() {
+        ApiKey::ListGroups => Reply::Silence,
+        _ => Reply::Default,
+    });
+    let mut h = Harness::new(
+        options(&[("b0", 9092)]),
+        single(broker),
+        ClusterSpec::default(),
+    );
+    let stuck = h.send(Target::Any, ListGroupsRequest::default());
+    assert_eq!(h.brokers[0].of(ApiKey::ListGroups).len(), 1);
+    let closing = h.now;
+    h.client.close(Duration::from_secs(2), h.now);
+    let err = h.expect_err(stuck, Duration::from_secs(10));
+    assert_eq!(err, NetError::Closed);
+    assert_eq!(
+        h.now - closing,
+        Duration::from_secs(2),
+        "failed at the close deadline"
+    );
+    assert_eq!(h.closed_at, Some(h.now));
+    assert_eq!(h.closes.len(), 1);
 }

@@ -193,7 +193,8 @@ fn check_version_reports_the_release_of_a_modern_broker() {
         (18, 0, 3),
     ]);
     let mut h = Harness::new(options(&[("b0", 9092)]), brokers, cluster);
-    let id = h.client.check_version(h.now);
+    let id = h.next_op();
+    h.client.check_version(id, h.now);
     h.drive();
     let resp = h.expect_ok(id);
     assert_eq!(resp.version, 11);

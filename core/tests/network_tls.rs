@@ -307,9 +307,9 @@ fn garbage_instead_of_a_server_hello_fails_cleanly() {
             vec![broker],
             ClusterSpec::default(),
         );
-        let id = h
-            .client
-            .send(Target::Any, ListGroupsRequest::default(), None, h.now);
+        let id = h.next_op();
+        h.client
+            .send(id, Target::Any, ListGroupsRequest::default(), None, h.now);
         h.drive();
         let conn = h.connects[0].conn;
         h.inject(conn, &junk);

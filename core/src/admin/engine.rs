@@ -65,6 +65,10 @@ pub(crate) trait Operation: Send {
     fn on_response(&mut self, tag: u64, result: Result<Response, NetError>, ctx: &mut Ctx<'_>);
     /// The retry asked for with [`Ctx::retry_later`] is due.
     fn on_retry(&mut self, ctx: &mut Ctx<'_>);
+    /// Gives up on everything still outstanding (the client is closing or aborting): every
+    /// item not answered yet fails with `error`. Responses to requests already sent are
+    /// not delivered afterwards; the core calls [`Operation::finish`] next.
+    fn abandon(&mut self, error: AdminError);
     /// The result, once nothing is outstanding.
     fn finish(self: Box<Self>) -> AdminOutcome;
 }
@@ -209,6 +213,17 @@ impl<A: Api> Operation for Batched<A> {
     fn on_retry(&mut self, ctx: &mut Ctx<'_>) {
         let keys = std::mem::take(&mut self.retry);
         self.send(keys, ctx);
+    }
+
+    fn abandon(&mut self, error: AdminError) {
+        let open = std::mem::take(&mut self.open);
+        let retry = std::mem::take(&mut self.retry);
+        let in_flight = self.in_flight.drain().flat_map(|(_, keys)| keys);
+        for key in open.into_iter().chain(retry).chain(in_flight) {
+            self.results
+                .entry(key)
+                .or_insert_with(|| Err(error.clone()));
+        }
     }
 
     fn finish(self: Box<Self>) -> AdminOutcome {

@@ -59,6 +59,8 @@ fn net_each<K: Clone, V>(keys: &[K], e: NetError, refresh: Refresh) -> Vec<(K, V
 
 /// ListGroups on every broker, gathered. First a Metadata request names the brokers.
 pub(crate) struct ListGroups {
+    /// Whether the call was started (a call refused by a closing client never is).
+    started: bool,
     metadata: Option<u64>,
     asked: HashMap<u64, NodeId>,
     retry: Vec<NodeId>,
@@ -70,6 +72,7 @@ pub(crate) struct ListGroups {
 impl ListGroups {
     pub fn new() -> Self {
         ListGroups {
+            started: false,
             metadata: None,
             asked: HashMap::new(),
             retry: Vec::new(),
@@ -108,6 +111,7 @@ impl ListGroups {
 
 impl Operation for ListGroups {
     fn start(&mut self, ctx: &mut Ctx<'_>) {
+        self.started = true;
         self.ask_metadata(ctx);
     }
 
@@ -180,6 +184,17 @@ impl Operation for ListGroups {
         for node in std::mem::take(&mut self.retry) {
             self.ask(node, ctx);
         }
+    }
+
+    fn abandon(&mut self, error: AdminError) {
+        // One error for the metadata step if it is unfinished (or never began), and one per
+        // broker not heard from: the listing says which part of the cluster it is missing.
+        let metadata_open = self.metadata.take().is_some();
+        if !self.started || metadata_open || std::mem::take(&mut self.retry_metadata) {
+            self.errors.push(error.clone());
+        }
+        let unanswered = self.asked.drain().count() + std::mem::take(&mut self.retry).len();
+        self.errors.extend(std::iter::repeat_n(error, unanswered));
     }
 
     fn finish(self: Box<Self>) -> AdminOutcome {

@@ -6,9 +6,17 @@
 //! # Contract
 //!
 //! * Driving: [`AdminCore`] implements [`ClientCore`]; drive it as the [`crate::network`]
-//!   docs say. Each call (`create_topics`, `describe_configs`, ...) takes `now`, returns an
-//!   [`OpId`] at once and completes later with exactly one [`AdminEvent::Completed`] carrying
-//!   its [`AdminOutcome`]. The core never reads a clock or spawns anything.
+//!   docs say. Each call (`create_topics`, `describe_configs`, ...) takes an [`OpId`] the
+//!   application chooses and `now`, returns at once, and completes later with exactly one
+//!   [`AdminEvent::Completed`] carrying that id and the call's [`AdminOutcome`] (a call
+//!   refused at once, because the client is closing, completes in the output queue before
+//!   the call returns). The core never interprets the ids: an id given twice is reported
+//!   twice. It never reads a clock or spawns anything.
+//! * Closing: [`AdminCore::close`] is graceful: no new calls are accepted (they complete at
+//!   once, every item failing with [`AdminError::Closed`]); calls in progress go on, retries
+//!   included, until they complete or the close timeout passes, when the rest fail with
+//!   [`AdminError::Closed`]; then the connections close and [`AdminEvent::Closed`] is
+//!   emitted, once. [`AdminCore::abort`] does all of that at once, without waiting.
 //! * Routing: topic creation, deletion and partition growth go to the controller; group
 //!   calls and their offsets to the group's coordinator (FindCoordinator, cached); record
 //!   deletion to each partition's leader; broker configs and log dirs to that broker; group
@@ -62,11 +70,15 @@ pub use crate::OpId;
 pub enum AdminEvent {
     /// A call completed.
     Completed {
-        /// The call.
+        /// The id the call was given.
         id: OpId,
         /// Its result.
         outcome: AdminOutcome,
     },
+    /// The client has closed ([`AdminCore::close`] finished, or [`AdminCore::abort`]): every
+    /// call has completed and the connections are closed. Emitted once, after the last
+    /// [`AdminEvent::Completed`].
+    Closed,
 }
 
 /// The result of an admin call; the variant follows from the call.
@@ -109,10 +121,23 @@ pub enum AdminOutcome {
 }
 
 struct OpEntry {
+    /// The application's id, handed back in the completion.
+    id: OpId,
     op: Box<dyn Operation>,
     deadline: Instant,
     in_flight: usize,
     retry_at: Option<Instant>,
+}
+
+/// Where the client is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// [`AdminCore::close`] was called: calls in progress may run until `deadline`.
+    Closing {
+        deadline: Instant,
+    },
+    Closed,
 }
 
 /// The admin client's state machine. See the module docs for the contract.
@@ -121,11 +146,13 @@ pub struct AdminCore {
     default_timeout: Duration,
     request_timeout: Duration,
     retry_backoff: Duration,
-    ops: BTreeMap<OpId, OpEntry>,
-    requests: HashMap<RequestId, (OpId, u64)>,
+    /// Calls in progress, by an internal key: application ids may repeat.
+    ops: BTreeMap<u64, OpEntry>,
+    requests: HashMap<RequestId, (u64, u64)>,
     out: VecDeque<Output<AdminEvent>>,
-    next_op: u64,
+    next_key: u64,
     next_tag: u64,
+    state: State,
 }
 
 impl std::fmt::Debug for AdminCore {
@@ -150,8 +177,9 @@ impl AdminCore {
             ops: BTreeMap::new(),
             requests: HashMap::new(),
             out: VecDeque::new(),
-            next_op: 0,
+            next_key: 0,
             next_tag: 0,
+            state: State::Open,
         }
     }
 
@@ -165,52 +193,103 @@ impl AdminCore {
         self.ops.len()
     }
 
-    /// Closes every connection; calls in progress complete at once with what they have (items
-    /// still open fail with [`crate::network::NetError::Closed`] or are left out).
-    pub fn close(&mut self) {
-        self.net.close();
-        self.drain_net(None);
-        let waiting: Vec<OpId> = self
-            .ops
-            .iter()
-            .filter(|(_, e)| e.in_flight == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            let entry = self.ops.remove(&id).expect("listed");
-            let outcome = entry.op.finish();
-            self.out
-                .push_back(Output::Event(AdminEvent::Completed { id, outcome }));
+    /// Whether the client has closed ([`AdminEvent::Closed`] was emitted).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Closes gracefully: no new calls are accepted (they complete at once with every item
+    /// failing [`AdminError::Closed`]); calls in progress go on until they complete or
+    /// `timeout` has passed, when what is left of them fails with [`AdminError::Closed`];
+    /// then the connections close and [`AdminEvent::Closed`] is emitted. With nothing in
+    /// progress that happens now. Calling it again only brings the deadline forward.
+    pub fn close(&mut self, timeout: Duration, now: Instant) {
+        let deadline = now + timeout;
+        self.state = match self.state {
+            State::Open => State::Closing { deadline },
+            State::Closing { deadline: d } => State::Closing {
+                deadline: d.min(deadline),
+            },
+            State::Closed => return,
+        };
+        self.settle_close(now);
+    }
+
+    /// Closes at once: every call in progress completes now, its unanswered items failing
+    /// with [`AdminError::Closed`], the connections close and [`AdminEvent::Closed`] is
+    /// emitted (unless it already was).
+    pub fn abort(&mut self) {
+        if self.state != State::Closed {
+            self.finish_close();
         }
     }
 
-    fn start(&mut self, op: Box<dyn Operation>, timeout: Option<Duration>, now: Instant) -> OpId {
-        self.next_op += 1;
-        let id = OpId(self.next_op);
+    /// Ends a graceful close once nothing is in progress or its deadline has passed.
+    fn settle_close(&mut self, now: Instant) {
+        if let State::Closing { deadline } = self.state {
+            if self.ops.is_empty() || now >= deadline {
+                self.finish_close();
+            }
+        }
+    }
+
+    fn finish_close(&mut self) {
+        self.state = State::Closed;
+        for (_, mut entry) in std::mem::take(&mut self.ops) {
+            entry.op.abandon(AdminError::Closed);
+            let outcome = entry.op.finish();
+            self.out.push_back(Output::Event(AdminEvent::Completed {
+                id: entry.id,
+                outcome,
+            }));
+        }
+        // The network layer fails what it still holds; nobody is left to take the results.
+        self.requests.clear();
+        self.net.close();
+        self.drain_net(None);
+        self.out.push_back(Output::Event(AdminEvent::Closed));
+    }
+
+    fn start(
+        &mut self,
+        id: OpId,
+        mut op: Box<dyn Operation>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) {
+        if self.state != State::Open {
+            op.abandon(AdminError::Closed);
+            let outcome = op.finish();
+            self.out
+                .push_back(Output::Event(AdminEvent::Completed { id, outcome }));
+            return;
+        }
+        self.next_key += 1;
+        let key = self.next_key;
         let deadline = now + timeout.unwrap_or(self.default_timeout);
         self.ops.insert(
-            id,
+            key,
             OpEntry {
+                id,
                 op,
                 deadline,
                 in_flight: 0,
                 retry_at: None,
             },
         );
-        self.with_op(id, now, |op, ctx| op.start(ctx));
+        self.with_op(key, now, |op, ctx| op.start(ctx));
         self.drain_net(Some(now));
-        id
     }
 
     /// Runs `f` on a call's operation, then sends what it queued and finishes the call if
     /// nothing of it is outstanding.
     fn with_op(
         &mut self,
-        id: OpId,
+        key: u64,
         now: Instant,
         f: impl FnOnce(&mut dyn Operation, &mut Ctx<'_>),
     ) {
-        let Some(entry) = self.ops.get_mut(&id) else {
+        let Some(entry) = self.ops.get_mut(&key) else {
             return;
         };
         let mut ctx = Ctx {
@@ -237,42 +316,32 @@ impl AdminCore {
                 now,
             );
             entry.in_flight += 1;
-            self.requests.insert(rid, (id, call.tag));
+            self.requests.insert(rid, (key, call.tag));
         }
         if entry.in_flight == 0 && entry.retry_at.is_none() {
-            let entry = self.ops.remove(&id).expect("present");
+            let entry = self.ops.remove(&key).expect("present");
             let outcome = entry.op.finish();
-            self.out
-                .push_back(Output::Event(AdminEvent::Completed { id, outcome }));
+            self.out.push_back(Output::Event(AdminEvent::Completed {
+                id: entry.id,
+                outcome,
+            }));
         }
     }
 
-    /// Moves the network layer's output into ours, handing responses to their calls.
+    /// Moves the network layer's output into ours, handing responses to their calls (none
+    /// without `now`: the client has closed and its calls are gone).
     fn drain_net(&mut self, now: Option<Instant>) {
         while let Some(o) = self.net.poll_output() {
             match o {
                 Output::Event(NetEvent::Response { id, result }) => {
-                    let Some((op, tag)) = self.requests.remove(&id) else {
+                    let Some(now) = now else { continue };
+                    let Some((key, tag)) = self.requests.remove(&id) else {
                         continue;
                     };
-                    if let Some(e) = self.ops.get_mut(&op) {
+                    if let Some(e) = self.ops.get_mut(&key) {
                         e.in_flight -= 1;
                     }
-                    match now {
-                        Some(now) => {
-                            self.with_op(op, now, |o, ctx| o.on_response(tag, result, ctx))
-                        }
-                        None => {
-                            // Closing: no time, no retries; the call ends with what it has.
-                            let entry = self.ops.get(&op);
-                            let deadline = entry.map(|e| e.deadline);
-                            if let Some(deadline) = deadline {
-                                self.with_op(op, deadline, |o, ctx| {
-                                    o.on_response(tag, result, ctx)
-                                });
-                            }
-                        }
-                    }
+                    self.with_op(key, now, |o, ctx| o.on_response(tag, result, ctx));
                 }
                 Output::Event(NetEvent::MetadataUpdated(_)) => {}
                 Output::Connect { conn, host, port } => {
@@ -293,11 +362,12 @@ impl AdminCore {
     /// invalid request.
     pub fn create_topics(
         &mut self,
+        op: OpId,
         topics: Vec<NewTopic>,
         validate_only: bool,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
+    ) {
         let mut map = BTreeMap::new();
         let mut dupes = Vec::new();
         for t in topics {
@@ -307,7 +377,7 @@ impl AdminCore {
             }
         }
         let keys = map.keys().cloned().collect();
-        let mut op = Batched::new(
+        let mut call = Batched::new(
             topics::CreateTopics {
                 topics: map,
                 validate_only,
@@ -316,71 +386,75 @@ impl AdminCore {
         );
         for d in dupes {
             let e = AdminError::InvalidRequest(format!("topic {d} is named more than once"));
-            op = op.settle(d, Err(e));
+            call = call.settle(d, Err(e));
         }
-        self.start(Box::new(op), timeout, now)
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Deletes topics (DeleteTopics at the controller). Completes with
     /// [`AdminOutcome::Topics`].
     pub fn delete_topics(
         &mut self,
+        op: OpId,
         topics: Vec<String>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(topics::DeleteTopics, topics);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(topics::DeleteTopics, topics);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Grows topics' partition counts (CreatePartitions at the controller). Completes with
     /// [`AdminOutcome::Topics`].
     pub fn create_partitions(
         &mut self,
+        op: OpId,
         partitions: BTreeMap<String, NewPartitions>,
         validate_only: bool,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
+    ) {
         let keys = partitions.keys().cloned().collect();
-        let op = Batched::new(
+        let call = Batched::new(
             topics::CreatePartitions {
                 topics: partitions,
                 validate_only,
             },
             keys,
         );
-        self.start(Box::new(op), timeout, now)
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Lists topics (Metadata for all); internal topics only with `list_internal`. Completes
     /// with [`AdminOutcome::TopicListing`].
     pub fn list_topics(
         &mut self,
+        op: OpId,
         list_internal: bool,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(topics::ListTopics { list_internal }, vec![()]);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(topics::ListTopics { list_internal }, vec![()]);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Describes topics (Metadata). Completes with [`AdminOutcome::TopicDescriptions`].
     pub fn describe_topics(
         &mut self,
+        op: OpId,
         topics: Vec<String>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(topics::DescribeTopics, topics);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(topics::DescribeTopics, topics);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Describes the cluster (DescribeCluster, or Metadata where the broker lacks it).
     /// Completes with [`AdminOutcome::Cluster`].
-    pub fn describe_cluster(&mut self, timeout: Option<Duration>, now: Instant) -> OpId {
-        let op = Batched::new(topics::DescribeCluster { legacy: false }, vec![()]);
-        self.start(Box::new(op), timeout, now)
+    pub fn describe_cluster(&mut self, op: OpId, timeout: Option<Duration>, now: Instant) {
+        let call = Batched::new(topics::DescribeCluster { legacy: false }, vec![()]);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     // ---- configs ---------------------------------------------------------------------------
@@ -389,12 +463,13 @@ impl AdminCore {
     /// Completes with [`AdminOutcome::Configs`].
     pub fn describe_configs(
         &mut self,
+        op: OpId,
         resources: Vec<ConfigResource>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(configs::DescribeConfigs, resources);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(configs::DescribeConfigs, resources);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Changes configs (IncrementalAlterConfigs; on brokers without it, the legacy
@@ -402,13 +477,14 @@ impl AdminCore {
     /// [`AdminOutcome::Altered`].
     pub fn alter_configs(
         &mut self,
+        op: OpId,
         changes: BTreeMap<ConfigResource, Vec<AlterConfigOp>>,
         validate_only: bool,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
+    ) {
         let keys = changes.keys().cloned().collect();
-        let op = Batched::new(
+        let call = Batched::new(
             configs::AlterConfigs {
                 changes,
                 validate_only,
@@ -417,58 +493,61 @@ impl AdminCore {
             },
             keys,
         );
-        self.start(Box::new(op), timeout, now)
+        self.start(op, Box::new(call), timeout, now)
     }
 
     // ---- groups ----------------------------------------------------------------------------
 
     /// Lists consumer groups (ListGroups at every broker, gathered). Completes with
     /// [`AdminOutcome::GroupListing`].
-    pub fn list_consumer_groups(&mut self, timeout: Option<Duration>, now: Instant) -> OpId {
-        self.start(Box::new(groups::ListGroups::new()), timeout, now)
+    pub fn list_consumer_groups(&mut self, op: OpId, timeout: Option<Duration>, now: Instant) {
+        self.start(op, Box::new(groups::ListGroups::new()), timeout, now)
     }
 
     /// Describes consumer groups (DescribeGroups at each coordinator). Completes with
     /// [`AdminOutcome::GroupDescriptions`].
     pub fn describe_consumer_groups(
         &mut self,
+        op: OpId,
         groups: Vec<String>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(groups::DescribeGroups, groups);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(groups::DescribeGroups, groups);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Deletes consumer groups (DeleteGroups at each coordinator; a group must be empty).
     /// Completes with [`AdminOutcome::Groups`].
     pub fn delete_consumer_groups(
         &mut self,
+        op: OpId,
         groups: Vec<String>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(groups::DeleteGroups, groups);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(groups::DeleteGroups, groups);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// A group's committed offsets (OffsetFetch), of `partitions` or of every partition.
     /// Completes with [`AdminOutcome::GroupOffsets`].
     pub fn list_consumer_group_offsets(
         &mut self,
+        op: OpId,
         group: &str,
         partitions: Option<Vec<TopicPartition>>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(
+    ) {
+        let call = Batched::new(
             groups::ListGroupOffsets {
                 group: group.to_owned(),
                 partitions,
             },
             vec![()],
         );
-        self.start(Box::new(op), timeout, now)
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Commits offsets for a group from outside it (OffsetCommit, generation -1, no member,
@@ -476,38 +555,40 @@ impl AdminCore {
     /// [`AdminOutcome::Partitions`].
     pub fn alter_consumer_group_offsets(
         &mut self,
+        op: OpId,
         group: &str,
         offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
+    ) {
         let keys = offsets.keys().cloned().collect();
-        let op = Batched::new(
+        let call = Batched::new(
             groups::AlterGroupOffsets {
                 group: group.to_owned(),
                 offsets,
             },
             keys,
         );
-        self.start(Box::new(op), timeout, now)
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Deletes a group's committed offsets (OffsetDelete). Completes with
     /// [`AdminOutcome::Partitions`].
     pub fn delete_consumer_group_offsets(
         &mut self,
+        op: OpId,
         group: &str,
         partitions: Vec<TopicPartition>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(
+    ) {
+        let call = Batched::new(
             groups::DeleteGroupOffsets {
                 group: group.to_owned(),
             },
             partitions,
         );
-        self.start(Box::new(op), timeout, now)
+        self.start(op, Box::new(call), timeout, now)
     }
 
     // ---- records, log dirs, ACLs -----------------------------------------------------------
@@ -516,73 +597,78 @@ impl AdminCore {
     /// -1 means the high watermark). Completes with [`AdminOutcome::DeletedRecords`].
     pub fn delete_records(
         &mut self,
+        op: OpId,
         before: BTreeMap<TopicPartition, i64>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
+    ) {
         let keys = before.keys().cloned().collect();
-        let op = Batched::new(groups::DeleteRecords { before }, keys);
-        self.start(Box::new(op), timeout, now)
+        let call = Batched::new(groups::DeleteRecords { before }, keys);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Describes the log dirs of brokers (DescribeLogDirs at each). Completes with
     /// [`AdminOutcome::LogDirs`].
     pub fn describe_log_dirs(
         &mut self,
+        op: OpId,
         brokers: Vec<NodeId>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(acls::DescribeLogDirs, brokers);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(acls::DescribeLogDirs, brokers);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// The ACLs matching `filter` (DescribeAcls). Completes with [`AdminOutcome::Acls`].
     pub fn describe_acls(
         &mut self,
+        op: OpId,
         filter: AclBindingFilter,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(acls::DescribeAcls { filter }, vec![()]);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(acls::DescribeAcls { filter }, vec![()]);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Creates ACLs (CreateAcls). Completes with [`AdminOutcome::CreatedAcls`].
     pub fn create_acls(
         &mut self,
+        op: OpId,
         acls: Vec<AclBinding>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(acls::CreateAcls, acls);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(acls::CreateAcls, acls);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     /// Deletes the ACLs matching each filter (DeleteAcls). Completes with
     /// [`AdminOutcome::DeletedAcls`].
     pub fn delete_acls(
         &mut self,
+        op: OpId,
         filters: Vec<AclBindingFilter>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let op = Batched::new(acls::DeleteAcls, filters);
-        self.start(Box::new(op), timeout, now)
+    ) {
+        let call = Batched::new(acls::DeleteAcls, filters);
+        self.start(op, Box::new(call), timeout, now)
     }
 
     fn fire_retries(&mut self, now: Instant) {
-        let due: Vec<OpId> = self
+        let due: Vec<u64> = self
             .ops
             .iter()
             .filter(|(_, e)| e.retry_at.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
+            .map(|(key, _)| *key)
             .collect();
-        for id in due {
-            if let Some(e) = self.ops.get_mut(&id) {
+        for key in due {
+            if let Some(e) = self.ops.get_mut(&key) {
                 e.retry_at = None;
             }
-            self.with_op(id, now, |op, ctx| op.on_retry(ctx));
+            self.with_op(key, now, |op, ctx| op.on_retry(ctx));
         }
     }
 }
@@ -593,21 +679,25 @@ impl ClientCore for AdminCore {
     fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         self.net.handle_connected(conn, now);
         self.drain_net(Some(now));
+        self.settle_close(now);
     }
 
     fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         self.net.handle_data(conn, data, now);
         self.drain_net(Some(now));
+        self.settle_close(now);
     }
 
     fn handle_bytes(&mut self, conn: ConnId, data: bytes::Bytes, now: Instant) {
         self.net.handle_bytes(conn, data, now);
         self.drain_net(Some(now));
+        self.settle_close(now);
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         self.net.handle_closed(conn, reason, now);
         self.drain_net(Some(now));
+        self.settle_close(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -615,6 +705,7 @@ impl ClientCore for AdminCore {
         self.drain_net(Some(now));
         self.fire_retries(now);
         self.drain_net(Some(now));
+        self.settle_close(now);
     }
 
     fn poll_output(&mut self) -> Option<Output<AdminEvent>> {
@@ -622,10 +713,18 @@ impl ClientCore for AdminCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        let close = match self.state {
+            State::Open => None,
+            State::Closing { deadline } => Some(deadline),
+            State::Closed => return None,
+        };
         let retry = self.ops.values().filter_map(|e| e.retry_at).min();
-        match (self.net.poll_timeout(), retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.net.poll_timeout(), retry, close]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,31 +17,45 @@ use crate::admin::{
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::network::NodeId;
 
-/// Completes the [`AdminHandle`]'s futures from the [`AdminCore`]'s events.
+/// Completes the [`AdminHandle`]'s futures from the [`AdminCore`]'s events: it names each
+/// call with the next [`OpId`] of its own counter and keeps the call's oneshot under it.
 #[derive(Default)]
 pub struct AdminHandler {
     waiting: HashMap<OpId, oneshot::Sender<AdminOutcome>>,
+    last_op: u64,
 }
 
 impl Handler<AdminCore> for AdminHandler {
     fn on_event(&mut self, _core: &mut AdminCore, event: AdminEvent, _now: Instant) {
-        let AdminEvent::Completed { id, outcome } = event;
-        if let Some(reply) = self.waiting.remove(&id) {
-            // The caller may have stopped waiting; that is fine.
-            let _ = reply.send(outcome);
+        match event {
+            AdminEvent::Completed { id, outcome } => {
+                if let Some(reply) = self.waiting.remove(&id) {
+                    // The caller may have stopped waiting; that is fine.
+                    let _ = reply.send(outcome);
+                }
+            }
+            // Every call completed before this; anything still waiting was never started.
+            AdminEvent::Closed => self.waiting.clear(),
         }
     }
 
     fn on_shutdown(&mut self, core: &mut AdminCore) {
-        core.close();
-        // Dropping the senders fails the waiting calls with `AdminError::Closed`.
+        core.abort();
+        // The loop stops without draining the core: dropping the senders fails the waiting
+        // calls with `AdminError::Closed`.
         self.waiting.clear();
     }
 }
 
 impl AdminHandler {
+    /// A fresh id for a call, from the handler's counter.
+    pub fn next_op(&mut self) -> OpId {
+        self.last_op += 1;
+        OpId(self.last_op)
+    }
+
     /// Remembers who waits for call `id` (for loops that start calls themselves, such as
-    /// the simulation's).
+    /// the simulation's; take `id` from [`AdminHandler::next_op`] so it cannot clash).
     pub fn wait_for(&mut self, id: OpId, reply: oneshot::Sender<AdminOutcome>) {
         self.waiting.insert(id, reply);
     }
@@ -85,13 +99,14 @@ impl AdminHandle {
 
     async fn call(
         &self,
-        f: impl FnOnce(&mut AdminCore, Option<Duration>, Instant) -> OpId + Send + 'static,
+        f: impl FnOnce(&mut AdminCore, OpId, Option<Duration>, Instant) + Send + 'static,
     ) -> Result<AdminOutcome, AdminError> {
         let (tx, rx) = oneshot::channel();
         let timeout = self.timeout;
         self.cmds
             .run(move |core, handler, now| {
-                let id = f(core, timeout, now);
+                let id = handler.next_op();
+                f(core, id, timeout, now);
                 handler.waiting.insert(id, tx);
             })
             .map_err(|_| AdminError::Closed)?;
@@ -105,7 +120,7 @@ impl AdminHandle {
         validate_only: bool,
     ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.create_topics(topics, validate_only, t, now))
+            .call(move |c, op, t, now| c.create_topics(op, topics, validate_only, t, now))
             .await?;
         Ok(expect_outcome!(o, Topics))
     }
@@ -116,7 +131,7 @@ impl AdminHandle {
         topics: Vec<String>,
     ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.delete_topics(topics, t, now))
+            .call(move |c, op, t, now| c.delete_topics(op, topics, t, now))
             .await?;
         Ok(expect_outcome!(o, Topics))
     }
@@ -128,7 +143,7 @@ impl AdminHandle {
         validate_only: bool,
     ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.create_partitions(partitions, validate_only, t, now))
+            .call(move |c, op, t, now| c.create_partitions(op, partitions, validate_only, t, now))
             .await?;
         Ok(expect_outcome!(o, Topics))
     }
@@ -136,7 +151,7 @@ impl AdminHandle {
     /// Lists topics; internal ones only with `list_internal`.
     pub async fn list_topics(&self, list_internal: bool) -> Result<Vec<TopicListing>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.list_topics(list_internal, t, now))
+            .call(move |c, op, t, now| c.list_topics(op, list_internal, t, now))
             .await?;
         expect_outcome!(o, TopicListing)
     }
@@ -147,14 +162,16 @@ impl AdminHandle {
         topics: Vec<String>,
     ) -> Result<BTreeMap<String, Result<TopicDescription, AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.describe_topics(topics, t, now))
+            .call(move |c, op, t, now| c.describe_topics(op, topics, t, now))
             .await?;
         Ok(expect_outcome!(o, TopicDescriptions))
     }
 
     /// Describes the cluster: id, controller, brokers.
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, AdminError> {
-        let o = self.call(|c, t, now| c.describe_cluster(t, now)).await?;
+        let o = self
+            .call(|c, op, t, now| c.describe_cluster(op, t, now))
+            .await?;
         expect_outcome!(o, Cluster)
     }
 
@@ -164,7 +181,7 @@ impl AdminHandle {
         resources: Vec<ConfigResource>,
     ) -> Result<BTreeMap<ConfigResource, Result<Vec<ConfigEntry>, AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.describe_configs(resources, t, now))
+            .call(move |c, op, t, now| c.describe_configs(op, resources, t, now))
             .await?;
         Ok(expect_outcome!(o, Configs))
     }
@@ -176,7 +193,7 @@ impl AdminHandle {
         validate_only: bool,
     ) -> Result<BTreeMap<ConfigResource, Result<(), AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.alter_configs(changes, validate_only, t, now))
+            .call(move |c, op, t, now| c.alter_configs(op, changes, validate_only, t, now))
             .await?;
         Ok(expect_outcome!(o, Altered))
     }
@@ -184,7 +201,7 @@ impl AdminHandle {
     /// Lists consumer groups on every broker.
     pub async fn list_consumer_groups(&self) -> Result<ConsumerGroupsListing, AdminError> {
         let o = self
-            .call(|c, t, now| c.list_consumer_groups(t, now))
+            .call(|c, op, t, now| c.list_consumer_groups(op, t, now))
             .await?;
         expect_outcome!(o, GroupListing)
     }
@@ -195,7 +212,7 @@ impl AdminHandle {
         groups: Vec<String>,
     ) -> Result<BTreeMap<String, Result<ConsumerGroupDescription, AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.describe_consumer_groups(groups, t, now))
+            .call(move |c, op, t, now| c.describe_consumer_groups(op, groups, t, now))
             .await?;
         Ok(expect_outcome!(o, GroupDescriptions))
     }
@@ -206,7 +223,7 @@ impl AdminHandle {
         groups: Vec<String>,
     ) -> Result<BTreeMap<String, Result<(), AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.delete_consumer_groups(groups, t, now))
+            .call(move |c, op, t, now| c.delete_consumer_groups(op, groups, t, now))
             .await?;
         Ok(expect_outcome!(o, Groups))
     }
@@ -219,7 +236,9 @@ impl AdminHandle {
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, AdminError> {
         let group = group.to_owned();
         let o = self
-            .call(move |c, t, now| c.list_consumer_group_offsets(&group, partitions, t, now))
+            .call(move |c, op, t, now| {
+                c.list_consumer_group_offsets(op, &group, partitions, t, now)
+            })
             .await?;
         expect_outcome!(o, GroupOffsets)
     }
@@ -232,7 +251,7 @@ impl AdminHandle {
     ) -> Result<BTreeMap<TopicPartition, Result<(), AdminError>>, AdminError> {
         let group = group.to_owned();
         let o = self
-            .call(move |c, t, now| c.alter_consumer_group_offsets(&group, offsets, t, now))
+            .call(move |c, op, t, now| c.alter_consumer_group_offsets(op, &group, offsets, t, now))
             .await?;
         Ok(expect_outcome!(o, Partitions))
     }
@@ -245,7 +264,9 @@ impl AdminHandle {
     ) -> Result<BTreeMap<TopicPartition, Result<(), AdminError>>, AdminError> {
         let group = group.to_owned();
         let o = self
-            .call(move |c, t, now| c.delete_consumer_group_offsets(&group, partitions, t, now))
+            .call(move |c, op, t, now| {
+                c.delete_consumer_group_offsets(op, &group, partitions, t, now)
+            })
             .await?;
         Ok(expect_outcome!(o, Partitions))
     }
@@ -256,7 +277,7 @@ impl AdminHandle {
         before: BTreeMap<TopicPartition, i64>,
     ) -> Result<BTreeMap<TopicPartition, Result<i64, AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.delete_records(before, t, now))
+            .call(move |c, op, t, now| c.delete_records(op, before, t, now))
             .await?;
         Ok(expect_outcome!(o, DeletedRecords))
     }
@@ -269,7 +290,7 @@ impl AdminHandle {
     ) -> Result<BTreeMap<NodeId, Result<BTreeMap<String, LogDirDescription>, AdminError>>, AdminError>
     {
         let o = self
-            .call(move |c, t, now| c.describe_log_dirs(brokers, t, now))
+            .call(move |c, op, t, now| c.describe_log_dirs(op, brokers, t, now))
             .await?;
         Ok(expect_outcome!(o, LogDirs))
     }
@@ -280,7 +301,7 @@ impl AdminHandle {
         filter: AclBindingFilter,
     ) -> Result<Vec<AclBinding>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.describe_acls(filter, t, now))
+            .call(move |c, op, t, now| c.describe_acls(op, filter, t, now))
             .await?;
         expect_outcome!(o, Acls)
     }
@@ -291,7 +312,7 @@ impl AdminHandle {
         acls: Vec<AclBinding>,
     ) -> Result<BTreeMap<AclBinding, Result<(), AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.create_acls(acls, t, now))
+            .call(move |c, op, t, now| c.create_acls(op, acls, t, now))
             .await?;
         Ok(expect_outcome!(o, CreatedAcls))
     }
@@ -303,7 +324,7 @@ impl AdminHandle {
         filters: Vec<AclBindingFilter>,
     ) -> Result<BTreeMap<AclBindingFilter, Result<Vec<AclBinding>, AdminError>>, AdminError> {
         let o = self
-            .call(move |c, t, now| c.delete_acls(filters, t, now))
+            .call(move |c, op, t, now| c.delete_acls(op, filters, t, now))
             .await?;
         Ok(expect_outcome!(o, DeletedAcls))
     }

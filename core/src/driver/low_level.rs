@@ -6,34 +6,57 @@ use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
 use crate::network::{
-    ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, LowLevelClient, NetError,
-    NetEvent, RequestId, Response, Target,
+    ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, LowLevelClient, LowLevelEvent,
+    NetError, Response, Target,
 };
 use crate::protocol::RequestBody;
+use crate::OpId;
 
 type Reply = oneshot::Sender<Result<Response, NetError>>;
 
-/// Completes the [`LowLevelHandle`]'s futures from the [`LowLevelClient`]'s events.
+/// Completes the [`LowLevelHandle`]'s futures from the [`LowLevelClient`]'s events: it names
+/// each request with the next [`OpId`] of its own counter and keeps the request's oneshot
+/// under it.
 #[derive(Default)]
 pub struct LowLevelHandler {
-    waiting: HashMap<RequestId, Reply>,
+    waiting: HashMap<OpId, Reply>,
+    last_op: u64,
+}
+
+impl LowLevelHandler {
+    /// Starts a request on `core` with a fresh id and remembers who waits for it.
+    fn start(&mut self, reply: Reply, f: impl FnOnce(OpId)) {
+        self.last_op += 1;
+        let id = OpId(self.last_op);
+        self.waiting.insert(id, reply);
+        f(id);
+    }
+
+    fn fail_all(&mut self) {
+        for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(Err(NetError::Closed));
+        }
+    }
 }
 
 impl Handler<LowLevelClient> for LowLevelHandler {
-    fn on_event(&mut self, _core: &mut LowLevelClient, event: NetEvent, _now: Instant) {
-        if let NetEvent::Response { id, result } = event {
-            if let Some(reply) = self.waiting.remove(&id) {
-                // The caller may have given up waiting; that is fine.
-                let _ = reply.send(result);
+    fn on_event(&mut self, _core: &mut LowLevelClient, event: LowLevelEvent, _now: Instant) {
+        match event {
+            LowLevelEvent::Response { id, result } => {
+                if let Some(reply) = self.waiting.remove(&id) {
+                    // The caller may have given up waiting; that is fine.
+                    let _ = reply.send(result);
+                }
             }
+            LowLevelEvent::MetadataUpdated(_) => {}
+            LowLevelEvent::Closed => self.fail_all(),
         }
     }
 
     fn on_shutdown(&mut self, core: &mut LowLevelClient) {
-        core.close();
-        for (_, reply) in self.waiting.drain() {
-            let _ = reply.send(Err(NetError::Closed));
-        }
+        // The loop stops without draining the core: the waiting requests fail here.
+        core.abort();
+        self.fail_all();
     }
 }
 
@@ -62,8 +85,7 @@ impl LowLevelHandle {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.send(target, body, max_version, now);
-                handler.waiting.insert(id, tx);
+                handler.start(tx, |id| core.send(id, target, body, max_version, now));
             })
             .map_err(|_| NetError::Closed)?;
         rx.await.unwrap_or(Err(NetError::Closed))
@@ -95,8 +117,7 @@ impl LowLevelHandle {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.check_version(now);
-                handler.waiting.insert(id, tx);
+                handler.start(tx, |id| core.check_version(id, now));
             })
             .map_err(|_| NetError::Closed)?;
         let resp = rx.await.unwrap_or(Err(NetError::Closed))?;

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafkit_core::network::{
-    ClientCore, CloseReason, ClusterView, ConnId, LowLevelClient, NetError, NetEvent, NetOptions,
-    Output, RequestId, Response, Target,
+    ClientCore, CloseReason, ClusterView, ConnId, LowLevelClient, LowLevelEvent, NetError,
+    NetOptions, Output, Response, Target,
 };
 use kafkit_core::protocol::{
     self, ApiKey, ApiVersionsResponse, FindCoordinatorResponse, ListGroupsResponse, Message,
@@ -31,6 +31,7 @@ use kafkit_core::protocol::{
     SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use kafkit_core::sasl::{verify_plain, ScramCredential, ScramMechanism, ScramServer, Secret};
+use kafkit_core::OpId;
 
 /// What a broker saw: one decoded request.
 #[derive(Debug, Clone)]
@@ -350,7 +351,11 @@ pub struct Harness {
     /// Every `Output::Close`, with its time.
     pub closes: Vec<(Instant, ConnId)>,
     /// Completed requests: when, and how.
-    pub results: BTreeMap<RequestId, (Instant, Result<Response, NetError>)>,
+    pub results: BTreeMap<OpId, (Instant, Result<Response, NetError>)>,
+    /// When the `Closed` event came, if it did.
+    pub closed_at: Option<Instant>,
+    /// The last op id handed out by `next_op`.
+    last_op: u64,
     /// `MetadataUpdated` events.
     pub metadata_updates: Vec<(Instant, Arc<ClusterView>)>,
     /// Every `Output::Transmit`, as the core wrote it.
@@ -445,6 +450,8 @@ impl Harness {
             connects: Vec::new(),
             closes: Vec::new(),
             results: BTreeMap::new(),
+            closed_at: None,
+            last_op: 0,
             metadata_updates: Vec::new(),
             transmits: Vec::new(),
             timeouts_handled: 0,
@@ -472,9 +479,16 @@ impl Harness {
             .unwrap_or_else(|| panic!("no broker {node_id}"))
     }
 
+    /// A fresh id for a request.
+    pub fn next_op(&mut self) -> OpId {
+        self.last_op += 1;
+        OpId(self.last_op)
+    }
+
     /// Sends a request with `LowLevelClient::send` and drives.
-    pub fn send(&mut self, target: Target, body: impl Into<RequestBody>) -> RequestId {
-        let id = self.client.send(target, body, None, self.now);
+    pub fn send(&mut self, target: Target, body: impl Into<RequestBody>) -> OpId {
+        let id = self.next_op();
+        self.client.send(id, target, body, None, self.now);
         self.drive();
         id
     }
@@ -491,13 +505,13 @@ impl Harness {
     }
 
     /// The result of a request, once it completed.
-    pub fn result(&self, id: RequestId) -> Option<&Result<Response, NetError>> {
+    pub fn result(&self, id: OpId) -> Option<&Result<Response, NetError>> {
         self.results.get(&id).map(|(_, r)| r)
     }
 
     /// Drives until `id` completes, moving time forward through the core's deadlines, for at
     /// most `limit` of virtual time. Panics if it does not complete.
-    pub fn wait_for(&mut self, id: RequestId, limit: Duration) -> Result<Response, NetError> {
+    pub fn wait_for(&mut self, id: OpId, limit: Duration) -> Result<Response, NetError> {
         let end = self.now + limit;
         loop {
             self.drive();
@@ -518,7 +532,7 @@ impl Harness {
     }
 
     /// The response of a request that must succeed.
-    pub fn expect_ok(&mut self, id: RequestId) -> Response {
+    pub fn expect_ok(&mut self, id: OpId) -> Response {
         match self.wait_for(id, Duration::from_secs(60)) {
             Ok(r) => r,
             Err(e) => panic!("request {id:?} failed: {e}"),
@@ -526,7 +540,7 @@ impl Harness {
     }
 
     /// The error of a request that must fail.
-    pub fn expect_err(&mut self, id: RequestId, limit: Duration) -> NetError {
+    pub fn expect_err(&mut self, id: OpId, limit: Duration) -> NetError {
         match self.wait_for(id, limit) {
             Ok(r) => panic!("request {id:?} succeeded unexpectedly: {r:?}"),
             Err(e) => e,
@@ -692,7 +706,7 @@ impl Harness {
         true
     }
 
-    fn on_output(&mut self, out: Output<NetEvent>) {
+    fn on_output(&mut self, out: Output<LowLevelEvent>) {
         let now = self.now;
         match out {
             Output::Connect { conn, host, port } => {
@@ -758,12 +772,21 @@ impl Harness {
                 // The socket is gone: whatever was on its way is lost.
                 self.scheduled.retain(|(_, _, a)| a.conn() != conn);
             }
-            Output::Event(NetEvent::Response { id, result }) => {
+            Output::Event(LowLevelEvent::Response { id, result }) => {
+                // After Closed only refusals: every request in progress completed before it.
+                assert!(
+                    self.closed_at.is_none() || result == Err(NetError::Closed),
+                    "request {id:?} completed after Closed with {result:?}"
+                );
                 let previous = self.results.insert(id, (now, result));
                 assert!(previous.is_none(), "request {id:?} completed twice");
             }
-            Output::Event(NetEvent::MetadataUpdated(view)) => {
+            Output::Event(LowLevelEvent::MetadataUpdated(view)) => {
                 self.metadata_updates.push((now, view));
+            }
+            Output::Event(LowLevelEvent::Closed) => {
+                assert!(self.closed_at.is_none(), "Closed reported twice");
+                self.closed_at = Some(now);
             }
         }
     }

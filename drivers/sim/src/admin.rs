@@ -11,8 +11,8 @@
 //! use kafkit_sim::{AdminSim, ClusterConfig};
 //!
 //! let mut a = AdminSim::new(ClusterConfig::default(), &AdminConfig::default(), 7)?;
-//! let outcome = a.call(|core: &mut AdminCore, now| {
-//!     core.create_topics(vec![NewTopic::new("orders", 3, 1)], false, None, now)
+//! let outcome = a.call(|core: &mut AdminCore, op, now| {
+//!     core.create_topics(op, vec![NewTopic::new("orders", 3, 1)], false, None, now)
 //! })?;
 //! let AdminOutcome::Topics(results) = outcome else { unreachable!() };
 //! assert!(results["orders"].is_ok());
@@ -53,6 +53,8 @@ pub struct AdminSim {
     sim: Simulation<AdminCore>,
     cluster: Rc<RefCell<Cluster>>,
     done: Vec<(OpId, AdminOutcome)>,
+    closed: bool,
+    last_op: u64,
 }
 
 impl std::fmt::Debug for AdminSim {
@@ -82,6 +84,8 @@ impl AdminSim {
             sim,
             cluster,
             done: Vec::new(),
+            closed: false,
+            last_op: 0,
         })
     }
 
@@ -95,11 +99,13 @@ impl AdminSim {
         &self.cluster
     }
 
-    /// Starts a call now (`start` gets the core and the virtual time) and returns its id;
-    /// [`AdminSim::wait`] runs until it completes.
-    pub fn start(&mut self, start: impl FnOnce(&mut AdminCore, Instant) -> OpId) -> OpId {
+    /// Starts a call now (`start` gets the core, a fresh [`OpId`] and the virtual time) and
+    /// returns its id; [`AdminSim::wait`] runs until it completes.
+    pub fn start(&mut self, start: impl FnOnce(&mut AdminCore, OpId, Instant)) -> OpId {
+        self.last_op += 1;
+        let id = OpId(self.last_op);
         let now = self.sim.now();
-        let id = start(self.sim.core(), now);
+        start(self.sim.core(), id, now);
         self.sim.drain();
         id
     }
@@ -110,13 +116,7 @@ impl AdminSim {
     /// If the simulation goes idle first: every call completes by its deadline, so that is a
     /// bug in the core.
     pub fn wait(&mut self, id: OpId) -> Result<AdminOutcome, SimError> {
-        let done = &mut self.done;
-        let finished = self.sim.run_until(|s| {
-            for AdminEvent::Completed { id, outcome } in s.take_events() {
-                done.push((id, outcome));
-            }
-            done.iter().any(|(d, _)| *d == id)
-        })?;
+        let finished = self.run_until(|done, _| done.iter().any(|(d, _)| *d == id))?;
         let pos = self.done.iter().position(|(d, _)| *d == id);
         match pos {
             Some(i) => Ok(self.done.remove(i).1),
@@ -130,9 +130,44 @@ impl AdminSim {
     /// Starts a call and runs until it completes.
     pub fn call(
         &mut self,
-        start: impl FnOnce(&mut AdminCore, Instant) -> OpId,
+        start: impl FnOnce(&mut AdminCore, OpId, Instant),
     ) -> Result<AdminOutcome, SimError> {
         let id = self.start(start);
         self.wait(id)
+    }
+
+    /// Closes the admin client gracefully ([`AdminCore::close`] with `timeout`) and runs
+    /// until it reports [`AdminEvent::Closed`]; the calls completed meanwhile are kept for
+    /// [`AdminSim::wait`]. Returns whether it closed before the simulation went idle.
+    pub fn close(&mut self, timeout: std::time::Duration) -> Result<bool, SimError> {
+        let now = self.sim.now();
+        self.sim.core().close(timeout, now);
+        self.sim.drain();
+        self.run_until(|_, closed| closed)?;
+        Ok(self.closed)
+    }
+
+    /// Whether the admin client reported [`AdminEvent::Closed`].
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Runs until `stop` (over the completions so far and whether the client closed) holds
+    /// or the simulation goes idle; returns whether `stop` held.
+    fn run_until(
+        &mut self,
+        mut stop: impl FnMut(&[(OpId, AdminOutcome)], bool) -> bool,
+    ) -> Result<bool, SimError> {
+        let done = &mut self.done;
+        let closed = &mut self.closed;
+        self.sim.run_until(|s| {
+            for event in s.take_events() {
+                match event {
+                    AdminEvent::Completed { id, outcome } => done.push((id, outcome)),
+                    AdminEvent::Closed => *closed = true,
+                }
+            }
+            stop(done, *closed)
+        })
     }
 }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafkit_core::admin::{
-    AclBindingFilter, AdminCore, AdminError, AdminOutcome, AlterConfigOp, ConfigResource,
-    NewPartitions, NewTopic,
+    AclBindingFilter, AdminCore, AdminError, AdminEvent, AdminOutcome, AlterConfigOp,
+    ConfigResource, NewPartitions, NewTopic,
 };
 use kafkit_core::config::AdminConfig;
 use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
+use kafkit_core::network::ClientCore;
 use kafkit_core::protocol::{ApiKey, ErrorCode, ResponseBody};
+use kafkit_core::OpId;
 use kafkit_sim::{AdminSim, ClusterConfig, HookAction};
 
 fn admin(cluster: ClusterConfig, seed: u64) -> AdminSim {
@@ -35,7 +37,7 @@ fn topics_outcome(o: AdminOutcome) -> BTreeMap<String, Result<(), AdminError>> {
 
 fn create(a: &mut AdminSim, topics: Vec<NewTopic>) -> BTreeMap<String, Result<(), AdminError>> {
     topics_outcome(
-        a.call(move |c: &mut AdminCore, now| c.create_topics(topics, false, None, now))
+        a.call(move |c: &mut AdminCore, op, now| c.create_topics(op, topics, false, None, now))
             .expect("ran"),
     )
 }
@@ -77,16 +79,17 @@ fn topics_are_created_described_grown_and_deleted_with_per_topic_errors() {
 
     // validate_only creates nothing.
     let o = a
-        .call(|c: &mut AdminCore, now| {
-            c.create_topics(vec![NewTopic::new("dry", 1, 1)], true, None, now)
+        .call(|c: &mut AdminCore, op, now| {
+            c.create_topics(op, vec![NewTopic::new("dry", 1, 1)], true, None, now)
         })
         .expect("ran");
     assert!(topics_outcome(o)["dry"].is_ok());
     assert!(a.cluster().borrow().topic("dry").is_none());
 
     let o = a
-        .call(|c: &mut AdminCore, now| {
+        .call(|c: &mut AdminCore, op, now| {
             c.describe_topics(
+                op,
                 vec!["orders".into(), "explicit".into(), "nope".into()],
                 None,
                 now,
@@ -108,8 +111,9 @@ fn topics_are_created_described_grown_and_deleted_with_per_topic_errors() {
     );
 
     let o = a
-        .call(|c: &mut AdminCore, now| {
+        .call(|c: &mut AdminCore, op, now| {
             c.create_partitions(
+                op,
                 BTreeMap::from([
                     ("orders".to_string(), NewPartitions::increase_to(5)),
                     ("new".to_string(), NewPartitions::increase_to(1)),
@@ -139,7 +143,7 @@ fn topics_are_created_described_grown_and_deleted_with_per_topic_errors() {
     );
 
     let o = a
-        .call(|c: &mut AdminCore, now| c.list_topics(false, None, now))
+        .call(|c: &mut AdminCore, op, now| c.list_topics(op, false, None, now))
         .expect("ran");
     let AdminOutcome::TopicListing(Ok(listed)) = o else {
         panic!()
@@ -148,8 +152,8 @@ fn topics_are_created_described_grown_and_deleted_with_per_topic_errors() {
     assert_eq!(names, ["explicit", "new", "orders"]);
 
     let o = a
-        .call(|c: &mut AdminCore, now| {
-            c.delete_topics(vec!["new".into(), "nope".into()], None, now)
+        .call(|c: &mut AdminCore, op, now| {
+            c.delete_topics(op, vec!["new".into(), "nope".into()], None, now)
         })
         .expect("ran");
     let r = topics_outcome(o);
@@ -209,7 +213,7 @@ fn a_crashed_controller_is_replaced_and_the_call_goes_to_the_new_one() {
     let mut a = admin(ClusterConfig::default(), 3);
     // Learn the cluster (controller 0) first.
     let o = a
-        .call(|c: &mut AdminCore, now| c.describe_cluster(None, now))
+        .call(|c: &mut AdminCore, op, now| c.describe_cluster(op, None, now))
         .expect("ran");
     let AdminOutcome::Cluster(Ok(cluster)) = o else {
         panic!()
@@ -221,7 +225,7 @@ fn a_crashed_controller_is_replaced_and_the_call_goes_to_the_new_one() {
     let r = create(&mut a, vec![NewTopic::new("after-crash", 2, 1)]);
     assert!(r["after-crash"].is_ok(), "{r:?}");
     let o = a
-        .call(|c: &mut AdminCore, now| c.describe_cluster(None, now))
+        .call(|c: &mut AdminCore, op, now| c.describe_cluster(op, None, now))
         .expect("ran");
     let AdminOutcome::Cluster(Ok(cluster)) = o else {
         panic!()
@@ -237,8 +241,8 @@ fn a_request_that_is_never_answered_fails_by_the_call_deadline() {
         .set_hook(ApiKey::DeleteTopics, Box::new(|_, _| HookAction::Drop));
     let start = a.sim().now();
     let o = a
-        .call(|c: &mut AdminCore, now| {
-            c.delete_topics(vec!["x".into()], Some(Duration::from_secs(12)), now)
+        .call(|c: &mut AdminCore, op, now| {
+            c.delete_topics(op, vec!["x".into()], Some(Duration::from_secs(12)), now)
         })
         .expect("ran");
     let r = topics_outcome(o);
@@ -264,8 +268,9 @@ fn configs_are_described_and_altered_incrementally_or_by_the_legacy_api() {
         );
         let topic = ConfigResource::topic("c");
         let o = a
-            .call(|c: &mut AdminCore, now| {
+            .call(|c: &mut AdminCore, op, now| {
                 c.alter_configs(
+                    op,
                     BTreeMap::from([(
                         ConfigResource::topic("c"),
                         vec![AlterConfigOp::Set(
@@ -285,8 +290,9 @@ fn configs_are_described_and_altered_incrementally_or_by_the_legacy_api() {
         assert!(r[&topic].is_ok(), "legacy {legacy}: {r:?}");
 
         let o = a
-            .call(|c: &mut AdminCore, now| {
+            .call(|c: &mut AdminCore, op, now| {
                 c.describe_configs(
+                    op,
                     vec![
                         ConfigResource::topic("c"),
                         ConfigResource::broker(1),
@@ -341,7 +347,7 @@ fn describe_cluster_falls_back_to_metadata() {
     cluster.api_versions.insert(ApiKey::DescribeCluster, None);
     let mut a = admin(cluster, 6);
     let o = a
-        .call(|c: &mut AdminCore, now| c.describe_cluster(None, now))
+        .call(|c: &mut AdminCore, op, now| c.describe_cluster(op, None, now))
         .expect("ran");
     let AdminOutcome::Cluster(Ok(d)) = o else {
         panic!()
@@ -355,7 +361,7 @@ fn apis_the_broker_lacks_fail_at_once_naming_the_api() {
     let mut a = admin(ClusterConfig::default(), 7);
     let start = a.sim().now();
     let o = a
-        .call(|c: &mut AdminCore, now| c.describe_acls(AclBindingFilter::any(), None, now))
+        .call(|c: &mut AdminCore, op, now| c.describe_acls(op, AclBindingFilter::any(), None, now))
         .expect("ran");
     let AdminOutcome::Acls(Err(e)) = o else {
         panic!()
@@ -367,7 +373,7 @@ fn apis_the_broker_lacks_fail_at_once_naming_the_api() {
         "{e}"
     );
     let o = a
-        .call(|c: &mut AdminCore, now| c.describe_log_dirs(vec![0, 1], None, now))
+        .call(|c: &mut AdminCore, op, now| c.describe_log_dirs(op, vec![0, 1], None, now))
         .expect("ran");
     let AdminOutcome::LogDirs(r) = o else {
         panic!()
@@ -413,7 +419,9 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
         (tp("g-t", 1), OffsetAndMetadata::new(7)),
     ]);
     let o = a
-        .call(move |c: &mut AdminCore, now| c.alter_consumer_group_offsets("g", offsets, None, now))
+        .call(move |c: &mut AdminCore, op, now| {
+            c.alter_consumer_group_offsets(op, "g", offsets, None, now)
+        })
         .expect("ran");
     let AdminOutcome::Partitions(r) = o else {
         panic!()
@@ -421,7 +429,7 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     assert!(r.values().all(Result::is_ok), "{r:?}");
 
     let o = a
-        .call(|c: &mut AdminCore, now| c.list_consumer_group_offsets("g", None, None, now))
+        .call(|c: &mut AdminCore, op, now| c.list_consumer_group_offsets(op, "g", None, None, now))
         .expect("ran");
     let AdminOutcome::GroupOffsets(Ok(listed)) = o else {
         panic!()
@@ -436,7 +444,7 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     );
 
     let o = a
-        .call(|c: &mut AdminCore, now| c.list_consumer_groups(None, now))
+        .call(|c: &mut AdminCore, op, now| c.list_consumer_groups(op, None, now))
         .expect("ran");
     let AdminOutcome::GroupListing(Ok(groups)) = o else {
         panic!()
@@ -452,8 +460,8 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     );
 
     let o = a
-        .call(|c: &mut AdminCore, now| {
-            c.describe_consumer_groups(vec!["g".into(), "unknown".into()], None, now)
+        .call(|c: &mut AdminCore, op, now| {
+            c.describe_consumer_groups(op, vec!["g".into(), "unknown".into()], None, now)
         })
         .expect("ran");
     let AdminOutcome::GroupDescriptions(d) = o else {
@@ -465,8 +473,8 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     assert!(d["unknown"].is_err() || d["unknown"].as_ref().unwrap().state == "Dead");
 
     let o = a
-        .call(|c: &mut AdminCore, now| {
-            c.delete_consumer_group_offsets("g", vec![tp("g-t", 0)], None, now)
+        .call(|c: &mut AdminCore, op, now| {
+            c.delete_consumer_group_offsets(op, "g", vec![tp("g-t", 0)], None, now)
         })
         .expect("ran");
     let AdminOutcome::Partitions(r) = o else {
@@ -474,7 +482,7 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     };
     assert!(r[&tp("g-t", 0)].is_ok(), "{r:?}");
     let o = a
-        .call(|c: &mut AdminCore, now| c.list_consumer_group_offsets("g", None, None, now))
+        .call(|c: &mut AdminCore, op, now| c.list_consumer_group_offsets(op, "g", None, None, now))
         .expect("ran");
     let AdminOutcome::GroupOffsets(Ok(listed)) = o else {
         panic!()
@@ -482,8 +490,8 @@ fn group_offsets_are_altered_listed_and_deleted_and_groups_listed_described_dele
     assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), [tp("g-t", 1)]);
 
     let o = a
-        .call(|c: &mut AdminCore, now| {
-            c.delete_consumer_groups(vec!["g".into(), "unknown".into()], None, now)
+        .call(|c: &mut AdminCore, op, now| {
+            c.delete_consumer_groups(op, vec!["g".into(), "unknown".into()], None, now)
         })
         .expect("ran");
     let AdminOutcome::Groups(r) = o else { panic!() };
@@ -501,8 +509,9 @@ fn records_are_deleted_per_partition_at_each_leader() {
     let mut a = admin(ClusterConfig::default(), 9);
     create(&mut a, vec![NewTopic::new("r", 3, 1)]);
     let o = a
-        .call(|c: &mut AdminCore, now| {
+        .call(|c: &mut AdminCore, op, now| {
             c.delete_records(
+                op,
                 BTreeMap::from([(tp("r", 0), 0), (tp("r", 1), 10), (tp("missing", 0), 0)]),
                 None,
                 now,
@@ -531,7 +540,7 @@ fn runs_replay_from_the_seed() {
         let mut a = admin(ClusterConfig::default(), seed);
         create(&mut a, vec![NewTopic::new("x", 4, 2)]);
         let o = a
-            .call(|c: &mut AdminCore, now| c.describe_topics(vec!["x".into()], None, now))
+            .call(|c: &mut AdminCore, op, now| c.describe_topics(op, vec!["x".into()], None, now))
             .expect("ran");
         (format!("{o:?}"), a.sim().elapsed())
     };
@@ -554,8 +563,8 @@ fn delete_records_follows_a_leader_move() {
     );
     let delete = |a: &mut AdminSim| {
         let o = a
-            .call(|c: &mut AdminCore, now| {
-                c.delete_records(BTreeMap::from([(tp("moving", 0), 0)]), None, now)
+            .call(|c: &mut AdminCore, op, now| {
+                c.delete_records(op, BTreeMap::from([(tp("moving", 0), 0)]), None, now)
             })
             .expect("ran");
         let AdminOutcome::DeletedRecords(r) = o else {
@@ -619,7 +628,7 @@ fn internal_topics_are_listed_only_when_asked_for() {
     );
     let names = |a: &mut AdminSim, internal| {
         let o = a
-            .call(move |c: &mut AdminCore, now| c.list_topics(internal, None, now))
+            .call(move |c: &mut AdminCore, op, now| c.list_topics(op, internal, None, now))
             .expect("ran");
         let AdminOutcome::TopicListing(Ok(t)) = o else {
             panic!()
@@ -628,4 +637,137 @@ fn internal_topics_are_listed_only_when_asked_for() {
     };
     assert_eq!(names(&mut a, false), ["visible"]);
     assert_eq!(names(&mut a, true), ["__consumer_offsets", "visible"]);
+}
+
+/// Runs until the core reports `Closed`; every event on the way, in order.
+fn events_until_closed(a: &mut AdminSim) -> Vec<AdminEvent> {
+    let mut events = Vec::new();
+    let closed = a
+        .sim()
+        .run_until(|s| {
+            events.extend(s.take_events());
+            matches!(events.last(), Some(AdminEvent::Closed))
+        })
+        .expect("ran");
+    assert!(closed, "went idle before Closed: {events:?}");
+    events
+}
+
+fn drop_delete_topics(a: &mut AdminSim) {
+    a.cluster()
+        .borrow_mut()
+        .set_hook(ApiKey::DeleteTopics, Box::new(|_, _| HookAction::Drop));
+}
+
+#[test]
+fn close_lets_calls_in_progress_finish_and_refuses_new_ones() {
+    let mut a = admin(ClusterConfig::default(), 21);
+    let id = a.start(|c: &mut AdminCore, op, now| {
+        c.create_topics(op, vec![NewTopic::new("t", 2, 1)], false, None, now)
+    });
+    let now = a.sim().now();
+    a.sim().core().close(Duration::from_secs(10), now);
+    // Refused at once, before anything is sent.
+    a.sim().core().list_topics(OpId(99), false, None, now);
+    let events = events_until_closed(&mut a);
+    let [AdminEvent::Completed {
+        id: refused,
+        outcome: AdminOutcome::TopicListing(Err(AdminError::Closed)),
+    }, AdminEvent::Completed {
+        id: created,
+        outcome: AdminOutcome::Topics(r),
+    }, AdminEvent::Closed] = events.as_slice()
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!((*refused, *created), (OpId(99), id));
+    assert!(r["t"].is_ok(), "the call in progress finished: {r:?}");
+    assert!(
+        a.sim().elapsed() < Duration::from_secs(5),
+        "no wait for the deadline"
+    );
+    assert!(a.sim().core().is_closed());
+    assert_eq!(a.sim().core().poll_timeout(), None);
+    // After Closed: calls still complete, every item failing with Closed.
+    let o = a
+        .call(|c: &mut AdminCore, op, now| c.delete_topics(op, vec!["t".into()], None, now))
+        .expect("ran");
+    assert_eq!(topics_outcome(o)["t"], Err(AdminError::Closed));
+    assert!(
+        a.cluster().borrow().topic("t").is_some(),
+        "nothing was sent"
+    );
+}
+
+#[test]
+fn close_fails_what_is_left_at_its_deadline() {
+    let mut a = admin(ClusterConfig::default(), 22);
+    drop_delete_topics(&mut a);
+    let start = a.sim().now();
+    let id = a.start(|c: &mut AdminCore, op, now| {
+        c.delete_topics(op, vec!["x".into(), "y".into()], None, now)
+    });
+    assert!(a.close(Duration::from_secs(2)).expect("ran"), "closed");
+    assert_eq!(
+        a.sim().now() - start,
+        Duration::from_secs(2),
+        "at the close deadline"
+    );
+    let r = topics_outcome(a.wait(id).expect("ran"));
+    assert_eq!(r["x"], Err(AdminError::Closed), "{r:?}");
+    assert_eq!(r["y"], Err(AdminError::Closed), "{r:?}");
+}
+
+#[test]
+fn abort_completes_every_call_at_once() {
+    let mut a = admin(ClusterConfig::default(), 23);
+    drop_delete_topics(&mut a);
+    let id = a.start(|c: &mut AdminCore, op, now| c.delete_topics(op, vec!["x".into()], None, now));
+    a.sim().run_for(Duration::from_millis(500)).expect("ran");
+    assert_eq!(a.sim().core().calls_in_progress(), 1);
+    let start = a.sim().now();
+    a.sim().core().abort();
+    a.sim().core().abort(); // a second abort reports nothing more
+    let events = events_until_closed(&mut a);
+    assert_eq!(a.sim().now(), start, "at once");
+    let [AdminEvent::Completed {
+        id: got,
+        outcome: AdminOutcome::Topics(r),
+    }, AdminEvent::Closed] = events.as_slice()
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(*got, id);
+    assert_eq!(r["x"], Err(AdminError::Closed));
+    a.sim().run_for(Duration::from_secs(30)).expect("ran");
+    assert!(a.sim().take_events().is_empty(), "nothing after Closed");
+}
+
+#[test]
+fn ids_are_the_callers_and_come_back_as_given() {
+    let mut a = admin(ClusterConfig::default(), 24);
+    let now = a.sim().now();
+    // The same id twice: the core does not interpret it, so both calls report it.
+    a.sim().core().list_topics(OpId(7), false, None, now);
+    a.sim().core().describe_cluster(OpId(7), None, now);
+    let mut done = Vec::new();
+    a.sim()
+        .run_until(|s| {
+            done.extend(s.take_events());
+            done.len() == 2
+        })
+        .expect("ran");
+    let mut kinds = Vec::new();
+    for event in &done {
+        let AdminEvent::Completed { id, outcome } = event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(*id, OpId(7));
+        kinds.push(match outcome {
+            AdminOutcome::TopicListing(r) => r.is_ok(),
+            AdminOutcome::Cluster(r) => r.is_ok(),
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(kinds, [true, true]);
 }

@@ -3,13 +3,16 @@
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use kafkit_core::network::{FrameDecoder, LowLevelClient, NetError, NetEvent, NetOptions, Target};
+use kafkit_core::network::{
+    FrameDecoder, LowLevelClient, LowLevelEvent, NetError, NetOptions, Target,
+};
 use kafkit_core::protocol::api_versions::response::ApiVersion;
 use kafkit_core::protocol::metadata::response::MetadataResponseBroker;
 use kafkit_core::protocol::{
     self, encode_response, ApiKey, ApiVersionsResponse, MetadataRequest, MetadataResponse,
     RequestBody,
 };
+use kafkit_core::OpId;
 use kafkit_sim::{Endpoint, LinkConfig, Simulation};
 
 /// Answers ApiVersions and Metadata; enough for a connection to come up.
@@ -107,11 +110,12 @@ fn a_request_completes_over_simulated_links() {
         });
     sim.add_server("broker:9092", MiniBroker::new(9092));
     let now = sim.now();
-    let id = sim.core().send(Target::Any, metadata(), None, now);
+    let id = OpId(1);
+    sim.core().send(id, Target::Any, metadata(), None, now);
     let mut result = None;
     sim.run_until(|s| {
         for e in s.take_events() {
-            if let NetEvent::Response { id: got, result: r } = e {
+            if let LowLevelEvent::Response { id: got, result: r } = e {
                 assert_eq!(got, id);
                 result = Some(r);
             }
@@ -134,11 +138,12 @@ fn a_dead_broker_times_out_at_exactly_the_request_timeout_in_virtual_time() {
     let start = Instant::now();
     let wall = Instant::now();
     let mut sim = Simulation::new(client(Duration::from_secs(30)), 3, start);
-    let id = sim.core().send(Target::Any, metadata(), None, start);
+    let id = OpId(1);
+    sim.core().send(id, Target::Any, metadata(), None, start);
     let mut error = None;
     sim.run_until(|s| {
         for e in s.take_events() {
-            if let NetEvent::Response {
+            if let LowLevelEvent::Response {
                 id: got,
                 result: Err(e),
             } = e
@@ -170,12 +175,12 @@ fn runs_replay_exactly_from_their_seed() {
             });
         sim.add_server("broker:9092", MiniBroker::new(9092));
         let mut log = Vec::new();
-        for _ in 0..20 {
+        for i in 0..20 {
             let now = sim.now();
-            sim.core().send(Target::Any, metadata(), None, now);
+            sim.core().send(OpId(i), Target::Any, metadata(), None, now);
             sim.run_for(Duration::from_millis(7)).unwrap();
             for e in sim.take_events() {
-                if let NetEvent::Response { id, result } = e {
+                if let LowLevelEvent::Response { id, result } = e {
                     log.push((id, result.is_ok(), sim.elapsed()));
                 }
             }
@@ -202,13 +207,18 @@ fn several_clients_share_one_network_and_clock() {
     // Every client's first connection is its ConnId(1): the network must keep them apart.
     let ids: Vec<_> = [0, second, third]
         .into_iter()
-        .map(|c| (c, sim.client(c).send(Target::Any, metadata(), None, now)))
+        .map(|c| {
+            // The same id on every client: each core has its own.
+            let id = OpId(1);
+            sim.client(c).send(id, Target::Any, metadata(), None, now);
+            (c, id)
+        })
         .collect();
     let mut answered = [false; 3];
     sim.run_until(|s| {
         for (c, id) in &ids {
             for e in s.take_client_events(*c) {
-                if let NetEvent::Response { id: got, result } = e {
+                if let LowLevelEvent::Response { id: got, result } = e {
                     assert_eq!(got, *id);
                     assert!(result.is_ok(), "client {c}: {result:?}");
                     answered[*c] = true;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafkit_core::compression::Compression;
 use kafkit_core::network::{
-    LowLevelClient, NetError, NetEvent, NetOptions, RequestId, Response, Rng, Target,
+    LowLevelClient, LowLevelEvent, NetError, NetOptions, Response, Rng, Target,
 };
 use kafkit_core::protocol::list_offsets::request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
@@ -37,6 +37,7 @@ use kafkit_core::protocol::{
     ErrorCode, ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestBody, ResponseBody,
 };
 use kafkit_core::records::RecordBatchBuilder;
+use kafkit_core::OpId;
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, LinkConfig, Simulation};
 
 const TOPIC: &str = "events";
@@ -80,9 +81,10 @@ struct Scenario {
     cluster: Rc<RefCell<Cluster>>,
     rng: Rng,
     start: Instant,
-    sent: BTreeMap<RequestId, Sent>,
+    sent: BTreeMap<OpId, Sent>,
+    last_op: OpId,
     /// (request, sent at, completed at, result)
-    done: Vec<(RequestId, Duration, Duration, Result<Response, NetError>)>,
+    done: Vec<(OpId, Duration, Duration, Result<Response, NetError>)>,
     /// Broker down: (id, restart at).
     down: Option<(i32, Duration)>,
     /// Partitioned address and when it heals.
@@ -123,6 +125,7 @@ impl Scenario {
             rng,
             start,
             sent: BTreeMap::new(),
+            last_op: OpId(0),
             done: Vec::new(),
             down: None,
             cut: None,
@@ -135,7 +138,9 @@ impl Scenario {
 
     fn send(&mut self, target: Target, body: RequestBody, what: &'static str) {
         let now = self.sim.now();
-        let id = self.sim.core().send(target, body, None, now);
+        self.last_op = self.last_op.next();
+        let id = self.last_op;
+        self.sim.core().send(id, target, body, None, now);
         self.sent.insert(id, Sent { at: now, what });
     }
 
@@ -256,7 +261,7 @@ impl Scenario {
     fn collect(&mut self) {
         let now = self.sim.now();
         for event in self.sim.take_events() {
-            let NetEvent::Response { id, result } = event else {
+            let LowLevelEvent::Response { id, result } = event else {
                 continue;
             };
             let sent = self

@@ -4,16 +4,18 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafkit_core::compression::Compression;
-use kafkit_core::network::{LowLevelClient, NetError, NetEvent, NetOptions, Response, Target};
+use kafkit_core::network::{LowLevelClient, LowLevelEvent, NetError, NetOptions, Response, Target};
 use kafkit_core::protocol::{
     decode_response_frame, request_header_version, ApiKey, Message, RequestBody, RequestHeader,
     ResponseBody, ResponseHeader,
 };
 use kafkit_core::records::RecordBatchBuilder;
+use kafkit_core::OpId;
 use kafkit_sim::cluster::{ConnOutput, FrameReply};
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, LinkConfig, Simulation};
 
@@ -164,12 +166,15 @@ pub fn roundtrip(
     body: impl Into<RequestBody>,
     max_version: Option<i16>,
 ) -> Result<Response, NetError> {
+    // Ids only need to be distinct among the requests of one simulation.
+    static LAST_OP: AtomicU64 = AtomicU64::new(0);
+    let id = OpId(LAST_OP.fetch_add(1, Ordering::Relaxed) + 1);
     let now = sim.now();
-    let id = sim.core().send(target, body, max_version, now);
+    sim.core().send(id, target, body, max_version, now);
     let mut result = None;
     sim.run_until(|s| {
         for e in s.take_events() {
-            if let NetEvent::Response { id: got, result: r } = e {
+            if let LowLevelEvent::Response { id: got, result: r } = e {
                 if got == id {
                     result = Some(r);
                 }
