@@ -43,6 +43,7 @@ pub mod assignor;
 mod buffer;
 mod core;
 mod error;
+mod events;
 mod fetch_session;
 mod fetcher;
 pub mod group;
@@ -50,8 +51,9 @@ mod offsets;
 mod record;
 mod subscription_state;
 
-pub use self::core::{ConsumerCore, ConsumerEvent, OffsetsResult, OpId, WaitFor, WaitId};
+pub use self::core::{ConsumerCore, OpId};
 pub use error::ConsumerError;
+pub use events::{ConsumerEvent, OffsetsResult};
 pub use fetcher::FetchStats;
 pub use group::{
     GroupMetadata, MemberState, OffsetAndMetadata, RebalanceCall, RebalanceContext, RebalanceKind,

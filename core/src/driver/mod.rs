@@ -23,7 +23,9 @@ use futures_channel::mpsc;
 use crate::network::ClientCore;
 
 pub use admin::{AdminHandle, AdminHandler};
-pub use consumer::{ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer};
+pub use consumer::{
+    CommitCallback, ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer,
+};
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};

@@ -46,5 +46,5 @@ pub use listener::{
     RebalanceOutcome,
 };
 pub use offsets_commit::{
-    default_offset_commit_callback, CommitCallback, CommittedResult, OffsetAndMetadata, Offsets,
+    default_offset_commit_callback, CommittedResult, OffsetAndMetadata, Offsets,
 };
