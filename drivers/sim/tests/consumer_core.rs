@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use kafkit_core::compression::Compression;
 use kafkit_core::config::{AutoOffsetReset, ConsumerConfig};
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, TopicPartition,
+    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, OpId, TopicPartition,
 };
 use kafkit_core::network::NetOptions;
 use kafkit_core::protocol::create_topics::request::CreatableTopic;
@@ -441,21 +441,27 @@ fn offsets_event(
     query: BTreeMap<TopicPartition, i64>,
 ) -> BTreeMap<TopicPartition, Option<i64>> {
     let now = env.sim.now();
-    let id = env
-        .sim
+    // Two lookups with the same op at once: each is answered, with the op given.
+    let id = OpId(3);
+    env.sim
         .core()
-        .list_offsets(query, Duration::from_secs(5), now);
+        .list_offsets(id, query.clone(), Duration::from_secs(5), now);
+    env.sim
+        .core()
+        .list_offsets(id, query, Duration::from_secs(5), now);
+    let mut answers = 0;
     let mut result = None;
     env.sim
         .run_until(|s| {
             for e in s.take_events() {
-                if let ConsumerEvent::Offsets { id: got, result: r } = e {
-                    if got == id {
+                if let ConsumerEvent::Offsets { op, result: r } = e {
+                    if op == id {
+                        answers += 1;
                         result = Some(r);
                     }
                 }
             }
-            result.is_some()
+            answers == 2
         })
         .unwrap();
     result
@@ -486,7 +492,9 @@ fn offsets_for_times_and_beginning_and_end_offsets() {
     assert_eq!(r[&Env::tp(1)], Some(3));
     // Lookups need no assignment; an unknown partition times out with a named error.
     let now = env.sim.now();
-    let id = env.sim.core().list_offsets(
+    let id = OpId(4);
+    env.sim.core().list_offsets(
+        id,
         BTreeMap::from([(TopicPartition::new(TOPIC, 9), -1)]),
         Duration::from_secs(2),
         now,
@@ -495,8 +503,8 @@ fn offsets_for_times_and_beginning_and_end_offsets() {
     env.sim
         .run_until(|s| {
             for e in s.take_events() {
-                if let ConsumerEvent::Offsets { id: got, result: r } = e {
-                    if got == id {
+                if let ConsumerEvent::Offsets { op, result: r } = e {
+                    if op == id {
                         result = Some(r);
                     }
                 }
