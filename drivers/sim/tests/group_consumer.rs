@@ -886,3 +886,44 @@ fn after_on_partitions_revoked_the_partitions_yield_nothing_until_the_next_gener
         );
     }
 }
+
+#[test]
+fn rebalance_callbacks_and_a_finished_unsubscribe_are_reported_once_each() {
+    let mut h = Harness::new(1, 2, 1, |_| {});
+    h.subscribe(0);
+    h.run_until(LONG, "joined", |h| h.balanced(&[0]));
+    h.run_for(Duration::from_secs(2));
+    let pending = |h: &Harness| {
+        h.apps[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e, ConsumerEvent::RebalancePending))
+            .count()
+    };
+    // One event per callback the application ran (the assignment; eager: no revocation of
+    // nothing).
+    assert!(!h.apps[0].calls.is_empty());
+    assert_eq!(pending(&h), h.apps[0].calls.len(), "{:?}", h.apps[0].calls);
+    let settled_before = h.apps[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ConsumerEvent::GroupSettled))
+        .count();
+
+    let now = h.sim.now();
+    h.sim.client(0).unsubscribe(now);
+    assert!(!h.sim.client(0).group_settled(), "the revocation waits");
+    h.run_until(LONG, "unsubscribed", |h| h.sim.client(0).group_settled());
+    h.run_for(Duration::from_secs(1));
+    let settled = h.apps[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ConsumerEvent::GroupSettled))
+        .count();
+    assert_eq!(settled, settled_before + 1, "GroupSettled once");
+    assert_eq!(pending(&h), h.apps[0].calls.len(), "the revocation too");
+    assert_eq!(
+        h.apps[0].calls.last().map(|c| c.0),
+        Some(RebalanceKind::Revoked)
+    );
+}
