@@ -1019,3 +1019,6 @@ impl<K, V, KD: Deserializer<K>, VD: Deserializer<V>> TypedConsumer<K, V, KD, VD>
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests;
