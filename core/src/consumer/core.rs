@@ -1,5 +1,8 @@
 //! [`ConsumerCore`]: the sans-IO consumer. It owns a [`NetworkClient`], the assignment and
 //! positions, the fetcher and the buffer of fetched data, and implements [`ClientCore`].
+//! Commands take the application's [`OpId`]; results and changes of state leave as
+//! [`ConsumerEvent`]s (the `events` module says when each is reported). After every input
+//! `pump` sends what is due, drains the network layer and then reports what changed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -527,7 +530,7 @@ impl ConsumerCore {
             return;
         }
         match &mut self.group {
-            Some(g) => g.begin_close(
+            Some(g) => g.close(
                 now.checked_add(timeout)
                     .unwrap_or(now + Duration::from_secs(86_400)),
                 &mut GroupCtx {
@@ -553,7 +556,7 @@ impl ConsumerCore {
         self.closed = true;
         self.poll_waiting = false;
         if let Some(g) = &mut self.group {
-            g.shutdown();
+            g.abort();
             while let Some(e) = g.events.pop_front() {
                 self.out.push_back(Output::Event(e));
             }

@@ -472,7 +472,7 @@ impl GroupCoordinator {
 
     /// Starts a graceful close, done by `deadline`: auto-commit, revocation callbacks,
     /// LeaveGroup, and commits in flight.
-    pub fn begin_close(&mut self, deadline: Instant, ctx: &mut GroupCtx<'_>) {
+    pub fn close(&mut self, deadline: Instant, ctx: &mut GroupCtx<'_>) {
         if self.closing.is_some() {
             return;
         }
@@ -2056,7 +2056,7 @@ impl GroupCoordinator {
     }
 
     /// Drops everything at once (the consumer is shutting down without a graceful close).
-    pub fn shutdown(&mut self) {
+    pub fn abort(&mut self) {
         self.close_done = true;
         self.heartbeat.stop();
         self.steps.clear();

@@ -103,8 +103,10 @@ fn a_poll_ends_at_the_deadline_the_handler_keeps() {
 
 #[test]
 fn a_position_during_a_reset_times_out_after_the_api_timeout() {
-    let mut config = ConsumerConfig::default();
-    config.default_api_timeout_ms = 1_000;
+    let config = ConsumerConfig {
+        default_api_timeout_ms: 1_000,
+        ..Default::default()
+    };
     let (mut l, h) = Loop::new(&config);
     l.run(pin!(h.assign(vec![tp()]))).unwrap();
     let result = l.run(pin!(h.position(tp())));
