@@ -1,5 +1,8 @@
 //! [`ConsumerCore`]: the sans-IO consumer. It owns a [`NetworkClient`], the assignment and
 //! positions, the fetcher and the buffer of fetched data, and implements [`ClientCore`].
+//! Commands take the application's [`OpId`]; results and changes of state leave as
+//! [`ConsumerEvent`]s (the `events` module says when each is reported). After every input
+//! `pump` sends what is due, drains the network layer and then reports what changed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -9,15 +12,16 @@ use bytes::Bytes;
 
 use super::buffer::{CompletedFetch, FetchBuffer, Queued, TakeEnd};
 use super::error::ConsumerError;
+use super::events::{ConsumerEvent, OffsetsResult, Reported};
 use super::fetch_session::{FetchSession, PartitionFetch, SessionOutcome};
 use super::fetcher::{
     FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION, MAX_QUEUED_FETCHES,
 };
 use super::group::coordinator::{GroupCoordinator, GroupCtx, MemberState};
 use super::group::subscription::Subscribed;
-use super::group::{CommittedResult, GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
+use super::group::{GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
 use super::offsets::{self, OffsetLookup};
-use super::record::{ConsumerRecords, OffsetAndTimestamp, TopicPartition};
+use super::record::{ConsumerRecords, TopicPartition};
 use super::subscription_state::{FetchPosition, SubscriptionState};
 use crate::config::{ConsumerConfig, IsolationLevel};
 use crate::network::{
@@ -27,73 +31,19 @@ use crate::network::{
 use crate::protocol::{ErrorCode, FetchResponse, MetadataRequest, RequestBody, ResponseBody};
 use crate::records::DecodeOptions;
 
-/// Names a wait registered with [`ConsumerCore::wait`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WaitId(pub u64);
-
 pub use crate::OpId;
-
-/// What a wait waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WaitFor {
-    /// [`ConsumerCore::take_records`] has something to return (records or an error).
-    Records,
-    /// The partition has a position (its reset finished), an error, or is no longer assigned.
-    Position(TopicPartition),
-    /// The group needs the application (a rebalance callback is pending, or an error is to
-    /// be reported), its queued steps are done (an unsubscribe went through), or the
-    /// consumer closed (a graceful close finished).
-    Group,
-}
-
-/// The result of [`ConsumerCore::list_offsets`].
-pub type OffsetsResult =
-    Result<BTreeMap<TopicPartition, Option<OffsetAndTimestamp>>, ConsumerError>;
-
-/// What the consumer core reports to its driver's handler.
-#[derive(Debug)]
-pub enum ConsumerEvent {
-    /// The wait's condition holds, or its deadline passed: check again.
-    Wake(WaitId),
-    /// A [`ConsumerCore::list_offsets`] lookup completed.
-    Offsets {
-        /// The lookup.
-        id: OpId,
-        /// Offsets by partition (`None`: no record at or after the timestamp).
-        result: OffsetsResult,
-    },
-    /// A [`ConsumerCore::fetch_metadata`] request completed.
-    Metadata {
-        /// The request.
-        id: OpId,
-        /// What the broker described.
-        result: Result<Arc<ClusterView>, ConsumerError>,
-    },
-    /// A [`ConsumerCore::commit_sync`] or [`ConsumerCore::commit_async`] completed.
-    Commit {
-        /// The commit.
-        id: OpId,
-        /// The offsets it committed (or tried to).
-        offsets: Offsets,
-        /// Whether the coordinator took them.
-        result: Result<(), ConsumerError>,
-    },
-    /// A [`ConsumerCore::committed`] lookup completed.
-    Committed {
-        /// The lookup.
-        id: OpId,
-        /// The committed offset of each partition asked for (`None`: none committed).
-        result: CommittedResult,
-    },
-}
 
 /// The consumer's state machine: manual assignment, fetching, positions and offset lookups.
 ///
 /// Application calls ([`assign`](Self::assign), [`take_records`](Self::take_records),
 /// [`seek`](Self::seek), ...) change state and queue output like any input; the driver drains
-/// [`poll_output`](ClientCore::poll_output) after them. Calls that wait (a poll with a timeout,
-/// a position during a reset) are a [`wait`](Self::wait) plus a later
-/// [`ConsumerEvent::Wake`]; timeouts are deadlines on `now`, enforced here.
+/// [`poll_output`](ClientCore::poll_output) after them. Commands with a result
+/// ([`commit_sync`](Self::commit_sync), [`list_offsets`](Self::list_offsets), ...) take the
+/// application's [`OpId`] and report the result in an event carrying it. Nothing here waits
+/// or times an application's wait: the core reports changes of state
+/// ([`ConsumerEvent::RecordsReady`], [`ConsumerEvent::PositionsChanged`], ...) and the
+/// application keeps its own deadlines (a poll with a timeout is a `take_records`, then
+/// waiting for `RecordsReady` or the deadline, then another `take_records`).
 ///
 /// With a `group_id`, a group member state machine sits beside the fetcher
 /// ([`subscribe`](Self::subscribe), [`commit_sync`](Self::commit_sync), ...; see
@@ -112,13 +62,17 @@ pub struct ConsumerCore {
     out: VecDeque<Output<ConsumerEvent>>,
     /// ListOffsets requests of offset resets: the partitions and timestamps each asked for.
     reset_requests: BTreeMap<RequestId, BTreeMap<TopicPartition, i64>>,
-    lookups: BTreeMap<OpId, OffsetLookup>,
-    lookup_requests: BTreeMap<RequestId, OpId>,
+    /// The application's offset lookups by the core's own key (ops may repeat).
+    lookups: BTreeMap<u64, OffsetLookup>,
+    next_lookup: u64,
+    lookup_requests: BTreeMap<RequestId, u64>,
     metadata_requests: BTreeMap<RequestId, OpId>,
-    waits: BTreeMap<WaitId, (WaitFor, Instant)>,
     /// Where the next `take_records` starts (round robin over partitions).
     cursor: Option<TopicPartition>,
-    next_id: u64,
+    /// The application waits inside a poll (see [`ConsumerCore::set_poll_waiting`]).
+    poll_waiting: bool,
+    /// What was reported, so that each change of state is reported once.
+    reported: Reported,
     closed: bool,
     /// The group member, when `group_id` is set.
     group: Option<Box<GroupCoordinator>>,
@@ -162,11 +116,12 @@ impl ConsumerCore {
             out: VecDeque::new(),
             reset_requests: BTreeMap::new(),
             lookups: BTreeMap::new(),
+            next_lookup: 0,
             lookup_requests: BTreeMap::new(),
             metadata_requests: BTreeMap::new(),
-            waits: BTreeMap::new(),
             cursor: None,
-            next_id: 0,
+            poll_waiting: false,
+            reported: Reported::new(),
             closed: false,
             group,
         }
@@ -197,11 +152,6 @@ impl ConsumerCore {
     /// batches being read, and bytes reserved for fetches in flight.
     pub fn buffered_bytes(&self) -> u64 {
         self.buffer.accounted() + self.fetcher.reserved()
-    }
-
-    fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
     }
 
     // ---- application calls -------------------------------------------------------------
@@ -235,7 +185,8 @@ impl ConsumerCore {
 
     /// Up to `max` fetched records, never waiting. With no records to return, the first
     /// partition error not reported yet is returned instead (once). Taking the last buffered
-    /// records of a partition sends its next fetch at once.
+    /// records of a partition sends its next fetch at once. Each call arms
+    /// [`ConsumerEvent::RecordsReady`] again.
     pub fn take_records(
         &mut self,
         max: usize,
@@ -244,6 +195,7 @@ impl ConsumerCore {
         if self.closed {
             return Err(ConsumerError::Closed);
         }
+        self.reported.arm_records();
         if let Some(g) = &mut self.group {
             // A poll: the member is alive for max_poll_interval_ms, and joins if it must.
             g.poll(
@@ -385,51 +337,13 @@ impl ConsumerCore {
             || self.group.as_ref().is_some_and(|g| g.wants_poll())
     }
 
-    /// Asks for [`ConsumerEvent::Wake`] with the returned id once `what` holds or at
-    /// `deadline`, whichever comes first (at once if it already holds).
-    pub fn wait(&mut self, what: WaitFor, deadline: Instant, now: Instant) -> WaitId {
-        let id = WaitId(self.next_id());
-        self.waits.insert(id, (what, deadline));
-        self.check_waits(now);
-        id
-    }
-
-    /// Forgets a wait (its caller gave up).
-    pub fn cancel_wait(&mut self, id: WaitId) {
-        self.waits.remove(&id);
-    }
-
-    fn wait_holds(&self, what: &WaitFor) -> bool {
-        match what {
-            WaitFor::Records => self.closed || self.has_ready(),
-            WaitFor::Position(tp) => {
-                self.closed
-                    || self
-                        .subs
-                        .get(tp)
-                        .map_or(true, |s| s.position.is_some() || s.error.is_some())
-            }
-            WaitFor::Group => {
-                self.closed
-                    || self
-                        .group
-                        .as_ref()
-                        .is_none_or(|g| g.wants_poll() || g.is_settled())
-            }
-        }
-    }
-
-    fn check_waits(&mut self, now: Instant) {
-        let fired: Vec<WaitId> = self
-            .waits
-            .iter()
-            .filter(|(_, (what, deadline))| now >= *deadline || self.wait_holds(what))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in fired {
-            self.waits.remove(&id);
-            self.out.push_back(Output::Event(ConsumerEvent::Wake(id)));
-        }
+    /// Tells the core whether the application waits inside a poll: it called
+    /// [`take_records`](Self::take_records), found nothing, and waits for
+    /// [`ConsumerEvent::RecordsReady`] (or its own deadline) to call it again. While it does,
+    /// a group member counts as polling, as during Java's long poll: `max_poll_interval_ms`
+    /// does not run out. Set it back to `false` when the wait ends.
+    pub fn set_poll_waiting(&mut self, waiting: bool) {
+        self.poll_waiting = waiting;
     }
 
     /// Sets the next offset to read (the leader epoch is unknown). Clears a pending reset
@@ -491,8 +405,8 @@ impl ConsumerCore {
     }
 
     /// The offset of the next record the application will get; `Ok(None)` while an offset
-    /// reset is on its way (wait with [`WaitFor::Position`]). A partition error is returned
-    /// as the error.
+    /// reset (or the lookup of the committed offset) is on its way: it changes with a
+    /// [`ConsumerEvent::PositionsChanged`]. A partition error is returned as the error.
     pub fn position(&self, tp: &TopicPartition) -> Result<Option<i64>, ConsumerError> {
         let state = self.subs.get(tp)?;
         if let Some(p) = state.position {
@@ -547,36 +461,44 @@ impl ConsumerCore {
 
     /// Looks offsets up with ListOffsets: each partition's timestamp is -2 (earliest), -1
     /// (latest; the last stable offset with read_committed) or milliseconds (the earliest
-    /// record at or after it). The answer arrives as [`ConsumerEvent::Offsets`] within
-    /// `timeout`, or a [`ConsumerError::Timeout`].
+    /// record at or after it). The answer arrives as [`ConsumerEvent::Offsets`] with `op`
+    /// within `timeout`, or a [`ConsumerError::Timeout`].
     pub fn list_offsets(
         &mut self,
+        op: OpId,
         query: BTreeMap<TopicPartition, i64>,
         timeout: Duration,
         now: Instant,
-    ) -> OpId {
-        let id = OpId(self.next_id());
+    ) {
         if self.closed {
             self.out.push_back(Output::Event(ConsumerEvent::Offsets {
-                id,
+                op,
                 result: Err(ConsumerError::Closed),
             }));
-            return id;
+            return;
         }
         for tp in query.keys() {
             self.net.add_topic_interest(&tp.topic);
         }
-        self.lookups
-            .insert(id, OffsetLookup::new(query, now + timeout, timeout));
+        self.next_lookup += 1;
+        self.lookups.insert(
+            self.next_lookup,
+            OffsetLookup::new(op, query, now + timeout, timeout),
+        );
         self.pump(now);
-        id
     }
 
     /// Asks a broker for metadata of `topics` (every topic when `None`); the answer arrives as
-    /// [`ConsumerEvent::Metadata`].
-    pub fn fetch_metadata(&mut self, topics: Option<Vec<String>>, now: Instant) -> OpId {
+    /// [`ConsumerEvent::Metadata`] with `op`.
+    pub fn fetch_metadata(&mut self, op: OpId, topics: Option<Vec<String>>, now: Instant) {
         use crate::protocol::metadata::request::MetadataRequestTopic;
-        let id = OpId(self.next_id());
+        if self.closed {
+            self.out.push_back(Output::Event(ConsumerEvent::Metadata {
+                op,
+                result: Err(ConsumerError::Closed),
+            }));
+            return;
+        }
         let body = MetadataRequest {
             topics: topics.map(|ts| {
                 ts.into_iter()
@@ -592,43 +514,86 @@ impl ConsumerCore {
         let req = self
             .net
             .send(Target::Any, RequestBody::Metadata(body), None, true, now);
-        self.metadata_requests.insert(req, id);
-        self.pump(now);
-        id
-    }
-
-    /// Stops: closes every connection, drops buffered data, fails lookups and wakes waits.
-    pub fn close(&mut self, now: Instant) {
-        self.shutdown();
+        self.metadata_requests.insert(req, op);
         self.pump(now);
     }
 
-    /// [`close`](Self::close) for a loop that is stopping and has no time to give: the
-    /// outputs it queues need not be acted on.
-    pub fn shutdown(&mut self) {
+    /// Closes gracefully, as Java's `close(timeout)` does: a group member makes a last
+    /// auto-commit (when enabled), runs its revocation callbacks (see
+    /// [`ConsumerEvent::RebalancePending`]), sends LeaveGroup (dynamic members) and lets
+    /// commits in flight finish; then it stops as [`abort`](Self::abort) does, at the latest
+    /// after `timeout`, and reports [`ConsumerEvent::Closed`]. Without a group there is
+    /// nothing to finish: it stops at once. Calls after `close` are still served until
+    /// `Closed` (a revocation callback may seek or commit).
+    pub fn close(&mut self, timeout: Duration, now: Instant) {
+        if self.closed {
+            return;
+        }
+        match &mut self.group {
+            Some(g) => g.close(
+                now.checked_add(timeout)
+                    .unwrap_or(now + Duration::from_secs(86_400)),
+                &mut GroupCtx {
+                    net: &mut self.net,
+                    subs: &mut self.subs,
+                    now,
+                },
+            ),
+            None => return self.abort(),
+        }
+        self.pump(now);
+    }
+
+    /// Stops at once: every connection is closed (their `Close` outputs queued), buffered
+    /// data is dropped, commits and lookups in progress fail with [`ConsumerError::Closed`]
+    /// (each in its event), and [`ConsumerEvent::Closed`] is reported. Nothing is committed
+    /// and the group is not left (its coordinator notices when the session times out). A
+    /// driver whose loop is stopping may drop the outputs this queues.
+    pub fn abort(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
+        self.poll_waiting = false;
         if let Some(g) = &mut self.group {
-            g.shutdown();
+            g.abort();
             while let Some(e) = g.events.pop_front() {
                 self.out.push_back(Output::Event(e));
             }
         }
         self.net.close();
         self.buffer.clear();
-        let lookups: Vec<OpId> = self.lookups.keys().copied().collect();
-        for id in lookups {
-            self.lookups.remove(&id);
+        for (_, l) in std::mem::take(&mut self.lookups) {
             self.out.push_back(Output::Event(ConsumerEvent::Offsets {
-                id,
+                op: l.op,
                 result: Err(ConsumerError::Closed),
             }));
         }
+        self.lookup_requests.clear();
+        for (_, op) in std::mem::take(&mut self.metadata_requests) {
+            self.out.push_back(Output::Event(ConsumerEvent::Metadata {
+                op,
+                result: Err(ConsumerError::Closed),
+            }));
+        }
+        // Requests in flight were failed above (or belong to nobody now): of what the
+        // network layer has to say, only the connections it closes matter.
+        while let Some(o) = self.net.poll_output() {
+            match o {
+                Output::Event(_) => {}
+                Output::Connect { conn, host, port } => {
+                    self.out.push_back(Output::Connect { conn, host, port })
+                }
+                Output::Transmit { conn, data } => {
+                    self.out.push_back(Output::Transmit { conn, data })
+                }
+                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+            }
+        }
+        self.out.push_back(Output::Event(ConsumerEvent::Closed));
     }
 
-    /// Whether [`close`](Self::close) was called.
+    /// Whether the consumer is closed ([`ConsumerEvent::Closed`] was reported).
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -650,8 +615,7 @@ impl ConsumerCore {
 
     fn poll_group(&mut self, now: Instant) {
         // A poll waiting for records keeps the member alive, as Java's long poll does.
-        let in_poll = self.waits.values().any(|(w, _)| *w == WaitFor::Records);
-        self.group_ctx_poll(now, in_poll);
+        self.group_ctx_poll(now, self.poll_waiting);
     }
 
     fn no_group() -> ConsumerError {
@@ -749,11 +713,11 @@ impl ConsumerCore {
 
     fn commit_with(
         &mut self,
+        op: OpId,
         offsets: Option<Offsets>,
         timeout: Option<Duration>,
         now: Instant,
-    ) -> OpId {
-        let id = OpId(self.next_id());
+    ) {
         let error = if self.closed {
             Some(ConsumerError::Closed)
         } else if self.group.is_none() {
@@ -763,15 +727,15 @@ impl ConsumerCore {
         };
         if let Some(e) = error {
             self.out.push_back(Output::Event(ConsumerEvent::Commit {
-                id,
+                op: Some(op),
                 offsets: offsets.unwrap_or_default(),
                 result: Err(e),
             }));
-            return id;
+            return;
         }
         if let Some(g) = &mut self.group {
             g.commit(
-                id,
+                op,
                 offsets,
                 timeout,
                 &mut GroupCtx {
@@ -782,37 +746,37 @@ impl ConsumerCore {
             );
         }
         self.pump(now);
-        id
     }
 
     /// Commits `offsets` (`None`: the consumed positions of every assigned partition),
     /// retrying retriable errors until `timeout` (Java's `commitSync`). The result arrives as
-    /// [`ConsumerEvent::Commit`]. A subscribed member commits as a member of its generation;
-    /// during a rebalance the commit fails with `REBALANCE_IN_PROGRESS`.
+    /// [`ConsumerEvent::Commit`] with `op`. A subscribed member commits as a member of its
+    /// generation; during a rebalance the commit fails with `REBALANCE_IN_PROGRESS`.
     pub fn commit_sync(
         &mut self,
+        op: OpId,
         offsets: Option<Offsets>,
         timeout: Duration,
         now: Instant,
-    ) -> OpId {
-        self.commit_with(offsets, Some(timeout), now)
+    ) {
+        self.commit_with(op, offsets, Some(timeout), now)
     }
 
     /// Commits once without retrying (Java's `commitAsync`); the result arrives as
-    /// [`ConsumerEvent::Commit`].
-    pub fn commit_async(&mut self, offsets: Option<Offsets>, now: Instant) -> OpId {
-        self.commit_with(offsets, None, now)
+    /// [`ConsumerEvent::Commit`] with `op`.
+    pub fn commit_async(&mut self, op: OpId, offsets: Option<Offsets>, now: Instant) {
+        self.commit_with(op, offsets, None, now)
     }
 
     /// Looks up the group's committed offsets of `partitions` (they need not be assigned),
-    /// within `timeout`; the answer arrives as [`ConsumerEvent::Committed`].
+    /// within `timeout`; the answer arrives as [`ConsumerEvent::Committed`] with `op`.
     pub fn committed(
         &mut self,
+        op: OpId,
         partitions: BTreeSet<TopicPartition>,
         timeout: Duration,
         now: Instant,
-    ) -> OpId {
-        let id = OpId(self.next_id());
+    ) {
         let error = if self.closed {
             Some(ConsumerError::Closed)
         } else if self.group.is_none() {
@@ -822,14 +786,14 @@ impl ConsumerCore {
         };
         if let Some(e) = error {
             self.out.push_back(Output::Event(ConsumerEvent::Committed {
-                id,
+                op,
                 result: Err(e),
             }));
-            return id;
+            return;
         }
         if let Some(g) = &mut self.group {
             g.committed(
-                id,
+                op,
                 partitions,
                 timeout,
                 &mut GroupCtx {
@@ -840,7 +804,6 @@ impl ConsumerCore {
             );
         }
         self.pump(now);
-        id
     }
 
     /// With `true`, rebalance callbacks wait for the application: each shows up as
@@ -904,28 +867,6 @@ impl ConsumerCore {
         self.group.as_ref().is_some_and(|g| g.is_leader())
     }
 
-    /// Closes as Java's `close(timeout)` does: a last auto-commit (when enabled), revocation
-    /// callbacks, LeaveGroup (dynamic members), commits in flight; then connections close and
-    /// [`is_closed`](Self::is_closed) turns true (at the latest after `timeout`). Without a
-    /// group this is [`close`](Self::close).
-    pub fn begin_close(&mut self, timeout: Duration, now: Instant) {
-        if self.closed {
-            return;
-        }
-        match &mut self.group {
-            Some(g) => g.begin_close(
-                now + timeout,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            ),
-            None => return self.close(now),
-        }
-        self.pump(now);
-    }
-
     /// The consumed position of every assigned partition that has one, as offsets to commit
     /// ([`OffsetAndMetadata`](crate::consumer::OffsetAndMetadata) with the leader epoch of the
     /// last record).
@@ -936,7 +877,7 @@ impl ConsumerCore {
     // ---- the engine ---------------------------------------------------------------------
 
     /// Drains the network layer's output (handling its events), sends what is due, and
-    /// fires waits; repeats until the network layer is quiet.
+    /// reports changes of state; repeats until the network layer is quiet.
     fn pump(&mut self, now: Instant) {
         loop {
             if !self.closed {
@@ -979,10 +920,19 @@ impl ConsumerCore {
                 }
             }
             if g.close_finished() && !self.closed {
-                self.shutdown();
+                self.abort();
             }
         }
-        self.check_waits(now);
+        if !self.closed {
+            let call = self.pending_rebalance().map(|c| c.seq);
+            let settled = self.group_settled();
+            // Both are set aside for the check, which looks at the rest of the core.
+            let mut reported = std::mem::replace(&mut self.reported, Reported::new());
+            let mut out = std::mem::take(&mut self.out);
+            reported.check(&self.subs, || self.has_ready(), call, settled, &mut out);
+            self.reported = reported;
+            self.out = out;
+        }
         let peak = self.buffered_bytes();
         let s = &mut self.fetcher.stats;
         s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
@@ -1042,7 +992,7 @@ impl ConsumerCore {
     }
 
     fn send_lookups(&mut self, now: Instant) {
-        let ids: Vec<OpId> = self.lookups.keys().copied().collect();
+        let ids: Vec<u64> = self.lookups.keys().copied().collect();
         let isolation = self.fetcher.settings.isolation_level;
         for op in ids {
             let lookup = &self.lookups[&op];
@@ -1257,8 +1207,8 @@ impl ConsumerCore {
             self.on_fetch(fetch, result, now);
         } else if let Some(asked) = self.reset_requests.remove(&id) {
             self.on_reset(asked, result, now);
-        } else if let Some(op) = self.lookup_requests.remove(&id) {
-            self.on_lookup(op, id, result, now);
+        } else if let Some(key) = self.lookup_requests.remove(&id) {
+            self.on_lookup(key, id, result, now);
         } else if let Some(op) = self.metadata_requests.remove(&id) {
             let result = match result {
                 Ok(Response {
@@ -1274,7 +1224,7 @@ impl ConsumerCore {
                 Err(e) => Err(ConsumerError::Network(e)),
             };
             self.out
-                .push_back(Output::Event(ConsumerEvent::Metadata { id: op, result }));
+                .push_back(Output::Event(ConsumerEvent::Metadata { op, result }));
         }
     }
 
@@ -1535,7 +1485,7 @@ impl ConsumerCore {
 
     fn on_lookup(
         &mut self,
-        op: OpId,
+        op: u64,
         id: RequestId,
         result: Result<Response, NetError>,
         now: Instant,
@@ -1584,7 +1534,7 @@ impl ConsumerCore {
         } else if self.lookups.get(&op).is_some_and(OffsetLookup::is_done) {
             let l = self.lookups.remove(&op).expect("present");
             self.out.push_back(Output::Event(ConsumerEvent::Offsets {
-                id: op,
+                op: l.op,
                 result: Ok(l.results),
             }));
         }
@@ -1593,11 +1543,11 @@ impl ConsumerCore {
         }
     }
 
-    fn finish_lookup(&mut self, op: OpId, result: OffsetsResult) {
-        if self.lookups.remove(&op).is_some() {
-            self.lookup_requests.retain(|_, o| *o != op);
+    fn finish_lookup(&mut self, key: u64, result: OffsetsResult) {
+        if let Some(l) = self.lookups.remove(&key) {
+            self.lookup_requests.retain(|_, k| *k != key);
             self.out
-                .push_back(Output::Event(ConsumerEvent::Offsets { id: op, result }));
+                .push_back(Output::Event(ConsumerEvent::Offsets { op: l.op, result }));
         }
     }
 
@@ -1609,7 +1559,7 @@ impl ConsumerCore {
                 l.retry_at = None;
             }
         }
-        let late: Vec<(OpId, Duration)> = self
+        let late: Vec<(u64, Duration)> = self
             .lookups
             .iter()
             .filter(|(_, l)| now >= l.deadline)
@@ -1682,7 +1632,6 @@ impl ClientCore for ConsumerCore {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        consider(self.waits.values().map(|(_, d)| *d).min());
         if !self.closed {
             consider(self.group.as_ref().and_then(|g| g.poll_timeout()));
             consider(self.subs.next_retry());

@@ -2,10 +2,11 @@
 //!
 //! [`ConsumerCore`] owns a [`NetworkClient`](crate::network::NetworkClient) and implements
 //! [`ClientCore`](crate::network::ClientCore); drivers run it like any core, and applications
-//! use it through [`ConsumerHandle`](crate::driver::ConsumerHandle) (or call it directly, as
-//! the simulation tests do).
+//! use it through [`ConsumerHandle`](crate::driver::ConsumerHandle) (or call it directly from
+//! a loop of their own, as the simulation tests do).
 //!
 //! # Pieces
+//! - `events`: [`ConsumerEvent`], and the bookkeeping that reports each change once.
 //! - `record`: [`ConsumerRecord`], [`ConsumerRecords`] (what a poll returns, by
 //!   partition), [`TypedRecord`] and [`TopicPartition`].
 //! - `subscription_state`: the assignment and each partition's position, watermarks, pause
@@ -21,9 +22,29 @@
 //!   offsets, subscriptions by topic list or pattern, and rebalance listeners.
 //!
 //! # Contract
-//! - `take_records(max, now)` never waits; a poll with a timeout is a
-//!   [`wait`](ConsumerCore::wait) for [`WaitFor::Records`] with a deadline on `now`, answered
-//!   by [`ConsumerEvent::Wake`]. The core enforces every deadline itself.
+//! - Ids in, events out. Commands with a result take an [`OpId`] the application chooses
+//!   ([`commit_sync`](ConsumerCore::commit_sync), [`commit_async`](ConsumerCore::commit_async),
+//!   [`committed`](ConsumerCore::committed), [`list_offsets`](ConsumerCore::list_offsets),
+//!   [`fetch_metadata`](ConsumerCore::fetch_metadata)); the result is a [`ConsumerEvent`]
+//!   carrying it, drained from `poll_output` like every output. The core never interprets an
+//!   op, so repeated ones come back repeated. Commits the core makes on its own (auto-commit,
+//!   the listener's commit) are reported too, without an op.
+//! - Nothing waits inside the core, and it keeps no deadline of the application's.
+//!   `take_records(max, now)` returns at once; the core reports the changes a waiting
+//!   application needs, once each: [`ConsumerEvent::RecordsReady`] (take_records has
+//!   something again), [`ConsumerEvent::PositionsChanged`] (a reset or committed-offset lookup
+//!   ended), [`ConsumerEvent::RebalancePending`] (a listener callback waits),
+//!   [`ConsumerEvent::GroupSettled`] (the group's steps are done) and
+//!   [`ConsumerEvent::Closed`]. A poll with a timeout is `take_records`, then waiting for
+//!   `RecordsReady` or its own deadline, then `take_records` again; while it waits the
+//!   application says so with [`set_poll_waiting`](ConsumerCore::set_poll_waiting) (a group
+//!   member counts as polling meanwhile, as in Java's long poll). The drivers'
+//!   [`ConsumerHandler`](crate::driver::ConsumerHandler) does exactly this, with its deadlines
+//!   in the loop's `poll_timeout`/`handle_timeout` hooks. No channel, callback or lock is
+//!   kept here: an async commit's callback is the handler's business.
+//! - Two ways to stop: [`close(timeout, now)`](ConsumerCore::close) is graceful (a group member
+//!   commits, runs its revocation callbacks and leaves the group, then `Closed`), and
+//!   [`abort()`](ConsumerCore::abort) stops at once.
 //! - Records of a partition come in offset order, each exactly once per position: the
 //!   position moves past a record when it is handed out, and only a seek (or an offset reset
 //!   after OFFSET_OUT_OF_RANGE) moves it otherwise. Data fetched for an older position is
@@ -43,6 +64,7 @@ pub mod assignor;
 mod buffer;
 mod core;
 mod error;
+mod events;
 mod fetch_session;
 mod fetcher;
 pub mod group;
@@ -50,8 +72,9 @@ mod offsets;
 mod record;
 mod subscription_state;
 
-pub use self::core::{ConsumerCore, ConsumerEvent, OffsetsResult, OpId, WaitFor, WaitId};
+pub use self::core::{ConsumerCore, OpId};
 pub use error::ConsumerError;
+pub use events::{ConsumerEvent, OffsetsResult};
 pub use fetcher::FetchStats;
 pub use group::{
     GroupMetadata, MemberState, OffsetAndMetadata, RebalanceCall, RebalanceContext, RebalanceKind,

@@ -16,6 +16,7 @@ use super::record::{OffsetAndTimestamp, TopicPartition};
 use crate::network::{NodeId, RequestId};
 use crate::protocol::list_offsets::request::{ListOffsetsPartition, ListOffsetsTopic};
 use crate::protocol::{ErrorCode, ListOffsetsRequest, ListOffsetsResponse};
+use crate::OpId;
 
 /// Builds one ListOffsets request; `parts` maps each partition to (timestamp, current leader
 /// epoch or -1).
@@ -107,6 +108,8 @@ pub(crate) type ByLeader = BTreeMap<NodeId, BTreeMap<TopicPartition, (i64, i32)>
 /// An application's lookup in progress.
 #[derive(Debug)]
 pub(crate) struct OffsetLookup {
+    /// The application's op (the lookup's key is the core's own: ops may repeat).
+    pub op: OpId,
     /// Partitions still to answer: timestamp, and the request asking for it, if any.
     pub pending: BTreeMap<TopicPartition, (i64, Option<RequestId>)>,
     pub results: BTreeMap<TopicPartition, Option<OffsetAndTimestamp>>,
@@ -117,11 +120,13 @@ pub(crate) struct OffsetLookup {
 
 impl OffsetLookup {
     pub fn new(
+        op: OpId,
         query: BTreeMap<TopicPartition, i64>,
         deadline: Instant,
         timeout: std::time::Duration,
     ) -> Self {
         OffsetLookup {
+            op,
             pending: query.into_iter().map(|(tp, ts)| (tp, (ts, None))).collect(),
             results: BTreeMap::new(),
             deadline,
@@ -269,7 +274,7 @@ mod tests {
         let mut q = BTreeMap::new();
         q.insert(t0.clone(), -1);
         q.insert(t1.clone(), -1);
-        let mut l = OffsetLookup::new(q, now, std::time::Duration::from_secs(1));
+        let mut l = OffsetLookup::new(crate::OpId(1), q, now, std::time::Duration::from_secs(1));
         let (due, missing) = l.due(|tp| (tp.partition == 0).then_some((1, 0)));
         assert!(missing);
         assert_eq!(due[&1].len(), 1);

@@ -5,10 +5,14 @@
 //! deserialized into application types).
 //!
 //! Every call is one command run on the loop; a poll moves a whole batch of records (up to
-//! `max_poll_records`) per round trip. Waiting calls register a wait with the core, whose
-//! deadline on `now` enforces the timeout; [`ConsumerHandler`] answers them when the core
-//! says [`ConsumerEvent::Wake`]. A poll whose caller stopped waiting takes no records, so none
-//! are lost by a dropped future.
+//! `max_poll_records`) per round trip. The core never waits: [`ConsumerHandler`] keeps the
+//! waiting calls (a poll with a timeout, a position during an offset reset, an unsubscribe or
+//! close running listener callbacks) with their deadlines, answers them when the core reports
+//! the change they wait for ([`ConsumerEvent::RecordsReady`],
+//! [`ConsumerEvent::PositionsChanged`], [`ConsumerEvent::RebalancePending`],
+//! [`ConsumerEvent::GroupSettled`], [`ConsumerEvent::Closed`]), and ends them at their
+//! deadlines through [`Handler::poll_timeout`] / [`Handler::handle_timeout`]. A poll whose
+//! caller stopped waiting takes no records, so none are lost by a dropped future.
 //!
 //! # Groups
 //! With a `group_id`, [`ConsumerHandle::subscribe`] / [`ConsumerHandle::subscribe_pattern`]
@@ -20,7 +24,8 @@
 //! [`crate::consumer::group::listener`]). If a poll future is dropped while its callback runs,
 //! the next poll offers the same callback again. Callbacks of
 //! [`ConsumerHandle::commit_async`] also run on the application side, as in Java: inside the
-//! next `poll`, `commit`, or `close`.
+//! next `poll`, `commit`, or `close`; the core only reports each commit as a
+//! [`ConsumerEvent::Commit`], and the handler queues the callback with its result.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -35,12 +40,12 @@ use futures_channel::oneshot;
 use super::{CommandSender, Handler};
 use crate::config::ConsumerConfig;
 use crate::consumer::group::{
-    default_offset_commit_callback, run_listener, CommitCallback, CommittedResult, GroupMetadata,
-    MemberState, OffsetAndMetadata, Offsets, RebalanceCall, RebalanceListener,
+    default_offset_commit_callback, run_listener, CommittedResult, GroupMetadata, MemberState,
+    OffsetAndMetadata, Offsets, RebalanceCall, RebalanceListener,
 };
 use crate::consumer::{
     ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, ConsumerRecords,
-    OffsetAndTimestamp, OffsetsResult, OpId, TopicPartition, TypedRecord, WaitFor, WaitId,
+    OffsetAndTimestamp, OffsetsResult, OpId, TopicPartition, TypedRecord,
 };
 use crate::network::{ClusterView, PartitionInfo};
 use crate::producer::serializer::Deserializer;
@@ -53,6 +58,10 @@ enum PollAnswer {
 }
 
 type PollReply = oneshot::Sender<Result<PollAnswer, ConsumerError>>;
+
+/// The callback of an async commit ([`ConsumerHandle::commit_async`]): the offsets and
+/// whether they were committed. It runs on the application's side.
+pub type CommitCallback = Box<dyn FnOnce(&Offsets, Result<(), ConsumerError>) + Send>;
 
 /// Completed async commits whose callbacks wait for the application.
 type CompletedCommits = Arc<Mutex<VecDeque<(CommitCallback, Offsets, Result<(), ConsumerError>)>>>;
@@ -96,20 +105,41 @@ struct PositionWait {
     reply: PositionReply,
 }
 
-/// Completes the [`ConsumerHandle`]'s futures from the [`ConsumerCore`]'s events.
+/// Completes the [`ConsumerHandle`]'s futures from the [`ConsumerCore`]'s events, and keeps
+/// the deadlines of the calls that wait.
 #[derive(Default)]
 pub struct ConsumerHandler {
-    polls: BTreeMap<WaitId, PollWait>,
-    positions: BTreeMap<WaitId, PositionWait>,
+    /// The last op handed to the core (the handler names every command it gives).
+    last_op: u64,
+    /// The last key given to a waiting call.
+    last_wait: u64,
+    polls: BTreeMap<u64, PollWait>,
+    positions: BTreeMap<u64, PositionWait>,
     offsets: BTreeMap<OpId, oneshot::Sender<OffsetsResult>>,
     metadata: BTreeMap<OpId, MetadataReply>,
     commits: BTreeMap<OpId, CommitWaiter>,
     committed: BTreeMap<OpId, oneshot::Sender<CommittedResult>>,
-    group_waits: BTreeMap<WaitId, GroupWait>,
+    group_waits: BTreeMap<u64, GroupWait>,
 }
 
 impl ConsumerHandler {
-    /// Answers a poll now, or waits for records until its deadline.
+    /// A new op for a command to the core.
+    fn op(&mut self) -> OpId {
+        self.last_op += 1;
+        OpId(self.last_op)
+    }
+
+    fn wait_key(&mut self) -> u64 {
+        self.last_wait += 1;
+        self.last_wait
+    }
+
+    /// Tells the core whether a poll waits (it keeps a group member alive meanwhile).
+    fn sync_poll_waiting(&self, core: &mut ConsumerCore) {
+        core.set_poll_waiting(self.polls.values().any(|w| !w.reply.is_canceled()));
+    }
+
+    /// Answers a poll now, or keeps it waiting for records until its deadline.
     fn poll_step(&mut self, core: &mut ConsumerCore, w: PollWait, now: Instant) {
         if w.reply.is_canceled() {
             // Nobody would get the records: leave them buffered for the next poll.
@@ -124,8 +154,8 @@ impl ConsumerHandler {
                 if let Some(call) = core.pending_rebalance() {
                     let _ = w.reply.send(Ok(PollAnswer::Call(call.clone(), w.deadline)));
                 } else if now < w.deadline {
-                    let id = core.wait(WaitFor::Records, w.deadline, now);
-                    self.polls.insert(id, w);
+                    let key = self.wait_key();
+                    self.polls.insert(key, w);
                 } else {
                     let _ = w.reply.send(Ok(PollAnswer::Records(records)));
                 }
@@ -136,7 +166,24 @@ impl ConsumerHandler {
         }
     }
 
-    fn group_step(&mut self, core: &mut ConsumerCore, w: GroupWait, now: Instant) {
+    /// Asks every waiting poll again (the core reported a change), or only those whose
+    /// deadline passed at `due`.
+    fn step_polls(&mut self, core: &mut ConsumerCore, due: Option<Instant>, now: Instant) {
+        let keys: Vec<u64> = self
+            .polls
+            .iter()
+            .filter(|(_, w)| due.is_none_or(|t| w.deadline <= t))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            if let Some(w) = self.polls.remove(&key) {
+                self.poll_step(core, w, now);
+            }
+        }
+        self.sync_poll_waiting(core);
+    }
+
+    fn group_step(&mut self, core: &mut ConsumerCore, w: GroupWait) {
         if let Some(call) = core.pending_rebalance() {
             let _ = w.reply.send(GroupAnswer::Call(call.clone()));
             return;
@@ -150,11 +197,22 @@ impl ConsumerHandler {
             let _ = w.reply.send(GroupAnswer::Done);
             return;
         }
-        let id = core.wait(WaitFor::Group, now + FOREVER, now);
-        self.group_waits.insert(id, w);
+        // Answered at the next RebalancePending, GroupSettled or Closed.
+        let key = self.wait_key();
+        self.group_waits.insert(key, w);
+    }
+
+    fn step_groups(&mut self, core: &mut ConsumerCore) {
+        for (_, w) in std::mem::take(&mut self.group_waits) {
+            self.group_step(core, w);
+        }
     }
 
     fn position_step(&mut self, core: &mut ConsumerCore, w: PositionWait, now: Instant) {
+        if core.is_closed() {
+            let _ = w.reply.send(Err(ConsumerError::Closed));
+            return;
+        }
         match core.position(&w.tp) {
             Ok(Some(p)) => {
                 let _ = w.reply.send(Ok(p));
@@ -163,8 +221,8 @@ impl ConsumerHandler {
                 let _ = w.reply.send(Err(e));
             }
             Ok(None) if now < w.deadline && !w.reply.is_canceled() => {
-                let id = core.wait(WaitFor::Position(w.tp.clone()), w.deadline, now);
-                self.positions.insert(id, w);
+                let key = self.wait_key();
+                self.positions.insert(key, w);
             }
             Ok(None) => {
                 let _ = w.reply.send(Err(ConsumerError::Timeout {
@@ -174,25 +232,44 @@ impl ConsumerHandler {
             }
         }
     }
+
+    /// Asks every waiting position again, or only those whose deadline passed at `due`.
+    fn step_positions(&mut self, core: &mut ConsumerCore, due: Option<Instant>, now: Instant) {
+        let keys: Vec<u64> = self
+            .positions
+            .iter()
+            .filter(|(_, w)| due.is_none_or(|t| w.deadline <= t))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            if let Some(w) = self.positions.remove(&key) {
+                self.position_step(core, w, now);
+            }
+        }
+    }
 }
 
 impl Handler<ConsumerCore> for ConsumerHandler {
     fn on_event(&mut self, core: &mut ConsumerCore, event: ConsumerEvent, now: Instant) {
         match event {
-            ConsumerEvent::Wake(id) => {
-                if let Some(w) = self.polls.remove(&id) {
-                    self.poll_step(core, w, now);
-                } else if let Some(w) = self.positions.remove(&id) {
-                    self.position_step(core, w, now);
-                } else if let Some(w) = self.group_waits.remove(&id) {
-                    self.group_step(core, w, now);
-                }
+            ConsumerEvent::RecordsReady => self.step_polls(core, None, now),
+            ConsumerEvent::PositionsChanged => self.step_positions(core, None, now),
+            ConsumerEvent::RebalancePending => {
+                // The callback runs in a poll, or in an unsubscribe or close.
+                self.step_polls(core, None, now);
+                self.step_groups(core);
+            }
+            ConsumerEvent::GroupSettled => self.step_groups(core),
+            ConsumerEvent::Closed => {
+                self.step_polls(core, None, now);
+                self.step_positions(core, None, now);
+                self.step_groups(core);
             }
             ConsumerEvent::Commit {
-                id,
+                op: Some(op),
                 offsets,
                 result,
-            } => match self.commits.remove(&id) {
+            } => match self.commits.remove(&op) {
                 Some(CommitWaiter::Sync(reply)) => {
                     let _ = reply.send(result);
                 }
@@ -203,26 +280,40 @@ impl Handler<ConsumerCore> for ConsumerHandler {
                 }
                 None => {}
             },
-            ConsumerEvent::Committed { id, result } => {
-                if let Some(reply) = self.committed.remove(&id) {
+            // The core's own commits: it logs their failures itself (as Java's auto-commit
+            // does) and reports a failed listener commit in the next poll.
+            ConsumerEvent::Commit { op: None, .. } => {}
+            ConsumerEvent::Committed { op, result } => {
+                if let Some(reply) = self.committed.remove(&op) {
                     let _ = reply.send(result);
                 }
             }
-            ConsumerEvent::Offsets { id, result } => {
-                if let Some(reply) = self.offsets.remove(&id) {
+            ConsumerEvent::Offsets { op, result } => {
+                if let Some(reply) = self.offsets.remove(&op) {
                     let _ = reply.send(result);
                 }
             }
-            ConsumerEvent::Metadata { id, result } => {
-                if let Some(reply) = self.metadata.remove(&id) {
+            ConsumerEvent::Metadata { op, result } => {
+                if let Some(reply) = self.metadata.remove(&op) {
                     let _ = reply.send(result);
                 }
             }
         }
     }
 
+    fn poll_timeout(&self) -> Option<Instant> {
+        let polls = self.polls.values().map(|w| w.deadline);
+        let positions = self.positions.values().map(|w| w.deadline);
+        polls.chain(positions).min()
+    }
+
+    fn handle_timeout(&mut self, core: &mut ConsumerCore, now: Instant) {
+        self.step_polls(core, Some(now), now);
+        self.step_positions(core, Some(now), now);
+    }
+
     fn on_shutdown(&mut self, core: &mut ConsumerCore) {
-        core.shutdown();
+        core.abort();
         for (_, w) in std::mem::take(&mut self.polls) {
             let _ = w.reply.send(Err(ConsumerError::Closed));
         }
@@ -299,12 +390,13 @@ async fn poll_round(
             },
             now,
         );
+        handler.sync_poll_waiting(core);
     })
     .map_err(|_| ConsumerError::Closed)?;
     rx.await.unwrap_or(Err(ConsumerError::Closed))
 }
 
-/// How long "forever" waits are cut into (a poll is asked again after it).
+/// How long "forever" waits are cut into (a stream's poll is asked again after it).
 const FOREVER: Duration = Duration::from_secs(3600);
 
 /// How long a graceful close may take (Java's `DEFAULT_CLOSE_TIMEOUT_MS`).
@@ -449,8 +541,9 @@ impl ConsumerHandle {
         let timeout = self.api_timeout;
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.commit_sync(offsets, timeout, now);
-                handler.commits.insert(id, CommitWaiter::Sync(tx));
+                let op = handler.op();
+                handler.commits.insert(op, CommitWaiter::Sync(tx));
+                core.commit_sync(op, offsets, timeout, now);
             })
             .map_err(|_| ConsumerError::Closed)?;
         let result = rx.await.unwrap_or(Err(ConsumerError::Closed));
@@ -470,10 +563,11 @@ impl ConsumerHandle {
         let queue = self.completed.clone();
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.commit_async(offsets, now);
+                let op = handler.op();
                 handler
                     .commits
-                    .insert(id, CommitWaiter::Async(callback, queue));
+                    .insert(op, CommitWaiter::Async(callback, queue));
+                core.commit_async(op, offsets, now);
             })
             .map_err(|_| ConsumerError::Closed)
     }
@@ -487,8 +581,9 @@ impl ConsumerHandle {
         let timeout = self.api_timeout;
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.committed(partitions.into_iter().collect(), timeout, now);
-                handler.committed.insert(id, tx);
+                let op = handler.op();
+                handler.committed.insert(op, tx);
+                core.committed(op, partitions.into_iter().collect(), timeout, now);
             })
             .map_err(|_| ConsumerError::Closed)?;
         rx.await.unwrap_or(Err(ConsumerError::Closed))
@@ -527,8 +622,8 @@ impl ConsumerHandle {
         loop {
             let (tx, rx) = oneshot::channel();
             self.cmds
-                .run(move |core, handler, now| {
-                    handler.group_step(core, GroupWait { until, reply: tx }, now)
+                .run(move |core, handler, _| {
+                    handler.group_step(core, GroupWait { until, reply: tx })
                 })
                 .map_err(|_| ConsumerError::Closed)?;
             match rx.await {
@@ -660,8 +755,9 @@ impl ConsumerHandle {
         let timeout = self.api_timeout;
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.list_offsets(query, timeout, now);
-                handler.offsets.insert(id, tx);
+                let op = handler.op();
+                handler.offsets.insert(op, tx);
+                core.list_offsets(op, query, timeout, now);
             })
             .map_err(|_| ConsumerError::Closed)?;
         rx.await.unwrap_or(Err(ConsumerError::Closed))
@@ -714,8 +810,9 @@ impl ConsumerHandle {
         let (tx, rx) = oneshot::channel();
         self.cmds
             .run(move |core, handler, now| {
-                let id = core.fetch_metadata(topics, now);
-                handler.metadata.insert(id, tx);
+                let op = handler.op();
+                handler.metadata.insert(op, tx);
+                core.fetch_metadata(op, topics, now);
             })
             .map_err(|_| ConsumerError::Closed)?;
         rx.await.unwrap_or(Err(ConsumerError::Closed))
@@ -748,10 +845,10 @@ impl ConsumerHandle {
     /// Closes the consumer: connections close, buffered records are dropped and later calls
     /// fail with [`ConsumerError::Closed`]. A group member first commits (with auto-commit),
     /// runs its revocation callbacks and leaves the group, within 30 seconds (Java's
-    /// `close()`; see [`ConsumerCore::begin_close`]).
+    /// `close()`; see [`ConsumerCore::close`]).
     pub async fn close(&self) -> Result<(), ConsumerError> {
         self.run_completed_commits();
-        match call(&self.cmds, |core, now| core.begin_close(CLOSE_TIMEOUT, now)).await {
+        match call(&self.cmds, |core, now| core.close(CLOSE_TIMEOUT, now)).await {
             Ok(()) => {}
             Err(ConsumerError::Closed) => return Ok(()),
             Err(e) => return Err(e),
@@ -761,7 +858,7 @@ impl ConsumerHandle {
             Err(e) => Err(e),
         };
         // Whatever the group left undone, the consumer is closed now.
-        let _ = call(&self.cmds, |core, now| core.close(now)).await;
+        let _ = call(&self.cmds, |core, _| core.abort()).await;
         // The LeaveGroup (and a last commit) reach the sockets before close returns.
         self.cmds.settle().await;
         self.run_completed_commits();
@@ -800,6 +897,14 @@ impl std::fmt::Debug for RecordStream {
         f.debug_struct("RecordStream")
             .field("buffered", &self.buffered.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl RecordStream {
+    /// The next record or partition error; `None` once the consumer is closed. The same as
+    /// the stream's `next()`, without importing a `StreamExt`.
+    pub async fn recv(&mut self) -> Option<Result<ConsumerRecord, ConsumerError>> {
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut *self), cx)).await
     }
 }
 
@@ -914,3 +1019,6 @@ impl<K, V, KD: Deserializer<K>, VD: Deserializer<V>> TypedConsumer<K, V, KD, VD>
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

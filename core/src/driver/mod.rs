@@ -31,7 +31,9 @@ use futures_channel::mpsc;
 use crate::network::ClientCore;
 
 pub use admin::{AdminHandle, AdminHandler};
-pub use consumer::{ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer};
+pub use consumer::{
+    CommitCallback, ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer,
+};
 pub use event_loop::{run, Connect, IoSender, Outgoing, Runtime};
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};

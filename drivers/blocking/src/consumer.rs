@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use futures_executor::block_on;
 use kafkit_core::config::ConsumerConfig;
-use kafkit_core::consumer::group::{CommitCallback, Offsets};
+use kafkit_core::consumer::group::Offsets;
 use kafkit_core::consumer::{
     ConsumerCore, ConsumerError, ConsumerRecord, ConsumerRecords, GroupMetadata, MemberState,
     OffsetAndMetadata, OffsetAndTimestamp, RebalanceListener, TopicPartition, TypedRecord,
 };
-use kafkit_core::driver::{ConsumerHandle, ConsumerHandler, OpenWriters, RecordCursor};
+use kafkit_core::driver::{
+    CommitCallback, ConsumerHandle, ConsumerHandler, OpenWriters, RecordCursor,
+};
 use kafkit_core::network::{PartitionInfo, SetupError};
 use kafkit_core::producer::serializer::{DeserializeError, Deserializer};
 

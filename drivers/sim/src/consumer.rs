@@ -4,7 +4,8 @@
 //! [`consumer_core`] builds a core for a simulated cluster (its brokers as bootstrap, a seed),
 //! for simulations set up by hand. [`ConsumerSim`] is the whole set-up in one value: a
 //! cluster, a simulation, and a consumer whose calls run the simulation until they complete,
-//! answering them from the core's events as the drivers' `ConsumerHandler` does. A
+//! answering them from the core's events as the drivers' `ConsumerHandler` does (and keeping
+//! their deadlines, which the core does not keep, in virtual time). A
 //! [`ConsumerSim`] can also take over the cluster of a [`ProducerSim`](crate::ProducerSim)
 //! that wrote the records first ([`ConsumerSim::on_cluster`]).
 //!
@@ -44,7 +45,7 @@ use std::time::{Duration, Instant};
 use kafkit_core::config::ConsumerConfig;
 use kafkit_core::consumer::{
     ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecords, OffsetAndTimestamp, OffsetsResult,
-    OpId, TopicPartition, WaitFor, WaitId,
+    OpId, TopicPartition,
 };
 use kafkit_core::network::{ClusterView, NetOptions, PartitionInfo, SetupError};
 
@@ -74,15 +75,17 @@ pub fn consumer_core(
 /// A simulated cluster with one consumer on it, on virtual time.
 ///
 /// The calls that wait in a real driver ([`ConsumerSim::poll`], [`ConsumerSim::position`],
-/// the offset and metadata lookups) run the simulation until they complete, the core keeping
-/// their deadlines in virtual time; they return `Err(SimError)` only if the simulation runs
-/// past its step bound. The others act at the current virtual time and return at once.
+/// the offset and metadata lookups) run the simulation until they complete or their deadline
+/// passes in virtual time; they return `Err(SimError)` only if the simulation runs past its
+/// step bound. The others act at the current virtual time and return at once.
 /// Everything replays from the seed.
 pub struct ConsumerSim {
     sim: Simulation<ConsumerCore>,
     cluster: Rc<RefCell<Cluster>>,
     max_poll_records: usize,
     api_timeout: Duration,
+    /// The last op given to the core.
+    last_op: u64,
 }
 
 impl std::fmt::Debug for ConsumerSim {
@@ -94,11 +97,9 @@ impl std::fmt::Debug for ConsumerSim {
     }
 }
 
-/// The event a waiting call is waiting for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Awaited {
-    Wake(WaitId),
-    Op(OpId),
+/// Whether any of `events` is one of the changes `wanted` names.
+fn any_of(events: Vec<ConsumerEvent>, wanted: fn(&ConsumerEvent) -> bool) -> bool {
+    events.iter().any(wanted)
 }
 
 impl ConsumerSim {
@@ -136,6 +137,7 @@ impl ConsumerSim {
             cluster,
             max_poll_records: consumer.max_poll_records.max(1) as usize,
             api_timeout: Duration::from_millis(u64::from(consumer.default_api_timeout_ms)),
+            last_op: 0,
         })
     }
 
@@ -180,8 +182,17 @@ impl ConsumerSim {
             Ok(records) if records.is_empty() && !timeout.is_zero() => {}
             done => return Ok(done),
         }
-        let id = self.sim.core().wait(WaitFor::Records, now + timeout, now);
-        self.wait_for(Awaited::Wake(id))?;
+        // As a driver's poll: wait for RecordsReady (or the end) until the deadline, then
+        // take again. Events from before the wait are stale: take_records armed a new one.
+        self.sim.take_events();
+        self.sim.core().set_poll_waiting(true);
+        let waited = self.sim.run_until_deadline(now + timeout, |s| {
+            any_of(s.take_events(), |e| {
+                matches!(e, ConsumerEvent::RecordsReady | ConsumerEvent::Closed)
+            })
+        });
+        self.sim.core().set_poll_waiting(false);
+        waited?;
         let now = self.sim.now();
         Ok(self.sim.core().take_records(max, now))
     }
@@ -233,11 +244,15 @@ impl ConsumerSim {
                     after: self.api_timeout,
                 }));
             }
-            let id = self
-                .sim
-                .core()
-                .wait(WaitFor::Position(partition.clone()), deadline, now);
-            self.wait_for(Awaited::Wake(id))?;
+            if self.sim.core().is_closed() {
+                return Ok(Err(ConsumerError::Closed));
+            }
+            self.sim.take_events();
+            self.sim.run_until_deadline(deadline, |s| {
+                any_of(s.take_events(), |e| {
+                    matches!(e, ConsumerEvent::PositionsChanged | ConsumerEvent::Closed)
+                })
+            })?;
         }
     }
 
@@ -274,8 +289,9 @@ impl ConsumerSim {
     ) -> Result<OffsetsResult, SimError> {
         let now = self.sim.now();
         let timeout = self.api_timeout;
-        let id = self.sim.core().list_offsets(query, timeout, now);
-        match self.wait_for(Awaited::Op(id))? {
+        let op = self.op();
+        self.sim.core().list_offsets(op, query, timeout, now);
+        match self.wait_for(op)? {
             ConsumerEvent::Offsets { result, .. } => Ok(result),
             _ => unreachable!("an operation id is answered by its own kind of event"),
         }
@@ -330,8 +346,9 @@ impl ConsumerSim {
         topics: Option<Vec<String>>,
     ) -> Result<Result<Arc<ClusterView>, ConsumerError>, SimError> {
         let now = self.sim.now();
-        let id = self.sim.core().fetch_metadata(topics, now);
-        match self.wait_for(Awaited::Op(id))? {
+        let op = self.op();
+        self.sim.core().fetch_metadata(op, topics, now);
+        match self.wait_for(op)? {
             ConsumerEvent::Metadata { result, .. } => Ok(result),
             _ => unreachable!("an operation id is answered by its own kind of event"),
         }
@@ -361,11 +378,11 @@ impl ConsumerSim {
         }))
     }
 
-    /// Closes the consumer now: connections close, buffered records are dropped and later
-    /// polls fail with [`ConsumerError::Closed`].
+    /// Closes the consumer now ([`ConsumerCore::abort`]: this consumer is in no group):
+    /// connections close, buffered records are dropped and later polls fail with
+    /// [`ConsumerError::Closed`].
     pub fn close(&mut self) {
-        let now = self.sim.now();
-        self.sim.core().close(now);
+        self.sim.core().abort();
         self.sim.drain();
     }
 
@@ -386,23 +403,23 @@ impl ConsumerSim {
         self.sim.run_until(done)
     }
 
-    /// Runs until the core emits the event `awaited` names, and returns it. Every other event
-    /// is stale (a wait or operation whose caller already returned) and dropped.
-    fn wait_for(&mut self, awaited: Awaited) -> Result<ConsumerEvent, SimError> {
+    fn op(&mut self) -> OpId {
+        self.last_op += 1;
+        OpId(self.last_op)
+    }
+
+    /// Runs until the core reports the result of `awaited`, and returns it. Every other event
+    /// is stale (an operation or wait whose caller already returned) and dropped.
+    fn wait_for(&mut self, awaited: OpId) -> Result<ConsumerEvent, SimError> {
         let mut found = None;
         let done = |s: &mut Simulation<ConsumerCore>| {
             for event in s.take_events() {
-                // Events of the kinds no call here waits for are never awaited.
-                let this = if let ConsumerEvent::Wake(id) = &event {
-                    Awaited::Wake(*id)
-                } else if let ConsumerEvent::Offsets { id, .. }
-                | ConsumerEvent::Metadata { id, .. } = &event
-                {
-                    Awaited::Op(*id)
-                } else {
-                    continue;
+                let op = match &event {
+                    ConsumerEvent::Offsets { op, .. } | ConsumerEvent::Metadata { op, .. } => *op,
+                    // Kinds no call here waits for by op.
+                    _ => continue,
                 };
-                if this == awaited {
+                if op == awaited {
                     found = Some(event);
                 }
             }

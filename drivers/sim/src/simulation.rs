@@ -566,21 +566,42 @@ impl<C: ClientCore> Simulation<C> {
         }
     }
 
+    /// When the next delivery or deadline is due, if anything is left to happen.
+    fn next_at(&self) -> Option<Instant> {
+        [
+            self.queue.peek().map(|Reverse((at, _))| *at),
+            self.client_timeout(),
+            self.server_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
     /// Runs for `duration` of virtual time.
     pub fn run_for(&mut self, duration: Duration) -> Result<(), SimError> {
         let until = self.now + duration;
-        self.run_until(|s| {
-            let next = [
-                s.queue.peek().map(|Reverse((at, _))| *at),
-                s.client_timeout(),
-                s.server_timeout(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            next.is_none_or(|t| t > until)
-        })?;
+        self.run_until(|s| s.next_at().is_none_or(|t| t > until))?;
         self.now = self.now.max(until);
         Ok(())
+    }
+
+    /// Steps until `done` holds or nothing is left to happen by `deadline`, and then moves
+    /// virtual time on to `deadline`: an application's wait with a timeout that the core
+    /// does not keep (a poll). Returns whether `done` holds; errors past the step bound.
+    pub fn run_until_deadline(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> Result<bool, SimError> {
+        let mut met = false;
+        self.run_until(|s| {
+            met = done(s);
+            met || s.next_at().is_none_or(|t| t > deadline)
+        })?;
+        if !met {
+            self.now = self.now.max(deadline);
+        }
+        Ok(met)
     }
 }

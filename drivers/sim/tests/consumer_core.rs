@@ -14,9 +14,9 @@ use bytes::{Bytes, BytesMut};
 use kafkit_core::compression::Compression;
 use kafkit_core::config::{AutoOffsetReset, ConsumerConfig};
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, TopicPartition,
+    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, OpId, TopicPartition,
 };
-use kafkit_core::network::NetOptions;
+use kafkit_core::network::{ClientCore, NetOptions, Output};
 use kafkit_core::protocol::create_topics::request::CreatableTopic;
 use kafkit_core::protocol::delete_records::request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
@@ -441,21 +441,27 @@ fn offsets_event(
     query: BTreeMap<TopicPartition, i64>,
 ) -> BTreeMap<TopicPartition, Option<i64>> {
     let now = env.sim.now();
-    let id = env
-        .sim
+    // Two lookups with the same op at once: each is answered, with the op given.
+    let id = OpId(3);
+    env.sim
         .core()
-        .list_offsets(query, Duration::from_secs(5), now);
+        .list_offsets(id, query.clone(), Duration::from_secs(5), now);
+    env.sim
+        .core()
+        .list_offsets(id, query, Duration::from_secs(5), now);
+    let mut answers = 0;
     let mut result = None;
     env.sim
         .run_until(|s| {
             for e in s.take_events() {
-                if let ConsumerEvent::Offsets { id: got, result: r } = e {
-                    if got == id {
+                if let ConsumerEvent::Offsets { op, result: r } = e {
+                    if op == id {
+                        answers += 1;
                         result = Some(r);
                     }
                 }
             }
-            result.is_some()
+            answers == 2
         })
         .unwrap();
     result
@@ -486,7 +492,9 @@ fn offsets_for_times_and_beginning_and_end_offsets() {
     assert_eq!(r[&Env::tp(1)], Some(3));
     // Lookups need no assignment; an unknown partition times out with a named error.
     let now = env.sim.now();
-    let id = env.sim.core().list_offsets(
+    let id = OpId(4);
+    env.sim.core().list_offsets(
+        id,
         BTreeMap::from([(TopicPartition::new(TOPIC, 9), -1)]),
         Duration::from_secs(2),
         now,
@@ -495,8 +503,8 @@ fn offsets_for_times_and_beginning_and_end_offsets() {
     env.sim
         .run_until(|s| {
             for e in s.take_events() {
-                if let ConsumerEvent::Offsets { id: got, result: r } = e {
-                    if got == id {
+                if let ConsumerEvent::Offsets { op, result: r } = e {
+                    if op == id {
                         result = Some(r);
                     }
                 }
@@ -800,4 +808,102 @@ fn fetching_ahead_hides_the_round_trip_from_a_steady_reader() {
         took < Duration::from_millis(55),
         "1000 records at 25/ms took {took:?} (without fetching ahead: 77 ms)"
     );
+}
+
+/// How many of `events` match `which`.
+fn count(events: &[ConsumerEvent], which: fn(&ConsumerEvent) -> bool) -> usize {
+    events.iter().filter(|e| which(e)).count()
+}
+
+#[test]
+fn state_changes_are_reported_once_each() {
+    let mut env = Env::new(1, 1, |_| {});
+    env.produce(0, 20, Compression::None, 0);
+    env.assign(&[0]);
+    // The reset to the earliest offset finishes: PositionsChanged, once.
+    env.await_position(0);
+    env.idle(Duration::from_millis(500));
+    let events = env.sim.take_events();
+    assert_eq!(
+        count(&events, |e| matches!(e, ConsumerEvent::PositionsChanged)),
+        1,
+        "{events:?}"
+    );
+    // Records arrived: RecordsReady once, however many inputs came meanwhile.
+    assert_eq!(
+        count(&events, |e| matches!(e, ConsumerEvent::RecordsReady)),
+        1,
+        "{events:?}"
+    );
+    env.idle(Duration::from_millis(500));
+    assert!(env.sim.take_events().is_empty(), "nothing new to report");
+
+    // Taking some of them arms it again: the rest is news at once.
+    assert_eq!(env.take(5).unwrap().count(), 5);
+    env.sim.drain();
+    let events = env.sim.take_events();
+    assert_eq!(
+        count(&events, |e| matches!(e, ConsumerEvent::RecordsReady)),
+        1,
+        "{events:?}"
+    );
+    let got = env.consume(15, 500, Duration::from_secs(5));
+    assert_eq!(got.len(), 15);
+    env.idle(Duration::from_secs(1));
+    env.sim.take_events();
+    // Nothing buffered: no news until new records come.
+    assert!(env.take(500).unwrap().is_empty());
+    env.idle(Duration::from_secs(1));
+    assert_eq!(
+        count(&env.sim.take_events(), |e| matches!(
+            e,
+            ConsumerEvent::RecordsReady
+        )),
+        0
+    );
+    env.produce(0, 3, Compression::None, 0);
+    env.idle(Duration::from_secs(1));
+    assert_eq!(
+        count(&env.sim.take_events(), |e| matches!(
+            e,
+            ConsumerEvent::RecordsReady
+        )),
+        1
+    );
+
+    // A seek to the end is a reset: the position is unknown until it finishes, then news.
+    let now = env.sim.now();
+    env.sim.core().seek_to_end(&[], now).unwrap();
+    assert_eq!(env.position(0), None);
+    env.await_position(0);
+    env.sim.drain();
+    assert_eq!(
+        count(&env.sim.take_events(), |e| matches!(
+            e,
+            ConsumerEvent::PositionsChanged
+        )),
+        1
+    );
+
+    // abort: Closed, once, and the connections close; nothing after.
+    env.sim.core().abort();
+    env.sim.core().abort();
+    let mut closes = 0;
+    let mut events = Vec::new();
+    while let Some(o) = env.sim.core().poll_output() {
+        match o {
+            Output::Close { .. } => closes += 1,
+            Output::Event(e) => events.push(e),
+            _ => {}
+        }
+    }
+    assert!(closes >= 1, "connections closed");
+    assert_eq!(
+        count(&events, |e| matches!(e, ConsumerEvent::Closed)),
+        1,
+        "{events:?}"
+    );
+    assert!(matches!(env.take(500), Err(ConsumerError::Closed)));
+    env.idle(Duration::from_secs(1));
+    assert!(env.sim.take_events().is_empty());
 }

@@ -14,8 +14,8 @@ use kafkit_core::compression::Compression;
 use kafkit_core::config::{AssignmentStrategy, AutoOffsetReset, ConsumerConfig};
 use kafkit_core::consumer::group::Offsets;
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerEvent, ConsumerRecord, MemberState, OffsetAndMetadata, RebalanceKind,
-    RebalanceOutcome, TopicPartition,
+    ConsumerCore, ConsumerEvent, ConsumerRecord, MemberState, OffsetAndMetadata, OpId,
+    RebalanceKind, RebalanceOutcome, TopicPartition,
 };
 use kafkit_core::network::NetOptions;
 use kafkit_core::protocol::create_topics::request::CreatableTopic;
@@ -396,7 +396,7 @@ fn a_member_that_leaves_hands_its_partitions_to_the_others() {
     h.run_until(LONG, "three balanced", |h| h.balanced(&[0, 1, 2]));
     let gen = h.generation(0);
     let now = h.sim.now();
-    h.sim.client(2).begin_close(Duration::from_secs(30), now);
+    h.sim.client(2).close(Duration::from_secs(30), now);
     h.run_until(LONG, "two balanced after a leave", |h| {
         h.sim.client(2).is_closed() && h.balanced(&[0, 1])
     });
@@ -472,13 +472,13 @@ fn the_group_survives_its_coordinator_crashing() {
     assert!(h.apps.iter().all(|a| a.errors.is_empty()));
     // Commits go to the new coordinator.
     let now = h.sim.now();
-    let id = h
-        .sim
+    let id = OpId(1);
+    h.sim
         .client(0)
-        .commit_sync(None, Duration::from_secs(10), now);
+        .commit_sync(id, None, Duration::from_secs(10), now);
     h.run_until(LONG, "commit", |h| {
         h.apps[0].events.iter().any(
-            |e| matches!(e, ConsumerEvent::Commit { id: got, result: Ok(()), .. } if *got == id),
+            |e| matches!(e, ConsumerEvent::Commit { op, result: Ok(()), .. } if *op == Some(id)),
         )
     });
     let mine = h.assignment(0);
@@ -503,7 +503,7 @@ fn a_static_member_restarting_within_the_session_timeout_causes_no_rebalance() {
     // "Restart" member 1: it closes (static: no LeaveGroup) and a new process with the same
     // instance id joins.
     let now = h.sim.now();
-    h.sim.client(1).begin_close(Duration::from_secs(5), now);
+    h.sim.client(1).close(Duration::from_secs(5), now);
     h.run_until(LONG, "closed", |h| h.sim.client(1).is_closed());
     assert_eq!(
         h.cluster
@@ -607,28 +607,31 @@ fn commits_and_committed_offsets_round_trip_through_the_coordinator() {
     ]
     .into_iter()
     .collect();
-    let id = h
-        .sim
+    let id = OpId(1);
+    h.sim
         .client(0)
-        .commit_sync(Some(offsets.clone()), Duration::from_secs(10), now);
+        .commit_sync(id, Some(offsets.clone()), Duration::from_secs(10), now);
     h.run_until(LONG, "commit done", |h| {
         h.apps[0]
             .events
             .iter()
-            .any(|e| matches!(e, ConsumerEvent::Commit { id: got, .. } if *got == id))
+            .any(|e| matches!(e, ConsumerEvent::Commit { op, .. } if *op == Some(id)))
     });
     let result = h.apps[0].events.iter().find_map(|e| match e {
         ConsumerEvent::Commit {
-            id: got,
+            op,
             result,
             offsets: o,
-        } if *got == id => Some((result.clone(), o.clone())),
+        } if *op == Some(id) => Some((result.clone(), o.clone())),
         _ => None,
     });
     assert_eq!(result, Some((Ok(()), offsets.clone())));
     assert_eq!(h.committed_in_cluster(0), Some(7));
     let now = h.sim.now();
-    let q = h.sim.client(0).committed(
+    // Ops are the application's: the same one again comes back again.
+    let q = id;
+    h.sim.client(0).committed(
+        q,
         [tp(0), tp(1), TopicPartition::new("other", 0)].into(),
         Duration::from_secs(10),
         now,
@@ -637,13 +640,13 @@ fn commits_and_committed_offsets_round_trip_through_the_coordinator() {
         h.apps[0]
             .events
             .iter()
-            .any(|e| matches!(e, ConsumerEvent::Committed { id, .. } if *id == q))
+            .any(|e| matches!(e, ConsumerEvent::Committed { op, .. } if *op == q))
     });
     let got = h.apps[0]
         .events
         .iter()
         .find_map(|e| match e {
-            ConsumerEvent::Committed { id, result } if *id == q => Some(result.clone()),
+            ConsumerEvent::Committed { op, result } if *op == q => Some(result.clone()),
             _ => None,
         })
         .unwrap()
@@ -655,12 +658,12 @@ fn commits_and_committed_offsets_round_trip_through_the_coordinator() {
 
     // An async commit of the consumed positions; a second member then starts from them.
     let now = h.sim.now();
-    let a = h.sim.client(0).commit_async(None, now);
+    let a = OpId(2);
+    h.sim.client(0).commit_async(a, None, now);
     h.run_until(LONG, "async commit", |h| {
-        h.apps[0]
-            .events
-            .iter()
-            .any(|e| matches!(e, ConsumerEvent::Commit { id, result: Ok(()), .. } if *id == a))
+        h.apps[0].events.iter().any(
+            |e| matches!(e, ConsumerEvent::Commit { op, result: Ok(()), .. } if *op == Some(a)),
+        )
     });
     assert_eq!(h.committed_in_cluster(0), Some(10));
     assert_eq!(h.committed_in_cluster(1), Some(10));
@@ -679,11 +682,32 @@ fn new_members_start_from_committed_offsets_and_auto_commit_runs_on_close() {
     h.run_until(LONG, "consumed", |h| h.consumed() == 30);
     assert_eq!(h.committed_in_cluster(0), None, "no periodic commit yet");
     let now = h.sim.now();
-    h.sim.client(0).begin_close(Duration::from_secs(10), now);
+    h.sim.client(0).close(Duration::from_secs(10), now);
     h.run_until(LONG, "closed", |h| h.sim.client(0).is_closed());
     for p in 0..3 {
         assert_eq!(h.committed_in_cluster(p), Some(10), "auto-commit on close");
     }
+    // The core reports its own commit without an op, then Closed, once.
+    h.apps_step();
+    let events = &h.apps[0].events;
+    let own: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ConsumerEvent::Commit {
+                op: None,
+                offsets,
+                result: Ok(()),
+            } => Some(offsets.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(own, vec![3], "one auto-commit of the three partitions");
+    let closed = events
+        .iter()
+        .filter(|e| matches!(e, ConsumerEvent::Closed))
+        .count();
+    assert_eq!(closed, 1, "Closed once");
+    assert!(matches!(events.last(), Some(ConsumerEvent::Closed)));
     assert!(
         h.cluster
             .borrow()
@@ -861,4 +885,45 @@ fn after_on_partitions_revoked_the_partitions_yield_nothing_until_the_next_gener
             "the listener's commit is the last one of generation {old}"
         );
     }
+}
+
+#[test]
+fn rebalance_callbacks_and_a_finished_unsubscribe_are_reported_once_each() {
+    let mut h = Harness::new(1, 2, 1, |_| {});
+    h.subscribe(0);
+    h.run_until(LONG, "joined", |h| h.balanced(&[0]));
+    h.run_for(Duration::from_secs(2));
+    let pending = |h: &Harness| {
+        h.apps[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e, ConsumerEvent::RebalancePending))
+            .count()
+    };
+    // One event per callback the application ran (the assignment; eager: no revocation of
+    // nothing).
+    assert!(!h.apps[0].calls.is_empty());
+    assert_eq!(pending(&h), h.apps[0].calls.len(), "{:?}", h.apps[0].calls);
+    let settled_before = h.apps[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ConsumerEvent::GroupSettled))
+        .count();
+
+    let now = h.sim.now();
+    h.sim.client(0).unsubscribe(now);
+    assert!(!h.sim.client(0).group_settled(), "the revocation waits");
+    h.run_until(LONG, "unsubscribed", |h| h.sim.client(0).group_settled());
+    h.run_for(Duration::from_secs(1));
+    let settled = h.apps[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, ConsumerEvent::GroupSettled))
+        .count();
+    assert_eq!(settled, settled_before + 1, "GroupSettled once");
+    assert_eq!(pending(&h), h.apps[0].calls.len(), "the revocation too");
+    assert_eq!(
+        h.apps[0].calls.last().map(|c| c.0),
+        Some(RebalanceKind::Revoked)
+    );
 }

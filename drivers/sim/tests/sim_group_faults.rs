@@ -54,7 +54,7 @@ use bytes::{Bytes, BytesMut};
 use kafkit_core::compression::Compression;
 use kafkit_core::config::{AssignmentStrategy, AutoOffsetReset, ConsumerConfig};
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, MemberState, RebalanceKind, RebalanceOutcome,
+    ConsumerCore, ConsumerError, ConsumerEvent, MemberState, OpId, RebalanceKind, RebalanceOutcome,
     TopicPartition,
 };
 use kafkit_core::network::{ClientCore, Rng};
@@ -170,7 +170,7 @@ enum Life {
     Polling,
     /// The application stops polling until then (since the start).
     Stalled(Duration),
-    /// `begin_close` was called then.
+    /// `close` was called then.
     Leaving(Duration),
     Left,
     Crashed,
@@ -606,14 +606,14 @@ impl Scenario {
                 let i = polling[self.pick(polling.len())];
                 match fault {
                     Fault::Leave => {
-                        self.log(format!("member {i} leaves (begin_close)"));
+                        self.log(format!("member {i} leaves (close)"));
                         self.apps[i].life = Life::Leaving(now_d);
-                        self.sim.client(i).begin_close(CLOSE_TIMEOUT, now);
+                        self.sim.client(i).close(CLOSE_TIMEOUT, now);
                     }
                     Fault::Crash => {
-                        self.log(format!("member {i} crashes (close: no LeaveGroup)"));
+                        self.log(format!("member {i} crashes (abort: no LeaveGroup)"));
                         self.apps[i].life = Life::Crashed;
-                        self.sim.client(i).close(now);
+                        self.sim.client(i).abort();
                     }
                     _ => {
                         let extra = 500 + self.rng.next_u64() % 4_000;
@@ -819,7 +819,7 @@ impl Scenario {
                     .map(|(t, o)| (t.partition, o.offset))
                     .collect();
                 self.log(format!("member {i} commit_async {positions:?}"));
-                self.sim.client(i).commit_async(None, now);
+                self.sim.client(i).commit_async(OpId(0), None, now);
             }
         }
         Ok(())

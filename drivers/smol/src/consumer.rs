@@ -18,7 +18,6 @@ use crate::{driver_env, run, SocketOptions, StartError};
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> { smol::block_on(async {
-/// use futures_util::StreamExt;
 /// use kafkit_core::config::ConsumerConfig;
 /// use kafkit_core::consumer::TopicPartition;
 ///
@@ -29,7 +28,7 @@ use crate::{driver_env, run, SocketOptions, StartError};
 /// let consumer = kafkit_smol::consumer(&config)?;
 /// consumer.assign(vec![TopicPartition::new("orders", 0)]).await?;
 /// let mut records = consumer.stream();
-/// while let Some(record) = records.next().await {
+/// while let Some(record) = records.recv().await {
 ///     let record = record?;
 ///     println!("{}-{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
 /// }

@@ -17,7 +17,6 @@ use crate::{driver_env, run, SocketOptions, StartError};
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use futures_util::StreamExt;
 /// use kafkit_core::config::ConsumerConfig;
 /// use kafkit_core::consumer::TopicPartition;
 ///
@@ -28,7 +27,7 @@ use crate::{driver_env, run, SocketOptions, StartError};
 /// let consumer = kafkit_tokio::consumer(&config)?;
 /// consumer.assign(vec![TopicPartition::new("orders", 0)]).await?;
 /// let mut records = consumer.stream();
-/// while let Some(record) = records.next().await {
+/// while let Some(record) = records.recv().await {
 ///     let record = record?;
 ///     println!("{}-{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
 /// }

@@ -20,8 +20,11 @@
 //!   thus the last one for them in the generation, and committed offsets never go back.
 //! - `poll_timeout` reports only deadlines `poll` acts on when they come (the periodic
 //!   auto-commit waits during a rebalance, so its deadline is not reported then).
-//! - Commits and committed-offset lookups are operations with ids, sent to the coordinator
-//!   (`Target::Coordinator`) and retried as Java retries them.
+//! - Commits and committed-offset lookups are operations with the group's own keys (an
+//!   application's op rides along and comes back in the event: ops are the application's and
+//!   may repeat), sent to the coordinator (`Target::Coordinator`) and retried as Java retries
+//!   them. Every commit ends in one [`ConsumerEvent::Commit`], the core's own ones (auto-commit,
+//!   the listener's commit) without an op.
 //! - Timers (heartbeat, session, poll interval, auto-commit, pattern refresh, retries) are
 //!   deadlines on the `now` passed in.
 //!
@@ -138,7 +141,8 @@ enum Step {
 
 #[derive(Debug)]
 enum Blocker {
-    Commit(OpId),
+    /// The commit with this key.
+    Commit(u64),
     Callback(u64),
 }
 
@@ -148,7 +152,7 @@ enum Req {
     Sync,
     Heartbeat(i32),
     Leave,
-    Commit(OpId),
+    Commit(u64),
     Fetch(u64),
     LeaderMetadata,
     PatternMetadata,
@@ -199,12 +203,14 @@ pub(crate) struct GroupCoordinator {
     next_seq: u64,
     pending_call: Option<RebalanceCall>,
     heartbeat: Heartbeat,
-    commits: BTreeMap<OpId, CommitOp>,
+    /// Commits in progress by key.
+    commits: BTreeMap<u64, CommitOp>,
     fetches: BTreeMap<u64, FetchOp>,
     next_fetch: u64,
     requests: BTreeMap<RequestId, Req>,
     next_auto_commit: Option<Instant>,
-    auto_commit_op: Option<OpId>,
+    /// The key of the periodic auto-commit in progress.
+    auto_commit_op: Option<u64>,
     pattern_refresh_at: Option<Instant>,
     pattern_in_flight: bool,
     /// The leader's view of the group's topics when it assigned (a change means a rejoin).
@@ -217,6 +223,7 @@ pub(crate) struct GroupCoordinator {
     pub(crate) assignment_changed: bool,
     closing: Option<Instant>,
     close_done: bool,
+    /// The last commit key handed out.
     next_op: u64,
 }
 
@@ -465,7 +472,7 @@ impl GroupCoordinator {
 
     /// Starts a graceful close, done by `deadline`: auto-commit, revocation callbacks,
     /// LeaveGroup, and commits in flight.
-    pub fn begin_close(&mut self, deadline: Instant, ctx: &mut GroupCtx<'_>) {
+    pub fn close(&mut self, deadline: Instant, ctx: &mut GroupCtx<'_>) {
         if self.closing.is_some() {
             return;
         }
@@ -500,37 +507,39 @@ impl GroupCoordinator {
         self.steps.push_back(Step::Leave(reason));
     }
 
-    /// Commits `offsets` (None: the consumed positions); the result arrives as
-    /// [`ConsumerEvent::Commit`]. Sync commits retry retriable errors until `timeout`.
+    /// Commits `offsets` (None: the consumed positions) for the application's `op`; the
+    /// result arrives as [`ConsumerEvent::Commit`]. Sync commits retry retriable errors until
+    /// `timeout`. Returns the commit's key.
     pub fn commit(
         &mut self,
-        id: OpId,
+        op: OpId,
         offsets: Option<Offsets>,
         timeout: Option<Duration>,
         ctx: &mut GroupCtx<'_>,
-    ) {
+    ) -> u64 {
         let offsets = offsets.unwrap_or_else(|| consumed_positions(ctx.subs));
-        self.start_commit(
-            id,
+        let key = self.start_commit(
+            Some(op),
             CommitKind::User,
             offsets,
             timeout.map(|t| ctx.now + t),
             ctx,
         );
         self.poll(ctx, false);
+        key
     }
 
     /// Looks up committed offsets; the answer arrives as [`ConsumerEvent::Committed`].
     pub fn committed(
         &mut self,
-        id: OpId,
+        op: OpId,
         partitions: BTreeSet<TopicPartition>,
         timeout: Duration,
         ctx: &mut GroupCtx<'_>,
     ) {
         if partitions.is_empty() {
             self.events.push_back(ConsumerEvent::Committed {
-                id,
+                op,
                 result: Ok(BTreeMap::new()),
             });
             return;
@@ -539,7 +548,7 @@ impl GroupCoordinator {
         self.fetches.insert(
             self.next_fetch,
             FetchOp {
-                id: Some(id),
+                op: Some(op),
                 partitions: partitions.into_iter().collect(),
                 deadline: Some(ctx.now + timeout),
                 retry_at: None,
@@ -575,17 +584,15 @@ impl GroupCoordinator {
             }
         }
         if !outcome.commit.is_empty() {
-            self.next_op += 1;
-            let id = OpId(u64::MAX - self.next_op);
             let deadline = ctx.now + self.cfg.api_timeout;
-            self.start_commit(
-                id,
+            let key = self.start_commit(
+                None,
                 CommitKind::Step { report: true },
                 outcome.commit,
                 Some(deadline),
                 ctx,
             );
-            self.blocked = Some(Blocker::Commit(id));
+            self.blocked = Some(Blocker::Commit(key));
         }
         self.poll(ctx, false);
     }
@@ -800,20 +807,18 @@ impl GroupCoordinator {
                     if offsets.is_empty() {
                         continue;
                     }
-                    self.next_op += 1;
-                    let id = OpId(u64::MAX - self.next_op);
                     let deadline = self
                         .closing
                         .unwrap_or(ctx.now + self.cfg.api_timeout)
                         .min(ctx.now + self.cfg.api_timeout);
-                    self.start_commit(
-                        id,
+                    let key = self.start_commit(
+                        None,
                         CommitKind::Step { report: false },
                         offsets,
                         Some(deadline),
                         ctx,
                     );
-                    self.blocked = Some(Blocker::Commit(id));
+                    self.blocked = Some(Blocker::Commit(key));
                 }
                 Step::Call(kind, partitions) => {
                     if partitions.is_empty() && kind != RebalanceKind::Assigned {
@@ -919,7 +924,7 @@ impl GroupCoordinator {
             self.fetches.insert(
                 self.next_fetch,
                 FetchOp {
-                    id: None,
+                    op: None,
                     partitions: lookup,
                     deadline: None,
                     retry_at: None,
@@ -1064,18 +1069,23 @@ impl GroupCoordinator {
         self.requests.insert(id, Req::Leave);
     }
 
+    /// Starts a commit and returns its key (callers only start the core's own commits with
+    /// offsets to commit: an empty commit finishes at once).
     fn start_commit(
         &mut self,
-        id: OpId,
+        op: Option<OpId>,
         kind: CommitKind,
         offsets: Offsets,
         deadline: Option<Instant>,
         ctx: &mut GroupCtx<'_>,
-    ) {
+    ) -> u64 {
+        self.next_op += 1;
+        let key = self.next_op;
         if offsets.is_empty() {
             self.finish_commit(
                 CommitOp {
-                    id,
+                    key,
+                    op,
                     kind,
                     offsets,
                     deadline,
@@ -1087,12 +1097,13 @@ impl GroupCoordinator {
                 Ok(()),
                 ctx.now,
             );
-            return;
+            return key;
         }
         self.commits.insert(
-            id,
+            key,
             CommitOp {
-                id,
+                key,
+                op,
                 kind,
                 offsets,
                 deadline,
@@ -1102,15 +1113,16 @@ impl GroupCoordinator {
                 left_out: BTreeSet::new(),
             },
         );
+        key
     }
 
     fn send_commits(&mut self, ctx: &mut GroupCtx<'_>) {
         let now = ctx.now;
-        let due: Vec<OpId> = self
+        let due: Vec<u64> = self
             .commits
             .values()
             .filter(|c| c.request.is_none() && c.retry_at.is_none_or(|t| now >= t))
-            .map(|c| c.id)
+            .map(|c| c.key)
             .collect();
         for id in due {
             let managed = self.subscribed.is_active();
@@ -1188,30 +1200,27 @@ impl GroupCoordinator {
                 Ok(())
             }
         });
-        if matches!(self.blocked, Some(Blocker::Commit(id)) if id == op.id) {
+        if matches!(self.blocked, Some(Blocker::Commit(key)) if key == op.key) {
             self.blocked = None;
         }
-        if self.auto_commit_op == Some(op.id) {
+        if self.auto_commit_op == Some(op.key) {
             self.auto_commit_op = None;
         }
-        match op.kind {
-            CommitKind::User => self.events.push_back(ConsumerEvent::Commit {
-                id: op.id,
-                offsets: op.offsets,
-                result,
-            }),
-            CommitKind::Auto | CommitKind::Step { report: false } => {
-                if let Err(error) = result {
-                    tracing::warn!(group = %self.cfg.group_id, %error, "auto-commit failed");
-                }
+        match (op.kind, &result) {
+            (CommitKind::User, _) | (_, Ok(())) => {}
+            (CommitKind::Auto | CommitKind::Step { report: false }, Err(error)) => {
+                tracing::warn!(group = %self.cfg.group_id, %error, "auto-commit failed");
             }
-            CommitKind::Step { report: true } => {
-                if let Err(error) = result {
-                    tracing::warn!(group = %self.cfg.group_id, %error, "the rebalance listener's commit failed");
-                    self.errors.push_back(error);
-                }
+            (CommitKind::Step { report: true }, Err(error)) => {
+                tracing::warn!(group = %self.cfg.group_id, %error, "the rebalance listener's commit failed");
+                self.errors.push_back(error.clone());
             }
         }
+        self.events.push_back(ConsumerEvent::Commit {
+            op: op.op,
+            offsets: op.offsets,
+            result,
+        });
     }
 
     /// Whether the periodic auto-commit runs now: enabled, and the member is in a stable
@@ -1248,10 +1257,8 @@ impl GroupCoordinator {
         if offsets.is_empty() {
             return;
         }
-        self.next_op += 1;
-        let id = OpId(u64::MAX - self.next_op);
-        self.auto_commit_op = Some(id);
-        self.start_commit(id, CommitKind::Auto, offsets, None, ctx);
+        let key = self.start_commit(None, CommitKind::Auto, offsets, None, ctx);
+        self.auto_commit_op = Some(key);
     }
 
     fn send_fetches(&mut self, ctx: &mut GroupCtx<'_>) {
@@ -1273,7 +1280,7 @@ impl GroupCoordinator {
                 continue;
             }
             let f = self.fetches.get_mut(&key).expect("listed");
-            if f.id.is_none() {
+            if f.op.is_none() {
                 // The group's own lookup: only partitions still waiting.
                 f.partitions.retain(|tp| awaiting_committed(ctx.subs, tp));
                 if f.partitions.is_empty() {
@@ -1301,10 +1308,10 @@ impl GroupCoordinator {
     }
 
     fn finish_fetch(&mut self, f: FetchOp, result: CommittedResult, ctx: &mut GroupCtx<'_>) {
-        match f.id {
-            Some(id) => self
+        match f.op {
+            Some(op) => self
                 .events
-                .push_back(ConsumerEvent::Committed { id, result }),
+                .push_back(ConsumerEvent::Committed { op, result }),
             None => match result {
                 Ok(found) => {
                     for (tp, committed) in found {
@@ -1364,11 +1371,11 @@ impl GroupCoordinator {
     }
 
     fn expire(&mut self, now: Instant) {
-        let late: Vec<OpId> = self
+        let late: Vec<u64> = self
             .commits
             .values()
             .filter(|c| c.request.is_none() && c.deadline.is_some_and(|d| now >= d))
-            .map(|c| c.id)
+            .map(|c| c.key)
             .collect();
         for id in late {
             let op = self.commits.remove(&id).expect("listed");
@@ -1390,9 +1397,9 @@ impl GroupCoordinator {
             .collect();
         for key in late {
             let f = self.fetches.remove(&key).expect("listed");
-            if let Some(id) = f.id {
+            if let Some(op) = f.op {
                 self.events.push_back(ConsumerEvent::Committed {
-                    id,
+                    op,
                     result: Err(ConsumerError::Timeout {
                         operation: "committed",
                         after: self.cfg.api_timeout,
@@ -1868,7 +1875,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn on_commit(&mut self, id: OpId, result: Result<Response, NetError>, ctx: &mut GroupCtx<'_>) {
+    fn on_commit(&mut self, id: u64, result: Result<Response, NetError>, ctx: &mut GroupCtx<'_>) {
         let now = ctx.now;
         let Some(op) = self.commits.get_mut(&id) else {
             return;
@@ -2049,26 +2056,25 @@ impl GroupCoordinator {
     }
 
     /// Drops everything at once (the consumer is shutting down without a graceful close).
-    pub fn shutdown(&mut self) {
+    pub fn abort(&mut self) {
         self.close_done = true;
         self.heartbeat.stop();
         self.steps.clear();
         self.blocked = None;
         self.pending_call = None;
         self.requests.clear();
+        // Every commit started gets its one event, the core's own ones included.
         for (_, op) in std::mem::take(&mut self.commits) {
-            if op.kind == CommitKind::User {
-                self.events.push_back(ConsumerEvent::Commit {
-                    id: op.id,
-                    offsets: op.offsets,
-                    result: Err(ConsumerError::Closed),
-                });
-            }
+            self.events.push_back(ConsumerEvent::Commit {
+                op: op.op,
+                offsets: op.offsets,
+                result: Err(ConsumerError::Closed),
+            });
         }
         for (_, f) in std::mem::take(&mut self.fetches) {
-            if let Some(id) = f.id {
+            if let Some(op) = f.op {
                 self.events.push_back(ConsumerEvent::Committed {
-                    id,
+                    op,
                     result: Err(ConsumerError::Closed),
                 });
             }
@@ -2562,7 +2568,7 @@ mod tests {
         })
     }
 
-    fn commit_request_of(t: &T, id: RequestId) -> OpId {
+    fn commit_request_of(t: &T, id: RequestId) -> u64 {
         match t.g.requests.get(&id) {
             Some(Req::Commit(op)) => *op,
             other => panic!("not a commit: {other:?}"),
@@ -2584,15 +2590,15 @@ mod tests {
         }
         // A sync commit the coordinator refuses for now: it waits for its retry.
         let user = OpId(7);
-        {
+        let key = {
             let mut ctx = GroupCtx {
                 net: &mut t.net,
                 subs: &mut t.subs,
                 now: t.now,
             };
             let offsets = [(TopicPartition::new("t", 0), OffsetAndMetadata::new(3))].into();
-            t.g.commit(user, Some(offsets), Some(Duration::from_secs(30)), &mut ctx);
-        }
+            t.g.commit(user, Some(offsets), Some(Duration::from_secs(30)), &mut ctx)
+        };
         let id = t.pending(|r| matches!(r, Req::Commit(_))).expect("sent");
         t.respond(
             id,
@@ -2613,7 +2619,7 @@ mod tests {
                 ..Default::default()
             }),
         );
-        assert!(t.g.commits[&user].retry_at.is_some(), "waits to retry");
+        assert!(t.g.commits[&key].retry_at.is_some(), "waits to retry");
 
         t.heartbeat_response(ErrorCode::REBALANCE_IN_PROGRESS);
         t.poll(true);
@@ -2647,16 +2653,15 @@ mod tests {
         let listener = t
             .pending(|r| matches!(r, Req::Commit(_)))
             .expect("the listener's commit");
-        assert_ne!(commit_request_of(&t, listener), user);
+        assert_ne!(commit_request_of(&t, listener), key);
 
         // The older commit's retry must not land after the listener's: it is dropped.
         t.now += Duration::from_secs(6);
         t.poll(true);
-        assert!(!t.g.commits.contains_key(&user));
-        let failed =
-            t.g.events.iter().any(
-                |e| matches!(e, ConsumerEvent::Commit { id, result: Err(_), .. } if *id == user),
-            );
+        assert!(!t.g.commits.contains_key(&key));
+        let failed = t.g.events.iter().any(
+            |e| matches!(e, ConsumerEvent::Commit { op, result: Err(_), .. } if *op == Some(user)),
+        );
         assert!(failed, "{:?}", t.g.events);
         let commits: Vec<_> =
             t.g.requests

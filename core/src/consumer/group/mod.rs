@@ -3,8 +3,9 @@
 //!
 //! The state machine ([`coordinator`]) lives beside the fetcher inside
 //! [`ConsumerCore`](crate::consumer::ConsumerCore), which exposes it through `subscribe`,
-//! `subscribe_pattern`, `unsubscribe`, `commit_sync`, `commit_async`, `committed`,
-//! `pending_rebalance` / `complete_rebalance` and `group_metadata`. Java's `KafkaConsumer`
+//! `subscribe_pattern`, `unsubscribe`, `commit_sync`, `commit_async`, `committed` (results as
+//! events with the caller's op), `pending_rebalance` / `complete_rebalance` (announced by
+//! `ConsumerEvent::RebalancePending`), `close` and `group_metadata`. Java's `KafkaConsumer`
 //! (`AbstractCoordinator`, `ConsumerCoordinator`) is the reference for every behaviour:
 //!
 //! - FindCoordinator through the network layer's `Target::Coordinator` routing; on
@@ -46,5 +47,5 @@ pub use listener::{
     RebalanceOutcome,
 };
 pub use offsets_commit::{
-    default_offset_commit_callback, CommitCallback, CommittedResult, OffsetAndMetadata, Offsets,
+    default_offset_commit_callback, CommittedResult, OffsetAndMetadata, Offsets,
 };

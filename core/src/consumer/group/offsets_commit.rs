@@ -67,23 +67,24 @@ pub type Offsets = BTreeMap<TopicPartition, OffsetAndMetadata>;
 pub type CommittedResult =
     Result<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>, ConsumerError>;
 
-/// The callback of an async commit (`ConsumerHandle::commit_async`): the offsets and whether
-/// they were committed. It runs on the application's side.
-pub type CommitCallback = Box<dyn FnOnce(&Offsets, Result<(), ConsumerError>) + Send>;
-
 /// kafka-python's `default_offset_commit_callback`: logs a failed commit (with `tracing`).
+/// The handles run it for an async commit given no callback of its own; the core itself
+/// never runs callbacks (it reports every commit as a
+/// [`ConsumerEvent::Commit`](crate::consumer::ConsumerEvent::Commit)).
 pub fn default_offset_commit_callback(offsets: &Offsets, result: Result<(), ConsumerError>) {
     if let Err(error) = result {
         tracing::warn!(%error, partitions = offsets.len(), "offset commit failed");
     }
 }
 
-/// Who asked for a commit: decides retries and where the result goes.
+/// Who asked for a commit: decides retries and what else happens with a failure. Every
+/// commit's result is a [`ConsumerEvent::Commit`](crate::consumer::ConsumerEvent::Commit),
+/// with the application's op for its own commits and none for the core's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CommitKind {
-    /// The application (`commit_sync` / `commit_async`): the result is an event.
+    /// The application (`commit_sync` / `commit_async`, with an op).
     User,
-    /// The periodic auto-commit: errors are logged.
+    /// The periodic auto-commit: errors are also logged (as Java's auto-commit does).
     Auto,
     /// A blocking step of the group (auto-commit before a revocation or on close, or the
     /// listener's commit): the step waits for it; `report` puts a failure in the next poll
@@ -97,7 +98,10 @@ pub(crate) enum CommitKind {
 /// One commit in progress.
 #[derive(Debug)]
 pub(crate) struct CommitOp {
-    pub id: OpId,
+    /// The group's own name for the commit (unique, unlike application ops).
+    pub key: u64,
+    /// The application's op (`None` for the core's own commits).
+    pub op: Option<OpId>,
     pub kind: CommitKind,
     pub offsets: Offsets,
     /// Sync commits retry retriable errors until this deadline; async ones never retry.
@@ -116,8 +120,8 @@ pub(crate) struct CommitOp {
 /// One committed-offsets lookup (the application's, or the group's for new partitions).
 #[derive(Debug)]
 pub(crate) struct FetchOp {
-    /// `None` for the group's own lookup of newly assigned partitions.
-    pub id: Option<OpId>,
+    /// The application's op; `None` for the group's own lookup of newly assigned partitions.
+    pub op: Option<OpId>,
     pub partitions: Vec<TopicPartition>,
     pub deadline: Option<Instant>,
     pub retry_at: Option<Instant>,
