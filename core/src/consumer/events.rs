@@ -54,8 +54,9 @@ pub enum ConsumerEvent {
     /// `take_records` (and announced by [`RecordsReady`](Self::RecordsReady)).
     GroupSettled,
     /// The consumer is closed: a graceful [`close`](super::ConsumerCore::close) finished (or
-    /// ran out of time), or [`abort`](super::ConsumerCore::abort) was called. Reported once;
-    /// every later call fails with [`ConsumerError::Closed`].
+    /// ran out of time), or [`abort`](super::ConsumerCore::abort) was called. Reported once,
+    /// and nothing after it: from then on `take_records`, `subscribe` and the commands with an
+    /// op answer [`ConsumerError::Closed`].
     Closed,
     /// A [`ConsumerCore::list_offsets`](super::ConsumerCore::list_offsets) lookup completed.
     Offsets {

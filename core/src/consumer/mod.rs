@@ -1,4 +1,4 @@
-//! The consumer: fetching records of manually assigned partitions, sans-IO.
+//! The consumer: fetching records of assigned partitions, alone or as a group member, sans-IO.
 //!
 //! [`ConsumerCore`] owns a [`NetworkClient`](crate::network::NetworkClient) and implements
 //! [`ClientCore`](crate::network::ClientCore); drivers run it like any core, and applications
