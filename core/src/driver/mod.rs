@@ -10,6 +10,7 @@
 
 mod admin;
 mod consumer;
+mod delivery;
 mod low_level;
 mod producer;
 mod socket;
@@ -24,6 +25,7 @@ use crate::network::ClientCore;
 
 pub use admin::{AdminHandle, AdminHandler};
 pub use consumer::{ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer};
+pub use delivery::{Delivery, DeliveryFuture};
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};
 pub use producer::{ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock};

@@ -49,7 +49,7 @@ pub mod serializer;
 mod accumulator;
 mod batch;
 mod core;
-mod delivery;
+mod deliveries;
 mod error;
 mod fasthash;
 mod idempotence;
@@ -57,8 +57,11 @@ mod metrics;
 mod record;
 mod shared;
 
-pub use self::core::{DoneCallback, PartitionsCallback, ProducerCore, ProducerEvent};
-pub use delivery::{Delivery, DeliveryFuture, DeliveryResult};
+pub use self::core::{ProducerCore, ProducerEvent};
+/// How a driver hands a record's outcome to the application (futures and callbacks live in
+/// the driver layer; re-exported here, where applications import them).
+pub use crate::driver::{Delivery, DeliveryFuture};
+pub use deliveries::{Deliveries, DeliveriesIter, DeliveryResult, SendStatus};
 pub use error::ProduceError;
 pub use metrics::ProducerMetrics;
 pub use murmur2::{murmur2, to_positive};
