@@ -106,7 +106,11 @@ impl Producer {
     pub fn start(config: &ProducerConfig) -> Result<Self, StartError> {
         let opts = NetOptions::from_config(&config.common, &driver_env())?;
         let socket = SocketOptions::from_config(&config.common);
-        let core = ProducerCore::new(config.clone(), opts)?;
+        let mut core = ProducerCore::new(config.clone(), opts)?;
+        // Handles stamp their records on the sending thread; the core's own clock serves
+        // records stamped in the loop (a core-level send without a timestamp).
+        let wall_clock = system_wall_clock();
+        core.handle_wall_clock(Instant::now(), wall_clock());
         let shared = core.shared();
         let (msg_tx, msg_rx) = mpsc::channel();
         let wake = msg_tx.clone();
@@ -131,7 +135,7 @@ impl Producer {
             })
             .expect("spawning the producer thread");
         Ok(Producer {
-            handle: ProducerHandle::new(tx, shared, system_wall_clock()),
+            handle: ProducerHandle::new(tx, shared, wall_clock),
             _stop: Arc::new(StopOnDrop(msg_tx)),
         })
     }
