@@ -252,6 +252,8 @@ impl ProducerSim {
 
 /// Hands the producer's events to `handler`, as a driver's loop does.
 fn pump(sim: &mut Simulation<ProducerCore>, handler: &mut ProducerHandler) {
+    // What a call just queued in the core reaches the simulation first.
+    sim.drain();
     let now = sim.now();
     for event in sim.take_events() {
         handler.on_event(sim.core(), event, now);
