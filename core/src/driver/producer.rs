@@ -835,4 +835,56 @@ mod tests {
         assert_send::<ProducerCore>();
         assert_send::<DeliveryFuture>();
     }
+
+    #[test]
+    fn slab_slots_are_reused_once_reported() {
+        let mut slab = Slab::default();
+        assert_eq!(slab.track(Delivery::Ignore), None, "nothing kept");
+        let (d0, _f0) = DeliveryFuture::new();
+        let (d1, _f1) = DeliveryFuture::new();
+        let a = slab.track(d0).expect("kept");
+        let b = slab.track(d1).expect("kept");
+        assert_ne!(a, b);
+        assert!(slab.take(a).is_some());
+        assert!(slab.take(a).is_none(), "a second report finds nothing");
+        let (d2, _f2) = DeliveryFuture::new();
+        assert_eq!(slab.track(d2), Some(a), "the freed slot serves the next record");
+        assert_eq!(slab.slots.len(), 2);
+    }
+
+    #[test]
+    fn the_handler_completes_what_the_core_reports_and_fails_the_rest_on_shutdown() {
+        let config = crate::config::ProducerConfig::builder()
+            .bootstrap_servers("broker:9092")
+            .build()
+            .expect("config");
+        let net = crate::network::NetOptions::new(vec![("broker".into(), 9092)]);
+        let mut core = ProducerCore::new(config, net).expect("core");
+        let now = Instant::now();
+        let mut handler = ProducerHandler::default();
+        // Refused at once (no wall clock): the delivery learns why.
+        let (d, mut refused) = DeliveryFuture::new();
+        handler.send(&mut core, ProducerRecord::new("t"), d, None, now);
+        assert_eq!(refused.try_result(), Some(Err(ProduceError::NoWallClock)));
+        // Accepted (it waits for metadata), with its admission answered at once.
+        core.handle_wall_clock(now, 1_700_000_000_000);
+        let (d, mut pending) = DeliveryFuture::new();
+        let (tx, mut admitted) = oneshot::channel();
+        handler.send(&mut core, ProducerRecord::new("t"), d, Some(tx), now);
+        assert_eq!(admitted.try_recv(), Ok(Some(Ok(()))));
+        let (tx, mut flushed) = oneshot::channel();
+        handler.flush(&mut core, None, now, tx);
+        let (tx, mut closed) = oneshot::channel();
+        handler.close(&mut core, None, now, tx);
+        assert_eq!(pending.try_result(), None);
+        handler.on_shutdown(&mut core);
+        assert_eq!(pending.try_result(), Some(Err(ProduceError::Closed)));
+        assert_eq!(flushed.try_recv(), Ok(Some(Err(ProduceError::Closed))));
+        assert_eq!(closed.try_recv(), Ok(Some(Err(ProduceError::Closed))));
+        assert!(handler.records.slots.iter().all(Option::is_none));
+        // A close after the core closed is answered at once.
+        let (tx, mut again) = oneshot::channel();
+        handler.close(&mut core, None, now, tx);
+        assert_eq!(again.try_recv(), Ok(Some(Ok(()))));
+    }
 }

@@ -49,6 +49,8 @@ pub mod serializer;
 mod accumulator;
 mod batch;
 mod core;
+#[cfg(test)]
+mod core_tests;
 mod deliveries;
 mod error;
 mod fasthash;
