@@ -73,25 +73,26 @@ fn records_without_a_timestamp_carry_the_wall_clock() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let stored = rt.block_on(async {
-        let producer = kafkit_tokio::producer(&producer_config)?;
-        producer.send(record).await?.await?;
-        producer.close(None).await?;
-        let consumer = kafkit_tokio::consumer(&consumer_config)?;
-        consumer.assign(vec![partition]).await?;
-        let stored = loop {
-            let polled = consumer.poll(Duration::from_millis(500)).await?;
-            if let Some(r) = polled.into_iter().next() {
-                break r;
-            }
-            if Instant::now() > deadline {
-                return Err("the record was not read back within 30 s".into());
-            }
-        };
-        consumer.close().await?;
-        Ok::<_, Box<dyn std::error::Error>>(stored)
-    })
-    .expect("produced and read back");
+    let stored = rt
+        .block_on(async {
+            let producer = kafkit_tokio::producer(&producer_config)?;
+            producer.send(record).await?.await?;
+            producer.close(None).await?;
+            let consumer = kafkit_tokio::consumer(&consumer_config)?;
+            consumer.assign(vec![partition]).await?;
+            let stored = loop {
+                let polled = consumer.poll(Duration::from_millis(500)).await?;
+                if let Some(r) = polled.into_iter().next() {
+                    break r;
+                }
+                if Instant::now() > deadline {
+                    return Err("the record was not read back within 30 s".into());
+                }
+            };
+            consumer.close().await?;
+            Ok::<_, Box<dyn std::error::Error>>(stored)
+        })
+        .expect("produced and read back");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")

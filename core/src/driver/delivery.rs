@@ -46,7 +46,7 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
-/// Resolves to the record's outcome: its [`RecordMetadata`] once the broker acknowledged it,
+/// Resolves to the record's outcome: its [`RecordMetadata`](crate::producer::RecordMetadata) once the broker acknowledged it,
 /// or why it was not delivered. If the producer's loop stops without reporting (it was
 /// dropped), it resolves to [`ProduceError::Closed`].
 #[derive(Debug)]

@@ -712,10 +712,8 @@ impl ProducerHandle {
     /// The partitions of `topic`, fetching its metadata if needed (up to `max_block_ms`).
     pub async fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, ProduceError> {
         let topic = topic.to_owned();
-        self.call(move |core, handler, tx, now| {
-            handler.partitions_for(core, &topic, now, tx)
-        })
-        .await?
+        self.call(move |core, handler, tx, now| handler.partitions_for(core, &topic, now, tx))
+            .await?
     }
 
     /// The producer's metrics (kafka-python names via [`ProducerMetrics::to_map`]).
@@ -848,7 +846,11 @@ mod tests {
         assert!(slab.take(a).is_some());
         assert!(slab.take(a).is_none(), "a second report finds nothing");
         let (d2, _f2) = DeliveryFuture::new();
-        assert_eq!(slab.track(d2), Some(a), "the freed slot serves the next record");
+        assert_eq!(
+            slab.track(d2),
+            Some(a),
+            "the freed slot serves the next record"
+        );
         assert_eq!(slab.slots.len(), 2);
     }
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{BatchSettings, ProducerBatch, Thunk};
-use crate::OpId;
 use super::idempotence::{DrainDecision, Idempotence};
 use crate::codec::EncodeError;
 use crate::network::{ClusterView, NodeId};
 use crate::records::Header;
+use crate::OpId;
 
 /// A topic and partition.
 pub(crate) type Tp = (Arc<str>, i32);

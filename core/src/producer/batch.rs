@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::OpId;
 use crate::codec::EncodeError;
 use crate::compression::Compression;
 use crate::records::{
     DecodeOptions, Header, RecordBatch, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
 };
+use crate::OpId;
 
 /// Byte offsets of the producer fields in a magic 2 batch header (see `records::batch`).
 const PRODUCER_ID_OFFSET: usize = 43;
@@ -319,17 +319,16 @@ impl ProducerBatch {
             }
             let b = out.last_mut().expect("pushed above");
             let share = per_record.min(left);
-            if b
-                .append(
-                    rec.timestamp,
-                    rec.key.as_deref(),
-                    rec.value.as_deref(),
-                    &headers,
-                    share,
-                    thunk.op,
-                    thunk.gen,
-                )
-                .is_ok()
+            if b.append(
+                rec.timestamp,
+                rec.key.as_deref(),
+                rec.value.as_deref(),
+                &headers,
+                share,
+                thunk.op,
+                thunk.gen,
+            )
+            .is_ok()
             {
                 left -= share;
             } else {
@@ -423,8 +422,7 @@ mod tests {
 
         // A batch never sent gives its builder's buffer back.
         let mut d = ProducerBatch::new(4, "t".into(), 0, s, now);
-        d.append(1, None, Some(b"x"), &[], 10, None, 0)
-            .unwrap();
+        d.append(1, None, Some(b"x"), &[], 10, None, 0).unwrap();
         assert_eq!(
             d.take_buffer().map(|b| b.capacity()),
             Some(ProducerBatch::buffer_capacity(&s))

@@ -2,6 +2,14 @@
 //! accumulator and the idempotence state, and runs Java's `Sender` loop inside every input:
 //! process responses, expire what timed out, drain ready batches into one Produce request per
 //! broker, and report the next deadline.
+//!
+//! Application commands carry an [`OpId`]; every result leaves as a [`ProducerEvent`]
+//! through [`ClientCore::poll_output`], queued in `out` in the order it happened. Records'
+//! outcomes gather in a [`Deliveries`] report (one entry per record with an op, none for
+//! the others) that becomes one `Delivered` event per Produce response, or at the end of
+//! the input for outcomes of sweeps (expiry, failures, refusals); any other event first
+//! flushes the report, so a record's outcome always precedes, say, the flush that waited
+//! for it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -427,7 +435,7 @@ impl ProducerCore {
             return Some(f.clone());
         }
         // Not `self.shared.is_closed()`: only this core sets that flag (in `close` and
-        // `shutdown`, which also set `closing` or `closed`), and reading it here, once per
+        // `abort`, which also set `closing` or `closed`), and reading it here, once per
         // record, pulled the shared account's cache line away from the sending thread.
         (self.closing.is_some() || self.closed).then_some(ProduceError::Closed)
     }
@@ -455,8 +463,7 @@ impl ProducerCore {
         }
         let size = self.shared.check_record(&record)?;
         let timestamp = self.stamp(&mut record.timestamp, now)?;
-        let status = if self.mem_waiters.is_empty() && self.shared.reserve_ignoring_waiters(size)
-        {
+        let status = if self.mem_waiters.is_empty() && self.shared.reserve_ignoring_waiters(size) {
             let (topic, mut body) = record.into_parts();
             self.accept(&topic, &mut body, timestamp, size, op, now);
             SendStatus::Accepted

@@ -76,9 +76,15 @@ fn abort_answers_every_command_once_and_reports_closed_once() {
     core.handle_wall_clock(now, 1_700_000_000_000);
     let big = || ProducerRecord::new("t").value(vec![0u8; 1_500]);
     // No metadata yet: the records wait for it; the third waits for memory.
-    assert_eq!(core.send(Some(OpId(1)), big(), now), Ok(SendStatus::Accepted));
+    assert_eq!(
+        core.send(Some(OpId(1)), big(), now),
+        Ok(SendStatus::Accepted)
+    );
     assert_eq!(core.send(None, big(), now), Ok(SendStatus::Accepted));
-    assert_eq!(core.send(Some(OpId(3)), big(), now), Ok(SendStatus::Waiting));
+    assert_eq!(
+        core.send(Some(OpId(3)), big(), now),
+        Ok(SendStatus::Waiting)
+    );
     core.flush(OpId(10), None, now);
     core.partitions_for(OpId(11), "t", now);
     assert!(
@@ -118,7 +124,11 @@ fn abort_answers_every_command_once_and_reports_closed_once() {
     assert_eq!(closed, 1);
     assert!(core.is_closed());
     assert_eq!(core.pending_records(), 0);
-    assert_eq!(core.shared().available_bytes(), 4_000, "all memory returned");
+    assert_eq!(
+        core.shared().available_bytes(),
+        4_000,
+        "all memory returned"
+    );
     // Closed is reported once; later commands are refused or answered at once.
     core.abort();
     core.close(None, now);

@@ -255,7 +255,11 @@ mod tests {
         assert_eq!((m0.partition, m0.offset, m0.timestamp), (4, 40, 100));
         assert_eq!((m0.serialized_key_size, m0.serialized_value_size), (1, 2));
         let m1 = meta(&got[1].1);
-        assert_eq!((got[1].0, m1.offset), (OpId(3), 42), "offset = base + index");
+        assert_eq!(
+            (got[1].0, m1.offset),
+            (OpId(3), 42),
+            "offset = base + index"
+        );
         assert_eq!(got[2], (OpId(9), Err(ProduceError::Closed)));
         let m3 = meta(&got[3].1);
         assert_eq!(m3.offset, -1, "acks=0: offset unknown");

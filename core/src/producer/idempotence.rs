@@ -215,8 +215,7 @@ mod tests {
             Instant::now(),
         );
         for _ in 0..records {
-            b.append(0, None, Some(b"v"), &[], 1, None, 0)
-                .unwrap();
+            b.append(0, None, Some(b"v"), &[], 1, None, 0).unwrap();
         }
         b
     }

@@ -963,8 +963,7 @@ fn log_append_time_is_reported() {
         now,
     );
     let cluster = e.cluster.clone();
-    e
-        .run_until(|_| cluster.borrow().topic("lat").is_some())
+    e.run_until(|_| cluster.borrow().topic("lat").is_some())
         .unwrap();
     e.send(0, ProducerRecord::new("lat").value(value(0)).timestamp(5));
     e.run_until_done(1);

@@ -42,12 +42,12 @@ use kafkit_core::network::{NetOptions, Rng};
 use kafkit_core::producer::{
     ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
 };
-use kafkit_core::OpId;
 use kafkit_core::protocol::produce::response::{
     LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafkit_core::protocol::{ApiKey, ErrorCode, ProduceResponse, RequestBody, ResponseBody};
 use kafkit_core::records::{DecodeOptions, RecordBatch};
+use kafkit_core::OpId;
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, Endpoint, HookAction, LinkConfig};
 
 type Simulation = kafkit_sim::Simulation<ProducerCore>;
@@ -381,10 +381,7 @@ impl Scenario {
                     }
                     self.sim.core().recycle_deliveries(d);
                 }
-                ProducerEvent::Admitted {
-                    op,
-                    result: Err(e),
-                } => {
+                ProducerEvent::Admitted { op, result: Err(e) } => {
                     let mut results = self.results.lock().unwrap();
                     results.entry(op.0).or_default().push(Err(e));
                 }
@@ -459,7 +456,12 @@ impl Scenario {
                 record = record.timestamp(ts);
             }
             if let Err(e) = self.sim.core().send(Some(OpId(n)), record, now) {
-                self.results.lock().unwrap().entry(n).or_default().push(Err(e));
+                self.results
+                    .lock()
+                    .unwrap()
+                    .entry(n)
+                    .or_default()
+                    .push(Err(e));
             }
             self.sent.push(Sent {
                 at: now - self.start,
