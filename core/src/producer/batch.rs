@@ -277,16 +277,16 @@ impl ProducerBatch {
         mut self,
         next_id: &mut u64,
         limit: usize,
-    ) -> Result<(Vec<ProducerBatch>, Vec<Thunk>), ProducerBatch> {
+    ) -> Result<(Vec<ProducerBatch>, Vec<Thunk>), Box<ProducerBatch>> {
         self.settings.batch_size = limit;
         let Some(payload) = self.payload.clone() else {
-            return Err(self);
+            return Err(Box::new(self));
         };
         let records = match RecordBatch::decode(payload, &DecodeOptions::default())
             .and_then(|d| d.decode_records())
         {
             Ok(records) if records.len() == self.thunks.len() => records,
-            _ => return Err(self),
+            _ => return Err(Box::new(self)),
         };
         let per_record = self.reserved / records.len().max(1) as u64;
         let mut out: Vec<ProducerBatch> = Vec::new();

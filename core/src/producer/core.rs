@@ -1734,7 +1734,7 @@ impl ProducerCore {
                         partition: tp.1,
                         detail: "a batch the broker found too large could not be split".into(),
                     };
-                    self.fail_batch(b, e, now);
+                    self.fail_batch(*b, e, now);
                 }
             }
             return;

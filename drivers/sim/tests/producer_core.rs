@@ -57,10 +57,8 @@ impl Results {
                         self.record(op.0 as usize, r);
                     }
                 }
-                ProducerEvent::Admitted { op, result } => {
-                    if let Err(e) = result {
-                        self.record(op.0 as usize, Err(e));
-                    }
+                ProducerEvent::Admitted { op, result: Err(e) } => {
+                    self.record(op.0 as usize, Err(e))
                 }
                 ProducerEvent::Flushed { op, result } => {
                     let prev = self.0.lock().unwrap().flushed.insert(op.0, result);
