@@ -91,9 +91,11 @@ impl Deliveries {
     /// The `(OpId, DeliveryResult)` of every record in the report.
     pub fn iter(&self) -> DeliveriesIter<'_> {
         DeliveriesIter {
-            deliveries: self,
-            outcome: 0,
-            record: 0,
+            records: self.records.iter(),
+            outcomes: self.outcomes.iter(),
+            current: None,
+            index: 0,
+            group_end: 0,
         }
     }
 
@@ -181,21 +183,30 @@ impl<'a> IntoIterator for &'a Deliveries {
 /// The `(OpId, DeliveryResult)` pairs of a [`Deliveries`] report.
 #[derive(Debug, Clone)]
 pub struct DeliveriesIter<'a> {
-    deliveries: &'a Deliveries,
-    outcome: usize,
-    record: usize,
+    records: std::slice::Iter<'a, Reported>,
+    outcomes: std::slice::Iter<'a, Outcome>,
+    /// The group of the records up to `group_end` (walked alongside, not looked up per
+    /// record: this runs once per delivered record on the loop thread).
+    current: Option<&'a Outcome>,
+    /// The index of the next record.
+    index: usize,
+    group_end: usize,
 }
 
 impl Iterator for DeliveriesIter<'_> {
     type Item = (OpId, DeliveryResult);
 
+    #[inline]
     fn next(&mut self) -> Option<(OpId, DeliveryResult)> {
-        let r = self.deliveries.records.get(self.record)?;
-        while self.deliveries.outcomes[self.outcome].end <= self.record {
-            self.outcome += 1;
+        let r = self.records.next()?;
+        if self.index >= self.group_end {
+            // Groups are never empty, so the next one holds this record.
+            let next = self.outcomes.next()?;
+            self.group_end = next.end;
+            self.current = Some(next);
         }
-        self.record += 1;
-        let result = match &self.deliveries.outcomes[self.outcome].result {
+        self.index += 1;
+        let result = match &self.current?.result {
             Ok(a) => {
                 let (timestamp, timestamp_type) = if a.log_append_time != -1 {
                     (a.log_append_time, TimestampType::LogAppendTime)
@@ -222,8 +233,7 @@ impl Iterator for DeliveriesIter<'_> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.deliveries.records.len() - self.record;
-        (n, Some(n))
+        self.records.size_hint()
     }
 }
 
