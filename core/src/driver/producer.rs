@@ -215,11 +215,12 @@ impl ProducerHandler {
     fn handle(&mut self, core: &mut ProducerCore, event: ProducerEvent) {
         match event {
             ProducerEvent::Delivered(deliveries) => {
-                for (op, result) in &deliveries {
-                    if let Some(d) = self.records.take(op) {
+                let records = &mut self.records;
+                deliveries.for_each(|op, result| {
+                    if let Some(d) = records.take(op) {
                         d.complete(result);
                     }
-                }
+                });
                 core.recycle_deliveries(deliveries);
             }
             ProducerEvent::Admitted { op, result } => {
