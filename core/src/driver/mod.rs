@@ -17,6 +17,7 @@
 
 mod admin;
 mod consumer;
+mod delivery;
 pub mod event_loop;
 mod low_level;
 mod producer;
@@ -34,6 +35,7 @@ pub use admin::{AdminHandle, AdminHandler};
 pub use consumer::{
     CommitCallback, ConsumerHandle, ConsumerHandler, RecordCursor, RecordStream, TypedConsumer,
 };
+pub use delivery::{Delivery, DeliveryFuture};
 pub use event_loop::{run, Connect, IoSender, Outgoing, Runtime};
 pub use futures_channel::mpsc::TryRecvError;
 pub use low_level::{LowLevelHandle, LowLevelHandler};

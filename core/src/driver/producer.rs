@@ -8,7 +8,13 @@
 //! sends the loop has not picked up yet, not per record); the outcome arrives on a
 //! [`DeliveryFuture`]. Only when memory is short
 //! (or others already wait for it) does `send` wait for the core to admit the record.
+//!
+//! The core speaks ids and events only ([`ProducerCore::send`] takes an [`OpId`],
+//! [`ProducerEvent`] reports it); [`ProducerHandler`], on the loop thread, keeps what each
+//! id stands for — the record's [`Delivery`], the admission, flush, close or partitions
+//! waiter — and completes it when the event comes.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,33 +22,270 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
-use crate::network::PartitionInfo;
+use crate::network::{ClientCore, Output, PartitionInfo};
 use crate::producer::RecordBody;
 use crate::producer::{
     Delivery, DeliveryFuture, ProduceError, ProducerCore, ProducerEvent, ProducerMetrics,
-    ProducerRecord, ProducerShared, RecordMetadata, Serializer,
+    ProducerRecord, ProducerShared, RecordMetadata, SendStatus, Serializer,
 };
+use crate::OpId;
 
 /// The wall clock records are stamped with: milliseconds since the Unix epoch.
 pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// The [`Handler`] of a loop running a [`ProducerCore`]. The core completes deliveries
-/// itself; the handler logs its events and fails what is left when the loop stops.
+/// Where an answer to the application goes.
+type Reply<T> = oneshot::Sender<Result<T, ProduceError>>;
+
+/// The records' [`Delivery`]s by [`OpId`]: the id is the slot's index, so a record costs a
+/// push or a reused slot and an index, no hashing. A slot is reused only after the core
+/// reported its record, and the core reports each record once, so an id never names two
+/// live records and needs no generation.
 #[derive(Debug, Default)]
-pub struct ProducerHandler {
-    _private: (),
+struct Slab {
+    slots: Vec<Option<Delivery>>,
+    free: Vec<usize>,
 }
 
-impl Handler<ProducerCore> for ProducerHandler {
-    fn on_event(&mut self, _core: &mut ProducerCore, event: ProducerEvent, _now: Instant) {
-        match event {
-            ProducerEvent::Fatal(e) => tracing::error!(error = %e, "producer failed"),
-            ProducerEvent::Closed => tracing::debug!("producer closed"),
+impl Slab {
+    /// Keeps `delivery`; the op naming it to the core.
+    #[inline]
+    fn insert(&mut self, delivery: Delivery) -> OpId {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(delivery);
+                OpId(i as u64)
+            }
+            None => {
+                self.slots.push(Some(delivery));
+                OpId(self.slots.len() as u64 - 1)
+            }
         }
     }
 
+    /// The op for a record's delivery: `None` for [`Delivery::Ignore`] (the core then
+    /// reports nothing for the record).
+    #[inline]
+    fn track(&mut self, delivery: Delivery) -> Option<OpId> {
+        match delivery {
+            Delivery::Ignore => None,
+            delivery => Some(self.insert(delivery)),
+        }
+    }
+
+    /// Takes the delivery `op` names, freeing its slot.
+    #[inline]
+    fn take(&mut self, op: OpId) -> Option<Delivery> {
+        let i = usize::try_from(op.0).ok()?;
+        let delivery = self.slots.get_mut(i)?.take()?;
+        self.free.push(i);
+        Some(delivery)
+    }
+
+    /// Takes every delivery still kept.
+    fn drain(&mut self) -> impl Iterator<Item = Delivery> + '_ {
+        self.free.clear();
+        self.slots.drain(..).flatten()
+    }
+}
+
+/// A close in progress: the flush given with it (whose result is the close's) and the
+/// application's wait.
+#[derive(Debug)]
+struct CloseWaiter {
+    flush: OpId,
+    result: Option<Result<(), ProduceError>>,
+    reply: Reply<()>,
+}
+
+/// The [`Handler`] of a loop running a [`ProducerCore`]: it gives the core an [`OpId`] for
+/// every application command and completes the application's futures and callbacks from
+/// the core's [`ProducerEvent`]s, on the loop thread. When the loop stops it aborts the
+/// core and fails whatever is left with [`ProduceError::Closed`].
+///
+/// Records' ids index a slab (see [`ProducerHandler::send`]); flushes, closes and
+/// partition lookups, which are few, are kept in small maps under ids of their own.
+#[derive(Debug, Default)]
+pub struct ProducerHandler {
+    records: Slab,
+    admissions: BTreeMap<OpId, Reply<()>>,
+    flushes: BTreeMap<OpId, Reply<()>>,
+    partitions: BTreeMap<OpId, Reply<Vec<PartitionInfo>>>,
+    closes: Vec<CloseWaiter>,
+    next_call: u64,
+}
+
+impl ProducerHandler {
+    fn call_id(&mut self) -> OpId {
+        self.next_call += 1;
+        OpId(self.next_call)
+    }
+
+    /// Hands `record` to `core`, to report its outcome to `delivery`. When the record must
+    /// wait for buffer memory, `admitted` (if given) learns when it is admitted or refused;
+    /// otherwise it is answered at once. A refused record's delivery gets the error too.
+    pub fn send(
+        &mut self,
+        core: &mut ProducerCore,
+        record: ProducerRecord,
+        delivery: Delivery,
+        admitted: Option<Reply<()>>,
+        now: Instant,
+    ) {
+        // A record that may wait needs an op for its admission even when its outcome is
+        // ignored.
+        let op = match (delivery, &admitted) {
+            (Delivery::Ignore, None) => None,
+            (delivery, _) => Some(self.records.insert(delivery)),
+        };
+        match core.send(op, record, now) {
+            Ok(SendStatus::Accepted) => {
+                if let Some(a) = admitted {
+                    let _ = a.send(Ok(()));
+                }
+            }
+            Ok(SendStatus::Waiting) => {
+                if let (Some(op), Some(a)) = (op, admitted) {
+                    self.admissions.insert(op, a);
+                }
+            }
+            Err(e) => {
+                if let Some(a) = admitted {
+                    let _ = a.send(Err(e.clone()));
+                }
+                if let Some(d) = op.and_then(|op| self.records.take(op)) {
+                    d.complete(Err(e));
+                }
+            }
+        }
+    }
+
+    /// Flushes `core`; `done` gets the result (see [`ProducerCore::flush`]).
+    pub fn flush(
+        &mut self,
+        core: &mut ProducerCore,
+        timeout: Option<Duration>,
+        now: Instant,
+        done: Reply<()>,
+    ) {
+        let op = self.call_id();
+        self.flushes.insert(op, done);
+        core.flush(op, timeout, now);
+    }
+
+    /// Closes `core` gracefully; `done` gets `Ok` once everything was delivered and the
+    /// connections are closed, or [`ProduceError::FlushTimeout`] if `timeout` passed first
+    /// (what was still pending then failed with [`ProduceError::Closed`]).
+    pub fn close(
+        &mut self,
+        core: &mut ProducerCore,
+        timeout: Option<Duration>,
+        now: Instant,
+        done: Reply<()>,
+    ) {
+        if core.is_closed() {
+            let _ = done.send(Ok(()));
+            return;
+        }
+        // The close's result is that of a flush with the same timeout given just before:
+        // it times out (and says how many records were pending) when the close does.
+        let flush = self.call_id();
+        self.closes.push(CloseWaiter {
+            flush,
+            result: None,
+            reply: done,
+        });
+        core.flush(flush, timeout, now);
+        core.close(timeout, now);
+    }
+
+    /// The partitions of `topic`; `done` gets them (see [`ProducerCore::partitions_for`]).
+    pub fn partitions_for(
+        &mut self,
+        core: &mut ProducerCore,
+        topic: &str,
+        now: Instant,
+        done: Reply<Vec<PartitionInfo>>,
+    ) {
+        let op = self.call_id();
+        self.partitions.insert(op, done);
+        core.partitions_for(op, topic, now);
+    }
+
+    /// Completes what `event` reports.
+    fn handle(&mut self, core: &mut ProducerCore, event: ProducerEvent) {
+        match event {
+            ProducerEvent::Delivered(deliveries) => {
+                let records = &mut self.records;
+                deliveries.for_each(|op, result| {
+                    if let Some(d) = records.take(op) {
+                        d.complete(result);
+                    }
+                });
+                core.recycle_deliveries(deliveries);
+            }
+            ProducerEvent::Admitted { op, result } => {
+                if let Some(a) = self.admissions.remove(&op) {
+                    let _ = a.send(result.clone());
+                }
+                if let Err(e) = result {
+                    if let Some(d) = self.records.take(op) {
+                        d.complete(Err(e));
+                    }
+                }
+            }
+            ProducerEvent::Flushed { op, result } => {
+                if let Some(f) = self.flushes.remove(&op) {
+                    let _ = f.send(result);
+                } else if let Some(c) = self.closes.iter_mut().find(|c| c.flush == op) {
+                    c.result = Some(result);
+                }
+            }
+            ProducerEvent::Partitions { op, result } => {
+                if let Some(p) = self.partitions.remove(&op) {
+                    let _ = p.send(result);
+                }
+            }
+            ProducerEvent::Fatal(e) => tracing::error!(error = %e, "producer failed"),
+            ProducerEvent::Closed => {
+                tracing::debug!("producer closed");
+                for c in self.closes.drain(..) {
+                    // The core answers every flush before it reports `Closed`.
+                    let _ = c.reply.send(c.result.unwrap_or(Err(ProduceError::Closed)));
+                }
+            }
+        }
+    }
+}
+
+impl Handler<ProducerCore> for ProducerHandler {
+    fn on_event(&mut self, core: &mut ProducerCore, event: ProducerEvent, _now: Instant) {
+        self.handle(core, event);
+    }
+
     fn on_shutdown(&mut self, core: &mut ProducerCore) {
-        core.shutdown();
+        core.abort();
+        // The loop is stopping: what the abort reports is handled here, and the
+        // connections' `Close` outputs are left to the loop, which drops every connection.
+        while let Some(out) = core.poll_output() {
+            if let Output::Event(event) = out {
+                self.handle(core, event);
+            }
+        }
+        for d in self.records.drain() {
+            d.complete(Err(ProduceError::Closed));
+        }
+        for (_, a) in std::mem::take(&mut self.admissions) {
+            let _ = a.send(Err(ProduceError::Closed));
+        }
+        for (_, f) in std::mem::take(&mut self.flushes) {
+            let _ = f.send(Err(ProduceError::Closed));
+        }
+        for (_, p) in std::mem::take(&mut self.partitions) {
+            let _ = p.send(Err(ProduceError::Closed));
+        }
+        for c in self.closes.drain(..) {
+            let _ = c.reply.send(c.result.unwrap_or(Err(ProduceError::Closed)));
+        }
     }
 }
 
@@ -195,7 +438,7 @@ impl Staging {
     }
 
     /// Hands every staged record to the core, in the order they were staged.
-    fn drain_into(&self, core: &mut ProducerCore, now: Instant) {
+    fn drain_into(&self, core: &mut ProducerCore, handler: &mut ProducerHandler, now: Instant) {
         let mut list = {
             let mut state = self.lock();
             state.scheduled = false;
@@ -212,7 +455,10 @@ impl Staging {
                 }
                 let delivery = std::mem::replace(&mut s.delivery, Delivery::Ignore);
                 match &topic {
-                    Some(t) => core.accept_staged(t, &mut s.body, s.reserved, delivery, now),
+                    Some(t) => {
+                        let op = handler.records.track(delivery);
+                        core.accept_staged(op, t, &mut s.body, s.reserved, now);
+                    }
                     // Not reached: `take` leaves the next staged record with its topic. Fail
                     // the record rather than guess a topic.
                     None => {
@@ -337,10 +583,10 @@ impl ProducerHandle {
             // If the loop is gone, the command (and its guard) is dropped: the guard fails
             // what is staged, this record included (its delivery reports `Closed`), and
             // later sends fail at once.
-            let _ = self.inner.cmds.run(move |core, _, now| {
+            let _ = self.inner.cmds.run(move |core, handler, now| {
                 let mut guard = guard;
                 guard.ran = true;
-                guard.staging.drain_into(core, now);
+                guard.staging.drain_into(core, handler, now);
             });
         }
         Ok(None)
@@ -356,9 +602,9 @@ impl ProducerHandle {
         let staging = self.inner.staged.clone();
         self.inner
             .cmds
-            .run(move |core, _, now| {
-                staging.drain_into(core, now);
-                core.send_waiting(record, delivery, tx, now)
+            .run(move |core, handler, now| {
+                staging.drain_into(core, handler, now);
+                handler.send(core, record, delivery, Some(tx), now)
             })
             .map_err(|_| ProduceError::Closed)?;
         rx.await.unwrap_or(Err(ProduceError::Closed))
@@ -431,12 +677,14 @@ impl ProducerHandle {
 
     async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut ProducerCore, oneshot::Sender<T>, Instant) + Send + 'static,
+        f: impl FnOnce(&mut ProducerCore, &mut ProducerHandler, oneshot::Sender<T>, Instant)
+            + Send
+            + 'static,
     ) -> Result<T, ProduceError> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .cmds
-            .run(move |core, _, now| f(core, tx, now))
+            .run(move |core, handler, now| f(core, handler, tx, now))
             .map_err(|_| ProduceError::Closed)?;
         rx.await.map_err(|_| ProduceError::Closed)
     }
@@ -444,16 +692,8 @@ impl ProducerHandle {
     /// Sends everything buffered now (ignoring `linger_ms`) and waits until every record sent
     /// before this call is completed; [`ProduceError::FlushTimeout`] if `timeout` passes.
     pub async fn flush(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
-        self.call(move |core, tx, now| {
-            core.flush(
-                Box::new(move |r| {
-                    let _ = tx.send(r);
-                }),
-                timeout,
-                now,
-            )
-        })
-        .await?
+        self.call(move |core, handler, tx, now| handler.flush(core, timeout, now, tx))
+            .await?
     }
 
     /// Stops accepting records, delivers what is buffered and closes the connections. With a
@@ -464,15 +704,7 @@ impl ProducerHandle {
     /// as delivered when handed to the driver), so the program may exit right after.
     pub async fn close(&self, timeout: Option<Duration>) -> Result<(), ProduceError> {
         let result = self
-            .call(move |core, tx, now| {
-                core.close(
-                    timeout,
-                    now,
-                    Box::new(move |r| {
-                        let _ = tx.send(r);
-                    }),
-                )
-            })
+            .call(move |core, handler, tx, now| handler.close(core, timeout, now, tx))
             .await;
         self.inner.cmds.settle().await;
         result?
@@ -481,21 +713,13 @@ impl ProducerHandle {
     /// The partitions of `topic`, fetching its metadata if needed (up to `max_block_ms`).
     pub async fn partitions_for(&self, topic: &str) -> Result<Vec<PartitionInfo>, ProduceError> {
         let topic = topic.to_owned();
-        self.call(move |core, tx, now| {
-            core.partitions_for(
-                &topic,
-                now,
-                Box::new(move |r| {
-                    let _ = tx.send(r);
-                }),
-            )
-        })
-        .await?
+        self.call(move |core, handler, tx, now| handler.partitions_for(core, &topic, now, tx))
+            .await?
     }
 
     /// The producer's metrics (kafka-python names via [`ProducerMetrics::to_map`]).
     pub async fn metrics(&self) -> Result<ProducerMetrics, ProduceError> {
-        self.call(|core, tx, now| {
+        self.call(|core, _, tx, now| {
             let _ = tx.send(core.metrics(now));
         })
         .await
@@ -609,5 +833,61 @@ mod tests {
         fn assert_send<T: Send>() {}
         assert_send::<ProducerCore>();
         assert_send::<DeliveryFuture>();
+    }
+
+    #[test]
+    fn slab_slots_are_reused_once_reported() {
+        let mut slab = Slab::default();
+        assert_eq!(slab.track(Delivery::Ignore), None, "nothing kept");
+        let (d0, _f0) = DeliveryFuture::new();
+        let (d1, _f1) = DeliveryFuture::new();
+        let a = slab.track(d0).expect("kept");
+        let b = slab.track(d1).expect("kept");
+        assert_ne!(a, b);
+        assert!(slab.take(a).is_some());
+        assert!(slab.take(a).is_none(), "a second report finds nothing");
+        let (d2, _f2) = DeliveryFuture::new();
+        assert_eq!(
+            slab.track(d2),
+            Some(a),
+            "the freed slot serves the next record"
+        );
+        assert_eq!(slab.slots.len(), 2);
+    }
+
+    #[test]
+    fn the_handler_completes_what_the_core_reports_and_fails_the_rest_on_shutdown() {
+        let config = crate::config::ProducerConfig::builder()
+            .bootstrap_servers("broker:9092")
+            .build()
+            .expect("config");
+        let net = crate::network::NetOptions::new(vec![("broker".into(), 9092)]);
+        let mut core = ProducerCore::new(config, net).expect("core");
+        let now = Instant::now();
+        let mut handler = ProducerHandler::default();
+        // Refused at once (no wall clock): the delivery learns why.
+        let (d, mut refused) = DeliveryFuture::new();
+        handler.send(&mut core, ProducerRecord::new("t"), d, None, now);
+        assert_eq!(refused.try_result(), Some(Err(ProduceError::NoWallClock)));
+        // Accepted (it waits for metadata), with its admission answered at once.
+        core.handle_wall_clock(now, 1_700_000_000_000);
+        let (d, mut pending) = DeliveryFuture::new();
+        let (tx, mut admitted) = oneshot::channel();
+        handler.send(&mut core, ProducerRecord::new("t"), d, Some(tx), now);
+        assert_eq!(admitted.try_recv(), Ok(Some(Ok(()))));
+        let (tx, mut flushed) = oneshot::channel();
+        handler.flush(&mut core, None, now, tx);
+        let (tx, mut closed) = oneshot::channel();
+        handler.close(&mut core, None, now, tx);
+        assert_eq!(pending.try_result(), None);
+        handler.on_shutdown(&mut core);
+        assert_eq!(pending.try_result(), Some(Err(ProduceError::Closed)));
+        assert_eq!(flushed.try_recv(), Ok(Some(Err(ProduceError::Closed))));
+        assert_eq!(closed.try_recv(), Ok(Some(Err(ProduceError::Closed))));
+        assert!(handler.records.slots.iter().all(Option::is_none));
+        // A close after the core closed is answered at once.
+        let (tx, mut again) = oneshot::channel();
+        handler.close(&mut core, None, now, tx);
+        assert_eq!(again.try_recv(), Ok(Some(Ok(()))));
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{BatchSettings, ProducerBatch, Thunk};
-use super::delivery::Delivery;
 use super::idempotence::{DrainDecision, Idempotence};
 use crate::codec::EncodeError;
 use crate::network::{ClusterView, NodeId};
 use crate::records::Header;
+use crate::OpId;
 
 /// A topic and partition.
 pub(crate) type Tp = (Arc<str>, i32);
@@ -167,10 +167,10 @@ impl Accumulator {
         headers: &[Header],
         upper_bound: usize,
         reserved: u64,
-        delivery: Delivery,
+        op: Option<OpId>,
         gen: u64,
         now: Instant,
-    ) -> Result<Appended, (EncodeError, Delivery)> {
+    ) -> Result<Appended, EncodeError> {
         let s = self.slot(topic, partition, true).expect("made if missing");
         let queue = &mut self.slots[s];
         let mut new_batch = false;
@@ -198,7 +198,7 @@ impl Accumulator {
             new_batch = true;
         }
         let batch = queue.back_mut().expect("a batch was ensured above");
-        batch.append(timestamp, key, value, headers, reserved, delivery, gen)?;
+        batch.append(timestamp, key, value, headers, reserved, op, gen)?;
         batch_full |= batch.is_full();
         Ok(Appended {
             new_batch,
@@ -520,7 +520,7 @@ mod tests {
             &[],
             bound,
             bound as u64,
-            Delivery::Ignore,
+            None,
             0,
             now,
         )

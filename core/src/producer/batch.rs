@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::delivery::Delivery;
 use crate::codec::EncodeError;
 use crate::compression::Compression;
 use crate::records::{
     DecodeOptions, Header, RecordBatch, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
 };
+use crate::OpId;
 
 /// Byte offsets of the producer fields in a magic 2 batch header (see `records::batch`).
 const PRODUCER_ID_OFFSET: usize = 43;
@@ -21,11 +21,12 @@ const ATTRIBUTES_OFFSET: usize = 21;
 /// The most record slots a new batch reserves up front (see [`ProducerBatch::append`]).
 const MAX_PRESIZED_THUNKS: usize = 512;
 
-/// A record's completion: its [`Delivery`] and what its [`RecordMetadata`](super::RecordMetadata)
-/// needs besides the broker's answer.
+/// A record's completion: the application's id for it (`None`: fire and forget, not
+/// reported) and what its [`RecordMetadata`](super::RecordMetadata) needs besides the
+/// broker's answer.
 #[derive(Debug)]
 pub(crate) struct Thunk {
-    pub(crate) delivery: Delivery,
+    pub(crate) op: Option<OpId>,
     pub(crate) timestamp: i64,
     pub(crate) key_size: i32,
     pub(crate) value_size: i32,
@@ -187,21 +188,16 @@ impl ProducerBatch {
         value: Option<&[u8]>,
         headers: &[Header],
         reserved: u64,
-        delivery: Delivery,
+        op: Option<OpId>,
         gen: u64,
-    ) -> Result<(), (EncodeError, Delivery)> {
+    ) -> Result<(), EncodeError> {
         let Some(builder) = self.builder.as_mut() else {
-            return Err((
-                EncodeError::Invalid {
-                    what: "record batch",
-                    detail: "append to a finished batch".into(),
-                },
-                delivery,
-            ));
+            return Err(EncodeError::Invalid {
+                what: "record batch",
+                detail: "append to a finished batch".into(),
+            });
         };
-        if let Err(e) = builder.append(timestamp, key, value, headers) {
-            return Err((e, delivery));
-        }
+        builder.append(timestamp, key, value, headers)?;
         self.uncompressed_size = builder.size_in_bytes();
         self.reserved += reserved;
         if self.thunks.capacity() == 0 {
@@ -213,7 +209,7 @@ impl ProducerBatch {
                 .reserve_exact(estimate.clamp(1, MAX_PRESIZED_THUNKS));
         }
         self.thunks.push(Thunk {
-            delivery,
+            op,
             timestamp,
             key_size: key.map_or(-1, |k| k.len() as i32),
             value_size: value.map_or(-1, |v| v.len() as i32),
@@ -271,20 +267,30 @@ impl ProducerBatch {
     }
 
     /// Splits a batch the broker refused as too large into batches of at most `limit`
-    /// bytes each (one record at least), keeping record order and each record's delivery.
+    /// bytes each (one record at least), keeping record order and each record's op.
     /// The caller passes at most half the batch's size so that every split makes progress.
-    /// The new batches carry no stamp: they get sequences when drained. `None` if the bytes
-    /// cannot be read back (they were built here, so that would be a bug).
-    pub(crate) fn split(mut self, next_id: &mut u64, limit: usize) -> Option<Vec<ProducerBatch>> {
+    /// The new batches carry no stamp: they get sequences when drained. Records that cannot
+    /// be appended again come back as thunks for the caller to fail (they were encoded here
+    /// once, so that would be a bug); `Err` gives the batch back, its records untouched, if
+    /// its bytes cannot be read back.
+    pub(crate) fn split(
+        mut self,
+        next_id: &mut u64,
+        limit: usize,
+    ) -> Result<(Vec<ProducerBatch>, Vec<Thunk>), Box<ProducerBatch>> {
         self.settings.batch_size = limit;
-        let payload = self.payload.take()?;
-        let decoded = RecordBatch::decode(payload, &DecodeOptions::default()).ok()?;
-        let records = decoded.decode_records().ok()?;
-        if records.len() != self.thunks.len() {
-            return None;
-        }
+        let Some(payload) = self.payload.clone() else {
+            return Err(Box::new(self));
+        };
+        let records = match RecordBatch::decode(payload, &DecodeOptions::default())
+            .and_then(|d| d.decode_records())
+        {
+            Ok(records) if records.len() == self.thunks.len() => records,
+            _ => return Err(Box::new(self)),
+        };
         let per_record = self.reserved / records.len().max(1) as u64;
         let mut out: Vec<ProducerBatch> = Vec::new();
+        let mut lost = Vec::new();
         let thunks = std::mem::take(&mut self.thunks);
         let mut left = self.reserved;
         for (rec, thunk) in records.into_iter().zip(thunks) {
@@ -313,30 +319,29 @@ impl ProducerBatch {
             }
             let b = out.last_mut().expect("pushed above");
             let share = per_record.min(left);
-            left -= share;
-            if let Err((_, delivery)) = b.append(
+            if b.append(
                 rec.timestamp,
                 rec.key.as_deref(),
                 rec.value.as_deref(),
                 &headers,
                 share,
-                thunk.delivery,
+                thunk.op,
                 thunk.gen,
-            ) {
-                // Cannot happen for bytes we encoded ourselves; give the record back so it
-                // is not lost silently.
-                delivery.complete(Err(super::ProduceError::Encode {
-                    topic: self.topic.to_string(),
-                    partition: self.partition,
-                    detail: "record could not be re-encoded while splitting a batch".into(),
-                }));
+            )
+            .is_ok()
+            {
+                left -= share;
+            } else {
+                lost.push(thunk);
             }
         }
         if let Some(b) = out.last_mut() {
+            // What is left over (rounding, and the share of any record lost above) stays
+            // with the last part, so the memory returns when it completes.
             b.reserved += left;
             b.closed = true;
         }
-        Some(out)
+        Ok((out, lost))
     }
 }
 
@@ -357,7 +362,7 @@ mod tests {
     fn restamping_rewrites_producer_fields_and_crc() {
         let now = Instant::now();
         let mut b = ProducerBatch::new(1, "t".into(), 0, settings(1000), now);
-        b.append(1, Some(b"k"), Some(b"v"), &[], 10, Delivery::Ignore, 0)
+        b.append(1, Some(b"k"), Some(b"v"), &[], 10, None, 0)
             .unwrap();
         let first = Stamp {
             producer_id: 7,
@@ -384,7 +389,7 @@ mod tests {
         let now = Instant::now();
         let s = settings(1000);
         let mut b = ProducerBatch::new(1, "t".into(), 0, s, now);
-        b.append(1, Some(b"k"), Some(b"first"), &[], 10, Delivery::Ignore, 0)
+        b.append(1, Some(b"k"), Some(b"first"), &[], 10, None, 0)
             .unwrap();
         let sent = b.payload(None).unwrap();
         let want = sent.clone();
@@ -394,7 +399,7 @@ mod tests {
         drop((sent, want));
 
         let mut b = ProducerBatch::new(2, "t".into(), 0, s, now);
-        b.append(1, Some(b"k"), Some(b"first"), &[], 10, Delivery::Ignore, 0)
+        b.append(1, Some(b"k"), Some(b"first"), &[], 10, None, 0)
             .unwrap();
         b.payload(None).unwrap();
         let buf = b.take_buffer().expect("unique once the request is gone");
@@ -403,7 +408,7 @@ mod tests {
 
         // A batch built into the reused buffer encodes only its own records.
         let mut c = ProducerBatch::with_buffer(3, "t".into(), 0, s, now, buf);
-        c.append(7, None, Some(b"second"), &[], 10, Delivery::Ignore, 0)
+        c.append(7, None, Some(b"second"), &[], 10, None, 0)
             .unwrap();
         let bytes = c.payload(None).unwrap();
         assert_eq!(bytes.as_ptr(), ptr, "no new allocation");
@@ -417,8 +422,7 @@ mod tests {
 
         // A batch never sent gives its builder's buffer back.
         let mut d = ProducerBatch::new(4, "t".into(), 0, s, now);
-        d.append(1, None, Some(b"x"), &[], 10, Delivery::Ignore, 0)
-            .unwrap();
+        d.append(1, None, Some(b"x"), &[], 10, None, 0).unwrap();
         assert_eq!(
             d.take_buffer().map(|b| b.capacity()),
             Some(ProducerBatch::buffer_capacity(&s))
@@ -429,22 +433,30 @@ mod tests {
     fn split_keeps_order_and_deliveries() {
         let now = Instant::now();
         let mut b = ProducerBatch::new(1, "t".into(), 3, settings(1 << 20), now);
-        let mut futures = Vec::new();
         for i in 0..10u8 {
-            let (d, f) = super::super::DeliveryFuture::new();
-            futures.push(f);
-            b.append(i as i64, None, Some(&[i; 100]), &[], 150, d, 0)
-                .unwrap();
+            b.append(
+                i as i64,
+                None,
+                Some(&[i; 100]),
+                &[],
+                150,
+                Some(OpId(u64::from(i))),
+                0,
+            )
+            .unwrap();
         }
         b.payload(None).unwrap();
         let mut id = 1;
-        let parts = b.split(&mut id, 400).unwrap();
+        let (parts, lost) = b.split(&mut id, 400).ok().unwrap();
+        assert!(lost.is_empty());
+        let mut ops = Vec::new();
         assert!(parts.len() >= 3, "{}", parts.len());
         let mut values = Vec::new();
         let mut reserved = 0;
         for mut p in parts {
             assert!(p.size_in_bytes() <= 400);
             reserved += p.reserved;
+            ops.extend(p.thunks.iter().map(|t| t.op));
             let bytes = p.payload(None).unwrap();
             for r in RecordBatch::decode(bytes, &DecodeOptions::default())
                 .unwrap()
@@ -457,5 +469,7 @@ mod tests {
         assert_eq!(reserved, 1500, "memory follows the records");
         let want: Vec<(i64, u8)> = (0..10u8).map(|i| (i as i64, i)).collect();
         assert_eq!(values, want);
+        let want: Vec<Option<OpId>> = (0..10).map(|i| Some(OpId(i))).collect();
+        assert_eq!(ops, want, "each record keeps its op, in order");
     }
 }

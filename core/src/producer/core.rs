@@ -2,23 +2,29 @@
 //! accumulator and the idempotence state, and runs Java's `Sender` loop inside every input:
 //! process responses, expire what timed out, drain ready batches into one Produce request per
 //! broker, and report the next deadline.
+//!
+//! Application commands carry an [`OpId`]; every result leaves as a [`ProducerEvent`]
+//! through [`ClientCore::poll_output`], queued in `out` in the order it happened. Records'
+//! outcomes gather in a [`Deliveries`] report (one entry per record with an op, none for
+//! the others) that becomes one `Delivered` event per Produce response, or at the end of
+//! the input for outcomes of sweeps (expiry, failures, refusals); any other event first
+//! flushes the report, so a record's outcome always precedes, say, the flush that waited
+//! for it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_channel::oneshot;
-
 use super::fasthash::FastMap;
 
 use super::accumulator::{Accumulator, Tp};
 use super::batch::{BatchSettings, ProducerBatch};
-use super::delivery::Delivery;
+use super::deliveries::{Deliveries, SendStatus};
 use super::error::ProduceError;
 use super::idempotence::{IdState, Idempotence};
 use super::metrics::{ProducerMetrics, Recorder};
 use super::partitioner::{DefaultPartitioner, Partitioner, RoundRobinPartitioner};
-use super::record::{ProducerRecord, RecordBody, RecordMetadata};
+use super::record::{ProducerRecord, RecordBody};
 use super::shared::ProducerShared;
 use crate::compression::Compression;
 use crate::config::{Partitioner as PartitionerKind, ProducerConfig};
@@ -30,21 +36,50 @@ use crate::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use crate::protocol::{
     ApiKey, ErrorCode, InitProducerIdRequest, ProduceRequest, RequestBody, ResponseBody,
 };
-use crate::records::TimestampType;
+use crate::OpId;
 
-/// Completion of a flush or close.
-pub type DoneCallback = Box<dyn FnOnce(Result<(), ProduceError>) + Send>;
-/// Completion of `partitions_for`.
-pub type PartitionsCallback = Box<dyn FnOnce(Result<Vec<PartitionInfo>, ProduceError>) + Send>;
-
-/// What the producer core reports to its driver besides completing deliveries (which it does
-/// itself, on the loop thread).
+/// What the producer core reports, drained from [`ClientCore::poll_output`] as
+/// [`Output::Event`]: every result of an application command, named by the [`OpId`] the
+/// command carried.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ProducerEvent {
+    /// Records' outcomes, one report per Produce response (or per sweep of expired, failed or
+    /// refused records): every record sent with an op is in exactly one report, except a
+    /// record that waited for memory and was refused ([`ProducerEvent::Admitted`] with an
+    /// error is its only report). Hand the report back with
+    /// [`ProducerCore::recycle_deliveries`] once read, so its memory serves the next one.
+    Delivered(Deliveries),
+    /// A record [`ProducerCore::send`] left waiting for buffer memory
+    /// ([`SendStatus::Waiting`]) was admitted (`Ok`: its outcome follows in a `Delivered`
+    /// report) or refused (the error is its outcome: memory still short after
+    /// `max_block_ms`, or the producer closed).
+    Admitted {
+        /// The record's op.
+        op: OpId,
+        /// Admitted, or why not.
+        result: Result<(), ProduceError>,
+    },
+    /// A [`ProducerCore::flush`] finished: every record accepted before it completed
+    /// (`Ok`), or its timeout passed first ([`ProduceError::FlushTimeout`]), or the
+    /// producer closed ([`ProduceError::Closed`]).
+    Flushed {
+        /// The flush's op.
+        op: OpId,
+        /// Done, or why not.
+        result: Result<(), ProduceError>,
+    },
+    /// The answer to [`ProducerCore::partitions_for`].
+    Partitions {
+        /// The call's op.
+        op: OpId,
+        /// The topic's partitions, or why they are not known.
+        result: Result<Vec<PartitionInfo>, ProduceError>,
+    },
     /// The producer hit an unrecoverable error; every pending and later record fails with it.
     Fatal(ProduceError),
-    /// `close` finished: everything is delivered or failed and the connections are closed.
+    /// [`ProducerCore::close`] or [`ProducerCore::abort`] finished: every record is reported,
+    /// every call answered and the connections are closed. Emitted once.
     Closed,
 }
 
@@ -53,38 +88,40 @@ struct Queued {
     record: ProducerRecord,
     timestamp: i64,
     reserved: u64,
-    delivery: Delivery,
+    op: Option<OpId>,
     gen: u64,
     deadline: Instant,
 }
 
-/// A send waiting for buffer memory.
+/// A send waiting for buffer memory (already stamped: `timestamp`).
 struct MemWaiter {
     record: ProducerRecord,
+    timestamp: i64,
     reserved: u64,
-    delivery: Delivery,
-    admitted: Option<oneshot::Sender<Result<(), ProduceError>>>,
+    op: Option<OpId>,
     deadline: Instant,
 }
 
 struct FlushWaiter {
+    op: OpId,
     upto_gen: u64,
     deadline: Option<Instant>,
     timeout: Duration,
-    done: DoneCallback,
 }
 
 struct PartitionsWaiter {
+    op: OpId,
     topic: String,
     deadline: Instant,
-    done: PartitionsCallback,
 }
 
 struct Closing {
     deadline: Option<Instant>,
-    timeout: Duration,
-    done: Vec<DoneCallback>,
 }
+
+/// Most emptied reports kept for reuse (see [`ProducerCore::recycle_deliveries`]): a driver
+/// reads each report before the next input, so one or two are in use at a time.
+const MAX_SPARE_REPORTS: usize = 4;
 
 struct InFlight {
     node: NodeId,
@@ -116,10 +153,11 @@ struct HotTopic {
 
 /// The sans-IO producer: a [`ClientCore`] that drivers and the simulation run.
 ///
-/// Application calls ([`ProducerCore::send`], [`ProducerCore::flush`], ...) only change state
-/// and queue output, like every other input; the driver then drains
-/// [`ClientCore::poll_output`] and sleeps until [`ClientCore::poll_timeout`]. Deliveries are
-/// completed from inside these calls, on the driver's loop thread.
+/// Application commands ([`ProducerCore::send`], [`ProducerCore::flush`], ...) carry an
+/// [`OpId`] of the caller's choosing, only change state and queue output, like every other
+/// input; the driver then drains [`ClientCore::poll_output`] (where each command's result
+/// comes out as a [`ProducerEvent`] naming its op) and sleeps until
+/// [`ClientCore::poll_timeout`]. Nothing here waits, wakes or calls back.
 pub struct ProducerCore {
     config: ProducerConfig,
     net: NetworkClient,
@@ -157,6 +195,12 @@ pub struct ProducerCore {
     pending: usize,
     out: VecDeque<Output<ProducerEvent>>,
     next_wakeup: Option<Instant>,
+    /// Outcomes gathered since the last `Delivered` event (see [`ProducerCore::emit_report`]).
+    report: Deliveries,
+    /// Emptied reports for the next ones.
+    spare_reports: Vec<Deliveries>,
+    /// The latest `now` an input brought, for [`ProducerCore::abort`] (which has none).
+    last_now: Option<Instant>,
 }
 
 impl std::fmt::Debug for ProducerCore {
@@ -288,6 +332,9 @@ impl ProducerCore {
             pending: 0,
             out: VecDeque::new(),
             next_wakeup: None,
+            report: Deliveries::default(),
+            spare_reports: Vec::new(),
+            last_now: None,
         })
     }
 
@@ -312,20 +359,34 @@ impl ProducerCore {
         &self.config
     }
 
-    /// Sets the wall clock records without a timestamp are stamped with: CreateTime is
-    /// `unix_ms + (now - anchor)`. Until it is set, the core counts from 0 (drivers set it;
-    /// handles stamp records themselves).
-    pub fn set_wall_clock(&mut self, anchor: Instant, unix_ms: i64) {
-        self.wall = Some((anchor, unix_ms));
+    /// The wall clock, as an input: at `now` it is `unix_ms` milliseconds since the Unix
+    /// epoch. Records sent without a timestamp get CreateTime `unix_ms + (then - now)`; feed
+    /// it again whenever the system clock may have moved (each call replaces the last).
+    /// Until it is fed, such records are refused with [`ProduceError::NoWallClock`] rather
+    /// than stamped 1970.
+    pub fn handle_wall_clock(&mut self, now: Instant, unix_ms: i64) {
+        self.wall = Some((now, unix_ms));
     }
 
-    fn wall_ms(&self, now: Instant) -> i64 {
-        match self.wall {
-            Some((anchor, ms)) if now >= anchor => {
-                ms.saturating_add(now.duration_since(anchor).as_millis() as i64)
+    fn wall_ms(&self, now: Instant) -> Option<i64> {
+        let (anchor, ms) = self.wall?;
+        Some(if now >= anchor {
+            ms.saturating_add(now.duration_since(anchor).as_millis() as i64)
+        } else {
+            ms.saturating_sub(anchor.duration_since(now).as_millis() as i64)
+        })
+    }
+
+    /// The record's CreateTime: its own, or the wall clock's now (stored in the record).
+    #[inline]
+    fn stamp(&self, timestamp: &mut Option<i64>, now: Instant) -> Result<i64, ProduceError> {
+        match *timestamp {
+            Some(t) => Ok(t),
+            None => {
+                let t = self.wall_ms(now).ok_or(ProduceError::NoWallClock)?;
+                *timestamp = Some(t);
+                Ok(t)
             }
-            Some((anchor, ms)) => ms.saturating_sub(anchor.duration_since(now).as_millis() as i64),
-            None => 0,
         }
     }
 
@@ -374,48 +435,93 @@ impl ProducerCore {
             return Some(f.clone());
         }
         // Not `self.shared.is_closed()`: only this core sets that flag (in `close` and
-        // `shutdown`, which also set `closing` or `closed`), and reading it here, once per
+        // `abort`, which also set `closing` or `closed`), and reading it here, once per
         // record, pulled the shared account's cache line away from the sending thread.
         (self.closing.is_some() || self.closed).then_some(ProduceError::Closed)
     }
 
-    /// Queues a record, reserving its buffer memory here (when memory is short it waits, in
-    /// order, up to `max_block_ms`; then `delivery` gets [`ProduceError::MaxBlockTimeout`]).
-    /// A record without a timestamp gets the core's wall clock (see
-    /// [`ProducerCore::set_wall_clock`]).
-    pub fn send(&mut self, record: ProducerRecord, delivery: Delivery, now: Instant) {
-        self.enqueue(record, delivery, None, now);
+    /// Queues a record, reserving its buffer memory here. `op` names it in the events that
+    /// report it (`None`: fire and forget, never reported; still counted in the metrics).
+    ///
+    /// - `Err`: refused at once (producer closed or failed, record too large,
+    ///   [`ProduceError::NoWallClock`]); not reported again.
+    /// - [`SendStatus::Accepted`]: its outcome comes in a [`ProducerEvent::Delivered`].
+    /// - [`SendStatus::Waiting`]: buffer memory is short (or others already wait for it): it
+    ///   waits in order up to `max_block_ms`, and [`ProducerEvent::Admitted`] says when it
+    ///   is admitted (its outcome then follows as for an accepted record) or refused.
+    ///
+    /// A record without a timestamp is stamped now from the wall clock (see
+    /// [`ProducerCore::handle_wall_clock`]).
+    pub fn send(
+        &mut self,
+        op: Option<OpId>,
+        mut record: ProducerRecord,
+        now: Instant,
+    ) -> Result<SendStatus, ProduceError> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        let size = self.shared.check_record(&record)?;
+        let timestamp = self.stamp(&mut record.timestamp, now)?;
+        let status = if self.mem_waiters.is_empty() && self.shared.reserve_ignoring_waiters(size) {
+            let (topic, mut body) = record.into_parts();
+            self.accept(&topic, &mut body, timestamp, size, op, now);
+            SendStatus::Accepted
+        } else {
+            self.mem_waiters.push_back(MemWaiter {
+                record,
+                timestamp,
+                reserved: size,
+                op,
+                deadline: now + self.max_block,
+            });
+            self.shared.set_waiting(self.mem_waiters.len());
+            SendStatus::Waiting
+        };
         self.run(now);
+        Ok(status)
     }
 
     /// Queues a record whose `reserved` bytes of buffer memory a handle already took from
     /// [`ProducerCore::shared`] (the lock-free fast path; see
     /// [`ProducerShared::try_reserve`]). The memory returns to the account when the record
-    /// completes. `reserved` must be what [`ProducerShared::check_record`] returned for the
-    /// record: the core also uses it as the record's size bound when filling batches.
+    /// completes, or at once when it is refused (`Err`, not reported again). `reserved` must
+    /// be what [`ProducerShared::check_record`] returned for the record: the core also uses
+    /// it as the record's size bound when filling batches. The outcome of an accepted record
+    /// with an `op` comes in a [`ProducerEvent::Delivered`].
     pub fn send_reserved(
         &mut self,
+        op: Option<OpId>,
         record: ProducerRecord,
         reserved: u64,
-        delivery: Delivery,
         now: Instant,
-    ) {
+    ) -> Result<(), ProduceError> {
         let (topic, mut body) = record.into_parts();
-        let wake = self.accept_reserved(&topic, &mut body, reserved, delivery, now);
+        let wake = match self.accept_reserved(&topic, &mut body, reserved, op, now) {
+            Ok(wake) => wake,
+            Err(e) => {
+                self.shared.release(reserved);
+                return Err(e);
+            }
+        };
         self.run_if_due(wake, now);
+        self.emit_report();
+        Ok(())
     }
 
     /// [`ProducerCore::send_reserved`] for a run of records a handle staged, in order. A
     /// batch filled on the way is sent at once (a long run keeps the broker busy meanwhile);
-    /// once the run is queued the sender runs if a batch's linger is already over.
+    /// once the run is queued the sender runs if a batch's linger is already over. A record
+    /// of the run that is refused is reported like a failed one, in a
+    /// [`ProducerEvent::Delivered`] (a run has no single error to return).
     pub fn send_reserved_all(
         &mut self,
-        records: impl IntoIterator<Item = (ProducerRecord, u64, Delivery)>,
+        records: impl IntoIterator<Item = (Option<OpId>, ProducerRecord, u64)>,
         now: Instant,
     ) {
-        for (record, reserved, delivery) in records {
+        for (op, record, reserved) in records {
             let (topic, mut body) = record.into_parts();
-            self.accept_staged(&topic, &mut body, reserved, delivery, now);
+            self.accept_staged(op, &topic, &mut body, reserved, now);
         }
         self.staged_done(now);
     }
@@ -427,38 +533,71 @@ impl ProducerCore {
     /// [`ProducerCore::staged_done`] after the run.
     pub(crate) fn accept_staged(
         &mut self,
+        op: Option<OpId>,
         topic: &Arc<str>,
         body: &mut RecordBody,
         reserved: u64,
-        delivery: Delivery,
         now: Instant,
     ) {
-        if self.accept_reserved(topic, body, reserved, delivery, now) {
-            self.run(now);
+        match self.accept_reserved(topic, body, reserved, op, now) {
+            Ok(true) => self.run(now),
+            Ok(false) => {}
+            Err(e) => self.refuse_staged(op, reserved, e),
+        }
+    }
+
+    /// Gives a refused staged record's memory back and reports it.
+    #[cold]
+    fn refuse_staged(&mut self, op: Option<OpId>, reserved: u64, e: ProduceError) {
+        self.shared.release(reserved);
+        if let Some(op) = op {
+            self.report.push_failed(op, e);
         }
     }
 
     /// Ends a run of [`ProducerCore::accept_staged`]: runs the sender if a batch's linger
-    /// is already over.
+    /// is already over, and reports what completed meanwhile.
     pub(crate) fn staged_done(&mut self, now: Instant) {
         self.run_if_due(false, now);
+        self.emit_report();
     }
 
-    /// Queues a record with its memory reserved; whether the sender should run now.
+    /// Queues a record with its memory reserved; whether the sender should run now. `Err`:
+    /// refused (the caller gives the memory back).
+    #[inline]
     fn accept_reserved(
         &mut self,
         topic: &Arc<str>,
         body: &mut RecordBody,
         reserved: u64,
-        delivery: Delivery,
+        op: Option<OpId>,
         now: Instant,
-    ) -> bool {
-        if let Some(e) = self.refusal() {
-            self.shared.release(reserved);
-            delivery.complete(Err(e));
-            return false;
+    ) -> Result<bool, ProduceError> {
+        // The handles' records come stamped to a producer that accepts them: decided with
+        // two plain tests per record, the error values built only off this path.
+        match body.timestamp {
+            Some(t) if self.fatal.is_none() && self.closing.is_none() && !self.closed => {
+                Ok(self.accept(topic, body, t, reserved, op, now))
+            }
+            _ => self.accept_reserved_slowly(topic, body, reserved, op, now),
         }
-        self.accept(topic, body, reserved, delivery, now)
+    }
+
+    /// [`ProducerCore::accept_reserved`] for a record to stamp, or to refuse.
+    #[cold]
+    fn accept_reserved_slowly(
+        &mut self,
+        topic: &Arc<str>,
+        body: &mut RecordBody,
+        reserved: u64,
+        op: Option<OpId>,
+        now: Instant,
+    ) -> Result<bool, ProduceError> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        let timestamp = self.stamp(&mut body.timestamp, now)?;
+        Ok(self.accept(topic, body, timestamp, reserved, op, now))
     }
 
     /// Runs the sender if an accepted record asked for it or a batch's linger is already
@@ -471,61 +610,6 @@ impl ProducerCore {
         }
     }
 
-    /// Queues a record that waits for buffer memory (the slow path of a handle):
-    /// `admitted` gets `Ok` once the record is accepted, or the error that also completes
-    /// `delivery` (memory still short after `max_block_ms`, producer closed, record too
-    /// large).
-    pub fn send_waiting(
-        &mut self,
-        record: ProducerRecord,
-        delivery: Delivery,
-        admitted: oneshot::Sender<Result<(), ProduceError>>,
-        now: Instant,
-    ) {
-        self.enqueue(record, delivery, Some(admitted), now);
-        self.run(now);
-    }
-
-    fn enqueue(
-        &mut self,
-        record: ProducerRecord,
-        delivery: Delivery,
-        admitted: Option<oneshot::Sender<Result<(), ProduceError>>>,
-        now: Instant,
-    ) {
-        let fail = |delivery: Delivery,
-                    admitted: Option<oneshot::Sender<Result<(), ProduceError>>>,
-                    e: ProduceError| {
-            if let Some(a) = admitted {
-                let _ = a.send(Err(e.clone()));
-            }
-            delivery.complete(Err(e));
-        };
-        if let Some(e) = self.refusal() {
-            return fail(delivery, admitted, e);
-        }
-        let size = match self.shared.check_record(&record) {
-            Ok(size) => size,
-            Err(e) => return fail(delivery, admitted, e),
-        };
-        if self.mem_waiters.is_empty() && self.shared.reserve_ignoring_waiters(size) {
-            if let Some(a) = admitted {
-                let _ = a.send(Ok(()));
-            }
-            let (topic, mut body) = record.into_parts();
-            self.accept(&topic, &mut body, size, delivery, now);
-        } else {
-            self.mem_waiters.push_back(MemWaiter {
-                record,
-                reserved: size,
-                delivery,
-                admitted,
-                deadline: now + self.max_block,
-            });
-            self.shared.set_waiting(self.mem_waiters.len());
-        }
-    }
-
     /// Admits waiting senders in order while memory lasts.
     fn admit_waiters(&mut self, now: Instant) {
         while let Some(w) = self.mem_waiters.front() {
@@ -534,32 +618,25 @@ impl ProducerCore {
             }
             let w = self.mem_waiters.pop_front().expect("front checked");
             self.shared.set_waiting(self.mem_waiters.len());
-            if let Some(a) = w.admitted {
-                let _ = a.send(Ok(()));
+            if let Some(op) = w.op {
+                self.event(ProducerEvent::Admitted { op, result: Ok(()) });
             }
             let (topic, mut body) = w.record.into_parts();
-            self.accept(&topic, &mut body, w.reserved, w.delivery, now);
+            self.accept(&topic, &mut body, w.timestamp, w.reserved, w.op, now);
         }
     }
 
-    /// Takes a record with its memory reserved. Returns whether the sender should run now (a
-    /// batch filled up, or the record must wait for metadata).
+    /// Takes a stamped record with its memory reserved. Returns whether the sender should
+    /// run now (a batch filled up, or the record must wait for metadata).
     fn accept(
         &mut self,
         topic: &Arc<str>,
         body: &mut RecordBody,
+        timestamp: i64,
         reserved: u64,
-        delivery: Delivery,
+        op: Option<OpId>,
         now: Instant,
     ) -> bool {
-        let timestamp = match body.timestamp {
-            Some(t) => t,
-            None => {
-                let t = self.wall_ms(now);
-                body.timestamp = Some(t);
-                t
-            }
-        };
         self.recorder(now).record_size.record(reserved as f64, now);
         self.pending += 1;
         self.gen_count += 1;
@@ -570,7 +647,7 @@ impl ProducerCore {
                 record: ProducerRecord::from_parts(topic.clone(), std::mem::take(body)),
                 timestamp,
                 reserved,
-                delivery,
+                op,
                 gen,
                 deadline: now + self.max_block,
             });
@@ -587,13 +664,13 @@ impl ProducerCore {
                     record: ProducerRecord::from_parts(topic.clone(), std::mem::take(body)),
                     timestamp,
                     reserved,
-                    delivery,
+                    op,
                     gen,
                     deadline: now + self.max_block,
                 });
             return true;
         }
-        self.append(topic, body, timestamp, reserved, delivery, gen, now)
+        self.append(topic, body, timestamp, reserved, op, gen, now)
     }
 
     /// Whether the cluster view knows `topic` well enough to partition records for it.
@@ -646,7 +723,7 @@ impl ProducerCore {
         record: &RecordBody,
         timestamp: i64,
         reserved: u64,
-        delivery: Delivery,
+        op: Option<OpId>,
         gen: u64,
         now: Instant,
     ) -> bool {
@@ -665,7 +742,7 @@ impl ProducerCore {
             let Some(cache) = self.topic_cache.get(topic) else {
                 // topic_known() was checked by every caller; fail honestly if not.
                 self.fail_record(
-                    delivery,
+                    op,
                     reserved,
                     gen,
                     ProduceError::UnknownTopic {
@@ -683,7 +760,7 @@ impl ProducerCore {
             };
             (hot, false)
         };
-        let wake = self.append_to(&hot, record, timestamp, reserved, delivery, gen, now);
+        let wake = self.append_to(&hot, record, timestamp, reserved, op, gen, now);
         if taken {
             self.hot_topic = Some(hot);
         }
@@ -698,7 +775,7 @@ impl ProducerCore {
         record: &RecordBody,
         timestamp: i64,
         reserved: u64,
-        delivery: Delivery,
+        op: Option<OpId>,
         gen: u64,
         now: Instant,
     ) -> bool {
@@ -724,7 +801,7 @@ impl ProducerCore {
                 partition,
                 partitions: partitions.max(0) as usize,
             };
-            self.fail_record(delivery, reserved, gen, e, now);
+            self.fail_record(op, reserved, gen, e, now);
             return false;
         }
         match self.acc.append(
@@ -736,7 +813,7 @@ impl ProducerCore {
             &record.headers,
             bound,
             reserved,
-            delivery,
+            op,
             gen,
             now,
         ) {
@@ -747,13 +824,13 @@ impl ProducerCore {
                 }
                 appended.batch_full
             }
-            Err((e, delivery)) => {
+            Err(e) => {
                 let e = ProduceError::Encode {
                     topic: topic.to_string(),
                     partition,
                     detail: e.to_string(),
                 };
-                self.fail_record(delivery, reserved, gen, e, now);
+                self.fail_record(op, reserved, gen, e, now);
                 false
             }
         }
@@ -788,9 +865,10 @@ impl ProducerCore {
         }
     }
 
+    /// Fails one accepted record that is in no batch, giving its memory back.
     fn fail_record(
         &mut self,
-        delivery: Delivery,
+        op: Option<OpId>,
         reserved: u64,
         gen: u64,
         e: ProduceError,
@@ -801,15 +879,45 @@ impl ProducerCore {
         let r = self.recorder(now);
         r.errors.record(1.0, now);
         r.record_error_total += 1;
-        delivery.complete(Err(e));
+        if let Some(op) = op {
+            self.report.push_failed(op, e);
+        }
     }
 
-    /// Waits for every record accepted so far to complete, then calls `done` with `Ok`; or
-    /// with [`ProduceError::FlushTimeout`] if `timeout` passes first. Batches are sent
-    /// without waiting for `linger_ms` meanwhile.
-    pub fn flush(&mut self, done: DoneCallback, timeout: Option<Duration>, now: Instant) {
+    /// Queues `event` after the outcomes gathered so far, so that an application reading
+    /// events in order sees a record's outcome before, say, the flush that waited for it.
+    fn event(&mut self, event: ProducerEvent) {
+        self.emit_report();
+        self.out.push_back(Output::Event(event));
+    }
+
+    /// Queues the outcomes gathered since the last report as one
+    /// [`ProducerEvent::Delivered`], if there are any.
+    fn emit_report(&mut self) {
+        if self.report.is_empty() {
+            return;
+        }
+        let next = self.spare_reports.pop().unwrap_or_default();
+        let report = std::mem::replace(&mut self.report, next);
+        self.out
+            .push_back(Output::Event(ProducerEvent::Delivered(report)));
+    }
+
+    /// Gives a read [`ProducerEvent::Delivered`] report back, so its memory serves the next
+    /// ones (optional: a report not handed back is simply dropped).
+    pub fn recycle_deliveries(&mut self, mut deliveries: Deliveries) {
+        if self.spare_reports.len() < MAX_SPARE_REPORTS {
+            deliveries.clear();
+            self.spare_reports.push(deliveries);
+        }
+    }
+
+    /// Waits for every record accepted so far to complete, then reports
+    /// [`ProducerEvent::Flushed`] with `Ok`; or with [`ProduceError::FlushTimeout`] if
+    /// `timeout` passes first. Batches are sent without waiting for `linger_ms` meanwhile.
+    pub fn flush(&mut self, op: OpId, timeout: Option<Duration>, now: Instant) {
         if self.pending == 0 {
-            done(Ok(()));
+            self.event(ProducerEvent::Flushed { op, result: Ok(()) });
             return;
         }
         if self.gen_count > 0 {
@@ -819,87 +927,123 @@ impl ProducerCore {
         self.gen += 1;
         self.gen_count = 0;
         self.flushes.push(FlushWaiter {
+            op,
             upto_gen,
             deadline: timeout.map(|t| now + t),
             timeout: timeout.unwrap_or_default(),
-            done,
         });
         self.run(now);
     }
 
-    /// Stops accepting records, sends what is buffered and calls `done` once everything is
-    /// delivered or failed and the connections are closed. With a `timeout`, whatever is
-    /// still pending when it passes fails with [`ProduceError::Closed`] and `done` gets
-    /// [`ProduceError::FlushTimeout`]. Senders waiting for memory fail with `Closed` at once.
-    pub fn close(&mut self, timeout: Option<Duration>, now: Instant, done: DoneCallback) {
+    /// Closes gracefully: stops accepting records, sends what is buffered, and once
+    /// everything is delivered or failed closes the connections and reports
+    /// [`ProducerEvent::Closed`] (once, however often this is called). With a `timeout`,
+    /// whatever is still pending when it passes fails with [`ProduceError::Closed`] (a
+    /// [`ProducerCore::flush`] with the same timeout, given just before, tells whether
+    /// everything was delivered). Senders waiting for memory are refused with `Closed` at
+    /// once.
+    pub fn close(&mut self, timeout: Option<Duration>, now: Instant) {
         if self.closed {
-            done(Ok(()));
             return;
         }
         self.shared.set_closed();
-        for w in std::mem::take(&mut self.mem_waiters) {
-            if let Some(a) = w.admitted {
-                let _ = a.send(Err(ProduceError::Closed));
-            }
-            w.delivery.complete(Err(ProduceError::Closed));
-        }
-        self.shared.set_waiting(0);
+        self.refuse_waiters(ProduceError::Closed);
         let deadline = timeout.map(|t| now + t);
         match &mut self.closing {
             Some(c) => {
-                c.done.push(done);
                 if let Some(d) = deadline {
                     c.deadline = Some(c.deadline.map_or(d, |x| x.min(d)));
-                    c.timeout = timeout.unwrap_or_default();
                 }
             }
-            None => {
-                self.closing = Some(Closing {
-                    deadline,
-                    timeout: timeout.unwrap_or_default(),
-                    done: vec![done],
-                })
-            }
+            None => self.closing = Some(Closing { deadline }),
         }
         self.run(now);
     }
 
-    /// Fails everything still pending with [`ProduceError::Closed`] and closes the network
-    /// at once (the driver's loop is stopping).
-    pub fn shutdown(&mut self) {
-        self.abort_all(ProduceError::Closed);
+    /// Closes hard: fails everything still pending with [`ProduceError::Closed`] at once
+    /// (each record with an op reported in a [`ProducerEvent::Delivered`], each waiting
+    /// call answered), closes the connections and reports [`ProducerEvent::Closed`] (unless
+    /// it was already reported).
+    pub fn abort(&mut self) {
+        if self.closed {
+            return;
+        }
+        let now = self.last_now.or(self.metrics.as_ref().map(|r| r.started));
+        match now {
+            Some(now) => self.abort_all_at(ProduceError::Closed, now),
+            // No input was ever handled, so no request can be in flight, and metadata
+            // never arrived: whatever was accepted waits for it.
+            None => self.abort_unstarted(ProduceError::Closed),
+        }
         self.shared.set_closed();
         self.net.close();
-        self.closed = true;
-        if let Some(c) = self.closing.take() {
-            for d in c.done {
-                d(Ok(()));
+        // Hand over the connections' `Close`; responses of the requests just failed are
+        // moot.
+        while let Some(o) = self.net.poll_output() {
+            match o {
+                Output::Event(_) => {}
+                Output::Connect { conn, host, port } => {
+                    self.out.push_back(Output::Connect { conn, host, port })
+                }
+                Output::Transmit { conn, data } => {
+                    self.out.push_back(Output::Transmit { conn, data })
+                }
+                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
             }
         }
+        self.finish_close(Err(ProduceError::Closed));
+    }
+
+    /// Marks the producer closed, answers every waiting call (flushes with
+    /// `flush_result`) and reports [`ProducerEvent::Closed`].
+    fn finish_close(&mut self, flush_result: Result<(), ProduceError>) {
+        self.closed = true;
+        self.closing = None;
+        self.next_wakeup = None;
         for f in std::mem::take(&mut self.flushes) {
-            (f.done)(Err(ProduceError::Closed));
+            self.event(ProducerEvent::Flushed {
+                op: f.op,
+                result: flush_result.clone(),
+            });
         }
         for w in std::mem::take(&mut self.partition_waiters) {
-            (w.done)(Err(ProduceError::Closed));
+            self.event(ProducerEvent::Partitions {
+                op: w.op,
+                result: Err(ProduceError::Closed),
+            });
         }
+        self.event(ProducerEvent::Closed);
+    }
+
+    /// Refuses every sender waiting for memory with `e`.
+    fn refuse_waiters(&mut self, e: ProduceError) {
+        for w in std::mem::take(&mut self.mem_waiters) {
+            if let Some(op) = w.op {
+                self.event(ProducerEvent::Admitted {
+                    op,
+                    result: Err(e.clone()),
+                });
+            }
+        }
+        self.shared.set_waiting(0);
     }
 
     /// The partitions of `topic` (fetching its metadata first if needed, up to
-    /// `max_block_ms`).
-    pub fn partitions_for(&mut self, topic: &str, now: Instant, done: PartitionsCallback) {
+    /// `max_block_ms`), reported in [`ProducerEvent::Partitions`].
+    pub fn partitions_for(&mut self, op: OpId, topic: &str, now: Instant) {
         if let Some(e) = self.refusal() {
-            done(Err(e));
+            self.event(ProducerEvent::Partitions { op, result: Err(e) });
             return;
         }
         match self.topic_partitions(topic) {
-            Some(result) => done(result),
+            Some(result) => self.event(ProducerEvent::Partitions { op, result }),
             None => {
                 self.net.add_topic_interest(topic);
                 self.net.request_metadata(false, now);
                 self.partition_waiters.push(PartitionsWaiter {
+                    op,
                     topic: topic.to_owned(),
                     deadline: now + self.max_block,
-                    done,
                 });
                 self.run(now);
             }
@@ -930,6 +1074,7 @@ impl ProducerCore {
 
     /// The sender loop: everything that follows an input.
     fn run(&mut self, now: Instant) {
+        self.last_now = Some(now);
         self.pump_network(now);
         // Sending can complete requests at once (acks=0, or a failure while routing), which
         // frees memory and capacity: go round again while that happens (bounded).
@@ -940,6 +1085,7 @@ impl ProducerCore {
             }
         }
         self.compute_wakeup(now);
+        self.emit_report();
     }
 
     /// Moves the network's output to ours, handling its events. Returns whether any event
@@ -976,6 +1122,8 @@ impl ProducerCore {
                     self.on_init_producer_id(result, now);
                 } else if let Some(req) = self.in_flight.remove(&id) {
                     self.on_produce_response(req, result, now);
+                    // One report per response.
+                    self.emit_report();
                 }
             }
         }
@@ -1001,13 +1149,12 @@ impl ProducerCore {
                 what: format!("{} bytes of buffer memory", w.reserved),
                 after: self.max_block,
             };
-            if let Some(a) = w.admitted {
-                let _ = a.send(Err(e.clone()));
-            }
             let r = self.recorder(now);
             r.errors.record(1.0, now);
             r.record_error_total += 1;
-            w.delivery.complete(Err(e));
+            if let Some(op) = w.op {
+                self.event(ProducerEvent::Admitted { op, result: Err(e) });
+            }
         }
         self.shared.set_waiting(self.mem_waiters.len());
         let mut i = 0;
@@ -1021,9 +1168,9 @@ impl ProducerCore {
                 None => None,
             };
             match result {
-                Some(r) => {
+                Some(result) => {
                     let w = self.partition_waiters.swap_remove(i);
-                    (w.done)(r);
+                    self.event(ProducerEvent::Partitions { op: w.op, result });
                 }
                 None => i += 1,
             }
@@ -1065,15 +1212,7 @@ impl ProducerCore {
                 let queue = self.awaiting_metadata.remove(&topic).unwrap_or_default();
                 for q in queue {
                     let (topic, body) = q.record.into_parts();
-                    self.append(
-                        &topic,
-                        &body,
-                        q.timestamp,
-                        q.reserved,
-                        q.delivery,
-                        q.gen,
-                        now,
-                    );
+                    self.append(&topic, &body, q.timestamp, q.reserved, q.op, q.gen, now);
                 }
                 continue;
             }
@@ -1098,7 +1237,7 @@ impl ProducerCore {
                 self.awaiting_metadata.remove(&topic);
             }
             for (q, e) in failed {
-                self.fail_record(q.delivery, q.reserved, q.gen, e, now);
+                self.fail_record(q.op, q.reserved, q.gen, e, now);
             }
         }
         if !self.awaiting_metadata.is_empty() {
@@ -1246,36 +1385,24 @@ impl ProducerCore {
         tracing::warn!(error = %e, "producer failed");
         self.fatal = Some(e.clone());
         self.abort_all_at(e.clone(), now);
-        self.out.push_back(Output::Event(ProducerEvent::Fatal(e)));
+        self.event(ProducerEvent::Fatal(e));
     }
 
-    fn abort_all(&mut self, e: ProduceError) {
-        let now = self.metrics.as_ref().map(|r| r.started);
-        match now {
-            Some(now) => self.abort_all_at(e, now),
-            None => {
-                // No input was ever handled, so nothing was accepted except perhaps through
-                // send_reserved before any metrics: still fail it all.
-                let batches = self.acc.take_all();
-                for b in batches {
-                    self.release_batch(b, Err(e.clone()), None);
+    /// Fails everything accepted when no input ever ran (see [`ProducerCore::abort`]).
+    fn abort_unstarted(&mut self, e: ProduceError) {
+        for b in self.acc.take_all() {
+            self.release_batch(b, Err(&e), None);
+        }
+        for (_, q) in std::mem::take(&mut self.awaiting_metadata) {
+            for q in q {
+                self.shared.release(q.reserved);
+                self.record_done(q.gen);
+                if let Some(op) = q.op {
+                    self.report.push_failed(op, e.clone());
                 }
-                for (_, q) in std::mem::take(&mut self.awaiting_metadata) {
-                    for q in q {
-                        self.shared.release(q.reserved);
-                        self.record_done(q.gen);
-                        q.delivery.complete(Err(e.clone()));
-                    }
-                }
-                for w in std::mem::take(&mut self.mem_waiters) {
-                    if let Some(a) = w.admitted {
-                        let _ = a.send(Err(e.clone()));
-                    }
-                    w.delivery.complete(Err(e.clone()));
-                }
-                self.shared.set_waiting(0);
             }
         }
+        self.refuse_waiters(e);
     }
 
     /// Fails every record the producer holds with `e`.
@@ -1292,16 +1419,10 @@ impl ProducerCore {
         }
         for (_, q) in std::mem::take(&mut self.awaiting_metadata) {
             for q in q {
-                self.fail_record(q.delivery, q.reserved, q.gen, e.clone(), now);
+                self.fail_record(q.op, q.reserved, q.gen, e.clone(), now);
             }
         }
-        for w in std::mem::take(&mut self.mem_waiters) {
-            if let Some(a) = w.admitted {
-                let _ = a.send(Err(e.clone()));
-            }
-            w.delivery.complete(Err(e.clone()));
-        }
-        self.shared.set_waiting(0);
+        self.refuse_waiters(e);
     }
 
     /// Drains ready batches into one Produce request per ready broker.
@@ -1611,23 +1732,33 @@ impl ProducerCore {
             }
             b.last_error = Some(describe());
             let count = b.record_count();
-            let reserved = b.reserved;
-            let topic = b.topic.to_string();
-            let partition = b.partition;
-            let gens: Vec<u64> = b.thunks.iter().map(|t| t.gen).collect();
             let limit = (self.config.batch_size as usize).min(b.size_in_bytes() / 2);
             match b.split(self.acc.batch_ids(), limit) {
-                Some(parts) => {
-                    tracing::debug!(%topic, partition, records = count, parts = parts.len(), "split a batch the broker found too large");
+                Ok((parts, lost)) => {
+                    tracing::debug!(topic = %tp.0, partition = tp.1, records = count, parts = parts.len(), "split a batch the broker found too large");
                     self.acc.push_front_all(parts);
-                }
-                None => {
-                    // Unreachable for batches built here; the deliveries went with the
-                    // batch, so account for the records.
-                    self.shared.release(reserved);
-                    for g in gens {
-                        self.record_done(g);
+                    // Unreachable for records encoded here once; fail them rather than
+                    // lose them (their memory stays with the last part).
+                    let e = ProduceError::Encode {
+                        topic: tp.0.to_string(),
+                        partition: tp.1,
+                        detail: "record could not be re-encoded while splitting a batch".into(),
+                    };
+                    for t in lost {
+                        self.record_done(t.gen);
+                        if let Some(op) = t.op {
+                            self.report.push_failed(op, e.clone());
+                        }
                     }
+                }
+                Err(b) => {
+                    // Unreachable for batches built here: the bytes do not read back.
+                    let e = ProduceError::Encode {
+                        topic: tp.0.to_string(),
+                        partition: tp.1,
+                        detail: "a batch the broker found too large could not be split".into(),
+                    };
+                    self.fail_batch(*b, e, now);
                 }
             }
             return;
@@ -1731,7 +1862,7 @@ impl ProducerCore {
         r.errors.record(count as f64, now);
         r.record_error_total += count;
         tracing::debug!(batch = b.id, topic = %b.topic, partition = b.partition, records = count, error = %e, "batch failed");
-        self.release_batch(b, Err(e), Some(now));
+        self.release_batch(b, Err(&e), Some(now));
     }
 
     fn complete_batch(
@@ -1750,39 +1881,29 @@ impl ProducerCore {
         self.release_batch(b, Ok((base_offset, log_append_time)), Some(now));
     }
 
-    /// Completes every record of `b` and gives its memory back.
+    /// Completes every record of `b` (reporting those with an op) and gives its memory
+    /// back.
     fn release_batch(
         &mut self,
         b: ProducerBatch,
-        outcome: Result<(i64, i64), ProduceError>,
+        outcome: Result<(i64, i64), &ProduceError>,
         now: Option<Instant>,
     ) {
         self.shared.release(b.reserved);
         let mut b = b;
         let mut thunks = std::mem::take(&mut b.thunks);
+        let mark = self.report.mark();
         for (i, t) in thunks.drain(..).enumerate() {
             self.record_done(t.gen);
-            let result = match &outcome {
-                Ok((base, log_append)) => {
-                    let (timestamp, timestamp_type) = if *log_append != -1 {
-                        (*log_append, TimestampType::LogAppendTime)
-                    } else {
-                        (t.timestamp, TimestampType::CreateTime)
-                    };
-                    Ok(RecordMetadata {
-                        topic: b.topic.clone(),
-                        partition: b.partition,
-                        offset: if *base >= 0 { base + i as i64 } else { -1 },
-                        timestamp,
-                        timestamp_type,
-                        serialized_key_size: t.key_size,
-                        serialized_value_size: t.value_size,
-                    })
-                }
-                Err(e) => Err(e.clone()),
-            };
-            t.delivery.complete(result);
+            if let Some(op) = t.op {
+                self.report
+                    .push(op, i, t.timestamp, t.key_size, t.value_size);
+            }
         }
+        self.report.end_group(
+            mark,
+            outcome.map(|(base, log_append)| (&b.topic, b.partition, base, log_append)),
+        );
         self.acc.recycle_thunks(thunks);
         self.acc.recycle_buffer(b.take_buffer());
         if let Some(now) = now {
@@ -1801,14 +1922,20 @@ impl ProducerCore {
             let done = oldest_pending.is_none_or(|g| g > f.upto_gen);
             if done {
                 let f = self.flushes.swap_remove(i);
-                (f.done)(Ok(()));
+                self.event(ProducerEvent::Flushed {
+                    op: f.op,
+                    result: Ok(()),
+                });
             } else if f.deadline.is_some_and(|d| now >= d) {
                 let f = self.flushes.swap_remove(i);
                 let pending: usize = self.old_gens.range(..=f.upto_gen).map(|(_, n)| *n).sum();
-                (f.done)(Err(ProduceError::FlushTimeout {
-                    after: f.timeout,
-                    pending,
-                }));
+                self.event(ProducerEvent::Flushed {
+                    op: f.op,
+                    result: Err(ProduceError::FlushTimeout {
+                        after: f.timeout,
+                        pending,
+                    }),
+                });
             } else {
                 i += 1;
             }
@@ -1824,35 +1951,16 @@ impl ProducerCore {
         if !idle && !expired {
             return;
         }
-        let closing = self.closing.take().expect("checked above");
-        let pending = self.pending;
         if !idle {
             self.abort_all_at(ProduceError::Closed, now);
         }
-        for f in std::mem::take(&mut self.flushes) {
-            (f.done)(if idle {
-                Ok(())
-            } else {
-                Err(ProduceError::Closed)
-            });
-        }
-        for w in std::mem::take(&mut self.partition_waiters) {
-            (w.done)(Err(ProduceError::Closed));
-        }
         self.net.close();
         self.pump_network(now);
-        self.closed = true;
-        for d in closing.done {
-            d(if idle {
-                Ok(())
-            } else {
-                Err(ProduceError::FlushTimeout {
-                    after: closing.timeout,
-                    pending,
-                })
-            });
-        }
-        self.out.push_back(Output::Event(ProducerEvent::Closed));
+        self.finish_close(if idle {
+            Ok(())
+        } else {
+            Err(ProduceError::Closed)
+        });
     }
 
     fn compute_wakeup(&mut self, now: Instant) {

@@ -78,6 +78,11 @@ pub enum ProduceError {
     /// The key or value serializer failed (typed API only).
     #[error(transparent)]
     Serialize(SerializeError),
+    /// The record has no timestamp and the producer was never told the wall clock, so it
+    /// cannot stamp one (it refuses rather than write CreateTime 0, i.e. 1970, which
+    /// time-based retention deletes at once).
+    #[error("the record has no timestamp and the producer has no wall clock: feed ProducerCore::handle_wall_clock (the drivers do) or set the record's timestamp")]
+    NoWallClock,
     /// The producer is closed; the record was not sent.
     #[error("the producer is closed; the record was not sent")]
     Closed,

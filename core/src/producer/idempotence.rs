@@ -199,7 +199,6 @@ mod tests {
     use super::*;
     use crate::compression::Compression;
     use crate::producer::batch::BatchSettings;
-    use crate::producer::Delivery;
     use std::time::Duration;
 
     fn batch(records: usize) -> ProducerBatch {
@@ -216,8 +215,7 @@ mod tests {
             Instant::now(),
         );
         for _ in 0..records {
-            b.append(0, None, Some(b"v"), &[], 1, Delivery::Ignore, 0)
-                .unwrap();
+            b.append(0, None, Some(b"v"), &[], 1, None, 0).unwrap();
         }
         b
     }

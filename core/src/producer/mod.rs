@@ -9,20 +9,45 @@
 //!   the sender (one Produce request per broker carrying every ready partition it leads,
 //!   retries with `retry_backoff_ms` until `delivery_timeout_ms`), and the idempotent
 //!   producer's state (producer id, epoch, per-partition sequences, KIP-360 epoch bumps).
+//! - [`ProducerEvent`] / [`Deliveries`]: everything the core reports, drained from
+//!   `poll_output`: records' outcomes (one [`Deliveries`] report per Produce response),
+//!   admission after memory backpressure, flushes, partition lookups, fatal errors, closed.
 //! - [`ProducerShared`]: the buffer-memory account (`buffer_memory`) handles reserve from
-//!   without locks before queueing a record.
-//! - [`Delivery`] / [`DeliveryFuture`]: how a record's outcome reaches the application.
+//!   without locks before queueing a record. It is the one piece of state the core shares
+//!   with other threads, and says why in its docs.
+//! - [`Delivery`] / [`DeliveryFuture`]: how a driver hands a record's outcome to the
+//!   application (they live in [`crate::driver`], which maps the core's ids to them, and are
+//!   re-exported here).
 //! - [`ProducerMetrics`]: kafka-python's producer metrics.
 //! - [`partitioner`], [`murmur2`](mod@murmur2), [`serializer`]: partition choice (Java's
 //!   built-in sticky/keyed partitioner, round-robin, or your own [`Partitioner`]), Kafka's
 //!   key hash, and key/value serializers.
 //!
 //! # Contracts
-//! - Every accepted record is completed exactly once: with its [`RecordMetadata`] only after
-//!   the broker acknowledged it (`acks=0`: once the request was written, offset -1), or with
-//!   a [`ProduceError`] that says what failed and where. Nothing acknowledged is reported
-//!   failed and nothing failed is reported acknowledged.
-//! - Completions run on the driver's loop thread, inside the core's inputs.
+//! - Ids in, events out: every application command carries an [`OpId`](crate::OpId) of
+//!   the caller's choosing ([`ProducerCore::send`] takes `Option<OpId>`: `None` is fire and
+//!   forget) and its result comes out of
+//!   [`ClientCore::poll_output`](crate::network::ClientCore::poll_output) as a
+//!   [`ProducerEvent`] naming that id. The core holds no channel, callback, lock or waker;
+//!   a single-threaded embedder needs no `Send`, `Arc` or `Mutex` to use it.
+//! - Every accepted record with an op is reported exactly once, in a
+//!   [`ProducerEvent::Delivered`] report: with its [`RecordMetadata`] only after the broker
+//!   acknowledged it (`acks=0`: once the request was written, offset -1), or with a
+//!   [`ProduceError`] that says what failed and where. Nothing acknowledged is reported
+//!   failed and nothing failed is reported acknowledged. A record refused at once is refused
+//!   by `send`'s return value instead; one that waited for memory and was refused is
+//!   reported by [`ProducerEvent::Admitted`] with the error. Records without an op are
+//!   counted in the metrics and never reported.
+//! - Reports are batched per Produce response (one event per response, or per sweep of
+//!   expired or failed records) and cost nothing per record beyond a small entry; hand them
+//!   back with [`ProducerCore::recycle_deliveries`] to reuse their memory.
+//! - Closing: [`ProducerCore::close`] is graceful (delivers what is buffered within its
+//!   timeout, then fails the rest with [`ProduceError::Closed`]), [`ProducerCore::abort`]
+//!   is hard (fails everything at once); both close the connections and report
+//!   [`ProducerEvent::Closed`] once.
+//! - Wall clock: an input ([`ProducerCore::handle_wall_clock`]). A record without a
+//!   timestamp is stamped from it when sent; before it was ever fed, such a record is
+//!   refused with [`ProduceError::NoWallClock`] rather than stamped CreateTime 0 (1970).
 //! - Memory: a record holds its upper-bound size from `buffer_memory` from acceptance until
 //!   its batch completes. When memory is short, senders wait in FIFO order up to
 //!   `max_block_ms` ([`ProduceError::MaxBlockTimeout`]); a record larger than
@@ -49,7 +74,9 @@ pub mod serializer;
 mod accumulator;
 mod batch;
 mod core;
-mod delivery;
+#[cfg(test)]
+mod core_tests;
+mod deliveries;
 mod error;
 mod fasthash;
 mod idempotence;
@@ -57,8 +84,9 @@ mod metrics;
 mod record;
 mod shared;
 
-pub use self::core::{DoneCallback, PartitionsCallback, ProducerCore, ProducerEvent};
-pub use delivery::{Delivery, DeliveryFuture, DeliveryResult};
+pub use self::core::{ProducerCore, ProducerEvent};
+pub use crate::driver::{Delivery, DeliveryFuture};
+pub use deliveries::{Deliveries, DeliveriesIter, DeliveryResult, SendStatus};
 pub use error::ProduceError;
 pub use metrics::ProducerMetrics;
 pub use murmur2::{murmur2, to_positive};

@@ -1,6 +1,15 @@
 //! [`ProducerShared`]: what the application's handles and the core share without locks —
 //! the buffer-memory account (`buffer_memory`) and the closed flag.
 //!
+//! Why this is shared state, when every other result of the core leaves as an event: the
+//! fast path of a driver's handle reserves a record's memory on the sending thread, so that
+//! a send neither waits for a round trip through the loop nor lets senders queue more than
+//! `buffer_memory` while the loop is busy; memory is the backpressure, and it must be felt
+//! where records are made. A single-threaded embedder never touches it: [`send`] reserves
+//! for it inside the core, and the account is plain atomics (no lock, no waker).
+//!
+//! [`send`]: super::ProducerCore::send
+//!
 //! A handle reserves a record's estimated size with one compare-and-swap before queueing the
 //! record (the fast path). When the account is short, or other senders are already waiting
 //! (first come, first served), the record goes to the core's FIFO of waiting senders instead,

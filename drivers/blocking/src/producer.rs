@@ -103,7 +103,11 @@ impl Producer {
     pub fn start(config: &ProducerConfig) -> Result<Self, StartError> {
         let opts = NetOptions::from_config(&config.common, &driver_env())?;
         let socket = SocketOptions::from_config(&config.common);
-        let core = ProducerCore::new(config.clone(), opts)?;
+        let mut core = ProducerCore::new(config.clone(), opts)?;
+        // Handles stamp their records on the sending thread; the core's own clock serves
+        // records stamped in the loop (a core-level send without a timestamp).
+        let wall_clock = system_wall_clock();
+        core.handle_wall_clock(Instant::now(), wall_clock());
         let shared = core.shared();
         let writers = OpenWriters::new();
         let tx = spawn_loop(
@@ -115,7 +119,7 @@ impl Producer {
         )
         .with_writers(writers);
         Ok(Producer {
-            handle: ProducerHandle::new(tx, shared, system_wall_clock()),
+            handle: ProducerHandle::new(tx, shared, wall_clock),
         })
     }
 

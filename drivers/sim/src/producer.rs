@@ -22,8 +22,9 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures_channel::oneshot;
 
 use kafkit_core::config::ProducerConfig;
 use kafkit_core::driver::{Handler, ProducerHandler};
@@ -56,20 +57,14 @@ pub fn producer_core(
         .collect();
     opts.seed = seed;
     let mut core = ProducerCore::new(config.clone(), opts)?;
-    core.set_wall_clock(now, cluster.wall_ms(now));
+    // The virtual wall clock: the cluster's, which moves with virtual time.
+    core.handle_wall_clock(now, cluster.wall_ms(now));
     Ok(core)
 }
 
-/// Where a completion lands in a simulation, which never awaits futures.
-type Slot<T> = Arc<Mutex<Option<T>>>;
-
-fn slot<T>() -> Slot<T> {
-    Arc::new(Mutex::new(None))
-}
-
-fn take<T>(slot: &Slot<T>) -> Option<T> {
-    slot.lock().expect("slot lock").take()
-}
+/// Where a completion lands in a simulation, which never awaits futures: the receiving end
+/// is read with `try_recv` once the simulation ran far enough.
+type Slot<T> = oneshot::Receiver<Result<T, ProduceError>>;
 
 /// A simulated cluster with one producer on it, on virtual time.
 ///
@@ -147,11 +142,14 @@ impl ProducerSim {
         self.send_with(record, Delivery::Callback(Box::new(callback)));
     }
 
-    /// Queues `record` now with any [`Delivery`].
+    /// Queues `record` now with any [`Delivery`] (through the producer's handler, as a
+    /// driver's loop does).
     pub fn send_with(&mut self, record: ProducerRecord, delivery: Delivery) {
         let now = self.sim.now();
-        self.sim.core().send(record, delivery, now);
+        self.handler
+            .send(self.sim.core(), record, delivery, None, now);
         self.sim.drain();
+        self.pump();
     }
 
     /// Flushes (see the drivers' `flush`) and runs until the flush completes.
@@ -159,15 +157,10 @@ impl ProducerSim {
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Result<(), ProduceError>, SimError> {
-        let done = slot();
+        let (tx, rx) = oneshot::channel();
         let now = self.sim.now();
-        let d = done.clone();
-        self.sim.core().flush(
-            Box::new(move |r| *d.lock().expect("slot lock") = Some(r)),
-            timeout,
-            now,
-        );
-        self.wait(&done)
+        self.handler.flush(self.sim.core(), timeout, now, tx);
+        self.wait(rx)
     }
 
     /// Closes the producer (see the drivers' `close`) and runs until the close completes.
@@ -175,15 +168,10 @@ impl ProducerSim {
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Result<(), ProduceError>, SimError> {
-        let done = slot();
+        let (tx, rx) = oneshot::channel();
         let now = self.sim.now();
-        let d = done.clone();
-        self.sim.core().close(
-            timeout,
-            now,
-            Box::new(move |r| *d.lock().expect("slot lock") = Some(r)),
-        );
-        self.wait(&done)
+        self.handler.close(self.sim.core(), timeout, now, tx);
+        self.wait(rx)
     }
 
     /// The partitions of `topic`, fetching its metadata in the simulation if needed.
@@ -191,15 +179,10 @@ impl ProducerSim {
         &mut self,
         topic: &str,
     ) -> Result<Result<Vec<PartitionInfo>, ProduceError>, SimError> {
-        let done = slot();
+        let (tx, rx) = oneshot::channel();
         let now = self.sim.now();
-        let d = done.clone();
-        self.sim.core().partitions_for(
-            topic,
-            now,
-            Box::new(move |r| *d.lock().expect("slot lock") = Some(r)),
-        );
-        self.wait(&done)
+        self.handler.partitions_for(self.sim.core(), topic, now, tx);
+        self.wait(rx)
     }
 
     /// The producer's metrics at the current virtual time.
@@ -231,8 +214,19 @@ impl ProducerSim {
     }
 
     /// Runs until `slot` is filled.
-    fn wait<T>(&mut self, slot: &Slot<T>) -> Result<T, SimError> {
-        let filled = |_: &mut Simulation<ProducerCore>| slot.lock().expect("slot lock").is_some();
+    fn wait<T>(&mut self, mut slot: Slot<T>) -> Result<Result<T, ProduceError>, SimError> {
+        let mut answer = None;
+        // Answered before the simulation ran (the call completed at once)?
+        self.pump();
+        if let Ok(Some(r)) = slot.try_recv() {
+            return Ok(r);
+        }
+        let filled = |_: &mut Simulation<ProducerCore>| {
+            if let Ok(Some(r)) = slot.try_recv() {
+                answer = Some(r);
+            }
+            answer.is_some()
+        };
         if !self.run_until(filled)? {
             // Every producer call completes by a deadline the core keeps: an idle simulation
             // with a call still open is a bug in the core.
@@ -241,7 +235,7 @@ impl ProducerSim {
                 self.sim.seed()
             );
         }
-        Ok(take(slot).expect("filled"))
+        Ok(answer.expect("filled"))
     }
 
     /// Hands the core's events to the handler.
@@ -252,6 +246,8 @@ impl ProducerSim {
 
 /// Hands the producer's events to `handler`, as a driver's loop does.
 fn pump(sim: &mut Simulation<ProducerCore>, handler: &mut ProducerHandler) {
+    // What a call just queued in the core reaches the simulation first.
+    sim.drain();
     let now = sim.now();
     for event in sim.take_events() {
         handler.on_event(sim.core(), event, now);
@@ -337,7 +333,7 @@ mod tests {
                 let record = ProducerRecord::new("t").partition(0).value(format!("v{i}"));
                 let size = shared.check_record(&record).expect("fits");
                 assert!(shared.try_reserve(size));
-                (record, size, Delivery::Ignore)
+                (None, record, size)
             })
             .collect();
         core.send_reserved_all(records, now);

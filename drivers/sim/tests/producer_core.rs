@@ -13,7 +13,7 @@ use bytes::Bytes;
 use kafkit_core::config::{Acks, ProducerConfig};
 use kafkit_core::network::{ClientCore, NetOptions, Target};
 use kafkit_core::producer::{
-    Delivery, ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
+    ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata, SendStatus,
 };
 use kafkit_core::protocol::create_topics::request::{CreatableTopic, CreatableTopicConfig};
 use kafkit_core::protocol::produce::response::{PartitionProduceResponse, TopicProduceResponse};
@@ -22,32 +22,67 @@ use kafkit_core::protocol::{
     ResponseBody,
 };
 use kafkit_core::records::{DecodeOptions, RecordBatch, TimestampType};
-use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, Simulation};
+use kafkit_core::OpId;
+use kafkit_sim::{
+    serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, SimError, Simulation,
+};
 
 const WALL_START: i64 = 1_700_000_000_000;
 
 type Outcome = Result<RecordMetadata, ProduceError>;
 
-/// Outcomes by the index the test gave each record, with the virtual time they arrived.
+/// What the core reported: records' outcomes by the index the test gave each record (its
+/// op), flush results by op, and how often it reported `Closed`.
+#[derive(Default)]
+struct Log {
+    records: BTreeMap<usize, Outcome>,
+    flushed: BTreeMap<u64, Result<(), ProduceError>>,
+    closed: usize,
+}
+
 #[derive(Clone, Default)]
-struct Results(Arc<Mutex<BTreeMap<usize, Outcome>>>);
+struct Results(Arc<Mutex<Log>>);
 
 impl Results {
-    fn delivery(&self, i: usize) -> Delivery {
-        let map = self.0.clone();
-        Delivery::Callback(Box::new(move |r| {
-            let prev = map.lock().unwrap().insert(i, r);
-            assert!(prev.is_none(), "record {i} completed twice");
-        }))
+    fn record(&self, i: usize, r: Outcome) {
+        let prev = self.0.lock().unwrap().records.insert(i, r);
+        assert!(prev.is_none(), "record {i} completed twice");
+    }
+    /// Takes in what the core reported.
+    fn absorb(&self, events: Vec<ProducerEvent>) {
+        for event in events {
+            match event {
+                ProducerEvent::Delivered(d) => {
+                    for (op, r) in &d {
+                        self.record(op.0 as usize, r);
+                    }
+                }
+                ProducerEvent::Admitted { op, result: Err(e) } => {
+                    self.record(op.0 as usize, Err(e))
+                }
+                ProducerEvent::Flushed { op, result } => {
+                    let prev = self.0.lock().unwrap().flushed.insert(op.0, result);
+                    assert!(prev.is_none(), "flush {op} answered twice");
+                }
+                ProducerEvent::Closed => self.0.lock().unwrap().closed += 1,
+                _ => {}
+            }
+        }
     }
     fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.0.lock().unwrap().records.len()
     }
     fn get(&self, i: usize) -> Option<Outcome> {
-        self.0.lock().unwrap().get(&i).cloned()
+        self.0.lock().unwrap().records.get(&i).cloned()
     }
     fn all(&self) -> BTreeMap<usize, Outcome> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().unwrap().records.clone()
+    }
+    fn flushed(&self, op: u64) -> Option<Result<(), ProduceError>> {
+        self.0.lock().unwrap().flushed.get(&op).cloned()
+    }
+    fn closed(&self) -> usize {
+        self.0.lock().unwrap().closed
     }
 }
 
@@ -80,7 +115,7 @@ fn env(cluster: ClusterConfig, config: ProducerConfig) -> Env {
     opts.retry_backoff = Duration::from_millis(config.common.retry_backoff_ms);
     opts.seed = seed;
     let mut core = ProducerCore::new(config, opts).unwrap();
-    core.set_wall_clock(start, WALL_START);
+    core.handle_wall_clock(start, WALL_START);
     let mut sim = Simulation::new(core, seed, start)
         .with_links(LinkConfig {
             latency: Duration::from_micros(300),
@@ -107,15 +142,59 @@ fn cluster_config(partitions: i32) -> ClusterConfig {
 }
 
 impl Env {
-    fn send(&mut self, i: usize, record: ProducerRecord) {
+    /// Sends record `i` (its op is `i`); a refusal is its outcome.
+    fn send(&mut self, i: usize, record: ProducerRecord) -> Option<SendStatus> {
         let now = self.sim.now();
-        let d = self.results.delivery(i);
-        self.sim.core().send(record, d, now);
+        let status = match self.sim.core().send(Some(OpId(i as u64)), record, now) {
+            Ok(status) => Some(status),
+            Err(e) => {
+                self.results.record(i, Err(e));
+                None
+            }
+        };
+        self.pump();
+        status
+    }
+
+    /// Takes in what the core reported so far.
+    fn pump(&mut self) {
+        self.sim.drain();
+        self.results.absorb(self.sim.take_events());
+    }
+
+    /// Runs the simulation until `done`, taking in the core's reports at every step.
+    fn run_until(
+        &mut self,
+        mut done: impl FnMut(&mut Simulation<ProducerCore>) -> bool,
+    ) -> Result<bool, SimError> {
+        let results = self.results.clone();
+        self.sim.run_until(|s| {
+            results.absorb(s.take_events());
+            done(s)
+        })
+    }
+
+    fn run_for(&mut self, d: Duration) -> Result<(), SimError> {
+        self.sim.run_for(d)?;
+        self.pump();
+        Ok(())
+    }
+
+    fn flush(&mut self, op: u64, timeout: Option<Duration>) {
+        let now = self.sim.now();
+        self.sim.core().flush(OpId(op), timeout, now);
+        self.pump();
+    }
+
+    fn run_until_flushed(&mut self, op: u64) -> Result<(), ProduceError> {
+        let results = self.results.clone();
+        self.run_until(|_| results.flushed(op).is_some()).unwrap();
+        self.results.flushed(op).expect("flush answered")
     }
 
     fn run_until_done(&mut self, n: usize) {
         let results = self.results.clone();
-        let done = self.sim.run_until(|_| results.len() >= n).unwrap();
+        let done = self.run_until(|_| results.len() >= n).unwrap();
         assert!(done, "only {} of {n} records completed", self.results.len());
     }
 
@@ -327,7 +406,7 @@ fn acks_one_and_zero() {
         assert_eq!(md.partition, 1);
     }
     // Nothing acknowledged, but the broker got them: let the frames arrive.
-    e.sim.run_for(Duration::from_millis(100)).unwrap();
+    e.run_for(Duration::from_millis(100)).unwrap();
     assert_eq!(e.log("zero", 1).len(), 20);
 }
 
@@ -441,8 +520,8 @@ fn lost_responses_are_retried_without_duplicates() {
     }
     // Let the first request reach the broker, then cut the connections.
     let dd = delayed.clone();
-    e.sim.run_until(|_| *dd.borrow() >= 1).unwrap();
-    e.sim.run_for(Duration::from_millis(60)).unwrap();
+    e.run_until(|_| *dd.borrow() >= 1).unwrap();
+    e.run_for(Duration::from_millis(60)).unwrap();
     e.sim.drop_connections("broker-0:9092");
     e.run_until_done(10);
     check_exactly_once(&e, "lost", 10);
@@ -755,15 +834,8 @@ fn flush_sends_without_waiting_for_linger() {
     for i in 0..5 {
         e.send(i, ProducerRecord::new("f").value(value(i)));
     }
-    let flushed = Arc::new(Mutex::new(None));
-    let f = flushed.clone();
-    let now = e.sim.now();
-    e.sim
-        .core()
-        .flush(Box::new(move |r| *f.lock().unwrap() = Some(r)), None, now);
-    let ff = flushed.clone();
-    e.sim.run_until(|_| ff.lock().unwrap().is_some()).unwrap();
-    assert_eq!(*flushed.lock().unwrap(), Some(Ok(())));
+    e.flush(1, None);
+    assert_eq!(e.run_until_flushed(1), Ok(()));
     assert_eq!(
         e.results.len(),
         5,
@@ -771,13 +843,8 @@ fn flush_sends_without_waiting_for_linger() {
     );
     assert!(e.elapsed() < Duration::from_secs(1), "{:?}", e.elapsed());
     // Flush with nothing pending completes at once.
-    let again = Arc::new(Mutex::new(None));
-    let a = again.clone();
-    let now = e.sim.now();
-    e.sim
-        .core()
-        .flush(Box::new(move |r| *a.lock().unwrap() = Some(r)), None, now);
-    assert_eq!(*again.lock().unwrap(), Some(Ok(())));
+    e.flush(2, None);
+    assert_eq!(e.results.flushed(2), Some(Ok(())));
 }
 
 #[test]
@@ -796,22 +863,13 @@ fn flush_timeout_reports_pending_records() {
     for i in 1..4 {
         e.send(i, ProducerRecord::new("f").value(value(i)));
     }
-    let flushed = Arc::new(Mutex::new(None));
-    let f = flushed.clone();
-    let now = e.sim.now();
-    e.sim.core().flush(
-        Box::new(move |r| *f.lock().unwrap() = Some(r)),
-        Some(Duration::from_millis(500)),
-        now,
-    );
-    let ff = flushed.clone();
-    e.sim.run_until(|_| ff.lock().unwrap().is_some()).unwrap();
+    e.flush(1, Some(Duration::from_millis(500)));
     assert_eq!(
-        *flushed.lock().unwrap(),
-        Some(Err(ProduceError::FlushTimeout {
+        e.run_until_flushed(1),
+        Err(ProduceError::FlushTimeout {
             after: Duration::from_millis(500),
             pending: 3
-        }))
+        })
     );
 }
 
@@ -821,23 +879,23 @@ fn close_delivers_what_is_buffered_then_refuses() {
     for i in 0..10 {
         e.send(i, ProducerRecord::new("c").value(value(i)));
     }
-    let closed = Arc::new(Mutex::new(None));
-    let c = closed.clone();
+    // As the drivers' handler closes: a flush with the close's timeout says whether
+    // everything was delivered.
+    e.flush(1, None);
     let now = e.sim.now();
-    e.sim
-        .core()
-        .close(None, now, Box::new(move |r| *c.lock().unwrap() = Some(r)));
+    e.sim.core().close(None, now);
     e.send(10, ProducerRecord::new("c").value(value(10)));
     assert!(matches!(e.results.get(10), Some(Err(ProduceError::Closed))));
-    let cc = closed.clone();
-    e.sim.run_until(|_| cc.lock().unwrap().is_some()).unwrap();
-    assert_eq!(*closed.lock().unwrap(), Some(Ok(())));
+    let results = e.results.clone();
+    e.run_until(|_| results.closed() > 0).unwrap();
+    assert_eq!(e.results.flushed(1), Some(Ok(())));
     assert!((0..10).all(|i| e.results.get(i).unwrap().is_ok()));
-    assert!(e
-        .sim
-        .take_events()
-        .iter()
-        .any(|ev| matches!(ev, ProducerEvent::Closed)));
+    // Closing again, or aborting, reports nothing more.
+    let now = e.sim.now();
+    e.sim.core().close(None, now);
+    e.sim.core().abort();
+    e.pump();
+    assert_eq!(e.results.closed(), 1, "Closed is reported once");
     assert!(e.sim.core().is_closed());
     assert_eq!(
         e.sim.core().poll_timeout(),
@@ -862,18 +920,13 @@ fn close_with_timeout_fails_the_rest_with_closed() {
     for i in 1..4 {
         e.send(i, ProducerRecord::new("c").value(value(i)));
     }
-    let closed = Arc::new(Mutex::new(None));
-    let c = closed.clone();
+    e.flush(1, Some(Duration::from_secs(1)));
     let now = e.sim.now();
-    e.sim.core().close(
-        Some(Duration::from_secs(1)),
-        now,
-        Box::new(move |r| *c.lock().unwrap() = Some(r)),
-    );
-    let cc = closed.clone();
-    e.sim.run_until(|_| cc.lock().unwrap().is_some()).unwrap();
+    e.sim.core().close(Some(Duration::from_secs(1)), now);
+    let results = e.results.clone();
+    e.run_until(|_| results.closed() > 0).unwrap();
     assert!(matches!(
-        *closed.lock().unwrap(),
+        e.results.flushed(1),
         Some(Err(ProduceError::FlushTimeout { pending: 3, .. }))
     ));
     for i in 1..4 {
@@ -908,8 +961,7 @@ fn log_append_time_is_reported() {
         now,
     );
     let cluster = e.cluster.clone();
-    e.sim
-        .run_until(|_| cluster.borrow().topic("lat").is_some())
+    e.run_until(|_| cluster.borrow().topic("lat").is_some())
         .unwrap();
     e.send(0, ProducerRecord::new("lat").value(value(0)).timestamp(5));
     e.run_until_done(1);
@@ -985,7 +1037,7 @@ fn replay_trace(seed: u64) -> Vec<(usize, Option<(i32, i64)>)> {
             e.send(sent, ProducerRecord::new("replay").value(value(sent)));
             sent += 1;
         }
-        e.sim.run_for(Duration::from_millis(7)).unwrap();
+        e.run_for(Duration::from_millis(7)).unwrap();
         if round % 5 == 2 {
             e.sim.drop_connections("broker-1:9093");
         }
@@ -1071,6 +1123,18 @@ fn sticky_partitioning_moves_on_with_each_new_batch() {
     assert!(distinct.len() > 1);
 }
 
+/// Hands the core's events to a handle's handler, as a driver's loop does.
+fn to_handler(
+    s: &mut Simulation<ProducerCore>,
+    handler: &mut kafkit_core::driver::ProducerHandler,
+) {
+    use kafkit_core::driver::Handler;
+    let now = s.now();
+    for event in s.take_events() {
+        handler.on_event(s.core(), event, now);
+    }
+}
+
 #[test]
 fn handle_runs_that_switch_topics_keep_each_record_s_topic() {
     // Staged records carry their topic only where it changes; this sends runs that switch
@@ -1106,7 +1170,8 @@ fn handle_runs_that_switch_topics_keep_each_record_s_topic() {
     }
     let results = RefCell::new(vec![None; pending.len()]);
     e.sim
-        .run_until(|_| {
+        .run_until(|s| {
+            to_handler(s, &mut handler);
             let mut results = results.borrow_mut();
             for (slot, (_, f)) in results.iter_mut().zip(pending.iter_mut()) {
                 if slot.is_none() {
@@ -1169,7 +1234,8 @@ fn handle_fast_and_slow_paths_against_the_core() {
     pump(&mut e, &mut handler);
     let f = std::cell::RefCell::new((None, None));
     e.sim
-        .run_until(|_| {
+        .run_until(|s| {
+            to_handler(s, &mut handler);
             let mut f = f.borrow_mut();
             if f.0.is_none() {
                 f.0 = first.try_result();
@@ -1191,7 +1257,7 @@ fn handle_fast_and_slow_paths_against_the_core() {
     assert_eq!(shared.available_bytes(), 2_500, "memory returned");
     // Closing through the core refuses later handle sends at once.
     let now = e.sim.now();
-    e.sim.core().close(None, now, Box::new(|_| {}));
+    e.sim.core().close(None, now);
     assert!(matches!(
         handle.try_send(ProducerRecord::new("h").value(v)),
         Err(ProduceError::Closed)
@@ -1247,7 +1313,8 @@ fn handle_sends_wait_for_the_loop_when_the_staging_queue_is_full() {
     }
     let results = RefCell::new(vec![None; deliveries.len()]);
     e.sim
-        .run_until(|_| {
+        .run_until(|s| {
+            to_handler(s, &mut handler);
             let mut results = results.borrow_mut();
             for (slot, f) in results.iter_mut().zip(deliveries.iter_mut()) {
                 if slot.is_none() {

@@ -38,14 +38,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafkit_core::config::ProducerConfig;
-use kafkit_core::driver::{Handler, ProducerHandler};
 use kafkit_core::network::{NetOptions, Rng};
-use kafkit_core::producer::{Delivery, ProduceError, ProducerCore, ProducerRecord, RecordMetadata};
+use kafkit_core::producer::{
+    ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
+};
 use kafkit_core::protocol::produce::response::{
     LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafkit_core::protocol::{ApiKey, ErrorCode, ProduceResponse, RequestBody, ResponseBody};
 use kafkit_core::records::{DecodeOptions, RecordBatch};
+use kafkit_core::OpId;
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, Endpoint, HookAction, LinkConfig};
 
 type Simulation = kafkit_sim::Simulation<ProducerCore>;
@@ -195,12 +197,14 @@ struct Sent {
     timestamp: Option<i64>,
 }
 
+/// Every outcome the core reported, by record (each record's op is its number).
 type Results = Arc<Mutex<BTreeMap<u64, Vec<Result<RecordMetadata, ProduceError>>>>>;
 
 struct Scenario {
     kind: Fault,
     sim: Simulation,
-    handler: ProducerHandler,
+    /// The final flush's answer.
+    flushed: Option<Result<(), ProduceError>>,
     cluster: Rc<RefCell<Cluster>>,
     hook: Rc<RefCell<HookState>>,
     ticker: Rc<Cell<Option<Instant>>>,
@@ -280,7 +284,7 @@ impl Scenario {
             .expect("a valid producer config");
         let net = net_options(&config, seed);
         let mut core = ProducerCore::new(config, net).expect("producer core");
-        core.set_wall_clock(start, WALL_START_MS);
+        core.handle_wall_clock(start, WALL_START_MS);
 
         let jitter = Duration::from_micros(rng.below(2_000));
         let mut sim = Simulation::new(core, seed, start)
@@ -347,7 +351,7 @@ impl Scenario {
         Scenario {
             kind,
             sim,
-            handler: ProducerHandler::default(),
+            flushed: None,
             cluster,
             hook,
             ticker,
@@ -365,11 +369,25 @@ impl Scenario {
         self.sim.now() - self.start
     }
 
-    /// Hands the core's events to the handler, as a driver's loop does.
+    /// Takes in what the core reported: every report of a record is kept, so a record
+    /// reported twice shows.
     fn pump(&mut self) {
-        let now = self.sim.now();
         for event in self.sim.take_events() {
-            self.handler.on_event(self.sim.core(), event, now);
+            match event {
+                ProducerEvent::Delivered(d) => {
+                    let mut results = self.results.lock().unwrap();
+                    for (op, r) in &d {
+                        results.entry(op.0).or_default().push(r);
+                    }
+                    self.sim.core().recycle_deliveries(d);
+                }
+                ProducerEvent::Admitted { op, result: Err(e) } => {
+                    let mut results = self.results.lock().unwrap();
+                    results.entry(op.0).or_default().push(Err(e));
+                }
+                ProducerEvent::Flushed { result, .. } => self.flushed = Some(result),
+                _ => {}
+            }
         }
     }
 
@@ -437,11 +455,14 @@ impl Scenario {
             if let Some(ts) = timestamp {
                 record = record.timestamp(ts);
             }
-            let results = self.results.clone();
-            let delivery = Delivery::Callback(Box::new(move |r| {
-                results.lock().unwrap().entry(n).or_default().push(r);
-            }));
-            self.sim.core().send(record, delivery, now);
+            if let Err(e) = self.sim.core().send(Some(OpId(n)), record, now) {
+                self.results
+                    .lock()
+                    .unwrap()
+                    .entry(n)
+                    .or_default()
+                    .push(Err(e));
+            }
             self.sent.push(Sent {
                 at: now - self.start,
                 partition,
@@ -529,19 +550,12 @@ impl Scenario {
             self.cluster.borrow_mut().restart_broker(id, now);
         }
         // Flush, and wait (virtually) until every record completed.
-        let flushed: Arc<Mutex<Option<Result<(), ProduceError>>>> = Arc::default();
-        {
-            let flushed = flushed.clone();
-            let now = self.sim.now();
-            self.sim.core().flush(
-                Box::new(move |r| *flushed.lock().unwrap() = Some(r)),
-                None,
-                now,
-            );
-        }
+        let now = self.sim.now();
+        self.sim.core().flush(OpId(0), None, now);
+        self.pump();
         let total = self.sent.len();
         while self.elapsed() < COMPLETE_BY {
-            if self.results.lock().unwrap().len() == total && flushed.lock().unwrap().is_some() {
+            if self.results.lock().unwrap().len() == total && self.flushed.is_some() {
                 break;
             }
             let until = self.sim.now() + Duration::from_millis(250);
@@ -560,7 +574,7 @@ impl Scenario {
                 self.sim.core().pending_records(),
             )));
         }
-        match flushed.lock().unwrap().take() {
+        match self.flushed.take() {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(fail(format!("flush failed: {e}"))),
             None => return Err(fail("flush never completed".into())),

@@ -61,13 +61,17 @@ pub(crate) fn system_wall_clock() -> WallClock {
 pub fn producer(config: &ProducerConfig) -> Result<ProducerHandle, StartError> {
     let opts = NetOptions::from_config(&config.common, &driver_env())?;
     let socket = SocketOptions::from_config(&config.common);
-    let core = ProducerCore::new(config.clone(), opts)?;
+    let mut core = ProducerCore::new(config.clone(), opts)?;
+    // Handles stamp their records on the sending thread; the core's own clock serves
+    // records stamped in the loop (a core-level send without a timestamp).
+    let wall_clock = system_wall_clock();
+    core.handle_wall_clock(Instant::now(), wall_clock());
     let shared = core.shared();
     let (tx, rx) = command_queue();
     let writers = OpenWriters::new();
     let tx = tx.with_writers(writers.clone());
     tokio::spawn(run(core, ProducerHandler::default(), rx, socket, writers));
-    Ok(ProducerHandle::new(tx, shared, system_wall_clock()))
+    Ok(ProducerHandle::new(tx, shared, wall_clock))
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! How a record's outcome reaches the application: [`Delivery`] (held by the core with the
-//! record) and [`DeliveryFuture`] (held by the application).
+//! How a record's outcome reaches the application through a driver: [`Delivery`] (held by
+//! the loop's [`ProducerHandler`](super::ProducerHandler) under the record's
+//! [`OpId`](crate::OpId) until the core reports it) and [`DeliveryFuture`] (held by the
+//! application). Re-exported from [`crate::producer`], where applications import them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,14 +9,11 @@ use std::task::{Context, Poll};
 
 use futures_channel::oneshot;
 
-use super::error::ProduceError;
-use super::record::RecordMetadata;
+use crate::producer::{DeliveryResult, ProduceError};
 
-/// A record's outcome.
-pub type DeliveryResult = Result<RecordMetadata, ProduceError>;
-
-/// How the core reports one record's outcome. Completion happens exactly once, on the
-/// driver's loop thread (callbacks run there: keep them short).
+/// Where a driver sends one record's outcome. The loop's handler completes it exactly once,
+/// on the loop thread, when the core reports the record (callbacks run there: keep them
+/// short).
 pub enum Delivery {
     /// Fire and forget: the outcome is dropped (still counted in the metrics).
     Ignore,
@@ -47,7 +46,7 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
-/// Resolves to the record's outcome: its [`RecordMetadata`] once the broker acknowledged it,
+/// Resolves to the record's outcome: its [`RecordMetadata`](crate::producer::RecordMetadata) once the broker acknowledged it,
 /// or why it was not delivered. If the producer's loop stops without reporting (it was
 /// dropped), it resolves to [`ProduceError::Closed`].
 #[derive(Debug)]
