@@ -55,6 +55,13 @@
 //!    [`DriverEnv`]. A PLAINTEXT or SASL_PLAINTEXT client needs only an entropy source there;
 //!    TLS needs a rustls crypto provider ([`DriverEnv::with_tls`]) and, for certificate files,
 //!    a file reader ([`DriverEnv::with_file_reader`]). `kafkit_os::driver_env()` has all three.
+//! 6. **Group consumers.** A group member's protocol (join, sync, heartbeats, commits,
+//!    rebalance steps) advances on every input. Liveness is Java's: the member must poll
+//!    (`ConsumerCore::take_records`) within `max_poll_interval_ms`, or say that it waits for
+//!    records between polls (`ConsumerCore::set_poll_waiting(true)`, Java's long poll);
+//!    otherwise it leaves the group. An application calls `take_records` when
+//!    `ConsumerEvent::RecordsReady` comes, and runs rebalance callbacks when
+//!    `ConsumerEvent::RebalancePending` comes.
 //!
 //! Connection ids are chosen by the core and never reused within one core.
 //!
