@@ -29,7 +29,7 @@
 //!   forget) and its result comes out of
 //!   [`ClientCore::poll_output`](crate::network::ClientCore::poll_output) as a
 //!   [`ProducerEvent`] naming that id. The core holds no channel, callback, lock or waker;
-//!   a single-threaded embedder needs no `Send`, `Arc` or `Mutex` to use it.
+//!   a single-threaded embedder needs no `Send` bounds, shared pointers or locks to use it.
 //! - Every accepted record with an op is reported exactly once, in a
 //!   [`ProducerEvent::Delivered`] report: with its [`RecordMetadata`] only after the broker
 //!   acknowledged it (`acks=0`: once the request was written, offset -1), or with a
