@@ -33,6 +33,7 @@ pub mod compression;
 pub mod config;
 pub mod consumer;
 pub mod driver;
+mod lifecycle;
 pub mod network;
 mod op;
 pub mod producer;

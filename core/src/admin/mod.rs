@@ -129,16 +129,7 @@ struct OpEntry {
     retry_at: Option<Instant>,
 }
 
-/// Where the client is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// [`AdminCore::close`] was called: calls in progress may run until `deadline`.
-    Closing {
-        deadline: Instant,
-    },
-    Closed,
-}
+use crate::lifecycle::Lifecycle as State;
 
 /// The admin client's state machine. See the module docs for the contract.
 pub struct AdminCore {
@@ -204,15 +195,9 @@ impl AdminCore {
     /// then the connections close and [`AdminEvent::Closed`] is emitted. With nothing in
     /// progress that happens now. Calling it again only brings the deadline forward.
     pub fn close(&mut self, timeout: Duration, now: Instant) {
-        let deadline = now + timeout;
-        self.state = match self.state {
-            State::Open => State::Closing { deadline },
-            State::Closing { deadline: d } => State::Closing {
-                deadline: d.min(deadline),
-            },
-            State::Closed => return,
-        };
-        self.settle_close(now);
+        if self.state.close(timeout, now) {
+            self.settle_close(now);
+        }
     }
 
     /// Closes at once: every call in progress completes now, its unanswered items failing
@@ -226,10 +211,8 @@ impl AdminCore {
 
     /// Ends a graceful close once nothing is in progress or its deadline has passed.
     fn settle_close(&mut self, now: Instant) {
-        if let State::Closing { deadline } = self.state {
-            if self.ops.is_empty() || now >= deadline {
-                self.finish_close();
-            }
+        if self.state.close_is_due(self.ops.is_empty(), now) {
+            self.finish_close();
         }
     }
 
@@ -713,11 +696,10 @@ impl ClientCore for AdminCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let close = match self.state {
-            State::Open => None,
-            State::Closing { deadline } => Some(deadline),
-            State::Closed => return None,
-        };
+        if self.state == State::Closed {
+            return None;
+        }
+        let close = self.state.deadline();
         let retry = self.ops.values().filter_map(|e| e.retry_at).min();
         [self.net.poll_timeout(), retry, close]
             .into_iter()

@@ -47,16 +47,7 @@ pub enum LowLevelEvent {
     Closed,
 }
 
-/// Where the client is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// [`LowLevelClient::close`] was called: requests in progress may run until `deadline`.
-    Closing {
-        deadline: Instant,
-    },
-    Closed,
-}
+use crate::lifecycle::Lifecycle as State;
 
 /// A client that sends generated requests as they are, to the broker the caller picks, and
 /// reports each decoded response. Versions are negotiated per broker; the body must be valid
@@ -150,15 +141,9 @@ impl LowLevelClient {
     /// [`LowLevelEvent::Closed`] is emitted. With nothing in progress that happens now.
     /// Calling it again only brings the deadline forward.
     pub fn close(&mut self, timeout: Duration, now: Instant) {
-        let deadline = now + timeout;
-        self.state = match self.state {
-            State::Open => State::Closing { deadline },
-            State::Closing { deadline: d } => State::Closing {
-                deadline: d.min(deadline),
-            },
-            State::Closed => return,
-        };
-        self.settle_close(now);
+        if self.state.close(timeout, now) {
+            self.settle_close(now);
+        }
     }
 
     /// Closes at once: every request in progress fails with [`NetError::Closed`], the
@@ -170,10 +155,8 @@ impl LowLevelClient {
     }
 
     fn settle_close(&mut self, now: Instant) {
-        if let State::Closing { deadline } = self.state {
-            if self.ops.is_empty() || now >= deadline {
-                self.finish_close();
-            }
+        if self.state.close_is_due(self.ops.is_empty(), now) {
+            self.finish_close();
         }
     }
 
