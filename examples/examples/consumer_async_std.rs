@@ -46,7 +46,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .value(format!("click {i}"))
             .header("source", "consumer_async_std");
         // Fire and forget: `close` below delivers whatever is still buffered.
-        drop(producer.send(record).await?);
+        drop(producer.enqueue(record).await?);
     }
     producer.close(None).await?;
     println!("wrote 20 records to {TOPIC}");

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .key(format!("user-{}", i % 5))
             .value(format!("click {i}"))
             .header("source", "consumer_blocking");
-        let metadata = producer.send(record)?.wait()?;
+        let metadata = producer.enqueue(record)?.wait()?;
         if i == 10 {
             tenth = Some(metadata);
         }

@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .value(format!("click {i}"))
             .header("source", "consumer_tokio");
         // Fire and forget: `close` below delivers whatever is still buffered.
-        drop(producer.send(record).await?);
+        drop(producer.enqueue(record).await?);
     }
     producer.close(None).await?;
     println!("wrote 20 records to {TOPIC}");

@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // memory is full, up to max_block_ms); `wait` blocks until the brokers acknowledged it.
     let deliveries = (0..9)
         .map(|i| {
-            producer.send(
+            producer.enqueue(
                 ProducerRecord::new(TOPIC)
                     .key(format!("user-{}", i % 3))
                     .value(format!("click {i}"))
@@ -91,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .with_serializers::<str, i64>(StringSerializer, LongSerializer);
     let m = balances
-        .send("balances", Some("alice"), Some(&42))?
+        .enqueue("balances", Some("alice"), Some(&42))?
         .wait()?;
     println!("typed record at {}-{}@{}", m.topic, m.partition, m.offset);
 

@@ -39,7 +39,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .value(format!("click {i}"))
             .header("source", "producer_smol")
             .header("trace-id", format!("{i:08x}"));
-        deliveries.push(producer.send(record).await?);
+        deliveries.push(producer.enqueue(record).await?);
     }
     for delivery in deliveries {
         let m = delivery.await?;

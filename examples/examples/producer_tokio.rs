@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .value(format!("click {i}"))
             .header("source", "producer_tokio")
             .header("trace-id", format!("{i:08x}"));
-        deliveries.push(producer.send(record).await?);
+        deliveries.push(producer.enqueue(record).await?);
     }
     for delivery in deliveries {
         let m = delivery.await?;

@@ -33,12 +33,12 @@
 //!         .compression_type(CompressionType::Zstd)
 //!         .build()?;
 //!     let producer = producer(&config)?;
-//!     // `send` returns once the record is buffered; the delivery resolves when the brokers
-//!     // acknowledged it.
-//!     let delivery = producer
+//!     // `send` resolves once the brokers acknowledged the record (Java's `send(r).get()`);
+//!     // `enqueue` is the two-stage form (Java's `send(r)`): it returns once the record is
+//!     // buffered, with a future of the acknowledgement.
+//!     let written: RecordMetadata = producer
 //!         .send(ProducerRecord::new("orders").key("user-1").value("one pizza"))
 //!         .await?;
-//!     let written: RecordMetadata = delivery.await?;
 //!     println!("written at {}-{}@{}", written.topic, written.partition, written.offset);
 //!     producer.close(None).await?;
 //!

@@ -109,7 +109,7 @@ fn tokio_programs_need_only_the_prelude() {
         let producer = producer(&producer_config(&bootstrap)).expect("producer");
         for i in 0..RECORDS {
             let delivery = producer
-                .send(record(&topic, i))
+                .enqueue(record(&topic, i))
                 .await
                 .expect("record buffered");
             let written: RecordMetadata = delivery.await.expect("record acknowledged");
@@ -157,7 +157,11 @@ fn blocking_programs_need_only_kafkit() {
 
     let producer = Producer::start(&producer_config(&bootstrap)).expect("producer");
     let deliveries: Vec<_> = (0..RECORDS)
-        .map(|i| producer.send(record(&topic, i)).expect("record buffered"))
+        .map(|i| {
+            producer
+                .enqueue(record(&topic, i))
+                .expect("record buffered")
+        })
         .collect();
     for (i, delivery) in deliveries.into_iter().enumerate() {
         let written = delivery.wait().expect("record acknowledged");

@@ -76,7 +76,7 @@ fn records_without_a_timestamp_carry_the_wall_clock() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let producer = kafkit_blocking::Producer::start(&producer_config).expect("a producer");
     producer
-        .send(record)
+        .enqueue(record)
         .expect("sent")
         .wait()
         .expect("delivered");
