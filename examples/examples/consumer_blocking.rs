@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use kafkit_blocking::{Consumer, Producer, Wait};
+use kafkit_blocking::{Consumer, Producer};
 use kafkit_core::config::{ConsumerConfig, ProducerConfig};
 use kafkit_core::consumer::{ConsumerRecord, TopicPartition};
 use kafkit_core::producer::serializer::StringDeserializer;
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .key(format!("user-{}", i % 5))
             .value(format!("click {i}"))
             .header("source", "consumer_blocking");
-        let metadata = producer.enqueue(record)?.wait()?;
+        let metadata = producer.send(record)?;
         if i == 10 {
             tenth = Some(metadata);
         }

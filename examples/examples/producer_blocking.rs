@@ -90,9 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let balances = producer
         .clone()
         .with_serializers::<str, i64>(StringSerializer, LongSerializer);
-    let m = balances
-        .enqueue("balances", Some("alice"), Some(&42))?
-        .wait()?;
+    let m = balances.send("balances", Some("alice"), Some(&42))?;
     println!("typed record at {}-{}@{}", m.topic, m.partition, m.offset);
 
     let metrics = producer.metrics()?.to_map();

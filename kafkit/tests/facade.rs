@@ -108,11 +108,10 @@ fn tokio_programs_need_only_the_prelude() {
 
         let producer = producer(&producer_config(&bootstrap)).expect("producer");
         for i in 0..RECORDS {
-            let delivery = producer
-                .enqueue(record(&topic, i))
+            let written: RecordMetadata = producer
+                .send(record(&topic, i))
                 .await
-                .expect("record buffered");
-            let written: RecordMetadata = delivery.await.expect("record acknowledged");
+                .expect("record acknowledged");
             assert_eq!(written.offset, i as i64);
         }
         producer.close(None).await.expect("producer closed");
