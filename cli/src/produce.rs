@@ -142,7 +142,7 @@ impl Stats {
 }
 
 /// Errors after which every later record would fail the same way (or wait `max_block_ms`
-/// first): reading more input is pointless. They may come back from `send` or, for records
+/// first): reading more input is pointless. They may come back from `send_with_callback` or, for records
 /// that waited for metadata, in a delivery report.
 fn stops_input(e: &ProduceError) -> bool {
     matches!(

@@ -82,7 +82,7 @@ impl Cluster {
         let deliveries: Vec<_> = (0..records)
             .map(|i| {
                 producer
-                    .send(
+                    .enqueue(
                         ProducerRecord::new(topic.as_str())
                             .key(format!("key-{i}"))
                             .value(format!("value-{i}")),

@@ -16,13 +16,10 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use kafkit_blocking::{Consumer, Producer, Wait};
-use kafkit_core::config::{ConsumerConfig, ProducerConfig};
-use kafkit_core::consumer::{ConsumerRecord, TopicPartition};
-use kafkit_core::producer::serializer::StringDeserializer;
-use kafkit_core::producer::ProducerRecord;
-use kafkit_sim::{DevBroker, DevBrokerConfig};
+use kafkit::blocking::{Consumer, Producer};
+use kafkit::prelude::*;
+use kafkit::serializer::StringDeserializer;
+use kafkit::sim::{DevBroker, DevBrokerConfig};
 
 const TOPIC: &str = "consumer-blocking";
 
@@ -42,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .key(format!("user-{}", i % 5))
             .value(format!("click {i}"))
             .header("source", "consumer_blocking");
-        let metadata = producer.send(record)?.wait()?;
+        let metadata = producer.send(record)?;
         if i == 10 {
             tenth = Some(metadata);
         }
@@ -55,8 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (auto_offset_reset=earliest), and its iterator ends after a second without records.
     let config = ConsumerConfig::builder()
         .bootstrap_servers(bootstrap.as_str())
-        .set("auto_offset_reset", "earliest")
-        .set("consumer_timeout_ms", "1000")
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .consumer_timeout_ms(1000)
         .build()?;
     let consumer = Consumer::start(&config)?;
     let partitions: Vec<TopicPartition> = consumer
@@ -116,14 +113,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// A record on one line: where it is, when it was written, key, value and headers.
 fn show(r: &ConsumerRecord) -> String {
-    let text = |b: &Option<Bytes>| {
-        b.as_deref()
-            .map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
-    };
+    let text =
+        |b: Option<&[u8]>| b.map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned());
     let headers: Vec<String> = r
         .headers
         .iter()
-        .map(|h| format!("{}={}", h.key, text(&h.value)))
+        .map(|h| format!("{}={}", h.key, text(h.value.as_deref())))
         .collect();
     format!(
         "{}-{}@{} timestamp {} key {} value {} headers [{}]",
@@ -131,8 +126,8 @@ fn show(r: &ConsumerRecord) -> String {
         r.partition,
         r.offset,
         r.timestamp,
-        text(&r.key),
-        text(&r.value),
+        text(r.key.as_deref()),
+        text(r.value.as_deref()),
         headers.join(",")
     )
 }

@@ -16,10 +16,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafkit_core::config::{ConsumerConfig, ProducerConfig};
-use kafkit_core::consumer::TopicPartition;
-use kafkit_core::producer::ProducerRecord;
-use kafkit_sim::{ClusterConfig, ConsumerSim, ProducerSim};
+use kafkit::prelude::*;
+use kafkit::sim::{ClusterConfig, ConsumerSim, ProducerSim};
 
 const TOPIC: &str = "consumer-sim";
 const RECORDS: usize = 3_000;
@@ -59,9 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The consumer takes over the producer's cluster, from where the producer's clock stopped.
     let config = ConsumerConfig::builder()
-        .set("auto_offset_reset", "earliest")
-        .set("max_poll_records", "100")
-        .set("max_partition_fetch_bytes", "4096")
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .max_poll_records(100)
+        .max_partition_fetch_bytes(4096)
         .build()?;
     let now = p.sim().now();
     let mut c = ConsumerSim::on_cluster(p.cluster().clone(), &config, seed, now)?;

@@ -8,18 +8,14 @@
 //! Starts kafkit's development broker (3 in-memory brokers on localhost) unless
 //! `KAFKA_BOOTSTRAP` names a cluster, writes keyed records with headers with kafkit's
 //! producer, then assigns every partition of the topic to a consumer (manual assignment, no
-//! group), reads the records as an async `Stream` until each partition reaches the end offset
+//! group), reads the records from its stream (`recv()`) until each partition reaches the end offset
 //! it had when reading started, and prints the records, the positions and the high
 //! watermarks.
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use futures_util::StreamExt;
-use kafkit_core::config::{ConsumerConfig, ProducerConfig};
-use kafkit_core::consumer::{ConsumerRecord, TopicPartition};
-use kafkit_core::producer::ProducerRecord;
-use kafkit_sim::{DevBroker, DevBrokerConfig};
+use kafkit::prelude::*;
+use kafkit::sim::{DevBroker, DevBrokerConfig};
 
 const TOPIC: &str = "consumer-tokio";
 
@@ -28,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (bootstrap, _broker) = cluster()?;
 
     // Some records to read: five users' clicks, keyed by user (one user, one partition).
-    let producer = kafkit_tokio::producer(
+    let producer = producer(
         &ProducerConfig::builder()
             .bootstrap_servers(bootstrap.as_str())
             .build()?,
@@ -39,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .value(format!("click {i}"))
             .header("source", "consumer_tokio");
         // Fire and forget: `close` below delivers whatever is still buffered.
-        drop(producer.send(record).await?);
+        producer.send_and_forget(record).await?;
     }
     producer.close(None).await?;
     println!("wrote 20 records to {TOPIC}");
@@ -48,9 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // at auto_offset_reset (earliest here; the default is latest).
     let config = ConsumerConfig::builder()
         .bootstrap_servers(bootstrap.as_str())
-        .set("auto_offset_reset", "earliest")
+        .auto_offset_reset(AutoOffsetReset::Earliest)
         .build()?;
-    let consumer = kafkit_tokio::consumer(&config)?;
+    let consumer = consumer(&config)?;
     let partitions: Vec<TopicPartition> = consumer
         .partitions_for_topic(TOPIC)
         .await?
@@ -68,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut records = consumer.stream();
     let mut read = 0;
     while !ends.is_empty() {
-        let record = records.next().await.ok_or("the consumer closed")??;
+        let record = records.recv().await.ok_or("the consumer closed")??;
         println!("{}", show(&record));
         read += 1;
         reached(&mut ends, &record);
@@ -96,14 +92,12 @@ fn reached(ends: &mut BTreeMap<TopicPartition, i64>, record: &ConsumerRecord) {
 
 /// A record on one line: where it is, when it was written, key, value and headers.
 fn show(r: &ConsumerRecord) -> String {
-    let text = |b: &Option<Bytes>| {
-        b.as_deref()
-            .map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
-    };
+    let text =
+        |b: Option<&[u8]>| b.map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned());
     let headers: Vec<String> = r
         .headers
         .iter()
-        .map(|h| format!("{}={}", h.key, text(&h.value)))
+        .map(|h| format!("{}={}", h.key, text(h.value.as_deref())))
         .collect();
     format!(
         "{}-{}@{} timestamp {} key {} value {} headers [{}]",
@@ -111,8 +105,8 @@ fn show(r: &ConsumerRecord) -> String {
         r.partition,
         r.offset,
         r.timestamp,
-        text(&r.key),
-        text(&r.value),
+        text(r.key.as_deref()),
+        text(r.value.as_deref()),
         headers.join(",")
     )
 }

@@ -11,9 +11,8 @@
 //! order) and unkeyed ones (sticky batches) with headers, awaits their delivery reports,
 //! flushes, prints the producer's metrics and closes it.
 
-use kafkit_core::config::ProducerConfig;
-use kafkit_core::producer::ProducerRecord;
-use kafkit_sim::{DevBroker, DevBrokerConfig};
+use kafkit::prelude::*;
+use kafkit::sim::{DevBroker, DevBrokerConfig};
 
 const TOPIC: &str = "producer-async-std";
 
@@ -27,14 +26,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (bootstrap, _broker) = cluster()?;
     let config = ProducerConfig::builder()
         .bootstrap_servers(bootstrap.as_str())
-        .set("compression_type", "lz4")
-        .set("linger_ms", "5")
+        .compression_type(CompressionType::Lz4)
+        .linger_ms(5)
         .build()?;
-    let producer = kafkit_async_std::producer(&config)?;
+    let producer = kafkit::async_std::producer(&config)?;
 
     // Keyed records: every record of one user lands in that user's partition, in order.
-    // `send` returns once the record is buffered; the delivery future resolves once the
-    // brokers acknowledged it (acks=all, idempotent: the defaults).
+    // `enqueue` returns once the record is buffered (Java's `send(r)`); the delivery future
+    // resolves once the brokers acknowledged it (acks=all, idempotent: the defaults).
+    // `send(r).await` would wait for each acknowledgement in turn (Java's `send(r).get()`).
     let mut deliveries = Vec::new();
     for i in 0..9 {
         let record = ProducerRecord::new(TOPIC)
@@ -42,7 +42,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .value(format!("click {i}"))
             .header("source", "producer_async_std")
             .header("trace-id", format!("{i:08x}"));
-        deliveries.push(producer.send(record).await?);
+        deliveries.push(producer.enqueue(record).await?);
     }
     for delivery in deliveries {
         let m = delivery.await?;

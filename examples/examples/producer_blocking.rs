@@ -14,11 +14,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kafkit_blocking::{Producer, Wait};
-use kafkit_core::config::ProducerConfig;
-use kafkit_core::producer::serializer::{LongSerializer, StringSerializer};
-use kafkit_core::producer::ProducerRecord;
-use kafkit_sim::{DevBroker, DevBrokerConfig};
+use kafkit::blocking::{Producer, Wait};
+use kafkit::prelude::*;
+use kafkit::serializer::{LongSerializer, StringSerializer};
+use kafkit::sim::{DevBroker, DevBrokerConfig};
 
 const TOPIC: &str = "producer-blocking";
 
@@ -26,8 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (bootstrap, _broker) = cluster()?;
     let config = ProducerConfig::builder()
         .bootstrap_servers(bootstrap.as_str())
-        .set("compression_type", "zstd")
-        .set("linger_ms", "5")
+        .compression_type(CompressionType::Zstd)
+        .linger_ms(5)
         .build()?;
     // A loop thread of its own; `Producer` is Clone + Send + Sync.
     let producer = Producer::start(&config)?;
@@ -36,11 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         producer.partitions_for(TOPIC)?.len()
     );
 
-    // Keyed records: `send` returns once the record is buffered (blocking only while buffer
-    // memory is full, up to max_block_ms); `wait` blocks until the brokers acknowledged it.
+    // Keyed records: `enqueue` returns once the record is buffered (Java's `send(r)`; it
+    // blocks only while buffer memory is full, up to max_block_ms); `wait` blocks until the
+    // brokers acknowledged it. `send` does both at once (Java's `send(r).get()`).
     let deliveries = (0..9)
         .map(|i| {
-            producer.send(
+            producer.enqueue(
                 ProducerRecord::new(TOPIC)
                     .key(format!("user-{}", i % 3))
                     .value(format!("click {i}"))
@@ -90,9 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let balances = producer
         .clone()
         .with_serializers::<str, i64>(StringSerializer, LongSerializer);
-    let m = balances
-        .send("balances", Some("alice"), Some(&42))?
-        .wait()?;
+    let m = balances.send("balances", Some("alice"), Some(&42))?;
     println!("typed record at {}-{}@{}", m.topic, m.partition, m.offset);
 
     let metrics = producer.metrics()?.to_map();

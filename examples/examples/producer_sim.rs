@@ -15,10 +15,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafkit_core::config::ProducerConfig;
-use kafkit_core::producer::{DeliveryFuture, ProducerRecord};
-use kafkit_core::records::{DecodeOptions, RecordBatch};
-use kafkit_sim::{ClusterConfig, ProducerSim};
+use kafkit::core::records::{DecodeOptions, RecordBatch};
+use kafkit::prelude::*;
+use kafkit::sim::{ClusterConfig, ProducerSim};
 
 const TOPIC: &str = "producer-sim";
 
@@ -34,9 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ClusterConfig::default()
     };
     let config = ProducerConfig::builder()
-        .set("compression_type", "snappy")
-        .set("linger_ms", "5")
-        .set("request_timeout_ms", "2000")
+        .compression_type(CompressionType::Snappy)
+        .linger_ms(5)
+        .request_timeout_ms(2000)
         .build()?;
     let mut p = ProducerSim::new(cluster, &config, seed)?;
     println!("seed {seed}: 3 simulated brokers, topic {TOPIC} with 3 partitions");

@@ -23,16 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafkit_core::config::{CommonConfig, ConsumerConfig, ProducerConfig};
-use kafkit_core::consumer::{
-    ConsumerRecords, OffsetAndMetadata, RebalanceContext, RebalanceListener, TopicPartition,
-};
-use kafkit_core::driver::{ConsumerHandle, LowLevelHandle};
-use kafkit_core::network::Target;
-use kafkit_core::producer::{ProduceError, ProducerRecord};
-use kafkit_core::protocol::create_topics::request::CreatableTopic;
-use kafkit_core::protocol::{CreateTopicsRequest, ErrorCode, ResponseBody};
-use kafkit_sim::{DevBroker, DevBrokerConfig};
+// Creating the topic is a raw CreateTopics request through the low-level client, whose
+// protocol types live in the core crate (`kafkit::core`).
+use kafkit::core::network::Target;
+use kafkit::core::protocol::create_topics::request::CreatableTopic;
+use kafkit::core::protocol::{CreateTopicsRequest, ErrorCode, ResponseBody};
+use kafkit::prelude::*;
+use kafkit::sim::{DevBroker, DevBrokerConfig};
 
 const TOPIC: &str = "quickstart";
 const PARTITIONS: i32 = 6;
@@ -65,11 +62,11 @@ async fn run() -> Result<(), Error> {
             .map(|d| d.as_millis())
             .unwrap_or(0)
     );
-    let admin = kafkit_tokio::consumer(
+    let admin = consumer(
         &ConsumerConfig::builder()
             .bootstrap_servers(bootstrap.as_str())
-            .set("group_id", &group)
-            .set("client_id", "quickstart-admin")
+            .group_id(&group)
+            .client_id("quickstart-admin")
             .build()?,
     )?;
     let partitions: Vec<TopicPartition> = admin
@@ -151,7 +148,7 @@ async fn connect(bootstrap: &str) -> Result<LowLevelHandle, Error> {
     config
         .set("bootstrap_servers", bootstrap)
         .map_err(|e| format!("KAFKA_BOOTSTRAP: {e}"))?;
-    let client = kafkit_tokio::low_level_client(&config)?;
+    let client = low_level_client(&config)?;
     let (node, version, table) = client.check_version().await?;
     println!(
         "node {node} looks like Kafka {version} ({} APIs)",
@@ -213,12 +210,12 @@ struct Produced {
 async fn produce(bootstrap: &str) -> Result<Produced, Error> {
     let config = ProducerConfig::builder()
         .bootstrap_servers(bootstrap)
-        .set("client_id", "quickstart-producer")
-        .set("compression_type", "lz4")
-        .set("linger_ms", "5")
-        .set("batch_size", "65536")
+        .client_id("quickstart-producer")
+        .compression_type(CompressionType::Lz4)
+        .linger_ms(5)
+        .batch_size(65536)
         .build()?;
-    let producer = kafkit_tokio::producer(&config)?;
+    let producer = producer(&config)?;
     // Values are 100 B windows of a 64 KiB pool of text (so that lz4 has something to do,
     // but not everything repeats), shared without copying.
     let pool = text_pool(64 * 1024);
@@ -404,11 +401,11 @@ async fn consume(
     for n in 1..=CONSUMERS {
         let config = ConsumerConfig::builder()
             .bootstrap_servers(bootstrap)
-            .set("group_id", group)
-            .set("client_id", &format!("quickstart-consumer-{n}"))
-            .set("auto_offset_reset", "earliest")
+            .group_id(group)
+            .client_id(format!("quickstart-consumer-{n}"))
+            .auto_offset_reset(AutoOffsetReset::Earliest)
             .build()?;
-        let consumer = kafkit_tokio::consumer(&config)?;
+        let consumer = consumer(&config)?;
         let assignment: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
         let listener = Listener {
             generations: generations.clone(),

@@ -33,12 +33,12 @@
 //!         .compression_type(CompressionType::Zstd)
 //!         .build()?;
 //!     let producer = producer(&config)?;
-//!     // `send` returns once the record is buffered; the delivery resolves when the brokers
-//!     // acknowledged it.
-//!     let delivery = producer
+//!     // `send` resolves once the brokers acknowledged the record (Java's `send(r).get()`);
+//!     // `enqueue` is the two-stage form (Java's `send(r)`): it returns once the record is
+//!     // buffered, with a future of the acknowledgement.
+//!     let written: RecordMetadata = producer
 //!         .send(ProducerRecord::new("orders").key("user-1").value("one pizza"))
 //!         .await?;
-//!     let written: RecordMetadata = delivery.await?;
 //!     println!("written at {}-{}@{}", written.topic, written.partition, written.offset);
 //!     producer.close(None).await?;
 //!
@@ -76,7 +76,7 @@ pub use kafkit_core::config::{
     Partitioner, ProducerConfig, ProducerConfigBuilder, SaslMechanism, Secret, SecurityProtocol,
 };
 
-pub use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
+pub use kafkit_core::producer::{DeliveryFuture, ProduceError, ProducerRecord, RecordMetadata};
 
 /// Serializers and deserializers for typed keys and values (Java's `StringSerializer`,
 /// `LongSerializer`, ...), for `with_serializers` and `with_deserializers`.
@@ -85,7 +85,7 @@ pub use kafkit_core::producer::{DeserializeError, Deserializer, SerializeError, 
 
 pub use kafkit_core::consumer::{
     ConsumerError, ConsumerRecord, ConsumerRecords, OffsetAndMetadata, OffsetAndTimestamp,
-    TopicPartition, TypedRecord,
+    RebalanceContext, RebalanceListener, TopicPartition, TypedRecord,
 };
 
 pub use kafkit_core::records::{Header, Headers, TimestampType};
@@ -148,10 +148,11 @@ pub mod prelude {
         Acks, AdminConfig, AdminError, AdminHandle, AlterConfigOp, AssignmentStrategy,
         AutoOffsetReset, CommonConfig, CompressionType, ConfigError, ConfigResource,
         ConfigResourceType, ConsumerConfig, ConsumerError, ConsumerHandle, ConsumerRecord,
-        ConsumerRecords, Header, Headers, IsolationLevel, LowLevelHandle, NetError, NewPartitions,
-        NewTopic, OffsetAndMetadata, OffsetAndTimestamp, OpId, Partitioner, ProduceError,
-        ProducerConfig, ProducerHandle, ProducerRecord, RecordMetadata, SaslMechanism,
-        SecurityProtocol, SetupError, TimestampType, TopicPartition,
+        ConsumerRecords, DeliveryFuture, Header, Headers, IsolationLevel, LowLevelHandle, NetError,
+        NewPartitions, NewTopic, OffsetAndMetadata, OffsetAndTimestamp, OpId, Partitioner,
+        ProduceError, ProducerConfig, ProducerHandle, ProducerRecord, RebalanceContext,
+        RebalanceListener, RecordMetadata, SaslMechanism, SecurityProtocol, SetupError,
+        TimestampType, TopicPartition,
     };
 
     #[cfg(feature = "tokio")]

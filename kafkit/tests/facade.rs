@@ -108,11 +108,10 @@ fn tokio_programs_need_only_the_prelude() {
 
         let producer = producer(&producer_config(&bootstrap)).expect("producer");
         for i in 0..RECORDS {
-            let delivery = producer
+            let written: RecordMetadata = producer
                 .send(record(&topic, i))
                 .await
-                .expect("record buffered");
-            let written: RecordMetadata = delivery.await.expect("record acknowledged");
+                .expect("record acknowledged");
             assert_eq!(written.offset, i as i64);
         }
         producer.close(None).await.expect("producer closed");
@@ -157,7 +156,11 @@ fn blocking_programs_need_only_kafkit() {
 
     let producer = Producer::start(&producer_config(&bootstrap)).expect("producer");
     let deliveries: Vec<_> = (0..RECORDS)
-        .map(|i| producer.send(record(&topic, i)).expect("record buffered"))
+        .map(|i| {
+            producer
+                .enqueue(record(&topic, i))
+                .expect("record buffered")
+        })
         .collect();
     for (i, delivery) in deliveries.into_iter().enumerate() {
         let written = delivery.wait().expect("record acknowledged");

@@ -39,7 +39,7 @@ fn produce(bootstrap: &str, topic: &str, n: usize) {
     let p = Producer::start(&c).expect("producer");
     let deliveries: Vec<_> = (0..n)
         .map(|i| {
-            p.send(
+            p.enqueue(
                 ProducerRecord::new(topic)
                     .partition(0)
                     .value(format!("v{i}")),

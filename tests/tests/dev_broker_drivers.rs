@@ -387,7 +387,7 @@ fn acks0_records_are_written_before_close_returns() {
                 .partition(0)
                 .key(format!("k{i}"))
                 .value(value.clone());
-            deliveries.push(producer.send(record).await.expect("send"));
+            deliveries.push(producer.enqueue(record).await.expect("send"));
         }
         producer.close(None).await.expect("close");
         for d in deliveries {

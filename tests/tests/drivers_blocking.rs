@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kafkit_blocking::{LowLevelClient, Wait};
+use kafkit_blocking::LowLevelClient;
 use kafkit_core::config::CommonConfig;
 use kafkit_core::network::{ClusterView, NetError, Response, SetupError, Target};
 use kafkit_core::protocol::RequestBody;
@@ -75,11 +75,7 @@ fn records_without_a_timestamp_carry_the_wall_clock() {
     let partition = TopicPartition::new(topic.as_str(), 0);
     let deadline = Instant::now() + Duration::from_secs(30);
     let producer = kafkit_blocking::Producer::start(&producer_config).expect("a producer");
-    producer
-        .send(record)
-        .expect("sent")
-        .wait()
-        .expect("delivered");
+    producer.send(record).expect("delivered");
     producer.close(None).expect("closed");
     let consumer = kafkit_blocking::Consumer::start(&consumer_config).expect("a consumer");
     consumer.assign([partition]).expect("assigned");

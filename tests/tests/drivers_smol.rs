@@ -57,7 +57,7 @@ fn records_without_a_timestamp_carry_the_wall_clock() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let stored = smol::block_on(async {
         let producer = kafkit_smol::producer(&producer_config)?;
-        producer.send(record).await?.await?;
+        producer.send(record).await?;
         producer.close(None).await?;
         let consumer = kafkit_smol::consumer(&consumer_config)?;
         consumer.assign(vec![partition]).await?;

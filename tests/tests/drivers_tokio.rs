@@ -76,7 +76,7 @@ fn records_without_a_timestamp_carry_the_wall_clock() {
     let stored = rt
         .block_on(async {
             let producer = kafkit_tokio::producer(&producer_config)?;
-            producer.send(record).await?.await?;
+            producer.send(record).await?;
             producer.close(None).await?;
             let consumer = kafkit_tokio::consumer(&consumer_config)?;
             consumer.assign(vec![partition]).await?;

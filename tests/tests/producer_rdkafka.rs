@@ -145,7 +145,7 @@ impl<R: AsyncRuntime> TestProducer for AsyncProducer<'_, R> {
         self.rt.block_on(async {
             let mut pending = Vec::with_capacity(records.len());
             for r in records {
-                pending.push(self.handle.send(r).await);
+                pending.push(self.handle.enqueue(r).await);
             }
             let mut out = Vec::with_capacity(pending.len());
             for p in pending {
@@ -235,7 +235,7 @@ struct BlockingProducer(kafkit_blocking::Producer);
 
 impl TestProducer for BlockingProducer {
     fn send_all(&self, records: Vec<ProducerRecord>) -> Vec<Result<RecordMetadata, ProduceError>> {
-        let pending: Vec<_> = records.into_iter().map(|r| self.0.send(r)).collect();
+        let pending: Vec<_> = records.into_iter().map(|r| self.0.enqueue(r)).collect();
         pending
             .into_iter()
             .map(|p| p.and_then(|delivery| delivery.wait()))

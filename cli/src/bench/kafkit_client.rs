@@ -123,7 +123,7 @@ async fn warm_producer(global: &GlobalArgs, args: &WorkerArgs) -> Result<Produce
         ProducerRecord::new(args.topic.as_str())
             .value(Bytes::from(vec![0u8; args.opts.size as usize]));
     producer
-        .send(warm)
+        .enqueue(warm)
         .await
         .map_err(|e| failed("warm-up send")(e.to_string()))?
         .await

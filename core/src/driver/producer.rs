@@ -7,7 +7,8 @@
 //! stages the record for the loop (one command, and one wake-up of the loop, per run of
 //! sends the loop has not picked up yet, not per record); the outcome arrives on a
 //! [`DeliveryFuture`]. Only when memory is short
-//! (or others already wait for it) does `send` wait for the core to admit the record.
+//! (or others already wait for it) does `enqueue` wait for the core to admit the record.
+//! [`ProducerHandle::send`] is `enqueue` followed by awaiting that future.
 //!
 //! The core speaks ids and events only ([`ProducerCore::send`] takes an [`OpId`],
 //! [`ProducerEvent`] reports it); [`ProducerHandler`], on the loop thread, keeps what each
@@ -610,7 +611,26 @@ impl ProducerHandle {
         rx.await.unwrap_or(Err(ProduceError::Closed))
     }
 
-    /// Sends a record. Resolves once the record is accepted into the producer: at once when
+    /// Sends a record and waits for the brokers' acknowledgement: resolves to the record's
+    /// [`RecordMetadata`] (topic, partition, offset, timestamp) once it is written with the
+    /// configured `acks`, or to why it was not delivered. Java's
+    /// `producer.send(record).get()`.
+    ///
+    /// One record at a time is slow (each waits at least one round trip, and `linger_ms`);
+    /// to keep many in flight, [`ProducerHandle::enqueue`] them and await the returned
+    /// [`DeliveryFuture`]s later, or use [`ProducerHandle::send_with_callback`]. Waiting for
+    /// buffer memory, errors found before queueing, and the record's timestamp are as for
+    /// [`ProducerHandle::enqueue`].
+    #[doc(alias = "get")]
+    pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata, ProduceError> {
+        self.enqueue(record).await?.await
+    }
+
+    /// Queues a record and returns the future of its acknowledgement: the two-stage form of
+    /// [`ProducerHandle::send`], Java's `producer.send(record)` (which returns a `Future`)
+    /// and rdkafka's `produce`.
+    ///
+    /// Resolves once the record is accepted into the producer: at once when
     /// buffer memory is free, otherwise after waiting for it (failing with
     /// [`ProduceError::MaxBlockTimeout`] after `max_block_ms`). It also waits, without a
     /// timeout of its own, while 8,192 records sent before it have not reached the
@@ -618,7 +638,8 @@ impl ProducerHandle {
     /// without bound). The returned future resolves
     /// to the record's [`RecordMetadata`] once the broker acknowledged it, or to why it was
     /// not delivered. A record without a timestamp gets the wall clock's time now.
-    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+    #[doc(alias = "produce")]
+    pub async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         let (delivery, future) = DeliveryFuture::new();
         match self.fast_path(record, delivery, true)? {
             None => Ok(future),
@@ -630,8 +651,9 @@ impl ProducerHandle {
         }
     }
 
-    /// Like [`ProducerHandle::send`], reporting the outcome to `callback` (run on the
-    /// producer's loop thread: keep it short) instead of a future.
+    /// Like [`ProducerHandle::enqueue`], reporting the outcome to `callback` (run on the
+    /// producer's loop thread: keep it short) instead of a future: Java's
+    /// `producer.send(record, callback)`.
     pub async fn send_with_callback(
         &self,
         record: ProducerRecord,
@@ -647,8 +669,9 @@ impl ProducerHandle {
         }
     }
 
-    /// Sends without ever waiting: fails with [`ProduceError::MaxBlockTimeout`] (waited 0 ms)
-    /// when buffer memory is exhausted right now.
+    /// Queues a record like [`ProducerHandle::enqueue`] without ever waiting: fails with
+    /// [`ProduceError::MaxBlockTimeout`] (waited 0 ms) when buffer memory is exhausted right
+    /// now (Java's `send` with `max.block.ms=0`).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         let (delivery, future) = DeliveryFuture::new();
         match self.fast_path(record, delivery, false)? {
@@ -664,7 +687,7 @@ impl ProducerHandle {
     }
 
     /// Sends a record without waiting for its outcome (fire and forget; with `acks=0` the
-    /// producer does not learn it either). Waits for memory like [`ProducerHandle::send`].
+    /// producer does not learn it either). Waits for memory like [`ProducerHandle::enqueue`].
     pub async fn send_and_forget(&self, record: ProducerRecord) -> Result<(), ProduceError> {
         match self.fast_path(record, Delivery::Ignore, true)? {
             None => Ok(()),
@@ -773,28 +796,58 @@ impl<K: ?Sized, V: ?Sized> std::fmt::Debug for TypedProducerHandle<K, V> {
 }
 
 impl<K: ?Sized, V: ?Sized> TypedProducerHandle<K, V> {
-    /// Serializes `key` and `value` and sends them to `topic` (see
-    /// [`ProducerHandle::send`]). A serializer failure is [`ProduceError::Serialize`].
+    /// Serializes `key` and `value`, sends them to `topic` and waits for the brokers'
+    /// acknowledgement, as [`ProducerHandle::send`] does (Java's
+    /// `producer.send(new ProducerRecord<>(topic, key, value)).get()`). A serializer failure
+    /// is [`ProduceError::Serialize`].
+    #[doc(alias = "get")]
     pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<RecordMetadata, ProduceError> {
+        self.enqueue(topic, key, value).await?.await
+    }
+
+    /// Serializes `key` and `value` and queues them for `topic`, returning the future of
+    /// their acknowledgement, as [`ProducerHandle::enqueue`] does (Java's
+    /// `producer.send(new ProducerRecord<>(topic, key, value))`). A serializer failure is
+    /// [`ProduceError::Serialize`].
+    #[doc(alias = "produce")]
+    pub async fn enqueue(
         &self,
         topic: &str,
         key: Option<&K>,
         value: Option<&V>,
     ) -> Result<DeliveryFuture, ProduceError> {
         let record = self.build(ProducerRecord::new(topic), key, value)?;
-        self.inner.send(record).await
+        self.inner.enqueue(record).await
     }
 
     /// Serializes `key` and `value` into `record` (whose partition, headers and timestamp
-    /// are kept; its key and value are replaced) and sends it.
+    /// are kept; its key and value are replaced), sends it and waits for the
+    /// acknowledgement, like [`TypedProducerHandle::send`].
     pub async fn send_record(
+        &self,
+        record: ProducerRecord,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<RecordMetadata, ProduceError> {
+        self.enqueue_record(record, key, value).await?.await
+    }
+
+    /// Serializes `key` and `value` into `record` (whose partition, headers and timestamp
+    /// are kept; its key and value are replaced) and queues it, returning the future of its
+    /// acknowledgement, like [`TypedProducerHandle::enqueue`].
+    pub async fn enqueue_record(
         &self,
         record: ProducerRecord,
         key: Option<&K>,
         value: Option<&V>,
     ) -> Result<DeliveryFuture, ProduceError> {
         let record = self.build(record, key, value)?;
-        self.inner.send(record).await
+        self.inner.enqueue(record).await
     }
 
     fn build(

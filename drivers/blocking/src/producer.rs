@@ -49,7 +49,8 @@ fn system_wall_clock() -> WallClock {
 /// use kafkit_core::producer::ProducerRecord;
 ///
 /// let producer = Producer::start(&ProducerConfig::default())?;
-/// let metadata = producer.send(ProducerRecord::new("orders").value("42 EUR"))?.wait()?;
+/// let delivery = producer.enqueue(ProducerRecord::new("orders").value("42 EUR"))?;
+/// let metadata = delivery.wait()?;
 /// println!("offset {}", metadata.offset);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -68,6 +69,10 @@ impl Wait for DeliveryFuture {}
 /// last clone is dropped, failing what is still buffered with [`ProduceError::Closed`]: call
 /// [`Producer::close`] (or [`Producer::flush`]) first to deliver it.
 ///
+/// [`Producer::send`] blocks until one record is acknowledged (Java's `send(r).get()`);
+/// [`Producer::enqueue`] returns once the record is buffered (Java's `send(r)`), so many can
+/// be in flight at once:
+///
 /// ```no_run
 /// use kafkit_blocking::{Producer, Wait};
 /// use kafkit_core::config::ProducerConfig;
@@ -77,7 +82,7 @@ impl Wait for DeliveryFuture {}
 /// let producer = Producer::start(&config)?;
 /// // Fire many, then wait for them all.
 /// let deliveries: Vec<_> = (0..100)
-///     .map(|i| producer.send(ProducerRecord::new("events").key(format!("k{i}")).value("v")))
+///     .map(|i| producer.enqueue(ProducerRecord::new("events").key(format!("k{i}")).value("v")))
 ///     .collect::<Result<_, _>>()?;
 /// producer.flush(None)?;
 /// for d in deliveries {
@@ -123,16 +128,32 @@ impl Producer {
         })
     }
 
-    /// Queues `record` and returns the future of its outcome (wait on it with [`Wait::wait`],
-    /// or `.await` it). Returns once the record is in the producer's buffer: at once while
-    /// buffer memory is free, otherwise after blocking for room, up to `max_block_ms`
-    /// ([`ProduceError::MaxBlockTimeout`]). Errors found before queueing (a record above
-    /// `max_request_size`, a closed producer) come back here.
-    pub fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+    /// Sends `record` and blocks until the brokers acknowledged it (with the configured
+    /// `acks`), returning its [`RecordMetadata`], or why it was not delivered: Java's
+    /// `producer.send(record).get()`.
+    ///
+    /// One record at a time is slow (each waits at least one round trip, and `linger_ms`);
+    /// to keep many in flight, [`Producer::enqueue`] them and wait on the returned
+    /// [`DeliveryFuture`]s later, or use [`Producer::send_with_callback`].
+    #[doc(alias = "get")]
+    pub fn send(&self, record: ProducerRecord) -> Result<RecordMetadata, ProduceError> {
         block_on(self.handle.send(record))
     }
 
-    /// Queues `record` like [`Producer::send`]; `callback` gets its outcome. Callbacks run on
+    /// Queues `record` and returns the future of its outcome (wait on it with [`Wait::wait`],
+    /// or `.await` it): the two-stage form of [`Producer::send`], Java's
+    /// `producer.send(record)` (which returns a `Future`) and rdkafka's `produce`. Returns
+    /// once the record is in the producer's buffer: at once while
+    /// buffer memory is free, otherwise after blocking for room, up to `max_block_ms`
+    /// ([`ProduceError::MaxBlockTimeout`]). Errors found before queueing (a record above
+    /// `max_request_size`, a closed producer) come back here.
+    #[doc(alias = "produce")]
+    pub fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        block_on(self.handle.enqueue(record))
+    }
+
+    /// Queues `record` like [`Producer::enqueue`]; `callback` gets its outcome (Java's
+    /// `producer.send(record, callback)`). Callbacks run on
     /// the producer's loop thread: keep them short and never call a blocking method of the
     /// producer (or [`Wait::wait`]) from one.
     pub fn send_with_callback(
@@ -143,7 +164,8 @@ impl Producer {
         block_on(self.handle.send_with_callback(record, callback))
     }
 
-    /// Queues `record` without ever blocking: fails at once if buffer memory is exhausted.
+    /// Queues `record` like [`Producer::enqueue`] without ever blocking: fails at once if
+    /// buffer memory is exhausted.
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         self.handle.try_send(record)
     }
@@ -181,13 +203,14 @@ impl Producer {
     /// A producer of typed keys and values: `key` and `value` serialize them to bytes.
     ///
     /// ```no_run
-    /// use kafkit_blocking::{Producer, Wait};
+    /// use kafkit_blocking::Producer;
     /// use kafkit_core::config::ProducerConfig;
     /// use kafkit_core::producer::serializer::{LongSerializer, StringSerializer};
     ///
     /// let producer = Producer::start(&ProducerConfig::default())?
     ///     .with_serializers::<str, i64>(StringSerializer, LongSerializer);
-    /// producer.send("balances", Some("alice"), Some(&42))?.wait()?;
+    /// let written = producer.send("balances", Some("alice"), Some(&42))?;
+    /// println!("offset {}", written.offset);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_serializers<K: ?Sized, V: ?Sized>(
@@ -225,15 +248,31 @@ impl<K: ?Sized, V: ?Sized> std::fmt::Debug for TypedProducer<K, V> {
 }
 
 impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
-    /// Serializes `key` and `value` and queues them for `topic`, as [`Producer::send`] does
-    /// (serialization errors are [`ProduceError::Serialize`]).
+    /// Serializes `key` and `value`, sends them to `topic` and blocks until the brokers
+    /// acknowledged them, as [`Producer::send`] does (Java's
+    /// `producer.send(new ProducerRecord<>(topic, key, value)).get()`). Serialization errors
+    /// are [`ProduceError::Serialize`].
+    #[doc(alias = "get")]
     pub fn send(
         &self,
         topic: &str,
         key: Option<&K>,
         value: Option<&V>,
-    ) -> Result<DeliveryFuture, ProduceError> {
+    ) -> Result<RecordMetadata, ProduceError> {
         block_on(self.typed.send(topic, key, value))
+    }
+
+    /// Serializes `key` and `value` and queues them for `topic`, returning the future of
+    /// their outcome, as [`Producer::enqueue`] does (Java's
+    /// `producer.send(new ProducerRecord<>(topic, key, value))`).
+    #[doc(alias = "produce")]
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        block_on(self.typed.enqueue(topic, key, value))
     }
 
     /// Like [`TypedProducer::send`], with the partition, headers and timestamp of `record`
@@ -243,8 +282,19 @@ impl<K: ?Sized, V: ?Sized> TypedProducer<K, V> {
         record: ProducerRecord,
         key: Option<&K>,
         value: Option<&V>,
-    ) -> Result<DeliveryFuture, ProduceError> {
+    ) -> Result<RecordMetadata, ProduceError> {
         block_on(self.typed.send_record(record, key, value))
+    }
+
+    /// Like [`TypedProducer::enqueue`], with the partition, headers and timestamp of
+    /// `record` (whose own key and value are replaced by the serialized `key` and `value`).
+    pub fn enqueue_record(
+        &self,
+        record: ProducerRecord,
+        key: Option<&K>,
+        value: Option<&V>,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        block_on(self.typed.enqueue_record(record, key, value))
     }
 
     /// The untyped producer underneath, for [`Producer::flush`], [`Producer::close`],
@@ -300,7 +350,7 @@ mod tests {
             .expect("config");
         let producer = Producer::start(&config).expect("started");
         let delivery = producer
-            .send(ProducerRecord::new("t").partition(0).value("v"))
+            .enqueue(ProducerRecord::new("t").partition(0).value("v"))
             .expect("buffered");
         let clone = producer.clone();
         drop(producer);

@@ -124,7 +124,7 @@ impl ProducerSim {
     }
 
     /// Queues `record` now; the future resolves as the simulation runs (read it with
-    /// [`DeliveryFuture::try_result`]). Unlike a driver's `send`, this never waits for buffer
+    /// [`DeliveryFuture::try_result`]). Unlike a driver's `enqueue`, this never waits for buffer
     /// memory: a record that does not fit waits inside the core, up to `max_block_ms` of
     /// virtual time, and fails there.
     pub fn send(&mut self, record: ProducerRecord) -> DeliveryFuture {

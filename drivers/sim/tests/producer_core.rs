@@ -1284,14 +1284,14 @@ fn handle_sends_wait_for_the_loop_when_the_staging_queue_is_full() {
     let record = |i: usize| ProducerRecord::new("staged").value(format!("r{i}"));
     let mut deliveries = Vec::new();
     for i in 0..STAGED_MAX {
-        let mut send = std::pin::pin!(handle.send(record(i)));
+        let mut send = std::pin::pin!(handle.enqueue(record(i)));
         match send.as_mut().poll(&mut cx) {
             Poll::Ready(r) => deliveries.push(r.unwrap()),
             Poll::Pending => panic!("send {i} waited with {i} records staged"),
         }
     }
     let before = shared.available_bytes();
-    let mut waiting = Box::pin(handle.send(record(STAGED_MAX)));
+    let mut waiting = Box::pin(handle.enqueue(record(STAGED_MAX)));
     assert!(
         waiting.as_mut().poll(&mut cx).is_pending(),
         "the send past the bound waits for the loop"

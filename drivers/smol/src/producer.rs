@@ -50,11 +50,20 @@ pub(crate) fn system_wall_clock() -> WallClock {
 ///
 /// let config = ProducerConfig::builder().bootstrap_servers("localhost:9092").build()?;
 /// let producer = kafkit_smol::producer(&config)?;
-/// let delivery = producer
+/// // `send` waits for the acknowledgement (Java's `send(r).get()`)...
+/// let metadata = producer
 ///     .send(ProducerRecord::new("orders").key("order-1").value("42 EUR"))
 ///     .await?;
-/// let metadata = delivery.await?;
 /// println!("written at {}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+/// // ...`enqueue` returns once the record is buffered (Java's `send(r)`), with the future
+/// // of its acknowledgement, so many records can be in flight.
+/// let mut deliveries = Vec::new();
+/// for i in 0..100 {
+///     deliveries.push(producer.enqueue(ProducerRecord::new("orders").value(format!("{i}"))).await?);
+/// }
+/// for delivery in deliveries {
+///     delivery.await?;
+/// }
 /// producer.close(None).await?;
 /// # Ok(()) }) }
 /// ```
