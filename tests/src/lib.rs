@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod drivers;
 pub mod fake_broker;
 pub mod scenarios;
+pub mod wall_clock;
 
 /// Expands to one `#[test]` per driver scenario for `$driver` (an expression of a type that
 /// implements [`drivers::Driver`]).

@@ -52,55 +52,15 @@ kafkit_tests::driver_tests!(Blocking);
 /// minute of the system clock, never 0 (1970).
 #[test]
 fn records_without_a_timestamp_carry_the_wall_clock() {
-    use kafkit_core::config::{AutoOffsetReset, ConsumerConfig, ProducerConfig};
-    use kafkit_core::consumer::TopicPartition;
-    use kafkit_core::producer::ProducerRecord;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use kafkit_tests::wall_clock::{assert_real_time, WallClockCase};
 
-    let cluster = test_cluster();
-    let topic = kafkit_tests::cluster::unique_topic("blocking", "wall_clock");
-    if let Some(mock) = cluster.mock() {
-        mock.create_topic(&topic, 1, 1);
-    }
-    let producer_config = ProducerConfig::builder()
-        .bootstrap_servers(cluster.bootstrap())
-        .build()
-        .expect("a producer config");
-    let mut consumer_config = ConsumerConfig::builder()
-        .bootstrap_servers(cluster.bootstrap())
-        .build()
-        .expect("a consumer config");
-    consumer_config.auto_offset_reset = AutoOffsetReset::Earliest;
-    let record = ProducerRecord::new(topic.as_str()).value("now");
-    let partition = TopicPartition::new(topic.as_str(), 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let producer = kafkit_blocking::Producer::start(&producer_config).expect("a producer");
-    producer.send(record).expect("delivered");
-    producer.close(None).expect("closed");
-    let consumer = kafkit_blocking::Consumer::start(&consumer_config).expect("a consumer");
-    consumer.assign([partition]).expect("assigned");
-    let stored = loop {
-        let polled = consumer.poll(Duration::from_millis(500)).expect("polled");
-        if let Some(r) = polled.into_iter().next() {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the record was not read back within 30 s"
-        );
-    };
-    consumer.close().expect("closed");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64;
-    assert_eq!(
-        stored.timestamp_type,
-        Some(kafkit_core::records::TimestampType::CreateTime)
-    );
-    assert!(
-        (stored.timestamp - now).abs() < 60_000,
-        "CreateTime {} is not within a minute of now ({now})",
-        stored.timestamp
-    );
+    let case = WallClockCase::new(test_cluster(), "blocking");
+    let producer = kafkit_blocking::Producer::start(&case.producer).expect("a producer");
+    let consumer = kafkit_blocking::Consumer::start(&case.consumer).expect("a consumer");
+    // The blocking clients' handles, driven as the blocking driver drives them.
+    let stored = futures_executor::block_on(
+        case.round_trip(producer.handle().clone(), consumer.handle().clone()),
+    )
+    .expect("produced and read back");
+    assert_real_time(&stored);
 }

@@ -33,58 +33,14 @@ kafkit_tests::driver_tests!(AsyncDriver(Smol));
 /// minute of the system clock, never 0 (1970).
 #[test]
 fn records_without_a_timestamp_carry_the_wall_clock() {
-    use kafkit_core::config::{AutoOffsetReset, ConsumerConfig, ProducerConfig};
-    use kafkit_core::consumer::TopicPartition;
-    use kafkit_core::producer::ProducerRecord;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    use kafkit_tests::wall_clock::{assert_real_time, WallClockCase};
 
-    let cluster = test_cluster();
-    let topic = kafkit_tests::cluster::unique_topic("smol", "wall_clock");
-    if let Some(mock) = cluster.mock() {
-        mock.create_topic(&topic, 1, 1);
-    }
-    let producer_config = ProducerConfig::builder()
-        .bootstrap_servers(cluster.bootstrap())
-        .build()
-        .expect("a producer config");
-    let mut consumer_config = ConsumerConfig::builder()
-        .bootstrap_servers(cluster.bootstrap())
-        .build()
-        .expect("a consumer config");
-    consumer_config.auto_offset_reset = AutoOffsetReset::Earliest;
-    let record = ProducerRecord::new(topic.as_str()).value("now");
-    let partition = TopicPartition::new(topic.as_str(), 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let case = WallClockCase::new(test_cluster(), "smol");
     let stored = smol::block_on(async {
-        let producer = kafkit_smol::producer(&producer_config)?;
-        producer.send(record).await?;
-        producer.close(None).await?;
-        let consumer = kafkit_smol::consumer(&consumer_config)?;
-        consumer.assign(vec![partition]).await?;
-        let stored = loop {
-            let polled = consumer.poll(Duration::from_millis(500)).await?;
-            if let Some(r) = polled.into_iter().next() {
-                break r;
-            }
-            if Instant::now() > deadline {
-                return Err("the record was not read back within 30 s".into());
-            }
-        };
-        consumer.close().await?;
-        Ok::<_, Box<dyn std::error::Error>>(stored)
+        let producer = kafkit_smol::producer(&case.producer)?;
+        let consumer = kafkit_smol::consumer(&case.consumer)?;
+        case.round_trip(producer, consumer).await
     })
     .expect("produced and read back");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as i64;
-    assert_eq!(
-        stored.timestamp_type,
-        Some(kafkit_core::records::TimestampType::CreateTime)
-    );
-    assert!(
-        (stored.timestamp - now).abs() < 60_000,
-        "CreateTime {} is not within a minute of now ({now})",
-        stored.timestamp
-    );
+    assert_real_time(&stored);
 }
