@@ -16,11 +16,18 @@
 //! - [`config`]: typed configuration with kafka-python and Java option names.
 //! - [`network`]: the sans-IO network layer (connections, version negotiation, TLS, SASL,
 //!   metadata, routing, backoff) and the driving contract every driver follows.
-//! - [`driver`]: what drivers share that is not I/O: command queues and the handles
-//!   applications hold.
-//! - [`consumer`]: the consumer's fetcher, positions and offset lookups (manual assignment).
-//! - [`producer`]: the producer's partitioners (Java-compatible murmur2, sticky and round
-//!   robin) and key/value serializers.
+//! - [`driver`]: the layer between the cores and applications' handles (commands in, events
+//!   turned into futures and callbacks) and the one event loop every socket driver runs,
+//!   generic over a small [`driver::Runtime`] trait.
+//! - [`consumer`]: the consumer core: fetcher, positions, offset lookups, the group member
+//!   and its assignors.
+//! - [`producer`]: the producer core: accumulator, sender, idempotence, partitioners
+//!   (Java-compatible murmur2, sticky and round robin) and key/value serializers.
+//! - [`admin`]: the admin core.
+//!
+//! Every core takes application commands named by an [`OpId`] and reports their outcomes
+//! as events drained from `poll_output`; see [`network`] for the whole driving contract, and
+//! `examples/embed_mio.rs` for a core driven from a hand-written loop.
 // No unsafe code, with one exception: `records::crc32c`, the CRC-32C of record batches, uses
 // x86_64 SIMD intrinsics (carry-less multiply folding), measured at about twice the speed of
 // the `crc32c` crate (see BENCHMARKS.md). Only that module allows `unsafe`.
