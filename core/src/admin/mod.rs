@@ -327,13 +327,11 @@ impl AdminCore {
                     self.with_op(key, now, |o, ctx| o.on_response(tag, result, ctx));
                 }
                 Output::Event(NetEvent::MetadataUpdated(_)) => {}
-                Output::Connect { conn, host, port } => {
-                    self.out.push_back(Output::Connect { conn, host, port })
+                o => {
+                    if let Ok(o) = o.for_driver() {
+                        self.out.push_back(o);
+                    }
                 }
-                Output::Transmit { conn, data } => {
-                    self.out.push_back(Output::Transmit { conn, data })
-                }
-                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
             }
         }
     }

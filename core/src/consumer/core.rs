@@ -579,15 +579,8 @@ impl ConsumerCore {
         // Requests in flight were failed above (or belong to nobody now): of what the
         // network layer has to say, only the connections it closes matter.
         while let Some(o) = self.net.poll_output() {
-            match o {
-                Output::Event(_) => {}
-                Output::Connect { conn, host, port } => {
-                    self.out.push_back(Output::Connect { conn, host, port })
-                }
-                Output::Transmit { conn, data } => {
-                    self.out.push_back(Output::Transmit { conn, data })
-                }
-                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+            if let Ok(o) = o.for_driver() {
+                self.out.push_back(o);
             }
         }
         self.out.push_back(Output::Event(ConsumerEvent::Closed));
@@ -889,15 +882,9 @@ impl ConsumerCore {
             let mut any = false;
             while let Some(o) = self.net.poll_output() {
                 any = true;
-                match o {
-                    Output::Event(e) => self.on_net_event(e, now),
-                    Output::Connect { conn, host, port } => {
-                        self.out.push_back(Output::Connect { conn, host, port })
-                    }
-                    Output::Transmit { conn, data } => {
-                        self.out.push_back(Output::Transmit { conn, data })
-                    }
-                    Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+                match o.for_driver() {
+                    Ok(o) => self.out.push_back(o),
+                    Err(e) => self.on_net_event(e, now),
                 }
             }
             if !any {

@@ -191,9 +191,10 @@ impl LowLevelClient {
                 Output::Event(NetEvent::MetadataUpdated(view)) => {
                     Output::Event(LowLevelEvent::MetadataUpdated(view))
                 }
-                Output::Connect { conn, host, port } => Output::Connect { conn, host, port },
-                Output::Transmit { conn, data } => Output::Transmit { conn, data },
-                Output::Close { conn } => Output::Close { conn },
+                o => match o.for_driver() {
+                    Ok(o) => o,
+                    Err(_) => continue,
+                },
             };
             self.out.push_back(o);
         }

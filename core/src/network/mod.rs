@@ -232,6 +232,20 @@ pub enum Output<E> {
     Event(E),
 }
 
+impl<E> Output<E> {
+    /// The output as the driver sees it, for a core of another event type: `Ok` for a
+    /// connection to open, bytes to write or a connection to close (a core built on
+    /// another passes these through as they are), `Err` with the event otherwise.
+    pub fn for_driver<F>(self) -> Result<Output<F>, E> {
+        match self {
+            Output::Connect { conn, host, port } => Ok(Output::Connect { conn, host, port }),
+            Output::Transmit { conn, data } => Ok(Output::Transmit { conn, data }),
+            Output::Close { conn } => Ok(Output::Close { conn }),
+            Output::Event(event) => Err(event),
+        }
+    }
+}
+
 /// The surface every client core offers its driver. See the module docs for the contract.
 pub trait ClientCore {
     /// What the core reports to the application.

@@ -980,15 +980,8 @@ impl ProducerCore {
         // Hand over the connections' `Close`; responses of the requests just failed are
         // moot.
         while let Some(o) = self.net.poll_output() {
-            match o {
-                Output::Event(_) => {}
-                Output::Connect { conn, host, port } => {
-                    self.out.push_back(Output::Connect { conn, host, port })
-                }
-                Output::Transmit { conn, data } => {
-                    self.out.push_back(Output::Transmit { conn, data })
-                }
-                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
+            if let Ok(o) = o.for_driver() {
+                self.out.push_back(o);
             }
         }
         self.finish_close(Err(ProduceError::Closed));
@@ -1093,18 +1086,12 @@ impl ProducerCore {
     fn pump_network(&mut self, now: Instant) -> bool {
         let mut handled = false;
         while let Some(o) = self.net.poll_output() {
-            match o {
-                Output::Event(e) => {
+            match o.for_driver() {
+                Ok(o) => self.out.push_back(o),
+                Err(e) => {
                     handled = true;
                     self.handle_net_event(e, now);
                 }
-                Output::Connect { conn, host, port } => {
-                    self.out.push_back(Output::Connect { conn, host, port })
-                }
-                Output::Transmit { conn, data } => {
-                    self.out.push_back(Output::Transmit { conn, data })
-                }
-                Output::Close { conn } => self.out.push_back(Output::Close { conn }),
             }
         }
         handled
