@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
+use crate::consumer::{GroupMetadata, OffsetAndMetadata, TopicPartition};
 use crate::network::{ClientCore, Output, PartitionInfo};
 use crate::producer::RecordBody;
 use crate::producer::{
@@ -111,6 +112,7 @@ pub struct ProducerHandler {
     admissions: BTreeMap<OpId, Reply<()>>,
     flushes: BTreeMap<OpId, Reply<()>>,
     partitions: BTreeMap<OpId, Reply<Vec<PartitionInfo>>>,
+    transactions: BTreeMap<OpId, Reply<()>>,
     closes: Vec<CloseWaiter>,
     next_call: u64,
 }
@@ -212,6 +214,19 @@ impl ProducerHandler {
         core.partitions_for(op, topic, now);
     }
 
+    /// Runs a transactional call of `core` (`call` gets the op to pass); `done` gets its
+    /// [`ProducerEvent::Transaction`] result.
+    pub fn transaction(
+        &mut self,
+        core: &mut ProducerCore,
+        done: Reply<()>,
+        call: impl FnOnce(&mut ProducerCore, OpId),
+    ) {
+        let op = self.call_id();
+        self.transactions.insert(op, done);
+        call(core, op);
+    }
+
     /// Completes what `event` reports.
     fn handle(&mut self, core: &mut ProducerCore, event: ProducerEvent) {
         match event {
@@ -244,6 +259,11 @@ impl ProducerHandler {
             ProducerEvent::Partitions { op, result } => {
                 if let Some(p) = self.partitions.remove(&op) {
                     let _ = p.send(result);
+                }
+            }
+            ProducerEvent::Transaction { op, result } => {
+                if let Some(t) = self.transactions.remove(&op) {
+                    let _ = t.send(result);
                 }
             }
             ProducerEvent::Fatal(e) => tracing::error!(error = %e, "producer failed"),
@@ -283,6 +303,9 @@ impl Handler<ProducerCore> for ProducerHandler {
         }
         for (_, p) in std::mem::take(&mut self.partitions) {
             let _ = p.send(Err(ProduceError::Closed));
+        }
+        for (_, t) in std::mem::take(&mut self.transactions) {
+            let _ = t.send(Err(ProduceError::Closed));
         }
         for c in self.closes.drain(..) {
             let _ = c.reply.send(c.result.unwrap_or(Err(ProduceError::Closed)));
@@ -738,6 +761,73 @@ impl ProducerHandle {
         let topic = topic.to_owned();
         self.call(move |core, handler, tx, now| handler.partitions_for(core, &topic, now, tx))
             .await?
+    }
+
+    /// Runs a transactional call on the loop after the records staged so far reached the
+    /// core (so a commit covers every record sent before it).
+    async fn transaction(
+        &self,
+        call: impl FnOnce(&mut ProducerCore, OpId, Instant) + Send + 'static,
+    ) -> Result<(), ProduceError> {
+        let staging = self.inner.staged.clone();
+        self.call(move |core, handler, tx, now| {
+            staging.drain_into(core, handler, now);
+            handler.transaction(core, tx, |core, op| call(core, op, now));
+        })
+        .await?
+    }
+
+    /// Initializes the transactional producer (needs `transactional_id`; Java's
+    /// `initTransactions`): registers the id with its transaction coordinator, fencing any
+    /// earlier producer with the same id. Call once, before the first transaction. Fails
+    /// with [`ProduceError::MaxBlockTimeout`] after `max_block_ms` (calling again resumes).
+    /// See [`ProducerCore::init_transactions`].
+    pub async fn init_transactions(&self) -> Result<(), ProduceError> {
+        self.transaction(|core, op, now| core.init_transactions(op, now))
+            .await
+    }
+
+    /// Opens a transaction: records sent from now until the commit or abort belong to it.
+    /// See [`ProducerCore::begin_transaction`].
+    pub async fn begin_transaction(&self) -> Result<(), ProduceError> {
+        let staging = self.inner.staged.clone();
+        self.call(move |core, handler, tx, now| {
+            staging.drain_into(core, handler, now);
+            let _ = tx.send(core.begin_transaction());
+        })
+        .await?
+    }
+
+    /// Adds a consumer group's offsets (the next offsets to consume) to the open
+    /// transaction; they are committed with it, and only if it commits. `group` is the
+    /// consumer's [`GroupMetadata`] (its `group_metadata()`), which lets the group fence a
+    /// member that lost its partitions (KIP-447). See
+    /// [`ProducerCore::send_offsets_to_transaction`].
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+        group: GroupMetadata,
+    ) -> Result<(), ProduceError> {
+        self.transaction(move |core, op, now| {
+            core.send_offsets_to_transaction(op, offsets, group, now)
+        })
+        .await
+    }
+
+    /// Commits the open transaction: delivers every record sent in it, then commits.
+    /// An error other than [`ProduceError::Fatal`] means the transaction must be aborted
+    /// with [`ProducerHandle::abort_transaction`]. See [`ProducerCore::commit_transaction`].
+    pub async fn commit_transaction(&self) -> Result<(), ProduceError> {
+        self.transaction(|core, op, now| core.commit_transaction(op, now))
+            .await
+    }
+
+    /// Aborts the open transaction: its records not yet sent fail with
+    /// [`ProduceError::TxnAborted`] and read_committed consumers never see the others.
+    /// Refused after a fatal error. See [`ProducerCore::abort_transaction`].
+    pub async fn abort_transaction(&self) -> Result<(), ProduceError> {
+        self.transaction(|core, op, now| core.abort_transaction(op, now))
+            .await
     }
 
     /// The producer's metrics (kafka-python names via [`ProducerMetrics::to_map`]).

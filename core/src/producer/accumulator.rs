@@ -329,7 +329,9 @@ impl Accumulator {
 
     /// Takes the first batch of each partition `node` leads, starting where the last drain
     /// for the node stopped, until `max_size` bytes (the first batch always goes). For the
-    /// idempotent producer `idem` stamps each batch or holds it back. Batches that failed to
+    /// idempotent producer `idem` stamps each batch or holds it back; a transactional one
+    /// passes the partitions added to its transaction as `allowed` (others wait). Batches
+    /// that failed to
     /// encode come back separately.
     pub(crate) fn drain(
         &mut self,
@@ -338,6 +340,7 @@ impl Accumulator {
         max_size: usize,
         now: Instant,
         mut idem: Option<&mut Idempotence>,
+        allowed: Option<&BTreeSet<Tp>>,
     ) -> (Vec<ProducerBatch>, Vec<(ProducerBatch, EncodeError)>) {
         let tps: Vec<(Tp, usize)> = self
             .index
@@ -366,7 +369,7 @@ impl Accumulator {
             let Some(first) = queue.front() else {
                 continue;
             };
-            if first.retry_at.is_some_and(|t| now < t) {
+            if first.retry_at.is_some_and(|t| now < t) || allowed.is_some_and(|a| !a.contains(tp)) {
                 continue;
             }
             if !out.is_empty() && size + first.size_in_bytes() > max_size {
@@ -445,7 +448,6 @@ impl Accumulator {
     }
 
     /// Whether any batch is queued.
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.slots.iter().all(|q| q.is_empty())
     }
@@ -468,6 +470,7 @@ mod tests {
 
     fn settings(batch_size: usize) -> BatchSettings {
         BatchSettings {
+            transactional: false,
             batch_size,
             compression: Compression::None,
             level: None,
@@ -543,7 +546,7 @@ mod tests {
         let view = cluster(1, |_| 0);
         let r = acc.ready(&view, now, false);
         assert!(r.nodes.contains(&0), "full batches are ready before linger");
-        let (batches, failed) = acc.drain(&view, 0, 1 << 20, now, None);
+        let (batches, failed) = acc.drain(&view, 0, 1 << 20, now, None, None);
         assert!(failed.is_empty());
         assert_eq!(batches.len(), 1, "one batch per partition per drain");
         assert!(batches[0].size_in_bytes() <= 1000);
@@ -592,20 +595,20 @@ mod tests {
         }
         let view = cluster(4, |_| 1);
         // Room for two ~270-byte batches per request.
-        let (first, _) = acc.drain(&view, 1, 600, now, None);
+        let (first, _) = acc.drain(&view, 1, 600, now, None, None);
         let parts: Vec<i32> = first.iter().map(|b| b.partition).collect();
         assert_eq!(parts, vec![0, 1]);
-        let (second, _) = acc.drain(&view, 1, 600, now, None);
+        let (second, _) = acc.drain(&view, 1, 600, now, None, None);
         let parts: Vec<i32> = second.iter().map(|b| b.partition).collect();
         assert_eq!(
             parts,
             vec![2, 3],
             "the next drain starts where the last stopped"
         );
-        let (third, _) = acc.drain(&view, 1, 600, now, None);
+        let (third, _) = acc.drain(&view, 1, 600, now, None, None);
         assert_eq!(third[0].partition, 0);
         // The first batch always goes, even beyond max_size.
-        let (one, _) = acc.drain(&view, 1, 10, now, None);
+        let (one, _) = acc.drain(&view, 1, 10, now, None, None);
         assert_eq!(one.len(), 1);
     }
 
@@ -615,14 +618,14 @@ mod tests {
         let mut acc = Accumulator::new(settings(16_384), Duration::ZERO, false);
         add(&mut acc, 0, b"a", now);
         let view = cluster(1, |_| 0);
-        let (mut batches, _) = acc.drain(&view, 0, 1 << 20, now, None);
+        let (mut batches, _) = acc.drain(&view, 0, 1 << 20, now, None, None);
         let mut b = batches.pop().unwrap();
         b.retry_at = Some(now + Duration::from_millis(100));
         acc.reenqueue(b);
         let r = acc.ready(&view, now, false);
         assert!(r.nodes.is_empty());
         assert_eq!(r.next_check, Some(now + Duration::from_millis(100)));
-        assert!(acc.drain(&view, 0, 1 << 20, now, None).0.is_empty());
+        assert!(acc.drain(&view, 0, 1 << 20, now, None, None).0.is_empty());
         assert_eq!(acc.next_deadline(), Some(now + Duration::from_secs(10)));
         assert!(acc.expire(now + Duration::from_secs(9)).is_empty());
         assert_eq!(acc.expire(now + Duration::from_secs(10)).len(), 1);

@@ -45,6 +45,8 @@ pub(crate) struct Stamp {
 /// How batches are built.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
+    /// Batches of a transactional producer carry the transactional bit.
+    pub(crate) transactional: bool,
     pub(crate) batch_size: usize,
     pub(crate) compression: Compression,
     pub(crate) level: Option<i32>,
@@ -224,6 +226,7 @@ impl ProducerBatch {
     pub(crate) fn payload(&mut self, stamp: Option<Stamp>) -> Result<Bytes, EncodeError> {
         self.closed = true;
         if let Some(builder) = self.builder.take() {
+            let builder = builder.transactional(self.settings.transactional);
             let builder = match stamp {
                 Some(s) => builder.producer(s.producer_id, s.epoch, s.base_sequence),
                 None => builder,
@@ -351,6 +354,7 @@ mod tests {
 
     fn settings(batch_size: usize) -> BatchSettings {
         BatchSettings {
+            transactional: false,
             batch_size,
             compression: Compression::None,
             level: None,

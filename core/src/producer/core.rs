@@ -26,6 +26,7 @@ use super::metrics::{ProducerMetrics, Recorder};
 use super::partitioner::{DefaultPartitioner, Partitioner, RoundRobinPartitioner};
 use super::record::ProducerRecord;
 use super::shared::ProducerShared;
+use super::txn::TransactionManager;
 use crate::compression::Compression;
 use crate::config::{Partitioner as PartitionerKind, ProducerConfig};
 use crate::network::{
@@ -39,6 +40,7 @@ mod accept;
 mod lifecycle;
 mod producer_id;
 mod sender;
+mod txn;
 
 /// What the producer core reports, drained from [`ClientCore::poll_output`] as
 /// [`Output::Event`]: every result of an application command, named by the [`OpId`] the
@@ -77,6 +79,15 @@ pub enum ProducerEvent {
         op: OpId,
         /// The topic's partitions, or why they are not known.
         result: Result<Vec<PartitionInfo>, ProduceError>,
+    },
+    /// A transactional call finished ([`ProducerCore::init_transactions`],
+    /// [`ProducerCore::send_offsets_to_transaction`], [`ProducerCore::commit_transaction`],
+    /// [`ProducerCore::abort_transaction`]): done, or why not.
+    Transaction {
+        /// The call's op.
+        op: OpId,
+        /// Done, or why not.
+        result: Result<(), ProduceError>,
     },
     /// The producer hit an unrecoverable error; every pending and later record fails with it.
     Fatal(ProduceError),
@@ -167,6 +178,8 @@ pub struct ProducerCore {
     acc: Accumulator,
     partitioner: Box<dyn Partitioner + Send>,
     idem: Option<Idempotence>,
+    /// The transactional state, with `transactional_id`.
+    txn: Option<TransactionManager>,
     acks: i16,
     request_timeout_ms: i32,
     max_in_flight: usize,
@@ -258,14 +271,10 @@ fn fatal_for_idempotence(code: ErrorCode) -> bool {
 impl ProducerCore {
     /// A producer for `config`, over a network layer with `net` settings (built by the
     /// driver with [`NetOptions::from_config`]). Fails with
-    /// [`ProduceError::InvalidConfig`] when the configuration does not validate, or sets
-    /// `transactional_id` (transactions are not supported yet).
+    /// [`ProduceError::InvalidConfig`] when the configuration does not validate. With
+    /// `transactional_id` the producer is transactional: call
+    /// [`ProducerCore::init_transactions`] first.
     pub fn new(config: ProducerConfig, mut net: NetOptions) -> Result<ProducerCore, ProduceError> {
-        if config.transactional_id.is_some() {
-            return Err(ProduceError::InvalidConfig(
-                "transactions are not supported yet (transactional_id)".into(),
-            ));
-        }
         config
             .validate()
             .map_err(|e| ProduceError::InvalidConfig(e.to_string()))?;
@@ -274,6 +283,7 @@ impl ProducerCore {
         let delivery_timeout =
             Duration::from_millis(u64::from(config.effective_delivery_timeout_ms()));
         let settings = BatchSettings {
+            transactional: config.transactional_id.is_some(),
             batch_size: config.batch_size as usize,
             compression,
             level,
@@ -310,6 +320,10 @@ impl ProducerCore {
                 acc
             },
             idem: idempotent.then(Idempotence::new),
+            txn: config
+                .transactional_id
+                .clone()
+                .map(|id| TransactionManager::new(id, config.transaction_timeout_ms)),
             net: NetworkClient::new(net),
             shared,
             partitioner,
@@ -481,6 +495,9 @@ impl ProducerCore {
                 self.hot_topic = None;
             }
             NetEvent::Response { id, result } => {
+                let Some(result) = self.txn_response(id, result, now) else {
+                    return;
+                };
                 if self.init_request == Some(id) {
                     self.init_request = None;
                     self.on_init_producer_id(result, now);
@@ -501,6 +518,7 @@ impl ProducerCore {
         self.place_awaiting(now);
         self.expire_batches(now);
         self.maybe_init_producer_id(now);
+        self.run_txn(now);
         self.send_ready(now);
         self.check_flushes(now);
         self.check_close(now);
@@ -534,6 +552,10 @@ impl ProducerCore {
             } else if let Some(t) = idem.retry_at.filter(|t| *t > now) {
                 consider(Some(t));
             }
+        }
+        if let Some(txn) = &self.txn {
+            consider(txn.retry_at.filter(|t| *t > now));
+            consider(txn.call_deadline);
         }
         self.next_wakeup = next;
     }

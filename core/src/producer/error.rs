@@ -98,6 +98,32 @@ pub enum ProduceError {
         /// Records not yet completed.
         pending: usize,
     },
+    /// A transactional call (or a send) came in a state that does not allow it.
+    #[error("cannot {call} while the transactional producer is in state {state}")]
+    TxnState {
+        /// The call refused (`"send"` for a record).
+        call: &'static str,
+        /// The state it came in.
+        state: crate::producer::TxnState,
+    },
+    /// A transactional call came while another one is still in progress.
+    #[error("cannot {call} while {pending} is still in progress (retry that call first)")]
+    TxnPending {
+        /// The call refused.
+        call: &'static str,
+        /// The call in progress.
+        pending: &'static str,
+    },
+    /// The current transaction hit an error: it cannot commit and must be aborted
+    /// (`abort_transaction`), after which the producer can start a new one.
+    #[error("the transaction cannot commit and must be aborted: {0}")]
+    TxnAbortable(String),
+    /// The record belonged to a transaction that was aborted before it was sent.
+    #[error("the record's transaction was aborted before the record was sent")]
+    TxnAborted,
+    /// A call's argument is not usable.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The configuration is not usable.
     #[error("invalid producer configuration: {0}")]
     InvalidConfig(String),

@@ -123,6 +123,13 @@ impl Idempotence {
         self.retry_at = None;
     }
 
+    /// Forgets every partition's sequences (a transactional producer's new epoch: every
+    /// partition starts again at 0; nothing is queued or in flight then).
+    pub(crate) fn reset_all(&mut self) {
+        self.partitions.clear();
+        self.to_reset.clear();
+    }
+
     /// Takes the partitions to re-sequence (their entries are reset).
     pub(crate) fn take_resets(&mut self) -> Vec<Tp> {
         let resets: Vec<Tp> = std::mem::take(&mut self.to_reset).into_iter().collect();
@@ -207,6 +214,7 @@ mod tests {
             "t".into(),
             0,
             BatchSettings {
+                transactional: false,
                 batch_size: 1 << 20,
                 compression: Compression::None,
                 level: None,

@@ -63,9 +63,22 @@
 //!   [`ProduceError::UnknownPartition`]); otherwise the [`Partitioner`] is called per its
 //!   documented contract, including [`Partitioner::on_new_batch`] (KIP-480) whenever the
 //!   record would open a new batch.
-//! - Transactions are not supported yet: a configuration with `transactional_id` is refused
-//!   by [`ProducerCore::new`]. The idempotence state (`idempotence.rs`) is the seam a
-//!   transaction manager will extend.
+//! - Transactions (with `transactional_id`, KIP-98 and KIP-447, Java's semantics):
+//!   [`ProducerCore::init_transactions`] once, then per transaction
+//!   [`ProducerCore::begin_transaction`], records, optionally
+//!   [`ProducerCore::send_offsets_to_transaction`] (a consumer group's offsets, committed
+//!   with the transaction), and [`ProducerCore::commit_transaction`] or
+//!   [`ProducerCore::abort_transaction`]; each call's result is a
+//!   [`ProducerEvent::Transaction`] naming its op. A record sent outside an open
+//!   transaction is refused ([`ProduceError::TxnState`]), as is a call in the wrong state.
+//!   Errors are classified as in Java: an abortable error
+//!   ([`ProduceError::TxnAbortable`]: a record or partition of this transaction failed, the
+//!   group fenced the member) fails `commit` and every later send until
+//!   `abort_transaction`; a fatal one (fenced by a newer producer with the same id,
+//!   PRODUCER_FENCED or INVALID_PRODUCER_EPOCH; not authorized) fails everything for good
+//!   ([`ProduceError::Fatal`], also for a later abort). Only the transaction protocol v1 is
+//!   spoken (every partition is added with AddPartitionsToTxn; KIP-890's protocol v2 is
+//!   not). The state machine is in `txn/`, the requests in `core/txn.rs`.
 
 pub mod murmur2;
 pub mod partitioner;
@@ -83,6 +96,7 @@ mod idempotence;
 mod metrics;
 mod record;
 mod shared;
+mod txn;
 
 pub use self::core::{ProducerCore, ProducerEvent};
 pub use crate::driver::{Delivery, DeliveryFuture};
@@ -97,3 +111,4 @@ pub(crate) use record::RecordBody;
 pub use record::{ProducerRecord, RecordMetadata};
 pub use serializer::{DeserializeError, Deserializer, SerializeError, Serializer};
 pub use shared::ProducerShared;
+pub use txn::TxnState;

@@ -44,7 +44,10 @@ impl ProducerCore {
         // Not `self.shared.is_closed()`: only this core sets that flag (in `close` and
         // `abort`, which also set `closing` or `closed`), and reading it here, once per
         // record, pulled the shared account's cache line away from the sending thread.
-        (self.closing.is_some() || self.closed).then_some(ProduceError::Closed)
+        if self.closing.is_some() || self.closed {
+            return Some(ProduceError::Closed);
+        }
+        self.txn.as_ref().and_then(|t| t.send_refusal())
     }
 
     /// Queues a record, reserving its buffer memory here. `op` names it in the events that
@@ -183,7 +186,12 @@ impl ProducerCore {
         // The handles' records come stamped to a producer that accepts them: decided with
         // two plain tests per record, the error values built only off this path.
         match body.timestamp {
-            Some(t) if self.fatal.is_none() && self.closing.is_none() && !self.closed => {
+            Some(t)
+                if self.fatal.is_none()
+                    && self.closing.is_none()
+                    && !self.closed
+                    && self.txn.is_none() =>
+            {
                 Ok(self.accept(topic, body, t, reserved, op, now))
             }
             _ => self.accept_reserved_slowly(topic, body, reserved, op, now),
@@ -410,6 +418,10 @@ impl ProducerCore {
             };
             self.fail_record(op, reserved, gen, e, now);
             return false;
+        }
+        if let Some(txn) = &mut self.txn {
+            // The partition joins the transaction before its first batch goes out.
+            txn.add_partition(name, partition);
         }
         match self.acc.append(
             name,

@@ -87,6 +87,7 @@ impl ProducerCore {
     /// Marks the producer closed, answers every waiting call (flushes with
     /// `flush_result`) and reports [`ProducerEvent::Closed`].
     pub(super) fn finish_close(&mut self, flush_result: Result<(), ProduceError>) {
+        self.txn_on_close();
         self.closed = true;
         self.closing = None;
         self.next_wakeup = None;
@@ -220,6 +221,7 @@ impl ProducerCore {
     pub(super) fn go_fatal(&mut self, e: ProduceError, now: Instant) {
         tracing::warn!(error = %e, "producer failed");
         self.fatal = Some(e.clone());
+        self.txn_on_fatal(&e);
         self.abort_all_at(e.clone(), now);
         self.event(ProducerEvent::Fatal(e));
     }

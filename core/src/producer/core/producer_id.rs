@@ -12,6 +12,10 @@ use crate::protocol::{ErrorCode, InitProducerIdRequest, RequestBody, ResponseBod
 impl ProducerCore {
     pub(super) fn maybe_init_producer_id(&mut self, now: Instant) {
         let Some(idem) = &self.idem else { return };
+        if self.txn.is_some() {
+            // The transaction manager asks for the id (init_transactions) and for bumps.
+            return;
+        }
         if self.init_request.is_some() || !idem.wants_init(now) {
             return;
         }

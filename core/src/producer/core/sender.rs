@@ -176,8 +176,10 @@ impl ProducerCore {
         if self.idem.as_ref().is_some_and(|i| !i.can_send()) {
             return;
         }
-        let force =
-            !self.flushes.is_empty() || self.closing.is_some() || !self.mem_waiters.is_empty();
+        let force = !self.flushes.is_empty()
+            || self.closing.is_some()
+            || !self.mem_waiters.is_empty()
+            || self.txn.as_ref().is_some_and(|t| t.is_completing());
         let cluster = self.net.cluster().clone();
         let ready = self.acc.ready(&cluster, now, force);
         if ready.unknown_leader {
@@ -206,6 +208,7 @@ impl ProducerCore {
                 self.config.max_request_size as usize,
                 now,
                 self.idem.as_mut(),
+                self.txn.as_ref().map(|t| &t.in_txn),
             );
             for (batch, e) in failed {
                 let e = ProduceError::Encode {
@@ -253,7 +256,7 @@ impl ProducerCore {
         now: Instant,
     ) {
         loop {
-            let (batches, failed) = self.acc.drain(cluster, node, usize::MAX, now, None);
+            let (batches, failed) = self.acc.drain(cluster, node, usize::MAX, now, None, None);
             if batches.is_empty() && failed.is_empty() {
                 break;
             }
@@ -306,7 +309,7 @@ impl ProducerCore {
         r.records_per_request.record(records as f64, now);
         r.requests.record(1.0, now);
         let body = ProduceRequest {
-            transactional_id: None,
+            transactional_id: self.txn.as_ref().map(|t| t.id.clone()),
             acks: self.acks,
             timeout_ms: self.request_timeout_ms,
             topic_data: topics
@@ -325,7 +328,7 @@ impl ProducerCore {
         let id = self.net.send(
             Target::Node(node),
             RequestBody::Produce(body),
-            None,
+            self.txn.as_ref().map(|_| super::txn::TXN_PRODUCE_MAX),
             expect_response,
             now,
         );
@@ -528,7 +531,9 @@ impl ProducerCore {
                 self.go_fatal(e, now);
                 return;
             }
-            if let Some(stamp) = b.stamp {
+            // A transactional producer fails the batch instead (below): the transaction is
+            // then aborted and the epoch bumped (Java's `maybeTransitionToErrorState`).
+            if let Some(stamp) = b.stamp.filter(|_| self.txn.is_none()) {
                 if code == ErrorCode::UNKNOWN_PRODUCER_ID {
                     // The broker lost our state (retention removed it); with the log start
                     // unknown the partition may be moving, so just retry.
@@ -606,13 +611,26 @@ impl ProducerCore {
     /// Fails every record of a batch (queued, or answered and so no longer in flight).
     pub(super) fn fail_batch(&mut self, b: ProducerBatch, e: ProduceError, now: Instant) {
         let tp: Tp = (b.topic.clone(), b.partition);
+        let settled = self.fatal.is_some() || matches!(e, ProduceError::Closed);
         if let (Some(idem), Some(stamp)) = (&mut self.idem, b.stamp) {
             // A batch that was sent fails for good: its sequence is unresolved, so later
-            // batches of the partition are re-sequenced under a new epoch (KIP-360).
+            // batches of the partition are re-sequenced under a new epoch (KIP-360). A
+            // transactional producer bumps once its transaction is aborted.
             idem.on_batch_done(&tp, &stamp);
-            if self.fatal.is_none() && !matches!(e, ProduceError::Closed) {
-                idem.request_bump(&tp);
+            if !settled {
+                match &mut self.txn {
+                    Some(txn) => txn.bump_after_abort = true,
+                    None => idem.request_bump(&tp),
+                }
             }
+        }
+        if !settled && self.txn.is_some() && !matches!(e, ProduceError::TxnAborted) {
+            // Java: a record of the transaction failed, so the transaction cannot commit.
+            let why = ProduceError::TxnAbortable(format!(
+                "a record for {}-{} failed: {e}",
+                b.topic, b.partition
+            ));
+            self.txn_abortable(why);
         }
         let count = b.record_count() as u64;
         let r = self.recorder(now);
