@@ -76,7 +76,9 @@ pub use kafkit_core::config::{
     Partitioner, ProducerConfig, ProducerConfigBuilder, SaslMechanism, Secret, SecurityProtocol,
 };
 
-pub use kafkit_core::producer::{DeliveryFuture, ProduceError, ProducerRecord, RecordMetadata};
+pub use kafkit_core::producer::{
+    DeliveryFuture, ProduceError, ProducerRecord, RecordMetadata, TxnState,
+};
 
 /// Serializers and deserializers for typed keys and values (Java's `StringSerializer`,
 /// `LongSerializer`, ...), for `with_serializers` and `with_deserializers`.
@@ -84,8 +86,8 @@ pub use kafkit_core::producer::serializer;
 pub use kafkit_core::producer::{DeserializeError, Deserializer, SerializeError, Serializer};
 
 pub use kafkit_core::consumer::{
-    ConsumerError, ConsumerRecord, ConsumerRecords, OffsetAndMetadata, OffsetAndTimestamp,
-    RebalanceContext, RebalanceListener, TopicPartition, TypedRecord,
+    ConsumerError, ConsumerRecord, ConsumerRecords, GroupMetadata, OffsetAndMetadata,
+    OffsetAndTimestamp, RebalanceContext, RebalanceListener, TopicPartition, TypedRecord,
 };
 
 pub use kafkit_core::records::{Header, Headers, TimestampType};

@@ -1,11 +1,13 @@
 //! The producer for programs without an async runtime: [`Producer`] runs a [`ProducerCore`] on
 //! its own loop thread; its calls block the calling thread until the loop answers.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_executor::block_on;
 use kafkit_core::config::ProducerConfig;
+use kafkit_core::consumer::{GroupMetadata, OffsetAndMetadata, TopicPartition};
 use kafkit_core::driver::{
     MillisecondClock, OpenWriters, ProducerHandle, ProducerHandler, TypedProducerHandle, WallClock,
 };
@@ -193,6 +195,38 @@ impl Producer {
     /// [`ProducerMetrics::to_map`]).
     pub fn metrics(&self) -> Result<ProducerMetrics, ProduceError> {
         block_on(self.handle.metrics())
+    }
+
+    /// Initializes the transactional producer (needs `transactional_id`), fencing earlier
+    /// instances with the same id. See [`ProducerHandle::init_transactions`].
+    pub fn init_transactions(&self) -> Result<(), ProduceError> {
+        block_on(self.handle.init_transactions())
+    }
+
+    /// Opens a transaction. See [`ProducerHandle::begin_transaction`].
+    pub fn begin_transaction(&self) -> Result<(), ProduceError> {
+        block_on(self.handle.begin_transaction())
+    }
+
+    /// Adds a consumer group's offsets to the open transaction. See
+    /// [`ProducerHandle::send_offsets_to_transaction`].
+    pub fn send_offsets_to_transaction(
+        &self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+        group: GroupMetadata,
+    ) -> Result<(), ProduceError> {
+        block_on(self.handle.send_offsets_to_transaction(offsets, group))
+    }
+
+    /// Delivers the transaction's records and commits it. See
+    /// [`ProducerHandle::commit_transaction`].
+    pub fn commit_transaction(&self) -> Result<(), ProduceError> {
+        block_on(self.handle.commit_transaction())
+    }
+
+    /// Aborts the open transaction. See [`ProducerHandle::abort_transaction`].
+    pub fn abort_transaction(&self) -> Result<(), ProduceError> {
+        block_on(self.handle.abort_transaction())
     }
 
     /// The async handle on the same producer, for code that mixes blocking and async calls.

@@ -21,18 +21,21 @@
 //! ```
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 
 use kafkit_core::config::ProducerConfig;
+use kafkit_core::consumer::{GroupMetadata, OffsetAndMetadata, TopicPartition};
 use kafkit_core::driver::{Handler, ProducerHandler};
 use kafkit_core::network::{NetOptions, PartitionInfo};
 use kafkit_core::producer::{
     Delivery, DeliveryFuture, ProduceError, ProducerCore, ProducerMetrics, ProducerRecord,
     RecordMetadata,
 };
+use kafkit_core::OpId;
 
 use crate::{serve_cluster, Cluster, ClusterConfig, SimError, Simulation};
 
@@ -183,6 +186,48 @@ impl ProducerSim {
         let now = self.sim.now();
         self.handler.partitions_for(self.sim.core(), topic, now, tx);
         self.wait(rx)
+    }
+
+    /// Runs a transactional call (see the drivers' `init_transactions`, ...) until it
+    /// completes.
+    fn transaction(
+        &mut self,
+        call: impl FnOnce(&mut ProducerCore, OpId, Instant),
+    ) -> Result<Result<(), ProduceError>, SimError> {
+        let (tx, rx) = oneshot::channel();
+        let now = self.sim.now();
+        self.handler
+            .transaction(self.sim.core(), tx, |core, op| call(core, op, now));
+        self.wait(rx)
+    }
+
+    /// Initializes the transactional producer and runs until that completes.
+    pub fn init_transactions(&mut self) -> Result<Result<(), ProduceError>, SimError> {
+        self.transaction(|core, op, now| core.init_transactions(op, now))
+    }
+
+    /// Opens a transaction.
+    pub fn begin_transaction(&mut self) -> Result<(), ProduceError> {
+        self.sim.core().begin_transaction()
+    }
+
+    /// Adds a group's offsets to the open transaction and runs until that completes.
+    pub fn send_offsets_to_transaction(
+        &mut self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+        group: GroupMetadata,
+    ) -> Result<Result<(), ProduceError>, SimError> {
+        self.transaction(|core, op, now| core.send_offsets_to_transaction(op, offsets, group, now))
+    }
+
+    /// Commits the open transaction and runs until that completes.
+    pub fn commit_transaction(&mut self) -> Result<Result<(), ProduceError>, SimError> {
+        self.transaction(|core, op, now| core.commit_transaction(op, now))
+    }
+
+    /// Aborts the open transaction and runs until that completes.
+    pub fn abort_transaction(&mut self) -> Result<Result<(), ProduceError>, SimError> {
+        self.transaction(|core, op, now| core.abort_transaction(op, now))
     }
 
     /// The producer's metrics at the current virtual time.
