@@ -563,6 +563,57 @@ fn unknown_producer_id_bumps_the_epoch_and_resequences() {
     );
 }
 
+/// Issue 24 item 9: a broker that lost the producer's state (a development broker after a
+/// restart) answers UNKNOWN_PRODUCER_ID without a log start offset (-1) for every batch of
+/// the old epoch. The producer bumps the epoch and restarts the sequence instead of retrying
+/// until `delivery_timeout_ms` (120 s here).
+#[test]
+fn unknown_producer_id_without_a_log_start_bumps_instead_of_retrying_until_the_timeout() {
+    let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));
+    let restarted = Rc::new(RefCell::new(false));
+    let r = restarted.clone();
+    e.cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |_, body| {
+            let RequestBody::Produce(req) = body else {
+                return HookAction::Pass;
+            };
+            if !*r.borrow() {
+                return HookAction::Pass;
+            }
+            let old_epoch = req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
+                p.records.as_ref().is_some_and(|b| {
+                    RecordBatch::decode(b.clone(), &DecodeOptions::default())
+                        .is_ok_and(|b| b.header().producer_epoch == 0)
+                })
+            });
+            if old_epoch {
+                answer_all(req, ErrorCode::UNKNOWN_PRODUCER_ID, -1, -1)
+            } else {
+                HookAction::Pass
+            }
+        }),
+    );
+    for i in 0..3 {
+        e.send(i, ProducerRecord::new("restart").value(value(i)));
+        e.run_until_done(i + 1);
+    }
+    *restarted.borrow_mut() = true;
+    let before = e.elapsed();
+    for i in 3..6 {
+        e.send(i, ProducerRecord::new("restart").value(value(i)));
+    }
+    e.run_until_done(6);
+    check_exactly_once(&e, "restart", 6);
+    assert!(
+        e.elapsed() - before < Duration::from_secs(5),
+        "delivered only after {:?}",
+        e.elapsed() - before
+    );
+    let epochs = e.epochs("restart", 0);
+    assert_eq!(epochs.last().map(|x| x.1), Some(1), "{epochs:?}");
+}
+
 #[test]
 fn out_of_order_sequence_for_the_first_batch_bumps_the_epoch() {
     let mut e = env(cluster_config(1), producer_config(|c| c.linger_ms = 0));

@@ -535,9 +535,16 @@ impl ProducerCore {
             // then aborted and the epoch bumped (Java's `maybeTransitionToErrorState`).
             if let Some(stamp) = b.stamp.filter(|_| self.txn.is_none()) {
                 if code == ErrorCode::UNKNOWN_PRODUCER_ID {
-                    // The broker lost our state (retention removed it); with the log start
-                    // unknown the partition may be moving, so just retry.
-                    if log_start_offset != -1 {
+                    // The broker has no state for us: retention removed it (it then says
+                    // where its log starts), or it restarted or took over leadership
+                    // without it (a development broker after a restart answers -1). Java
+                    // 2.5+ bumps the epoch in the first case and retries in the second,
+                    // which against such a broker retries until delivery_timeout_ms. Here
+                    // the epoch is also bumped when this batch is the partition's first
+                    // outstanding one: no earlier batch of ours can restore the state, and
+                    // the broker holds none of our batches, so restarting at sequence 0
+                    // under a new epoch writes nothing twice.
+                    if log_start_offset != -1 || idem.is_first_outstanding(&tp, &stamp) {
                         idem.request_bump(&tp);
                     }
                     self.retry_or_fail(b, describe(), None, now);
