@@ -581,12 +581,16 @@ fn unknown_producer_id_without_a_log_start_bumps_instead_of_retrying_until_the_t
             if !*r.borrow() {
                 return HookAction::Pass;
             }
-            let old_epoch = req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| {
-                p.records.as_ref().is_some_and(|b| {
-                    RecordBatch::decode(b.clone(), &DecodeOptions::default())
-                        .is_ok_and(|b| b.header().producer_epoch == 0)
-                })
-            });
+            let old_epoch = req
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .any(|p| {
+                    p.records.as_ref().is_some_and(|b| {
+                        RecordBatch::decode(b.clone(), &DecodeOptions::default())
+                            .is_ok_and(|b| b.header().producer_epoch == 0)
+                    })
+                });
             if old_epoch {
                 answer_all(req, ErrorCode::UNKNOWN_PRODUCER_ID, -1, -1)
             } else {
