@@ -301,12 +301,15 @@ fn an_aborted_transaction_is_not_read_committed() {
     // Records still buffered when the abort comes are not sent: they fail with TxnAborted
     // (or were sent just before; either way read_committed never shows them).
     p.begin().expect("begin after an abort");
-    let mut unsent = driver.block_on(async {
-        let r = ProducerRecord::new(topic.as_str())
-            .partition(0)
-            .value("never");
-        p.handle().enqueue(r).await.expect("enqueued")
-    });
+    let mut unsent = driver
+        .block_on(async {
+            let r = ProducerRecord::new(topic.as_str())
+                .partition(0)
+                .value("never");
+            // Kept, not awaited: the abort below must find it still buffered.
+            Some(p.handle().enqueue(r).await.expect("enqueued"))
+        })
+        .expect("a delivery");
     p.abort().expect("abort_transaction");
     match unsent.try_result() {
         Some(Err(ProduceError::TxnAborted)) | Some(Ok(_)) => {}

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use kafkit_core::config::{Acks, ProducerConfig};
 use kafkit_core::network::{ClientCore, NetOptions, Target};
 use kafkit_core::producer::{
-    ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata, SendStatus,
+    ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata, SendStatus, TxnState,
 };
 use kafkit_core::protocol::create_topics::request::{CreatableTopic, CreatableTopicConfig};
 use kafkit_core::protocol::produce::response::{PartitionProduceResponse, TopicProduceResponse};
@@ -1045,13 +1045,25 @@ fn brokers_without_record_batches_are_refused_by_name() {
 }
 
 #[test]
-fn transactional_id_is_refused() {
+fn a_transactional_producer_refuses_records_before_init_transactions() {
+    // Transactions are served now (issue 19): the core starts uninitialized, and a record
+    // or a transaction before `init_transactions` is refused naming the state.
     let config = producer_config(|c| c.transactional_id = Some("tx".into()));
-    let err = ProducerCore::new(config, NetOptions::new(vec![("b".into(), 9092)])).unwrap_err();
+    let mut core = ProducerCore::new(config, NetOptions::new(vec![("b".into(), 9092)])).unwrap();
+    assert_eq!(core.transaction_state(), Some(TxnState::Uninitialized));
+    let now = Instant::now();
+    core.handle_wall_clock(now, WALL_START);
+    let err = core
+        .send(Some(OpId(1)), ProducerRecord::new("t").value("v"), now)
+        .unwrap_err();
     assert_eq!(
         err,
-        ProduceError::InvalidConfig("transactions are not supported yet (transactional_id)".into())
+        ProduceError::TxnState {
+            call: "send",
+            state: TxnState::Uninitialized
+        }
     );
+    assert!(core.begin_transaction().is_err());
 }
 
 #[test]
