@@ -23,6 +23,12 @@ fn java_hash(s: &str) -> i32 {
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
+/// The `__consumer_offsets` (or `__transaction_state`) partition of a group or
+/// transactional id.
+pub(super) fn coordinator_partition(key: &str) -> i32 {
+    (java_hash(key) & 0x7fff_ffff) % OFFSETS_PARTITIONS
+}
+
 impl Cluster {
     /// The broker coordinating `key` (a group or transactional id): -1 if every broker is
     /// down.
@@ -36,7 +42,7 @@ impl Cluster {
         if live.is_empty() {
             return -1;
         }
-        let partition = (java_hash(key) & 0x7fff_ffff) % OFFSETS_PARTITIONS;
+        let partition = coordinator_partition(key);
         live[partition as usize % live.len()]
     }
 

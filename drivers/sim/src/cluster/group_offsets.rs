@@ -56,11 +56,18 @@ impl Cluster {
     }
 
     pub(super) fn handle_offset_fetch(&mut self, ctx: &Ctx, r: OffsetFetchRequest) -> Outcome {
-        if ctx.version < 8 {
+        let stable = r.require_stable.then(|| r.group_id.clone());
+        let mut outcome = if ctx.version < 8 {
             self.offset_fetch_single(ctx, r)
         } else {
             self.offset_fetch_batched(ctx, r)
+        };
+        if let (Some(group), Outcome::Reply(ResponseBody::OffsetFetch(resp))) =
+            (stable, &mut outcome)
+        {
+            self.mark_unstable_offsets(ctx.version, &group, resp);
         }
+        outcome
     }
 
     /// OffsetFetch v0-7: one group.

@@ -36,6 +36,7 @@ pub mod group;
 pub mod hooks;
 pub mod log;
 pub mod topics;
+pub mod txn;
 
 mod admin;
 mod configs;
@@ -207,7 +208,7 @@ pub struct Cluster {
     replication: BTreeMap<(Instant, u64), Replication>,
     next_seq: u64,
     next_producer_id: i64,
-    transactional_ids: HashMap<String, (i64, i16)>,
+    txns: txn::TxnCoordinator,
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     groups: group::GroupCoordinator,
     /// Something changed that parked requests may be waiting for.
@@ -296,7 +297,7 @@ impl Cluster {
             replication: BTreeMap::new(),
             next_seq: 0,
             next_producer_id: 1000,
-            transactional_ids: HashMap::new(),
+            txns: txn::TxnCoordinator::default(),
             broker_configs: BTreeMap::new(),
             wake: false,
             frame_pool: wire::FramePool::default(),

@@ -76,7 +76,11 @@ impl Cluster {
             .values()
             .filter_map(|c| c.waiting.as_ref().and_then(Waiting::deadline));
         let repl = self.replication.keys().next().map(|(t, _)| *t);
-        waits.chain(repl).chain(self.groups.poll_timeout()).min()
+        waits
+            .chain(repl)
+            .chain(self.groups.poll_timeout())
+            .chain(self.txn_deadline())
+            .min()
     }
 
     /// Completes what is due at `now`: replication, fetch and produce waits, delays.
@@ -111,6 +115,7 @@ impl Cluster {
                 self.groups.handle_timeout(now);
             }
             self.drain_group_completions(now);
+            let txns_moved = self.advance_txns(now);
             let due: Vec<(i32, ConnKey)> = {
                 let mut keys: Vec<(i32, ConnKey)> = self
                     .conns
@@ -125,7 +130,7 @@ impl Cluster {
                 keys
             };
             self.wake = false;
-            let mut progressed = false;
+            let mut progressed = txns_moved;
             for key in due {
                 if self.try_complete(key, now) {
                     progressed = true;
@@ -436,6 +441,12 @@ impl Cluster {
             RequestBody::DescribeGroups(r) => self.handle_describe_groups(ctx, r),
             RequestBody::DeleteGroups(r) => self.handle_delete_groups(ctx, r),
             RequestBody::ListGroups(r) => self.handle_list_groups(ctx, r),
+            RequestBody::AddPartitionsToTxn(r) => self.handle_add_partitions_to_txn(ctx, r),
+            RequestBody::AddOffsetsToTxn(r) => self.handle_add_offsets_to_txn(ctx, r),
+            RequestBody::TxnOffsetCommit(r) => self.handle_txn_offset_commit(ctx, r),
+            RequestBody::EndTxn(r) => self.handle_end_txn(ctx, r),
+            RequestBody::DescribeTransactions(r) => self.handle_describe_transactions(ctx, r),
+            RequestBody::ListTransactions(r) => self.handle_list_transactions(ctx, r),
             other => Outcome::Close(format!("{} is not implemented", other.api_key().name())),
         }
     }
