@@ -285,6 +285,14 @@ fn describe(
     r.transaction_states.remove(0)
 }
 
+/// DescribeTransactions of `TXN` at its coordinator.
+fn describe_at_coordinator(
+    h: &mut Harness,
+) -> kafkit_core::protocol::describe_transactions::response::TransactionState {
+    let c = coordinator(h, TXN);
+    describe(h, c)
+}
+
 #[test]
 fn init_bumps_the_epoch_and_fences_the_previous_producer() {
     let mut h = setup(config(1), 2);
@@ -359,7 +367,7 @@ fn commit_and_abort_write_markers_and_move_the_last_stable_offset() {
     assert_eq!((f.high_watermark, f.last_stable_offset), (3, 0));
     assert!(data_records(&f.records).is_empty());
     assert_eq!(data_records(&fetch(&mut h, 0, 0, false).records).len(), 3);
-    let d = describe(&mut h, coordinator(&h, TXN));
+    let d = describe_at_coordinator(&mut h);
     assert_eq!(d.transaction_state, "Ongoing");
     assert_eq!(d.topics[0].partitions, vec![0, 1]);
     assert!(d.transaction_start_time_ms >= 0);
@@ -372,7 +380,7 @@ fn commit_and_abort_write_markers_and_move_the_last_stable_offset() {
     assert_eq!(data_records(&f.records).len(), 3);
     assert_eq!(f.aborted_transactions, Some(Vec::new()));
     assert_eq!(
-        describe(&mut h, coordinator(&h, TXN)).transaction_state,
+        describe_at_coordinator(&mut h).transaction_state,
         "CompleteCommit"
     );
     // A retried commit succeeds; an abort of the committed transaction does not.
@@ -592,16 +600,13 @@ fn a_transaction_left_open_is_aborted_at_its_timeout() {
     assert_eq!(add_partitions(&mut h, pid, epoch, &[0], 3), vec![0]);
     assert_eq!(produce(&mut h, 0, txn_batch(pid, epoch, 0, 2)).0, 0);
     h.advance(Duration::from_millis(999));
-    assert_eq!(
-        describe(&mut h, coordinator(&h, TXN)).transaction_state,
-        "Ongoing"
-    );
+    assert_eq!(describe_at_coordinator(&mut h).transaction_state, "Ongoing");
     assert!(h
         .cluster
         .poll_timeout()
         .is_some_and(|t| t <= h.now + Duration::from_millis(1)));
     h.advance(Duration::from_millis(1));
-    let d = describe(&mut h, coordinator(&h, TXN));
+    let d = describe_at_coordinator(&mut h);
     assert_eq!(d.transaction_state, "CompleteAbort");
     assert_eq!(
         d.producer_epoch,
