@@ -148,7 +148,7 @@ fn by_partition<'a>(records: impl Iterator<Item = &'a Sent>) -> BTreeMap<i32, Ve
 fn read_committed_consumers_see_exactly_the_committed_records() {
     let cluster = Cluster::dev();
     let bootstrap = cluster.bootstrap();
-    let topic = unique_topic("txn-commit-abort");
+    let topic = unique_topic("dev-txn", "commit-abort");
     cluster.create_topic(&topic, PARTS);
     let txn = txn_producer(&bootstrap, &format!("{topic}-txn"));
     let plain: FutureProducer = rdkafka_config(&bootstrap)
@@ -216,7 +216,7 @@ fn read_committed_consumers_see_exactly_the_committed_records() {
 fn a_zombie_producer_is_fenced_and_its_transaction_aborted() {
     let cluster = Cluster::dev();
     let bootstrap = cluster.bootstrap();
-    let topic = unique_topic("txn-zombie");
+    let topic = unique_topic("dev-txn", "zombie");
     cluster.create_topic(&topic, PARTS);
     let id = format!("{topic}-txn");
     let zombie = txn_producer(&bootstrap, &id);
@@ -258,7 +258,7 @@ fn a_zombie_producer_is_fenced_and_its_transaction_aborted() {
 fn offsets_sent_to_a_transaction_are_visible_after_commit_only() {
     let cluster = Cluster::dev();
     let bootstrap = cluster.bootstrap();
-    let topic = unique_topic("txn-offsets");
+    let topic = unique_topic("dev-txn", "offsets");
     cluster.create_topic(&topic, PARTS);
     let group = format!("{topic}-group");
     let input: BaseConsumer = rdkafka_config(&bootstrap)

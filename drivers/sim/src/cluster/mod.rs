@@ -26,6 +26,13 @@
 //! authentication completes, a failed authentication (after its error response), and an
 //! `acks=0` produce that failed.
 //!
+//! # Transactions
+//! The cluster is also a transaction coordinator ([`txn`]): transactional producers of any
+//! client (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) get
+//! COMMIT/ABORT markers in their partitions, `read_committed` fetches stop at the last stable
+//! offset with the aborted transactions listed, and open transactions time out on the
+//! cluster's clock.
+//!
 //! # Fault hooks
 //! [`Cluster::crash_broker`], [`Cluster::restart_broker`], [`Cluster::move_leader`] and
 //! per-API [`Cluster::set_hook`] (drop, delay or answer requests).
