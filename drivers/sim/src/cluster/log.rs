@@ -715,4 +715,67 @@ mod tests {
         assert_eq!(log.epoch_end_offset(0), (0, 2));
         assert_eq!(log.epoch_end_offset(1), (1, 2));
     }
+
+    fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> (Vec<u8>, BatchHeader) {
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .producer(pid, epoch, seq)
+            .transactional(true);
+        for i in 0..n {
+            b.append(1000 + i as i64, None, Some(b"v"), &[]).unwrap();
+        }
+        let data = b.finish().unwrap().to_vec();
+        let h = BatchHeader::parse(&data).unwrap();
+        (data, h)
+    }
+
+    #[test]
+    fn open_transactions_hold_the_last_stable_offset_back() {
+        let mut log = PartitionLog::new(0, vec![0, 1]);
+        let all = |_: i32| true;
+        let (d, h) = batch(-1, -1, -1, 2);
+        log.append(d, &h, None);
+        let (d, h) = txn_batch(7, 0, 0, 3);
+        log.append(d, &h, None);
+        log.set_follower_leo(1, 5);
+        log.update_isr_and_hw(&all);
+        assert_eq!((log.high_watermark(), log.last_stable_offset()), (5, 2));
+        assert!(log.has_open_txn(7));
+        // The ABORT marker closes it, but only its replication makes it stable.
+        let marker = log.append_marker(7, 0, false, 3, 2000).unwrap();
+        assert_eq!(marker, 5);
+        assert!(log.is_marker_at(5, 7) && !log.is_marker_at(5, 8));
+        assert_eq!(log.last_stable_offset(), 2);
+        log.set_follower_leo(1, 6);
+        log.update_isr_and_hw(&all);
+        assert_eq!(log.last_stable_offset(), 6);
+        let aborted: Vec<_> = log.aborted_between(0, 6).copied().collect();
+        assert_eq!(
+            aborted,
+            vec![AbortedTxn {
+                producer_id: 7,
+                first_offset: 2,
+                last_offset: 5
+            }]
+        );
+        assert_eq!(log.aborted_between(6, 10).count(), 0);
+        assert_eq!(log.aborted_between(0, 2).count(), 0);
+    }
+
+    #[test]
+    fn a_truncated_marker_reopens_its_transaction() {
+        let mut log = PartitionLog::new(0, vec![0, 1]);
+        let (d, h) = txn_batch(7, 0, 0, 2);
+        log.append(d, &h, None);
+        log.set_follower_leo(1, 2);
+        log.update_isr_and_hw(&|_| true);
+        log.append_marker(7, 0, false, 0, 2000).unwrap();
+        assert!(!log.has_open_txn(7));
+        // Broker 1 never copied the marker: as leader it has the transaction open again and
+        // no aborted entry, so the coordinator writes the marker anew.
+        log.change_leader(1);
+        assert_eq!(log.log_end_offset(), 2);
+        assert!(log.has_open_txn(7));
+        assert_eq!(log.aborted_between(0, 10).count(), 0);
+        assert_eq!(log.last_stable_offset(), 0);
+    }
 }
