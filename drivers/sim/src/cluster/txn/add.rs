@@ -82,6 +82,7 @@ impl Cluster {
         if self.coordinator_for(id) != ctx.broker {
             return all(topics, ErrorCode::NOT_COORDINATOR);
         }
+        self.txn_coordinator_epoch(id);
         let now_ms = self.wall_ms(ctx.now);
         let Some(t) = self.txns.txns.get_mut(id) else {
             return all(topics, ErrorCode::INVALID_PRODUCER_ID_MAPPING);

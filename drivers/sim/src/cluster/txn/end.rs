@@ -32,6 +32,7 @@ impl Cluster {
         if self.coordinator_for(id) != ctx.broker {
             return Err(ErrorCode::NOT_COORDINATOR);
         }
+        self.txn_coordinator_epoch(id);
         let v2 = ctx.version >= 5;
         let Some(t) = self.txns.txns.get(id) else {
             return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);

@@ -58,6 +58,7 @@ impl Cluster {
         if self.coordinator_for(id) != ctx.broker {
             return Err(ErrorCode::NOT_COORDINATOR);
         }
+        self.txn_coordinator_epoch(id);
         let Some(t) = self.txns.txns.get(id) else {
             let pid = self.allocate_producer_id();
             let t = TxnMetadata::new(id, pid, req.transaction_timeout_ms);

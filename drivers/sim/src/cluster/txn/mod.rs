@@ -12,7 +12,9 @@
 //! an id (see [`Cluster::coordinator_for`](super::Cluster::coordinator_for)) carries on an
 //! in-flight transaction: a transaction in `PrepareCommit`/`PrepareAbort` is finished by the
 //! next coordinator. The coordinator epoch written in markers is bumped each time an id's
-//! `__transaction_state` partition moves to another broker.
+//! `__transaction_state` partition is found served by another broker than before (checked
+//! at each coordinator request and marker write, so moves nobody saw between two of those
+//! count once).
 //!
 //! Markers are written straight into the leader's log of each partition of the transaction
 //! (Kafka sends WriteTxnMarkers); a partition without a live leader keeps its marker pending,
@@ -33,6 +35,12 @@
 //!   after the state change, and markers are written in the same step unless a partition is
 //!   leaderless (then `CONCURRENT_TRANSACTIONS` answers requests until they are written).
 //! - No authorization; WriteTxnMarkers is not served (the coordinator writes markers itself).
+//! - Transactional offsets are checked against the transaction (producer, epoch, group added
+//!   with AddOffsetsToTxn) by the group coordinator directly, where Kafka asks the
+//!   transaction coordinator (KIP-890 verification); a stale epoch gets
+//!   `INVALID_PRODUCER_EPOCH`.
+//! - The transaction timeout is counted from the first AddPartitionsToTxn/AddOffsetsToTxn (or
+//!   implicit registration) of the transaction, as Kafka counts from the transaction's start.
 
 mod add;
 mod admin;
