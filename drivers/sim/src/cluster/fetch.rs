@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafkit_core::codec::Uuid;
 use kafkit_core::protocol::fetch::response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafkit_core::protocol::{ErrorCode, FetchRequest, FetchResponse, RequestHeader, ResponseBody};
 
@@ -101,6 +101,8 @@ struct PartRead {
     log_start: i64,
     records: Vec<Bytes>,
     leader: Option<(i32, i32)>,
+    /// `read_committed`: the aborted transactions overlapping the read.
+    aborted: Vec<AbortedTransaction>,
 }
 
 fn next_epoch(epoch: i32) -> i32 {
@@ -257,6 +259,7 @@ impl Cluster {
                 log_start: -1,
                 records: Vec::new(),
                 leader: None,
+                aborted: Vec::new(),
             };
             let topic = name.as_deref().and_then(|n| self.topics.get(n));
             let Some(topic) = topic else {
@@ -298,6 +301,16 @@ impl Cluster {
             let limit = if w.isolation == 1 { read.lso } else { read.hw };
             let budget = (item.max_bytes.max(0) as usize).min(remaining);
             read.records = p.read(item.fetch_offset, limit, budget, min_one);
+            if w.isolation == 1 {
+                read.aborted = p
+                    .aborted_between(item.fetch_offset, limit)
+                    .map(|a| AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                        ..Default::default()
+                    })
+                    .collect();
+            }
             let size: usize = read.records.iter().map(Bytes::len).sum();
             if size > 0 {
                 min_one = false;
@@ -396,7 +409,7 @@ impl Cluster {
                 high_watermark: read.hw,
                 last_stable_offset: read.lso,
                 log_start_offset: read.log_start,
-                aborted_transactions: (w.isolation == 1).then(Vec::new),
+                aborted_transactions: (w.isolation == 1).then_some(read.aborted),
                 records: Some(records),
                 ..Default::default()
             };

@@ -8,8 +8,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use bytes::Bytes;
+use kafkit_core::compression::Compression;
 use kafkit_core::protocol::ErrorCode;
-use kafkit_core::records::{BatchHeader, DecodeOptions, RecordSet};
+use kafkit_core::records::{
+    BatchHeader, ControlRecord, DecodeOptions, RecordBatchBuilder, RecordSet,
+};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `NUM_BATCHES_TO_RETAIN`).
@@ -34,6 +37,8 @@ pub struct StoredBatch {
     pub base_sequence: i32,
     /// Whether the batch belongs to a transaction.
     pub transactional: bool,
+    /// Whether the batch holds a control record (a transaction marker).
+    pub control: bool,
     /// The batch exactly as a fetch returns it.
     pub data: Bytes,
 }
@@ -83,6 +88,25 @@ pub struct PartitionLog {
     /// (leader epoch, start offset) in epoch order, for OffsetForLeaderEpoch.
     epochs: Vec<(i32, i64)>,
     producers: HashMap<i64, ProducerState>,
+    /// Transactions with data here and no marker yet: producer id -> first offset.
+    open_txns: BTreeMap<i64, i64>,
+    /// Transactions whose marker is at or above the high watermark: (first offset, marker
+    /// offset). They hold the last stable offset back until the marker is replicated.
+    unstable_txns: Vec<(i64, i64)>,
+    /// The aborted transactions, in marker order (Kafka's aborted transaction index).
+    aborted: Vec<AbortedTxn>,
+}
+
+/// An aborted transaction of a partition: its producer and the offsets of its first record
+/// and of its ABORT marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer that wrote the transaction.
+    pub producer_id: i64,
+    /// Offset of the transaction's first record in this partition.
+    pub first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub last_offset: i64,
 }
 
 /// Sequence number `n` after `seq`, wrapping at `i32::MAX` as Kafka does.
@@ -109,6 +133,9 @@ impl PartitionLog {
             follower_leo,
             epochs: vec![(0, 0)],
             producers: HashMap::new(),
+            open_txns: BTreeMap::new(),
+            unstable_txns: Vec::new(),
+            aborted: Vec::new(),
         }
     }
 
@@ -127,13 +154,77 @@ impl PartitionLog {
         self.high_watermark
     }
 
-    /// The last stable offset, up to which `read_committed` consumers read.
-    ///
-    /// Hook for transactions: without them it equals the high watermark; with them it
-    /// becomes the first offset of the earliest open transaction, if below the high
-    /// watermark.
+    /// The last stable offset, up to which `read_committed` consumers read: the high
+    /// watermark, or the first offset of the earliest transaction still open here (no
+    /// marker yet, or a marker not yet replicated to the high watermark) if lower.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark
+        let open = self.open_txns.values().copied();
+        let unreplicated = self
+            .unstable_txns
+            .iter()
+            .filter(|&&(_, marker)| marker >= self.high_watermark)
+            .map(|&(first, _)| first);
+        open.chain(unreplicated).fold(self.high_watermark, i64::min)
+    }
+
+    /// Whether producer `producer_id` has an open transaction here (data and no marker).
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.open_txns.contains_key(&producer_id)
+    }
+
+    /// The aborted transactions a `read_committed` fetch from `from` up to `to` (excluded)
+    /// must be told of: those whose ABORT marker is at or after `from` and whose first
+    /// record is before `to`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> impl Iterator<Item = &AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(move |a| a.last_offset >= from && a.first_offset < to)
+    }
+
+    /// Appends a COMMIT or ABORT marker of producer `producer_id` at `producer_epoch`,
+    /// written by a coordinator in `coordinator_epoch` at wall time `timestamp`: closes the
+    /// producer's open transaction here (if it wrote data) and, for an abort, records it in
+    /// the aborted index. Returns the marker's offset.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) -> Result<i64, String> {
+        let record = ControlRecord::EndTxn {
+            commit,
+            coordinator_epoch,
+        };
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .producer(producer_id, producer_epoch, -1)
+            .transactional(true)
+            .control(true);
+        b.append_control(timestamp, &record)
+            .map_err(|e| e.to_string())?;
+        let data = b.finish().map_err(|e| e.to_string())?.to_vec();
+        let h = BatchHeader::parse(&data).map_err(|e| e.to_string())?;
+        let offset = self.append(data, &h, None);
+        if let Some(first) = self.open_txns.remove(&producer_id) {
+            self.unstable_txns.push((first, offset));
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset: first,
+                    last_offset: offset,
+                });
+            }
+        }
+        Ok(offset)
+    }
+
+    /// Whether the batch at `offset` is a marker of `producer_id`.
+    pub fn is_marker_at(&self, offset: i64, producer_id: i64) -> bool {
+        let i = self.batches.partition_point(|b| b.base_offset < offset);
+        self.batches
+            .get(i)
+            .is_some_and(|b| b.base_offset == offset && b.control && b.producer_id == producer_id)
     }
 
     /// Bytes of batch data held.
@@ -230,8 +321,12 @@ impl PartitionLog {
             producer_epoch: h.producer_epoch,
             base_sequence: h.base_sequence,
             transactional: h.attributes.is_transactional(),
+            control: h.attributes.is_control(),
             data: Bytes::from(data),
         };
+        if stored.transactional && !stored.control && stored.producer_id >= 0 {
+            self.open_txns.entry(stored.producer_id).or_insert(base);
+        }
         self.record_producer(&stored);
         self.bytes += stored.data.len() as u64;
         self.batches.push_back(stored);
@@ -252,6 +347,7 @@ impl PartitionLog {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            control: false,
             data,
         };
         self.bytes += stored.data.len() as u64;
@@ -423,6 +519,8 @@ impl PartitionLog {
             .max(self.log_start);
         let old = self.high_watermark;
         self.high_watermark = hw.max(old).min(self.log_end);
+        let stable = self.high_watermark;
+        self.unstable_txns.retain(|&(_, marker)| marker >= stable);
         self.high_watermark != old
     }
 
@@ -481,11 +579,39 @@ impl PartitionLog {
             *leo = (*leo).min(self.log_end);
         }
         self.epochs.retain(|&(_, start)| start <= offset);
+        self.truncate_txns();
         touched.sort_unstable();
         touched.dedup();
         for pid in touched {
             self.rebuild_producer(pid);
         }
+    }
+
+    /// Transaction state after a truncation: transactions whose marker was cut off are open
+    /// again (the coordinator writes the marker anew), those whose data was cut off are gone.
+    fn truncate_txns(&mut self) {
+        let end = self.log_end;
+        self.aborted.retain(|a| a.last_offset < end);
+        let cut: Vec<(i64, i64)> = self
+            .unstable_txns
+            .iter()
+            .copied()
+            .filter(|&(_, marker)| marker >= end)
+            .collect();
+        self.unstable_txns.retain(|&(_, marker)| marker < end);
+        for (first, _) in cut.into_iter().filter(|&(first, _)| first < end) {
+            if let Some(pid) = self
+                .batches
+                .iter()
+                .find(|b| {
+                    b.base_offset == first || (b.base_offset <= first && first <= b.last_offset)
+                })
+                .map(|b| b.producer_id)
+            {
+                self.open_txns.entry(pid).or_insert(first);
+            }
+        }
+        self.open_txns.retain(|_, first| *first < end);
     }
 
     /// Rebuilds a producer's sequence state from the batches still in the log.
@@ -588,5 +714,68 @@ mod tests {
         assert_eq!(log.leader_epoch, 1);
         assert_eq!(log.epoch_end_offset(0), (0, 2));
         assert_eq!(log.epoch_end_offset(1), (1, 2));
+    }
+
+    fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> (Vec<u8>, BatchHeader) {
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .producer(pid, epoch, seq)
+            .transactional(true);
+        for i in 0..n {
+            b.append(1000 + i as i64, None, Some(b"v"), &[]).unwrap();
+        }
+        let data = b.finish().unwrap().to_vec();
+        let h = BatchHeader::parse(&data).unwrap();
+        (data, h)
+    }
+
+    #[test]
+    fn open_transactions_hold_the_last_stable_offset_back() {
+        let mut log = PartitionLog::new(0, vec![0, 1]);
+        let all = |_: i32| true;
+        let (d, h) = batch(-1, -1, -1, 2);
+        log.append(d, &h, None);
+        let (d, h) = txn_batch(7, 0, 0, 3);
+        log.append(d, &h, None);
+        log.set_follower_leo(1, 5);
+        log.update_isr_and_hw(&all);
+        assert_eq!((log.high_watermark(), log.last_stable_offset()), (5, 2));
+        assert!(log.has_open_txn(7));
+        // The ABORT marker closes it, but only its replication makes it stable.
+        let marker = log.append_marker(7, 0, false, 3, 2000).unwrap();
+        assert_eq!(marker, 5);
+        assert!(log.is_marker_at(5, 7) && !log.is_marker_at(5, 8));
+        assert_eq!(log.last_stable_offset(), 2);
+        log.set_follower_leo(1, 6);
+        log.update_isr_and_hw(&all);
+        assert_eq!(log.last_stable_offset(), 6);
+        let aborted: Vec<_> = log.aborted_between(0, 6).copied().collect();
+        assert_eq!(
+            aborted,
+            vec![AbortedTxn {
+                producer_id: 7,
+                first_offset: 2,
+                last_offset: 5
+            }]
+        );
+        assert_eq!(log.aborted_between(6, 10).count(), 0);
+        assert_eq!(log.aborted_between(0, 2).count(), 0);
+    }
+
+    #[test]
+    fn a_truncated_marker_reopens_its_transaction() {
+        let mut log = PartitionLog::new(0, vec![0, 1]);
+        let (d, h) = txn_batch(7, 0, 0, 2);
+        log.append(d, &h, None);
+        log.set_follower_leo(1, 2);
+        log.update_isr_and_hw(&|_| true);
+        log.append_marker(7, 0, false, 0, 2000).unwrap();
+        assert!(!log.has_open_txn(7));
+        // Broker 1 never copied the marker: as leader it has the transaction open again and
+        // no aborted entry, so the coordinator writes the marker anew.
+        log.change_leader(1);
+        assert_eq!(log.log_end_offset(), 2);
+        assert!(log.has_open_txn(7));
+        assert_eq!(log.aborted_between(0, 10).count(), 0);
+        assert_eq!(log.last_stable_offset(), 0);
     }
 }

@@ -26,6 +26,13 @@
 //! authentication completes, a failed authentication (after its error response), and an
 //! `acks=0` produce that failed.
 //!
+//! # Transactions
+//! The cluster is also a transaction coordinator ([`txn`]): transactional producers of any
+//! client (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) get
+//! COMMIT/ABORT markers in their partitions, `read_committed` fetches stop at the last stable
+//! offset with the aborted transactions listed, and open transactions time out on the
+//! cluster's clock.
+//!
 //! # Fault hooks
 //! [`Cluster::crash_broker`], [`Cluster::restart_broker`], [`Cluster::move_leader`] and
 //! per-API [`Cluster::set_hook`] (drop, delay or answer requests).
@@ -36,15 +43,22 @@ pub mod group;
 pub mod hooks;
 pub mod log;
 pub mod topics;
+pub mod txn;
 
 mod admin;
 mod configs;
-mod coordinator;
 mod faults;
 mod fetch;
+mod find_coordinator;
+mod group_admin;
+mod group_members;
+mod group_offsets;
+mod group_routing;
 mod metadata;
 mod offsets;
 mod produce;
+mod replication;
+mod requests;
 mod sasl;
 mod versions;
 mod wire;
@@ -55,9 +69,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use kafkit_core::codec::Uuid;
 use kafkit_core::network::Rng;
-use kafkit_core::protocol::{
-    self, ApiKey, FetchResponse, RequestBody, RequestHeader, ResponseBody,
-};
+use kafkit_core::protocol::{ApiKey, FetchResponse, RequestBody, RequestHeader, ResponseBody};
 
 pub use config::{ClusterConfig, SaslUser};
 pub use endpoint::{serve_cluster, ClusterEndpoint};
@@ -203,7 +215,7 @@ pub struct Cluster {
     replication: BTreeMap<(Instant, u64), Replication>,
     next_seq: u64,
     next_producer_id: i64,
-    transactional_ids: HashMap<String, (i64, i16)>,
+    txns: txn::TxnCoordinator,
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     groups: group::GroupCoordinator,
     /// Something changed that parked requests may be waiting for.
@@ -292,7 +304,7 @@ impl Cluster {
             replication: BTreeMap::new(),
             next_seq: 0,
             next_producer_id: 1000,
-            transactional_ids: HashMap::new(),
+            txns: txn::TxnCoordinator::default(),
             broker_configs: BTreeMap::new(),
             wake: false,
             frame_pool: wire::FramePool::default(),
@@ -386,501 +398,6 @@ impl Cluster {
     fn outbox_drop_conn(&mut self, broker: i32, conn: ConnKey) {
         if let Some(q) = self.outbox.get_mut(&broker) {
             q.retain(|(c, _)| *c != conn);
-        }
-    }
-
-    /// Handles one request frame (without its 4-byte size prefix) that arrived on `conn` of
-    /// `broker`.
-    pub fn handle_frame(
-        &mut self,
-        broker: i32,
-        conn: ConnKey,
-        frame: Bytes,
-        now: Instant,
-    ) -> FrameReply {
-        self.advance(now);
-        let key = (broker, conn);
-        if !self.is_alive(broker) {
-            self.conns.remove(&key);
-            return FrameReply {
-                frames: Vec::new(),
-                close: true,
-            };
-        }
-        if !self.conns.contains_key(&key) {
-            let _ = self.connection_opened(broker, conn, "/127.0.0.1");
-        }
-        let Some(c) = self.conns.get_mut(&key) else {
-            return FrameReply {
-                frames: Vec::new(),
-                close: true,
-            };
-        };
-        c.queue.push_back(frame);
-        let mut out = Vec::new();
-        self.pump(key, now, &mut out);
-        self.settle(now);
-        // Answers this connection got while settling (a parked request completed at once)
-        // come after what the request itself produced.
-        if let Some(q) = self.outbox.get_mut(&broker) {
-            let mut rest = VecDeque::new();
-            for (c, o) in q.drain(..) {
-                if c == conn {
-                    out.push(o);
-                } else {
-                    rest.push_back((c, o));
-                }
-            }
-            *q = rest;
-        }
-        let mut reply = FrameReply::default();
-        for o in out {
-            match o {
-                ConnOutput::Send(b) => reply.frames.push(b),
-                ConnOutput::Close => {
-                    reply.close = true;
-                    break;
-                }
-            }
-        }
-        reply
-    }
-
-    /// The next instant at which [`Cluster::handle_timeout`] has something to do.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let waits = self
-            .conns
-            .values()
-            .filter_map(|c| c.waiting.as_ref().and_then(Waiting::deadline));
-        let repl = self.replication.keys().next().map(|(t, _)| *t);
-        waits.chain(repl).chain(self.groups.poll_timeout()).min()
-    }
-
-    /// Completes what is due at `now`: replication, fetch and produce waits, delays.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance(now);
-        self.groups.handle_timeout(now);
-        self.settle(now);
-    }
-
-    /// Frames and closes produced outside [`Cluster::handle_frame`], for every broker.
-    pub fn take_ready(&mut self) -> Vec<(i32, ConnKey, ConnOutput)> {
-        let mut all = Vec::new();
-        for (b, q) in std::mem::take(&mut self.outbox) {
-            all.extend(q.into_iter().map(|(c, o)| (b, c, o)));
-        }
-        all
-    }
-
-    /// Frames and closes produced outside [`Cluster::handle_frame`] for `broker`'s
-    /// connections.
-    pub fn take_ready_for(&mut self, broker: i32) -> Vec<(ConnKey, ConnOutput)> {
-        self.outbox
-            .remove(&broker)
-            .map(Vec::from)
-            .unwrap_or_default()
-    }
-
-    /// Applies replication due at `now`.
-    fn advance(&mut self, now: Instant) {
-        while let Some(entry) = self.replication.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let r = entry.remove();
-            self.replicate(&r.topic, r.partition, Some(r.leo));
-        }
-    }
-
-    /// Followers of a partition copy the leader's log up to `leo` (all of it for `None`);
-    /// ISR and high watermark follow.
-    fn replicate(&mut self, topic: &str, partition: i32, leo: Option<i64>) {
-        let alive: Vec<bool> = self.brokers.iter().map(|b| b.alive).collect();
-        let is_alive =
-            |b: i32| usize::try_from(b).ok().and_then(|i| alive.get(i)).copied() == Some(true);
-        let Some(p) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partition_mut(partition))
-        else {
-            return;
-        };
-        if p.leader < 0 {
-            return;
-        }
-        let leo = leo.unwrap_or(p.log_end_offset());
-        for r in p.replicas.clone() {
-            if r != p.leader && is_alive(r) {
-                p.set_follower_leo(r, leo);
-            }
-        }
-        if p.update_isr_and_hw(&is_alive) {
-            self.wake = true;
-        }
-    }
-
-    /// After the leader of a partition appended up to `leo`: replicate now or schedule it.
-    fn after_append(&mut self, topic: &str, partition: i32, leo: i64, now: Instant) {
-        if self.config.replication_delay.is_zero() {
-            self.replicate(topic, partition, Some(leo));
-        } else {
-            let alive: Vec<bool> = self.brokers.iter().map(|b| b.alive).collect();
-            if let Some(p) = self
-                .topics
-                .get_mut(topic)
-                .and_then(|t| t.partition_mut(partition))
-            {
-                // The leader alone may already be the whole ISR.
-                let is_alive = |b: i32| {
-                    usize::try_from(b).ok().and_then(|i| alive.get(i)).copied() == Some(true)
-                };
-                if p.update_isr_and_hw(&is_alive) {
-                    self.wake = true;
-                }
-            }
-            self.schedule_replication(topic, partition, leo, now);
-        }
-        self.wake = true;
-    }
-
-    fn schedule_replication(&mut self, topic: &str, partition: i32, leo: i64, now: Instant) {
-        self.next_seq += 1;
-        self.replication.insert(
-            (now + self.config.replication_delay, self.next_seq),
-            Replication {
-                topic: topic.to_owned(),
-                partition,
-                leo,
-            },
-        );
-    }
-
-    /// Completes parked requests whose condition or deadline has come, until nothing changes.
-    fn settle(&mut self, now: Instant) {
-        for _ in 0..1000 {
-            if self.groups.poll_timeout().is_some_and(|t| t <= now) {
-                self.groups.handle_timeout(now);
-            }
-            self.drain_group_completions(now);
-            let due: Vec<(i32, ConnKey)> = {
-                let mut keys: Vec<(i32, ConnKey)> = self
-                    .conns
-                    .iter()
-                    .filter(|(_, c)| match &c.waiting {
-                        None => false,
-                        Some(w) => w.deadline().is_some_and(|d| d <= now) || self.wake,
-                    })
-                    .map(|(k, _)| *k)
-                    .collect();
-                keys.sort_unstable();
-                keys
-            };
-            self.wake = false;
-            let mut progressed = false;
-            for key in due {
-                if self.try_complete(key, now) {
-                    progressed = true;
-                }
-            }
-            if !progressed && !self.wake {
-                return;
-            }
-        }
-        tracing::warn!("cluster: parked requests did not settle");
-    }
-
-    /// Completes the request parked on `key` if it is ready; then handles the requests
-    /// queued behind it. Outputs go to the outbox.
-    fn try_complete(&mut self, key: (i32, ConnKey), now: Instant) -> bool {
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return false;
-        };
-        let Some(waiting) = conn.waiting.take() else {
-            return false;
-        };
-        let expired = waiting.deadline().is_some_and(|d| d <= now);
-        let result = match waiting {
-            Waiting::Fetch(f) => self.complete_fetch(key, f, expired, now),
-            Waiting::Produce(p) => self.complete_produce(p, expired),
-            Waiting::Group => Err(Waiting::Group),
-            Waiting::Delay(d) => {
-                if d.until > now {
-                    Err(Waiting::Delay(d))
-                } else {
-                    let Delayed { header, body, .. } = *d;
-                    let ctx = Ctx {
-                        broker: key.0,
-                        conn: key.1,
-                        version: header.request_api_version,
-                        header,
-                        now,
-                    };
-                    let outcome = self.dispatch(&ctx, body);
-                    Ok((ctx.header, outcome))
-                }
-            }
-        };
-        match result {
-            Err(still) => {
-                if let Some(conn) = self.conns.get_mut(&key) {
-                    conn.waiting = Some(still);
-                }
-                false
-            }
-            Ok((header, outcome)) => {
-                let mut out = Vec::new();
-                let stop = self.emit(key, &header, outcome, &mut out);
-                if !stop {
-                    self.pump(key, now, &mut out);
-                }
-                let q = self.outbox.entry(key.0).or_default();
-                q.extend(out.into_iter().map(|o| (key.1, o)));
-                true
-            }
-        }
-    }
-
-    /// Handles queued frames of `key` until one waits or the queue is empty.
-    fn pump(&mut self, key: (i32, ConnKey), now: Instant, out: &mut Vec<ConnOutput>) {
-        loop {
-            let Some(conn) = self.conns.get_mut(&key) else {
-                return;
-            };
-            if conn.waiting.is_some() {
-                return;
-            }
-            let Some(frame) = conn.queue.pop_front() else {
-                return;
-            };
-            let (header, outcome) = self.process(key, frame, now);
-            if self.emit(key, &header, outcome, out) {
-                return;
-            }
-        }
-    }
-
-    /// Turns an outcome into outputs; returns true if the connection closed or now waits.
-    fn emit(
-        &mut self,
-        key: (i32, ConnKey),
-        header: &RequestHeader,
-        outcome: Outcome,
-        out: &mut Vec<ConnOutput>,
-    ) -> bool {
-        match outcome {
-            Outcome::NoReply => false,
-            Outcome::Raw(frame) => {
-                out.push(ConnOutput::Send(frame));
-                false
-            }
-            Outcome::Reply(body) => {
-                let api = body.api_key();
-                let encoded = wire::encode_response_frame(header, &body, &self.frame_pool);
-                if let ResponseBody::Fetch(f) = body {
-                    // Records gathered from several batches were copied into pooled memory
-                    // (fetch_response): back to the pool now that they are in the frame.
-                    let records = f.responses.into_iter().flat_map(|t| t.partitions);
-                    for r in records.filter_map(|p| p.records) {
-                        self.frame_pool.give(r);
-                    }
-                }
-                match encoded {
-                    Ok(frame) => {
-                        out.push(ConnOutput::Send(frame));
-                        false
-                    }
-                    Err(e) => {
-                        tracing::warn!(?api, version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
-                        self.close_conn(key, out);
-                        true
-                    }
-                }
-            }
-            Outcome::ReplyFetchPieces(response, records) => {
-                match wire::encode_fetch_pieces(header, response, records) {
-                    Ok(pieces) => {
-                        out.extend(pieces.into_iter().map(ConnOutput::Send));
-                        false
-                    }
-                    Err(e) => {
-                        tracing::warn!(api = ?ApiKey::Fetch, version = header.request_api_version, error = %e, "cluster: cannot encode response; closing");
-                        self.close_conn(key, out);
-                        true
-                    }
-                }
-            }
-            Outcome::ReplyThenClose(body) => {
-                if let Ok(frame) = wire::encode_response_frame(header, &body, &self.frame_pool) {
-                    out.push(ConnOutput::Send(frame));
-                }
-                self.close_conn(key, out);
-                true
-            }
-            Outcome::Close(why) => {
-                tracing::debug!(broker = key.0, conn = key.1, %why, "cluster: closing connection");
-                self.close_conn(key, out);
-                true
-            }
-            Outcome::Wait(w) => {
-                if let Some(conn) = self.conns.get_mut(&key) {
-                    conn.waiting = Some(w);
-                }
-                true
-            }
-        }
-    }
-
-    fn close_conn(&mut self, key: (i32, ConnKey), out: &mut Vec<ConnOutput>) {
-        out.push(ConnOutput::Close);
-        self.conns.remove(&key);
-        self.groups.connection_closed(key.0, key.1);
-    }
-
-    /// Decodes and checks one frame, then dispatches it. `Err` is an outcome decided before
-    /// a header could be read.
-    fn process(
-        &mut self,
-        key: (i32, ConnKey),
-        frame: Bytes,
-        now: Instant,
-    ) -> (RequestHeader, Outcome) {
-        if self
-            .conns
-            .get(&key)
-            .is_some_and(|c| c.sasl.expects_raw_token())
-        {
-            return (
-                RequestHeader::default(),
-                self.sasl_raw_token(key, &frame, now),
-            );
-        }
-        if frame.len() < 8 {
-            return (
-                RequestHeader::default(),
-                Outcome::Close("frame shorter than a request header".into()),
-            );
-        }
-        let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if api_key == ApiKey::ApiVersions.as_i16() {
-            if let Some(&(_, max)) = self.versions.get(&ApiKey::ApiVersions) {
-                if version > max {
-                    let header = RequestHeader {
-                        request_api_key: api_key,
-                        request_api_version: 0,
-                        correlation_id,
-                        ..Default::default()
-                    };
-                    let body = self.api_versions_unsupported();
-                    return (header, Outcome::Reply(body));
-                }
-            }
-        }
-        let (header, body) = match protocol::decode_request_frame_lenient(frame) {
-            Ok((header, body, trailing)) => {
-                if trailing > 0 {
-                    tracing::debug!(
-                        api = ?body.api_key(),
-                        trailing,
-                        "cluster: ignoring bytes after the request body, as Kafka does"
-                    );
-                }
-                (header, body)
-            }
-            Err(e) => {
-                return (
-                    RequestHeader::default(),
-                    Outcome::Close(format!("undecodable request: {e}")),
-                )
-            }
-        };
-        let api = body.api_key();
-        match self.versions.get(&api) {
-            Some(&(min, max)) if (min..=max).contains(&version) => {}
-            _ => {
-                return (
-                    RequestHeader::default(),
-                    Outcome::Close(format!("{} v{version} is not supported", api.name())),
-                )
-            }
-        }
-        let authenticated = self
-            .conns
-            .get(&key)
-            .is_some_and(|c| c.sasl.is_authenticated());
-        if !authenticated
-            && !matches!(
-                api,
-                ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
-            )
-        {
-            return (
-                RequestHeader::default(),
-                Outcome::Close(format!("{} before SASL authentication", api.name())),
-            );
-        }
-        if let Some(hook) = self.hooks.get_mut(&api) {
-            match hook(&header, &body) {
-                HookAction::Pass => {}
-                HookAction::Drop => return (header, Outcome::NoReply),
-                HookAction::Delay(d) => {
-                    let w = Waiting::Delay(Box::new(Delayed {
-                        header: header.clone(),
-                        body,
-                        until: now + d,
-                    }));
-                    return (header, Outcome::Wait(w));
-                }
-                HookAction::Respond(resp) => {
-                    if resp.api_key() != api {
-                        return (
-                            header,
-                            Outcome::Close("hook answered with another API's response".into()),
-                        );
-                    }
-                    return (header, Outcome::Reply(resp));
-                }
-            }
-        }
-        let ctx = Ctx {
-            broker: key.0,
-            conn: key.1,
-            version,
-            header,
-            now,
-        };
-        let outcome = self.dispatch(&ctx, body);
-        (ctx.header, outcome)
-    }
-
-    /// Routes a decoded, admitted request to its handler.
-    fn dispatch(&mut self, ctx: &Ctx, body: RequestBody) -> Outcome {
-        match body {
-            RequestBody::ApiVersions(r) => self.handle_api_versions(ctx, r),
-            RequestBody::Metadata(r) => self.handle_metadata(ctx, r),
-            RequestBody::Produce(r) => self.handle_produce(ctx, r),
-            RequestBody::Fetch(r) => self.handle_fetch(ctx, r),
-            RequestBody::ListOffsets(r) => self.handle_list_offsets(ctx, r),
-            RequestBody::InitProducerId(r) => self.handle_init_producer_id(ctx, r),
-            RequestBody::OffsetForLeaderEpoch(r) => self.handle_offset_for_leader_epoch(ctx, r),
-            RequestBody::CreateTopics(r) => self.handle_create_topics(ctx, r),
-            RequestBody::DeleteTopics(r) => self.handle_delete_topics(ctx, r),
-            RequestBody::CreatePartitions(r) => self.handle_create_partitions(ctx, r),
-            RequestBody::DeleteRecords(r) => self.handle_delete_records(ctx, r),
-            RequestBody::DescribeConfigs(r) => self.handle_describe_configs(ctx, r),
-            RequestBody::AlterConfigs(r) => self.handle_alter_configs(ctx, r),
-            RequestBody::IncrementalAlterConfigs(r) => {
-                self.handle_incremental_alter_configs(ctx, r)
-            }
-            RequestBody::DescribeCluster(r) => self.handle_describe_cluster(ctx, r),
-            RequestBody::SaslHandshake(r) => self.handle_sasl_handshake(ctx, r),
-            RequestBody::SaslAuthenticate(r) => self.handle_sasl_authenticate(ctx, r),
-            RequestBody::FindCoordinator(r) => self.handle_find_coordinator(ctx, r),
-            body if group::GroupCoordinator::handles(body.api_key()) => {
-                self.handle_group_request(ctx, body)
-            }
-            other => Outcome::Close(format!("{} is not implemented", other.api_key().name())),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Produce (validation, idempotent dedupe, acks) and InitProducerId.
+//! Produce: validation, idempotent dedupe, transactional verification (`txn/verify.rs`),
+//! acks.
 
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,7 @@ use kafkit_core::protocol::produce::response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafkit_core::protocol::{
-    ErrorCode, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseBody,
+    ErrorCode, ProduceRequest, ProduceResponse, RequestHeader, ResponseBody,
 };
 use kafkit_core::records::{
     Batch, BatchHeader, DecodeOptions, LegacyMessageSetBuilder, RecordBatch, RecordSet,
@@ -210,9 +210,11 @@ fn rebuild_legacy(
 }
 
 impl Cluster {
+    #[allow(clippy::too_many_arguments)]
     fn produce_partition(
         &mut self,
         ctx: &Ctx,
+        transactional_id: Option<&str>,
         topic: &str,
         index: i32,
         records: Option<Bytes>,
@@ -301,6 +303,16 @@ impl Cluster {
             Ok(h) => h,
             Err(Refused(code, msg)) => return fail(resp, code, Some(msg)),
         };
+        if h.attributes.is_transactional() {
+            if let Err((code, msg)) =
+                self.verify_txn_produce(ctx, transactional_id, &h, topic, index)
+            {
+                return fail(resp, code, Some(msg));
+            }
+        }
+        let Some(p) = self.topics.get(topic).and_then(|t| t.partition(index)) else {
+            return fail(resp, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None);
+        };
         match p.check_sequence(&h) {
             Err(code) => return fail(resp, code, None),
             Ok(SequenceCheck::Duplicate(base)) => {
@@ -359,6 +371,7 @@ impl Cluster {
 
     pub(super) fn handle_produce(&mut self, ctx: &Ctx, req: ProduceRequest) -> Outcome {
         let acks = req.acks;
+        let transactional_id = req.transactional_id.clone();
         let valid_acks = matches!(acks, -1..=1);
         let mut response = ProduceResponse::default();
         let mut awaiting = Vec::new();
@@ -368,7 +381,14 @@ impl Cluster {
             let mut partitions = Vec::new();
             for (pi, pd) in topic.partition_data.into_iter().enumerate() {
                 let (resp, wait) = if valid_acks {
-                    self.produce_partition(ctx, &topic.name, pd.index, pd.records, acks)
+                    self.produce_partition(
+                        ctx,
+                        transactional_id.as_deref(),
+                        &topic.name,
+                        pd.index,
+                        pd.records,
+                        acks,
+                    )
                 } else {
                     (
                         PartitionProduceResponse {
@@ -485,50 +505,5 @@ impl Cluster {
             w.awaiting = pending;
             Err(Waiting::Produce(w))
         }
-    }
-
-    pub(super) fn handle_init_producer_id(
-        &mut self,
-        _ctx: &Ctx,
-        req: InitProducerIdRequest,
-    ) -> Outcome {
-        let mut resp = InitProducerIdResponse::default();
-        match req.transactional_id.filter(|t| !t.is_empty()) {
-            None => {
-                if req.producer_id >= 0
-                    && req.producer_epoch >= 0
-                    && req.producer_epoch < i16::MAX - 1
-                {
-                    // KIP-360: an idempotent producer bumps its epoch to reset sequences.
-                    resp.producer_id = req.producer_id;
-                    resp.producer_epoch = req.producer_epoch + 1;
-                } else {
-                    resp.producer_id = self.allocate_producer_id();
-                    resp.producer_epoch = 0;
-                }
-            }
-            Some(txn) => {
-                // Transactions are not modelled yet; a transactional id keeps its producer id
-                // and gets a fresh epoch on each init, as the transaction coordinator does.
-                if req.transaction_timeout_ms <= 0 {
-                    resp.error_code = ErrorCode::INVALID_TRANSACTION_TIMEOUT.code();
-                } else {
-                    let next = match self.transactional_ids.get(&txn) {
-                        Some(&(pid, epoch)) if epoch < i16::MAX - 1 => (pid, epoch + 1),
-                        _ => (self.allocate_producer_id(), 0),
-                    };
-                    self.transactional_ids.insert(txn, next);
-                    resp.producer_id = next.0;
-                    resp.producer_epoch = next.1;
-                }
-            }
-        }
-        Outcome::Reply(ResponseBody::InitProducerId(resp))
-    }
-
-    fn allocate_producer_id(&mut self) -> i64 {
-        let id = self.next_producer_id;
-        self.next_producer_id += 1;
-        id
     }
 }

@@ -41,8 +41,8 @@
 //! - When a static member is replaced while its SyncGroup is still expected, the expectation
 //!   moves to the new member id (Kafka keeps the old id pending, which later forces a
 //!   rebalance).
-//! - Group max size, group instance id validation and transactional offsets are not modelled;
-//!   `require_stable` of OffsetFetch is ignored.
+//! - Group max size and group instance id validation are not modelled. Transactional offsets
+//!   are held by the transaction coordinator (`../txn`) until their transaction commits.
 #![forbid(unsafe_code)]
 
 mod admin;

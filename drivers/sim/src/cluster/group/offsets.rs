@@ -180,6 +180,53 @@ impl GroupCoordinator {
         }
     }
 
+    /// TxnOffsetCommit's group checks (Kafka's `doTxnCommitOffsets`, KIP-447): a consumer
+    /// without group management (generation < 0) may commit for an empty or unknown group;
+    /// otherwise the member must belong to the group (a static one with its instance id)
+    /// in the generation given.
+    pub(crate) fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ErrorCode> {
+        let Some(group) = self.groups.get(group_id) else {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ErrorCode::ILLEGAL_GENERATION)
+            };
+        };
+        if group.state == GroupState::Dead {
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
+        if generation < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if let Some(e) = group.validate_current_member(member_id, instance_id) {
+            return Err(e);
+        }
+        if generation != group.generation {
+            return Err(ErrorCode::ILLEGAL_GENERATION);
+        }
+        Ok(())
+    }
+
+    /// Makes a committed transaction's offsets the group's committed offsets (creating the
+    /// group, empty, if it has none yet).
+    pub(crate) fn commit_txn_offsets(
+        &mut self,
+        group_id: &str,
+        offsets: std::collections::BTreeMap<(String, i32), CommittedOffset>,
+    ) {
+        let group = self
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        group.offsets.extend(offsets);
+    }
+
     fn store_offset(
         &mut self,
         group_id: &str,

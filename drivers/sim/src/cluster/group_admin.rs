@@ -1,0 +1,90 @@
+//! DescribeGroups, DeleteGroups and ListGroups: each group answered by its own coordinator,
+//! `NOT_COORDINATOR` for the groups of other brokers, in the order asked.
+
+use kafkit_core::protocol::describe_groups::response::DescribedGroup;
+use kafkit_core::protocol::{
+    delete_groups, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, ErrorCode, ListGroupsRequest, RequestBody, ResponseBody,
+};
+
+use super::{Cluster, Ctx, Outcome};
+
+const NOT_COORDINATOR: i16 = ErrorCode::NOT_COORDINATOR.code();
+
+impl Cluster {
+    pub(super) fn handle_describe_groups(
+        &mut self,
+        ctx: &Ctx,
+        mut r: DescribeGroupsRequest,
+    ) -> Outcome {
+        let order = r.groups.clone();
+        r.groups.retain(|g| self.coordinates(ctx, g));
+        let mut owned =
+            self.delegate_owned(ctx, !r.groups.is_empty(), RequestBody::DescribeGroups(r));
+        let mut groups = match owned.as_mut() {
+            Some(ResponseBody::DescribeGroups(resp)) => std::mem::take(&mut resp.groups),
+            _ => Vec::new(),
+        };
+        let merged = order
+            .into_iter()
+            .map(|id| match groups.iter().position(|g| g.group_id == id) {
+                Some(i) => groups.remove(i),
+                None => DescribedGroup {
+                    error_code: NOT_COORDINATOR,
+                    group_id: id,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Outcome::Reply(ResponseBody::DescribeGroups(DescribeGroupsResponse {
+            groups: merged,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) fn handle_delete_groups(
+        &mut self,
+        ctx: &Ctx,
+        mut r: DeleteGroupsRequest,
+    ) -> Outcome {
+        let order = r.groups_names.clone();
+        r.groups_names.retain(|g| self.coordinates(ctx, g));
+        let mut owned = self.delegate_owned(
+            ctx,
+            !r.groups_names.is_empty(),
+            RequestBody::DeleteGroups(r),
+        );
+        let mut results = match owned.as_mut() {
+            Some(ResponseBody::DeleteGroups(resp)) => std::mem::take(&mut resp.results),
+            _ => Vec::new(),
+        };
+        let merged = order
+            .into_iter()
+            .map(|id| match results.iter().position(|g| g.group_id == id) {
+                Some(i) => results.remove(i),
+                None => delete_groups::response::DeletableGroupResult {
+                    group_id: id,
+                    error_code: NOT_COORDINATOR,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Outcome::Reply(ResponseBody::DeleteGroups(DeleteGroupsResponse {
+            results: merged,
+            ..Default::default()
+        }))
+    }
+
+    /// The groups this broker coordinates.
+    pub(super) fn handle_list_groups(&mut self, ctx: &Ctx, r: ListGroupsRequest) -> Outcome {
+        let outcome = self.delegate(ctx, RequestBody::ListGroups(r));
+        match outcome {
+            Outcome::Reply(ResponseBody::ListGroups(mut resp)) => {
+                resp.groups
+                    .retain(|g| self.coordinator_for(&g.group_id) == ctx.broker);
+                Outcome::Reply(ResponseBody::ListGroups(resp))
+            }
+            other => other,
+        }
+    }
+}

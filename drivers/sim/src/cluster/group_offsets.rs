@@ -1,0 +1,130 @@
+//! OffsetCommit, OffsetFetch and OffsetDelete: `NOT_COORDINATOR` for groups this broker does
+//! not coordinate (per group for the batched OffsetFetch v8+), the group coordinator's answer
+//! for the others.
+
+use kafkit_core::protocol::offset_commit::response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafkit_core::protocol::offset_fetch::response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafkit_core::protocol::{
+    ErrorCode, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, RequestBody, ResponseBody,
+};
+
+use super::{Cluster, Ctx, Outcome};
+
+const NOT_COORDINATOR: i16 = ErrorCode::NOT_COORDINATOR.code();
+
+impl Cluster {
+    pub(super) fn handle_offset_commit(&mut self, ctx: &Ctx, r: OffsetCommitRequest) -> Outcome {
+        if self.coordinates(ctx, &r.group_id) {
+            return self.delegate(ctx, RequestBody::OffsetCommit(r));
+        }
+        let topics = r
+            .topics
+            .iter()
+            .map(|t| OffsetCommitResponseTopic {
+                name: t.name.clone(),
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| OffsetCommitResponsePartition {
+                        partition_index: p.partition_index,
+                        error_code: NOT_COORDINATOR,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        Outcome::Reply(ResponseBody::OffsetCommit(OffsetCommitResponse {
+            topics,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) fn handle_offset_delete(&mut self, ctx: &Ctx, r: OffsetDeleteRequest) -> Outcome {
+        if !self.coordinates(ctx, &r.group_id) {
+            return Outcome::Reply(ResponseBody::OffsetDelete(OffsetDeleteResponse {
+                error_code: NOT_COORDINATOR,
+                ..Default::default()
+            }));
+        }
+        self.delegate(ctx, RequestBody::OffsetDelete(r))
+    }
+
+    pub(super) fn handle_offset_fetch(&mut self, ctx: &Ctx, r: OffsetFetchRequest) -> Outcome {
+        let stable = r.require_stable.then(|| r.group_id.clone());
+        let mut outcome = if ctx.version < 8 {
+            self.offset_fetch_single(ctx, r)
+        } else {
+            self.offset_fetch_batched(ctx, r)
+        };
+        if let (Some(group), Outcome::Reply(ResponseBody::OffsetFetch(resp))) =
+            (stable, &mut outcome)
+        {
+            self.mark_unstable_offsets(ctx.version, &group, resp);
+        }
+        outcome
+    }
+
+    /// OffsetFetch v0-7: one group.
+    fn offset_fetch_single(&mut self, ctx: &Ctx, r: OffsetFetchRequest) -> Outcome {
+        if self.coordinates(ctx, &r.group_id) {
+            return self.delegate(ctx, RequestBody::OffsetFetch(r));
+        }
+        let mut resp = OffsetFetchResponse::default();
+        if ctx.version >= 2 {
+            resp.error_code = NOT_COORDINATOR;
+        } else {
+            resp.topics = r
+                .topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| OffsetFetchResponseTopic {
+                    name: t.name,
+                    partitions: t
+                        .partition_indexes
+                        .into_iter()
+                        .map(|p| OffsetFetchResponsePartition {
+                            partition_index: p,
+                            committed_offset: -1,
+                            error_code: NOT_COORDINATOR,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect();
+        }
+        Outcome::Reply(ResponseBody::OffsetFetch(resp))
+    }
+
+    /// OffsetFetch v8+: several groups, each answered by its own coordinator.
+    fn offset_fetch_batched(&mut self, ctx: &Ctx, mut r: OffsetFetchRequest) -> Outcome {
+        let order: Vec<String> = r.groups.iter().map(|g| g.group_id.clone()).collect();
+        r.groups.retain(|g| self.coordinates(ctx, &g.group_id));
+        let mut owned = self.delegate_owned(ctx, !r.groups.is_empty(), RequestBody::OffsetFetch(r));
+        let mut groups = match owned.as_mut() {
+            Some(ResponseBody::OffsetFetch(resp)) => std::mem::take(&mut resp.groups),
+            _ => Vec::new(),
+        };
+        let merged = order
+            .into_iter()
+            .map(|id| match groups.iter().position(|g| g.group_id == id) {
+                Some(i) => groups.remove(i),
+                None => OffsetFetchResponseGroup {
+                    group_id: id,
+                    error_code: NOT_COORDINATOR,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Outcome::Reply(ResponseBody::OffsetFetch(OffsetFetchResponse {
+            groups: merged,
+            ..Default::default()
+        }))
+    }
+}
