@@ -17,7 +17,7 @@ use super::fetch_session::{FetchSession, PartitionFetch, SessionOutcome};
 use super::fetcher::{
     FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION, MAX_QUEUED_FETCHES,
 };
-use super::group::coordinator::{GroupCoordinator, GroupCtx, MemberState};
+use super::group::member::{GroupCtx, GroupMember, MemberState};
 use super::group::subscription::Subscribed;
 use super::group::{GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
 use super::offsets::{self, OffsetLookup};
@@ -75,7 +75,7 @@ pub struct ConsumerCore {
     reported: Reported,
     closed: bool,
     /// The group member, when `group_id` is set.
-    group: Option<Box<GroupCoordinator>>,
+    group: Option<Box<GroupMember>>,
 }
 
 impl std::fmt::Debug for ConsumerCore {
@@ -97,7 +97,7 @@ impl ConsumerCore {
                 .iter()
                 .map(|s| super::assignor::built_in(*s))
                 .collect();
-            Box::new(GroupCoordinator::new(&config, g, assignors))
+            Box::new(GroupMember::new(&config, g, assignors))
         });
         let decode = DecodeOptions {
             check_crcs: config.check_crcs,
@@ -864,7 +864,7 @@ impl ConsumerCore {
     /// ([`OffsetAndMetadata`](crate::consumer::OffsetAndMetadata) with the leader epoch of the
     /// last record).
     pub fn consumed_offsets(&self) -> Offsets {
-        super::group::coordinator::consumed_positions(&self.subs)
+        super::group::member::consumed_positions(&self.subs)
     }
 
     // ---- the engine ---------------------------------------------------------------------
