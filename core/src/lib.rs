@@ -39,6 +39,7 @@ pub mod codec;
 pub mod compression;
 pub mod config;
 pub mod consumer;
+mod deadline;
 pub mod driver;
 mod lifecycle;
 pub mod network;

@@ -24,6 +24,7 @@ use super::offsets::{self, OffsetLookup};
 use super::record::{ConsumerRecords, TopicPartition};
 use super::subscription_state::{FetchPosition, SubscriptionState};
 use crate::config::{ConsumerConfig, IsolationLevel};
+use crate::deadline::Deadline;
 use crate::network::{
     ClientCore, CloseReason, ClusterView, ConnId, DriverEnv, NetError, NetEvent, NetOptions,
     NetworkClient, NodeId, Output, RequestId, Response, SetupError, Target,
@@ -1613,27 +1614,23 @@ impl ClientCore for ConsumerCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.net.poll_timeout();
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
+        let mut next = Deadline::from(self.net.poll_timeout());
         if !self.closed {
-            consider(self.group.as_ref().and_then(|g| g.poll_timeout()));
-            consider(self.subs.next_retry());
-            consider(self.fetcher.next_retry());
-            for l in self.lookups.values() {
-                consider(Some(l.deadline));
-                consider(l.retry_at);
-            }
-            consider(
+            next.fold(self.group.as_ref().and_then(|g| g.poll_timeout()));
+            next.fold(self.subs.next_retry());
+            next.fold(self.fetcher.next_retry());
+            next.extend(
+                self.lookups
+                    .values()
+                    .flat_map(|l| [Some(l.deadline), l.retry_at]),
+            );
+            // When a preferred read replica is given up for the leader again.
+            next.extend(
                 self.subs
                     .iter()
-                    .filter_map(|(_, s)| s.preferred_replica.map(|(_, t)| t))
-                    .min(),
+                    .filter_map(|(_, s)| s.preferred_replica.map(|(_, t)| t)),
             );
         }
-        next
+        next.earliest()
     }
 }

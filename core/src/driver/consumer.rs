@@ -47,6 +47,7 @@ use crate::consumer::{
     ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, ConsumerRecords,
     OffsetAndTimestamp, OffsetsResult, OpId, TopicPartition, TypedRecord,
 };
+use crate::deadline::Deadline;
 use crate::network::{ClusterView, PartitionInfo};
 use crate::producer::serializer::Deserializer;
 
@@ -304,7 +305,7 @@ impl Handler<ConsumerCore> for ConsumerHandler {
     fn poll_timeout(&self) -> Option<Instant> {
         let polls = self.polls.values().map(|w| w.deadline);
         let positions = self.positions.values().map(|w| w.deadline);
-        polls.chain(positions).min()
+        polls.chain(positions).collect::<Deadline>().earliest()
     }
 
     fn handle_timeout(&mut self, core: &mut ConsumerCore, now: Instant) {

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use super::join_sync::{group_version_caps, MAX_LEAVE_VERSION};
-use super::{group_error, GroupCtx, GroupMember, Phase, Req};
+use super::{group_error, Generation, GroupCtx, GroupMember, MemberState, Req};
+use crate::deadline::Deadline;
 use crate::network::{NetError, RequestId, Response};
 use crate::protocol::leave_group::request::MemberIdentity;
 use crate::protocol::{
@@ -100,7 +101,7 @@ impl Heartbeat {
         self.sent_at = None;
         if self.enabled {
             let retry = now + self.retry_backoff;
-            self.next_due = Some(self.next_due.map_or(retry, |t| t.min(retry)));
+            self.next_due = Deadline::from(self.next_due).with(retry).earliest();
         }
     }
 
@@ -136,19 +137,14 @@ impl Heartbeat {
 
     /// The earliest instant a timer fires.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let mut t: Option<Instant> = self.last_poll.map(|p| p + self.max_poll);
-        let mut consider = |x: Option<Instant>| {
-            if let Some(x) = x {
-                t = Some(t.map_or(x, |t| t.min(x)));
-            }
-        };
+        let mut next = Deadline::from(self.last_poll.map(|p| p + self.max_poll));
         if self.enabled {
             if self.in_flight.is_none() {
-                consider(self.next_due);
+                next.fold(self.next_due);
             }
-            consider(self.session_deadline);
+            next.fold(self.session_deadline);
         }
-        t
+        next.earliest()
     }
 }
 
@@ -156,7 +152,7 @@ impl GroupMember {
     pub(super) fn send_heartbeat(&mut self, ctx: &mut GroupCtx<'_>) {
         let body = HeartbeatRequest {
             group_id: self.cfg.group_id.clone(),
-            generation_id: self.generation,
+            generation_id: self.generation.0,
             member_id: self.member_id.clone(),
             group_instance_id: self.cfg.instance_id.clone(),
             ..Default::default()
@@ -214,7 +210,7 @@ impl GroupMember {
     pub(super) fn on_heartbeat(
         &mut self,
         id: RequestId,
-        generation: i32,
+        generation: Generation,
         result: Result<Response, NetError>,
         ctx: &mut GroupCtx<'_>,
     ) {
@@ -244,7 +240,7 @@ impl GroupMember {
             ErrorCode::NONE => self.heartbeat.succeeded(now),
             ErrorCode::REBALANCE_IN_PROGRESS => {
                 self.heartbeat.succeeded(now);
-                if matches!(self.phase, Phase::Stable) {
+                if self.state == MemberState::Stable {
                     self.request_rejoin("the group is rebalancing");
                 }
             }
@@ -272,7 +268,7 @@ impl GroupMember {
 
     pub(super) fn on_poll_timeout(&mut self, ctx: &mut GroupCtx<'_>) {
         self.heartbeat.clear_poll();
-        if matches!(self.phase, Phase::Idle) && !self.generation_valid() {
+        if self.state == MemberState::Unjoined && !self.generation_valid() {
             return;
         }
         tracing::warn!(

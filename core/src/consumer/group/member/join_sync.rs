@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::rebalance::Step;
-use super::{group_error, GroupCtx, GroupMember, Phase, Req};
+use super::{group_error, Generation, GroupCtx, GroupMember, JoinWait, MemberState, Req};
 use crate::consumer::assignor::{
     self, Assignment, ClusterMetadata, GroupMember as AssignorMember, PartitionAssignor,
     RebalanceProtocol, Subscription,
@@ -121,14 +121,14 @@ impl GroupMember {
             topics: topics.iter().cloned().collect(),
             user_data: assignor.subscription_user_data(topics),
             owned_partitions: self.owned.iter().cloned().collect(),
-            generation_id: self.generation,
+            generation_id: self.generation.0,
             rack_id: self.cfg.rack.clone(),
         }
     }
 
     pub(super) fn send_join(&mut self, ctx: &mut GroupCtx<'_>) {
         let Some(topics) = self.topics_now() else {
-            self.phase = Phase::Idle;
+            self.enter(MemberState::Unjoined);
             self.request_rejoin("waiting for the pattern's topics");
             return;
         };
@@ -164,7 +164,7 @@ impl GroupMember {
         self.joined_topics = Some(topics);
         self.heartbeat.stop();
         self.is_leader = false;
-        self.phase = Phase::Joining { retry_at: None };
+        self.enter_joining(JoinWait::Sent);
         // The coordinator holds JoinGroup until every member has rejoined, up to the rebalance
         // timeout: give it that plus five seconds, as Java does, rather than the request
         // timeout (which would drop the connection mid-rebalance and resend).
@@ -186,11 +186,11 @@ impl GroupMember {
         } else {
             now
         };
-        self.phase = Phase::Joining { retry_at: Some(at) };
+        self.enter_joining(JoinWait::RetryAt(at));
     }
 
     pub(super) fn on_join(&mut self, result: Result<Response, NetError>, ctx: &mut GroupCtx<'_>) {
-        if !matches!(self.phase, Phase::Joining { retry_at: None }) {
+        if !matches!(self.join, Some(JoinWait::Sent)) {
             return;
         }
         let now = ctx.now;
@@ -242,12 +242,12 @@ impl GroupMember {
             }
         }
         self.member_id = resp.member_id.clone();
-        self.generation = resp.generation_id;
+        self.generation = Generation(resp.generation_id);
         self.protocol_name = resp.protocol_name.clone();
         self.heartbeat.start(now);
         let leader = resp.leader == resp.member_id;
         tracing::debug!(
-            group = %self.cfg.group_id, member = %self.member_id, generation = self.generation,
+            group = %self.cfg.group_id, member = %self.member_id, generation = %self.generation,
             leader, protocol = ?self.protocol_name, "joined"
         );
         if leader && !resp.skip_assignment {
@@ -294,7 +294,7 @@ impl GroupMember {
         });
         let id = ctx.net.send(Target::Any, body, None, true, ctx.now);
         self.requests.insert(id, Req::LeaderMetadata);
-        self.phase = Phase::Assigning { members };
+        self.enter_joining(JoinWait::Assigning(members));
     }
 
     pub(super) fn on_leader_metadata(
@@ -302,13 +302,11 @@ impl GroupMember {
         result: Result<Response, NetError>,
         ctx: &mut GroupCtx<'_>,
     ) {
-        let members = match std::mem::replace(&mut self.phase, Phase::Syncing) {
-            Phase::Assigning { members } => members,
-            other => {
-                self.phase = other;
-                return;
-            }
+        let Some(JoinWait::Assigning(members)) = self.join.take() else {
+            return;
         };
+        // Every way on from here sets the state again (SyncGroup, a retry, a fatal error).
+        self.enter(MemberState::Syncing);
         let view = match result {
             Ok(Response {
                 body: ResponseBody::Metadata(m),
@@ -377,7 +375,7 @@ impl GroupMember {
     fn send_sync(&mut self, assignments: Vec<SyncGroupRequestAssignment>, ctx: &mut GroupCtx<'_>) {
         let body = SyncGroupRequest {
             group_id: self.cfg.group_id.clone(),
-            generation_id: self.generation,
+            generation_id: self.generation.0,
             member_id: self.member_id.clone(),
             group_instance_id: self.cfg.instance_id.clone(),
             protocol_type: Some(PROTOCOL_TYPE.to_owned()),
@@ -393,11 +391,11 @@ impl GroupMember {
             ctx.now,
         );
         self.requests.insert(id, Req::Sync);
-        self.phase = Phase::Syncing;
+        self.enter(MemberState::Syncing);
     }
 
     pub(super) fn on_sync(&mut self, result: Result<Response, NetError>, ctx: &mut GroupCtx<'_>) {
-        if !matches!(self.phase, Phase::Syncing) {
+        if self.state != MemberState::Syncing {
             return;
         }
         let now = ctx.now;
@@ -460,10 +458,10 @@ impl GroupMember {
     /// Java's `onJoinComplete`.
     fn on_assignment(&mut self, assignment: Assignment, ctx: &mut GroupCtx<'_>) {
         let now = ctx.now;
-        self.phase = Phase::Stable;
+        self.enter(MemberState::Stable);
         let name = self.protocol_name.clone().unwrap_or_default();
         if let Some(a) = self.assignors.iter_mut().find(|a| a.name() == name) {
-            a.on_assignment(&assignment, self.generation);
+            a.on_assignment(&assignment, self.generation.0);
         }
         let assigned: BTreeSet<TopicPartition> = assignment.partitions.into_iter().collect();
         if let Some(topics) = self.topics_now() {
@@ -476,7 +474,7 @@ impl GroupMember {
         let revoked: BTreeSet<TopicPartition> = self.owned.difference(&assigned).cloned().collect();
         let added: BTreeSet<TopicPartition> = assigned.difference(&self.owned).cloned().collect();
         tracing::info!(
-            group = %self.cfg.group_id, member = %self.member_id, generation = self.generation,
+            group = %self.cfg.group_id, member = %self.member_id, generation = %self.generation,
             assigned = assigned.len(), added = added.len(), revoked = revoked.len(),
             "assignment received"
         );
@@ -503,7 +501,7 @@ impl GroupMember {
     /// A new cluster view: the leader rejoins when the partitions of the group's topics
     /// changed since it assigned (Java's metadata snapshot check).
     pub fn on_metadata(&mut self, view: &Arc<ClusterView>) {
-        if self.is_leader && matches!(self.phase, Phase::Stable) {
+        if self.is_leader && self.state == MemberState::Stable {
             self.check_leader_snapshot(view);
         }
     }

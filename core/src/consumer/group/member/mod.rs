@@ -58,6 +58,7 @@ use crate::consumer::error::ConsumerError;
 use crate::consumer::record::TopicPartition;
 use crate::consumer::subscription_state::SubscriptionState;
 use crate::consumer::ConsumerEvent;
+use crate::deadline::Deadline;
 use crate::network::{
     ClusterView, CoordinatorKind, NetError, NetworkClient, RequestId, Response, Target,
 };
@@ -91,28 +92,71 @@ pub enum MemberState {
     Stable,
 }
 
+/// What a [`MemberState::Joining`] member waits for.
 #[derive(Debug)]
-enum Phase {
-    Idle,
-    Joining {
-        retry_at: Option<Instant>,
-    },
+enum JoinWait {
+    /// JoinGroup is in flight.
+    Sent,
+    /// JoinGroup goes out again at this instant (after a retriable error or a backoff).
+    RetryAt(Instant),
     /// The leader waits for metadata of every member's topics before assigning.
-    Assigning {
-        members: Vec<JoinGroupResponseMember>,
-    },
-    Syncing,
-    Stable,
+    Assigning(Vec<JoinGroupResponseMember>),
+}
+
+/// A generation of the group (JoinGroup's `generation_id`); [`Generation::NONE`] outside one,
+/// as the protocol spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Generation(pub i32);
+
+impl Generation {
+    /// No generation: not joined, or the generation was lost (-1 on the wire).
+    pub const NONE: Generation = Generation(-1);
+
+    /// Whether this names a generation (the coordinator numbers them from 0).
+    pub fn is_some(self) -> bool {
+        self.0 >= 0
+    }
+}
+
+impl std::fmt::Display for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The member's own key for one commit: unique, unlike the application's ops, which ride
+/// along and may repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) struct CommitKey(u64);
+
+/// The member's own key for one committed-offsets lookup (OffsetFetch), unique as
+/// [`CommitKey`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) struct OffsetFetchKey(u64);
+
+impl CommitKey {
+    /// The key after this one.
+    fn next(self) -> Self {
+        CommitKey(self.0 + 1)
+    }
+}
+
+impl OffsetFetchKey {
+    /// The key after this one.
+    fn next(self) -> Self {
+        OffsetFetchKey(self.0 + 1)
+    }
 }
 
 #[derive(Debug, Clone)]
 enum Req {
     Join,
     Sync,
-    Heartbeat(i32),
+    /// A heartbeat on behalf of this generation (an answer about an older one is ignored).
+    Heartbeat(Generation),
     Leave,
-    Commit(u64),
-    OffsetFetch(u64),
+    Commit(CommitKey),
+    OffsetFetch(OffsetFetchKey),
     LeaderMetadata,
     PatternMetadata,
 }
@@ -148,10 +192,14 @@ pub(crate) struct GroupMember {
     /// The topics of the last JoinGroup: a different subscription means a rejoin.
     joined_topics: Option<BTreeSet<String>>,
     member_id: String,
-    generation: i32,
+    generation: Generation,
     protocol_name: Option<String>,
     is_leader: bool,
-    phase: Phase,
+    /// Where the member is; the one state the application also sees (`group_state`).
+    state: MemberState,
+    /// What the join waits for: `Some` exactly while `state` is `Joining` (set through
+    /// [`GroupMember::enter_joining`] and cleared by [`GroupMember::enter`]).
+    join: Option<JoinWait>,
     rejoin_needed: bool,
     rejoin_reason: &'static str,
     /// The partitions the group assigned to this member.
@@ -163,14 +211,17 @@ pub(crate) struct GroupMember {
     pending_call: Option<RebalanceCall>,
     heartbeat: Heartbeat,
     /// Commits in progress by key.
-    commits: BTreeMap<u64, CommitOp>,
+    commits: BTreeMap<CommitKey, CommitOp>,
+    /// The last commit key handed out.
+    last_commit: CommitKey,
     /// Committed-offsets lookups (OffsetFetch) in progress by key.
-    offset_fetches: BTreeMap<u64, OffsetFetchOp>,
-    next_offset_fetch: u64,
+    offset_fetches: BTreeMap<OffsetFetchKey, OffsetFetchOp>,
+    /// The last lookup key handed out.
+    last_offset_fetch: OffsetFetchKey,
     requests: BTreeMap<RequestId, Req>,
     next_auto_commit: Option<Instant>,
     /// The key of the periodic auto-commit in progress.
-    auto_commit_op: Option<u64>,
+    auto_commit_op: Option<CommitKey>,
     pattern_refresh_at: Option<Instant>,
     pattern_in_flight: bool,
     /// The leader's view of the group's topics when it assigned (a change means a rejoin).
@@ -183,8 +234,6 @@ pub(crate) struct GroupMember {
     pub(crate) assignment_changed: bool,
     closing: Option<Instant>,
     close_done: bool,
-    /// The last commit key handed out.
-    next_op: u64,
 }
 
 /// How a commit or committed-offsets answer is handled.
@@ -248,10 +297,11 @@ impl GroupMember {
             subscribed: Subscribed::Nothing,
             joined_topics: None,
             member_id: String::new(),
-            generation: -1,
+            generation: Generation::NONE,
             protocol_name: None,
             is_leader: false,
-            phase: Phase::Idle,
+            state: MemberState::Unjoined,
+            join: None,
             rejoin_needed: false,
             rejoin_reason: "",
             owned: BTreeSet::new(),
@@ -267,8 +317,9 @@ impl GroupMember {
                 Duration::from_millis(config.common.retry_backoff_ms),
             ),
             commits: BTreeMap::new(),
+            last_commit: CommitKey::default(),
             offset_fetches: BTreeMap::new(),
-            next_offset_fetch: 0,
+            last_offset_fetch: OffsetFetchKey::default(),
             requests: BTreeMap::new(),
             next_auto_commit: None,
             auto_commit_op: None,
@@ -282,7 +333,6 @@ impl GroupMember {
             assignment_changed: false,
             closing: None,
             close_done: false,
-            next_op: 0,
         }
     }
 
@@ -309,19 +359,14 @@ impl GroupMember {
 
     /// Where the member is.
     pub fn state(&self) -> MemberState {
-        match self.phase {
-            Phase::Idle => MemberState::Unjoined,
-            Phase::Joining { .. } | Phase::Assigning { .. } => MemberState::Joining,
-            Phase::Syncing => MemberState::Syncing,
-            Phase::Stable => MemberState::Stable,
-        }
+        self.state
     }
 
     /// The membership.
     pub fn metadata(&self) -> GroupMetadata {
         GroupMetadata {
             group_id: self.cfg.group_id.clone(),
-            generation_id: self.generation,
+            generation_id: self.generation.0,
             member_id: self.member_id.clone(),
             group_instance_id: self.cfg.instance_id.clone(),
         }
@@ -379,7 +424,19 @@ impl GroupMember {
     }
 
     fn generation_valid(&self) -> bool {
-        self.generation >= 0 && !self.member_id.is_empty()
+        self.generation.is_some() && !self.member_id.is_empty()
+    }
+
+    /// Moves to `state`, which is not `Joining` (that is [`enter_joining`](Self::enter_joining)).
+    fn enter(&mut self, state: MemberState) {
+        self.state = state;
+        self.join = None;
+    }
+
+    /// Moves to `Joining`, waiting for `wait`.
+    fn enter_joining(&mut self, wait: JoinWait) {
+        self.state = MemberState::Joining;
+        self.join = Some(wait);
     }
 
     fn topics_now(&self) -> Option<BTreeSet<String>> {
@@ -460,13 +517,13 @@ impl GroupMember {
     /// lost and the member rejoins.
     fn lose_generation(&mut self, reason: &'static str, keep_member: bool) {
         tracing::info!(group = %self.cfg.group_id, member = %self.member_id, reason, "lost the group generation");
-        self.generation = -1;
+        self.generation = Generation::NONE;
         if !keep_member {
             self.member_id.clear();
         }
         self.is_leader = false;
         self.heartbeat.stop();
-        self.phase = Phase::Idle;
+        self.enter(MemberState::Unjoined);
         self.request_rejoin(reason);
     }
 
@@ -474,8 +531,8 @@ impl GroupMember {
         tracing::error!(group = %self.cfg.group_id, %error, "fatal group error");
         self.fatal = Some(error);
         self.heartbeat.stop();
-        self.phase = Phase::Idle;
-        self.generation = -1;
+        self.enter(MemberState::Unjoined);
+        self.generation = Generation::NONE;
         self.rejoin_needed = false;
         self.steps.retain(|s| matches!(s, Step::FinishClose));
         if !self.owned.is_empty() {
@@ -524,10 +581,7 @@ impl GroupMember {
         self.maybe_refresh_pattern(ctx);
         self.maybe_start_rejoin();
         self.run_steps(ctx);
-        if let Phase::Joining {
-            retry_at: Some(t), ..
-        } = self.phase
-        {
+        if let Some(JoinWait::RetryAt(t)) = self.join {
             if now >= t {
                 self.send_join(ctx);
             }
@@ -553,38 +607,26 @@ impl GroupMember {
         if self.close_done {
             return None;
         }
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        consider(self.heartbeat.next_deadline());
-        if let Phase::Joining { retry_at } = self.phase {
-            consider(retry_at);
+        let mut next = Deadline::NONE;
+        next.fold(self.heartbeat.next_deadline());
+        if let Some(JoinWait::RetryAt(t)) = self.join {
+            next.fold(t);
         }
         if self.auto_commit_acts() && self.auto_commit_op.is_none() {
-            consider(self.next_auto_commit);
+            next.fold(self.next_auto_commit);
         }
         // Only timers `poll` acts on when due: a deadline reported but skipped would be due
         // forever, a busy loop at one instant.
         if self.subscribed.is_pattern() && !self.pattern_in_flight && self.closing.is_none() {
-            consider(self.pattern_refresh_at);
+            next.fold(self.pattern_refresh_at);
         }
-        for c in self.commits.values() {
-            if c.request.is_none() {
-                consider(c.retry_at);
-                consider(c.deadline);
-            }
-        }
-        for f in self.offset_fetches.values() {
-            if f.request.is_none() {
-                consider(f.retry_at);
-                consider(f.deadline);
-            }
-        }
-        consider(self.closing);
-        next
+        // Commits and lookups wait for a retry or their deadline only while not in flight.
+        let commits = self.commits.values().filter(|c| c.request.is_none());
+        next.extend(commits.flat_map(|c| [c.retry_at, c.deadline]));
+        let lookups = self.offset_fetches.values().filter(|f| f.request.is_none());
+        next.extend(lookups.flat_map(|f| [f.retry_at, f.deadline]));
+        next.fold(self.closing);
+        next.earliest()
     }
 
     /// Handles the answer to one of the group's requests.

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::rebalance::Blocker;
-use super::{consumed_positions, group_error, GroupCtx, GroupMember, Outcome, Phase, Req};
+use super::{
+    consumed_positions, group_error, CommitKey, Generation, GroupCtx, GroupMember, MemberState,
+    Outcome, Req,
+};
 use crate::consumer::error::ConsumerError;
 use crate::consumer::record::TopicPartition;
 use crate::consumer::{ConsumerEvent, OpId};
@@ -94,7 +97,7 @@ pub(crate) enum CommitKind {
 #[derive(Debug)]
 pub(crate) struct CommitOp {
     /// The group's own name for the commit (unique, unlike application ops).
-    pub key: u64,
+    pub key: CommitKey,
     /// The application's op (`None` for the core's own commits).
     pub op: Option<OpId>,
     pub kind: CommitKind,
@@ -116,7 +119,7 @@ pub(crate) struct CommitOp {
 /// for a consumer that assigns partitions itself).
 pub(crate) fn commit_request(
     group_id: &str,
-    generation: i32,
+    generation: Generation,
     member_id: &str,
     instance_id: Option<&str>,
     offsets: &Offsets,
@@ -141,7 +144,7 @@ pub(crate) fn commit_request(
     }
     OffsetCommitRequest {
         group_id: group_id.to_owned(),
-        generation_id_or_member_epoch: generation,
+        generation_id_or_member_epoch: generation.0,
         member_id: member_id.to_owned(),
         group_instance_id: instance_id.map(str::to_owned),
         retention_time_ms: -1,
@@ -215,7 +218,7 @@ impl GroupMember {
         offsets: Option<Offsets>,
         timeout: Option<Duration>,
         ctx: &mut GroupCtx<'_>,
-    ) -> u64 {
+    ) -> CommitKey {
         let offsets = offsets.unwrap_or_else(|| consumed_positions(ctx.subs));
         let key = self.start_commit(
             Some(op),
@@ -237,9 +240,9 @@ impl GroupMember {
         offsets: Offsets,
         deadline: Option<Instant>,
         ctx: &mut GroupCtx<'_>,
-    ) -> u64 {
-        self.next_op += 1;
-        let key = self.next_op;
+    ) -> CommitKey {
+        self.last_commit = self.last_commit.next();
+        let key = self.last_commit;
         if offsets.is_empty() {
             self.finish_commit(
                 CommitOp {
@@ -277,7 +280,7 @@ impl GroupMember {
 
     pub(super) fn send_commits(&mut self, ctx: &mut GroupCtx<'_>) {
         let now = ctx.now;
-        let due: Vec<u64> = self
+        let due: Vec<CommitKey> = self
             .commits
             .values()
             .filter(|c| c.request.is_none() && c.retry_at.is_none_or(|t| now >= t))
@@ -294,7 +297,8 @@ impl GroupMember {
             // A subscribed member commits as a member of a stable generation (a commit
             // during a rebalance would be refused, or worse, overwrite the new owner's).
             let usable = !managed
-                || (self.generation_valid() && matches!(self.phase, Phase::Stable | Phase::Idle));
+                || (self.generation_valid()
+                    && matches!(self.state, MemberState::Stable | MemberState::Unjoined));
             if !usable {
                 let op = self.commits.remove(&id).expect("listed");
                 let e = group_error(
@@ -307,7 +311,7 @@ impl GroupMember {
             let (generation, member) = if managed {
                 (self.generation, self.member_id.as_str())
             } else {
-                (-1, "")
+                (Generation::NONE, "")
             };
             let op = &self.commits[&id];
             let sendable: Offsets = op
@@ -394,7 +398,7 @@ impl GroupMember {
         if self.cfg.auto_commit.is_none() || self.closing.is_some() || self.fatal.is_some() {
             return false;
         }
-        let member = matches!(self.phase, Phase::Stable) && self.steps.is_empty();
+        let member = self.state == MemberState::Stable && self.steps.is_empty();
         let standalone = !self.subscribed.is_active();
         member || standalone
     }
@@ -427,7 +431,7 @@ impl GroupMember {
 
     pub(super) fn on_commit(
         &mut self,
-        id: u64,
+        id: CommitKey,
         result: Result<Response, NetError>,
         ctx: &mut GroupCtx<'_>,
     ) {
@@ -487,7 +491,7 @@ impl GroupMember {
                 Some(Err(e))
             }
             Outcome::Rebalancing(e) => {
-                if matches!(self.phase, Phase::Stable) {
+                if self.state == MemberState::Stable {
                     self.request_rejoin("a commit found the group rebalancing");
                 }
                 Some(Err(e))
@@ -506,7 +510,7 @@ impl GroupMember {
 
     /// Fails the commits waiting to be (re)sent whose deadline passed.
     pub(super) fn expire_commits(&mut self, now: Instant) {
-        let late: Vec<u64> = self
+        let late: Vec<CommitKey> = self
             .commits
             .values()
             .filter(|c| c.request.is_none() && c.deadline.is_some_and(|d| now >= d))
@@ -563,7 +567,7 @@ mod tests {
 
     #[test]
     fn commit_request_groups_partitions_by_topic() {
-        let r = commit_request("g", 3, "m-1", Some("i"), &offsets());
+        let r = commit_request("g", Generation(3), "m-1", Some("i"), &offsets());
         assert_eq!(r.generation_id_or_member_epoch, 3);
         assert_eq!(r.group_instance_id.as_deref(), Some("i"));
         assert_eq!(r.topics.len(), 2);

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::offset_commit::OffsetAndMetadata;
-use super::{group_error, GroupCtx, GroupMember, Outcome, Req};
+use super::{group_error, GroupCtx, GroupMember, OffsetFetchKey, Outcome, Req};
 use crate::config::AutoOffsetReset;
 use crate::consumer::error::ConsumerError;
 use crate::consumer::record::TopicPartition;
@@ -134,9 +134,9 @@ impl GroupMember {
             });
             return;
         }
-        self.next_offset_fetch += 1;
+        self.last_offset_fetch = self.last_offset_fetch.next();
         self.offset_fetches.insert(
-            self.next_offset_fetch,
+            self.last_offset_fetch,
             OffsetFetchOp {
                 op: Some(op),
                 partitions: partitions.into_iter().collect(),
@@ -152,7 +152,7 @@ impl GroupMember {
     /// waiting).
     pub(super) fn send_offset_fetches(&mut self, ctx: &mut GroupCtx<'_>) {
         let now = ctx.now;
-        let due: Vec<u64> = self
+        let due: Vec<OffsetFetchKey> = self
             .offset_fetches
             .iter()
             .filter(|(_, f)| f.request.is_none() && f.retry_at.is_none_or(|t| now >= t))
@@ -264,7 +264,7 @@ impl GroupMember {
 
     pub(super) fn on_offset_fetch(
         &mut self,
-        key: u64,
+        key: OffsetFetchKey,
         result: Result<Response, NetError>,
         ctx: &mut GroupCtx<'_>,
     ) {
@@ -322,7 +322,7 @@ impl GroupMember {
     /// Fails the application's committed-offsets lookups waiting to be (re)sent whose
     /// deadline passed.
     pub(super) fn expire_offset_fetches(&mut self, now: Instant) {
-        let late: Vec<u64> = self
+        let late: Vec<OffsetFetchKey> = self
             .offset_fetches
             .iter()
             .filter(|(_, f)| f.request.is_none() && f.deadline.is_some_and(|d| now >= d))

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::offset_commit::CommitKind;
 use super::offset_fetch::{OffsetFetchOp, AWAITING_COMMITTED};
-use super::{consumed_positions, GroupCtx, GroupMember, Phase, Req};
+use super::{consumed_positions, CommitKey, Generation, GroupCtx, GroupMember, MemberState, Req};
 use crate::consumer::assignor::RebalanceProtocol;
 use crate::consumer::group::listener::{RebalanceCall, RebalanceKind, RebalanceOutcome};
 use crate::consumer::record::TopicPartition;
@@ -32,7 +32,8 @@ pub(super) enum Step {
 #[derive(Debug)]
 pub(super) enum Blocker {
     /// The commit with this key.
-    Commit(u64),
+    Commit(CommitKey),
+    /// The listener callback with this sequence number ([`RebalanceCall::seq`]).
     Callback(u64),
 }
 
@@ -98,7 +99,7 @@ impl GroupMember {
             || !self.heartbeat.has_polled()
             || !self.steps.is_empty()
             || self.blocked.is_some()
-            || !matches!(self.phase, Phase::Idle | Phase::Stable)
+            || !matches!(self.state, MemberState::Unjoined | MemberState::Stable)
         {
             return;
         }
@@ -201,11 +202,11 @@ impl GroupMember {
                 Step::Join => self.send_join(ctx),
                 Step::Leave(reason) => {
                     self.send_leave(ctx, reason);
-                    self.generation = -1;
+                    self.generation = Generation::NONE;
                     self.member_id.clear();
                     self.is_leader = false;
                     self.heartbeat.stop();
-                    self.phase = Phase::Idle;
+                    self.enter(MemberState::Unjoined);
                     let owned = std::mem::take(&mut self.owned);
                     self.apply_revoke(&owned, ctx);
                 }
@@ -284,9 +285,9 @@ impl GroupMember {
             }
         }
         if !lookup.is_empty() {
-            self.next_offset_fetch += 1;
+            self.last_offset_fetch = self.last_offset_fetch.next();
             self.offset_fetches.insert(
-                self.next_offset_fetch,
+                self.last_offset_fetch,
                 OffsetFetchOp {
                     op: None,
                     partitions: lookup,
@@ -377,7 +378,7 @@ mod tests {
         })
     }
 
-    fn commit_request_of(t: &T, id: RequestId) -> u64 {
+    fn commit_request_of(t: &T, id: RequestId) -> CommitKey {
         match t.g.requests.get(&id) {
             Some(Req::Commit(op)) => *op,
             other => panic!("not a commit: {other:?}"),
