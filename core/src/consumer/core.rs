@@ -197,16 +197,9 @@ impl ConsumerCore {
             return Err(ConsumerError::Closed);
         }
         self.reported.arm_records();
-        if let Some(g) = &mut self.group {
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
             // A poll: the member is alive for max_poll_interval_ms, and joins if it must.
-            g.poll(
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-                true,
-            );
+            g.poll(&mut ctx, true);
             self.pump(now);
             let g = self.group.as_mut().expect("present");
             if let Some(e) = g.take_error() {
@@ -530,16 +523,11 @@ impl ConsumerCore {
         if self.closed {
             return;
         }
-        match &mut self.group {
-            Some(g) => g.close(
-                now.checked_add(timeout)
-                    .unwrap_or(now + Duration::from_secs(86_400)),
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            ),
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400));
+        match self.group_with_ctx(now) {
+            Some((g, mut ctx)) => g.close(deadline, &mut ctx),
             None => return self.abort(),
         }
         self.pump(now);
@@ -594,16 +582,21 @@ impl ConsumerCore {
 
     // ---- consumer groups ------------------------------------------------------------------
 
+    /// The group member and what it works on (the network layer, the assignment, `now`),
+    /// `None` without a `group_id`.
+    fn group_with_ctx(&mut self, now: Instant) -> Option<(&mut GroupMember, GroupCtx<'_>)> {
+        let g = self.group.as_deref_mut()?;
+        let ctx = GroupCtx {
+            net: &mut self.net,
+            subs: &mut self.subs,
+            now,
+        };
+        Some((g, ctx))
+    }
+
     fn group_ctx_poll(&mut self, now: Instant, in_poll: bool) {
-        if let Some(g) = &mut self.group {
-            g.poll(
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-                in_poll,
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.poll(&mut ctx, in_poll);
         }
     }
 
@@ -660,15 +653,8 @@ impl ConsumerCore {
                     .into(),
             });
         }
-        let g = self.group.as_mut().ok_or_else(Self::no_group)?;
-        g.subscribe(
-            sub,
-            &mut GroupCtx {
-                net: &mut self.net,
-                subs: &mut self.subs,
-                now,
-            },
-        );
+        let (g, mut ctx) = self.group_with_ctx(now).ok_or_else(Self::no_group)?;
+        g.subscribe(sub, &mut ctx);
         self.pump(now);
         Ok(())
     }
@@ -680,12 +666,8 @@ impl ConsumerCore {
             self.assign(Vec::new(), now);
             return;
         }
-        if let Some(g) = &mut self.group {
-            g.unsubscribe(&mut GroupCtx {
-                net: &mut self.net,
-                subs: &mut self.subs,
-                now,
-            });
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.unsubscribe(&mut ctx);
         }
         self.pump(now);
     }
@@ -727,17 +709,8 @@ impl ConsumerCore {
             }));
             return;
         }
-        if let Some(g) = &mut self.group {
-            g.commit(
-                op,
-                offsets,
-                timeout,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.commit(op, offsets, timeout, &mut ctx);
         }
         self.pump(now);
     }
@@ -785,17 +758,8 @@ impl ConsumerCore {
             }));
             return;
         }
-        if let Some(g) = &mut self.group {
-            g.committed(
-                op,
-                partitions,
-                timeout,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.committed(op, partitions, timeout, &mut ctx);
         }
         self.pump(now);
     }
@@ -819,16 +783,8 @@ impl ConsumerCore {
     /// The application ran callback `seq`: applies the seeks and performs the synchronous
     /// commit the listener asked for, then lets the rebalance go on.
     pub fn complete_rebalance(&mut self, seq: u64, outcome: RebalanceOutcome, now: Instant) {
-        if let Some(g) = &mut self.group {
-            g.complete_call(
-                seq,
-                outcome,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.complete_call(seq, outcome, &mut ctx);
         }
         self.pump(now);
     }
@@ -1177,17 +1133,9 @@ impl ConsumerCore {
                 return;
             }
         };
-        if let Some(g) = &mut self.group {
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
             if g.owns(id) {
-                g.handle_response(
-                    id,
-                    result,
-                    &mut GroupCtx {
-                        net: &mut self.net,
-                        subs: &mut self.subs,
-                        now,
-                    },
-                );
+                g.handle_response(id, result, &mut ctx);
                 return;
             }
         }
