@@ -34,7 +34,8 @@ use crate::records::DecodeOptions;
 
 pub use crate::OpId;
 
-/// The consumer's state machine: manual assignment, fetching, positions and offset lookups.
+/// The consumer's state machine: the assignment (the application's, or the group's when
+/// subscribed), fetching, positions, offset lookups and, with a `group_id`, the group member.
 ///
 /// Application calls ([`assign`](Self::assign), [`take_records`](Self::take_records),
 /// [`seek`](Self::seek), ...) change state and queue output like any input; the driver drains

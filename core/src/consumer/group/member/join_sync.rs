@@ -302,8 +302,13 @@ impl GroupMember {
         result: Result<Response, NetError>,
         ctx: &mut GroupCtx<'_>,
     ) {
-        let Some(JoinWait::Assigning(members)) = self.join.take() else {
-            return;
+        // An answer for a join that was given up since (the member rejoined) changes nothing.
+        let members = match self.join.take() {
+            Some(JoinWait::Assigning(members)) => members,
+            other => {
+                self.join = other;
+                return;
+            }
         };
         // Every way on from here sets the state again (SyncGroup, a retry, a fatal error).
         self.enter(MemberState::Syncing);
@@ -586,6 +591,25 @@ mod tests {
         assert_eq!(t.g.assignment_snapshot.as_ref().unwrap().get("t"), Some(&3));
         t.sync_response(&[0, 1, 2]);
         assert_eq!(t.complete().partitions, tps(&[0, 1, 2]));
+    }
+
+    /// The leader's metadata answer arriving after the member gave that join up (its
+    /// generation was lost meanwhile) must leave the new join alone.
+    #[test]
+    fn a_stale_leader_metadata_answer_leaves_the_next_join_alone() {
+        let mut t = T::new(|_| {});
+        t.poll(true);
+        t.join_response(ErrorCode::NONE, "m-1", "m-1");
+        let md = t
+            .pending(|r| matches!(r, Req::LeaderMetadata))
+            .expect("leader metadata");
+        t.heartbeat_response(ErrorCode::UNKNOWN_MEMBER_ID);
+        t.poll(true);
+        assert!(t.pending(|r| matches!(r, Req::Join)).is_some(), "rejoining");
+        t.respond(md, ResponseBody::Metadata(MetadataResponse::default()));
+        assert_eq!(t.g.state(), MemberState::Joining);
+        t.join_response(ErrorCode::NONE, "m-2", "other");
+        assert_eq!(t.g.state(), MemberState::Syncing, "the new join went on");
     }
 
     #[test]

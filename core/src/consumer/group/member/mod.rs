@@ -17,9 +17,13 @@
 //!   the pattern subscription's refresh.
 //!
 //! # Shape
-//! - `phase` is where the member is in the protocol: `Idle` (not a member), `Joining`
-//!   (JoinGroup out or waiting to be resent), `Assigning` (the leader fetching metadata for
-//!   the group's topics), `Syncing` (SyncGroup out) and `Stable`.
+//! - `state` is where the member is in the protocol, the [`MemberState`] the application
+//!   also sees: `Unjoined` (not a member of a generation), `Joining`, `Syncing` (SyncGroup
+//!   out) and `Stable`. While joining, `join` says what for: the JoinGroup answer, the instant
+//!   it is resent, or (the leader) metadata for the group's topics before assigning.
+//! - Identities are newtypes: [`Generation`] (-1 outside one, as on the wire), and the
+//!   member's own keys for commits ([`CommitKey`]) and committed-offset lookups
+//!   ([`OffsetFetchKey`]), which its requests carry in `requests`.
 //! - `steps` is the queue of what must happen in order around a rebalance, with the points
 //!   where Java calls the listener: an auto-commit, a listener callback, a revocation, an
 //!   assignment, JoinGroup, LeaveGroup, the end of a close. A step that waits (a commit, a
@@ -59,11 +63,9 @@ use crate::consumer::record::TopicPartition;
 use crate::consumer::subscription_state::SubscriptionState;
 use crate::consumer::ConsumerEvent;
 use crate::deadline::Deadline;
-use crate::network::{
-    ClusterView, CoordinatorKind, NetError, NetworkClient, RequestId, Response, Target,
-};
+use crate::network::{CoordinatorKind, NetError, NetworkClient, RequestId, Response, Target};
 use crate::protocol::join_group::response::JoinGroupResponseMember;
-use crate::protocol::{ApiKey, ErrorCode, MetadataRequest, RequestBody, ResponseBody};
+use crate::protocol::{ApiKey, ErrorCode};
 
 use heartbeat::Heartbeat;
 use join_sync::common_protocol;
@@ -700,50 +702,6 @@ impl GroupMember {
                     result: Err(ConsumerError::Closed),
                 });
             }
-        }
-    }
-
-    fn maybe_refresh_pattern(&mut self, ctx: &mut GroupCtx<'_>) {
-        if !self.subscribed.is_pattern() || self.pattern_in_flight || self.closing.is_some() {
-            return;
-        }
-        if self.pattern_refresh_at.is_some_and(|t| ctx.now >= t) {
-            let body = RequestBody::Metadata(MetadataRequest {
-                topics: None,
-                allow_auto_topic_creation: false,
-                ..Default::default()
-            });
-            let id = ctx.net.send(Target::Any, body, None, true, ctx.now);
-            self.requests.insert(id, Req::PatternMetadata);
-            self.pattern_in_flight = true;
-            self.pattern_refresh_at = None;
-        }
-    }
-
-    fn on_pattern_metadata(&mut self, result: Result<Response, NetError>, ctx: &mut GroupCtx<'_>) {
-        self.pattern_in_flight = false;
-        let Ok(Response {
-            body: ResponseBody::Metadata(m),
-            ..
-        }) = result
-        else {
-            self.pattern_refresh_at = Some(ctx.now + self.cfg.retry_backoff);
-            return;
-        };
-        self.pattern_refresh_at = Some(ctx.now + self.cfg.metadata_max_age);
-        let mut view = ClusterView::default();
-        view.update(&m, true);
-        if self
-            .subscribed
-            .update_matches(&view, self.cfg.exclude_internal)
-        {
-            if let Some(topics) = self.topics_now() {
-                tracing::debug!(group = %self.cfg.group_id, topics = topics.len(), "pattern subscription matched");
-                for t in &topics {
-                    ctx.net.add_topic_interest(t);
-                }
-            }
-            self.check_subscription_change();
         }
     }
 }

@@ -12,6 +12,8 @@ use crate::consumer::assignor::RebalanceProtocol;
 use crate::consumer::group::listener::{RebalanceCall, RebalanceKind, RebalanceOutcome};
 use crate::consumer::record::TopicPartition;
 use crate::consumer::subscription_state::Reset;
+use crate::network::{ClusterView, NetError, Response, Target};
+use crate::protocol::{MetadataRequest, RequestBody, ResponseBody};
 
 /// One thing that must happen in order around a rebalance (see the [module docs](super)).
 #[derive(Debug)]
@@ -296,6 +298,56 @@ impl GroupMember {
                     request: None,
                 },
             );
+        }
+    }
+
+    /// Looks the pattern's matches up again when the refresh is due (full metadata).
+    pub(super) fn maybe_refresh_pattern(&mut self, ctx: &mut GroupCtx<'_>) {
+        if !self.subscribed.is_pattern() || self.pattern_in_flight || self.closing.is_some() {
+            return;
+        }
+        if self.pattern_refresh_at.is_some_and(|t| ctx.now >= t) {
+            let body = RequestBody::Metadata(MetadataRequest {
+                topics: None,
+                allow_auto_topic_creation: false,
+                ..Default::default()
+            });
+            let id = ctx.net.send(Target::Any, body, None, true, ctx.now);
+            self.requests.insert(id, Req::PatternMetadata);
+            self.pattern_in_flight = true;
+            self.pattern_refresh_at = None;
+        }
+    }
+
+    /// The full metadata of a pattern refresh: a changed match rejoins.
+    pub(super) fn on_pattern_metadata(
+        &mut self,
+        result: Result<Response, NetError>,
+        ctx: &mut GroupCtx<'_>,
+    ) {
+        self.pattern_in_flight = false;
+        let Ok(Response {
+            body: ResponseBody::Metadata(m),
+            ..
+        }) = result
+        else {
+            self.pattern_refresh_at = Some(ctx.now + self.cfg.retry_backoff);
+            return;
+        };
+        self.pattern_refresh_at = Some(ctx.now + self.cfg.metadata_max_age);
+        let mut view = ClusterView::default();
+        view.update(&m, true);
+        if self
+            .subscribed
+            .update_matches(&view, self.cfg.exclude_internal)
+        {
+            if let Some(topics) = self.topics_now() {
+                tracing::debug!(group = %self.cfg.group_id, topics = topics.len(), "pattern subscription matched");
+                for t in &topics {
+                    ctx.net.add_topic_interest(t);
+                }
+            }
+            self.check_subscription_change();
         }
     }
 }

@@ -11,7 +11,7 @@ pub(super) use crate::protocol::metadata::response::{
     MetadataResponsePartition, MetadataResponseTopic,
 };
 pub(super) use crate::protocol::{
-    HeartbeatResponse, JoinGroupResponse, MetadataResponse, SyncGroupResponse,
+    HeartbeatResponse, JoinGroupResponse, MetadataResponse, ResponseBody, SyncGroupResponse,
 };
 
 pub(super) struct T {
