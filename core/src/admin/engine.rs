@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::network::{CoordinatorKind, NetError, NetworkClient, Response, Target};
 use crate::protocol::{ApiKey, ErrorCode, RequestBody};
 
@@ -51,7 +52,7 @@ impl Ctx<'_> {
         if at >= self.deadline {
             return false;
         }
-        self.retry_at = Some(self.retry_at.map_or(at, |t| t.min(at)));
+        self.retry_at = Deadline::from(self.retry_at).with(at).earliest();
         true
     }
 }

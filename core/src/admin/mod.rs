@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::AdminConfig;
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
+use crate::deadline::Deadline;
 use crate::network::{
     ClientCore, CloseReason, ConnId, NetEvent, NetOptions, NetworkClient, NodeId, Output, RequestId,
 };
@@ -697,12 +698,10 @@ impl ClientCore for AdminCore {
         if self.state == State::Closed {
             return None;
         }
-        let close = self.state.deadline();
-        let retry = self.ops.values().filter_map(|e| e.retry_at).min();
-        [self.net.poll_timeout(), retry, close]
-            .into_iter()
-            .flatten()
-            .min()
+        let mut next = Deadline::from(self.net.poll_timeout());
+        next.fold(self.state.deadline());
+        next.extend(self.ops.values().map(|e| e.retry_at));
+        next.earliest()
     }
 }
 

@@ -17,13 +17,14 @@ use super::fetch_session::{FetchSession, PartitionFetch, SessionOutcome};
 use super::fetcher::{
     FetchSettings, FetchStats, Fetcher, InFlightFetch, MAX_FETCH_VERSION, MAX_QUEUED_FETCHES,
 };
-use super::group::coordinator::{GroupCoordinator, GroupCtx, MemberState};
+use super::group::member::{GroupCtx, GroupMember, MemberState};
 use super::group::subscription::Subscribed;
 use super::group::{GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
 use super::offsets::{self, OffsetLookup};
 use super::record::{ConsumerRecords, TopicPartition};
 use super::subscription_state::{FetchPosition, SubscriptionState};
 use crate::config::{ConsumerConfig, IsolationLevel};
+use crate::deadline::Deadline;
 use crate::network::{
     ClientCore, CloseReason, ClusterView, ConnId, DriverEnv, NetError, NetEvent, NetOptions,
     NetworkClient, NodeId, Output, RequestId, Response, SetupError, Target,
@@ -33,7 +34,8 @@ use crate::records::DecodeOptions;
 
 pub use crate::OpId;
 
-/// The consumer's state machine: manual assignment, fetching, positions and offset lookups.
+/// The consumer's state machine: the assignment (the application's, or the group's when
+/// subscribed), fetching, positions, offset lookups and, with a `group_id`, the group member.
 ///
 /// Application calls ([`assign`](Self::assign), [`take_records`](Self::take_records),
 /// [`seek`](Self::seek), ...) change state and queue output like any input; the driver drains
@@ -75,7 +77,7 @@ pub struct ConsumerCore {
     reported: Reported,
     closed: bool,
     /// The group member, when `group_id` is set.
-    group: Option<Box<GroupCoordinator>>,
+    group: Option<Box<GroupMember>>,
 }
 
 impl std::fmt::Debug for ConsumerCore {
@@ -97,7 +99,7 @@ impl ConsumerCore {
                 .iter()
                 .map(|s| super::assignor::built_in(*s))
                 .collect();
-            Box::new(GroupCoordinator::new(&config, g, assignors))
+            Box::new(GroupMember::new(&config, g, assignors))
         });
         let decode = DecodeOptions {
             check_crcs: config.check_crcs,
@@ -196,16 +198,9 @@ impl ConsumerCore {
             return Err(ConsumerError::Closed);
         }
         self.reported.arm_records();
-        if let Some(g) = &mut self.group {
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
             // A poll: the member is alive for max_poll_interval_ms, and joins if it must.
-            g.poll(
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-                true,
-            );
+            g.poll(&mut ctx, true);
             self.pump(now);
             let g = self.group.as_mut().expect("present");
             if let Some(e) = g.take_error() {
@@ -529,16 +524,11 @@ impl ConsumerCore {
         if self.closed {
             return;
         }
-        match &mut self.group {
-            Some(g) => g.close(
-                now.checked_add(timeout)
-                    .unwrap_or(now + Duration::from_secs(86_400)),
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            ),
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400));
+        match self.group_with_ctx(now) {
+            Some((g, mut ctx)) => g.close(deadline, &mut ctx),
             None => return self.abort(),
         }
         self.pump(now);
@@ -593,16 +583,21 @@ impl ConsumerCore {
 
     // ---- consumer groups ------------------------------------------------------------------
 
+    /// The group member and what it works on (the network layer, the assignment, `now`),
+    /// `None` without a `group_id`.
+    fn group_with_ctx(&mut self, now: Instant) -> Option<(&mut GroupMember, GroupCtx<'_>)> {
+        let g = self.group.as_deref_mut()?;
+        let ctx = GroupCtx {
+            net: &mut self.net,
+            subs: &mut self.subs,
+            now,
+        };
+        Some((g, ctx))
+    }
+
     fn group_ctx_poll(&mut self, now: Instant, in_poll: bool) {
-        if let Some(g) = &mut self.group {
-            g.poll(
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-                in_poll,
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.poll(&mut ctx, in_poll);
         }
     }
 
@@ -659,15 +654,8 @@ impl ConsumerCore {
                     .into(),
             });
         }
-        let g = self.group.as_mut().ok_or_else(Self::no_group)?;
-        g.subscribe(
-            sub,
-            &mut GroupCtx {
-                net: &mut self.net,
-                subs: &mut self.subs,
-                now,
-            },
-        );
+        let (g, mut ctx) = self.group_with_ctx(now).ok_or_else(Self::no_group)?;
+        g.subscribe(sub, &mut ctx);
         self.pump(now);
         Ok(())
     }
@@ -679,12 +667,8 @@ impl ConsumerCore {
             self.assign(Vec::new(), now);
             return;
         }
-        if let Some(g) = &mut self.group {
-            g.unsubscribe(&mut GroupCtx {
-                net: &mut self.net,
-                subs: &mut self.subs,
-                now,
-            });
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.unsubscribe(&mut ctx);
         }
         self.pump(now);
     }
@@ -726,17 +710,8 @@ impl ConsumerCore {
             }));
             return;
         }
-        if let Some(g) = &mut self.group {
-            g.commit(
-                op,
-                offsets,
-                timeout,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.commit(op, offsets, timeout, &mut ctx);
         }
         self.pump(now);
     }
@@ -784,17 +759,8 @@ impl ConsumerCore {
             }));
             return;
         }
-        if let Some(g) = &mut self.group {
-            g.committed(
-                op,
-                partitions,
-                timeout,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.committed(op, partitions, timeout, &mut ctx);
         }
         self.pump(now);
     }
@@ -818,16 +784,8 @@ impl ConsumerCore {
     /// The application ran callback `seq`: applies the seeks and performs the synchronous
     /// commit the listener asked for, then lets the rebalance go on.
     pub fn complete_rebalance(&mut self, seq: u64, outcome: RebalanceOutcome, now: Instant) {
-        if let Some(g) = &mut self.group {
-            g.complete_call(
-                seq,
-                outcome,
-                &mut GroupCtx {
-                    net: &mut self.net,
-                    subs: &mut self.subs,
-                    now,
-                },
-            );
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
+            g.complete_call(seq, outcome, &mut ctx);
         }
         self.pump(now);
     }
@@ -864,7 +822,7 @@ impl ConsumerCore {
     /// ([`OffsetAndMetadata`](crate::consumer::OffsetAndMetadata) with the leader epoch of the
     /// last record).
     pub fn consumed_offsets(&self) -> Offsets {
-        super::group::coordinator::consumed_positions(&self.subs)
+        super::group::member::consumed_positions(&self.subs)
     }
 
     // ---- the engine ---------------------------------------------------------------------
@@ -1176,17 +1134,9 @@ impl ConsumerCore {
                 return;
             }
         };
-        if let Some(g) = &mut self.group {
+        if let Some((g, mut ctx)) = self.group_with_ctx(now) {
             if g.owns(id) {
-                g.handle_response(
-                    id,
-                    result,
-                    &mut GroupCtx {
-                        net: &mut self.net,
-                        subs: &mut self.subs,
-                        now,
-                    },
-                );
+                g.handle_response(id, result, &mut ctx);
                 return;
             }
         }
@@ -1613,27 +1563,23 @@ impl ClientCore for ConsumerCore {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.net.poll_timeout();
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
+        let mut next = Deadline::from(self.net.poll_timeout());
         if !self.closed {
-            consider(self.group.as_ref().and_then(|g| g.poll_timeout()));
-            consider(self.subs.next_retry());
-            consider(self.fetcher.next_retry());
-            for l in self.lookups.values() {
-                consider(Some(l.deadline));
-                consider(l.retry_at);
-            }
-            consider(
+            next.fold(self.group.as_ref().and_then(|g| g.poll_timeout()));
+            next.fold(self.subs.next_retry());
+            next.fold(self.fetcher.next_retry());
+            next.extend(
+                self.lookups
+                    .values()
+                    .flat_map(|l| [Some(l.deadline), l.retry_at]),
+            );
+            // When a preferred read replica is given up for the leader again.
+            next.extend(
                 self.subs
                     .iter()
-                    .filter_map(|(_, s)| s.preferred_replica.map(|(_, t)| t))
-                    .min(),
+                    .filter_map(|(_, s)| s.preferred_replica.map(|(_, t)| t)),
             );
         }
-        next
+        next.earliest()
     }
 }

@@ -28,11 +28,8 @@
 //! [`ConsumerEvent::Commit`], and the handler queues the callback with its result.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
@@ -44,9 +41,10 @@ use crate::consumer::group::{
     OffsetAndMetadata, Offsets, RebalanceCall, RebalanceListener,
 };
 use crate::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecord, ConsumerRecords,
-    OffsetAndTimestamp, OffsetsResult, OpId, TopicPartition, TypedRecord,
+    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecords, OffsetAndTimestamp, OffsetsResult,
+    OpId, TopicPartition,
 };
+use crate::deadline::Deadline;
 use crate::network::{ClusterView, PartitionInfo};
 use crate::producer::serializer::Deserializer;
 
@@ -304,7 +302,7 @@ impl Handler<ConsumerCore> for ConsumerHandler {
     fn poll_timeout(&self) -> Option<Instant> {
         let polls = self.polls.values().map(|w| w.deadline);
         let positions = self.positions.values().map(|w| w.deadline);
-        polls.chain(positions).min()
+        polls.chain(positions).collect::<Deadline>().earliest()
     }
 
     fn handle_timeout(&mut self, core: &mut ConsumerCore, now: Instant) {
@@ -880,145 +878,8 @@ impl ConsumerHandle {
     }
 }
 
-type PollFuture = Pin<Box<dyn Future<Output = Result<ConsumerRecords, ConsumerError>> + Send>>;
-
-/// The consumer's records as a [`futures_core::Stream`], one at a time; polled in batches of
-/// `max_poll_records`. Ends when the consumer is closed.
-pub struct RecordStream {
-    handle: ConsumerHandle,
-    max: usize,
-    buffered: VecDeque<ConsumerRecord>,
-    pending: Option<PollFuture>,
-    done: bool,
-}
-
-impl std::fmt::Debug for RecordStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordStream")
-            .field("buffered", &self.buffered.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl RecordStream {
-    /// The next record or partition error; `None` once the consumer is closed. The same as
-    /// the stream's `next()`, without importing a `StreamExt`.
-    pub async fn recv(&mut self) -> Option<Result<ConsumerRecord, ConsumerError>> {
-        std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut *self), cx)).await
-    }
-}
-
-impl futures_core::Stream for RecordStream {
-    type Item = Result<ConsumerRecord, ConsumerError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(r) = this.buffered.pop_front() {
-                return Poll::Ready(Some(Ok(r)));
-            }
-            if this.done {
-                return Poll::Ready(None);
-            }
-            let fut = this.pending.get_or_insert_with(|| {
-                let handle = this.handle.clone();
-                let max = this.max;
-                Box::pin(async move { handle.poll_with(max, FOREVER).await })
-            });
-            match fut.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(result) => {
-                    this.pending = None;
-                    match result {
-                        Ok(records) => this.buffered.extend(records),
-                        Err(ConsumerError::Closed) => this.done = true,
-                        Err(e) => return Poll::Ready(Some(Err(e))),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One record at a time from polled batches; [`next`](Self::next) ends (`None`) after the idle
-/// timeout (`consumer_timeout_ms`; `None`: never) passes without a record, or when the
-/// consumer is closed. The blocking driver's iterator is `block_on(cursor.next())`.
-#[derive(Debug)]
-pub struct RecordCursor {
-    handle: ConsumerHandle,
-    buffered: VecDeque<ConsumerRecord>,
-    idle_timeout: Option<Duration>,
-}
-
-impl RecordCursor {
-    /// Replaces the idle timeout taken from `consumer_timeout_ms`.
-    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// The next record, a partition error, or `None` once idle for the timeout (or closed).
-    pub async fn next(&mut self) -> Option<Result<ConsumerRecord, ConsumerError>> {
-        loop {
-            if let Some(r) = self.buffered.pop_front() {
-                return Some(Ok(r));
-            }
-            let timeout = self.idle_timeout.unwrap_or(FOREVER);
-            match self.handle.poll(timeout).await {
-                Ok(records) if records.is_empty() => {
-                    if self.idle_timeout.is_some() {
-                        return None;
-                    }
-                }
-                Ok(records) => self.buffered.extend(records),
-                Err(ConsumerError::Closed) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
-
-    /// The handle the cursor polls.
-    pub fn handle(&self) -> &ConsumerHandle {
-        &self.handle
-    }
-}
-
-/// A [`ConsumerHandle`] whose polls deserialize keys and values.
-pub struct TypedConsumer<K, V, KD, VD> {
-    handle: ConsumerHandle,
-    key: KD,
-    value: VD,
-    _types: PhantomData<fn() -> (K, V)>,
-}
-
-impl<K, V, KD, VD> std::fmt::Debug for TypedConsumer<K, V, KD, VD> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TypedConsumer")
-            .field("handle", &self.handle)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K, V, KD: Deserializer<K>, VD: Deserializer<V>> TypedConsumer<K, V, KD, VD> {
-    /// The untyped handle (for seeks, offsets and the rest).
-    pub fn handle(&self) -> &ConsumerHandle {
-        &self.handle
-    }
-
-    /// Polls like [`ConsumerHandle::poll`] and deserializes each record; a record that fails
-    /// to deserialize is an `Err` in its place (its position is passed either way, as in
-    /// Java after the application skips it).
-    pub async fn poll(
-        &self,
-        timeout: Duration,
-    ) -> Result<Vec<Result<TypedRecord<K, V>, ConsumerError>>, ConsumerError> {
-        let records = self.handle.poll(timeout).await?;
-        Ok(records
-            .into_iter()
-            .map(|r| r.deserialize(&self.key, &self.value))
-            .collect())
-    }
-}
-
+mod readers;
 #[cfg(test)]
 mod tests;
+
+pub use readers::{RecordCursor, RecordStream, TypedConsumer};

@@ -29,6 +29,7 @@ use std::time::Instant;
 
 use futures_channel::mpsc;
 
+use crate::deadline::Deadline;
 use crate::network::ClientCore;
 
 pub use admin::{AdminHandle, AdminHandler};
@@ -66,10 +67,9 @@ pub trait Handler<C: ClientCore>: Send + 'static {
 
 /// The earlier of a core's and its handler's deadlines: when a loop must wake next.
 pub fn next_deadline<C: ClientCore, H: Handler<C>>(core: &C, handler: &H) -> Option<Instant> {
-    match (core.poll_timeout(), handler.poll_timeout()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    Deadline::from(core.poll_timeout())
+        .with(handler.poll_timeout())
+        .earliest()
 }
 
 /// Work the application asks of the event loop.

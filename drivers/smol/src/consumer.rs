@@ -8,10 +8,11 @@ use kafkit_core::network::SetupError;
 
 use crate::{driver_env, run, SocketOptions, StartError};
 
-/// Starts a consumer (manual assignment) on a detached smol task and returns its handle. The
-/// loop needs an executor polling it: smol's global executor, or any `block_on` around the
-/// caller. Connections open once partitions are assigned or offsets and metadata are asked
-/// for.
+/// Starts a consumer on a detached smol task and returns its handle; it reads partitions the
+/// application assigns, or joins a group on `subscribe` (with a `group_id`). The loop needs
+/// an executor polling it: smol's global executor, or any `block_on` around the caller.
+/// Connections open once partitions are assigned (or a group is joined) or offsets and
+/// metadata are asked for.
 ///
 /// The handle is cheap to clone. The consumer's task stops when the last clone (and every
 /// stream and cursor made from it) is dropped, or at [`ConsumerHandle::close`].

@@ -8,9 +8,10 @@ use kafkit_core::network::SetupError;
 
 use crate::{driver_env, run, SocketOptions, StartError};
 
-/// Starts a consumer (manual assignment) on the current tokio runtime and returns its handle.
-/// Must be called from within a runtime. Connections open once partitions are assigned or
-/// offsets and metadata are asked for.
+/// Starts a consumer on the current tokio runtime and returns its handle; it reads partitions
+/// the application assigns, or joins a group on `subscribe` (with a `group_id`). Must be
+/// called from within a runtime. Connections open once partitions are assigned (or a group
+/// is joined) or offsets and metadata are asked for.
 ///
 /// The handle is cheap to clone. The consumer's task stops when the last clone (and every
 /// stream and cursor made from it) is dropped, or at [`ConsumerHandle::close`].

@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::offsets_commit::{OffsetAndMetadata, Offsets};
+use super::{OffsetAndMetadata, Offsets};
 use crate::consumer::record::TopicPartition;
 
 /// Which callback a [`RebalanceCall`] is.

@@ -1,7 +1,7 @@
 //! Consumer groups: the classic group protocol (JoinGroup / SyncGroup / Heartbeat /
 //! LeaveGroup), committed offsets and rebalance listeners, sans-IO.
 //!
-//! The state machine ([`coordinator`]) lives beside the fetcher inside
+//! The member's state machine ([`member`]) lives beside the fetcher inside
 //! [`ConsumerCore`](crate::consumer::ConsumerCore), which exposes it through `subscribe`,
 //! `subscribe_pattern`, `unsubscribe`, `commit_sync`, `commit_async`, `committed` (results as
 //! events with the caller's op), `pending_rebalance` / `complete_rebalance` (announced by
@@ -35,17 +35,14 @@
 //! joins inside `poll`; from then on joins, heartbeats and commits proceed in the background
 //! until a listener callback needs the application ([`listener`]).
 
-pub(crate) mod coordinator;
-mod heartbeat;
 pub mod listener;
-pub(crate) mod offsets_commit;
+pub(crate) mod member;
 pub(crate) mod subscription;
 
-pub use coordinator::MemberState;
 pub use listener::{
     run_listener, GroupMetadata, RebalanceCall, RebalanceContext, RebalanceKind, RebalanceListener,
     RebalanceOutcome,
 };
-pub use offsets_commit::{
-    default_offset_commit_callback, CommittedResult, OffsetAndMetadata, Offsets,
-};
+pub use member::offset_commit::{default_offset_commit_callback, OffsetAndMetadata, Offsets};
+pub use member::offset_fetch::CommittedResult;
+pub use member::MemberState;
