@@ -547,7 +547,7 @@ pub fn consume_to_end(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) -> ScenarioR
         driver,
         &env.proxy.bootstrap(),
         &ends,
-        Duration::from_millis(20),
+        Duration::from_millis(60),
         &clock,
         &mut report.failures,
     );
@@ -590,8 +590,11 @@ pub fn consume_to_end(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) -> ScenarioR
 struct GroupLog {
     /// `(partition, offset)` -> times read.
     reads: BTreeMap<(i32, i64), usize>,
-    /// The highest committed position of each partition (the next offset to read).
-    committed: BTreeMap<i32, i64>,
+    /// The first reader of each record and when (ms since the phase began), for messages.
+    first: BTreeMap<(i32, i64), (usize, u128)>,
+    /// The highest committed position of each partition (the next offset to read), with the
+    /// member whose commit set it and when.
+    committed: BTreeMap<i32, (i64, usize, u128)>,
     /// Re-reads no commit failure or kill explains.
     unexplained: Vec<String>,
     redelivered: usize,
@@ -634,12 +637,6 @@ pub fn group_with_member_killed(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) ->
                 }
                 let mut mine = 0usize;
                 loop {
-                    // Member 0 dies once it has read a sixth of the records; the others go on
-                    // until the group has read everything.
-                    if member == 0 && mine >= total / 6 {
-                        drop(consumer);
-                        return;
-                    }
                     if all_read(&log.lock().expect("lock")) {
                         break;
                     }
@@ -670,12 +667,17 @@ pub fn group_with_member_killed(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) ->
                             let key = (r.partition, r.offset);
                             let times = l.reads.entry(key).or_insert(0);
                             *times += 1;
-                            if *times > 1 {
+                            let ms = start.elapsed().as_millis();
+                            if *times == 1 {
+                                l.first.insert(key, (member, ms));
+                            } else {
                                 let committed = l.committed.get(&r.partition).copied();
-                                if committed.is_some_and(|c| r.offset < c) {
+                                if committed.is_some_and(|(c, _, _)| r.offset < c) {
+                                    let first = l.first.get(&key).copied();
                                     l.unexplained.push(format!(
-                                        "member {member} re-read p{}@{} below the committed \
-                                         position {committed:?}",
+                                        "member {member} re-read p{}@{} at {ms} ms below the \
+                                         committed position (offset, by member, at ms) \
+                                         {committed:?}; first read (by member, at ms) {first:?}",
                                         r.partition, r.offset
                                     ));
                                 } else {
@@ -685,13 +687,23 @@ pub fn group_with_member_killed(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) ->
                             next.insert(r.partition, r.offset + 1);
                         }
                     }
+                    // Member 0 dies once it has read a sixth of the records, before
+                    // committing its last batch; the others go on until the group has read
+                    // everything.
+                    if member == 0 && mine >= total / 6 {
+                        drop(consumer);
+                        return;
+                    }
                     // Process, then commit: at-least-once.
                     std::thread::sleep(Duration::from_millis(20));
                     if clock.call("commit", api, || consumer.commit()).is_ok() {
                         let mut l = log.lock().expect("lock");
+                        let ms = start.elapsed().as_millis();
                         for (p, o) in next {
-                            let c = l.committed.entry(p).or_insert(o);
-                            *c = (*c).max(o);
+                            let c = l.committed.entry(p).or_insert((o, member, ms));
+                            if o >= c.0 {
+                                *c = (o, member, ms);
+                            }
                         }
                     }
                 }
