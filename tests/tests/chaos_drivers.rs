@@ -321,7 +321,7 @@ fn run(
             &driver,
             &ChaosEnv {
                 proxy: &setup.proxy,
-                faults: if std::env::var("XCALM").is_ok() { Faults::none() } else { Faults::rough() },
+                faults: Faults::rough(),
                 create_topic: &create,
                 records: records(),
                 label: setup.label,
