@@ -920,17 +920,6 @@ impl GroupCoordinator {
             }
         }
         if !lookup.is_empty() {
-            // A lookup still pending from an earlier assignment of these partitions may
-            // predate commits made since by their other owners: only the new lookup may start
-            // them (Java drops a pending OffsetFetch of another generation).
-            self.fetches.retain(|_, f| {
-                if f.op.is_none() {
-                    f.partitions.retain(|tp| !lookup.contains(tp));
-                    !f.partitions.is_empty()
-                } else {
-                    true
-                }
-            });
             self.next_fetch += 1;
             self.fetches.insert(
                 self.next_fetch,
