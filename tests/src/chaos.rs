@@ -635,7 +635,9 @@ mod tests {
     #[test]
     fn forwards_frames_without_faults() {
         let (addr, broker) = echo_broker();
-        let proxy = ChaosProxy::bind(1).unwrap().start(vec![addr], Faults::none(), 1);
+        let proxy = ChaosProxy::bind(1)
+            .unwrap()
+            .start(vec![addr], Faults::none(), 1);
         let mut c = TcpStream::connect(proxy.addresses()[0]).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         for body in [&b"hello"[..], b"", b"world!"] {

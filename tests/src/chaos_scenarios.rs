@@ -430,7 +430,9 @@ pub fn idempotent_produce(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) -> Scena
             Ok(m) => {
                 acked.insert((m.partition, m.offset), i);
             }
-            Err(e) => report.failures.push(format!("record {i} not delivered: {e}")),
+            Err(e) => report
+                .failures
+                .push(format!("record {i} not delivered: {e}")),
         }
     }
     report.done = acked.len();
@@ -462,9 +464,9 @@ fn check_log(
         let mut broken = false;
         for (offset, i) in records {
             let Some(i) = *i else {
-                report
-                    .failures
-                    .push(format!("p{p}@{offset}: a value this scenario did not write"));
+                report.failures.push(format!(
+                    "p{p}@{offset}: a value this scenario did not write"
+                ));
                 continue;
             };
             if i >= n {
@@ -537,8 +539,7 @@ fn prepare_topic(
     let ends = end_offsets(driver, &bootstrap, topic, partitions);
     let total: i64 = ends.values().sum();
     assert_eq!(
-        total,
-        env.records as i64,
+        total, env.records as i64,
         "set-up wrote {} records to {topic}; end offsets say {ends:?}",
         env.records
     );
@@ -588,7 +589,9 @@ pub fn consume_to_end(driver: &dyn ChaosDriver, env: &ChaosEnv<'_>) -> ScenarioR
         for (_, i) in records {
             match i {
                 Some(i) if *i < env.records => seen[*i] += 1,
-                other => report.failures.push(format!("p{p}: unexpected value {other:?}")),
+                other => report
+                    .failures
+                    .push(format!("p{p}: unexpected value {other:?}")),
             }
         }
     }

@@ -316,7 +316,8 @@ fn run(
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let bootstrap = setup.proxy.bootstrap();
-        let create = move |topic: &str, partitions: i32| create_topic(&bootstrap, topic, partitions);
+        let create =
+            move |topic: &str, partitions: i32| create_topic(&bootstrap, topic, partitions);
         let report = scenario(
             &driver,
             &ChaosEnv {
