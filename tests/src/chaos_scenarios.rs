@@ -294,7 +294,7 @@ fn produce(
     let start = Instant::now();
     let mut pending = Vec::with_capacity(n);
     let mut out: Vec<Option<Result<RecordMetadata, ProduceError>>> = (0..n).map(|_| None).collect();
-    for i in 0..n {
+    for (i, slot) in out.iter_mut().enumerate() {
         // Pace: record i goes out no earlier than i/n of the spread.
         let due = start + spread.mul_f64(i as f64 / n as f64);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -303,7 +303,7 @@ fn produce(
         let max_block = Duration::from_secs(60);
         match clock.call("enqueue", max_block, || producer.enqueue(record(topic, i))) {
             Ok(f) => pending.push((i, f)),
-            Err(e) => out[i] = Some(Err(e)),
+            Err(e) => *slot = Some(Err(e)),
         }
     }
     let delivery = Duration::from_millis(DELIVERY_TIMEOUT_MS);
