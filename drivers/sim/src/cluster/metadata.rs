@@ -154,6 +154,13 @@ impl Cluster {
             cluster_id: Some(self.config.cluster_id.clone()),
             controller_id: self.controller_id(),
             topics,
+            // The cluster's (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE/ALTER_CONFIGS,
+            // IDEMPOTENT_WRITE), likewise.
+            cluster_authorized_operations: if req.include_cluster_authorized_operations {
+                0x1FA0
+            } else {
+                i32::MIN
+            },
             ..Default::default()
         }))
     }
