@@ -7,6 +7,8 @@
 //! implements that trait for its driver and expands [`driver_tests!`] to get one `#[test]` per
 //! scenario.
 
+pub mod chaos;
+pub mod chaos_scenarios;
 pub mod cluster;
 pub mod drivers;
 pub mod fake_broker;

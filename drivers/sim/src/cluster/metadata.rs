@@ -75,6 +75,13 @@ impl Cluster {
     pub(super) fn handle_metadata(&mut self, ctx: &Ctx, req: MetadataRequest) -> Outcome {
         let v = ctx.version;
         let allow_auto = (v < 4 || req.allow_auto_topic_creation) && self.config.auto_create_topics;
+        // Asked for, a topic's operations are all it supports (READ..ALTER_CONFIGS but
+        // CLUSTER_ACTION), as Kafka answers without an authorizer; i32::MIN is "not asked".
+        let topic_ops = if req.include_topic_authorized_operations {
+            0xDF8
+        } else {
+            i32::MIN
+        };
         let requested = match req.topics {
             None => None,
             Some(t) if t.is_empty() && v == 0 => None,
@@ -138,11 +145,22 @@ impl Cluster {
                 ..Default::default()
             })
             .collect();
+        topics
+            .iter_mut()
+            .filter(|t| t.error_code == 0)
+            .for_each(|t| t.topic_authorized_operations = topic_ops);
         Outcome::Reply(ResponseBody::Metadata(MetadataResponse {
             brokers,
             cluster_id: Some(self.config.cluster_id.clone()),
             controller_id: self.controller_id(),
             topics,
+            // The cluster's (CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE/ALTER_CONFIGS,
+            // IDEMPOTENT_WRITE), likewise.
+            cluster_authorized_operations: if req.include_cluster_authorized_operations {
+                0x1FA0
+            } else {
+                i32::MIN
+            },
             ..Default::default()
         }))
     }

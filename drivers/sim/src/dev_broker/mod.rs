@@ -112,6 +112,9 @@ pub struct DevBrokerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Told about every connection opened and closed.
     pub on_connection: Option<ConnectionCallback>,
+    /// `(host, port)` broker `i` advertises in Metadata instead of its listener, for clients
+    /// that reach the brokers through a proxy; one entry per broker. `None`: the listeners.
+    pub advertised: Option<Vec<(String, u16)>>,
 }
 
 impl fmt::Debug for DevBrokerConfig {
@@ -122,6 +125,7 @@ impl fmt::Debug for DevBrokerConfig {
             .field("cluster", &self.cluster)
             .field("tls", &self.tls.is_some())
             .field("on_connection", &self.on_connection.is_some())
+            .field("advertised", &self.advertised)
             .finish()
     }
 }
@@ -150,7 +154,16 @@ impl DevBrokerConfig {
             },
             tls: None,
             on_connection: None,
+            advertised: None,
         }
+    }
+
+    /// Brokers advertise `listeners` (one `(host, port)` per broker, by node id) in Metadata
+    /// instead of the addresses they listen on: a proxy in front of them keeps clients on
+    /// the proxy after their first Metadata.
+    pub fn advertise(mut self, listeners: Vec<(String, u16)>) -> Self {
+        self.advertised = Some(listeners);
+        self
     }
 
     /// Listen on (and advertise) `host`.
@@ -302,19 +315,30 @@ impl DevBroker {
             addrs.push(local);
             listeners.push(listener);
         }
-        let advertised: Vec<(String, u16)> = addrs
-            .iter()
-            .map(|a| {
-                let host = if a.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else if config.host.parse::<IpAddr>().is_ok() {
-                    a.ip().to_string()
-                } else {
-                    config.host.clone()
-                };
-                (host, a.port())
-            })
-            .collect();
+        if let Some(listeners) = &config.advertised {
+            if listeners.len() != n {
+                return Err(DevBrokerError::Config(format!(
+                    "{} advertised listeners for {n} brokers",
+                    listeners.len()
+                )));
+            }
+        }
+        let advertised: Vec<(String, u16)> = match &config.advertised {
+            Some(listeners) => listeners.clone(),
+            None => addrs
+                .iter()
+                .map(|a| {
+                    let host = if a.ip().is_unspecified() {
+                        "127.0.0.1".to_owned()
+                    } else if config.host.parse::<IpAddr>().is_ok() {
+                        a.ip().to_string()
+                    } else {
+                        config.host.clone()
+                    };
+                    (host, a.port())
+                })
+                .collect(),
+        };
 
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
