@@ -9,7 +9,7 @@
 //! request larger than the budget (but within the largest request size) still goes through and
 //! waiting always ends.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
@@ -30,6 +30,8 @@ pub(crate) struct Budget {
     waiting: AtomicBool,
     /// How the I/O threads are woken.
     wakers: Mutex<Vec<Arc<mio::Waker>>>,
+    /// Times a connection was told to wait.
+    waits: AtomicU64,
 }
 
 impl Budget {
@@ -39,6 +41,7 @@ impl Budget {
             state: Mutex::new(State::default()),
             waiting: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
+            waits: AtomicU64::new(0),
         }
     }
 
@@ -52,6 +55,11 @@ impl Budget {
         lock(&self.state).used
     }
 
+    /// Times a connection was told to wait for memory so far.
+    pub(crate) fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+
     /// Whether a connection between requests may read more (charges are below the limit).
     pub(crate) fn may_read(&self) -> bool {
         let s = lock(&self.state);
@@ -59,6 +67,7 @@ impl Budget {
         if !ok {
             // Set under the lock: a release after it sees the flag and wakes.
             self.waiting.store(true, Ordering::SeqCst);
+            self.waits.fetch_add(1, Ordering::Relaxed);
         }
         ok
     }
@@ -69,6 +78,7 @@ impl Budget {
         if s.requests > 0 && s.used.saturating_add(size) > self.limit {
             // Set under the lock: a release after it sees the flag and wakes.
             self.waiting.store(true, Ordering::SeqCst);
+            self.waits.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         s.used += size;
@@ -149,10 +159,15 @@ mod tests {
     #[test]
     fn one_request_is_admitted_even_above_the_limit_then_others_wait() {
         let b = Arc::new(Budget::new(100));
-        let big = b.admit(1000).expect("the first request always goes through");
+        let big = b
+            .admit(1000)
+            .expect("the first request always goes through");
         assert_eq!(b.used(), 1000);
         assert!(!b.may_read());
-        assert!(b.admit(1).is_none(), "no room while the big one is in flight");
+        assert!(
+            b.admit(1).is_none(),
+            "no room while the big one is in flight"
+        );
         drop(big);
         assert_eq!(b.used(), 0);
         let a = b.admit(60).unwrap();

@@ -139,11 +139,7 @@ pub(crate) fn failed(shared: &Shared, doing: &str, panic: &Box<dyn Any + Send>) 
     lock(&shared.failures).push(format!("{doing}: {message}"));
 }
 
-fn handle(
-    cluster: &mut Cluster,
-    writers: &mut HashMap<(i32, ConnKey), ConnWriter>,
-    event: Event,
-) {
+fn handle(cluster: &mut Cluster, writers: &mut HashMap<(i32, ConnKey), ConnWriter>, event: Event) {
     match event {
         Event::Opened {
             broker,

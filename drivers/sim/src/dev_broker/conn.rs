@@ -278,7 +278,13 @@ impl Conn {
         while !self.out.is_empty() {
             let mut slices = Vec::with_capacity(self.out.len().min(MAX_IOVECS));
             slices.push(IoSlice::new(&self.out[0][self.out_off..]));
-            slices.extend(self.out.iter().skip(1).take(MAX_IOVECS - 1).map(|p| IoSlice::new(p)));
+            slices.extend(
+                self.out
+                    .iter()
+                    .skip(1)
+                    .take(MAX_IOVECS - 1)
+                    .map(|p| IoSlice::new(p)),
+            );
             let written = self.stream.write_vectored(&slices);
             drop(slices);
             let n = match written {
@@ -437,7 +443,12 @@ mod tests {
             let n = (64 << 10).min(size - buf.len());
             buf.extend_from_slice(&vec![0; n]);
             assert!(buf.capacity() <= size);
-            assert!(buf.capacity() <= 2 * buf.len(), "{} {}", buf.capacity(), buf.len());
+            assert!(
+                buf.capacity() <= 2 * buf.len(),
+                "{} {}",
+                buf.capacity(),
+                buf.len()
+            );
             if buf.len() == size {
                 break;
             }

@@ -488,6 +488,12 @@ impl DevBroker {
         self.shared.budget.used()
     }
 
+    /// How many times so far a connection had to wait (stop reading) because the memory
+    /// budget of requests in flight was spent.
+    pub fn memory_waits(&self) -> u64 {
+        self.shared.budget.waits()
+    }
+
     /// Panics of the cluster model caught so far (a bug in the model: each closed the
     /// connection whose request caused it). Tests assert this is empty.
     pub fn model_failures(&self) -> Vec<String> {

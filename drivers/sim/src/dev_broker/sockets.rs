@@ -145,7 +145,12 @@ impl IoPool {
 }
 
 /// Accepts connections until shutdown.
-pub(crate) fn accept_loop(listener: TcpListener, broker: i32, shared: Arc<Shared>, io: Arc<IoPool>) {
+pub(crate) fn accept_loop(
+    listener: TcpListener,
+    broker: i32,
+    shared: Arc<Shared>,
+    io: Arc<IoPool>,
+) {
     loop {
         let accepted = listener.accept();
         if shared.stopping.load(Ordering::SeqCst) {
@@ -293,17 +298,20 @@ impl IoThread {
             },
         };
         let token = Token(id as usize);
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             tracing::warn!(broker, %peer, error = %e, "dev broker: cannot poll a connection");
             self.shared.open.fetch_sub(1, Ordering::SeqCst);
             return;
         }
-        self.shared
-            .notify(&ConnectionEvent::Opened { broker, conn: id, peer });
+        self.shared.notify(&ConnectionEvent::Opened {
+            broker,
+            conn: id,
+            peer,
+        });
         // Opened reaches the cluster thread before any request of the connection: both are
         // sent from this thread.
         let writer = ConnWriter {
@@ -317,7 +325,8 @@ impl IoThread {
             peer,
             writer,
         });
-        self.conns.insert(id, Conn::new(id, broker, peer, stream, tls));
+        self.conns
+            .insert(id, Conn::new(id, broker, peer, stream, tls));
     }
 
     /// Writes what a connection has queued; closes it when the cluster asked and all is out.
