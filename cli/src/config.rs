@@ -50,3 +50,41 @@ pub fn file_options(global: &GlobalArgs) -> Result<Vec<(String, String)>, CliErr
     parse_properties(&text)
         .map_err(|e: ConfigError| CliError::Usage(format!("{}: {e}", path.display())))
 }
+
+/// Checks a topic name against Kafka's rules (1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or
+/// `..`), so that a name no broker accepts is refused as such, not reported missing.
+pub fn check_topic_name(name: &str) -> Result<(), CliError> {
+    let why = if name.is_empty() {
+        Some("it is empty".to_owned())
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are reserved".to_owned())
+    } else if name.len() > 249 {
+        Some(format!("it is {} characters long, above 249", name.len()))
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .map(|c| format!("{c:?} is not allowed (only a-z, A-Z, 0-9, `.`, `_` and `-` are)"))
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(CliError::Usage(format!(
+            "invalid topic name `{name}`: {why}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        for ok in ["orders", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(check_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "bad topic!", "é", &"x".repeat(250)] {
+            let err = check_topic_name(bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid topic name"), "{err}");
+        }
+    }
+}

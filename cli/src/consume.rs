@@ -212,6 +212,9 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
         parse_format(&args.format).map_err(|e| CliError::Usage(format!("-f/--format: {e}")))?;
     let start =
         parse_start(&args.offset).map_err(|e| CliError::Usage(format!("-o/--offset: {e}")))?;
+    for topic in &args.topics {
+        config::check_topic_name(topic)?;
+    }
     signals::graceful();
     if let Some(group) = &args.group {
         return run_group(global, args, group, start, &tokens);

@@ -39,6 +39,7 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
         .map(unescape)
         .transpose()
         .map_err(|e| CliError::Usage(format!("-K/--key-delimiter: {e}")))?;
+    config::check_topic_name(&args.topic)?;
     let config = producer_config(global, args)?;
     let inputs = open_inputs(&args.files)?;
     signals::graceful();

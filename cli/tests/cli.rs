@@ -255,7 +255,11 @@ mod external {
 fn topic_json(bootstrap: &str, topic: &str) -> (Value, Value) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let json = success_json(&["-b", bootstrap, "metadata", "--json", "-t", topic]);
+        // While the topic is created, its error (exit status 1) comes with the JSON.
+        let (out, _) = kafkit(&["-b", bootstrap, "metadata", "--json", "-t", topic]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+        let json: Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stdout(&out)));
         let found = json["topics"]
             .as_array()
             .expect("a topics array")
@@ -388,7 +392,14 @@ fn probe_and_metadata_against_a_live_broker() {
 
     // An unknown topic is listed with its error, not created.
     let missing = format!("{topic}-missing");
-    let json = success_json(&["-b", &bootstrap, "metadata", "--json", "-t", &missing]);
+    // It is printed, and the exit status is 1 with the error named on stderr.
+    let (out, _) = kafkit(&["-b", &bootstrap, "metadata", "--json", "-t", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("kafkit: error: topic `{missing}`: UNKNOWN_TOPIC_OR_PARTITION")
+    );
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     let t = &json["topics"][0];
     assert_eq!(t["name"], missing.as_str(), "{json}");
     assert_eq!(t["error"], "UNKNOWN_TOPIC_OR_PARTITION", "{json}");
