@@ -337,6 +337,9 @@ fn producer_config(global: &GlobalArgs, args: &ProduceArgs) -> Result<ProducerCo
     for name in config.ignored_options() {
         eprintln!("kafkit: warning: option `{name}` is not used by a producer; ignored");
     }
+    if let Some(why) = config.idempotence_disabled_by() {
+        eprintln!("kafkit: warning: {why}");
+    }
     Ok(config)
 }
 

@@ -139,6 +139,55 @@ fn options_lists_both_names() {
     assert!(list
         .iter()
         .any(|o| o["java_name"] == "bootstrap.servers" && o["python_name"] == "bootstrap_servers"));
+    // Every kind's options, each with its kind, and the librdkafka names.
+    for (name, kind) in [
+        ("linger.ms", "producer"),
+        ("enable.idempotence", "producer"),
+        ("fetch.max.wait.ms", "consumer"),
+        ("request.timeout.ms", "common"),
+    ] {
+        assert!(
+            list.iter()
+                .any(|o| o["java_name"] == name && o["kind"] == kind),
+            "{name} ({kind})"
+        );
+    }
+    assert!(
+        text.contains("sasl.password = sasl_plain_password"),
+        "{text}"
+    );
+}
+
+#[test]
+fn librdkafka_names_work_and_suggestions_stay_in_the_family() {
+    // Accepted: the failure is reaching the closed port, not the option.
+    let port = closed_port().to_string();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let (out, _) = kafkit(&[
+        "-b",
+        &bootstrap,
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanisms=PLAIN",
+        "-X",
+        "sasl.username=u",
+        "-X",
+        "sasl.password=p",
+        "-X",
+        "request.timeout.ms=2000",
+        "probe",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("unknown option"), "{err}");
+    // A name of no family kafkit knows gets no suggestion from another family.
+    let err = failure(
+        &["-X", "sasl.pasword.x=p", "probe"],
+        2,
+        Duration::from_secs(10),
+    );
+    assert!(!err.contains("ssl.key.password"), "{err}");
 }
 
 #[test]
