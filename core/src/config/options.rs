@@ -641,7 +641,7 @@ mod tests {
         assert!(c.ignored_options().is_empty());
         // A producer alias on a common config is another kind's option: ignored, not unknown.
         c.set("queue.buffering.max.ms", "5").unwrap();
-        assert_eq!(c.ignored_options(), ["linger_ms"]);
+        assert_eq!(c.ignored_options(), ["queue.buffering.max.ms"]);
         let mut p = ProducerConfig::default();
         p.set("queue.buffering.max.ms", "7").unwrap();
         assert_eq!(p.linger_ms, 7);
