@@ -19,15 +19,14 @@ use kafkit_core::protocol::list_offsets::request::{ListOffsetsPartition, ListOff
 use kafkit_core::protocol::offset_fetch::request::OffsetFetchRequestGroup;
 use kafkit_core::protocol::offset_fetch::response::OffsetFetchResponse;
 use kafkit_core::protocol::{
-    DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode, ListGroupsRequest, ListOffsetsRequest,
-    OffsetFetchRequest, RequestBody, ResponseBody,
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode, ListGroupsRequest,
+    ListOffsetsRequest, OffsetFetchRequest, RequestBody, ResponseBody,
 };
 use serde_json::{json, Value};
 
 use crate::args::OutputArgs;
 use crate::error::{self, CliError};
 use crate::output::{print_json, Output};
-
 
 /// How long a coordinator that is still loading its groups is waited for.
 const COORDINATOR_LOAD_WAIT: Duration = Duration::from_secs(10);
@@ -496,25 +495,38 @@ fn describe_group(client: &LowLevelClient, group: &str) -> Result<(i32, Describe
 }
 
 /// The group's committed offsets (OffsetFetch of every partition).
+/// The highest OffsetFetch version this command reads.
+const OFFSET_FETCH_MAX_VERSION: i16 = 9;
+
 fn committed_offsets(
     client: &LowLevelClient,
     group: &str,
 ) -> Result<BTreeMap<(String, i32), i64>, Failure> {
-    // Both layouts are filled, and the version is the highest both sides support: v0-7 carry
-    // the one group at the top level, v8+ a list of groups.
-    let request = OffsetFetchRequest {
-        group_id: group.to_owned(),
-        topics: None,
-        groups: vec![OffsetFetchRequestGroup {
+    // The highest version both sides support (the brokers' table, as a broker answers it):
+    // v0-7 carry the one group at the top level, v8+ a list of groups.
+    let (_, _, table) = client.check_version().map_err(Failure::Net)?;
+    let version = table
+        .negotiate(ApiKey::OffsetFetch, Some(OFFSET_FETCH_MAX_VERSION))
+        .unwrap_or(7);
+    let request = if version >= 8 {
+        OffsetFetchRequest {
+            groups: vec![OffsetFetchRequestGroup {
+                group_id: group.to_owned(),
+                member_id: None,
+                member_epoch: -1,
+                topics: None,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    } else {
+        OffsetFetchRequest {
             group_id: group.to_owned(),
-            member_id: None,
-            member_epoch: -1,
             topics: None,
             ..Default::default()
-        }],
-        ..Default::default()
+        }
     };
-    to_coordinator(client, group, request, None, |resp| {
+    to_coordinator(client, group, request, Some(version), |resp| {
         let ResponseBody::OffsetFetch(r) = resp.body else {
             return Err(Failure::Other("unexpected response to OffsetFetch".into()));
         };
@@ -547,7 +559,9 @@ fn committed_of(
             .iter()
             .find(|g| g.group_id == group)
             .ok_or_else(|| {
-                Failure::Other(format!("the OffsetFetch answer has no entry for group {group}"))
+                Failure::Other(format!(
+                    "the OffsetFetch answer has no entry for group {group}"
+                ))
             })?;
         ErrorCode(g.error_code).ok().map_err(Failure::Code)?;
         for t in &g.topics {
@@ -1092,7 +1106,10 @@ mod tests {
             ..Default::default()
         };
         let c = committed_of(&r, "g").unwrap();
-        assert_eq!(c.into_iter().collect::<Vec<_>>(), [(("t".to_owned(), 2), 9)]);
+        assert_eq!(
+            c.into_iter().collect::<Vec<_>>(),
+            [(("t".to_owned(), 2), 9)]
+        );
         let refused = OffsetFetchResponse {
             groups: vec![group("g", 9, ErrorCode::GROUP_AUTHORIZATION_FAILED.0)],
             ..Default::default()
@@ -1101,7 +1118,14 @@ mod tests {
             committed_of(&refused, "g"),
             Err(Failure::Code(ErrorCode::GROUP_AUTHORIZATION_FAILED))
         ));
-        assert!(committed_of(&OffsetFetchResponse { groups: vec![group("x", 1, 0)], ..Default::default() }, "g").is_err());
+        assert!(committed_of(
+            &OffsetFetchResponse {
+                groups: vec![group("x", 1, 0)],
+                ..Default::default()
+            },
+            "g"
+        )
+        .is_err());
     }
 
     #[test]

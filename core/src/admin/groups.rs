@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
-use crate::network::{NetError, NodeId, Response, Target};
+use crate::network::{CoordinatorKind, NetError, NodeId, Response, Target};
 use crate::protocol::offset_commit::request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -30,6 +30,11 @@ use super::AdminOutcome;
 
 /// OffsetCommit v9 needs a member epoch; v8 is what the consumer speaks too.
 const MAX_COMMIT_VERSION: i16 = 8;
+
+/// The highest OffsetFetch version this client reads.
+const MAX_OFFSET_FETCH_VERSION: i16 = 9;
+/// From this OffsetFetch version on, requests and responses carry a list of groups.
+const LAYOUT_CHANGE_VERSION: i16 = 8;
 
 fn call(target: Target, body: RequestBody, max_version: Option<i16>) -> Call {
     Call {
@@ -366,7 +371,7 @@ impl Api for ListGroupOffsets {
     type Key = ();
     type Value = Offsets;
 
-    fn requests(&mut self, _: &[()], _: &mut Ctx<'_>) -> Vec<(Call, Vec<()>)> {
+    fn requests(&mut self, _: &[()], ctx: &mut Ctx<'_>) -> Vec<(Call, Vec<()>)> {
         use crate::protocol::offset_fetch::request::{
             OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
         };
@@ -377,8 +382,17 @@ impl Api for ListGroupOffsets {
             }
             by_topic
         });
-        // Both layouts are filled: the version negotiated with the coordinator (the highest
-        // both support) decides which one is written, v0-7 the single group, v8+ the list.
+        // The highest version both sides support, once the coordinator's versions are known
+        // (v0-7 carry the one group at the top level, v8+ a list of groups); before that, v7,
+        // which every broker since Kafka 2.5 serves.
+        let version = ctx
+            .net
+            .coordinator(CoordinatorKind::Group, &self.group)
+            .and_then(|node| ctx.net.broker_versions(node))
+            .and_then(|(_, table)| {
+                table.negotiate(ApiKey::OffsetFetch, Some(MAX_OFFSET_FETCH_VERSION))
+            })
+            .unwrap_or(LAYOUT_CHANGE_VERSION - 1);
         let topics = by_topic.as_ref().map(|t| {
             t.iter()
                 .map(|(name, partition_indexes)| OffsetFetchRequestTopic {
@@ -397,19 +411,32 @@ impl Api for ListGroupOffsets {
                 })
                 .collect()
         });
-        let body = RequestBody::OffsetFetch(OffsetFetchRequest {
-            group_id: self.group.clone(),
-            topics,
-            groups: vec![OffsetFetchRequestGroup {
-                group_id: self.group.clone(),
-                member_id: None,
-                member_epoch: -1,
-                topics: group_topics,
+        let body = if version >= LAYOUT_CHANGE_VERSION {
+            OffsetFetchRequest {
+                groups: vec![OffsetFetchRequestGroup {
+                    group_id: self.group.clone(),
+                    member_id: None,
+                    member_epoch: -1,
+                    topics: group_topics,
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        });
-        vec![(call(coordinator(&self.group), body, None), vec![()])]
+            }
+        } else {
+            OffsetFetchRequest {
+                group_id: self.group.clone(),
+                topics,
+                ..Default::default()
+            }
+        };
+        vec![(
+            call(
+                coordinator(&self.group),
+                RequestBody::OffsetFetch(body),
+                Some(version),
+            ),
+            vec![()],
+        )]
     }
 
     fn parse(
