@@ -166,8 +166,18 @@ The brokers of one in-memory cluster listen on consecutive ports from --port (0 
 ports) and speak the real Kafka protocol, so any Kafka client can use them: produce, fetch, \
 consumer groups, offsets, topic admin, SASL (PLAIN, SCRAM-SHA-256/512) and TLS. Nothing is \
 written to disk. The first line on stdout is the bootstrap address; a banner and one line per \
-connection go to stderr. Runs until interrupted (Ctrl-C) or killed, or, when stdin is a pipe, \
-until that pipe closes. The global -b/-X/-F options do not apply.")]
+connection go to stderr. Runs until interrupted (Ctrl-C, SIGTERM) or killed, or, when stdin is \
+a pipe, until that pipe closes. The global -b/-X/-F options do not apply.
+
+Limits (it is a development broker, not a production one): everything is kept in memory, and \
+each partition keeps only its newest --retention-bytes bytes of record batches (64 MiB by \
+default; older batches are dropped and the log start offset advances, as retention.bytes \
+does in Kafka). A request may be at most 100 MiB. Requests being received or waiting to be \
+handled share --max-in-flight-request-bytes of memory (a request is charged the size its \
+prefix announces; its buffer grows only with the bytes received); when it is spent the \
+broker stops reading new requests until some are handled. A connection that sends part of a \
+request and not the rest within --request-read-timeout-ms is closed. The sockets are served \
+by two I/O threads whatever the number of connections.")]
     DevBroker(DevBrokerArgs),
     /// Benchmark kafkit against rust-rdkafka: produce, consume, end-to-end latency.
     #[command(long_about = "\
@@ -324,6 +334,15 @@ pub struct DevBrokerArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Bytes of record batches each partition keeps (the newest; older ones are dropped).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub retention_bytes: u64,
+    /// Memory shared by the requests being received or waiting to be handled.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    pub max_in_flight_request_bytes: usize,
+    /// Close a connection whose request has not fully arrived this long after it began.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub request_read_timeout_ms: u64,
     /// Do not log connections on stderr.
     #[arg(short, long)]
     pub quiet: bool,

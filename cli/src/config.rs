@@ -45,8 +45,64 @@ pub fn file_options(global: &GlobalArgs) -> Result<Vec<(String, String)>, CliErr
     let Some(path) = &global.config_file else {
         return Ok(Vec::new());
     };
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    parse_properties(&text)
+    parse_properties(&properties_text(bytes))
         .map_err(|e: ConfigError| CliError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// The text of a properties file: UTF-8 when it is valid UTF-8, otherwise ISO-8859-1 (each
+/// byte one character), the encoding Java's `Properties.load` reads.
+fn properties_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// Checks a topic name against Kafka's rules (1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or
+/// `..`), so that a name no broker accepts is refused as such, not reported missing.
+pub fn check_topic_name(name: &str) -> Result<(), CliError> {
+    let why = if name.is_empty() {
+        Some("it is empty".to_owned())
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are reserved".to_owned())
+    } else if name.len() > 249 {
+        Some(format!("it is {} characters long, above 249", name.len()))
+    } else {
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .map(|c| format!("{c:?} is not allowed (only a-z, A-Z, 0-9, `.`, `_` and `-` are)"))
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(CliError::Usage(format!(
+            "invalid topic name `{name}`: {why}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_files_in_latin_1_or_utf_8() {
+        // `sasl.password=pässword` in ISO-8859-1 (ä is 0xE4) and in UTF-8.
+        let latin1 = b"sasl.password=p\xe4ssword\n".to_vec();
+        assert_eq!(properties_text(latin1), "sasl.password=pässword\n");
+        let utf8 = "sasl.password=pässword\n".as_bytes().to_vec();
+        assert_eq!(properties_text(utf8), "sasl.password=pässword\n");
+    }
+
+    #[test]
+    fn topic_names() {
+        for ok in ["orders", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(check_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "bad topic!", "é", &"x".repeat(250)] {
+            let err = check_topic_name(bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid topic name"), "{err}");
+        }
+    }
 }

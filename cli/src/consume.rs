@@ -11,6 +11,11 @@
 //! gracefully at `-c` or `-e` (the positions are committed, the member leaves the group). At
 //! `-c`, the partitions whose records were fetched but not printed are sought back to the first
 //! one not printed, so the commit covers exactly what was printed.
+//!
+//! SIGINT or SIGTERM stops it after the records of the current poll are printed, closing
+//! cleanly as at `-c` (with `-G`: the positions are committed and the member leaves the group,
+//! so that the next member starts where this one stopped at once); a second signal exits at
+//! once. The exit status is then 128 + the signal's number.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
@@ -23,6 +28,11 @@ use kafkit_core::consumer::{ConsumerError, ConsumerRecord, TopicPartition};
 use crate::args::{ConsumeArgs, GlobalArgs};
 use crate::config;
 use crate::error::CliError;
+use crate::signals;
+
+/// How long a poll waits for records when nothing else bounds it: also how long a signal may
+/// wait to be noticed.
+const POLL: Duration = Duration::from_millis(250);
 
 /// Where each partition starts (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +212,10 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
         parse_format(&args.format).map_err(|e| CliError::Usage(format!("-f/--format: {e}")))?;
     let start =
         parse_start(&args.offset).map_err(|e| CliError::Usage(format!("-o/--offset: {e}")))?;
+    for topic in &args.topics {
+        config::check_topic_name(topic)?;
+    }
+    signals::graceful();
     if let Some(group) = &args.group {
         return run_group(global, args, group, start, &tokens);
     }
@@ -230,7 +244,7 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
     let timeout = if args.exit_at_end {
         Duration::from_millis(100)
     } else {
-        Duration::from_secs(1)
+        POLL
     };
     let mut written = 0u64;
     loop {
@@ -244,6 +258,13 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
             }
         }
         out.flush()?;
+        if let Some(signal) = signals::stop_requested() {
+            drop(out);
+            let closed = consumer.close().map_err(failed);
+            done(written, topic, &format!("on {}", signals::name(signal)))?;
+            closed?;
+            return Err(CliError::Interrupted(signal));
+        }
         if args.exit_at_end {
             // A partition can only have reached its end if it returned records just now, or
             // if nothing came at all.
@@ -308,25 +329,29 @@ fn run_group(
     let closed = consumer.close().map_err(failed);
     let (written, why) = result?;
     closed?;
-    done(written, &topics, why)
+    done(written, &topics, &why)?;
+    match signals::stop_requested() {
+        Some(signal) => Err(CliError::Interrupted(signal)),
+        None => Ok(()),
+    }
 }
 
-/// Reads as a group member until -c or -e says to stop; returns the records written and why
-/// it stopped.
+/// Reads as a group member until -c, -e or a signal says to stop; returns the records
+/// written and why it stopped.
 fn read_group(
     consumer: &Consumer,
     args: &ConsumeArgs,
     tokens: &[Token],
-) -> Result<(u64, &'static str), CliError> {
+) -> Result<(u64, String), CliError> {
     let mut written = 0u64;
     if args.count == Some(0) {
-        return Ok((written, "after the count (-c)"));
+        return Ok((written, "after the count (-c)".into()));
     }
     let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let timeout = if args.exit_at_end {
         Duration::from_millis(100)
     } else {
-        Duration::from_secs(1)
+        POLL
     };
     loop {
         let records = consumer.poll(timeout).map_err(failed)?;
@@ -348,7 +373,10 @@ fn read_group(
             for (tp, offset) in unprinted {
                 consumer.seek(&tp, offset).map_err(failed)?;
             }
-            return Ok((written, "after the count (-c)"));
+            return Ok((written, "after the count (-c)".into()));
+        }
+        if let Some(signal) = signals::stop_requested() {
+            return Ok((written, format!("on {}", signals::name(signal))));
         }
         // At the end once a poll finds nothing and every assigned partition is at its end
         // (not before the member has an assignment).
@@ -362,7 +390,10 @@ fn read_group(
                 }
             }
             if all {
-                return Ok((written, "at the end of every assigned partition (-e)"));
+                return Ok((
+                    written,
+                    "at the end of every assigned partition (-e)".into(),
+                ));
             }
         }
     }

@@ -7,11 +7,14 @@
 //! closes (its parent went away).
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use kafkit_sim::dev_broker::{tls_server_config_from_files, DevBroker, DevBrokerConfig};
 
 use crate::args::DevBrokerArgs;
 use crate::error::CliError;
+use crate::signals;
 
 /// The SASL mechanisms the broker supports.
 const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
@@ -24,10 +27,30 @@ pub fn broker_config(args: &DevBrokerArgs) -> Result<DevBrokerConfig, CliError> 
     if args.partitions < 1 {
         return Err(CliError::Usage("--partitions must be at least 1".into()));
     }
+    if args.retention_bytes == 0 {
+        return Err(CliError::Usage(
+            "--retention-bytes must be at least 1".into(),
+        ));
+    }
+    if args.max_in_flight_request_bytes == 0 {
+        return Err(CliError::Usage(
+            "--max-in-flight-request-bytes must be at least 1".into(),
+        ));
+    }
+    if args.request_read_timeout_ms == 0 {
+        return Err(CliError::Usage(
+            "--request-read-timeout-ms must be at least 1".into(),
+        ));
+    }
     let mut config = DevBrokerConfig::new(args.brokers)
         .host(&args.host)
         .port(args.port)
-        .partitions(args.partitions);
+        .partitions(args.partitions)
+        .retention_bytes(args.retention_bytes)
+        .max_in_flight_request_bytes(args.max_in_flight_request_bytes)
+        .request_read_timeout(std::time::Duration::from_millis(
+            args.request_read_timeout_ms,
+        ));
     let users = parse_users(args.sasl_users.as_deref().unwrap_or(""))?;
     let mechanisms = parse_mechanisms(args.sasl_mechanisms.as_deref())?;
     if users.is_empty() && args.sasl_mechanisms.is_some() {
@@ -139,24 +162,48 @@ pub fn run(args: &DevBrokerArgs) -> Result<(), CliError> {
             parse_mechanisms(args.sasl_mechanisms.as_deref())?.join(", ")
         ));
     }
-    banner.push_str("; Ctrl-C stops it");
+    banner.push_str(&format!(
+        "; each partition keeps its newest {} bytes (--retention-bytes); Ctrl-C stops it",
+        args.retention_bytes
+    ));
     let _ = writeln!(std::io::stderr(), "{banner}");
 
+    signals::graceful();
+    // With stdin a pipe, its closing (the parent went away) stops the broker too.
+    let stdin_closed = Arc::new(AtomicBool::new(false));
     if stdin_is_a_pipe() {
-        // Read until the parent closes the pipe, then stop.
-        let mut sink = [0u8; 4096];
-        let mut stdin = std::io::stdin().lock();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        let _ = writeln!(
-            std::io::stderr(),
-            "kafkit dev-broker: stdin closed, stopping"
-        );
-        broker.shutdown();
-        Ok(())
-    } else {
-        loop {
-            std::thread::park();
+        let closed = stdin_closed.clone();
+        let main = std::thread::current();
+        std::thread::Builder::new()
+            .name("kafkit-stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 4096];
+                let mut stdin = std::io::stdin().lock();
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                closed.store(true, Ordering::SeqCst);
+                main.unpark();
+            })?;
+    }
+    loop {
+        if stdin_closed.load(Ordering::SeqCst) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "kafkit dev-broker: stdin closed, stopping"
+            );
+            broker.shutdown();
+            return Ok(());
         }
+        if let Some(signal) = signals::stop_requested() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "kafkit dev-broker: {}, stopping",
+                signals::name(signal)
+            );
+            broker.shutdown();
+            return Err(CliError::Interrupted(signal));
+        }
+        // Woken early by the stdin thread; a signal is noticed within the timeout.
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
     }
 }
 
@@ -197,6 +244,9 @@ mod tests {
         assert_eq!((a.brokers, a.port, a.host.as_str()), (1, 9092, "127.0.0.1"));
         let c = broker_config(&a).unwrap();
         assert_eq!(c.cluster.brokers, 1);
+        assert_eq!(c.cluster.retention_bytes, 64 << 20);
+        assert_eq!(c.max_in_flight_request_bytes, 256 << 20);
+        assert_eq!(c.request_read_timeout, std::time::Duration::from_secs(30));
         assert!(c.cluster.sasl_users.is_empty());
         assert!(c.tls.is_none());
     }
@@ -242,6 +292,26 @@ mod tests {
     }
 
     #[test]
+    fn limits() {
+        let a = args(&[
+            "dev-broker",
+            "--retention-bytes",
+            "1000",
+            "--max-in-flight-request-bytes",
+            "2000",
+            "--request-read-timeout-ms",
+            "1500",
+        ]);
+        let c = broker_config(&a).unwrap();
+        assert_eq!(c.cluster.retention_bytes, 1000);
+        assert_eq!(c.max_in_flight_request_bytes, 2000);
+        assert_eq!(
+            c.request_read_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
     fn usage_errors() {
         for line in [
             &["dev-broker", "--brokers", "0"][..],
@@ -254,6 +324,9 @@ mod tests {
                 "GSSAPI",
             ],
             &["dev-broker", "--sasl-mechanisms", "PLAIN"],
+            &["dev-broker", "--retention-bytes", "0"],
+            &["dev-broker", "--max-in-flight-request-bytes", "0"],
+            &["dev-broker", "--request-read-timeout-ms", "0"],
         ] {
             assert!(
                 matches!(broker_config(&args(line)), Err(CliError::Usage(_))),

@@ -15,22 +15,26 @@ pub enum CliError {
     Failed(String),
     /// Writing the output failed. A closed pipe (`kafkit metadata | head`) is not reported.
     Output(std::io::Error),
+    /// The command stopped cleanly on this signal (already reported): exit status 128 + it.
+    Interrupted(i32),
 }
 
 impl CliError {
     /// Prints the error as one line on stderr and returns the exit status.
     pub fn report(&self) -> ExitCode {
-        match self {
+        let status = match self {
             CliError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 return ExitCode::SUCCESS
             }
-            _ => {}
-        }
+            // The command already said why it stopped.
+            CliError::Interrupted(signal) => {
+                return ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
+            }
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) | CliError::Output(_) => 1,
+        };
         eprintln!("kafkit: error: {}", one_line(&self.to_string()));
-        match self {
-            CliError::Usage(_) => ExitCode::from(2),
-            CliError::Failed(_) | CliError::Output(_) => ExitCode::from(1),
-        }
+        ExitCode::from(status)
     }
 }
 
@@ -39,6 +43,9 @@ impl fmt::Display for CliError {
         match self {
             CliError::Usage(m) | CliError::Failed(m) => f.write_str(m),
             CliError::Output(e) => write!(f, "writing the output failed: {e}"),
+            CliError::Interrupted(s) => {
+                write!(f, "interrupted by {}", crate::signals::name(*s))
+            }
         }
     }
 }

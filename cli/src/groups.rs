@@ -16,20 +16,17 @@ use kafkit_core::consumer::assignor::decode_assignment;
 use kafkit_core::network::{ClusterView, CoordinatorKind, NetError, Response, Target};
 use kafkit_core::protocol::describe_groups::response::DescribedGroup;
 use kafkit_core::protocol::list_offsets::request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafkit_core::protocol::offset_fetch::request::OffsetFetchRequestGroup;
 use kafkit_core::protocol::offset_fetch::response::OffsetFetchResponse;
 use kafkit_core::protocol::{
-    DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode, ListGroupsRequest, ListOffsetsRequest,
-    OffsetFetchRequest, RequestBody, ResponseBody,
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode, ListGroupsRequest,
+    ListOffsetsRequest, OffsetFetchRequest, RequestBody, ResponseBody,
 };
 use serde_json::{json, Value};
 
 use crate::args::OutputArgs;
 use crate::error::{self, CliError};
 use crate::output::{print_json, Output};
-
-/// The highest OffsetFetch version used: v8+ batches groups in another layout, and one group
-/// per request is all this command needs.
-const OFFSET_FETCH_MAX_VERSION: i16 = 7;
 
 /// How long a coordinator that is still loading its groups is waited for.
 const COORDINATOR_LOAD_WAIT: Duration = Duration::from_secs(10);
@@ -291,9 +288,14 @@ fn describe(
         }
         out.print()?;
     }
+    // A group described but whose offsets could not be read is a failure too (exit status 1),
+    // after what could be read is printed.
     let failed: Vec<String> = described
         .iter()
-        .filter_map(|d| Some(format!("group {}: {}", d.group_id, d.error.as_ref()?)))
+        .filter_map(|d| {
+            let why = d.error.as_ref().or(d.offsets_error.as_ref())?;
+            Some(format!("group {}: {why}", d.group_id))
+        })
         .collect();
     if failed.is_empty() {
         return Ok(());
@@ -493,37 +495,78 @@ fn describe_group(client: &LowLevelClient, group: &str) -> Result<(i32, Describe
 }
 
 /// The group's committed offsets (OffsetFetch of every partition).
+/// The highest OffsetFetch version this command reads.
+const OFFSET_FETCH_MAX_VERSION: i16 = 9;
+
 fn committed_offsets(
     client: &LowLevelClient,
     group: &str,
 ) -> Result<BTreeMap<(String, i32), i64>, Failure> {
-    let request = OffsetFetchRequest {
-        group_id: group.to_owned(),
-        topics: None,
-        ..Default::default()
+    // The highest version both sides support (the brokers' table, as a broker answers it):
+    // v0-7 carry the one group at the top level, v8+ a list of groups.
+    let (_, _, table) = client.check_version().map_err(Failure::Net)?;
+    let version = table
+        .negotiate(ApiKey::OffsetFetch, Some(OFFSET_FETCH_MAX_VERSION))
+        .unwrap_or(7);
+    let request = if version >= 8 {
+        OffsetFetchRequest {
+            groups: vec![OffsetFetchRequestGroup {
+                group_id: group.to_owned(),
+                member_id: None,
+                member_epoch: -1,
+                topics: None,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    } else {
+        OffsetFetchRequest {
+            group_id: group.to_owned(),
+            topics: None,
+            ..Default::default()
+        }
     };
-    to_coordinator(
-        client,
-        group,
-        request,
-        Some(OFFSET_FETCH_MAX_VERSION),
-        |resp| {
-            let ResponseBody::OffsetFetch(r) = resp.body else {
-                return Err(Failure::Other("unexpected response to OffsetFetch".into()));
-            };
-            committed_of(&r)
-        },
-    )
+    to_coordinator(client, group, request, Some(version), |resp| {
+        let ResponseBody::OffsetFetch(r) = resp.body else {
+            return Err(Failure::Other("unexpected response to OffsetFetch".into()));
+        };
+        committed_of(&r, group)
+    })
 }
 
-fn committed_of(r: &OffsetFetchResponse) -> Result<BTreeMap<(String, i32), i64>, Failure> {
-    ErrorCode(r.error_code).ok().map_err(Failure::Code)?;
+fn committed_of(
+    r: &OffsetFetchResponse,
+    group: &str,
+) -> Result<BTreeMap<(String, i32), i64>, Failure> {
     let mut out = BTreeMap::new();
-    for t in &r.topics {
-        for p in &t.partitions {
-            ErrorCode(p.error_code).ok().map_err(Failure::Code)?;
-            if p.committed_offset >= 0 {
-                out.insert((t.name.clone(), p.partition_index), p.committed_offset);
+    let mut add = |topic: &str, partition: i32, offset: i64, code: i16| {
+        ErrorCode(code).ok().map_err(Failure::Code)?;
+        if offset >= 0 {
+            out.insert((topic.to_owned(), partition), offset);
+        }
+        Ok::<(), Failure>(())
+    };
+    if r.groups.is_empty() {
+        ErrorCode(r.error_code).ok().map_err(Failure::Code)?;
+        for t in &r.topics {
+            for p in &t.partitions {
+                add(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
+            }
+        }
+    } else {
+        let g = r
+            .groups
+            .iter()
+            .find(|g| g.group_id == group)
+            .ok_or_else(|| {
+                Failure::Other(format!(
+                    "the OffsetFetch answer has no entry for group {group}"
+                ))
+            })?;
+        ErrorCode(g.error_code).ok().map_err(Failure::Code)?;
+        for t in &g.topics {
+            for p in &t.partitions {
+                add(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
             }
         }
     }
@@ -696,7 +739,11 @@ fn describe_text(d: &Described, view: Option<&ClusterView>, out: &mut Output) {
         );
     }
     out.line("");
-    if d.rows.is_empty() {
+    if d.rows.is_empty() && d.offsets_error.is_some() {
+        // Nothing to show because the offsets could not be read (said below), not because
+        // there are none.
+        out.line("Offsets could not be read.");
+    } else if d.rows.is_empty() {
         out.line("No committed offsets and no assigned partitions.");
     } else {
         let member = |i: Option<usize>| i.and_then(|i| d.members.get(i));
@@ -1022,7 +1069,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let c = committed_of(&r).unwrap();
+        let c = committed_of(&r, "g").unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[&("t".to_owned(), 0)], 4);
         let refused = OffsetFetchResponse {
@@ -1030,9 +1077,71 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            committed_of(&refused),
+            committed_of(&refused, "g"),
             Err(Failure::Code(ErrorCode::GROUP_AUTHORIZATION_FAILED))
         ));
+    }
+
+    #[test]
+    fn committed_offsets_of_the_v8_layout() {
+        use kafkit_core::protocol::offset_fetch::response::{
+            OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+        };
+        let group = |id: &str, offset: i64, error_code: i16| OffsetFetchResponseGroup {
+            group_id: id.into(),
+            topics: vec![OffsetFetchResponseTopics {
+                name: "t".into(),
+                partitions: vec![OffsetFetchResponsePartitions {
+                    partition_index: 2,
+                    committed_offset: offset,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            error_code,
+            ..Default::default()
+        };
+        let r = OffsetFetchResponse {
+            groups: vec![group("other", 1, 0), group("g", 9, 0)],
+            ..Default::default()
+        };
+        let c = committed_of(&r, "g").unwrap();
+        assert_eq!(
+            c.into_iter().collect::<Vec<_>>(),
+            [(("t".to_owned(), 2), 9)]
+        );
+        let refused = OffsetFetchResponse {
+            groups: vec![group("g", 9, ErrorCode::GROUP_AUTHORIZATION_FAILED.0)],
+            ..Default::default()
+        };
+        assert!(matches!(
+            committed_of(&refused, "g"),
+            Err(Failure::Code(ErrorCode::GROUP_AUTHORIZATION_FAILED))
+        ));
+        assert!(committed_of(
+            &OffsetFetchResponse {
+                groups: vec![group("x", 1, 0)],
+                ..Default::default()
+            },
+            "g"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn unreadable_offsets_are_not_reported_as_none() {
+        let d = Described {
+            group_id: "g".into(),
+            offsets_error: Some("committed offsets: broken".into()),
+            ..Default::default()
+        };
+        let mut out = Output::default();
+        describe_text(&d, None, &mut out);
+        let mut bytes = Vec::new();
+        out.write_to(&mut bytes).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("No committed offsets"), "{text}");
+        assert!(text.contains("Offsets could not be read"), "{text}");
     }
 
     #[test]

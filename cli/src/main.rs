@@ -2,7 +2,9 @@
 //!
 //! Each command lives in its own module and runs on the blocking driver (no async runtime).
 //! Errors end the process with one line on stderr (`kafkit: error: ...`) and exit status 1
-//! (the cluster) or 2 (usage and configuration); see [`error::CliError`].
+//! (the cluster) or 2 (usage and configuration); see [`error::CliError`]. SIGINT and SIGTERM
+//! close consume, produce and dev-broker cleanly (a second signal exits at once) and end the
+//! other commands at once; see [`signals`].
 #![forbid(unsafe_code)]
 
 mod args;
@@ -18,6 +20,7 @@ mod options;
 mod output;
 mod probe;
 mod produce;
+mod signals;
 mod topics;
 
 use std::process::ExitCode;
@@ -30,6 +33,9 @@ use error::CliError;
 fn main() -> ExitCode {
     error::install_panic_hook();
     let cli = Cli::parse();
+    if let Err(e) = signals::install() {
+        eprintln!("kafkit: warning: cannot handle SIGINT/SIGTERM: {e}");
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(),

@@ -17,11 +17,30 @@ pub fn run(config: &CommonConfig, args: &MetadataArgs) -> Result<(), CliError> {
     let topics = (!args.topics.is_empty()).then(|| args.topics.clone());
     let view = client.metadata(topics).map_err(|e| error::net(e, config))?;
     if args.output.json {
-        print_json(&to_json(&view))
+        print_json(&to_json(&view))?;
     } else {
         let mut out = Output::default();
         to_text(&view, &mut out);
-        out.print()
+        out.print()?;
+    }
+    topic_errors(&view, &args.topics)
+}
+
+/// A failure naming every topic asked for (`-t`) that the answer has an error for, or leaves
+/// out: the view is printed either way, but the exit status says it was not all there.
+fn topic_errors(view: &ClusterView, asked: &[String]) -> Result<(), CliError> {
+    let failed: Vec<String> = asked
+        .iter()
+        .filter_map(|name| match view.topics.get(name.as_str()) {
+            Some(t) if t.error.is_err() => Some(format!("`{name}`: {}", t.error.name())),
+            Some(_) => None,
+            None => Some(format!("`{name}`: not in the broker's answer")),
+        })
+        .collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [one] => Err(CliError::Failed(format!("topic {one}"))),
+        many => Err(CliError::Failed(format!("topics {}", many.join(", ")))),
     }
 }
 

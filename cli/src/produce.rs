@@ -5,13 +5,19 @@
 //! only blocks while the producer's buffer memory is full) and its outcome arrives in a
 //! callback. At the end of the input the producer is flushed and closed, and a summary goes to
 //! stderr.
+//!
+//! The input is read on a thread of its own, so that SIGINT or SIGTERM stops the command even
+//! while it waits for input: what was read is sent, the producer is flushed and closed, the
+//! summary printed, and the exit status is 128 + the signal's number. A second signal exits
+//! at once.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafkit_blocking::{Producer, StartError};
@@ -21,6 +27,7 @@ use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
 use crate::args::{GlobalArgs, ProduceArgs};
 use crate::config;
 use crate::error::{one_line, CliError};
+use crate::signals;
 
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
@@ -32,8 +39,10 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
         .map(unescape)
         .transpose()
         .map_err(|e| CliError::Usage(format!("-K/--key-delimiter: {e}")))?;
+    config::check_topic_name(&args.topic)?;
     let config = producer_config(global, args)?;
     let inputs = open_inputs(&args.files)?;
+    signals::graceful();
     let producer = Producer::start(&config).map_err(start_error)?;
 
     let mut template = ProducerRecord::new(args.topic.as_str());
@@ -51,23 +60,8 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
     let stats = Arc::new(Mutex::new(Stats::default()));
     let started = Instant::now();
     let mut read = 0u64;
-    // Why the input was not read to its end, if it was not.
-    let mut stopped: Option<String> = None;
-    'inputs: for (name, input) in inputs {
-        let mut records = Splitter::new(BufReader::with_capacity(64 * 1024, input), &delimiter);
-        loop {
-            let data = match records.next_record() {
-                Ok(Some(data)) => data,
-                Ok(None) => break,
-                Err(e) => {
-                    stopped = Some(format!("reading {name} failed: {e}"));
-                    break 'inputs;
-                }
-            };
-            if let Some(e) = stats.lock().expect("stats lock").stop.clone() {
-                stopped = Some(format!("the producer cannot go on: {e}"));
-                break 'inputs;
-            }
+    let mut send_all = |pending: &mut Vec<Vec<u8>>| {
+        for data in pending.drain(..) {
             read += 1;
             let record = build(
                 &template,
@@ -83,7 +77,42 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
                 stats.lock().expect("stats lock").failed(&e);
             }
         }
+    };
+    // Why the input was not read to its end, if it was not.
+    let mut stopped: Option<String> = None;
+    let input = read_inputs(inputs, delimiter);
+    // Records read when a signal came, still to send.
+    let mut pending = Vec::new();
+    loop {
+        let data = match input.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(data)) => data,
+            Ok(Err(e)) => {
+                stopped = Some(e);
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if signals::stop_requested().is_some() {
+                    pending.extend(input.try_iter().map_while(Result::ok));
+                    break;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if signals::stop_requested().is_some() {
+            // What was read before the signal is sent too; the rest of the input is not.
+            pending.extend(input.try_iter().map_while(Result::ok));
+            pending.insert(0, data);
+            break;
+        }
+        if let Some(e) = stats.lock().expect("stats lock").stop.clone() {
+            stopped = Some(format!("the producer cannot go on: {e}"));
+            break;
+        }
+        pending.push(data);
+        send_all(&mut pending);
     }
+    send_all(&mut pending);
     // Every record sent so far is delivered or failed once flush returns (close then fails
     // nothing more); their callbacks have run by then.
     let flushed = producer.flush(None);
@@ -104,7 +133,51 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
             .entry("no delivery report before the producer closed".into())
             .or_default() += unreported;
     }
-    summary(&args.topic, read, &stats, elapsed, stopped.as_deref())
+    // A signal is not a failure: what was read is delivered, then the exit status says why
+    // it stopped.
+    let signal = signals::stop_requested();
+    summary(&args.topic, read, &stats, elapsed, stopped.as_deref())?;
+    match signal {
+        Some(signal) => {
+            eprintln!(
+                "kafkit: stopped by {} after {read} records were read; they were flushed",
+                signals::name(signal)
+            );
+            Err(CliError::Interrupted(signal))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Reads the inputs in order on a thread of its own, record by record (a small channel
+/// keeps it at most a few records ahead); a failed read ends it with the error.
+fn read_inputs(inputs: Vec<Input>, delimiter: Vec<u8>) -> Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = mpsc::sync_channel(64);
+    let reader = move || {
+        for (name, input) in inputs {
+            let mut records = Splitter::new(BufReader::with_capacity(64 * 1024, input), &delimiter);
+            loop {
+                let next = match records.next_record() {
+                    Ok(Some(data)) => Ok(data),
+                    Ok(None) => break,
+                    Err(e) => Err(format!("reading {name} failed: {e}")),
+                };
+                let failed = next.is_err();
+                if tx.send(next).is_err() || failed {
+                    return;
+                }
+            }
+        }
+    };
+    // Without a thread (none can be started) the channel closes at once: no input is read,
+    // which the summary reports.
+    if let Err(e) = std::thread::Builder::new()
+        .name("kafkit-input".into())
+        .spawn(reader)
+    {
+        eprintln!("kafkit: error: cannot start the input thread: {e}");
+    }
+    rx
 }
 
 /// What came back from the records sent.
@@ -264,6 +337,9 @@ fn producer_config(global: &GlobalArgs, args: &ProduceArgs) -> Result<ProducerCo
     for name in config.ignored_options() {
         eprintln!("kafkit: warning: option `{name}` is not used by a producer; ignored");
     }
+    if let Some(why) = config.idempotence_disabled_by() {
+        eprintln!("kafkit: warning: {why}");
+    }
     Ok(config)
 }
 
@@ -275,7 +351,7 @@ fn start_error(e: StartError) -> CliError {
 }
 
 /// An input and its name for messages.
-type Input = (String, Box<dyn Read>);
+type Input = (String, Box<dyn Read + Send>);
 
 /// The inputs in order: stdin when there are no files (or for `-`). Files are opened up front
 /// so that a missing one fails before anything is sent.
@@ -289,12 +365,15 @@ fn open_inputs(files: &[PathBuf]) -> Result<Vec<Input>, CliError> {
             if path == Path::new("-") {
                 return Ok((
                     "stdin".to_owned(),
-                    Box::new(std::io::stdin()) as Box<dyn Read>,
+                    Box::new(std::io::stdin()) as Box<dyn Read + Send>,
                 ));
             }
             let file = File::open(path)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            Ok((path.display().to_string(), Box::new(file) as Box<dyn Read>))
+            Ok((
+                path.display().to_string(),
+                Box::new(file) as Box<dyn Read + Send>,
+            ))
         })
         .collect()
 }

@@ -139,6 +139,55 @@ fn options_lists_both_names() {
     assert!(list
         .iter()
         .any(|o| o["java_name"] == "bootstrap.servers" && o["python_name"] == "bootstrap_servers"));
+    // Every kind's options, each with its kind, and the librdkafka names.
+    for (name, kind) in [
+        ("linger.ms", "producer"),
+        ("enable.idempotence", "producer"),
+        ("fetch.max.wait.ms", "consumer"),
+        ("request.timeout.ms", "common"),
+    ] {
+        assert!(
+            list.iter()
+                .any(|o| o["java_name"] == name && o["kind"] == kind),
+            "{name} ({kind})"
+        );
+    }
+    assert!(
+        text.contains("sasl.password = sasl_plain_password"),
+        "{text}"
+    );
+}
+
+#[test]
+fn librdkafka_names_work_and_suggestions_stay_in_the_family() {
+    // Accepted: the failure is reaching the closed port, not the option.
+    let port = closed_port().to_string();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let (out, _) = kafkit(&[
+        "-b",
+        &bootstrap,
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanisms=PLAIN",
+        "-X",
+        "sasl.username=u",
+        "-X",
+        "sasl.password=p",
+        "-X",
+        "request.timeout.ms=2000",
+        "probe",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("unknown option"), "{err}");
+    // A name of no family kafkit knows gets no suggestion from another family.
+    let err = failure(
+        &["-X", "sasl.pasword.x=p", "probe"],
+        2,
+        Duration::from_secs(10),
+    );
+    assert!(!err.contains("ssl.key.password"), "{err}");
 }
 
 #[test]
@@ -255,7 +304,11 @@ mod external {
 fn topic_json(bootstrap: &str, topic: &str) -> (Value, Value) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let json = success_json(&["-b", bootstrap, "metadata", "--json", "-t", topic]);
+        // While the topic is created, its error (exit status 1) comes with the JSON.
+        let (out, _) = kafkit(&["-b", bootstrap, "metadata", "--json", "-t", topic]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+        let json: Value = serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stdout(&out)));
         let found = json["topics"]
             .as_array()
             .expect("a topics array")
@@ -388,7 +441,14 @@ fn probe_and_metadata_against_a_live_broker() {
 
     // An unknown topic is listed with its error, not created.
     let missing = format!("{topic}-missing");
-    let json = success_json(&["-b", &bootstrap, "metadata", "--json", "-t", &missing]);
+    // It is printed, and the exit status is 1 with the error named on stderr.
+    let (out, _) = kafkit(&["-b", &bootstrap, "metadata", "--json", "-t", &missing]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("kafkit: error: topic `{missing}`: UNKNOWN_TOPIC_OR_PARTITION")
+    );
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     let t = &json["topics"][0];
     assert_eq!(t["name"], missing.as_str(), "{json}");
     assert_eq!(t["error"], "UNKNOWN_TOPIC_OR_PARTITION", "{json}");

@@ -477,4 +477,11 @@ fn bad_usage_and_missing_topics_fail_in_one_line() {
     assert!(err.contains("does not exist"), "{err}");
     let err = failure(&bootstrap, &["-t", &topic, "-p", "5", "-e"], 1);
     assert!(err.contains("has no partition 5"), "{err}");
+    // A name no broker accepts is said to be invalid, not missing, with or without a group.
+    for group in [&[][..], &["-G", "g"]] {
+        let mut args = vec!["-t", "bad topic!", "-e"];
+        args.extend_from_slice(group);
+        let err = failure(&bootstrap, &args, 2);
+        assert!(err.contains("invalid topic name `bad topic!`"), "{err}");
+    }
 }

@@ -420,6 +420,10 @@ fn usage_errors_exit_2_before_connecting() {
         (vec!["produce", "-t", "t", "-D", "\\q"], "-D"),
         (vec!["produce", "-t", "t", "-K", ""], "-K"),
         (vec!["produce", "-t", "t", "-z", "brotli"], "brotli"),
+        (
+            vec!["produce", "-t", "bad topic!"],
+            "invalid topic name `bad topic!`",
+        ),
         (vec!["produce", "-t", "t", "-H", "novalue"], "NAME=VALUE"),
         (vec!["produce", "-t", "t", "-k", "a", "-K", ":"], "--key"),
         (

@@ -3,13 +3,17 @@
 //! It starts kafkit's development broker (a 3-broker in-memory cluster on localhost) unless
 //! `KAFKA_BOOTSTRAP` names a cluster, then:
 //! 1. probes the cluster (version guess, metadata) and creates a topic of 6 partitions (an
-//!    existing topic of that name is used as it is);
+//!    existing topic of that name is used as it is); a cluster without CreateTopics, or whose
+//!    controller is not one of its brokers (librdkafka's mock cluster), gets the topic by
+//!    automatic creation instead, or says at once that it cannot;
 //! 2. produces one million keyed records of 100 B values, lz4-compressed, with kafkit's
 //!    producer on tokio (acks=all and idempotence, the defaults), with a progress line on
 //!    stderr;
 //! 3. consumes them with a group of three kafkit consumers running concurrently (each
 //!    subscribes to the topic with the same group id; the group coordinator splits the
-//!    partitions between them), checking that every record of this run is read exactly once;
+//!    partitions between them), checking that every record of this run is read exactly once
+//!    by counting the records read (not by comparing end offsets, which some brokers report
+//!    short of what they serve);
 //! 4. prints what happened and how fast: produce and consume rates, the partitions each
 //!    consumer got, rebalances, the group's committed offsets and the total wall time.
 //!
@@ -27,7 +31,10 @@ use bytes::Bytes;
 // protocol types live in the core crate (`kafkit::core`).
 use kafkit::core::network::Target;
 use kafkit::core::protocol::create_topics::request::CreatableTopic;
-use kafkit::core::protocol::{CreateTopicsRequest, ErrorCode, ResponseBody};
+use kafkit::core::protocol::metadata::request::MetadataRequestTopic;
+use kafkit::core::protocol::{
+    ApiKey, CreateTopicsRequest, ErrorCode, MetadataRequest, ResponseBody,
+};
 use kafkit::prelude::*;
 use kafkit::sim::{DevBroker, DevBrokerConfig};
 
@@ -51,8 +58,14 @@ async fn run() -> Result<(), Error> {
     let started = Instant::now();
     println!("kafkit quickstart\n");
     let (bootstrap, broker) = cluster()?;
-    let client = connect(&bootstrap).await?;
-    create_topic(&client).await?;
+    let (client, creatable) = connect(&bootstrap).await?;
+    match creatable {
+        Ok(()) => create_topic(&client).await?,
+        Err(why) => {
+            println!("{why}: relying on automatic topic creation");
+            auto_create_topic(&client, &why).await?;
+        }
+    }
 
     // A consumer outside the group's membership: offsets, and the group's starting point.
     let group = format!(
@@ -87,7 +100,8 @@ async fn run() -> Result<(), Error> {
         partitions.len()
     );
     if written != RECORDS as i64 {
-        return Err(format!("the partitions grew by {written}, not {RECORDS}").into());
+        // Not an error in itself: the records read are what is checked below.
+        println!("  (the broker's end offsets moved by {written}, not {RECORDS}; counting the records read instead)");
     }
 
     // The new group starts where this run's records start.
@@ -100,11 +114,12 @@ async fn run() -> Result<(), Error> {
     println!();
     let consumed = consume(&bootstrap, &group, &starts, &ends).await?;
 
-    // Every member committed its position when it closed (auto-commit) and left the group.
+    // Every member committed its position when it closed (auto-commit) and left the group:
+    // at (or, on a broker that reports end offsets short, past) the end seen after producing.
     let committed = admin.committed(partitions.clone()).await?;
     let at_end = committed
         .iter()
-        .filter(|(tp, c)| c.as_ref().map(|c| c.offset) == Some(ends[*tp]))
+        .filter(|(tp, c)| c.as_ref().is_some_and(|c| c.offset >= ends[*tp]))
         .count();
     admin.close().await?;
     drop(broker);
@@ -143,7 +158,9 @@ fn cluster() -> Result<(String, Option<DevBroker>), Error> {
     }
 }
 
-async fn connect(bootstrap: &str) -> Result<LowLevelHandle, Error> {
+/// Connects and looks at the cluster; the second value says whether CreateTopics can work
+/// (or why not).
+async fn connect(bootstrap: &str) -> Result<(LowLevelHandle, Result<(), String>), Error> {
     let mut config = CommonConfig::default();
     config
         .set("bootstrap_servers", bootstrap)
@@ -161,7 +178,62 @@ async fn connect(bootstrap: &str) -> Result<LowLevelHandle, Error> {
         view.controller,
         view.topics.len()
     );
-    Ok(client)
+    let has_create = table
+        .iter()
+        .any(|(key, _, _)| key == ApiKey::CreateTopics.as_i16());
+    let creatable = if !has_create {
+        Err("the cluster does not offer CreateTopics".to_owned())
+    } else if !view.brokers.contains_key(&view.controller) {
+        Err(format!(
+            "the cluster names controller {}, which is not one of its brokers",
+            view.controller
+        ))
+    } else {
+        Ok(())
+    };
+    Ok((client, creatable))
+}
+
+/// Asks for the topic's metadata with automatic creation allowed until it has a leader for
+/// every partition (a few seconds at most), or fails saying what the cluster lacks.
+async fn auto_create_topic(client: &LowLevelHandle, why: &str) -> Result<(), Error> {
+    let request = MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            name: Some(TOPIC.into()),
+            ..Default::default()
+        }]),
+        allow_auto_topic_creation: true,
+        ..Default::default()
+    };
+    for _ in 0..20 {
+        let resp = client
+            .send(Target::Any, request.clone(), None)
+            .await
+            .map_err(|e| format!("metadata for {TOPIC}: {e}"))?;
+        if let ResponseBody::Metadata(m) = resp.body {
+            let ready = m
+                .topics
+                .iter()
+                .find(|t| t.name.as_deref() == Some(TOPIC))
+                .filter(|t| {
+                    ErrorCode(t.error_code).is_ok()
+                        && !t.partitions.is_empty()
+                        && t.partitions.iter().all(|p| p.leader_id >= 0)
+                });
+            if let Some(t) = ready {
+                println!(
+                    "topic {TOPIC} is there ({} partitions, the cluster's default)",
+                    t.partitions.len()
+                );
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(
+        format!("{why}, and it did not create topic {TOPIC} automatically; create it yourself")
+            .into(),
+    )
 }
 
 async fn create_topic(client: &LowLevelHandle) -> Result<(), Error> {
@@ -320,6 +392,8 @@ struct Seen {
 }
 
 impl Seen {
+    /// `ends` only sizes the bitmaps up front: a partition that serves more records than its
+    /// reported end offset says grows its bitmap as they come.
     fn new(starts: &BTreeMap<TopicPartition, i64>, ends: &BTreeMap<TopicPartition, i64>) -> Self {
         let mut bits = BTreeMap::new();
         for (tp, start) in starts {
@@ -343,9 +417,13 @@ impl Seen {
                 continue;
             };
             let i = r.offset - start;
-            if i < 0 || i as usize >= bits.len() * 64 {
+            if i < 0 {
                 self.outside += 1;
                 continue;
+            }
+            let need = i as usize / 64 + 1;
+            if bits.len() < need {
+                bits.resize(need, 0);
             }
             let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
             if bits[word] & bit != 0 {

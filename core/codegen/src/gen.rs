@@ -663,10 +663,20 @@ impl<'a> Gen<'a> {
             Ty::Struct(n) => format!("{n}::decode(r, version)?"),
             Ty::Array(inner) => {
                 let min = self.elem_min(f, inner, range);
-                format!(
-                    "read_array(r, {compact}, {min}, {})?",
-                    self.elem_reader(inner, compact)
-                )
+                if self.msg.kind == Kind::Response {
+                    // Some brokers send null for an empty array a response declares
+                    // non-nullable; it is read as empty (with a debug log), as librdkafka does.
+                    format!(
+                        "read_response_array(r, {compact}, {min}, {}, {:?})?",
+                        self.elem_reader(inner, compact),
+                        f.name
+                    )
+                } else {
+                    format!(
+                        "read_array(r, {compact}, {min}, {})?",
+                        self.elem_reader(inner, compact)
+                    )
+                }
             }
         }
     }
@@ -1129,10 +1139,15 @@ impl<'a> Gen<'a> {
             proto.insert(0, "ApiKey");
         }
         uses.push(format!("use crate::protocol::{{{}}};", proto.join(", ")));
-        let support: Vec<&str> = ["read_array", "read_nullable_array", "write_array"]
-            .into_iter()
-            .filter(|n| uses_ident(&body, n))
-            .collect();
+        let support: Vec<&str> = [
+            "read_array",
+            "read_nullable_array",
+            "read_response_array",
+            "write_array",
+        ]
+        .into_iter()
+        .filter(|n| uses_ident(&body, n))
+        .collect();
         if !support.is_empty() {
             uses.push(format!(
                 "use crate::protocol::support::{{{}}};",

@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
-use crate::network::{NetError, NodeId, Response, Target};
+use crate::network::{CoordinatorKind, NetError, NodeId, Response, Target};
 use crate::protocol::offset_commit::request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use crate::protocol::offset_delete::request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
+use crate::protocol::offset_fetch::response::OffsetFetchResponseTopic;
 use crate::protocol::{
     delete_records, ApiKey, DeleteGroupsRequest, DeleteRecordsRequest, DescribeGroupsRequest,
     ErrorCode, ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
@@ -29,8 +30,11 @@ use super::AdminOutcome;
 
 /// OffsetCommit v9 needs a member epoch; v8 is what the consumer speaks too.
 const MAX_COMMIT_VERSION: i16 = 8;
-/// OffsetFetch v8 batches groups in another layout.
-const MAX_OFFSET_FETCH_VERSION: i16 = 7;
+
+/// The highest OffsetFetch version this client reads.
+const MAX_OFFSET_FETCH_VERSION: i16 = 9;
+/// From this OffsetFetch version on, requests and responses carry a list of groups.
+const LAYOUT_CHANGE_VERSION: i16 = 8;
 
 fn call(target: Target, body: RequestBody, max_version: Option<i16>) -> Call {
     Call {
@@ -367,32 +371,69 @@ impl Api for ListGroupOffsets {
     type Key = ();
     type Value = Offsets;
 
-    fn requests(&mut self, _: &[()], _: &mut Ctx<'_>) -> Vec<(Call, Vec<()>)> {
-        use crate::protocol::offset_fetch::request::OffsetFetchRequestTopic;
-        let topics = self.partitions.as_ref().map(|ps| {
+    fn requests(&mut self, _: &[()], ctx: &mut Ctx<'_>) -> Vec<(Call, Vec<()>)> {
+        use crate::protocol::offset_fetch::request::{
+            OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+        };
+        let by_topic = self.partitions.as_ref().map(|ps| {
             let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
             for tp in ps {
                 by_topic.entry(&tp.topic).or_default().push(tp.partition);
             }
             by_topic
-                .into_iter()
+        });
+        // The highest version both sides support, once the coordinator's versions are known
+        // (v0-7 carry the one group at the top level, v8+ a list of groups); before that, v7,
+        // which every broker since Kafka 2.5 serves.
+        let version = ctx
+            .net
+            .coordinator(CoordinatorKind::Group, &self.group)
+            .and_then(|node| ctx.net.broker_versions(node))
+            .and_then(|(_, table)| {
+                table.negotiate(ApiKey::OffsetFetch, Some(MAX_OFFSET_FETCH_VERSION))
+            })
+            .unwrap_or(LAYOUT_CHANGE_VERSION - 1);
+        let topics = by_topic.as_ref().map(|t| {
+            t.iter()
                 .map(|(name, partition_indexes)| OffsetFetchRequestTopic {
-                    name: name.to_owned(),
-                    partition_indexes,
+                    name: (*name).to_owned(),
+                    partition_indexes: partition_indexes.clone(),
                     ..Default::default()
                 })
                 .collect()
         });
-        let body = RequestBody::OffsetFetch(OffsetFetchRequest {
-            group_id: self.group.clone(),
-            topics,
-            ..Default::default()
+        let group_topics = by_topic.as_ref().map(|t| {
+            t.iter()
+                .map(|(name, partition_indexes)| OffsetFetchRequestTopics {
+                    name: (*name).to_owned(),
+                    partition_indexes: partition_indexes.clone(),
+                    ..Default::default()
+                })
+                .collect()
         });
+        let body = if version >= LAYOUT_CHANGE_VERSION {
+            OffsetFetchRequest {
+                groups: vec![OffsetFetchRequestGroup {
+                    group_id: self.group.clone(),
+                    member_id: None,
+                    member_epoch: -1,
+                    topics: group_topics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        } else {
+            OffsetFetchRequest {
+                group_id: self.group.clone(),
+                topics,
+                ..Default::default()
+            }
+        };
         vec![(
             call(
                 coordinator(&self.group),
-                body,
-                Some(MAX_OFFSET_FETCH_VERSION),
+                RequestBody::OffsetFetch(body),
+                Some(version),
             ),
             vec![()],
         )]
@@ -413,7 +454,10 @@ impl Api for ListGroupOffsets {
             }) => r,
             Ok(r) => return vec![((), unexpected(api, r.body.api_key()))],
         };
-        let top = ErrorCode(r.error_code);
+        let (top, topics) = match offset_fetch_rows(r, &self.group) {
+            Ok(x) => x,
+            Err(e) => return vec![((), Verdict::Done(Err(e)))],
+        };
         if !top.is_ok() {
             return vec![(
                 (),
@@ -421,7 +465,7 @@ impl Api for ListGroupOffsets {
             )];
         }
         let mut offsets = BTreeMap::new();
-        for t in r.topics {
+        for t in topics {
             for p in t.partitions {
                 let code = ErrorCode(p.error_code);
                 match code {
@@ -455,6 +499,44 @@ impl Api for ListGroupOffsets {
     fn finish(self, mut results: BTreeMap<(), Result<Offsets, AdminError>>) -> AdminOutcome {
         AdminOutcome::GroupOffsets(results.remove(&()).unwrap_or(Err(AdminError::Closed)))
     }
+}
+
+/// The group's error and committed offsets in an OffsetFetch response of any version: v0-7
+/// answer for the one group at the top level, v8+ in a list of groups.
+fn offset_fetch_rows(
+    r: crate::protocol::OffsetFetchResponse,
+    group: &str,
+) -> Result<(ErrorCode, Vec<OffsetFetchResponseTopic>), AdminError> {
+    use crate::protocol::offset_fetch::response::OffsetFetchResponsePartition;
+    if r.groups.is_empty() {
+        return Ok((ErrorCode(r.error_code), r.topics));
+    }
+    let Some(g) = r.groups.into_iter().find(|g| g.group_id == group) else {
+        return Err(AdminError::InvalidRequest(format!(
+            "the OffsetFetch response has no entry for group `{group}`"
+        )));
+    };
+    let topics = g
+        .topics
+        .into_iter()
+        .map(|t| OffsetFetchResponseTopic {
+            name: t.name,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| OffsetFetchResponsePartition {
+                    partition_index: p.partition_index,
+                    committed_offset: p.committed_offset,
+                    committed_leader_epoch: p.committed_leader_epoch,
+                    metadata: p.metadata,
+                    error_code: p.error_code,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    Ok((ErrorCode(g.error_code), topics))
 }
 
 /// Commits offsets for a group from outside it (OffsetCommit with generation -1 and no

@@ -37,9 +37,10 @@ pub struct CommonConfig {
     /// `retry_backoff_ms` / `retry.backoff.ms`: the initial wait before retrying a failed
     /// request. Default 100.
     pub retry_backoff_ms: u64,
-    /// `retry_backoff_max_ms` / `retry.backoff.max.ms`: the cap of the exponential retry
-    /// backoff (KIP-580). Default 1000. If below `retry_backoff_ms`, `retry_backoff_ms` is used
-    /// as a constant backoff, as in Java.
+    /// `retry_backoff_max_ms` / `retry.backoff.max.ms`: the cap of the retry backoff. Default
+    /// 1000. kafkit's retry backoff does not grow (every retry waits `retry_backoff_ms`), so
+    /// no wait exceeds the cap unless the cap is below `retry_backoff_ms`, in which case
+    /// `retry_backoff_ms` is used, as in Java.
     pub retry_backoff_max_ms: u64,
     /// `reconnect_backoff_ms` / `reconnect.backoff.ms`: the initial wait before reconnecting to
     /// a broker. Default 50.
@@ -115,8 +116,10 @@ pub struct CommonConfig {
     /// newer changes nothing: those brokers are asked, and their answer is exact. Default
     /// `None`: negotiate, probing old brokers.
     pub api_version: Option<BrokerVersion>,
-    /// `api_version_auto_timeout_ms` (kafka-python; dotted `api.version.auto.timeout.ms`): how
-    /// long version negotiation may take at start-up. Default 2000.
+    /// `api_version_auto_timeout_ms` (kafka-python; dotted `api.version.auto.timeout.ms`):
+    /// kept for kafka-python configurations; only its default, 2000, is accepted. kafkit
+    /// negotiates API versions on every connection, bounded by `request_timeout_ms`, so
+    /// another value is refused by `validate` rather than silently ignored.
     pub api_version_auto_timeout_ms: u32,
     /// `client_rack` / `client.rack`: the rack (availability zone) of this client, for
     /// fetching from the nearest replica (KIP-392). Default empty: none.
@@ -231,7 +234,7 @@ pub(crate) const COMMON_OPTIONS: &[OptionInfo] = &[
         "Initial wait before retrying a failed request.",
         int(retry_backoff_ms, 0, I64_MAX)),
     opt!(Common, "retry_backoff_max_ms", "retry.backoff.max.ms", Java, "1000",
-        "Cap of the exponential retry backoff (KIP-580).",
+        "Cap of the retry backoff (kafkit's backoff does not grow: each retry waits retry_backoff_ms).",
         int(retry_backoff_max_ms, 0, I64_MAX)),
     opt!(Common, "reconnect_backoff_ms", "reconnect.backoff.ms", Java, "50",
         "Initial wait before reconnecting to a broker.",
@@ -349,7 +352,7 @@ pub(crate) const COMMON_OPTIONS: &[OptionInfo] = &[
         |c| render_opt(&c.api_version)),
     opt!(Common, "api_version_auto_timeout_ms", "api.version.auto.timeout.ms", KafkaPython,
         "2000",
-        "How long broker version negotiation may take at start-up.",
+        "Only the default is accepted: kafkit negotiates versions per connection within request_timeout_ms.",
         int(api_version_auto_timeout_ms, 0, I32_MAX)),
     opt!(Common, "client_rack", "client.rack", Java, "",
         "Rack of this client, for fetching from the nearest replica (KIP-392).",
@@ -378,6 +381,14 @@ pub(crate) const COMMON_OPTIONS: &[OptionInfo] = &[
 impl CommonConfig {
     /// Rules between common options; run by every kind's `validate`.
     pub(crate) fn check_common(&self) -> Result<(), ConfigError> {
+        if self.api_version_auto_timeout_ms != 2_000 {
+            return Err(ConfigError::Unsupported {
+                option: "api_version_auto_timeout_ms".to_owned(),
+                reason: "kafkit negotiates API versions on every connection, within \
+                         request_timeout_ms; set that instead"
+                    .to_owned(),
+            });
+        }
         if self.bootstrap_servers.is_empty()
             || self
                 .bootstrap_servers

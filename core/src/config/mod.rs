@@ -71,7 +71,7 @@ pub use admin::{AdminConfig, AdminConfigBuilder};
 pub use common::CommonConfig;
 pub use consumer::{ConsumerConfig, ConsumerConfigBuilder};
 pub use error::ConfigError;
-pub use options::{OptionInfo, Origin};
+pub use options::{OptionInfo, OptionKind, Origin, LIBRDKAFKA_ALIASES};
 pub use producer::{ProducerConfig, ProducerConfigBuilder};
 pub use properties::parse_properties;
 pub use secret::Secret;

@@ -55,11 +55,72 @@ impl fmt::Debug for OptionInfo {
     }
 }
 
+/// Which client kinds take an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OptionKind {
+    /// Every client: connection, security, retries, metadata.
+    Common,
+    /// Producers only.
+    Producer,
+    /// Consumers only.
+    Consumer,
+    /// Admin clients only.
+    Admin,
+}
+
+impl fmt::Display for OptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OptionKind::Common => "common",
+            OptionKind::Producer => "producer",
+            OptionKind::Consumer => "consumer",
+            OptionKind::Admin => "admin",
+        })
+    }
+}
+
 impl OptionInfo {
     /// Whether `name` is one of this option's two names.
     pub fn matches(&self, name: &str) -> bool {
         self.python_name == name || self.java_name == name
     }
+
+    /// Which client kinds take the option.
+    pub fn kind(&self) -> OptionKind {
+        match self.access {
+            Access::Common(..) => OptionKind::Common,
+            Access::Producer(..) => OptionKind::Producer,
+            Access::Consumer(..) => OptionKind::Consumer,
+            Access::Admin(..) => OptionKind::Admin,
+        }
+    }
+}
+
+/// librdkafka's (and so kcat's and confluent-kafka's) names for options kafkit has under
+/// another name, with the kafka-python name each one sets. They are accepted wherever the
+/// option is, with the same value syntax.
+pub const LIBRDKAFKA_ALIASES: &[(&str, &str)] = &[
+    ("sasl.username", "sasl_plain_username"),
+    ("sasl.password", "sasl_plain_password"),
+    ("sasl.mechanisms", "sasl_mechanism"),
+    ("ssl.ca.location", "ssl_cafile"),
+    ("ssl.certificate.location", "ssl_certfile"),
+    ("ssl.key.location", "ssl_keyfile"),
+    ("queue.buffering.max.ms", "linger_ms"),
+    ("compression.codec", "compression_type"),
+    ("request.required.acks", "acks"),
+    ("message.timeout.ms", "delivery_timeout_ms"),
+    ("topic.metadata.refresh.interval.ms", "metadata_max_age_ms"),
+    ("fetch.wait.max.ms", "fetch_max_wait_ms"),
+];
+
+/// The kafka-python name a librdkafka alias stands for.
+fn alias_target(name: &str) -> Option<&'static str> {
+    LIBRDKAFKA_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, target)| *target)
 }
 
 /// Why a setter refused a value.
@@ -230,7 +291,6 @@ pub(crate) const IGNORED: &[&str] = &[
     // kafka-python, every client kind.
     "kafka_client",
     "metric_group_prefix",
-    "metric_reporters",
     "metrics_enabled",
     "metrics_num_samples",
     "metrics_sample_window_ms",
@@ -244,7 +304,6 @@ pub(crate) const IGNORED: &[&str] = &[
     "sock_chunk_bytes",
     "socket_options",
     "ssl_ciphers",
-    "ssl_context",
     // kafka-python producer.
     "bootstrap_topics_filter",
     "key_serializer",
@@ -285,6 +344,14 @@ pub(crate) const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("socks5_proxy", "SOCKS proxies are not supported"),
     (
+        "ssl_context",
+        "it takes a Python SSLContext; set ssl_cafile, ssl_certfile and ssl_keyfile instead",
+    ),
+    (
+        "metric_reporters",
+        "kafkit has no metrics reporter classes; remove it",
+    ),
+    (
         "sasl.oauthbearer.token.endpoint.url",
         "kafkit does not fetch OAuth tokens itself; obtain one and set sasl_oauth_token",
     ),
@@ -319,6 +386,7 @@ pub(crate) fn find(table: &'static [OptionInfo], name: &str) -> Option<&'static 
 }
 
 fn known_elsewhere(name: &str) -> bool {
+    let name = alias_target(name).unwrap_or(name);
     IGNORED.contains(&name)
         || [
             ProducerConfig::options(),
@@ -330,7 +398,8 @@ fn known_elsewhere(name: &str) -> bool {
 }
 
 pub(crate) fn set<C: Configurable>(c: &mut C, name: &str, value: &str) -> Result<(), ConfigError> {
-    if let Some(info) = find(C::table(), name) {
+    let info = find(C::table(), name).or_else(|| find(C::table(), alias_target(name)?));
+    if let Some(info) = info {
         return c
             .apply(info.access, value)
             .map_err(|r| r.into_error(name, value, info.secret));
@@ -355,7 +424,9 @@ pub(crate) fn set<C: Configurable>(c: &mut C, name: &str, value: &str) -> Result
 }
 
 pub(crate) fn get<C: Configurable>(c: &C, name: &str) -> Option<String> {
-    find(C::table(), name).map(|info| render_redacted(c, info))
+    find(C::table(), name)
+        .or_else(|| find(C::table(), alias_target(name)?))
+        .map(|info| render_redacted(c, info))
 }
 
 fn render_redacted<C: Configurable>(c: &C, info: &OptionInfo) -> String {
@@ -402,17 +473,30 @@ where
 }
 
 /// The closest option name to a misspelt one, in the caller's style (dotted or snake_case),
-/// if it is close enough to be a typo.
+/// if it is close enough to be a typo. A name in another family (its first word differs:
+/// `sasl.password` and `ssl.key.password`) is suggested only for a one-letter slip, as such
+/// a suggestion would otherwise point at an unrelated option.
 fn suggest(table: &'static [OptionInfo], name: &str) -> Option<String> {
     let norm = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], ".");
+    let family = |s: &str| s.split('.').next().unwrap_or_default().to_owned();
     let target = norm(name);
     let max_distance = (target.len() / 4).clamp(1, 4);
     let (distance, info) = table
         .iter()
-        .map(|info| {
-            let d = levenshtein(&target, &norm(info.python_name))
-                .min(levenshtein(&target, &norm(info.java_name)));
-            (d, info)
+        .filter_map(|info| {
+            let d = [info.python_name, info.java_name]
+                .iter()
+                .map(|n| norm(n))
+                .map(|n| {
+                    let d = levenshtein(&target, &n);
+                    if d > 1 && family(&n) != family(&target) {
+                        usize::MAX
+                    } else {
+                        d
+                    }
+                })
+                .min()?;
+            Some((d, info))
         })
         .min_by_key(|(d, _)| *d)?;
     (distance <= max_distance).then(|| {
@@ -535,5 +619,108 @@ mod tests {
             Some("request_timeout_ms")
         );
         assert_eq!(suggest(t, "completely.different.thing"), None);
+        // Another family is not a typo.
+        assert_eq!(suggest(t, "sasl.pasword.x"), None);
+        assert_eq!(
+            suggest(t, "sasl.plain.pasword").as_deref(),
+            Some("sasl.plain.password")
+        );
+    }
+
+    #[test]
+    fn librdkafka_names_set_ours() {
+        let mut c = CommonConfig::default();
+        c.set("sasl.username", "alice").unwrap();
+        c.set("sasl.password", "secret").unwrap();
+        c.set("sasl.mechanisms", "SCRAM-SHA-256").unwrap();
+        c.set("ssl.ca.location", "/etc/ca.pem").unwrap();
+        assert_eq!(c.get("sasl_plain_username").as_deref(), Some("alice"));
+        assert_eq!(c.get("sasl.password").as_deref(), Some(REDACTED));
+        assert_eq!(c.get("sasl_mechanism").as_deref(), Some("SCRAM-SHA-256"));
+        assert_eq!(c.get("ssl_cafile").as_deref(), Some("/etc/ca.pem"));
+        assert!(c.ignored_options().is_empty());
+        // A producer alias on a common config is another kind's option: ignored, not unknown.
+        c.set("queue.buffering.max.ms", "5").unwrap();
+        assert_eq!(c.ignored_options(), ["queue.buffering.max.ms"]);
+        let mut p = ProducerConfig::default();
+        p.set("queue.buffering.max.ms", "7").unwrap();
+        assert_eq!(p.linger_ms, 7);
+        // Every alias names a real option.
+        for (alias, target) in LIBRDKAFKA_ALIASES {
+            let known = [
+                CommonConfig::options(),
+                ProducerConfig::options(),
+                ConsumerConfig::options(),
+                AdminConfig::options(),
+            ]
+            .iter()
+            .any(|t| find(t, target).is_some());
+            assert!(known, "{alias} -> {target}");
+        }
+    }
+
+    #[test]
+    fn options_that_would_be_ignored_are_refused() {
+        for (name, value) in [("ssl_context", "x"), ("metric_reporters", "a.B")] {
+            let err = CommonConfig::default().set(name, value).unwrap_err();
+            assert!(matches!(err, ConfigError::Unsupported { .. }), "{err}");
+        }
+        let mut c = CommonConfig::default();
+        c.set("api_version_auto_timeout_ms", "5000").unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Unsupported { .. })));
+        for (name, value) in [
+            ("partitioner.adaptive.partitioning.enable", "true"),
+            ("partitioner.availability.timeout.ms", "100"),
+            ("metadata.max.idle.ms", "60000"),
+        ] {
+            let mut p = ProducerConfig::default();
+            p.set(name, value).unwrap();
+            let err = p.validate().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Unsupported { .. }),
+                "{name}: {err}"
+            );
+        }
+        // Their defaults pass.
+        ProducerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn idempotence_turned_off_by_other_settings_is_reported() {
+        let mut p = ProducerConfig::default();
+        assert_eq!(p.idempotence_disabled_by(), None);
+        p.set("acks", "1").unwrap();
+        assert!(!p.idempotence_enabled());
+        let why = p.idempotence_disabled_by().expect("a reason");
+        assert!(why.contains("acks"), "{why}");
+        let mut p = ProducerConfig::default();
+        p.set("max.in.flight.requests.per.connection", "10")
+            .unwrap();
+        assert!(p
+            .idempotence_disabled_by()
+            .unwrap()
+            .contains("max_in_flight"));
+        // Said explicitly, it is Java's refusal instead.
+        p.set("enable.idempotence", "true").unwrap();
+        assert!(matches!(p.validate(), Err(ConfigError::Conflict { .. })));
+        p.set("enable.idempotence", "false").unwrap();
+        assert_eq!(p.idempotence_disabled_by(), None);
+    }
+
+    #[test]
+    fn every_option_has_a_kind() {
+        let kinds: std::collections::HashSet<OptionKind> = ProducerConfig::options()
+            .iter()
+            .chain(ConsumerConfig::options())
+            .chain(AdminConfig::options())
+            .map(OptionInfo::kind)
+            .collect();
+        assert!(
+            kinds.contains(&OptionKind::Producer) && kinds.contains(&OptionKind::Consumer),
+            "{kinds:?}"
+        );
+        assert!(CommonConfig::options()
+            .iter()
+            .all(|o| o.kind() == OptionKind::Common));
     }
 }

@@ -88,13 +88,16 @@ pub struct ProducerConfig {
     pub partitioner_ignore_keys: bool,
     /// `partitioner_adaptive_partitioning_enable` /
     /// `partitioner.adaptive.partitioning.enable`: weigh the sticky partition choice by
-    /// broker queue sizes (KIP-794). Default `true`.
+    /// broker queue sizes (KIP-794). kafkit's sticky partitioner does not, so the default is
+    /// `false` and `validate` refuses `true`.
     pub partitioner_adaptive_partitioning_enable: bool,
     /// `partitioner_availability_timeout_ms` / `partitioner.availability.timeout.ms`: skip a
-    /// partition whose leader has not accepted a batch for this long; 0 disables. Default 0.
+    /// partition whose leader has not accepted a batch for this long; 0 disables. kafkit does
+    /// not skip partitions, so only 0 (the default) is accepted by `validate`.
     pub partitioner_availability_timeout_ms: u64,
     /// `metadata_max_idle_ms` / `metadata.max.idle.ms`: forget the metadata of a topic not
-    /// produced to for this long. Default 300000 (at least 5000).
+    /// produced to for this long. kafkit keeps the metadata of every topic produced to, so only
+    /// the default, 300000, is accepted by `validate`.
     pub metadata_max_idle_ms: u64,
     /// `allow_auto_create_topics` (kafka-python's producer; dotted
     /// `allow.auto.create.topics`): let metadata requests create missing topics on brokers
@@ -123,7 +126,7 @@ impl Default for ProducerConfig {
             transaction_timeout_ms: 60_000,
             partitioner: Partitioner::Default,
             partitioner_ignore_keys: false,
-            partitioner_adaptive_partitioning_enable: true,
+            partitioner_adaptive_partitioning_enable: false,
             partitioner_availability_timeout_ms: 0,
             metadata_max_idle_ms: 300_000,
             allow_auto_create_topics: true,
@@ -158,6 +161,20 @@ impl ProducerConfig {
             .linger_ms
             .saturating_add(u64::from(self.common.request_timeout_ms));
         u32::try_from(sum.min(i32::MAX as u64)).unwrap_or(i32::MAX as u32)
+    }
+
+    /// Why idempotence is off although it was not turned off: `enable_idempotence` is not set
+    /// and another setting (`acks`, `retries`, `max_in_flight_requests_per_connection`) rules
+    /// it out, as Java's producer decides (it refuses the same settings when idempotence is
+    /// set explicitly). The producer logs it as a warning at start.
+    pub fn idempotence_disabled_by(&self) -> Option<String> {
+        match (self.enable_idempotence, self.idempotence_obstacle()) {
+            (None, Some((option, reason))) => Some(format!(
+                "idempotence is off because {option} rules it out ({reason}); set \
+                 enable_idempotence=false to say so, or change {option}"
+            )),
+            _ => None,
+        }
     }
 
     /// The first setting that rules out idempotence, with the reason.
@@ -260,15 +277,15 @@ const PRODUCER_ONLY: &[OptionInfo] = &[
         "Choose partitions for keyed records as for keyless ones.",
         bool(partitioner_ignore_keys)),
     opt!(Producer, "partitioner_adaptive_partitioning_enable",
-        "partitioner.adaptive.partitioning.enable", Java, "true",
-        "Weigh the sticky partition choice by broker queue sizes (KIP-794).",
+        "partitioner.adaptive.partitioning.enable", Java, "false",
+        "Not supported: kafkit's sticky partitioner does not weigh by broker queue sizes; only false.",
         bool(partitioner_adaptive_partitioning_enable)),
     opt!(Producer, "partitioner_availability_timeout_ms",
         "partitioner.availability.timeout.ms", Java, "0",
-        "Skip a partition whose leader accepted nothing for this long; 0 disables.",
+        "Not supported: kafkit does not skip slow partitions; only 0 (disabled).",
         int(partitioner_availability_timeout_ms, 0, I64_MAX)),
     opt!(Producer, "metadata_max_idle_ms", "metadata.max.idle.ms", Java, "300000",
-        "Forget the metadata of a topic not produced to for this long.",
+        "Only the default: kafkit keeps the metadata of every topic produced to.",
         int(metadata_max_idle_ms, 5_000, I64_MAX)),
     opt!(Producer, "allow_auto_create_topics", "allow.auto.create.topics", KafkaPython, "true",
         "Let metadata requests create missing topics (if the brokers allow it).",
@@ -304,6 +321,32 @@ impl Configurable for ProducerConfig {
     }
     fn check(&self) -> Result<(), ConfigError> {
         self.common.check_common()?;
+        let unsupported = |option: &str, reason: &str| {
+            Err(ConfigError::Unsupported {
+                option: option.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.partitioner_adaptive_partitioning_enable {
+            return unsupported(
+                "partitioner_adaptive_partitioning_enable",
+                "kafkit's sticky partitioner does not weigh partitions by broker queue sizes; \
+                 remove it or set it to false",
+            );
+        }
+        if self.partitioner_availability_timeout_ms != 0 {
+            return unsupported(
+                "partitioner_availability_timeout_ms",
+                "kafkit does not skip partitions whose leader is slow; remove it or set it to 0",
+            );
+        }
+        if self.metadata_max_idle_ms != 300_000 {
+            return unsupported(
+                "metadata_max_idle_ms",
+                "kafkit keeps the metadata of every topic produced to until the producer \
+                 closes; remove it",
+            );
+        }
         if self.enable_idempotence == Some(true) {
             if let Some((option, reason)) = self.idempotence_obstacle() {
                 return Err(ConfigError::Conflict {

@@ -454,6 +454,17 @@ pub(crate) fn normalize_server(entry: &str) -> String {
     }
     let bracketed = e.starts_with('[') && e.ends_with(']');
     let bare_ipv6 = e.matches(':').count() >= 2 && !e.starts_with('[');
+    // An unbracketed IPv6 address followed by `:port` (`::1:9092`): the last group is the
+    // port when what comes before it is an address on its own, as Java's client reads it.
+    if bare_ipv6 {
+        if let Some((host, port)) = e.rsplit_once(':') {
+            let is_port = port.parse::<u16>().is_ok_and(|p| p != 0)
+                && port.bytes().all(|b| b.is_ascii_digit());
+            if is_port && host.parse::<std::net::Ipv6Addr>().is_ok() {
+                return format!("[{host}]:{port}");
+            }
+        }
+    }
     if bracketed {
         format!("{e}:{DEFAULT_PORT}")
     } else if bare_ipv6 {
@@ -527,6 +538,11 @@ mod tests {
     #[test]
     fn servers() {
         assert_eq!(normalize_server("localhost"), "localhost:9092");
+        assert_eq!(normalize_server("::1:9092"), "[::1]:9092");
+        assert_eq!(normalize_server("::1"), "[::1]:9092");
+        assert_eq!(normalize_server("fe80::1"), "[fe80::1]:9092");
+        assert_eq!(normalize_server("2001:db8::7:19092"), "[2001:db8::7]:19092");
+        assert_eq!(normalize_server("[::1]:9093"), "[::1]:9093");
         assert_eq!(normalize_server("PLAINTEXT://b1:9093"), "b1:9093");
         assert_eq!(normalize_server("::1"), "[::1]:9092");
         assert_eq!(normalize_server("[::1]"), "[::1]:9092");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::cluster::ClusterView;
+use super::cluster::{host_port, ClusterView};
 use super::connection::{ConnEvent, ConnSettings, Connection, Opening};
 use super::error::{CloseReason, NetError};
 use super::rng::Rng;
@@ -395,11 +395,15 @@ impl NetworkClient {
 
     fn broker_label(&self, node: NodeId) -> String {
         match self.address_of(node) {
-            Some((h, p)) if node < 0 => format!("{h}:{p} (bootstrap)"),
+            Some((h, p)) if node < 0 => format!("{} (bootstrap)", host_port(&h, p)),
             Some((h, p)) if is_coordinator_conn(node) => {
-                format!("{h}:{p} (node {}, coordinator)", i32::MAX - node)
+                format!(
+                    "{} (node {}, coordinator)",
+                    host_port(&h, p),
+                    i32::MAX - node
+                )
             }
-            Some((h, p)) => format!("{h}:{p} (node {node})"),
+            Some((h, p)) => format!("{} (node {node})", host_port(&h, p)),
             None => format!("node {node}"),
         }
     }

@@ -23,9 +23,18 @@ pub struct BrokerInfo {
 }
 
 impl BrokerInfo {
-    /// `host:port`.
+    /// `host:port` (`[host]:port` for an IPv6 address).
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, an IPv6 address bracketed (`[::1]:9092`) so that the port stays apart.
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

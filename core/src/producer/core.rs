@@ -278,6 +278,9 @@ impl ProducerCore {
         config
             .validate()
             .map_err(|e| ProduceError::InvalidConfig(e.to_string()))?;
+        if let Some(why) = config.idempotence_disabled_by() {
+            tracing::warn!("kafkit producer: {why}");
+        }
         net.allow_auto_topic_creation = config.allow_auto_create_topics;
         let (compression, level) = compression_of(&config);
         let delivery_timeout =

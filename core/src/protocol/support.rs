@@ -25,6 +25,29 @@ pub(crate) fn read_array<T>(
     Ok(v)
 }
 
+/// Reads an array a response declares non-nullable, taking a null as empty: some brokers
+/// send null for an empty array (tansu's OffsetFetch v7 answer does), and librdkafka reads it
+/// as empty too. The null is logged at debug level with the field's name.
+#[inline]
+pub(crate) fn read_response_array<T>(
+    r: &mut Reader,
+    compact: bool,
+    min_elem_size: usize,
+    elem: impl FnMut(&mut Reader) -> Result<T, DecodeError>,
+    field: &'static str,
+) -> Result<Vec<T>, DecodeError> {
+    match read_nullable_array(r, compact, min_elem_size, elem)? {
+        Some(v) => Ok(v),
+        None => {
+            tracing::debug!(
+                field,
+                "null for a non-nullable array in a response, read as empty"
+            );
+            Ok(Vec::new())
+        }
+    }
+}
+
 /// Reads a nullable array (`None` for null).
 #[inline]
 pub(crate) fn read_nullable_array<T>(
@@ -56,4 +79,28 @@ pub(crate) fn write_array<B: BufMut + ?Sized, T>(
         elem(buf, item)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_response_array_is_empty_and_a_request_array_is_refused() {
+        for compact in [false, true] {
+            let null: &[u8] = if compact {
+                &[0]
+            } else {
+                &[0xff, 0xff, 0xff, 0xff]
+            };
+            let mut r = Reader::new(bytes::Bytes::from_static(null));
+            let v = read_response_array(&mut r, compact, 4, Reader::read_i32, "Topics").unwrap();
+            assert!(v.is_empty());
+            let mut r = Reader::new(bytes::Bytes::from_static(null));
+            assert!(read_array(&mut r, compact, 4, Reader::read_i32).is_err());
+        }
+        let mut r = Reader::new(bytes::Bytes::from_static(&[0, 0, 0, 1, 0, 0, 0, 7]));
+        let v = read_response_array(&mut r, false, 4, Reader::read_i32, "Topics").unwrap();
+        assert_eq!(v, [7]);
+    }
 }

@@ -277,7 +277,7 @@ pub mod request {
 /// The response of API key 24 (AddPartitionsToTxn) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -358,13 +358,22 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             if version >= 4 {
                 this.error_code = r.read_i16()?;
-                this.results_by_transaction =
-                    read_array(r, true, 3, |r| AddPartitionsToTxnResult::decode(r, version))?;
+                this.results_by_transaction = read_response_array(
+                    r,
+                    true,
+                    3,
+                    |r| AddPartitionsToTxnResult::decode(r, version),
+                    "ResultsByTransaction",
+                )?;
             }
             if version <= 3 {
-                this.results_by_topic_v3_and_below = read_array(r, version >= 3, 3, |r| {
-                    AddPartitionsToTxnTopicResult::decode(r, version)
-                })?;
+                this.results_by_topic_v3_and_below = read_response_array(
+                    r,
+                    version >= 3,
+                    3,
+                    |r| AddPartitionsToTxnTopicResult::decode(r, version),
+                    "ResultsByTopicV3AndBelow",
+                )?;
             }
             if version >= 3 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
@@ -421,9 +430,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.transactional_id = r.read_string(true)?;
-            this.topic_results = read_array(r, true, 3, |r| {
-                AddPartitionsToTxnTopicResult::decode(r, version)
-            })?;
+            this.topic_results = read_response_array(
+                r,
+                true,
+                3,
+                |r| AddPartitionsToTxnTopicResult::decode(r, version),
+                "TopicResults",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -475,9 +488,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 3)?;
-            this.results_by_partition = read_array(r, version >= 3, 6, |r| {
-                AddPartitionsToTxnPartitionResult::decode(r, version)
-            })?;
+            this.results_by_partition = read_response_array(
+                r,
+                version >= 3,
+                6,
+                |r| AddPartitionsToTxnPartitionResult::decode(r, version),
+                "ResultsByPartition",
+            )?;
             if version >= 3 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

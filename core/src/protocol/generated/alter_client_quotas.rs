@@ -274,7 +274,7 @@ pub mod request {
 /// The response of API key 49 (AlterClientQuotas) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -326,7 +326,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.entries = read_array(r, version >= 1, 5, |r| EntryData::decode(r, version))?;
+            this.entries = read_response_array(
+                r,
+                version >= 1,
+                5,
+                |r| EntryData::decode(r, version),
+                "Entries",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -397,7 +403,13 @@ pub mod response {
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(version >= 1)?;
-            this.entity = read_array(r, version >= 1, 3, |r| EntityData::decode(r, version))?;
+            this.entity = read_response_array(
+                r,
+                version >= 1,
+                3,
+                |r| EntityData::decode(r, version),
+                "Entity",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

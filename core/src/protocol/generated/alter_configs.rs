@@ -220,7 +220,7 @@ pub mod request {
 /// The response of API key 33 (AlterConfigs) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -272,9 +272,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.responses = read_array(r, version >= 2, 6, |r| {
-                AlterConfigsResourceResponse::decode(r, version)
-            })?;
+            this.responses = read_response_array(
+                r,
+                version >= 2,
+                6,
+                |r| AlterConfigsResourceResponse::decode(r, version),
+                "Responses",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -184,7 +184,7 @@ pub mod request {
 /// The response of API key 45 (AlterPartitionReassignments) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -246,9 +246,13 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
-            this.responses = read_array(r, true, 3, |r| {
-                ReassignableTopicResponse::decode(r, version)
-            })?;
+            this.responses = read_response_array(
+                r,
+                true,
+                3,
+                |r| ReassignableTopicResponse::decode(r, version),
+                "Responses",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -292,9 +296,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(true)?;
-            this.partitions = read_array(r, true, 8, |r| {
-                ReassignablePartitionResponse::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                8,
+                |r| ReassignablePartitionResponse::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -205,7 +205,7 @@ pub mod request {
 /// The response of API key 34 (AlterReplicaLogDirs) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -257,9 +257,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.results = read_array(r, version >= 2, 3, |r| {
-                AlterReplicaLogDirTopicResult::decode(r, version)
-            })?;
+            this.results = read_response_array(
+                r,
+                version >= 2,
+                3,
+                |r| AlterReplicaLogDirTopicResult::decode(r, version),
+                "Results",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -315,9 +319,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_name = r.read_string(version >= 2)?;
-            this.partitions = read_array(r, version >= 2, 6, |r| {
-                AlterReplicaLogDirPartitionResult::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 2,
+                6,
+                |r| AlterReplicaLogDirPartitionResult::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

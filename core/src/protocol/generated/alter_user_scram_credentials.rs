@@ -180,7 +180,7 @@ pub mod request {
 /// The response of API key 51 (AlterUserScramCredentials) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -222,9 +222,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.results = read_array(r, true, 5, |r| {
-                AlterUserScramCredentialsResult::decode(r, version)
-            })?;
+            this.results = read_response_array(
+                r,
+                true,
+                5,
+                |r| AlterUserScramCredentialsResult::decode(r, version),
+                "Results",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -96,7 +96,7 @@ pub mod request {
 /// The response of API key 18 (ApiVersions) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -205,7 +205,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
-            this.api_keys = read_array(r, version >= 3, 6, |r| ApiVersion::decode(r, version))?;
+            this.api_keys = read_response_array(
+                r,
+                version >= 3,
+                6,
+                |r| ApiVersion::decode(r, version),
+                "ApiKeys",
+            )?;
             if version >= 1 {
                 this.throttle_time_ms = r.read_i32()?;
             }
@@ -213,13 +219,23 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|tag, r| {
                     match tag {
                         0 => {
-                            this.supported_features =
-                                read_array(r, true, 6, |r| SupportedFeatureKey::decode(r, version))?
+                            this.supported_features = read_response_array(
+                                r,
+                                true,
+                                6,
+                                |r| SupportedFeatureKey::decode(r, version),
+                                "SupportedFeatures",
+                            )?
                         }
                         1 => this.finalized_features_epoch = r.read_i64()?,
                         2 => {
-                            this.finalized_features =
-                                read_array(r, true, 6, |r| FinalizedFeatureKey::decode(r, version))?
+                            this.finalized_features = read_response_array(
+                                r,
+                                true,
+                                6,
+                                |r| FinalizedFeatureKey::decode(r, version),
+                                "FinalizedFeatures",
+                            )?
                         }
                         3 => this.zk_migration_ready = r.read_bool()?,
                         _ => return Ok(false),

@@ -319,7 +319,7 @@ pub mod request {
 /// The response of API key 19 (CreateTopics) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, read_nullable_array, write_array};
+    use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -375,9 +375,13 @@ pub mod response {
             if version >= 2 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.topics = read_array(r, version >= 5, 4, |r| {
-                CreatableTopicResult::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 5,
+                4,
+                |r| CreatableTopicResult::decode(r, version),
+                "Topics",
+            )?;
             if version >= 5 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

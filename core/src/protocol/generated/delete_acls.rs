@@ -195,7 +195,7 @@ pub mod request {
 /// The response of API key 31 (DeleteAcls) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -247,9 +247,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.filter_results = read_array(r, version >= 2, 5, |r| {
-                DeleteAclsFilterResult::decode(r, version)
-            })?;
+            this.filter_results = read_response_array(
+                r,
+                version >= 2,
+                5,
+                |r| DeleteAclsFilterResult::decode(r, version),
+                "FilterResults",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -320,9 +324,13 @@ pub mod response {
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(version >= 2)?;
-            this.matching_acls = read_array(r, version >= 2, 11, |r| {
-                DeleteAclsMatchingAcl::decode(r, version)
-            })?;
+            this.matching_acls = read_response_array(
+                r,
+                version >= 2,
+                11,
+                |r| DeleteAclsMatchingAcl::decode(r, version),
+                "MatchingAcls",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

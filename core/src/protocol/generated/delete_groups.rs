@@ -88,7 +88,7 @@ pub mod request {
 /// The response of API key 42 (DeleteGroups) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -140,9 +140,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.results = read_array(r, version >= 2, 4, |r| {
-                DeletableGroupResult::decode(r, version)
-            })?;
+            this.results = read_response_array(
+                r,
+                version >= 2,
+                4,
+                |r| DeletableGroupResult::decode(r, version),
+                "Results",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

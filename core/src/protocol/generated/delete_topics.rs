@@ -158,7 +158,7 @@ pub mod request {
 /// The response of API key 20 (DeleteTopics) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -214,9 +214,13 @@ pub mod response {
             if version >= 1 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.responses = read_array(r, version >= 4, 4, |r| {
-                DeletableTopicResult::decode(r, version)
-            })?;
+            this.responses = read_response_array(
+                r,
+                version >= 4,
+                4,
+                |r| DeletableTopicResult::decode(r, version),
+                "Responses",
+            )?;
             if version >= 4 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -142,7 +142,7 @@ pub mod request {
 /// The response of API key 29 (DescribeAcls) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -214,9 +214,13 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(version >= 2)?;
-            this.resources = read_array(r, version >= 2, 5, |r| {
-                DescribeAclsResource::decode(r, version)
-            })?;
+            this.resources = read_response_array(
+                r,
+                version >= 2,
+                5,
+                |r| DescribeAclsResource::decode(r, version),
+                "Resources",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -304,7 +308,13 @@ pub mod response {
             if version >= 1 {
                 this.pattern_type = r.read_i8()?;
             }
-            this.acls = read_array(r, version >= 2, 5, |r| AclDescription::decode(r, version))?;
+            this.acls = read_response_array(
+                r,
+                version >= 2,
+                5,
+                |r| AclDescription::decode(r, version),
+                "Acls",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -164,7 +164,7 @@ pub mod request {
 /// The response of API key 48 (DescribeClientQuotas) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, read_nullable_array, write_array};
+    use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -301,8 +301,20 @@ pub mod response {
         /// Reads this struct as part of its message at `version` (not checked here).
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
-            this.entity = read_array(r, version >= 1, 3, |r| EntityData::decode(r, version))?;
-            this.values = read_array(r, version >= 1, 10, |r| ValueData::decode(r, version))?;
+            this.entity = read_response_array(
+                r,
+                version >= 1,
+                3,
+                |r| EntityData::decode(r, version),
+                "Entity",
+            )?;
+            this.values = read_response_array(
+                r,
+                version >= 1,
+                10,
+                |r| ValueData::decode(r, version),
+                "Values",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -100,7 +100,7 @@ pub mod request {
 /// The response of API key 60 (DescribeCluster) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -191,7 +191,13 @@ pub mod response {
             }
             this.cluster_id = r.read_string(true)?;
             this.controller_id = r.read_i32()?;
-            this.brokers = read_array(r, true, 11, |r| DescribeClusterBroker::decode(r, version))?;
+            this.brokers = read_response_array(
+                r,
+                true,
+                11,
+                |r| DescribeClusterBroker::decode(r, version),
+                "Brokers",
+            )?;
             this.cluster_authorized_operations = r.read_i32()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)

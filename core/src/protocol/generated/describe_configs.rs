@@ -204,7 +204,7 @@ pub mod request {
 /// The response of API key 32 (DescribeConfigs) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -256,9 +256,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.results = read_array(r, version >= 4, 7, |r| {
-                DescribeConfigsResult::decode(r, version)
-            })?;
+            this.results = read_response_array(
+                r,
+                version >= 4,
+                7,
+                |r| DescribeConfigsResult::decode(r, version),
+                "Results",
+            )?;
             if version >= 4 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -339,9 +343,13 @@ pub mod response {
             this.error_message = r.read_nullable_string(version >= 4)?;
             this.resource_type = r.read_i8()?;
             this.resource_name = r.read_string(version >= 4)?;
-            this.configs = read_array(r, version >= 4, 7, |r| {
-                DescribeConfigsResourceResult::decode(r, version)
-            })?;
+            this.configs = read_response_array(
+                r,
+                version >= 4,
+                7,
+                |r| DescribeConfigsResourceResult::decode(r, version),
+                "Configs",
+            )?;
             if version >= 4 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -462,9 +470,13 @@ pub mod response {
             }
             this.is_sensitive = r.read_bool()?;
             if version >= 1 {
-                this.synonyms = read_array(r, version >= 4, 4, |r| {
-                    DescribeConfigsSynonym::decode(r, version)
-                })?;
+                this.synonyms = read_response_array(
+                    r,
+                    version >= 4,
+                    4,
+                    |r| DescribeConfigsSynonym::decode(r, version),
+                    "Synonyms",
+                )?;
             }
             if version >= 3 {
                 this.config_type = r.read_i8()?;

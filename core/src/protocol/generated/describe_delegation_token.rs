@@ -159,7 +159,7 @@ pub mod request {
 /// The response of API key 41 (DescribeDelegationToken) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::{BufMut, Bytes};
 
@@ -214,9 +214,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
-            this.tokens = read_array(r, version >= 2, 30, |r| {
-                DescribedDelegationToken::decode(r, version)
-            })?;
+            this.tokens = read_response_array(
+                r,
+                version >= 2,
+                30,
+                |r| DescribedDelegationToken::decode(r, version),
+                "Tokens",
+            )?;
             this.throttle_time_ms = r.read_i32()?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
@@ -325,9 +329,13 @@ pub mod response {
             this.max_timestamp = r.read_i64()?;
             this.token_id = r.read_string(version >= 2)?;
             this.hmac = r.read_bytes(version >= 2)?;
-            this.renewers = read_array(r, version >= 2, 3, |r| {
-                DescribedDelegationTokenRenewer::decode(r, version)
-            })?;
+            this.renewers = read_response_array(
+                r,
+                version >= 2,
+                3,
+                |r| DescribedDelegationTokenRenewer::decode(r, version),
+                "Renewers",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -105,7 +105,7 @@ pub mod request {
 /// The response of API key 15 (DescribeGroups) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::{BufMut, Bytes};
 
@@ -161,7 +161,13 @@ pub mod response {
             if version >= 1 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.groups = read_array(r, version >= 5, 12, |r| DescribedGroup::decode(r, version))?;
+            this.groups = read_response_array(
+                r,
+                version >= 5,
+                12,
+                |r| DescribedGroup::decode(r, version),
+                "Groups",
+            )?;
             if version >= 5 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -261,9 +267,13 @@ pub mod response {
             this.group_state = r.read_string(version >= 5)?;
             this.protocol_type = r.read_string(version >= 5)?;
             this.protocol_data = r.read_string(version >= 5)?;
-            this.members = read_array(r, version >= 5, 7, |r| {
-                DescribedGroupMember::decode(r, version)
-            })?;
+            this.members = read_response_array(
+                r,
+                version >= 5,
+                7,
+                |r| DescribedGroupMember::decode(r, version),
+                "Members",
+            )?;
             if version >= 3 {
                 this.authorized_operations = r.read_i32()?;
             }

@@ -162,7 +162,7 @@ pub mod request {
 /// The response of API key 35 (DescribeLogDirs) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -222,9 +222,13 @@ pub mod response {
             if version >= 3 {
                 this.error_code = r.read_i16()?;
             }
-            this.results = read_array(r, version >= 2, 5, |r| {
-                DescribeLogDirsResult::decode(r, version)
-            })?;
+            this.results = read_response_array(
+                r,
+                version >= 2,
+                5,
+                |r| DescribeLogDirsResult::decode(r, version),
+                "Results",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -308,9 +312,13 @@ pub mod response {
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
             this.log_dir = r.read_string(version >= 2)?;
-            this.topics = read_array(r, version >= 2, 3, |r| {
-                DescribeLogDirsTopic::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 2,
+                3,
+                |r| DescribeLogDirsTopic::decode(r, version),
+                "Topics",
+            )?;
             if version >= 4 {
                 this.total_bytes = r.read_i64()?;
                 this.usable_bytes = r.read_i64()?;
@@ -375,9 +383,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 2)?;
-            this.partitions = read_array(r, version >= 2, 21, |r| {
-                DescribeLogDirsPartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 2,
+                21,
+                |r| DescribeLogDirsPartition::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

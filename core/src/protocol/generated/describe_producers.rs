@@ -119,7 +119,7 @@ pub mod request {
 /// The response of API key 61 (DescribeProducers) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -161,7 +161,8 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.topics = read_array(r, true, 3, |r| TopicResponse::decode(r, version))?;
+            this.topics =
+                read_response_array(r, true, 3, |r| TopicResponse::decode(r, version), "Topics")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -203,7 +204,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(true)?;
-            this.partitions = read_array(r, true, 9, |r| PartitionResponse::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                9,
+                |r| PartitionResponse::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -255,7 +262,13 @@ pub mod response {
             this.partition_index = r.read_i32()?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
-            this.active_producers = read_array(r, true, 37, |r| ProducerState::decode(r, version))?;
+            this.active_producers = read_response_array(
+                r,
+                true,
+                37,
+                |r| ProducerState::decode(r, version),
+                "ActiveProducers",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -153,7 +153,7 @@ pub mod request {
 /// The response of API key 55 (DescribeQuorum) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -226,9 +226,11 @@ pub mod response {
             if version >= 2 {
                 this.error_message = r.read_nullable_string(true)?;
             }
-            this.topics = read_array(r, true, 3, |r| TopicData::decode(r, version))?;
+            this.topics =
+                read_response_array(r, true, 3, |r| TopicData::decode(r, version), "Topics")?;
             if version >= 2 {
-                this.nodes = read_array(r, true, 6, |r| Node::decode(r, version))?;
+                this.nodes =
+                    read_response_array(r, true, 6, |r| Node::decode(r, version), "Nodes")?;
             }
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
@@ -277,7 +279,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_name = r.read_string(true)?;
-            this.partitions = read_array(r, true, 25, |r| PartitionData::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                25,
+                |r| PartitionData::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -364,8 +372,20 @@ pub mod response {
             this.leader_id = r.read_i32()?;
             this.leader_epoch = r.read_i32()?;
             this.high_watermark = r.read_i64()?;
-            this.current_voters = read_array(r, true, 13, |r| ReplicaState::decode(r, version))?;
-            this.observers = read_array(r, true, 13, |r| ReplicaState::decode(r, version))?;
+            this.current_voters = read_response_array(
+                r,
+                true,
+                13,
+                |r| ReplicaState::decode(r, version),
+                "CurrentVoters",
+            )?;
+            this.observers = read_response_array(
+                r,
+                true,
+                13,
+                |r| ReplicaState::decode(r, version),
+                "Observers",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -503,7 +523,8 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.node_id = r.read_i32()?;
-            this.listeners = read_array(r, true, 5, |r| Listener::decode(r, version))?;
+            this.listeners =
+                read_response_array(r, true, 5, |r| Listener::decode(r, version), "Listeners")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

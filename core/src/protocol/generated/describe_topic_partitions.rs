@@ -186,7 +186,7 @@ pub mod request {
 /// The response of API key 75 (DescribeTopicPartitions) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, read_nullable_array, write_array};
+    use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -239,9 +239,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.topics = read_array(r, true, 26, |r| {
-                DescribeTopicPartitionsResponseTopic::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                true,
+                26,
+                |r| DescribeTopicPartitionsResponseTopic::decode(r, version),
+                "Topics",
+            )?;
             this.next_cursor = if r.read_i8()? < 0 {
                 None
             } else {
@@ -318,9 +322,13 @@ pub mod response {
             this.name = r.read_nullable_string(true)?;
             this.topic_id = r.read_uuid()?;
             this.is_internal = r.read_bool()?;
-            this.partitions = read_array(r, true, 20, |r| {
-                DescribeTopicPartitionsResponsePartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                20,
+                |r| DescribeTopicPartitionsResponsePartition::decode(r, version),
+                "Partitions",
+            )?;
             this.topic_authorized_operations = r.read_i32()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
@@ -438,11 +446,12 @@ pub mod response {
             this.partition_index = r.read_i32()?;
             this.leader_id = r.read_i32()?;
             this.leader_epoch = r.read_i32()?;
-            this.replica_nodes = read_array(r, true, 4, Reader::read_i32)?;
-            this.isr_nodes = read_array(r, true, 4, Reader::read_i32)?;
+            this.replica_nodes = read_response_array(r, true, 4, Reader::read_i32, "ReplicaNodes")?;
+            this.isr_nodes = read_response_array(r, true, 4, Reader::read_i32, "IsrNodes")?;
             this.eligible_leader_replicas = read_nullable_array(r, true, 4, Reader::read_i32)?;
             this.last_known_elr = read_nullable_array(r, true, 4, Reader::read_i32)?;
-            this.offline_replicas = read_array(r, true, 4, Reader::read_i32)?;
+            this.offline_replicas =
+                read_response_array(r, true, 4, Reader::read_i32, "OfflineReplicas")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

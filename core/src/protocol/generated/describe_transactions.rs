@@ -76,7 +76,7 @@ pub mod request {
 /// The response of API key 65 (DescribeTransactions) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -120,8 +120,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.transaction_states =
-                read_array(r, true, 28, |r| TransactionState::decode(r, version))?;
+            this.transaction_states = read_response_array(
+                r,
+                true,
+                28,
+                |r| TransactionState::decode(r, version),
+                "TransactionStates",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -187,7 +192,8 @@ pub mod response {
             this.transaction_start_time_ms = r.read_i64()?;
             this.producer_id = r.read_i64()?;
             this.producer_epoch = r.read_i16()?;
-            this.topics = read_array(r, true, 3, |r| TopicData::decode(r, version))?;
+            this.topics =
+                read_response_array(r, true, 3, |r| TopicData::decode(r, version), "Topics")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -238,7 +244,7 @@ pub mod response {
         pub fn decode(r: &mut Reader, _version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic = r.read_string(true)?;
-            this.partitions = read_array(r, true, 4, Reader::read_i32)?;
+            this.partitions = read_response_array(r, true, 4, Reader::read_i32, "Partitions")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -127,7 +127,7 @@ pub mod request {
 /// The response of API key 50 (DescribeUserScramCredentials) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -189,9 +189,13 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
-            this.results = read_array(r, true, 6, |r| {
-                DescribeUserScramCredentialsResult::decode(r, version)
-            })?;
+            this.results = read_response_array(
+                r,
+                true,
+                6,
+                |r| DescribeUserScramCredentialsResult::decode(r, version),
+                "Results",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -257,7 +261,13 @@ pub mod response {
             this.user = r.read_string(true)?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
-            this.credential_infos = read_array(r, true, 6, |r| CredentialInfo::decode(r, version))?;
+            this.credential_infos = read_response_array(
+                r,
+                true,
+                6,
+                |r| CredentialInfo::decode(r, version),
+                "CredentialInfos",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -185,7 +185,7 @@ pub mod request {
 /// The response of API key 43 (ElectLeaders) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -254,9 +254,13 @@ pub mod response {
             if version >= 1 {
                 this.error_code = r.read_i16()?;
             }
-            this.replica_election_results = read_array(r, version >= 2, 3, |r| {
-                ReplicaElectionResult::decode(r, version)
-            })?;
+            this.replica_election_results = read_response_array(
+                r,
+                version >= 2,
+                3,
+                |r| ReplicaElectionResult::decode(r, version),
+                "ReplicaElectionResults",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -316,8 +320,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic = r.read_string(version >= 2)?;
-            this.partition_result =
-                read_array(r, version >= 2, 8, |r| PartitionResult::decode(r, version))?;
+            this.partition_result = read_response_array(
+                r,
+                version >= 2,
+                8,
+                |r| PartitionResult::decode(r, version),
+                "PartitionResult",
+            )?;
             if version >= 2 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -574,7 +574,7 @@ pub mod request {
 /// The response of API key 1 (Fetch) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, read_nullable_array, write_array};
+    use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::{BufMut, Bytes};
 
@@ -666,15 +666,24 @@ pub mod response {
                 this.error_code = r.read_i16()?;
                 this.session_id = r.read_i32()?;
             }
-            this.responses = read_array(r, version >= 12, 3, |r| {
-                FetchableTopicResponse::decode(r, version)
-            })?;
+            this.responses = read_response_array(
+                r,
+                version >= 12,
+                3,
+                |r| FetchableTopicResponse::decode(r, version),
+                "Responses",
+            )?;
             if version >= 12 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|tag, r| {
                     match tag {
                         0 if version >= 16 => {
-                            this.node_endpoints =
-                                read_array(r, true, 11, |r| NodeEndpoint::decode(r, version))?
+                            this.node_endpoints = read_response_array(
+                                r,
+                                true,
+                                11,
+                                |r| NodeEndpoint::decode(r, version),
+                                "NodeEndpoints",
+                            )?
                         }
                         _ => return Ok(false),
                     }
@@ -754,8 +763,13 @@ pub mod response {
             if version >= 13 {
                 this.topic_id = r.read_uuid()?;
             }
-            this.partitions =
-                read_array(r, version >= 12, 18, |r| PartitionData::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                version >= 12,
+                18,
+                |r| PartitionData::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 12 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

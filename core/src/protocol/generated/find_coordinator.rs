@@ -134,7 +134,7 @@ pub mod request {
 /// The response of API key 10 (FindCoordinator) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -274,7 +274,13 @@ pub mod response {
                 this.port = r.read_i32()?;
             }
             if version >= 4 {
-                this.coordinators = read_array(r, true, 14, |r| Coordinator::decode(r, version))?;
+                this.coordinators = read_response_array(
+                    r,
+                    true,
+                    14,
+                    |r| Coordinator::decode(r, version),
+                    "Coordinators",
+                )?;
             }
             if version >= 3 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;

@@ -73,7 +73,7 @@ pub mod request {
 /// The response of API key 71 (GetTelemetrySubscriptions) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -144,11 +144,13 @@ pub mod response {
             this.error_code = r.read_i16()?;
             this.client_instance_id = r.read_uuid()?;
             this.subscription_id = r.read_i32()?;
-            this.accepted_compression_types = read_array(r, true, 1, Reader::read_i8)?;
+            this.accepted_compression_types =
+                read_response_array(r, true, 1, Reader::read_i8, "AcceptedCompressionTypes")?;
             this.push_interval_ms = r.read_i32()?;
             this.telemetry_max_bytes = r.read_i32()?;
             this.delta_temporality = r.read_bool()?;
-            this.requested_metrics = read_array(r, true, 1, |r| r.read_string(true))?;
+            this.requested_metrics =
+                read_response_array(r, true, 1, |r| r.read_string(true), "RequestedMetrics")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -226,7 +226,7 @@ pub mod request {
 /// The response of API key 44 (IncrementalAlterConfigs) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -278,9 +278,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.responses = read_array(r, version >= 1, 6, |r| {
-                AlterConfigsResourceResponse::decode(r, version)
-            })?;
+            this.responses = read_response_array(
+                r,
+                version >= 1,
+                6,
+                |r| AlterConfigsResourceResponse::decode(r, version),
+                "Responses",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

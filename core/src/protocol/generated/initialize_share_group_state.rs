@@ -168,7 +168,7 @@ pub mod request {
 /// The response of API key 83 (InitializeShareGroupState) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -206,7 +206,13 @@ pub mod response {
                 });
             }
             let mut this = Self::default();
-            this.results = read_array(r, true, 18, |r| InitializeStateResult::decode(r, version))?;
+            this.results = read_response_array(
+                r,
+                true,
+                18,
+                |r| InitializeStateResult::decode(r, version),
+                "Results",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -247,7 +253,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_id = r.read_uuid()?;
-            this.partitions = read_array(r, true, 8, |r| PartitionResult::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                8,
+                |r| PartitionResult::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

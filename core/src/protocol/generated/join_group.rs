@@ -219,7 +219,7 @@ pub mod request {
 /// The response of API key 11 (JoinGroup) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::{BufMut, Bytes};
 
@@ -352,9 +352,13 @@ pub mod response {
                 this.skip_assignment = r.read_bool()?;
             }
             this.member_id = r.read_string(version >= 6)?;
-            this.members = read_array(r, version >= 6, 4, |r| {
-                JoinGroupResponseMember::decode(r, version)
-            })?;
+            this.members = read_response_array(
+                r,
+                version >= 6,
+                4,
+                |r| JoinGroupResponseMember::decode(r, version),
+                "Members",
+            )?;
             if version >= 6 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -188,7 +188,7 @@ pub mod request {
 /// The response of API key 13 (LeaveGroup) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -257,8 +257,13 @@ pub mod response {
             }
             this.error_code = r.read_i16()?;
             if version >= 3 {
-                this.members =
-                    read_array(r, version >= 4, 5, |r| MemberResponse::decode(r, version))?;
+                this.members = read_response_array(
+                    r,
+                    version >= 4,
+                    5,
+                    |r| MemberResponse::decode(r, version),
+                    "Members",
+                )?;
             }
             if version >= 4 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;

@@ -68,7 +68,7 @@ pub mod request {
 /// The response of API key 74 (ListClientMetricsResources) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -116,8 +116,13 @@ pub mod response {
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
-            this.client_metrics_resources =
-                read_array(r, true, 2, |r| ClientMetricsResource::decode(r, version))?;
+            this.client_metrics_resources = read_response_array(
+                r,
+                true,
+                2,
+                |r| ClientMetricsResource::decode(r, version),
+                "ClientMetricsResources",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

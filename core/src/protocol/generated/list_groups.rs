@@ -119,7 +119,7 @@ pub mod request {
 /// The response of API key 16 (ListGroups) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -179,7 +179,13 @@ pub mod response {
                 this.throttle_time_ms = r.read_i32()?;
             }
             this.error_code = r.read_i16()?;
-            this.groups = read_array(r, version >= 3, 3, |r| ListedGroup::decode(r, version))?;
+            this.groups = read_response_array(
+                r,
+                version >= 3,
+                3,
+                |r| ListedGroup::decode(r, version),
+                "Groups",
+            )?;
             if version >= 3 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -273,7 +273,7 @@ pub mod request {
 /// The response of API key 2 (ListOffsets) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -329,9 +329,13 @@ pub mod response {
             if version >= 2 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.topics = read_array(r, version >= 6, 3, |r| {
-                ListOffsetsTopicResponse::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 6,
+                3,
+                |r| ListOffsetsTopicResponse::decode(r, version),
+                "Topics",
+            )?;
             if version >= 6 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -389,9 +393,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 6)?;
-            this.partitions = read_array(r, version >= 6, 10, |r| {
-                ListOffsetsPartitionResponse::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 6,
+                10,
+                |r| ListOffsetsPartitionResponse::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 6 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -509,7 +517,8 @@ pub mod response {
             this.partition_index = r.read_i32()?;
             this.error_code = r.read_i16()?;
             if version <= 0 {
-                this.old_style_offsets = read_array(r, false, 8, Reader::read_i64)?;
+                this.old_style_offsets =
+                    read_response_array(r, false, 8, Reader::read_i64, "OldStyleOffsets")?;
             }
             if version >= 1 {
                 this.timestamp = r.read_i64()?;

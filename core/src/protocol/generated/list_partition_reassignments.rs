@@ -145,7 +145,7 @@ pub mod request {
 /// The response of API key 46 (ListPartitionReassignments) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -207,7 +207,13 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
-            this.topics = read_array(r, true, 3, |r| OngoingTopicReassignment::decode(r, version))?;
+            this.topics = read_response_array(
+                r,
+                true,
+                3,
+                |r| OngoingTopicReassignment::decode(r, version),
+                "Topics",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -251,9 +257,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(true)?;
-            this.partitions = read_array(r, true, 8, |r| {
-                OngoingPartitionReassignment::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                8,
+                |r| OngoingPartitionReassignment::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -310,9 +320,11 @@ pub mod response {
         pub fn decode(r: &mut Reader, _version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.partition_index = r.read_i32()?;
-            this.replicas = read_array(r, true, 4, Reader::read_i32)?;
-            this.adding_replicas = read_array(r, true, 4, Reader::read_i32)?;
-            this.removing_replicas = read_array(r, true, 4, Reader::read_i32)?;
+            this.replicas = read_response_array(r, true, 4, Reader::read_i32, "Replicas")?;
+            this.adding_replicas =
+                read_response_array(r, true, 4, Reader::read_i32, "AddingReplicas")?;
+            this.removing_replicas =
+                read_response_array(r, true, 4, Reader::read_i32, "RemovingReplicas")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

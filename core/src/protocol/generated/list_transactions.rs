@@ -112,7 +112,7 @@ pub mod request {
 /// The response of API key 66 (ListTransactions) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -165,9 +165,15 @@ pub mod response {
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
-            this.unknown_state_filters = read_array(r, true, 1, |r| r.read_string(true))?;
-            this.transaction_states =
-                read_array(r, true, 11, |r| TransactionState::decode(r, version))?;
+            this.unknown_state_filters =
+                read_response_array(r, true, 1, |r| r.read_string(true), "UnknownStateFilters")?;
+            this.transaction_states = read_response_array(
+                r,
+                true,
+                11,
+                |r| TransactionState::decode(r, version),
+                "TransactionStates",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

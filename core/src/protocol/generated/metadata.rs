@@ -267,7 +267,7 @@ pub mod request {
 /// The response of API key 3 (Metadata) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -363,18 +363,26 @@ pub mod response {
             if version >= 3 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.brokers = read_array(r, version >= 9, 10, |r| {
-                MetadataResponseBroker::decode(r, version)
-            })?;
+            this.brokers = read_response_array(
+                r,
+                version >= 9,
+                10,
+                |r| MetadataResponseBroker::decode(r, version),
+                "Brokers",
+            )?;
             if version >= 2 {
                 this.cluster_id = r.read_nullable_string(version >= 9)?;
             }
             if version >= 1 {
                 this.controller_id = r.read_i32()?;
             }
-            this.topics = read_array(r, version >= 9, 8, |r| {
-                MetadataResponseTopic::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 9,
+                8,
+                |r| MetadataResponseTopic::decode(r, version),
+                "Topics",
+            )?;
             if (8..=10).contains(&version) {
                 this.cluster_authorized_operations = r.read_i32()?;
             }
@@ -578,9 +586,13 @@ pub mod response {
             if version >= 1 {
                 this.is_internal = r.read_bool()?;
             }
-            this.partitions = read_array(r, version >= 9, 18, |r| {
-                MetadataResponsePartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 9,
+                18,
+                |r| MetadataResponsePartition::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 8 {
                 this.topic_authorized_operations = r.read_i32()?;
             }
@@ -699,10 +711,12 @@ pub mod response {
             if version >= 7 {
                 this.leader_epoch = r.read_i32()?;
             }
-            this.replica_nodes = read_array(r, version >= 9, 4, Reader::read_i32)?;
-            this.isr_nodes = read_array(r, version >= 9, 4, Reader::read_i32)?;
+            this.replica_nodes =
+                read_response_array(r, version >= 9, 4, Reader::read_i32, "ReplicaNodes")?;
+            this.isr_nodes = read_response_array(r, version >= 9, 4, Reader::read_i32, "IsrNodes")?;
             if version >= 5 {
-                this.offline_replicas = read_array(r, version >= 9, 4, Reader::read_i32)?;
+                this.offline_replicas =
+                    read_response_array(r, version >= 9, 4, Reader::read_i32, "OfflineReplicas")?;
             }
             if version >= 9 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;

@@ -311,7 +311,7 @@ pub mod request {
 /// The response of API key 8 (OffsetCommit) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -367,9 +367,13 @@ pub mod response {
             if version >= 3 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.topics = read_array(r, version >= 8, 3, |r| {
-                OffsetCommitResponseTopic::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 8,
+                3,
+                |r| OffsetCommitResponseTopic::decode(r, version),
+                "Topics",
+            )?;
             if version >= 8 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -427,9 +431,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 8)?;
-            this.partitions = read_array(r, version >= 8, 6, |r| {
-                OffsetCommitResponsePartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 8,
+                6,
+                |r| OffsetCommitResponsePartition::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 8 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

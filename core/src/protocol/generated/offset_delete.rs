@@ -176,7 +176,7 @@ pub mod request {
 /// The response of API key 47 (OffsetDelete) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -228,9 +228,13 @@ pub mod response {
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
             this.throttle_time_ms = r.read_i32()?;
-            this.topics = read_array(r, false, 6, |r| {
-                OffsetDeleteResponseTopic::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                false,
+                6,
+                |r| OffsetDeleteResponseTopic::decode(r, version),
+                "Topics",
+            )?;
             Ok(this)
         }
     }
@@ -279,9 +283,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(false)?;
-            this.partitions = read_array(r, false, 6, |r| {
-                OffsetDeleteResponsePartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                false,
+                6,
+                |r| OffsetDeleteResponsePartition::decode(r, version),
+                "Partitions",
+            )?;
             Ok(this)
         }
     }

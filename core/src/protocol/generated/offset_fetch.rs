@@ -366,7 +366,7 @@ pub mod request {
 /// The response of API key 9 (OffsetFetch) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -447,16 +447,25 @@ pub mod response {
                 this.throttle_time_ms = r.read_i32()?;
             }
             if version <= 7 {
-                this.topics = read_array(r, version >= 6, 3, |r| {
-                    OffsetFetchResponseTopic::decode(r, version)
-                })?;
+                this.topics = read_response_array(
+                    r,
+                    version >= 6,
+                    3,
+                    |r| OffsetFetchResponseTopic::decode(r, version),
+                    "Topics",
+                )?;
             }
             if (2..=7).contains(&version) {
                 this.error_code = r.read_i16()?;
             }
             if version >= 8 {
-                this.groups =
-                    read_array(r, true, 5, |r| OffsetFetchResponseGroup::decode(r, version))?;
+                this.groups = read_response_array(
+                    r,
+                    true,
+                    5,
+                    |r| OffsetFetchResponseGroup::decode(r, version),
+                    "Groups",
+                )?;
             }
             if version >= 6 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
@@ -523,9 +532,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 6)?;
-            this.partitions = read_array(r, version >= 6, 16, |r| {
-                OffsetFetchResponsePartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 6,
+                16,
+                |r| OffsetFetchResponsePartition::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 6 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -662,9 +675,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.group_id = r.read_string(true)?;
-            this.topics = read_array(r, true, 3, |r| {
-                OffsetFetchResponseTopics::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                true,
+                3,
+                |r| OffsetFetchResponseTopics::decode(r, version),
+                "Topics",
+            )?;
             this.error_code = r.read_i16()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
@@ -708,9 +725,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(true)?;
-            this.partitions = read_array(r, true, 20, |r| {
-                OffsetFetchResponsePartitions::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                20,
+                |r| OffsetFetchResponsePartitions::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -245,7 +245,7 @@ pub mod request {
 /// The response of API key 23 (OffsetForLeaderEpoch) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -301,9 +301,13 @@ pub mod response {
             if version >= 2 {
                 this.throttle_time_ms = r.read_i32()?;
             }
-            this.topics = read_array(r, version >= 4, 3, |r| {
-                OffsetForLeaderTopicResult::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 4,
+                3,
+                |r| OffsetForLeaderTopicResult::decode(r, version),
+                "Topics",
+            )?;
             if version >= 4 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -361,8 +365,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic = r.read_string(version >= 4)?;
-            this.partitions =
-                read_array(r, version >= 4, 14, |r| EpochEndOffset::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                version >= 4,
+                14,
+                |r| EpochEndOffset::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 4 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -238,7 +238,7 @@ pub mod request {
 /// The response of API key 0 (Produce) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -309,9 +309,13 @@ pub mod response {
                 });
             }
             let mut this = Self::default();
-            this.responses = read_array(r, version >= 9, 3, |r| {
-                TopicProduceResponse::decode(r, version)
-            })?;
+            this.responses = read_response_array(
+                r,
+                version >= 9,
+                3,
+                |r| TopicProduceResponse::decode(r, version),
+                "Responses",
+            )?;
             if version >= 1 {
                 this.throttle_time_ms = r.read_i32()?;
             }
@@ -319,8 +323,13 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|tag, r| {
                     match tag {
                         0 if version >= 10 => {
-                            this.node_endpoints =
-                                read_array(r, true, 11, |r| NodeEndpoint::decode(r, version))?
+                            this.node_endpoints = read_response_array(
+                                r,
+                                true,
+                                11,
+                                |r| NodeEndpoint::decode(r, version),
+                                "NodeEndpoints",
+                            )?
                         }
                         _ => return Ok(false),
                     }
@@ -384,9 +393,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 9)?;
-            this.partition_responses = read_array(r, version >= 9, 14, |r| {
-                PartitionProduceResponse::decode(r, version)
-            })?;
+            this.partition_responses = read_response_array(
+                r,
+                version >= 9,
+                14,
+                |r| PartitionProduceResponse::decode(r, version),
+                "PartitionResponses",
+            )?;
             if version >= 9 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -505,9 +518,13 @@ pub mod response {
                 this.log_start_offset = r.read_i64()?;
             }
             if version >= 8 {
-                this.record_errors = read_array(r, version >= 9, 6, |r| {
-                    BatchIndexAndErrorMessage::decode(r, version)
-                })?;
+                this.record_errors = read_response_array(
+                    r,
+                    version >= 9,
+                    6,
+                    |r| BatchIndexAndErrorMessage::decode(r, version),
+                    "RecordErrors",
+                )?;
                 this.error_message = r.read_nullable_string(version >= 9)?;
             }
             if version >= 9 {

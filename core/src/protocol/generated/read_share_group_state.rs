@@ -163,7 +163,7 @@ pub mod request {
 /// The response of API key 84 (ReadShareGroupState) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -201,7 +201,13 @@ pub mod response {
                 });
             }
             let mut this = Self::default();
-            this.results = read_array(r, true, 18, |r| ReadStateResult::decode(r, version))?;
+            this.results = read_response_array(
+                r,
+                true,
+                18,
+                |r| ReadStateResult::decode(r, version),
+                "Results",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -242,7 +248,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_id = r.read_uuid()?;
-            this.partitions = read_array(r, true, 21, |r| PartitionResult::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                21,
+                |r| PartitionResult::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -302,7 +314,13 @@ pub mod response {
             this.error_message = r.read_nullable_string(true)?;
             this.state_epoch = r.read_i32()?;
             this.start_offset = r.read_i64()?;
-            this.state_batches = read_array(r, true, 20, |r| StateBatch::decode(r, version))?;
+            this.state_batches = read_response_array(
+                r,
+                true,
+                20,
+                |r| StateBatch::decode(r, version),
+                "StateBatches",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -77,7 +77,7 @@ pub mod request {
 /// The response of API key 17 (SaslHandshake) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -127,7 +127,8 @@ pub mod response {
             }
             let mut this = Self::default();
             this.error_code = r.read_i16()?;
-            this.mechanisms = read_array(r, false, 2, |r| r.read_string(false))?;
+            this.mechanisms =
+                read_response_array(r, false, 2, |r| r.read_string(false), "Mechanisms")?;
             Ok(this)
         }
     }

@@ -239,7 +239,7 @@ pub mod request {
 /// The response of API key 79 (ShareAcknowledge) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -294,10 +294,20 @@ pub mod response {
             this.throttle_time_ms = r.read_i32()?;
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
-            this.responses = read_array(r, true, 18, |r| {
-                ShareAcknowledgeTopicResponse::decode(r, version)
-            })?;
-            this.node_endpoints = read_array(r, true, 11, |r| NodeEndpoint::decode(r, version))?;
+            this.responses = read_response_array(
+                r,
+                true,
+                18,
+                |r| ShareAcknowledgeTopicResponse::decode(r, version),
+                "Responses",
+            )?;
+            this.node_endpoints = read_response_array(
+                r,
+                true,
+                11,
+                |r| NodeEndpoint::decode(r, version),
+                "NodeEndpoints",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -342,7 +352,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_id = r.read_uuid()?;
-            this.partitions = read_array(r, true, 17, |r| PartitionData::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                17,
+                |r| PartitionData::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -79,7 +79,7 @@ pub mod request {
 /// The response of API key 77 (ShareGroupDescribe) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -121,7 +121,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.groups = read_array(r, true, 20, |r| DescribedGroup::decode(r, version))?;
+            this.groups = read_response_array(
+                r,
+                true,
+                20,
+                |r| DescribedGroup::decode(r, version),
+                "Groups",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -207,7 +213,8 @@ pub mod response {
             this.group_epoch = r.read_i32()?;
             this.assignment_epoch = r.read_i32()?;
             this.assignor_name = r.read_string(true)?;
-            this.members = read_array(r, true, 12, |r| Member::decode(r, version))?;
+            this.members =
+                read_response_array(r, true, 12, |r| Member::decode(r, version), "Members")?;
             this.authorized_operations = r.read_i32()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
@@ -278,7 +285,8 @@ pub mod response {
             this.member_epoch = r.read_i32()?;
             this.client_id = r.read_string(true)?;
             this.client_host = r.read_string(true)?;
-            this.subscribed_topic_names = read_array(r, true, 1, |r| r.read_string(true))?;
+            this.subscribed_topic_names =
+                read_response_array(r, true, 1, |r| r.read_string(true), "SubscribedTopicNames")?;
             this.assignment = Assignment::decode(r, version)?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
@@ -324,8 +332,13 @@ pub mod response {
         /// Reads this struct as part of its message at `version` (not checked here).
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
-            this.topic_partitions =
-                read_array(r, true, 19, |r| TopicPartitions::decode(r, version))?;
+            this.topic_partitions = read_response_array(
+                r,
+                true,
+                19,
+                |r| TopicPartitions::decode(r, version),
+                "TopicPartitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -373,7 +386,7 @@ pub mod response {
             let mut this = Self::default();
             this.topic_id = r.read_uuid()?;
             this.topic_name = r.read_string(true)?;
-            this.partitions = read_array(r, true, 4, Reader::read_i32)?;
+            this.partitions = read_response_array(r, true, 4, Reader::read_i32, "Partitions")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

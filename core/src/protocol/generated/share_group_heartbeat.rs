@@ -101,7 +101,7 @@ pub mod request {
 /// The response of API key 76 (ShareGroupHeartbeat) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -220,8 +220,13 @@ pub mod response {
         /// Reads this struct as part of its message at `version` (not checked here).
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
-            this.topic_partitions =
-                read_array(r, true, 18, |r| TopicPartitions::decode(r, version))?;
+            this.topic_partitions = read_response_array(
+                r,
+                true,
+                18,
+                |r| TopicPartitions::decode(r, version),
+                "TopicPartitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -265,7 +270,7 @@ pub mod response {
         pub fn decode(r: &mut Reader, _version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_id = r.read_uuid()?;
-            this.partitions = read_array(r, true, 4, Reader::read_i32)?;
+            this.partitions = read_response_array(r, true, 4, Reader::read_i32, "Partitions")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -309,7 +309,7 @@ pub mod request {
 /// The response of API key 28 (TxnOffsetCommit) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -361,9 +361,13 @@ pub mod response {
             }
             let mut this = Self::default();
             this.throttle_time_ms = r.read_i32()?;
-            this.topics = read_array(r, version >= 3, 3, |r| {
-                TxnOffsetCommitResponseTopic::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 3,
+                3,
+                |r| TxnOffsetCommitResponseTopic::decode(r, version),
+                "Topics",
+            )?;
             if version >= 3 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -419,9 +423,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 3)?;
-            this.partitions = read_array(r, version >= 3, 6, |r| {
-                TxnOffsetCommitResponsePartition::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 3,
+                6,
+                |r| TxnOffsetCommitResponsePartition::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 3 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

@@ -198,7 +198,7 @@ pub mod request {
 /// The response of API key 57 (UpdateFeatures) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -263,8 +263,13 @@ pub mod response {
             this.error_code = r.read_i16()?;
             this.error_message = r.read_nullable_string(true)?;
             if version <= 1 {
-                this.results =
-                    read_array(r, true, 5, |r| UpdatableFeatureResult::decode(r, version))?;
+                this.results = read_response_array(
+                    r,
+                    true,
+                    5,
+                    |r| UpdatableFeatureResult::decode(r, version),
+                    "Results",
+                )?;
             }
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)

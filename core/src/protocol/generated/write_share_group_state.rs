@@ -232,7 +232,7 @@ pub mod request {
 /// The response of API key 85 (WriteShareGroupState) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -270,7 +270,13 @@ pub mod response {
                 });
             }
             let mut this = Self::default();
-            this.results = read_array(r, true, 18, |r| WriteStateResult::decode(r, version))?;
+            this.results = read_response_array(
+                r,
+                true,
+                18,
+                |r| WriteStateResult::decode(r, version),
+                "Results",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }
@@ -311,7 +317,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.topic_id = r.read_uuid()?;
-            this.partitions = read_array(r, true, 8, |r| PartitionResult::decode(r, version))?;
+            this.partitions = read_response_array(
+                r,
+                true,
+                8,
+                |r| PartitionResult::decode(r, version),
+                "Partitions",
+            )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
         }

@@ -220,7 +220,7 @@ pub mod request {
 /// The response of API key 27 (WriteTxnMarkers) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::support::{read_array, write_array};
+    use crate::protocol::support::{read_response_array, write_array};
     use crate::protocol::{ApiKey, Message};
     use bytes::BufMut;
 
@@ -268,9 +268,13 @@ pub mod response {
                 });
             }
             let mut this = Self::default();
-            this.markers = read_array(r, version >= 1, 10, |r| {
-                WritableTxnMarkerResult::decode(r, version)
-            })?;
+            this.markers = read_response_array(
+                r,
+                version >= 1,
+                10,
+                |r| WritableTxnMarkerResult::decode(r, version),
+                "Markers",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -325,9 +329,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.producer_id = r.read_i64()?;
-            this.topics = read_array(r, version >= 1, 3, |r| {
-                WritableTxnMarkerTopicResult::decode(r, version)
-            })?;
+            this.topics = read_response_array(
+                r,
+                version >= 1,
+                3,
+                |r| WritableTxnMarkerTopicResult::decode(r, version),
+                "Topics",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
@@ -383,9 +391,13 @@ pub mod response {
         pub fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
             let mut this = Self::default();
             this.name = r.read_string(version >= 1)?;
-            this.partitions = read_array(r, version >= 1, 6, |r| {
-                WritableTxnMarkerPartitionResult::decode(r, version)
-            })?;
+            this.partitions = read_response_array(
+                r,
+                version >= 1,
+                6,
+                |r| WritableTxnMarkerPartitionResult::decode(r, version),
+                "Partitions",
+            )?;
             if version >= 1 {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }

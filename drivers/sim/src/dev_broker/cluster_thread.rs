@@ -5,11 +5,13 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::budget::Charge;
+use super::sockets::ConnWriter;
 use super::{lock, Shared};
 use crate::cluster::{Cluster, ClusterConfig, ConnKey, ConnOutput};
 
@@ -32,13 +34,15 @@ pub(crate) enum Event {
         broker: i32,
         conn: ConnKey,
         peer: SocketAddr,
-        writer: Sender<WriteMsg>,
+        writer: ConnWriter,
     },
-    /// A request frame (without its size prefix).
+    /// A request frame (without its size prefix), with its charge to the memory budget
+    /// (released once the frame is handled).
     Frame {
         broker: i32,
         conn: ConnKey,
         frame: Bytes,
+        charge: Charge,
     },
     /// The connection is gone.
     Closed { broker: i32, conn: ConnKey },
@@ -63,7 +67,7 @@ pub(crate) fn run(
     // Fetch responses as pieces that refer to the stored batches: the writers write them
     // with vectored writes, and the only copy of the records is the kernel's.
     cluster.set_spliced_fetches(true);
-    let mut writers: HashMap<(i32, ConnKey), Sender<WriteMsg>> = HashMap::new();
+    let mut writers: HashMap<(i32, ConnKey), ConnWriter> = HashMap::new();
     // A deadline that handling did not move: back off instead of spinning on it.
     let mut stuck: Option<Instant> = None;
     loop {
@@ -135,11 +139,7 @@ pub(crate) fn failed(shared: &Shared, doing: &str, panic: &Box<dyn Any + Send>) 
     lock(&shared.failures).push(format!("{doing}: {message}"));
 }
 
-fn handle(
-    cluster: &mut Cluster,
-    writers: &mut HashMap<(i32, ConnKey), Sender<WriteMsg>>,
-    event: Event,
-) {
+fn handle(cluster: &mut Cluster, writers: &mut HashMap<(i32, ConnKey), ConnWriter>, event: Event) {
     match event {
         Event::Opened {
             broker,
@@ -159,7 +159,10 @@ fn handle(
             broker,
             conn,
             frame,
+            charge,
         } => {
+            // Released at the end of this arm, when the cluster is done with the request.
+            let _charge = charge;
             let key = (broker, conn);
             // Frames read after the cluster closed the connection are dropped (handling
             // them would open the connection again).
@@ -189,7 +192,7 @@ fn handle(
 
 /// Sends what the cluster produced outside a request: consecutive frames (and pieces) of a
 /// connection as one message.
-fn flush(cluster: &mut Cluster, writers: &mut HashMap<(i32, ConnKey), Sender<WriteMsg>>) {
+fn flush(cluster: &mut Cluster, writers: &mut HashMap<(i32, ConnKey), ConnWriter>) {
     let mut ready = cluster.take_ready().into_iter().peekable();
     while let Some((broker, conn, out)) = ready.next() {
         let key = (broker, conn);

@@ -1,239 +1,386 @@
-//! Acceptors and connections: a reader thread (socket → TLS → frames → cluster thread) and a
-//! writer thread (cluster thread → TLS → socket) per connection.
+//! One client connection on a non-blocking socket: bytes in → (TLS →) requests out to the
+//! cluster thread, replies in → (TLS →) bytes out. Driven by an I/O thread ([`super::sockets`]).
+//!
+//! A request's buffer grows with the bytes received, never to the size its prefix announces
+//! up front; the announced size is charged to the shared [`Budget`] first, and a connection
+//! whose request does not fit reads nothing more until it does.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use kafkit_core::network::FrameDecoder;
+use mio::net::TcpStream;
 
-use super::cluster_thread::{Event, WriteMsg};
-use super::{lock, ConnectionEvent, Shared};
+use super::budget::{Budget, Charge};
+use super::cluster_thread::Event;
 use crate::cluster::FramePool;
 
-/// What an acceptor needs.
-pub(crate) struct AcceptCtx {
+/// Stop reading from a connection while more than this many reply bytes wait to be written
+/// (the client is not reading): what it sends would only pile up more replies.
+const OUT_HIGH_WATER: usize = 4 << 20;
+
+/// The most slices one vectored write is given (Linux's `IOV_MAX`).
+const MAX_IOVECS: usize = 1024;
+
+/// A request being received.
+struct Partial {
+    size: usize,
+    buf: Vec<u8>,
+    charge: Charge,
+}
+
+/// Why a connection must be closed.
+pub(crate) type CloseReason = String;
+
+/// One connection's state.
+pub(crate) struct Conn {
+    pub id: u64,
     pub broker: i32,
-    pub shared: Arc<Shared>,
-    pub events: Sender<Event>,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub max_frame: usize,
+    pub peer: SocketAddr,
+    pub stream: TcpStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// The size prefix of the next request, as far as it has arrived.
+    head: [u8; 4],
+    head_len: usize,
+    /// The request whose prefix was admitted, as far as it has arrived.
+    frame: Option<Partial>,
+    /// Bytes read past the last request, not yet parsed (their charge alongside).
+    stash: Vec<u8>,
+    stash_charge: Option<Charge>,
+    /// The next request does not fit the budget: wait for a release.
+    pub waiting_for_memory: bool,
+    /// When the unfinished request (prefix or body) began arriving (or was admitted, for a
+    /// connection that waited for memory); `None` between requests.
+    pub started: Option<Instant>,
+    /// The socket may hold unread bytes (edge-triggered readiness: read until `WouldBlock`).
+    pub readable: bool,
+    /// Replies waiting to be written, the first `out_off` bytes of the front already written.
+    out: VecDeque<Bytes>,
+    out_off: usize,
+    out_bytes: usize,
+    /// The cluster closed the connection: close once the replies before it are written.
+    pub closing: bool,
 }
 
-/// Accepts connections until shutdown.
-pub(crate) fn accept_loop(listener: TcpListener, ctx: AcceptCtx) {
-    loop {
-        let accepted = listener.accept();
-        if ctx.shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(broker = ctx.broker, error = %e, "dev broker: accept failed");
-                // EMFILE and friends: do not spin.
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                continue;
-            }
-        };
-        if let Err(e) = start_connection(&ctx, stream, peer) {
-            tracing::warn!(broker = ctx.broker, %peer, error = %e, "dev broker: connection setup failed");
-        }
-        lock(&ctx.shared.threads).retain(|h| !h.is_finished());
-    }
-}
-
-/// The transport of one connection.
-enum Transport {
-    Plain,
-    Tls(Box<Mutex<rustls::ServerConnection>>),
-}
-
-/// A connection, shared by its reader and writer.
-struct Conn {
-    stream: Arc<TcpStream>,
-    transport: Transport,
-    /// The broker closed it (the reader's EOF is then not the client's doing).
-    closed_by_broker: AtomicBool,
-}
-
-fn start_connection(ctx: &AcceptCtx, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let transport = match &ctx.tls {
-        None => Transport::Plain,
-        Some(config) => match rustls::ServerConnection::new(config.clone()) {
-            Ok(c) => Transport::Tls(Box::new(Mutex::new(c))),
-            Err(e) => return Err(io::Error::other(e)),
-        },
-    };
-    let conn_id = ctx.shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let stream = Arc::new(stream);
-    let conn = Arc::new(Conn {
-        stream: stream.clone(),
-        transport,
-        closed_by_broker: AtomicBool::new(false),
-    });
-    let (writer_tx, writer_rx) = mpsc::channel();
-    lock(&ctx.shared.sockets).insert(conn_id, stream);
-    ctx.shared.notify(&ConnectionEvent::Opened {
-        broker: ctx.broker,
-        conn: conn_id,
-        peer,
-    });
-    // Opened goes out before the reader can send a frame for this connection.
-    if ctx
-        .events
-        .send(Event::Opened {
-            broker: ctx.broker,
-            conn: conn_id,
+impl Conn {
+    pub(crate) fn new(
+        id: u64,
+        broker: i32,
+        peer: SocketAddr,
+        stream: TcpStream,
+        tls: Option<Box<rustls::ServerConnection>>,
+    ) -> Conn {
+        Conn {
+            id,
+            broker,
             peer,
-            writer: writer_tx,
-        })
-        .is_err()
-    {
-        lock(&ctx.shared.sockets).remove(&conn_id);
-        let _ = conn.stream.shutdown(Shutdown::Both);
-        return Ok(());
-    }
-    let reader = Reader {
-        broker: ctx.broker,
-        conn_id,
-        peer,
-        conn,
-        events: ctx.events.clone(),
-        shared: ctx.shared.clone(),
-        max_frame: ctx.max_frame,
-    };
-    let handle = std::thread::Builder::new()
-        .name(format!("dev-broker-conn-{conn_id}"))
-        .spawn(move || reader.run(writer_rx));
-    match handle {
-        Ok(h) => {
-            lock(&ctx.shared.threads).push(h);
-            Ok(())
-        }
-        Err(e) => {
-            let _ = ctx.events.send(Event::Closed {
-                broker: ctx.broker,
-                conn: conn_id,
-            });
-            lock(&ctx.shared.sockets).remove(&conn_id);
-            Err(e)
+            stream,
+            tls,
+            head: [0; 4],
+            head_len: 0,
+            frame: None,
+            stash: Vec::new(),
+            stash_charge: None,
+            waiting_for_memory: false,
+            started: None,
+            readable: true,
+            out: VecDeque::new(),
+            out_off: 0,
+            out_bytes: 0,
+            closing: false,
         }
     }
-}
 
-/// The reading side of a connection; it starts the writing side and joins it at the end.
-struct Reader {
-    broker: i32,
-    conn_id: u64,
-    peer: SocketAddr,
-    conn: Arc<Conn>,
-    events: Sender<Event>,
-    shared: Arc<Shared>,
-    max_frame: usize,
-}
-
-impl Reader {
-    fn run(self, writer_rx: Receiver<WriteMsg>) {
-        let writer_conn = self.conn.clone();
-        let pool = self.shared.frame_pool.clone();
-        let writer = std::thread::Builder::new()
-            .name(format!("dev-broker-write-{}", self.conn_id))
-            .spawn(move || write_loop(&writer_conn, writer_rx, &pool));
-        let reason = match writer {
-            Ok(_) => self.read_loop(),
-            Err(ref e) => format!("cannot start the writer thread: {e}"),
-        };
-        let _ = self.conn.stream.shutdown(Shutdown::Both);
-        let _ = self.events.send(Event::Closed {
-            broker: self.broker,
-            conn: self.conn_id,
-        });
-        if let Ok(w) = writer {
-            // The cluster thread drops the writer's channel on `Closed` (or at shutdown).
-            let _ = w.join();
-        }
-        lock(&self.shared.sockets).remove(&self.conn_id);
-        let reason = if self.shared.stopping.load(Ordering::SeqCst) {
-            "shutdown".to_owned()
-        } else if self.conn.closed_by_broker.load(Ordering::SeqCst) {
-            "closed by the broker".to_owned()
-        } else {
-            reason
-        };
-        self.shared.notify(&ConnectionEvent::Closed {
-            broker: self.broker,
-            conn: self.conn_id,
-            peer: self.peer,
-            reason,
-        });
+    /// Whether reading now could make progress.
+    pub(crate) fn wants_read(&self) -> bool {
+        !self.closing && self.out_bytes < OUT_HIGH_WATER && (self.readable || self.has_stash())
     }
 
-    /// Reads until the connection ends; returns why it ended.
-    fn read_loop(&self) -> String {
-        let mut decoder = FrameDecoder::new(self.max_frame);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut plain = Vec::new();
-        loop {
-            let n = match (&*self.conn.stream).read(&mut buf) {
-                Ok(0) => return "closed by the client".to_owned(),
+    fn has_stash(&self) -> bool {
+        !self.stash.is_empty() || self.head_len == 4
+    }
+
+    /// Reads and parses up to `rounds` socket reads' worth of bytes; requests go to `events`.
+    pub(crate) fn pump_read(
+        &mut self,
+        rounds: usize,
+        scratch: &mut [u8],
+        ctx: &ReadCtx<'_>,
+    ) -> Result<(), CloseReason> {
+        // Bytes already read go first.
+        if self.has_stash() {
+            let stash = std::mem::take(&mut self.stash);
+            let used = self.feed(&stash, ctx)?;
+            self.keep_stash(stash, used, ctx.budget);
+            if self.waiting_for_memory {
+                return Ok(());
+            }
+        }
+        for _ in 0..rounds {
+            if !self.readable || self.closing || self.out_bytes >= OUT_HIGH_WATER {
+                break;
+            }
+            // Between requests, read only while the budget has room.
+            if self.frame.is_none() && !ctx.budget.may_read() {
+                self.waiting_for_memory = true;
+                break;
+            }
+            let n = match self.stream.read(scratch) {
+                Ok(0) => return Err("closed by the client".into()),
                 Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return format!("read failed: {e}"),
+                Err(e) => return Err(format!("read failed: {e}")),
             };
-            let eof = match &self.conn.transport {
-                Transport::Plain => {
-                    decoder.push(&buf[..n]);
-                    false
-                }
-                Transport::Tls(tls) => {
-                    plain.clear();
-                    match tls_receive(tls, &self.conn.stream, &buf[..n], &mut plain) {
-                        Ok(eof) => {
-                            decoder.push(&plain);
-                            eof
-                        }
-                        Err(e) => return e,
-                    }
+            let (plain, eof) = match self.tls.as_mut() {
+                None => (None, false),
+                Some(tls) => {
+                    let mut plain = Vec::new();
+                    let eof = tls_receive(tls, &self.stream, &scratch[..n], &mut plain)?;
+                    (Some(plain), eof)
                 }
             };
-            loop {
-                match decoder.next_frame() {
-                    Ok(Some(frame)) => {
-                        let sent = self.events.send(Event::Frame {
-                            broker: self.broker,
-                            conn: self.conn_id,
-                            frame,
-                        });
-                        if sent.is_err() {
-                            return "shutdown".to_owned();
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return format!("bad frame: {e}"),
-                }
+            let data = plain.as_deref().unwrap_or(&scratch[..n]);
+            let used = self.feed(data, ctx)?;
+            if used < data.len() {
+                self.stash = data[used..].to_vec();
+                self.stash_charge = Some(ctx.budget.read_ahead(self.stash.len()));
             }
             if eof {
-                return "closed by the client (TLS close_notify)".to_owned();
+                return Err("closed by the client (TLS close_notify)".into());
+            }
+            if self.waiting_for_memory {
+                break;
             }
         }
+        Ok(())
     }
+
+    /// Keeps what `feed` left of the stash (charged as it is).
+    fn keep_stash(&mut self, mut stash: Vec<u8>, used: usize, budget: &Arc<Budget>) {
+        if used == stash.len() {
+            self.stash_charge = None;
+            return;
+        }
+        stash.drain(..used);
+        stash.shrink_to_fit();
+        match self.stash_charge.as_mut() {
+            Some(c) => c.shrink_to(stash.len()),
+            None => self.stash_charge = Some(budget.read_ahead(stash.len())),
+        }
+        self.stash = stash;
+    }
+
+    /// Parses `data` into requests; returns how much it consumed (less than all when the next
+    /// request must wait for memory).
+    fn feed(&mut self, data: &[u8], ctx: &ReadCtx<'_>) -> Result<usize, CloseReason> {
+        let mut i = 0;
+        if self.head_len == 4 && self.frame.is_none() && !self.admit(ctx)? {
+            return Ok(0);
+        }
+        while i < data.len() {
+            if let Some(p) = self.frame.as_mut() {
+                let take = (p.size - p.buf.len()).min(data.len() - i);
+                grow(&mut p.buf, take, p.size);
+                p.buf.extend_from_slice(&data[i..i + take]);
+                i += take;
+                if p.buf.len() == p.size {
+                    self.complete(ctx)?;
+                }
+                continue;
+            }
+            if self.started.is_none() {
+                self.started = Some(ctx.now);
+            }
+            let take = (4 - self.head_len).min(data.len() - i);
+            self.head[self.head_len..self.head_len + take].copy_from_slice(&data[i..i + take]);
+            self.head_len += take;
+            i += take;
+            if self.head_len == 4 && !self.admit(ctx)? {
+                return Ok(i);
+            }
+        }
+        Ok(i)
+    }
+
+    /// The prefix is whole: charges the request, or waits for memory (`false`).
+    fn admit(&mut self, ctx: &ReadCtx<'_>) -> Result<bool, CloseReason> {
+        let size = i32::from_be_bytes(self.head);
+        if size < 0 || size as usize > ctx.max_frame {
+            return Err(format!(
+                "bad frame: frame size {size} is outside 0..={}",
+                ctx.max_frame
+            ));
+        }
+        let size = size as usize;
+        let Some(charge) = ctx.budget.admit(size) else {
+            self.waiting_for_memory = true;
+            return Ok(false);
+        };
+        self.waiting_for_memory = false;
+        self.head_len = 0;
+        // The request-read timeout runs from here: waiting for memory is the broker's doing.
+        self.started = Some(ctx.now);
+        self.frame = Some(Partial {
+            size,
+            buf: Vec::new(),
+            charge,
+        });
+        if size == 0 {
+            self.complete(ctx)?;
+        }
+        Ok(true)
+    }
+
+    /// Hands the whole request to the cluster thread, its charge with it.
+    fn complete(&mut self, ctx: &ReadCtx<'_>) -> Result<(), CloseReason> {
+        let p = self.frame.take().expect("a request being received");
+        self.started = None;
+        let sent = ctx.events.send(Event::Frame {
+            broker: self.broker,
+            conn: self.id,
+            frame: Bytes::from(p.buf),
+            charge: p.charge,
+        });
+        sent.map_err(|_| "shutdown".to_owned())
+    }
+
+    /// Queues reply bytes.
+    pub(crate) fn queue(&mut self, pieces: Vec<Bytes>) {
+        for p in pieces {
+            self.out_bytes += p.len();
+            self.out.push_back(p);
+        }
+    }
+
+    /// Writes queued replies until the socket takes no more. `Ok(true)`: everything is written.
+    pub(crate) fn flush(&mut self, pool: &FramePool) -> Result<bool, CloseReason> {
+        let r = if self.tls.is_some() {
+            self.flush_tls(pool)
+        } else {
+            self.flush_plain(pool)
+        };
+        match r {
+            Ok(done) => Ok(done),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(format!("write failed: {e}")),
+        }
+    }
+
+    fn flush_plain(&mut self, pool: &FramePool) -> io::Result<bool> {
+        while !self.out.is_empty() {
+            let mut slices = Vec::with_capacity(self.out.len().min(MAX_IOVECS));
+            slices.push(IoSlice::new(&self.out[0][self.out_off..]));
+            slices.extend(
+                self.out
+                    .iter()
+                    .skip(1)
+                    .take(MAX_IOVECS - 1)
+                    .map(|p| IoSlice::new(p)),
+            );
+            let written = self.stream.write_vectored(&slices);
+            drop(slices);
+            let n = match written {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.advance(n, pool);
+        }
+        Ok(true)
+    }
+
+    /// Marks `n` bytes written, giving fully written pieces back to the pool.
+    fn advance(&mut self, mut n: usize, pool: &FramePool) {
+        self.out_bytes -= n;
+        while n > 0 {
+            let left = self.out[0].len() - self.out_off;
+            if n >= left {
+                n -= left;
+                self.out_off = 0;
+                let piece = self.out.pop_front().expect("a piece");
+                pool.give(piece);
+            } else {
+                self.out_off += n;
+                n = 0;
+            }
+        }
+        while self.out.front().is_some_and(|p| p.is_empty()) {
+            self.out.pop_front();
+        }
+    }
+
+    fn flush_tls(&mut self, pool: &FramePool) -> io::Result<bool> {
+        loop {
+            let tls = self.tls.as_mut().expect("TLS");
+            while tls.wants_write() {
+                tls.write_tls(&mut self.stream)?;
+            }
+            let Some(front) = self.out.front() else {
+                return Ok(true);
+            };
+            let n = tls.writer().write(&front[self.out_off..])?;
+            if n == 0 && !tls.wants_write() {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "TLS session cannot take more data",
+                ));
+            }
+            self.advance(n, pool);
+        }
+    }
+
+    /// Closes the socket: a TLS close_notify first when the broker closes it.
+    pub(crate) fn shut(&mut self, by_broker: bool) {
+        if let (true, Some(tls)) = (by_broker, self.tls.as_mut()) {
+            tls.send_close_notify();
+            while tls.wants_write() {
+                if tls.write_tls(&mut self.stream).is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// What reading needs from the I/O thread.
+pub(crate) struct ReadCtx<'a> {
+    pub budget: &'a Arc<Budget>,
+    pub events: &'a Sender<Event>,
+    pub max_frame: usize,
+    pub now: Instant,
+}
+
+/// Makes room for `extra` more bytes in a request buffer that ends at `size` bytes: at least
+/// doubling (so growth costs O(size) copies) but never past `size`, and never ahead of the
+/// bytes actually received by more than the buffer already holds.
+fn grow(buf: &mut Vec<u8>, extra: usize, size: usize) {
+    let need = buf.len() + extra;
+    if need <= buf.capacity() {
+        return;
+    }
+    let target = need.max(buf.capacity().saturating_mul(2)).min(size);
+    buf.reserve_exact(target - buf.len());
 }
 
 /// Feeds TLS records to rustls, appends the plaintext they held to `plain` and sends what
 /// rustls wants sent (handshake messages, alerts). `Ok(true)`: the client closed the TLS
-/// session. `Err`: a TLS or socket error, described.
+/// session.
 fn tls_receive(
-    tls: &Mutex<rustls::ServerConnection>,
-    stream: &TcpStream,
+    tls: &mut rustls::ServerConnection,
+    mut stream: &TcpStream,
     mut data: &[u8],
     plain: &mut Vec<u8>,
-) -> Result<bool, String> {
-    let mut tls = lock(tls);
+) -> Result<bool, CloseReason> {
     let mut eof = false;
     while !data.is_empty() {
         if let Err(e) = tls.read_tls(&mut data) {
@@ -243,207 +390,69 @@ fn tls_receive(
             Ok(s) => s,
             Err(e) => {
                 // Send the alert rustls queued, then give up.
-                let _ = tls_flush(&mut tls, stream);
+                while tls.wants_write() {
+                    if tls.write_tls(&mut stream).is_err() {
+                        break;
+                    }
+                }
                 return Err(format!("TLS error: {e}"));
             }
         };
-        let mut want = state.plaintext_bytes_to_read();
         if state.peer_has_closed() {
             eof = true;
         }
-        while want > 0 {
+        let want = state.plaintext_bytes_to_read();
+        if want > 0 {
             let start = plain.len();
             plain.resize(start + want, 0);
             match tls.reader().read(&mut plain[start..]) {
-                Ok(k) => {
-                    plain.truncate(start + k);
-                    if k == 0 {
-                        break;
-                    }
-                    want -= k.min(want);
-                }
+                Ok(k) => plain.truncate(start + k),
                 Err(e) => {
                     plain.truncate(start);
                     if e.kind() != io::ErrorKind::WouldBlock {
                         return Err(format!("TLS read failed: {e}"));
                     }
-                    break;
                 }
             }
         }
     }
-    tls_flush(&mut tls, stream).map_err(|e| format!("write failed: {e}"))?;
-    Ok(eof)
-}
-
-/// Writes every TLS record rustls has ready.
-fn tls_flush(tls: &mut rustls::ServerConnection, mut stream: &TcpStream) -> io::Result<()> {
+    // Handshake messages go out now; a full socket leaves them to the next flush.
     while tls.wants_write() {
-        tls.write_tls(&mut stream)?;
-    }
-    Ok(())
-}
-
-/// Sends `data` on the connection.
-fn send(conn: &Conn, data: &[u8]) -> io::Result<()> {
-    match &conn.transport {
-        Transport::Plain => (&*conn.stream).write_all(data),
-        Transport::Tls(tls) => {
-            let mut tls = lock(tls);
-            let mut rest = data;
-            while !rest.is_empty() {
-                let n = tls.writer().write(rest)?;
-                tls_flush(&mut tls, &conn.stream)?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "TLS session cannot take more data",
-                    ));
-                }
-                rest = &rest[n..];
-            }
-            Ok(())
+        match tls.write_tls(&mut stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(format!("write failed: {e}")),
         }
     }
-}
-
-/// Sends `pieces` on the connection, in order: with vectored writes on a plain socket (the
-/// stored batches a Fetch response refers to go from the log to the kernel), piece by piece
-/// through TLS.
-fn send_pieces(conn: &Conn, pieces: &[Bytes]) -> io::Result<()> {
-    match &conn.transport {
-        Transport::Plain => write_all_vectored(&*conn.stream, pieces),
-        Transport::Tls(_) => pieces.iter().try_for_each(|p| send(conn, p)),
-    }
-}
-
-/// The most slices one vectored write is given (Linux's `IOV_MAX`).
-const MAX_IOVECS: usize = 1024;
-
-/// Writes every byte of `pieces`, in order, with vectored writes.
-fn write_all_vectored(mut out: impl Write, pieces: &[Bytes]) -> io::Result<()> {
-    // The first piece not written in full, and how much of it is.
-    let (mut first, mut offset) = (0, 0);
-    let mut slices = Vec::with_capacity(pieces.len().min(MAX_IOVECS));
-    while first < pieces.len() {
-        if offset == pieces[first].len() {
-            first += 1;
-            offset = 0;
-            continue;
-        }
-        let end = pieces.len().min(first + MAX_IOVECS);
-        slices.clear();
-        slices.push(IoSlice::new(&pieces[first][offset..]));
-        slices.extend(pieces[first + 1..end].iter().map(|p| IoSlice::new(p)));
-        let mut n = match out.write_vectored(&slices) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "the socket took no bytes",
-                ))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        while n > 0 {
-            let left = pieces[first].len() - offset;
-            if n >= left {
-                n -= left;
-                first += 1;
-                offset = 0;
-            } else {
-                offset += n;
-                n = 0;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes what the cluster thread sends until it says close or goes away; then shuts the
-/// socket down (which ends the reader).
-fn write_loop(conn: &Conn, rx: Receiver<WriteMsg>, pool: &FramePool) {
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            WriteMsg::Data(pieces) => {
-                if send_pieces(conn, &pieces).is_err() {
-                    break;
-                }
-                for piece in pieces {
-                    pool.give(piece);
-                }
-            }
-            WriteMsg::Close => {
-                conn.closed_by_broker.store(true, Ordering::SeqCst);
-                if let Transport::Tls(tls) = &conn.transport {
-                    let mut tls = lock(tls);
-                    tls.send_close_notify();
-                    let _ = tls_flush(&mut tls, &conn.stream);
-                }
-                break;
-            }
-        }
-    }
-    let _ = conn.stream.shutdown(Shutdown::Both);
+    Ok(eof)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Takes at most `max` bytes per write, from at most 3 slices.
-    struct Trickle {
-        out: Vec<u8>,
-        max: usize,
-        calls: usize,
-    }
-
-    impl Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(buf)])
-        }
-
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-            self.calls += 1;
-            if self.calls.is_multiple_of(5) {
-                return Err(io::ErrorKind::Interrupted.into());
-            }
-            let mut n = 0;
-            for b in bufs.iter().take(3) {
-                let k = b.len().min(self.max - n);
-                self.out.extend_from_slice(&b[..k]);
-                n += k;
-            }
-            Ok(n)
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
-    fn vectored_writes_send_every_piece_in_order_across_short_writes() {
-        let pieces: Vec<Bytes> = (0..2500u32)
-            .map(|i| Bytes::from(vec![(i % 251) as u8; (i % 7) as usize * 3]))
-            .collect();
-        let want: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
-        for max in [1, 5, 64, 1 << 20] {
-            let mut t = Trickle {
-                out: Vec::new(),
-                max,
-                calls: 0,
-            };
-            write_all_vectored(&mut t, &pieces).unwrap();
-            assert_eq!(t.out, want, "max {max}");
+    fn request_buffers_grow_with_the_bytes_received_up_to_the_announced_size() {
+        let size = 100 << 20;
+        let mut buf = Vec::new();
+        grow(&mut buf, 120, size);
+        buf.extend_from_slice(&[0; 120]);
+        assert!(buf.capacity() < 4096, "{}", buf.capacity());
+        for _ in 0..2000 {
+            grow(&mut buf, 64 << 10, size);
+            let n = (64 << 10).min(size - buf.len());
+            buf.extend_from_slice(&vec![0; n]);
+            assert!(buf.capacity() <= size);
+            assert!(
+                buf.capacity() <= 2 * buf.len(),
+                "{} {}",
+                buf.capacity(),
+                buf.len()
+            );
+            if buf.len() == size {
+                break;
+            }
         }
-        let mut full = Trickle {
-            out: Vec::new(),
-            max: 0,
-            calls: 0,
-        };
-        let err = write_all_vectored(&mut full, &pieces).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+        assert_eq!(buf.len(), size);
     }
 }

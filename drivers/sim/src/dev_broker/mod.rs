@@ -3,14 +3,37 @@
 //! Java client) can talk to it.
 //!
 //! # Threads
-//! The cluster model is sans-IO; this module is its I/O shell, on plain std threads:
+//! The cluster model is sans-IO; this module is its I/O shell, on plain std threads whose
+//! number does not depend on the number of connections:
 //! - one acceptor per broker, blocking in `accept`;
-//! - per connection, a reader (socket bytes → TLS → frames) and a writer (replies → TLS →
+//! - [`DevBrokerConfig::io_threads`] I/O threads (default 2), each polling its share of the
+//!   connections' non-blocking sockets (socket bytes → TLS → requests, replies → TLS →
 //!   socket);
-//! - one cluster thread that owns the [`Cluster`]. Readers send it connection events and
-//!   request frames over a channel; it answers through each connection's writer channel. It
-//!   sleeps in `recv_timeout` until [`Cluster::poll_timeout`], then calls
+//! - one cluster thread that owns the [`Cluster`]. The I/O threads send it connection events
+//!   and requests over a channel; it answers through each connection's I/O thread. It sleeps
+//!   in `recv_timeout` until [`Cluster::poll_timeout`], then calls
 //!   [`Cluster::handle_timeout`] and sends what [`Cluster::take_ready`] holds.
+//!
+//! # Limits
+//! - A request may be at most `cluster.max_request_size` bytes (100 MiB by default); a larger
+//!   size prefix closes the connection.
+//! - A request's buffer grows with the bytes actually received, not to the size its prefix
+//!   announces.
+//! - Requests in flight (announced but not yet received in full, or received but not yet
+//!   handled by the cluster thread) share a memory budget,
+//!   [`DevBrokerConfig::max_in_flight_request_bytes`] (256 MiB by default): a request is
+//!   charged its announced size when its prefix arrives, and while the budget is spent the
+//!   broker stops reading from every connection that is not in the middle of a request, until
+//!   requests are handled. One request is always admitted when none is in flight, so a single
+//!   request larger than the budget still goes through.
+//! - A connection that has sent part of a request and then nothing for
+//!   [`DevBrokerConfig::request_read_timeout`] (30 s by default) since the request began (or
+//!   was admitted to the budget) is closed. Idle connections between requests stay open.
+//! - A connection whose client does not read its replies stops being read once 4 MiB of
+//!   replies wait to be written.
+//! - Each partition keeps its newest `cluster.retention_bytes` bytes of batches (64 MiB by
+//!   default, see [`DevBrokerConfig::retention_bytes`]); older batches are dropped and the log
+//!   start offset advances.
 //!
 //! The cluster sees real time (`Instant::now()`), and its LogAppendTime clock starts at the
 //! real wall clock.
@@ -25,15 +48,16 @@
 //! broker.shutdown();
 //! ```
 
+mod budget;
 mod cluster_thread;
 mod conn;
+mod sockets;
 mod tls;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -46,7 +70,9 @@ use crate::cluster::{Cluster, ClusterConfig, FramePool, SaslUser};
 pub use rustls::ServerConfig as TlsServerConfig;
 pub use tls::{tls_server_config, tls_server_config_from_files};
 
+use budget::Budget;
 use cluster_thread::Event;
+use sockets::{IoPool, Limits};
 
 /// Called on every connection opened or closed (from the broker's threads).
 pub type ConnectionCallback = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
@@ -115,6 +141,14 @@ pub struct DevBrokerConfig {
     /// `(host, port)` broker `i` advertises in Metadata instead of its listener, for clients
     /// that reach the brokers through a proxy; one entry per broker. `None`: the listeners.
     pub advertised: Option<Vec<(String, u16)>>,
+    /// The memory budget of requests in flight, across all connections (see the module
+    /// docs); default 256 MiB.
+    pub max_in_flight_request_bytes: usize,
+    /// A request not received in full this long after it began closes its connection;
+    /// default 30 s.
+    pub request_read_timeout: Duration,
+    /// Threads serving the connections' sockets; default 2.
+    pub io_threads: usize,
 }
 
 impl fmt::Debug for DevBrokerConfig {
@@ -126,6 +160,12 @@ impl fmt::Debug for DevBrokerConfig {
             .field("tls", &self.tls.is_some())
             .field("on_connection", &self.on_connection.is_some())
             .field("advertised", &self.advertised)
+            .field(
+                "max_in_flight_request_bytes",
+                &self.max_in_flight_request_bytes,
+            )
+            .field("request_read_timeout", &self.request_read_timeout)
+            .field("io_threads", &self.io_threads)
             .finish()
     }
 }
@@ -155,6 +195,9 @@ impl DevBrokerConfig {
             tls: None,
             on_connection: None,
             advertised: None,
+            max_in_flight_request_bytes: 256 << 20,
+            request_read_timeout: Duration::from_secs(30),
+            io_threads: 2,
         }
     }
 
@@ -163,6 +206,32 @@ impl DevBrokerConfig {
     /// the proxy after their first Metadata.
     pub fn advertise(mut self, listeners: Vec<(String, u16)>) -> Self {
         self.advertised = Some(listeners);
+        self
+    }
+
+    /// The memory budget of requests in flight (see the module docs).
+    pub fn max_in_flight_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_request_bytes = bytes;
+        self
+    }
+
+    /// How long a request may take to arrive in full once it began (see the module docs).
+    pub fn request_read_timeout(mut self, timeout: Duration) -> Self {
+        self.request_read_timeout = timeout;
+        self
+    }
+
+    /// The number of threads serving the sockets (at least 1).
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.io_threads = n;
+        self
+    }
+
+    /// Each partition keeps its newest `bytes` bytes of record batches (a topic's
+    /// `retention.bytes` may lower it); older batches are dropped and the log start offset
+    /// advances. Default 64 MiB.
+    pub fn retention_bytes(mut self, bytes: u64) -> Self {
+        self.cluster.retention_bytes = bytes;
         self
     }
 
@@ -232,16 +301,16 @@ pub enum DevBrokerError {
 pub(crate) struct Shared {
     /// Set once shutdown begins.
     stopping: AtomicBool,
-    /// Open sockets, to shut them down on shutdown.
-    sockets: Mutex<HashMap<u64, Arc<TcpStream>>>,
-    /// Connection threads, joined on shutdown.
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Connections accepted and not yet closed.
+    open: AtomicUsize,
     next_conn: AtomicU64,
     on_connection: Option<ConnectionCallback>,
     /// Panics of the cluster model, caught on the cluster thread.
     failures: Mutex<Vec<String>>,
     /// Written response frames, back to the cluster for reuse.
     frame_pool: FramePool,
+    /// The memory budget of requests in flight.
+    budget: Arc<Budget>,
 }
 
 impl Shared {
@@ -267,6 +336,7 @@ pub struct DevBroker {
     events: Sender<Event>,
     shared: Arc<Shared>,
     acceptors: Vec<JoinHandle<()>>,
+    io: Arc<IoPool>,
     cluster_thread: Option<JoinHandle<()>>,
     tls: bool,
 }
@@ -288,6 +358,16 @@ impl DevBroker {
         if n == 0 {
             return Err(DevBrokerError::Config(
                 "at least one broker is needed".into(),
+            ));
+        }
+        if config.io_threads == 0 {
+            return Err(DevBrokerError::Config(
+                "at least one I/O thread is needed".into(),
+            ));
+        }
+        if config.request_read_timeout.is_zero() {
+            return Err(DevBrokerError::Config(
+                "the request read timeout must be above zero".into(),
             ));
         }
         if config.port != 0 && usize::from(config.port) + n - 1 > usize::from(u16::MAX) {
@@ -342,15 +422,18 @@ impl DevBroker {
 
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
-            sockets: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
             next_conn: AtomicU64::new(1),
             on_connection: config.on_connection.clone(),
             failures: Mutex::new(Vec::new()),
             frame_pool: FramePool::default(),
+            budget: Arc::new(Budget::new(config.max_in_flight_request_bytes)),
         });
         let (events, rx) = mpsc::channel();
-        let max_frame = config.cluster.max_request_size;
+        let limits = Limits {
+            max_frame: config.cluster.max_request_size,
+            request_read_timeout: config.request_read_timeout,
+        };
         let cluster_listeners = advertised
             .iter()
             .map(|(h, p)| (h.clone(), i32::from(*p)))
@@ -363,6 +446,20 @@ impl DevBroker {
                 cluster_thread::run(cluster_config, cluster_listeners, rx, &cluster_shared)
             })
             .map_err(DevBrokerError::Thread)?;
+        let io = match IoPool::start(
+            config.io_threads,
+            &shared,
+            &events,
+            limits,
+            config.tls.clone(),
+        ) {
+            Ok(io) => Arc::new(io),
+            Err(e) => {
+                let _ = events.send(Event::Stop);
+                let _ = cluster_thread.join();
+                return Err(e);
+            }
+        };
 
         let mut broker = DevBroker {
             addrs,
@@ -370,20 +467,16 @@ impl DevBroker {
             events,
             shared,
             acceptors: Vec::new(),
+            io,
             cluster_thread: Some(cluster_thread),
             tls: config.tls.is_some(),
         };
         for (id, listener) in listeners.into_iter().enumerate() {
-            let ctx = conn::AcceptCtx {
-                broker: id as i32,
-                shared: broker.shared.clone(),
-                events: broker.events.clone(),
-                tls: config.tls.clone(),
-                max_frame,
-            };
+            let shared = broker.shared.clone();
+            let io = broker.io.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("dev-broker-accept-{id}"))
-                .spawn(move || conn::accept_loop(listener, ctx))
+                .spawn(move || sockets::accept_loop(listener, id as i32, shared, io))
                 .map_err(DevBrokerError::Thread)?;
             broker.acceptors.push(handle);
         }
@@ -411,7 +504,18 @@ impl DevBroker {
 
     /// Connections currently open.
     pub fn open_connections(&self) -> usize {
-        lock(&self.shared.sockets).len()
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Bytes charged to the memory budget of requests in flight now (see the module docs).
+    pub fn in_flight_request_bytes(&self) -> usize {
+        self.shared.budget.used()
+    }
+
+    /// How many times so far a connection had to wait (stop reading) because the memory
+    /// budget of requests in flight was spent.
+    pub fn memory_waits(&self) -> u64 {
+        self.shared.budget.waits()
     }
 
     /// Panics of the cluster model caught so far (a bug in the model: each closed the
@@ -476,13 +580,7 @@ impl DevBroker {
         if let Some(h) = self.cluster_thread.take() {
             let _ = h.join();
         }
-        for s in lock(&self.shared.sockets).values() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-        let threads = std::mem::take(&mut *lock(&self.shared.threads));
-        for h in threads {
-            let _ = h.join();
-        }
+        self.io.stop();
     }
 }
 
