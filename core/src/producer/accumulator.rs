@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::batch::{BatchSettings, ProducerBatch, Thunk};
 use super::idempotence::{DrainDecision, Idempotence};
 use crate::codec::EncodeError;
+use crate::deadline::Deadline;
 use crate::network::{ClusterView, NodeId};
 use crate::records::Header;
 use crate::OpId;
@@ -194,7 +195,7 @@ impl Accumulator {
             }
             let d = batch.deadline;
             queue.push_back(batch);
-            self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
+            self.earliest_deadline = Deadline::from(self.earliest_deadline).with(d).earliest();
             new_batch = true;
         }
         let batch = queue.back_mut().expect("a batch was ensured above");
@@ -273,7 +274,7 @@ impl Accumulator {
     }
 
     fn note_deadline(&mut self, d: Instant) {
-        self.earliest_deadline = Some(self.earliest_deadline.map_or(d, |e| e.min(d)));
+        self.earliest_deadline = Deadline::from(self.earliest_deadline).with(d).earliest();
     }
 
     /// The id counter, for batches made outside (splits).
@@ -294,9 +295,8 @@ impl Accumulator {
     /// linger (flush or close in progress, or senders waiting for memory).
     pub(crate) fn ready(&self, cluster: &ClusterView, now: Instant, force: bool) -> Ready {
         let mut ready = Ready::default();
-        let mut consider = |t: Instant| {
-            ready.next_check = Some(ready.next_check.map_or(t, |n: Instant| n.min(t)));
-        };
+        let mut next_check = Deadline::NONE;
+        let mut consider = |t: Instant| next_check.fold(t);
         let mut unknown = false;
         let mut nodes = BTreeSet::new();
         for (tp, &s) in &self.index {
@@ -324,6 +324,7 @@ impl Accumulator {
         }
         ready.nodes = nodes;
         ready.unknown_leader = unknown;
+        ready.next_check = next_check.earliest();
         ready
     }
 

@@ -29,6 +29,7 @@ use super::shared::ProducerShared;
 use super::txn::TransactionManager;
 use crate::compression::Compression;
 use crate::config::{Partitioner as PartitionerKind, ProducerConfig};
+use crate::deadline::Deadline;
 use crate::network::{
     ClientCore, CloseReason, ConnId, NetError, NetEvent, NetOptions, NetworkClient, NodeId, Output,
     PartitionInfo, RequestId,
@@ -428,7 +429,7 @@ impl ProducerCore {
     }
 
     fn consider_wakeup(&mut self, t: Instant) {
-        self.next_wakeup = Some(self.next_wakeup.map_or(t, |n| n.min(t)));
+        self.next_wakeup = Deadline::from(self.next_wakeup).with(t).earliest();
     }
 
     /// Queues `event` after the outcomes gathered so far, so that an application reading
@@ -528,12 +529,8 @@ impl ProducerCore {
     }
 
     fn compute_wakeup(&mut self, now: Instant) {
-        let mut next = self.next_wakeup.filter(|t| *t > now);
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n: Instant| n.min(t)));
-            }
-        };
+        let mut next = Deadline::from(self.next_wakeup.filter(|t| *t > now));
+        let mut consider = |t: Option<Instant>| next.fold(t);
         if self.closed {
             self.next_wakeup = None;
             return;
@@ -560,7 +557,7 @@ impl ProducerCore {
             consider(txn.retry_at.filter(|t| *t > now));
             consider(txn.call_deadline);
         }
-        self.next_wakeup = next;
+        self.next_wakeup = next.earliest();
     }
 }
 
@@ -607,10 +604,8 @@ impl ClientCore for ProducerCore {
             // The network layer is closed too; nothing it might still report matters.
             return None;
         }
-        let net = self.net.poll_timeout();
-        match (net, self.next_wakeup) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        Deadline::from(self.net.poll_timeout())
+            .with(self.next_wakeup)
+            .earliest()
     }
 }
