@@ -15,6 +15,7 @@
 mod gen;
 mod spec;
 mod tables;
+mod typed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

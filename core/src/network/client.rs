@@ -80,6 +80,19 @@ pub struct Response {
     pub body: ResponseBody,
 }
 
+impl Response {
+    /// The body as the response type of request type `R`
+    /// (`resp.body_as::<MetadataRequest>()?` is a `MetadataResponse`). Fails with
+    /// [`UnexpectedResponse`](crate::protocol::UnexpectedResponse) if the body answers another
+    /// API, which the client never hands out for a request of type `R`: it decodes every
+    /// response with its request's API.
+    pub fn body_as<R: crate::protocol::Request>(
+        self,
+    ) -> Result<R::Response, crate::protocol::UnexpectedResponse> {
+        self.body.into_response::<R>()
+    }
+}
+
 /// The network layer's settings (derived from the common client configuration).
 #[derive(Clone)]
 pub struct NetOptions {

@@ -187,7 +187,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
     use crate::protocol::support::{read_array, read_nullable_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// DescribeTopicPartitionsResponse: API key 75, versions 0, flexible from 0.
@@ -327,6 +327,14 @@ pub mod response {
         }
     }
 
+    impl DescribeTopicPartitionsResponseTopic {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
+        }
+    }
+
     #[cfg(feature = "fuzzing")]
     impl DescribeTopicPartitionsResponseTopic {
         /// A random value that is valid at `version` (round-trip tests and fuzzing).
@@ -445,6 +453,14 @@ pub mod response {
             this.offline_replicas = read_array(r, true, 4, Reader::read_i32)?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl DescribeTopicPartitionsResponsePartition {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

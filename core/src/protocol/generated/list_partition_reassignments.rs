@@ -146,7 +146,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// ListPartitionReassignmentsResponse: API key 46, versions 0, flexible from 0.
@@ -210,6 +210,14 @@ pub mod response {
             this.topics = read_array(r, true, 3, |r| OngoingTopicReassignment::decode(r, version))?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl ListPartitionReassignmentsResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -113,7 +113,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// ListTransactionsResponse: API key 66, versions 0-1, flexible from 0.
@@ -170,6 +170,14 @@ pub mod response {
                 read_array(r, true, 11, |r| TransactionState::decode(r, version))?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl ListTransactionsResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -317,7 +317,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
     use crate::protocol::support::{read_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::{BufMut, Bytes};
 
     /// ShareFetchResponse: API key 78, versions 0, flexible from 0.
@@ -377,6 +377,14 @@ pub mod response {
             this.node_endpoints = read_array(r, true, 11, |r| NodeEndpoint::decode(r, version))?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl ShareFetchResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 
@@ -507,6 +515,14 @@ pub mod response {
                 read_array(r, true, 19, |r| AcquiredRecords::decode(r, version))?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl PartitionData {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 
