@@ -688,17 +688,17 @@ impl NetworkClient {
         let retry = |entry: &mut CoordinatorState| {
             entry.not_before = now.map(|t| t + retry_backoff);
         };
-        match result {
-            Ok(Response {
-                body: ResponseBody::FindCoordinator(r),
-                version,
-                node: answered_by,
-            }) => {
+        let answer = result.map(|resp| {
+            let (version, node) = (resp.version, resp.node);
+            (version, node, resp.body_as::<crate::protocol::FindCoordinatorRequest>())
+        });
+        match answer {
+            Ok((version, answered_by, Ok(r))) => {
                 let (code, message, node, host, port) = if version >= 4 {
                     match r.coordinators.into_iter().find(|c| c.key == key) {
-                        Some(c) => (c.error_code, c.error_message, c.node_id, c.host, c.port),
+                        Some(c) => (c.error(), c.error_message, c.node_id, c.host, c.port),
                         None => (
-                            ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+                            ErrorCode::COORDINATOR_NOT_AVAILABLE,
                             None,
                             -1,
                             String::new(),
@@ -706,9 +706,8 @@ impl NetworkClient {
                         ),
                     }
                 } else {
-                    (r.error_code, r.error_message, r.node_id, r.host, r.port)
+                    (r.error(), r.error_message, r.node_id, r.host, r.port)
                 };
-                let code = ErrorCode(code);
                 if code.is_ok() && node >= 0 {
                     entry.node = Some(node);
                     entry.error = None;
@@ -724,7 +723,7 @@ impl NetworkClient {
                     });
                 }
             }
-            Ok(_) => retry(entry),
+            Ok((_, _, Err(_))) => retry(entry),
             Err(error) => {
                 tracing::debug!(%error, %key, "coordinator lookup failed");
                 retry(entry);
@@ -1012,11 +1011,8 @@ impl NetworkClient {
             return;
         }
         self.meta.in_flight = None;
-        match result {
-            Ok(Response {
-                body: ResponseBody::Metadata(resp),
-                ..
-            }) => {
+        match result.map(|r| r.body_as::<MetadataRequest>()) {
+            Ok(Ok(resp)) => {
                 let full = self.meta.in_flight_full;
                 let mut view = (*self.cluster).clone();
                 view.update(&resp, full);
@@ -1040,7 +1036,7 @@ impl NetworkClient {
                     self.cluster.clone(),
                 )));
             }
-            Ok(_) => {}
+            Ok(Err(_)) => {}
             Err(error) => {
                 tracing::debug!(%error, "metadata refresh failed");
                 self.meta.requested = true;
