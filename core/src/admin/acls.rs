@@ -168,12 +168,7 @@ impl Api for CreateAcls {
                 .iter()
                 .cloned()
                 .zip(r.results)
-                .map(|(k, res)| {
-                    (
-                        k,
-                        code_verdict(api, res.error(), res.error_message, || ()),
-                    )
-                })
+                .map(|(k, res)| (k, code_verdict(api, res.error(), res.error_message, || ())))
                 .collect(),
         }
     }

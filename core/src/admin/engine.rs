@@ -280,7 +280,9 @@ impl NoAnswer {
 }
 
 /// The response to a request of type `R`, typed, or why there is none.
-pub(crate) fn answer<R: Request>(result: Result<Response, NetError>) -> Result<R::Response, NoAnswer> {
+pub(crate) fn answer<R: Request>(
+    result: Result<Response, NetError>,
+) -> Result<R::Response, NoAnswer> {
     result
         .map_err(NoAnswer::Net)?
         .body_as::<R>()

@@ -19,8 +19,7 @@ use crate::protocol::{
 };
 
 use super::engine::{
-    answer, coordinator, group_verdict, Api, Call, Ctx, NoAnswer, Operation, Refresh,
-    Verdict,
+    answer, coordinator, group_verdict, Api, Call, Ctx, NoAnswer, Operation, Refresh, Verdict,
 };
 use super::types::{
     AdminError, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
@@ -479,8 +478,7 @@ impl Api for AlterGroupOffsets {
                 .flat_map(|t| {
                     let group = self.group.clone();
                     t.partitions.into_iter().map(move |p| {
-                        let v =
-                            group_verdict(ApiKey::OffsetCommit, &group, p.error(), None, || ());
+                        let v = group_verdict(ApiKey::OffsetCommit, &group, p.error(), None, || ());
                         (TopicPartition::new(t.name.as_str(), p.partition_index), v)
                     })
                 })

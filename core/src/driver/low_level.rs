@@ -5,11 +5,11 @@ use std::time::Instant;
 use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
+use crate::codec::DecodeError;
 use crate::network::{
     ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, LowLevelClient, LowLevelEvent,
     NetError, Response, Target,
 };
-use crate::codec::DecodeError;
 use crate::protocol::{Request, RequestBody};
 use crate::OpId;
 

@@ -690,7 +690,11 @@ impl NetworkClient {
         };
         let answer = result.map(|resp| {
             let (version, node) = (resp.version, resp.node);
-            (version, node, resp.body_as::<crate::protocol::FindCoordinatorRequest>())
+            (
+                version,
+                node,
+                resp.body_as::<crate::protocol::FindCoordinatorRequest>(),
+            )
         });
         match answer {
             Ok((version, answered_by, Ok(r))) => {

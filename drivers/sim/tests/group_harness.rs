@@ -110,16 +110,16 @@ impl Harness {
         (client, reply)
     }
 
-    /// Sends and expects an immediate answer.
-    pub fn call(
+    /// Sends and expects an immediate answer: the response to `body`.
+    pub fn call<R: kafkit_core::protocol::Request>(
         &mut self,
         conn: u64,
         client_id: &str,
         version: i16,
-        body: impl Into<RequestBody>,
-    ) -> ResponseBody {
+        body: R,
+    ) -> R::Response {
         match self.send(conn, client_id, version, body).1 {
-            GroupReply::Now(body) => body,
+            GroupReply::Now(body) => body.into_response::<R>().unwrap_or_else(|e| panic!("{e}")),
             GroupReply::Deferred => panic!("expected an immediate answer"),
         }
     }
@@ -369,10 +369,7 @@ impl Consumer {
             group_instance_id: self.instance_id.clone(),
             ..Default::default()
         };
-        match h.call(self.conn, &self.client_id, 4, req) {
-            ResponseBody::Heartbeat(r) => ErrorCode(r.error_code),
-            other => panic!("not a Heartbeat response: {other:?}"),
-        }
+        h.call(self.conn, &self.client_id, 4, req).error()
     }
 }
 
