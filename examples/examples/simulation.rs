@@ -67,7 +67,11 @@ impl RebalanceListener for CommitOnRevoke {
         ctx: &mut RebalanceContext<'_>,
     ) {
         ctx.commit_sync(None);
-        println!("  member {} revoked {partitions:?}", self.member);
+        println!(
+            "  member {} revoked {:?}, committed",
+            self.member,
+            numbers(partitions)
+        );
     }
 
     fn on_partitions_assigned(
@@ -76,12 +80,17 @@ impl RebalanceListener for CommitOnRevoke {
         ctx: &mut RebalanceContext<'_>,
     ) {
         println!(
-            "  member {} generation {} assigned {} partitions",
+            "  member {} generation {} assigned {:?}",
             self.member,
             ctx.group_metadata().generation_id,
-            partitions.len()
+            numbers(partitions)
         );
     }
+}
+
+/// `orders-0, orders-2` as `[0, 2]`.
+fn numbers(partitions: &BTreeSet<TopicPartition>) -> Vec<i32> {
+    partitions.iter().map(|tp| tp.partition).collect()
 }
 
 /// The application side of one member.
@@ -148,7 +157,13 @@ fn run(seed: u64) -> Result<Report, Error> {
         })
         .collect();
 
-    // 3. The application loop: poll every member, run its callbacks, commit; faults midway.
+    // 3. Members 0 and 1 subscribe (joining happens in their polls). The application loop:
+    //    poll every member, run its callbacks, commit; a new member and a crash midway.
+    for (i, member) in members.iter_mut().enumerate().take(2) {
+        let now = sim.now();
+        sim.client(i).subscribe([TOPIC], now)?;
+        member.joined = true;
+    }
     let mut seen: BTreeMap<(i32, i64), usize> = BTreeMap::new();
     let mut crashed = None;
     let elapsed = |sim: &Simulation<ConsumerCore>| sim.now() - start;
@@ -166,14 +181,9 @@ fn run(seed: u64) -> Result<Report, Error> {
             members[2].joined = true;
             println!("t={:?}: member 2 joins", elapsed(&sim));
         }
-        for i in 0..members.len() {
-            if i < 2 && !members[i].joined {
-                let now = sim.now();
-                sim.client(i).subscribe([TOPIC], now)?;
-                members[i].joined = true;
-            }
-            if members[i].joined {
-                poll(&mut sim, i, &mut members[i], &mut seen).map_err(|e| fail(e.to_string()))?;
+        for (i, member) in members.iter_mut().enumerate() {
+            if member.joined {
+                poll(&mut sim, i, member, &mut seen).map_err(|e| fail(e.to_string()))?;
             }
         }
         // Halfway, a broker that leads partitions (but does not coordinate the group) crashes.

@@ -267,3 +267,65 @@ pub fn encode_response<R: Response, B: BufMut>(
     header.encode(buf, response_header_version(R::API_KEY, version))?;
     body.encode(buf, version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_body_converts_to_its_own_type_only() {
+        let body = ResponseBody::Heartbeat(HeartbeatResponse {
+            error_code: ErrorCode::REBALANCE_IN_PROGRESS.code(),
+            ..Default::default()
+        });
+        let typed = HeartbeatResponse::try_from(body.clone()).unwrap();
+        assert_eq!(typed.error(), ErrorCode::REBALANCE_IN_PROGRESS);
+        assert_eq!(body.clone().into_response::<HeartbeatRequest>(), Ok(typed));
+
+        let wrong = MetadataResponse::try_from(body.clone()).unwrap_err();
+        assert_eq!(
+            wrong,
+            UnexpectedResponse {
+                expected: ApiKey::Metadata,
+                got: ApiKey::Heartbeat
+            }
+        );
+        assert_eq!(
+            wrong.to_string(),
+            "expected a Metadata response, got a Heartbeat response"
+        );
+        assert_eq!(
+            body.into_response::<ProduceRequest>().unwrap_err().expected,
+            ApiKey::Produce
+        );
+    }
+
+    #[test]
+    fn error_reads_the_error_code_field_at_every_level() {
+        use crate::protocol::offset_fetch::response::{
+            OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+        };
+        let resp = OffsetFetchResponse {
+            error_code: 0,
+            topics: vec![OffsetFetchResponseTopic {
+                partitions: vec![OffsetFetchResponsePartition {
+                    error_code: ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(resp.error().is_ok());
+        assert_eq!(
+            resp.topics[0].partitions[0].error(),
+            ErrorCode::UNSTABLE_OFFSET_COMMIT
+        );
+        // A code this build does not know survives as it is.
+        let unknown = HeartbeatResponse {
+            error_code: 9_999,
+            ..Default::default()
+        };
+        assert_eq!(unknown.error(), ErrorCode(9_999));
+    }
+}

@@ -101,8 +101,7 @@ fn fetch_req(
 }
 
 fn fetch(h: &mut Harness, broker: i32, req: FetchRequest, v: i16) -> FetchResponse {
-    let f = h.call(broker, 1, req, v);
-    f
+    h.call(broker, 1, req, v)
 }
 
 #[test]

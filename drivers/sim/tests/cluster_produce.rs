@@ -34,7 +34,7 @@ fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> Produc
 }
 
 fn create(h: &mut Harness, topic: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) {
-    let resp = h.call(
+    let r = h.call(
         0,
         99,
         CreateTopicsRequest {
@@ -57,7 +57,6 @@ fn create(h: &mut Harness, topic: &str, partitions: i32, rf: i16, configs: &[(&s
         },
         7,
     );
-    let r = resp;
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 }
 

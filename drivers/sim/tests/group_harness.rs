@@ -308,9 +308,9 @@ impl Consumer {
             GroupReply::Now(b) => b.clone(),
             GroupReply::Deferred => h.answer(&pending.0).expect("JoinGroup answered"),
         };
-        let ResponseBody::JoinGroup(r) = body else {
-            panic!("not a JoinGroup response: {body:?}")
-        };
+        let r = body
+            .into_response::<JoinGroupRequest>()
+            .unwrap_or_else(|e| panic!("{e}"));
         if r.error_code == 0 {
             self.member_id = r.member_id.clone();
             self.generation = r.generation_id;
@@ -354,10 +354,8 @@ impl Consumer {
             GroupReply::Now(b) => b.clone(),
             GroupReply::Deferred => h.answer(&pending.0).expect("SyncGroup answered"),
         };
-        let ResponseBody::SyncGroup(r) = body else {
-            panic!("not a SyncGroup response: {body:?}")
-        };
-        r
+        body.into_response::<SyncGroupRequest>()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends Heartbeat (v4) and returns its error code.

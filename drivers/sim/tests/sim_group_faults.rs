@@ -380,7 +380,7 @@ impl Scenario {
                 HookAction::Pass
             }),
         );
-        let created = s.call(
+        let r = s.call(
             0,
             CreateTopicsRequest {
                 topics: vec![CreatableTopic {
@@ -394,7 +394,6 @@ impl Scenario {
             },
             5,
         );
-        let r = created;
         assert_eq!(r.topics[0].error_code, 0, "topic created");
         // Member 0 was created with the simulation; the first commit mode is drawn here.
         let commits = s.draw_commits();
