@@ -20,7 +20,7 @@ use kafkit_core::protocol::offset_fetch::request::OffsetFetchRequestGroup;
 use kafkit_core::protocol::offset_fetch::response::OffsetFetchResponse;
 use kafkit_core::protocol::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode, ListGroupsRequest,
-    ListOffsetsRequest, OffsetFetchRequest, RequestBody, ResponseBody,
+    ListOffsetsRequest, OffsetFetchRequest, RequestBody, UnexpectedResponse,
 };
 use serde_json::{json, Value};
 
@@ -157,10 +157,11 @@ fn list_on(client: &LowLevelClient, node: i32) -> Result<Vec<Listed>, String> {
         let resp = client
             .send(Target::Node(node), ListGroupsRequest::default(), None)
             .map_err(|e| e.to_string())?;
-        let ResponseBody::ListGroups(r) = resp.body else {
-            return Err("unexpected response to ListGroups".into());
-        };
-        let code = ErrorCode(r.error_code);
+        let version = resp.version;
+        let r = resp
+            .body_as::<ListGroupsRequest>()
+            .map_err(|e| e.to_string())?;
+        let code = r.error();
         if code == ErrorCode::COORDINATOR_LOAD_IN_PROGRESS && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
             continue;
@@ -172,7 +173,7 @@ fn list_on(client: &LowLevelClient, node: i32) -> Result<Vec<Listed>, String> {
             .map(|g| Listed {
                 group_id: g.group_id,
                 protocol_type: g.protocol_type,
-                state: (resp.version >= 4 && !g.group_state.is_empty()).then_some(g.group_state),
+                state: (version >= 4 && !g.group_state.is_empty()).then_some(g.group_state),
                 coordinator: node,
             })
             .collect());
@@ -402,6 +403,12 @@ enum Failure {
     Other(String),
 }
 
+impl From<UnexpectedResponse> for Failure {
+    fn from(e: UnexpectedResponse) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
 impl Failure {
     fn message(&self, config: &CommonConfig) -> String {
         match self {
@@ -479,18 +486,15 @@ fn describe_group(client: &LowLevelClient, group: &str) -> Result<(i32, Describe
         ..Default::default()
     };
     to_coordinator(client, group, request, None, |resp| {
-        let ResponseBody::DescribeGroups(r) = resp.body else {
-            return Err(Failure::Other(
-                "unexpected response to DescribeGroups".into(),
-            ));
-        };
-        let g = r
+        let node = resp.node;
+        let g = resp
+            .body_as::<DescribeGroupsRequest>()?
             .groups
             .into_iter()
             .find(|g| g.group_id == group)
             .ok_or_else(|| Failure::Other("the coordinator did not describe the group".into()))?;
-        ErrorCode(g.error_code).ok().map_err(Failure::Code)?;
-        Ok((resp.node, g))
+        g.error().ok().map_err(Failure::Code)?;
+        Ok((node, g))
     })
 }
 
@@ -527,10 +531,7 @@ fn committed_offsets(
         }
     };
     to_coordinator(client, group, request, Some(version), |resp| {
-        let ResponseBody::OffsetFetch(r) = resp.body else {
-            return Err(Failure::Other("unexpected response to OffsetFetch".into()));
-        };
-        committed_of(&r, group)
+        committed_of(&resp.body_as::<OffsetFetchRequest>()?, group)
     })
 }
 
@@ -547,7 +548,7 @@ fn committed_of(
         Ok::<(), Failure>(())
     };
     if r.groups.is_empty() {
-        ErrorCode(r.error_code).ok().map_err(Failure::Code)?;
+        r.error().ok().map_err(Failure::Code)?;
         for t in &r.topics {
             for p in &t.partitions {
                 add(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
@@ -563,7 +564,7 @@ fn committed_of(
                     "the OffsetFetch answer has no entry for group {group}"
                 ))
             })?;
-        ErrorCode(g.error_code).ok().map_err(Failure::Code)?;
+        g.error().ok().map_err(Failure::Code)?;
         for t in &g.topics {
             for p in &t.partitions {
                 add(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
@@ -625,15 +626,14 @@ fn end_offsets(
             ..Default::default()
         };
         let resp = client.send(Target::Node(leader), request, None)?;
-        let ResponseBody::ListOffsets(r) = resp.body else {
-            return Err(Failure::Other("unexpected response to ListOffsets".into()));
-        };
+        let version = resp.version;
+        let r = resp.body_as::<ListOffsetsRequest>()?;
         for t in r.topics {
             for p in t.partitions {
-                if ErrorCode(p.error_code).is_err() {
+                if p.error().is_err() {
                     continue;
                 }
-                let offset = if resp.version == 0 {
+                let offset = if version == 0 {
                     p.old_style_offsets.first().copied()
                 } else {
                     Some(p.offset)
@@ -866,15 +866,13 @@ fn delete_one(client: &LowLevelClient, group: &str) -> Result<(), Failure> {
         ..Default::default()
     };
     to_coordinator(client, group, request, None, |resp| {
-        let ResponseBody::DeleteGroups(r) = resp.body else {
-            return Err(Failure::Other("unexpected response to DeleteGroups".into()));
-        };
-        let result = r
+        let result = resp
+            .body_as::<DeleteGroupsRequest>()?
             .results
             .into_iter()
             .find(|g| g.group_id == group)
             .ok_or_else(|| Failure::Other("the coordinator did not answer for the group".into()))?;
-        ErrorCode(result.error_code).ok().map_err(Failure::Code)
+        result.error().ok().map_err(Failure::Code)
     })
 }
 

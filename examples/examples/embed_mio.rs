@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run -p kafkit-examples --example embed_mio          # starts the development broker
 //! KAFKA_BOOTSTRAP=localhost:9092 cargo run -p kafkit-examples --example embed_mio
+//! cargo test -p kafkit-examples --example embed_mio         # what CI runs
 //! ```
 //!
 //! A `ProducerCore` and a group `ConsumerCore` are driven by hand, as the driving contract in
@@ -285,29 +286,25 @@ fn run(bootstrap: &str, topic: &str) -> Result<usize, Error> {
 }
 
 /// `KAFKA_BOOTSTRAP`, or the development broker started here (kept running while held).
-fn cluster() -> Result<(String, Option<kafkit_sim::DevBroker>), Error> {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.trim().is_empty() => Ok((b, None)),
-        _ => {
-            let mut config = kafkit_sim::DevBrokerConfig::new(1).port(0);
-            // A new group's first rebalance waits for more members (Kafka's default is 3 s).
-            config.cluster.group_initial_rebalance_delay_ms = 100;
-            let broker = kafkit_sim::DevBroker::start(config)?;
-            Ok((broker.bootstrap(), Some(broker)))
-        }
-    }
+fn cluster() -> Result<kafkit_examples::Cluster, Error> {
+    // A new group's first rebalance waits for more members (Kafka's default is 3 s).
+    kafkit_examples::cluster_with(|config| {
+        config.cluster.group_initial_rebalance_delay_ms = 100;
+    })
+    .map_err(|e| -> Error { e })
 }
 
 fn main() -> Result<(), Error> {
-    let (bootstrap, _broker) = cluster()?;
-    let read = run(&bootstrap, &format!("embed-mio-{}", std::process::id()))?;
+    let cluster = cluster()?;
+    let bootstrap = cluster.bootstrap();
+    let read = run(bootstrap, &kafkit_examples::unique("embed-mio"))?;
     println!("produced and consumed {read} records on {bootstrap}, one thread, no driver");
     Ok(())
 }
 
 #[test]
 fn produces_consumes_commits_and_closes() {
-    let (bootstrap, _broker) = cluster().unwrap();
-    let topic = format!("embed-mio-test-{}", std::process::id());
-    assert_eq!(run(&bootstrap, &topic).unwrap(), RECORDS);
+    let cluster = cluster().unwrap();
+    let topic = kafkit_examples::unique("embed-mio-test");
+    assert_eq!(run(cluster.bootstrap(), &topic).unwrap(), RECORDS);
 }

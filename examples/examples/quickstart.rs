@@ -1,4 +1,11 @@
-//! The README's main command: `cargo run --release --example quickstart`.
+//! The tour: a million records through kafkit's producer and a group of three consumers on
+//! tokio, with rates at the end.
+//!
+//! ```sh
+//! cargo run --release --example quickstart                  # the README's main command
+//! KAFKA_BOOTSTRAP=localhost:9092 cargo run --release --example quickstart
+//! cargo test -p kafkit-examples --example quickstart        # what CI runs (20,000 records)
+//! ```
 //!
 //! It starts kafkit's development broker (a 3-broker in-memory cluster on localhost) unless
 //! `KAFKA_BOOTSTRAP` names a cluster, then:
@@ -32,19 +39,16 @@ use bytes::Bytes;
 use kafkit::core::network::Target;
 use kafkit::core::protocol::create_topics::request::CreatableTopic;
 use kafkit::core::protocol::metadata::request::MetadataRequestTopic;
-use kafkit::core::protocol::{
-    ApiKey, CreateTopicsRequest, ErrorCode, MetadataRequest, ResponseBody,
-};
+use kafkit::core::protocol::{ApiKey, CreateTopicsRequest, ErrorCode, MetadataRequest};
 use kafkit::prelude::*;
-use kafkit::sim::{DevBroker, DevBrokerConfig};
+use kafkit_examples::{Cluster, Error};
 
 const TOPIC: &str = "quickstart";
 const PARTITIONS: i32 = 6;
-const RECORDS: u64 = 1_000_000;
+/// How many records a run writes and reads: a million, fewer in the test below.
+static RECORDS: AtomicU64 = AtomicU64::new(1_000_000);
 const VALUE_BYTES: usize = 100;
 const CONSUMERS: usize = 3;
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() {
@@ -57,7 +61,8 @@ async fn main() {
 async fn run() -> Result<(), Error> {
     let started = Instant::now();
     println!("kafkit quickstart\n");
-    let (bootstrap, broker) = cluster()?;
+    let cluster = cluster()?;
+    let bootstrap = cluster.bootstrap().to_owned();
     let (client, creatable) = connect(&bootstrap).await?;
     match creatable {
         Ok(()) => create_topic(&client).await?,
@@ -99,9 +104,9 @@ async fn run() -> Result<(), Error> {
         "  end offsets moved by {written} over {} partitions",
         partitions.len()
     );
-    if written != RECORDS as i64 {
+    if written != record_count() as i64 {
         // Not an error in itself: the records read are what is checked below.
-        println!("  (the broker's end offsets moved by {written}, not {RECORDS}; counting the records read instead)");
+        println!("  (the broker's end offsets moved by {written}, not {}; counting the records read instead)", record_count());
     }
 
     // The new group starts where this run's records start.
@@ -122,7 +127,7 @@ async fn run() -> Result<(), Error> {
         .filter(|(tp, c)| c.as_ref().is_some_and(|c| c.offset >= ends[*tp]))
         .count();
     admin.close().await?;
-    drop(broker);
+    drop(cluster);
 
     report(&produced, &consumed, &ends, at_end, started.elapsed());
     if at_end != partitions.len() {
@@ -135,37 +140,29 @@ async fn run() -> Result<(), Error> {
     Ok(())
 }
 
+fn record_count() -> u64 {
+    RECORDS.load(Ordering::Relaxed)
+}
+
 /// The cluster in KAFKA_BOOTSTRAP, or a development broker of 3 brokers on free ports (kept
 /// running while the returned guard lives).
-fn cluster() -> Result<(String, Option<DevBroker>), Error> {
-    match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.trim().is_empty() => {
-            println!("cluster: {b} (from KAFKA_BOOTSTRAP)");
-            Ok((b, None))
-        }
-        _ => {
-            // Like a real broker, the first rebalance of a new group waits a moment
-            // (group.initial.rebalance.delay.ms; Kafka's default is 3000) for more members,
-            // so that the three consumers start in one generation.
-            let mut config = DevBrokerConfig::new(3).port(0);
-            config.cluster.group_initial_rebalance_delay_ms = 300;
-            let broker = DevBroker::start(config)
-                .map_err(|e| format!("cannot start the development broker: {e}"))?;
-            let b = broker.bootstrap();
-            println!("cluster: kafkit's development broker, 3 brokers at {b}");
-            Ok((b, Some(broker)))
-        }
-    }
+fn cluster() -> Result<Cluster, Error> {
+    // Like a real broker, the first rebalance of a new group waits a moment
+    // (group.initial.rebalance.delay.ms; Kafka's default is 3000) for more members, so that
+    // the three consumers start in one generation.
+    kafkit_examples::cluster_with(|config| {
+        config.cluster.group_initial_rebalance_delay_ms = 300;
+    })
 }
 
 /// Connects and looks at the cluster; the second value says whether CreateTopics can work
 /// (or why not).
 async fn connect(bootstrap: &str) -> Result<(LowLevelHandle, Result<(), String>), Error> {
-    let mut config = CommonConfig::default();
-    config
-        .set("bootstrap_servers", bootstrap)
+    let config = AdminConfig::builder()
+        .bootstrap_servers(bootstrap)
+        .build()
         .map_err(|e| format!("KAFKA_BOOTSTRAP: {e}"))?;
-    let client = low_level_client(&config)?;
+    let client = low_level_client(&config.common)?;
     let (node, version, table) = client.check_version().await?;
     println!(
         "node {node} looks like Kafka {version} ({} APIs)",
@@ -210,13 +207,13 @@ async fn auto_create_topic(client: &LowLevelHandle, why: &str) -> Result<(), Err
             .send(Target::Any, request.clone(), None)
             .await
             .map_err(|e| format!("metadata for {TOPIC}: {e}"))?;
-        if let ResponseBody::Metadata(m) = resp.body {
+        if let Ok(m) = resp.body_as::<MetadataRequest>() {
             let ready = m
                 .topics
                 .iter()
                 .find(|t| t.name.as_deref() == Some(TOPIC))
                 .filter(|t| {
-                    ErrorCode(t.error_code).is_ok()
+                    t.error().is_ok()
                         && !t.partitions.is_empty()
                         && t.partitions.iter().all(|p| p.leader_id >= 0)
                 });
@@ -247,20 +244,19 @@ async fn create_topic(client: &LowLevelHandle) -> Result<(), Error> {
         timeout_ms: 10_000,
         ..Default::default()
     };
-    let resp = client
-        .send(Target::Controller, create, None)
+    // `request` answers with the request's own response type (here `CreateTopicsResponse`).
+    let created = client
+        .request(Target::Controller, create, None)
         .await
         .map_err(|e| format!("create topic: {e}"))?;
-    if let ResponseBody::CreateTopics(r) = resp.body {
-        for t in r.topics {
-            let code = ErrorCode(t.error_code);
-            if code == ErrorCode::TOPIC_ALREADY_EXISTS {
-                println!("topic {TOPIC} exists already; using it");
-            } else if code.is_ok() {
-                println!("created topic {TOPIC} ({PARTITIONS} partitions)");
-            } else {
-                return Err(format!("create topic {}: {code}", t.name).into());
-            }
+    for t in created.topics {
+        let code = t.error();
+        if code == ErrorCode::TOPIC_ALREADY_EXISTS {
+            println!("topic {TOPIC} exists already; using it");
+        } else if code.is_ok() {
+            println!("created topic {TOPIC} ({PARTITIONS} partitions)");
+        } else {
+            return Err(format!("create topic {}: {code}", t.name).into());
         }
     }
     Ok(())
@@ -278,7 +274,7 @@ struct Produced {
     batch_bytes: f64,
 }
 
-/// Sends [`RECORDS`] keyed records and waits until every one is acknowledged.
+/// Sends [`record_count()`] keyed records and waits until every one is acknowledged.
 async fn produce(bootstrap: &str) -> Result<Produced, Error> {
     let config = ProducerConfig::builder()
         .bootstrap_servers(bootstrap)
@@ -296,7 +292,7 @@ async fn produce(bootstrap: &str) -> Result<Produced, Error> {
     let mut bytes = 0u64;
     let start = Instant::now();
     let progress = Progress::start("producing", acked.clone(), start);
-    for i in 0..RECORDS {
+    for i in 0..record_count() {
         let at = (i as usize * 997) % (pool.len() - VALUE_BYTES);
         let key = format!("key-{}", i % 100_000);
         bytes += (key.len() + VALUE_BYTES) as u64;
@@ -510,10 +506,13 @@ async fn consume(
     let took = start.elapsed();
     progress.finish();
     let seen = seen.lock().expect("lock");
-    if seen.unique != RECORDS || seen.outside > 0 {
+    if seen.unique != record_count() || seen.outside > 0 {
         return Err(format!(
-            "read {} of this run's {RECORDS} records ({} duplicates, {} from outside this run)",
-            seen.unique, seen.duplicates, seen.outside
+            "read {} of this run's {} records ({} duplicates, {} from outside this run)",
+            seen.unique,
+            record_count(),
+            seen.duplicates,
+            seen.outside
         )
         .into());
     }
@@ -564,7 +563,7 @@ async fn member(
         let mut seen = seen.lock().expect("lock");
         seen.mark(&records);
         unique.store(seen.unique, Ordering::Relaxed);
-        if seen.unique == RECORDS {
+        if seen.unique == record_count() {
             *last.lock().expect("lock") = Some(Instant::now());
             done.store(true, Ordering::Relaxed);
         }
@@ -671,13 +670,13 @@ impl Progress {
             let mut last_printed = None;
             loop {
                 let n = count.load(Ordering::Relaxed);
-                let finished = n >= RECORDS || stopped.load(Ordering::Relaxed);
-                let pct = n * 100 / RECORDS;
+                let finished = n >= record_count() || stopped.load(Ordering::Relaxed);
+                let pct = n * 100 / record_count();
                 let secs = start.elapsed().as_secs_f64().max(1e-3);
                 let line = format!(
                     "{what} {pct:>3}%  {:>9} / {}  {:>9} records/s",
                     thousands(n),
-                    thousands(RECORDS),
+                    thousands(record_count()),
                     thousands((n as f64 / secs) as u64)
                 );
                 let mut err = std::io::stderr().lock();
@@ -706,4 +705,11 @@ impl Progress {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.join();
     }
+}
+
+/// The whole quickstart, with 20,000 records instead of a million (CI runs it unoptimized).
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_with_fewer_records() {
+    RECORDS.store(20_000, Ordering::Relaxed);
+    run().await.unwrap();
 }

@@ -1029,6 +1029,7 @@ impl<'a> Gen<'a> {
                 ver2 = p(&dec, "version"),
             );
         }
+        out.push_str(&crate::typed::error_accessor(m, s));
         let rnd = self.random_body(s);
         let _ = write!(
             out,
@@ -1059,6 +1060,7 @@ impl<'a> Gen<'a> {
             "Request",
             "Response",
             "ApiKey",
+            "ErrorCode",
             "Option",
             "Result",
             "Vec",
@@ -1135,6 +1137,10 @@ impl<'a> Gen<'a> {
         codec.sort_unstable();
         uses.push(format!("use crate::codec::{{{}}};", codec.join(", ")));
         let mut proto = vec!["Message"];
+        // Not `uses_ident`: field docs name the `ErrorCode` field in backticks.
+        if body.contains("-> ErrorCode") {
+            proto.insert(0, "ErrorCode");
+        }
         if uses_ident(&body, "ApiKey") {
             proto.insert(0, "ApiKey");
         }

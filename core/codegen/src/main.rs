@@ -15,6 +15,7 @@
 mod gen;
 mod spec;
 mod tables;
+mod typed;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -271,6 +272,62 @@ mod tests {
             strip_comments(text),
             "{\n  \"a\": 1 // not a comment line\n}"
         );
+    }
+
+    /// The typed-response items: `error()` on response structs with an `ErrorCode` field (with
+    /// a note when the field is missing from some versions), none on requests, and a
+    /// `TryFrom<ResponseBody>` per API that names both APIs when it fails.
+    #[test]
+    fn typed_response_items() {
+        let dir = std::env::temp_dir().join(format!("kafkit-codegen-typed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, kind: &str| {
+            let p = dir.join(format!("{name}.json"));
+            let text = format!(
+                r#"{{ "apiKey": 99, "type": "{kind}", "name": "{name}", "validVersions": "0-2",
+                   "flexibleVersions": "2+", "fields": [
+                     {{ "name": "ErrorCode", "type": "int16", "versions": "0+" }},
+                     {{ "name": "Items", "type": "[]Item", "versions": "0+", "fields": [
+                       {{ "name": "ErrorCode", "type": "int16", "versions": "1+" }} ] }} ] }}"#
+            );
+            std::fs::write(&p, text).unwrap();
+            crate::spec::load(&p).unwrap()
+        };
+        let response = load("PingResponse", "response");
+        let request = load("PingRequest", "request");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let top = crate::typed::error_accessor(&response, &response.structs[0]);
+        assert!(top.contains("impl PingResponse {"), "{top}");
+        assert!(top.contains("pub fn error(&self) -> ErrorCode {\nErrorCode(self.error_code)"));
+        assert!(!top.contains("The field exists in"), "{top}");
+        let item = response.structs.iter().find(|s| s.name == "Item").unwrap();
+        let nested = crate::typed::error_accessor(&response, item);
+        assert!(nested.contains("impl Item {"), "{nested}");
+        assert!(
+            nested.contains("The field exists in versions 1+"),
+            "{nested}"
+        );
+        assert_eq!(
+            crate::typed::error_accessor(&request, &request.structs[0]),
+            ""
+        );
+
+        let api = crate::Api {
+            key: 99,
+            name: "Ping".into(),
+            module: "ping".into(),
+            request,
+            response,
+        };
+        let conv = crate::typed::response_try_from(std::slice::from_ref(&api));
+        assert!(
+            conv.contains("impl TryFrom<ResponseBody> for PingResponse {"),
+            "{conv}"
+        );
+        assert!(conv.contains("ResponseBody::Ping(m) => Ok(m),"), "{conv}");
+        assert!(conv.contains("expected: ApiKey::Ping"), "{conv}");
+        assert!(conv.contains("got: other.api_key()"), "{conv}");
     }
 
     #[test]

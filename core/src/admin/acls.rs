@@ -9,10 +9,10 @@ use crate::protocol::create_acls::request::AclCreation;
 use crate::protocol::delete_acls::request::DeleteAclsFilter;
 use crate::protocol::{
     ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, DescribeLogDirsRequest,
-    ErrorCode, RequestBody, ResponseBody,
+    ErrorCode, RequestBody,
 };
 
-use super::engine::{net_verdict, Api, Call, Ctx, Refresh, Verdict};
+use super::engine::{answer, Api, Call, Ctx, Refresh, Verdict};
 use super::types::{
     AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType,
     AdminError, LogDirDescription, ReplicaInfo,
@@ -30,11 +30,10 @@ fn any(body: RequestBody) -> Call {
 
 fn code_verdict<V>(
     api: ApiKey,
-    code: i16,
+    code: ErrorCode,
     message: Option<String>,
     ok: impl FnOnce() -> V,
 ) -> Verdict<V> {
-    let code = ErrorCode(code);
     if code.is_ok() {
         Verdict::Done(Ok(ok()))
     } else if code.is_retriable() {
@@ -42,19 +41,6 @@ fn code_verdict<V>(
     } else {
         Verdict::Done(Err(AdminError::broker(api, code, message)))
     }
-}
-
-fn unexpected<K: Clone, V>(keys: &[K], api: ApiKey, got: ApiKey) -> Vec<(K, Verdict<V>)> {
-    keys.iter()
-        .map(|k| {
-            (
-                k.clone(),
-                Verdict::Done(Err(AdminError::InvalidRequest(format!(
-                    "{api} was answered with {got}"
-                )))),
-            )
-        })
-        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -108,13 +94,10 @@ impl Api for DescribeAcls {
         keys: &[()],
     ) -> Vec<((), Verdict<Vec<AclBinding>>)> {
         let api = ApiKey::DescribeAcls;
-        match result {
-            Err(e) => vec![((), net_verdict(e, Refresh::None))],
-            Ok(Response {
-                body: ResponseBody::DescribeAcls(r),
-                ..
-            }) => {
-                let v = code_verdict(api, r.error_code, r.error_message, || {
+        match answer::<DescribeAclsRequest>(result) {
+            Err(e) => e.each(keys, Refresh::None),
+            Ok(r) => {
+                let v = code_verdict(api, r.error(), r.error_message, || {
                     let mut out = Vec::new();
                     for res in r.resources {
                         for a in res.acls {
@@ -134,7 +117,6 @@ impl Api for DescribeAcls {
                 });
                 vec![((), v)]
             }
-            Ok(r) => unexpected(keys, api, r.body.api_key()),
         }
     }
 
@@ -179,27 +161,15 @@ impl Api for CreateAcls {
         keys: &[AclBinding],
     ) -> Vec<(AclBinding, Verdict<()>)> {
         let api = ApiKey::CreateAcls;
-        match result {
-            Err(e) => keys
-                .iter()
-                .map(|k| (k.clone(), net_verdict(e.clone(), Refresh::None)))
-                .collect(),
+        match answer::<CreateAclsRequest>(result) {
+            Err(e) => e.each(keys, Refresh::None),
             // Results come in the order of the creations.
-            Ok(Response {
-                body: ResponseBody::CreateAcls(r),
-                ..
-            }) => keys
+            Ok(r) => keys
                 .iter()
                 .cloned()
                 .zip(r.results)
-                .map(|(k, res)| {
-                    (
-                        k,
-                        code_verdict(api, res.error_code, res.error_message, || ()),
-                    )
-                })
+                .map(|(k, res)| (k, code_verdict(api, res.error(), res.error_message, || ())))
                 .collect(),
-            Ok(r) => unexpected(keys, api, r.body.api_key()),
         }
     }
 
@@ -245,23 +215,17 @@ impl Api for DeleteAcls {
         keys: &[AclBindingFilter],
     ) -> Vec<(AclBindingFilter, Verdict<Vec<AclBinding>>)> {
         let api = ApiKey::DeleteAcls;
-        match result {
-            Err(e) => keys
-                .iter()
-                .map(|k| (k.clone(), net_verdict(e.clone(), Refresh::None)))
-                .collect(),
-            Ok(Response {
-                body: ResponseBody::DeleteAcls(r),
-                ..
-            }) => keys
+        match answer::<DeleteAclsRequest>(result) {
+            Err(e) => e.each(keys, Refresh::None),
+            Ok(r) => keys
                 .iter()
                 .cloned()
                 .zip(r.filter_results)
                 .map(|(k, res)| {
-                    let v = code_verdict(api, res.error_code, res.error_message, || {
+                    let v = code_verdict(api, res.error(), res.error_message, || {
                         res.matching_acls
                             .into_iter()
-                            .filter(|m| m.error_code == 0)
+                            .filter(|m| m.error().is_ok())
                             .map(|m| {
                                 binding(
                                     m.resource_type,
@@ -278,7 +242,6 @@ impl Api for DeleteAcls {
                     (k, v)
                 })
                 .collect(),
-            Ok(r) => unexpected(keys, api, r.body.api_key()),
         }
     }
 
@@ -323,20 +286,14 @@ impl Api for DescribeLogDirs {
         keys: &[NodeId],
     ) -> Vec<(NodeId, Verdict<LogDirs>)> {
         let api = ApiKey::DescribeLogDirs;
-        match result {
-            Err(e) => keys
-                .iter()
-                .map(|k| (*k, net_verdict(e.clone(), Refresh::None)))
-                .collect(),
-            Ok(Response {
-                body: ResponseBody::DescribeLogDirs(r),
-                ..
-            }) => {
-                let v = code_verdict(api, r.error_code, None, || {
+        match answer::<DescribeLogDirsRequest>(result) {
+            Err(e) => e.each(keys, Refresh::None),
+            Ok(r) => {
+                let v = code_verdict(api, r.error(), None, || {
                     r.results
                         .into_iter()
                         .map(|d| {
-                            let code = ErrorCode(d.error_code);
+                            let code = d.error();
                             let mut replicas = BTreeMap::new();
                             for t in d.topics {
                                 for p in t.partitions {
@@ -360,7 +317,6 @@ impl Api for DescribeLogDirs {
                 });
                 vec![(keys[0], v)]
             }
-            Ok(r) => unexpected(keys, api, r.body.api_key()),
         }
     }
 

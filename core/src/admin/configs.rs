@@ -9,10 +9,10 @@ use crate::network::{NetError, Response, Target};
 use crate::protocol::describe_configs::request::DescribeConfigsResource;
 use crate::protocol::{
     alter_configs, incremental_alter_configs, AlterConfigsRequest, ApiKey, DescribeConfigsRequest,
-    ErrorCode, IncrementalAlterConfigsRequest, RequestBody, ResponseBody,
+    ErrorCode, IncrementalAlterConfigsRequest, RequestBody, ResponseBody, UnexpectedResponse,
 };
 
-use super::engine::{net_verdict, Api, Call, Ctx, Refresh, Verdict};
+use super::engine::{answer, Api, Call, Ctx, NoAnswer, Refresh, Verdict};
 use super::types::{AdminError, AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 use super::AdminOutcome;
 
@@ -70,8 +70,8 @@ fn described(r: crate::protocol::DescribeConfigsResponse) -> Vec<Described> {
     r.results
         .into_iter()
         .map(|res| {
+            let code = res.error();
             let key = key_of(res.resource_type, res.resource_name);
-            let code = ErrorCode(res.error_code);
             if !code.is_ok() {
                 return (key, Err((code, res.error_message)));
             }
@@ -110,9 +110,7 @@ fn spread<K: Clone, V>(keys: &[K], v: impl Fn() -> Verdict<V>) -> Vec<(K, Verdic
 }
 
 fn net_spread<K: Clone, V>(keys: &[K], e: NetError) -> Vec<(K, Verdict<V>)> {
-    keys.iter()
-        .map(|k| (k.clone(), net_verdict(e.clone(), Refresh::None)))
-        .collect()
+    NoAnswer::Net(e).each(keys, Refresh::None)
 }
 
 /// DescribeConfigs.
@@ -146,12 +144,9 @@ impl Api for DescribeConfigs {
         result: Result<Response, NetError>,
         keys: &[ConfigResource],
     ) -> Vec<(ConfigResource, Verdict<Vec<ConfigEntry>>)> {
-        match result {
-            Err(e) => net_spread(keys, e),
-            Ok(Response {
-                body: ResponseBody::DescribeConfigs(r),
-                ..
-            }) => described(r)
+        match answer::<DescribeConfigsRequest>(result) {
+            Err(e) => e.each(keys, Refresh::None),
+            Ok(r) => described(r)
                 .into_iter()
                 .map(|(k, r)| {
                     let v = match r {
@@ -163,12 +158,6 @@ impl Api for DescribeConfigs {
                     (k, v)
                 })
                 .collect(),
-            Ok(r) => spread(keys, || {
-                Verdict::Done(Err(AdminError::InvalidRequest(format!(
-                    "DescribeConfigs was answered with {}",
-                    r.body.api_key()
-                ))))
-            }),
         }
     }
 
@@ -377,9 +366,9 @@ impl Api for AlterConfigs {
                 .map(|x| {
                     (
                         ApiKey::IncrementalAlterConfigs,
+                        x.error(),
                         x.resource_type,
                         x.resource_name,
-                        x.error_code,
                         x.error_message,
                     )
                 })
@@ -393,27 +382,25 @@ impl Api for AlterConfigs {
                 .map(|x| {
                     (
                         ApiKey::AlterConfigs,
+                        x.error(),
                         x.resource_type,
                         x.resource_name,
-                        x.error_code,
                         x.error_message,
                     )
                 })
                 .collect(),
             Ok(r) => {
-                let shown = r.body.api_key();
-                return spread(keys, || {
-                    Verdict::Done(Err(AdminError::InvalidRequest(format!(
-                        "IncrementalAlterConfigs was answered with {shown}"
-                    ))))
-                });
+                let unexpected = UnexpectedResponse {
+                    expected: ApiKey::IncrementalAlterConfigs,
+                    got: r.body.api_key(),
+                };
+                return NoAnswer::Unexpected(unexpected).each(keys, Refresh::None);
             }
         };
         responses
             .into_iter()
-            .map(|(api, rtype, name, code, message)| {
+            .map(|(api, code, rtype, name, message)| {
                 let k = key_of(rtype, name);
-                let code = ErrorCode(code);
                 if code.is_ok() {
                     (k, Verdict::Done(Ok(())))
                 } else {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::network::{CoordinatorKind, NetError, NetworkClient, Response, Target};
-use crate::protocol::{ApiKey, ErrorCode, RequestBody};
+use crate::protocol::{ApiKey, ErrorCode, Request, RequestBody, UnexpectedResponse};
 
 use super::types::AdminError;
 use super::AdminOutcome;
@@ -250,10 +250,53 @@ pub(crate) fn net_verdict<V>(error: NetError, refresh: Refresh) -> Verdict<V> {
     }
 }
 
+/// Why a call has no response of the type its request asked for.
+pub(crate) enum NoAnswer {
+    /// The request failed in the network layer.
+    Net(NetError),
+    /// A body of another API came back (the network client never hands one out; kept an
+    /// error rather than a panic all the same).
+    Unexpected(UnexpectedResponse),
+}
+
+impl NoAnswer {
+    /// The verdict for one key: a network error's ([`net_verdict`]), or a final
+    /// `InvalidRequest` naming both APIs.
+    pub fn verdict<V>(&self, refresh: Refresh) -> Verdict<V> {
+        match self {
+            NoAnswer::Net(e) => net_verdict(e.clone(), refresh),
+            NoAnswer::Unexpected(u) => Verdict::Done(Err(AdminError::InvalidRequest(format!(
+                "{} was answered with {}",
+                u.expected, u.got
+            )))),
+        }
+    }
+
+    /// [`NoAnswer::verdict`] for each of `keys`.
+    pub fn each<K: Clone, V>(&self, keys: &[K], refresh: Refresh) -> Vec<(K, Verdict<V>)> {
+        keys.iter()
+            .map(|k| (k.clone(), self.verdict(refresh.clone())))
+            .collect()
+    }
+}
+
+/// The response to a request of type `R`, typed, or why there is none.
+pub(crate) fn answer<R: Request>(
+    result: Result<Response, NetError>,
+) -> Result<R::Response, NoAnswer> {
+    result
+        .map_err(NoAnswer::Net)?
+        .body_as::<R>()
+        .map_err(NoAnswer::Unexpected)
+}
+
 /// The verdict for an item's error code from a controller API (CreateTopics, DeleteTopics,
 /// CreatePartitions): NOT_CONTROLLER is retried after a metadata refresh, as in Java.
-pub(crate) fn controller_verdict(api: ApiKey, code: i16, message: Option<String>) -> Verdict<()> {
-    let code = ErrorCode(code);
+pub(crate) fn controller_verdict(
+    api: ApiKey,
+    code: ErrorCode,
+    message: Option<String>,
+) -> Verdict<()> {
     match code {
         ErrorCode::NONE => Verdict::Done(Ok(())),
         ErrorCode::NOT_CONTROLLER => {

@@ -16,11 +16,11 @@ use crate::protocol::offset_fetch::response::OffsetFetchResponseTopic;
 use crate::protocol::{
     delete_records, ApiKey, DeleteGroupsRequest, DeleteRecordsRequest, DescribeGroupsRequest,
     ErrorCode, ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, RequestBody, ResponseBody,
+    OffsetFetchRequest, RequestBody,
 };
 
 use super::engine::{
-    coordinator, group_verdict, net_verdict, Api, Call, Ctx, Operation, Refresh, Verdict,
+    answer, coordinator, group_verdict, Api, Call, Ctx, NoAnswer, Operation, Refresh, Verdict,
 };
 use super::types::{
     AdminError, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
@@ -45,20 +45,8 @@ fn call(target: Target, body: RequestBody, max_version: Option<i16>) -> Call {
     }
 }
 
-fn unexpected<V>(api: ApiKey, got: ApiKey) -> Verdict<V> {
-    Verdict::Done(Err(AdminError::InvalidRequest(format!(
-        "{api} was answered with {got}"
-    ))))
-}
-
 fn each<K: Clone, V>(keys: &[K], v: impl Fn() -> Verdict<V>) -> Vec<(K, Verdict<V>)> {
     keys.iter().map(|k| (k.clone(), v())).collect()
-}
-
-fn net_each<K: Clone, V>(keys: &[K], e: NetError, refresh: Refresh) -> Vec<(K, Verdict<V>)> {
-    keys.iter()
-        .map(|k| (k.clone(), net_verdict(e.clone(), refresh.clone())))
-        .collect()
 }
 
 /// ListGroups on every broker, gathered. First a Metadata request names the brokers.
@@ -122,20 +110,13 @@ impl Operation for ListGroups {
     fn on_response(&mut self, tag: u64, result: Result<Response, NetError>, ctx: &mut Ctx<'_>) {
         if self.metadata == Some(tag) {
             self.metadata = None;
-            match result {
-                Ok(Response {
-                    body: ResponseBody::Metadata(m),
-                    ..
-                }) => {
+            match answer::<MetadataRequest>(result) {
+                Ok(m) => {
                     for b in &m.brokers {
                         self.ask(b.node_id, ctx);
                     }
                 }
-                Ok(r) => self.errors.push(AdminError::InvalidRequest(format!(
-                    "Metadata was answered with {}",
-                    r.body.api_key()
-                ))),
-                Err(e) => match net_verdict::<()>(e, Refresh::None) {
+                Err(e) => match e.verdict::<()>(Refresh::None) {
                     Verdict::Retry(error, _) => self.retry_or_fail(None, error, ctx),
                     Verdict::Done(Err(error)) => self.errors.push(error),
                     _ => {}
@@ -146,12 +127,9 @@ impl Operation for ListGroups {
         let Some(node) = self.asked.remove(&tag) else {
             return;
         };
-        match result {
-            Ok(Response {
-                body: ResponseBody::ListGroups(r),
-                ..
-            }) => {
-                let code = ErrorCode(r.error_code);
+        match answer::<ListGroupsRequest>(result) {
+            Ok(r) => {
+                let code = r.error();
                 if code.is_ok() {
                     self.groups
                         .extend(r.groups.into_iter().map(|g| ConsumerGroupListing {
@@ -169,11 +147,7 @@ impl Operation for ListGroups {
                     }
                 }
             }
-            Ok(r) => self.errors.push(AdminError::InvalidRequest(format!(
-                "ListGroups was answered with {}",
-                r.body.api_key()
-            ))),
-            Err(e) => match net_verdict::<()>(e, Refresh::None) {
+            Err(e) => match e.verdict::<()>(Refresh::None) {
                 Verdict::Retry(error, _) => self.retry_or_fail(Some(node), error, ctx),
                 Verdict::Done(Err(error)) => self.errors.push(error),
                 _ => {}
@@ -243,25 +217,19 @@ impl Api for DescribeGroups {
     ) -> Vec<(String, Verdict<ConsumerGroupDescription>)> {
         let refresh = Refresh::Coordinator(keys[0].clone());
         let (node, r) = match result {
-            Err(e) => return net_each(keys, e, refresh),
-            Ok(Response {
-                node,
-                body: ResponseBody::DescribeGroups(r),
-                ..
-            }) => (node, r),
-            Ok(r) => {
-                return each(keys, || {
-                    unexpected(ApiKey::DescribeGroups, r.body.api_key())
-                })
-            }
+            Err(e) => return NoAnswer::Net(e).each(keys, refresh),
+            Ok(resp) => match (resp.node, resp.body_as::<DescribeGroupsRequest>()) {
+                (node, Ok(r)) => (node, r),
+                (_, Err(u)) => return NoAnswer::Unexpected(u).each(keys, refresh),
+            },
         };
         r.groups
             .into_iter()
             .map(|g| {
-                let code = if g.error_code == 0 && g.group_state == "Dead" {
+                let code = if g.error().is_ok() && g.group_state == "Dead" {
                     ErrorCode::GROUP_ID_NOT_FOUND
                 } else {
-                    ErrorCode(g.error_code)
+                    g.error()
                 };
                 let id = g.group_id.clone();
                 let verdict = group_verdict(ApiKey::DescribeGroups, &id, code, None, || {
@@ -331,26 +299,17 @@ impl Api for DeleteGroups {
         keys: &[String],
     ) -> Vec<(String, Verdict<()>)> {
         let refresh = Refresh::Coordinator(keys[0].clone());
-        match result {
-            Err(e) => net_each(keys, e, refresh),
-            Ok(Response {
-                body: ResponseBody::DeleteGroups(r),
-                ..
-            }) => r
+        match answer::<DeleteGroupsRequest>(result) {
+            Err(e) => e.each(keys, refresh),
+            Ok(r) => r
                 .results
                 .into_iter()
                 .map(|g| {
-                    let v = group_verdict(
-                        ApiKey::DeleteGroups,
-                        &g.group_id,
-                        ErrorCode(g.error_code),
-                        None,
-                        || (),
-                    );
+                    let v =
+                        group_verdict(ApiKey::DeleteGroups, &g.group_id, g.error(), None, || ());
                     (g.group_id, v)
                 })
                 .collect(),
-            Ok(r) => each(keys, || unexpected(ApiKey::DeleteGroups, r.body.api_key())),
         }
     }
 
@@ -446,13 +405,9 @@ impl Api for ListGroupOffsets {
     ) -> Vec<((), Verdict<Offsets>)> {
         let api = ApiKey::OffsetFetch;
         let refresh = Refresh::Coordinator(self.group.clone());
-        let r = match result {
-            Err(e) => return vec![((), net_verdict(e, refresh))],
-            Ok(Response {
-                body: ResponseBody::OffsetFetch(r),
-                ..
-            }) => r,
-            Ok(r) => return vec![((), unexpected(api, r.body.api_key()))],
+        let r = match answer::<OffsetFetchRequest>(result) {
+            Err(e) => return vec![((), e.verdict(refresh))],
+            Ok(r) => r,
         };
         let (top, topics) = match offset_fetch_rows(r, &self.group) {
             Ok(x) => x,
@@ -467,7 +422,7 @@ impl Api for ListGroupOffsets {
         let mut offsets = BTreeMap::new();
         for t in topics {
             for p in t.partitions {
-                let code = ErrorCode(p.error_code);
+                let code = p.error();
                 match code {
                     ErrorCode::NONE => {}
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => continue,
@@ -597,29 +552,19 @@ impl Api for AlterGroupOffsets {
         keys: &[TopicPartition],
     ) -> Vec<(TopicPartition, Verdict<()>)> {
         let refresh = Refresh::Coordinator(self.group.clone());
-        match result {
-            Err(e) => net_each(keys, e, refresh),
-            Ok(Response {
-                body: ResponseBody::OffsetCommit(r),
-                ..
-            }) => r
+        match answer::<OffsetCommitRequest>(result) {
+            Err(e) => e.each(keys, refresh),
+            Ok(r) => r
                 .topics
                 .into_iter()
                 .flat_map(|t| {
                     let group = self.group.clone();
                     t.partitions.into_iter().map(move |p| {
-                        let v = group_verdict(
-                            ApiKey::OffsetCommit,
-                            &group,
-                            ErrorCode(p.error_code),
-                            None,
-                            || (),
-                        );
+                        let v = group_verdict(ApiKey::OffsetCommit, &group, p.error(), None, || ());
                         (TopicPartition::new(t.name.as_str(), p.partition_index), v)
                     })
                 })
                 .collect(),
-            Ok(r) => each(keys, || unexpected(ApiKey::OffsetCommit, r.body.api_key())),
         }
     }
 
@@ -675,15 +620,11 @@ impl Api for DeleteGroupOffsets {
     ) -> Vec<(TopicPartition, Verdict<()>)> {
         let api = ApiKey::OffsetDelete;
         let refresh = Refresh::Coordinator(self.group.clone());
-        let r = match result {
-            Err(e) => return net_each(keys, e, refresh),
-            Ok(Response {
-                body: ResponseBody::OffsetDelete(r),
-                ..
-            }) => r,
-            Ok(r) => return each(keys, || unexpected(api, r.body.api_key())),
+        let r = match answer::<OffsetDeleteRequest>(result) {
+            Err(e) => return e.each(keys, refresh),
+            Ok(r) => r,
         };
-        let top = ErrorCode(r.error_code);
+        let top = r.error();
         if !top.is_ok() {
             let group = self.group.clone();
             return each(keys, || group_verdict(api, &group, top, None, || ()));
@@ -692,7 +633,7 @@ impl Api for DeleteGroupOffsets {
             .into_iter()
             .flat_map(|t| {
                 t.partitions.into_iter().map(move |p| {
-                    let code = ErrorCode(p.error_code);
+                    let code = p.error();
                     let v = if code.is_ok() {
                         Verdict::Done(Ok(()))
                     } else {
@@ -760,19 +701,15 @@ impl Api for DeleteRecords {
         keys: &[TopicPartition],
     ) -> Vec<(TopicPartition, Verdict<i64>)> {
         let api = ApiKey::DeleteRecords;
-        let r = match result {
-            Err(e) => return net_each(keys, e, Refresh::Metadata),
-            Ok(Response {
-                body: ResponseBody::DeleteRecords(r),
-                ..
-            }) => r,
-            Ok(r) => return each(keys, || unexpected(api, r.body.api_key())),
+        let r = match answer::<DeleteRecordsRequest>(result) {
+            Err(e) => return e.each(keys, Refresh::Metadata),
+            Ok(r) => r,
         };
         r.topics
             .into_iter()
             .flat_map(|t| {
                 t.partitions.into_iter().map(move |p| {
-                    let code = ErrorCode(p.error_code);
+                    let code = p.error();
                     let v = match code {
                         ErrorCode::NONE => Verdict::Done(Ok(p.low_watermark)),
                         ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::LEADER_NOT_AVAILABLE => {

@@ -14,10 +14,13 @@ use crate::protocol::create_topics::request::{
 use crate::protocol::metadata::request::MetadataRequestTopic;
 use crate::protocol::{
     ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, ErrorCode, MetadataRequest, RequestBody, ResponseBody,
+    DescribeClusterRequest, ErrorCode, MetadataRequest, Request, RequestBody, ResponseBody,
+    UnexpectedResponse,
 };
 
-use super::engine::{controller_verdict, net_verdict, Api, Call, Ctx, Refresh, Verdict};
+use super::engine::{
+    answer, controller_verdict, net_verdict, Api, Call, Ctx, NoAnswer, Refresh, Verdict,
+};
 use super::types::{
     AdminError, ClusterDescription, NewPartitions, NewTopic, TopicDescription, TopicListing,
 };
@@ -31,13 +34,6 @@ fn remaining_ms(ctx: &Ctx<'_>) -> i32 {
         .saturating_duration_since(ctx.now)
         .as_millis()
         .min(i32::MAX as u128) as i32
-}
-
-fn unexpected<V>(api: ApiKey, body: &ResponseBody) -> Verdict<V> {
-    Verdict::Done(Err(AdminError::InvalidRequest(format!(
-        "{api} was answered with {:?}",
-        body.api_key()
-    ))))
 }
 
 /// Where a controller API's request goes: the controller once metadata names one; any broker
@@ -80,62 +76,26 @@ fn first_metadata(
     keys: &[String],
 ) -> Option<Vec<(String, Verdict<()>)>> {
     match result {
-        Ok(Response {
-            body: ResponseBody::Metadata(_),
-            ..
-        }) => Some(keys.iter().map(|k| (k.clone(), Verdict::Again)).collect()),
+        Ok(r) if r.body.api_key() == ApiKey::Metadata => {
+            Some(keys.iter().map(|k| (k.clone(), Verdict::Again)).collect())
+        }
         _ => None,
     }
 }
 
-/// Per-topic results of a controller API.
-fn controller_parse(
-    api: ApiKey,
+/// Per-topic results of controller API `R`: `items` lists (error code, topic, message).
+fn controller_parse<R: Request>(
     result: Result<Response, NetError>,
-    items: impl FnOnce(ResponseBody) -> Option<Vec<(String, i16, Option<String>)>>,
+    keys: &[String],
+    items: impl FnOnce(R::Response) -> Vec<(ErrorCode, String, Option<String>)>,
 ) -> Vec<(String, Verdict<()>)> {
-    let resp = match result {
-        Ok(r) => r,
-        Err(e) => return error_all(e),
-    };
-    let body = resp.body;
-    let shown = format!("{:?}", body.api_key());
-    match items(body) {
-        Some(items) => items
+    match answer::<R>(result) {
+        Ok(r) => items(r)
             .into_iter()
-            .map(|(name, code, message)| (name, controller_verdict(api, code, message)))
+            .map(|(code, name, message)| (name, controller_verdict(R::API_KEY, code, message)))
             .collect(),
-        None => vec![(
-            String::new(),
-            Verdict::Done(Err(AdminError::InvalidRequest(format!(
-                "{api} was answered with {shown}"
-            )))),
-        )],
+        Err(e) => e.each(keys, Refresh::Metadata),
     }
-}
-
-/// Marker: the caller applies one network error to every key of the request.
-fn error_all<V>(e: NetError) -> Vec<(String, Verdict<V>)> {
-    vec![(String::from("\0net"), net_verdict(e, Refresh::Metadata))]
-}
-
-/// Spreads the marker of [`error_all`] over `keys`.
-fn spread<V>(verdicts: Vec<(String, Verdict<V>)>, keys: &[String]) -> Vec<(String, Verdict<V>)> {
-    if verdicts.len() == 1 && verdicts[0].0 == "\0net" {
-        let (_, v) = verdicts.into_iter().next().expect("one");
-        return match v {
-            Verdict::Done(Err(e)) => keys
-                .iter()
-                .map(|k| (k.clone(), Verdict::Done(Err(e.clone()))))
-                .collect(),
-            Verdict::Retry(e, r) => keys
-                .iter()
-                .map(|k| (k.clone(), Verdict::Retry(e.clone(), r.clone())))
-                .collect(),
-            _ => Vec::new(),
-        };
-    }
-    verdicts
 }
 
 /// CreateTopics.
@@ -209,16 +169,12 @@ impl Api for CreateTopics {
         if let Some(again) = first_metadata(&result, keys) {
             return again;
         }
-        let v = controller_parse(ApiKey::CreateTopics, result, |body| match body {
-            ResponseBody::CreateTopics(r) => Some(
-                r.topics
-                    .into_iter()
-                    .map(|t| (t.name, t.error_code, t.error_message))
-                    .collect(),
-            ),
-            _ => None,
-        });
-        spread(v, keys)
+        controller_parse::<CreateTopicsRequest>(result, keys, |r| {
+            r.topics
+                .into_iter()
+                .map(|t| (t.error(), t.name, t.error_message))
+                .collect()
+        })
     }
 
     fn finish(self, results: BTreeMap<String, Result<(), AdminError>>) -> AdminOutcome {
@@ -253,16 +209,12 @@ impl Api for DeleteTopics {
         if let Some(again) = first_metadata(&result, keys) {
             return again;
         }
-        let v = controller_parse(ApiKey::DeleteTopics, result, |body| match body {
-            ResponseBody::DeleteTopics(r) => Some(
-                r.responses
-                    .into_iter()
-                    .map(|t| (t.name.unwrap_or_default(), t.error_code, t.error_message))
-                    .collect(),
-            ),
-            _ => None,
-        });
-        spread(v, keys)
+        controller_parse::<DeleteTopicsRequest>(result, keys, |r| {
+            r.responses
+                .into_iter()
+                .map(|t| (t.error(), t.name.unwrap_or_default(), t.error_message))
+                .collect()
+        })
     }
 
     fn finish(self, results: BTreeMap<String, Result<(), AdminError>>) -> AdminOutcome {
@@ -319,16 +271,12 @@ impl Api for CreatePartitions {
         if let Some(again) = first_metadata(&result, keys) {
             return again;
         }
-        let v = controller_parse(ApiKey::CreatePartitions, result, |body| match body {
-            ResponseBody::CreatePartitions(r) => Some(
-                r.results
-                    .into_iter()
-                    .map(|t| (t.name, t.error_code, t.error_message))
-                    .collect(),
-            ),
-            _ => None,
-        });
-        spread(v, keys)
+        controller_parse::<CreatePartitionsRequest>(result, keys, |r| {
+            r.results
+                .into_iter()
+                .map(|t| (t.error(), t.name, t.error_message))
+                .collect()
+        })
     }
 
     fn finish(self, results: BTreeMap<String, Result<(), AdminError>>) -> AdminOutcome {
@@ -378,12 +326,9 @@ impl Api for ListTopics {
         result: Result<Response, NetError>,
         _: &[()],
     ) -> Vec<((), Verdict<Vec<TopicListing>>)> {
-        let verdict = match result {
-            Err(e) => net_verdict(e, Refresh::None),
-            Ok(Response {
-                body: ResponseBody::Metadata(m),
-                ..
-            }) => {
+        let verdict = match answer::<MetadataRequest>(result) {
+            Err(e) => e.verdict(Refresh::None),
+            Ok(m) => {
                 let mut topics: Vec<TopicListing> = m
                     .topics
                     .iter()
@@ -399,7 +344,6 @@ impl Api for ListTopics {
                 topics.sort_by(|a, b| a.name.cmp(&b.name));
                 Verdict::Done(Ok(topics))
             }
-            Ok(r) => unexpected(ApiKey::Metadata, &r.body),
         };
         vec![((), verdict)]
     }
@@ -428,18 +372,9 @@ impl Api for DescribeTopics {
         result: Result<Response, NetError>,
         keys: &[String],
     ) -> Vec<(String, Verdict<TopicDescription>)> {
-        let m = match result {
-            Err(e) => return spread(error_all(e), keys),
-            Ok(Response {
-                body: ResponseBody::Metadata(m),
-                ..
-            }) => m,
-            Ok(r) => {
-                return keys
-                    .iter()
-                    .map(|k| (k.clone(), unexpected(ApiKey::Metadata, &r.body)))
-                    .collect()
-            }
+        let m = match answer::<MetadataRequest>(result) {
+            Err(e) => return e.each(keys, Refresh::Metadata),
+            Ok(m) => m,
         };
         let mut view = ClusterView::default();
         view.update(&m, false);
@@ -513,7 +448,7 @@ impl Api for DescribeCluster {
                 body: ResponseBody::DescribeCluster(r),
                 ..
             }) => {
-                let code = ErrorCode(r.error_code);
+                let code = r.error();
                 if code.is_ok() {
                     let brokers: Vec<BrokerInfo> = r
                         .brokers
@@ -559,7 +494,11 @@ impl Api for DescribeCluster {
                     brokers: view.brokers.into_values().collect(),
                 }))
             }
-            Ok(r) => unexpected(ApiKey::DescribeCluster, &r.body),
+            Ok(r) => NoAnswer::Unexpected(UnexpectedResponse {
+                expected: ApiKey::DescribeCluster,
+                got: r.body.api_key(),
+            })
+            .verdict(Refresh::None),
         };
         vec![((), verdict)]
     }

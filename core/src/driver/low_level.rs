@@ -5,11 +5,12 @@ use std::time::Instant;
 use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
+use crate::codec::DecodeError;
 use crate::network::{
     ApiVersionTable, BrokerVersion, ClusterView, CoordinatorKind, LowLevelClient, LowLevelEvent,
     NetError, Response, Target,
 };
-use crate::protocol::RequestBody;
+use crate::protocol::{Request, RequestBody};
 use crate::OpId;
 
 type Reply = oneshot::Sender<Result<Response, NetError>>;
@@ -91,6 +92,24 @@ impl LowLevelHandle {
         rx.await.unwrap_or(Err(NetError::Closed))
     }
 
+    /// [`send`](Self::send) with the response typed:
+    /// `handle.request(Target::Any, MetadataRequest::default(), None).await?` is a
+    /// `MetadataResponse`. A body of another API (which the client never hands out) is a
+    /// [`NetError::Decode`].
+    pub async fn request<R: Request>(
+        &self,
+        target: Target,
+        body: R,
+        max_version: Option<i16>,
+    ) -> Result<R::Response, NetError> {
+        let resp = self.send(target, body, max_version).await?;
+        let node = resp.node;
+        resp.body_as::<R>().map_err(|e| NetError::Decode {
+            broker: format!("node {node}"),
+            error: DecodeError::invalid("response", e.to_string()),
+        })
+    }
+
     /// Forgets the cached coordinator of `key` (after NOT_COORDINATOR or
     /// COORDINATOR_NOT_AVAILABLE): the next request to it looks the coordinator up again.
     pub async fn invalidate_coordinator(
@@ -152,12 +171,7 @@ impl LowLevelHandle {
             allow_auto_topic_creation: false,
             ..Default::default()
         };
-        let resp = self
-            .send(Target::Any, RequestBody::Metadata(body), None)
-            .await?;
-        let crate::protocol::ResponseBody::Metadata(m) = resp.body else {
-            unreachable!("a Metadata request is answered by a Metadata response")
-        };
+        let m = self.request(Target::Any, body, None).await?;
         let mut view = ClusterView::default();
         view.update(&m, true);
         Ok(Arc::new(view))

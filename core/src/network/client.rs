@@ -80,6 +80,19 @@ pub struct Response {
     pub body: ResponseBody,
 }
 
+impl Response {
+    /// The body as the response type of request type `R`
+    /// (`resp.body_as::<MetadataRequest>()?` is a `MetadataResponse`). Fails with
+    /// [`UnexpectedResponse`](crate::protocol::UnexpectedResponse) if the body answers another
+    /// API, which the client never hands out for a request of type `R`: it decodes every
+    /// response with its request's API.
+    pub fn body_as<R: crate::protocol::Request>(
+        self,
+    ) -> Result<R::Response, crate::protocol::UnexpectedResponse> {
+        self.body.into_response::<R>()
+    }
+}
+
 /// The network layer's settings (derived from the common client configuration).
 #[derive(Clone)]
 pub struct NetOptions {
@@ -679,17 +692,21 @@ impl NetworkClient {
         let retry = |entry: &mut CoordinatorState| {
             entry.not_before = now.map(|t| t + retry_backoff);
         };
-        match result {
-            Ok(Response {
-                body: ResponseBody::FindCoordinator(r),
+        let answer = result.map(|resp| {
+            let (version, node) = (resp.version, resp.node);
+            (
                 version,
-                node: answered_by,
-            }) => {
+                node,
+                resp.body_as::<crate::protocol::FindCoordinatorRequest>(),
+            )
+        });
+        match answer {
+            Ok((version, answered_by, Ok(r))) => {
                 let (code, message, node, host, port) = if version >= 4 {
                     match r.coordinators.into_iter().find(|c| c.key == key) {
-                        Some(c) => (c.error_code, c.error_message, c.node_id, c.host, c.port),
+                        Some(c) => (c.error(), c.error_message, c.node_id, c.host, c.port),
                         None => (
-                            ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
+                            ErrorCode::COORDINATOR_NOT_AVAILABLE,
                             None,
                             -1,
                             String::new(),
@@ -697,9 +714,8 @@ impl NetworkClient {
                         ),
                     }
                 } else {
-                    (r.error_code, r.error_message, r.node_id, r.host, r.port)
+                    (r.error(), r.error_message, r.node_id, r.host, r.port)
                 };
-                let code = ErrorCode(code);
                 if code.is_ok() && node >= 0 {
                     entry.node = Some(node);
                     entry.error = None;
@@ -715,7 +731,7 @@ impl NetworkClient {
                     });
                 }
             }
-            Ok(_) => retry(entry),
+            Ok((_, _, Err(_))) => retry(entry),
             Err(error) => {
                 tracing::debug!(%error, %key, "coordinator lookup failed");
                 retry(entry);
@@ -1003,11 +1019,8 @@ impl NetworkClient {
             return;
         }
         self.meta.in_flight = None;
-        match result {
-            Ok(Response {
-                body: ResponseBody::Metadata(resp),
-                ..
-            }) => {
+        match result.map(|r| r.body_as::<MetadataRequest>()) {
+            Ok(Ok(resp)) => {
                 let full = self.meta.in_flight_full;
                 let mut view = (*self.cluster).clone();
                 view.update(&resp, full);
@@ -1031,7 +1044,7 @@ impl NetworkClient {
                     self.cluster.clone(),
                 )));
             }
-            Ok(_) => {}
+            Ok(Err(_)) => {}
             Err(error) => {
                 tracing::debug!(%error, "metadata refresh failed");
                 self.meta.requested = true;

@@ -123,7 +123,7 @@ impl ClusterView {
                     replicas: p.replica_nodes.clone(),
                     isr: p.isr_nodes.clone(),
                     offline_replicas: p.offline_replicas.clone(),
-                    error: ErrorCode(p.error_code),
+                    error: p.error(),
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
@@ -132,7 +132,7 @@ impl ClusterView {
                 topic_id: t.topic_id,
                 is_internal: t.is_internal,
                 partitions,
-                error: ErrorCode(t.error_code),
+                error: t.error(),
             };
             self.topics.insert(name, Arc::new(info));
         }

@@ -25,8 +25,9 @@ use super::versions::{ApiVersionTable, BrokerVersion};
 use super::{ConnId, NodeId, RequestId};
 use crate::codec::Reader;
 use crate::protocol::{
-    self, ApiKey, ApiVersionsRequest, ErrorCode, RequestBody, RequestHeader, ResponseBody,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
+    self, ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, RequestBody, RequestHeader,
+    ResponseBody, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
 };
 use crate::sasl::{SaslAuthenticator, SaslClient, SaslStep};
 
@@ -482,10 +483,9 @@ impl Connection {
         // Kept for ApiVersions: a broker that does not know the version we asked for answers
         // in v0 (KIP-511), which only a second decode at v0 can read.
         let rest = matches!(inflight.purpose, Purpose::ApiVersions).then(|| r.clone());
-        let decoded = decode_response(inflight.api, inflight.version, &mut r);
         match inflight.purpose {
             Purpose::User(id) => {
-                let result = decoded
+                let result = decode_response(inflight.api, inflight.version, &mut r)
                     .map(|body| (inflight.version, body))
                     .map_err(|error| NetError::Decode {
                         broker: self.broker.clone(),
@@ -500,9 +500,10 @@ impl Connection {
                 }
             }
             Purpose::ApiVersions => {
+                let decoded = decode_response_as::<ApiVersionsRequest>(inflight.version, &mut r);
                 let decoded = match (decoded, rest) {
                     (Err(_), Some(mut rest)) if inflight.version > 0 => {
-                        decode_response(ApiKey::ApiVersions, 0, &mut rest).map(|body| (0, body))
+                        decode_response_as::<ApiVersionsRequest>(0, &mut rest).map(|body| (0, body))
                     }
                     (other, _) => other.map(|body| (inflight.version, body)),
                 };
@@ -513,9 +514,14 @@ impl Connection {
                 self.state = State::Closed;
             }
             Purpose::SaslHandshake => {
+                let decoded = decode_response_as::<SaslHandshakeRequest>(inflight.version, &mut r);
                 self.on_sasl_handshake(inflight.version, decoded, now, events)
             }
-            Purpose::SaslAuthenticate => self.on_sasl_authenticate(decoded, now, events),
+            Purpose::SaslAuthenticate => {
+                let decoded =
+                    decode_response_as::<SaslAuthenticateRequest>(inflight.version, &mut r);
+                self.on_sasl_authenticate(decoded, now, events)
+            }
             Purpose::SaslLegacy => unreachable!("legacy SASL frames are handled above"),
         }
     }
@@ -523,16 +529,15 @@ impl Connection {
     fn on_api_versions(
         &mut self,
         version: i16,
-        decoded: Result<(i16, ResponseBody), crate::codec::DecodeError>,
+        decoded: Result<(i16, ApiVersionsResponse), crate::codec::DecodeError>,
         now: Instant,
         events: &mut Vec<ConnEvent>,
     ) {
         let resp = match decoded {
-            Ok((_, ResponseBody::ApiVersions(resp))) => resp,
-            Ok(_) => unreachable!("decoded as ApiVersions"),
+            Ok((_, resp)) => resp,
             Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error();
         if code == ErrorCode::UNSUPPORTED_VERSION {
             // The broker lists its own ApiVersions range: retry at the highest it accepts.
             let table = ApiVersionTable::from_response(&resp);
@@ -567,16 +572,15 @@ impl Connection {
     fn on_sasl_handshake(
         &mut self,
         version: i16,
-        decoded: Result<ResponseBody, crate::codec::DecodeError>,
+        decoded: Result<SaslHandshakeResponse, crate::codec::DecodeError>,
         now: Instant,
         events: &mut Vec<ConnEvent>,
     ) {
         let resp = match decoded {
-            Ok(ResponseBody::SaslHandshake(resp)) => resp,
-            Ok(_) => unreachable!("decoded as SaslHandshake"),
+            Ok(resp) => resp,
             Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error();
         if !code.is_ok() {
             let mechanism = self.sasl.as_ref().map(|s| s.mechanism_name().to_owned());
             let detail = format!(
@@ -626,16 +630,15 @@ impl Connection {
 
     fn on_sasl_authenticate(
         &mut self,
-        decoded: Result<ResponseBody, crate::codec::DecodeError>,
+        decoded: Result<SaslAuthenticateResponse, crate::codec::DecodeError>,
         now: Instant,
         events: &mut Vec<ConnEvent>,
     ) {
         let resp = match decoded {
-            Ok(ResponseBody::SaslAuthenticate(resp)) => resp,
-            Ok(_) => unreachable!("decoded as SaslAuthenticate"),
+            Ok(resp) => resp,
             Err(error) => return self.fatal(self.decode_error(error), false, events),
         };
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error();
         if !code.is_ok() {
             let detail = match resp.error_message {
                 Some(m) if !m.is_empty() => format!("{code}: {m}"),
@@ -788,15 +791,35 @@ impl Connection {
     }
 }
 
+/// Decodes a response of `api` after its correlation id: the rest of the header, then the body.
 fn decode_response(
     api: ApiKey,
     version: i16,
     r: &mut Reader,
 ) -> Result<ResponseBody, crate::codec::DecodeError> {
+    decode_after_header(api, version, r, |r| ResponseBody::decode(api, version, r))
+}
+
+/// [`decode_response`] for the connection's own requests, typed: the response to `R`.
+fn decode_response_as<R: protocol::Request>(
+    version: i16,
+    r: &mut Reader,
+) -> Result<R::Response, crate::codec::DecodeError> {
+    decode_after_header(R::API_KEY, version, r, |r| {
+        <R::Response as protocol::Message>::decode(r, version)
+    })
+}
+
+fn decode_after_header<T>(
+    api: ApiKey,
+    version: i16,
+    r: &mut Reader,
+    body: impl FnOnce(&mut Reader) -> Result<T, crate::codec::DecodeError>,
+) -> Result<T, crate::codec::DecodeError> {
     if protocol::response_header_version(api, version) >= 1 {
         r.read_tagged_fields(|_, _| Ok(false))?;
     }
-    let body = ResponseBody::decode(api, version, r)?;
+    let body = body(r)?;
     // Bytes after a complete response are ignored, as the Java client and librdkafka do:
     // some brokers (librdkafka's mock cluster, for one) end flexible responses with an extra
     // empty tag section.

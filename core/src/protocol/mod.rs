@@ -84,17 +84,54 @@ pub trait Message:
 }
 
 /// A request message, with its API key and response type.
-pub trait Request: Message {
+pub trait Request: Message + Into<RequestBody> {
     /// The API this request belongs to.
     const API_KEY: ApiKey;
     /// The matching response.
-    type Response: Message;
+    type Response: Response;
 }
 
-/// A response message.
-pub trait Response: Message {
+/// A response message. Every response converts into [`ResponseBody`] and back: the way back
+/// (`TryFrom<ResponseBody>`) fails with [`UnexpectedResponse`] when the body answers another
+/// API. Responses with an `ErrorCode` field also have an `error()` accessor returning it as the
+/// typed [`ErrorCode`].
+pub trait Response:
+    Message + Into<ResponseBody> + TryFrom<ResponseBody, Error = UnexpectedResponse>
+{
     /// The API this response belongs to.
     const API_KEY: ApiKey;
+}
+
+/// A response body of another API than the one asked for: the error of
+/// `TryFrom<ResponseBody>` for every response type. The network client decodes each response
+/// with its request's API, so a client meets this only on a broken invariant or with bodies
+/// built by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnexpectedResponse {
+    /// The API whose response was wanted.
+    pub expected: ApiKey,
+    /// The API the body belongs to.
+    pub got: ApiKey,
+}
+
+impl std::fmt::Display for UnexpectedResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "expected a {} response, got a {} response",
+            self.expected, self.got
+        )
+    }
+}
+
+impl std::error::Error for UnexpectedResponse {}
+
+impl ResponseBody {
+    /// The response to a request of type `R`, or [`UnexpectedResponse`] if this body answers
+    /// another API: `body.into_response::<MetadataRequest>()?` is a `MetadataResponse`.
+    pub fn into_response<R: Request>(self) -> Result<R::Response, UnexpectedResponse> {
+        R::Response::try_from(self)
+    }
 }
 
 /// The request header version that goes with `version` of `api`: 2 for flexible versions, 1
@@ -229,4 +266,66 @@ pub fn encode_response<R: Response, B: BufMut>(
     };
     header.encode(buf, response_header_version(R::API_KEY, version))?;
     body.encode(buf, version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_body_converts_to_its_own_type_only() {
+        let body = ResponseBody::Heartbeat(HeartbeatResponse {
+            error_code: ErrorCode::REBALANCE_IN_PROGRESS.code(),
+            ..Default::default()
+        });
+        let typed = HeartbeatResponse::try_from(body.clone()).unwrap();
+        assert_eq!(typed.error(), ErrorCode::REBALANCE_IN_PROGRESS);
+        assert_eq!(body.clone().into_response::<HeartbeatRequest>(), Ok(typed));
+
+        let wrong = MetadataResponse::try_from(body.clone()).unwrap_err();
+        assert_eq!(
+            wrong,
+            UnexpectedResponse {
+                expected: ApiKey::Metadata,
+                got: ApiKey::Heartbeat
+            }
+        );
+        assert_eq!(
+            wrong.to_string(),
+            "expected a Metadata response, got a Heartbeat response"
+        );
+        assert_eq!(
+            body.into_response::<ProduceRequest>().unwrap_err().expected,
+            ApiKey::Produce
+        );
+    }
+
+    #[test]
+    fn error_reads_the_error_code_field_at_every_level() {
+        use crate::protocol::offset_fetch::response::{
+            OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+        };
+        let resp = OffsetFetchResponse {
+            error_code: 0,
+            topics: vec![OffsetFetchResponseTopic {
+                partitions: vec![OffsetFetchResponsePartition {
+                    error_code: ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(resp.error().is_ok());
+        assert_eq!(
+            resp.topics[0].partitions[0].error(),
+            ErrorCode::UNSTABLE_OFFSET_COMMIT
+        );
+        // A code this build does not know survives as it is.
+        let unknown = HeartbeatResponse {
+            error_code: 9_999,
+            ..Default::default()
+        };
+        assert_eq!(unknown.error(), ErrorCode(9_999));
+    }
 }

@@ -16,7 +16,6 @@ use kafkit_core::protocol::metadata::request::MetadataRequestTopic;
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
     ApiKey, ErrorCode, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    ResponseBody,
 };
 use kafkit_core::records::{set_base_offset, set_partition_leader_epoch};
 use kafkit_sim::ClusterConfig;
@@ -80,9 +79,7 @@ fn metadata_of_a_three_broker_cluster() {
     let (mut sim, cluster) = client_sim(ClusterConfig::default(), |_| {});
     let resp = roundtrip(&mut sim, Target::Any, metadata_for(&["orders"]), None).unwrap();
     assert_eq!(resp.version, 12);
-    let ResponseBody::Metadata(m) = resp.body else {
-        panic!("not metadata")
-    };
+    let m = resp.body_as::<MetadataRequest>().unwrap();
     let ids: Vec<i32> = m.brokers.iter().map(|b| b.node_id).collect();
     assert_eq!(ids, vec![0, 1, 2]);
     for b in &m.brokers {
@@ -112,9 +109,7 @@ fn metadata_of_a_three_broker_cluster() {
     let mut req = metadata_for(&["nope"]);
     req.allow_auto_topic_creation = false;
     let resp = roundtrip(&mut sim, Target::Any, req, None).unwrap();
-    let ResponseBody::Metadata(m) = resp.body else {
-        panic!()
-    };
+    let m = resp.body_as::<MetadataRequest>().unwrap();
     assert_eq!(
         m.topics[0].error_code,
         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
@@ -135,9 +130,7 @@ fn produce_then_fetch_back_byte_for_byte() {
     let mut bases = Vec::new();
     for b in &sent {
         let resp = roundtrip(&mut sim, leader(), produce("t", 1, b.clone(), 1), None).unwrap();
-        let ResponseBody::Produce(p) = resp.body else {
-            panic!()
-        };
+        let p = resp.body_as::<ProduceRequest>().unwrap();
         let pr = &p.responses[0].partition_responses[0];
         assert_eq!(pr.error_code, 0);
         assert_eq!(pr.log_start_offset, 0);
@@ -149,9 +142,7 @@ fn produce_then_fetch_back_byte_for_byte() {
 
     let resp = roundtrip(&mut sim, leader(), fetch(t, 1, 0, 500), None).unwrap();
     assert_eq!(resp.version, 17);
-    let ResponseBody::Fetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<FetchRequest>().unwrap();
     assert_eq!(f.error_code, 0);
     let pd = &f.responses[0].partitions[0];
     assert_eq!(pd.error_code, 0);
@@ -170,18 +161,14 @@ fn produce_then_fetch_back_byte_for_byte() {
 
     // From the middle: the batch holding the offset comes whole, then the rest.
     let resp = roundtrip(&mut sim, leader(), fetch(t, 1, 5, 500), None).unwrap();
-    let ResponseBody::Fetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<FetchRequest>().unwrap();
     let records = f.responses[0].partitions[0].records.clone().unwrap();
     assert_eq!(&records[..], &expected[sent[0].len()..]);
 
     // At the high watermark the fetch long-polls for max_wait in virtual time.
     let before = sim.elapsed();
     let resp = roundtrip(&mut sim, leader(), fetch(t, 1, 12, 300), None).unwrap();
-    let ResponseBody::Fetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<FetchRequest>().unwrap();
     assert_eq!(
         f.responses[0].partitions[0].records.as_deref(),
         Some(&[][..])
@@ -194,9 +181,7 @@ fn produce_then_fetch_back_byte_for_byte() {
 
     // Past the log end: out of range.
     let resp = roundtrip(&mut sim, leader(), fetch(t, 1, 13, 300), None).unwrap();
-    let ResponseBody::Fetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<FetchRequest>().unwrap();
     assert_eq!(
         f.responses[0].partitions[0].error_code,
         ErrorCode::OFFSET_OUT_OF_RANGE.code()
@@ -211,9 +196,7 @@ fn fetch_to_a_follower_names_the_leader_and_list_offsets_tracks_the_high_waterma
     let leader = cluster.borrow().partition("t", 0).unwrap().leader;
     let other = (leader + 1) % 3;
     let resp = roundtrip(&mut sim, Target::Node(other), fetch(t, 0, 0, 0), None).unwrap();
-    let ResponseBody::Fetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<FetchRequest>().unwrap();
     let pd = &f.responses[0].partitions[0];
     assert_eq!(pd.error_code, ErrorCode::NOT_LEADER_OR_FOLLOWER.code());
     assert_eq!(pd.current_leader.leader_id, leader);
@@ -240,9 +223,7 @@ fn fetch_to_a_follower_names_the_leader_and_list_offsets_tracks_the_high_waterma
     };
     for (ts, offset) in [(-1, 5), (-2, 0), (102, 2)] {
         let resp = roundtrip(&mut sim, target(), list(ts), None).unwrap();
-        let ResponseBody::ListOffsets(l) = resp.body else {
-            panic!()
-        };
+        let l = resp.body_as::<ListOffsetsRequest>().unwrap();
         let p = &l.topics[0].partitions[0];
         assert_eq!(p.error_code, 0, "timestamp {ts}");
         assert_eq!(p.offset, offset, "timestamp {ts}");
@@ -275,9 +256,7 @@ fn an_imitated_old_broker_is_what_the_client_negotiates_with() {
     assert_eq!(resp.version, 8);
     let resp = roundtrip(&mut sim, target(), fetch(t, 0, 0, 0), None).unwrap();
     assert_eq!(resp.version, 11);
-    let ResponseBody::Fetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<FetchRequest>().unwrap();
     assert_eq!(f.responses[0].partitions[0].high_watermark, 1);
 }
 

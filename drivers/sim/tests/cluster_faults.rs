@@ -6,7 +6,7 @@ mod cluster_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_support::{batch, client_sim, decode, roundtrip, Harness};
+use cluster_support::{batch, client_sim, decode_as, roundtrip, Harness};
 use kafkit_core::network::{NetError, Target};
 use kafkit_core::protocol::create_topics::request::{CreatableReplicaAssignment, CreatableTopic};
 use kafkit_core::protocol::fetch::request::{FetchPartition, FetchTopic};
@@ -99,14 +99,10 @@ fn a_leader_crash_loses_unreplicated_acks_one_data_but_never_acks_all_data() {
     let [ConnOutput::Send(frame)] = &out[..] else {
         panic!("{out:?}")
     };
-    let (_, ResponseBody::Produce(p)) = decode(ApiKey::Produce, 9, frame) else {
-        panic!()
-    };
+    let (_, p) = decode_as::<ProduceRequest>(9, frame);
     assert_eq!(p.responses[0].partition_responses[0].error_code, 0);
     // acks=1: answered at once, not yet on the followers.
-    let ResponseBody::Produce(p) = h.call(0, 1, produce_req(batch(2, 1), 1), 9) else {
-        panic!()
-    };
+    let p = h.call(0, 1, produce_req(batch(2, 1), 1), 9);
     assert_eq!(p.responses[0].partition_responses[0].base_offset, 3);
     assert_eq!(h.cluster.partition("t", 0).unwrap().log_end_offset(), 5);
     h.advance(Duration::from_millis(10));
@@ -130,9 +126,7 @@ fn a_leader_crash_loses_unreplicated_acks_one_data_but_never_acks_all_data() {
     assert!(p.isr.contains(&0), "{:?}", p.isr);
     assert_eq!(p.replica_leo(0), Some(3));
     // Its fetches are refused with the new leader named.
-    let ResponseBody::Fetch(f) = h.call(0, 3, fetch_req(0, -1, 0), 12) else {
-        panic!()
-    };
+    let f = h.call(0, 3, fetch_req(0, -1, 0), 12);
     let pd = &f.responses[0].partitions[0];
     assert_eq!(pd.error_code, ErrorCode::NOT_LEADER_OR_FOLLOWER.code());
     assert_eq!(
@@ -154,7 +148,7 @@ fn with_every_replica_down_the_partition_waits_for_one_to_return() {
     assert_eq!(p.leader, 2);
     assert_eq!(p.log_end_offset(), 4, "replicated data survives");
     h.connect(2, 5);
-    let ResponseBody::Metadata(m) = h.call(
+    let m = h.call(
         2,
         5,
         MetadataRequest {
@@ -162,9 +156,7 @@ fn with_every_replica_down_the_partition_waits_for_one_to_return() {
             ..Default::default()
         },
         12,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(m.brokers.len(), 1);
     let part = &m.topics[0].partitions[0];
     assert_eq!(part.leader_id, 2);
@@ -183,24 +175,18 @@ fn moving_a_leader_fences_old_epochs_and_wakes_parked_fetches() {
     let [ConnOutput::Send(frame)] = &out[..] else {
         panic!("{out:?}")
     };
-    let (_, ResponseBody::Fetch(f)) = decode(ApiKey::Fetch, 12, frame) else {
-        panic!()
-    };
+    let (_, f) = decode_as::<FetchRequest>(12, frame);
     assert_eq!(
         f.responses[0].partitions[0].error_code,
         ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
     );
     h.connect(2, 2);
-    let ResponseBody::Fetch(f) = h.call(2, 2, fetch_req(0, 0, 0), 12) else {
-        panic!()
-    };
+    let f = h.call(2, 2, fetch_req(0, 0, 0), 12);
     assert_eq!(
         f.responses[0].partitions[0].error_code,
         ErrorCode::FENCED_LEADER_EPOCH.code()
     );
-    let ResponseBody::Fetch(f) = h.call(2, 2, fetch_req(0, 1, 0), 12) else {
-        panic!()
-    };
+    let f = h.call(2, 2, fetch_req(0, 1, 0), 12);
     assert_eq!(f.responses[0].partitions[0].error_code, 0);
     assert!(h.cluster.move_leader("t", 0, 7, h.now).is_err());
 }
@@ -259,9 +245,7 @@ fn hooks_drop_delay_and_inject_responses() {
         }),
     );
     let resp = roundtrip(&mut sim, target(), list_latest(), None).unwrap();
-    let ResponseBody::ListOffsets(l) = resp.body else {
-        panic!()
-    };
+    let l = resp.body_as::<ListOffsetsRequest>().unwrap();
     assert_eq!(
         l.topics[0].partitions[0].error_code,
         ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
@@ -309,9 +293,7 @@ fn a_crash_closes_client_connections_and_others_serve_on() {
     cluster.borrow_mut().crash_broker(first.node.max(0), now);
     // The next request goes elsewhere and succeeds.
     let resp = roundtrip(&mut sim, Target::Any, meta(), None).unwrap();
-    let ResponseBody::Metadata(m) = resp.body else {
-        panic!()
-    };
+    let m = resp.body_as::<MetadataRequest>().unwrap();
     assert_eq!(m.brokers.len(), 2);
     // The crashed node refuses new connections: a request pinned to it times out.
     let dead = first.node.max(0);

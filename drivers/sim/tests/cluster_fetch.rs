@@ -6,7 +6,7 @@ mod cluster_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_support::{batch, decode, Harness};
+use cluster_support::{batch, decode_as, Harness};
 use kafkit_core::codec::Uuid;
 use kafkit_core::protocol::create_topics::request::CreatableTopic;
 use kafkit_core::protocol::fetch::request::{FetchPartition, FetchTopic, ForgottenTopic};
@@ -16,15 +16,15 @@ use kafkit_core::protocol::offset_for_leader_epoch::request::{
 };
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
-    ApiKey, CreateTopicsRequest, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest,
-    OffsetForLeaderEpochRequest, ProduceRequest, ResponseBody,
+    CreateTopicsRequest, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest,
+    OffsetForLeaderEpochRequest, ProduceRequest,
 };
 use kafkit_sim::cluster::ConnOutput;
 use kafkit_sim::ClusterConfig;
 
 fn setup(partitions: i32) -> (Harness, i32, Uuid) {
     let mut h = Harness::new(ClusterConfig::default());
-    let ResponseBody::CreateTopics(r) = h.call(
+    let r = h.call(
         0,
         99,
         CreateTopicsRequest {
@@ -38,9 +38,7 @@ fn setup(partitions: i32) -> (Harness, i32, Uuid) {
             ..Default::default()
         },
         7,
-    ) else {
-        panic!()
-    };
+    );
     let id = r.topics[0].topic_id;
     // Put every partition on one leader so one fetch covers them all.
     for p in 0..partitions {
@@ -68,9 +66,7 @@ fn produce(h: &mut Harness, partition: i32, records: Bytes) -> i64 {
         }],
         ..Default::default()
     };
-    let ResponseBody::Produce(r) = h.call(leader, 50, body, 9) else {
-        panic!()
-    };
+    let r = h.call(leader, 50, body, 9);
     let pr = &r.responses[0].partition_responses[0];
     assert_eq!(pr.error_code, 0);
     pr.base_offset
@@ -105,10 +101,7 @@ fn fetch_req(
 }
 
 fn fetch(h: &mut Harness, broker: i32, req: FetchRequest, v: i16) -> FetchResponse {
-    let ResponseBody::Fetch(f) = h.call(broker, 1, req, v) else {
-        panic!()
-    };
-    f
+    h.call(broker, 1, req, v)
 }
 
 #[test]
@@ -134,9 +127,7 @@ fn a_long_poll_completes_when_data_arrives_or_after_max_wait() {
     let [ConnOutput::Send(frame)] = &out[..] else {
         panic!("{out:?}")
     };
-    let (_, ResponseBody::Fetch(f)) = decode(ApiKey::Fetch, 13, frame) else {
-        panic!()
-    };
+    let (_, f) = decode_as::<FetchRequest>(13, frame);
     assert_eq!(
         f.responses[0].partitions[0].records.as_deref(),
         Some(&[][..])
@@ -157,9 +148,7 @@ fn a_long_poll_completes_when_data_arrives_or_after_max_wait() {
     let [ConnOutput::Send(frame)] = &out[..] else {
         panic!("{out:?}")
     };
-    let (_, ResponseBody::Fetch(f)) = decode(ApiKey::Fetch, 13, frame) else {
-        panic!()
-    };
+    let (_, f) = decode_as::<FetchRequest>(13, frame);
     let records = f.responses[0].partitions[0].records.clone().unwrap();
     assert_eq!(records.len(), sent.len());
     assert_eq!(records[17..], sent[17..], "same batch after offset/epoch");
@@ -278,7 +267,7 @@ fn fetch_sessions_send_only_changes_and_check_epochs() {
         ..Default::default()
     });
     h.connect(0, 1);
-    let ResponseBody::CreateTopics(r) = h.call(
+    let r = h.call(
         0,
         1,
         CreateTopicsRequest {
@@ -291,9 +280,7 @@ fn fetch_sessions_send_only_changes_and_check_epochs() {
             ..Default::default()
         },
         7,
-    ) else {
-        panic!()
-    };
+    );
     let id = r.topics[0].topic_id;
     produce(&mut h, 0, batch(2, 1));
     // Open a session (epoch 0): a full response.
@@ -395,9 +382,7 @@ fn list_offsets_earliest_latest_timestamp_and_leader_epochs() {
             if v >= 2 {
                 req.isolation_level = 1;
             }
-            let ResponseBody::ListOffsets(l) = h.call(leader, 1, req, v) else {
-                panic!()
-            };
+            let l = h.call(leader, 1, req, v);
             let p = &l.topics[0].partitions[0];
             assert_eq!(
                 (p.error_code, p.offset, p.timestamp),
@@ -407,9 +392,7 @@ fn list_offsets_earliest_latest_timestamp_and_leader_epochs() {
         }
     }
     // Max timestamp (v7+).
-    let ResponseBody::ListOffsets(l) = h.call(leader, 1, list(-3), 7) else {
-        panic!()
-    };
+    let l = h.call(leader, 1, list(-3), 7);
     assert_eq!(
         (
             l.topics[0].partitions[0].offset,
@@ -418,15 +401,13 @@ fn list_offsets_earliest_latest_timestamp_and_leader_epochs() {
         (5, 2_002)
     );
     // v0: old-style offsets.
-    let ResponseBody::ListOffsets(l) = h.call(leader, 1, list(-1), 0) else {
-        panic!()
-    };
+    let l = h.call(leader, 1, list(-1), 0);
     assert_eq!(l.topics[0].partitions[0].old_style_offsets, vec![6]);
 
     // After a leader move the epoch is 1; the old one is fenced; OffsetForLeaderEpoch knows
     // where epoch 0 ended.
     let mut h2 = Harness::new(ClusterConfig::default());
-    let ResponseBody::CreateTopics(_) = h2.call(
+    let _ = h2.call(
         0,
         99,
         CreateTopicsRequest {
@@ -439,9 +420,7 @@ fn list_offsets_earliest_latest_timestamp_and_leader_epochs() {
             ..Default::default()
         },
         7,
-    ) else {
-        panic!()
-    };
+    );
     produce(&mut h2, 0, batch(4, 1));
     let old = h2.leader("t", 0);
     let new = (old + 1) % 3;
@@ -451,16 +430,12 @@ fn list_offsets_earliest_latest_timestamp_and_leader_epochs() {
     h2.connect(new, 1);
     let mut req = list(-1);
     req.topics[0].partitions[0].current_leader_epoch = 0;
-    let ResponseBody::ListOffsets(l) = h2.call(new, 1, req, 4) else {
-        panic!()
-    };
+    let l = h2.call(new, 1, req, 4);
     assert_eq!(
         l.topics[0].partitions[0].error_code,
         ErrorCode::FENCED_LEADER_EPOCH.code()
     );
-    let ResponseBody::ListOffsets(l) = h2.call(new, 1, list(-1), 4) else {
-        panic!()
-    };
+    let l = h2.call(new, 1, list(-1), 4);
     assert_eq!(
         (
             l.topics[0].partitions[0].offset,
@@ -482,9 +457,7 @@ fn list_offsets_earliest_latest_timestamp_and_leader_epochs() {
         ..Default::default()
     };
     for (e, want) in [(0, (0, 4)), (1, (1, 6))] {
-        let ResponseBody::OffsetForLeaderEpoch(r) = h2.call(new, 1, epoch_req(e), 4) else {
-            panic!()
-        };
+        let r = h2.call(new, 1, epoch_req(e), 4);
         let p = &r.topics[0].partitions[0];
         assert_eq!(
             (p.error_code, p.leader_epoch, p.end_offset),

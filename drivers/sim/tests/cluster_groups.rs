@@ -17,7 +17,7 @@ use kafkit_core::protocol::offset_fetch::request::OffsetFetchRequestGroup;
 use kafkit_core::protocol::sync_group::request::SyncGroupRequestAssignment;
 use kafkit_core::protocol::{
     ErrorCode, FindCoordinatorRequest, HeartbeatRequest, JoinGroupRequest, ListGroupsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ResponseBody, SyncGroupRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use kafkit_sim::ClusterConfig;
 
@@ -25,7 +25,7 @@ use kafkit_sim::ClusterConfig;
 fn find_coordinator_hashes_group_ids_over_live_brokers() {
     let mut h = Harness::new(ClusterConfig::default());
     h.connect(0, 1);
-    let ResponseBody::FindCoordinator(r) = h.call(
+    let r = h.call(
         0,
         1,
         FindCoordinatorRequest {
@@ -33,9 +33,7 @@ fn find_coordinator_hashes_group_ids_over_live_brokers() {
             ..Default::default()
         },
         4,
-    ) else {
-        panic!()
-    };
+    );
     let mut seen = Vec::new();
     for c in &r.coordinators[..3] {
         assert_eq!(c.error_code, 0);
@@ -52,7 +50,7 @@ fn find_coordinator_hashes_group_ids_over_live_brokers() {
     );
 
     // v0 layout; the coordinator moves when its broker goes down.
-    let ResponseBody::FindCoordinator(r) = h.call(
+    let r = h.call(
         0,
         1,
         FindCoordinatorRequest {
@@ -60,15 +58,13 @@ fn find_coordinator_hashes_group_ids_over_live_brokers() {
             ..Default::default()
         },
         0,
-    ) else {
-        panic!()
-    };
+    );
     let before = r.node_id;
     let now = h.now;
     h.cluster.crash_broker(before, now);
     let asker = (before + 1) % 3;
     h.connect(asker, 2);
-    let ResponseBody::FindCoordinator(r) = h.call(
+    let r = h.call(
         asker,
         2,
         FindCoordinatorRequest {
@@ -76,9 +72,7 @@ fn find_coordinator_hashes_group_ids_over_live_brokers() {
             ..Default::default()
         },
         3,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(r.error_code, 0);
     assert_ne!(r.node_id, before);
 }
@@ -89,7 +83,7 @@ fn group_requests_to_other_brokers_get_not_coordinator() {
     let coordinator = h.cluster.coordinator_for("g");
     let other = (coordinator + 1) % 3;
     h.connect(other, 1);
-    let ResponseBody::Heartbeat(r) = h.call(
+    let r = h.call(
         other,
         1,
         HeartbeatRequest {
@@ -99,11 +93,9 @@ fn group_requests_to_other_brokers_get_not_coordinator() {
             ..Default::default()
         },
         4,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(r.error_code, ErrorCode::NOT_COORDINATOR.code());
-    let ResponseBody::OffsetFetch(r) = h.call(
+    let r = h.call(
         other,
         1,
         OffsetFetchRequest {
@@ -115,9 +107,7 @@ fn group_requests_to_other_brokers_get_not_coordinator() {
             ..Default::default()
         },
         8,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(r.groups[0].error_code, ErrorCode::NOT_COORDINATOR.code());
 }
 
@@ -161,21 +151,17 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
     };
     let resp = roundtrip(&mut sim, coord(), join(""), None).unwrap();
     assert_eq!(resp.node, cluster.borrow().coordinator_for("g"));
-    let ResponseBody::JoinGroup(j) = resp.body else {
-        panic!()
-    };
+    let j = resp.body_as::<JoinGroupRequest>().unwrap();
     assert_eq!(j.error_code, ErrorCode::MEMBER_ID_REQUIRED.code());
     let member = j.member_id;
-    let ResponseBody::JoinGroup(j) = roundtrip(&mut sim, coord(), join(&member), None)
+    let j = roundtrip(&mut sim, coord(), join(&member), None)
         .unwrap()
-        .body
-    else {
-        panic!()
-    };
+        .body_as::<JoinGroupRequest>()
+        .unwrap();
     assert_eq!(j.error_code, 0);
     assert_eq!(j.leader, member);
     let generation = j.generation_id;
-    let ResponseBody::SyncGroup(s) = roundtrip(
+    let s = roundtrip(
         &mut sim,
         coord(),
         SyncGroupRequest {
@@ -194,14 +180,12 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
         None,
     )
     .unwrap()
-    .body
-    else {
-        panic!()
-    };
+    .body_as::<SyncGroupRequest>()
+    .unwrap();
     assert_eq!(s.error_code, 0);
     assert_eq!(&s.assignment[..], b"all of t");
 
-    let ResponseBody::OffsetCommit(c) = roundtrip(
+    let c = roundtrip(
         &mut sim,
         coord(),
         OffsetCommitRequest {
@@ -222,10 +206,8 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
         None,
     )
     .unwrap()
-    .body
-    else {
-        panic!()
-    };
+    .body_as::<OffsetCommitRequest>()
+    .unwrap();
     assert_eq!(c.topics[0].partitions[0].error_code, 0);
     let old = cluster.borrow().coordinator_for("g");
     let listed = roundtrip(
@@ -235,9 +217,7 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
         None,
     )
     .unwrap();
-    let ResponseBody::ListGroups(l) = listed.body else {
-        panic!()
-    };
+    let l = listed.body_as::<ListGroupsRequest>().unwrap();
     assert_eq!(l.groups.len(), 1);
     assert_eq!(l.groups[0].group_id, "g");
 
@@ -262,9 +242,7 @@ fn a_member_joins_syncs_commits_and_its_offsets_survive_a_coordinator_crash() {
     )
     .unwrap();
     assert_ne!(resp.node, old);
-    let ResponseBody::OffsetFetch(f) = resp.body else {
-        panic!()
-    };
+    let f = resp.body_as::<OffsetFetchRequest>().unwrap();
     let g = &f.groups[0];
     assert_eq!(g.error_code, 0);
     assert_eq!(g.topics[0].partitions[0].committed_offset, 42);

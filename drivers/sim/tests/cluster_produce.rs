@@ -11,7 +11,7 @@ use kafkit_core::protocol::create_topics::request::{CreatableTopic, CreatableTop
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::produce::response::PartitionProduceResponse;
 use kafkit_core::protocol::{
-    CreateTopicsRequest, ErrorCode, InitProducerIdRequest, ProduceRequest, ResponseBody,
+    CreateTopicsRequest, ErrorCode, InitProducerIdRequest, ProduceRequest,
 };
 use kafkit_core::records::{RecordBatch, RecordSet};
 use kafkit_sim::ClusterConfig;
@@ -34,7 +34,7 @@ fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> Produc
 }
 
 fn create(h: &mut Harness, topic: &str, partitions: i32, rf: i16, configs: &[(&str, &str)]) {
-    let resp = h.call(
+    let r = h.call(
         0,
         99,
         CreateTopicsRequest {
@@ -57,9 +57,6 @@ fn create(h: &mut Harness, topic: &str, partitions: i32, rf: i16, configs: &[(&s
         },
         7,
     );
-    let ResponseBody::CreateTopics(r) = resp else {
-        panic!()
-    };
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
 }
 
@@ -74,10 +71,7 @@ fn produce(
 ) -> PartitionProduceResponse {
     let leader = h.leader(topic, p);
     h.connect(leader, 1);
-    let ResponseBody::Produce(r) = h.call(leader, 1, produce_req(topic, p, records, acks), v)
-    else {
-        panic!()
-    };
+    let r = h.call(leader, 1, produce_req(topic, p, records, acks), v);
     r.responses[0].partition_responses[0].clone()
 }
 
@@ -149,18 +143,13 @@ fn bad_records_get_their_error_codes() {
     assert!(r.error_message.unwrap().contains("max.message.bytes"));
     // Unknown partition; a non-leader.
     h.connect(0, 3);
-    let ResponseBody::Produce(resp) = h.call(0, 3, produce_req("t", 5, batch(1, 1), 1), 9) else {
-        panic!()
-    };
+    let resp = h.call(0, 3, produce_req("t", 5, batch(1, 1), 1), 9);
     let pr = &resp.responses[0].partition_responses[0];
     assert_eq!(pr.error_code, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
     let leader = h.leader("t", 0);
     let other = (leader + 1) % 3;
     h.connect(other, 2);
-    let ResponseBody::Produce(resp) = h.call(other, 2, produce_req("t", 0, batch(1, 1), 1), 10)
-    else {
-        panic!()
-    };
+    let resp = h.call(other, 2, produce_req("t", 0, batch(1, 1), 1), 10);
     let pr = &resp.responses[0].partition_responses[0];
     assert_eq!(pr.error_code, ErrorCode::NOT_LEADER_OR_FOLLOWER.code());
     assert_eq!(pr.current_leader.leader_id, leader);
@@ -172,7 +161,7 @@ fn bad_records_get_their_error_codes() {
 fn idempotent_duplicates_and_sequence_errors() {
     let mut h = Harness::new(ClusterConfig::default());
     create(&mut h, "t", 1, 1, &[]);
-    let ResponseBody::InitProducerId(init) = h.call(
+    let init = h.call(
         0,
         7,
         InitProducerIdRequest {
@@ -181,9 +170,7 @@ fn idempotent_duplicates_and_sequence_errors() {
             ..Default::default()
         },
         4,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(init.error_code, 0);
     let (pid, epoch) = (init.producer_id, init.producer_epoch);
     assert!(pid >= 0);
@@ -247,7 +234,7 @@ fn idempotent_duplicates_and_sequence_errors() {
     assert_eq!(r.error_code, ErrorCode::UNKNOWN_PRODUCER_ID.code());
 
     // InitProducerId v3+ with the current id and epoch bumps the epoch (KIP-360).
-    let ResponseBody::InitProducerId(bumped) = h.call(
+    let bumped = h.call(
         0,
         7,
         InitProducerIdRequest {
@@ -258,9 +245,7 @@ fn idempotent_duplicates_and_sequence_errors() {
             ..Default::default()
         },
         4,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(
         (bumped.producer_id, bumped.producer_epoch),
         (pid, epoch + 2)

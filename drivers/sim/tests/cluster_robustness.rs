@@ -7,10 +7,10 @@ mod cluster_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cluster_support::{batch, decode, request_frame, Harness};
+use cluster_support::{batch, decode, decode_as, request_frame, Harness};
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::testing::Rng;
-use kafkit_core::protocol::{ApiKey, ProduceRequest, RequestBody, ResponseBody};
+use kafkit_core::protocol::{ApiKey, ProduceRequest, RequestBody};
 use kafkit_sim::cluster::{ConnOutput, SaslUser};
 use kafkit_sim::ClusterConfig;
 
@@ -105,9 +105,7 @@ fn still_serving(mut h: Harness) {
     );
     let reply = h.send(0, 1_000_000, body, 9);
     assert!(!reply.close);
-    let (_, ResponseBody::Produce(_)) = decode(ApiKey::Produce, 9, &reply.frames[0]) else {
-        panic!()
-    };
+    let (_, _) = decode_as::<ProduceRequest>(9, &reply.frames[0]);
 }
 
 #[test]

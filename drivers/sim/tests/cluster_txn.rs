@@ -25,8 +25,7 @@ use kafkit_core::protocol::txn_offset_commit::request::{
 use kafkit_core::protocol::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, CreateTopicsRequest,
     DescribeTransactionsRequest, EndTxnRequest, ErrorCode, FetchRequest, InitProducerIdRequest,
-    ListTransactionsRequest, OffsetFetchRequest, ProduceRequest, ResponseBody,
-    TxnOffsetCommitRequest,
+    ListTransactionsRequest, OffsetFetchRequest, ProduceRequest, TxnOffsetCommitRequest,
 };
 use kafkit_core::records::{ControlRecord, RecordBatch, RecordBatchBuilder, RecordSet};
 use kafkit_sim::ClusterConfig;
@@ -45,7 +44,7 @@ fn config(brokers: usize) -> ClusterConfig {
 /// A harness with topic `t` of `partitions` partitions (replication factor 1).
 fn setup(config: ClusterConfig, partitions: i32) -> Harness {
     let mut h = Harness::new(config);
-    let ResponseBody::CreateTopics(r) = h.call(
+    let r = h.call(
         0,
         99,
         CreateTopicsRequest {
@@ -59,9 +58,7 @@ fn setup(config: ClusterConfig, partitions: i32) -> Harness {
             ..Default::default()
         },
         5,
-    ) else {
-        panic!("CreateTopics")
-    };
+    );
     assert_eq!(r.topics[0].error_code, 0);
     h
 }
@@ -75,7 +72,7 @@ fn coordinator(h: &Harness, key: &str) -> i32 {
 /// InitProducerId for `TXN` at `version`: (error, producer id, epoch).
 fn init(h: &mut Harness, timeout_ms: i32) -> (i16, i64, i16) {
     let c = coordinator(h, TXN);
-    let ResponseBody::InitProducerId(r) = h.call(
+    let r = h.call(
         c,
         1,
         InitProducerIdRequest {
@@ -86,9 +83,7 @@ fn init(h: &mut Harness, timeout_ms: i32) -> (i16, i64, i16) {
             ..Default::default()
         },
         4,
-    ) else {
-        panic!("InitProducerId")
-    };
+    );
     (r.error_code, r.producer_id, r.producer_epoch)
 }
 
@@ -108,7 +103,7 @@ fn init_ok(h: &mut Harness, timeout_ms: i32) -> (i64, i16) {
 /// AddPartitionsToTxn (client form) at `version`: the error of each partition.
 fn add_partitions(h: &mut Harness, pid: i64, epoch: i16, parts: &[i32], version: i16) -> Vec<i16> {
     let c = coordinator(h, TXN);
-    let ResponseBody::AddPartitionsToTxn(r) = h.call(
+    let r = h.call(
         c,
         1,
         AddPartitionsToTxnRequest {
@@ -123,9 +118,7 @@ fn add_partitions(h: &mut Harness, pid: i64, epoch: i16, parts: &[i32], version:
             ..Default::default()
         },
         version,
-    ) else {
-        panic!("AddPartitionsToTxn")
-    };
+    );
     r.results_by_topic_v3_and_below[0]
         .results_by_partition
         .iter()
@@ -135,7 +128,7 @@ fn add_partitions(h: &mut Harness, pid: i64, epoch: i16, parts: &[i32], version:
 
 fn end_txn(h: &mut Harness, pid: i64, epoch: i16, commit: bool, version: i16) -> (i16, i64, i16) {
     let c = coordinator(h, TXN);
-    let ResponseBody::EndTxn(r) = h.call(
+    let r = h.call(
         c,
         1,
         EndTxnRequest {
@@ -146,9 +139,7 @@ fn end_txn(h: &mut Harness, pid: i64, epoch: i16, commit: bool, version: i16) ->
             ..Default::default()
         },
         version,
-    ) else {
-        panic!("EndTxn")
-    };
+    );
     (r.error_code, r.producer_id, r.producer_epoch)
 }
 
@@ -168,7 +159,7 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
 /// offset.
 fn produce(h: &mut Harness, partition: i32, records: Bytes) -> (i16, i64) {
     let leader = h.leader(TOPIC, partition);
-    let ResponseBody::Produce(r) = h.call(
+    let r = h.call(
         leader,
         2,
         ProduceRequest {
@@ -187,9 +178,7 @@ fn produce(h: &mut Harness, partition: i32, records: Bytes) -> (i16, i64) {
             ..Default::default()
         },
         9,
-    ) else {
-        panic!("Produce")
-    };
+    );
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
@@ -197,7 +186,7 @@ fn produce(h: &mut Harness, partition: i32, records: Bytes) -> (i16, i64) {
 /// A read_committed (or read_uncommitted) Fetch v11 of `t`-`partition` from `offset`.
 fn fetch(h: &mut Harness, partition: i32, offset: i64, committed: bool) -> PartitionData {
     let leader = h.leader(TOPIC, partition);
-    let ResponseBody::Fetch(mut f) = h.call(
+    let mut f = h.call(
         leader,
         3,
         FetchRequest {
@@ -218,9 +207,7 @@ fn fetch(h: &mut Harness, partition: i32, offset: i64, committed: bool) -> Parti
             ..Default::default()
         },
         11,
-    ) else {
-        panic!("Fetch")
-    };
+    );
     f.responses.remove(0).partitions.remove(0)
 }
 
@@ -271,7 +258,7 @@ fn describe(
     h: &mut Harness,
     broker: i32,
 ) -> kafkit_core::protocol::describe_transactions::response::TransactionState {
-    let ResponseBody::DescribeTransactions(mut r) = h.call(
+    let mut r = h.call(
         broker,
         4,
         DescribeTransactionsRequest {
@@ -279,9 +266,7 @@ fn describe(
             ..Default::default()
         },
         0,
-    ) else {
-        panic!("DescribeTransactions")
-    };
+    );
     r.transaction_states.remove(0)
 }
 
@@ -430,7 +415,7 @@ fn a_partition_not_in_the_transaction_is_refused_under_protocol_v1() {
     );
     // The broker-to-broker verify-only form (v4+).
     let c = coordinator(&h, TXN);
-    let ResponseBody::AddPartitionsToTxn(r) = h.call(
+    let r = h.call(
         c,
         1,
         AddPartitionsToTxnRequest {
@@ -449,9 +434,7 @@ fn a_partition_not_in_the_transaction_is_refused_under_protocol_v1() {
             ..Default::default()
         },
         5,
-    ) else {
-        panic!()
-    };
+    );
     let codes: Vec<i16> = r.results_by_transaction[0].topic_results[0]
         .results_by_partition
         .iter()
@@ -494,7 +477,7 @@ fn transactional_offsets_are_visible_only_after_commit() {
     let c = coordinator(&h, TXN);
     let gc = coordinator(&h, group);
     let commit_offsets = |h: &mut Harness, offset: i64| -> i16 {
-        let ResponseBody::TxnOffsetCommit(r) = h.call(
+        let r = h.call(
             gc,
             5,
             TxnOffsetCommitRequest {
@@ -518,9 +501,7 @@ fn transactional_offsets_are_visible_only_after_commit() {
                 ..Default::default()
             },
             3,
-        ) else {
-            panic!()
-        };
+        );
         r.topics[0].partitions[0].error_code
     };
     // Without AddOffsetsToTxn the group is not in the transaction.
@@ -528,7 +509,7 @@ fn transactional_offsets_are_visible_only_after_commit() {
         commit_offsets(&mut h, 5),
         ErrorCode::INVALID_TXN_STATE.code()
     );
-    let ResponseBody::AddOffsetsToTxn(r) = h.call(
+    let r = h.call(
         c,
         1,
         AddOffsetsToTxnRequest {
@@ -539,13 +520,11 @@ fn transactional_offsets_are_visible_only_after_commit() {
             ..Default::default()
         },
         3,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(r.error_code, 0);
     assert_eq!(commit_offsets(&mut h, 5), 0);
     let fetch_offset = |h: &mut Harness, stable: bool| -> (i16, i64) {
-        let ResponseBody::OffsetFetch(r) = h.call(
+        let r = h.call(
             gc,
             6,
             OffsetFetchRequest {
@@ -559,9 +538,7 @@ fn transactional_offsets_are_visible_only_after_commit() {
                 ..Default::default()
             },
             7,
-        ) else {
-            panic!()
-        };
+        );
         let p = &r.topics[0].partitions[0];
         (p.error_code, p.committed_offset)
     };
@@ -573,7 +550,7 @@ fn transactional_offsets_are_visible_only_after_commit() {
     assert_eq!(end_txn(&mut h, pid, epoch, true, 3).0, 0);
     assert_eq!(fetch_offset(&mut h, true), (0, 5));
     // An aborted transaction's offsets are dropped.
-    let ResponseBody::AddOffsetsToTxn(r) = h.call(
+    let r = h.call(
         c,
         1,
         AddOffsetsToTxnRequest {
@@ -584,9 +561,7 @@ fn transactional_offsets_are_visible_only_after_commit() {
             ..Default::default()
         },
         3,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(r.error_code, 0);
     assert_eq!(commit_offsets(&mut h, 9), 0);
     assert_eq!(end_txn(&mut h, pid, epoch, false, 3).0, 0);
@@ -672,7 +647,7 @@ fn list_transactions_filters_by_state_and_producer() {
     let (pid, epoch) = init_ok(&mut h, 60_000);
     assert_eq!(add_partitions(&mut h, pid, epoch, &[0], 3), vec![0]);
     let list = |h: &mut Harness, states: &[&str], pids: &[i64]| {
-        let ResponseBody::ListTransactions(r) = h.call(
+        let r = h.call(
             0,
             7,
             ListTransactionsRequest {
@@ -682,9 +657,7 @@ fn list_transactions_filters_by_state_and_producer() {
                 ..Default::default()
             },
             1,
-        ) else {
-            panic!()
-        };
+        );
         r
     };
     let all = list(&mut h, &[], &[]);
@@ -703,7 +676,7 @@ fn list_transactions_filters_by_state_and_producer() {
         list(&mut h, &["Bogus"], &[]).unknown_state_filters,
         vec!["Bogus"]
     );
-    let ResponseBody::DescribeTransactions(r) = h.call(
+    let r = h.call(
         0,
         4,
         DescribeTransactionsRequest {
@@ -711,9 +684,7 @@ fn list_transactions_filters_by_state_and_producer() {
             ..Default::default()
         },
         0,
-    ) else {
-        panic!()
-    };
+    );
     assert_eq!(
         r.transaction_states[0].error_code,
         ErrorCode::TRANSACTIONAL_ID_NOT_FOUND.code()

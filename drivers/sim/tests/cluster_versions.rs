@@ -7,7 +7,7 @@ mod cluster_support;
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cluster_support::{batch, decode, request_frame, Harness};
+use cluster_support::{batch, decode, decode_as, request_frame, Harness};
 use kafkit_core::codec::Uuid;
 use kafkit_core::protocol::*;
 use kafkit_sim::ClusterConfig;
@@ -362,10 +362,7 @@ fn api_versions_above_ours_get_the_v0_unsupported_answer() {
     frame.put_slice(b"\x00\x04test\x00garbage-from-the-future");
     let reply = h.cluster.handle_frame(0, 1, frame.freeze(), h.now);
     assert!(!reply.close);
-    let (header, ResponseBody::ApiVersions(r)) = decode(ApiKey::ApiVersions, 0, &reply.frames[0])
-    else {
-        panic!()
-    };
+    let (header, r) = decode_as::<ApiVersionsRequest>(0, &reply.frames[0]);
     assert_eq!(header.correlation_id, 77);
     assert_eq!(r.error_code, ErrorCode::UNSUPPORTED_VERSION.code());
     let av = r

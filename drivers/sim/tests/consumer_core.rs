@@ -88,7 +88,7 @@ impl Env {
         serve_cluster(&mut env.sim, &env.cluster);
         env.call(
             0,
-            RequestBody::CreateTopics(CreateTopicsRequest {
+            CreateTopicsRequest {
                 topics: vec![CreatableTopic {
                     name: TOPIC.into(),
                     num_partitions: partitions,
@@ -97,17 +97,23 @@ impl Env {
                 }],
                 timeout_ms: 1000,
                 ..Default::default()
-            }),
+            },
             5,
         );
         env
     }
 
     /// One request on a fresh connection of the test's own, answered at once.
-    fn call(&mut self, broker: i32, body: RequestBody, version: i16) -> ResponseBody {
+    fn call<R: kafkit_core::protocol::Request>(
+        &mut self,
+        broker: i32,
+        body: R,
+        version: i16,
+    ) -> R::Response {
+        let body: RequestBody = body.into();
         self.next_conn += 1;
         let conn = u64::MAX - self.next_conn;
-        let api = body.api_key();
+        let api = R::API_KEY;
         let now = self.sim.now();
         let mut c = self.cluster.borrow_mut();
         assert!(c.connection_opened(broker, conn, "/test-producer"));
@@ -115,7 +121,11 @@ impl Env {
         c.connection_closed(broker, conn);
         assert_eq!(reply.frames.len(), 1, "{api:?} answered at once");
         let f = &reply.frames[0];
-        decode_response_frame(api, version, f.slice(4..)).unwrap().1
+        decode_response_frame(api, version, f.slice(4..))
+            .unwrap()
+            .1
+            .into_response::<R>()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn leader(&self, partition: i32) -> i32 {
@@ -152,7 +162,7 @@ impl Env {
 
     fn produce_batch(&mut self, partition: i32, batch: Bytes, values: Vec<Bytes>) -> i64 {
         let leader = self.leader(partition);
-        let body = RequestBody::Produce(ProduceRequest {
+        let body = ProduceRequest {
             acks: 1,
             timeout_ms: 1000,
             topic_data: vec![TopicProduceData {
@@ -165,10 +175,8 @@ impl Env {
                 ..Default::default()
             }],
             ..Default::default()
-        });
-        let ResponseBody::Produce(r) = self.call(leader, body, 8) else {
-            panic!("not a produce response")
         };
+        let r = self.call(leader, body, 8);
         let pr = &r.responses[0].partition_responses[0];
         assert_eq!(pr.error_code, 0, "produce failed");
         let log = self.produced.entry(partition).or_default();
@@ -750,9 +758,9 @@ fn an_out_of_range_fetch_ahead_does_not_drop_buffered_records() {
     let (mut env, _) = first_record_of_ten_batches();
     // The fetch of the next batch is on its way; the log start moves past it.
     let leader = env.leader(0);
-    let ResponseBody::DeleteRecords(r) = env.call(
+    let r = env.call(
         leader,
-        RequestBody::DeleteRecords(DeleteRecordsRequest {
+        DeleteRecordsRequest {
             topics: vec![DeleteRecordsTopic {
                 name: TOPIC.into(),
                 partitions: vec![DeleteRecordsPartition {
@@ -764,11 +772,9 @@ fn an_out_of_range_fetch_ahead_does_not_drop_buffered_records() {
             }],
             timeout_ms: 1000,
             ..Default::default()
-        }),
+        },
         2,
-    ) else {
-        panic!("not a DeleteRecords response")
-    };
+    );
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
     env.idle(Duration::from_millis(300));
     let got = env.consume(119, 7, Duration::from_secs(5));

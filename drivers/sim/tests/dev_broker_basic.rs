@@ -12,7 +12,6 @@ use kafkit_core::protocol::fetch::request::{FetchPartition, FetchTopic};
 use kafkit_core::protocol::metadata::request::MetadataRequestTopic;
 use kafkit_core::protocol::{
     self, ApiKey, ApiVersionsRequest, FetchRequest, MetadataRequest, Request, RequestHeader,
-    ResponseBody,
 };
 use kafkit_sim::dev_broker::{
     tls_server_config, ConnectionEvent, DevBroker, DevBrokerConfig, DevBrokerError,
@@ -68,13 +67,13 @@ impl Raw {
         Some(frame.into())
     }
 
-    fn call<R: Request>(&mut self, body: &R, version: i16) -> ResponseBody {
+    fn call<R: Request>(&mut self, body: &R, version: i16) -> R::Response {
         let id = self.send(body, version);
         let frame = self.read_frame().expect("a response, not EOF");
         let (header, body) =
             protocol::decode_response_frame(R::API_KEY, version, frame).expect("decode");
         assert_eq!(header.correlation_id, id);
-        body
+        body.into_response::<R>().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Whether the broker closed the connection (EOF within the timeout).
@@ -101,10 +100,7 @@ fn metadata(raw: &mut Raw, topics: Option<Vec<&str>>) -> protocol::MetadataRespo
         allow_auto_topic_creation: true,
         ..Default::default()
     };
-    match raw.call(&req, 12) {
-        ResponseBody::Metadata(m) => m,
-        other => panic!("not metadata: {other:?}"),
-    }
+    raw.call(&req, 12)
 }
 
 #[test]
@@ -165,9 +161,7 @@ fn api_versions_round_trip_on_raw_tcp() {
             client_software_version: "1".into(),
             ..Default::default()
         };
-        let ResponseBody::ApiVersions(resp) = raw.call(&req, version) else {
-            panic!("not ApiVersions");
-        };
+        let resp = raw.call(&req, version);
         assert_eq!(resp.error_code, 0, "v{version}");
         let keys: Vec<i16> = resp.api_keys.iter().map(|k| k.api_key).collect();
         for api in [
@@ -295,9 +289,7 @@ fn long_polling_fetch_answers_at_max_wait() {
         ..Default::default()
     };
     let started = Instant::now();
-    let ResponseBody::Fetch(resp) = raw.call(&fetch, 11) else {
-        panic!("not Fetch");
-    };
+    let resp = raw.call(&fetch, 11);
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
@@ -367,9 +359,7 @@ fn sasl_listener_closes_requests_before_authentication() {
         .expect("start");
     let mut raw = Raw::connect(broker.addresses()[0]);
     // ApiVersions is allowed before authentication...
-    let ResponseBody::ApiVersions(v) = raw.call(&ApiVersionsRequest::default(), 3) else {
-        panic!("not ApiVersions");
-    };
+    let v = raw.call(&ApiVersionsRequest::default(), 3);
     assert_eq!(v.error_code, 0);
     // ... Metadata is not.
     raw.send(&MetadataRequest::default(), 12);

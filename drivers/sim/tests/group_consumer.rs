@@ -22,7 +22,7 @@ use kafkit_core::protocol::create_topics::request::CreatableTopic;
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
     decode_response_frame, request_header_version, CreateTopicsRequest, Message, ProduceRequest,
-    RequestBody, RequestHeader, ResponseBody,
+    RequestBody, RequestHeader,
 };
 use kafkit_core::records::RecordBatchBuilder;
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, LinkConfig, Simulation};
@@ -134,7 +134,7 @@ impl Harness {
         serve_cluster(&mut h.sim, &h.cluster);
         h.call(
             0,
-            RequestBody::CreateTopics(CreateTopicsRequest {
+            CreateTopicsRequest {
                 topics: vec![CreatableTopic {
                     name: TOPIC.into(),
                     num_partitions: partitions,
@@ -143,7 +143,7 @@ impl Harness {
                 }],
                 timeout_ms: 1000,
                 ..Default::default()
-            }),
+            },
             5,
         );
         h
@@ -157,10 +157,16 @@ impl Harness {
         i
     }
 
-    fn call(&mut self, broker: i32, body: RequestBody, version: i16) -> ResponseBody {
+    fn call<R: kafkit_core::protocol::Request>(
+        &mut self,
+        broker: i32,
+        body: R,
+        version: i16,
+    ) -> R::Response {
+        let body: RequestBody = body.into();
         self.next_conn += 1;
         let conn = u64::MAX - self.next_conn;
-        let api = body.api_key();
+        let api = R::API_KEY;
         let now = self.sim.now();
         let mut c = self.cluster.borrow_mut();
         assert!(c.connection_opened(broker, conn, "/test-producer"));
@@ -170,6 +176,8 @@ impl Harness {
         decode_response_frame(api, version, reply.frames[0].slice(4..))
             .unwrap()
             .1
+            .into_response::<R>()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Produces `n` records to every partition.
@@ -180,7 +188,7 @@ impl Harness {
             for i in 0..n {
                 b.append(1_000 + i as i64, None, Some(b"v"), &[]).unwrap();
             }
-            let body = RequestBody::Produce(ProduceRequest {
+            let body = ProduceRequest {
                 acks: -1,
                 timeout_ms: 1000,
                 topic_data: vec![TopicProduceData {
@@ -193,10 +201,8 @@ impl Harness {
                     ..Default::default()
                 }],
                 ..Default::default()
-            });
-            let ResponseBody::Produce(r) = self.call(leader, body, 8) else {
-                panic!("not a produce response")
             };
+            let r = self.call(leader, body, 8);
             assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
             *self.produced.entry(p).or_default() += n as i64;
         }
@@ -774,7 +780,7 @@ fn pattern_subscriptions_pick_up_new_topics() {
     assert_eq!(h.sim.client(0).subscription(), [TOPIC.to_string()].into());
     h.call(
         0,
-        RequestBody::CreateTopics(CreateTopicsRequest {
+        CreateTopicsRequest {
             topics: vec![CreatableTopic {
                 name: "evolved".into(),
                 num_partitions: 3,
@@ -783,7 +789,7 @@ fn pattern_subscriptions_pick_up_new_topics() {
             }],
             timeout_ms: 1000,
             ..Default::default()
-        }),
+        },
         5,
     );
     h.run_until(LONG, "new topic assigned", |h| {

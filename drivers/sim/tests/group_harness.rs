@@ -110,16 +110,16 @@ impl Harness {
         (client, reply)
     }
 
-    /// Sends and expects an immediate answer.
-    pub fn call(
+    /// Sends and expects an immediate answer: the response to `body`.
+    pub fn call<R: kafkit_core::protocol::Request>(
         &mut self,
         conn: u64,
         client_id: &str,
         version: i16,
-        body: impl Into<RequestBody>,
-    ) -> ResponseBody {
+        body: R,
+    ) -> R::Response {
         match self.send(conn, client_id, version, body).1 {
-            GroupReply::Now(body) => body,
+            GroupReply::Now(body) => body.into_response::<R>().unwrap_or_else(|e| panic!("{e}")),
             GroupReply::Deferred => panic!("expected an immediate answer"),
         }
     }
@@ -308,9 +308,9 @@ impl Consumer {
             GroupReply::Now(b) => b.clone(),
             GroupReply::Deferred => h.answer(&pending.0).expect("JoinGroup answered"),
         };
-        let ResponseBody::JoinGroup(r) = body else {
-            panic!("not a JoinGroup response: {body:?}")
-        };
+        let r = body
+            .into_response::<JoinGroupRequest>()
+            .unwrap_or_else(|e| panic!("{e}"));
         if r.error_code == 0 {
             self.member_id = r.member_id.clone();
             self.generation = r.generation_id;
@@ -354,10 +354,8 @@ impl Consumer {
             GroupReply::Now(b) => b.clone(),
             GroupReply::Deferred => h.answer(&pending.0).expect("SyncGroup answered"),
         };
-        let ResponseBody::SyncGroup(r) = body else {
-            panic!("not a SyncGroup response: {body:?}")
-        };
-        r
+        body.into_response::<SyncGroupRequest>()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends Heartbeat (v4) and returns its error code.
@@ -369,10 +367,7 @@ impl Consumer {
             group_instance_id: self.instance_id.clone(),
             ..Default::default()
         };
-        match h.call(self.conn, &self.client_id, 4, req) {
-            ResponseBody::Heartbeat(r) => ErrorCode(r.error_code),
-            other => panic!("not a Heartbeat response: {other:?}"),
-        }
+        h.call(self.conn, &self.client_id, 4, req).error()
     }
 }
 

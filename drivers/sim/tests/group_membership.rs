@@ -19,7 +19,11 @@ fn consumers(n: u64) -> Vec<Consumer> {
         .collect()
 }
 
-fn leave(h: &mut Harness, version: i16, members: &[(&str, Option<&str>)]) -> ResponseBody {
+fn leave(
+    h: &mut Harness,
+    version: i16,
+    members: &[(&str, Option<&str>)],
+) -> kafkit_core::protocol::LeaveGroupResponse {
     let req = LeaveGroupRequest {
         group_id: "g".into(),
         member_id: members.first().map(|m| m.0.to_string()).unwrap_or_default(),
@@ -50,7 +54,7 @@ fn three_members_join_with_member_id_required_sync_and_heartbeat() {
     let GroupReply::Now(ResponseBody::JoinGroup(r)) = first else {
         panic!("expected MEMBER_ID_REQUIRED")
     };
-    assert_eq!(ErrorCode(r.error_code), ErrorCode::MEMBER_ID_REQUIRED);
+    assert_eq!(r.error(), ErrorCode::MEMBER_ID_REQUIRED);
     assert!(r.member_id.starts_with("c1-"), "{}", r.member_id);
     assert_eq!(r.generation_id, -1);
     cs[0].member_id = r.member_id.clone();
@@ -183,9 +187,6 @@ fn a_leaving_member_triggers_a_rebalance() {
     let mut cs = consumers(3);
     form_group(&mut h, &mut cs, 1_000);
     let r = leave(&mut h, 4, &[(&cs[1].member_id, None)]);
-    let ResponseBody::LeaveGroup(r) = r else {
-        panic!()
-    };
     assert_eq!(r.error_code, 0);
     assert_eq!(r.members.len(), 1);
     assert_eq!(r.members[0].member_id, cs[1].member_id);
@@ -208,23 +209,15 @@ fn a_leaving_member_triggers_a_rebalance() {
     );
 
     // Leaving again: unknown members are per-member errors from v3, the single error before.
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 3, &[(&cs[1].member_id, None)]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 3, &[(&cs[1].member_id, None)]);
     assert_eq!((r.error_code, r.members[0].error_code), (0, 25));
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 1, &[(&cs[1].member_id, None)]) else {
-        panic!()
-    };
-    assert_eq!(ErrorCode(r.error_code), ErrorCode::UNKNOWN_MEMBER_ID);
+    let r = leave(&mut h, 1, &[(&cs[1].member_id, None)]);
+    assert_eq!(r.error(), ErrorCode::UNKNOWN_MEMBER_ID);
     assert!(r.members.is_empty());
     // The last members leave (v0 and a v5 batch): the group ends Empty at the next generation.
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 0, &[(&cs[0].member_id, None)]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 0, &[(&cs[0].member_id, None)]);
     assert_eq!(r.error_code, 0);
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 5, &[(&cs[2].member_id, None)]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 5, &[(&cs[2].member_id, None)]);
     assert_eq!(r.members[0].error_code, 0);
     let g = h.gc.group("g").unwrap();
     assert_eq!((g.state, g.generation_id), (GroupState::Empty, 3));
@@ -308,7 +301,7 @@ fn a_member_id_handed_out_but_never_used_holds_the_rebalance_until_it_expires() 
     let GroupReply::Now(ResponseBody::JoinGroup(r)) = r else {
         panic!()
     };
-    assert_eq!(ErrorCode(r.error_code), ErrorCode::MEMBER_ID_REQUIRED);
+    assert_eq!(r.error(), ErrorCode::MEMBER_ID_REQUIRED);
     assert_eq!(h.state("g"), Some(GroupState::Stable), "no rebalance yet");
     let start = h.elapsed_ms();
     // The leader rejoining starts a rebalance; the follower rejoins too.
@@ -377,9 +370,7 @@ fn static_member_restart_keeps_its_assignment_without_a_rebalance() {
         ErrorCode(old_join.joined(&mut h, &p).error_code),
         ErrorCode::FENCED_INSTANCE_ID
     );
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 3, &[(&old.member_id, Some("i2"))]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 3, &[(&old.member_id, Some("i2"))]);
     assert_eq!(
         ErrorCode(r.members[0].error_code),
         ErrorCode::FENCED_INSTANCE_ID
@@ -388,14 +379,10 @@ fn static_member_restart_keeps_its_assignment_without_a_rebalance() {
     assert_eq!((g.state, g.generation_id), (GroupState::Stable, 1));
 
     // Removing the instance by id alone (administrative leave) does rebalance.
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 3, &[("", Some("i2"))]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 3, &[("", Some("i2"))]);
     assert_eq!(r.members[0].error_code, 0);
     assert_eq!(h.state("g"), Some(GroupState::PreparingRebalance));
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 3, &[("", Some("i9"))]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 3, &[("", Some("i9"))]);
     assert_eq!(
         ErrorCode(r.members[0].error_code),
         ErrorCode::UNKNOWN_MEMBER_ID
@@ -530,24 +517,17 @@ fn protocol_is_chosen_by_vote_among_those_all_members_support() {
     );
     let mut req = Consumer::new(5, "g", &["orders"]).join_request();
     req.protocol_type = "connect".into();
-    let ResponseBody::JoinGroup(r) = h.call(5, "c5", 7, req) else {
-        panic!()
-    };
-    assert_eq!(
-        ErrorCode(r.error_code),
-        ErrorCode::INCONSISTENT_GROUP_PROTOCOL
-    );
+    let r = h.call(5, "c5", 7, req);
+    assert_eq!(r.error(), ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
 }
 
 #[test]
 fn join_sync_and_heartbeat_errors() {
     let mut h = Harness::quick();
     let join_error = |h: &mut Harness, req: JoinGroupRequest, version: i16| {
-        let ResponseBody::JoinGroup(r) = h.call(7, "c7", version, req) else {
-            panic!()
-        };
+        let r = h.call(7, "c7", version, req);
         assert_eq!(r.generation_id, -1);
-        ErrorCode(r.error_code)
+        r.error()
     };
     let c = Consumer::new(7, "g", &["orders"]);
     let mut req = c.join_request();
@@ -609,26 +589,14 @@ fn join_sync_and_heartbeat_errors() {
     // SyncGroup v5 must carry both protocol fields, and they must match the group's.
     let mut req: SyncGroupRequest = cs[1].sync_request(&[]);
     req.protocol_type = None;
-    let ResponseBody::SyncGroup(r) = h.call(2, "c2", 5, req.clone()) else {
-        panic!()
-    };
-    assert_eq!(
-        ErrorCode(r.error_code),
-        ErrorCode::INCONSISTENT_GROUP_PROTOCOL
-    );
-    let ResponseBody::SyncGroup(r) = h.call(2, "c2", 4, req) else {
-        panic!()
-    };
+    let r = h.call(2, "c2", 5, req.clone());
+    assert_eq!(r.error(), ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
+    let r = h.call(2, "c2", 4, req);
     assert_eq!(r.error_code, 0, "optional before v5");
     let mut req = cs[1].sync_request(&[]);
     req.protocol_name = Some("roundrobin".into());
-    let ResponseBody::SyncGroup(r) = h.call(2, "c2", 5, req) else {
-        panic!()
-    };
-    assert_eq!(
-        ErrorCode(r.error_code),
-        ErrorCode::INCONSISTENT_GROUP_PROTOCOL
-    );
+    let r = h.call(2, "c2", 5, req);
+    assert_eq!(r.error(), ErrorCode::INCONSISTENT_GROUP_PROTOCOL);
 
     // During PreparingRebalance, SyncGroup is REBALANCE_IN_PROGRESS.
     let _ = cs[0].join(&mut h);
@@ -682,9 +650,7 @@ fn leader_leaving_during_completing_rebalance_fails_parked_syncs() {
     }
     let s1 = cs[1].sync(&mut h, &[]);
     assert_eq!(s1.1, GroupReply::Deferred);
-    let ResponseBody::LeaveGroup(r) = leave(&mut h, 4, &[(&cs[0].member_id, None)]) else {
-        panic!()
-    };
+    let r = leave(&mut h, 4, &[(&cs[0].member_id, None)]);
     assert_eq!(r.members[0].error_code, 0);
     assert_eq!(
         ErrorCode(cs[1].synced(&mut h, &s1).error_code),
@@ -767,7 +733,7 @@ fn a_new_member_parked_for_five_minutes_is_dropped() {
     assert!(h.answers.is_empty());
     h.advance(3_000); // 5 minutes after the newcomer joined
     let r = second[0].joined(&mut h, &p1);
-    assert_eq!(ErrorCode(r.error_code), ErrorCode::UNKNOWN_MEMBER_ID);
+    assert_eq!(r.error(), ErrorCode::UNKNOWN_MEMBER_ID);
     assert_eq!(r.member_id, "");
     let g = h.gc.group("g").unwrap();
     assert_eq!(

@@ -16,7 +16,6 @@ use kafkit_core::protocol::offset_fetch::request::{
 };
 use kafkit_core::protocol::{
     ErrorCode, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetFetchResponse,
-    ResponseBody,
 };
 
 /// Who commits: generation, member id, instance id.
@@ -80,12 +79,10 @@ fn commit(
         topics,
         ..Default::default()
     };
-    let ResponseBody::OffsetCommit(r) = h.call(50, "committer", version, req) else {
-        panic!()
-    };
+    let r = h.call(50, "committer", version, req);
     r.topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| ErrorCode(p.error_code)))
+        .flat_map(|t| t.partitions.iter().map(|p| p.error()))
         .collect()
 }
 
@@ -110,9 +107,7 @@ fn fetch(
         }),
         ..Default::default()
     };
-    let ResponseBody::OffsetFetch(r) = h.call(51, "fetcher", version, req) else {
-        panic!()
-    };
+    let r = h.call(51, "fetcher", version, req);
     assert_eq!(r.error_code, 0);
     assert!(r.groups.is_empty());
     let mut out = Vec::new();
@@ -156,15 +151,13 @@ fn delete(h: &mut Harness, group: &str, offsets: &[(&str, i32)]) -> (ErrorCode, 
         topics,
         ..Default::default()
     };
-    let ResponseBody::OffsetDelete(r) = h.call(52, "admin", 0, req) else {
-        panic!()
-    };
+    let r = h.call(52, "admin", 0, req);
     let errors = r
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| ErrorCode(p.error_code)))
+        .flat_map(|t| t.partitions.iter().map(|p| p.error()))
         .collect();
-    (ErrorCode(r.error_code), errors)
+    (r.error(), errors)
 }
 
 const NONE: ErrorCode = ErrorCode::NONE;
@@ -297,9 +290,7 @@ fn commit_checks_topics_metadata_and_unknown_groups() {
         }],
         ..Default::default()
     };
-    let ResponseBody::OffsetCommit(r) = h.call(1, "c", 8, req) else {
-        panic!()
-    };
+    let r = h.call(1, "c", 8, req);
     assert_eq!(
         ErrorCode(r.topics[0].partitions[0].error_code),
         ErrorCode::OFFSET_METADATA_TOO_LARGE
@@ -432,11 +423,7 @@ fn fetch_of_several_groups_from_v8() {
         ..Default::default()
     };
     for version in [8, 9] {
-        let ResponseBody::OffsetFetch(OffsetFetchResponse { topics, groups, .. }) =
-            h.call(1, "c", version, req.clone())
-        else {
-            panic!()
-        };
+        let OffsetFetchResponse { topics, groups, .. } = h.call(1, "c", version, req.clone());
         assert!(topics.is_empty());
         let ids: Vec<_> = groups.iter().map(|g| g.group_id.as_str()).collect();
         assert_eq!(ids, vec!["a", "b", "c"]);

@@ -50,7 +50,7 @@ use kafkit_core::protocol::delete_records::request::{DeleteRecordsPartition, Del
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
     decode_response_frame, request_header_version, CreateTopicsRequest, DeleteRecordsRequest,
-    Message, ProduceRequest, RequestBody, RequestHeader, ResponseBody,
+    Message, ProduceRequest, RequestBody, RequestHeader,
 };
 use kafkit_core::records::{Header, RecordBatchBuilder};
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, LinkConfig, Simulation};
@@ -212,7 +212,7 @@ impl Scenario {
         };
         let created = s.call(
             0,
-            RequestBody::CreateTopics(CreateTopicsRequest {
+            CreateTopicsRequest {
                 topics: vec![CreatableTopic {
                     name: TOPIC.into(),
                     num_partitions: PARTITIONS,
@@ -221,7 +221,7 @@ impl Scenario {
                 }],
                 timeout_ms: 1000,
                 ..Default::default()
-            }),
+            },
             5,
         );
         assert!(created.is_some(), "topic created");
@@ -236,10 +236,16 @@ impl Scenario {
 
     /// One request on a fresh connection of the test's own, answered at once; `None` if the
     /// broker is down.
-    fn call(&mut self, broker: i32, body: RequestBody, version: i16) -> Option<ResponseBody> {
+    fn call<R: kafkit_core::protocol::Request>(
+        &mut self,
+        broker: i32,
+        body: R,
+        version: i16,
+    ) -> Option<R::Response> {
+        let body: RequestBody = body.into();
         self.next_conn += 1;
         let conn = u64::MAX - self.next_conn;
-        let api = body.api_key();
+        let api = R::API_KEY;
         let now = self.sim.now();
         let mut c = self.cluster.borrow_mut();
         if !c.connection_opened(broker, conn, "/test-producer") {
@@ -249,11 +255,10 @@ impl Scenario {
         c.connection_closed(broker, conn);
         assert_eq!(reply.frames.len(), 1, "{api:?} answered at once");
         let f = &reply.frames[0];
-        Some(
-            decode_response_frame(api, version, f.slice(4..))
-                .expect("a response")
-                .1,
-        )
+        let body = decode_response_frame(api, version, f.slice(4..))
+            .expect("a response")
+            .1;
+        Some(body.into_response::<R>().unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn leader(&self, partition: i32) -> i32 {
@@ -288,7 +293,7 @@ impl Scenario {
             .expect("append");
             written.push(Written { key, value });
         }
-        let body = RequestBody::Produce(ProduceRequest {
+        let body = ProduceRequest {
             acks: -1,
             timeout_ms: 1000,
             topic_data: vec![TopicProduceData {
@@ -301,8 +306,8 @@ impl Scenario {
                 ..Default::default()
             }],
             ..Default::default()
-        });
-        let Some(ResponseBody::Produce(r)) = self.call(leader, body, 8) else {
+        };
+        let Some(r) = self.call(leader, body, 8) else {
             return;
         };
         let pr = &r.responses[0].partition_responses[0];
@@ -321,7 +326,7 @@ impl Scenario {
         if leader < 0 {
             return;
         }
-        let body = RequestBody::DeleteRecords(DeleteRecordsRequest {
+        let body = DeleteRecordsRequest {
             topics: vec![DeleteRecordsTopic {
                 name: TOPIC.into(),
                 partitions: vec![DeleteRecordsPartition {
@@ -333,8 +338,8 @@ impl Scenario {
             }],
             timeout_ms: 1000,
             ..Default::default()
-        });
-        let Some(ResponseBody::DeleteRecords(r)) = self.call(leader, body, 1) else {
+        };
+        let Some(r) = self.call(leader, body, 1) else {
             return;
         };
         let pr = &r.topics[0].partitions[0];

@@ -62,7 +62,7 @@ use kafkit_core::protocol::create_topics::request::CreatableTopic;
 use kafkit_core::protocol::produce::request::{PartitionProduceData, TopicProduceData};
 use kafkit_core::protocol::{
     decode_response_frame, request_header_version, ApiKey, CreateTopicsRequest, Message,
-    ProduceRequest, RequestBody, RequestHeader, ResponseBody,
+    ProduceRequest, RequestBody, RequestHeader,
 };
 use kafkit_core::records::RecordBatchBuilder;
 use kafkit_sim::{
@@ -380,9 +380,9 @@ impl Scenario {
                 HookAction::Pass
             }),
         );
-        let created = s.call(
+        let r = s.call(
             0,
-            RequestBody::CreateTopics(CreateTopicsRequest {
+            CreateTopicsRequest {
                 topics: vec![CreatableTopic {
                     name: TOPIC.into(),
                     num_partitions: PARTITIONS,
@@ -391,12 +391,9 @@ impl Scenario {
                 }],
                 timeout_ms: 1000,
                 ..Default::default()
-            }),
+            },
             5,
         );
-        let ResponseBody::CreateTopics(r) = created else {
-            panic!("not a CreateTopics response")
-        };
         assert_eq!(r.topics[0].error_code, 0, "topic created");
         // Member 0 was created with the simulation; the first commit mode is drawn here.
         let commits = s.draw_commits();
@@ -477,10 +474,16 @@ impl Scenario {
         )
     }
 
-    fn call(&mut self, broker: i32, body: RequestBody, version: i16) -> ResponseBody {
+    fn call<R: kafkit_core::protocol::Request>(
+        &mut self,
+        broker: i32,
+        body: R,
+        version: i16,
+    ) -> R::Response {
+        let body = body.into();
         self.next_conn += 1;
         let conn = u64::MAX - self.next_conn;
-        let api = body.api_key();
+        let api = R::API_KEY;
         let now = self.sim.now();
         let mut c = self.cluster.borrow_mut();
         assert!(c.connection_opened(broker, conn, "/test-producer"));
@@ -490,6 +493,8 @@ impl Scenario {
         decode_response_frame(api, version, reply.frames[0].slice(4..))
             .expect("response decodes")
             .1
+            .into_response::<R>()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Appends `n` records to partition `p` through its leader.
@@ -507,7 +512,7 @@ impl Scenario {
             b.append(1_000 + i as i64, None, Some(value.as_bytes()), &[])
                 .expect("append");
         }
-        let body = RequestBody::Produce(ProduceRequest {
+        let body = ProduceRequest {
             acks: -1,
             timeout_ms: 1000,
             topic_data: vec![TopicProduceData {
@@ -520,10 +525,8 @@ impl Scenario {
                 ..Default::default()
             }],
             ..Default::default()
-        });
-        let ResponseBody::Produce(r) = self.call(leader, body, 8) else {
-            return Err(self.fail("not a produce response".into()));
         };
+        let r = self.call(leader, body, 8);
         let pr = &r.responses[0].partition_responses[0];
         if pr.error_code != 0 || pr.base_offset != next {
             return Err(self.fail(format!(

@@ -356,16 +356,12 @@ fn partition_errors(resp: &Response) -> Vec<ErrorCode> {
         ResponseBody::Produce(p) => p
             .responses
             .iter()
-            .flat_map(|t| {
-                t.partition_responses
-                    .iter()
-                    .map(|p| ErrorCode(p.error_code))
-            })
+            .flat_map(|t| t.partition_responses.iter().map(|p| p.error()))
             .collect(),
         ResponseBody::ListOffsets(l) => l
             .topics
             .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| ErrorCode(p.error_code)))
+            .flat_map(|t| t.partitions.iter().map(|p| p.error()))
             .collect(),
         _ => Vec::new(),
     }

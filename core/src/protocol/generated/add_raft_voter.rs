@@ -154,7 +154,7 @@ pub mod request {
 /// The response of API key 80 (AddRaftVoter) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// AddRaftVoterResponse: API key 80, versions 0, flexible from 0.
@@ -213,6 +213,14 @@ pub mod response {
             this.error_message = r.read_nullable_string(true)?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl AddRaftVoterResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

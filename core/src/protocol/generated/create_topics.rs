@@ -320,7 +320,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
     use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// CreateTopicsResponse: API key 19, versions 0-7, flexible from 5.
@@ -513,6 +513,14 @@ pub mod response {
                 })?;
             }
             Ok(this)
+        }
+    }
+
+    impl CreatableTopicResult {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

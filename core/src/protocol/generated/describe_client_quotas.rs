@@ -165,7 +165,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// DescribeClientQuotasResponse: API key 48, versions 0-1, flexible from 1.
@@ -247,6 +247,14 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
             Ok(this)
+        }
+    }
+
+    impl DescribeClientQuotasResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

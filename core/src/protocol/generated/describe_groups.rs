@@ -106,7 +106,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::{BufMut, Bytes};
 
     /// DescribeGroupsResponse: API key 15, versions 0-5, flexible from 5.
@@ -281,6 +281,14 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
             Ok(this)
+        }
+    }
+
+    impl DescribedGroup {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -128,7 +128,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// DescribeUserScramCredentialsResponse: API key 50, versions 0, flexible from 0.
@@ -201,6 +201,14 @@ pub mod response {
         }
     }
 
+    impl DescribeUserScramCredentialsResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
+        }
+    }
+
     #[cfg(feature = "fuzzing")]
     impl DescribeUserScramCredentialsResponse {
         /// A random value that is valid at `version` (round-trip tests and fuzzing).
@@ -270,6 +278,14 @@ pub mod response {
             )?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl DescribeUserScramCredentialsResult {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -5,7 +5,7 @@ use bytes::BufMut;
 
 use super::*;
 use crate::codec::{DecodeError, EncodeError, Reader};
-use crate::protocol::Message;
+use crate::protocol::{Message, UnexpectedResponse};
 
 /// Any request body, one variant per API key.
 #[derive(Debug, Clone, PartialEq)]
@@ -2176,5 +2176,1013 @@ impl From<DeleteShareGroupStateResponse> for ResponseBody {
 impl From<ReadShareGroupStateSummaryResponse> for ResponseBody {
     fn from(m: ReadShareGroupStateSummaryResponse) -> Self {
         Self::ReadShareGroupStateSummary(m)
+    }
+}
+
+impl TryFrom<ResponseBody> for ProduceResponse {
+    type Error = UnexpectedResponse;
+    /// The Produce response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::Produce(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::Produce,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for FetchResponse {
+    type Error = UnexpectedResponse;
+    /// The Fetch response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::Fetch(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::Fetch,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ListOffsetsResponse {
+    type Error = UnexpectedResponse;
+    /// The ListOffsets response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ListOffsets(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ListOffsets,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for MetadataResponse {
+    type Error = UnexpectedResponse;
+    /// The Metadata response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::Metadata(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::Metadata,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for OffsetCommitResponse {
+    type Error = UnexpectedResponse;
+    /// The OffsetCommit response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::OffsetCommit(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::OffsetCommit,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for OffsetFetchResponse {
+    type Error = UnexpectedResponse;
+    /// The OffsetFetch response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::OffsetFetch(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::OffsetFetch,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for FindCoordinatorResponse {
+    type Error = UnexpectedResponse;
+    /// The FindCoordinator response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::FindCoordinator(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::FindCoordinator,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for JoinGroupResponse {
+    type Error = UnexpectedResponse;
+    /// The JoinGroup response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::JoinGroup(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::JoinGroup,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for HeartbeatResponse {
+    type Error = UnexpectedResponse;
+    /// The Heartbeat response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::Heartbeat(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::Heartbeat,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for LeaveGroupResponse {
+    type Error = UnexpectedResponse;
+    /// The LeaveGroup response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::LeaveGroup(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::LeaveGroup,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for SyncGroupResponse {
+    type Error = UnexpectedResponse;
+    /// The SyncGroup response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::SyncGroup(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::SyncGroup,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeGroupsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeGroups response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeGroups(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeGroups,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ListGroupsResponse {
+    type Error = UnexpectedResponse;
+    /// The ListGroups response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ListGroups(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ListGroups,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for SaslHandshakeResponse {
+    type Error = UnexpectedResponse;
+    /// The SaslHandshake response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::SaslHandshake(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::SaslHandshake,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ApiVersionsResponse {
+    type Error = UnexpectedResponse;
+    /// The ApiVersions response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ApiVersions(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ApiVersions,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for CreateTopicsResponse {
+    type Error = UnexpectedResponse;
+    /// The CreateTopics response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::CreateTopics(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::CreateTopics,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DeleteTopicsResponse {
+    type Error = UnexpectedResponse;
+    /// The DeleteTopics response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DeleteTopics(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DeleteTopics,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DeleteRecordsResponse {
+    type Error = UnexpectedResponse;
+    /// The DeleteRecords response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DeleteRecords(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DeleteRecords,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for InitProducerIdResponse {
+    type Error = UnexpectedResponse;
+    /// The InitProducerId response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::InitProducerId(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::InitProducerId,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for OffsetForLeaderEpochResponse {
+    type Error = UnexpectedResponse;
+    /// The OffsetForLeaderEpoch response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::OffsetForLeaderEpoch(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::OffsetForLeaderEpoch,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AddPartitionsToTxnResponse {
+    type Error = UnexpectedResponse;
+    /// The AddPartitionsToTxn response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AddPartitionsToTxn(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AddPartitionsToTxn,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AddOffsetsToTxnResponse {
+    type Error = UnexpectedResponse;
+    /// The AddOffsetsToTxn response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AddOffsetsToTxn(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AddOffsetsToTxn,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for EndTxnResponse {
+    type Error = UnexpectedResponse;
+    /// The EndTxn response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::EndTxn(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::EndTxn,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for WriteTxnMarkersResponse {
+    type Error = UnexpectedResponse;
+    /// The WriteTxnMarkers response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::WriteTxnMarkers(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::WriteTxnMarkers,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for TxnOffsetCommitResponse {
+    type Error = UnexpectedResponse;
+    /// The TxnOffsetCommit response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::TxnOffsetCommit(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::TxnOffsetCommit,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeAclsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeAcls response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeAcls(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeAcls,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for CreateAclsResponse {
+    type Error = UnexpectedResponse;
+    /// The CreateAcls response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::CreateAcls(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::CreateAcls,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DeleteAclsResponse {
+    type Error = UnexpectedResponse;
+    /// The DeleteAcls response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DeleteAcls(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DeleteAcls,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeConfigsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeConfigs response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeConfigs(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeConfigs,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AlterConfigsResponse {
+    type Error = UnexpectedResponse;
+    /// The AlterConfigs response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AlterConfigs(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AlterConfigs,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AlterReplicaLogDirsResponse {
+    type Error = UnexpectedResponse;
+    /// The AlterReplicaLogDirs response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AlterReplicaLogDirs(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AlterReplicaLogDirs,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeLogDirsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeLogDirs response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeLogDirs(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeLogDirs,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for SaslAuthenticateResponse {
+    type Error = UnexpectedResponse;
+    /// The SaslAuthenticate response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::SaslAuthenticate(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::SaslAuthenticate,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for CreatePartitionsResponse {
+    type Error = UnexpectedResponse;
+    /// The CreatePartitions response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::CreatePartitions(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::CreatePartitions,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for CreateDelegationTokenResponse {
+    type Error = UnexpectedResponse;
+    /// The CreateDelegationToken response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::CreateDelegationToken(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::CreateDelegationToken,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for RenewDelegationTokenResponse {
+    type Error = UnexpectedResponse;
+    /// The RenewDelegationToken response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::RenewDelegationToken(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::RenewDelegationToken,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ExpireDelegationTokenResponse {
+    type Error = UnexpectedResponse;
+    /// The ExpireDelegationToken response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ExpireDelegationToken(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ExpireDelegationToken,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeDelegationTokenResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeDelegationToken response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeDelegationToken(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeDelegationToken,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DeleteGroupsResponse {
+    type Error = UnexpectedResponse;
+    /// The DeleteGroups response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DeleteGroups(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DeleteGroups,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ElectLeadersResponse {
+    type Error = UnexpectedResponse;
+    /// The ElectLeaders response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ElectLeaders(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ElectLeaders,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for IncrementalAlterConfigsResponse {
+    type Error = UnexpectedResponse;
+    /// The IncrementalAlterConfigs response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::IncrementalAlterConfigs(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::IncrementalAlterConfigs,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AlterPartitionReassignmentsResponse {
+    type Error = UnexpectedResponse;
+    /// The AlterPartitionReassignments response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AlterPartitionReassignments(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AlterPartitionReassignments,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ListPartitionReassignmentsResponse {
+    type Error = UnexpectedResponse;
+    /// The ListPartitionReassignments response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ListPartitionReassignments(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ListPartitionReassignments,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for OffsetDeleteResponse {
+    type Error = UnexpectedResponse;
+    /// The OffsetDelete response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::OffsetDelete(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::OffsetDelete,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeClientQuotasResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeClientQuotas response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeClientQuotas(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeClientQuotas,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AlterClientQuotasResponse {
+    type Error = UnexpectedResponse;
+    /// The AlterClientQuotas response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AlterClientQuotas(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AlterClientQuotas,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeUserScramCredentialsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeUserScramCredentials response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeUserScramCredentials(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeUserScramCredentials,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AlterUserScramCredentialsResponse {
+    type Error = UnexpectedResponse;
+    /// The AlterUserScramCredentials response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AlterUserScramCredentials(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AlterUserScramCredentials,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeQuorumResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeQuorum response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeQuorum(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeQuorum,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for UpdateFeaturesResponse {
+    type Error = UnexpectedResponse;
+    /// The UpdateFeatures response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::UpdateFeatures(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::UpdateFeatures,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeClusterResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeCluster response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeCluster(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeCluster,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeProducersResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeProducers response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeProducers(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeProducers,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for UnregisterBrokerResponse {
+    type Error = UnexpectedResponse;
+    /// The UnregisterBroker response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::UnregisterBroker(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::UnregisterBroker,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeTransactionsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeTransactions response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeTransactions(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeTransactions,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ListTransactionsResponse {
+    type Error = UnexpectedResponse;
+    /// The ListTransactions response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ListTransactions(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ListTransactions,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ConsumerGroupHeartbeatResponse {
+    type Error = UnexpectedResponse;
+    /// The ConsumerGroupHeartbeat response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ConsumerGroupHeartbeat(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ConsumerGroupHeartbeat,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ConsumerGroupDescribeResponse {
+    type Error = UnexpectedResponse;
+    /// The ConsumerGroupDescribe response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ConsumerGroupDescribe(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ConsumerGroupDescribe,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for GetTelemetrySubscriptionsResponse {
+    type Error = UnexpectedResponse;
+    /// The GetTelemetrySubscriptions response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::GetTelemetrySubscriptions(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::GetTelemetrySubscriptions,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for PushTelemetryResponse {
+    type Error = UnexpectedResponse;
+    /// The PushTelemetry response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::PushTelemetry(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::PushTelemetry,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ListClientMetricsResourcesResponse {
+    type Error = UnexpectedResponse;
+    /// The ListClientMetricsResources response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ListClientMetricsResources(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ListClientMetricsResources,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DescribeTopicPartitionsResponse {
+    type Error = UnexpectedResponse;
+    /// The DescribeTopicPartitions response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DescribeTopicPartitions(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DescribeTopicPartitions,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ShareGroupHeartbeatResponse {
+    type Error = UnexpectedResponse;
+    /// The ShareGroupHeartbeat response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ShareGroupHeartbeat(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ShareGroupHeartbeat,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ShareGroupDescribeResponse {
+    type Error = UnexpectedResponse;
+    /// The ShareGroupDescribe response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ShareGroupDescribe(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ShareGroupDescribe,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ShareFetchResponse {
+    type Error = UnexpectedResponse;
+    /// The ShareFetch response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ShareFetch(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ShareFetch,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ShareAcknowledgeResponse {
+    type Error = UnexpectedResponse;
+    /// The ShareAcknowledge response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ShareAcknowledge(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ShareAcknowledge,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for AddRaftVoterResponse {
+    type Error = UnexpectedResponse;
+    /// The AddRaftVoter response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::AddRaftVoter(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::AddRaftVoter,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for RemoveRaftVoterResponse {
+    type Error = UnexpectedResponse;
+    /// The RemoveRaftVoter response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::RemoveRaftVoter(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::RemoveRaftVoter,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for InitializeShareGroupStateResponse {
+    type Error = UnexpectedResponse;
+    /// The InitializeShareGroupState response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::InitializeShareGroupState(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::InitializeShareGroupState,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ReadShareGroupStateResponse {
+    type Error = UnexpectedResponse;
+    /// The ReadShareGroupState response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ReadShareGroupState(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ReadShareGroupState,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for WriteShareGroupStateResponse {
+    type Error = UnexpectedResponse;
+    /// The WriteShareGroupState response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::WriteShareGroupState(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::WriteShareGroupState,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for DeleteShareGroupStateResponse {
+    type Error = UnexpectedResponse;
+    /// The DeleteShareGroupState response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::DeleteShareGroupState(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::DeleteShareGroupState,
+                got: other.api_key(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<ResponseBody> for ReadShareGroupStateSummaryResponse {
+    type Error = UnexpectedResponse;
+    /// The ReadShareGroupStateSummary response inside `body`, or which API `body` answers instead.
+    fn try_from(body: ResponseBody) -> Result<Self, UnexpectedResponse> {
+        match body {
+            ResponseBody::ReadShareGroupStateSummary(m) => Ok(m),
+            other => Err(UnexpectedResponse {
+                expected: ApiKey::ReadShareGroupStateSummary,
+                got: other.api_key(),
+            }),
+        }
     }
 }

@@ -575,7 +575,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
     use crate::protocol::support::{read_nullable_array, read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::{BufMut, Bytes};
 
     /// FetchResponse: API key 1, versions 0-17, flexible from 12.
@@ -691,6 +691,14 @@ pub mod response {
                 })?;
             }
             Ok(this)
+        }
+    }
+
+    impl FetchResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`. The field exists in versions 7+; decoded at another version it holds its default.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 
@@ -961,6 +969,14 @@ pub mod response {
                 })?;
             }
             Ok(this)
+        }
+    }
+
+    impl PartitionData {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -74,7 +74,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Uuid, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// GetTelemetrySubscriptionsResponse: API key 71, versions 0, flexible from 0.
@@ -153,6 +153,14 @@ pub mod response {
                 read_response_array(r, true, 1, |r| r.read_string(true), "RequestedMetrics")?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl GetTelemetrySubscriptionsResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -133,7 +133,7 @@ pub mod request {
 /// The response of API key 22 (InitProducerId) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// InitProducerIdResponse: API key 22, versions 0-5, flexible from 2.
@@ -207,6 +207,14 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
             Ok(this)
+        }
+    }
+
+    impl InitProducerIdResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -189,7 +189,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// LeaveGroupResponse: API key 13, versions 0-5, flexible from 4.
@@ -272,6 +272,14 @@ pub mod response {
         }
     }
 
+    impl LeaveGroupResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
+        }
+    }
+
     #[cfg(feature = "fuzzing")]
     impl LeaveGroupResponse {
         /// A random value that is valid at `version` (round-trip tests and fuzzing).
@@ -343,6 +351,14 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
             Ok(this)
+        }
+    }
+
+    impl MemberResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`. The field exists in versions 3+; decoded at another version it holds its default.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

@@ -177,7 +177,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// OffsetDeleteResponse: API key 47, versions 0, never flexible.
@@ -236,6 +236,14 @@ pub mod response {
                 "Topics",
             )?;
             Ok(this)
+        }
+    }
+
+    impl OffsetDeleteResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 
@@ -337,6 +345,14 @@ pub mod response {
             this.partition_index = r.read_i32()?;
             this.error_code = r.read_i16()?;
             Ok(this)
+        }
+    }
+
+    impl OffsetDeleteResponsePartition {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

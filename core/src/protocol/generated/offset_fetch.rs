@@ -367,7 +367,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// OffsetFetchResponse: API key 9, versions 0-9, flexible from 6.
@@ -471,6 +471,14 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
             Ok(this)
+        }
+    }
+
+    impl OffsetFetchResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`. The field exists in versions 2-7; decoded at another version it holds its default.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 
@@ -629,6 +637,14 @@ pub mod response {
         }
     }
 
+    impl OffsetFetchResponsePartition {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`. The field exists in versions 0-7; decoded at another version it holds its default.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
+        }
+    }
+
     #[cfg(feature = "fuzzing")]
     impl OffsetFetchResponsePartition {
         /// A random value that is valid at `version` (round-trip tests and fuzzing).
@@ -685,6 +701,14 @@ pub mod response {
             this.error_code = r.read_i16()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl OffsetFetchResponseGroup {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`. The field exists in versions 8+; decoded at another version it holds its default.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 
@@ -801,6 +825,14 @@ pub mod response {
             this.error_code = r.read_i16()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl OffsetFetchResponsePartitions {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`. The field exists in versions 8+; decoded at another version it holds its default.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

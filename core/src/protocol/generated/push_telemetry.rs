@@ -93,7 +93,7 @@ pub mod request {
 /// The response of API key 72 (PushTelemetry) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// PushTelemetryResponse: API key 72, versions 0, flexible from 0.
@@ -137,6 +137,14 @@ pub mod response {
             this.error_code = r.read_i16()?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl PushTelemetryResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

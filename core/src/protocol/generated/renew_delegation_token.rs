@@ -90,7 +90,7 @@ pub mod request {
 /// The response of API key 39 (RenewDelegationToken) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// RenewDelegationTokenResponse: API key 39, versions 0-2, flexible from 2.
@@ -148,6 +148,14 @@ pub mod response {
                 this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             }
             Ok(this)
+        }
+    }
+
+    impl RenewDelegationTokenResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

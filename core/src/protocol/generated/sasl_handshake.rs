@@ -78,7 +78,7 @@ pub mod request {
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
     use crate::protocol::support::{read_response_array, write_array};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// SaslHandshakeResponse: API key 17, versions 0-1, never flexible.
@@ -130,6 +130,14 @@ pub mod response {
             this.mechanisms =
                 read_response_array(r, false, 2, |r| r.read_string(false), "Mechanisms")?;
             Ok(this)
+        }
+    }
+
+    impl SaslHandshakeResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

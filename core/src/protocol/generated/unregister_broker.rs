@@ -73,7 +73,7 @@ pub mod request {
 /// The response of API key 64 (UnregisterBroker) and its nested structs.
 pub mod response {
     use crate::codec::{DecodeError, EncodeError, RawTaggedField, Reader, Writer};
-    use crate::protocol::{ApiKey, Message};
+    use crate::protocol::{ApiKey, ErrorCode, Message};
     use bytes::BufMut;
 
     /// UnregisterBrokerResponse: API key 64, versions 0, flexible from 0.
@@ -132,6 +132,14 @@ pub mod response {
             this.error_message = r.read_nullable_string(true)?;
             this.unknown_tagged_fields = r.read_tagged_fields(|_, _| Ok(false))?;
             Ok(this)
+        }
+    }
+
+    impl UnregisterBrokerResponse {
+        /// The `ErrorCode` field as an [`ErrorCode`] (`NONE` is success), like the Java client's
+        /// `error()`.
+        pub fn error(&self) -> ErrorCode {
+            ErrorCode(self.error_code)
         }
     }
 

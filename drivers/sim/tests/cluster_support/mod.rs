@@ -51,6 +51,18 @@ pub fn decode(api: ApiKey, version: i16, frame: &Bytes) -> (ResponseHeader, Resp
     decode_response_frame(api, version, frame.slice(4..)).unwrap()
 }
 
+/// [`decode`] of the response to a request of type `R`.
+pub fn decode_as<R: kafkit_core::protocol::Request>(
+    version: i16,
+    frame: &Bytes,
+) -> (ResponseHeader, R::Response) {
+    let (header, body) = decode(R::API_KEY, version, frame);
+    (
+        header,
+        body.into_response::<R>().unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
 impl Harness {
     pub fn new(config: ClusterConfig) -> Self {
         let now = Instant::now();
@@ -80,20 +92,19 @@ impl Harness {
         self.cluster.handle_frame(broker, conn, frame, self.now)
     }
 
-    /// Sends a request that must be answered at once with exactly one frame.
-    pub fn call(
+    /// Sends a request that must be answered at once with exactly one frame: its response.
+    pub fn call<R: kafkit_core::protocol::Request>(
         &mut self,
         broker: i32,
         conn: u64,
-        body: impl Into<RequestBody>,
+        body: R,
         version: i16,
-    ) -> ResponseBody {
-        let body = body.into();
-        let api = body.api_key();
+    ) -> R::Response {
+        let api = R::API_KEY;
         let reply = self.send(broker, conn, body, version);
         assert!(!reply.close, "{api:?} v{version} closed the connection");
         assert_eq!(reply.frames.len(), 1, "{api:?} v{version}: one response");
-        decode(api, version, &reply.frames[0]).1
+        decode_as::<R>(version, &reply.frames[0]).1
     }
 
     /// Moves the clock on by `d` and fires what is due.
