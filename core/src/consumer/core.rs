@@ -255,6 +255,9 @@ impl ConsumerCore {
                 }
                 let reserved = self.fetcher.reserved();
                 let total = self.buffer.accounted() + reserved;
+                let may_wait = self
+                    .buffer
+                    .readable_besides(Some(&tp), |tp| self.readable(tp));
                 let fetch = self.buffer.front_mut(&tp).expect("present");
                 let others = total - fetch.accounted();
                 let before = out.count();
@@ -263,6 +266,7 @@ impl ConsumerCore {
                     &mut out,
                     others,
                     self.fetcher.settings.bound,
+                    may_wait,
                     self.decode,
                 );
                 let (next_offset, last_epoch) = (fetch.next_offset, fetch.last_epoch);
@@ -321,15 +325,20 @@ impl ConsumerCore {
         None
     }
 
+    /// Whether the application reads `tp`'s buffered data now (it is not paused or being
+    /// revoked, and has a position).
+    fn readable(&self, tp: &TopicPartition) -> bool {
+        self.subs
+            .get(tp)
+            .is_ok_and(|s| !s.paused && !s.pending_revocation && s.position.is_some())
+    }
+
     /// Whether [`take_records`](Self::take_records) has something to return now.
     pub fn has_ready(&self) -> bool {
         // A fetch waiting for memory is not ready: reporting it would wake a waiting poll
-        // that then finds nothing, again and again, until other data arrives.
-        let data = self.buffer.ready_partitions().any(|tp| {
-            self.subs
-                .get(tp)
-                .is_ok_and(|s| !s.paused && !s.pending_revocation && s.position.is_some())
-        });
+        // that then finds nothing, again and again, until other data arrives. It waits only
+        // while readable data is held (`pump` ends the wait otherwise).
+        let data = self.buffer.ready_partitions().any(|tp| self.readable(tp));
         data || self
             .subs
             .iter()
@@ -872,6 +881,11 @@ impl ConsumerCore {
     /// Drains the network layer's output (handling its events), sends what is due, and
     /// reports changes of state; repeats until the network layer is quiet.
     fn pump(&mut self, now: Instant) {
+        if self.buffer.starved() && !self.buffer.readable_besides(None, |tp| self.readable(tp)) {
+            // Fetches wait for memory only while the application can drain other data; with
+            // none left (read, paused, sought away) they would wait forever.
+            self.buffer.wake_starved();
+        }
         loop {
             if !self.closed {
                 self.poll_group(now);
@@ -1097,17 +1111,30 @@ impl ConsumerCore {
             let hold = draining.contains(node) && idle.get(node) == Some(&true);
             !self.fetcher.is_busy(*node, now) && !hold
         });
-        let nodes = by_node.len();
-        for (node, parts) in by_node {
+        // Brokers with data to read first (a fetch of caught-up partitions is a long poll),
+        // and within each kind starting after the broker asked last: when the budget lets
+        // only one fetch out at a time, every broker gets its turn (issue 24: the first
+        // broker's partitions were fetched forever and the others' never).
+        let last = self.fetcher.last_node;
+        let mut order: Vec<_> = by_node.into_iter().collect();
+        order.sort_by_key(|(node, _)| {
+            let after_last = last.is_none_or(|l| *node > l);
+            (idle.get(node) == Some(&true), !after_last, *node)
+        });
+        let nodes = order.len();
+        for (i, (node, parts)) in order.into_iter().enumerate() {
             let held = self.buffer.accounted();
             let headroom = self.buffer.largest_decompressed;
             let min_useful = self.buffer.largest_raw;
-            let Some(max_bytes) = self
-                .fetcher
-                .request_budget(held, headroom, min_useful, nodes)
+            let draining = !self.fetcher.in_flight.is_empty()
+                || self.buffer.readable_besides(None, |tp| self.readable(tp));
+            let Some(max_bytes) =
+                self.fetcher
+                    .request_budget(held, headroom, min_useful, nodes - i, draining)
             else {
                 break;
             };
+            self.fetcher.last_node = Some(node);
             let part_max = self.fetcher.settings.partition_max_bytes.min(max_bytes);
             let part_max = i32::try_from(part_max).unwrap_or(i32::MAX);
             let mut wanted = BTreeMap::new();

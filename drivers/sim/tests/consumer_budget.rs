@@ -149,7 +149,10 @@ impl Env {
             let log = self.produced.entry(p).or_default();
             let mut values = Vec::new();
             for _ in 0..per_batch {
-                let v = value((p as u64) << 32 | log.len() as u64 + values.len() as u64, len);
+                let v = value(
+                    (p as u64) << 32 | log.len() as u64 + values.len() as u64,
+                    len,
+                );
                 b.append(0, None, Some(&v), &[]).unwrap();
                 values.push(v);
             }
@@ -182,9 +185,10 @@ impl Env {
     fn read_all(&mut self, max: usize, within: Duration) -> Duration {
         let now = self.sim.now();
         let start = now;
-        self.sim
-            .core()
-            .assign((0..BROKERS as i32).map(|p| TopicPartition::new(TOPIC, p)), now);
+        self.sim.core().assign(
+            (0..BROKERS as i32).map(|p| TopicPartition::new(TOPIC, p)),
+            now,
+        );
         let total: usize = self.produced.values().map(Vec::len).sum();
         let deadline = start + within;
         let produced = self.produced.clone();
