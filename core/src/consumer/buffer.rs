@@ -8,14 +8,29 @@
 //!
 //! # Memory contract
 //! A completed fetch accounts for the raw bytes it has not read yet plus, for the batch being
-//! read, its raw size and (if compressed) its decompressed size. Records handed to the
-//! application are the application's. [`FetchBuffer::accounted`] is the sum; the fetcher
-//! adds what it reserved for fetches in flight and keeps the total under
-//! `fetch_buffer_bytes`. Decompression is capped by the room left under that bound: when a
-//! batch does not fit, the unread tail of its fetch (and whatever was queued behind it) is
-//! released (to be fetched again later) and, if it still does not fit while other data is
-//! held, the fetch waits ("starves") for the application to drain the rest. Only a batch that does not fit even alone exceeds the
-//! bound (capped by `max_decompressed_batch_bytes`, beyond which it is an error).
+//! read, its raw size and (if compressed) its decompressed size. [`FetchBuffer::accounted`] is
+//! the sum; the fetcher adds what it reserved for fetches in flight (a response is assembled
+//! within its reservation) and keeps the total under `fetch_buffer_bytes`. Decompression is
+//! capped by the room left under that bound: when a batch does not fit, the unread tail of
+//! its fetch (and whatever was queued behind it) is released (to be fetched again later) and,
+//! if it still does not fit while the application can drain other data, the fetch waits
+//! ("starves") until it has. The budget slows the consumer down and never stops it:
+//! - with nothing the application can drain (the rest is paused, reserved, or waiting too),
+//!   a batch is decoded whatever its size (capped by `max_decompressed_batch_bytes`, beyond
+//!   which it is an error);
+//! - a fetch always returns at least one whole batch (KIP-74), so before the consumer has
+//!   seen how large batches are, each broker asked may return one batch over its share.
+//!
+//! So the accounted total exceeds the budget only by batches larger than the budget: at most
+//! one decompressed batch, plus one raw batch per broker in the first round.
+//!
+//! What the budget does not count: records handed to the application. Their keys and values
+//! are zero-copy slices of what was fetched — of the response frame for uncompressed
+//! batches, of the decompressed batch otherwise — so a record kept alive keeps that whole
+//! buffer alive after the consumer stopped counting it. An application that holds records
+//! (rather than copying what it keeps) holds up to one response frame (`fetch_max_bytes`) or
+//! one decompressed batch per record on top of the budget. Connection read buffers and the
+//! allocator's own overhead are not counted either.
 //!
 //! # Transactions
 //! With `read_committed`, batches of aborted transactions are dropped using the response's
