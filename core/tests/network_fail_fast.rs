@@ -9,7 +9,15 @@ use std::time::Duration;
 
 use kafkit_core::network::{NetError, Target};
 use kafkit_core::protocol::ListGroupsRequest;
-use network_support::{options, Broker, ClusterSpec, Harness};
+use kafkit_core::network::NetOptions;
+use network_support::{Broker, ClusterSpec, Harness};
+
+/// The harness options with `bootstrap_fail_fast` on.
+fn options(bootstrap: &[(&str, u16)]) -> NetOptions {
+    let mut opts = network_support::options(bootstrap);
+    opts.bootstrap_fail_fast = true;
+    opts
+}
 
 #[test]
 fn every_bootstrap_address_refused_fails_at_once_with_each_cause() {
