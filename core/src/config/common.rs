@@ -129,6 +129,14 @@ pub struct CommonConfig {
     /// the broker's `socket.request.max.bytes`). Must be at least the consumer's
     /// `fetch_max_bytes`.
     pub max_response_size: u32,
+    /// `bootstrap_fail_fast` (kafkit; dotted `bootstrap.fail.fast`): before the first
+    /// metadata, once every bootstrap address has failed in a round (refused, unresolvable,
+    /// not Kafka, or no connection within `socket_connection_setup_timeout_ms`), requests to
+    /// any broker fail at once with each address's cause instead of waiting for their
+    /// timeout; the next round starts after the reconnect backoff. `false` waits (for
+    /// clients started before their cluster). Default false for now: with it on, legacy
+    /// probing and the authentication error of a lone bootstrap broker still need work.
+    pub bootstrap_fail_fast: bool,
     /// `random_seed` (kafkit; dotted `random.seed`): the seed of the core's pseudo-random
     /// generator (backoff jitter, SCRAM nonces, partition choice). Default `None`: the driver
     /// draws one from the OS. Set it to replay a run exactly in simulation; never share a seed
@@ -168,6 +176,7 @@ impl Default for CommonConfig {
             api_version_auto_timeout_ms: 2_000,
             client_rack: String::new(),
             max_response_size: 100 * 1024 * 1024,
+            bootstrap_fail_fast: false,
             random_seed: None,
             ignored: Vec::new(),
         }
@@ -361,6 +370,9 @@ pub(crate) const COMMON_OPTIONS: &[OptionInfo] = &[
     opt!(Common, "max_response_size", "max.response.size", Kafkit, "104857600",
         "Largest response frame accepted, in bytes; a larger one closes the connection.",
         int(max_response_size, 1, I32_MAX)),
+    opt!(Common, "bootstrap_fail_fast", "bootstrap.fail.fast", Kafkit, "false",
+        "Fail requests at once when every bootstrap address failed in a round (before the first metadata); false waits for their timeout.",
+        bool(bootstrap_fail_fast)),
     opt!(Common, "random_seed", "random.seed", Kafkit, "",
         "Seed of the core's random generator (jitter, nonces); empty: the driver draws one from the OS.",
         |c, v| {

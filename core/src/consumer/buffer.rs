@@ -8,14 +8,29 @@
 //!
 //! # Memory contract
 //! A completed fetch accounts for the raw bytes it has not read yet plus, for the batch being
-//! read, its raw size and (if compressed) its decompressed size. Records handed to the
-//! application are the application's. [`FetchBuffer::accounted`] is the sum; the fetcher
-//! adds what it reserved for fetches in flight and keeps the total under
-//! `fetch_buffer_bytes`. Decompression is capped by the room left under that bound: when a
-//! batch does not fit, the unread tail of its fetch (and whatever was queued behind it) is
-//! released (to be fetched again later) and, if it still does not fit while other data is
-//! held, the fetch waits ("starves") for the application to drain the rest. Only a batch that does not fit even alone exceeds the
-//! bound (capped by `max_decompressed_batch_bytes`, beyond which it is an error).
+//! read, its raw size and (if compressed) its decompressed size. [`FetchBuffer::accounted`] is
+//! the sum; the fetcher adds what it reserved for fetches in flight (a response is assembled
+//! within its reservation) and keeps the total under `fetch_buffer_bytes`. Decompression is
+//! capped by the room left under that bound: when a batch does not fit, the unread tail of
+//! its fetch (and whatever was queued behind it) is released (to be fetched again later) and,
+//! if it still does not fit while the application can drain other data, the fetch waits
+//! ("starves") until it has. The budget slows the consumer down and never stops it:
+//! - with nothing the application can drain (the rest is paused, reserved, or waiting too),
+//!   a batch is decoded whatever its size (capped by `max_decompressed_batch_bytes`, beyond
+//!   which it is an error);
+//! - a fetch always returns at least one whole batch (KIP-74), so before the consumer has
+//!   seen how large batches are, each broker asked may return one batch over its share.
+//!
+//! So the accounted total exceeds the budget only by batches larger than the budget: at most
+//! one decompressed batch, plus one raw batch per broker in the first round.
+//!
+//! What the budget does not count: records handed to the application. Their keys and values
+//! are zero-copy slices of what was fetched — of the response frame for uncompressed
+//! batches, of the decompressed batch otherwise — so a record kept alive keeps that whole
+//! buffer alive after the consumer stopped counting it. An application that holds records
+//! (rather than copying what it keeps) holds up to one response frame (`fetch_max_bytes`) or
+//! one decompressed batch per record on top of the budget. Connection read buffers and the
+//! allocator's own overhead are not counted either.
 //!
 //! # Transactions
 //! With `read_committed`, batches of aborted transactions are dropped using the response's
@@ -154,8 +169,11 @@ impl CompletedFetch {
         (self.data.len() + current) as u64
     }
 
-    /// Hands out up to `max` records into `out`. `others` is what everything else holds,
-    /// `bound` the memory bound and `max_decompressed` the hard cap on one batch.
+    /// Hands out up to `max` records into `out`. `others` is what everything else holds
+    /// (other fetches and reservations), `bound` the memory bound and `opts` carries the hard
+    /// cap on one batch. `may_wait` says whether the application can drain other data (a
+    /// partition it reads, not paused, not itself waiting): only then does a batch that does
+    /// not fit wait for room; otherwise it is decoded anyway, since waiting would never end.
     /// Returns how it ended and what it saw of memory.
     pub fn take(
         &mut self,
@@ -163,6 +181,7 @@ impl CompletedFetch {
         out: &mut ConsumerRecords,
         others: u64,
         bound: u64,
+        may_wait: bool,
         opts: DecodeOptions,
     ) -> (TakeEnd, TakeStats) {
         let mut taken = 0;
@@ -173,7 +192,7 @@ impl CompletedFetch {
         };
         while taken < max {
             if self.current.is_none() {
-                match self.next_batch(others, bound, opts) {
+                match self.next_batch(others, bound, may_wait, opts) {
                     Ok(Some(size)) => {
                         stats.largest = stats.largest.max(size);
                         let raw = self.current.as_ref().map_or(0, |c| c.raw_len);
@@ -241,6 +260,7 @@ impl CompletedFetch {
         &mut self,
         others: u64,
         bound: u64,
+        may_wait: bool,
         opts: DecodeOptions,
     ) -> Result<Option<usize>, TakeEnd> {
         loop {
@@ -274,11 +294,12 @@ impl CompletedFetch {
                     }
                 }
                 if is_limit(&decoded) {
-                    if others > 0 {
+                    if may_wait {
                         self.starved = true;
                         return Err(TakeEnd::Starved);
                     }
-                    // Alone and still too big: progress beats the bound.
+                    // Nothing the application can drain would make room (the rest is
+                    // reserved, paused or waiting too): progress beats the bound.
                     decoded = self.decode_one(opts);
                 }
             }
@@ -556,6 +577,28 @@ impl FetchBuffer {
     pub fn starved(&self) -> bool {
         self.fetches.values().flatten().any(|f| f.starved)
     }
+
+    /// Whether a partition other than `except` has data the application can read now
+    /// (`readable` says which partitions it reads: not paused, ...), i.e. data whose
+    /// draining makes room for a fetch waiting for memory.
+    pub fn readable_besides(
+        &self,
+        except: Option<&TopicPartition>,
+        readable: impl Fn(&TopicPartition) -> bool,
+    ) -> bool {
+        self.fetches.iter().any(|(tp, q)| {
+            Some(tp) != except && q.front().is_some_and(|f| !f.starved) && readable(tp)
+        })
+    }
+
+    /// Ends every wait for memory: called when nothing readable is left to drain, so a
+    /// waiting fetch would otherwise wait forever. The next read retries them (one of them
+    /// then proceeds over the bound if they still do not fit together).
+    pub fn wake_starved(&mut self) {
+        for f in self.fetches.values_mut().flatten() {
+            f.starved = false;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -607,7 +650,14 @@ mod tests {
 
     fn take_all(f: &mut CompletedFetch) -> (Vec<i64>, TakeEnd) {
         let mut out = ConsumerRecords::default();
-        let (end, _) = f.take(usize::MAX, &mut out, 0, u64::MAX, DecodeOptions::default());
+        let (end, _) = f.take(
+            usize::MAX,
+            &mut out,
+            0,
+            u64::MAX,
+            false,
+            DecodeOptions::default(),
+        );
         (out.iter().map(|r| r.offset).collect(), end)
     }
 
@@ -695,7 +745,7 @@ mod tests {
         ]);
         let mut f = CompletedFetch::new(tp(), 3, data, false, []);
         let mut out = ConsumerRecords::default();
-        let (end, stats) = f.take(4, &mut out, 0, u64::MAX, DecodeOptions::default());
+        let (end, stats) = f.take(4, &mut out, 0, u64::MAX, false, DecodeOptions::default());
         assert_eq!(end, TakeEnd::Full);
         assert!(stats.largest > 0, "the gzip batch was decompressed");
         assert_eq!(
@@ -752,7 +802,7 @@ mod tests {
         assert_eq!(f.accounted(), raw);
         assert_eq!(f.largest_batch(), b0.len().max(b1.len()));
         let mut out = ConsumerRecords::default();
-        let (end, stats) = f.take(1, &mut out, 0, u64::MAX, DecodeOptions::default());
+        let (end, stats) = f.take(1, &mut out, 0, u64::MAX, false, DecodeOptions::default());
         assert_eq!(end, TakeEnd::Full);
         assert!(stats.largest >= 100_000);
         assert_eq!(f.accounted(), raw + stats.largest as u64);
@@ -762,19 +812,20 @@ mod tests {
         // the fetch starves instead of decompressing.
         let mut f = CompletedFetch::new(tp(), 0, concat(&[b0.clone(), big(10)]), false, []);
         let mut out = ConsumerRecords::default();
-        let (end, _) = f.take(1, &mut out, 1000, 50_000, DecodeOptions::default());
+        let (end, _) = f.take(1, &mut out, 1000, 50_000, true, DecodeOptions::default());
         assert_eq!(end, TakeEnd::Starved);
         assert_eq!(f.accounted(), b0.len() as u64, "tail released");
         assert!(out.is_empty());
-        // Alone, it decodes anyway (progress), and the hard cap still applies.
-        let (end, _) = f.take(1, &mut out, 0, 50_000, DecodeOptions::default());
+        // With nothing the application can drain (here the 1000 bytes are another fetch
+        // waiting too), it decodes anyway (progress), and the hard cap still applies.
+        let (end, _) = f.take(1, &mut out, 1000, 50_000, false, DecodeOptions::default());
         assert_eq!(end, TakeEnd::Full);
         let mut f = CompletedFetch::new(tp(), 0, b0, false, []);
         let opts = DecodeOptions {
             max_decompressed_size: 1000,
             ..Default::default()
         };
-        let (end, _) = f.take(1, &mut out, 0, u64::MAX, opts);
+        let (end, _) = f.take(1, &mut out, 0, u64::MAX, false, opts);
         assert!(matches!(
             end,
             TakeEnd::Failed(ConsumerError::Corrupt { .. })

@@ -106,6 +106,9 @@ pub(crate) struct Fetcher {
     pub in_flight: BTreeMap<RequestId, InFlightFetch>,
     pub node_retry: BTreeMap<NodeId, Instant>,
     pub stats: FetchStats,
+    /// The broker asked last: the next round starts after it, so that when the budget lets
+    /// only one fetch out at a time every broker gets its turn.
+    pub last_node: Option<NodeId>,
 }
 
 impl Fetcher {
@@ -116,6 +119,7 @@ impl Fetcher {
             in_flight: BTreeMap::new(),
             node_retry: BTreeMap::new(),
             stats: FetchStats::default(),
+            last_node: None,
         }
     }
 
@@ -132,22 +136,29 @@ impl Fetcher {
 
     /// The byte limit of the next request, given what is held, the room kept for
     /// decompression, the smallest limit worth asking for (the largest batch seen: the broker
-    /// returns a whole first batch whatever the limit) and how many brokers are about to be
-    /// asked; `None` when the budget is used up.
+    /// returns a whole first batch whatever the limit) and how many brokers are still to be
+    /// asked in this round; `None` when the budget is used up. `draining` says whether memory
+    /// will be freed without a new fetch (the application can read data held, or a fetch is
+    /// in flight): when it will not, one fetch goes out anyway.
     pub fn request_budget(
         &self,
         held: u64,
         headroom: u64,
         min_useful: u64,
         nodes: usize,
+        draining: bool,
     ) -> Option<u64> {
         let used = held + self.reserved();
         let free = self.settings.bound.saturating_sub(used + headroom);
-        let share = free / nodes.max(1) as u64;
-        if share == 0 || share < min_useful {
-            // With nothing held a fetch must still go out, or a budget smaller than one batch
-            // would stall forever: the broker returns at least one batch (KIP-74).
-            return (used == 0).then_some(1);
+        // Fewer brokers asked with a useful limit each beats every broker asked for less
+        // than one batch (each would get one whole batch anyway and overshoot).
+        let share = (free / nodes.max(1) as u64).max(min_useful);
+        if share == 0 || share > free {
+            // Nothing will make room by itself (the data held is paused, or waits for
+            // memory too, or there is none): a fetch must still go out, or a budget
+            // smaller than one batch would stall forever. The broker returns at least one
+            // batch (KIP-74).
+            return (!draining).then_some(1);
         }
         Some(share.min(self.settings.max_bytes))
     }
@@ -228,13 +239,23 @@ mod tests {
     fn budget_splits_what_is_left_and_always_lets_one_fetch_out() {
         let mut f = Fetcher::new(settings(3000));
         assert_eq!(
-            f.request_budget(0, 0, 0, 1),
+            f.request_budget(0, 0, 0, 1, false),
             Some(1000),
             "capped by fetch_max_bytes"
         );
-        assert_eq!(f.request_budget(1000, 0, 0, 2), Some(1000));
-        assert_eq!(f.request_budget(2000, 500, 0, 1), Some(500));
-        assert_eq!(f.request_budget(3000, 0, 0, 1), None);
+        assert_eq!(f.request_budget(1000, 0, 0, 2, true), Some(1000));
+        assert_eq!(f.request_budget(2000, 500, 0, 1, true), Some(500));
+        assert_eq!(f.request_budget(3000, 0, 0, 1, true), None);
+        assert_eq!(
+            f.request_budget(3000, 0, 0, 1, false),
+            Some(1),
+            "nothing held can be drained: one fetch goes out"
+        );
+        assert_eq!(
+            f.request_budget(0, 0, 1400, 3, false),
+            Some(1000),
+            "fewer brokers with a useful share each"
+        );
         let mut s = FetchSession::new(true);
         let plan = s.plan(BTreeMap::new());
         s.handle_error();
@@ -247,16 +268,16 @@ mod tests {
                 from_replica: BTreeSet::new(),
             },
         );
-        assert_eq!(f.request_budget(0, 0, 0, 1), Some(500));
+        assert_eq!(f.request_budget(0, 0, 0, 1, true), Some(500));
         assert_eq!(
-            f.request_budget(100, 0, 450, 1),
+            f.request_budget(100, 0, 450, 1, true),
             None,
             "less room than a batch: wait"
         );
         assert!(f.is_busy(1, Instant::now()));
         let tiny = Fetcher::new(settings(10));
         assert_eq!(
-            tiny.request_budget(0, 100, 0, 1),
+            tiny.request_budget(0, 100, 0, 1, false),
             Some(1),
             "progress with nothing held"
         );

@@ -112,6 +112,9 @@ pub struct NetOptions {
     pub connections_max_idle: Duration,
     /// Whether Metadata requests may auto-create topics.
     pub allow_auto_topic_creation: bool,
+    /// Before the first metadata, fail requests at once when every bootstrap address failed
+    /// in a round (`bootstrap_fail_fast`).
+    pub bootstrap_fail_fast: bool,
     /// SASL, if the security protocol uses it.
     pub sasl: Option<Arc<crate::sasl::SaslConfig>>,
     /// TLS, if the security protocol uses it (see [`super::tls::client_config`]).
@@ -158,6 +161,7 @@ impl NetOptions {
             metadata_max_age: Duration::from_millis(300_000),
             connections_max_idle: Duration::from_millis(540_000),
             allow_auto_topic_creation: true,
+            bootstrap_fail_fast: false,
             sasl: None,
             tls: None,
             seed: 0,
@@ -202,6 +206,10 @@ struct NodeState {
     /// An authentication or TLS failure: no retry will succeed by itself, so requests for
     /// this broker fail with it at once while its reconnect backoff runs.
     fatal: Option<NetError>,
+    /// The last connection failed before it was set up (refused, unresolvable, timed out,
+    /// not Kafka): what `bootstrap_fail_fast` counts. A broker that failed later (a dropped
+    /// connection, a bad response) may well work on the next attempt.
+    setup_failed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -569,7 +577,45 @@ impl NetworkClient {
         }
     }
 
+    /// With `bootstrap_fail_fast`, before the first metadata: the error every request gets
+    /// when each bootstrap address has failed in this round (none is connecting, each is
+    /// backing off from a failure), naming each address's cause.
+    fn bootstrap_unreachable(&self, now: Instant) -> Option<NetError> {
+        if !self.opts.bootstrap_fail_fast
+            || !self.cluster.brokers.is_empty()
+            || self.bootstrap.is_empty()
+        {
+            return None;
+        }
+        let failed = self.bootstrap.keys().all(|n| {
+            !self.conn_of_node.contains_key(n)
+                && self.backing_off(*n, now)
+                && self
+                    .node_state
+                    .get(n)
+                    .is_some_and(|s| s.setup_failed && s.last_error.is_some())
+        });
+        failed.then(|| NetError::NoBroker {
+            causes: self
+                .bootstrap
+                .keys()
+                .filter_map(|n| {
+                    let e = self.node_state.get(n)?.last_error.as_deref()?;
+                    let label = self.broker_label(*n);
+                    Some(if e.contains(&label) {
+                        e.to_owned()
+                    } else {
+                        format!("{label}: {e}")
+                    })
+                })
+                .collect(),
+        })
+    }
+
     fn route(&mut self, p: &Pending, now: Instant) -> Route {
+        if let Some(e) = self.bootstrap_unreachable(now) {
+            return Route::Fail(e);
+        }
         let node = match &p.target {
             Target::Node(n) => {
                 if self.address_of(*n).is_none() {
@@ -1146,6 +1192,7 @@ impl NetworkClient {
                     state.next_attempt = None;
                     state.last_error = None;
                     state.fatal = None;
+                    state.setup_failed = false;
                     state.versions = versions;
                     tracing::debug!(broker = %self.conns[&conn].broker, "connection ready");
                 }
@@ -1178,6 +1225,7 @@ impl NetworkClient {
                     maybe_legacy,
                 } => {
                     let node = self.conns[&conn].node;
+                    let in_setup = self.conns[&conn].versions().is_none();
                     let probing = self
                         .node_state
                         .get(&node)
@@ -1193,11 +1241,15 @@ impl NetworkClient {
                         }
                         if matches!(
                             error,
-                            NetError::Authentication { .. } | NetError::Tls { .. }
+                            NetError::Authentication { .. }
+                                | NetError::Tls { .. }
+                                | NetError::NotKafka { .. }
                         ) {
                             state.fatal = Some(error.clone());
                         }
                         self.note_failure(node, &error, now);
+                        let state = self.node_state.entry(node).or_default();
+                        state.setup_failed = in_setup || state.fatal.is_some();
                     }
                     self.drop_connection(conn, error, Some(now));
                     self.out.push_back(Output::Close { conn });

@@ -439,9 +439,16 @@ impl Connection {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return,
                 Err(e) => {
-                    let error = NetError::Decode {
-                        broker: self.broker.clone(),
-                        error: crate::codec::DecodeError::invalid("frame", e.to_string()),
+                    let error = match not_kafka(e.size) {
+                        Some(detail) => NetError::NotKafka {
+                            broker: self.broker.clone(),
+                            expected: "PLAINTEXT".into(),
+                            detail,
+                        },
+                        None => NetError::Decode {
+                            broker: self.broker.clone(),
+                            error: crate::codec::DecodeError::invalid("frame", e.to_string()),
+                        },
                     };
                     self.fatal(error, false, events);
                     return;
@@ -845,5 +852,26 @@ fn legacy_probe_request(api: ApiKey) -> RequestBody {
             topics: Some(Vec::new()),
             ..Default::default()
         }),
+    }
+}
+
+/// What an impossible frame size says about the peer, from the four bytes it was read from
+/// (a plaintext client reads a TLS record or an HTTP status line as a size prefix): a TLS
+/// record (alert 0x15 or handshake 0x16, then version 3.x) is 352,518,912 and up; "HTTP" is
+/// 1,213,486,160.
+fn not_kafka(size: i64) -> Option<String> {
+    let b = (size as i32).to_be_bytes();
+    match b {
+        [0x15 | 0x16, 0x03, 0x00..=0x04, _] => Some(format!(
+            "the broker speaks TLS (it answered with a TLS {} record, read as frame size \
+             {size}): set security_protocol=SSL (or SASL_SSL)",
+            if b[0] == 0x15 { "alert" } else { "handshake" }
+        )),
+        [b'H', b'T', b'T', b'P'] => Some(
+            "an HTTP server answered (\"HTTP\", read as frame size 1213486160): this is an HTTP \
+             port, not Kafka; check the port of bootstrap_servers"
+                .into(),
+        ),
+        _ => None,
     }
 }

@@ -70,6 +70,25 @@ pub enum NetError {
         /// What rustls or the socket said.
         detail: String,
     },
+    /// What answered is not a Kafka broker speaking the configured protocol: a TLS listener
+    /// answering a plaintext client, or an HTTP server. Retrying will not help until the
+    /// address or `security_protocol` changes.
+    #[error("{broker} is not a Kafka {expected} listener: {detail}")]
+    NotKafka {
+        /// The broker.
+        broker: String,
+        /// What was expected (`PLAINTEXT`).
+        expected: String,
+        /// What it looks like and what to set.
+        detail: String,
+    },
+    /// No bootstrap address could be used in a round (`bootstrap_fail_fast`): each was
+    /// refused, unresolvable, not Kafka, or did not connect within the setup timeout.
+    #[error("no bootstrap broker could be reached: {}", .causes.join("; "))]
+    NoBroker {
+        /// Each address's cause, naming the address.
+        causes: Vec<String>,
+    },
     /// The broker answered a request with an error code that ends it.
     #[error("{broker} answered {api} with {code}{}", detail_suffix(.message))]
     Broker {

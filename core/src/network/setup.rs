@@ -119,6 +119,7 @@ impl NetOptions {
         opts.conn.setup_timeout = ms(config.socket_connection_setup_timeout_ms);
         opts.conn.max_in_flight = config.max_in_flight_requests_per_connection.max(1) as usize;
         opts.conn.max_frame = config.max_response_size as usize;
+        opts.bootstrap_fail_fast = config.bootstrap_fail_fast;
         // A pin replaces what cannot be asked: brokers before 0.10 have no ApiVersions, so a
         // pinned old release skips probing and uses that release's table. From 0.10 on the
         // broker's own ApiVersions answer is exact, and a fixed table would only send older

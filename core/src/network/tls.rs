@@ -55,13 +55,15 @@ pub fn client_config(
         // A broken certificate in the OS store should not stop everything else.
         let _ = roots.add(cert.clone());
     }
+    let mut pinned = Vec::new();
     if let Some(pem) = &opts.ca_pem {
         let mut n = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| format!("ssl_cafile: {e}"))?;
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| format!("ssl_cafile: unusable certificate: {e}"))?;
+            pinned.push(cert);
             n += 1;
         }
         if n == 0 {
@@ -75,16 +77,16 @@ pub fn client_config(
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
-    let builder = if opts.check_hostname {
-        builder.with_root_certificates(roots)
-    } else {
-        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
-            .build()
-            .map_err(|e| format!("TLS: {e}"))?;
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoHostnameVerifier { inner }))
-    };
+    let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Verifier {
+            inner,
+            pinned,
+            check_hostname: opts.check_hostname,
+        }));
     let config = match (&opts.client_cert_pem, &opts.client_key_pem) {
         (Some(cert), Some(key)) => {
             let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(cert).collect();
@@ -101,13 +103,34 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Checks the chain against the roots but accepts any host name (`ssl_check_hostname=false`).
+/// The server certificate check: the chain against the roots (webpki), and
+///
+/// - a certificate `ssl_cafile` holds itself is trusted as it is (pinned). openssl, Java and
+///   librdkafka accept a self-signed server certificate given as the CA file; webpki refuses
+///   one that is marked as a CA (`CaUsedAsEndEntity`, what `openssl req -x509` makes by
+///   default). Only that exact certificate is accepted this way; its name is still checked
+///   (unless `ssl_check_hostname=false`), and the handshake signatures are verified with its
+///   key through the provider like any other.
+/// - with `ssl_check_hostname=false` any host name is accepted; the issuer still is checked.
 #[derive(Debug)]
-struct NoHostnameVerifier {
+struct Verifier {
     inner: Arc<WebPkiServerVerifier>,
+    /// The certificates of `ssl_cafile`, as DER.
+    pinned: Vec<CertificateDer<'static>>,
+    check_hostname: bool,
 }
 
-impl ServerCertVerifier for NoHostnameVerifier {
+fn is_name_error(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        )
+    )
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -116,14 +139,37 @@ impl ServerCertVerifier for NoHostnameVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+        let result =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        match result {
+            Err(e) if is_name_error(&e) && !self.check_hostname => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+                | rustls::CertificateError::Other(_)
+                | rustls::CertificateError::BadEncoding,
+            )) if self
+                .pinned
+                .iter()
+                .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                // The exact certificate the user trusts. webpki checked its validity period
+                // before it refused it as an end entity; the name is checked here.
+                if self.check_hostname {
+                    let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
+                        rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+                    })?;
+                    cert.verify_is_valid_for_subject_name(server_name)
+                        .map_err(|_| {
+                            rustls::Error::InvalidCertificate(
+                                rustls::CertificateError::NotValidForName,
+                            )
+                        })?;
+                }
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }
@@ -151,10 +197,67 @@ impl ServerCertVerifier for NoHostnameVerifier {
     }
 }
 
+/// A TLS failure in words a user can act on (rustls's own `Display` of certificate errors
+/// prints Rust debug text such as `Other(OtherError(CaUsedAsEndEntity))`).
+pub(crate) fn describe_error(e: &rustls::Error, host: &str) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "the broker's certificate is not signed by a trusted CA: set \
+                 ssl_cafile to the CA that signed it (or to the broker's own certificate if it \
+                 is self-signed)"
+                .into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "the broker's certificate is not valid for the name '{host}': connect with a \
+                 name it lists, or set ssl_check_hostname=false"
+            ),
+            C::Expired | C::ExpiredContext { .. } => "the broker's certificate has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the broker's certificate is not valid yet (check the clocks)".into()
+            }
+            C::Revoked => "the broker's certificate is revoked".into(),
+            C::BadSignature => "the broker's certificate does not verify against ssl_cafile \
+                 (a bad signature: another certificate or CA under the same name?)"
+                .into(),
+            C::BadEncoding => "the broker's certificate could not be parsed".into(),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "the broker's certificate is not meant for TLS servers (extended key usage)".into()
+            }
+            _ => "the broker's certificate was refused (it or its chain is not usable; \
+                  ssl_cafile may need the CA that issued it)"
+                .into(),
+        },
+        E::AlertReceived(alert) => match alert {
+            A::CertificateRequired | A::BadCertificate | A::UnknownCA | A::CertificateUnknown => {
+                "the broker refused the client certificate (set ssl_certfile and ssl_keyfile to \
+                 one it trusts)"
+                    .into()
+            }
+            A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity => {
+                "the broker and the client share no TLS version or cipher suite".into()
+            }
+            other => format!("the broker ended the TLS handshake (alert {other:?})"),
+        },
+        E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. } => {
+            "the broker did not answer in TLS: is this a PLAINTEXT listener? (set \
+             security_protocol to PLAINTEXT or SASL_PLAINTEXT)"
+                .into()
+        }
+        E::NoCertificatesPresented => "the broker presented no certificate".into(),
+        E::PeerIncompatible(_) => {
+            "the broker's TLS is incompatible with this client (TLS 1.2 or 1.3 is needed)".into()
+        }
+        other => format!("handshake failed ({other})"),
+    }
+}
+
 /// One connection's TLS session: ciphertext in and out on one side, plaintext on the other.
 pub(crate) struct TlsSession {
     conn: ClientConnection,
     handshake_reported: bool,
+    host: String,
 }
 
 impl TlsSession {
@@ -165,6 +268,7 @@ impl TlsSession {
         Ok(TlsSession {
             conn,
             handshake_reported: false,
+            host: host.to_owned(),
         })
     }
 
@@ -195,7 +299,10 @@ impl TlsSession {
             if n == 0 {
                 break;
             }
-            let state = self.conn.process_new_packets().map_err(|e| e.to_string())?;
+            let state = self
+                .conn
+                .process_new_packets()
+                .map_err(|e| describe_error(&e, &self.host))?;
             let available = state.plaintext_bytes_to_read();
             if available > 0 {
                 let start = plain.len();
