@@ -7,10 +7,10 @@ mod network_support;
 
 use std::time::Duration;
 
+use kafkit_core::network::NetOptions;
 use kafkit_core::network::{NetError, Target};
 use kafkit_core::protocol::ListGroupsRequest;
-use kafkit_core::network::NetOptions;
-use network_support::{Broker, ClusterSpec, Harness};
+use network_support::{Broker, ClusterSpec, Harness, Reply};
 
 /// The harness options with `bootstrap_fail_fast` on.
 fn options(bootstrap: &[(&str, u16)]) -> NetOptions {
@@ -95,17 +95,17 @@ fn one_address_that_works_is_enough() {
 
 /// A plaintext client reading a TLS alert record or an HTTP answer.
 fn answer(first_bytes: &[u8]) -> String {
+    // The server answers the client's first request (ApiVersions) with these bytes, as a
+    // TLS or HTTP server answers whatever a plaintext Kafka client writes first.
+    let reply = first_bytes.to_vec();
     let mut h = Harness::new(
         options(&[("b0", 9092)]),
-        vec![Broker::new(0, "b0", 9092)],
+        vec![Broker::new(0, "b0", 9092).with_hook(move |_| Reply::Bytes(reply.clone()))],
         ClusterSpec::default(),
     );
     let id = h.next_op();
     h.client
         .send(id, Target::Any, ListGroupsRequest::default(), None, h.now);
-    h.drive();
-    let conn = h.connects[0].conn;
-    h.inject(conn, first_bytes);
     let err = h.expect_err(id, Duration::from_millis(500));
     assert!(
         matches!(err, NetError::NotKafka { .. } | NetError::NoBroker { .. }),
