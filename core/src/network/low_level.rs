@@ -24,6 +24,7 @@ use super::cluster::ClusterView;
 use super::error::NetError;
 use super::versions::{ApiVersionTable, BrokerVersion};
 use super::{ClientCore, CloseReason, ConnId, NodeId, Output, RequestId};
+use crate::deadline::Deadline;
 use crate::protocol::{MetadataRequest, RequestBody};
 use crate::OpId;
 
@@ -238,11 +239,9 @@ impl ClientCore for LowLevelClient {
     fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Open => self.net.poll_timeout(),
-            State::Closing { deadline } => Some(
-                self.net
-                    .poll_timeout()
-                    .map_or(deadline, |t| t.min(deadline)),
-            ),
+            State::Closing { deadline } => Deadline::from(self.net.poll_timeout())
+                .with(deadline)
+                .earliest(),
             State::Closed => None,
         }
     }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Closing, FlushWaiter, PartitionsWaiter, ProducerCore, ProducerEvent};
+use crate::deadline::Deadline;
 use crate::network::{ClientCore, PartitionInfo};
 use crate::producer::error::ProduceError;
 use crate::protocol::ErrorCode;
@@ -47,11 +48,8 @@ impl ProducerCore {
         self.refuse_waiters(ProduceError::Closed);
         let deadline = timeout.map(|t| now + t);
         match &mut self.closing {
-            Some(c) => {
-                if let Some(d) = deadline {
-                    c.deadline = Some(c.deadline.map_or(d, |x| x.min(d)));
-                }
-            }
+            // A second close may only shorten the wait.
+            Some(c) => c.deadline = Deadline::from(c.deadline).with(deadline).earliest(),
             None => self.closing = Some(Closing { deadline }),
         }
         self.run(now);

@@ -1,0 +1,187 @@
+//! What a connection reports (ready, a response, a fatal error) and what follows from it:
+//! reconnect backoff, failing the requests it carried, timeouts and idle connections.
+
+// The parent's imports: these are methods of `NetworkClient`, in their own file.
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+impl NetworkClient {
+    pub(super) fn handle_conn_events_no_flush(&mut self, conn: ConnId, events: Vec<ConnEvent>) {
+        // Only reached from flush_conn on a TLS write failure, which has no `now`; the
+        // failure still counts towards backoff at the next input.
+        for event in events {
+            if let ConnEvent::Fatal { error, .. } = event {
+                let node = self.conns.get(&conn).map(|c| c.node);
+                if let Some(node) = node {
+                    let state = self.node_state.entry(node).or_default();
+                    state.last_error = Some(error.to_string());
+                }
+                self.drop_connection(conn, error, None);
+                self.out.push_back(Output::Close { conn });
+            }
+        }
+    }
+
+    pub(super) fn handle_conn_events(
+        &mut self,
+        conn: ConnId,
+        events: Vec<ConnEvent>,
+        now: Instant,
+    ) {
+        for event in events {
+            match event {
+                ConnEvent::Ready => {
+                    let c = &self.conns[&conn];
+                    let node = c.node;
+                    let versions = c.versions().cloned();
+                    let state = self.node_state.entry(node).or_default();
+                    state.failures = 0;
+                    state.next_attempt = None;
+                    state.last_error = None;
+                    state.fatal = None;
+                    state.setup_failed = false;
+                    state.versions = versions;
+                    tracing::debug!(broker = %self.conns[&conn].broker, "connection ready");
+                }
+                ConnEvent::Response { id, result } => {
+                    let Some(sent) = self.sent.remove(&id) else {
+                        continue;
+                    };
+                    let result = result.map(|(version, body)| Response {
+                        node: real_node(sent.node),
+                        version,
+                        body,
+                    });
+                    self.complete(id, sent.internal, result, Some(now));
+                }
+                ConnEvent::ProbeAnswered(release) => {
+                    let node = self.conns[&conn].node;
+                    tracing::info!(broker = %self.conns[&conn].broker, %release, "legacy broker detected");
+                    let state = self.node_state.entry(node).or_default();
+                    state.probed = ApiVersionTable::for_release(release).map(Arc::new);
+                    state.probe = None;
+                    // Ask ApiVersions once more before trusting the probe: a modern broker that
+                    // only dropped two connections answers it now; a real legacy broker closes
+                    // again, and the connection after that uses the probed table.
+                    state.legacy_suspicion = 0;
+                    self.drop_connection(conn, NetError::Closed, None);
+                    self.out.push_back(Output::Close { conn });
+                }
+                ConnEvent::Fatal {
+                    error,
+                    maybe_legacy,
+                } => {
+                    let node = self.conns[&conn].node;
+                    let in_setup = self.conns[&conn].versions().is_none();
+                    let probing = self
+                        .node_state
+                        .get(&node)
+                        .is_some_and(|s| s.probe.is_some());
+                    let state = self.node_state.entry(node).or_default();
+                    if probing && matches!(error, NetError::Disconnected { .. }) {
+                        // The probe's API is unknown to this broker: try the next older one,
+                        // at once.
+                        *state.probe.as_mut().expect("probing") += 1;
+                    } else {
+                        if maybe_legacy {
+                            state.legacy_suspicion = state.legacy_suspicion.saturating_add(1);
+                        }
+                        if matches!(
+                            error,
+                            NetError::Authentication { .. }
+                                | NetError::Tls { .. }
+                                | NetError::NotKafka { .. }
+                        ) {
+                            state.fatal = Some(error.clone());
+                        }
+                        self.note_failure(node, &error, now);
+                        let state = self.node_state.entry(node).or_default();
+                        state.setup_failed = in_setup || state.fatal.is_some();
+                    }
+                    self.drop_connection(conn, error, Some(now));
+                    self.out.push_back(Output::Close { conn });
+                }
+            }
+        }
+        self.flush_conn(conn);
+    }
+
+    pub(super) fn note_failure(&mut self, node: NodeId, error: &NetError, now: Instant) {
+        let base = self.opts.reconnect_backoff;
+        let max = self.opts.reconnect_backoff_max;
+        let state = self.node_state.entry(node).or_default();
+        state.failures = state.failures.saturating_add(1);
+        let exp = base
+            .checked_mul(1u32 << (state.failures - 1).min(20))
+            .unwrap_or(max)
+            .min(max);
+        let delay = self.rng.jitter(exp, 0.2);
+        let state = self.node_state.entry(node).or_default();
+        state.next_attempt = Some(now + delay);
+        state.last_error = Some(error.to_string());
+    }
+
+    /// Forgets a connection, failing the user requests it had in flight with `error`.
+    pub(super) fn drop_connection(&mut self, conn: ConnId, error: NetError, now: Option<Instant>) {
+        self.tls.remove(&conn);
+        self.hosts.remove(&conn);
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self.conn_of_node.get(&c.node) == Some(&conn) {
+            self.conn_of_node.remove(&c.node);
+        }
+        for id in c.take_in_flight() {
+            if let Some(sent) = self.sent.remove(&id) {
+                self.complete(id, sent.internal, Err(error.clone()), now);
+            }
+        }
+    }
+
+    pub(super) fn timeout_error(&self, p: &Pending) -> NetError {
+        let nodes = match &p.target {
+            Target::Node(n) => vec![*n],
+            Target::Controller if self.cluster.controller >= 0 => vec![self.cluster.controller],
+            Target::Leader { topic, partition } => self
+                .cluster
+                .leader_for(topic, *partition)
+                .map_or_else(|| self.candidate_nodes(), |n| vec![n]),
+            _ => self.candidate_nodes(),
+        };
+        let labels: Vec<String> = nodes.iter().map(|n| self.broker_label(*n)).collect();
+        let last_error = nodes
+            .iter()
+            .filter_map(|n| self.node_state.get(n)?.last_error.clone())
+            .next_back();
+        let broker = match &p.target {
+            Target::Leader { topic, partition } => {
+                format!("the leader of {topic}-{partition} ({})", labels.join(", "))
+            }
+            _ if labels.len() == 1 => labels[0].clone(),
+            _ => format!("any of {}", labels.join(", ")),
+        };
+        NetError::Timeout {
+            broker,
+            after: p.timeout,
+            detail: last_error,
+        }
+    }
+
+    pub(super) fn close_idle(&mut self, now: Instant) {
+        let idle: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.is_ready()
+                    && c.in_flight() == 0
+                    && now >= c.last_used + self.opts.connections_max_idle
+            })
+            .map(|c| c.id)
+            .collect();
+        for conn in idle {
+            tracing::debug!(broker = %self.conns[&conn].broker, "closing idle connection");
+            self.drop_connection(conn, NetError::Closed, Some(now));
+            self.out.push_back(Output::Close { conn });
+        }
+    }
+}
