@@ -63,6 +63,9 @@ use kafkit_core::protocol::{
     RequestHeader, ResponseBody,
 };
 use kafkit_core::OpId;
+#[path = "sim_txn_faults/ctp.rs"]
+mod ctp;
+
 use kafkit_sim::{
     producer_core, serve_cluster, Cluster, ClusterConfig, ConsumerSim, Endpoint, LinkConfig,
     Simulation,
@@ -155,24 +158,15 @@ impl Endpoint for Ticker {
     }
 }
 
-/// Creates the input topic (1 partition) and the output topic, as an administrator would
-/// before the application starts (the group coordinator refuses offsets of a topic that
-/// does not exist).
-fn create_topics(cluster: &mut Cluster, now: Instant) {
-    let body = RequestBody::CreateTopics(CreateTopicsRequest {
-        topics: [(INPUT, 1), (OUTPUT, OUT_PARTITIONS)]
-            .into_iter()
-            .map(|(name, partitions)| CreatableTopic {
-                name: name.into(),
-                num_partitions: partitions,
-                replication_factor: BROKERS as i16,
-                ..Default::default()
-            })
-            .collect(),
-        timeout_ms: 1000,
-        ..Default::default()
-    });
-    let version = 5;
+/// Sends `body` at `version` to `broker` on a connection of the test's own and returns the
+/// answer (an administrator's request, outside the simulation).
+fn call(
+    cluster: &mut Cluster,
+    broker: i32,
+    body: RequestBody,
+    version: i16,
+    now: Instant,
+) -> ResponseBody {
     let api = body.api_key();
     let header = RequestHeader {
         request_api_key: api.as_i16(),
@@ -187,19 +181,84 @@ fn create_topics(cluster: &mut Cluster, now: Instant) {
         .expect("header encodes");
     body.encode(&mut buf, version).expect("body encodes");
     let conn = u64::MAX;
-    assert!(cluster.connection_opened(0, conn, "/admin"));
-    let reply = cluster.handle_frame(0, conn, buf.freeze(), now);
-    cluster.connection_closed(0, conn);
+    assert!(cluster.connection_opened(broker, conn, "/admin"));
+    let reply = cluster.handle_frame(broker, conn, buf.freeze(), now);
+    cluster.connection_closed(broker, conn);
     let frame: &Bytes = &reply.frames[0];
-    let ResponseBody::CreateTopics(r) = decode_response_frame(api, version, frame.slice(4..))
+    decode_response_frame(api, version, frame.slice(4..))
         .expect("response decodes")
         .1
-    else {
+}
+
+/// Creates `topics` (name, partitions), as an administrator would before the application
+/// starts (the group coordinator refuses offsets of a topic that does not exist).
+fn create_topics(cluster: &mut Cluster, topics: &[(&str, i32)], now: Instant) {
+    let body = RequestBody::CreateTopics(CreateTopicsRequest {
+        topics: topics
+            .iter()
+            .map(|(name, partitions)| CreatableTopic {
+                name: (*name).into(),
+                num_partitions: *partitions,
+                replication_factor: BROKERS as i16,
+                ..Default::default()
+            })
+            .collect(),
+        timeout_ms: 1000,
+        ..Default::default()
+    });
+    let ResponseBody::CreateTopics(r) = call(cluster, 0, body, 5, now) else {
         panic!("not a CreateTopics response")
     };
     for t in &r.topics {
         assert_eq!(t.error_code, 0, "topic {} created", t.name);
     }
+}
+
+/// The values of every record of `topic`, read from the beginning at `isolation` by a
+/// consumer on `cluster` (starting at `now`), up to the log ends `ends`.
+fn read_all(
+    cluster: &Rc<RefCell<Cluster>>,
+    topic: &str,
+    ends: &[i64],
+    isolation: IsolationLevel,
+    seed: u64,
+    now: Instant,
+) -> Result<Vec<String>, String> {
+    let mut config = ConsumerConfig::default();
+    config.isolation_level = isolation;
+    config.common.client_id = "checker".into();
+    let mut c = ConsumerSim::on_cluster(cluster.clone(), &config, seed, now)
+        .map_err(|e| format!("consumer: {e}"))?;
+    let parts: Vec<TopicPartition> = (0..ends.len() as i32)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    c.assign(parts.clone());
+    c.seek_to_beginning(&parts)
+        .map_err(|e| format!("seek: {e}"))?;
+    let mut values = Vec::new();
+    for _ in 0..400 {
+        let records = c
+            .poll(Duration::from_millis(200))
+            .map_err(|e| format!("{e}"))?
+            .map_err(|e| format!("poll: {e}"))?;
+        for r in records.iter() {
+            values.push(String::from_utf8_lossy(r.value.as_deref().unwrap_or(b"")).into());
+        }
+        let mut done = true;
+        for (p, end) in parts.iter().zip(ends) {
+            let pos = c
+                .position(p)
+                .map_err(|e| format!("{e}"))?
+                .map_err(|e| format!("position: {e}"))?;
+            done &= pos >= *end;
+        }
+        if done {
+            return Ok(values);
+        }
+    }
+    Err(format!(
+        "a {isolation:?} consumer did not reach the log ends {ends:?}"
+    ))
 }
 
 /// Where an application instance is.
@@ -289,7 +348,11 @@ impl Scenario {
             ..ClusterConfig::default()
         };
         let cluster = Rc::new(RefCell::new(Cluster::new(cluster_config, start)));
-        create_topics(&mut cluster.borrow_mut(), start);
+        create_topics(
+            &mut cluster.borrow_mut(),
+            &[(INPUT, 1), (OUTPUT, OUT_PARTITIONS)],
+            start,
+        );
         let config = ProducerConfig::builder()
             .set("transactional_id", TXN_ID)
             .set("transaction_timeout_ms", &kind.txn_timeout_ms().to_string())
@@ -714,7 +777,16 @@ impl Scenario {
                 ends.push(log.log_end_offset());
             }
         }
-        let seen = self.read(IsolationLevel::ReadCommitted, &ends)?;
+        let now = self.sim.now();
+        let seed = self.sim.seed();
+        let seen = read_all(
+            &self.cluster,
+            OUTPUT,
+            &ends,
+            IsolationLevel::ReadCommitted,
+            seed,
+            now,
+        )?;
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for v in &seen {
             *counts.entry(v.clone()).or_default() += 1;
@@ -731,50 +803,16 @@ impl Scenario {
                 "read_committed returned {v:?} ({k} times), which no input produced"
             ));
         }
-        let all = self.read(IsolationLevel::ReadUncommitted, &ends)?;
+        let all = read_all(
+            &self.cluster,
+            OUTPUT,
+            &ends,
+            IsolationLevel::ReadUncommitted,
+            seed,
+            now,
+        )?;
         self.report.aborted_records = (all.len() - seen.len()) as u64;
         Ok(self.report)
-    }
-
-    /// The values of every record of `out`, read from the beginning at `isolation` by a
-    /// consumer on the same cluster, up to the log ends `ends`.
-    fn read(&mut self, isolation: IsolationLevel, ends: &[i64]) -> Result<Vec<String>, String> {
-        let mut config = ConsumerConfig::default();
-        config.isolation_level = isolation;
-        config.common.client_id = "checker".into();
-        let now = self.sim.now();
-        let mut c = ConsumerSim::on_cluster(self.cluster.clone(), &config, self.sim.seed(), now)
-            .map_err(|e| format!("consumer: {e}"))?;
-        let parts: Vec<TopicPartition> = (0..OUT_PARTITIONS)
-            .map(|p| TopicPartition::new(OUTPUT, p))
-            .collect();
-        c.assign(parts.clone());
-        c.seek_to_beginning(&parts)
-            .map_err(|e| format!("seek: {e}"))?;
-        let mut values = Vec::new();
-        for _ in 0..200 {
-            let records = c
-                .poll(Duration::from_millis(200))
-                .map_err(|e| format!("{e}"))?
-                .map_err(|e| format!("poll: {e}"))?;
-            for r in records.iter() {
-                values.push(String::from_utf8_lossy(r.value.as_deref().unwrap_or(b"")).into());
-            }
-            let mut done = true;
-            for (p, end) in parts.iter().zip(ends) {
-                let pos = c
-                    .position(p)
-                    .map_err(|e| format!("{e}"))?
-                    .map_err(|e| format!("position: {e}"))?;
-                done &= pos >= *end;
-            }
-            if done {
-                return Ok(values);
-            }
-        }
-        Err(format!(
-            "a {isolation:?} consumer did not reach the log ends {ends:?}"
-        ))
     }
 }
 
@@ -869,4 +907,9 @@ fn coordinator_moves() {
 #[test]
 fn mixed_faults() {
     run_seeds(Fault::Mixed);
+}
+
+#[test]
+fn consume_transform_produce_across_rebalances_and_crashes() {
+    ctp::run_seeds();
 }
