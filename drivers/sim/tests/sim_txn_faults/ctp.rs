@@ -109,8 +109,8 @@ impl ClientCore for Client {
 }
 
 use super::{
-    call, seeds, Cluster, ClusterConfig, ConsumerSim, IsolationLevel, LinkConfig, ProducerConfig,
-    Rc, RefCell, Rng, Ticker,
+    call, seeds, Cluster, ClusterConfig, IsolationLevel, LinkConfig, ProducerConfig, Rc, RefCell,
+    Rng, Ticker,
 };
 use kafkit_sim::{consumer_core, producer_core, serve_cluster};
 type Sim = kafkit_sim::Simulation<Client>;
@@ -128,7 +128,7 @@ const COMPLETE_BY: Duration = Duration::from_secs(120);
 const MEMBERS: usize = 3;
 const MAX_POLL_INTERVAL_MS: u64 = 2_000;
 /// 1 in this many transactions stalls past max_poll_interval_ms.
-const STALL_ODDS: u64 = 25;
+const STALL_ODDS: u64 = 12;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
@@ -158,6 +158,8 @@ struct Member {
     op: u64,
     /// The open transaction's inputs: partition -> (first offset, next offset).
     txn: BTreeMap<TopicPartition, (i64, i64)>,
+    /// The generation that handed out the open transaction's inputs.
+    txn_generation: i32,
 }
 
 #[derive(Debug, Default)]
@@ -284,7 +286,7 @@ impl Scenario {
     }
 
     fn note(&mut self, what: String) {
-        if self.trace.len() == 40 {
+        if self.trace.len() == 60 {
             self.trace.remove(0);
         }
         let at = self.elapsed();
@@ -338,6 +340,7 @@ impl Scenario {
             phase: Phase::Initializing,
             op,
             txn: BTreeMap::new(),
+            txn_generation: -1,
         });
     }
 
@@ -427,11 +430,19 @@ impl Scenario {
             }
             (Phase::Aborting, Ok(())) => {
                 self.report.aborts += 1;
-                // Read the aborted inputs again, where the member still owns them.
-                let assigned = self.sim.client(c).consumer().assignment();
+                // Read the aborted inputs again where the member kept them all along (the
+                // generation is the one that handed them out). After a rebalance the
+                // positions were set from the committed offsets, which are right as they
+                // are: another member may have processed these inputs since (seeking back
+                // there would process them twice).
+                let consumer = self.sim.client(c).consumer();
+                let assigned = consumer.assignment();
+                let same = consumer
+                    .group_metadata()
+                    .is_some_and(|g| g.generation_id == self.members[k].txn_generation);
                 let txn = std::mem::take(&mut self.members[k].txn);
                 for (tp, (first, _)) in txn {
-                    if assigned.contains(&tp) {
+                    if same && assigned.contains(&tp) {
                         self.sim
                             .client(c)
                             .consumer()
@@ -526,7 +537,16 @@ impl Scenario {
             .consumer()
             .group_metadata()
             .expect("a group consumer");
+        self.note(format!(
+            "member {k} (gen {} {}) processes {:?}",
+            group.generation_id,
+            group.member_id,
+            txn.iter()
+                .map(|(tp, r)| (tp.partition, r.0, r.1))
+                .collect::<Vec<_>>()
+        ));
         self.members[k].txn = txn;
+        self.members[k].txn_generation = group.generation_id;
         // Now and then the member stalls with the transaction open, past
         // max_poll_interval_ms: the group removes it and gives its partitions away.
         let faults = (FAULTS_FROM..FAULTS_UNTIL).contains(&self.elapsed());
@@ -638,8 +658,6 @@ impl Scenario {
         Ok(())
     }
 }
-
-fn _unused(_: ConsumerSim) {}
 
 pub fn run_seeds() {
     let wall = Instant::now();
