@@ -443,6 +443,18 @@ impl Scenario {
         self.next_op
     }
 
+    /// Whether every transaction of `out` is complete: a commit returns once the
+    /// coordinator logged its decision (as in Kafka), and the markers then still have to be
+    /// written and replicated before the last stable offset passes them.
+    fn stable(&self) -> bool {
+        let cluster = self.cluster.borrow();
+        (0..OUT_PARTITIONS).all(|p| {
+            cluster
+                .partition(OUTPUT, p)
+                .is_some_and(|log| log.last_stable_offset() == log.log_end_offset())
+        })
+    }
+
     /// The offset group `g` committed for the input, 0 if none.
     fn committed_offset(&self) -> u64 {
         self.cluster
@@ -729,6 +741,7 @@ impl Scenario {
             if self.elapsed() >= FAULTS_UNTIL
                 && newest.phase == Phase::Ready
                 && newest.next == INPUTS
+                && self.stable()
             {
                 return Ok(());
             }
@@ -769,9 +782,11 @@ impl Scenario {
                 if log.last_stable_offset() != log.log_end_offset() {
                     return Err(format!(
                         "{OUTPUT}-{p}: last stable offset {} below the log end {} after \
-                         every transaction completed",
+                         every transaction completed (high watermark {}, coordinator: {:?})",
                         log.last_stable_offset(),
-                        log.log_end_offset()
+                        log.log_end_offset(),
+                        log.high_watermark(),
+                        cluster.transactions().get(TXN_ID),
                     ));
                 }
                 ends.push(log.log_end_offset());
