@@ -150,7 +150,7 @@ impl Env {
             let mut values = Vec::new();
             for _ in 0..per_batch {
                 let v = value(
-                    (p as u64) << 32 | log.len() as u64 + values.len() as u64,
+                    ((p as u64) << 32) | (log.len() as u64 + values.len() as u64),
                     len,
                 );
                 b.append(0, None, Some(&v), &[]).unwrap();
