@@ -19,7 +19,7 @@ use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
 use kafkit_core::network::Target;
 use kafkit_core::producer::ProducerRecord;
 use kafkit_core::protocol::create_topics::request::CreatableTopic;
-use kafkit_core::protocol::{CreateTopicsRequest, ErrorCode, ResponseBody};
+use kafkit_core::protocol::CreateTopicsRequest;
 use kafkit_sim::{DevBroker, DevBrokerConfig};
 use serde_json::Value;
 
@@ -68,10 +68,10 @@ impl Cluster {
         let resp = client
             .send(Target::Controller, create, None)
             .expect("CreateTopics");
-        let ResponseBody::CreateTopics(r) = resp.body else {
-            panic!("not a CreateTopics response")
-        };
-        assert!(ErrorCode(r.topics[0].error_code).is_ok(), "{r:?}");
+        let r = resp
+            .body_as::<CreateTopicsRequest>()
+            .expect("a CreateTopics response");
+        assert!(r.topics[0].error().is_ok(), "{r:?}");
         let producer = Producer::start(
             &ProducerConfig::builder()
                 .bootstrap_servers(self.bootstrap.as_str())

@@ -29,7 +29,10 @@ use crate::network::{
     ClientCore, CloseReason, ClusterView, ConnId, DriverEnv, NetError, NetEvent, NetOptions,
     NetworkClient, NodeId, Output, RequestId, Response, SetupError, Target,
 };
-use crate::protocol::{ErrorCode, FetchResponse, MetadataRequest, RequestBody, ResponseBody};
+use crate::protocol::{
+    ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, RequestBody, UnexpectedResponse,
+};
 use crate::records::DecodeOptions;
 
 pub use crate::OpId;
@@ -851,16 +854,13 @@ impl ConsumerCore {
         } else if let Some(key) = self.lookup_requests.remove(&id) {
             self.on_lookup(key, id, result, now);
         } else if let Some(op) = self.metadata_requests.remove(&id) {
-            let result = match result {
-                Ok(Response {
-                    body: ResponseBody::Metadata(m),
-                    ..
-                }) => {
+            let result = match result.map(Response::body_as::<MetadataRequest>) {
+                Ok(Ok(m)) => {
                     let mut view = ClusterView::default();
                     view.update(&m, true);
                     Ok(Arc::new(view))
                 }
-                Ok(_) => Err(unexpected()),
+                Ok(Err(_)) => Err(unexpected()),
                 Err(NetError::Closed) if self.closed => Err(ConsumerError::Closed),
                 Err(e) => Err(ConsumerError::Network(e)),
             };

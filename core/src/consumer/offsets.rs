@@ -64,7 +64,7 @@ pub(crate) fn parse_response(
         let topic: std::sync::Arc<str> = t.name.as_str().into();
         for p in &t.partitions {
             let tp = TopicPartition::new(topic.clone(), p.partition_index);
-            let code = ErrorCode(p.error_code);
+            let code = p.error();
             if code.is_err() {
                 out.push((tp, Err(code)));
                 continue;

@@ -275,11 +275,8 @@ impl ConsumerCore {
     ) {
         self.fetcher.stats.fetch_responses += 1;
         let node = fetch.node;
-        let resp = match result {
-            Ok(Response {
-                body: ResponseBody::Fetch(f),
-                ..
-            }) => f,
+        let resp = match result.map(Response::body_as::<FetchRequest>) {
+            Ok(Ok(f)) => f,
             other => {
                 if let Err(e) = &other {
                     tracing::debug!(node, error = %e, "fetch failed");
@@ -308,7 +305,7 @@ impl ConsumerCore {
             .sessions
             .entry(node)
             .or_insert_with(|| FetchSession::new(self.fetcher.settings.sessions));
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error();
         let wanted = fetch.plan.wanted.clone();
         if session.handle_response(fetch.plan, code, resp.session_id) == SessionOutcome::Reset {
             self.fetcher.stats.session_resets += 1;
@@ -375,7 +372,7 @@ impl ConsumerCore {
                     }
                     continue;
                 }
-                let code = ErrorCode(p.error_code);
+                let code = p.error();
                 match code {
                     ErrorCode::NONE => {
                         if p.high_watermark >= 0 {

@@ -93,13 +93,8 @@ impl ConsumerCore {
         let retry_at = now + self.retry_backoff;
         let mut answered = BTreeSet::new();
         let mut refresh = false;
-        if let Ok(Response {
-            body: ResponseBody::ListOffsets(r),
-            version,
-            ..
-        }) = &result
-        {
-            for (tp, answer) in offsets::parse_response(r, *version) {
+        if let Ok((version, Ok(r))) = result.map(list_offsets) {
+            for (tp, answer) in offsets::parse_response(&r, version) {
                 let Some(&ts) = asked.get(&tp) else { continue };
                 answered.insert(tp.clone());
                 let Ok(state) = self.subs.get_mut(&tp) else {
@@ -174,13 +169,9 @@ impl ConsumerCore {
         };
         let mut refresh = false;
         let mut failed = None;
-        match &result {
-            Ok(Response {
-                body: ResponseBody::ListOffsets(r),
-                version,
-                ..
-            }) => {
-                for (tp, answer) in offsets::parse_response(r, *version) {
+        match result.map(list_offsets) {
+            Ok((version, Ok(r))) => {
+                for (tp, answer) in offsets::parse_response(&r, version) {
                     match lookup.apply(tp, answer, retry_at) {
                         Ok(r) => refresh |= r,
                         Err(e) => failed = Some(e),
@@ -192,7 +183,7 @@ impl ConsumerCore {
                     lookup.retry_at = None;
                 }
             }
-            Ok(_) => failed = Some(unexpected()),
+            Ok((_, Err(_))) => failed = Some(unexpected()),
             Err(NetError::Closed) if self.closed => failed = Some(ConsumerError::Closed),
             Err(e)
                 if matches!(
@@ -200,7 +191,7 @@ impl ConsumerCore {
                     NetError::Authentication { .. } | NetError::Unsupported { .. }
                 ) =>
             {
-                failed = Some(ConsumerError::Network(e.clone()))
+                failed = Some(ConsumerError::Network(e))
             }
             Err(_) => {
                 lookup.request_failed(id, retry_at);
@@ -228,4 +219,10 @@ impl ConsumerCore {
                 .push_back(Output::Event(ConsumerEvent::Offsets { op: l.op, result }));
         }
     }
+}
+
+/// A ListOffsets answer with the version it was exchanged at (its partitions are read by
+/// version: v0 has the old-style offset list).
+fn list_offsets(resp: Response) -> (i16, Result<ListOffsetsResponse, UnexpectedResponse>) {
+    (resp.version, resp.body_as::<ListOffsetsRequest>())
 }

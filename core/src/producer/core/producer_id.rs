@@ -7,7 +7,7 @@ use super::{net_error_retriable, ProducerCore};
 use crate::network::{NetError, Response, Target};
 use crate::producer::error::ProduceError;
 use crate::producer::idempotence::{IdState, Idempotence};
-use crate::protocol::{ErrorCode, InitProducerIdRequest, RequestBody, ResponseBody};
+use crate::protocol::{ErrorCode, InitProducerIdRequest, RequestBody};
 
 impl ProducerCore {
     pub(super) fn maybe_init_producer_id(&mut self, now: Instant) {
@@ -52,13 +52,10 @@ impl ProducerCore {
             idem.state = IdState::Needed;
             idem.retry_at = Some(now + retry_backoff);
         };
-        match result {
-            Ok(Response {
-                body: ResponseBody::InitProducerId(r),
-                node,
-                ..
-            }) => {
-                let code = ErrorCode(r.error_code);
+        let answer = result.map(|resp| (resp.node, resp.body_as::<InitProducerIdRequest>()));
+        match answer {
+            Ok((node, Ok(r))) => {
+                let code = r.error();
                 if code.is_ok() {
                     tracing::debug!(
                         producer_id = r.producer_id,
@@ -86,7 +83,7 @@ impl ProducerCore {
                     self.go_fatal(e, now);
                 }
             }
-            Ok(_) => retry(idem),
+            Ok((_, Err(_))) => retry(idem),
             Err(NetError::Closed) => {}
             Err(e) if net_error_retriable(&e) => retry(idem),
             Err(e) => {

@@ -15,7 +15,7 @@ use crate::producer::batch::ProducerBatch;
 use crate::producer::error::ProduceError;
 use crate::producer::idempotence::IdState;
 use crate::protocol::produce::request::{PartitionProduceData, TopicProduceData};
-use crate::protocol::{ApiKey, ErrorCode, ProduceRequest, RequestBody, ResponseBody};
+use crate::protocol::{ApiKey, ErrorCode, ProduceRequest, RequestBody};
 
 impl ProducerCore {
     pub(super) fn expire_waiters(&mut self, now: Instant) {
@@ -370,7 +370,7 @@ impl ProducerCore {
             .unwrap_or_else(|| format!("node {}", req.node));
         match result {
             Ok(resp) => {
-                let ResponseBody::Produce(body) = resp.body else {
+                let Ok(body) = resp.body_as::<ProduceRequest>() else {
                     for b in req.batches {
                         self.retry_or_fail(b, "unexpected response type".into(), None, now);
                     }
@@ -401,7 +401,7 @@ impl ProducerCore {
                 for b in req.batches {
                     let answer = by_tp.get(&(&*b.topic, b.partition)).map(|p| {
                         (
-                            ErrorCode(p.error_code),
+                            p.error(),
                             p.base_offset,
                             p.log_append_time_ms,
                             p.log_start_offset,

@@ -473,12 +473,9 @@ impl ProducerCore {
     }
 
     fn on_add_partitions(&mut self, result: Result<Response, NetError>, now: Instant) {
-        let body = match result {
-            Ok(Response {
-                body: ResponseBody::AddPartitionsToTxn(b),
-                ..
-            }) => b,
-            Ok(_) => return self.add_partitions_retry(now),
+        let body = match result.map(Response::body_as::<AddPartitionsToTxnRequest>) {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return self.add_partitions_retry(now),
             Err(e) => {
                 return self.txn_net_error(
                     "AddPartitionsToTxn",
@@ -544,21 +541,21 @@ impl ProducerCore {
         let (api, code, body) = match result {
             Ok(Response { body, .. }) => {
                 let (api, code) = match &body {
-                    ResponseBody::InitProducerId(r) => ("InitProducerId", r.error_code),
-                    ResponseBody::AddOffsetsToTxn(r) => ("AddOffsetsToTxn", r.error_code),
-                    ResponseBody::EndTxn(r) => ("EndTxn", r.error_code),
+                    ResponseBody::InitProducerId(r) => ("InitProducerId", r.error()),
+                    ResponseBody::AddOffsetsToTxn(r) => ("AddOffsetsToTxn", r.error()),
+                    ResponseBody::EndTxn(r) => ("EndTxn", r.error()),
                     ResponseBody::TxnOffsetCommit(r) => (
                         "TxnOffsetCommit",
                         r.topics
                             .iter()
                             .flat_map(|t| &t.partitions)
-                            .map(|p| p.error_code)
-                            .find(|c| *c != 0)
-                            .unwrap_or(0),
+                            .map(|p| p.error())
+                            .find(|c| c.is_err())
+                            .unwrap_or(ErrorCode::NONE),
                     ),
                     _ => return self.txn_retry(step, now),
                 };
-                (api, ErrorCode(code), body)
+                (api, code, body)
             }
             Err(e) => {
                 let api = match step {

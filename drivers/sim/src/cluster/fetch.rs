@@ -559,13 +559,11 @@ mod tests {
         };
         let (a, b) = t.send(create, 7);
         assert_eq!(a, b);
-        let ResponseBody::CreateTopics(created) =
-            decode_response_frame(ApiKey::CreateTopics, 7, a[0].slice(4..))
-                .unwrap()
-                .1
-        else {
-            panic!("not a CreateTopics response");
-        };
+        let created = decode_response_frame(ApiKey::CreateTopics, 7, a[0].slice(4..))
+            .unwrap()
+            .1
+            .into_response::<CreateTopicsRequest>()
+            .expect("a CreateTopics response");
         let id = created.topics[0].topic_id;
         // Partition 0: batches below and above the size that is copied; 1: one large batch;
         // 2: nothing.
@@ -650,13 +648,11 @@ mod tests {
                     .filter(|p| stored.contains(&(p.as_ptr() as usize)))
                     .count();
                 if session_epoch == 0 && version >= 7 {
-                    let ResponseBody::Fetch(r) =
-                        decode_response_frame(ApiKey::Fetch, version, a[0].slice(4..))
-                            .unwrap()
-                            .1
-                    else {
-                        panic!("not a Fetch response");
-                    };
+                    let r = decode_response_frame(ApiKey::Fetch, version, a[0].slice(4..))
+                        .unwrap()
+                        .1
+                        .into_response::<FetchRequest>()
+                        .expect("a Fetch response");
                     assert_ne!(r.session_id, 0, "{what}");
                     let (a, b) = t.send(fetch(r.session_id, 1), version);
                     assert_eq!(a.len(), 1, "{what} incremental");

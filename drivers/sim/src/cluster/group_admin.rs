@@ -19,12 +19,11 @@ impl Cluster {
     ) -> Outcome {
         let order = r.groups.clone();
         r.groups.retain(|g| self.coordinates(ctx, g));
-        let mut owned =
-            self.delegate_owned(ctx, !r.groups.is_empty(), RequestBody::DescribeGroups(r));
-        let mut groups = match owned.as_mut() {
-            Some(ResponseBody::DescribeGroups(resp)) => std::mem::take(&mut resp.groups),
-            _ => Vec::new(),
-        };
+        let any = !r.groups.is_empty();
+        let mut groups = self
+            .delegate_owned(ctx, any, r)
+            .map(|resp| resp.groups)
+            .unwrap_or_default();
         let merged = order
             .into_iter()
             .map(|id| match groups.iter().position(|g| g.group_id == id) {
@@ -49,15 +48,11 @@ impl Cluster {
     ) -> Outcome {
         let order = r.groups_names.clone();
         r.groups_names.retain(|g| self.coordinates(ctx, g));
-        let mut owned = self.delegate_owned(
-            ctx,
-            !r.groups_names.is_empty(),
-            RequestBody::DeleteGroups(r),
-        );
-        let mut results = match owned.as_mut() {
-            Some(ResponseBody::DeleteGroups(resp)) => std::mem::take(&mut resp.results),
-            _ => Vec::new(),
-        };
+        let any = !r.groups_names.is_empty();
+        let mut results = self
+            .delegate_owned(ctx, any, r)
+            .map(|resp| resp.results)
+            .unwrap_or_default();
         let merged = order
             .into_iter()
             .map(|id| match results.iter().position(|g| g.group_id == id) {

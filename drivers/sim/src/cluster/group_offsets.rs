@@ -106,11 +106,11 @@ impl Cluster {
     fn offset_fetch_batched(&mut self, ctx: &Ctx, mut r: OffsetFetchRequest) -> Outcome {
         let order: Vec<String> = r.groups.iter().map(|g| g.group_id.clone()).collect();
         r.groups.retain(|g| self.coordinates(ctx, &g.group_id));
-        let mut owned = self.delegate_owned(ctx, !r.groups.is_empty(), RequestBody::OffsetFetch(r));
-        let mut groups = match owned.as_mut() {
-            Some(ResponseBody::OffsetFetch(resp)) => std::mem::take(&mut resp.groups),
-            _ => Vec::new(),
-        };
+        let any = !r.groups.is_empty();
+        let mut groups = self
+            .delegate_owned(ctx, any, r)
+            .map(|resp| resp.groups)
+            .unwrap_or_default();
         let merged = order
             .into_iter()
             .map(|id| match groups.iter().position(|g| g.group_id == id) {

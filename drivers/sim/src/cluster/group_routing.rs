@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use kafkit_core::codec::Uuid;
-use kafkit_core::protocol::{RequestBody, RequestHeader, ResponseBody};
+use kafkit_core::protocol::{Request, RequestBody, RequestHeader};
 
 use super::group::{ClientRef, GroupReply, TopicView};
 use super::topics::Topic;
@@ -79,18 +79,19 @@ impl Cluster {
     }
 
     /// Delegates a request reduced to the groups coordinated here (if any) and returns the
-    /// coordinator's immediate answer. These APIs are always answered at once.
-    pub(super) fn delegate_owned(
+    /// coordinator's immediate answer, typed. These APIs are always answered at once, with
+    /// their own response; `None` if nothing was asked or the coordinator broke that rule.
+    pub(super) fn delegate_owned<R: Request>(
         &mut self,
         ctx: &Ctx,
         any: bool,
-        body: RequestBody,
-    ) -> Option<ResponseBody> {
+        request: R,
+    ) -> Option<R::Response> {
         if !any {
             return None;
         }
-        match self.delegate(ctx, body) {
-            Outcome::Reply(b) => Some(b),
+        match self.delegate(ctx, request.into()) {
+            Outcome::Reply(b) => b.into_response::<R>().ok(),
             _ => {
                 tracing::warn!("group coordinator deferred a request it should answer at once");
                 None

@@ -10,9 +10,7 @@ use super::{group_error, Generation, GroupCtx, GroupMember, MemberState, Req};
 use crate::deadline::Deadline;
 use crate::network::{NetError, RequestId, Response};
 use crate::protocol::leave_group::request::MemberIdentity;
-use crate::protocol::{
-    ApiKey, ErrorCode, HeartbeatRequest, LeaveGroupRequest, RequestBody, ResponseBody,
-};
+use crate::protocol::{ApiKey, ErrorCode, HeartbeatRequest, LeaveGroupRequest, RequestBody};
 
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -218,12 +216,9 @@ impl GroupMember {
             return;
         }
         let now = ctx.now;
-        let code = match result {
-            Ok(Response {
-                body: ResponseBody::Heartbeat(r),
-                ..
-            }) => ErrorCode(r.error_code),
-            Ok(_) => {
+        let code = match result.map(Response::body_as::<HeartbeatRequest>) {
+            Ok(Ok(r)) => r.error(),
+            Ok(Err(_)) => {
                 self.heartbeat.failed(now);
                 return;
             }
@@ -281,13 +276,9 @@ impl GroupMember {
 
     /// A LeaveGroup answer: nothing depends on it (the member is gone either way), but a
     /// refusal is worth a log line.
-    pub(super) fn on_leave(&mut self, result: &Result<Response, NetError>) {
-        if let Ok(Response {
-            body: ResponseBody::LeaveGroup(r),
-            ..
-        }) = result
-        {
-            let code = ErrorCode(r.error_code);
+    pub(super) fn on_leave(&mut self, result: Result<Response, NetError>) {
+        if let Ok(Ok(r)) = result.map(Response::body_as::<LeaveGroupRequest>) {
+            let code = r.error();
             if code.is_err() {
                 tracing::debug!(group = %self.cfg.group_id, error = %code, "LeaveGroup refused");
             }

@@ -23,8 +23,8 @@ use crate::protocol::join_group::response::JoinGroupResponseMember;
 use crate::protocol::metadata::request::MetadataRequestTopic;
 use crate::protocol::sync_group::request::SyncGroupRequestAssignment;
 use crate::protocol::{
-    ErrorCode, JoinGroupRequest, JoinGroupResponse, MetadataRequest, RequestBody, ResponseBody,
-    SyncGroupRequest, SyncGroupResponse,
+    ErrorCode, JoinGroupRequest, JoinGroupResponse, MetadataRequest, RequestBody, SyncGroupRequest,
+    SyncGroupResponse,
 };
 
 /// The protocol type of consumer groups.
@@ -194,12 +194,9 @@ impl GroupMember {
             return;
         }
         let now = ctx.now;
-        let resp: JoinGroupResponse = match result {
-            Ok(Response {
-                body: ResponseBody::JoinGroup(r),
-                ..
-            }) => r,
-            Ok(_) => return self.retry_join(now, true),
+        let resp: JoinGroupResponse = match result.map(Response::body_as::<JoinGroupRequest>) {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => return self.retry_join(now, true),
             Err(e) => {
                 if let Some(f) = self.fatal_net_error(&e) {
                     return self.set_fatal(f);
@@ -208,7 +205,7 @@ impl GroupMember {
                 return self.retry_join(now, true);
             }
         };
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error();
         match code {
             ErrorCode::NONE => {}
             ErrorCode::MEMBER_ID_REQUIRED => {
@@ -312,11 +309,8 @@ impl GroupMember {
         };
         // Every way on from here sets the state again (SyncGroup, a retry, a fatal error).
         self.enter(MemberState::Syncing);
-        let view = match result {
-            Ok(Response {
-                body: ResponseBody::Metadata(m),
-                ..
-            }) => {
+        let view = match result.map(Response::body_as::<MetadataRequest>) {
+            Ok(Ok(m)) => {
                 let mut v = ClusterView::default();
                 v.update(&m, true);
                 v
@@ -404,12 +398,9 @@ impl GroupMember {
             return;
         }
         let now = ctx.now;
-        let resp: SyncGroupResponse = match result {
-            Ok(Response {
-                body: ResponseBody::SyncGroup(r),
-                ..
-            }) => r,
-            Ok(_) => return self.retry_join(now, true),
+        let resp: SyncGroupResponse = match result.map(Response::body_as::<SyncGroupRequest>) {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => return self.retry_join(now, true),
             Err(e) => {
                 if let Some(f) = self.fatal_net_error(&e) {
                     return self.set_fatal(f);
@@ -418,7 +409,7 @@ impl GroupMember {
                 return self.retry_join(now, true);
             }
         };
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error();
         match code {
             ErrorCode::NONE => {}
             ErrorCode::REBALANCE_IN_PROGRESS => {

@@ -648,7 +648,7 @@ impl GroupMember {
             Req::Join => self.on_join(result, ctx),
             Req::Sync => self.on_sync(result, ctx),
             Req::Heartbeat(generation) => self.on_heartbeat(id, generation, result, ctx),
-            Req::Leave => self.on_leave(&result),
+            Req::Leave => self.on_leave(result),
             Req::Commit(op) => self.on_commit(op, result, ctx),
             Req::OffsetFetch(key) => self.on_offset_fetch(key, result, ctx),
             Req::LeaderMetadata => self.on_leader_metadata(result, ctx),

@@ -18,9 +18,7 @@ use crate::network::{NetError, RequestId, Response};
 use crate::protocol::offset_commit::request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use crate::protocol::{
-    ErrorCode, OffsetCommitRequest, OffsetCommitResponse, RequestBody, ResponseBody,
-};
+use crate::protocol::{ErrorCode, OffsetCommitRequest, OffsetCommitResponse, RequestBody};
 
 /// Highest OffsetCommit version sent: v9 carries a KIP-848 member epoch, which classic
 /// members have no use for.
@@ -160,7 +158,7 @@ pub(crate) fn commit_outcome(resp: &OffsetCommitResponse, offsets: &Offsets) -> 
     for t in &resp.topics {
         for p in &t.partitions {
             missing.retain(|tp| !(*tp.topic == *t.name && tp.partition == p.partition_index));
-            let code = ErrorCode(p.error_code);
+            let code = p.error();
             if code.is_ok() {
                 continue;
             }
@@ -440,32 +438,26 @@ impl GroupMember {
             return;
         };
         op.request = None;
-        let outcome = match &result {
-            Ok(Response {
-                body: ResponseBody::OffsetCommit(r),
-                ..
-            }) if op.left_out.is_empty() => commit_outcome(r, &op.offsets),
-            Ok(Response {
-                body: ResponseBody::OffsetCommit(r),
-                ..
-            }) => {
+        let outcome = match result.map(Response::body_as::<OffsetCommitRequest>) {
+            Ok(Ok(r)) if op.left_out.is_empty() => commit_outcome(&r, &op.offsets),
+            Ok(Ok(r)) => {
                 let sent: Offsets = op
                     .offsets
                     .iter()
                     .filter(|(tp, _)| !op.left_out.contains(*tp))
                     .map(|(tp, o)| (tp.clone(), o.clone()))
                     .collect();
-                commit_outcome(r, &sent)
+                commit_outcome(&r, &sent)
             }
-            Ok(_) => Outcome::Retry {
+            Ok(Err(_)) => Outcome::Retry {
                 coordinator: false,
                 error: group_error(ErrorCode::UNKNOWN_SERVER_ERROR, "unexpected response"),
             },
-            Err(e) => match self.fatal_net_error(e) {
+            Err(e) => match self.fatal_net_error(&e) {
                 Some(f) => Outcome::Fail(f),
                 None => Outcome::Retry {
                     coordinator: true,
-                    error: ConsumerError::Network(e.clone()),
+                    error: ConsumerError::Network(e),
                 },
             },
         };

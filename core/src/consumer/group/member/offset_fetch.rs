@@ -15,9 +15,7 @@ use crate::consumer::subscription_state::{Reset, SubscriptionState};
 use crate::consumer::{ConsumerEvent, OpId};
 use crate::network::{NetError, RequestId, Response};
 use crate::protocol::offset_fetch::request::OffsetFetchRequestTopic;
-use crate::protocol::{
-    ApiKey, ErrorCode, OffsetFetchRequest, OffsetFetchResponse, RequestBody, ResponseBody,
-};
+use crate::protocol::{ApiKey, ErrorCode, OffsetFetchRequest, OffsetFetchResponse, RequestBody};
 
 /// The marker timestamp of a partition waiting for its committed offset: an offset reset
 /// that is "in flight" so the fetcher neither resets nor fetches it meanwhile.
@@ -64,7 +62,7 @@ pub(crate) fn offset_fetch_outcome(
     resp: &OffsetFetchResponse,
     partitions: &[TopicPartition],
 ) -> Outcome<BTreeMap<TopicPartition, Option<OffsetAndMetadata>>> {
-    let top = ErrorCode(resp.error_code);
+    let top = resp.error();
     let retry = |code: ErrorCode, coordinator: bool| Outcome::Retry {
         coordinator,
         error: group_error(code, "offset fetch"),
@@ -81,7 +79,7 @@ pub(crate) fn offset_fetch_outcome(
     for t in &resp.topics {
         for p in &t.partitions {
             let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
-            let code = ErrorCode(p.error_code);
+            let code = p.error();
             match code {
                 ErrorCode::NONE => {}
                 ErrorCode::UNSTABLE_OFFSET_COMMIT => return retry(code, false),
@@ -273,20 +271,17 @@ impl GroupMember {
             return;
         };
         f.request = None;
-        let outcome = match &result {
-            Ok(Response {
-                body: ResponseBody::OffsetFetch(r),
-                ..
-            }) => offset_fetch_outcome(r, &f.partitions),
-            Ok(_) => Outcome::Retry {
+        let outcome = match result.map(Response::body_as::<OffsetFetchRequest>) {
+            Ok(Ok(r)) => offset_fetch_outcome(&r, &f.partitions),
+            Ok(Err(_)) => Outcome::Retry {
                 coordinator: false,
                 error: group_error(ErrorCode::UNKNOWN_SERVER_ERROR, "unexpected response"),
             },
-            Err(e) => match self.fatal_net_error(e) {
+            Err(e) => match self.fatal_net_error(&e) {
                 Some(f) => Outcome::Fail(f),
                 None => Outcome::Retry {
                     coordinator: true,
-                    error: ConsumerError::Network(e.clone()),
+                    error: ConsumerError::Network(e),
                 },
             },
         };

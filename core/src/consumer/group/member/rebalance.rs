@@ -13,7 +13,7 @@ use crate::consumer::group::listener::{RebalanceCall, RebalanceKind, RebalanceOu
 use crate::consumer::record::TopicPartition;
 use crate::consumer::subscription_state::Reset;
 use crate::network::{ClusterView, NetError, Response, Target};
-use crate::protocol::{MetadataRequest, RequestBody, ResponseBody};
+use crate::protocol::{MetadataRequest, RequestBody};
 
 /// One thing that must happen in order around a rebalance (see the [module docs](super)).
 #[derive(Debug)]
@@ -326,11 +326,7 @@ impl GroupMember {
         ctx: &mut GroupCtx<'_>,
     ) {
         self.pattern_in_flight = false;
-        let Ok(Response {
-            body: ResponseBody::Metadata(m),
-            ..
-        }) = result
-        else {
+        let Ok(Ok(m)) = result.map(Response::body_as::<MetadataRequest>) else {
             self.pattern_refresh_at = Some(ctx.now + self.cfg.retry_backoff);
             return;
         };
