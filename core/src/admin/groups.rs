@@ -464,13 +464,14 @@ fn offset_fetch_rows(
 ) -> Result<(ErrorCode, Vec<OffsetFetchResponseTopic>), AdminError> {
     use crate::protocol::offset_fetch::response::OffsetFetchResponsePartition;
     if r.groups.is_empty() {
-        return Ok((ErrorCode(r.error_code), r.topics));
+        return Ok((r.error(), r.topics));
     }
     let Some(g) = r.groups.into_iter().find(|g| g.group_id == group) else {
         return Err(AdminError::InvalidRequest(format!(
             "the OffsetFetch response has no entry for group `{group}`"
         )));
     };
+    let code = g.error();
     let topics = g
         .topics
         .into_iter()
@@ -491,7 +492,7 @@ fn offset_fetch_rows(
             ..Default::default()
         })
         .collect();
-    Ok((ErrorCode(g.error_code), topics))
+    Ok((code, topics))
 }
 
 /// Commits offsets for a group from outside it (OffsetCommit with generation -1 and no
