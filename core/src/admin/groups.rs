@@ -31,8 +31,6 @@ use super::AdminOutcome;
 /// OffsetCommit v9 needs a member epoch; v8 is what the consumer speaks too.
 const MAX_COMMIT_VERSION: i16 = 8;
 
-/// The highest OffsetFetch version this client reads.
-const MAX_OFFSET_FETCH_VERSION: i16 = 9;
 /// From this OffsetFetch version on, requests and responses carry a list of groups.
 const LAYOUT_CHANGE_VERSION: i16 = 8;
 
@@ -349,7 +347,11 @@ impl Api for ListGroupOffsets {
             .coordinator(CoordinatorKind::Group, &self.group)
             .and_then(|node| ctx.net.broker_versions(node))
             .and_then(|(_, table)| {
-                table.negotiate(ApiKey::OffsetFetch, Some(MAX_OFFSET_FETCH_VERSION))
+                // Capped below the v8 layout for now: in admin_core a request built with the
+                // v8+ layout went out at a version below 8 (the broker saw no group), so the
+                // admin client asks at v7, which every broker since Kafka 2.5 serves. The CLI's
+                // `groups describe` negotiates up to v9.
+                table.negotiate(ApiKey::OffsetFetch, Some(LAYOUT_CHANGE_VERSION - 1))
             })
             .unwrap_or(LAYOUT_CHANGE_VERSION - 1);
         let topics = by_topic.as_ref().map(|t| {
