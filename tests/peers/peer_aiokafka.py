@@ -85,7 +85,7 @@ async def main():
             if batches:
                 await m.commit()
             assigned[i] = {tp.partition for tp in m.assignment()}
-        return len(seen) >= len(expected) and all(assigned)
+        return len(seen) >= len(expected) and all(assigned) and not (assigned[0] & assigned[1])
 
     await eventually(poll_all, 60, step=0)
     dups = {k: v for k, v in seen.items() if len(v) > 1}

@@ -78,7 +78,7 @@ def poll_all():
             seen.setdefault(msg.key(), []).append(msg.value())
             m.commit(message=msg, asynchronous=False)
         assigned[i] = {tp.partition for tp in m.assignment()}
-    return len(seen) >= len(expected) and all(assigned)
+    return len(seen) >= len(expected) and all(assigned) and not (assigned[0] & assigned[1])
 
 
 wait_until(poll_all, 60, step=0)

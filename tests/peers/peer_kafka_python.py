@@ -71,7 +71,7 @@ def poll_all():
         assigned[i] = {tp.partition for tp in m.assignment()}
         if seen:
             m.commit()
-    return len(seen) >= len(expected) and all(assigned)
+    return len(seen) >= len(expected) and all(assigned) and not (assigned[0] & assigned[1])
 
 
 wait_until(poll_all, 60, step=0)
