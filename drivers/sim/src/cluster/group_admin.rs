@@ -7,6 +7,7 @@ use kafkit_core::protocol::{
     DescribeGroupsResponse, ErrorCode, ListGroupsRequest, RequestBody, ResponseBody,
 };
 
+use super::group_routing::in_request_order;
 use super::{Cluster, Ctx, Outcome};
 
 const NOT_COORDINATOR: i16 = ErrorCode::NOT_COORDINATOR.code();
@@ -20,21 +21,20 @@ impl Cluster {
         let order = r.groups.clone();
         r.groups.retain(|g| self.coordinates(ctx, g));
         let any = !r.groups.is_empty();
-        let mut groups = self
+        let groups = self
             .delegate_owned(ctx, any, r)
             .map(|resp| resp.groups)
             .unwrap_or_default();
-        let merged = order
-            .into_iter()
-            .map(|id| match groups.iter().position(|g| g.group_id == id) {
-                Some(i) => groups.remove(i),
-                None => DescribedGroup {
-                    error_code: NOT_COORDINATOR,
-                    group_id: id,
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let merged = in_request_order(
+            order,
+            groups,
+            |g| g.group_id.as_str(),
+            |id| DescribedGroup {
+                error_code: NOT_COORDINATOR,
+                group_id: id,
+                ..Default::default()
+            },
+        );
         Outcome::Reply(ResponseBody::DescribeGroups(DescribeGroupsResponse {
             groups: merged,
             ..Default::default()
@@ -49,21 +49,20 @@ impl Cluster {
         let order = r.groups_names.clone();
         r.groups_names.retain(|g| self.coordinates(ctx, g));
         let any = !r.groups_names.is_empty();
-        let mut results = self
+        let results = self
             .delegate_owned(ctx, any, r)
             .map(|resp| resp.results)
             .unwrap_or_default();
-        let merged = order
-            .into_iter()
-            .map(|id| match results.iter().position(|g| g.group_id == id) {
-                Some(i) => results.remove(i),
-                None => delete_groups::response::DeletableGroupResult {
-                    group_id: id,
-                    error_code: NOT_COORDINATOR,
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let merged = in_request_order(
+            order,
+            results,
+            |g| g.group_id.as_str(),
+            |id| delete_groups::response::DeletableGroupResult {
+                group_id: id,
+                error_code: NOT_COORDINATOR,
+                ..Default::default()
+            },
+        );
         Outcome::Reply(ResponseBody::DeleteGroups(DeleteGroupsResponse {
             results: merged,
             ..Default::default()

@@ -13,6 +13,7 @@ use kafkit_core::protocol::{
     OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse, RequestBody, ResponseBody,
 };
 
+use super::group_routing::in_request_order;
 use super::{Cluster, Ctx, Outcome};
 
 const NOT_COORDINATOR: i16 = ErrorCode::NOT_COORDINATOR.code();
@@ -107,21 +108,20 @@ impl Cluster {
         let order: Vec<String> = r.groups.iter().map(|g| g.group_id.clone()).collect();
         r.groups.retain(|g| self.coordinates(ctx, &g.group_id));
         let any = !r.groups.is_empty();
-        let mut groups = self
+        let groups = self
             .delegate_owned(ctx, any, r)
             .map(|resp| resp.groups)
             .unwrap_or_default();
-        let merged = order
-            .into_iter()
-            .map(|id| match groups.iter().position(|g| g.group_id == id) {
-                Some(i) => groups.remove(i),
-                None => OffsetFetchResponseGroup {
-                    group_id: id,
-                    error_code: NOT_COORDINATOR,
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let merged = in_request_order(
+            order,
+            groups,
+            |g| g.group_id.as_str(),
+            |id| OffsetFetchResponseGroup {
+                group_id: id,
+                error_code: NOT_COORDINATOR,
+                ..Default::default()
+            },
+        );
         Outcome::Reply(ResponseBody::OffsetFetch(OffsetFetchResponse {
             groups: merged,
             ..Default::default()

@@ -135,3 +135,20 @@ impl Cluster {
         }
     }
 }
+
+/// The answers for the groups of `order`, in the order asked: each group's own answer from
+/// its coordinator, or `missing(id)` (NOT_COORDINATOR) for a group not coordinated here.
+pub(super) fn in_request_order<T>(
+    order: Vec<String>,
+    mut answered: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+    missing: impl Fn(String) -> T,
+) -> Vec<T> {
+    order
+        .into_iter()
+        .map(|id| match answered.iter().position(|a| id_of(a) == id) {
+            Some(i) => answered.remove(i),
+            None => missing(id),
+        })
+        .collect()
+}
