@@ -367,7 +367,9 @@ mod tests {
         assert!(err.to_string().contains("no-port"), "{err}");
 
         let mut config = ProducerConfig::default();
+        // Transactions need idempotence: the producer core refuses this pair.
         config.transactional_id = Some("tx".into());
+        config.enable_idempotence = Some(false);
         let err = Producer::start(&config).unwrap_err();
         assert!(
             matches!(err, StartError::Producer(ProduceError::InvalidConfig(_))),

@@ -98,7 +98,9 @@ mod tests {
         );
 
         let mut config = ProducerConfig::default();
+        // Transactions need idempotence: the producer core refuses this pair.
         config.transactional_id = Some("tx".into());
+        config.enable_idempotence = Some(false);
         let err = producer(&config).unwrap_err();
         assert!(
             matches!(err, StartError::Producer(ProduceError::InvalidConfig(_))),
