@@ -72,6 +72,12 @@ pub struct ClusterConfig {
     pub group_max_session_timeout_ms: i32,
     /// `group.initial.rebalance.delay.ms` (Kafka's default is 3000; 0 keeps tests fast).
     pub group_initial_rebalance_delay_ms: i32,
+    /// `group.consumer.session.timeout.ms`: how long a consumer-protocol (KIP-848) member may
+    /// go without a heartbeat (Kafka's default 45000).
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`: the heartbeat interval consumer-protocol
+    /// members are told (Kafka's default 5000).
+    pub group_consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for ClusterConfig {
@@ -92,6 +98,8 @@ impl Default for ClusterConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 0,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -137,6 +145,8 @@ const MODEL_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 0),
 ];
 
 impl ClusterConfig {

@@ -21,10 +21,21 @@ impl Cluster {
         let order = r.groups.clone();
         r.groups.retain(|g| self.coordinates(ctx, g));
         let any = !r.groups.is_empty();
-        let groups = self
+        let mut groups = self
             .delegate_owned(ctx, any, r)
             .map(|resp| resp.groups)
             .unwrap_or_default();
+        // Consumer groups are not classic groups: described as Dead, as Kafka does to v5.
+        for g in &mut groups {
+            if self.groups848.group(&g.group_id).is_some() {
+                *g = DescribedGroup {
+                    group_id: std::mem::take(&mut g.group_id),
+                    group_state: "Dead".into(),
+                    authorized_operations: g.authorized_operations,
+                    ..Default::default()
+                };
+            }
+        }
         let merged = in_request_order(
             order,
             groups,
@@ -48,11 +59,26 @@ impl Cluster {
     ) -> Outcome {
         let order = r.groups_names.clone();
         r.groups_names.retain(|g| self.coordinates(ctx, g));
+        let mut consumer = Vec::new();
+        let ids = std::mem::take(&mut r.groups_names);
+        for id in ids {
+            match self.delete_consumer_group(&id) {
+                Some(e) => consumer.push(delete_groups::response::DeletableGroupResult {
+                    group_id: id,
+                    error_code: e.code(),
+                    ..Default::default()
+                }),
+                None => r.groups_names.push(id),
+            }
+        }
         let any = !r.groups_names.is_empty();
         let results = self
             .delegate_owned(ctx, any, r)
             .map(|resp| resp.results)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(consumer)
+            .collect();
         let merged = in_request_order(
             order,
             results,
@@ -71,11 +97,13 @@ impl Cluster {
 
     /// The groups this broker coordinates.
     pub(super) fn handle_list_groups(&mut self, ctx: &Ctx, r: ListGroupsRequest) -> Outcome {
+        let (states, types) = (r.states_filter.clone(), r.types_filter.clone());
         let outcome = self.delegate(ctx, RequestBody::ListGroups(r));
         match outcome {
             Outcome::Reply(ResponseBody::ListGroups(mut resp)) => {
                 resp.groups
                     .retain(|g| self.coordinator_for(&g.group_id) == ctx.broker);
+                self.list_consumer_groups(ctx, &states, &types, &mut resp.groups);
                 Outcome::Reply(ResponseBody::ListGroups(resp))
             }
             other => other,

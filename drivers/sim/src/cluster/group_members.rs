@@ -20,6 +20,14 @@ impl Cluster {
                 ..Default::default()
             }));
         }
+        if let Some(e) = self.join_consumer_group_check(&r.group_id) {
+            return Outcome::Reply(ResponseBody::JoinGroup(JoinGroupResponse {
+                error_code: e.code(),
+                protocol_name: (ctx.version < 7).then(String::new),
+                member_id: r.member_id,
+                ..Default::default()
+            }));
+        }
         self.delegate(ctx, RequestBody::JoinGroup(r))
     }
 

@@ -21,7 +21,10 @@ const NOT_COORDINATOR: i16 = ErrorCode::NOT_COORDINATOR.code();
 impl Cluster {
     pub(super) fn handle_offset_commit(&mut self, ctx: &Ctx, r: OffsetCommitRequest) -> Outcome {
         if self.coordinates(ctx, &r.group_id) {
-            return self.delegate(ctx, RequestBody::OffsetCommit(r));
+            return match self.consumer_group_offset_commit(ctx, r) {
+                Ok(outcome) => outcome,
+                Err(r) => self.delegate(ctx, RequestBody::OffsetCommit(r)),
+            };
         }
         let topics = r
             .topics
@@ -107,11 +110,32 @@ impl Cluster {
     fn offset_fetch_batched(&mut self, ctx: &Ctx, mut r: OffsetFetchRequest) -> Outcome {
         let order: Vec<String> = r.groups.iter().map(|g| g.group_id.clone()).collect();
         r.groups.retain(|g| self.coordinates(ctx, &g.group_id));
+        // Consumer groups whose member check fails answer with the check's error.
+        let mut refused = Vec::new();
+        r.groups.retain(|g| {
+            let error = self.consumer_group_fetch_error(
+                ctx.version,
+                &g.group_id,
+                g.member_id.as_deref(),
+                g.member_epoch,
+            );
+            if let Some(e) = error {
+                refused.push(OffsetFetchResponseGroup {
+                    group_id: g.group_id.clone(),
+                    error_code: e.code(),
+                    ..Default::default()
+                });
+            }
+            error.is_none()
+        });
         let any = !r.groups.is_empty();
         let groups = self
             .delegate_owned(ctx, any, r)
             .map(|resp| resp.groups)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(refused)
+            .collect();
         let merged = in_request_order(
             order,
             groups,

@@ -40,6 +40,7 @@
 pub mod config;
 pub mod endpoint;
 pub mod group;
+pub mod group848;
 pub mod hooks;
 pub mod log;
 pub mod topics;
@@ -54,6 +55,7 @@ mod group_admin;
 mod group_members;
 mod group_offsets;
 mod group_routing;
+mod group848_routing;
 mod metadata;
 mod offsets;
 mod produce;
@@ -218,6 +220,7 @@ pub struct Cluster {
     txns: txn::TxnCoordinator,
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     groups: group::GroupCoordinator,
+    groups848: group848::ConsumerGroups,
     /// Something changed that parked requests may be waiting for.
     wake: bool,
     /// Large response frames handed back after they were written (the dev broker's writers).
@@ -287,8 +290,13 @@ impl Cluster {
             group_max_session_timeout_ms: config.group_max_session_timeout_ms,
             group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
         });
+        let groups848 = group848::ConsumerGroups::new(group848::ConsumerGroupConfig {
+            session_timeout_ms: config.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+        });
         Cluster {
             groups,
+            groups848,
             versions: config.version_table(),
             config,
             brokers,

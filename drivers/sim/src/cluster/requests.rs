@@ -79,6 +79,7 @@ impl Cluster {
         waits
             .chain(repl)
             .chain(self.groups.poll_timeout())
+            .chain(self.groups848.poll_timeout())
             .chain(self.txn_deadline())
             .min()
     }
@@ -87,6 +88,7 @@ impl Cluster {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         self.groups.handle_timeout(now);
+        self.groups848.handle_timeout(now);
         self.settle(now);
     }
 
@@ -447,6 +449,8 @@ impl Cluster {
             RequestBody::EndTxn(r) => self.handle_end_txn(ctx, r),
             RequestBody::DescribeTransactions(r) => self.handle_describe_transactions(ctx, r),
             RequestBody::ListTransactions(r) => self.handle_list_transactions(ctx, r),
+            RequestBody::ConsumerGroupHeartbeat(r) => self.handle_consumer_group_heartbeat(ctx, r),
+            RequestBody::ConsumerGroupDescribe(r) => self.handle_consumer_group_describe(ctx, r),
             other => Outcome::Close(format!("{} is not implemented", other.api_key().name())),
         }
     }
