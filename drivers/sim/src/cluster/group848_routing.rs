@@ -68,7 +68,10 @@ impl Cluster {
             ))
         };
         if !self.coordinates(ctx, &r.group_id) {
-            return fail(ErrorCode::NOT_COORDINATOR, "not the coordinator of this group");
+            return fail(
+                ErrorCode::NOT_COORDINATOR,
+                "not the coordinator of this group",
+            );
         }
         if self.classic_in_use(&r.group_id) {
             return fail(
@@ -224,8 +227,7 @@ impl Cluster {
                 continue;
             };
             let state = g.state().name();
-            if ctx.version >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase())
-            {
+            if ctx.version >= 4 && !states.is_empty() && !states.contains(&state.to_lowercase()) {
                 continue;
             }
             if ctx.version >= 5 && !types.is_empty() && !types.iter().any(|t| t == "consumer") {

@@ -58,9 +58,7 @@ fn range(members: &[AssignorMember<'_>], topics: &Topics) -> BTreeMap<String, As
             if count == 0 {
                 continue;
             }
-            let parts = out
-                .get_mut(*id)
-                .map(|a| a.entry(meta.id).or_default());
+            let parts = out.get_mut(*id).map(|a| a.entry(meta.id).or_default());
             if let Some(parts) = parts {
                 parts.extend((next..next + count).map(|p| p as i32));
             }

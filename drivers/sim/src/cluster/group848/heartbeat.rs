@@ -57,14 +57,16 @@ fn to_assignment(parts: &[ReqTopicPartitions]) -> Assignment {
 }
 
 fn is_subset(a: &Assignment, b: &Assignment) -> bool {
-    a.iter().all(|(t, parts)| {
-        parts.is_empty() || b.get(t).is_some_and(|have| parts.is_subset(have))
-    })
+    a.iter()
+        .all(|(t, parts)| parts.is_empty() || b.get(t).is_some_and(|have| parts.is_subset(have)))
 }
 
 /// The topics of `topics` a member with these subscriptions reads.
 pub(super) fn resolve<'a>(m: &Member, topics: &'a Topics) -> BTreeSet<&'a str> {
-    let re = m.subscribed_topic_regex.as_deref().and_then(|r| compile(r).ok());
+    let re = m
+        .subscribed_topic_regex
+        .as_deref()
+        .and_then(|r| compile(r).ok());
     topics
         .keys()
         .filter(|name| {
@@ -184,7 +186,10 @@ impl ConsumerGroups {
             };
             if let Some(instance) = &req.instance_id {
                 if m.instance_id.as_deref() != Some(instance) {
-                    return error(ErrorCode::FENCED_INSTANCE_ID, "instance id of another member");
+                    return error(
+                        ErrorCode::FENCED_INSTANCE_ID,
+                        "instance id of another member",
+                    );
                 }
             }
             let lost_answer = req.member_epoch == m.previous_member_epoch
@@ -271,9 +276,17 @@ impl ConsumerGroups {
         };
         let id = match &req.instance_id {
             Some(instance) => match group.static_member(instance) {
-                None => return error(ErrorCode::UNKNOWN_MEMBER_ID, "no member has that instance id"),
+                None => {
+                    return error(
+                        ErrorCode::UNKNOWN_MEMBER_ID,
+                        "no member has that instance id",
+                    )
+                }
                 Some(m) if m.id != req.member_id => {
-                    return error(ErrorCode::FENCED_INSTANCE_ID, "instance id of another member")
+                    return error(
+                        ErrorCode::FENCED_INSTANCE_ID,
+                        "instance id of another member",
+                    )
                 }
                 Some(m) => m.id.clone(),
             },
@@ -329,7 +342,9 @@ fn validate(
             return invalid("TopicPartitions must be empty when (re-)joining.");
         }
         if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
-            return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
+            return invalid(
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+            );
         }
     }
     if let Some(re) = &req.subscribed_topic_regex {

@@ -207,9 +207,11 @@ impl ConsumerGroup {
             ConsumerGroupState::Empty
         } else if self.assignment_epoch < self.group_epoch {
             ConsumerGroupState::Assigning
-        } else if self.members.values().all(|m| {
-            m.state == MemberState::Stable && m.member_epoch == self.assignment_epoch
-        }) {
+        } else if self
+            .members
+            .values()
+            .all(|m| m.state == MemberState::Stable && m.member_epoch == self.assignment_epoch)
+        {
             ConsumerGroupState::Stable
         } else {
             ConsumerGroupState::Reconciling

@@ -76,7 +76,11 @@ fn next_assignment(
     owned: Option<&Assignment>,
     taken: &dyn Fn(Uuid, i32) -> bool,
 ) {
-    let topics: BTreeSet<Uuid> = target.keys().chain(member.assigned.keys()).copied().collect();
+    let topics: BTreeSet<Uuid> = target
+        .keys()
+        .chain(member.assigned.keys())
+        .copied()
+        .collect();
     let mut kept = Assignment::new();
     let mut revoking = Assignment::new();
     let mut adding = Assignment::new();
