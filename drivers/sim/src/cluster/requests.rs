@@ -116,6 +116,9 @@ impl Cluster {
             if self.groups.poll_timeout().is_some_and(|t| t <= now) {
                 self.groups.handle_timeout(now);
             }
+            if self.groups848.poll_timeout().is_some_and(|t| t <= now) {
+                self.groups848.handle_timeout(now);
+            }
             self.drain_group_completions(now);
             let txns_moved = self.advance_txns(now);
             let due: Vec<(i32, ConnKey)> = {
