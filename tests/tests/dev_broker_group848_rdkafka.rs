@@ -34,6 +34,11 @@ impl ClientContext for Log {
 
 impl ConsumerContext for Log {}
 
+impl rdkafka::producer::ProducerContext for Log {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
 fn debug() -> Option<String> {
     std::env::var("DEV_BROKER_RDKAFKA_DEBUG")
         .ok()
@@ -121,8 +126,8 @@ impl Member {
                         None => {}
                     }
                 }
-                // Closing commits and leaves the group (a heartbeat with epoch -1).
-                consumer.close().ok();
+                // Dropping the consumer commits and leaves the group (a heartbeat with epoch
+                // -1).
                 drop(consumer);
             })
         };
