@@ -141,16 +141,18 @@ impl Cluster {
         None
     }
 
+    /// Whether `group` is a consumer-protocol group.
+    pub(super) fn is_consumer_group(&self, group: &str) -> bool {
+        self.groups848.group(group).is_some()
+    }
+
     /// OffsetCommit for a consumer group: the member check, then a plain commit to the
-    /// offset store. `None` if `r` is not for a consumer group.
+    /// offset store.
     pub(super) fn consumer_group_offset_commit(
         &mut self,
         ctx: &Ctx,
         mut r: OffsetCommitRequest,
-    ) -> Result<Outcome, OffsetCommitRequest> {
-        if self.groups848.group(&r.group_id).is_none() {
-            return Err(r);
-        }
+    ) -> Outcome {
         let epoch = if ctx.version >= 1 {
             r.generation_id_or_member_epoch
         } else {
@@ -177,18 +179,16 @@ impl Cluster {
                     ..Default::default()
                 })
                 .collect();
-            return Ok(Outcome::Reply(ResponseBody::OffsetCommit(
-                OffsetCommitResponse {
-                    topics,
-                    ..Default::default()
-                },
-            )));
+            return Outcome::Reply(ResponseBody::OffsetCommit(OffsetCommitResponse {
+                topics,
+                ..Default::default()
+            }));
         }
         // The member is checked: the offset store takes it as a commit to an empty group.
         r.generation_id_or_member_epoch = -1;
         r.member_id.clear();
         r.group_instance_id = None;
-        Ok(self.delegate(ctx, r.into()))
+        self.delegate(ctx, r.into())
     }
 
     /// OffsetFetch v9+'s member check of group `group`, `None` if it may read.

@@ -21,10 +21,10 @@ const NOT_COORDINATOR: i16 = ErrorCode::NOT_COORDINATOR.code();
 impl Cluster {
     pub(super) fn handle_offset_commit(&mut self, ctx: &Ctx, r: OffsetCommitRequest) -> Outcome {
         if self.coordinates(ctx, &r.group_id) {
-            return match self.consumer_group_offset_commit(ctx, r) {
-                Ok(outcome) => outcome,
-                Err(r) => self.delegate(ctx, RequestBody::OffsetCommit(r)),
-            };
+            if self.is_consumer_group(&r.group_id) {
+                return self.consumer_group_offset_commit(ctx, r);
+            }
+            return self.delegate(ctx, RequestBody::OffsetCommit(r));
         }
         let topics = r
             .topics

@@ -31,6 +31,13 @@ pub struct Sender<'a> {
     pub client_host: &'a str,
 }
 
+/// A refused heartbeat: its error code and message.
+type Refusal = (ErrorCode, String);
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    (code, message.into())
+}
+
 fn error(code: ErrorCode, message: impl Into<String>) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse {
         error_code: code.code(),
@@ -151,8 +158,8 @@ impl ConsumerGroups {
         now: Instant,
     ) -> ConsumerGroupHeartbeatResponse {
         self.handle_timeout(now);
-        if let Err(e) = validate(&req, from.version) {
-            return e;
+        if let Err((code, message)) = validate(&req, from.version) {
+            return error(code, message);
         }
         if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH
             || req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
@@ -178,7 +185,7 @@ impl ConsumerGroups {
         if req.member_epoch == 0 {
             match join(group, &req, &member_id, from, now + session) {
                 Ok(c) => changed = c,
-                Err(e) => return e,
+                Err((code, message)) => return error(code, message),
             }
         } else {
             let Some(m) = group.members.get(&member_id) else {
@@ -317,11 +324,8 @@ impl ConsumerGroups {
 }
 
 /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
-fn validate(
-    req: &ConsumerGroupHeartbeatRequest,
-    version: i16,
-) -> Result<(), ConsumerGroupHeartbeatResponse> {
-    let invalid = |m: &str| Err(error(ErrorCode::INVALID_REQUEST, m));
+fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(), Refusal> {
+    let invalid = |m: &str| Err(refuse(ErrorCode::INVALID_REQUEST, m));
     if req.group_id.is_empty() {
         return invalid("GroupId can't be empty.");
     }
@@ -349,7 +353,7 @@ fn validate(
     }
     if let Some(re) = &req.subscribed_topic_regex {
         if let Err(e) = compile(re) {
-            return Err(error(
+            return Err(refuse(
                 ErrorCode::INVALID_REGULAR_EXPRESSION,
                 format!("SubscribedTopicRegex `{re}` is not a valid regular expression: {e}"),
             ));
@@ -357,7 +361,7 @@ fn validate(
     }
     if let Some(a) = &req.server_assignor {
         if !ASSIGNORS.contains(&a.as_str()) {
-            return Err(error(
+            return Err(refuse(
                 ErrorCode::UNSUPPORTED_ASSIGNOR,
                 format!("ServerAssignor {a} is not supported; supported: uniform, range"),
             ));
@@ -410,11 +414,11 @@ fn join(
     member_id: &str,
     from: Sender<'_>,
     session_deadline: Instant,
-) -> Result<bool, ConsumerGroupHeartbeatResponse> {
+) -> Result<bool, Refusal> {
     if let Some(instance) = &req.instance_id {
         if let Some(old) = group.static_member(instance).cloned() {
             if old.id != member_id && old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-                return Err(error(
+                return Err(refuse(
                     ErrorCode::UNRELEASED_INSTANCE_ID,
                     format!("instance id {instance} is still used by member {}", old.id),
                 ));
