@@ -32,7 +32,8 @@ impl SaslUser {
 ///
 /// Defaults: 3 brokers, 3 partitions per auto-created topic, auto-creation on, replication
 /// factor 1, 64 MiB of retained log per partition, our own API version ranges, no SASL, no
-/// replication delay, seed 0.
+/// replication delay, seed 0, Kafka 4.0's behaviour ([`ClusterConfig::release`] imitates
+/// older releases).
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// Number of brokers (node ids `0..brokers`).
@@ -72,6 +73,13 @@ pub struct ClusterConfig {
     pub group_max_session_timeout_ms: i32,
     /// `group.initial.rebalance.delay.ms` (Kafka's default is 3000; 0 keeps tests fast).
     pub group_initial_rebalance_delay_ms: i32,
+    /// The highest message magic served (`log.message.format.version`): 2 (record batches)
+    /// by default, 1 for 0.10.x and 0 before. Stored batches of a newer format are
+    /// down-converted when fetched, as are those an old Fetch version cannot carry.
+    pub message_format: i8,
+    /// OffsetCommit and OffsetFetch v0 answered by any broker, as 0.8.1 and 0.8.2 did (they
+    /// kept v0 offsets in ZooKeeper; 0.8.1 had no coordinator).
+    pub zookeeper_offsets: bool,
 }
 
 impl Default for ClusterConfig {
@@ -92,6 +100,8 @@ impl Default for ClusterConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 0,
+            message_format: 2,
+            zookeeper_offsets: false,
         }
     }
 }

@@ -47,6 +47,7 @@ pub mod txn;
 
 mod admin;
 mod configs;
+mod downconvert;
 mod faults;
 mod fetch;
 mod find_coordinator;
@@ -57,6 +58,7 @@ mod group_routing;
 mod metadata;
 mod offsets;
 mod produce;
+pub mod releases;
 mod replication;
 mod requests;
 mod sasl;
@@ -72,6 +74,7 @@ use kafkit_core::network::Rng;
 use kafkit_core::protocol::{ApiKey, FetchResponse, RequestBody, RequestHeader, ResponseBody};
 
 pub use config::{ClusterConfig, SaslUser};
+pub use releases::{Release, UnknownRelease};
 pub use endpoint::{serve_cluster, ClusterEndpoint};
 pub use hooks::{Hook, HookAction};
 pub use log::{PartitionLog, StoredBatch};
