@@ -107,6 +107,18 @@ impl NetworkClient {
                 }
             }
             Target::Any => return self.route_any(now),
+            // Brokers before 0.8.2 have no coordinator; 0.8.1 keeps a group's offsets in
+            // ZooKeeper and answers OffsetCommit/OffsetFetch v0 on any broker.
+            Target::Coordinator {
+                kind: CoordinatorKind::Group,
+                ..
+            } if matches!(
+                p.body,
+                RequestBody::OffsetCommit(_) | RequestBody::OffsetFetch(_)
+            ) && self.zookeeper_offsets() =>
+            {
+                return self.route_any(now)
+            }
             Target::Coordinator { kind, key } => match self.route_coordinator(*kind, key, now) {
                 Ok(node) => coordinator_conn(node),
                 Err(route) => return route,
@@ -156,6 +168,18 @@ impl NetworkClient {
             });
         }
         Err(Route::Wait)
+    }
+
+    /// Whether the brokers met so far keep group offsets in ZooKeeper without a coordinator
+    /// (0.8.1: OffsetCommit but no FindCoordinator).
+    fn zookeeper_offsets(&self) -> bool {
+        self.node_state
+            .values()
+            .filter_map(|s| s.versions.as_ref())
+            .any(|t| {
+                t.broker_range(ApiKey::FindCoordinator).is_none()
+                    && t.broker_range(ApiKey::OffsetCommit).is_some()
+            })
     }
 
     /// Forgets the coordinator of `key` (after NOT_COORDINATOR and similar errors): the next
@@ -226,6 +250,22 @@ impl NetworkClient {
                 }
             }
             Ok((_, _, Err(_))) => retry(entry),
+            // A broker before 0.8.2: no retry brings a coordinator.
+            Err(NetError::Unsupported {
+                api: ApiKey::FindCoordinator,
+                broker,
+                detail,
+            }) => {
+                entry.error = Some(NetError::Unsupported {
+                    api: ApiKey::FindCoordinator,
+                    broker,
+                    detail: format!(
+                        "{detail}: brokers before 0.8.2 have no group coordinator, so no \
+                         consumer groups (subscribe needs 0.9) and, before 0.8.1, no committed \
+                         offsets; use assign() and keep offsets in the application"
+                    ),
+                });
+            }
             Err(error) => {
                 tracing::debug!(%error, %key, "coordinator lookup failed");
                 retry(entry);
