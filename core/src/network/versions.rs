@@ -488,7 +488,10 @@ mod tests {
         assert_eq!(t.guess_broker_version(), BrokerVersion::new(0, 10, 1));
         let t = broker.capped_to_release(BrokerVersion::new(2, 5, 0));
         assert_eq!(t.broker_range(ApiKey::Fetch), Some((0, 8)), "2.0's ceiling");
-        assert_eq!(broker.capped_to_release(BrokerVersion::new(4, 0, 0)), broker);
+        assert_eq!(
+            broker.capped_to_release(BrokerVersion::new(4, 0, 0)),
+            broker
+        );
     }
 
     #[test]

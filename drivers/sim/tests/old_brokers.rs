@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use kafkit_core::compression::Compression;
 use kafkit_core::config::{AutoOffsetReset, BrokerVersion, ConsumerConfig, IsolationLevel};
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, OffsetAndMetadata, OpId, TopicPartition,
+    ConsumerError, ConsumerEvent, OffsetAndMetadata, OpId, TopicPartition,
 };
 use kafkit_core::network::{release_name, LowLevelClient, LowLevelEvent, NetOptions};
 use kafkit_core::protocol::metadata::request::MetadataRequestTopic;
@@ -70,7 +70,8 @@ fn call(cluster: &mut Cluster, broker: i32, body: RequestBody, version: i16) -> 
 
 /// The records the matrix reads back, in the format Produce `version` carries.
 fn records_for(version: i16) -> Bytes {
-    let (k, v) = |i: i64| (format!("k{i}"), format!("v{i}"));
+    let k = |i: i64| format!("k{i}");
+    let v = |i: i64| format!("v{i}");
     match version {
         0..=2 => {
             let magic = if version == 2 { 1 } else { 0 };
@@ -143,7 +144,10 @@ fn seeded(release: &str) -> Rc<RefCell<Cluster>> {
         panic!("{resp:?}")
     };
     assert_eq!(p.responses[0].partition_responses[0].error_code, 0);
-    assert_eq!(cluster.partition(TOPIC, 0).unwrap().log_end_offset(), RECORDS);
+    assert_eq!(
+        cluster.partition(TOPIC, 0).unwrap().log_end_offset(),
+        RECORDS
+    );
     Rc::new(RefCell::new(cluster))
 }
 
@@ -159,11 +163,7 @@ fn consumer_config(group: Option<&str>) -> ConsumerConfig {
 }
 
 fn version(release: &str) -> BrokerVersion {
-    let (a, b, c) = RELEASES
-        .iter()
-        .find(|r| r.name == release)
-        .unwrap()
-        .version;
+    let (a, b, c) = RELEASES.iter().find(|r| r.name == release).unwrap().version;
     BrokerVersion::new(a, b, c)
 }
 
@@ -178,7 +178,11 @@ fn probe(cluster: &Rc<RefCell<Cluster>>) -> BrokerVersion {
     let mut node = None;
     sim.run_until(|s| {
         for e in s.take_events() {
-            if let LowLevelEvent::Response { id: OpId(1), result } = e {
+            if let LowLevelEvent::Response {
+                id: OpId(1),
+                result,
+            } = e
+            {
                 node = Some(result.expect("the version check succeeds").node);
             }
         }
@@ -267,16 +271,10 @@ fn row(release: &str) {
 
     // Metadata and consuming, with assign (kafka-python's SimpleConsumer).
     let tp = TopicPartition::new(TOPIC, 0);
-    let now = cluster.borrow().wall_ms(Instant::now()).max(0) as u64;
-    let _ = now;
     let start = Instant::now() + Duration::from_secs(1);
-    let mut c = ConsumerSim::on_cluster(
-        cluster.clone(),
-        &consumer_config(Some("matrix")),
-        7,
-        start,
-    )
-    .unwrap();
+    let mut c =
+        ConsumerSim::on_cluster(cluster.clone(), &consumer_config(Some("matrix")), 7, start)
+            .unwrap();
     let parts = c
         .partitions_for_topic(TOPIC)
         .unwrap()
@@ -346,7 +344,7 @@ fn row(release: &str) {
     // Groups: join where the release has them, a clear error where not.
     let mut g = ConsumerSim::on_cluster(
         cluster.clone(),
-        &consumer_config(Some("matrix-group")),
+        &consumer_config(Some("matrix")),
         8,
         start + Duration::from_secs(600),
     )
@@ -357,7 +355,11 @@ fn row(release: &str) {
         subscribed.unwrap();
         let mut n = 0;
         for _ in 0..40 {
-            n += g.poll(Duration::from_millis(500)).unwrap().expect("poll").count();
+            n += g
+                .poll(Duration::from_millis(500))
+                .unwrap()
+                .expect("poll")
+                .count();
             if !g.assignment().is_empty() && n as i64 >= 2 {
                 break;
             }
@@ -366,15 +368,18 @@ fn row(release: &str) {
         // The group resumes from the committed offset 3.
         assert_eq!(n as i64, RECORDS - 3, "{release}: read from the commit");
     } else {
+        // The member learns the brokers' release first (probing a broker without
+        // ApiVersions takes a few connections), then fails without waiting for any timeout.
+        let started = g.sim().now();
         let e = match subscribed {
             Err(e) => e,
-            Ok(()) => g
-                .poll(Duration::from_secs(1))
-                .unwrap()
-                .err()
+            Ok(()) => (0..40)
+                .find_map(|_| g.poll(Duration::from_millis(500)).unwrap().err())
                 .expect("subscribing fails on a broker without groups"),
         }
         .to_string();
+        let took = g.sim().now() - started;
+        assert!(took < Duration::from_secs(5), "{release}: took {took:?}");
         assert!(e.contains(&release_name(v)), "{release}: {e}");
         assert!(e.contains("assign"), "{release}: {e}");
     }
@@ -406,27 +411,44 @@ matrix! {
     kafka_4 => "4",
 }
 
-/// A read_committed consumer on a broker without transactions reads as read_uncommitted
-/// (there is nothing uncommitted to hide there), offsets by earliest/latest included.
+/// A read_committed consumer on a broker without transactions (before 0.11) fails its offset
+/// lookups and resets at once, naming the release, as Java's does (ListOffsets v2 is its
+/// minimum for read_committed); read_uncommitted is what such a broker has.
 #[test]
-fn read_committed_before_0_11_reads_everything() {
+fn read_committed_before_0_11_fails_clearly() {
     for release in ["0.9", "0.10.0", "0.10.2"] {
         let cluster = seeded(release);
         let mut config = consumer_config(None);
         config.isolation_level = IsolationLevel::ReadCommitted;
         let mut c = ConsumerSim::on_cluster(cluster, &config, 3, Instant::now()).unwrap();
         let tp = TopicPartition::new(TOPIC, 0);
-        let ends = c.end_offsets(&[tp.clone()]).unwrap().unwrap();
-        assert_eq!(ends[&tp], RECORDS, "{release}");
+        let e = c
+            .end_offsets(&[tp.clone()])
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("read_committed"), "{release}: {e}");
+        assert!(e.contains("0.11"), "{release}: {e}");
+        assert!(e.contains(&format!("Kafka {release}")), "{release}: {e}");
+        // The reset of a fresh assignment fails the same way, at the next poll.
         c.assign([tp.clone()]);
-        let mut n = 0;
+        let started = c.sim().now();
+        let mut failure = None;
         for _ in 0..20 {
-            n += c.poll(Duration::from_millis(500)).unwrap().expect("poll").count();
-            if n as i64 >= RECORDS {
-                break;
+            match c.poll(Duration::from_millis(500)).unwrap() {
+                Ok(r) => assert_eq!(r.count(), 0, "{release}"),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
             }
         }
-        assert_eq!(n as i64, RECORDS, "{release}");
+        let e = failure.unwrap_or_else(|| panic!("{release}: the reset did not fail"));
+        assert!(e.contains("read_committed"), "{release}: {e}");
+        assert!(
+            c.sim().now() - started < Duration::from_secs(2),
+            "{release}: at once"
+        );
     }
 }
 

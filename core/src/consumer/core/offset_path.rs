@@ -17,16 +17,16 @@ impl ConsumerCore {
     /// Java refuses the same way, with an `UnsupportedVersionException`). Older ListOffsets
     /// versions would silently answer with other semantics (v0's offsets before a segment's
     /// time) or not encode at all.
-    pub(super) fn list_offsets_refusal(&self, node: NodeId, by_time: bool) -> Option<ConsumerError> {
+    pub(super) fn list_offsets_refusal(
+        &self,
+        node: NodeId,
+        by_time: bool,
+    ) -> Option<ConsumerError> {
         let (release, table) = self.net.broker_versions(node)?;
         let have = table.negotiate(ApiKey::ListOffsets, None).unwrap_or(-1);
         let read_committed = self.fetcher.settings.isolation_level == 1;
         let (what, needs, min) = if read_committed && have < 2 {
-            (
-                "a read_committed consumer (transactions)",
-                "0.11",
-                2,
-            )
+            ("a read_committed consumer (transactions)", "0.11", 2)
         } else if by_time && have < 1 {
             ("offsets by time (offsets_for_times)", "0.10.1", 1)
         } else {

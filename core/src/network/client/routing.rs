@@ -134,6 +134,19 @@ impl NetworkClient {
         key: &str,
         now: Instant,
     ) -> Result<NodeId, Route> {
+        if let Some(release) = self.brokers_lack(ApiKey::FindCoordinator) {
+            // Brokers before 0.8.2: no lookup can find a coordinator; fail now rather than
+            // when the lookup, sent to a broker still being probed, times out.
+            let entry = self.coordinators.entry((kind, key.to_owned())).or_default();
+            entry.error.get_or_insert_with(|| NetError::Unsupported {
+                api: ApiKey::FindCoordinator,
+                broker: "every broker".into(),
+                detail: no_coordinator(&format!(
+                    "the brokers are Kafka {}",
+                    crate::network::versions::release_name(release)
+                )),
+            });
+        }
         let entry = self.coordinators.entry((kind, key.to_owned())).or_default();
         if let Some(e) = &entry.error {
             return Err(Route::Fail(e.clone()));
@@ -168,6 +181,25 @@ impl NetworkClient {
             });
         }
         Err(Route::Wait)
+    }
+
+    /// The release of the brokers met so far when none of them has `api` (`None` while no
+    /// broker's versions are known, or when one has it).
+    fn brokers_lack(&self, api: ApiKey) -> Option<BrokerVersion> {
+        let mut tables = self
+            .node_state
+            .values()
+            .filter_map(|s| s.versions.as_ref())
+            .peekable();
+        tables.peek()?;
+        let mut release = None;
+        for t in tables {
+            if t.broker_range(api).is_some() {
+                return None;
+            }
+            release = Some(t.guess_broker_version());
+        }
+        release
     }
 
     /// Whether the brokers met so far keep group offsets in ZooKeeper without a coordinator
@@ -259,11 +291,7 @@ impl NetworkClient {
                 entry.error = Some(NetError::Unsupported {
                     api: ApiKey::FindCoordinator,
                     broker,
-                    detail: format!(
-                        "{detail}: brokers before 0.8.2 have no group coordinator, so no \
-                         consumer groups (subscribe needs 0.9) and, before 0.8.1, no committed \
-                         offsets; use assign() and keep offsets in the application"
-                    ),
+                    detail: no_coordinator(&detail),
                 });
             }
             Err(error) => {
@@ -358,4 +386,13 @@ impl NetworkClient {
         }
         Route::Wait
     }
+}
+
+/// What a client without a group coordinator (brokers before 0.8.2) cannot do, after `why`.
+fn no_coordinator(why: &str) -> String {
+    format!(
+        "{why}: brokers before 0.8.2 have no group coordinator, so no consumer groups (subscribe \
+         needs 0.9) and, before 0.8.1, no committed offsets; use assign() and keep offsets in \
+         the application"
+    )
 }

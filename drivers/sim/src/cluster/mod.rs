@@ -74,10 +74,10 @@ use kafkit_core::network::Rng;
 use kafkit_core::protocol::{ApiKey, FetchResponse, RequestBody, RequestHeader, ResponseBody};
 
 pub use config::{ClusterConfig, SaslUser};
-pub use releases::{Release, UnknownRelease};
 pub use endpoint::{serve_cluster, ClusterEndpoint};
 pub use hooks::{Hook, HookAction};
 pub use log::{PartitionLog, StoredBatch};
+pub use releases::{Release, UnknownRelease};
 pub use topics::Topic;
 pub(crate) use wire::FramePool;
 

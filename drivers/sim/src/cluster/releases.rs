@@ -408,7 +408,10 @@ impl ClusterConfig {
 /// The API keys the model answers, for tests of the profiles.
 #[cfg(test)]
 fn model_keys() -> Vec<ApiKey> {
-    ClusterConfig::default().version_table().into_keys().collect()
+    ClusterConfig::default()
+        .version_table()
+        .into_keys()
+        .collect()
 }
 
 #[cfg(test)]
