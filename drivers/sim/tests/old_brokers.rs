@@ -326,7 +326,7 @@ fn row(release: &str) {
     match c.offsets_for_times(query).unwrap() {
         Ok(found) => {
             assert!(by_time, "{release}: offsets by time answered: {found:?}");
-            let o = found[&tp].clone().expect("a record that recent");
+            let o = found[&tp].expect("a record that recent");
             assert_eq!((o.offset, o.timestamp), (2, TS0 + 2), "{release}");
         }
         Err(e) => {
@@ -337,7 +337,7 @@ fn row(release: &str) {
         }
     }
     // Earliest and latest work everywhere.
-    let ends = c.end_offsets(&[tp.clone()]).unwrap().unwrap();
+    let ends = c.end_offsets(std::slice::from_ref(&tp)).unwrap().unwrap();
     assert_eq!(ends[&tp], RECORDS, "{release}");
     c.close();
 
@@ -423,7 +423,7 @@ fn read_committed_before_0_11_fails_clearly() {
         let mut c = ConsumerSim::on_cluster(cluster, &config, 3, Instant::now()).unwrap();
         let tp = TopicPartition::new(TOPIC, 0);
         let e = c
-            .end_offsets(&[tp.clone()])
+            .end_offsets(std::slice::from_ref(&tp))
             .unwrap()
             .unwrap_err()
             .to_string();
