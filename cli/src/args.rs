@@ -343,6 +343,11 @@ pub struct DevBrokerArgs {
     /// Close a connection whose request has not fully arrived this long after it began.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub request_read_timeout_ms: u64,
+    /// Behave as this Kafka release: 0.8.0, 0.8.1, 0.8.2, 0.9, 0.10.0, 0.10.1, 0.10.2, 0.11,
+    /// 1, 2, 3 or 4 (trailing .0 parts allowed: 0.9.0, 2.0.0). Sets the API versions, the
+    /// message format served and, on 0.8.1/0.8.2, ZooKeeper-style offsets.
+    #[arg(long, value_name = "RELEASE", default_value = "4")]
+    pub kafka_version: String,
     /// Do not log connections on stderr.
     #[arg(short, long)]
     pub quiet: bool,

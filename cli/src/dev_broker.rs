@@ -50,7 +50,9 @@ pub fn broker_config(args: &DevBrokerArgs) -> Result<DevBrokerConfig, CliError> 
         .max_in_flight_request_bytes(args.max_in_flight_request_bytes)
         .request_read_timeout(std::time::Duration::from_millis(
             args.request_read_timeout_ms,
-        ));
+        ))
+        .kafka_version(&args.kafka_version)
+        .map_err(|e| CliError::Usage(format!("--kafka-version: {e}")))?;
     let users = parse_users(args.sasl_users.as_deref().unwrap_or(""))?;
     let mechanisms = parse_mechanisms(args.sasl_mechanisms.as_deref())?;
     if users.is_empty() && args.sasl_mechanisms.is_some() {
@@ -147,10 +149,11 @@ pub fn run(args: &DevBrokerArgs) -> Result<(), CliError> {
     stdout.flush()?;
     drop(stdout);
     let mut banner = format!(
-        "kafkit dev-broker: {} broker{} at {}, security.protocol={}",
+        "kafkit dev-broker: {} broker{} at {} as Kafka {}, security.protocol={}",
         args.brokers,
         if args.brokers == 1 { "" } else { "s" },
         broker.bootstrap(),
+        args.kafka_version,
         security_protocol(sasl, tls),
     );
     if sasl {
@@ -249,6 +252,24 @@ mod tests {
         assert_eq!(c.request_read_timeout, std::time::Duration::from_secs(30));
         assert!(c.cluster.sasl_users.is_empty());
         assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn kafka_version_selects_a_release_profile() {
+        let c = broker_config(&args(&["dev-broker", "--kafka-version", "0.9.0"])).unwrap();
+        let table = c.cluster.version_table();
+        assert_eq!(
+            table.get(&kafkit_core::protocol::ApiKey::Fetch),
+            Some(&(0, 1))
+        );
+        assert!(!table.contains_key(&kafkit_core::protocol::ApiKey::ApiVersions));
+        assert_eq!(c.cluster.message_format, 0);
+        let err = broker_config(&args(&["dev-broker", "--kafka-version", "0.7"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--kafka-version"), "{err}");
+        assert!(err.contains("unknown Kafka release `0.7`"), "{err}");
+        assert!(err.contains("0.10.2"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use kafkit_blocking::LowLevelClient;
 use kafkit_core::config::CommonConfig;
-use kafkit_core::network::ApiVersionTable;
+use kafkit_core::network::{release_name, ApiVersionTable, BrokerVersion};
 use kafkit_core::protocol::ApiKey;
 use serde_json::{json, Value};
 
@@ -58,12 +58,30 @@ fn broker_address(config: &CommonConfig, client: &LowLevelClient, node: i32) -> 
     format!("node {node}")
 }
 
+/// What an `api_version` pin did to the ranges shown.
+pub fn pin_note(pin: BrokerVersion) -> String {
+    if pin < BrokerVersion::new(0, 10, 0) {
+        format!(
+            "pinned by api_version {pin}: the ranges below are that release's fixed table, not \
+             the broker's (ApiVersions is not asked)"
+        )
+    } else if pin < BrokerVersion::new(4, 0, 0) {
+        format!(
+            "pinned by api_version {pin}: the broker's ranges, capped to what Kafka {} had",
+            release_name(pin)
+        )
+    } else {
+        format!("api_version {pin}: the broker's own ranges (no release newer than 4.0 caps them)")
+    }
+}
+
 /// Runs the command.
 pub fn run(config: &CommonConfig, args: &ProbeArgs) -> Result<(), CliError> {
     let client = LowLevelClient::start(config)?;
     let (node, version, table) = client.check_version().map_err(|e| error::net(e, config))?;
     let address = broker_address(config, &client, node);
-    let pinned = config.api_version.is_some();
+    let pinned = config.api_version;
+    let release = release_name(version);
     let rows = api_rows(&table);
     if args.output.json {
         let apis: Vec<Value> = rows
@@ -81,7 +99,8 @@ pub fn run(config: &CommonConfig, args: &ProbeArgs) -> Result<(), CliError> {
         return print_json(&json!({
             "broker": {"node": node, "address": address},
             "version_guess": version.to_string(),
-            "api_version_pinned": pinned,
+            "release": release,
+            "api_version_pinned": pinned.is_some(),
             "apis": apis,
         }));
     }
@@ -89,10 +108,10 @@ pub fn run(config: &CommonConfig, args: &ProbeArgs) -> Result<(), CliError> {
     let role = if node < 0 { "bootstrap, node" } else { "node" };
     out.line(format!("Broker:         {address} ({role} {node})"));
     out.line(format!(
-        "Kafka version:  {version} (inferred from the API versions)"
+        "Kafka version:  {release} (inferred from the API versions)"
     ));
-    if pinned {
-        out.line("                pinned by api.version: the ranges below are that release's, not the broker's");
+    if let Some(pin) = pinned {
+        out.line(format!("                {}", pin_note(pin)));
     }
     let supported = rows.iter().filter(|r| r.kafkit.is_some()).count();
     out.line(format!(
@@ -120,6 +139,13 @@ pub fn run(config: &CommonConfig, args: &ProbeArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pin_notes_say_what_the_pin_did() {
+        assert!(pin_note(BrokerVersion::new(0, 9, 0)).contains("fixed table"));
+        assert!(pin_note(BrokerVersion::new(0, 10, 1)).contains("capped to what Kafka 0.10.1 had"));
+        assert!(pin_note(BrokerVersion::new(4, 0, 0)).contains("own ranges"));
+    }
 
     #[test]
     fn rows_negotiate_and_name() {

@@ -157,6 +157,7 @@ impl NetOptions {
                 max_in_flight: 5,
                 max_frame: 100 * 1024 * 1024,
                 pinned_versions: None,
+                pinned_release: None,
                 software_name: "kafkit".into(),
                 software_version: env!("CARGO_PKG_VERSION").into(),
             },

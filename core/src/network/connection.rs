@@ -44,8 +44,12 @@ pub struct ConnSettings {
     pub max_in_flight: usize,
     /// The largest response frame accepted.
     pub max_frame: usize,
-    /// Versions fixed by configuration (`api_version`), skipping ApiVersions.
+    /// Versions fixed by configuration (`api_version` before 0.10), skipping ApiVersions.
     pub pinned_versions: Option<Arc<ApiVersionTable>>,
+    /// A release pinned by configuration at or above 0.10 (`api_version`): ApiVersions is
+    /// asked, and its answer capped to what that release had
+    /// ([`ApiVersionTable::capped_to_release`]).
+    pub pinned_release: Option<super::versions::BrokerVersion>,
     /// Sent in ApiVersions v3+.
     pub software_name: String,
     /// Sent in ApiVersions v3+.
@@ -395,7 +399,13 @@ impl Connection {
             return Err(NetError::Unsupported {
                 api,
                 broker: self.broker.clone(),
-                detail: format!("kafkit speaks versions {ours_min}-{ours_max}, broker {theirs}"),
+                detail: format!(
+                    "kafkit speaks versions {ours_min}-{ours_max}, broker {theirs} (Kafka {})",
+                    self.versions.as_ref().map_or_else(
+                        || "unknown".into(),
+                        |v| super::versions::release_name(v.guess_broker_version())
+                    )
+                ),
             });
         };
         let correlation_id = self.encode_frame(api, version, body)?;
@@ -572,7 +582,12 @@ impl Connection {
             };
             return self.fatal(error, false, events);
         }
-        self.versions = Some(Arc::new(ApiVersionTable::from_response(&resp)));
+        let table = ApiVersionTable::from_response(&resp);
+        let table = match self.settings.pinned_release {
+            Some(pin) => table.capped_to_release(pin),
+            None => table,
+        };
+        self.versions = Some(Arc::new(table));
         self.after_versions(now, events);
     }
 

@@ -186,7 +186,7 @@ pub use read_buffer::{ReadBuffer, READ_SIZE};
 pub use rng::Rng;
 pub use setup::{DriverEnv, FileReader, RootsLoader, SetupError};
 pub use tls::{client_config as tls_client_config, TlsOptions};
-pub use versions::{ApiVersionTable, BrokerVersion};
+pub use versions::{release_name, ApiVersionTable, BrokerVersion};
 
 /// A connection, as the core names it to the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -122,13 +122,17 @@ impl NetOptions {
         opts.bootstrap_fail_fast = config.bootstrap_fail_fast;
         // A pin replaces what cannot be asked: brokers before 0.10 have no ApiVersions, so a
         // pinned old release skips probing and uses that release's table. From 0.10 on the
-        // broker's own ApiVersions answer is exact, and a fixed table would only send older
-        // versions than both sides support (and fail on Kafka 4.0, which dropped them).
+        // broker's own ApiVersions answer is asked (a fixed table could name versions a
+        // newer broker dropped, as 4.0 did) and capped to the pinned release, so the client
+        // speaks as to that release (kafka-python's behaviour with `api_version`).
         opts.conn.pinned_versions = config
             .api_version
             .filter(|v| *v < crate::config::BrokerVersion::new(0, 10, 0))
             .and_then(ApiVersionTable::for_release)
             .map(Arc::new);
+        opts.conn.pinned_release = config
+            .api_version
+            .filter(|v| *v >= crate::config::BrokerVersion::new(0, 10, 0));
         opts.reconnect_backoff = ms(config.reconnect_backoff_ms);
         opts.reconnect_backoff_max = ms(config.reconnect_backoff_max_ms);
         opts.retry_backoff = ms(config.retry_backoff_ms);

@@ -4,11 +4,43 @@
 // The parent's imports: these are the same methods of `ConsumerCore`, in their own file.
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::protocol::ApiKey;
 
 impl ConsumerCore {
     pub(super) fn leader_of(&self, tp: &TopicPartition) -> Option<(NodeId, i32)> {
         let leader = self.net.cluster().leader_for(&tp.topic, tp.partition)?;
         Some((leader, self.leader_epoch(tp)))
+    }
+
+    /// Why `node` cannot answer a ListOffsets this consumer needs, once its versions are
+    /// known: offsets by time need v1 (Kafka 0.10.1), `read_committed` needs v2 (Kafka 0.11;
+    /// Java refuses the same way, with an `UnsupportedVersionException`). Older ListOffsets
+    /// versions would silently answer with other semantics (v0's offsets before a segment's
+    /// time) or not encode at all.
+    pub(super) fn list_offsets_refusal(
+        &self,
+        node: NodeId,
+        by_time: bool,
+    ) -> Option<ConsumerError> {
+        let (release, table) = self.net.broker_versions(node)?;
+        let have = table.negotiate(ApiKey::ListOffsets, None).unwrap_or(-1);
+        let read_committed = self.fetcher.settings.isolation_level == 1;
+        let (what, needs, min) = if read_committed && have < 2 {
+            ("a read_committed consumer (transactions)", "0.11", 2)
+        } else if by_time && have < 1 {
+            ("offsets by time (offsets_for_times)", "0.10.1", 1)
+        } else {
+            return None;
+        };
+        Some(ConsumerError::Network(NetError::Unsupported {
+            api: ApiKey::ListOffsets,
+            broker: format!("node {node}"),
+            detail: format!(
+                "{what} needs Kafka {needs} or newer (ListOffsets v{min}); this broker is Kafka \
+                 {}",
+                crate::network::release_name(release)
+            ),
+        }))
     }
 
     pub(super) fn send_resets(&mut self, now: Instant) {
@@ -31,6 +63,15 @@ impl ConsumerCore {
         }
         let isolation = self.fetcher.settings.isolation_level;
         for (node, parts) in by_node {
+            if let Some(e) = self.list_offsets_refusal(node, false) {
+                for tp in parts.keys() {
+                    if let Ok(s) = self.subs.get_mut(tp) {
+                        s.reset = None;
+                        s.error = Some((e.clone(), false));
+                    }
+                }
+                continue;
+            }
             let body = offsets::build_request(&parts, isolation);
             for tp in parts.keys() {
                 if let Ok(s) = self.subs.get_mut(tp) {
@@ -62,6 +103,14 @@ impl ConsumerCore {
             let (by_node, missing) = lookup.due(|tp| self.leader_of(tp));
             if missing {
                 self.net.request_metadata(false, now);
+            }
+            let refusal = by_node.iter().find_map(|(node, parts)| {
+                let by_time = parts.values().any(|(ts, _)| *ts >= 0);
+                self.list_offsets_refusal(*node, by_time)
+            });
+            if let Some(e) = refusal {
+                self.finish_lookup(op, Err(e));
+                continue;
             }
             for (node, parts) in by_node {
                 let body = offsets::build_request(&parts, isolation);
@@ -164,12 +213,24 @@ impl ConsumerCore {
         now: Instant,
     ) {
         let retry_at = now + self.retry_backoff;
+        // Asked before this broker's versions were known: a v0 answer to a lookup by time
+        // has other semantics (offsets before a log segment's time), and is refused.
+        let by_time = self.lookups.get(&op).is_some_and(|l| {
+            l.pending
+                .values()
+                .any(|(ts, req)| *ts >= 0 && *req == Some(id))
+        });
+        let refusal = match &result {
+            Ok(r) if r.version == 0 && by_time => self.list_offsets_refusal(r.node, true),
+            _ => None,
+        };
         let Some(lookup) = self.lookups.get_mut(&op) else {
             return;
         };
         let mut refresh = false;
         let mut failed = None;
         match result.map(list_offsets) {
+            Ok(_) if refusal.is_some() => failed = refusal,
             Ok((version, Ok(r))) => {
                 for (tp, answer) in offsets::parse_response(&r, version) {
                     match lookup.apply(tp, answer, retry_at) {

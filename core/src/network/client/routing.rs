@@ -107,6 +107,18 @@ impl NetworkClient {
                 }
             }
             Target::Any => return self.route_any(now),
+            // Brokers before 0.8.2 have no coordinator; 0.8.1 keeps a group's offsets in
+            // ZooKeeper and answers OffsetCommit/OffsetFetch v0 on any broker.
+            Target::Coordinator {
+                kind: CoordinatorKind::Group,
+                ..
+            } if matches!(
+                p.body,
+                RequestBody::OffsetCommit(_) | RequestBody::OffsetFetch(_)
+            ) && self.zookeeper_offsets() =>
+            {
+                return self.route_any(now)
+            }
             Target::Coordinator { kind, key } => match self.route_coordinator(*kind, key, now) {
                 Ok(node) => coordinator_conn(node),
                 Err(route) => return route,
@@ -122,6 +134,19 @@ impl NetworkClient {
         key: &str,
         now: Instant,
     ) -> Result<NodeId, Route> {
+        if let Some(release) = self.brokers_lack(ApiKey::FindCoordinator) {
+            // Brokers before 0.8.2: no lookup can find a coordinator; fail now rather than
+            // when the lookup, sent to a broker still being probed, times out.
+            let entry = self.coordinators.entry((kind, key.to_owned())).or_default();
+            entry.error.get_or_insert_with(|| NetError::Unsupported {
+                api: ApiKey::FindCoordinator,
+                broker: "every broker".into(),
+                detail: no_coordinator(&format!(
+                    "the brokers are Kafka {}",
+                    crate::network::versions::release_name(release)
+                )),
+            });
+        }
         let entry = self.coordinators.entry((kind, key.to_owned())).or_default();
         if let Some(e) = &entry.error {
             return Err(Route::Fail(e.clone()));
@@ -156,6 +181,37 @@ impl NetworkClient {
             });
         }
         Err(Route::Wait)
+    }
+
+    /// The release of the brokers met so far when none of them has `api` (`None` while no
+    /// broker's versions are known, or when one has it).
+    fn brokers_lack(&self, api: ApiKey) -> Option<BrokerVersion> {
+        let mut tables = self
+            .node_state
+            .values()
+            .filter_map(|s| s.versions.as_ref())
+            .peekable();
+        tables.peek()?;
+        let mut release = None;
+        for t in tables {
+            if t.broker_range(api).is_some() {
+                return None;
+            }
+            release = Some(t.guess_broker_version());
+        }
+        release
+    }
+
+    /// Whether the brokers met so far keep group offsets in ZooKeeper without a coordinator
+    /// (0.8.1: OffsetCommit but no FindCoordinator).
+    fn zookeeper_offsets(&self) -> bool {
+        self.node_state
+            .values()
+            .filter_map(|s| s.versions.as_ref())
+            .any(|t| {
+                t.broker_range(ApiKey::FindCoordinator).is_none()
+                    && t.broker_range(ApiKey::OffsetCommit).is_some()
+            })
     }
 
     /// Forgets the coordinator of `key` (after NOT_COORDINATOR and similar errors): the next
@@ -226,6 +282,18 @@ impl NetworkClient {
                 }
             }
             Ok((_, _, Err(_))) => retry(entry),
+            // A broker before 0.8.2: no retry brings a coordinator.
+            Err(NetError::Unsupported {
+                api: ApiKey::FindCoordinator,
+                broker,
+                detail,
+            }) => {
+                entry.error = Some(NetError::Unsupported {
+                    api: ApiKey::FindCoordinator,
+                    broker,
+                    detail: no_coordinator(&detail),
+                });
+            }
             Err(error) => {
                 tracing::debug!(%error, %key, "coordinator lookup failed");
                 retry(entry);
@@ -318,4 +386,13 @@ impl NetworkClient {
         }
         Route::Wait
     }
+}
+
+/// What a client without a group coordinator (brokers before 0.8.2) cannot do, after `why`.
+fn no_coordinator(why: &str) -> String {
+    format!(
+        "{why}: brokers before 0.8.2 have no group coordinator, so no consumer groups (subscribe \
+         needs 0.9) and, before 0.8.1, no committed offsets; use assign() and keep offsets in \
+         the application"
+    )
 }

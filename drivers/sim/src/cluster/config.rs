@@ -32,7 +32,8 @@ impl SaslUser {
 ///
 /// Defaults: 3 brokers, 3 partitions per auto-created topic, auto-creation on, replication
 /// factor 1, 64 MiB of retained log per partition, our own API version ranges, no SASL, no
-/// replication delay, seed 0.
+/// replication delay, seed 0, Kafka 4.0's behaviour ([`ClusterConfig::release`] imitates
+/// older releases).
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// Number of brokers (node ids `0..brokers`).
@@ -78,6 +79,13 @@ pub struct ClusterConfig {
     /// `group.consumer.heartbeat.interval.ms`: the heartbeat interval consumer-protocol
     /// members are told (Kafka's default 5000).
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// The highest message magic served (`log.message.format.version`): 2 (record batches)
+    /// by default, 1 for 0.10.x and 0 before. Stored batches of a newer format are
+    /// down-converted when fetched, as are those an old Fetch version cannot carry.
+    pub message_format: i8,
+    /// OffsetCommit and OffsetFetch v0 answered by any broker, as 0.8.1 and 0.8.2 did (they
+    /// kept v0 offsets in ZooKeeper; 0.8.1 had no coordinator).
+    pub zookeeper_offsets: bool,
 }
 
 impl Default for ClusterConfig {
@@ -100,6 +108,8 @@ impl Default for ClusterConfig {
             group_initial_rebalance_delay_ms: 0,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            message_format: 2,
+            zookeeper_offsets: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use kafkit_core::protocol::fetch::response::{
 };
 use kafkit_core::protocol::{ErrorCode, FetchRequest, FetchResponse, RequestHeader, ResponseBody};
 
-use super::{wire, Cluster, ConnKey, Ctx, Outcome, Waiting};
+use super::{downconvert, wire, Cluster, ConnKey, Ctx, Outcome, Waiting};
 
 /// Fetch sessions each broker keeps at most (then fetches run sessionless).
 const MAX_SESSIONS_PER_BROKER: usize = 1000;
@@ -241,6 +241,8 @@ impl Cluster {
         };
         let mut min_one = true;
         let mut out = Vec::with_capacity(w.items.len());
+        // What this fetcher can read, and what this broker's release serves.
+        let magic = downconvert::fetch_magic(w.version).min(self.config.message_format);
         for item in &w.items {
             let (name, unknown) = match &item.topic {
                 TopicRef::Name(n) => (Some(n.clone()), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
@@ -301,6 +303,13 @@ impl Cluster {
             let limit = if w.isolation == 1 { read.lso } else { read.hw };
             let budget = (item.max_bytes.max(0) as usize).min(remaining);
             read.records = p.read(item.fetch_offset, limit, budget, min_one);
+            if magic < 2 {
+                read.records = read
+                    .records
+                    .iter()
+                    .filter_map(|b| downconvert::down_convert(b, magic))
+                    .collect();
+            }
             if w.isolation == 1 {
                 read.aborted = p
                     .aborted_between(item.fetch_offset, limit)

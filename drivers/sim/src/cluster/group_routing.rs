@@ -47,7 +47,12 @@ impl Cluster {
 
     /// Whether this broker coordinates `group`.
     pub(super) fn coordinates(&self, ctx: &Ctx, group: &str) -> bool {
-        self.coordinator_for(group) == ctx.broker
+        // ZooKeeper-backed offsets (0.8.1, 0.8.2): any broker answers OffsetCommit and
+        // OffsetFetch v0; every broker sees the same offsets, as they shared one ZooKeeper.
+        let zk = self.config.zookeeper_offsets
+            && ctx.version == 0
+            && matches!(ctx.header.request_api_key, 8 | 9);
+        zk || self.coordinator_for(group) == ctx.broker
     }
 
     fn client_ref(&self, ctx: &Ctx) -> ClientRef {

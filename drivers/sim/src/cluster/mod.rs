@@ -48,6 +48,7 @@ pub mod txn;
 
 mod admin;
 mod configs;
+mod downconvert;
 mod faults;
 mod fetch;
 mod find_coordinator;
@@ -59,6 +60,7 @@ mod group_routing;
 mod metadata;
 mod offsets;
 mod produce;
+pub mod releases;
 mod replication;
 mod requests;
 mod sasl;
@@ -77,6 +79,7 @@ pub use config::{ClusterConfig, SaslUser};
 pub use endpoint::{serve_cluster, ClusterEndpoint};
 pub use hooks::{Hook, HookAction};
 pub use log::{PartitionLog, StoredBatch};
+pub use releases::{Release, UnknownRelease};
 pub use topics::Topic;
 pub(crate) use wire::FramePool;
 

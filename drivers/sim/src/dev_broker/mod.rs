@@ -235,6 +235,14 @@ impl DevBrokerConfig {
         self
     }
 
+    /// Behaves as Kafka release `name` (`"0.8.0"` ... `"4"`, see
+    /// [`Release`](crate::cluster::Release)): its API versions, message format and offset
+    /// storage. Default: 4.0.
+    pub fn kafka_version(mut self, name: &str) -> Result<Self, crate::cluster::UnknownRelease> {
+        crate::cluster::Release::named(name)?.apply(&mut self.cluster);
+        Ok(self)
+    }
+
     /// Listen on (and advertise) `host`.
     pub fn host(mut self, host: &str) -> Self {
         self.host = host.to_owned();

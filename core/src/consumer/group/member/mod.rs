@@ -666,6 +666,19 @@ impl GroupMember {
             {
                 Some(ConsumerError::Network(e.clone()))
             }
+            // A broker before 0.9 (no group membership): say what to do instead.
+            NetError::Unsupported {
+                api: api @ (ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::Heartbeat),
+                broker,
+                detail,
+            } => Some(ConsumerError::Network(NetError::Unsupported {
+                api: *api,
+                broker: broker.clone(),
+                detail: format!(
+                    "{detail}: subscribe() needs consumer groups (Kafka 0.9 or newer); use \
+                     assign() on this broker"
+                ),
+            })),
             NetError::Authentication { .. } | NetError::Unsupported { .. } => {
                 Some(ConsumerError::Network(e.clone()))
             }
