@@ -95,9 +95,19 @@ impl GroupMember {
             sent.rack_sent = true;
         }
         if sent.subscription != subscription {
+            // Names and regex go together, as Java and librdkafka send them (librdkafka's
+            // mock coordinator insists): a regex subscription with no names, a names
+            // subscription with the empty regex, which means none (v0 has no regex field;
+            // an unknown version is taken as v1, the one Kafka 4.0 released).
             match &subscription {
-                Some(WireSubscription::Names(n)) => body.subscribed_topic_names = Some(n.clone()),
-                Some(WireSubscription::Regex(r)) => body.subscribed_topic_regex = Some(r.clone()),
+                Some(WireSubscription::Names(n)) => {
+                    body.subscribed_topic_names = Some(n.clone());
+                    body.subscribed_topic_regex = (version != Some(0)).then(String::new);
+                }
+                Some(WireSubscription::Regex(r)) => {
+                    body.subscribed_topic_names = Some(Vec::new());
+                    body.subscribed_topic_regex = Some(r.clone());
+                }
                 None => {}
             }
             sent.subscription = subscription;

@@ -129,7 +129,7 @@ fn joins_with_a_full_heartbeat_then_sends_only_what_changed() {
     assert_eq!(first.group_id, "g");
     assert_eq!(first.member_id.len(), 22, "a client UUID (KIP-1082): {}", first.member_id);
     assert_eq!(first.subscribed_topic_names, Some(vec!["t".to_string()]));
-    assert_eq!(first.subscribed_topic_regex, None);
+    assert_eq!(first.subscribed_topic_regex.as_deref(), Some(""), "no regex");
     assert_eq!(first.server_assignor.as_deref(), Some("uniform"));
     assert_eq!(first.rebalance_timeout_ms, 300_000);
     assert_eq!(partitions_of(&first), Some(vec![]), "owns nothing yet");
@@ -148,6 +148,7 @@ fn joins_with_a_full_heartbeat_then_sends_only_what_changed() {
     assert_eq!(ack.member_epoch, 3);
     assert_eq!(partitions_of(&ack), wire(&[0, 1]), "reports the reconciled assignment");
     assert_eq!(ack.subscribed_topic_names, None, "unchanged: null");
+    assert_eq!(ack.subscribed_topic_regex, None);
     assert_eq!(ack.server_assignor, None);
     assert_eq!(ack.rebalance_timeout_ms, -1);
     answer(&mut t, id, 3, None);
@@ -309,7 +310,7 @@ fn a_pattern_goes_to_the_coordinator_as_written() {
     t.poll(true);
     let (_, hb) = heartbeat(&t);
     assert_eq!(hb.subscribed_topic_regex.as_deref(), Some("t|u.*"));
-    assert_eq!(hb.subscribed_topic_names, None);
+    assert_eq!(hb.subscribed_topic_names, Some(vec![]));
     assert!(
         t.pending(|r| matches!(r, Req::PatternMetadata)).is_none(),
         "the coordinator matches, not the client"
