@@ -14,7 +14,9 @@
 //!   consumer's fetcher sends): the application's `committed` and where newly assigned
 //!   partitions start;
 //! - [`rebalance`]: the rebalance steps (callbacks, revocation, assignment, join, leave) and
-//!   the pattern subscription's refresh.
+//!   the pattern subscription's refresh;
+//! - [`consumer_protocol`]: KIP-848's consumer protocol, which replaces `join_sync` and
+//!   `heartbeat` when `group_protocol` is `consumer` and shares everything else.
 //!
 //! # Shape
 //! - `state` is where the member is in the protocol, the [`MemberState`] the application
