@@ -72,7 +72,7 @@ pub use kafkit_core::OpId;
 
 pub use kafkit_core::config::{
     Acks, AdminConfig, AdminConfigBuilder, AssignmentStrategy, AutoOffsetReset, CommonConfig,
-    CompressionType, ConfigError, ConsumerConfig, ConsumerConfigBuilder, IsolationLevel,
+    CompressionType, ConfigError, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol, IsolationLevel,
     Partitioner, ProducerConfig, ProducerConfigBuilder, SaslMechanism, Secret, SecurityProtocol,
 };
 

@@ -4,7 +4,9 @@ use super::builder::{builder_methods, config_builder};
 use super::common::COMMON_OPTIONS;
 use super::options::{concat, opt, wrong_kind, Access, Configurable, OptionInfo, Rejection};
 use super::values::{choice, int, list, opt_string, render_opt, Choice, I32_MAX, I64_MAX};
-use super::{AssignmentStrategy, AutoOffsetReset, CommonConfig, ConfigError, IsolationLevel};
+use super::{
+    AssignmentStrategy, AutoOffsetReset, CommonConfig, ConfigError, GroupProtocol, IsolationLevel,
+};
 
 /// Configuration of a consumer: [`CommonConfig`] plus group membership, offsets and fetching.
 ///
@@ -32,6 +34,16 @@ pub struct ConsumerConfig {
     /// `group_instance_id` / `group.instance.id`: a static member id (KIP-345), so a restart
     /// within `session_timeout_ms` causes no rebalance. Default `None`. Needs `group_id`.
     pub group_instance_id: Option<String>,
+    /// `group_protocol` / `group.protocol`: the consumer group protocol. Default
+    /// [`GroupProtocol::Classic`]. With [`GroupProtocol::Consumer`] (KIP-848, Kafka 4.0+) the
+    /// coordinator assigns the partitions and sets the heartbeat interval and session
+    /// timeout, so `partition_assignment_strategy`, `session_timeout_ms` and
+    /// `heartbeat_interval_ms` must keep their defaults (Java rejects them when set).
+    pub group_protocol: GroupProtocol,
+    /// `group_remote_assignor` / `group.remote.assignor`: with the consumer protocol, the
+    /// server-side assignor to ask for (Kafka ships `uniform` and `range`). Default `None`:
+    /// the coordinator's default. Must be `None` with the classic protocol.
+    pub group_remote_assignor: Option<String>,
     /// `auto_offset_reset` / `auto.offset.reset`. Default [`AutoOffsetReset::Latest`].
     pub auto_offset_reset: AutoOffsetReset,
     /// `enable_auto_commit` / `enable.auto.commit`: commit consumed offsets every
@@ -109,6 +121,8 @@ impl Default for ConsumerConfig {
             common: CommonConfig::default(),
             group_id: None,
             group_instance_id: None,
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
             auto_offset_reset: AutoOffsetReset::Latest,
             enable_auto_commit: true,
             auto_commit_interval_ms: 5_000,
@@ -209,15 +223,20 @@ const CONSUMER_ONLY: &[OptionInfo] = &[
         "group.protocol",
         Java,
         "classic",
-        "Group protocol: classic only (KIP-848's consumer protocol is not implemented).",
-        |_c, v| {
-            if !v.trim().eq_ignore_ascii_case("classic") {
-                return Err(Rejection::Expected(Cow::Borrowed(
-                    "classic (KIP-848's consumer protocol is not implemented)",
-                )));
-            }
+        "Group protocol: classic, or consumer (KIP-848, Kafka 4.0+).",
+        choice(group_protocol)
+    ),
+    opt!(
+        Consumer,
+        "group_remote_assignor",
+        "group.remote.assignor",
+        Java,
+        "",
+        "Consumer protocol: server-side assignor (uniform, range); empty: the broker's default.",
+        |c, v| {
+            c.group_remote_assignor = opt_string(v);
         },
-        |_c| "classic".to_owned()
+        |c| render_opt(&c.group_remote_assignor)
     ),
     opt!(
         Consumer,
@@ -464,6 +483,7 @@ impl Configurable for ConsumerConfig {
                 reason: "group_instance_id (static membership) needs a group_id".to_owned(),
             });
         }
+        self.check_group_protocol()?;
         if self.heartbeat_interval_ms >= self.session_timeout_ms {
             return Err(ConfigError::Conflict {
                 options: vec!["heartbeat_interval_ms", "session_timeout_ms"],
@@ -487,6 +507,56 @@ impl Configurable for ConsumerConfig {
     }
 }
 
+impl ConsumerConfig {
+    /// The options that belong to one group protocol only (Java's
+    /// `ConsumerConfig.checkGroupRemoteAssignor` and `checkUnsupportedConfigsPostProcess`).
+    /// A struct cannot tell an option set to its default from one left alone, so an option
+    /// counts as set when it differs from its default.
+    fn check_group_protocol(&self) -> Result<(), ConfigError> {
+        let defaults = ConsumerConfig::default();
+        non_empty("group_remote_assignor", &self.group_remote_assignor)?;
+        match self.group_protocol {
+            GroupProtocol::Classic => {
+                if self.group_remote_assignor.is_some() {
+                    return Err(ConfigError::Conflict {
+                        options: vec!["group_remote_assignor", "group_protocol"],
+                        reason: "group_remote_assignor is only used with group_protocol=consumer"
+                            .to_owned(),
+                    });
+                }
+            }
+            GroupProtocol::Consumer => {
+                let classic_only = [
+                    (
+                        "partition_assignment_strategy",
+                        self.partition_assignment_strategy
+                            != defaults.partition_assignment_strategy,
+                    ),
+                    (
+                        "session_timeout_ms",
+                        self.session_timeout_ms != defaults.session_timeout_ms,
+                    ),
+                    (
+                        "heartbeat_interval_ms",
+                        self.heartbeat_interval_ms != defaults.heartbeat_interval_ms,
+                    ),
+                ];
+                if let Some((option, _)) = classic_only.iter().find(|(_, set)| *set) {
+                    return Err(ConfigError::Conflict {
+                        options: vec![option, "group_protocol"],
+                        reason: format!(
+                            "{option} is not supported with group_protocol=consumer: the \
+                             group coordinator decides it (use group_remote_assignor for the \
+                             assignor; the broker's group.consumer.* settings for the session)"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 super::options::config_api!(ConsumerConfig);
 
 config_builder!(ConsumerConfigBuilder, ConsumerConfig);
@@ -495,6 +565,8 @@ impl ConsumerConfigBuilder {
     builder_methods! { ConsumerConfig, config;
         group_id(group: impl Into<String>) => Some(group.into());
         group_instance_id(id: impl Into<String>) => Some(id.into());
+        group_protocol(protocol: GroupProtocol) => protocol;
+        group_remote_assignor(assignor: impl Into<String>) => Some(assignor.into());
         auto_offset_reset(reset: AutoOffsetReset) => reset;
         enable_auto_commit(enable: bool) => enable;
         auto_commit_interval_ms(ms: u32) => ms;

@@ -76,6 +76,6 @@ pub use producer::{ProducerConfig, ProducerConfigBuilder};
 pub use properties::parse_properties;
 pub use secret::Secret;
 pub use values::{
-    Acks, AssignmentStrategy, AutoOffsetReset, BrokerVersion, CompressionType,
+    Acks, AssignmentStrategy, AutoOffsetReset, BrokerVersion, CompressionType, GroupProtocol,
     IntoBootstrapServers, IsolationLevel, Partitioner, SaslMechanism, SecurityProtocol,
 };

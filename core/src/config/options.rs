@@ -285,7 +285,6 @@ pub(crate) const IGNORED: &[&str] = &[
     // Java consumer.
     "key.deserializer",
     "value.deserializer",
-    "group.remote.assignor",
     "internal.leave.group.on.close",
     "internal.throw.on.fetch.stable.offset.unsupported",
     // kafka-python, every client kind.

@@ -303,6 +303,19 @@ choice_enum! {
     }
 }
 
+choice_enum! {
+    /// `group_protocol`: which consumer group protocol a member speaks.
+    pub enum GroupProtocol, option "group_protocol",
+        expected "one of: classic, consumer" {
+        /// The classic protocol (JoinGroup / SyncGroup / Heartbeat): the client-side
+        /// assignors of `partition_assignment_strategy` split the partitions.
+        Classic = "classic",
+        /// KIP-848's consumer protocol (ConsumerGroupHeartbeat, Kafka 4.0+): the coordinator
+        /// assigns (`group_remote_assignor`) and members reconcile incrementally.
+        Consumer = "consumer",
+    }
+}
+
 impl AssignmentStrategy {
     /// The protocol name the member advertises in JoinGroup.
     pub fn protocol_name(&self) -> &'static str {

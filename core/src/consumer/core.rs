@@ -105,7 +105,10 @@ impl ConsumerCore {
                 .iter()
                 .map(|s| super::assignor::built_in(*s))
                 .collect();
-            Box::new(GroupMember::new(&config, g, assignors))
+            let mut member = Box::new(GroupMember::new(&config, g, assignors));
+            // The consumer protocol's member id (KIP-1082) comes from the driver's entropy.
+            member.set_entropy(net.entropy.clone());
+            member
         });
         let decode = DecodeOptions {
             check_crcs: config.check_crcs,

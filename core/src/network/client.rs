@@ -315,6 +315,14 @@ impl NetworkClient {
         }
     }
 
+    /// A request still queued (no connection yet): its body and version cap, for tests that
+    /// check what a client core asked for.
+    #[cfg(test)]
+    pub(crate) fn queued_request(&self, id: RequestId) -> Option<(&RequestBody, Option<i16>)> {
+        let p = self.pending.iter().find(|p| p.id == id)?;
+        Some((&p.body, p.max_version))
+    }
+
     /// The latest cluster view.
     pub fn cluster(&self) -> &Arc<ClusterView> {
         &self.cluster

@@ -1,5 +1,7 @@
 //! Consumer groups: the classic group protocol (JoinGroup / SyncGroup / Heartbeat /
-//! LeaveGroup), committed offsets and rebalance listeners, sans-IO.
+//! LeaveGroup) and KIP-848's consumer protocol (ConsumerGroupHeartbeat, with
+//! `group_protocol = consumer`: see `member::consumer_protocol`), committed offsets and
+//! rebalance listeners, sans-IO. The list below is the classic protocol's.
 //!
 //! The member's state machine ([`member`]) lives beside the fetcher inside
 //! [`ConsumerCore`](crate::consumer::ConsumerCore), which exposes it through `subscribe`,

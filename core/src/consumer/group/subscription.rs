@@ -19,6 +19,9 @@ pub(crate) enum Subscribed {
     /// Every topic whose whole name matches the pattern; `matched` is the last match against
     /// full metadata (`None` until the first metadata answer).
     Pattern {
+        /// The pattern as the application wrote it (the consumer protocol sends it to the
+        /// coordinator as it is).
+        source: String,
         regex: Regex,
         matched: Option<BTreeSet<String>>,
     },
@@ -33,6 +36,7 @@ impl Subscribed {
                 detail: format!("invalid topic pattern {pattern:?}: {e}"),
             })?;
         Ok(Subscribed::Pattern {
+            source: pattern.to_owned(),
             regex,
             matched: None,
         })
@@ -60,7 +64,7 @@ impl Subscribed {
 
     /// Matches a pattern against full metadata; returns whether the matched set changed.
     pub fn update_matches(&mut self, view: &ClusterView, exclude_internal: bool) -> bool {
-        let Subscribed::Pattern { regex, matched } = self else {
+        let Subscribed::Pattern { regex, matched, .. } = self else {
             return false;
         };
         let now: BTreeSet<String> = matching_topics(regex, view, exclude_internal);

@@ -14,7 +14,9 @@
 //!   consumer's fetcher sends): the application's `committed` and where newly assigned
 //!   partitions start;
 //! - [`rebalance`]: the rebalance steps (callbacks, revocation, assignment, join, leave) and
-//!   the pattern subscription's refresh.
+//!   the pattern subscription's refresh;
+//! - [`consumer_protocol`]: KIP-848's consumer protocol, which replaces `join_sync` and
+//!   `heartbeat` when `group_protocol` is `consumer` and shares everything else.
 //!
 //! # Shape
 //! - `state` is where the member is in the protocol, the [`MemberState`] the application
@@ -56,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use super::listener::{GroupMetadata, RebalanceCall, RebalanceKind};
 use super::subscription::Subscribed;
-use crate::config::{AutoOffsetReset, ConsumerConfig};
+use crate::config::{AutoOffsetReset, ConsumerConfig, GroupProtocol};
 use crate::consumer::assignor::{PartitionAssignor, RebalanceProtocol};
 use crate::consumer::error::ConsumerError;
 use crate::consumer::record::TopicPartition;
@@ -67,12 +69,14 @@ use crate::network::{CoordinatorKind, NetError, NetworkClient, RequestId, Respon
 use crate::protocol::join_group::response::JoinGroupResponseMember;
 use crate::protocol::{ApiKey, ErrorCode};
 
+use consumer_protocol::ConsumerProtocol;
 use heartbeat::Heartbeat;
 use join_sync::common_protocol;
 use offset_commit::{CommitOp, OffsetAndMetadata, Offsets};
 use offset_fetch::OffsetFetchOp;
 use rebalance::{Blocker, Step};
 
+pub(crate) mod consumer_protocol;
 pub(crate) mod heartbeat;
 pub(crate) mod join_sync;
 pub(crate) mod offset_commit;
@@ -90,7 +94,11 @@ pub enum MemberState {
     Joining,
     /// SyncGroup in flight.
     Syncing,
-    /// A member of the current generation.
+    /// The consumer protocol (KIP-848) only: the member moves towards the coordinator's
+    /// target assignment (revocations, then new partitions), then reports it.
+    Reconciling,
+    /// A member of the current generation (with the consumer protocol: it owns its target
+    /// assignment).
     Stable,
 }
 
@@ -161,6 +169,10 @@ enum Req {
     OffsetFetch(OffsetFetchKey),
     LeaderMetadata,
     PatternMetadata,
+    /// A ConsumerGroupHeartbeat (the consumer protocol; its leave heartbeat is `Leave`).
+    CgHeartbeat,
+    /// Metadata for topic ids of a target assignment (the consumer protocol).
+    AssignmentMetadata,
 }
 
 /// What the member works on: the consumer's network layer and assignment.
@@ -236,6 +248,8 @@ pub(crate) struct GroupMember {
     pub(crate) assignment_changed: bool,
     closing: Option<Instant>,
     close_done: bool,
+    /// The consumer protocol's state (KIP-848); `None` for the classic protocol.
+    cp: Option<Box<ConsumerProtocol>>,
 }
 
 /// How a commit or committed-offsets answer is handled.
@@ -277,7 +291,14 @@ impl GroupMember {
         assignors: Vec<Box<dyn PartitionAssignor>>,
     ) -> Self {
         let rack = Some(config.common.client_rack.clone()).filter(|r| !r.is_empty());
-        let protocol = common_protocol(&assignors);
+        let cp = (config.group_protocol == GroupProtocol::Consumer)
+            .then(|| Box::new(ConsumerProtocol::new(config)));
+        // The consumer protocol's reconciliation is incremental, as cooperative rebalancing.
+        let protocol = if cp.is_some() {
+            RebalanceProtocol::Cooperative
+        } else {
+            common_protocol(&assignors)
+        };
         GroupMember {
             cfg: Settings {
                 group_id,
@@ -335,6 +356,7 @@ impl GroupMember {
             assignment_changed: false,
             closing: None,
             close_done: false,
+            cp,
         }
     }
 
@@ -454,11 +476,14 @@ impl GroupMember {
         }
         let was_active = self.subscribed.is_active();
         self.subscribed = sub;
-        if self.subscribed.is_pattern() {
+        if self.subscribed.is_pattern() && self.cp.is_none() {
             self.pattern_refresh_at = Some(ctx.now);
         }
         if !was_active {
             self.request_rejoin("subscribed");
+        } else if let Some(cp) = self.cp.as_deref_mut() {
+            // The coordinator hears of the change with the next heartbeat: send it now.
+            cp.next_due = Some(ctx.now);
         } else {
             self.check_subscription_change();
         }
@@ -533,6 +558,10 @@ impl GroupMember {
         tracing::error!(group = %self.cfg.group_id, %error, "fatal group error");
         self.fatal = Some(error);
         self.heartbeat.stop();
+        if let Some(cp) = self.cp.as_deref_mut() {
+            cp.in_flight = None;
+            cp.next_due = None;
+        }
         self.enter(MemberState::Unjoined);
         self.generation = Generation::NONE;
         self.rejoin_needed = false;
@@ -555,6 +584,28 @@ impl GroupMember {
         if in_poll && self.subscribed.is_active() {
             self.heartbeat.note_poll(now);
         }
+        if self.cp.is_some() {
+            self.cp_poll(ctx, in_poll);
+        } else {
+            self.poll_classic(ctx, in_poll);
+        }
+        self.maybe_auto_commit(ctx);
+        self.send_commits(ctx);
+        self.send_offset_fetches(ctx);
+        self.expire_commits(now);
+        self.expire_offset_fetches(now);
+        if let Some(deadline) = self.closing {
+            if now >= deadline && !self.close_done {
+                tracing::warn!(group = %self.cfg.group_id, "close timed out before the group steps finished");
+                self.close_done = true;
+            }
+        }
+    }
+
+    /// The classic protocol's part of `poll`: the session and poll-interval timers, the
+    /// pattern refresh, joining, the rebalance steps and heartbeats.
+    fn poll_classic(&mut self, ctx: &mut GroupCtx<'_>, in_poll: bool) {
+        let now = ctx.now;
         if self.heartbeat.take_session_expiry(now) {
             // No heartbeat got through for a whole session: the coordinator may already have
             // removed this member and given its partitions to others. Give them up now (as
@@ -591,17 +642,6 @@ impl GroupMember {
         if self.heartbeat.is_due(now) && self.generation_valid() {
             self.send_heartbeat(ctx);
         }
-        self.maybe_auto_commit(ctx);
-        self.send_commits(ctx);
-        self.send_offset_fetches(ctx);
-        self.expire_commits(now);
-        self.expire_offset_fetches(now);
-        if let Some(deadline) = self.closing {
-            if now >= deadline && !self.close_done {
-                tracing::warn!(group = %self.cfg.group_id, "close timed out before the group steps finished");
-                self.close_done = true;
-            }
-        }
     }
 
     /// The earliest deadline of the group's timers.
@@ -622,6 +662,7 @@ impl GroupMember {
         if self.subscribed.is_pattern() && !self.pattern_in_flight && self.closing.is_none() {
             next.fold(self.pattern_refresh_at);
         }
+        next.extend(self.cp_deadlines());
         // Commits and lookups wait for a retry or their deadline only while not in flight.
         let commits = self.commits.values().filter(|c| c.request.is_none());
         next.extend(commits.flat_map(|c| [c.retry_at, c.deadline]));
@@ -648,7 +689,10 @@ impl GroupMember {
             Req::Join => self.on_join(result, ctx),
             Req::Sync => self.on_sync(result, ctx),
             Req::Heartbeat(generation) => self.on_heartbeat(id, generation, result, ctx),
+            Req::Leave if self.cp.is_some() => self.cp_on_leave(result),
             Req::Leave => self.on_leave(result),
+            Req::CgHeartbeat => self.cp_on_heartbeat(id, result, ctx),
+            Req::AssignmentMetadata => self.cp_on_metadata(result, ctx),
             Req::Commit(op) => self.on_commit(op, result, ctx),
             Req::OffsetFetch(key) => self.on_offset_fetch(key, result, ctx),
             Req::LeaderMetadata => self.on_leader_metadata(result, ctx),

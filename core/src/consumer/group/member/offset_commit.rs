@@ -20,9 +20,13 @@ use crate::protocol::offset_commit::request::{
 };
 use crate::protocol::{ErrorCode, OffsetCommitRequest, OffsetCommitResponse, RequestBody};
 
-/// Highest OffsetCommit version sent: v9 carries a KIP-848 member epoch, which classic
-/// members have no use for.
+/// Highest OffsetCommit version sent by classic members: v9 carries a KIP-848 member epoch,
+/// which they have no use for.
 pub(crate) const MAX_COMMIT_VERSION: i16 = 8;
+
+/// Highest OffsetCommit version sent by consumer protocol members: the coordinator refuses
+/// their commits below v9 (the version whose generation field is the member epoch).
+pub(crate) const MAX_COMMIT_VERSION_CONSUMER_PROTOCOL: i16 = 9;
 
 /// An offset to commit, or one that was committed (Java's `OffsetAndMetadata`): the offset of
 /// the next record to consume, the leader epoch of the record before it (if known) and
@@ -171,6 +175,12 @@ pub(crate) fn commit_outcome(resp: &OffsetCommitResponse, offsets: &Offsets) -> 
                     coordinator: true,
                     error: err("the coordinator moved"),
                 },
+                // The consumer protocol: the epoch moved on since the commit was built; it
+                // goes out again with the latest (Java retries it, sync commits only).
+                ErrorCode::STALE_MEMBER_EPOCH => Outcome::Retry {
+                    coordinator: false,
+                    error: err("stale member epoch"),
+                },
                 ErrorCode::COORDINATOR_LOAD_IN_PROGRESS | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => {
                     Outcome::Retry {
                         coordinator: false,
@@ -294,9 +304,13 @@ impl GroupMember {
             }
             // A subscribed member commits as a member of a stable generation (a commit
             // during a rebalance would be refused, or worse, overwrite the new owner's).
+            // With the consumer protocol a member commits with its epoch at any time (the
+            // coordinator checks the epoch; the revocation's auto-commit runs while
+            // reconciling).
             let usable = !managed
                 || (self.generation_valid()
-                    && matches!(self.state, MemberState::Stable | MemberState::Unjoined));
+                    && (self.cp.is_some()
+                        || matches!(self.state, MemberState::Stable | MemberState::Unjoined)));
             if !usable {
                 let op = self.commits.remove(&id).expect("listed");
                 let e = group_error(
@@ -339,7 +353,11 @@ impl GroupMember {
             let rid = ctx.net.send(
                 self.target(),
                 RequestBody::OffsetCommit(body),
-                Some(MAX_COMMIT_VERSION),
+                Some(if self.cp.is_some() {
+                    MAX_COMMIT_VERSION_CONSUMER_PROTOCOL
+                } else {
+                    MAX_COMMIT_VERSION
+                }),
                 true,
                 now,
             );
@@ -477,7 +495,9 @@ impl GroupMember {
                 }
             }
             Outcome::ResetGeneration(e) => {
-                if self.subscribed.is_active() && self.generation_valid() {
+                // With the consumer protocol the heartbeat hears of a fenced member and
+                // handles it; the commit just fails (as Java's CommitFailedException).
+                if self.cp.is_none() && self.subscribed.is_active() && self.generation_valid() {
                     self.lose_generation("commit: the member or generation is unknown", false);
                 }
                 Some(Err(e))

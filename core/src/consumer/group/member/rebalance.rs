@@ -26,6 +26,8 @@ pub(super) enum Step {
     Assign(BTreeSet<TopicPartition>),
     Join,
     Leave(&'static str),
+    /// The consumer protocol's reconciliation is done: report the new assignment.
+    Reconciled,
     /// Close completes once commits in flight are done.
     FinishClose,
 }
@@ -201,7 +203,10 @@ impl GroupMember {
                 }
                 Step::Revoke(partitions) => self.apply_revoke(&partitions, ctx),
                 Step::Assign(partitions) => self.apply_assignment(partitions, ctx),
+                Step::Join if self.cp.is_some() => self.cp_start_join(ctx),
                 Step::Join => self.send_join(ctx),
+                Step::Leave(reason) if self.cp.is_some() => self.cp_leave(ctx, reason),
+                Step::Reconciled => self.cp_reconciled(ctx.now),
                 Step::Leave(reason) => {
                     self.send_leave(ctx, reason);
                     self.generation = Generation::NONE;
