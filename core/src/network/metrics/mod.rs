@@ -53,6 +53,7 @@ struct NodeRec {
 /// Per API, as measured.
 #[derive(Debug, Clone, Default)]
 struct ApiRec {
+    requests: Stat,
     request_total: u64,
     response_total: u64,
     error_total: u64,
@@ -107,6 +108,7 @@ impl NetRecorder {
         rec.requests.record(1.0, now);
         rec.request_total += 1;
         let api = self.apis.entry(api).or_default();
+        api.requests.record(1.0, now);
         api.request_total += 1;
         api.last_sent = Some(now);
     }
@@ -144,6 +146,14 @@ impl NetRecorder {
     /// When the last request of `api` was written.
     pub(crate) fn last_sent(&self, api: ApiKey) -> Option<Instant> {
         self.apis.get(&api)?.last_sent
+    }
+
+    /// Requests of `api` written per second.
+    pub(crate) fn api_request_rate(&self, api: ApiKey, now: Instant) -> f64 {
+        let first = self.started.unwrap_or(now);
+        self.apis
+            .get(&api)
+            .map_or(0.0, |a| a.requests.rate(now, first))
     }
 
     /// Latency average and maximum (ms) and response count of `api`.
