@@ -530,7 +530,7 @@ impl ConsumerMetrics {
             none,
             self.last_heartbeat_seconds_ago,
         );
-        self.network.add_samples(Client::Consumer, &mut s);
+        self.network.add_samples(Client::Consumer, &[], &mut s);
         s.out
     }
 

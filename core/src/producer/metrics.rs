@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::network::metrics::Stat;
+use crate::network::metrics::{Client, MetricSample, NetworkMetrics, Samples, Stat};
 
 /// What the core measures as it goes.
 #[derive(Debug, Clone)]
@@ -110,6 +110,8 @@ pub struct ProducerMetrics {
     pub waiting_threads: f64,
     /// `requests-in-flight`: produce requests awaiting a response.
     pub requests_in_flight: f64,
+    /// The network layer's metrics (every request, not only Produce).
+    pub network: NetworkMetrics,
 }
 
 impl ProducerMetrics {
@@ -120,6 +122,7 @@ impl ProducerMetrics {
         buffer_total: u64,
         waiting: usize,
         in_flight: usize,
+        network: NetworkMetrics,
     ) -> Self {
         let first = r.started;
         ProducerMetrics {
@@ -144,11 +147,48 @@ impl ProducerMetrics {
             buffer_total_bytes: buffer_total as f64,
             waiting_threads: waiting as f64,
             requests_in_flight: in_flight as f64,
+            network,
         }
     }
 
-    /// The metrics by their kafka-python names (`record-send-rate`, `byte-rate`, ...).
-    pub fn to_map(&self) -> BTreeMap<String, f64> {
+    /// Every measurement as a [`MetricSample`]: the fields above in Java's
+    /// `producer-metrics` group, then the network layer's (`producer-node-metrics`, ...).
+    pub fn samples(&self) -> Vec<MetricSample> {
+        const P: &str = "producer-metrics";
+        let mut s = Samples::new(&self.network.client_id);
+        for (name, value) in self.pairs() {
+            if name.ends_with("-total") {
+                s.counter(P, name, name, &[], value);
+            } else {
+                s.gauge(P, name, name, &[], value);
+            }
+        }
+        // The producer's own request-rate, request-latency and requests-in-flight are those
+        // of Produce requests (Java's too); the network layer's, of every request, would be
+        // the same names in the same group.
+        let skip = [
+            "request-rate",
+            "request-latency-avg",
+            "request-latency-max",
+            "requests-in-flight",
+        ];
+        self.network.add_samples(Client::Producer, &skip, &mut s);
+        s.out
+    }
+
+    /// The snapshot in Prometheus' text format (`kafka_producer_record_send_rate`, ...).
+    pub fn to_prometheus(&self) -> String {
+        crate::network::metrics::to_prometheus(&self.samples())
+    }
+
+    /// Publishes the snapshot through the `metrics` crate's recorder (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn publish(&self) {
+        crate::network::metrics::publish(&self.samples());
+    }
+
+    /// The metrics by their kafka-python (and Java) names, in declaration order.
+    fn pairs(&self) -> [(&'static str, f64); 21] {
         [
             ("record-send-rate", self.record_send_rate),
             ("record-send-total", self.record_send_total),
@@ -172,8 +212,13 @@ impl ProducerMetrics {
             ("waiting-threads", self.waiting_threads),
             ("requests-in-flight", self.requests_in_flight),
         ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    }
+
+    /// The metrics by their kafka-python names (`record-send-rate`, `byte-rate`, ...).
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        self.pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
     }
 }

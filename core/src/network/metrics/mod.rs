@@ -351,9 +351,11 @@ pub struct ApiMetrics {
 impl NetworkMetrics {
     /// Adds the samples of this snapshot under `client` (`consumer`, `producer`, `admin`):
     /// groups `<client>-metrics`, `<client>-node-metrics` and `<client>-api-metrics`.
-    pub(crate) fn add_samples(&self, client: Client, s: &mut Samples) {
+    /// `skip` names top-level metrics the client's own group reports already.
+    pub(crate) fn add_samples(&self, client: Client, skip: &[&str], s: &mut Samples) {
         let g = client.groups();
         let (top, node, api) = (g[0], g[1], g[2]);
+        let start = s.out.len();
         let none: &[(&'static str, String)] = &[];
         s.gauge(
             top,
@@ -613,13 +615,19 @@ impl NetworkMetrics {
                 a.throttle_time_max,
             );
         }
+        let added = s.out.split_off(start);
+        s.out.extend(
+            added
+                .into_iter()
+                .filter(|x| !(x.group == top && skip.contains(&x.name))),
+        );
     }
 
     /// Every measurement, named as in Java (see the [module docs](self)), under the
     /// `consumer`, `producer` or `admin` groups as `client` says.
     pub fn samples(&self, client: Client) -> Vec<MetricSample> {
         let mut s = Samples::new(&self.client_id);
-        self.add_samples(client, &mut s);
+        self.add_samples(client, &[], &mut s);
         s.out
     }
 }
