@@ -83,7 +83,7 @@ fn produce() -> (Rc<RefCell<Cluster>>, Instant, f64) {
     let mut p = ProducerSim::new(cluster, &pc, 5).unwrap();
     for i in 0..RECORDS {
         let value = vec![b'x'; VALUE];
-        p.send(
+        let _ = p.send(
             ProducerRecord::new(TOPIC)
                 .partition((i % 2) as i32)
                 .value(value),
