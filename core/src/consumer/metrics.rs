@@ -47,6 +47,7 @@ struct TopicRec {
 /// What the consumer core records as it goes (the network layer records the rest).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConsumerRecorder {
+    /// The first record handed out: the consumption rates count from here.
     started: Option<Instant>,
     topics: BTreeMap<Arc<str>, TopicRec>,
     fetch_size: Stat,
@@ -84,7 +85,6 @@ impl ConsumerRecorder {
 
     /// A fetch response carrying `bytes` of record data in all.
     pub(crate) fn fetched(&mut self, bytes: usize, now: Instant) {
-        self.start(now);
         self.fetch_size.record(bytes as f64, now);
     }
 
@@ -114,7 +114,6 @@ impl ConsumerRecorder {
                     self.stable_generation = Some(generation);
                     let start = self.rebalance_start.take().unwrap_or(now);
                     let ms = now.saturating_duration_since(start).as_secs_f64() * 1000.0;
-                    self.start(now);
                     self.rebalance_latency.record(ms, now);
                     self.rebalance_total += 1;
                     self.rebalance_latency_total += ms;

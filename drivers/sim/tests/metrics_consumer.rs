@@ -130,9 +130,11 @@ impl Env {
         Env { sim, wire }
     }
 
-    /// Takes exactly `n` records (fewer per call when fewer are wanted).
-    fn take(&mut self, n: usize) -> Vec<kafkit_core::consumer::ConsumerRecord> {
+    /// Takes exactly `n` records (fewer per call when fewer are wanted); returns them and
+    /// the virtual time the first came at.
+    fn take_timed(&mut self, n: usize) -> (Vec<kafkit_core::consumer::ConsumerRecord>, Instant) {
         let mut got = Vec::new();
+        let mut first = None;
         while got.len() < n {
             let now = self.sim.now();
             let records = self
@@ -140,12 +142,19 @@ impl Env {
                 .core()
                 .take_records(n - got.len(), now)
                 .expect("no error");
+            if !records.is_empty() {
+                first.get_or_insert(now);
+            }
             got.extend(records.into_iter());
             if got.len() < n {
                 self.sim.run_for(Duration::from_millis(5)).unwrap();
             }
         }
-        got
+        (got, first.expect("records came"))
+    }
+
+    fn take(&mut self, n: usize) -> Vec<kafkit_core::consumer::ConsumerRecord> {
+        self.take_timed(n).0
     }
 
     fn metrics(&mut self) -> kafkit_core::consumer::ConsumerMetrics {
@@ -164,7 +173,7 @@ fn consumed_records_bytes_lag_fetches_and_wire_bytes() {
     let mut env = Env::new(&cluster, start, |_| {});
     let now = env.sim.now();
     env.sim.core().assign([tp(0), tp(1)], now);
-    let records = env.take(600);
+    let (records, first) = env.take_timed(600);
     assert_eq!(records.len(), 600);
     let per_partition = |p: i32| records.iter().filter(|r| r.partition == p).count() as i64;
 
@@ -178,12 +187,19 @@ fn consumed_records_bytes_lag_fetches_and_wire_bytes() {
     let t = &m.topics[TOPIC];
     assert_eq!(t.records_consumed_total, 600.0);
     assert_eq!(t.bytes_consumed_total, (600 * VALUE) as f64);
-    // Everything within one sample: the rate counts from the first record over one sample
-    // (30 s) at least, as Kafka's Rate does for a young window.
+    // A young window: the rate counts from the first record consumed (Kafka's Rate).
+    let elapsed = env.sim.now().duration_since(first).as_secs_f64();
+    let rate = 600.0 / elapsed;
     assert!(
-        (m.records_consumed_rate - 600.0 / 30.0).abs() < 1e-9,
-        "{}",
+        (m.records_consumed_rate - rate).abs() < 1e-9,
+        "{} vs {rate}",
         m.records_consumed_rate
+    );
+    let rate = (600 * VALUE) as f64 / elapsed;
+    assert!(
+        (m.bytes_consumed_rate - rate).abs() < 1e-6,
+        "{} vs {rate}",
+        m.bytes_consumed_rate
     );
 
     // Lag: 500 per partition written, the positions where the application stopped.
