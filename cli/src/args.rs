@@ -305,6 +305,11 @@ pub struct ConsumeArgs {
         default_value = "%s\\n"
     )]
     pub format: String,
+    /// Print records/s, bytes/s and each partition's position, high watermark and lag to
+    /// stderr every SECS seconds (default 5) and at exit.
+    #[arg(long = "stats", value_name = "SECS", num_args = 0..=1, default_missing_value = "5",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats: Option<u64>,
 }
 
 /// `kafkit dev-broker`.

@@ -27,6 +27,7 @@ use kafkit_core::consumer::{ConsumerError, ConsumerRecord, TopicPartition};
 
 use crate::args::{ConsumeArgs, GlobalArgs};
 use crate::config;
+use crate::consume_stats::StatsReporter;
 use crate::error::CliError;
 use crate::signals;
 
@@ -247,6 +248,7 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
         POLL
     };
     let mut written = 0u64;
+    let mut stats = StatsReporter::new(args.stats.map(Duration::from_secs));
     loop {
         let records = consumer.poll(timeout).map_err(failed)?;
         for record in records.iter() {
@@ -254,12 +256,15 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
             written += 1;
             if Some(written) == args.count {
                 out.flush()?;
+                stats.finish(&consumer);
                 return done(written, topic, "after the count (-c)");
             }
         }
         out.flush()?;
+        stats.tick(&consumer);
         if let Some(signal) = signals::stop_requested() {
             drop(out);
+            stats.finish(&consumer);
             let closed = consumer.close().map_err(failed);
             done(written, topic, &format!("on {}", signals::name(signal)))?;
             closed?;
@@ -283,6 +288,7 @@ pub fn run(global: &GlobalArgs, args: &ConsumeArgs) -> Result<(), CliError> {
                 }
             }
             if open.is_empty() {
+                stats.finish(&consumer);
                 return done(written, topic, "at the end of every partition (-e)");
             }
         }
@@ -324,7 +330,9 @@ fn run_group(
     consumer
         .subscribe(args.topics.iter().cloned())
         .map_err(failed)?;
-    let result = read_group(&consumer, args, tokens);
+    let mut stats = StatsReporter::new(args.stats.map(Duration::from_secs));
+    let result = read_group(&consumer, args, tokens, &mut stats);
+    stats.finish(&consumer);
     // Closing commits the positions (with auto-commit) and leaves the group.
     let closed = consumer.close().map_err(failed);
     let (written, why) = result?;
@@ -342,6 +350,7 @@ fn read_group(
     consumer: &Consumer,
     args: &ConsumeArgs,
     tokens: &[Token],
+    stats: &mut StatsReporter,
 ) -> Result<(u64, String), CliError> {
     let mut written = 0u64;
     if args.count == Some(0) {
@@ -367,6 +376,7 @@ fn read_group(
             written += 1;
         }
         out.flush()?;
+        stats.tick(consumer);
         if Some(written) == args.count {
             // The positions go back to the first record not printed, so that closing
             // commits exactly what was printed.

@@ -12,6 +12,7 @@ mod bench;
 mod config;
 mod configs;
 mod consume;
+mod consume_stats;
 mod dev_broker;
 mod error;
 mod groups;

@@ -98,6 +98,18 @@ pub use kafkit_core::admin::{
 
 pub use kafkit_core::network::{NetError, SetupError};
 
+/// Metrics snapshots of every client (`metrics()` on the handles) and their exporters.
+pub mod metrics {
+    pub use kafkit_core::admin::{AdminMetrics, CallMetrics};
+    pub use kafkit_core::consumer::{ConsumerMetrics, PartitionLag, TopicMetrics};
+    #[cfg(feature = "metrics")]
+    pub use kafkit_core::network::metrics::publish;
+    pub use kafkit_core::network::metrics::{
+        to_prometheus, ApiMetrics, Client, MetricKind, MetricSample, NetworkMetrics, NodeMetrics,
+    };
+    pub use kafkit_core::producer::ProducerMetrics;
+}
+
 /// The handles the async drivers hand out (the same types on tokio, smol and async-std).
 pub use kafkit_core::driver::{AdminHandle, ConsumerHandle, LowLevelHandle, ProducerHandle};
 

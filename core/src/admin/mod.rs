@@ -41,6 +41,7 @@ mod acls;
 mod configs;
 mod engine;
 mod groups;
+mod metrics;
 mod topics;
 mod types;
 
@@ -62,7 +63,10 @@ pub use types::{
     TopicListing,
 };
 
+pub use metrics::{AdminMetrics, CallMetrics};
+
 use engine::{Batched, Ctx, Operation};
+use metrics::AdminRecorder;
 
 pub use crate::OpId;
 
@@ -145,6 +149,7 @@ pub struct AdminCore {
     next_key: u64,
     next_tag: u64,
     state: State,
+    metrics: AdminRecorder,
 }
 
 impl std::fmt::Debug for AdminCore {
@@ -172,12 +177,19 @@ impl AdminCore {
             next_key: 0,
             next_tag: 0,
             state: State::Open,
+            metrics: AdminRecorder::default(),
         }
     }
 
     /// The network layer underneath (cluster view, broker versions).
     pub fn network(&mut self) -> &mut NetworkClient {
         &mut self.net
+    }
+
+    /// The admin client's metrics at `now` (calls and failed items per kind, and the
+    /// network layer's per-API requests, errors and latencies).
+    pub fn metrics(&self, now: Instant) -> AdminMetrics {
+        self.metrics.snapshot(self.net.metrics(now), now)
     }
 
     /// Calls still in progress.
@@ -222,6 +234,7 @@ impl AdminCore {
         for (_, mut entry) in std::mem::take(&mut self.ops) {
             entry.op.abandon(AdminError::Closed);
             let outcome = entry.op.finish();
+            self.metrics.completed(&outcome);
             self.out.push_back(Output::Event(AdminEvent::Completed {
                 id: entry.id,
                 outcome,
@@ -244,6 +257,7 @@ impl AdminCore {
         if self.state != State::Open {
             op.abandon(AdminError::Closed);
             let outcome = op.finish();
+            self.metrics.completed(&outcome);
             self.out
                 .push_back(Output::Event(AdminEvent::Completed { id, outcome }));
             return;
@@ -305,6 +319,7 @@ impl AdminCore {
         if entry.in_flight == 0 && entry.retry_at.is_none() {
             let entry = self.ops.remove(&key).expect("present");
             let outcome = entry.op.finish();
+            self.metrics.completed(&outcome);
             self.out.push_back(Output::Event(AdminEvent::Completed {
                 id: entry.id,
                 outcome,

@@ -45,7 +45,7 @@ use super::error::ConsumerError;
 use super::record::{ConsumerRecord, ConsumerRecords, TopicPartition};
 use crate::codec::DecodeError;
 use crate::records::{
-    Batch, ControlRecord, DecodeOptions, Record, RecordIter, RecordSet, TimestampType,
+    Batch, ControlRecord, DecodeOptions, Headers, Record, RecordIter, RecordSet, TimestampType,
     LOG_OVERHEAD, MAGIC_V0, NO_PARTITION_LEADER_EPOCH,
 };
 
@@ -85,6 +85,9 @@ pub(crate) struct TakeStats {
     pub largest_raw: usize,
     /// The most this fetch accounted for at any point.
     pub peak: u64,
+    /// Bytes of the records handed out: keys, values, header keys and values (the
+    /// consumer's `bytes-consumed` metrics).
+    pub bytes: u64,
 }
 
 /// One partition's fetched data.
@@ -189,6 +192,7 @@ impl CompletedFetch {
             largest: 0,
             largest_raw: 0,
             peak: self.accounted(),
+            bytes: 0,
         };
         while taken < max {
             if self.current.is_none() {
@@ -219,6 +223,7 @@ impl CompletedFetch {
                 Some(Ok(r)) => {
                     self.next_offset = r.offset.saturating_add(1);
                     self.last_epoch = cur.leader_epoch;
+                    stats.bytes += record_bytes(&r.key, &r.value, &r.headers);
                     let record = ConsumerRecord::new(
                         self.tp.topic.clone(),
                         self.tp.partition,
@@ -599,6 +604,21 @@ impl FetchBuffer {
             f.starved = false;
         }
     }
+}
+
+/// Payload bytes of a record: key, value, and each header's key and value.
+fn record_bytes(key: &Option<Bytes>, value: &Option<Bytes>, headers: &Headers) -> u64 {
+    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
+    // Most records have no headers; reading them parses each one, so skip that when empty.
+    let headers = if headers.is_empty() {
+        0
+    } else {
+        headers
+            .iter()
+            .map(|h| h.key.len() as u64 + h.value.as_ref().map_or(0, |v| v.len() as u64))
+            .sum::<u64>()
+    };
+    len(key) + len(value) + headers
 }
 
 #[cfg(test)]

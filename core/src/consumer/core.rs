@@ -20,6 +20,7 @@ use super::fetcher::{
 use super::group::member::{GroupCtx, GroupMember, MemberState};
 use super::group::subscription::Subscribed;
 use super::group::{GroupMetadata, Offsets, RebalanceCall, RebalanceOutcome};
+use super::metrics::ConsumerRecorder;
 use super::offsets::{self, OffsetLookup};
 use super::record::{ConsumerRecords, TopicPartition};
 use super::subscription_state::{FetchPosition, SubscriptionState};
@@ -38,6 +39,7 @@ use crate::records::DecodeOptions;
 pub use crate::OpId;
 
 mod fetch_path;
+mod metrics_path;
 mod offset_path;
 
 /// The consumer's state machine: the assignment (the application's, or the group's when
@@ -82,6 +84,8 @@ pub struct ConsumerCore {
     /// What was reported, so that each change of state is reported once.
     reported: Reported,
     closed: bool,
+    /// What the consumer measures (the network layer measures the rest).
+    metrics: ConsumerRecorder,
     /// The group member, when `group_id` is set.
     group: Option<Box<GroupMember>>,
 }
@@ -135,6 +139,7 @@ impl ConsumerCore {
             reported: Reported::new(),
             closed: false,
             group,
+            metrics: ConsumerRecorder::default(),
         }
     }
 
@@ -229,7 +234,7 @@ impl ConsumerCore {
             order.rotate_left(split);
         }
         for tp in order {
-            self.read_partition(&tp, max, &mut out);
+            self.read_partition(&tp, max, &mut out, now);
         }
         let result = if out.is_empty() {
             match self.take_error() {
@@ -791,6 +796,8 @@ impl ConsumerCore {
             }
         }
         if let Some(g) = &mut self.group {
+            self.metrics
+                .observe_group(g.state(), || g.metadata().generation_id, now);
             while let Some(e) = g.events.pop_front() {
                 self.out.push_back(Output::Event(e));
             }

@@ -15,6 +15,7 @@
 //!   KIP-227 incremental sessions.
 //! - `buffer`: fetched data kept as raw bytes and decoded one batch at a time as records
 //!   are taken, with read_committed filtering and memory accounting.
+//! - `metrics`: [`ConsumerMetrics`] (Java's consumer metric names) and [`PartitionLag`].
 //! - `offsets`: ListOffsets for resets and the application's offset lookups.
 //! - [`assignor`]: the group partition assignors (range, roundrobin, sticky,
 //!   cooperative-sticky) and the consumer protocol subscription/assignment codec.
@@ -68,6 +69,7 @@ mod events;
 mod fetch_session;
 mod fetcher;
 pub mod group;
+mod metrics;
 mod offsets;
 mod record;
 mod subscription_state;
@@ -80,6 +82,7 @@ pub use group::{
     GroupMetadata, MemberState, OffsetAndMetadata, RebalanceCall, RebalanceContext, RebalanceKind,
     RebalanceListener, RebalanceOutcome,
 };
+pub use metrics::{ConsumerMetrics, PartitionLag, TopicMetrics};
 pub use record::{
     ConsumerRecord, ConsumerRecords, OffsetAndTimestamp, TopicPartition, TypedRecord,
 };

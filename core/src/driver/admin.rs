@@ -9,8 +9,8 @@ use futures_channel::oneshot;
 
 use super::{CommandSender, Handler};
 use crate::admin::{
-    AclBinding, AclBindingFilter, AdminCore, AdminError, AdminEvent, AdminOutcome, AlterConfigOp,
-    ClusterDescription, ConfigEntry, ConfigResource, ConsumerGroupDescription,
+    AclBinding, AclBindingFilter, AdminCore, AdminError, AdminEvent, AdminMetrics, AdminOutcome,
+    AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConsumerGroupDescription,
     ConsumerGroupsListing, LogDirDescription, NewPartitions, NewTopic, OpId, TopicDescription,
     TopicListing,
 };
@@ -108,6 +108,17 @@ impl AdminHandle {
                 let id = handler.next_op();
                 f(core, id, timeout, now);
                 handler.waiting.insert(id, tx);
+            })
+            .map_err(|_| AdminError::Closed)?;
+        rx.await.map_err(|_| AdminError::Closed)
+    }
+
+    /// The admin client's metrics now (see [`AdminMetrics`]).
+    pub async fn metrics(&self) -> Result<AdminMetrics, AdminError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .run(move |core, _, now| {
+                let _ = tx.send(core.metrics(now));
             })
             .map_err(|_| AdminError::Closed)?;
         rx.await.map_err(|_| AdminError::Closed)

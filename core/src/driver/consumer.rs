@@ -41,8 +41,8 @@ use crate::consumer::group::{
     OffsetAndMetadata, Offsets, RebalanceCall, RebalanceListener,
 };
 use crate::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecords, OffsetAndTimestamp, OffsetsResult,
-    OpId, TopicPartition,
+    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerMetrics, ConsumerRecords,
+    OffsetAndTimestamp, OffsetsResult, OpId, PartitionLag, TopicPartition,
 };
 use crate::deadline::Deadline;
 use crate::network::{ClusterView, PartitionInfo};
@@ -527,6 +527,18 @@ impl ConsumerHandle {
     /// Where the member is in the group protocol, `None` without a `group_id`.
     pub async fn group_state(&self) -> Result<Option<MemberState>, ConsumerError> {
         call(&self.cmds, |core, _| core.group_state()).await
+    }
+
+    /// The consumer's metrics now (Java's names; see [`ConsumerMetrics`]), including the
+    /// network layer's. `to_prometheus()` renders them.
+    pub async fn metrics(&self) -> Result<ConsumerMetrics, ConsumerError> {
+        call(&self.cmds, |core, now| core.metrics(now)).await
+    }
+
+    /// Every assigned partition's position, high watermark from its last fetch and lag
+    /// (see [`ConsumerCore::lag`]).
+    pub async fn lag(&self) -> Result<BTreeMap<TopicPartition, PartitionLag>, ConsumerError> {
+        call(&self.cmds, |core, _| core.lag()).await
     }
 
     /// Commits synchronously (Java's `commitSync`): `offsets`, or with `None` the consumed

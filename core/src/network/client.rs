@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::cluster::{host_port, ClusterView};
 use super::connection::{ConnEvent, ConnSettings, Connection, Opening};
 use super::error::{CloseReason, NetError};
+use super::metrics::{NetRecorder, NetworkMetrics};
 use super::rng::Rng;
 use super::tls::TlsSession;
 use super::versions::{ApiVersionTable, BrokerVersion, LEGACY_PROBES};
@@ -193,6 +194,9 @@ struct Pending {
 struct Sent {
     node: NodeId,
     internal: bool,
+    /// For the metrics: the API and when the request was written.
+    api: ApiKey,
+    at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +258,7 @@ pub struct NetworkClient {
     next_conn: u64,
     next_request: u64,
     closed: bool,
+    metrics: NetRecorder,
 }
 
 /// What the network layer reports.
@@ -312,6 +317,7 @@ impl NetworkClient {
             next_conn: 0,
             next_request: 0,
             closed: false,
+            metrics: NetRecorder::default(),
         }
     }
 
@@ -508,6 +514,7 @@ impl NetworkClient {
         self.conns.insert(conn, c);
         self.conn_of_node.insert(node, conn);
         self.hosts.insert(conn, host.clone());
+        self.metrics.connection_created(node, now);
         self.out.push_back(Output::Connect { conn, host, port });
         Some(conn)
     }
@@ -589,12 +596,16 @@ impl NetworkClient {
             now,
         ) {
             Ok(version) => {
+                let api = p.body.api_key();
+                self.metrics.request_sent(node, api, now);
                 if p.expect_response {
                     self.sent.insert(
                         p.id,
                         Sent {
                             node,
                             internal: p.internal,
+                            api,
+                            at: now,
                         },
                     );
                 } else {
@@ -608,16 +619,18 @@ impl NetworkClient {
             }
             Err(e) => self.complete(p.id, p.internal, Err(e), Some(now)),
         }
-        self.flush_conn(conn);
+        self.flush_conn(conn, now);
     }
 
-    fn flush_conn(&mut self, conn: ConnId) {
+    fn flush_conn(&mut self, conn: ConnId, now: Instant) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        let node = c.node;
         match self.tls.get_mut(&conn) {
             None => {
                 while let Some(data) = c.poll_transmit() {
+                    self.metrics.bytes_out(node, data.len(), now);
                     self.out.push_back(Output::Transmit { conn, data });
                 }
             }
@@ -631,6 +644,7 @@ impl NetworkClient {
                 }
                 let data = session.take_outgoing();
                 if !data.is_empty() {
+                    self.metrics.bytes_out(node, data.len(), now);
                     self.out.push_back(Output::Transmit {
                         conn,
                         data: data.into(),
@@ -734,6 +748,25 @@ impl NetworkClient {
                 })
             })
             .collect()
+    }
+}
+
+impl NetworkClient {
+    /// The network metrics at `now` (see [`NetworkMetrics`]).
+    pub fn metrics(&self, now: Instant) -> NetworkMetrics {
+        let mut in_flight: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for s in self.sent.values() {
+            *in_flight.entry(s.node).or_default() += 1;
+        }
+        let client_id = self.settings.client_id.as_deref().unwrap_or("");
+        self.metrics
+            .snapshot(client_id, now, &in_flight, self.conns.len())
+    }
+
+    /// What the network layer measured, for the client cores' own metrics (commit and
+    /// heartbeat latency are those of their APIs).
+    pub(crate) fn recorder(&self) -> &NetRecorder {
+        &self.metrics
     }
 }
 
@@ -930,6 +963,11 @@ impl NetworkClient {
     fn handle_read(&mut self, conn: ConnId, data: Read<'_>, now: Instant) {
         let mut events = Vec::new();
         if let Some(c) = self.conns.get_mut(&conn) {
+            let len = match &data {
+                Read::Slice(data) => data.len(),
+                Read::Owned(data) => data.len(),
+            };
+            self.metrics.bytes_in(c.node, len, now);
             match (self.tls.get_mut(&conn), data) {
                 (None, Read::Slice(data)) => c.handle_data(data, now, &mut events),
                 (None, Read::Owned(data)) => c.handle_bytes(data, now, &mut events),

@@ -425,6 +425,7 @@ impl ProducerCore {
             self.shared.total_bytes(),
             self.mem_waiters.len(),
             self.in_flight.len(),
+            self.net.metrics(now),
         )
     }
 

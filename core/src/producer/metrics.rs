@@ -2,97 +2,9 @@
 //! sliding window measured on the core's `now` (two 30-second samples, Kafka's defaults).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Length of one sample.
-const SAMPLE: Duration = Duration::from_secs(30);
-/// Samples kept.
-const SAMPLES: usize = 2;
-
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    start: Instant,
-    /// `start + SAMPLE` (compared per recorded value).
-    end: Instant,
-    sum: f64,
-    count: u64,
-    max: f64,
-}
-
-/// One measured quantity over the window: its sum (for rates), count and max.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Stat {
-    samples: Vec<Sample>,
-}
-
-impl Stat {
-    pub(crate) fn record(&mut self, value: f64, now: Instant) {
-        match self.samples.last_mut() {
-            Some(s) if now < s.end => {
-                s.sum += value;
-                s.count += 1;
-                s.max = s.max.max(value);
-            }
-            _ => {
-                if self.samples.len() == SAMPLES {
-                    self.samples.remove(0);
-                }
-                self.samples.push(Sample {
-                    start: now,
-                    end: now + SAMPLE,
-                    sum: value,
-                    count: 1,
-                    max: value,
-                });
-            }
-        }
-    }
-
-    fn live(&self, now: Instant) -> impl Iterator<Item = &Sample> {
-        self.samples
-            .iter()
-            .filter(move |s| now < s.start + SAMPLE * SAMPLES as u32)
-    }
-
-    /// Sum per second over the window (Kafka's `Rate`: elapsed since the oldest live sample,
-    /// at least one sample long so a fresh producer does not report huge rates).
-    pub(crate) fn rate(&self, now: Instant, first: Instant) -> f64 {
-        // A fold from +0.0: `Sum` for floats starts at -0.0, and idle rates printed "-0.00".
-        let sum = self.live(now).fold(0.0, |a, s| a + s.sum);
-        let oldest = self.live(now).map(|s| s.start).next().unwrap_or(now);
-        let elapsed = now
-            .saturating_duration_since(oldest.max(first))
-            .max(SAMPLE.min(now.saturating_duration_since(first)))
-            .max(Duration::from_millis(1));
-        sum / elapsed.as_secs_f64()
-    }
-
-    /// Count per second over the window.
-    pub(crate) fn count_rate(&self, now: Instant, first: Instant) -> f64 {
-        let mut counts = self.clone();
-        for s in &mut counts.samples {
-            s.sum = s.count as f64;
-        }
-        counts.rate(now, first)
-    }
-
-    /// Average value over the window (NaN without values, as Kafka reports).
-    pub(crate) fn avg(&self, now: Instant) -> f64 {
-        let (sum, count) = self
-            .live(now)
-            .fold((0.0, 0u64), |(s, c), x| (s + x.sum, c + x.count));
-        if count == 0 {
-            f64::NAN
-        } else {
-            sum / count as f64
-        }
-    }
-
-    /// Largest value over the window (NaN without values).
-    pub(crate) fn max(&self, now: Instant) -> f64 {
-        self.live(now).map(|s| s.max).fold(f64::NAN, f64::max)
-    }
-}
+use crate::network::metrics::{Client, MetricSample, NetworkMetrics, Samples, Stat};
 
 /// What the core measures as it goes.
 #[derive(Debug, Clone)]
@@ -198,6 +110,8 @@ pub struct ProducerMetrics {
     pub waiting_threads: f64,
     /// `requests-in-flight`: produce requests awaiting a response.
     pub requests_in_flight: f64,
+    /// The network layer's metrics (every request, not only Produce).
+    pub network: NetworkMetrics,
 }
 
 impl ProducerMetrics {
@@ -208,6 +122,7 @@ impl ProducerMetrics {
         buffer_total: u64,
         waiting: usize,
         in_flight: usize,
+        network: NetworkMetrics,
     ) -> Self {
         let first = r.started;
         ProducerMetrics {
@@ -232,11 +147,48 @@ impl ProducerMetrics {
             buffer_total_bytes: buffer_total as f64,
             waiting_threads: waiting as f64,
             requests_in_flight: in_flight as f64,
+            network,
         }
     }
 
-    /// The metrics by their kafka-python names (`record-send-rate`, `byte-rate`, ...).
-    pub fn to_map(&self) -> BTreeMap<String, f64> {
+    /// Every measurement as a [`MetricSample`]: the fields above in Java's
+    /// `producer-metrics` group, then the network layer's (`producer-node-metrics`, ...).
+    pub fn samples(&self) -> Vec<MetricSample> {
+        const P: &str = "producer-metrics";
+        let mut s = Samples::new(&self.network.client_id);
+        for (name, value) in self.pairs() {
+            if name.ends_with("-total") {
+                s.counter(P, name, name, &[], value);
+            } else {
+                s.gauge(P, name, name, &[], value);
+            }
+        }
+        // The producer's own request-rate, request-latency and requests-in-flight are those
+        // of Produce requests (Java's too); the network layer's, of every request, would be
+        // the same names in the same group.
+        let skip = [
+            "request-rate",
+            "request-latency-avg",
+            "request-latency-max",
+            "requests-in-flight",
+        ];
+        self.network.add_samples(Client::Producer, &skip, &mut s);
+        s.out
+    }
+
+    /// The snapshot in Prometheus' text format (`kafka_producer_record_send_rate`, ...).
+    pub fn to_prometheus(&self) -> String {
+        crate::network::metrics::to_prometheus(&self.samples())
+    }
+
+    /// Publishes the snapshot through the `metrics` crate's recorder (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn publish(&self) {
+        crate::network::metrics::publish(&self.samples());
+    }
+
+    /// The metrics by their kafka-python (and Java) names, in declaration order.
+    fn pairs(&self) -> [(&'static str, f64); 21] {
         [
             ("record-send-rate", self.record_send_rate),
             ("record-send-total", self.record_send_total),
@@ -260,32 +212,13 @@ impl ProducerMetrics {
             ("waiting-threads", self.waiting_threads),
             ("requests-in-flight", self.requests_in_flight),
         ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_and_averages_follow_the_window() {
-        let t0 = Instant::now();
-        let mut s = Stat::default();
-        assert!(s.avg(t0).is_nan());
-        for i in 0..30 {
-            s.record(10.0, t0 + Duration::from_secs(i));
-        }
-        let now = t0 + Duration::from_secs(30);
-        assert!((s.rate(now, t0) - 10.0).abs() < 1e-9, "{}", s.rate(now, t0));
-        assert_eq!(s.avg(now), 10.0);
-        assert_eq!(s.max(now), 10.0);
-        assert!((s.count_rate(now, t0) - 1.0).abs() < 1e-9);
-        // Two minutes later the window has moved past every sample.
-        let later = t0 + Duration::from_secs(150);
-        assert_eq!(s.rate(later, t0), 0.0);
-        assert!(s.avg(later).is_nan());
+    /// The metrics by their kafka-python names (`record-send-rate`, `byte-rate`, ...).
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        self.pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
     }
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use futures_executor::block_on;
 use kafkit_core::admin::{
-    AclBinding, AclBindingFilter, AdminCore, AdminError, AlterConfigOp, ClusterDescription,
-    ConfigEntry, ConfigResource, ConsumerGroupDescription, ConsumerGroupsListing,
-    LogDirDescription, NewPartitions, NewTopic, TopicDescription, TopicListing,
+    AclBinding, AclBindingFilter, AdminCore, AdminError, AdminMetrics, AlterConfigOp,
+    ClusterDescription, ConfigEntry, ConfigResource, ConsumerGroupDescription,
+    ConsumerGroupsListing, LogDirDescription, NewPartitions, NewTopic, TopicDescription,
+    TopicListing,
 };
 use kafkit_core::config::AdminConfig;
 use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
@@ -73,6 +74,11 @@ impl Admin {
     /// The async handle underneath.
     pub fn handle(&self) -> &AdminHandle {
         &self.handle
+    }
+
+    /// The admin client's metrics now (see [`AdminMetrics`]).
+    pub fn metrics(&self) -> Result<AdminMetrics, AdminError> {
+        block_on(self.handle.metrics())
     }
 
     /// Creates topics; `validate_only` checks without creating. Per topic.

@@ -11,8 +11,9 @@ use futures_executor::block_on;
 use kafkit_core::config::ConsumerConfig;
 use kafkit_core::consumer::group::Offsets;
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerRecord, ConsumerRecords, GroupMetadata, MemberState,
-    OffsetAndMetadata, OffsetAndTimestamp, RebalanceListener, TopicPartition, TypedRecord,
+    ConsumerCore, ConsumerError, ConsumerMetrics, ConsumerRecord, ConsumerRecords, GroupMetadata,
+    MemberState, OffsetAndMetadata, OffsetAndTimestamp, PartitionLag, RebalanceListener,
+    TopicPartition, TypedRecord,
 };
 use kafkit_core::driver::{
     CommitCallback, ConsumerHandle, ConsumerHandler, OpenWriters, RecordCursor,
@@ -320,6 +321,17 @@ impl Consumer {
     /// Where the member is in the group protocol, `None` without a `group_id`.
     pub fn group_state(&self) -> Result<Option<MemberState>, ConsumerError> {
         block_on(self.handle.group_state())
+    }
+
+    /// The consumer's metrics now (Java's names; see [`ConsumerMetrics`]), including the
+    /// network layer's. `to_prometheus()` renders them.
+    pub fn metrics(&self) -> Result<ConsumerMetrics, ConsumerError> {
+        block_on(self.handle.metrics())
+    }
+
+    /// Every assigned partition's position, high watermark from its last fetch and lag.
+    pub fn lag(&self) -> Result<BTreeMap<TopicPartition, PartitionLag>, ConsumerError> {
+        block_on(self.handle.lag())
     }
 
     /// Closes the consumer: connections close, buffered records are dropped, iterators end

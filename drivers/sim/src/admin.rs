@@ -152,6 +152,12 @@ impl AdminSim {
         self.closed
     }
 
+    /// The admin client's metrics at the current virtual time.
+    pub fn metrics(&mut self) -> kafkit_core::admin::AdminMetrics {
+        let now = self.sim.now();
+        self.sim.core().metrics(now)
+    }
+
     /// Runs until `stop` (over the completions so far and whether the client closed) holds
     /// or the simulation goes idle; returns whether `stop` held.
     fn run_until(

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 
 use kafkit_core::config::ConsumerConfig;
 use kafkit_core::consumer::{
-    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerRecords, OffsetAndTimestamp, OffsetsResult,
-    OpId, TopicPartition,
+    ConsumerCore, ConsumerError, ConsumerEvent, ConsumerMetrics, ConsumerRecords,
+    OffsetAndTimestamp, OffsetsResult, OpId, PartitionLag, TopicPartition,
 };
 use kafkit_core::network::{ClusterView, NetOptions, PartitionInfo, SetupError};
 
@@ -163,6 +163,17 @@ impl ConsumerSim {
         let now = self.sim.now();
         self.sim.core().assign(partitions, now);
         self.sim.drain();
+    }
+
+    /// The consumer's metrics at the current virtual time.
+    pub fn metrics(&mut self) -> ConsumerMetrics {
+        let now = self.sim.now();
+        self.sim.core().metrics(now)
+    }
+
+    /// Every assigned partition's position, high watermark and lag.
+    pub fn lag(&mut self) -> BTreeMap<TopicPartition, PartitionLag> {
+        self.sim.core().lag()
     }
 
     /// The assigned partitions.

@@ -16,6 +16,7 @@ impl ConsumerCore {
         tp: &TopicPartition,
         max: usize,
         out: &mut ConsumerRecords,
+        now: Instant,
     ) {
         let tp = tp.clone();
         loop {
@@ -71,6 +72,8 @@ impl ConsumerCore {
             let s = &mut self.fetcher.stats;
             s.peak_buffered_bytes = s.peak_buffered_bytes.max(peak);
             s.records_returned += (out.count() - before) as u64;
+            self.metrics
+                .consumed(&tp.topic, out.count() - before, stats.bytes, now);
             let state = self.subs.get_mut(&tp).expect("assigned");
             let epoch = last_epoch.or(state.position.and_then(|p| p.leader_epoch));
             state.position = Some(FetchPosition {
@@ -320,6 +323,13 @@ impl ConsumerCore {
             }
             return;
         }
+        let size: usize = resp
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+            .sum();
+        self.metrics.fetched(size, now);
         self.on_fetch_data(node, resp, &wanted, &fetch.from_replica, now);
     }
 

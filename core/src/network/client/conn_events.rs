@@ -47,6 +47,13 @@ impl NetworkClient {
                     let Some(sent) = self.sent.remove(&id) else {
                         continue;
                     };
+                    match &result {
+                        Ok((_, body)) => {
+                            self.metrics
+                                .response(sent.node, sent.api, sent.at, body, now);
+                        }
+                        Err(_) => self.metrics.request_failed(sent.api),
+                    }
                     let result = result.map(|(version, body)| Response {
                         node: real_node(sent.node),
                         version,
@@ -103,7 +110,7 @@ impl NetworkClient {
                 }
             }
         }
-        self.flush_conn(conn);
+        self.flush_conn(conn, now);
     }
 
     pub(super) fn note_failure(&mut self, node: NodeId, error: &NetError, now: Instant) {
@@ -128,11 +135,13 @@ impl NetworkClient {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        self.metrics.connection_closed(c.node);
         if self.conn_of_node.get(&c.node) == Some(&conn) {
             self.conn_of_node.remove(&c.node);
         }
         for id in c.take_in_flight() {
             if let Some(sent) = self.sent.remove(&id) {
+                self.metrics.request_failed(sent.api);
                 self.complete(id, sent.internal, Err(error.clone()), now);
             }
         }
