@@ -38,6 +38,7 @@ use crate::protocol::ErrorCode;
 use crate::OpId;
 
 mod accept;
+mod legacy;
 mod lifecycle;
 mod producer_id;
 mod sender;
@@ -292,6 +293,8 @@ impl ProducerCore {
             compression,
             level,
             delivery_timeout,
+            // Record batches until a broker older than 0.11 is met (`refresh_format`).
+            magic: crate::records::MAGIC_V2,
         };
         let idempotent = config.idempotence_enabled();
         let max_in_flight = (config.common.max_in_flight_requests_per_connection as usize)
@@ -497,6 +500,10 @@ impl ProducerCore {
             NetEvent::MetadataUpdated(_) => {
                 self.topic_cache.clear();
                 self.hot_topic = None;
+                // The brokers met so far are known by now: pick the format of new batches
+                // and see whether they can serve the idempotent producer (`legacy.rs`).
+                self.refresh_format();
+                self.check_producer_id_support(None, now);
             }
             NetEvent::Response { id, result } => {
                 let Some(result) = self.txn_response(id, result, now) else {

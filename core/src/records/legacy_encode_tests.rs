@@ -95,7 +95,11 @@ fn uncompressed_messages_match_the_hand_computed_bytes() {
 fn wrapper_fields(set: &[u8]) -> (i64, u32, i8, i8, i64, Vec<u8>) {
     let offset = i64::from_be_bytes(set[0..8].try_into().unwrap());
     let size = i32::from_be_bytes(set[8..12].try_into().unwrap()) as usize;
-    assert_eq!(set.len(), 12 + size, "one wrapper message, nothing after it");
+    assert_eq!(
+        set.len(),
+        12 + size,
+        "one wrapper message, nothing after it"
+    );
     let crc = u32::from_be_bytes(set[12..16].try_into().unwrap());
     assert_eq!(crc, crc32_bitwise(&set[16..]), "wrapper CRC");
     let magic = set[16] as i8;
@@ -173,10 +177,7 @@ fn zstd_headers_and_bad_magics_are_refused_with_the_reason() {
     for magic in [0, 1] {
         let e = LegacyMessageSetBuilder::new(magic, Compression::Zstd).unwrap_err();
         let text = e.to_string();
-        assert!(
-            text.contains("zstd") && text.contains("magic 2"),
-            "{text}"
-        );
+        assert!(text.contains("zstd") && text.contains("magic 2"), "{text}");
         let mut b = LegacyMessageSetBuilder::new(magic, Compression::None).unwrap();
         let e = b
             .append_with_headers(TS, None, Some(b"v"), &[Header::new("h", "x")])
@@ -210,8 +211,7 @@ fn size_estimates_are_exact_before_compression() {
         b.append(TS, None, Some(b"v")).unwrap();
         assert_eq!(
             b.size_in_bytes(),
-            LegacyMessageSetBuilder::record_size(magic, None, Some(b"v"))
-                + message_overhead(magic)
+            LegacyMessageSetBuilder::record_size(magic, None, Some(b"v")) + message_overhead(magic)
         );
     }
 }
