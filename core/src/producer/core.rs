@@ -528,6 +528,8 @@ impl ProducerCore {
         self.expire_waiters(now);
         self.place_awaiting(now);
         self.expire_batches(now);
+        // Until the first producer id arrives: can the brokers met so far give one?
+        self.check_producer_id_support(None, now);
         self.maybe_init_producer_id(now);
         self.run_txn(now);
         self.send_ready(now);

@@ -16,7 +16,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkit_core::compression::Compression;
 use kafkit_core::config::{AutoOffsetReset, CompressionType, ConsumerConfig, ProducerConfig};
 use kafkit_core::consumer::{ConsumerCore, ConsumerRecord, TopicPartition};
 use kafkit_core::network::NetOptions;
@@ -181,8 +180,8 @@ fn producer_config(f: impl FnOnce(&mut ProducerConfig)) -> ProducerConfig {
 type Outcome = Result<RecordMetadata, ProduceError>;
 
 /// What the producer wrote: the Produce requests the brokers saw, as (version, partition,
-/// magic byte of the set, set size).
-type Seen = Rc<RefCell<Vec<(i16, i32, i8, usize)>>>;
+/// magic byte of the set's first message, its codec bits, set size).
+type Seen = Rc<RefCell<Vec<(i16, i32, i8, u8, usize)>>>;
 
 struct Env {
     sim: Simulation<ProducerCore>,
@@ -204,10 +203,12 @@ fn env(release: &Release, config: ProducerConfig) -> Env {
                     for d in &t.partition_data {
                         let set = d.records.clone().unwrap_or_default();
                         let magic = set.get(16).map_or(-1, |&m| m as i8);
+                        let codec = set.get(17).map_or(0, |&a| a & 0x07);
                         log.borrow_mut().push((
                             header.request_api_version,
                             d.index,
                             magic,
+                            codec,
                             set.len(),
                         ));
                     }
@@ -289,9 +290,14 @@ fn records(round: u64, n: u64) -> Vec<(u64, ProducerRecord)> {
                 r = r.key(Bytes::from(format!("key-{op}")));
             }
             match i % 5 {
-                2 => {}                              // null value
-                3 => r = r.value(Bytes::new()),      // empty value
-                _ => r = r.value(Bytes::from(format!("value-{op}-{}", "x".repeat(i as usize)))),
+                2 => {}                         // null value
+                3 => r = r.value(Bytes::new()), // empty value
+                _ => {
+                    r = r.value(Bytes::from(format!(
+                        "value-{op}-{}",
+                        "x".repeat(i as usize)
+                    )))
+                }
             }
             (op, r)
         })
@@ -343,9 +349,11 @@ fn round_trip(release: &Release) {
     let mut expected = 0;
     for (round, codec) in CODECS.iter().enumerate() {
         let start = env.sim.now();
-        let mut core =
-            ProducerCore::new(producer_config(|c| c.compression_type = *codec), net_options())
-                .unwrap();
+        let mut core = ProducerCore::new(
+            producer_config(|c| c.compression_type = *codec),
+            net_options(),
+        )
+        .unwrap();
         core.handle_wall_clock(start, WALL_START);
         let mut sim = Simulation::new(core, 9 + round as u64, start)
             .with_links(LinkConfig {
@@ -372,7 +380,7 @@ fn round_trip(release: &Release) {
     // The brokers got legacy sets of the release's magic at its Produce version.
     let seen = env.seen.borrow().clone();
     assert!(!seen.is_empty());
-    for &(version, partition, magic, _) in &seen {
+    for &(version, partition, magic, ..) in &seen {
         assert_eq!(
             (version, magic),
             (release.produce_version, release.magic),
@@ -380,12 +388,22 @@ fn round_trip(release: &Release) {
             release.name
         );
     }
+    let codecs: std::collections::BTreeSet<u8> = seen.iter().map(|s| s.3).collect();
+    assert_eq!(
+        codecs.into_iter().collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "{}: plain messages and gzip, snappy and lz4 wrappers",
+        release.name
+    );
     // Read back: every record once, exact.
     let got = consume_all(&env, expected);
     assert_eq!(got.len(), expected, "{}", release.name);
     let mut by_offset: BTreeMap<(i32, i64), &ConsumerRecord> = BTreeMap::new();
     for r in &got {
-        assert!(by_offset.insert((r.partition, r.offset), r).is_none(), "read twice");
+        assert!(
+            by_offset.insert((r.partition, r.offset), r).is_none(),
+            "read twice"
+        );
     }
     for (op, outcome) in &env.outcomes {
         let md = outcome.as_ref().unwrap();
@@ -396,10 +414,19 @@ fn round_trip(release: &Release) {
         assert_eq!(r.key, want.key, "{}: key of {op}", release.name);
         assert_eq!(r.value, want.value, "{}: value of {op}", release.name);
         if release.magic == MAGIC_V1 {
-            assert_eq!(Some(r.timestamp), want.timestamp, "{}: timestamp", release.name);
+            assert_eq!(
+                Some(r.timestamp),
+                want.timestamp,
+                "{}: timestamp",
+                release.name
+            );
             assert_eq!(r.timestamp_type, Some(TimestampType::CreateTime));
         } else {
-            assert_eq!(r.timestamp, -1, "{}: magic 0 has no timestamps", release.name);
+            assert_eq!(
+                r.timestamp, -1,
+                "{}: magic 0 has no timestamps",
+                release.name
+            );
         }
     }
 }
@@ -422,4 +449,133 @@ fn kafka_0_10_0_round_trip_with_every_codec() {
 #[test]
 fn kafka_0_10_2_round_trip_with_every_codec() {
     round_trip(&KAFKA_0_10_2);
+}
+
+/// Runs one producer with `config` against `release` until `n` records are reported.
+fn produce(release: &Release, config: ProducerConfig, batch: Vec<(u64, ProducerRecord)>) -> Env {
+    let mut env = env(release, config);
+    let n = batch.len();
+    for (op, r) in batch {
+        env.send(op, r);
+    }
+    env.run_until_reported(n);
+    env
+}
+
+#[test]
+fn idempotence_asked_for_fails_naming_what_the_broker_lacks() {
+    for release in [&KAFKA_0_9_0, &KAFKA_0_10_2] {
+        let config = producer_config(|c| c.enable_idempotence = Some(true));
+        let env = produce(release, config, records(0, 6));
+        for (op, outcome) in &env.outcomes {
+            let e = outcome
+                .as_ref()
+                .expect_err("no record may be written")
+                .to_string();
+            assert!(
+                e.contains("does not support idempotent producing")
+                    && e.contains("InitProducerId")
+                    && e.contains("0.11")
+                    && e.contains(&format!("Kafka {}", release.name)),
+                "{}: record {op}: {e}",
+                release.name
+            );
+        }
+        assert!(
+            env.seen.borrow().is_empty(),
+            "{}: nothing sent",
+            release.name
+        );
+    }
+}
+
+#[test]
+fn transactions_fail_at_init_naming_what_the_broker_lacks() {
+    let config = producer_config(|c| c.transactional_id = Some("tx".into()));
+    let mut env = env(&KAFKA_0_10_0, config);
+    let now = env.sim.now();
+    env.sim.core().init_transactions(OpId(1), now);
+    let result = RefCell::new(None);
+    env.sim
+        .run_until(|s| {
+            for e in s.take_events() {
+                if let ProducerEvent::Transaction { op, result: r } = e {
+                    assert_eq!(op, OpId(1));
+                    *result.borrow_mut() = Some(r);
+                }
+            }
+            result.borrow().is_some()
+        })
+        .unwrap();
+    let e = result
+        .into_inner()
+        .unwrap()
+        .expect_err("no transactions before 0.11")
+        .to_string();
+    assert!(
+        e.contains("does not support idempotent producing") && e.contains("0.11"),
+        "{e}"
+    );
+}
+
+#[test]
+fn headers_and_zstd_fail_with_the_reason() {
+    let with_headers = vec![
+        (
+            1,
+            ProducerRecord::new(TOPIC)
+                .partition(0)
+                .value("v")
+                .header("h", "x"),
+        ),
+        (2, ProducerRecord::new(TOPIC).partition(0).value("plain")),
+    ];
+    let env = produce(&KAFKA_0_10_0, producer_config(|_| {}), with_headers);
+    let e = env.outcomes[&1]
+        .as_ref()
+        .expect_err("headers need 0.11")
+        .to_string();
+    assert!(e.contains("headers") && e.contains("magic 1"), "{e}");
+    assert!(
+        env.outcomes[&2].is_ok(),
+        "the record without headers is written"
+    );
+
+    let config = producer_config(|c| c.compression_type = CompressionType::Zstd);
+    let env = produce(&KAFKA_0_9_0, config, records(0, 4));
+    for outcome in env.outcomes.values() {
+        let e = outcome.as_ref().expect_err("zstd needs 2.1").to_string();
+        assert!(
+            e.contains("zstd") && e.contains("Kafka 2.1") && e.contains("Kafka 0.9.0"),
+            "{e}"
+        );
+    }
+    assert!(env.seen.borrow().is_empty(), "nothing sent");
+}
+
+#[test]
+fn batch_size_bounds_every_message_set() {
+    for release in [&KAFKA_0_8_2, &KAFKA_0_10_2] {
+        let config = producer_config(|c| {
+            c.batch_size = 1_000;
+            c.linger_ms = 50;
+        });
+        let batch: Vec<(u64, ProducerRecord)> = (0..200)
+            .map(|i| {
+                let r = ProducerRecord::new(TOPIC)
+                    .partition(0)
+                    .key(Bytes::from(format!("k{i}")))
+                    .value(Bytes::from(vec![b'v'; 40]))
+                    .timestamp(WALL_START + i as i64);
+                (i, r)
+            })
+            .collect();
+        let env = produce(release, config, batch);
+        assert!(env.outcomes.values().all(Result::is_ok));
+        let seen = env.seen.borrow();
+        assert!(seen.len() >= 8, "{}: {} sets", release.name, seen.len());
+        for &(.., size) in seen.iter() {
+            assert!(size <= 1_000, "{}: a set of {size} bytes", release.name);
+        }
+    }
 }
