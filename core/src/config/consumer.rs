@@ -536,3 +536,27 @@ impl ConsumerConfigBuilder {
         skip_double_compressed_messages(skip: bool) => skip;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_double_compressed_messages_is_off_by_default_and_set_by_either_name() {
+        assert!(!ConsumerConfig::default().skip_double_compressed_messages);
+        let c = ConsumerConfig::builder()
+            .set("skip_double_compressed_messages", "true")
+            .build()
+            .unwrap();
+        assert!(c.skip_double_compressed_messages);
+        let mut c = ConsumerConfig::default();
+        c.set("skip.double.compressed.messages", "true").unwrap();
+        assert!(c.skip_double_compressed_messages);
+        assert!(c.set("skip_double_compressed_messages", "maybe").is_err());
+        let c = ConsumerConfig::builder()
+            .skip_double_compressed_messages(true)
+            .build()
+            .unwrap();
+        assert!(c.skip_double_compressed_messages);
+    }
+}

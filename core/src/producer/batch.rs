@@ -635,4 +635,79 @@ mod tests {
         let want: Vec<Option<OpId>> = (0..10).map(|i| Some(OpId(i))).collect();
         assert_eq!(ops, want, "each record keeps its op, in order");
     }
+
+    #[test]
+    fn a_batch_is_rewritten_for_a_broker_taking_another_format() {
+        let now = Instant::now();
+        let legacy = BatchSettings {
+            magic: MAGIC_V0,
+            compression: Compression::Gzip,
+            ..settings(1000)
+        };
+        // Opened as magic 0 (timestamps not stored), sent to a broker taking batches.
+        let mut b = ProducerBatch::new(1, "t".into(), 0, legacy, now);
+        b.append(11, Some(b"k"), Some(b"a"), &[], 10, None, 0)
+            .unwrap();
+        b.append(12, None, None, &[], 10, None, 0).unwrap();
+        assert_eq!(b.magic(), MAGIC_V0);
+        let stamp = Stamp {
+            producer_id: 3,
+            epoch: 1,
+            base_sequence: 9,
+        };
+        let v2 = b.payload(Some(stamp), MAGIC_V2).unwrap();
+        let batch = RecordBatch::decode(v2, &DecodeOptions::default()).unwrap();
+        assert_eq!(batch.header().base_sequence, 9);
+        let records = batch.decode_records().unwrap();
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| (r.timestamp, r.key.clone(), r.value.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    11,
+                    Some(Bytes::from_static(b"k")),
+                    Some(Bytes::from_static(b"a"))
+                ),
+                (12, None, None)
+            ],
+            "timestamps come back from the records' own"
+        );
+        // And back to magic 1 for a 0.10 broker (the leader moved again).
+        let v1 = b.payload(None, MAGIC_V1).unwrap();
+        assert_eq!(v1[16], 1);
+        assert_eq!(b.read_back().unwrap()[1].timestamp, 12);
+
+        // A record batch with headers cannot become a legacy message.
+        let mut h = ProducerBatch::new(2, "t".into(), 0, settings(1000), now);
+        h.append(1, None, Some(b"v"), &[Header::new("h", "x")], 10, None, 0)
+            .unwrap();
+        let e = h.payload(None, MAGIC_V1).unwrap_err().to_string();
+        assert!(e.contains("headers"), "{e}");
+    }
+
+    #[test]
+    fn a_legacy_batch_refuses_headers_and_keeps_batch_size() {
+        let now = Instant::now();
+        let legacy = BatchSettings {
+            magic: MAGIC_V1,
+            ..settings(300)
+        };
+        let mut b = ProducerBatch::new(1, "t".into(), 0, legacy, now);
+        assert!(b
+            .append(1, None, Some(b"v"), &[Header::new("h", "x")], 10, None, 0)
+            .is_err());
+        assert_eq!(b.record_count(), 0);
+        let bound = RecordBatchBuilder::record_size_upper_bound(None, Some(&[7; 20]), &[]);
+        let mut n = 0;
+        while b.has_room_for(bound) {
+            b.append(1, None, Some(&[7; 20]), &[], bound as u64, None, 0)
+                .unwrap();
+            n += 1;
+        }
+        assert!(n > 1);
+        assert!(b.payload(None, MAGIC_V1).unwrap().len() <= 300);
+    }
 }
