@@ -72,6 +72,7 @@ pub fn record_set(data: &[u8]) {
     let opts = DecodeOptions {
         check_crcs: flags & 1 == 1,
         max_decompressed_size: 1 << 20,
+        skip_double_compressed: flags & 2 == 2,
     };
     let bytes = Bytes::copy_from_slice(rest);
     for batch in RecordSet::new(bytes.clone(), opts).take(1000) {

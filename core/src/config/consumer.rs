@@ -113,6 +113,12 @@ pub struct ConsumerConfig {
     /// its partition) instead of being allocated, to bound the damage of a corrupt or
     /// malicious batch. Default 67108864 (64 MiB).
     pub max_decompressed_batch_bytes: u64,
+    /// `skip_double_compressed_messages` (kafka-python; dotted
+    /// `skip.double.compressed.messages`): kafka-python's producer up to 1.2.4 wrote some
+    /// legacy (magic 0/1) messages compressed twice. By default such a message is handed out
+    /// as it was published: one record at its one offset whose value is still compressed;
+    /// `true` skips it instead (logged at debug level). Default `false`.
+    pub skip_double_compressed_messages: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -147,6 +153,7 @@ impl Default for ConsumerConfig {
             enable_incremental_fetch_sessions: true,
             fetch_buffer_bytes: 64 * 1024 * 1024,
             max_decompressed_batch_bytes: 64 * 1024 * 1024,
+            skip_double_compressed_messages: false,
         }
     }
 }
@@ -433,6 +440,15 @@ const CONSUMER_ONLY: &[OptionInfo] = &[
         "A batch decompressing to more than this is refused.",
         int(max_decompressed_batch_bytes, 1, I64_MAX)
     ),
+    opt!(
+        Consumer,
+        "skip_double_compressed_messages",
+        "skip.double.compressed.messages",
+        KafkaPython,
+        "false",
+        "Skip legacy messages compressed twice (kafka-python <= 1.2.4) instead of returning them still compressed.",
+        bool(skip_double_compressed_messages)
+    ),
 ];
 
 static CONSUMER_OPTIONS: [OptionInfo; COMMON_OPTIONS.len() + CONSUMER_ONLY.len()] =
@@ -589,5 +605,30 @@ impl ConsumerConfigBuilder {
         enable_incremental_fetch_sessions(enable: bool) => enable;
         fetch_buffer_bytes(bytes: u64) => bytes;
         max_decompressed_batch_bytes(bytes: u64) => bytes;
+        skip_double_compressed_messages(skip: bool) => skip;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_double_compressed_messages_is_off_by_default_and_set_by_either_name() {
+        assert!(!ConsumerConfig::default().skip_double_compressed_messages);
+        let c = ConsumerConfig::builder()
+            .set("skip_double_compressed_messages", "true")
+            .build()
+            .unwrap();
+        assert!(c.skip_double_compressed_messages);
+        let mut c = ConsumerConfig::default();
+        c.set("skip.double.compressed.messages", "true").unwrap();
+        assert!(c.skip_double_compressed_messages);
+        assert!(c.set("skip_double_compressed_messages", "maybe").is_err());
+        let c = ConsumerConfig::builder()
+            .skip_double_compressed_messages(true)
+            .build()
+            .unwrap();
+        assert!(c.skip_double_compressed_messages);
     }
 }

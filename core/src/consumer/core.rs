@@ -118,6 +118,7 @@ impl ConsumerCore {
             check_crcs: config.check_crcs,
             max_decompressed_size: usize::try_from(config.max_decompressed_batch_bytes)
                 .unwrap_or(usize::MAX),
+            skip_double_compressed: config.skip_double_compressed_messages,
         };
         ConsumerCore {
             subs: SubscriptionState::new(config.auto_offset_reset),

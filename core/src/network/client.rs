@@ -348,6 +348,13 @@ impl NetworkClient {
         Some((table.guess_broker_version(), table))
     }
 
+    /// The version tables of every broker a connection has been set up with so far
+    /// (bootstrap and coordinator connections included), in no particular order: what a
+    /// client checks to pick a format every broker it has met accepts.
+    pub fn known_version_tables(&self) -> impl Iterator<Item = &Arc<ApiVersionTable>> + '_ {
+        self.node_state.values().filter_map(|s| s.versions.as_ref())
+    }
+
     /// Queues a request; its result arrives as [`NetEvent::Response`] with the returned id.
     /// `max_version` caps the negotiated version. `expect_response` is false only for requests
     /// the broker never answers (acks=0 produce); those complete when written.

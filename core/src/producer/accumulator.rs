@@ -328,8 +328,30 @@ impl Accumulator {
         ready
     }
 
+    /// The codec of new batches.
+    pub(crate) fn compression(&self) -> crate::compression::Compression {
+        self.settings.compression
+    }
+
+    /// Whether a partition with a batch in flight waits (order without idempotence and one
+    /// request in flight); set again when idempotence turns itself off.
+    pub(crate) fn set_guarantee_order(&mut self, yes: bool) {
+        self.guarantee_order = yes;
+    }
+
+    /// The format new batches are written in (see [`BatchSettings::magic`]).
+    pub(crate) fn magic(&self) -> i8 {
+        self.settings.magic
+    }
+
+    /// Sets the format of the batches opened from now on.
+    pub(crate) fn set_magic(&mut self, magic: i8) {
+        self.settings.magic = magic;
+    }
+
     /// Takes the first batch of each partition `node` leads, starting where the last drain
-    /// for the node stopped, until `max_size` bytes (the first batch always goes). For the
+    /// for the node stopped, until `max_size` bytes (the first batch always goes), written
+    /// in `magic`, the format the node takes (see [`ProducerBatch::payload`]). For the
     /// idempotent producer `idem` stamps each batch or holds it back; a transactional one
     /// passes the partitions added to its transaction as `allowed` (others wait). Batches
     /// that failed to
@@ -342,6 +364,7 @@ impl Accumulator {
         now: Instant,
         mut idem: Option<&mut Idempotence>,
         allowed: Option<&BTreeSet<Tp>>,
+        magic: i8,
     ) -> (Vec<ProducerBatch>, Vec<(ProducerBatch, EncodeError)>) {
         let tps: Vec<(Tp, usize)> = self
             .index
@@ -386,7 +409,7 @@ impl Accumulator {
                 },
             };
             let mut batch = queue.pop_front().expect("front checked above");
-            match batch.payload(stamp) {
+            match batch.payload(stamp, magic) {
                 Ok(bytes) => {
                     size += bytes.len();
                     out.push(batch);
@@ -476,6 +499,7 @@ mod tests {
             compression: Compression::None,
             level: None,
             delivery_timeout: Duration::from_secs(10),
+            magic: crate::records::MAGIC_V2,
         }
     }
 
@@ -547,7 +571,8 @@ mod tests {
         let view = cluster(1, |_| 0);
         let r = acc.ready(&view, now, false);
         assert!(r.nodes.contains(&0), "full batches are ready before linger");
-        let (batches, failed) = acc.drain(&view, 0, 1 << 20, now, None, None);
+        let (batches, failed) =
+            acc.drain(&view, 0, 1 << 20, now, None, None, crate::records::MAGIC_V2);
         assert!(failed.is_empty());
         assert_eq!(batches.len(), 1, "one batch per partition per drain");
         assert!(batches[0].size_in_bytes() <= 1000);
@@ -596,20 +621,20 @@ mod tests {
         }
         let view = cluster(4, |_| 1);
         // Room for two ~270-byte batches per request.
-        let (first, _) = acc.drain(&view, 1, 600, now, None, None);
+        let (first, _) = acc.drain(&view, 1, 600, now, None, None, crate::records::MAGIC_V2);
         let parts: Vec<i32> = first.iter().map(|b| b.partition).collect();
         assert_eq!(parts, vec![0, 1]);
-        let (second, _) = acc.drain(&view, 1, 600, now, None, None);
+        let (second, _) = acc.drain(&view, 1, 600, now, None, None, crate::records::MAGIC_V2);
         let parts: Vec<i32> = second.iter().map(|b| b.partition).collect();
         assert_eq!(
             parts,
             vec![2, 3],
             "the next drain starts where the last stopped"
         );
-        let (third, _) = acc.drain(&view, 1, 600, now, None, None);
+        let (third, _) = acc.drain(&view, 1, 600, now, None, None, crate::records::MAGIC_V2);
         assert_eq!(third[0].partition, 0);
         // The first batch always goes, even beyond max_size.
-        let (one, _) = acc.drain(&view, 1, 10, now, None, None);
+        let (one, _) = acc.drain(&view, 1, 10, now, None, None, crate::records::MAGIC_V2);
         assert_eq!(one.len(), 1);
     }
 
@@ -619,14 +644,18 @@ mod tests {
         let mut acc = Accumulator::new(settings(16_384), Duration::ZERO, false);
         add(&mut acc, 0, b"a", now);
         let view = cluster(1, |_| 0);
-        let (mut batches, _) = acc.drain(&view, 0, 1 << 20, now, None, None);
+        let (mut batches, _) =
+            acc.drain(&view, 0, 1 << 20, now, None, None, crate::records::MAGIC_V2);
         let mut b = batches.pop().unwrap();
         b.retry_at = Some(now + Duration::from_millis(100));
         acc.reenqueue(b);
         let r = acc.ready(&view, now, false);
         assert!(r.nodes.is_empty());
         assert_eq!(r.next_check, Some(now + Duration::from_millis(100)));
-        assert!(acc.drain(&view, 0, 1 << 20, now, None, None).0.is_empty());
+        assert!(acc
+            .drain(&view, 0, 1 << 20, now, None, None, crate::records::MAGIC_V2)
+            .0
+            .is_empty());
         assert_eq!(acc.next_deadline(), Some(now + Duration::from_secs(10)));
         assert!(acc.expire(now + Duration::from_secs(9)).is_empty());
         assert_eq!(acc.expire(now + Duration::from_secs(10)).len(), 1);

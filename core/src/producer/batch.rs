@@ -1,6 +1,14 @@
 //! [`ProducerBatch`]: one record batch on its way to a partition — the records appended so
 //! far (or the finished bytes), who to tell about each record, and the batch's delivery state
 //! (attempts, backoff, deadline, idempotence stamp).
+//!
+//! A batch is written in the format the producer expects its broker to take
+//! ([`BatchSettings::magic`]): a record batch (magic 2) for Kafka 0.11 and later, or a legacy
+//! message set (magic 1 for Produce v2, Kafka 0.10; magic 0 for Produce v0-v1, Kafka 0.8-0.9).
+//! The format is decided when the batch opens, from the brokers known then, as Java's
+//! accumulator does; a batch that meets a broker wanting another format when it is sent (a
+//! leader moved to an older or newer broker) is rewritten for it
+//! ([`ProducerBatch::payload`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +18,8 @@ use bytes::Bytes;
 use crate::codec::EncodeError;
 use crate::compression::Compression;
 use crate::records::{
-    DecodeOptions, Header, RecordBatch, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
+    check_no_headers, DecodeOptions, Header, LegacyMessageSetBuilder, Record, RecordBatchBuilder,
+    RecordSet, MAGIC_V0, MAGIC_V1, MAGIC_V2, RECORD_BATCH_OVERHEAD,
 };
 use crate::OpId;
 
@@ -20,6 +29,51 @@ const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 /// The most record slots a new batch reserves up front (see [`ProducerBatch::append`]).
 const MAX_PRESIZED_THUNKS: usize = 512;
+/// How much more a record takes as a legacy message than the record-batch bound the core
+/// sizes records by (`RecordBatchBuilder::record_size_upper_bound`, at least 24 bytes of
+/// fields besides key, value and headers): a magic 1 message has 34 plus the 12 of its log
+/// header. Added to that bound when filling a legacy set, so `batch_size` still holds.
+const LEGACY_RECORD_SLACK: usize = 22;
+
+/// The message format (magic) of the Produce version a broker speaks: record batches from
+/// v3 (Kafka 0.11), magic 1 with v2 (Kafka 0.10), magic 0 before.
+pub(crate) fn magic_for_produce_version(version: i16) -> i8 {
+    match version {
+        v if v >= 3 => MAGIC_V2,
+        2 => MAGIC_V1,
+        _ => MAGIC_V0,
+    }
+}
+
+/// What a batch is being written with.
+#[derive(Debug)]
+enum Builder {
+    V2(RecordBatchBuilder),
+    Legacy(LegacyMessageSetBuilder),
+}
+
+impl Builder {
+    fn is_empty(&self) -> bool {
+        match self {
+            Builder::V2(b) => b.is_empty(),
+            Builder::Legacy(b) => b.is_empty(),
+        }
+    }
+
+    fn size_in_bytes(&self) -> usize {
+        match self {
+            Builder::V2(b) => b.size_in_bytes(),
+            Builder::Legacy(b) => b.size_in_bytes(),
+        }
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        match self {
+            Builder::V2(b) => b.into_buffer(),
+            Builder::Legacy(b) => b.into_buffer(),
+        }
+    }
+}
 
 /// A record's completion: the application's id for it (`None`: fire and forget, not
 /// reported) and what its [`RecordMetadata`](super::RecordMetadata) needs besides the
@@ -51,6 +105,9 @@ pub(crate) struct BatchSettings {
     pub(crate) compression: Compression,
     pub(crate) level: Option<i32>,
     pub(crate) delivery_timeout: Duration,
+    /// The format new batches are written in: [`MAGIC_V2`] (record batches), or a legacy
+    /// magic (0 or 1) for brokers before 0.11.
+    pub(crate) magic: i8,
 }
 
 /// One batch for one partition.
@@ -59,8 +116,10 @@ pub(crate) struct ProducerBatch {
     pub(crate) id: u64,
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
-    builder: Option<RecordBatchBuilder>,
+    builder: Option<Builder>,
     payload: Option<Bytes>,
+    /// The format of `payload`.
+    payload_magic: i8,
     pub(crate) thunks: Vec<Thunk>,
     /// Buffer memory held by the records, released when the batch completes.
     pub(crate) reserved: u64,
@@ -102,18 +161,31 @@ impl ProducerBatch {
         now: Instant,
         buf: Vec<u8>,
     ) -> Self {
-        let builder = RecordBatchBuilder::with_buffer(
-            settings.compression,
-            buf,
-            Self::buffer_room(&settings),
-        )
-        .compression_level(settings.level);
+        let builder = match settings.magic {
+            MAGIC_V0 | MAGIC_V1 => {
+                LegacyMessageSetBuilder::with_buffer(settings.magic, settings.compression, buf)
+                    .map(|b| Builder::Legacy(b.compression_level(settings.level)))
+                    // Only zstd is refused, and the core never picks a legacy format for
+                    // it (it fails such records with the broker's version instead); were
+                    // it to, the batch's rewrite when sent would fail with the reason.
+                    .unwrap_or_else(|_| Builder::V2(RecordBatchBuilder::new(settings.compression)))
+            }
+            _ => Builder::V2(
+                RecordBatchBuilder::with_buffer(
+                    settings.compression,
+                    buf,
+                    Self::buffer_room(&settings),
+                )
+                .compression_level(settings.level),
+            ),
+        };
         ProducerBatch {
             id,
             topic,
             partition,
             builder: Some(builder),
             payload: None,
+            payload_magic: MAGIC_V2,
             thunks: Vec::new(),
             reserved: 0,
             created: now,
@@ -164,9 +236,13 @@ impl ProducerBatch {
     /// Whether one more record of `upper_bound` bytes fits (an empty batch takes any record:
     /// a record larger than `batch_size` travels alone, as in Java).
     pub(crate) fn has_room_for(&self, upper_bound: usize) -> bool {
+        let slack = match &self.builder {
+            Some(Builder::Legacy(_)) => LEGACY_RECORD_SLACK,
+            _ => 0,
+        };
         match &self.builder {
             Some(b) if !self.closed => {
-                b.is_empty() || b.size_in_bytes() + upper_bound <= self.settings.batch_size
+                b.is_empty() || b.size_in_bytes() + upper_bound + slack <= self.settings.batch_size
             }
             _ => false,
         }
@@ -193,14 +269,22 @@ impl ProducerBatch {
         op: Option<OpId>,
         gen: u64,
     ) -> Result<(), EncodeError> {
-        let Some(builder) = self.builder.as_mut() else {
-            return Err(EncodeError::Invalid {
-                what: "record batch",
-                detail: "append to a finished batch".into(),
-            });
-        };
-        builder.append(timestamp, key, value, headers)?;
-        self.uncompressed_size = builder.size_in_bytes();
+        match self.builder.as_mut() {
+            Some(Builder::V2(b)) => {
+                b.append(timestamp, key, value, headers)?;
+                self.uncompressed_size = b.size_in_bytes();
+            }
+            Some(Builder::Legacy(b)) => {
+                b.append_with_headers(timestamp, key, value, headers)?;
+                self.uncompressed_size = b.size_in_bytes();
+            }
+            None => {
+                return Err(EncodeError::Invalid {
+                    what: "record batch",
+                    detail: "append to a finished batch".into(),
+                })
+            }
+        }
         self.reserved += reserved;
         if self.thunks.capacity() == 0 {
             // Room for as many records like this first one as fit in `batch_size` (bounded),
@@ -220,22 +304,43 @@ impl ProducerBatch {
         Ok(())
     }
 
-    /// The batch's bytes, carrying `stamp` (finishing the builder on first use; a batch
-    /// whose stamp changes — a new epoch after a reset — is rewritten in place, CRC
-    /// included).
-    pub(crate) fn payload(&mut self, stamp: Option<Stamp>) -> Result<Bytes, EncodeError> {
+    /// The batch's bytes in format `magic` (the one its broker takes), carrying `stamp`
+    /// (magic 2 only). The builder is finished on first use; a batch whose stamp changes (a
+    /// new epoch after a reset) is rewritten in place, CRC included, and one that must go in
+    /// another format than it was written in is rewritten in that format (a record with
+    /// headers, or zstd, cannot become a legacy message: that is the error).
+    pub(crate) fn payload(
+        &mut self,
+        stamp: Option<Stamp>,
+        magic: i8,
+    ) -> Result<Bytes, EncodeError> {
         self.closed = true;
-        if let Some(builder) = self.builder.take() {
-            let builder = builder.transactional(self.settings.transactional);
-            let builder = match stamp {
-                Some(s) => builder.producer(s.producer_id, s.epoch, s.base_sequence),
-                None => builder,
-            };
-            self.payload = Some(builder.finish()?);
-            self.stamp = stamp;
+        match self.builder.take() {
+            Some(Builder::V2(builder)) => {
+                let builder = builder.transactional(self.settings.transactional);
+                let builder = match stamp {
+                    Some(s) => builder.producer(s.producer_id, s.epoch, s.base_sequence),
+                    None => builder,
+                };
+                self.payload = Some(builder.finish()?);
+                self.payload_magic = MAGIC_V2;
+                self.stamp = stamp;
+            }
+            Some(Builder::Legacy(builder)) => {
+                self.payload_magic = builder.magic();
+                self.payload = Some(builder.finish()?);
+                self.stamp = None;
+            }
+            None => {}
+        }
+        if magic != self.payload_magic {
+            let bytes = self.rewrite(magic, stamp)?;
+            self.payload = Some(bytes);
+            self.payload_magic = magic;
+            self.stamp = stamp.filter(|_| magic == MAGIC_V2);
         }
         let payload = self.payload.clone().unwrap_or_default();
-        if stamp == self.stamp {
+        if magic != MAGIC_V2 || stamp == self.stamp {
             return Ok(payload);
         }
         let mut bytes = payload.to_vec();
@@ -260,12 +365,67 @@ impl ProducerBatch {
         Ok(bytes)
     }
 
+    /// The records of the finished payload, read back (any format).
+    fn read_back(&self) -> Option<Vec<Record>> {
+        let payload = self.payload.clone()?;
+        let mut set = RecordSet::new(payload, DecodeOptions::default());
+        let mut records = Vec::with_capacity(self.thunks.len());
+        for batch in set.by_ref() {
+            records.extend(batch.ok()?.into_records().ok()?);
+        }
+        (set.partial_tail() == 0 && records.len() == self.thunks.len()).then_some(records)
+    }
+
+    /// The finished payload written again in format `magic` (rare: only when a batch meets
+    /// a broker that takes another format than the one it was opened for). Timestamps come
+    /// from the records' thunks, so a magic 0 batch that becomes magic 1 or 2 keeps them.
+    fn rewrite(&self, magic: i8, stamp: Option<Stamp>) -> Result<Bytes, EncodeError> {
+        let records = self.read_back().ok_or_else(|| EncodeError::Invalid {
+            what: "record batch",
+            detail: "the batch's bytes do not read back for rewriting in another format".into(),
+        })?;
+        let s = &self.settings;
+        let stamps = self.thunks.iter().map(|t| t.timestamp);
+        if magic == MAGIC_V2 {
+            let mut b = RecordBatchBuilder::new(s.compression)
+                .compression_level(s.level)
+                .transactional(s.transactional);
+            if let Some(st) = stamp {
+                b = b.producer(st.producer_id, st.epoch, st.base_sequence);
+            }
+            for (r, ts) in records.iter().zip(stamps) {
+                b.append(
+                    ts,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers.to_vec(),
+                )?;
+            }
+            return b.finish();
+        }
+        let mut b = LegacyMessageSetBuilder::new(magic, s.compression)?.compression_level(s.level);
+        for (r, ts) in records.iter().zip(stamps) {
+            check_no_headers(magic, &r.headers.to_vec())?;
+            b.append(ts, r.key.as_deref(), r.value.as_deref())?;
+        }
+        b.finish()
+    }
+
     /// Size on the wire once finished (the estimate while still open).
     pub(crate) fn size_in_bytes(&self) -> usize {
         match (&self.payload, &self.builder) {
             (Some(p), _) => p.len(),
             (None, Some(b)) => b.size_in_bytes(),
             (None, None) => RECORD_BATCH_OVERHEAD,
+        }
+    }
+
+    /// The format of the bytes last sent (or to be written, while still open).
+    pub(crate) fn magic(&self) -> i8 {
+        match &self.builder {
+            Some(Builder::V2(_)) => MAGIC_V2,
+            Some(Builder::Legacy(b)) => b.magic(),
+            None => self.payload_magic,
         }
     }
 
@@ -282,14 +442,10 @@ impl ProducerBatch {
         limit: usize,
     ) -> Result<(Vec<ProducerBatch>, Vec<Thunk>), Box<ProducerBatch>> {
         self.settings.batch_size = limit;
-        let Some(payload) = self.payload.clone() else {
+        // The parts are written in the format the broker just refused as too large.
+        self.settings.magic = self.payload_magic;
+        let Some(records) = self.read_back() else {
             return Err(Box::new(self));
-        };
-        let records = match RecordBatch::decode(payload, &DecodeOptions::default())
-            .and_then(|d| d.decode_records())
-        {
-            Ok(records) if records.len() == self.thunks.len() => records,
-            _ => return Err(Box::new(self)),
         };
         let per_record = self.reserved / records.len().max(1) as u64;
         let mut out: Vec<ProducerBatch> = Vec::new();
@@ -322,8 +478,9 @@ impl ProducerBatch {
             }
             let b = out.last_mut().expect("pushed above");
             let share = per_record.min(left);
+            // The thunk's timestamp: a magic 0 message has none of its own.
             if b.append(
-                rec.timestamp,
+                thunk.timestamp,
                 rec.key.as_deref(),
                 rec.value.as_deref(),
                 &headers,
@@ -351,6 +508,7 @@ impl ProducerBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::RecordBatch;
 
     fn settings(batch_size: usize) -> BatchSettings {
         BatchSettings {
@@ -359,6 +517,7 @@ mod tests {
             compression: Compression::None,
             level: None,
             delivery_timeout: Duration::from_secs(120),
+            magic: MAGIC_V2,
         }
     }
 
@@ -373,7 +532,7 @@ mod tests {
             epoch: 0,
             base_sequence: 5,
         };
-        let p1 = b.payload(Some(first)).unwrap();
+        let p1 = b.payload(Some(first), MAGIC_V2).unwrap();
         let h1 = RecordBatch::decode(p1, &DecodeOptions::default()).unwrap();
         assert_eq!(h1.header().base_sequence, 5);
         let second = Stamp {
@@ -381,7 +540,7 @@ mod tests {
             epoch: 1,
             base_sequence: 0,
         };
-        let p2 = b.payload(Some(second)).unwrap();
+        let p2 = b.payload(Some(second), MAGIC_V2).unwrap();
         let h2 = RecordBatch::decode(p2, &DecodeOptions::default()).expect("CRC still valid");
         assert_eq!(h2.header().producer_epoch, 1);
         assert_eq!(h2.header().base_sequence, 0);
@@ -395,7 +554,7 @@ mod tests {
         let mut b = ProducerBatch::new(1, "t".into(), 0, s, now);
         b.append(1, Some(b"k"), Some(b"first"), &[], 10, None, 0)
             .unwrap();
-        let sent = b.payload(None).unwrap();
+        let sent = b.payload(None, MAGIC_V2).unwrap();
         let want = sent.clone();
         // A request (or transmit) still holds the bytes: no reuse, and they stay intact.
         assert!(b.take_buffer().is_none());
@@ -405,7 +564,7 @@ mod tests {
         let mut b = ProducerBatch::new(2, "t".into(), 0, s, now);
         b.append(1, Some(b"k"), Some(b"first"), &[], 10, None, 0)
             .unwrap();
-        b.payload(None).unwrap();
+        b.payload(None, MAGIC_V2).unwrap();
         let buf = b.take_buffer().expect("unique once the request is gone");
         assert_eq!(buf.capacity(), ProducerBatch::buffer_capacity(&s));
         let ptr = buf.as_ptr();
@@ -414,7 +573,7 @@ mod tests {
         let mut c = ProducerBatch::with_buffer(3, "t".into(), 0, s, now, buf);
         c.append(7, None, Some(b"second"), &[], 10, None, 0)
             .unwrap();
-        let bytes = c.payload(None).unwrap();
+        let bytes = c.payload(None, MAGIC_V2).unwrap();
         assert_eq!(bytes.as_ptr(), ptr, "no new allocation");
         let records = RecordBatch::decode(bytes, &DecodeOptions::default())
             .unwrap()
@@ -449,7 +608,7 @@ mod tests {
             )
             .unwrap();
         }
-        b.payload(None).unwrap();
+        b.payload(None, MAGIC_V2).unwrap();
         let mut id = 1;
         let (parts, lost) = b.split(&mut id, 400).ok().unwrap();
         assert!(lost.is_empty());
@@ -461,7 +620,7 @@ mod tests {
             assert!(p.size_in_bytes() <= 400);
             reserved += p.reserved;
             ops.extend(p.thunks.iter().map(|t| t.op));
-            let bytes = p.payload(None).unwrap();
+            let bytes = p.payload(None, MAGIC_V2).unwrap();
             for r in RecordBatch::decode(bytes, &DecodeOptions::default())
                 .unwrap()
                 .records()
@@ -475,5 +634,80 @@ mod tests {
         assert_eq!(values, want);
         let want: Vec<Option<OpId>> = (0..10).map(|i| Some(OpId(i))).collect();
         assert_eq!(ops, want, "each record keeps its op, in order");
+    }
+
+    #[test]
+    fn a_batch_is_rewritten_for_a_broker_taking_another_format() {
+        let now = Instant::now();
+        let legacy = BatchSettings {
+            magic: MAGIC_V0,
+            compression: Compression::Gzip,
+            ..settings(1000)
+        };
+        // Opened as magic 0 (timestamps not stored), sent to a broker taking batches.
+        let mut b = ProducerBatch::new(1, "t".into(), 0, legacy, now);
+        b.append(11, Some(b"k"), Some(b"a"), &[], 10, None, 0)
+            .unwrap();
+        b.append(12, None, None, &[], 10, None, 0).unwrap();
+        assert_eq!(b.magic(), MAGIC_V0);
+        let stamp = Stamp {
+            producer_id: 3,
+            epoch: 1,
+            base_sequence: 9,
+        };
+        let v2 = b.payload(Some(stamp), MAGIC_V2).unwrap();
+        let batch = RecordBatch::decode(v2, &DecodeOptions::default()).unwrap();
+        assert_eq!(batch.header().base_sequence, 9);
+        let records = batch.decode_records().unwrap();
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| (r.timestamp, r.key.clone(), r.value.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    11,
+                    Some(Bytes::from_static(b"k")),
+                    Some(Bytes::from_static(b"a"))
+                ),
+                (12, None, None)
+            ],
+            "timestamps come back from the records' own"
+        );
+        // And back to magic 1 for a 0.10 broker (the leader moved again).
+        let v1 = b.payload(None, MAGIC_V1).unwrap();
+        assert_eq!(v1[16], 1);
+        assert_eq!(b.read_back().unwrap()[1].timestamp, 12);
+
+        // A record batch with headers cannot become a legacy message.
+        let mut h = ProducerBatch::new(2, "t".into(), 0, settings(1000), now);
+        h.append(1, None, Some(b"v"), &[Header::new("h", "x")], 10, None, 0)
+            .unwrap();
+        let e = h.payload(None, MAGIC_V1).unwrap_err().to_string();
+        assert!(e.contains("headers"), "{e}");
+    }
+
+    #[test]
+    fn a_legacy_batch_refuses_headers_and_keeps_batch_size() {
+        let now = Instant::now();
+        let legacy = BatchSettings {
+            magic: MAGIC_V1,
+            ..settings(300)
+        };
+        let mut b = ProducerBatch::new(1, "t".into(), 0, legacy, now);
+        assert!(b
+            .append(1, None, Some(b"v"), &[Header::new("h", "x")], 10, None, 0)
+            .is_err());
+        assert_eq!(b.record_count(), 0);
+        let bound = RecordBatchBuilder::record_size_upper_bound(None, Some(&[7; 20]), &[]);
+        let mut n = 0;
+        while b.has_room_for(bound) {
+            b.append(1, None, Some(&[7; 20]), &[], bound as u64, None, 0)
+                .unwrap();
+            n += 1;
+        }
+        assert!(n > 1);
+        assert!(b.payload(None, MAGIC_V1).unwrap().len() <= 300);
     }
 }

@@ -38,6 +38,7 @@ use crate::protocol::ErrorCode;
 use crate::OpId;
 
 mod accept;
+mod legacy;
 mod lifecycle;
 mod producer_id;
 mod sender;
@@ -292,6 +293,8 @@ impl ProducerCore {
             compression,
             level,
             delivery_timeout,
+            // Record batches until a broker older than 0.11 is met (`refresh_format`).
+            magic: crate::records::MAGIC_V2,
         };
         let idempotent = config.idempotence_enabled();
         let max_in_flight = (config.common.max_in_flight_requests_per_connection as usize)
@@ -498,6 +501,10 @@ impl ProducerCore {
             NetEvent::MetadataUpdated(_) => {
                 self.topic_cache.clear();
                 self.hot_topic = None;
+                // The brokers met so far are known by now: pick the format of new batches
+                // and see whether they can serve the idempotent producer (`legacy.rs`).
+                self.refresh_format();
+                self.check_producer_id_support(None, now);
             }
             NetEvent::Response { id, result } => {
                 let Some(result) = self.txn_response(id, result, now) else {
@@ -522,6 +529,8 @@ impl ProducerCore {
         self.expire_waiters(now);
         self.place_awaiting(now);
         self.expire_batches(now);
+        // Until the first producer id arrives: can the brokers met so far give one?
+        self.check_producer_id_support(None, now);
         self.maybe_init_producer_id(now);
         self.run_txn(now);
         self.send_ready(now);

@@ -214,6 +214,7 @@ mod tests {
             "t".into(),
             0,
             BatchSettings {
+                magic: crate::records::MAGIC_V2,
                 transactional: false,
                 batch_size: 1 << 20,
                 compression: Compression::None,

@@ -15,14 +15,22 @@
 //! magic. In magic 1 the inner offsets are relative (0, 1, ...) and the wrapper's offset is
 //! that of the last inner message, so `absolute = wrapper offset - last inner offset + inner
 //! offset`; in magic 0 inner offsets are absolute. Under log-append time (magic 1) every
-//! inner message takes the wrapper's timestamp. Inner messages may not themselves be
-//! compressed and must have the wrapper's magic, as Java requires.
+//! inner message takes the wrapper's timestamp. Inner messages must have the wrapper's magic,
+//! as Java requires.
+//!
+//! An inner message should not itself be compressed, but kafka-python's producer up to 1.2.4
+//! wrote such *double-compressed* sets. As kafka-python's consumer does, such an inner message
+//! is handed out as it was published, one record at its one offset whose value is still
+//! compressed, or, with [`DecodeOptions::skip_double_compressed`]
+//! (`skip_double_compressed_messages`), left out (logged at debug level).
+//!
+//! Writing these sets is `legacy_encode.rs`.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
 use super::record::Record;
-use super::{DecodeOptions, TimestampType, LOG_OVERHEAD, MAGIC_V0, MAGIC_V1, NO_TIMESTAMP};
-use crate::codec::{DecodeError, EncodeError, Reader, Writer};
+use super::{DecodeOptions, TimestampType, MAGIC_V0, MAGIC_V1, NO_TIMESTAMP};
+use crate::codec::{DecodeError, Reader};
 use crate::compression::{self, lz4, Compression, COMPRESSION_CODEC_MASK};
 
 const TIMESTAMP_TYPE_BIT: i8 = 0x08;
@@ -169,12 +177,6 @@ impl LegacyBatch {
                         format!("inner magic {} in a magic {} wrapper", m.magic, msg.magic),
                     ));
                 }
-                if codec_of(m.attributes, m.magic)? != Compression::None {
-                    return Err(DecodeError::invalid(
-                        "compressed message",
-                        "inner message is itself compressed",
-                    ));
-                }
                 inner.push(m);
             }
             let Some(last) = inner.last() else {
@@ -188,8 +190,30 @@ impl LegacyBatch {
             } else {
                 0
             };
-            inner
-                .into_iter()
+            let mut kept = Vec::with_capacity(inner.len());
+            for m in inner {
+                // Validated: an unknown codec is an error, as for the wrapper.
+                if codec_of(m.attributes, m.magic)? != Compression::None {
+                    let offset = m.offset.wrapping_add(shift);
+                    if opts.skip_double_compressed {
+                        tracing::debug!(
+                            wrapper = msg.offset,
+                            offset,
+                            "skipping a double-compressed message \
+                             (skip_double_compressed_messages)"
+                        );
+                        continue;
+                    }
+                    tracing::debug!(
+                        wrapper = msg.offset,
+                        offset,
+                        "a double-compressed message: handed out with its value still \
+                         compressed, as it was published"
+                    );
+                }
+                kept.push(m);
+            }
+            kept.into_iter()
                 .map(|m| Record {
                     offset: m.offset.wrapping_add(shift),
                     timestamp: if log_append {
@@ -276,166 +300,5 @@ impl LegacyBatch {
     /// The message exactly as it was on the wire.
     pub fn raw(&self) -> &Bytes {
         &self.raw
-    }
-}
-
-/// Appends one message to `out`.
-#[allow(clippy::too_many_arguments)]
-fn write_message(
-    out: &mut Vec<u8>,
-    magic: i8,
-    offset: i64,
-    attributes: i8,
-    timestamp: i64,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) -> Result<(), EncodeError> {
-    let start = out.len();
-    out.put_i64(offset);
-    out.put_i32(0);
-    out.put_u32(0);
-    out.put_i8(magic);
-    out.put_i8(attributes);
-    if magic == MAGIC_V1 {
-        out.put_i64(timestamp);
-    }
-    let res = out
-        .put_nullable_byte_field(key, false)
-        .and_then(|_| out.put_nullable_byte_field(value, false));
-    let size = out.len() - start - LOG_OVERHEAD;
-    let size = res.and_then(|_| {
-        i32::try_from(size).map_err(|_| EncodeError::TooLong {
-            what: "message",
-            len: size,
-            max: i32::MAX as usize,
-        })
-    });
-    let size = match size {
-        Ok(s) => s,
-        Err(e) => {
-            out.truncate(start);
-            return Err(e);
-        }
-    };
-    out[start + 8..start + 12].copy_from_slice(&size.to_be_bytes());
-    let crc = crc32fast::hash(&out[start + 16..]);
-    out[start + 12..start + 16].copy_from_slice(&crc.to_be_bytes());
-    Ok(())
-}
-
-/// Builds a magic 0 or 1 message set for brokers that predate record batches.
-///
-/// Uncompressed, each record becomes one message at `base_offset + i`. With a codec the
-/// messages go into one wrapper message at the last offset, with relative inner offsets for
-/// magic 1 and absolute ones for magic 0, and (magic 1) the largest inner timestamp. LZ4 under
-/// magic 0 is written with the broken header checksum Kafka 0.8-0.9 expects there.
-#[derive(Debug, Clone)]
-pub struct LegacyMessageSetBuilder {
-    magic: i8,
-    compression: Compression,
-    level: Option<i32>,
-    base_offset: i64,
-    buf: Vec<u8>,
-    count: i64,
-    max_timestamp: i64,
-}
-
-impl LegacyMessageSetBuilder {
-    /// A builder for `magic` (0 or 1) and `compression` (zstd needs magic 2).
-    pub fn new(magic: i8, compression: Compression) -> Result<Self, EncodeError> {
-        if magic != MAGIC_V0 && magic != MAGIC_V1 {
-            return Err(EncodeError::Invalid {
-                what: "message magic",
-                detail: format!("{magic} is not a legacy magic (0 or 1)"),
-            });
-        }
-        if compression == Compression::Zstd {
-            return Err(EncodeError::Invalid {
-                what: "message compression",
-                detail: "zstd needs record batches (magic 2)".into(),
-            });
-        }
-        Ok(LegacyMessageSetBuilder {
-            magic,
-            compression,
-            level: None,
-            base_offset: 0,
-            buf: Vec::new(),
-            count: 0,
-            max_timestamp: NO_TIMESTAMP,
-        })
-    }
-
-    /// Sets the codec's level (`None`: default).
-    pub fn compression_level(mut self, level: Option<i32>) -> Self {
-        self.level = level;
-        self
-    }
-
-    /// Sets the offset of the first record (producers leave 0).
-    pub fn base_offset(mut self, base_offset: i64) -> Self {
-        self.base_offset = base_offset;
-        self
-    }
-
-    /// Number of records appended.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether no record has been appended.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Appends a record (the timestamp is dropped under magic 0); returns its offset.
-    pub fn append(
-        &mut self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-    ) -> Result<i64, EncodeError> {
-        let absolute = self.base_offset.wrapping_add(self.count);
-        let offset = if self.compression != Compression::None && self.magic == MAGIC_V1 {
-            self.count
-        } else {
-            absolute
-        };
-        write_message(&mut self.buf, self.magic, offset, 0, timestamp, key, value)?;
-        if self.count == 0 || timestamp > self.max_timestamp {
-            self.max_timestamp = timestamp;
-        }
-        self.count += 1;
-        Ok(absolute)
-    }
-
-    /// The message set: the messages themselves, or one wrapper message (empty if nothing
-    /// was appended).
-    pub fn finish(self) -> Result<Bytes, EncodeError> {
-        if self.compression == Compression::None || self.count == 0 {
-            return Ok(Bytes::from(self.buf));
-        }
-        let mut compressed = Vec::with_capacity(self.buf.len() / 2 + 64);
-        match self.compression {
-            Compression::Lz4 => {
-                if let Some(level) = self.level {
-                    Compression::Lz4.validate_level(level)?;
-                }
-                lz4::compress(&self.buf, self.magic == MAGIC_V0, &mut compressed);
-            }
-            c => compression::compress(c, self.level, &self.buf, &mut compressed)?,
-        }
-        let mut out = Vec::with_capacity(compressed.len() + 34);
-        let last = self.base_offset.wrapping_add(self.count - 1);
-        write_message(
-            &mut out,
-            self.magic,
-            last,
-            self.compression.attribute_bits() as i8,
-            self.max_timestamp,
-            None,
-            Some(&compressed),
-        )?;
-        Ok(Bytes::from(out))
     }
 }

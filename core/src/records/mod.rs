@@ -69,6 +69,7 @@ mod control;
 pub mod crc32c;
 mod header;
 mod legacy;
+mod legacy_encode;
 mod record;
 mod set;
 mod wire;
@@ -79,7 +80,8 @@ pub use batch::{
 };
 pub use control::{ControlRecord, ControlRecordType};
 pub use header::{Header, HeaderIter, Headers};
-pub use legacy::{LegacyBatch, LegacyMessageSetBuilder};
+pub use legacy::LegacyBatch;
+pub use legacy_encode::{check_no_headers, LegacyMessageSetBuilder};
 pub use record::{Record, RecordRef};
 pub use set::{Batch, BatchRecords, RecordSet};
 
@@ -126,6 +128,11 @@ pub struct DecodeOptions {
     /// Most bytes one compressed batch or wrapper message may decompress to; beyond it
     /// decoding fails with [`DecodeError::DecompressionLimit`](crate::codec::DecodeError).
     pub max_decompressed_size: usize,
+    /// Leave out the inner messages of a legacy (magic 0/1) wrapper that are themselves
+    /// compressed, which kafka-python's producer up to 1.2.4 wrote, instead of handing each
+    /// out as one record whose value is still compressed (kafka-python's
+    /// `skip_double_compressed_messages`). Off by default, as there.
+    pub skip_double_compressed: bool,
 }
 
 impl DecodeOptions {
@@ -138,6 +145,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             check_crcs: true,
             max_decompressed_size: Self::DEFAULT_MAX_DECOMPRESSED_SIZE,
+            skip_double_compressed: false,
         }
     }
 }

@@ -650,6 +650,7 @@ impl Scenario {
         let opts = DecodeOptions {
             check_crcs: true,
             max_decompressed_size: 64 << 20,
+            ..DecodeOptions::default()
         };
         let mut in_log: BTreeMap<(i32, i64), u64> = BTreeMap::new();
         for partition in 0..PARTITIONS {

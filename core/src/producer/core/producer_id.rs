@@ -87,8 +87,15 @@ impl ProducerCore {
             Err(NetError::Closed) => {}
             Err(e) if net_error_retriable(&e) => retry(idem),
             Err(e) => {
-                // Unsupported (a broker before 0.11) or an authentication failure: no
-                // idempotent producer is possible.
+                // Unsupported (a broker before 0.11: idempotence left at its default turns
+                // off, asked for it fails naming the broker's lack) or an authentication
+                // failure: no idempotent producer is possible.
+                if matches!(e, NetError::Unsupported { .. }) {
+                    self.check_producer_id_support(Some(&e), now);
+                    if self.idem.is_none() || self.fatal.is_some() {
+                        return;
+                    }
+                }
                 self.go_fatal(
                     ProduceError::Fatal(format!("InitProducerId failed: {e}")),
                     now,

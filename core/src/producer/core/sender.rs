@@ -15,7 +15,7 @@ use crate::producer::batch::ProducerBatch;
 use crate::producer::error::ProduceError;
 use crate::producer::idempotence::IdState;
 use crate::protocol::produce::request::{PartitionProduceData, TopicProduceData};
-use crate::protocol::{ApiKey, ErrorCode, ProduceRequest, RequestBody};
+use crate::protocol::{ErrorCode, ProduceRequest, RequestBody};
 
 impl ProducerCore {
     pub(super) fn expire_waiters(&mut self, now: Instant) {
@@ -198,10 +198,13 @@ impl ProducerCore {
                 }
                 continue;
             }
-            if let Some(reason) = self.produce_unsupported(node) {
-                self.fail_node(&cluster, node, reason, now);
-                continue;
-            }
+            let magic = match self.produce_format(node) {
+                Ok(magic) => magic,
+                Err(reason) => {
+                    self.fail_node(&cluster, node, reason, now);
+                    continue;
+                }
+            };
             let (batches, failed) = self.acc.drain(
                 &cluster,
                 node,
@@ -209,6 +212,7 @@ impl ProducerCore {
                 now,
                 self.idem.as_mut(),
                 self.txn.as_ref().map(|t| &t.in_txn),
+                magic,
             );
             for (batch, e) in failed {
                 let e = ProduceError::Encode {
@@ -224,30 +228,6 @@ impl ProducerCore {
         }
     }
 
-    /// Why `node` cannot take our record batches (magic 2 needs Produce v3+), if it cannot.
-    pub(super) fn produce_unsupported(&self, node: NodeId) -> Option<NetError> {
-        let (_, table) = self.net.broker_versions(node)?;
-        let max = table.broker_range(ApiKey::Produce).map(|(_, max)| max);
-        if max.is_some_and(|m| m >= 3) {
-            return None;
-        }
-        let broker = self
-            .net
-            .cluster()
-            .brokers
-            .get(&node)
-            .map(|b| format!("{}:{} (node {node})", b.host, b.port))
-            .unwrap_or_else(|| format!("node {node}"));
-        Some(NetError::Unsupported {
-            api: ApiKey::Produce,
-            broker,
-            detail: format!(
-                "record batches need Produce v3 or later (broker 0.11+); the broker supports {}",
-                max.map_or("no Produce version".to_owned(), |m| format!("up to v{m}"))
-            ),
-        })
-    }
-
     pub(super) fn fail_node(
         &mut self,
         cluster: &ClusterView,
@@ -256,7 +236,10 @@ impl ProducerCore {
         now: Instant,
     ) {
         loop {
-            let (batches, failed) = self.acc.drain(cluster, node, usize::MAX, now, None, None);
+            let magic = self.acc.magic();
+            let (batches, failed) =
+                self.acc
+                    .drain(cluster, node, usize::MAX, now, None, None, magic);
             if batches.is_empty() && failed.is_empty() {
                 break;
             }
@@ -281,7 +264,7 @@ impl ProducerCore {
             b.attempts += 1;
             let first_send = b.attempts == 1;
             let stamp = b.stamp;
-            let payload = b.payload(stamp).unwrap_or_default();
+            let payload = b.payload(stamp, b.magic()).unwrap_or_default();
             records += b.record_count();
             let size = payload.len() as f64;
             let uncompressed = b.uncompressed_size.max(1) as f64;

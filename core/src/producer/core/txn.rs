@@ -468,7 +468,16 @@ impl ProducerCore {
         match e {
             NetError::Closed => {}
             e if net_error_retriable(&e) => retry(self),
-            e => self.txn_fatal(format!("{api} failed: {e}"), now),
+            e => {
+                if matches!(e, NetError::Unsupported { .. }) {
+                    // A broker before 0.11: fail naming what it lacks.
+                    self.check_producer_id_support(Some(&e), now);
+                    if self.fatal.is_some() {
+                        return;
+                    }
+                }
+                self.txn_fatal(format!("{api} failed: {e}"), now)
+            }
         }
     }
 

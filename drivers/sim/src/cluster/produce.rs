@@ -91,6 +91,7 @@ fn validate_batch(data: &Bytes, max_message_bytes: i64) -> Result<BatchHeader, R
     let opts = DecodeOptions {
         check_crcs: true,
         max_decompressed_size: 64 << 20,
+        ..DecodeOptions::default()
     };
     let batch = RecordBatch::decode(data.clone(), &opts)?;
     let h = *batch.header();
@@ -147,6 +148,7 @@ fn rebuild_legacy(
     let opts = DecodeOptions {
         check_crcs: true,
         max_decompressed_size: 64 << 20,
+        ..DecodeOptions::default()
     };
     let mut set = RecordSet::new(data.clone(), opts);
     let mut format: Option<(i8, Compression)> = None;

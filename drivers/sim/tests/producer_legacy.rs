@@ -1,0 +1,581 @@
+//! The producer core against the simulated cluster configured as brokers before 0.11: 0.8.2
+//! (Produce v0, Fetch v0), 0.9 (Produce v1), 0.10.0 and 0.10.2 (Produce v2). Records go out
+//! as legacy message sets (magic 0 before 0.10, magic 1 with timestamps from 0.10) with each
+//! codec the release knew, and the consumer core reads them back: keys, values, nulls and
+//! timestamps exact. Also: idempotence at its default turns itself off there, asked for it
+//! fails naming what the broker lacks, headers and zstd fail with the reason, and `batch_size`
+//! still bounds each message set.
+//!
+//! The version tables are this file's own (the brokers' ApiVersions answers, or for releases
+//! before 0.10 the APIs they have: without ApiVersions the client probes, as for a real old
+//! broker). Every test runs in virtual time from a fixed seed, so a failure replays exactly.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafkit_core::config::{AutoOffsetReset, CompressionType, ConsumerConfig, ProducerConfig};
+use kafkit_core::consumer::{ConsumerCore, ConsumerRecord, TopicPartition};
+use kafkit_core::network::NetOptions;
+use kafkit_core::producer::{
+    ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
+};
+use kafkit_core::protocol::{ApiKey, RequestBody};
+use kafkit_core::records::{TimestampType, MAGIC_V0, MAGIC_V1};
+use kafkit_core::OpId;
+use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, Simulation};
+
+const TOPIC: &str = "legacy";
+const WALL_START: i64 = 1_700_000_000_000;
+
+/// An old release: its API version table and what the producer should write to it.
+struct Release {
+    name: &'static str,
+    apis: &'static [(ApiKey, i16, i16)],
+    /// The Produce version the producer should use and the magic it carries.
+    produce_version: i16,
+    magic: i8,
+}
+
+/// Kafka 0.8.2: no ApiVersions; offsets in Kafka (OffsetCommit v1, FindCoordinator).
+const KAFKA_0_8_2: Release = Release {
+    name: "0.8.2",
+    apis: &[
+        (ApiKey::Produce, 0, 0),
+        (ApiKey::Fetch, 0, 0),
+        (ApiKey::ListOffsets, 0, 0),
+        (ApiKey::Metadata, 0, 0),
+        (ApiKey::OffsetCommit, 0, 1),
+        (ApiKey::OffsetFetch, 0, 1),
+        (ApiKey::FindCoordinator, 0, 0),
+    ],
+    produce_version: 0,
+    magic: MAGIC_V0,
+};
+
+/// Kafka 0.9.0: no ApiVersions; Produce and Fetch v1 (throttle times), the group APIs.
+const KAFKA_0_9_0: Release = Release {
+    name: "0.9.0",
+    apis: &[
+        (ApiKey::Produce, 0, 1),
+        (ApiKey::Fetch, 0, 1),
+        (ApiKey::ListOffsets, 0, 0),
+        (ApiKey::Metadata, 0, 0),
+        (ApiKey::OffsetCommit, 0, 2),
+        (ApiKey::OffsetFetch, 0, 1),
+        (ApiKey::FindCoordinator, 0, 0),
+        (ApiKey::JoinGroup, 0, 0),
+        (ApiKey::Heartbeat, 0, 0),
+        (ApiKey::LeaveGroup, 0, 0),
+        (ApiKey::SyncGroup, 0, 0),
+        (ApiKey::DescribeGroups, 0, 0),
+        (ApiKey::ListGroups, 0, 0),
+    ],
+    produce_version: 1,
+    magic: MAGIC_V0,
+};
+
+/// Kafka 0.10.0: ApiVersions v0; Produce and Fetch v2 (magic 1, timestamps).
+const KAFKA_0_10_0: Release = Release {
+    name: "0.10.0",
+    apis: &[
+        (ApiKey::Produce, 0, 2),
+        (ApiKey::Fetch, 0, 2),
+        (ApiKey::ListOffsets, 0, 0),
+        (ApiKey::Metadata, 0, 1),
+        (ApiKey::OffsetCommit, 0, 2),
+        (ApiKey::OffsetFetch, 0, 1),
+        (ApiKey::FindCoordinator, 0, 0),
+        (ApiKey::JoinGroup, 0, 0),
+        (ApiKey::Heartbeat, 0, 0),
+        (ApiKey::LeaveGroup, 0, 0),
+        (ApiKey::SyncGroup, 0, 0),
+        (ApiKey::DescribeGroups, 0, 0),
+        (ApiKey::ListGroups, 0, 0),
+        (ApiKey::SaslHandshake, 0, 0),
+        (ApiKey::ApiVersions, 0, 0),
+    ],
+    produce_version: 2,
+    magic: MAGIC_V1,
+};
+
+/// Kafka 0.10.2: Fetch v3, ListOffsets v1, Metadata v2, topic admin.
+const KAFKA_0_10_2: Release = Release {
+    name: "0.10.2",
+    apis: &[
+        (ApiKey::Produce, 0, 2),
+        (ApiKey::Fetch, 0, 3),
+        (ApiKey::ListOffsets, 0, 1),
+        (ApiKey::Metadata, 0, 2),
+        (ApiKey::OffsetCommit, 0, 2),
+        (ApiKey::OffsetFetch, 0, 2),
+        (ApiKey::FindCoordinator, 0, 0),
+        (ApiKey::JoinGroup, 0, 1),
+        (ApiKey::Heartbeat, 0, 0),
+        (ApiKey::LeaveGroup, 0, 0),
+        (ApiKey::SyncGroup, 0, 0),
+        (ApiKey::DescribeGroups, 0, 0),
+        (ApiKey::ListGroups, 0, 0),
+        (ApiKey::SaslHandshake, 0, 0),
+        (ApiKey::ApiVersions, 0, 0),
+        (ApiKey::CreateTopics, 0, 1),
+        (ApiKey::DeleteTopics, 0, 0),
+    ],
+    produce_version: 2,
+    magic: MAGIC_V1,
+};
+
+/// The codecs every one of these releases knew (lz4 came with 0.8.2; zstd with 2.1).
+const CODECS: [CompressionType; 4] = [
+    CompressionType::None,
+    CompressionType::Gzip,
+    CompressionType::Snappy,
+    CompressionType::Lz4,
+];
+
+fn cluster_config(release: &Release) -> ClusterConfig {
+    let mut c = ClusterConfig {
+        brokers: 3,
+        default_partitions: 3,
+        replication_factor: 1,
+        seed: 21,
+        ..ClusterConfig::default()
+    };
+    // Everything the release did not have is hidden (a request for it closes the
+    // connection, as old brokers did), then its own ranges are set.
+    for key in 0..=i16::from(u8::MAX) {
+        if let Some(api) = ApiKey::from_i16(key) {
+            c = c.without_api(api);
+        }
+    }
+    for &(api, min, max) in release.apis {
+        c = c.with_api_versions(api, min, max);
+    }
+    c
+}
+
+fn net_options() -> NetOptions {
+    let mut opts = NetOptions::new(vec![("broker-0".into(), 9092)]);
+    opts.conn.request_timeout = Duration::from_secs(5);
+    opts.conn.setup_timeout = Duration::from_secs(2);
+    opts.retry_backoff = Duration::from_millis(100);
+    opts.seed = 5;
+    opts
+}
+
+fn producer_config(f: impl FnOnce(&mut ProducerConfig)) -> ProducerConfig {
+    let mut c = ProducerConfig::builder()
+        .bootstrap_servers("broker-0:9092")
+        .build()
+        .unwrap();
+    c.common.request_timeout_ms = 5_000;
+    c.common.retry_backoff_ms = 100;
+    c.linger_ms = 5;
+    f(&mut c);
+    c
+}
+
+type Outcome = Result<RecordMetadata, ProduceError>;
+
+/// What the producer wrote: the Produce requests the brokers saw, as (version, partition,
+/// magic byte of the set's first message, its codec bits, set size).
+type Seen = Rc<RefCell<Vec<(i16, i32, i8, u8, usize)>>>;
+
+struct Env {
+    sim: Simulation<ProducerCore>,
+    cluster: Rc<RefCell<Cluster>>,
+    outcomes: BTreeMap<u64, Outcome>,
+    seen: Seen,
+}
+
+fn env(release: &Release, config: ProducerConfig) -> Env {
+    let start = Instant::now();
+    let cluster = Rc::new(RefCell::new(Cluster::new(cluster_config(release), start)));
+    let seen: Seen = Rc::default();
+    let log = seen.clone();
+    cluster.borrow_mut().set_hook(
+        ApiKey::Produce,
+        Box::new(move |header, body| {
+            if let RequestBody::Produce(p) = body {
+                for t in &p.topic_data {
+                    for d in &t.partition_data {
+                        let set = d.records.clone().unwrap_or_default();
+                        let magic = set.get(16).map_or(-1, |&m| m as i8);
+                        let codec = set.get(17).map_or(0, |&a| a & 0x07);
+                        log.borrow_mut().push((
+                            header.request_api_version,
+                            d.index,
+                            magic,
+                            codec,
+                            set.len(),
+                        ));
+                    }
+                }
+            }
+            HookAction::Pass
+        }),
+    );
+    let mut core = ProducerCore::new(config, net_options()).unwrap();
+    core.handle_wall_clock(start, WALL_START);
+    let mut sim = Simulation::new(core, 9, start)
+        .with_links(LinkConfig {
+            latency: Duration::from_micros(300),
+            jitter: Duration::from_micros(200),
+        })
+        .with_max_steps(2_000_000);
+    serve_cluster(&mut sim, &cluster);
+    Env {
+        sim,
+        cluster,
+        outcomes: BTreeMap::new(),
+        seen,
+    }
+}
+
+fn absorb(outcomes: &mut BTreeMap<u64, Outcome>, events: Vec<ProducerEvent>) {
+    for e in events {
+        match e {
+            ProducerEvent::Delivered(d) => {
+                for (op, r) in &d {
+                    assert!(outcomes.insert(op.0, r).is_none(), "op {op} twice");
+                }
+            }
+            ProducerEvent::Admitted { op, result: Err(e) } => {
+                outcomes.insert(op.0, Err(e));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Env {
+    fn send(&mut self, op: u64, record: ProducerRecord) {
+        let now = self.sim.now();
+        if let Err(e) = self.sim.core().send(Some(OpId(op)), record, now) {
+            self.outcomes.insert(op, Err(e));
+        }
+        self.sim.drain();
+        let events = self.sim.take_events();
+        absorb(&mut self.outcomes, events);
+    }
+
+    /// Runs until `n` records are reported.
+    fn run_until_reported(&mut self, n: usize) {
+        let outcomes = RefCell::new(std::mem::take(&mut self.outcomes));
+        let done = self
+            .sim
+            .run_until(|s| {
+                let mut o = outcomes.borrow_mut();
+                absorb(&mut o, s.take_events());
+                o.len() >= n
+            })
+            .unwrap();
+        self.outcomes = outcomes.into_inner();
+        assert!(done, "only {} of {n} records reported", self.outcomes.len());
+    }
+}
+
+/// The records of one round: a mix of keys, null keys, values, null values (tombstones) and
+/// empty values, with explicit timestamps.
+fn records(round: u64, n: u64) -> Vec<(u64, ProducerRecord)> {
+    (0..n)
+        .map(|i| {
+            let op = round * 1000 + i;
+            let mut r = ProducerRecord::new(TOPIC)
+                .partition((i % 3) as i32)
+                .timestamp(WALL_START + op as i64 * 7);
+            if i % 4 != 1 {
+                r = r.key(Bytes::from(format!("key-{op}")));
+            }
+            match i % 5 {
+                2 => {}                         // null value
+                3 => r = r.value(Bytes::new()), // empty value
+                _ => {
+                    r = r.value(Bytes::from(format!(
+                        "value-{op}-{}",
+                        "x".repeat(i as usize)
+                    )))
+                }
+            }
+            (op, r)
+        })
+        .collect()
+}
+
+/// Reads every record of the topic's three partitions back with the consumer core.
+fn consume_all(env: &Env, n: usize) -> Vec<ConsumerRecord> {
+    let start = env.sim.now();
+    let mut cc = ConsumerConfig::default();
+    cc.common.bootstrap_servers = vec!["broker-0:9092".into()];
+    cc.auto_offset_reset = AutoOffsetReset::Earliest;
+    cc.fetch_max_wait_ms = 100;
+    cc.common.retry_backoff_ms = 50;
+    cc.common.request_timeout_ms = 5_000;
+    let mut sim = Simulation::new(ConsumerCore::new(cc, net_options()), 13, start)
+        .with_links(LinkConfig {
+            latency: Duration::from_micros(300),
+            jitter: Duration::ZERO,
+        })
+        .with_max_steps(2_000_000);
+    serve_cluster(&mut sim, &env.cluster);
+    sim.core()
+        .assign((0..3).map(|p| TopicPartition::new(TOPIC, p)), start);
+    let deadline = start + Duration::from_secs(60);
+    let mut got = Vec::new();
+    sim.run_until(|s| {
+        let now = s.now();
+        assert!(now < deadline, "only {} of {n} records read", got.len());
+        loop {
+            match s.core().take_records(500, now) {
+                Ok(r) if r.is_empty() => break,
+                Ok(r) => got.extend(r.iter().cloned()),
+                Err(e) => panic!("consumer failed: {e}"),
+            }
+        }
+        got.len() >= n
+    })
+    .unwrap();
+    got
+}
+
+/// Produces a round per codec to `release` and reads everything back exactly.
+fn round_trip(release: &Release) {
+    let mut env = env(release, producer_config(|_| {}));
+    let mut sent: BTreeMap<u64, ProducerRecord> = BTreeMap::new();
+    // One producer per codec, all writing into the first cluster.
+    let cluster = env.cluster.clone();
+    let mut expected = 0;
+    for (round, codec) in CODECS.iter().enumerate() {
+        let start = env.sim.now();
+        let mut core = ProducerCore::new(
+            producer_config(|c| c.compression_type = *codec),
+            net_options(),
+        )
+        .unwrap();
+        core.handle_wall_clock(start, WALL_START);
+        let mut sim = Simulation::new(core, 9 + round as u64, start)
+            .with_links(LinkConfig {
+                latency: Duration::from_micros(300),
+                jitter: Duration::from_micros(200),
+            })
+            .with_max_steps(2_000_000);
+        serve_cluster(&mut sim, &cluster);
+        std::mem::swap(&mut env.sim, &mut sim);
+        let batch = records(round as u64, 20);
+        expected += batch.len();
+        for (op, r) in batch {
+            sent.insert(op, r.clone());
+            env.send(op, r);
+        }
+        env.run_until_reported(expected);
+        for (op, outcome) in &env.outcomes {
+            let md = outcome
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{}: record {op} failed: {e}", release.name));
+            assert!(md.offset >= 0, "{}: record {op} acknowledged", release.name);
+        }
+    }
+    // The brokers got legacy sets of the release's magic at its Produce version.
+    let seen = env.seen.borrow().clone();
+    assert!(!seen.is_empty());
+    for &(version, partition, magic, ..) in &seen {
+        assert_eq!(
+            (version, magic),
+            (release.produce_version, release.magic),
+            "{}: Produce v{version} with magic {magic} for partition {partition}",
+            release.name
+        );
+    }
+    let codecs: std::collections::BTreeSet<u8> = seen.iter().map(|s| s.3).collect();
+    assert_eq!(
+        codecs.into_iter().collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "{}: plain messages and gzip, snappy and lz4 wrappers",
+        release.name
+    );
+    // Read back: every record once, exact.
+    let got = consume_all(&env, expected);
+    assert_eq!(got.len(), expected, "{}", release.name);
+    let mut by_offset: BTreeMap<(i32, i64), &ConsumerRecord> = BTreeMap::new();
+    for r in &got {
+        assert!(
+            by_offset.insert((r.partition, r.offset), r).is_none(),
+            "read twice"
+        );
+    }
+    for (op, outcome) in &env.outcomes {
+        let md = outcome.as_ref().unwrap();
+        let want = &sent[op];
+        let r = by_offset
+            .get(&(md.partition, md.offset))
+            .unwrap_or_else(|| panic!("{}: record {op} not read back", release.name));
+        assert_eq!(r.key, want.key, "{}: key of {op}", release.name);
+        assert_eq!(r.value, want.value, "{}: value of {op}", release.name);
+        if release.magic == MAGIC_V1 {
+            assert_eq!(
+                Some(r.timestamp),
+                want.timestamp,
+                "{}: timestamp",
+                release.name
+            );
+            assert_eq!(r.timestamp_type, Some(TimestampType::CreateTime));
+        } else {
+            assert_eq!(
+                r.timestamp, -1,
+                "{}: magic 0 has no timestamps",
+                release.name
+            );
+        }
+    }
+}
+
+#[test]
+fn kafka_0_8_2_round_trip_with_every_codec() {
+    round_trip(&KAFKA_0_8_2);
+}
+
+#[test]
+fn kafka_0_9_0_round_trip_with_every_codec() {
+    round_trip(&KAFKA_0_9_0);
+}
+
+#[test]
+fn kafka_0_10_0_round_trip_with_every_codec() {
+    round_trip(&KAFKA_0_10_0);
+}
+
+#[test]
+fn kafka_0_10_2_round_trip_with_every_codec() {
+    round_trip(&KAFKA_0_10_2);
+}
+
+/// Runs one producer with `config` against `release` until `n` records are reported.
+fn produce(release: &Release, config: ProducerConfig, batch: Vec<(u64, ProducerRecord)>) -> Env {
+    let mut env = env(release, config);
+    let n = batch.len();
+    for (op, r) in batch {
+        env.send(op, r);
+    }
+    env.run_until_reported(n);
+    env
+}
+
+#[test]
+fn idempotence_asked_for_fails_naming_what_the_broker_lacks() {
+    for release in [&KAFKA_0_9_0, &KAFKA_0_10_2] {
+        let config = producer_config(|c| c.enable_idempotence = Some(true));
+        let env = produce(release, config, records(0, 6));
+        for (op, outcome) in &env.outcomes {
+            let e = outcome
+                .as_ref()
+                .expect_err("no record may be written")
+                .to_string();
+            assert!(
+                e.contains("does not support idempotent producing")
+                    && e.contains("InitProducerId")
+                    && e.contains("0.11")
+                    && e.contains(&format!("Kafka {}", release.name)),
+                "{}: record {op}: {e}",
+                release.name
+            );
+        }
+        assert!(
+            env.seen.borrow().is_empty(),
+            "{}: nothing sent",
+            release.name
+        );
+    }
+}
+
+#[test]
+fn transactions_fail_at_init_naming_what_the_broker_lacks() {
+    let config = producer_config(|c| c.transactional_id = Some("tx".into()));
+    let mut env = env(&KAFKA_0_10_0, config);
+    let now = env.sim.now();
+    env.sim.core().init_transactions(OpId(1), now);
+    let result = RefCell::new(None);
+    env.sim
+        .run_until(|s| {
+            for e in s.take_events() {
+                if let ProducerEvent::Transaction { op, result: r } = e {
+                    assert_eq!(op, OpId(1));
+                    *result.borrow_mut() = Some(r);
+                }
+            }
+            result.borrow().is_some()
+        })
+        .unwrap();
+    let e = result
+        .into_inner()
+        .unwrap()
+        .expect_err("no transactions before 0.11")
+        .to_string();
+    assert!(
+        e.contains("does not support idempotent producing") && e.contains("0.11"),
+        "{e}"
+    );
+}
+
+#[test]
+fn headers_and_zstd_fail_with_the_reason() {
+    let with_headers = vec![
+        (
+            1,
+            ProducerRecord::new(TOPIC)
+                .partition(0)
+                .value("v")
+                .header("h", "x"),
+        ),
+        (2, ProducerRecord::new(TOPIC).partition(0).value("plain")),
+    ];
+    let env = produce(&KAFKA_0_10_0, producer_config(|_| {}), with_headers);
+    let e = env.outcomes[&1]
+        .as_ref()
+        .expect_err("headers need 0.11")
+        .to_string();
+    assert!(e.contains("headers") && e.contains("magic 1"), "{e}");
+    assert!(
+        env.outcomes[&2].is_ok(),
+        "the record without headers is written"
+    );
+
+    let config = producer_config(|c| c.compression_type = CompressionType::Zstd);
+    let env = produce(&KAFKA_0_9_0, config, records(0, 4));
+    for outcome in env.outcomes.values() {
+        let e = outcome.as_ref().expect_err("zstd needs 2.1").to_string();
+        assert!(
+            e.contains("zstd") && e.contains("Kafka 2.1") && e.contains("Kafka 0.9.0"),
+            "{e}"
+        );
+    }
+    assert!(env.seen.borrow().is_empty(), "nothing sent");
+}
+
+#[test]
+fn batch_size_bounds_every_message_set() {
+    for release in [&KAFKA_0_8_2, &KAFKA_0_10_2] {
+        let config = producer_config(|c| {
+            c.batch_size = 1_000;
+            c.linger_ms = 50;
+        });
+        let batch: Vec<(u64, ProducerRecord)> = (0..200)
+            .map(|i| {
+                let r = ProducerRecord::new(TOPIC)
+                    .partition(0)
+                    .key(Bytes::from(format!("k{i}")))
+                    .value(Bytes::from(vec![b'v'; 40]))
+                    .timestamp(WALL_START + i as i64);
+                (i, r)
+            })
+            .collect();
+        let env = produce(release, config, batch);
+        assert!(env.outcomes.values().all(Result::is_ok));
+        let seen = env.seen.borrow();
+        assert!(seen.len() >= 8, "{}: {} sets", release.name, seen.len());
+        for &(.., size) in seen.iter() {
+            assert!(size <= 1_000, "{}: a set of {size} bytes", release.name);
+        }
+    }
+}
