@@ -305,7 +305,10 @@ mod tests {
     fn kip_890_versions_share_the_layout_of_the_version_before() {
         assert_eq!(max_known_version(ApiKey::Produce), 12);
         assert_eq!(max_known_version(ApiKey::TxnOffsetCommit), 5);
-        assert_eq!(max_known_version(ApiKey::EndTxn), ApiKey::EndTxn.request_versions().1);
+        assert_eq!(
+            max_known_version(ApiKey::EndTxn),
+            ApiKey::EndTxn.request_versions().1
+        );
         assert_eq!(layout_version(ApiKey::Produce, 12), 11);
         assert_eq!(layout_version(ApiKey::Produce, 11), 11);
         assert_eq!(layout_version(ApiKey::Produce, 13), 13);

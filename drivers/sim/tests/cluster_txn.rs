@@ -484,7 +484,12 @@ fn protocol_v2_adds_partitions_on_produce_and_bumps_the_epoch_per_transaction() 
 /// ApiVersions v3 of broker 0: (Produce max, TxnOffsetCommit max, EndTxn max, finalized
 /// `transaction.version` levels).
 fn advertised(h: &mut Harness) -> (i16, i16, i16, Vec<(String, i16, i16)>) {
-    let r = h.call(0, 7, kafkit_core::protocol::ApiVersionsRequest::default(), 3);
+    let r = h.call(
+        0,
+        7,
+        kafkit_core::protocol::ApiVersionsRequest::default(),
+        3,
+    );
     let max = |api: ApiKey| {
         r.api_keys
             .iter()
@@ -630,7 +635,10 @@ fn protocol_v2_txn_offset_commit_adds_the_group_and_verify_only_sees_produced_pa
         7,
     );
     assert_eq!(
-        (r.topics[0].partitions[0].error_code, r.topics[0].partitions[0].committed_offset),
+        (
+            r.topics[0].partitions[0].error_code,
+            r.topics[0].partitions[0].committed_offset
+        ),
         (0, 7)
     );
     // The old epoch cannot add the group to the next transaction.

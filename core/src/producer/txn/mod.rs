@@ -517,7 +517,10 @@ mod tests {
         let topic: Arc<str> = "t".into();
         assert!(!t.started);
         t.add_partition(&topic, 3);
-        assert!(t.new_partitions.is_empty(), "no AddPartitionsToTxn under v2");
+        assert!(
+            t.new_partitions.is_empty(),
+            "no AddPartitionsToTxn under v2"
+        );
         assert!(t.in_txn.contains(&(topic.clone(), 3)));
         assert!(t.started);
         t.end();

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafkit_core::codec::{EncodeError, Writer};
 use kafkit_core::protocol::{
-    layout_version, response_header_version, ApiKey, FetchResponse, Message, RequestHeader, ResponseBody,
-    ResponseHeader,
+    layout_version, response_header_version, ApiKey, FetchResponse, Message, RequestHeader,
+    ResponseBody, ResponseHeader,
 };
 
 /// Encodes `body` as the response to the request with `header`: 4-byte size, response
