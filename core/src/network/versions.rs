@@ -58,7 +58,7 @@ impl ApiVersionTable {
     /// The epoch of the finalized features, -1 if the broker reported none: of two tables,
     /// the one with the higher epoch is the more recent view of the cluster's features.
     pub fn finalized_features_epoch(&self) -> i64 {
-        if self.finalized.is_empty() && self.finalized_epoch < 0 {
+        if self.finalized.is_empty() {
             -1
         } else {
             self.finalized_epoch
