@@ -513,7 +513,7 @@ fn transactional_scenario(
                 }
             }
         }
-        let on_purpose = attempt % APP_ABORT_EVERY == 0;
+        let on_purpose = attempt.is_multiple_of(APP_ABORT_EVERY);
         let outcome = match send_failed {
             Some(e) => Err(e),
             None if on_purpose => Err(ProduceError::TxnAborted),
