@@ -12,6 +12,14 @@
 //! `KAFKIT_CHAOS_RECORDS` (records per scenario, default 1,500; more makes a longer run).
 //! Each scenario prints one line of figures (cuts, records, lost, duplicated) on stderr: run
 //! with `-- --nocapture` to see them.
+//!
+//! A transactional scenario (tokio and blocking drivers, development broker with
+//! `transaction.version` 2, so kafkit speaks KIP-890's protocol v2) commits transactions of
+//! a few records while the proxy cuts connections, aborting one in seven on purpose and any
+//! transaction whose commit fails abortably (then sending its records again in the next);
+//! a read_committed consumer afterwards must see every committed record exactly once and no
+//! record of an aborted transaction. It prints cuts, records, committed and aborted
+//! transactions.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafkit_core::admin::NewTopic;
-use kafkit_core::config::{AdminConfig, ConsumerConfig, ProducerConfig};
+use kafkit_core::config::{AdminConfig, ConsumerConfig, IsolationLevel, ProducerConfig};
 use kafkit_core::consumer::{ConsumerError, ConsumerRecords, TopicPartition};
 use kafkit_core::driver::{ConsumerHandle, DeliveryFuture, ProducerHandle};
 use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
@@ -257,6 +265,11 @@ fn records() -> usize {
 }
 
 fn setup() -> Setup {
+    setup_with(0)
+}
+
+/// [`setup`] with the development broker's `transaction.version` at `level`.
+fn setup_with(transaction_version: i16) -> Setup {
     let seed = seed();
     if let Some(upstream) = env_var("KAFKIT_CHAOS_UPSTREAM") {
         let listen = env_var("KAFKIT_CHAOS_LISTEN")
@@ -277,6 +290,7 @@ fn setup() -> Setup {
     let mut config = DevBrokerConfig::new(3).advertise(bound.advertised());
     // A killed member must leave the group in seconds, not the broker's default 6 s minimum.
     config.cluster.group_min_session_timeout_ms = 1_000;
+    config.cluster.transaction_version = transaction_version;
     let broker = DevBroker::start(config).expect("starting the development broker");
     let proxy = bound.start(broker.addresses().to_vec(), Faults::none(), seed);
     Setup {
@@ -366,3 +380,251 @@ chaos_tests!(on_tokio, tokio_driver());
 chaos_tests!(on_smol, Smol);
 chaos_tests!(on_async_std, AsyncStd);
 chaos_tests!(on_blocking, Blocking);
+
+// ---- transactions through the proxy ----
+
+/// A transactional producer of one driver, called from a test thread.
+trait TxnProducer: Send {
+    fn init(&self) -> Result<(), ProduceError>;
+    fn begin(&self) -> Result<(), ProduceError>;
+    fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError>;
+    fn commit(&self) -> Result<(), ProduceError>;
+    fn abort(&self) -> Result<(), ProduceError>;
+    fn close(&self, timeout: Duration) -> Result<(), ProduceError>;
+}
+
+impl TxnProducer for AsyncProducer<TokioRt> {
+    fn init(&self) -> Result<(), ProduceError> {
+        self.1.block_on(self.0.init_transactions())
+    }
+    fn begin(&self) -> Result<(), ProduceError> {
+        self.1.block_on(self.0.begin_transaction())
+    }
+    fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        self.1.block_on(self.0.enqueue(record))
+    }
+    fn commit(&self) -> Result<(), ProduceError> {
+        self.1.block_on(self.0.commit_transaction())
+    }
+    fn abort(&self) -> Result<(), ProduceError> {
+        self.1.block_on(self.0.abort_transaction())
+    }
+    fn close(&self, timeout: Duration) -> Result<(), ProduceError> {
+        self.1.block_on(self.0.close(Some(timeout)))
+    }
+}
+
+impl TxnProducer for BlockingProducer {
+    fn init(&self) -> Result<(), ProduceError> {
+        self.0.init_transactions()
+    }
+    fn begin(&self) -> Result<(), ProduceError> {
+        self.0.begin_transaction()
+    }
+    fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        self.0.enqueue(record)
+    }
+    fn commit(&self) -> Result<(), ProduceError> {
+        self.0.commit_transaction()
+    }
+    fn abort(&self) -> Result<(), ProduceError> {
+        self.0.abort_transaction()
+    }
+    fn close(&self, timeout: Duration) -> Result<(), ProduceError> {
+        self.0.close(Some(timeout))
+    }
+}
+
+/// Records per transaction, and one transaction in this many is aborted on purpose.
+const TXN_RECORDS: usize = 20;
+const APP_ABORT_EVERY: usize = 7;
+
+/// The transactional scenario (see the module docs) on `driver`; `producer` makes its
+/// transactional producer.
+fn transactional_scenario(
+    driver: &dyn ChaosDriver,
+    producer: &dyn Fn(&ProducerConfig) -> Box<dyn TxnProducer>,
+) {
+    let setup = setup_with(2);
+    if setup.label == "external" {
+        // The external peer's transaction support is not what this scenario is about.
+        eprintln!(
+            "chaos transactional/{}: skipped on an external cluster",
+            driver.name()
+        );
+        return;
+    }
+    let seed = setup.proxy.seed();
+    let bootstrap = setup.proxy.bootstrap();
+    let topic = kafkit_tests::cluster::unique_topic(driver.name(), "chaos-txn");
+    create_topic(&bootstrap, &topic, 3);
+    let config = {
+        let mut c = scenarios::producer_config(&bootstrap);
+        c.set("transactional_id", &format!("{topic}-txn"))
+            .expect("transactional_id");
+        c.set("transaction_timeout_ms", "60000").expect("timeout");
+        c.set("max_block_ms", "30000").expect("max_block_ms");
+        c
+    };
+    let before = setup.proxy.figures();
+    setup.proxy.set_faults(Faults::rough());
+    let p = producer(&config);
+    let mut failures: Vec<String> = Vec::new();
+    let mut init = p.init();
+    for _ in 0..5 {
+        match init {
+            Err(ProduceError::MaxBlockTimeout { .. }) => init = p.init(),
+            _ => break,
+        }
+    }
+    if let Err(e) = init {
+        panic!("init_transactions (seed {seed}): {e}");
+    }
+    // value -> committed?
+    let mut written: BTreeMap<String, bool> = BTreeMap::new();
+    let (mut committed, mut aborted) = (0usize, 0usize);
+    let total = records();
+    let mut next = 0usize;
+    let mut attempt = 0usize;
+    let started = std::time::Instant::now();
+    while next < total && failures.is_empty() {
+        attempt += 1;
+        if started.elapsed() > Duration::from_secs(180) {
+            failures.push(format!("not done after 180 s: {next} of {total} committed"));
+            break;
+        }
+        if let Err(e) = p.begin() {
+            failures.push(format!("begin_transaction: {e}"));
+            break;
+        }
+        let end = (next + TXN_RECORDS).min(total);
+        let mut values = Vec::new();
+        let mut send_failed = None;
+        for i in next..end {
+            let value = format!("{i}:{attempt}");
+            let record = ProducerRecord::new(topic.as_str())
+                .key(format!("k{i}"))
+                .value(value.clone());
+            match p.enqueue(record) {
+                Ok(_) => values.push(value),
+                Err(e) => {
+                    send_failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let on_purpose = attempt.is_multiple_of(APP_ABORT_EVERY);
+        let outcome = match send_failed {
+            Some(e) => Err(e),
+            None if on_purpose => Err(ProduceError::TxnAborted),
+            None => p.commit(),
+        };
+        match outcome {
+            Ok(()) => {
+                committed += 1;
+                written.extend(values.into_iter().map(|v| (v, true)));
+                next = end;
+            }
+            Err(ProduceError::Fatal(e)) => {
+                failures.push(format!("the producer failed fatally: {e}"));
+                break;
+            }
+            Err(e) => {
+                // An abortable error (or the application's choice): abort, send again.
+                if !on_purpose {
+                    eprintln!("  transaction {attempt} aborted after: {e}");
+                }
+                if let Err(e) = p.abort() {
+                    failures.push(format!("abort_transaction: {e}"));
+                    break;
+                }
+                aborted += 1;
+                written.extend(values.into_iter().map(|v| (v, false)));
+            }
+        }
+    }
+    let _ = p.close(Duration::from_secs(30));
+    let after = setup.proxy.figures();
+    setup.proxy.set_faults(Faults::none());
+
+    // Read back with the faults off.
+    let mut cc = scenarios::consumer_config(&bootstrap, None);
+    cc.isolation_level = IsolationLevel::ReadCommitted;
+    let consumer = driver.consumer(&cc);
+    consumer
+        .assign(
+            (0..3)
+                .map(|p| TopicPartition::new(topic.as_str(), p))
+                .collect(),
+        )
+        .expect("assign");
+    let want = written.values().filter(|c| **c).count();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut got = 0;
+    let mut quiet_since = std::time::Instant::now();
+    let read_start = std::time::Instant::now();
+    while read_start.elapsed() < Duration::from_secs(90) {
+        let records = consumer
+            .poll(Duration::from_millis(200))
+            .expect("a read_committed poll");
+        for r in records.iter() {
+            let v = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            *seen.entry(v).or_default() += 1;
+            got += 1;
+            quiet_since = std::time::Instant::now();
+        }
+        // Past the expected count, a quiet second shows nothing more is coming.
+        if got >= want && quiet_since.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    let _ = consumer.close();
+    for (v, committed) in &written {
+        match (seen.remove(v).unwrap_or(0), committed) {
+            (1, true) | (0, false) => {}
+            (n, true) => failures.push(format!("committed record {v} read {n} times")),
+            (n, false) => failures.push(format!("aborted record {v} read {n} times")),
+        }
+    }
+    for (v, n) in seen {
+        failures.push(format!("read {v:?} ({n} times), which was never written"));
+    }
+    eprintln!(
+        "chaos transactional/{} {total} records, {want} committed records in {committed} \
+         transactions, {aborted} aborted ({} records), {} cuts ({} resets) over {} \
+         connections, {} responses dropped, {:.1}s, seed {seed}",
+        driver.name(),
+        written.values().filter(|c| !**c).count(),
+        after.cuts - before.cuts,
+        after.resets - before.resets,
+        after.connections - before.connections,
+        after.dropped - before.dropped,
+        started.elapsed().as_secs_f64(),
+    );
+    assert!(
+        failures.is_empty(),
+        "seed {seed}: {}",
+        failures[..failures.len().min(10)].join("\n")
+    );
+    assert!(committed > 0 && aborted > 0, "both outcomes happened");
+    assert!(after.cuts > before.cuts, "the proxy cut connections");
+}
+
+#[test]
+fn transactional_produce_on_tokio() {
+    let driver = tokio_driver();
+    let rt = driver.0.clone();
+    transactional_scenario(&driver, &move |c| {
+        let _guard = rt.0.enter();
+        let p = kafkit_tokio::producer(c).expect("a tokio producer");
+        Box::new(AsyncProducer(p, rt.clone()))
+    });
+}
+
+#[test]
+fn transactional_produce_on_blocking() {
+    transactional_scenario(&Blocking, &|c| {
+        let p = kafkit_blocking::Producer::start(c).expect("a blocking producer");
+        Box::new(BlockingProducer(p))
+    });
+}

@@ -5,7 +5,12 @@
 //!   and committed records, `read_uncommitted` ones every record;
 //! - a zombie: a second producer with the same `transactional.id` fences the first, whose
 //!   commit then fails, and whose open transaction is aborted;
-//! - `send_offsets_to_transaction`: the group's offsets become visible with the commit only.
+//! - `send_offsets_to_transaction`: the group's offsets become visible with the commit only;
+//! - transaction protocol v2 (KIP-890) on: the broker finalizes `transaction.version` 2.
+//!   librdkafka 2.12 does not speak v2 (it sends AddPartitionsToTxn v0 and TxnOffsetCommit
+//!   up to v3, and reads no finalized features), so it keeps protocol v1 and must work as
+//!   before (its produces are verified against the partitions it registered); kafkit's
+//!   producer switches to v2, and every transaction it ends moves its epoch on.
 //!
 //! Set `CONSUMER_RDKAFKA_DEBUG=eos,protocol` (any librdkafka `debug` value) for librdkafka's log.
 
@@ -24,6 +29,10 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use harness::{
     consumer_config, partitions, rdkafka_config, rdkafka_send, record, Cluster, Driver, Sent,
 };
+use kafkit_core::config::ProducerConfig;
+use kafkit_core::consumer::{GroupMetadata, OffsetAndMetadata, TopicPartition};
+use kafkit_core::producer::ProducerRecord;
+use kafkit_sim::dev_broker::{DevBroker, DevBrokerConfig};
 use kafkit_tests::cluster::unique_topic;
 
 const PARTS: i32 = 2;
@@ -144,9 +153,24 @@ fn by_partition<'a>(records: impl Iterator<Item = &'a Sent>) -> BTreeMap<i32, Ve
     out
 }
 
+/// A development broker (3 brokers) finalizing `transaction.version` 2.
+fn dev_v2() -> DevBroker {
+    let mut config = DevBrokerConfig::new(3);
+    config.cluster.transaction_version = 2;
+    DevBroker::start(config).expect("development broker")
+}
+
 #[test]
 fn read_committed_consumers_see_exactly_the_committed_records() {
-    let cluster = Cluster::dev();
+    commits_and_aborts_are_read_exactly(Cluster::dev());
+}
+
+#[test]
+fn librdkafka_keeps_protocol_v1_on_a_broker_with_transaction_version_2() {
+    commits_and_aborts_are_read_exactly(Cluster::Dev(dev_v2()));
+}
+
+fn commits_and_aborts_are_read_exactly(cluster: Cluster) {
     let bootstrap = cluster.bootstrap();
     let topic = unique_topic("dev-txn", "commit-abort");
     cluster.create_topic(&topic, PARTS);
@@ -320,4 +344,113 @@ fn offsets_sent_to_a_transaction_are_visible_after_commit_only() {
     .expect("send_offsets_to_transaction");
     txn.abort_transaction(WITHIN).expect("abort");
     assert_eq!(committed("after abort"), Offset::Offset(42));
+}
+
+#[test]
+fn kafkit_speaks_protocol_v2_when_the_broker_finalizes_it() {
+    let broker = dev_v2();
+    let bootstrap = broker.bootstrap();
+    let cluster = Cluster::Dev(broker);
+    let topic = unique_topic("dev-txn", "v2");
+    cluster.create_topic(&topic, PARTS);
+    let id = format!("{topic}-txn");
+    let group = format!("{topic}-group");
+    let config = ProducerConfig::builder()
+        .set("bootstrap_servers", &bootstrap)
+        .set("transactional_id", &id)
+        .set("linger_ms", "5")
+        .set("max_block_ms", "30000")
+        .build()
+        .expect("config");
+    let producer = kafkit_blocking::Producer::start(&config).expect("producer");
+    producer.init_transactions().expect("init_transactions");
+    let Cluster::Dev(broker) = &cluster else {
+        unreachable!("a development broker")
+    };
+    let coordinator = |broker: &DevBroker| {
+        let id = id.clone();
+        broker
+            .with_cluster(move |c| {
+                c.transactions()
+                    .get(&id)
+                    .map(|t| (t.producer_id, t.producer_epoch))
+            })
+            .flatten()
+            .expect("the coordinator knows the id")
+    };
+    let (pid, first_epoch) = coordinator(broker);
+    let mut committed: Vec<Sent> = Vec::new();
+    let rounds = 5;
+    for k in 0..rounds {
+        producer.begin_transaction().expect("begin_transaction");
+        let mut sent = Vec::new();
+        for j in 0..4 {
+            let n = k * 4 + j;
+            let mut s = record(n, PARTS, BASE_TS);
+            let mut r = ProducerRecord::new(topic.as_str()).partition(s.partition);
+            if let Some(key) = &s.key {
+                r = r.key(key.clone());
+            }
+            if let Some(value) = &s.value {
+                r = r.value(value.clone());
+            }
+            for (name, value) in &s.headers {
+                r = match value {
+                    Some(v) => r.header(name.as_str(), v.clone()),
+                    None => r.null_header(name.as_str()),
+                };
+            }
+            let meta = producer
+                .send(r.timestamp(s.timestamp))
+                .expect("a record of the transaction");
+            s.offset = meta.offset;
+            sent.push(s);
+        }
+        let offsets = BTreeMap::from([(
+            TopicPartition::new(topic.as_str(), 0),
+            OffsetAndMetadata::new(k as i64 + 1),
+        )]);
+        let metadata = GroupMetadata {
+            group_id: group.clone(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        };
+        producer
+            .send_offsets_to_transaction(offsets, metadata)
+            .expect("send_offsets_to_transaction");
+        if k % 2 == 0 {
+            producer.commit_transaction().expect("commit_transaction");
+            committed.extend(sent);
+        } else {
+            producer.abort_transaction().expect("abort_transaction");
+        }
+    }
+    // Every EndTxn v5 bumped the epoch (v1 keeps one epoch for every transaction).
+    assert_eq!(
+        coordinator(broker),
+        (pid, first_epoch + rounds as i16),
+        "one epoch per transaction"
+    );
+    producer.close(Some(WITHIN)).expect("close");
+    let want = by_partition(committed.iter());
+    let count = committed.len();
+    assert_eq!(rdkafka_read(&bootstrap, &topic, "read_committed"), want);
+    assert_eq!(
+        kafkit_read(&bootstrap, &topic, "read_committed", count),
+        want
+    );
+    // The last committed transaction's offsets (round 4 committed position 5).
+    let checker: BaseConsumer = rdkafka_config(&bootstrap)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("checker");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&topic, 0);
+    let got = checker.committed_offsets(tpl, WITHIN).expect("committed");
+    assert_eq!(
+        got.find_partition(&topic, 0).expect("partition").offset(),
+        Offset::Offset(rounds as i64)
+    );
 }

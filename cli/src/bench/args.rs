@@ -153,12 +153,21 @@ pub struct BenchOpts {
         default_value = "multi"
     )]
     pub kafkit_runtime: Runtime,
+    /// Produce in transactions (produce workload only): both producers get a transactional
+    /// id (and so acks=all and idempotence), and commit every --txn-records records; the
+    /// measured phase ends with the last commit.
+    #[arg(long)]
+    pub transactional: bool,
+    /// Records per transaction with --transactional.
+    #[arg(long = "txn-records", value_name = "N", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub txn_records: u64,
 }
 
 impl BenchOpts {
-    /// acks as both clients spell it: `0`, `1` or `all`.
+    /// acks as both clients spell it: `0`, `1` or `all` (always `all` for transactions).
     pub fn acks(&self) -> &str {
-        if self.acks == "-1" {
+        if self.acks == "-1" || self.transactional {
             "all"
         } else {
             &self.acks
@@ -168,6 +177,11 @@ impl BenchOpts {
     /// Idempotence is on with acks=all and off otherwise, on both clients.
     pub fn idempotence(&self) -> bool {
         self.acks() == "all"
+    }
+
+    /// Records per transaction, `None` unless --transactional.
+    pub fn txn_records(&self) -> Option<u64> {
+        self.transactional.then_some(self.txn_records)
     }
 
     /// The offered rate of `workload`, if any.
@@ -212,6 +226,11 @@ impl BenchOpts {
         if let Some(rate) = self.rate_for(workload) {
             out.push("--rate".to_owned());
             out.push(rate.to_string());
+        }
+        if let Some(n) = self.txn_records() {
+            out.push("--transactional".to_owned());
+            out.push("--txn-records".to_owned());
+            out.push(n.to_string());
         }
         out
     }

@@ -68,6 +68,9 @@ impl Broker {
                 // default, 64 MiB a partition, would drop the start of a run of more than
                 // some 380 MB and leave `consume` waiting for records that are gone).
                 config.cluster.retention_bytes = i64::MAX as u64;
+                // Transaction protocol v2 (KIP-890), as a new Kafka 4.0 cluster finalizes it:
+                // kafkit's transactional producer speaks it, librdkafka 2.12 keeps v1.
+                config.cluster.transaction_version = 2;
                 let dev = DevBroker::start(config).map_err(|e| {
                     CliError::Failed(format!("starting the development broker: {e}"))
                 })?;

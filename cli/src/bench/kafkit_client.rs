@@ -3,7 +3,8 @@
 //! Throughput runs send from a task on the runtime, as fast as `send_with_callback` accepts
 //! records (it waits only when `buffer_memory` is full), then flush. Offered-rate runs send from
 //! a plain thread on a fixed schedule (the same pacing code as the rdkafka side), so tokio's
-//! millisecond timer does not add to the measured latency.
+//! millisecond timer does not add to the measured latency. Transactional runs
+//! (`--transactional`) send from the task too, committing every `--txn-records` records.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,8 +68,17 @@ pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<Producer
     c.set("batch_size", &opts.batch_size.to_string())?;
     c.set("compression_type", &opts.compression)?;
     c.set("buffer_memory", "33554432")?;
+    if opts.transactional {
+        c.set("transactional_id", &transactional_id(Client::Kafkit))?;
+    }
     c.validate()?;
     Ok(c)
+}
+
+/// The transactional id of a benchmark's producer: one per run and client, so a run never
+/// fences another.
+pub(super) fn transactional_id(client: Client) -> String {
+    format!("kafkit-bench-{}-{}", std::process::id(), client.name())
 }
 
 /// Socket buffers left to the OS, as librdkafka leaves them (`socket.*.buffer.bytes=0`), so
@@ -119,6 +129,19 @@ async fn warm_producer(global: &GlobalArgs, args: &WorkerArgs) -> Result<Produce
     let config = producer_config(global, &args.opts)?;
     let producer =
         kafkit_tokio::producer(&config).map_err(|e| failed("producer")(e.to_string()))?;
+    let transactional = args.opts.transactional;
+    if transactional {
+        // The producer id and the transaction coordinator come before the measured phase
+        // too, with one whole transaction.
+        producer
+            .init_transactions()
+            .await
+            .map_err(|e| failed("init_transactions")(e.to_string()))?;
+        producer
+            .begin_transaction()
+            .await
+            .map_err(|e| failed("begin_transaction")(e.to_string()))?;
+    }
     let warm =
         ProducerRecord::new(args.topic.as_str())
             .value(Bytes::from(vec![0u8; args.opts.size as usize]));
@@ -128,6 +151,12 @@ async fn warm_producer(global: &GlobalArgs, args: &WorkerArgs) -> Result<Produce
         .map_err(|e| failed("warm-up send")(e.to_string()))?
         .await
         .map_err(|e| failed("warm-up send")(e.to_string()))?;
+    if transactional {
+        producer
+            .commit_transaction()
+            .await
+            .map_err(|e| failed("warm-up commit")(e.to_string()))?;
+    }
     Ok(producer)
 }
 
@@ -144,8 +173,37 @@ async fn produce(
     let pool = payloads(opts.size as usize);
 
     let phase = Phase::start();
-    match rate {
-        None => {
+    match (rate, opts.txn_records()) {
+        (None, Some(per_txn)) => {
+            let mut i = 0;
+            while i < n {
+                producer
+                    .begin_transaction()
+                    .await
+                    .map_err(|e| failed("begin_transaction")(e.to_string()))?;
+                let end = (i + per_txn).min(n);
+                for j in i..end {
+                    let record = ProducerRecord::new(topic.clone())
+                        .value(pool[(j as usize) % pool.len()].clone());
+                    producer
+                        .send_with_callback(record, outcome)
+                        .await
+                        .map_err(|e| failed("send")(e.to_string()))?;
+                }
+                // The commit delivers every record of the transaction first.
+                producer
+                    .commit_transaction()
+                    .await
+                    .map_err(|e| failed("commit_transaction")(e.to_string()))?;
+                i = end;
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage(
+                "--transactional measures throughput: it takes no --rate".into(),
+            ))
+        }
+        (None, None) => {
             for i in 0..n {
                 let record = ProducerRecord::new(topic.clone())
                     .value(pool[(i as usize) % pool.len()].clone());
@@ -155,7 +213,7 @@ async fn produce(
                     .map_err(|e| failed("send")(e.to_string()))?;
             }
         }
-        Some(rate) => {
+        (Some(rate), None) => {
             let sender = producer.clone();
             let topic = topic.clone();
             let t0 = phase.started;

@@ -83,6 +83,13 @@ fn bootstrap_given() -> bool {
 }
 
 fn parent(global: &GlobalArgs, workload: Workload, opts: &BenchOpts) -> Result<(), CliError> {
+    if opts.transactional && (workload != Workload::Produce || opts.rate.is_some()) {
+        return Err(CliError::Usage(
+            "--transactional is a produce throughput workload: `kafkit bench produce \
+             --transactional` without --rate"
+                .into(),
+        ));
+    }
     let clients = clients(opts.client)?;
     let broker = if bootstrap_given() {
         Broker::external(global)?

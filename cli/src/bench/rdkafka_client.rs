@@ -20,6 +20,9 @@ use super::{pace, payloads, stamp, Phase};
 use crate::args::GlobalArgs;
 use crate::error::CliError;
 
+/// How long a transactional call may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn failed(what: &str) -> impl Fn(KafkaError) -> CliError + '_ {
     move |e| CliError::Failed(format!("rdkafka {what}: {e}"))
 }
@@ -48,6 +51,12 @@ fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> ClientConfig {
         // kafkit's buffer_memory (32 MiB) as the bound, not a record count.
         .set("queue.buffering.max.kbytes", "32768")
         .set("queue.buffering.max.messages", "10000000");
+    if opts.transactional {
+        c.set(
+            "transactional.id",
+            super::kafkit_client::transactional_id(Client::Rdkafka),
+        );
+    }
     c
 }
 
@@ -92,11 +101,25 @@ fn warm_producer(global: &GlobalArgs, args: &WorkerArgs, measure: bool) -> Resul
     let producer: Prod = producer_config(global, &args.opts)
         .create_with_context(context)
         .map_err(failed("producer"))?;
+    let transactional = args.opts.transactional;
+    if transactional {
+        producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(failed("init_transactions"))?;
+        producer
+            .begin_transaction()
+            .map_err(failed("begin_transaction"))?;
+    }
     let warm = vec![0u8; args.opts.size as usize];
     send(&producer, &args.topic, &warm, 0)?;
     producer
         .flush(Duration::from_secs(30))
         .map_err(failed("warm-up send"))?;
+    if transactional {
+        producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(failed("warm-up commit"))?;
+    }
     let deliveries = &producer.context().deliveries;
     if let Some(e) = deliveries.take_error() {
         return Err(CliError::Failed(format!("rdkafka warm-up send: {e}")));
@@ -144,15 +167,38 @@ fn produce(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
     let origin = producer.context().origin;
 
     let phase = Phase::start();
-    for i in 0..n {
-        let value = &pool[(i as usize) % pool.len()];
-        let opaque = match rate {
-            None => 0,
-            Some(rate) => pace(phase.started, i, rate)
-                .duration_since(origin)
-                .as_nanos() as usize,
-        };
-        send(&producer, &args.topic, value, opaque)?;
+    if let Some(per_txn) = opts.txn_records() {
+        if rate.is_some() {
+            return Err(CliError::Usage(
+                "--transactional measures throughput: it takes no --rate".into(),
+            ));
+        }
+        let mut i = 0;
+        while i < n {
+            producer
+                .begin_transaction()
+                .map_err(failed("begin_transaction"))?;
+            let end = (i + per_txn).min(n);
+            for j in i..end {
+                send(&producer, &args.topic, &pool[(j as usize) % pool.len()], 0)?;
+            }
+            // librdkafka's commit flushes the transaction's records first.
+            producer
+                .commit_transaction(TXN_TIMEOUT)
+                .map_err(failed("commit_transaction"))?;
+            i = end;
+        }
+    } else {
+        for i in 0..n {
+            let value = &pool[(i as usize) % pool.len()];
+            let opaque = match rate {
+                None => 0,
+                Some(rate) => pace(phase.started, i, rate)
+                    .duration_since(origin)
+                    .as_nanos() as usize,
+            };
+            send(&producer, &args.topic, value, opaque)?;
+        }
     }
     finish_producer(&producer)?;
     let span = phase.end();

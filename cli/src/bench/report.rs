@@ -117,6 +117,12 @@ impl Measured {
         if self.client == Client::Kafkit {
             line.push_str(&format!(" runtime={}", opts.kafkit_runtime.name()));
         }
+        if let Some(n) = opts.txn_records() {
+            line.push_str(&format!(
+                " transactional=true txn_records={n} transactions={}",
+                self.records.div_ceil(n)
+            ));
+        }
         if let Some(h) = &self.latency {
             line.push(' ');
             line.push_str(&h.fields());

@@ -355,6 +355,19 @@ impl NetworkClient {
         self.node_state.values().filter_map(|s| s.versions.as_ref())
     }
 
+    /// The version table of a connected broker with the newest finalized features (the
+    /// highest features epoch, as Java's `ApiVersions` keeps it), for feature-gated
+    /// behaviour such as transaction protocol v2 (`transaction.version` ≥ 2); `None` before
+    /// any broker answered ApiVersions.
+    pub fn newest_features(&self) -> Option<Arc<ApiVersionTable>> {
+        // Ties go to the lowest node id, so the choice does not follow hash order.
+        self.node_state
+            .iter()
+            .filter_map(|(n, s)| Some((*n, s.versions.as_ref()?)))
+            .max_by_key(|(n, t)| (t.finalized_features_epoch(), std::cmp::Reverse(*n)))
+            .map(|(_, t)| t.clone())
+    }
+
     /// Queues a request; its result arrives as [`NetEvent::Response`] with the returned id.
     /// `max_version` caps the negotiated version. `expect_response` is false only for requests
     /// the broker never answers (acks=0 produce); those complete when written.

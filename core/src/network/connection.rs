@@ -819,7 +819,9 @@ fn decode_response(
     version: i16,
     r: &mut Reader,
 ) -> Result<ResponseBody, crate::codec::DecodeError> {
-    decode_after_header(api, version, r, |r| ResponseBody::decode(api, version, r))
+    decode_after_header(api, version, r, |r| {
+        ResponseBody::decode(api, protocol::layout_version(api, version), r)
+    })
 }
 
 /// [`decode_response`] for the connection's own requests, typed: the response to `R`.

@@ -71,6 +71,8 @@ pub(crate) fn encode_request(
     buf.put_i32(0);
     header.encode(&mut buf, header_version)?;
     let mut spliced = Vec::new();
+    // Produce v12 and TxnOffsetCommit v5 (KIP-890) are written as the version before.
+    let version = crate::protocol::layout_version(body.api_key(), version);
     match body {
         RequestBody::Produce(req) if splices(req, version) => {
             encode_produce(req, version, &mut buf, &mut spliced)?;

@@ -14,6 +14,10 @@ use crate::protocol::{ApiKey, ApiVersionsResponse};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiVersionTable {
     ranges: Vec<Option<(i16, i16)>>,
+    /// Finalized feature levels (ApiVersions v3+, KIP-584): `(name, max level)`.
+    finalized: Vec<(String, i16)>,
+    /// The epoch of `finalized`, -1 when the broker sent none.
+    finalized_epoch: i64,
 }
 
 impl ApiVersionTable {
@@ -28,11 +32,37 @@ impl ApiVersionTable {
 
     /// The table an ApiVersions response describes.
     pub fn from_response(resp: &ApiVersionsResponse) -> Self {
-        Self::from_ranges(
+        let mut t = Self::from_ranges(
             resp.api_keys
                 .iter()
                 .map(|k| (k.api_key, k.min_version, k.max_version)),
-        )
+        );
+        t.finalized = resp
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.clone(), f.max_version_level))
+            .collect();
+        t.finalized_epoch = resp.finalized_features_epoch;
+        t
+    }
+
+    /// The finalized level of feature `name` (as `transaction.version`), if the broker
+    /// reported one (ApiVersions v3+ from Kafka 2.7 on; older brokers report none).
+    pub fn finalized_feature(&self, name: &str) -> Option<i16> {
+        self.finalized
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, level)| level)
+    }
+
+    /// The epoch of the finalized features, -1 if the broker reported none: of two tables,
+    /// the one with the higher epoch is the more recent view of the cluster's features.
+    pub fn finalized_features_epoch(&self) -> i64 {
+        if self.finalized.is_empty() {
+            -1
+        } else {
+            self.finalized_epoch
+        }
     }
 
     fn set(&mut self, key: i16, min: i16, max: i16) {
@@ -76,6 +106,11 @@ impl ApiVersionTable {
         if api.latest_version_unstable() && api != ApiKey::ConsumerGroupHeartbeat {
             // Kafka marks a version still under development; Java never sends it by default.
             ours_max -= 1;
+        }
+        if max_wanted.is_some_and(|w| w > ours_max) {
+            // A version past the definitions with their layout (KIP-890's Produce v12,
+            // TxnOffsetCommit v5) changes the request's meaning: only on explicit demand.
+            ours_max = ours_max.max(crate::protocol::max_known_version(api));
         }
         let (theirs_min, theirs_max) = self.broker_range(api)?;
         let hi = ours_max.min(theirs_max).min(max_wanted.unwrap_or(i16::MAX));
@@ -440,6 +475,48 @@ mod tests {
         assert_eq!(t.negotiate(ApiKey::Produce, None), None);
         let far = ApiVersionTable::from_ranges([(3, 100, 200)]);
         assert_eq!(far.negotiate(ApiKey::Metadata, None), None);
+    }
+
+    #[test]
+    fn kip_890_versions_only_on_demand_and_finalized_features_are_read() {
+        use crate::protocol::api_versions::response::{ApiVersion, FinalizedFeatureKey};
+        let resp = ApiVersionsResponse {
+            api_keys: vec![
+                ApiVersion {
+                    api_key: 0,
+                    min_version: 3,
+                    max_version: 12,
+                    ..Default::default()
+                },
+                ApiVersion {
+                    api_key: 28,
+                    min_version: 0,
+                    max_version: 5,
+                    ..Default::default()
+                },
+            ],
+            finalized_features_epoch: 7,
+            finalized_features: vec![FinalizedFeatureKey {
+                name: "transaction.version".into(),
+                max_version_level: 2,
+                min_version_level: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t = ApiVersionTable::from_response(&resp);
+        assert_eq!(t.negotiate(ApiKey::Produce, None), Some(11));
+        assert_eq!(t.negotiate(ApiKey::Produce, Some(11)), Some(11));
+        assert_eq!(t.negotiate(ApiKey::Produce, Some(12)), Some(12));
+        assert_eq!(t.negotiate(ApiKey::Produce, Some(13)), Some(12));
+        assert_eq!(t.negotiate(ApiKey::TxnOffsetCommit, Some(5)), Some(5));
+        assert_eq!(t.finalized_feature("transaction.version"), Some(2));
+        assert_eq!(t.finalized_feature("group.version"), None);
+        assert_eq!(t.finalized_features_epoch(), 7);
+        let old = ApiVersionTable::from_ranges([(0, 3, 11)]);
+        assert_eq!(old.negotiate(ApiKey::Produce, Some(12)), Some(11));
+        assert_eq!(old.finalized_feature("transaction.version"), None);
+        assert_eq!(old.finalized_features_epoch(), -1);
     }
 
     #[test]

@@ -157,6 +157,33 @@ pub fn response_header_version(api: ApiKey, version: i16) -> i16 {
     }
 }
 
+/// Versions newer than these definitions that Kafka added without changing the layout, only
+/// the meaning (KIP-890 part 2: a Produce v12 registers its partitions in the producer's
+/// transaction, a TxnOffsetCommit v5 its group). Each is read and written as the version
+/// before it; `(api, newest such version, the layout it shares)`.
+const SAME_LAYOUT_VERSIONS: &[(ApiKey, i16, i16)] =
+    &[(ApiKey::Produce, 12, 11), (ApiKey::TxnOffsetCommit, 5, 4)];
+
+/// The version whose layout `version` of `api` has: `version` itself, or for the versions
+/// Kafka added with no change on the wire (see [`max_known_version`]) the one before them.
+pub fn layout_version(api: ApiKey, version: i16) -> i16 {
+    match SAME_LAYOUT_VERSIONS.iter().find(|(a, _, _)| *a == api) {
+        Some(&(_, newest, layout)) if version > layout && version <= newest => layout,
+        _ => version,
+    }
+}
+
+/// The highest version of `api` this build can read and write: the definitions' own
+/// ([`ApiKey::request_versions`]), or above it a version Kafka added with the same layout
+/// (Produce v12 and TxnOffsetCommit v5 of KIP-890). Those change what the request means, so
+/// they are sent only when asked for explicitly (a `max_version` above the definitions').
+pub fn max_known_version(api: ApiKey) -> i16 {
+    SAME_LAYOUT_VERSIONS
+        .iter()
+        .find(|(a, _, _)| *a == api)
+        .map_or(api.request_versions().1, |&(_, newest, _)| newest)
+}
+
 /// Decodes a whole request frame (without its 4-byte size prefix): the header at the header
 /// version its API key and version call for, then the body. Trailing bytes are an error, and so
 /// are an unknown API key and an unsupported version.
@@ -168,7 +195,7 @@ pub fn decode_request_frame(frame: Bytes) -> Result<(RequestHeader, RequestBody)
     };
     let api = ApiKey::from_i16(api_key).ok_or(DecodeError::UnknownApiKey(api_key))?;
     let header = RequestHeader::decode(&mut r, request_header_version(api, api_version))?;
-    let body = RequestBody::decode(api, api_version, &mut r)?;
+    let body = RequestBody::decode(api, layout_version(api, api_version), &mut r)?;
     r.finish()?;
     Ok((header, body))
 }
@@ -188,7 +215,7 @@ pub fn decode_request_frame_lenient(
     };
     let api = ApiKey::from_i16(api_key).ok_or(DecodeError::UnknownApiKey(api_key))?;
     let header = RequestHeader::decode(&mut r, request_header_version(api, api_version))?;
-    let body = RequestBody::decode(api, api_version, &mut r)?;
+    let body = RequestBody::decode(api, layout_version(api, api_version), &mut r)?;
     Ok((header, body, r.remaining()))
 }
 
@@ -199,7 +226,7 @@ pub fn decode_response_body(
     version: i16,
     r: &mut Reader,
 ) -> Result<ResponseBody, DecodeError> {
-    ResponseBody::decode(api, version, r)
+    ResponseBody::decode(api, layout_version(api, version), r)
 }
 
 /// Decodes a whole response frame (without its 4-byte size prefix) of `api` at `version`: the
@@ -212,7 +239,7 @@ pub fn decode_response_frame(
 ) -> Result<(ResponseHeader, ResponseBody), DecodeError> {
     let mut r = Reader::new(frame);
     let header = ResponseHeader::decode(&mut r, response_header_version(api, version))?;
-    let body = ResponseBody::decode(api, version, &mut r)?;
+    let body = ResponseBody::decode(api, layout_version(api, version), &mut r)?;
     r.finish()?;
     Ok((header, body))
 }
@@ -236,14 +263,15 @@ pub fn encode_request<R: Request, B: BufMut>(
             ),
         });
     }
-    if version < R::VERSIONS.0 || version > R::VERSIONS.1 {
+    let layout = layout_version(R::API_KEY, version);
+    if layout < R::VERSIONS.0 || layout > R::VERSIONS.1 {
         return Err(EncodeError::UnsupportedVersion {
             message: R::NAME,
             version,
         });
     }
     header.encode(buf, request_header_version(R::API_KEY, version))?;
-    body.encode(buf, version)
+    body.encode(buf, layout)
 }
 
 /// Writes a response header (correlation id) and body at `version` for API `R::API_KEY`,
@@ -254,7 +282,8 @@ pub fn encode_response<R: Response, B: BufMut>(
     version: i16,
     buf: &mut B,
 ) -> Result<(), EncodeError> {
-    if version < R::VERSIONS.0 || version > R::VERSIONS.1 {
+    let layout = layout_version(R::API_KEY, version);
+    if layout < R::VERSIONS.0 || layout > R::VERSIONS.1 {
         return Err(EncodeError::UnsupportedVersion {
             message: R::NAME,
             version,
@@ -265,12 +294,55 @@ pub fn encode_response<R: Response, B: BufMut>(
         ..Default::default()
     };
     header.encode(buf, response_header_version(R::API_KEY, version))?;
-    body.encode(buf, version)
+    body.encode(buf, layout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kip_890_versions_share_the_layout_of_the_version_before() {
+        assert_eq!(max_known_version(ApiKey::Produce), 12);
+        assert_eq!(max_known_version(ApiKey::TxnOffsetCommit), 5);
+        assert_eq!(
+            max_known_version(ApiKey::EndTxn),
+            ApiKey::EndTxn.request_versions().1
+        );
+        assert_eq!(layout_version(ApiKey::Produce, 12), 11);
+        assert_eq!(layout_version(ApiKey::Produce, 11), 11);
+        assert_eq!(layout_version(ApiKey::Produce, 13), 13);
+        assert_eq!(layout_version(ApiKey::TxnOffsetCommit, 5), 4);
+        let req = TxnOffsetCommitRequest {
+            transactional_id: "tx".into(),
+            group_id: "g".into(),
+            ..Default::default()
+        };
+        let header = RequestHeader {
+            request_api_key: ApiKey::TxnOffsetCommit.as_i16(),
+            request_api_version: 5,
+            correlation_id: 9,
+            ..Default::default()
+        };
+        let mut frame = Vec::new();
+        encode_request(&header, &req, 5, &mut frame).unwrap();
+        let (h, body) = decode_request_frame(Bytes::from(frame.clone())).unwrap();
+        assert_eq!(h.request_api_version, 5);
+        assert_eq!(body, RequestBody::TxnOffsetCommit(req.clone()));
+        // The body is v4's, byte for byte.
+        assert!(frame.ends_with(&req.to_vec(4).unwrap()));
+        // One past the alias is still refused.
+        assert!(encode_request(
+            &RequestHeader {
+                request_api_version: 6,
+                ..header
+            },
+            &req,
+            6,
+            &mut Vec::new()
+        )
+        .is_err());
+    }
 
     #[test]
     fn a_response_body_converts_to_its_own_type_only() {

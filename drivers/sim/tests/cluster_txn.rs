@@ -155,9 +155,14 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
     b.finish().unwrap()
 }
 
-/// Produces `records` to `t`-`partition` with `TXN` as transactional id: the error and base
-/// offset.
+/// Produces `records` to `t`-`partition` with `TXN` as transactional id (Produce v9): the
+/// error and base offset.
 fn produce(h: &mut Harness, partition: i32, records: Bytes) -> (i16, i64) {
+    produce_at(h, partition, records, 9)
+}
+
+/// [`produce`] at `version` (v12: transaction protocol v2).
+fn produce_at(h: &mut Harness, partition: i32, records: Bytes, version: i16) -> (i16, i64) {
     let leader = h.leader(TOPIC, partition);
     let r = h.call(
         leader,
@@ -177,7 +182,7 @@ fn produce(h: &mut Harness, partition: i32, records: Bytes) -> (i16, i64) {
             }],
             ..Default::default()
         },
-        9,
+        version,
     );
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
@@ -447,10 +452,10 @@ fn a_partition_not_in_the_transaction_is_refused_under_protocol_v1() {
 
 #[test]
 fn protocol_v2_adds_partitions_on_produce_and_bumps_the_epoch_per_transaction() {
-    let mut h = setup(config(1), 2);
+    let mut h = setup(config(1).with_transaction_version(2), 2);
     let (pid, epoch) = init_ok(&mut h, 60_000);
-    // No AddPartitionsToTxn: the produce registers the partition.
-    assert_eq!(produce(&mut h, 1, txn_batch(pid, epoch, 0, 2)).0, 0);
+    // No AddPartitionsToTxn: the Produce v12 registers the partition.
+    assert_eq!(produce_at(&mut h, 1, txn_batch(pid, epoch, 0, 2), 12).0, 0);
     let c = coordinator(&h, TXN);
     let d = describe(&mut h, c);
     assert_eq!(
@@ -463,10 +468,214 @@ fn protocol_v2_adds_partitions_on_produce_and_bumps_the_epoch_per_transaction() 
     assert_eq!(markers(&h, 1), vec![(2, pid, epoch + 1, true, 0)]);
     assert_eq!(end_txn(&mut h, pid, epoch, true, 5), (0, pid, epoch + 1));
     // The next transaction runs at the new epoch from sequence 0.
-    assert_eq!(produce(&mut h, 1, txn_batch(pid, epoch + 1, 0, 1)), (0, 3));
+    assert_eq!(
+        produce_at(&mut h, 1, txn_batch(pid, epoch + 1, 0, 1), 12),
+        (0, 3)
+    );
     // The old epoch is fenced.
-    let (code, _) = produce(&mut h, 0, txn_batch(pid, epoch, 2, 1));
+    let (code, _) = produce_at(&mut h, 0, txn_batch(pid, epoch, 2, 1), 12);
     assert_eq!(code, ErrorCode::INVALID_PRODUCER_EPOCH.code());
+    // Below v12 the produce is verified, not registered (KIP-890 part 1), even with v2 on.
+    let (code, _) = produce_at(&mut h, 0, txn_batch(pid, epoch + 1, 0, 1), 11);
+    assert_eq!(code, ErrorCode::INVALID_TXN_STATE.code());
+    assert_eq!(describe(&mut h, c).topics[0].partitions, vec![1]);
+}
+
+/// ApiVersions v3 of broker 0: (Produce max, TxnOffsetCommit max, EndTxn max, finalized
+/// `transaction.version` levels).
+fn advertised(h: &mut Harness) -> (i16, i16, i16, Vec<(String, i16, i16)>) {
+    let r = h.call(
+        0,
+        7,
+        kafkit_core::protocol::ApiVersionsRequest::default(),
+        3,
+    );
+    let max = |api: ApiKey| {
+        r.api_keys
+            .iter()
+            .find(|k| k.api_key == api.as_i16())
+            .map_or(-1, |k| k.max_version)
+    };
+    let features = r
+        .finalized_features
+        .iter()
+        .map(|f| (f.name.clone(), f.min_version_level, f.max_version_level))
+        .collect();
+    (
+        max(ApiKey::Produce),
+        max(ApiKey::TxnOffsetCommit),
+        max(ApiKey::EndTxn),
+        features,
+    )
+}
+
+#[test]
+fn transaction_version_2_is_advertised_only_when_configured() {
+    let mut h = setup(config(1), 1);
+    assert_eq!(advertised(&mut h), (11, 4, 5, vec![]));
+    let mut h = setup(config(1).with_transaction_version(2), 1);
+    assert_eq!(
+        advertised(&mut h),
+        (12, 5, 5, vec![("transaction.version".to_owned(), 2, 2)])
+    );
+    // Not offered, so not served: a Produce v12 without the feature closes the connection.
+    let mut h = setup(config(1), 1);
+    let (pid, epoch) = init_ok(&mut h, 60_000);
+    let leader = h.leader(TOPIC, 0);
+    let reply = h.send(
+        leader,
+        2,
+        ProduceRequest {
+            transactional_id: Some(TXN.into()),
+            acks: -1,
+            timeout_ms: 1_000,
+            topic_data: vec![TopicProduceData {
+                name: TOPIC.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(txn_batch(pid, epoch, 0, 1)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        12,
+    );
+    assert!(reply.close);
+}
+
+#[test]
+fn protocol_v2_txn_offset_commit_adds_the_group_and_verify_only_sees_produced_partitions() {
+    let mut h = setup(config(1).with_transaction_version(2), 2);
+    let group = "g-v2";
+    let (pid, epoch) = init_ok(&mut h, 60_000);
+    let gc = coordinator(&h, group);
+    let commit_offsets = |h: &mut Harness, epoch: i16, offset: i64, version: i16| -> i16 {
+        let r = h.call(
+            gc,
+            5,
+            TxnOffsetCommitRequest {
+                transactional_id: TXN.into(),
+                group_id: group.into(),
+                producer_id: pid,
+                producer_epoch: epoch,
+                generation_id: -1,
+                member_id: String::new(),
+                topics: vec![TxnOffsetCommitRequestTopic {
+                    name: TOPIC.into(),
+                    partitions: vec![TxnOffsetCommitRequestPartition {
+                        partition_index: 0,
+                        committed_offset: offset,
+                        committed_leader_epoch: -1,
+                        committed_metadata: Some("m".into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            version,
+        );
+        r.topics[0].partitions[0].error_code
+    };
+    // v4 still needs AddOffsetsToTxn; v5 adds the group itself.
+    assert_eq!(
+        commit_offsets(&mut h, epoch, 7, 4),
+        ErrorCode::INVALID_TXN_STATE.code()
+    );
+    assert_eq!(commit_offsets(&mut h, epoch, 7, 5), 0);
+    let d = describe_at_coordinator(&mut h);
+    assert_eq!(d.transaction_state, "Ongoing");
+    assert_eq!(produce_at(&mut h, 1, txn_batch(pid, epoch, 0, 1), 12).0, 0);
+    // What a partition leader asks the coordinator before appending a produce below v12.
+    let c = coordinator(&h, TXN);
+    let r = h.call(
+        c,
+        1,
+        AddPartitionsToTxnRequest {
+            transactions: vec![AddPartitionsToTxnTransaction {
+                transactional_id: TXN.into(),
+                producer_id: pid,
+                producer_epoch: epoch,
+                verify_only: true,
+                topics: vec![AddPartitionsToTxnTopic {
+                    name: TOPIC.into(),
+                    partitions: vec![0, 1],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        4,
+    );
+    let codes: Vec<i16> = r.results_by_transaction[0].topic_results[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, vec![ErrorCode::INVALID_TXN_STATE.code(), 0]);
+    let (code, pid2, epoch2) = end_txn(&mut h, pid, epoch, true, 5);
+    assert_eq!((code, pid2, epoch2), (0, pid, epoch + 1));
+    // The offsets committed with the transaction.
+    let r = h.call(
+        gc,
+        6,
+        OffsetFetchRequest {
+            group_id: group.into(),
+            topics: Some(vec![OffsetFetchRequestTopic {
+                name: TOPIC.into(),
+                partition_indexes: vec![0],
+                ..Default::default()
+            }]),
+            require_stable: true,
+            ..Default::default()
+        },
+        7,
+    );
+    assert_eq!(
+        (
+            r.topics[0].partitions[0].error_code,
+            r.topics[0].partitions[0].committed_offset
+        ),
+        (0, 7)
+    );
+    // The old epoch cannot add the group to the next transaction.
+    assert_eq!(
+        commit_offsets(&mut h, epoch, 8, 5),
+        ErrorCode::INVALID_PRODUCER_EPOCH.code()
+    );
+}
+
+#[test]
+fn protocol_v2_moves_to_a_new_producer_id_when_the_epoch_is_exhausted() {
+    let mut h = setup(config(1).with_transaction_version(2), 1);
+    let (pid, mut epoch) = init_ok(&mut h, 60_000);
+    // Every EndTxn v5 bumps the epoch; an empty abort is the cheapest way there.
+    while epoch < i16::MAX - 1 {
+        let (code, next_pid, next_epoch) = end_txn(&mut h, pid, epoch, false, 5);
+        assert_eq!((code, next_pid, next_epoch), (0, pid, epoch + 1));
+        epoch = next_epoch;
+    }
+    assert_eq!(produce_at(&mut h, 0, txn_batch(pid, epoch, 0, 1), 12).0, 0);
+    let (code, new_pid, new_epoch) = end_txn(&mut h, pid, epoch, true, 5);
+    assert_eq!(code, 0);
+    assert_ne!(new_pid, pid, "a fresh producer id once the epoch is spent");
+    assert_eq!(new_epoch, 0);
+    // The commit's markers carry the old id (whose records they close) at its last epoch.
+    assert_eq!(markers(&h, 0), vec![(1, pid, i16::MAX, true, 0)]);
+    // A retry of that EndTxn names the old id and is answered the same.
+    assert_eq!(end_txn(&mut h, pid, epoch, true, 5), (0, new_pid, 0));
+    assert_eq!(
+        produce_at(&mut h, 0, txn_batch(new_pid, 0, 0, 1), 12),
+        (0, 2)
+    );
+    // The old id is gone.
+    assert_eq!(
+        produce_at(&mut h, 0, txn_batch(pid, epoch, 1, 1), 12).0,
+        ErrorCode::INVALID_PRODUCER_ID_MAPPING.code()
+    );
 }
 
 #[test]

@@ -24,6 +24,11 @@
 //!   and EndTxn calls meet a dead coordinator and the next coordinator finishes them;
 //! - **mixed**: all of the above.
 //!
+//! Every scenario runs under transaction protocol v1 (KIP-98); the mixed one also under v2
+//! (KIP-890 part 2: the cluster finalizes `transaction.version` 2, partitions and groups
+//! join transactions implicitly, every EndTxn bumps the epoch), and each run checks that
+//! the producers spoke the protocol it is about (`sim_txn_faults/v2.rs`).
+//!
 //! In every scenario the application also aborts one transaction in ten itself (as on a
 //! processing error) and processes its inputs again.
 //!
@@ -64,6 +69,8 @@ use kafkit_core::OpId;
 mod ctp;
 #[path = "sim_txn_faults/support.rs"]
 mod support;
+#[path = "sim_txn_faults/v2.rs"]
+mod v2;
 use support::{call, create_topics, read_all};
 
 use kafkit_sim::{
@@ -210,6 +217,8 @@ struct Report {
     fenced: u64,
     /// Records in `out`'s logs that read_committed skips (aborted data).
     aborted_records: u64,
+    /// The transactional requests the producers sent, by version.
+    versions: v2::Versions,
 }
 
 struct Scenario {
@@ -229,10 +238,13 @@ struct Scenario {
     report: Report,
     /// The last transactional calls and their results, for the failure message.
     trace: Vec<String>,
+    /// What the producers sent (recorded by cluster hooks).
+    versions: Rc<RefCell<v2::Versions>>,
 }
 
 impl Scenario {
-    fn new(seed: u64, kind: Fault) -> Scenario {
+    /// A run of `kind` for `seed`, under transaction protocol v2 if `v2`.
+    fn new(seed: u64, kind: Fault, v2: bool) -> Scenario {
         let start = Instant::now();
         let mut rng = Rng::new(seed ^ 0x7a5c_0de5);
         let cluster_config = ClusterConfig {
@@ -241,9 +253,11 @@ impl Scenario {
             auto_create_topics: false,
             seed,
             replication_delay: Duration::from_millis(rng.below(3)),
+            transaction_version: if v2 { 2 } else { 0 },
             ..ClusterConfig::default()
         };
         let cluster = Rc::new(RefCell::new(Cluster::new(cluster_config, start)));
+        let versions = v2::record_versions(&mut cluster.borrow_mut());
         create_topics(
             &mut cluster.borrow_mut(),
             &[(INPUT, 1), (OUTPUT, OUT_PARTITIONS)],
@@ -291,6 +305,7 @@ impl Scenario {
             down: None,
             report: Report::default(),
             trace: Vec::new(),
+            versions,
         };
         s.start_instance(Some(0));
         s
@@ -723,18 +738,19 @@ impl Scenario {
             now,
         )?;
         self.report.aborted_records = (all.len() - seen.len()) as u64;
+        self.report.versions = self.versions.borrow().clone();
         Ok(self.report)
     }
 }
 
-fn run_seeds(kind: Fault) {
+fn run_seeds(kind: Fault, v2: bool) {
     let wall = Instant::now();
     let mut totals = Report::default();
     let mut failures = Vec::new();
     let range = seeds();
     let count = range.end - range.start;
     for seed in range {
-        match Scenario::new(seed, kind).run() {
+        match Scenario::new(seed, kind, v2).run() {
             Ok(r) => {
                 totals.transactions += r.transactions;
                 totals.commits += r.commits;
@@ -747,17 +763,21 @@ fn run_seeds(kind: Fault) {
                 totals.crashes_mid_commit += r.crashes_mid_commit;
                 totals.fenced += r.fenced;
                 totals.aborted_records += r.aborted_records;
+                totals.versions.add(&r.versions);
             }
             Err(e) => failures.push(e),
         }
     }
     assert!(
         failures.is_empty(),
-        "{kind:?}: {} of {count} seeds failed; replay one with KAFKIT_SIM_SEED_START=<seed> \
-         KAFKIT_SIM_SEEDS=1:\n{}",
+        "{kind:?} (protocol v2: {v2}): {} of {count} seeds failed; replay one with \
+         KAFKIT_SIM_SEED_START=<seed> KAFKIT_SIM_SEEDS=1:\n{}",
         failures.len(),
         failures.join("\n")
     );
+    if let Err(e) = totals.versions.check(v2) {
+        panic!("{kind:?}: {e}");
+    }
     // The scenario did what it says.
     assert!(
         totals.commits > count * 10 && totals.aborts > count && totals.aborted_records > count,
@@ -790,34 +810,39 @@ fn run_seeds(kind: Fault) {
         ),
     }
     eprintln!(
-        "{kind:?}: {count} seeds, {totals:?}, {:?} of wall time",
+        "{kind:?} (protocol v2: {v2}): {count} seeds, {totals:?}, {:?} of wall time",
         wall.elapsed()
     );
 }
 
 #[test]
 fn producer_crashes() {
-    run_seeds(Fault::ProducerCrashes);
+    run_seeds(Fault::ProducerCrashes, false);
 }
 
 #[test]
 fn zombie_fencing() {
-    run_seeds(Fault::Zombies);
+    run_seeds(Fault::Zombies, false);
 }
 
 #[test]
 fn transaction_timeouts() {
-    run_seeds(Fault::TransactionTimeouts);
+    run_seeds(Fault::TransactionTimeouts, false);
 }
 
 #[test]
 fn coordinator_moves() {
-    run_seeds(Fault::CoordinatorMoves);
+    run_seeds(Fault::CoordinatorMoves, false);
 }
 
 #[test]
 fn mixed_faults() {
-    run_seeds(Fault::Mixed);
+    run_seeds(Fault::Mixed, false);
+}
+
+#[test]
+fn mixed_faults_protocol_v2() {
+    run_seeds(Fault::Mixed, true);
 }
 
 #[test]

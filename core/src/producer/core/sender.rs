@@ -311,7 +311,7 @@ impl ProducerCore {
         let id = self.net.send(
             Target::Node(node),
             RequestBody::Produce(body),
-            self.txn.as_ref().map(|_| super::txn::TXN_PRODUCE_MAX),
+            self.txn.as_ref().map(|t| t.produce_max_version()),
             expect_response,
             now,
         );

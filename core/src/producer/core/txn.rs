@@ -6,7 +6,9 @@
 //!
 //! Coordinator requests go out one at a time (as in Java), AddPartitionsToTxn first, so a
 //! partition is always registered before its first batch is drained, and EndTxn only once
-//! every record of the transaction completed.
+//! every record of the transaction completed. Under transaction protocol v2 (KIP-890, see
+//! `producer/txn`) Produce v12 and TxnOffsetCommit v5 register partitions and groups
+//! themselves, and EndTxn v5 hands back the producer id and epoch of the next transaction.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -21,16 +23,20 @@ use crate::protocol::txn_offset_commit::request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use crate::protocol::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, ErrorCode,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, ErrorCode,
     InitProducerIdRequest, RequestBody, ResponseBody, TxnOffsetCommitRequest,
 };
 use crate::OpId;
 
-/// Highest versions spoken by the transaction protocol v1 (KIP-98/447): AddPartitionsToTxn
-/// v4+ is the brokers' batched form, EndTxn v5 and Produce v12 mean protocol v2 (KIP-890).
+/// AddPartitionsToTxn v4+ is the brokers' batched form (KIP-890 part 1): clients stop at v3.
 const ADD_PARTITIONS_MAX: i16 = 3;
-const END_TXN_MAX: i16 = 4;
-pub(super) const TXN_PRODUCE_MAX: i16 = 11;
+/// EndTxn and TxnOffsetCommit at protocol v1 and v2: v5 of each means v2 (KIP-890 part 2).
+const END_TXN_MAX_V1: i16 = 4;
+const END_TXN_MAX_V2: i16 = 5;
+const TXN_OFFSET_COMMIT_MAX_V1: i16 = 4;
+const TXN_OFFSET_COMMIT_MAX_V2: i16 = 5;
+/// The finalized feature whose level 2 enables transaction protocol v2.
+const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
 
 impl ProducerCore {
     /// The transactional state, `None` without `transactional_id`.
@@ -105,16 +111,41 @@ impl ProducerCore {
 
     /// Opens a transaction (Java's `beginTransaction`): records sent from now on belong to
     /// it. Local only; refused unless the producer is initialized with no transaction open.
+    /// The transaction speaks protocol v2 (KIP-890) when the brokers finalized
+    /// `transaction.version` at level 2 or more and offer Produce v12 and EndTxn v5, v1
+    /// otherwise (see [`ProducerCore::transaction_protocol_v2`]).
     pub fn begin_transaction(&mut self) -> Result<(), ProduceError> {
         if let Some(e) = &self.fatal {
             return Err(e.clone());
         }
+        let v2 = self.brokers_offer_txn_v2();
         match &mut self.txn {
             None => Err(ProduceError::InvalidConfig(
                 "begin_transaction needs transactional_id".into(),
             )),
-            Some(t) => t.begin(),
+            Some(t) => t.begin(v2),
         }
+    }
+
+    /// Whether the current (or last) transaction speaks protocol v2 (KIP-890 part 2);
+    /// `false` without `transactional_id`.
+    pub fn transaction_protocol_v2(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.v2)
+    }
+
+    /// Java's `maybeUpdateTransactionV2Enabled`: the newest finalized features the brokers
+    /// reported enable v2, and (unlike Java, which trusts the feature alone) the broker
+    /// that reported them offers the versions v2 needs.
+    fn brokers_offer_txn_v2(&self) -> bool {
+        let Some(table) = self.net.newest_features() else {
+            return false;
+        };
+        let max = |api| table.broker_range(api).map_or(-1, |(_, max)| max);
+        table
+            .finalized_feature(TRANSACTION_VERSION_FEATURE)
+            .is_some_and(|level| level >= 2)
+            && max(ApiKey::Produce) >= 12
+            && max(ApiKey::EndTxn) >= END_TXN_MAX_V2
     }
 
     /// Adds a consumer group's offsets to the open transaction (Java's
@@ -152,7 +183,13 @@ impl ProducerCore {
             Some(false) => {
                 let txn = self.txn.as_mut().expect("checked");
                 txn.offsets = Some(PendingOffsets { offsets, group });
-                txn.step = Some(Step::AddOffsets);
+                txn.step = Some(if txn.v2 {
+                    // TxnOffsetCommit v5 adds the group to the transaction itself.
+                    txn.started = true;
+                    Step::CommitOffsets
+                } else {
+                    Step::AddOffsets
+                });
             }
             _ => {}
         }
@@ -332,6 +369,7 @@ impl ProducerCore {
             key: txn.id.clone(),
         };
         let (pid, epoch) = (idem.producer_id, idem.epoch);
+        let v2 = txn.v2;
         let (target, body, max) = match &step {
             Step::InitProducerId => (
                 coordinator,
@@ -398,7 +436,11 @@ impl ProducerCore {
                             .collect(),
                         ..Default::default()
                     }),
-                    None,
+                    Some(if v2 {
+                        TXN_OFFSET_COMMIT_MAX_V2
+                    } else {
+                        TXN_OFFSET_COMMIT_MAX_V1
+                    }),
                 )
             }
             Step::EndTxn { commit } => (
@@ -410,7 +452,7 @@ impl ProducerCore {
                     committed: *commit,
                     ..Default::default()
                 }),
-                Some(END_TXN_MAX),
+                Some(if v2 { END_TXN_MAX_V2 } else { END_TXN_MAX_V1 }),
             ),
         };
         txn.step = None;
@@ -673,7 +715,27 @@ impl ProducerCore {
                     self.txn_answer(op, Ok(()));
                 }
             }
-            (Step::EndTxn { commit }, _) => self.on_txn_ended(commit, now),
+            (Step::EndTxn { commit }, ResponseBody::EndTxn(r)) => {
+                // EndTxn v5 (protocol v2) bumped the epoch, or moved to a new producer id
+                // once the epoch was exhausted; below v5 both are -1 (Java takes them
+                // whenever they are set).
+                if r.producer_id >= 0 && r.producer_epoch >= 0 {
+                    tracing::debug!(
+                        producer_id = r.producer_id,
+                        epoch = r.producer_epoch,
+                        "EndTxn gave the next producer id and epoch"
+                    );
+                    if let Some(idem) = &mut self.idem {
+                        idem.on_new_id(r.producer_id, r.producer_epoch);
+                        idem.reset_all();
+                    }
+                    if let Some(txn) = &mut self.txn {
+                        // The new epoch re-sequences every partition: no KIP-360 bump.
+                        txn.bump_after_abort = false;
+                    }
+                }
+                self.on_txn_ended(commit, now)
+            }
             (step, _) => self.txn_retry(step, now),
         }
     }

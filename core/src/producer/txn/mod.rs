@@ -13,10 +13,18 @@
 //! transaction suffers (it must be aborted); `FatalError` after an error that ends the
 //! producer (fenced by a newer instance, not authorized).
 //!
-//! Transaction protocol v1 (KIP-98) only: each partition is registered with
-//! AddPartitionsToTxn before its first batch goes out, and one epoch serves every
-//! transaction until an error needs a bump (KIP-360, after an abort). The v2 protocol of
-//! KIP-890 is not spoken yet, so requests are capped at the versions before it.
+//! Two transaction protocols, chosen at each `begin_transaction` as Java does:
+//! - v1 (KIP-98): each partition is registered with AddPartitionsToTxn before its first
+//!   batch goes out, offsets with AddOffsetsToTxn before their TxnOffsetCommit, and one
+//!   epoch serves every transaction until an error needs a bump (KIP-360, after an abort).
+//!   Requests are capped at the versions before KIP-890 part 2 (Produce v11, EndTxn v4,
+//!   TxnOffsetCommit v4).
+//! - v2 (KIP-890 part 2), when the brokers report the finalized feature
+//!   `transaction.version` at level 2 or more and offer Produce v12 and EndTxn v5: a Produce
+//!   v12 registers its partitions and a TxnOffsetCommit v5 its group implicitly, so neither
+//!   AddPartitionsToTxn nor AddOffsetsToTxn is sent; every EndTxn v5 bumps the epoch and
+//!   returns the producer id and epoch to use next (a new producer id once the epoch is
+//!   exhausted), so an abort needs no InitProducerId to re-sequence.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -192,8 +200,11 @@ pub(crate) struct TransactionManager {
     pub(crate) retry_at: Option<Instant>,
     pub(crate) offsets: Option<PendingOffsets>,
     /// A record of the transaction was lost with its sequence unresolved: after the abort,
-    /// an InitProducerId bumps the epoch and every partition restarts at sequence 0.
+    /// an InitProducerId bumps the epoch and every partition restarts at sequence 0 (under
+    /// v2 the abort's EndTxn bumps it).
     pub(crate) bump_after_abort: bool,
+    /// The current (or last) transaction speaks protocol v2 (see the [module docs](self)).
+    pub(crate) v2: bool,
 }
 
 impl TransactionManager {
@@ -216,6 +227,7 @@ impl TransactionManager {
             retry_at: None,
             offsets: None,
             bump_after_abort: false,
+            v2: false,
         }
     }
 
@@ -257,8 +269,8 @@ impl TransactionManager {
         Err(self.wrong_state(call.name()))
     }
 
-    /// `begin_transaction`: `Ready` to `InTransaction`.
-    pub(crate) fn begin(&mut self) -> Result<(), ProduceError> {
+    /// `begin_transaction`: `Ready` to `InTransaction`, under protocol v2 if `v2`.
+    pub(crate) fn begin(&mut self, v2: bool) -> Result<(), ProduceError> {
         if let Some(pending) = self.call {
             return Err(ProduceError::TxnPending {
                 call: "begin_transaction",
@@ -269,6 +281,7 @@ impl TransactionManager {
             return Err(self.wrong_state("begin_transaction"));
         }
         self.state = TxnState::InTransaction;
+        self.v2 = v2;
         Ok(())
     }
 
@@ -298,7 +311,24 @@ impl TransactionManager {
         if known(&self.in_txn) || known(&self.adding) || known(&self.new_partitions) {
             return;
         }
-        self.new_partitions.insert((topic.clone(), partition));
+        if self.v2 {
+            // Its first Produce v12 registers it; the coordinator hears of the transaction
+            // then, so it must end with an EndTxn (Java's `transactionStarted`).
+            self.in_txn.insert((topic.clone(), partition));
+            self.started = true;
+        } else {
+            self.new_partitions.insert((topic.clone(), partition));
+        }
+    }
+
+    /// The highest Produce version for this transaction's records: v12 registers partitions
+    /// implicitly (v2), so v1 stops at v11.
+    pub(crate) fn produce_max_version(&self) -> i16 {
+        if self.v2 {
+            12
+        } else {
+            11
+        }
     }
 
     /// The transaction hit an abortable error (kept if one is there already). The call in
@@ -394,11 +424,11 @@ mod tests {
         assert!(t.check_call(TxnCall::Abort).is_err());
         assert!(t.check_call(TxnCall::Init).is_err());
         assert!(t.send_refusal().is_some());
-        t.begin().unwrap();
+        t.begin(false).unwrap();
         assert_eq!(t.state, TxnState::InTransaction);
         assert!(t.send_refusal().is_none());
         assert!(t
-            .begin()
+            .begin(false)
             .unwrap_err()
             .to_string()
             .contains("IN_TRANSACTION"));
@@ -444,7 +474,7 @@ mod tests {
         ] {
             assert!(t.check_call(call).is_err());
         }
-        assert!(t.begin().is_err());
+        assert!(t.begin(false).is_err());
         // A later abortable error does not revive it.
         assert_eq!(
             t.set_abortable(ProduceError::TxnAbortable("x".into())),
@@ -480,6 +510,29 @@ mod tests {
     }
 
     #[test]
+    fn under_v2_partitions_join_at_once_and_start_the_transaction() {
+        let mut t = tm(TxnState::Ready);
+        t.begin(true).unwrap();
+        assert_eq!(t.produce_max_version(), 12);
+        let topic: Arc<str> = "t".into();
+        assert!(!t.started);
+        t.add_partition(&topic, 3);
+        assert!(
+            t.new_partitions.is_empty(),
+            "no AddPartitionsToTxn under v2"
+        );
+        assert!(t.in_txn.contains(&(topic.clone(), 3)));
+        assert!(t.started);
+        t.end();
+        assert!(t.in_txn.is_empty());
+        t.begin(false).unwrap();
+        assert_eq!(t.produce_max_version(), 11);
+        t.add_partition(&topic, 3);
+        assert_eq!(t.new_partitions.len(), 1);
+        assert!(!t.started);
+    }
+
+    #[test]
     fn errors_are_classified_as_java_does() {
         use ErrorClass::*;
         for (code, class) in [
@@ -497,6 +550,9 @@ mod tests {
             (ErrorCode::ILLEGAL_GENERATION, Abortable),
             (ErrorCode::FENCED_INSTANCE_ID, Abortable),
             (ErrorCode::UNKNOWN_PRODUCER_ID, Abortable),
+            // KIP-890: the coordinator's answer when the transaction must be aborted.
+            (ErrorCode::TRANSACTION_ABORTABLE, Abortable),
+            (ErrorCode::INVALID_PRODUCER_ID_MAPPING, Abortable),
         ] {
             assert_eq!(classify(code), class, "{code}");
         }

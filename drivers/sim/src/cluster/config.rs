@@ -52,6 +52,13 @@ pub struct ClusterConfig {
     /// replaces the model's range (clamped to what the codec can read), `None` hides the API.
     /// APIs without an entry use [`ClusterConfig::model_versions`].
     pub api_versions: BTreeMap<ApiKey, Option<(i16, i16)>>,
+    /// The finalized level of the `transaction.version` feature (KIP-890) the brokers
+    /// report in ApiVersions v3+: 0 reports no feature (as before the knob existed), 2
+    /// enables transaction protocol v2: Produce v12 and TxnOffsetCommit v5 are offered,
+    /// and clients that see the level send them (no AddPartitionsToTxn or AddOffsetsToTxn)
+    /// and take the epoch EndTxn v5 bumps. At every level, a transactional produce below
+    /// v12 must target a partition already in its transaction (KIP-890 part 1).
+    pub transaction_version: i16,
     /// SASL users; empty means the listeners are plaintext without SASL.
     pub sasl_users: Vec<SaslUser>,
     /// The cluster id in Metadata and DescribeCluster.
@@ -97,6 +104,7 @@ impl Default for ClusterConfig {
             replication_factor: 1,
             retention_bytes: 64 << 20,
             api_versions: BTreeMap::new(),
+            transaction_version: 0,
             sasl_users: Vec::new(),
             cluster_id: "kafkit-sim-cluster".to_owned(),
             seed: 0,
@@ -121,7 +129,8 @@ const MODEL_APIS: &[(ApiKey, i16, i16)] = &[
     // Overrides may bring them back to imitate older brokers: the model then accepts magic
     // 0/1 sets (rebuilt with broker offsets) and serves whatever is stored, without
     // down-converting magic 2 batches for old fetchers.
-    (ApiKey::Produce, 3, 11),
+    // Produce v12 and TxnOffsetCommit v5 only at `transaction.version` 2.
+    (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 0, 10),
     (ApiKey::Metadata, 0, 12),
@@ -152,7 +161,7 @@ const MODEL_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
@@ -162,7 +171,7 @@ const MODEL_APIS: &[(ApiKey, i16, i16)] = &[
 impl ClusterConfig {
     /// The model's own version range of `api`, `None` if the model does not answer it.
     pub fn model_versions(api: ApiKey) -> Option<(i16, i16)> {
-        let (lo, hi) = api.request_versions();
+        let (lo, hi) = codec_versions(api);
         MODEL_APIS
             .iter()
             .find(|(k, _, _)| *k == api)
@@ -176,13 +185,22 @@ impl ClusterConfig {
             .iter()
             .filter_map(|&(k, _, _)| Self::model_versions(k).map(|r| (k, r)))
             .collect();
+        if self.transaction_version < 2 {
+            // The versions that mean transaction protocol v2 (Kafka offers them only with
+            // the feature finalized at 2).
+            for (api, v1_max) in [(ApiKey::Produce, 11), (ApiKey::TxnOffsetCommit, 4)] {
+                if let Some(r) = table.get_mut(&api) {
+                    r.1 = r.1.min(v1_max);
+                }
+            }
+        }
         for (&api, over) in &self.api_versions {
             match over {
                 None => {
                     table.remove(&api);
                 }
                 Some((min, max)) => {
-                    let (lo, hi) = api.request_versions();
+                    let (lo, hi) = codec_versions(api);
                     let (min, max) = ((*min).max(lo), (*max).min(hi));
                     if min <= max {
                         table.insert(api, (min, max));
@@ -193,6 +211,13 @@ impl ClusterConfig {
             }
         }
         table
+    }
+
+    /// Sets the finalized `transaction.version` level (builder style; see
+    /// [`ClusterConfig::transaction_version`]).
+    pub fn with_transaction_version(mut self, level: i16) -> Self {
+        self.transaction_version = level;
+        self
     }
 
     /// Sets the version range of `api` (builder style), e.g. to imitate an older broker.
@@ -206,4 +231,12 @@ impl ClusterConfig {
         self.api_versions.insert(api, None);
         self
     }
+}
+
+/// The versions of `api` the codec reads, with KIP-890's same-layout versions.
+fn codec_versions(api: ApiKey) -> (i16, i16) {
+    (
+        api.request_versions().0,
+        kafkit_core::protocol::max_known_version(api),
+    )
 }

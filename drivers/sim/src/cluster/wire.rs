@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafkit_core::codec::{EncodeError, Writer};
 use kafkit_core::protocol::{
-    response_header_version, ApiKey, FetchResponse, Message, RequestHeader, ResponseBody,
-    ResponseHeader,
+    layout_version, response_header_version, ApiKey, FetchResponse, Message, RequestHeader,
+    ResponseBody, ResponseHeader,
 };
 
 /// Encodes `body` as the response to the request with `header`: 4-byte size, response
@@ -24,7 +24,9 @@ pub(crate) fn encode_response_frame(
         ..Default::default()
     };
     rh.encode(&mut buf, response_header_version(body.api_key(), version))?;
-    body.encode(&mut buf, version)?;
+    // Produce v12 and TxnOffsetCommit v5 (KIP-890) are answered in the layout they share
+    // with the version before.
+    body.encode(&mut buf, layout_version(body.api_key(), version))?;
     let size = i32::try_from(buf.len() - 4).map_err(|_| EncodeError::Invalid {
         what: "response frame",
         detail: "larger than 2 GiB".into(),

@@ -11,8 +11,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafkit_core::compression::Compression;
 use kafkit_core::network::{LowLevelClient, LowLevelEvent, NetError, NetOptions, Response, Target};
 use kafkit_core::protocol::{
-    decode_response_frame, request_header_version, ApiKey, Message, RequestBody, RequestHeader,
-    ResponseBody, ResponseHeader,
+    decode_response_frame, layout_version, request_header_version, ApiKey, Message, RequestBody,
+    RequestHeader, ResponseBody, ResponseHeader,
 };
 use kafkit_core::records::RecordBatchBuilder;
 use kafkit_core::OpId;
@@ -40,7 +40,7 @@ pub fn request_frame(body: &RequestBody, version: i16, correlation_id: i32) -> B
     header
         .encode(&mut buf, request_header_version(api, version))
         .unwrap();
-    body.encode(&mut buf, version).unwrap();
+    body.encode(&mut buf, layout_version(api, version)).unwrap();
     buf.freeze()
 }
 

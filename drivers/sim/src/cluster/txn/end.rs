@@ -37,9 +37,6 @@ impl Cluster {
         let Some(t) = self.txns.txns.get(id) else {
             return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
         };
-        if req.producer_id != t.producer_id {
-            return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
-        }
         let commit = req.committed;
         let done = if commit {
             TxnState::CompleteCommit
@@ -51,16 +48,20 @@ impl Cluster {
         } else {
             TxnState::PrepareAbort
         };
-        // Under v2 the epoch moved on when the transaction ended: a retry of that EndTxn
-        // carries the epoch before.
+        // Under v2 the epoch moved on when the transaction ended (to a new producer id once
+        // it was exhausted): a retry of that EndTxn carries the id and epoch before.
         if v2
+            && req.producer_id == t.previous_producer_id
             && req.producer_epoch == t.last_producer_epoch
-            && req.producer_epoch != t.producer_epoch
+            && (req.producer_id, req.producer_epoch) != (t.producer_id, t.producer_epoch)
         {
             return match t.state {
                 s if s == done || s == preparing => Ok((t.producer_id, t.producer_epoch)),
                 _ => Err(fenced_code(ctx.version, 2)),
             };
+        }
+        if req.producer_id != t.producer_id {
+            return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
         }
         if req.producer_epoch != t.producer_epoch {
             return Err(fenced_code(ctx.version, 2));
@@ -74,11 +75,14 @@ impl Cluster {
             s if s == preparing => return Err(ErrorCode::CONCURRENT_TRANSACTIONS),
             _ => return Err(ErrorCode::INVALID_TXN_STATE),
         }
-        let (pid, epoch) = if v2 {
-            self.bump_txn_epoch(id)
-                .ok_or(ErrorCode::UNKNOWN_SERVER_ERROR)?
+        let (next, marker) = if v2 {
+            let bump = self
+                .bump_txn_epoch(id)
+                .ok_or(ErrorCode::UNKNOWN_SERVER_ERROR)?;
+            (bump.next, bump.marker)
         } else {
-            (t.producer_id, t.producer_epoch)
+            let current = (t.producer_id, t.producer_epoch);
+            (current, current)
         };
         if v2 {
             if let Some(t) = self.txns.txns.get_mut(id) {
@@ -87,7 +91,7 @@ impl Cluster {
                 }
             }
         }
-        self.begin_completion(id, commit, epoch, ctx.now);
-        Ok((pid, epoch))
+        self.begin_completion(id, commit, marker, ctx.now);
+        Ok(next)
     }
 }

@@ -84,13 +84,14 @@ impl Cluster {
             }
         }
         let ongoing = t.state == TxnState::Ongoing;
-        let Some((pid, epoch)) = self.bump_txn_epoch(id) else {
+        let Some(bump) = self.bump_txn_epoch(id) else {
             return Err(ErrorCode::UNKNOWN_SERVER_ERROR);
         };
+        let (pid, epoch) = bump.next;
         if ongoing {
             // Fence the previous instance: abort its transaction with the new epoch (so its
             // partitions refuse the old one), and have this producer retry once done.
-            self.begin_completion(id, false, epoch, ctx.now);
+            self.begin_completion(id, false, bump.marker, ctx.now);
             return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
         }
         if let Some(t) = self.txns.txns.get_mut(id) {

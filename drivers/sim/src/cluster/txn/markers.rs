@@ -17,7 +17,7 @@ impl Cluster {
         &mut self,
         id: &str,
         commit: bool,
-        marker_epoch: i16,
+        (marker_producer_id, marker_epoch): (i64, i16),
         now: Instant,
     ) {
         let Some(t) = self.txns.txns.get_mut(id) else {
@@ -28,6 +28,7 @@ impl Cluster {
         } else {
             TxnState::PrepareAbort
         };
+        t.marker_producer_id = marker_producer_id;
         t.marker_epoch = marker_epoch;
         t.deadline = None;
         t.markers = t
@@ -64,8 +65,8 @@ impl Cluster {
         let mut changed = false;
         for id in expired {
             tracing::debug!(transactional_id = %id, "cluster: transaction timed out; aborting");
-            if let Some((_, epoch)) = self.bump_txn_epoch(&id) {
-                self.begin_completion(&id, false, epoch, now);
+            if let Some(bump) = self.bump_txn_epoch(&id) {
+                self.begin_completion(&id, false, bump.marker, now);
                 changed = true;
             }
         }
@@ -97,7 +98,7 @@ impl Cluster {
             return false;
         };
         let (pid, epoch, commit) = (
-            t.producer_id,
+            t.marker_producer_id,
             t.marker_epoch,
             t.state == TxnState::PrepareCommit,
         );

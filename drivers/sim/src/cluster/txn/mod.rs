@@ -22,13 +22,15 @@
 //! completes once every marker is below its partition's high watermark.
 //!
 //! # Transaction protocol v2 (KIP-890 part 2)
-//! Kafka decides it per request version (Produce v12, EndTxn v5, TxnOffsetCommit v5). The
-//! codec reads EndTxn up to v5 but Produce only to v11, so here: an EndTxn at v5 bumps the
-//! epoch at the end of the transaction and returns it; and while the brokers advertise EndTxn
-//! v5, a transactional produce to a partition not yet in the transaction adds it implicitly
-//! (as a v2 client expects). With EndTxn capped below v5
-//! ([`ClusterConfig::with_api_versions`](super::ClusterConfig::with_api_versions)) such a
-//! produce fails verification with `INVALID_TXN_STATE`, as on a v1 broker.
+//! Kafka decides it per request version, and so does this model: a Produce v12 adds its
+//! partitions to the transaction, a TxnOffsetCommit v5 its group, and an EndTxn v5 bumps the
+//! epoch at the end of every transaction and returns it (a new producer id once the epoch is
+//! exhausted). Produce v12 and TxnOffsetCommit v5 are offered, and `transaction.version` 2
+//! reported in ApiVersions, only with
+//! [`ClusterConfig::transaction_version`](super::ClusterConfig::transaction_version) at 2
+//! (the codec reads them with the layout of v11 and v4, which they share). A transactional
+//! produce below v12 to a partition not yet in the transaction fails verification with
+//! `INVALID_TXN_STATE` (part 1), at every level.
 //!
 //! # Known differences from Kafka
 //! - Everything happens at once: InitProducerId, AddPartitionsToTxn and EndTxn are answered
@@ -127,6 +129,9 @@ pub struct TxnMetadata {
     pub producer_epoch: i16,
     /// The epoch before the last bump (for retried requests of transaction protocol v2).
     pub last_producer_epoch: i16,
+    /// The producer id before the last bump: the current one, or the one left behind when
+    /// its epoch was exhausted (a retried EndTxn v5 still names it).
+    pub previous_producer_id: i64,
     /// The transaction timeout the producer asked for.
     pub timeout_ms: i32,
     /// The state.
@@ -144,7 +149,9 @@ pub struct TxnMetadata {
     pub(super) deadline: Option<Instant>,
     /// Markers of a `Prepare*` state still to be written or replicated.
     pub(super) markers: BTreeMap<(String, i32), PendingMarker>,
-    /// The epoch the markers carry.
+    /// The producer id and epoch the markers carry (the transaction's, which after an
+    /// exhausted epoch is no longer `producer_id`).
+    pub(super) marker_producer_id: i64,
     pub(super) marker_epoch: i16,
 }
 
@@ -155,6 +162,7 @@ impl TxnMetadata {
             producer_id,
             producer_epoch: 0,
             last_producer_epoch: -1,
+            previous_producer_id: producer_id,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
@@ -163,6 +171,7 @@ impl TxnMetadata {
             start_time_ms: -1,
             deadline: None,
             markers: BTreeMap::new(),
+            marker_producer_id: producer_id,
             marker_epoch: -1,
         }
     }
@@ -212,6 +221,14 @@ impl TxnCoordinator {
     }
 }
 
+/// What [`Cluster::bump_txn_epoch`](super::Cluster) gives: the producer id and epoch to use
+/// from now on, and those the markers of the transaction in progress carry.
+#[derive(Debug, Clone, Copy)]
+struct TxnBump {
+    next: (i64, i16),
+    marker: (i64, i16),
+}
+
 /// `PRODUCER_FENCED` from `since` on, `INVALID_PRODUCER_EPOCH` at older versions.
 fn fenced_code(version: i16, since: i16) -> ErrorCode {
     if version >= since {
@@ -240,23 +257,28 @@ impl super::Cluster {
     }
 
     /// Bumps the epoch of `transactional_id` (fencing its current producer), moving to a new
-    /// producer id when the epoch is exhausted. Returns the new producer id and epoch.
-    fn bump_txn_epoch(&mut self, transactional_id: &str) -> Option<(i64, i16)> {
+    /// producer id when the epoch is exhausted. Returns the new producer id and epoch, and
+    /// the id and epoch markers of the transaction in progress carry: the same, or after an
+    /// exhausted epoch the old id at the last epoch (its records are in the logs), as Kafka
+    /// does.
+    fn bump_txn_epoch(&mut self, transactional_id: &str) -> Option<TxnBump> {
         let exhausted = self.txns.txns.get(transactional_id)?.producer_epoch >= i16::MAX - 1;
         let fresh = exhausted.then(|| self.allocate_producer_id());
         let t = self.txns.txns.get_mut(transactional_id)?;
+        t.previous_producer_id = t.producer_id;
+        t.last_producer_epoch = t.producer_epoch;
+        let marker = (t.producer_id, t.producer_epoch.saturating_add(1));
         match fresh {
             Some(pid) => {
                 t.producer_id = pid;
-                t.last_producer_epoch = -1;
                 t.producer_epoch = 0;
             }
-            None => {
-                t.last_producer_epoch = t.producer_epoch;
-                t.producer_epoch += 1;
-            }
+            None => t.producer_epoch += 1,
         }
-        Some((t.producer_id, t.producer_epoch))
+        Some(TxnBump {
+            next: (t.producer_id, t.producer_epoch),
+            marker,
+        })
     }
 
     /// Opens a transaction on `t` if none is open (state `Ongoing`, start time, timeout).

@@ -16,6 +16,9 @@ use super::TxnState;
 use crate::cluster::group::CommittedOffset;
 use crate::cluster::{Cluster, Ctx, Outcome};
 
+/// The first TxnOffsetCommit version that adds its group to the transaction (KIP-890).
+const IMPLICIT_ADD_VERSION: i16 = 5;
+
 /// Kafka's `offset.metadata.max.bytes` default.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
@@ -83,8 +86,8 @@ impl Cluster {
     }
 
     /// The checks before storing: coordinator, the transaction (producer, epoch, and the
-    /// group added with AddOffsetsToTxn: Kafka's verification), then KIP-447's member and
-    /// generation.
+    /// group added with AddOffsetsToTxn: Kafka's verification; a v5 request, transaction
+    /// protocol v2, adds the group itself), then KIP-447's member and generation.
     fn check_txn_offset_commit(
         &mut self,
         ctx: &Ctx,
@@ -93,16 +96,24 @@ impl Cluster {
         if self.coordinator_for(&req.group_id) != ctx.broker {
             return Err(ErrorCode::NOT_COORDINATOR);
         }
+        let now_ms = self.wall_ms(ctx.now);
         let t = self
             .txns
             .txns
-            .get(&req.transactional_id)
+            .get_mut(&req.transactional_id)
             .ok_or(ErrorCode::INVALID_PRODUCER_ID_MAPPING)?;
         if req.producer_id != t.producer_id {
             return Err(ErrorCode::INVALID_PRODUCER_ID_MAPPING);
         }
         if req.producer_epoch != t.producer_epoch {
             return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
+        }
+        if ctx.version >= IMPLICIT_ADD_VERSION && !t.groups.contains(&req.group_id) {
+            if t.state.is_prepare() {
+                return Err(ErrorCode::CONCURRENT_TRANSACTIONS);
+            }
+            Self::open_txn(t, ctx.now, now_ms);
+            t.groups.insert(req.group_id.clone());
         }
         if t.state != TxnState::Ongoing || !t.groups.contains(&req.group_id) {
             return Err(ErrorCode::INVALID_TXN_STATE);

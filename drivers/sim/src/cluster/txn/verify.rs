@@ -1,22 +1,17 @@
 //! The check of a transactional batch at the partition leader (KIP-890 part 1): the
-//! partition must be in its producer's open transaction; under transaction protocol v2 the
-//! produce adds it (part 2).
+//! partition must be in its producer's open transaction (`INVALID_TXN_STATE` otherwise);
+//! a Produce v12 (transaction protocol v2, part 2) adds it instead.
 
-use kafkit_core::protocol::ApiKey;
 use kafkit_core::protocol::ErrorCode;
 use kafkit_core::records::BatchHeader;
 
 use super::TxnState;
 use crate::cluster::{Cluster, Ctx};
 
-impl Cluster {
-    /// Whether the brokers serve transaction protocol v2 (they advertise EndTxn v5).
-    fn txn_protocol_v2(&self) -> bool {
-        self.versions
-            .get(&ApiKey::EndTxn)
-            .is_some_and(|&(_, max)| max >= 5)
-    }
+/// The first Produce version that registers its partitions in the transaction (KIP-890).
+const IMPLICIT_ADD_PRODUCE_VERSION: i16 = 12;
 
+impl Cluster {
     /// Checks the transactional batch `h` of a produce with `transactional_id` for
     /// `topic`/`partition`. A partition that already holds the producer's open transaction
     /// needs no check (the log's epoch check still applies), as in Kafka.
@@ -40,7 +35,7 @@ impl Cluster {
                 "transactional records in a produce request without a transactional id".into(),
             ));
         };
-        let v2 = self.txn_protocol_v2();
+        let v2 = ctx.version >= IMPLICIT_ADD_PRODUCE_VERSION;
         let now_ms = self.wall_ms(ctx.now);
         let Some(t) = self.txns.txns.get_mut(id) else {
             return Err((
