@@ -215,6 +215,8 @@ struct NodeState {
     /// not Kafka): what `bootstrap_fail_fast` counts. A broker that failed later (a dropped
     /// connection, a bad response) may well work on the next attempt.
     setup_failed: bool,
+    /// The broker throttles this connection (KIP-219): nothing is sent to it before then.
+    throttled_until: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -249,6 +251,8 @@ pub struct NetworkClient {
     meta: MetadataState,
     coordinators: HashMap<(CoordinatorKind, String), CoordinatorState>,
     coordinator_lookups: HashMap<RequestId, (CoordinatorKind, String)>,
+    /// Throttling per real broker id, for [`NetworkClient::throttle_stats`].
+    throttle: BTreeMap<NodeId, super::BrokerThrottle>,
     out: VecDeque<Output<NetEvent>>,
     next_conn: u64,
     next_request: u64,
@@ -307,6 +311,7 @@ impl NetworkClient {
             meta: MetadataState::default(),
             coordinators: HashMap::new(),
             coordinator_lookups: HashMap::new(),
+            throttle: BTreeMap::new(),
             out: VecDeque::new(),
             next_conn: 0,
             next_request: 0,
@@ -507,9 +512,13 @@ impl NetworkClient {
     /// needed, and starts a metadata refresh when one is due.
     fn pump(&mut self, now: Instant) {
         // A served backoff is no deadline any more (else poll_timeout keeps reporting it).
-        self.node_state
-            .values_mut()
-            .for_each(|s| s.next_attempt = s.next_attempt.filter(|t| now < *t));
+        self.node_state.values_mut().for_each(|s| {
+            s.next_attempt = s.next_attempt.filter(|t| now < *t);
+            s.throttled_until = s.throttled_until.filter(|t| now < *t);
+        });
+        for t in self.throttle.values_mut() {
+            t.until = t.until.filter(|t| now < *t);
+        }
         if self.closed {
             return;
         }
@@ -678,7 +687,7 @@ impl NetworkClient {
             return false;
         }
         match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
-            Some(c) => c.can_send(),
+            Some(c) => c.can_send() && !self.throttled(node, now),
             None => {
                 if !self.backing_off(node, now) {
                     self.connect(node, now);
@@ -879,6 +888,11 @@ impl super::ClientCore for NetworkClient {
         }
         for p in &self.pending {
             consider(p.deadline);
+        }
+        // A throttle's end, whether or not requests wait here: the producer keeps its batches
+        // in its accumulator until `node_ready`, and must be woken to send them.
+        for t in self.node_state.values().filter_map(|s| s.throttled_until) {
+            consider(t);
         }
         if !self.pending.is_empty() || self.meta.requested {
             // Waiting requests may be unblocked by a backoff ending.

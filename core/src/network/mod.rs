@@ -168,6 +168,7 @@ mod read_buffer;
 mod request_frame;
 mod rng;
 mod setup;
+mod throttle;
 mod tls;
 mod versions;
 
@@ -185,6 +186,7 @@ pub use low_level::{LowLevelClient, LowLevelEvent};
 pub use read_buffer::{ReadBuffer, READ_SIZE};
 pub use rng::Rng;
 pub use setup::{DriverEnv, FileReader, RootsLoader, SetupError};
+pub use throttle::BrokerThrottle;
 pub use tls::{client_config as tls_client_config, TlsOptions};
 pub use versions::{ApiVersionTable, BrokerVersion};
 
