@@ -500,7 +500,17 @@ impl NetworkClient {
             }
         };
         tracing::debug!(broker = %label, ?conn, "connecting");
-        let c = Connection::new(conn, node, label, opening, self.settings.clone(), sasl, now);
+        let span = super::spans::connect(
+            &host,
+            port,
+            real_node(node),
+            self.opts.tls.is_some(),
+            sasl.as_ref()
+                .map(|s| crate::sasl::SaslAuthenticator::mechanism_name(s)),
+            self.settings.client_id.as_deref(),
+        );
+        let mut c = Connection::new(conn, node, label, opening, self.settings.clone(), sasl, now);
+        c.span = span;
         self.conns.insert(conn, c);
         self.conn_of_node.insert(node, conn);
         self.hosts.insert(conn, host.clone());

@@ -168,6 +168,7 @@ mod read_buffer;
 mod request_frame;
 mod rng;
 mod setup;
+pub(crate) mod spans;
 mod throttle;
 mod tls;
 mod versions;
