@@ -96,6 +96,8 @@ pub(crate) struct InFlightFetch {
     pub reserved: u64,
     /// Partitions fetched from a replica other than the leader.
     pub from_replica: BTreeSet<TopicPartition>,
+    /// The request's `fetch` span, closed when its answer has been handled.
+    pub span: tracing::Span,
 }
 
 /// Sessions, fetches in flight and the per-broker backoff.

@@ -7,9 +7,11 @@
 //! the request is built and closed when its answer (or failure) has been handled; a
 //! connection's from its `Connect` output until it is ready or fails; a rebalance's from the
 //! first JoinGroup until the assignment is taken. Per-record work (a record's enqueue, `send`)
-//! is entered and left at once, at TRACE. Spans take the span current when they are created as
-//! parent, so an application that instruments the loop sees them under its own; the
-//! authentication span is an explicit child of its connection's.
+//! is entered and left at once, at TRACE. The spans of work that outlives the call that
+//! started it (`produce`, `fetch`, `commit`, `rebalance`, `connect`) are roots, since the
+//! application call or driver wake-up that happened to start them says nothing about them;
+//! `send` and `poll` take the current span as parent (the application's, where the core is
+//! driven on its thread); `authenticate` is a child of its connection's `connect`.
 //!
 //! | span | level | attributes |
 //! | --- | --- | --- |
@@ -43,6 +45,7 @@ pub(crate) fn connect(
     client_id: Option<&str>,
 ) -> Span {
     tracing::info_span!(
+        parent: None,
         "connect",
         messaging.system = "kafka",
         messaging.operation.name = "connect",
@@ -81,6 +84,21 @@ pub(crate) fn record_error(span: &Span, kind: &str) {
     span.record("error.type", kind);
 }
 
+/// `error.type` of a consumer error: the broker's code name where there is one.
+pub(crate) fn consumer_error_type(e: &crate::consumer::ConsumerError) -> &'static str {
+    use crate::consumer::ConsumerError as E;
+    match e {
+        E::Group { error, .. } => error.name(),
+        E::Network(n) => n.kind(),
+        E::Timeout { .. } => "timeout",
+        E::Closed => "closed",
+        E::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+        E::UnknownTopic { .. } => "UNKNOWN_TOPIC_OR_PARTITION",
+        E::IllegalState { .. } => "illegal_state",
+        _ => "consumer_error",
+    }
+}
+
 /// The per-record `send` span (TRACE): entered around the record's enqueue.
 #[inline]
 pub(crate) fn send(topic: &str, partition: i32) -> Span {
@@ -98,6 +116,7 @@ pub(crate) fn send(topic: &str, partition: i32) -> Span {
 /// anything to compute are filled in by the caller only if the span is enabled.
 pub(crate) fn produce(node: i32, client_id: Option<&str>) -> Span {
     tracing::info_span!(
+        parent: None,
         "produce",
         messaging.system = "kafka",
         messaging.operation.name = "produce",
@@ -118,6 +137,7 @@ pub(crate) fn produce(node: i32, client_id: Option<&str>) -> Span {
 /// The `fetch` span of one Fetch request to broker `node`.
 pub(crate) fn fetch(node: i32, client_id: Option<&str>, group: Option<&str>) -> Span {
     tracing::info_span!(
+        parent: None,
         "fetch",
         messaging.system = "kafka",
         messaging.operation.name = "fetch",
@@ -150,6 +170,7 @@ pub(crate) fn poll(client_id: Option<&str>, group: Option<&str>) -> Span {
 /// The `commit` span of one OffsetCommit of `offsets` partitions for `group`.
 pub(crate) fn commit(group: &str, offsets: usize) -> Span {
     tracing::info_span!(
+        parent: None,
         "commit",
         messaging.system = "kafka",
         messaging.operation.name = "commit",
@@ -164,6 +185,7 @@ pub(crate) fn commit(group: &str, offsets: usize) -> Span {
 /// assignment.
 pub(crate) fn rebalance(group: &str) -> Span {
     tracing::info_span!(
+        parent: None,
         "rebalance",
         messaging.system = "kafka",
         messaging.operation.name = "rebalance",
@@ -185,6 +207,52 @@ pub(crate) fn record_server(span: &Span, cluster: &super::ClusterView, node: i32
         span.record("server.address", b.host.as_str());
         span.record("server.port", b.port);
     }
+}
+
+/// A Fetch answer's size on its span, if enabled: bytes of record data and records in them
+/// (from the batch headers; a pre-0.11 message set counts its entries, a compressed wrapper
+/// as one), and its error code if it has one.
+pub(crate) fn record_fetched(span: &Span, f: &crate::protocol::FetchResponse) {
+    if span.is_disabled() {
+        return;
+    }
+    if f.error().is_err() {
+        span.record("error.type", f.error().name());
+    }
+    let (mut bytes, mut records) = (0usize, 0usize);
+    for p in f.responses.iter().flat_map(|t| &t.partitions) {
+        if let Some(data) = &p.records {
+            bytes += data.len();
+            records += records_in(data);
+        }
+    }
+    span.record("kafkit.bytes", bytes);
+    span.record("messaging.batch.message_count", records);
+}
+
+/// Records in a record set, read from the batch headers only: a v2 batch's `recordsCount`
+/// (at byte 57; the magic byte is at 16), one per legacy entry; a partial batch at the end
+/// counts nothing.
+fn records_in(data: &[u8]) -> usize {
+    let mut rest = data;
+    let mut n = 0usize;
+    while rest.len() >= 17 {
+        let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        let Ok(total) = usize::try_from(len).map(|l| l + 12) else {
+            break;
+        };
+        if total > rest.len() {
+            break;
+        }
+        if rest[16] == 2 && total >= 61 {
+            let c = i32::from_be_bytes([rest[57], rest[58], rest[59], rest[60]]);
+            n += usize::try_from(c).unwrap_or(0);
+        } else {
+            n += 1;
+        }
+        rest = &rest[total..];
+    }
+    n
 }
 
 /// `t-0,t-1,u-3`: partitions as one attribute value.
