@@ -153,6 +153,11 @@ pub struct BenchOpts {
         default_value = "multi"
     )]
     pub kafkit_runtime: Runtime,
+    /// Install a subscriber in the kafkit worker that records kafkit's spans (their
+    /// attributes formatted, as an exporter would) at this level, to measure what tracing
+    /// costs; none by default.
+    #[arg(long = "trace-spans", value_name = "LEVEL", value_parser = ["info", "debug", "trace"])]
+    pub trace_spans: Option<String>,
 }
 
 impl BenchOpts {
@@ -212,6 +217,10 @@ impl BenchOpts {
         if let Some(rate) = self.rate_for(workload) {
             out.push("--rate".to_owned());
             out.push(rate.to_string());
+        }
+        if let Some(level) = &self.trace_spans {
+            out.push("--trace-spans".to_owned());
+            out.push(level.clone());
         }
         out
     }
