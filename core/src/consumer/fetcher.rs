@@ -268,6 +268,7 @@ mod tests {
                 plan,
                 reserved: 2500,
                 from_replica: BTreeSet::new(),
+                span: tracing::Span::none(),
             },
         );
         assert_eq!(f.request_budget(0, 0, 0, 1, true), Some(500));
