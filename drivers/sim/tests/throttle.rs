@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafkit_core::config::ProducerConfig;
-use kafkit_core::network::{ClientCore, NetOptions};
+use kafkit_core::network::NetOptions;
 use kafkit_core::producer::{ProducerCore, ProducerEvent, ProducerRecord};
 use kafkit_core::protocol::{ApiKey, RequestBody};
 use kafkit_core::OpId;
@@ -81,7 +81,7 @@ impl Env {
         let record = ProducerRecord::new("t")
             .partition(partition)
             .value(Bytes::from(format!("v{op}")));
-        self.sim.core().send(Some(OpId(op)), record, now).unwrap();
+        let _ = self.sim.core().send(Some(OpId(op)), record, now).unwrap();
     }
 
     /// Runs until `op` has its outcome; returns when it came.
@@ -188,7 +188,9 @@ fn a_throttled_broker_gets_the_next_produce_only_after_the_throttle_time() {
 
     // Throttling off again: once the throttle op 11's answer still carried has passed, a
     // record goes out at once.
-    e.cluster.borrow_mut().set_throttle(l0, None, Duration::ZERO);
+    e.cluster
+        .borrow_mut()
+        .set_throttle(l0, None, Duration::ZERO);
     e.sim.run_for(THROTTLE).unwrap();
     let n = e.produces.borrow().len();
     let sent = e.sim.now();

@@ -166,7 +166,10 @@ impl Capture {
     fn all_values(&self) -> Vec<String> {
         let s = self.0.lock().unwrap();
         let spans = s.spans.values().flat_map(|r| r.fields.values().cloned());
-        let events = s.events.iter().flat_map(|e| e.iter().map(|(_, v)| v.clone()));
+        let events = s
+            .events
+            .iter()
+            .flat_map(|e| e.iter().map(|(_, v)| v.clone()));
         spans.chain(events).collect()
     }
 }
@@ -404,7 +407,11 @@ fn clients_trace_with_otel_attributes_and_never_record_payloads_or_secrets() {
         assert!(!c.fields.contains_key("error.type"), "{:?}", c.fields);
     }
     let auths = capture.spans("authenticate");
-    assert_eq!(auths.len(), connects.len(), "one SASL exchange per connection");
+    assert_eq!(
+        auths.len(),
+        connects.len(),
+        "one SASL exchange per connection"
+    );
     for a in &auths {
         assert_eq!(field(a, "kafkit.sasl.mechanism"), "PLAIN");
         assert!(!a.fields.contains_key("error.type"));
