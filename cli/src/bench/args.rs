@@ -162,6 +162,11 @@ pub struct BenchOpts {
     #[arg(long = "txn-records", value_name = "N", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub txn_records: u64,
+    /// Install a subscriber in the kafkit worker that records kafkit's spans (their
+    /// attributes formatted, as an exporter would) at this level, to measure what tracing
+    /// costs; none by default.
+    #[arg(long = "trace-spans", value_name = "LEVEL", value_parser = ["info", "debug", "trace"])]
+    pub trace_spans: Option<String>,
 }
 
 impl BenchOpts {
@@ -231,6 +236,10 @@ impl BenchOpts {
             out.push("--transactional".to_owned());
             out.push("--txn-records".to_owned());
             out.push(n.to_string());
+        }
+        if let Some(level) = &self.trace_spans {
+            out.push("--trace-spans".to_owned());
+            out.push(level.clone());
         }
         out
     }

@@ -19,6 +19,7 @@ mod latency;
 mod rdkafka_client;
 mod report;
 mod rusage;
+mod spans;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -219,6 +220,7 @@ fn run_worker(
 }
 
 fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), CliError> {
+    let recorder = args.opts.trace_spans.as_deref().map(spans::install);
     let measured = match args.run_client {
         Client::Kafkit => kafkit_client::run(global, args)?,
         #[cfg(feature = "rdkafka")]
@@ -226,8 +228,12 @@ fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), CliError> {
         #[cfg(not(feature = "rdkafka"))]
         Client::Rdkafka => return Err(no_rdkafka("--client rdkafka")),
     };
+    let mut line = measured.line(&args.opts);
+    if let Some(r) = recorder {
+        line.push_str(&format!(" spans={}", r.closed()));
+    }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", measured.line(&args.opts))?;
+    writeln!(out, "{line}")?;
     out.flush()?;
     Ok(())
 }

@@ -328,6 +328,11 @@ mod tests {
         assert!(conv.contains("ResponseBody::Ping(m) => Ok(m),"), "{conv}");
         assert!(conv.contains("expected: ApiKey::Ping"), "{conv}");
         assert!(conv.contains("got: other.api_key()"), "{conv}");
+        // Ping has no ThrottleTimeMs: both accessors answer None for it.
+        let throttle = crate::typed::response_throttle(std::slice::from_ref(&api));
+        assert!(throttle.contains("pub fn throttle_time_ms(&self) -> Option<i32>"));
+        assert!(!throttle.contains("Self::Ping(m)"), "{throttle}");
+        assert!(throttle.contains("_ => None,"), "{throttle}");
     }
 
     #[test]

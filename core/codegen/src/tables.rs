@@ -226,6 +226,7 @@ pub fn dispatch(apis: &[Api]) -> String {
         }
     }
     o.push_str(&crate::typed::response_try_from(apis));
+    o.push_str(&crate::typed::response_throttle(apis));
     o
 }
 

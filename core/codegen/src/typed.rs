@@ -64,3 +64,48 @@ pub fn response_try_from(apis: &[Api]) -> String {
     }
     o
 }
+
+/// The field Kafka names `ThrottleTimeMs` in every response a quota may throttle.
+const THROTTLE_FIELD: &str = "ThrottleTimeMs";
+
+/// `impl ResponseBody { throttle_time_ms, throttle_time_ms_mut }`: the top-level
+/// `ThrottleTimeMs` of any response, for the network layer's KIP-219 throttling (and for a
+/// simulated broker that throttles), without a hand-written match per API.
+pub fn response_throttle(apis: &[Api]) -> String {
+    let with: Vec<&Api> = apis
+        .iter()
+        .filter(|a| {
+            a.response.structs.first().is_some_and(|s| {
+                s.fields
+                    .iter()
+                    .any(|f| f.name == THROTTLE_FIELD && f.ty == Ty::Int32)
+            })
+        })
+        .collect();
+    let mut o = String::from(
+        "impl ResponseBody {\n\
+         /// The response's top-level `ThrottleTimeMs`: how long the broker throttles this client\n\
+         /// for a quota violation (0 when it does not, and when decoded at a version without the\n\
+         /// field); `None` for APIs whose response has no such field.\n\
+         pub fn throttle_time_ms(&self) -> Option<i32> {\nmatch self {\n",
+    );
+    for a in &with {
+        let _ = writeln!(o, "Self::{}(m) => Some(m.throttle_time_ms),", a.name);
+    }
+    if with.len() < apis.len() {
+        o.push_str("_ => None,\n");
+    }
+    o.push_str(
+        "}\n}\n\n\
+         /// [`ResponseBody::throttle_time_ms`], to set (a broker answering a throttled client).\n\
+         pub fn throttle_time_ms_mut(&mut self) -> Option<&mut i32> {\nmatch self {\n",
+    );
+    for a in &with {
+        let _ = writeln!(o, "Self::{}(m) => Some(&mut m.throttle_time_ms),", a.name);
+    }
+    if with.len() < apis.len() {
+        o.push_str("_ => None,\n");
+    }
+    o.push_str("}\n}\n}\n\n");
+    o
+}

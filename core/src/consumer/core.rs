@@ -212,6 +212,11 @@ impl ConsumerCore {
         if self.closed {
             return Err(ConsumerError::Closed);
         }
+        let span = crate::network::spans::poll(
+            Some(&self.config.common.client_id),
+            self.config.group_id.as_deref(),
+        );
+        let _entered = span.enter();
         self.reported.arm_records();
         if let Some((g, mut ctx)) = self.group_with_ctx(now) {
             // A poll: the member is alive for max_poll_interval_ms, and joins if it must.
@@ -237,6 +242,7 @@ impl ConsumerCore {
         for tp in order {
             self.read_partition(&tp, max, &mut out, now);
         }
+        span.record("messaging.batch.message_count", out.count());
         let result = if out.is_empty() {
             match self.take_error() {
                 Some(e) => Err(e),

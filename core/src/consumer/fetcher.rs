@@ -96,6 +96,8 @@ pub(crate) struct InFlightFetch {
     pub reserved: u64,
     /// Partitions fetched from a replica other than the leader.
     pub from_replica: BTreeSet<TopicPartition>,
+    /// The request's `fetch` span, closed when its answer has been handled.
+    pub span: tracing::Span,
 }
 
 /// Sessions, fetches in flight and the per-broker backoff.
@@ -266,6 +268,7 @@ mod tests {
                 plan,
                 reserved: 2500,
                 from_replica: BTreeSet::new(),
+                span: tracing::Span::none(),
             },
         );
         assert_eq!(f.request_budget(0, 0, 0, 1, true), Some(500));

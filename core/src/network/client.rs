@@ -220,6 +220,8 @@ struct NodeState {
     /// not Kafka): what `bootstrap_fail_fast` counts. A broker that failed later (a dropped
     /// connection, a bad response) may well work on the next attempt.
     setup_failed: bool,
+    /// The broker throttles this connection (KIP-219): nothing is sent to it before then.
+    throttled_until: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +256,8 @@ pub struct NetworkClient {
     meta: MetadataState,
     coordinators: HashMap<(CoordinatorKind, String), CoordinatorState>,
     coordinator_lookups: HashMap<RequestId, (CoordinatorKind, String)>,
+    /// Throttling per real broker id, for [`NetworkClient::throttle_stats`].
+    throttle: BTreeMap<NodeId, super::BrokerThrottle>,
     out: VecDeque<Output<NetEvent>>,
     next_conn: u64,
     next_request: u64,
@@ -313,6 +317,7 @@ impl NetworkClient {
             meta: MetadataState::default(),
             coordinators: HashMap::new(),
             coordinator_lookups: HashMap::new(),
+            throttle: BTreeMap::new(),
             out: VecDeque::new(),
             next_conn: 0,
             next_request: 0,
@@ -530,7 +535,17 @@ impl NetworkClient {
             }
         };
         tracing::debug!(broker = %label, ?conn, "connecting");
-        let c = Connection::new(conn, node, label, opening, self.settings.clone(), sasl, now);
+        let span = super::spans::connect(
+            &host,
+            port,
+            real_node(node),
+            self.opts.tls.is_some(),
+            sasl.as_ref()
+                .map(|s| crate::sasl::SaslAuthenticator::mechanism_name(s)),
+            self.settings.client_id.as_deref(),
+        );
+        let mut c = Connection::new(conn, node, label, opening, self.settings.clone(), sasl, now);
+        c.span = span;
         self.conns.insert(conn, c);
         self.conn_of_node.insert(node, conn);
         self.hosts.insert(conn, host.clone());
@@ -543,9 +558,13 @@ impl NetworkClient {
     /// needed, and starts a metadata refresh when one is due.
     fn pump(&mut self, now: Instant) {
         // A served backoff is no deadline any more (else poll_timeout keeps reporting it).
-        self.node_state
-            .values_mut()
-            .for_each(|s| s.next_attempt = s.next_attempt.filter(|t| now < *t));
+        self.node_state.values_mut().for_each(|s| {
+            s.next_attempt = s.next_attempt.filter(|t| now < *t);
+            s.throttled_until = s.throttled_until.filter(|t| now < *t);
+        });
+        for t in self.throttle.values_mut() {
+            t.until = t.until.filter(|t| now < *t);
+        }
         if self.closed {
             return;
         }
@@ -721,7 +740,7 @@ impl NetworkClient {
             return false;
         }
         match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
-            Some(c) => c.can_send(),
+            Some(c) => c.can_send() && !self.throttled(node, now),
             None => {
                 if !self.backing_off(node, now) {
                     self.connect(node, now);
@@ -941,6 +960,11 @@ impl super::ClientCore for NetworkClient {
         }
         for p in &self.pending {
             consider(p.deadline);
+        }
+        // A throttle's end, whether or not requests wait here: the producer keeps its batches
+        // in its accumulator until `node_ready`, and must be woken to send them.
+        for t in self.node_state.values().filter_map(|s| s.throttled_until) {
+            consider(t);
         }
         if !self.pending.is_empty() || self.meta.requested {
             // Waiting requests may be unblocked by a backoff ending.

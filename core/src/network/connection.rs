@@ -144,6 +144,11 @@ pub struct Connection {
     setup_deadline: Option<Instant>,
     /// When this connection last sent or received anything.
     pub last_used: Instant,
+    /// The `connect` span, from the connection's creation until it is ready or fails (see
+    /// [`super::spans`]); disabled once closed.
+    pub(super) span: tracing::Span,
+    /// The `authenticate` span (a child of `span`) while SASL runs.
+    auth_span: tracing::Span,
 }
 
 impl std::fmt::Debug for Connection {
@@ -183,6 +188,8 @@ impl Connection {
             settings,
             sasl,
             last_used: now,
+            span: tracing::Span::none(),
+            auth_span: tracing::Span::none(),
         }
     }
 
@@ -266,6 +273,7 @@ impl Connection {
             return;
         };
         let mechanism = sasl.mechanism_name().to_owned();
+        self.auth_span = super::spans::authenticate(&self.span, &mechanism);
         let Some(version) = self.negotiated(ApiKey::SaslHandshake, None) else {
             let error = NetError::Authentication {
                 broker: self.broker.clone(),
@@ -292,6 +300,8 @@ impl Connection {
     fn become_ready(&mut self, events: &mut Vec<ConnEvent>) {
         self.state = State::Ready;
         self.setup_deadline = None;
+        super::spans::finish(&mut self.auth_span, None);
+        super::spans::finish(&mut self.span, None);
         events.push(ConnEvent::Ready);
     }
 
@@ -790,6 +800,8 @@ impl Connection {
             return;
         }
         tracing::debug!(broker = %self.broker, %error, "connection failed");
+        super::spans::finish(&mut self.auth_span, Some(&error));
+        super::spans::finish(&mut self.span, Some(&error));
         self.state = State::Closed;
         self.sasl = None;
         self.transmit.clear();

@@ -109,6 +109,27 @@ pub enum NetError {
     Closed,
 }
 
+impl NetError {
+    /// A short class of this error for span attributes (OpenTelemetry's `error.type`): the
+    /// broker's error code name for [`NetError::Broker`], else the variant in snake case.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NetError::Timeout { .. } => "timeout",
+            NetError::Disconnected { .. } => "disconnected",
+            NetError::Unsupported { .. } => "unsupported_version",
+            NetError::Encode { .. } => "encode",
+            NetError::Decode { .. } => "decode",
+            NetError::Authentication { .. } => "authentication",
+            NetError::Tls { .. } => "tls",
+            NetError::NotKafka { .. } => "not_kafka",
+            NetError::NoBroker { .. } => "no_broker",
+            NetError::Broker { code, .. } => code.name(),
+            NetError::UnknownTopicOrPartition(_) => "UNKNOWN_TOPIC_OR_PARTITION",
+            NetError::Closed => "closed",
+        }
+    }
+}
+
 fn detail_suffix(d: &Option<String>) -> String {
     match d {
         Some(d) => format!(" ({d})"),

@@ -169,6 +169,8 @@ mod read_buffer;
 mod request_frame;
 mod rng;
 mod setup;
+pub(crate) mod spans;
+mod throttle;
 mod tls;
 mod versions;
 
@@ -187,6 +189,7 @@ pub use metrics::NetworkMetrics;
 pub use read_buffer::{ReadBuffer, READ_SIZE};
 pub use rng::Rng;
 pub use setup::{DriverEnv, FileReader, RootsLoader, SetupError};
+pub use throttle::BrokerThrottle;
 pub use tls::{client_config as tls_client_config, TlsOptions};
 pub use versions::{release_name, ApiVersionTable, BrokerVersion};
 

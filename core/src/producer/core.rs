@@ -142,6 +142,8 @@ struct InFlight {
     node: NodeId,
     batches: Vec<ProducerBatch>,
     sent_at: Instant,
+    /// The request's `produce` span, closed when its answer has been handled.
+    span: tracing::Span,
 }
 
 /// Partition count and available partitions of a topic, cached per metadata update so the

@@ -251,6 +251,13 @@ impl ConsumerCore {
                 partitions = plan.send.len(),
                 "fetch"
             );
+            let span = crate::network::spans::fetch(
+                node,
+                Some(&self.config.common.client_id),
+                self.config.group_id.as_deref(),
+            );
+            span.record("kafkit.partitions", plan.send.len());
+            crate::network::spans::record_server(&span, self.net.cluster(), node);
             let id = self.net.send(
                 Target::Node(node),
                 RequestBody::Fetch(body),
@@ -265,6 +272,7 @@ impl ConsumerCore {
                     plan,
                     reserved: max_bytes,
                     from_replica,
+                    span,
                 },
             );
         }
@@ -278,11 +286,17 @@ impl ConsumerCore {
     ) {
         self.fetcher.stats.fetch_responses += 1;
         let node = fetch.node;
+        let span = fetch.span.clone();
+        let _entered = span.enter();
         let resp = match result.map(Response::body_as::<FetchRequest>) {
-            Ok(Ok(f)) => f,
+            Ok(Ok(f)) => {
+                crate::network::spans::record_fetched(&span, &f);
+                f
+            }
             other => {
                 if let Err(e) = &other {
                     tracing::debug!(node, error = %e, "fetch failed");
+                    crate::network::spans::record_error(&span, e.kind());
                 }
                 if let Some(s) = self.fetcher.sessions.get_mut(&node) {
                     s.handle_error();

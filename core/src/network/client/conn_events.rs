@@ -44,6 +44,9 @@ impl NetworkClient {
                     tracing::debug!(broker = %self.conns[&conn].broker, "connection ready");
                 }
                 ConnEvent::Response { id, result } => {
+                    if let Ok((version, body)) = &result {
+                        self.note_throttle(conn, body, *version, now);
+                    }
                     let Some(sent) = self.sent.remove(&id) else {
                         continue;
                     };
@@ -192,5 +195,52 @@ impl NetworkClient {
             self.drop_connection(conn, NetError::Closed, Some(now));
             self.out.push_back(Output::Close { conn });
         }
+    }
+
+    /// A response's throttle time: counted for [`NetworkClient::throttle_stats`], and with a
+    /// KIP-219 version, requests on this connection wait until `now + throttle_time_ms`.
+    fn note_throttle(&mut self, conn: ConnId, body: &ResponseBody, version: i16, now: Instant) {
+        let Some(ms) = body.throttle_time_ms().filter(|ms| *ms > 0) else {
+            return;
+        };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let node = c.node;
+        let api = body.api_key();
+        let until = super::super::throttle::client_waits(api, version)
+            .then(|| now + Duration::from_millis(ms as u64));
+        tracing::debug!(broker = %c.broker, %api, throttle_time_ms = ms, client_waits = until.is_some(), "broker throttled a response");
+        if let Some(t) = until {
+            let state = self.node_state.entry(node).or_default();
+            state.throttled_until = Some(state.throttled_until.map_or(t, |u| u.max(t)));
+        }
+        self.throttle
+            .entry(real_node(node))
+            .or_default()
+            .record(ms, until);
+    }
+
+    /// Whether the broker throttles `node`'s connection at `now`.
+    pub(super) fn throttled(&self, node: NodeId, now: Instant) -> bool {
+        self.node_state
+            .get(&node)
+            .and_then(|s| s.throttled_until)
+            .is_some_and(|t| now < t)
+    }
+
+    /// Until when requests to `node` wait because its broker throttles this client (KIP-219),
+    /// if they do at `now`.
+    pub fn node_throttled_until(&self, node: NodeId, now: Instant) -> Option<Instant> {
+        self.node_state
+            .get(&node)
+            .and_then(|s| s.throttled_until)
+            .filter(|t| now < *t)
+    }
+
+    /// Quota throttling per broker (real node ids; a broker's coordinator connection counts
+    /// towards the broker), for metrics. Brokers that never throttled are absent.
+    pub fn throttle_stats(&self) -> &BTreeMap<NodeId, super::super::BrokerThrottle> {
+        &self.throttle
     }
 }

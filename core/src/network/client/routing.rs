@@ -327,7 +327,7 @@ impl NetworkClient {
 
     pub(super) fn route_node(&mut self, node: NodeId, now: Instant) -> Route {
         match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
-            Some(c) if c.can_send() => Route::Send(c.id),
+            Some(c) if c.can_send() && !self.throttled(node, now) => Route::Send(c.id),
             Some(_) => Route::Wait,
             None if self.backing_off(node, now) => match self.fatal_error(node, now) {
                 Some(e) => Route::Fail(e),
@@ -355,6 +355,8 @@ impl NetworkClient {
         for i in 0..nodes.len() {
             let node = nodes[(start + i) % nodes.len()];
             match self.conn_of_node.get(&node).and_then(|c| self.conns.get(c)) {
+                // Ready, but muted by the broker for now: like a full connection.
+                Some(c) if c.is_ready() && self.throttled(node, now) => {}
                 Some(c) if c.can_send() && best.is_none_or(|(n, _)| c.in_flight() < n) => {
                     best = Some((c.in_flight(), c.id));
                 }

@@ -419,6 +419,7 @@ impl ProducerCore {
             self.fail_record(op, reserved, gen, e, now);
             return false;
         }
+        let _send = crate::network::spans::send(name, partition).entered();
         if let Some(txn) = &mut self.txn {
             // The partition joins the transaction before its first batch goes out.
             txn.add_partition(name, partition);

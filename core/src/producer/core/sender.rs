@@ -258,6 +258,8 @@ impl ProducerCore {
         mut batches: Vec<ProducerBatch>,
         now: Instant,
     ) {
+        let span = crate::network::spans::produce(node, Some(&self.config.common.client_id));
+        let mut bytes = 0usize;
         let mut topics: BTreeMap<Arc<str>, Vec<PartitionProduceData>> = BTreeMap::new();
         let mut records = 0usize;
         for b in &mut batches {
@@ -266,6 +268,7 @@ impl ProducerCore {
             let stamp = b.stamp;
             let payload = b.payload(stamp, b.magic()).unwrap_or_default();
             records += b.record_count();
+            bytes += payload.len();
             let size = payload.len() as f64;
             let uncompressed = b.uncompressed_size.max(1) as f64;
             let count = b.record_count() as f64;
@@ -287,6 +290,16 @@ impl ProducerCore {
                     ..Default::default()
                 });
             self.acc.mark_in_flight(&(b.topic.clone(), b.partition), 1);
+        }
+        if !span.is_disabled() {
+            if let [(topic, _)] = topics.iter().collect::<Vec<_>>()[..] {
+                span.record("messaging.destination.name", &**topic);
+            }
+            span.record("kafkit.topics", topics.len());
+            span.record("kafkit.partitions", batches.len());
+            span.record("messaging.batch.message_count", records);
+            span.record("kafkit.bytes", bytes);
+            crate::network::spans::record_server(&span, self.net.cluster(), node);
         }
         let r = self.recorder(now);
         r.records_per_request.record(records as f64, now);
@@ -321,6 +334,7 @@ impl ProducerCore {
                 node,
                 batches,
                 sent_at: now,
+                span,
             },
         );
     }
@@ -341,6 +355,21 @@ impl ProducerCore {
             self.acc.mark_in_flight(&(b.topic.clone(), b.partition), -1);
         }
         let latency = now.saturating_duration_since(req.sent_at).as_secs_f64() * 1000.0;
+        let span = req.span;
+        let _entered = span.enter();
+        match &result {
+            Err(e) => crate::network::spans::record_error(&span, e.kind()),
+            Ok(Response {
+                body: crate::protocol::ResponseBody::Produce(p),
+                ..
+            }) => {
+                let failed = p.responses.iter().flat_map(|t| &t.partition_responses);
+                if let Some(code) = failed.map(|p| p.error()).find(|c| !c.is_ok()) {
+                    crate::network::spans::record_error(&span, code.name());
+                }
+            }
+            Ok(_) => {}
+        }
         if self.acks != 0 {
             self.recorder(now).latency.record(latency, now);
         }

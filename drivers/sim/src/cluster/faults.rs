@@ -1,4 +1,4 @@
-//! Fault hooks: broker crashes and restarts, leader moves.
+//! Fault hooks: broker crashes and restarts, leader moves, quota throttling.
 //!
 //! Replication is modelled simply: a partition's followers copy the leader's log
 //! [`ClusterConfig::replication_delay`](super::ClusterConfig::replication_delay) after each
@@ -7,9 +7,19 @@
 //! (below the high watermark, hence on every ISR member) survives any leader change, while
 //! `acks=1` data not yet copied is lost.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use kafkit_core::protocol::{RequestHeader, ResponseBody};
 
 use super::{Cluster, ConnOutput};
+
+/// One throttle a broker applies ([`Cluster::set_throttle`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Throttle {
+    /// Only requests with this `client_id` in their header; every client when `None`.
+    client_id: Option<String>,
+    ms: i32,
+}
 
 impl Cluster {
     fn alive_flags(&self) -> Vec<bool> {
@@ -143,5 +153,46 @@ impl Cluster {
         self.wake = true;
         self.settle(now);
         Ok(())
+    }
+
+    /// Makes broker `id` throttle a client as a quota violation does: every response it
+    /// sends to requests whose header names `client_id` (every client with `None`) carries
+    /// `throttle_time_ms = throttle` (whole milliseconds, capped at `i32::MAX`), in the APIs
+    /// and versions that have the field. The broker answers at once and does not mute the
+    /// connection itself, so a client that sends again before the throttle ends is seen to.
+    /// Replaces an earlier throttle of the same broker and client; a zero throttle removes it.
+    /// Fetch responses the development broker sends in pieces are not throttled.
+    pub fn set_throttle(&mut self, id: i32, client_id: Option<&str>, throttle: Duration) {
+        let ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+        let list = self.throttles.entry(id).or_default();
+        let client_id = client_id.map(str::to_owned);
+        list.retain(|t| t.client_id != client_id);
+        if ms > 0 {
+            list.push(Throttle { client_id, ms });
+        }
+        if list.is_empty() {
+            self.throttles.remove(&id);
+        }
+    }
+
+    /// Sets the throttle time of a response broker `broker` sends for `header`'s request, if
+    /// it throttles that client (the largest matching throttle).
+    pub(super) fn apply_throttle(
+        &self,
+        broker: i32,
+        header: &RequestHeader,
+        body: &mut ResponseBody,
+    ) {
+        let Some(list) = self.throttles.get(&broker) else {
+            return;
+        };
+        let ms = list
+            .iter()
+            .filter(|t| t.client_id.is_none() || t.client_id == header.client_id)
+            .map(|t| t.ms)
+            .max();
+        if let (Some(ms), Some(field)) = (ms, body.throttle_time_ms_mut()) {
+            *field = (*field).max(ms);
+        }
     }
 }

@@ -35,7 +35,8 @@
 //!
 //! # Fault hooks
 //! [`Cluster::crash_broker`], [`Cluster::restart_broker`], [`Cluster::move_leader`] and
-//! per-API [`Cluster::set_hook`] (drop, delay or answer requests).
+//! per-API [`Cluster::set_hook`] (drop, delay or answer requests), and quota throttling
+//! ([`Cluster::set_throttle`]).
 
 pub mod config;
 pub mod endpoint;
@@ -230,6 +231,8 @@ pub struct Cluster {
     frame_pool: wire::FramePool,
     /// Fetch responses come as pieces that refer to the stored batches (the dev broker).
     spliced_fetches: bool,
+    /// Quota throttling per broker ([`Cluster::set_throttle`]).
+    throttles: BTreeMap<i32, Vec<faults::Throttle>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -320,6 +323,7 @@ impl Cluster {
             wake: false,
             frame_pool: wire::FramePool::default(),
             spliced_fetches: false,
+            throttles: BTreeMap::new(),
         }
     }
 

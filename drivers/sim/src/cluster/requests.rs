@@ -232,7 +232,8 @@ impl Cluster {
                 out.push(ConnOutput::Send(frame));
                 false
             }
-            Outcome::Reply(body) => {
+            Outcome::Reply(mut body) => {
+                self.apply_throttle(key.0, header, &mut body);
                 let api = body.api_key();
                 let encoded = wire::encode_response_frame(header, &body, &self.frame_pool);
                 if let ResponseBody::Fetch(f) = body {

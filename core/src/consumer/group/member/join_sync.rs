@@ -161,6 +161,9 @@ impl GroupMember {
             ..Default::default()
         };
         tracing::debug!(group = %self.cfg.group_id, member = %self.member_id, "JoinGroup");
+        if self.rebalance_span.is_none() {
+            self.rebalance_span = crate::network::spans::rebalance(&self.cfg.group_id);
+        }
         self.joined_topics = Some(topics);
         self.heartbeat.stop();
         self.is_leader = false;
@@ -469,6 +472,16 @@ impl GroupMember {
         }
         let revoked: BTreeSet<TopicPartition> = self.owned.difference(&assigned).cloned().collect();
         let added: BTreeSet<TopicPartition> = assigned.difference(&self.owned).cloned().collect();
+        let span = std::mem::replace(&mut self.rebalance_span, tracing::Span::none());
+        if !span.is_disabled() {
+            let list = |s: &BTreeSet<TopicPartition>| {
+                crate::network::spans::partition_list(s.iter().map(|tp| (&*tp.topic, tp.partition)))
+            };
+            span.record("kafkit.generation", self.generation.0);
+            span.record("kafkit.member_id", self.member_id.as_str());
+            span.record("kafkit.assigned", list(&assigned).as_str());
+            span.record("kafkit.revoked", list(&revoked).as_str());
+        }
         tracing::info!(
             group = %self.cfg.group_id, member = %self.member_id, generation = %self.generation,
             assigned = assigned.len(), added = added.len(), revoked = revoked.len(),

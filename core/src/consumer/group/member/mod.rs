@@ -228,6 +228,8 @@ pub(crate) struct GroupMember {
     commits: BTreeMap<CommitKey, CommitOp>,
     /// The last commit key handed out.
     last_commit: CommitKey,
+    /// The `rebalance` span, from the first JoinGroup of a rebalance until the assignment.
+    rebalance_span: tracing::Span,
     /// Committed-offsets lookups (OffsetFetch) in progress by key.
     offset_fetches: BTreeMap<OffsetFetchKey, OffsetFetchOp>,
     /// The last lookup key handed out.
@@ -341,6 +343,7 @@ impl GroupMember {
             ),
             commits: BTreeMap::new(),
             last_commit: CommitKey::default(),
+            rebalance_span: tracing::Span::none(),
             offset_fetches: BTreeMap::new(),
             last_offset_fetch: OffsetFetchKey::default(),
             requests: BTreeMap::new(),

@@ -115,6 +115,8 @@ pub(crate) struct CommitOp {
     /// The partitions the last request left out (withheld when it was sent): the commit did
     /// not do all it was asked to, and its answer does not cover them.
     pub left_out: BTreeSet<TopicPartition>,
+    /// The `commit` span, from the call until the outcome.
+    pub span: tracing::Span,
 }
 
 /// The OffsetCommit request for `offsets` on behalf of `generation`/`member_id` (-1 and ""
@@ -251,6 +253,7 @@ impl GroupMember {
     ) -> CommitKey {
         self.last_commit = self.last_commit.next();
         let key = self.last_commit;
+        let offsets_len = offsets.len();
         if offsets.is_empty() {
             self.finish_commit(
                 CommitOp {
@@ -263,6 +266,7 @@ impl GroupMember {
                     request: None,
                     withheld: BTreeSet::new(),
                     left_out: BTreeSet::new(),
+                    span: tracing::Span::none(),
                 },
                 Ok(()),
                 ctx.now,
@@ -281,6 +285,7 @@ impl GroupMember {
                 request: None,
                 withheld: BTreeSet::new(),
                 left_out: BTreeSet::new(),
+                span: crate::network::spans::commit(&self.cfg.group_id, offsets_len),
             },
         );
         key
@@ -384,6 +389,12 @@ impl GroupMember {
                 Ok(())
             }
         });
+        if let Err(e) = &result {
+            crate::network::spans::record_error(
+                &op.span,
+                crate::network::spans::consumer_error_type(e),
+            );
+        }
         if matches!(self.blocked, Some(Blocker::Commit(key)) if key == op.key) {
             self.blocked = None;
         }
