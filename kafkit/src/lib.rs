@@ -72,8 +72,9 @@ pub use kafkit_core::OpId;
 
 pub use kafkit_core::config::{
     Acks, AdminConfig, AdminConfigBuilder, AssignmentStrategy, AutoOffsetReset, CommonConfig,
-    CompressionType, ConfigError, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol, IsolationLevel,
-    Partitioner, ProducerConfig, ProducerConfigBuilder, SaslMechanism, Secret, SecurityProtocol,
+    CompressionType, ConfigError, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol,
+    IsolationLevel, Partitioner, ProducerConfig, ProducerConfigBuilder, SaslMechanism, Secret,
+    SecurityProtocol,
 };
 
 pub use kafkit_core::producer::{

@@ -271,7 +271,7 @@ impl ConsumerCore {
     pub fn has_ready(&self) -> bool {
         // A fetch waiting for memory is not ready: reporting it would wake a waiting poll
         // that then finds nothing, again and again, until other data arrives. It waits only
-        // while readable data is held (`pump` ends the wait otherwise).
+        // while readable data is held or a fetch is in flight (`pump` ends the wait otherwise).
         let data = self.buffer.ready_partitions().any(|tp| self.readable(tp));
         data || self
             .subs
@@ -778,9 +778,13 @@ impl ConsumerCore {
     /// Drains the network layer's output (handling its events), sends what is due, and
     /// reports changes of state; repeats until the network layer is quiet.
     fn pump(&mut self, now: Instant) {
-        if self.buffer.starved() && !self.buffer.readable_besides(None, |tp| self.readable(tp)) {
-            // Fetches wait for memory only while the application can drain other data; with
-            // none left (read, paused, sought away) they would wait forever.
+        if self.buffer.starved()
+            && self.fetcher.in_flight.is_empty()
+            && !self.buffer.readable_besides(None, |tp| self.readable(tp))
+        {
+            // Fetches wait for memory only while the application can drain other data or a
+            // fetch in flight will give back its reservation; with neither (read, paused,
+            // sought away, nothing in flight) they would wait forever.
             self.buffer.wake_starved();
         }
         loop {

@@ -104,7 +104,7 @@ impl ConsumerRecorder {
         }
         self.group_state = Some(state);
         match state {
-            MemberState::Joining | MemberState::Syncing => {
+            MemberState::Joining | MemberState::Syncing | MemberState::Reconciling => {
                 self.rebalance_start.get_or_insert(now);
             }
             MemberState::Unjoined => {}

@@ -13,6 +13,26 @@ use crate::network::{ClusterView, NodeId};
 use crate::records::Header;
 use crate::OpId;
 
+/// Where a drain goes and what it may take: the broker `node`, at most `max_size` bytes (the
+/// first batch always goes), written in message format `magic` (what the node takes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DrainTo {
+    pub node: NodeId,
+    pub max_size: usize,
+    pub magic: i8,
+}
+
+impl DrainTo {
+    #[cfg(test)]
+    fn v2(node: NodeId, max_size: usize) -> DrainTo {
+        DrainTo {
+            node,
+            max_size,
+            magic: crate::records::MAGIC_V2,
+        }
+    }
+}
+
 /// A topic and partition.
 pub(crate) type Tp = (Arc<str>, i32);
 
@@ -349,7 +369,7 @@ impl Accumulator {
         self.settings.magic = magic;
     }
 
-    /// Takes the first batch of each partition `node` leads, starting where the last drain
+    /// Takes the first batch of each partition `to.node` leads, starting where the last drain
     /// for the node stopped, until `max_size` bytes (the first batch always goes), written
     /// in `magic`, the format the node takes (see [`ProducerBatch::payload`]). For the
     /// idempotent producer `idem` stamps each batch or holds it back; a transactional one
@@ -359,13 +379,16 @@ impl Accumulator {
     pub(crate) fn drain(
         &mut self,
         cluster: &ClusterView,
-        node: NodeId,
-        max_size: usize,
+        to: DrainTo,
         now: Instant,
         mut idem: Option<&mut Idempotence>,
         allowed: Option<&BTreeSet<Tp>>,
-        magic: i8,
     ) -> (Vec<ProducerBatch>, Vec<(ProducerBatch, EncodeError)>) {
+        let DrainTo {
+            node,
+            max_size,
+            magic,
+        } = to;
         let tps: Vec<(Tp, usize)> = self
             .index
             .iter()
@@ -571,8 +594,7 @@ mod tests {
         let view = cluster(1, |_| 0);
         let r = acc.ready(&view, now, false);
         assert!(r.nodes.contains(&0), "full batches are ready before linger");
-        let (batches, failed) =
-            acc.drain(&view, 0, 1 << 20, now, None, None, crate::records::MAGIC_V2);
+        let (batches, failed) = acc.drain(&view, DrainTo::v2(0, 1 << 20), now, None, None);
         assert!(failed.is_empty());
         assert_eq!(batches.len(), 1, "one batch per partition per drain");
         assert!(batches[0].size_in_bytes() <= 1000);
@@ -621,20 +643,20 @@ mod tests {
         }
         let view = cluster(4, |_| 1);
         // Room for two ~270-byte batches per request.
-        let (first, _) = acc.drain(&view, 1, 600, now, None, None, crate::records::MAGIC_V2);
+        let (first, _) = acc.drain(&view, DrainTo::v2(1, 600), now, None, None);
         let parts: Vec<i32> = first.iter().map(|b| b.partition).collect();
         assert_eq!(parts, vec![0, 1]);
-        let (second, _) = acc.drain(&view, 1, 600, now, None, None, crate::records::MAGIC_V2);
+        let (second, _) = acc.drain(&view, DrainTo::v2(1, 600), now, None, None);
         let parts: Vec<i32> = second.iter().map(|b| b.partition).collect();
         assert_eq!(
             parts,
             vec![2, 3],
             "the next drain starts where the last stopped"
         );
-        let (third, _) = acc.drain(&view, 1, 600, now, None, None, crate::records::MAGIC_V2);
+        let (third, _) = acc.drain(&view, DrainTo::v2(1, 600), now, None, None);
         assert_eq!(third[0].partition, 0);
         // The first batch always goes, even beyond max_size.
-        let (one, _) = acc.drain(&view, 1, 10, now, None, None, crate::records::MAGIC_V2);
+        let (one, _) = acc.drain(&view, DrainTo::v2(1, 10), now, None, None);
         assert_eq!(one.len(), 1);
     }
 
@@ -644,8 +666,7 @@ mod tests {
         let mut acc = Accumulator::new(settings(16_384), Duration::ZERO, false);
         add(&mut acc, 0, b"a", now);
         let view = cluster(1, |_| 0);
-        let (mut batches, _) =
-            acc.drain(&view, 0, 1 << 20, now, None, None, crate::records::MAGIC_V2);
+        let (mut batches, _) = acc.drain(&view, DrainTo::v2(0, 1 << 20), now, None, None);
         let mut b = batches.pop().unwrap();
         b.retry_at = Some(now + Duration::from_millis(100));
         acc.reenqueue(b);
@@ -653,7 +674,7 @@ mod tests {
         assert!(r.nodes.is_empty());
         assert_eq!(r.next_check, Some(now + Duration::from_millis(100)));
         assert!(acc
-            .drain(&view, 0, 1 << 20, now, None, None, crate::records::MAGIC_V2)
+            .drain(&view, DrainTo::v2(0, 1 << 20), now, None, None)
             .0
             .is_empty());
         assert_eq!(acc.next_deadline(), Some(now + Duration::from_secs(10)));

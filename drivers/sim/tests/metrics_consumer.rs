@@ -83,10 +83,13 @@ fn produce() -> (Rc<RefCell<Cluster>>, Instant, f64) {
     let mut p = ProducerSim::new(cluster, &pc, 5).unwrap();
     for i in 0..RECORDS {
         let value = vec![b'x'; VALUE];
-        let _ = p.send(
-            ProducerRecord::new(TOPIC)
-                .partition((i % 2) as i32)
-                .value(value),
+        // Delivery is checked by the flush below.
+        drop(
+            p.send(
+                ProducerRecord::new(TOPIC)
+                    .partition((i % 2) as i32)
+                    .value(value),
+            ),
         );
     }
     p.flush(None).unwrap().expect("flushed");
@@ -145,7 +148,7 @@ impl Env {
             if !records.is_empty() {
                 first.get_or_insert(now);
             }
-            got.extend(records.into_iter());
+            got.extend(records);
             if got.len() < n {
                 self.sim.run_for(Duration::from_millis(5)).unwrap();
             }

@@ -47,9 +47,13 @@ impl ConsumerCore {
             }
             let reserved = self.fetcher.reserved();
             let total = self.buffer.accounted() + reserved;
-            let may_wait = self
-                .buffer
-                .readable_besides(Some(&tp), |tp| self.readable(tp));
+            // A batch that does not fit waits while something will make room: the
+            // application draining other data, or a fetch in flight, whose reservation
+            // gives way to what it brings (compressed, usually far less).
+            let may_wait = !self.fetcher.in_flight.is_empty()
+                || self
+                    .buffer
+                    .readable_besides(Some(&tp), |tp| self.readable(tp));
             let fetch = self.buffer.front_mut(&tp).expect("present");
             let others = total - fetch.accounted();
             let before = out.count();

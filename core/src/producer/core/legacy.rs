@@ -30,7 +30,7 @@ const ZSTD_PRODUCE_VERSION: i16 = 7;
 impl ProducerCore {
     /// The highest Produce version this producer would use with a broker of `table`.
     fn produce_version(&self, table: &ApiVersionTable) -> Option<i16> {
-        let cap = self.txn.as_ref().map(|_| super::txn::TXN_PRODUCE_MAX);
+        let cap = self.txn.as_ref().map(|t| t.produce_max_version());
         table.negotiate(ApiKey::Produce, cap)
     }
 

@@ -10,7 +10,7 @@ use super::{
     ProducerEvent,
 };
 use crate::network::{ClusterView, NetError, NodeId, Response, Target};
-use crate::producer::accumulator::Tp;
+use crate::producer::accumulator::{DrainTo, Tp};
 use crate::producer::batch::ProducerBatch;
 use crate::producer::error::ProduceError;
 use crate::producer::idempotence::IdState;
@@ -205,14 +205,17 @@ impl ProducerCore {
                     continue;
                 }
             };
+            let to = DrainTo {
+                node,
+                max_size: self.config.max_request_size as usize,
+                magic,
+            };
             let (batches, failed) = self.acc.drain(
                 &cluster,
-                node,
-                self.config.max_request_size as usize,
+                to,
                 now,
                 self.idem.as_mut(),
                 self.txn.as_ref().map(|t| &t.in_txn),
-                magic,
             );
             for (batch, e) in failed {
                 let e = ProduceError::Encode {
@@ -236,10 +239,12 @@ impl ProducerCore {
         now: Instant,
     ) {
         loop {
-            let magic = self.acc.magic();
-            let (batches, failed) =
-                self.acc
-                    .drain(cluster, node, usize::MAX, now, None, None, magic);
+            let to = DrainTo {
+                node,
+                max_size: usize::MAX,
+                magic: self.acc.magic(),
+            };
+            let (batches, failed) = self.acc.drain(cluster, to, now, None, None);
             if batches.is_empty() && failed.is_empty() {
                 break;
             }

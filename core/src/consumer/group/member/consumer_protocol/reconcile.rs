@@ -128,7 +128,7 @@ impl GroupMember {
         ctx: &mut GroupCtx<'_>,
     ) {
         let cp = self.cp();
-        if cp.metadata_in_flight || !cp.metadata_at.is_some_and(|t| ctx.now >= t) {
+        if cp.metadata_in_flight || cp.metadata_at.is_none_or(|t| ctx.now < t) {
             return;
         }
         cp.metadata_at = None;

@@ -8,8 +8,7 @@ use crate::protocol::consumer_group_heartbeat::response::{
     Assignment as WireAssignment, TopicPartitions as WireTopicPartitions,
 };
 use crate::protocol::{
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, OffsetCommitRequest,
-    RequestBody,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, OffsetCommitRequest, RequestBody,
 };
 
 use super::{new_member_id, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
@@ -121,22 +120,37 @@ fn join(t: &mut T, partitions: &[i32]) {
 #[test]
 fn joins_with_a_full_heartbeat_then_sends_only_what_changed() {
     let mut t = cp_t(|c| c.group_remote_assignor = Some("uniform".into()));
-    assert!(t.pending(|r| matches!(r, Req::CgHeartbeat)).is_none(), "joins inside a poll");
+    assert!(
+        t.pending(|r| matches!(r, Req::CgHeartbeat)).is_none(),
+        "joins inside a poll"
+    );
     t.poll(true);
     assert_eq!(t.g.state(), MemberState::Joining);
     let (id, first) = heartbeat(&t);
     assert_eq!(first.member_epoch, 0);
     assert_eq!(first.group_id, "g");
-    assert_eq!(first.member_id.len(), 22, "a client UUID (KIP-1082): {}", first.member_id);
+    assert_eq!(
+        first.member_id.len(),
+        22,
+        "a client UUID (KIP-1082): {}",
+        first.member_id
+    );
     assert_eq!(first.subscribed_topic_names, Some(vec!["t".to_string()]));
-    assert_eq!(first.subscribed_topic_regex.as_deref(), Some(""), "no regex");
+    assert_eq!(
+        first.subscribed_topic_regex.as_deref(),
+        Some(""),
+        "no regex"
+    );
     assert_eq!(first.server_assignor.as_deref(), Some("uniform"));
     assert_eq!(first.rebalance_timeout_ms, 300_000);
     assert_eq!(partitions_of(&first), Some(vec![]), "owns nothing yet");
 
     answer(&mut t, id, 3, Some(&[0, 1]));
     assert_eq!(t.g.state(), MemberState::Reconciling);
-    assert!(t.g.pending_call().is_none(), "the topic id is not known yet");
+    assert!(
+        t.g.pending_call().is_none(),
+        "the topic id is not known yet"
+    );
     answer_metadata(&mut t, 2);
     let call = t.complete();
     assert_eq!(call.kind, RebalanceKind::Assigned);
@@ -144,9 +158,16 @@ fn joins_with_a_full_heartbeat_then_sends_only_what_changed() {
     assert_eq!(t.subs.assignment(), tps(&[0, 1]));
 
     let (id, ack) = heartbeat(&t);
-    assert_eq!(ack.member_id, first.member_id, "the same id for the consumer's lifetime");
+    assert_eq!(
+        ack.member_id, first.member_id,
+        "the same id for the consumer's lifetime"
+    );
     assert_eq!(ack.member_epoch, 3);
-    assert_eq!(partitions_of(&ack), wire(&[0, 1]), "reports the reconciled assignment");
+    assert_eq!(
+        partitions_of(&ack),
+        wire(&[0, 1]),
+        "reports the reconciled assignment"
+    );
     assert_eq!(ack.subscribed_topic_names, None, "unchanged: null");
     assert_eq!(ack.subscribed_topic_regex, None);
     assert_eq!(ack.server_assignor, None);
@@ -163,7 +184,11 @@ fn joins_with_a_full_heartbeat_then_sends_only_what_changed() {
     t.poll(true);
     let (id, next) = heartbeat(&t);
     assert_eq!(next.member_epoch, 3);
-    assert_eq!(partitions_of(&next), None, "nothing changed: every field null");
+    assert_eq!(
+        partitions_of(&next),
+        None,
+        "nothing changed: every field null"
+    );
     assert_eq!(next.subscribed_topic_names, None);
 
     // A failed heartbeat makes the next one full again.
@@ -193,15 +218,25 @@ fn revokes_and_commits_the_revoked_before_assigning() {
     assert_eq!(t.g.state(), MemberState::Reconciling);
 
     // First the auto-commit, at OffsetCommit v9 with the new epoch and the member id.
-    assert!(t.g.pending_call().is_none(), "the callback waits for the commit");
-    let commit = t.pending(|r| matches!(r, Req::Commit(_))).expect("auto-commit");
+    assert!(
+        t.g.pending_call().is_none(),
+        "the callback waits for the commit"
+    );
+    let commit = t
+        .pending(|r| matches!(r, Req::Commit(_)))
+        .expect("auto-commit");
     let Some((RequestBody::OffsetCommit(body), Some(9))) = t.net.queued_request(commit) else {
         panic!("not an OffsetCommit capped at v9");
     };
     let body: OffsetCommitRequest = body.clone();
     assert_eq!(body.generation_id_or_member_epoch, 2);
     assert_eq!(body.member_id, t.g.metadata().member_id);
-    assert!(t.subs.get(&TopicPartition::new("t", 0)).unwrap().pending_revocation);
+    assert!(
+        t.subs
+            .get(&TopicPartition::new("t", 0))
+            .unwrap()
+            .pending_revocation
+    );
     assert!(
         t.subs.assignment().contains(&TopicPartition::new("t", 0)),
         "still owned until revoked"
@@ -288,7 +323,10 @@ fn leaving_sends_epoch_minus_one_and_minus_two_for_a_static_member() {
             now: t.now,
         };
         t.g.close(t.now + Duration::from_secs(30), &mut ctx);
-        assert!(t.pending(|r| matches!(r, Req::Leave)).is_none(), "callback first");
+        assert!(
+            t.pending(|r| matches!(r, Req::Leave)).is_none(),
+            "callback first"
+        );
         assert_eq!(t.complete().kind, RebalanceKind::Revoked);
         let (_, leave) = sent(&t, |r| matches!(r, Req::Leave));
         assert_eq!(leave.member_epoch, epoch);
@@ -327,7 +365,12 @@ fn a_stale_member_epoch_retries_a_sync_commit() {
         now: t.now,
     };
     let offsets = [(TopicPartition::new("t", 0), OffsetAndMetadata::new(3))].into();
-    let key = t.g.commit(OpId(1), Some(offsets), Some(Duration::from_secs(30)), &mut ctx);
+    let key = t.g.commit(
+        OpId(1),
+        Some(offsets),
+        Some(Duration::from_secs(30)),
+        &mut ctx,
+    );
     let id = t.pending(|r| matches!(r, Req::Commit(_))).unwrap();
     use crate::protocol::offset_commit::response::{
         OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -348,7 +391,11 @@ fn a_stale_member_epoch_retries_a_sync_commit() {
         }),
     );
     assert!(t.g.commits[&key].retry_at.is_some(), "retried");
-    assert_eq!(t.g.state(), MemberState::Stable, "no rejoin for a stale epoch");
+    assert_eq!(
+        t.g.state(),
+        MemberState::Stable,
+        "no rejoin for a stale epoch"
+    );
 }
 
 #[test]
