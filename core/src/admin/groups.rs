@@ -1,8 +1,8 @@
-//! Group calls (ListGroups to every broker; DescribeGroups, DeleteGroups, OffsetFetch,
-//! OffsetCommit and OffsetDelete to each group's coordinator) and DeleteRecords (to each
-//! partition's leader).
+//! Group calls (ListGroups to every broker; ConsumerGroupDescribe or DescribeGroups,
+//! DeleteGroups, OffsetFetch, OffsetCommit and OffsetDelete to each group's coordinator) and
+//! DeleteRecords (to each partition's leader).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::network::{CoordinatorKind, NetError, NodeId, Response, Target};
@@ -13,10 +13,13 @@ use crate::protocol::offset_delete::request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use crate::protocol::offset_fetch::response::OffsetFetchResponseTopic;
+use crate::protocol::consumer_group_describe::response::{
+    Assignment as DescribedAssignment, DescribedGroup,
+};
 use crate::protocol::{
-    delete_records, ApiKey, DeleteGroupsRequest, DeleteRecordsRequest, DescribeGroupsRequest,
+    delete_records, ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DeleteRecordsRequest, DescribeGroupsRequest,
     ErrorCode, ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, RequestBody,
+    OffsetFetchRequest, RequestBody, ResponseBody,
 };
 
 use super::engine::{
@@ -24,7 +27,7 @@ use super::engine::{
 };
 use super::types::{
     AdminError, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
-    MemberDescription,
+    GroupType, MemberDescription,
 };
 use super::AdminOutcome;
 
@@ -134,6 +137,10 @@ impl Operation for ListGroups {
                             group_id: g.group_id,
                             protocol_type: g.protocol_type,
                             state: Some(g.group_state).filter(|s| !s.is_empty()),
+                            // Empty below ListGroups v5: the broker predates group types.
+                            group_type: Some(g.group_type)
+                                .filter(|t| !t.is_empty())
+                                .map(|t| GroupType::parse(&t)),
                             coordinator: node,
                         }));
                 } else {
@@ -189,38 +196,47 @@ impl Operation for ListGroups {
     }
 }
 
-/// DescribeGroups, one request per group to its coordinator.
-pub(crate) struct DescribeGroups;
+/// Describes groups: ConsumerGroupDescribe first, as Java's admin client does, then
+/// DescribeGroups for the groups it does not know (`GROUP_ID_NOT_FOUND`: a classic group, or
+/// none at all) and for every group once a coordinator lacks the API. One request per group
+/// to its coordinator.
+pub(crate) struct DescribeGroups {
+    /// Groups to ask with DescribeGroups (ConsumerGroupDescribe did not know them).
+    classic: BTreeSet<String>,
+    /// Whether a coordinator lacked ConsumerGroupDescribe: every group then goes classic
+    /// (the coordinators of one cluster run one release).
+    classic_only: bool,
+}
 
-impl Api for DescribeGroups {
-    type Key = String;
-    type Value = ConsumerGroupDescription;
-
-    fn requests(&mut self, keys: &[String], _: &mut Ctx<'_>) -> Vec<(Call, Vec<String>)> {
-        keys.iter()
-            .map(|g| {
-                let body = RequestBody::DescribeGroups(DescribeGroupsRequest {
-                    groups: vec![g.clone()],
-                    ..Default::default()
-                });
-                (call(coordinator(g), body, None), vec![g.clone()])
-            })
-            .collect()
+impl DescribeGroups {
+    pub fn new() -> Self {
+        DescribeGroups {
+            classic: BTreeSet::new(),
+            classic_only: false,
+        }
     }
 
-    fn parse(
+    /// Whether `group` is asked with DescribeGroups: after a fallback, or when its
+    /// coordinator's versions are known and lack ConsumerGroupDescribe.
+    fn asks_classic(&self, group: &str, ctx: &Ctx<'_>) -> bool {
+        if self.classic_only || self.classic.contains(group) {
+            return true;
+        }
+        ctx.net
+            .coordinator(CoordinatorKind::Group, group)
+            .and_then(|node| ctx.net.broker_versions(node))
+            .is_some_and(|(_, table)| {
+                table
+                    .negotiate(ApiKey::ConsumerGroupDescribe, None)
+                    .is_none()
+            })
+    }
+
+    fn parse_classic(
         &mut self,
-        result: Result<Response, NetError>,
-        keys: &[String],
+        node: NodeId,
+        r: crate::protocol::DescribeGroupsResponse,
     ) -> Vec<(String, Verdict<ConsumerGroupDescription>)> {
-        let refresh = Refresh::Coordinator(keys[0].clone());
-        let (node, r) = match result {
-            Err(e) => return NoAnswer::Net(e).each(keys, refresh),
-            Ok(resp) => match (resp.node, resp.body_as::<DescribeGroupsRequest>()) {
-                (node, Ok(r)) => (node, r),
-                (_, Err(u)) => return NoAnswer::Unexpected(u).each(keys, refresh),
-            },
-        };
         r.groups
             .into_iter()
             .map(|g| {
@@ -250,18 +266,153 @@ impl Api for DescribeGroups {
                                 group_instance_id: m.group_instance_id,
                                 client_id: m.client_id,
                                 host: m.client_host,
+                                member_epoch: None,
+                                subscribed_topics: Vec::new(),
+                                subscribed_topic_regex: None,
+                                target_assignment: None,
                             })
                             .collect(),
                         group_id: g.group_id,
                         protocol_type: g.protocol_type,
                         partition_assignor: g.protocol_data,
                         state: g.group_state,
+                        group_type: GroupType::Classic,
+                        group_epoch: None,
+                        assignment_epoch: None,
                         coordinator: node,
                     }
                 });
                 (id, verdict)
             })
             .collect()
+    }
+
+    fn parse_consumer(
+        &mut self,
+        node: NodeId,
+        groups: Vec<DescribedGroup>,
+    ) -> Vec<(String, Verdict<ConsumerGroupDescription>)> {
+        let api = ApiKey::ConsumerGroupDescribe;
+        groups
+            .into_iter()
+            .map(|g| {
+                let id = g.group_id.clone();
+                let code = g.error();
+                let verdict = match code {
+                    // Not a consumer-protocol group (or no group): DescribeGroups knows
+                    // classic groups, and reports a missing one as Dead.
+                    ErrorCode::GROUP_ID_NOT_FOUND | ErrorCode::UNSUPPORTED_VERSION => {
+                        self.classic.insert(id.clone());
+                        Verdict::Again
+                    }
+                    _ => group_verdict(api, &id, code, g.error_message.clone(), || {
+                        described_consumer_group(g, node)
+                    }),
+                };
+                (id, verdict)
+            })
+            .collect()
+    }
+}
+
+/// A ConsumerGroupDescribe entry as a [`ConsumerGroupDescription`].
+fn described_consumer_group(g: DescribedGroup, node: NodeId) -> ConsumerGroupDescription {
+    ConsumerGroupDescription {
+        members: g
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                host: m.client_host,
+                assignment: partitions(m.assignment),
+                member_epoch: Some(m.member_epoch),
+                subscribed_topics: m.subscribed_topic_names,
+                subscribed_topic_regex: m.subscribed_topic_regex,
+                target_assignment: Some(partitions(m.target_assignment)),
+            })
+            .collect(),
+        group_id: g.group_id,
+        protocol_type: "consumer".to_owned(),
+        partition_assignor: g.assignor_name,
+        state: g.group_state,
+        group_type: GroupType::Consumer,
+        group_epoch: Some(g.group_epoch),
+        assignment_epoch: Some(g.assignment_epoch),
+        coordinator: node,
+    }
+}
+
+/// The partitions of a ConsumerGroupDescribe assignment, sorted.
+fn partitions(a: DescribedAssignment) -> Vec<TopicPartition> {
+    let mut out: Vec<TopicPartition> = a
+        .topic_partitions
+        .into_iter()
+        .flat_map(|t| {
+            let name = t.topic_name;
+            t.partitions
+                .into_iter()
+                .map(move |p| TopicPartition::new(name.as_str(), p))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+impl Api for DescribeGroups {
+    type Key = String;
+    type Value = ConsumerGroupDescription;
+
+    fn requests(&mut self, keys: &[String], ctx: &mut Ctx<'_>) -> Vec<(Call, Vec<String>)> {
+        keys.iter()
+            .map(|g| {
+                let body = if self.asks_classic(g, ctx) {
+                    RequestBody::DescribeGroups(DescribeGroupsRequest {
+                        groups: vec![g.clone()],
+                        ..Default::default()
+                    })
+                } else {
+                    RequestBody::ConsumerGroupDescribe(ConsumerGroupDescribeRequest {
+                        group_ids: vec![g.clone()],
+                        ..Default::default()
+                    })
+                };
+                (call(coordinator(g), body, None), vec![g.clone()])
+            })
+            .collect()
+    }
+
+    fn parse(
+        &mut self,
+        result: Result<Response, NetError>,
+        keys: &[String],
+    ) -> Vec<(String, Verdict<ConsumerGroupDescription>)> {
+        let refresh = Refresh::Coordinator(keys[0].clone());
+        let resp = match result {
+            // The coordinator lacks ConsumerGroupDescribe (a broker before Kafka 4.0, or one
+            // with the new protocol off): DescribeGroups for every group from now on.
+            Err(NetError::Unsupported {
+                api: ApiKey::ConsumerGroupDescribe,
+                ..
+            }) => {
+                self.classic_only = true;
+                return keys.iter().map(|k| (k.clone(), Verdict::Again)).collect();
+            }
+            Err(e) => return NoAnswer::Net(e).each(keys, refresh),
+            Ok(resp) => resp,
+        };
+        let node = resp.node;
+        if matches!(resp.body, ResponseBody::ConsumerGroupDescribe(_)) {
+            return match resp.body_as::<ConsumerGroupDescribeRequest>() {
+                Ok(r) => self.parse_consumer(node, r.groups),
+                Err(u) => NoAnswer::Unexpected(u).each(keys, refresh),
+            };
+        }
+        match resp.body_as::<DescribeGroupsRequest>() {
+            Ok(r) => self.parse_classic(node, r),
+            Err(u) => NoAnswer::Unexpected(u).each(keys, refresh),
+        }
     }
 
     fn finish(

@@ -59,7 +59,7 @@ pub use types::{
     AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType,
     AdminError, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType,
     ConfigSource, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
-    LogDirDescription, MemberDescription, NewPartitions, NewTopic, ReplicaInfo, TopicDescription,
+    GroupType, LogDirDescription, MemberDescription, NewPartitions, NewTopic, ReplicaInfo, TopicDescription,
     TopicListing,
 };
 
@@ -501,8 +501,10 @@ impl AdminCore {
         self.start(op, Box::new(groups::ListGroups::new()), timeout, now)
     }
 
-    /// Describes consumer groups (DescribeGroups at each coordinator). Completes with
-    /// [`AdminOutcome::GroupDescriptions`].
+    /// Describes consumer groups at each coordinator: ConsumerGroupDescribe (Kafka 4.0+),
+    /// then DescribeGroups for the groups it does not know as consumer-protocol groups
+    /// (classic groups, missing groups) and for all of them once a coordinator lacks the API,
+    /// as Java's admin client does. Completes with [`AdminOutcome::GroupDescriptions`].
     pub fn describe_consumer_groups(
         &mut self,
         op: OpId,
@@ -510,7 +512,7 @@ impl AdminCore {
         timeout: Option<Duration>,
         now: Instant,
     ) {
-        let call = Batched::new(groups::DescribeGroups, groups);
+        let call = Batched::new(groups::DescribeGroups::new(), groups);
         self.start(op, Box::new(call), timeout, now)
     }
 

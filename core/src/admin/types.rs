@@ -342,8 +342,59 @@ pub struct ConsumerGroupListing {
     pub protocol_type: String,
     /// The group's state (ListGroups v4+), if the broker reported it.
     pub state: Option<String>,
+    /// The group's type (ListGroups v5+, Kafka 3.7+); `None` from older brokers, which only
+    /// have classic groups (Java's `ConsumerGroupListing.type()` is empty there too).
+    pub group_type: Option<GroupType>,
     /// The broker whose coordinator answered.
     pub coordinator: NodeId,
+}
+
+/// The protocol a group runs (Java's `GroupType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum GroupType {
+    /// The classic protocol (JoinGroup/SyncGroup/Heartbeat), or a group that only stores
+    /// offsets.
+    Classic,
+    /// The KIP-848 consumer protocol (ConsumerGroupHeartbeat).
+    Consumer,
+    /// A KIP-932 share group.
+    Share,
+    /// A KIP-1071 streams group.
+    Streams,
+    /// A type this client does not know.
+    Unknown,
+}
+
+impl GroupType {
+    /// The type a broker names (case-insensitively, as Java parses it); [`GroupType::Unknown`]
+    /// for anything else.
+    pub fn parse(name: &str) -> GroupType {
+        match name.to_ascii_lowercase().as_str() {
+            "classic" => GroupType::Classic,
+            "consumer" => GroupType::Consumer,
+            "share" => GroupType::Share,
+            "streams" => GroupType::Streams,
+            _ => GroupType::Unknown,
+        }
+    }
+
+    /// The name brokers use: `classic`, `consumer`, `share`, `streams` or `unknown`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+            GroupType::Share => "share",
+            GroupType::Streams => "streams",
+            GroupType::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for GroupType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl ConsumerGroupListing {
@@ -375,8 +426,19 @@ pub struct MemberDescription {
     /// The member's host as the broker saw it.
     pub host: String,
     /// The partitions assigned to it (decoded from the consumer protocol; empty for other
-    /// protocol types or undecodable assignments).
+    /// protocol types or undecodable assignments). In a consumer-protocol group: its current
+    /// assignment, the partitions it owns now.
     pub assignment: Vec<TopicPartition>,
+    /// Consumer-protocol groups only: the member's epoch.
+    pub member_epoch: Option<i32>,
+    /// Consumer-protocol groups only: the topics it subscribes to by name (empty for a
+    /// classic member, whose subscription the broker does not report).
+    pub subscribed_topics: Vec<String>,
+    /// Consumer-protocol groups only: the regular expression it subscribes with, if any.
+    pub subscribed_topic_regex: Option<String>,
+    /// Consumer-protocol groups only: the partitions the group's assignor wants it to own
+    /// once reconciliation ends (`assignment` catches up to it).
+    pub target_assignment: Option<Vec<TopicPartition>>,
 }
 
 /// A consumer group as [`describe_consumer_groups`](super::AdminCore::describe_consumer_groups)
@@ -387,10 +449,22 @@ pub struct ConsumerGroupDescription {
     pub group_id: String,
     /// Protocol type (`consumer`; empty for a group that only stores offsets).
     pub protocol_type: String,
-    /// The assignor the group chose (`range`, `cooperative-sticky`, ...).
+    /// The assignor the group chose (`range`, `cooperative-sticky`, ...; for a
+    /// consumer-protocol group the server-side assignor, `uniform` or `range`).
     pub partition_assignor: String,
-    /// State: `Stable`, `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Dead`.
+    /// State: `Stable`, `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Dead` for
+    /// classic groups; `Empty`, `Assigning`, `Reconciling`, `Stable`, `Dead` for
+    /// consumer-protocol groups.
     pub state: String,
+    /// [`GroupType::Consumer`] when ConsumerGroupDescribe described it,
+    /// [`GroupType::Classic`] when DescribeGroups did.
+    pub group_type: GroupType,
+    /// Consumer-protocol groups only: the group epoch (bumped by every membership or
+    /// subscription change).
+    pub group_epoch: Option<i32>,
+    /// Consumer-protocol groups only: the epoch of the target assignment (equal to the group
+    /// epoch once the assignor has caught up).
+    pub assignment_epoch: Option<i32>,
     /// Members.
     pub members: Vec<MemberDescription>,
     /// The coordinator's node id.
