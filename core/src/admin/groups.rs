@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::network::{CoordinatorKind, NetError, NodeId, Response, Target};
+use crate::protocol::consumer_group_describe::response::{
+    Assignment as DescribedAssignment, DescribedGroup,
+};
 use crate::protocol::offset_commit::request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -13,21 +16,18 @@ use crate::protocol::offset_delete::request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use crate::protocol::offset_fetch::response::OffsetFetchResponseTopic;
-use crate::protocol::consumer_group_describe::response::{
-    Assignment as DescribedAssignment, DescribedGroup,
-};
 use crate::protocol::{
-    delete_records, ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DeleteRecordsRequest, DescribeGroupsRequest,
-    ErrorCode, ListGroupsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, RequestBody, ResponseBody,
+    delete_records, ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DescribeGroupsRequest, ErrorCode, ListGroupsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, RequestBody, ResponseBody,
 };
 
 use super::engine::{
     answer, coordinator, group_verdict, Api, Call, Ctx, NoAnswer, Operation, Refresh, Verdict,
 };
 use super::types::{
-    AdminError, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
-    GroupType, MemberDescription,
+    AdminError, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing, GroupType,
+    MemberDescription,
 };
 use super::AdminOutcome;
 
@@ -132,8 +132,8 @@ impl Operation for ListGroups {
             Ok(r) => {
                 let code = r.error();
                 if code.is_ok() {
-                    self.groups
-                        .extend(r.groups.into_iter().map(|g| ConsumerGroupListing {
+                    self.groups.extend(r.groups.into_iter().map(|g| {
+                        ConsumerGroupListing {
                             group_id: g.group_id,
                             protocol_type: g.protocol_type,
                             state: Some(g.group_state).filter(|s| !s.is_empty()),
@@ -142,7 +142,8 @@ impl Operation for ListGroups {
                                 .filter(|t| !t.is_empty())
                                 .map(|t| GroupType::parse(&t)),
                             coordinator: node,
-                        }));
+                        }
+                    }));
                 } else {
                     let error = AdminError::broker(ApiKey::ListGroups, code, None);
                     if code.is_retriable() {

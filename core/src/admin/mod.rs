@@ -58,8 +58,8 @@ use crate::network::{
 pub use types::{
     AclBinding, AclBindingFilter, AclOperation, AclPatternType, AclPermissionType, AclResourceType,
     AdminError, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConfigResourceType,
-    ConfigSource, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing,
-    GroupType, LogDirDescription, MemberDescription, NewPartitions, NewTopic, ReplicaInfo, TopicDescription,
+    ConfigSource, ConsumerGroupDescription, ConsumerGroupListing, ConsumerGroupsListing, GroupType,
+    LogDirDescription, MemberDescription, NewPartitions, NewTopic, ReplicaInfo, TopicDescription,
     TopicListing,
 };
 
