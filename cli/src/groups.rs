@@ -1,6 +1,6 @@
 //! `kafkit groups list|describe|delete`: consumer groups through the low-level client
-//! (ListGroups on every broker; DescribeGroups, OffsetFetch and DeleteGroups at each group's
-//! coordinator; ListOffsets at the partition leaders for the lag).
+//! (ListGroups on every broker; ConsumerGroupDescribe or DescribeGroups, OffsetFetch and
+//! DeleteGroups at each group's coordinator; ListOffsets at the partition leaders for the lag).
 //!
 //! `describe` prints what `kafka-consumer-groups.sh --describe` prints: one row per partition
 //! the group has a committed offset for or a member is assigned, with the committed offset,
@@ -28,6 +28,8 @@ use crate::args::OutputArgs;
 use crate::error::{self, CliError};
 use crate::output::{print_json, Output};
 
+mod consumer;
+
 /// How long a coordinator that is still loading its groups is waited for.
 const COORDINATOR_LOAD_WAIT: Duration = Duration::from_secs(10);
 
@@ -42,10 +44,11 @@ pub struct GroupsArgs {
 /// The `kafkit groups` commands.
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
-    /// List the groups of every broker: group id, protocol type, state and coordinator.
+    /// List the groups of every broker: group id, type, protocol type, state and coordinator.
     #[command(long_about = "\
-List the groups of every broker: group id, protocol type (consumer for consumer groups), state \
-(brokers from Kafka 2.6 on say it) and coordinator.
+List the groups of every broker: group id, group type (classic, or consumer for KIP-848 \
+consumer-protocol groups; brokers before Kafka 3.7 have only classic groups), protocol type \
+(consumer for consumer groups), state (brokers from Kafka 2.6 on say it) and coordinator.
 
 Asks every broker (ListGroups), since each lists only the groups it coordinates. If a broker \
 cannot be asked, the groups of the others are listed and the exit status is 1.")]
@@ -59,8 +62,11 @@ cannot be asked, the groups of the others are listed and the exit status is 1.")
 Describe groups: state, members and their assignments, committed offsets and lag (like \
 kafka-consumer-groups.sh --describe).
 
-For each group, its coordinator describes it (DescribeGroups): state, protocol and every \
-member's id, instance id, client id, host and assignment (decoded for consumer groups). Then \
+For each group, its coordinator describes it: ConsumerGroupDescribe for KIP-848 \
+consumer-protocol groups (Kafka 4.0+), with the group epoch, the assignment epoch and per \
+member its epoch and current vs target assignment; DescribeGroups for classic groups. Both \
+give the state, the protocol or assignor and every member's id, instance id, client id, host \
+and assignment (decoded for consumer groups). Then \
 one row per partition that has a committed offset (OffsetFetch) or an owner: the committed \
 offset, the log end offset (ListOffsets at the partition's leader), the lag between them and \
 the member that owns it. A group that does not exist or cannot be described is named on \
@@ -110,6 +116,8 @@ struct Listed {
     protocol_type: String,
     /// The state (ListGroups v4+; older brokers do not say).
     state: Option<String>,
+    /// `classic`, `consumer`, ... (ListGroups v5+; brokers before have only classic groups).
+    group_type: String,
     /// The broker that listed it (its coordinator).
     coordinator: i32,
 }
@@ -174,6 +182,11 @@ fn list_on(client: &LowLevelClient, node: i32) -> Result<Vec<Listed>, String> {
                 group_id: g.group_id,
                 protocol_type: g.protocol_type,
                 state: (version >= 4 && !g.group_state.is_empty()).then_some(g.group_state),
+                group_type: if version >= 5 && !g.group_type.is_empty() {
+                    g.group_type.to_lowercase()
+                } else {
+                    "classic".into()
+                },
                 coordinator: node,
             })
             .collect());
@@ -186,6 +199,7 @@ fn list_json(groups: &[Listed], failures: &[(i32, String)]) -> Value {
             .iter()
             .map(|g| json!({
                 "group_id": g.group_id,
+                "group_type": g.group_type,
                 "protocol_type": g.protocol_type,
                 "state": g.state,
                 "coordinator": g.coordinator,
@@ -208,27 +222,41 @@ fn list_text(groups: &[Listed], view: &ClusterView, out: &mut Output) {
         .map(|g| {
             vec![
                 g.group_id.clone(),
+                g.group_type.clone(),
                 dash(&g.protocol_type),
                 g.state.clone().unwrap_or_else(|| "-".into()),
                 broker(view, g.coordinator),
             ]
         })
         .collect();
-    out.table(0, &["GROUP", "TYPE", "STATE", "COORDINATOR"], &rows, &[]);
+    out.table(
+        0,
+        &["GROUP", "TYPE", "PROTOCOL", "STATE", "COORDINATOR"],
+        &rows,
+        &[],
+    );
 }
 
 // ---- describe -----------------------------------------------------------------------------
 
 /// One member of a described group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Member {
     member_id: String,
     instance_id: Option<String>,
     client_id: String,
     host: String,
     /// The decoded assignment (`None` when the group is not Stable or is not a consumer
-    /// group, or the bytes did not decode).
+    /// group, or the bytes did not decode); a consumer-protocol member's current assignment.
     assignment: Option<Vec<(String, i32)>>,
+    /// Consumer-protocol members only: the member epoch.
+    member_epoch: Option<i32>,
+    /// Consumer-protocol members only: the assignment it is reconciling towards.
+    target_assignment: Option<Vec<(String, i32)>>,
+    /// Consumer-protocol members only: the topics it subscribes to by name.
+    subscribed_topics: Vec<String>,
+    /// Consumer-protocol members only: the regular expression it subscribes with.
+    subscribed_topic_regex: Option<String>,
 }
 
 /// One row of the offsets table.
@@ -257,7 +285,13 @@ struct Described {
     error: Option<String>,
     state: String,
     protocol_type: String,
+    /// The classic group's protocol (the assignor), or a consumer-protocol group's assignor.
     protocol: String,
+    /// `classic` or `consumer`: which describe call described it.
+    group_type: String,
+    /// Consumer-protocol groups only: the group epoch and the target assignment's epoch.
+    group_epoch: Option<i32>,
+    assignment_epoch: Option<i32>,
     members: Vec<Member>,
     rows: Vec<Row>,
     /// Why committed offsets or end offsets are missing, if they are.
@@ -309,43 +343,32 @@ fn describe_one(client: &LowLevelClient, config: &CommonConfig, group: &str) -> 
         group_id: group.to_owned(),
         ..Default::default()
     };
-    let described = match describe_group(client, group) {
-        Ok((node, g)) => {
-            d.coordinator = Some(node);
-            g
+    match consumer::describe(client, group) {
+        Ok(Some(g)) => {
+            d.coordinator = Some(g.coordinator);
+            d.state = g.state;
+            d.protocol_type = "consumer".into();
+            d.protocol = g.assignor;
+            d.group_type = "consumer".into();
+            d.group_epoch = Some(g.group_epoch);
+            d.assignment_epoch = Some(g.assignment_epoch);
+            d.members = g.members;
+        }
+        Ok(None) => {
+            if let Err(e) = describe_classic(client, group, &mut d) {
+                d.error = Some(e.message(config));
+                return d;
+            }
+            if d.state == "Dead" {
+                d.error = Some("the group does not exist".into());
+                return d;
+            }
         }
         Err(e) => {
             d.error = Some(e.message(config));
             return d;
         }
-    };
-    if described.group_state == "Dead" {
-        d.error = Some("the group does not exist".into());
-        return d;
     }
-    d.state = described.group_state;
-    d.protocol_type = described.protocol_type;
-    d.protocol = described.protocol_data;
-    let consumer = d.protocol_type == "consumer" || d.protocol_type.is_empty();
-    d.members = described
-        .members
-        .into_iter()
-        .map(|m| Member {
-            assignment: (consumer && !m.member_assignment.is_empty())
-                .then(|| decode_assignment(&m.member_assignment).ok())
-                .flatten()
-                .map(|a| {
-                    a.partitions
-                        .iter()
-                        .map(|tp| (tp.topic.to_string(), tp.partition))
-                        .collect()
-                }),
-            member_id: m.member_id,
-            instance_id: m.group_instance_id,
-            client_id: m.client_id,
-            host: m.client_host,
-        })
-        .collect();
 
     // Every partition with a committed offset or an owner.
     let mut rows: BTreeMap<(String, i32), Row> = BTreeMap::new();
@@ -381,6 +404,42 @@ fn describe_one(client: &LowLevelClient, config: &CommonConfig, group: &str) -> 
     }
     d.rows = rows.into_values().collect();
     d
+}
+
+/// Fills `d` from DescribeGroups (a classic group, or none: `Dead`).
+fn describe_classic(
+    client: &LowLevelClient,
+    group: &str,
+    d: &mut Described,
+) -> Result<(), Failure> {
+    let (node, described) = describe_group(client, group)?;
+    d.coordinator = Some(node);
+    d.state = described.group_state;
+    d.protocol_type = described.protocol_type;
+    d.protocol = described.protocol_data;
+    d.group_type = "classic".into();
+    let consumer = d.protocol_type == "consumer" || d.protocol_type.is_empty();
+    d.members = described
+        .members
+        .into_iter()
+        .map(|m| Member {
+            assignment: (consumer && !m.member_assignment.is_empty())
+                .then(|| decode_assignment(&m.member_assignment).ok())
+                .flatten()
+                .map(|a| {
+                    a.partitions
+                        .iter()
+                        .map(|tp| (tp.topic.to_string(), tp.partition))
+                        .collect()
+                }),
+            member_id: m.member_id,
+            instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            host: m.client_host,
+            ..Default::default()
+        })
+        .collect();
+    Ok(())
 }
 
 /// The row of a partition, made on first use.
@@ -663,15 +722,19 @@ fn describe_json(d: &Described) -> Value {
         "state": d.state,
         "protocol_type": d.protocol_type,
         "protocol": d.protocol,
+        "group_type": d.group_type,
+        "group_epoch": d.group_epoch,
+        "assignment_epoch": d.assignment_epoch,
         "members": d.members.iter().map(|m| json!({
             "member_id": m.member_id,
             "group_instance_id": m.instance_id,
             "client_id": m.client_id,
             "host": m.host,
-            "assignment": m.assignment.as_ref().map(|a| a
-                .iter()
-                .map(|(t, p)| json!({ "topic": t, "partition": p }))
-                .collect::<Vec<_>>()),
+            "assignment": partitions_json(m.assignment.as_deref()),
+            "member_epoch": m.member_epoch,
+            "target_assignment": partitions_json(m.target_assignment.as_deref()),
+            "subscribed_topics": m.subscribed_topics,
+            "subscribed_topic_regex": m.subscribed_topic_regex,
         })).collect::<Vec<_>>(),
         "offsets": d.rows.iter().map(|r| json!({
             "topic": r.topic,
@@ -688,6 +751,17 @@ fn describe_json(d: &Described) -> Value {
     })
 }
 
+/// `[{"topic": .., "partition": ..}, ..]`, or null.
+fn partitions_json(partitions: Option<&[(String, i32)]>) -> Value {
+    match partitions {
+        Some(a) => a
+            .iter()
+            .map(|(t, p)| json!({ "topic": t, "partition": p }))
+            .collect(),
+        None => Value::Null,
+    }
+}
+
 fn describe_text(d: &Described, view: Option<&ClusterView>, out: &mut Output) {
     let coordinator = match (d.coordinator, view) {
         (Some(c), Some(v)) => broker(v, c),
@@ -695,6 +769,13 @@ fn describe_text(d: &Described, view: Option<&ClusterView>, out: &mut Output) {
         (None, _) => "-".into(),
     };
     let protocol = match (d.protocol_type.as_str(), d.protocol.as_str()) {
+        _ if d.group_type == "consumer" => format!(
+            "consumer group protocol (KIP-848), assignor {}, group epoch {}, assignment epoch {}",
+            dash(&d.protocol),
+            d.group_epoch.map_or_else(|| "-".into(), |e| e.to_string()),
+            d.assignment_epoch
+                .map_or_else(|| "-".into(), |e| e.to_string()),
+        ),
         ("", "") => "no protocol".to_owned(),
         (t, "") => format!("protocol type {t}"),
         (t, p) => format!("{t} protocol {p}"),
@@ -710,33 +791,51 @@ fn describe_text(d: &Described, view: Option<&ClusterView>, out: &mut Output) {
         out.line(format!("Group '{}' has no active members.", d.group_id));
     } else {
         out.line("");
+        let text = |a: &Option<Vec<(String, i32)>>| {
+            a.as_ref()
+                .map_or_else(|| "-".into(), |a| assignment_text(a))
+        };
+        let kip848 = d.group_type == "consumer";
         let rows: Vec<Vec<String>> = d
             .members
             .iter()
             .map(|m| {
-                vec![
+                let mut row = vec![
                     m.member_id.clone(),
                     m.instance_id.clone().unwrap_or_else(|| "-".into()),
                     dash(&m.client_id),
                     dash(&m.host),
-                    m.assignment
-                        .as_ref()
-                        .map_or_else(|| "-".into(), |a| assignment_text(a)),
-                ]
+                ];
+                if kip848 {
+                    row.push(m.member_epoch.map_or_else(|| "-".into(), |e| e.to_string()));
+                }
+                row.push(text(&m.assignment));
+                if kip848 {
+                    row.push(text(&m.target_assignment));
+                }
+                row
             })
             .collect();
-        out.table(
-            0,
+        let headers: &[&str] = if kip848 {
+            &[
+                "MEMBER-ID",
+                "INSTANCE-ID",
+                "CLIENT-ID",
+                "HOST",
+                "EPOCH",
+                "ASSIGNMENT",
+                "TARGET-ASSIGNMENT",
+            ]
+        } else {
             &[
                 "MEMBER-ID",
                 "INSTANCE-ID",
                 "CLIENT-ID",
                 "HOST",
                 "ASSIGNMENT",
-            ],
-            &rows,
-            &[],
-        );
+            ]
+        };
+        out.table(0, headers, &rows, if kip848 { &[4] } else { &[] });
     }
     out.line("");
     if d.rows.is_empty() && d.offsets_error.is_some() {
@@ -918,6 +1017,7 @@ mod tests {
                 client_id: "c1".into(),
                 host: "/127.0.0.1".into(),
                 assignment: Some(vec![("t".into(), 1), ("t".into(), 0), ("u".into(), 2)]),
+                ..Default::default()
             }],
             rows: vec![
                 Row {
