@@ -1122,6 +1122,86 @@ mod tests {
         assert_eq!(describe_json(&failed)["error"], "the group does not exist");
     }
 
+    /// A consumer-protocol group mid-reconciliation: m-1 still owns t:0,1 and is to keep t:1.
+    fn reconciling() -> Described {
+        let mut d = described();
+        d.state = "Reconciling".into();
+        d.protocol = "uniform".into();
+        d.group_type = "consumer".into();
+        d.group_epoch = Some(3);
+        d.assignment_epoch = Some(3);
+        d.members[0].assignment = Some(vec![("t".into(), 0), ("t".into(), 1)]);
+        d.members[0].member_epoch = Some(2);
+        d.members[0].target_assignment = Some(vec![("t".into(), 1)]);
+        d.members[0].subscribed_topics = vec!["t".into()];
+        d
+    }
+
+    #[test]
+    fn a_consumer_protocol_group_shows_epochs_and_target_assignments() {
+        let t = text(&reconciling());
+        assert!(
+            t.contains(
+                "Group g: Reconciling, consumer group protocol (KIP-848), assignor uniform, \
+                 group epoch 3, assignment epoch 3, 1 member, coordinator 1"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("MEMBER-ID  INSTANCE-ID  CLIENT-ID  HOST        EPOCH  ASSIGNMENT  TARGET-ASSIGNMENT"),
+            "{t}"
+        );
+        assert!(
+            t.contains("m-1        -            c1         /127.0.0.1      2  t:0,1       t:1"),
+            "{t}"
+        );
+        let v = describe_json(&reconciling());
+        assert_eq!(v["group_type"], "consumer");
+        assert_eq!(
+            (v["group_epoch"].clone(), v["assignment_epoch"].clone()),
+            (3.into(), 3.into())
+        );
+        let m = &v["members"][0];
+        assert_eq!(m["member_epoch"], 2);
+        assert_eq!(m["assignment"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            m["target_assignment"],
+            json!([{ "topic": "t", "partition": 1 }])
+        );
+        assert_eq!(m["subscribed_topics"], json!(["t"]));
+        // A classic group has none of them.
+        let v = describe_json(&described());
+        assert_eq!(v["group_epoch"], Value::Null);
+        assert_eq!(v["members"][0]["target_assignment"], Value::Null);
+        assert!(!text(&described()).contains("TARGET-ASSIGNMENT"));
+    }
+
+    #[test]
+    fn the_listing_has_a_type_column() {
+        let listed = |id: &str, group_type: &str| Listed {
+            group_id: id.into(),
+            protocol_type: "consumer".into(),
+            state: Some("Stable".into()),
+            group_type: group_type.into(),
+            coordinator: 1,
+        };
+        let groups = [listed("a", "classic"), listed("b", "consumer")];
+        let mut out = Output::default();
+        list_text(&groups, &ClusterView::default(), &mut out);
+        let mut bytes = Vec::new();
+        out.write_to(&mut bytes).unwrap();
+        let t = String::from_utf8(bytes).unwrap();
+        assert!(
+            t.contains("GROUP  TYPE      PROTOCOL  STATE   COORDINATOR"),
+            "{t}"
+        );
+        assert!(t.contains("b      consumer  consumer  Stable  1"), "{t}");
+        assert_eq!(
+            list_json(&groups, &[])["groups"][0]["group_type"],
+            "classic"
+        );
+    }
+
     #[test]
     fn assignments_are_grouped_by_topic() {
         assert_eq!(
