@@ -215,14 +215,14 @@ fn transactional(
         }
         Err(why) => {
             let aborted = txn.abort();
-            eprintln!("kafkit: error: {}", one_line(&why));
-            Err(CliError::Failed(format!("{aborted} ({})", one_line(&why))))
+            Err(CliError::Failed(format!("{}; {aborted}", one_line(&why))))
         }
     };
     let _ = producer.close(None);
     eprintln!(
-        "kafkit: committed {} records to {} in {} transaction{} under `{id}` in {:.2} s",
+        "kafkit: committed {} record{} to {} in {} transaction{} under `{id}` in {:.2} s",
         txn.committed,
+        if txn.committed == 1 { "" } else { "s" },
         args.topic,
         txn.transactions,
         if txn.transactions == 1 { "" } else { "s" },
@@ -300,10 +300,12 @@ impl Txn<'_> {
             return "no transaction was open".to_owned();
         }
         let n = std::mem::take(&mut self.open);
+        let records = if n == 1 { "record" } else { "records" };
         match self.producer.abort_transaction() {
-            Ok(()) => format!("aborted the open transaction ({n} records)"),
+            Ok(()) => format!("aborted the open transaction ({n} {records})"),
             Err(e) => format!(
-                "the open transaction ({n} records) could not be aborted ({e}); the coordinator aborts it after transaction.timeout.ms"
+                "the open transaction ({n} {records}) could not be aborted ({e}); the \
+                 coordinator aborts it after transaction.timeout.ms"
             ),
         }
     }

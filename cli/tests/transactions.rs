@@ -244,3 +244,74 @@ fn txn_records_needs_a_transactional_id() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--transactional-id"));
 }
+
+#[test]
+fn sigint_aborts_the_open_transaction_and_keeps_the_committed_ones() {
+    let c = Cluster::start();
+    let topic = unique("txn-sig");
+    let id = unique("sig");
+    c.ok(&["topics", "create", &topic, "--partitions", "2"], b"");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkit"))
+        .args(["-b", &c.bootstrap, "produce", "-t", &topic])
+        .args(["--transactional-id", &id, "--txn-records", "2"])
+        .env_remove("KAFKA_BOOTSTRAP")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kafkit");
+    // Two records commit; the third opens a transaction that stays open (stdin stays open).
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(b"one\ntwo\nthree\n").expect("write");
+    stdin.flush().expect("flush");
+    let ongoing = (0..600).any(|_| {
+        let out = c.kafkit(&["transactions", "describe", &id, "--json"], b"");
+        let v: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+        let state = v.map(|v| v["transactions"][0]["state"].clone());
+        if state == Some(Value::from("Ongoing")) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(ongoing, "the second transaction never opened");
+    let killed = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("waiting for kafkit");
+    drop(stdin);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped by SIGINT: aborted the open transaction (1 record)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "committed 2 records to {topic} in 1 transaction under `{id}`"
+        )),
+        "{err}"
+    );
+    let consumed = c.ok(
+        &[
+            "consume",
+            "-t",
+            &topic,
+            "-e",
+            "-f",
+            "%s\\n",
+            "-X",
+            "isolation.level=read_committed",
+        ],
+        b"",
+    );
+    let mut values: Vec<&str> = consumed.lines().collect();
+    values.sort_unstable();
+    assert_eq!(values, ["one", "two"]);
+    let t = listed(&c, &id, &[]);
+    assert_eq!(t[0]["state"], "CompleteAbort", "{t:?}");
+}
