@@ -1,6 +1,6 @@
 //! The admin client: [`AdminCore`], a sans-IO state machine over the [`NetworkClient`] that
 //! creates, deletes and describes topics, configs, consumer groups, their offsets, records,
-//! log dirs and ACLs — the operations of Java's `AdminClient` and kafka-python's
+//! log dirs, ACLs and transactions — the operations of Java's `AdminClient` and kafka-python's
 //! `KafkaAdminClient`, under the same names.
 //!
 //! # Contract
@@ -18,9 +18,11 @@
 //!   [`AdminError::Closed`]; then the connections close and [`AdminEvent::Closed`] is
 //!   emitted, once. [`AdminCore::abort`] does all of that at once, without waiting.
 //! * Routing: topic creation, deletion and partition growth go to the controller; group
-//!   calls and their offsets to the group's coordinator (FindCoordinator, cached); record
-//!   deletion to each partition's leader; broker configs and log dirs to that broker; group
-//!   listing to every broker, gathered; everything else to the least loaded broker.
+//!   calls and their offsets to the group's coordinator (FindCoordinator, cached); transaction
+//!   descriptions to each transactional id's coordinator (FindCoordinator key type 1, cached);
+//!   record deletion to each partition's leader; broker configs and log dirs to that broker;
+//!   group and transaction listings to every broker; everything else to the least loaded
+//!   broker.
 //! * Per-item results: calls over many items (topics, resources, groups, partitions) answer
 //!   each item separately — a map item -> `Result<_, AdminError>` — so one bad topic does
 //!   not fail the others.

@@ -321,3 +321,52 @@ fn an_empty_id_is_refused_and_the_others_answered() {
         Ok(TransactionState::Ongoing)
     );
 }
+
+#[test]
+fn a_broker_that_fails_its_listing_is_reported_apart_and_fails_all() {
+    let mut a = admin(9);
+    let (pid, _, _) = open(&mut a, "listed", 10_000, &[0]);
+    // The first broker asked refuses (not retriable); the other two answer.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    a.cluster().borrow_mut().set_hook(
+        ApiKey::ListTransactions,
+        Box::new(move |_, _| {
+            if seen.fetch_add(1, Ordering::SeqCst) > 0 {
+                return HookAction::Pass;
+            }
+            HookAction::Respond(ResponseBody::ListTransactions(
+                kafkit_core::protocol::ListTransactionsResponse {
+                    error_code: ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(),
+                    ..Default::default()
+                },
+            ))
+        }),
+    );
+    let listing = list(&mut a, ListTransactionsOptions::default());
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "one request per broker");
+    let failed: Vec<_> = listing
+        .by_broker
+        .values()
+        .filter_map(|r| r.as_ref().err())
+        .collect();
+    assert_eq!(failed.len(), 1, "{listing:?}");
+    assert_eq!(
+        failed[0].code(),
+        Some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)
+    );
+    assert_eq!(listing.all().err().as_ref(), Some(failed[0]));
+    // The answering brokers' transactions are there, unless the one that failed holds it.
+    let holder = a.cluster().borrow().coordinator_for("listed");
+    match &listing.by_broker[&holder] {
+        Ok(ts) => assert_eq!(ts, &[listing_of("listed", pid)]),
+        Err(_) => assert!(listing
+            .by_broker
+            .values()
+            .all(|r| r.as_ref().map_or(true, Vec::is_empty))),
+    }
+}
+
+fn listing_of(id: &str, pid: i64) -> TransactionListing {
+    listing(id, pid, TransactionState::Ongoing)
+}
