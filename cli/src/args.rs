@@ -125,7 +125,14 @@ key; -H adds a header to every record. Without -p the partitioner chooses the pa
 Producer options (-X linger.ms=20, -X enable.idempotence=false, ...) apply; -z and --acks \
 win over -X. When the input ends, kafkit waits until every record is acknowledged, then prints \
 a summary to stderr: records and bytes (keys and values) delivered, failures, elapsed time. \
-Exit status 1 if any record failed, after one line per distinct failure reason.")]
+Exit status 1 if any record failed, after one line per distinct failure reason.
+
+With --transactional-id ID the records are written in transactions under that id: the producer \
+fences any earlier instance with the same id, commits one transaction at the end of the input \
+(or one every --txn-records N records), and read_committed consumers see only committed \
+records. A failed record or commit aborts the open transaction and ends the command with \
+status 1 naming the reason; SIGINT/SIGTERM aborts the open transaction (what was committed \
+stays committed).")]
     Produce(ProduceArgs),
     /// Read records from a topic and print them: one per line, or as -f formats them.
     #[command(long_about = "\
@@ -156,6 +163,8 @@ apply.")]
     Topics(crate::topics::TopicsArgs),
     /// Configs of a broker or a topic: describe.
     Configs(crate::configs::ConfigsArgs),
+    /// Transactions: list (every broker's, by state), describe (per transactional id).
+    Transactions(crate::transactions::TransactionsArgs),
     /// List the client options -X accepts, with their defaults.
     Options(OptionsArgs),
     /// Run kafkit's simulated Kafka cluster as a local broker for development and tests.
@@ -262,6 +271,15 @@ pub struct ProduceArgs {
         default_value = "\\n"
     )]
     pub delimiter: String,
+    /// Write the records in transactions under this transactional id (transactional.id):
+    /// committed at the end of the input (or every --txn-records), aborted on an error or a
+    /// signal.
+    #[arg(long = "transactional-id", value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// Commit a transaction every N records (default: one transaction for the whole input).
+    #[arg(long = "txn-records", value_name = "N", requires = "transactional_id",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub txn_records: Option<u64>,
     /// Files to read records from, in order (default, or `-`: stdin).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,

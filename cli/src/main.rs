@@ -23,6 +23,7 @@ mod probe;
 mod produce;
 mod signals;
 mod topics;
+mod transactions;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Groups(args) => groups::run(&config::common_config(&cli.global)?, args),
         Command::Topics(args) => topics::run(&cli.global, args),
         Command::Configs(args) => configs::run(&cli.global, args),
+        Command::Transactions(args) => transactions::run(&cli.global, args),
         Command::Options(args) => options::run(args),
         Command::DevBroker(args) => dev_broker::run(args),
         Command::Bench(args) => bench::run(&cli.global, args),

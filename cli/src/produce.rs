@@ -57,6 +57,19 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
         .as_ref()
         .map(|k| Bytes::copy_from_slice(k.as_bytes()));
 
+    if let Some(id) = &args.transactional_id {
+        let input = read_inputs(inputs, delimiter);
+        let records = |data| {
+            build(
+                &template,
+                data,
+                fixed_key.as_ref(),
+                key_delimiter.as_deref(),
+            )
+        };
+        return transactional(&producer, id, args, input, records);
+    }
+
     let stats = Arc::new(Mutex::new(Stats::default()));
     let started = Instant::now();
     let mut read = 0u64;
@@ -146,6 +159,155 @@ pub fn run(global: &GlobalArgs, args: &ProduceArgs) -> Result<(), CliError> {
             Err(CliError::Interrupted(signal))
         }
         None => Ok(()),
+    }
+}
+
+/// `--transactional-id`: the records in transactions of `--txn-records` records each (one for
+/// the whole input without it). A record that fails, or a commit that fails, aborts the open
+/// transaction and ends the command; so does a signal (the commits before it stand).
+fn transactional(
+    producer: &Producer,
+    id: &str,
+    args: &ProduceArgs,
+    input: Receiver<Result<Vec<u8>, String>>,
+    record: impl Fn(Vec<u8>) -> ProducerRecord,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let mut txn = Txn {
+        producer,
+        per_txn: args.txn_records.unwrap_or(u64::MAX),
+        begun: false,
+        open: 0,
+        committed: 0,
+        transactions: 0,
+        failure: Arc::new(Mutex::new(None)),
+    };
+    let outcome = (|| {
+        producer
+            .init_transactions()
+            .map_err(|e| format!("init_transactions under `{id}` failed: {e}"))?;
+        loop {
+            let data = match input.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(data)) => data,
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(signal) = signals::stop_requested() {
+                        return Ok(Some(signal));
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(signal) = signals::stop_requested() {
+                return Ok(Some(signal));
+            }
+            txn.send(record(data))?;
+        }
+        txn.commit()?;
+        Ok(None)
+    })();
+    let result = match outcome {
+        Ok(None) => Ok(()),
+        Ok(Some(signal)) => {
+            let aborted = txn.abort();
+            eprintln!("kafkit: stopped by {}: {aborted}", signals::name(signal));
+            Err(CliError::Interrupted(signal))
+        }
+        Err(why) => {
+            let aborted = txn.abort();
+            Err(CliError::Failed(format!("{}; {aborted}", one_line(&why))))
+        }
+    };
+    let _ = producer.close(None);
+    eprintln!(
+        "kafkit: committed {} record{} to {} in {} transaction{} under `{id}` in {:.2} s",
+        txn.committed,
+        if txn.committed == 1 { "" } else { "s" },
+        args.topic,
+        txn.transactions,
+        if txn.transactions == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+/// The open transaction of `kafkit produce --transactional-id`.
+struct Txn<'a> {
+    producer: &'a Producer,
+    per_txn: u64,
+    /// Whether a transaction is open.
+    begun: bool,
+    /// Records sent in the open transaction.
+    open: u64,
+    /// Records in committed transactions, and how many transactions.
+    committed: u64,
+    transactions: u64,
+    /// The first record that failed in the open transaction.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Txn<'_> {
+    fn send(&mut self, record: ProducerRecord) -> Result<(), String> {
+        if !self.begun {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| format!("begin_transaction failed: {e}"))?;
+            self.begun = true;
+        }
+        if let Some(e) = self.failure.lock().expect("failure lock").clone() {
+            return Err(e);
+        }
+        let failure = self.failure.clone();
+        self.producer
+            .send_with_callback(record, move |r| {
+                if let Err(e) = r {
+                    failure
+                        .lock()
+                        .expect("failure lock")
+                        .get_or_insert_with(|| format!("a record failed: {e}"));
+                }
+            })
+            .map_err(|e| format!("a record failed: {e}"))?;
+        self.open += 1;
+        if self.open >= self.per_txn {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction (none open: nothing to do). Commit flushes first, so a
+    /// record that failed fails the commit.
+    fn commit(&mut self) -> Result<(), String> {
+        if !self.begun {
+            return Ok(());
+        }
+        self.producer.commit_transaction().map_err(|e| {
+            match self.failure.lock().expect("failure lock").clone() {
+                Some(record) => format!("commit failed: {e}; {record}"),
+                None => format!("commit failed: {e}"),
+            }
+        })?;
+        self.committed += self.open;
+        self.transactions += 1;
+        self.open = 0;
+        self.begun = false;
+        Ok(())
+    }
+
+    /// Aborts the open transaction, if one is; says what became of it.
+    fn abort(&mut self) -> String {
+        if !std::mem::take(&mut self.begun) {
+            return "no transaction was open".to_owned();
+        }
+        let n = std::mem::take(&mut self.open);
+        let records = if n == 1 { "record" } else { "records" };
+        match self.producer.abort_transaction() {
+            Ok(()) => format!("aborted the open transaction ({n} {records})"),
+            Err(e) => format!(
+                "the open transaction ({n} {records}) could not be aborted ({e}); the \
+                 coordinator aborts it after transaction.timeout.ms"
+            ),
+        }
     }
 }
 
@@ -332,6 +494,9 @@ fn producer_config(global: &GlobalArgs, args: &ProduceArgs) -> Result<ProducerCo
     }
     if let Some(acks) = &args.acks {
         config.set("acks", acks)?;
+    }
+    if let Some(id) = &args.transactional_id {
+        config.set("transactional_id", id)?;
     }
     config.validate()?;
     for name in config.ignored_options() {

@@ -94,7 +94,8 @@ pub use kafkit_core::consumer::{
 pub use kafkit_core::records::{Header, Headers, TimestampType};
 
 pub use kafkit_core::admin::{
-    AdminError, AlterConfigOp, ConfigResource, ConfigResourceType, NewPartitions, NewTopic,
+    AdminError, AlterConfigOp, ConfigResource, ConfigResourceType, ListTransactionsOptions,
+    NewPartitions, NewTopic, TransactionState,
 };
 
 pub use kafkit_core::network::{NetError, SetupError};

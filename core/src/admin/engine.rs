@@ -83,6 +83,8 @@ pub(crate) enum Refresh {
     Metadata,
     /// A group's coordinator.
     Coordinator(String),
+    /// A transactional id's coordinator.
+    TxnCoordinator(String),
 }
 
 /// The fate of one item after a response.
@@ -199,6 +201,11 @@ impl<A: Api> Operation for Batched<A> {
                             ctx.net
                                 .invalidate_coordinator(CoordinatorKind::Group, group, ctx.now)
                         }
+                        Refresh::TxnCoordinator(id) => ctx.net.invalidate_coordinator(
+                            CoordinatorKind::Transaction,
+                            id,
+                            ctx.now,
+                        ),
                     }
                     if ctx.retry_later() {
                         self.retry.push(key);

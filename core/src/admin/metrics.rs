@@ -86,6 +86,8 @@ fn tally(outcome: &AdminOutcome) -> (&'static str, usize) {
         AdminOutcome::Acls(r) => ("describe_acls", one(r)),
         AdminOutcome::CreatedAcls(m) => ("create_acls", many(m)),
         AdminOutcome::DeletedAcls(m) => ("delete_acls", many(m)),
+        AdminOutcome::TransactionDescriptions(m) => ("describe_transactions", many(m)),
+        AdminOutcome::TransactionListing(r) => ("list_transactions", one(r)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The admin client: [`AdminCore`], a sans-IO state machine over the [`NetworkClient`] that
 //! creates, deletes and describes topics, configs, consumer groups, their offsets, records,
-//! log dirs and ACLs — the operations of Java's `AdminClient` and kafka-python's
+//! log dirs, ACLs and transactions — the operations of Java's `AdminClient` and kafka-python's
 //! `KafkaAdminClient`, under the same names.
 //!
 //! # Contract
@@ -18,9 +18,11 @@
 //!   [`AdminError::Closed`]; then the connections close and [`AdminEvent::Closed`] is
 //!   emitted, once. [`AdminCore::abort`] does all of that at once, without waiting.
 //! * Routing: topic creation, deletion and partition growth go to the controller; group
-//!   calls and their offsets to the group's coordinator (FindCoordinator, cached); record
-//!   deletion to each partition's leader; broker configs and log dirs to that broker; group
-//!   listing to every broker, gathered; everything else to the least loaded broker.
+//!   calls and their offsets to the group's coordinator (FindCoordinator, cached); transaction
+//!   descriptions to each transactional id's coordinator (FindCoordinator key type 1, cached);
+//!   record deletion to each partition's leader; broker configs and log dirs to that broker;
+//!   group and transaction listings to every broker; everything else to the least loaded
+//!   broker.
 //! * Per-item results: calls over many items (topics, resources, groups, partitions) answer
 //!   each item separately — a map item -> `Result<_, AdminError>` — so one bad topic does
 //!   not fail the others.
@@ -43,6 +45,7 @@ mod engine;
 mod groups;
 mod metrics;
 mod topics;
+mod transactions;
 mod types;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -64,6 +67,10 @@ pub use types::{
 };
 
 pub use metrics::{AdminMetrics, CallMetrics};
+pub use transactions::{
+    ListTransactionsOptions, TransactionDescription, TransactionListing, TransactionState,
+    TransactionsListing,
+};
 
 use engine::{Batched, Ctx, Operation};
 use metrics::AdminRecorder;
@@ -123,6 +130,10 @@ pub enum AdminOutcome {
     CreatedAcls(BTreeMap<AclBinding, Result<(), AdminError>>),
     /// `delete_acls`: per filter, the bindings it deleted.
     DeletedAcls(BTreeMap<AclBindingFilter, Result<Vec<AclBinding>, AdminError>>),
+    /// `describe_transactions`: per transactional id.
+    TransactionDescriptions(BTreeMap<String, Result<TransactionDescription, AdminError>>),
+    /// `list_transactions`: per broker (or one error when no broker could be named).
+    TransactionListing(Result<TransactionsListing, AdminError>),
 }
 
 struct OpEntry {
@@ -653,6 +664,42 @@ impl AdminCore {
         now: Instant,
     ) {
         let call = Batched::new(acls::DeleteAcls, filters);
+        self.start(op, Box::new(call), timeout, now)
+    }
+
+    // ---- transactions ----------------------------------------------------------------------
+
+    /// Describes transactional ids' transactions (DescribeTransactions at each id's
+    /// transaction coordinator, found with FindCoordinator key type 1). Completes with
+    /// [`AdminOutcome::TransactionDescriptions`]; an id the coordinator does not know fails
+    /// with TRANSACTIONAL_ID_NOT_FOUND.
+    pub fn describe_transactions(
+        &mut self,
+        op: OpId,
+        transactional_ids: Vec<String>,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) {
+        // An empty id cannot be looked up: refused here rather than sent.
+        let empty = transactional_ids.iter().any(String::is_empty);
+        let mut call = Batched::new(transactions::DescribeTransactions, transactional_ids);
+        if empty {
+            let e = AdminError::InvalidRequest("a transactional id must not be empty".into());
+            call = call.settle(String::new(), Err(e));
+        }
+        self.start(op, Box::new(call), timeout, now)
+    }
+
+    /// Lists the transactions every broker coordinates (ListTransactions at each, gathered
+    /// per broker), narrowed by `options`. Completes with [`AdminOutcome::TransactionListing`].
+    pub fn list_transactions(
+        &mut self,
+        op: OpId,
+        options: ListTransactionsOptions,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) {
+        let call = transactions::ListTransactions::new(options);
         self.start(op, Box::new(call), timeout, now)
     }
 

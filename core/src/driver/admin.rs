@@ -11,8 +11,8 @@ use super::{CommandSender, Handler};
 use crate::admin::{
     AclBinding, AclBindingFilter, AdminCore, AdminError, AdminEvent, AdminMetrics, AdminOutcome,
     AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, ConsumerGroupDescription,
-    ConsumerGroupsListing, LogDirDescription, NewPartitions, NewTopic, OpId, TopicDescription,
-    TopicListing,
+    ConsumerGroupsListing, ListTransactionsOptions, LogDirDescription, NewPartitions, NewTopic,
+    OpId, TopicDescription, TopicListing, TransactionDescription, TransactionsListing,
 };
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::network::NodeId;
@@ -338,5 +338,29 @@ impl AdminHandle {
             .call(move |c, op, t, now| c.delete_acls(op, filters, t, now))
             .await?;
         Ok(expect_outcome!(o, DeletedAcls))
+    }
+
+    /// Describes transactional ids' transactions (at each id's transaction coordinator). Per
+    /// transactional id; an unknown id fails with TRANSACTIONAL_ID_NOT_FOUND.
+    pub async fn describe_transactions(
+        &self,
+        transactional_ids: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<TransactionDescription, AdminError>>, AdminError> {
+        let o = self
+            .call(move |c, op, t, now| c.describe_transactions(op, transactional_ids, t, now))
+            .await?;
+        Ok(expect_outcome!(o, TransactionDescriptions))
+    }
+
+    /// Lists the transactions of every broker, narrowed by `options`; per broker (see
+    /// [`TransactionsListing::all`]).
+    pub async fn list_transactions(
+        &self,
+        options: ListTransactionsOptions,
+    ) -> Result<TransactionsListing, AdminError> {
+        let o = self
+            .call(move |c, op, t, now| c.list_transactions(op, options, t, now))
+            .await?;
+        expect_outcome!(o, TransactionListing)
     }
 }

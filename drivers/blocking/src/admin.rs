@@ -8,8 +8,8 @@ use futures_executor::block_on;
 use kafkit_core::admin::{
     AclBinding, AclBindingFilter, AdminCore, AdminError, AdminMetrics, AlterConfigOp,
     ClusterDescription, ConfigEntry, ConfigResource, ConsumerGroupDescription,
-    ConsumerGroupsListing, LogDirDescription, NewPartitions, NewTopic, TopicDescription,
-    TopicListing,
+    ConsumerGroupsListing, ListTransactionsOptions, LogDirDescription, NewPartitions, NewTopic,
+    TopicDescription, TopicListing, TransactionDescription, TransactionsListing,
 };
 use kafkit_core::config::AdminConfig;
 use kafkit_core::consumer::{OffsetAndMetadata, TopicPartition};
@@ -228,5 +228,22 @@ impl Admin {
         filters: Vec<AclBindingFilter>,
     ) -> Result<BTreeMap<AclBindingFilter, Result<Vec<AclBinding>, AdminError>>, AdminError> {
         block_on(self.handle.delete_acls(filters))
+    }
+
+    /// Describes transactional ids' transactions. Per transactional id; an unknown id fails
+    /// with TRANSACTIONAL_ID_NOT_FOUND.
+    pub fn describe_transactions(
+        &self,
+        transactional_ids: Vec<String>,
+    ) -> Result<BTreeMap<String, Result<TransactionDescription, AdminError>>, AdminError> {
+        block_on(self.handle.describe_transactions(transactional_ids))
+    }
+
+    /// Lists the transactions of every broker, narrowed by `options`; per broker.
+    pub fn list_transactions(
+        &self,
+        options: ListTransactionsOptions,
+    ) -> Result<TransactionsListing, AdminError> {
+        block_on(self.handle.list_transactions(options))
     }
 }
