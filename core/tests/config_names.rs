@@ -272,9 +272,10 @@ fn invalid_values_name_option_and_accepted_values() {
             .contains("range, roundrobin, sticky, cooperative-sticky"),
         "{err}"
     );
-    let err = k.set("group.protocol", "consumer").unwrap_err();
-    assert!(err.to_string().contains("classic"), "{err}");
+    let err = k.set("group.protocol", "streams").unwrap_err();
+    assert!(err.to_string().contains("classic, consumer"), "{err}");
     k.set("group.protocol", "CLASSIC").unwrap();
+    k.set("group.protocol", "consumer").unwrap();
 }
 
 #[test]

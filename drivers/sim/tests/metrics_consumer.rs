@@ -72,7 +72,9 @@ impl Endpoint for Counting {
 /// Writes 1,000 records of 100 bytes (no key), 500 to each partition, and returns the
 /// cluster, the virtual time the producer stopped at and the bytes of each stored batch.
 fn produce() -> (Rc<RefCell<Cluster>>, Instant, f64) {
+    // One broker leads both partitions, so a fetch can carry both batches.
     let cluster = ClusterConfig {
+        brokers: 1,
         default_partitions: 2,
         ..ClusterConfig::default()
     };
@@ -222,11 +224,13 @@ fn consumed_records_bytes_lag_fetches_and_wire_bytes() {
     assert_eq!(m.records_lag_max, max as f64);
     assert_eq!(m.assigned_partitions, 2.0);
 
-    // Fetches: the first took both partitions whole (two batches); the ones after it found
-    // nothing new and were held for fetch_max_wait_ms by the broker.
+    // Fetches: the first took both partitions whole (two batches, one broker leads both);
+    // any after it found nothing new and were held for fetch_max_wait_ms by the broker
+    // (here the 400 records still buffered and the pause keep further fetches from going
+    // out, so usually there is just the one).
     let fetch = &m.network.apis[&ApiKey::Fetch];
     assert_eq!(m.fetch_total, fetch.response_total);
-    assert!(m.fetch_total >= 2.0, "{}", m.fetch_total);
+    assert!(m.fetch_total >= 1.0, "{}", m.fetch_total);
     assert_eq!(
         fetch.request_total, fetch.response_total,
         "nothing in flight"
@@ -238,8 +242,9 @@ fn consumed_records_bytes_lag_fetches_and_wire_bytes() {
         m.fetch_size_avg,
         2.0 * batch / m.fetch_total
     );
+    let held = if m.fetch_total > 1.0 { 100.0 } else { 0.0 };
     assert!(
-        (m.fetch_latency_max - (100.0 + ROUND_TRIP_MS)).abs() < 1e-9,
+        (m.fetch_latency_max - (held + ROUND_TRIP_MS)).abs() < 1e-9,
         "{}",
         m.fetch_latency_max
     );
@@ -271,7 +276,8 @@ fn consumed_records_bytes_lag_fetches_and_wire_bytes() {
     assert_eq!(net.request_total, net.response_total);
     let by_api: f64 = net.apis.values().map(|a| a.request_total).sum();
     assert_eq!(net.request_total, by_api);
-    assert!(net.apis.contains_key(&ApiKey::ApiVersions));
+    // ApiVersions (and SASL) are exchanged inside connection setup and are not counted per
+    // API; their bytes are in the byte totals above.
     assert!(net.apis.contains_key(&ApiKey::Metadata));
 
     // A fetch in flight is counted as such, on the broker it went to.
