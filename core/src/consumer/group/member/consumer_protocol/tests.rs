@@ -414,6 +414,80 @@ fn a_poll_timeout_leaves_and_the_next_poll_rejoins() {
 }
 
 #[test]
+fn a_static_member_leaves_on_a_poll_timeout_with_epoch_minus_two() {
+    // Java's poll-timer leave uses the same leave epoch as a close: -2 for a static member,
+    // so the coordinator keeps its assignment for the session timeout and the rejoin with
+    // the same instance id gets it back.
+    let mut t = cp_t(|c| {
+        c.max_poll_interval_ms = 10_000;
+        c.group_instance_id = Some("i-1".into());
+    });
+    join(&mut t, &[0, 1]);
+    t.now += Duration::from_secs(10);
+    t.poll(false);
+    let (_, leave) = sent(&t, |r| matches!(r, Req::Leave));
+    assert_eq!(leave.member_epoch, LEAVE_STATIC_EPOCH);
+    assert_eq!(leave.instance_id.as_deref(), Some("i-1"));
+    assert_eq!(t.g.state(), MemberState::Unjoined);
+    // Stale until the application polls: no heartbeat, no rejoin.
+    t.now += Duration::from_secs(5);
+    t.poll(false);
+    assert!(t.pending(|r| matches!(r, Req::CgHeartbeat)).is_none());
+    t.poll(true);
+    let lost = t.complete();
+    assert_eq!(lost.kind, RebalanceKind::Lost);
+    assert_eq!(lost.partitions, tps(&[0, 1]));
+    assert!(t.subs.assignment().is_empty());
+    let (_, rejoin) = heartbeat(&t);
+    assert_eq!(rejoin.member_epoch, 0);
+    assert_eq!(rejoin.instance_id.as_deref(), Some("i-1"));
+    assert_eq!(partitions_of(&rejoin), Some(vec![]));
+}
+
+#[test]
+fn failing_heartbeats_keep_the_partitions_until_the_coordinator_says_otherwise() {
+    // As Java's consumer protocol: no client-side session timer (the session timeout is the
+    // broker's, unknown here). Failed heartbeats are retried, the coordinator looked up again,
+    // and the partitions kept until the coordinator answers that the member is gone.
+    let mut t = cp_t(|c| c.enable_auto_commit = true);
+    join(&mut t, &[0, 1]);
+    let start = t.now;
+    let mut retries = 0;
+    while t.now < start + Duration::from_secs(120) {
+        t.now += Duration::from_secs(2);
+        t.poll(true);
+        let (id, hb) = heartbeat(&t);
+        assert_eq!(hb.member_epoch, 1, "still the member's epoch");
+        let mut ctx = GroupCtx {
+            net: &mut t.net,
+            subs: &mut t.subs,
+            now: t.now,
+        };
+        t.g.handle_response(
+            id,
+            Err(NetError::Disconnected {
+                broker: "b:9092".into(),
+                reason: "reset".into(),
+            }),
+            &mut ctx,
+        );
+        retries += 1;
+        assert_eq!(t.g.state(), MemberState::Stable);
+        assert!(t.g.pending_call().is_none(), "no lost callback");
+        assert_eq!(t.subs.assignment(), tps(&[0, 1]));
+    }
+    assert!(retries >= 60);
+    t.now += Duration::from_secs(2);
+    t.poll(true);
+    let (id, full) = heartbeat(&t);
+    assert_eq!(partitions_of(&full), wire(&[0, 1]), "a full heartbeat");
+    answer_error(&mut t, id, ErrorCode::UNKNOWN_MEMBER_ID);
+    let lost = t.complete();
+    assert_eq!(lost.kind, RebalanceKind::Lost);
+    assert_eq!(lost.partitions, tps(&[0, 1]));
+}
+
+#[test]
 fn member_ids_are_random_url_safe_uuids() {
     let mut rng = crate::network::Rng::new(1);
     let a = new_member_id(None, &mut rng);
