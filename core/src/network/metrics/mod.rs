@@ -122,8 +122,22 @@ impl NetRecorder {
         body: &ResponseBody,
         now: Instant,
     ) {
+        self.record_response(node, api, sent, throttle_time_ms(body), now);
+    }
+
+    /// A response read from `node`'s connection with its `throttle_time_ms` taken already:
+    /// the responses of connection setup (ApiVersions, SASL), which the connection decodes
+    /// itself, and, through [`Self::response`], every other.
+    pub(crate) fn record_response(
+        &mut self,
+        node: NodeId,
+        api: ApiKey,
+        sent: Instant,
+        throttle_time_ms: Option<i32>,
+        now: Instant,
+    ) {
         let ms = now.saturating_duration_since(sent).as_secs_f64() * 1000.0;
-        let throttle = throttle_time_ms(body).filter(|t| *t >= 0).map(f64::from);
+        let throttle = throttle_time_ms.filter(|t| *t >= 0).map(f64::from);
         let rec = self.nodes.entry(node).or_default();
         rec.response_total += 1;
         rec.latency.record(ms, now);
