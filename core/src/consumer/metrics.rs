@@ -69,7 +69,7 @@ impl ConsumerRecorder {
 
     /// Records handed to the application.
     pub(crate) fn consumed(&mut self, topic: &Arc<str>, records: usize, bytes: u64, now: Instant) {
-        if records == 0 {
+        if records == 0 || !crate::network::metrics::RECORDING {
             return;
         }
         self.start(now);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::cluster::{host_port, ClusterView};
-use super::connection::{ConnEvent, ConnSettings, Connection, Opening};
+use super::connection::{ConnEvent, ConnSettings, Connection, Opening, SetupExchange};
 use super::error::{CloseReason, NetError};
 use super::metrics::{NetRecorder, NetworkMetrics};
 use super::rng::Rng;
@@ -796,6 +796,13 @@ impl NetworkClient {
         let mut in_flight: BTreeMap<NodeId, usize> = BTreeMap::new();
         for s in self.sent.values() {
             *in_flight.entry(s.node).or_default() += 1;
+        }
+        // Setup requests (ApiVersions, SASL) are in flight too, as in Java.
+        for c in self.conns.values() {
+            let n = c.setup_in_flight().count();
+            if n > 0 {
+                *in_flight.entry(c.node).or_default() += n;
+            }
         }
         let client_id = self.settings.client_id.as_deref().unwrap_or("");
         self.metrics

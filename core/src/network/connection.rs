@@ -70,6 +70,9 @@ pub enum ConnEvent {
     },
     /// A legacy probe was answered: the broker is at least this release.
     ProbeAnswered(BrokerVersion),
+    /// A request of the connection's setup (ApiVersions, SASL, a legacy probe) was written or
+    /// answered: the owner counts it in its per-API request metrics, as Java does.
+    Setup(SetupExchange),
     /// The connection is finished and must be closed; in-flight requests are failed by the
     /// owner with `error`.
     Fatal {
@@ -77,6 +80,24 @@ pub enum ConnEvent {
         error: NetError,
         /// The broker closed the connection on our ApiVersions request: it may predate 0.10.
         maybe_legacy: bool,
+    },
+}
+
+/// One step of a setup exchange (see [`ConnEvent::Setup`]). Its failures need no event: the
+/// owner finds the setup requests still in flight when it drops the connection
+/// ([`Connection::setup_in_flight`]).
+#[derive(Debug)]
+pub enum SetupExchange {
+    /// A setup request of this API was queued for writing.
+    Sent(ApiKey),
+    /// Its response was read.
+    Answered {
+        /// The request's API.
+        api: ApiKey,
+        /// When the request was queued.
+        sent: Instant,
+        /// The response's `throttle_time_ms`, for the APIs that carry one (ApiVersions v1+).
+        throttle_time_ms: Option<i32>,
     },
 }
 
@@ -107,6 +128,8 @@ struct InFlight {
     correlation_id: i32,
     api: ApiKey,
     version: i16,
+    /// When it was queued (for the latency of setup requests, measured here).
+    sent: Instant,
     deadline: Instant,
     /// How long this request may wait (for the error message).
     timeout: Duration,
@@ -357,10 +380,12 @@ impl Connection {
                     correlation_id,
                     api,
                     version,
+                    sent: now,
                     deadline: now + self.settings.request_timeout,
                     timeout: self.settings.request_timeout,
                     purpose,
                 });
+                events.push(ConnEvent::Setup(SetupExchange::Sent(api)));
             }
             Err(error) => self.fatal(error, false, events),
         }
@@ -376,6 +401,7 @@ impl Connection {
             correlation_id: 0,
             api: ApiKey::SaslAuthenticate,
             version: 0,
+            sent: now,
             deadline: now + self.settings.request_timeout,
             timeout: self.settings.request_timeout,
             purpose: Purpose::SaslLegacy,
@@ -425,6 +451,7 @@ impl Connection {
                 correlation_id,
                 api,
                 version,
+                sent: now,
                 deadline: now + timeout,
                 timeout,
                 purpose: Purpose::User(id),
@@ -534,17 +561,26 @@ impl Connection {
                     }
                     (other, _) => other.map(|body| (inflight.version, body)),
                 };
+                // A v0 response has no throttle time (the field decodes as 0): none to report.
+                let throttle = match &decoded {
+                    Ok((v, body)) if *v >= 1 => Some(body.throttle_time_ms),
+                    _ => None,
+                };
+                events.push(answered(&inflight, throttle));
                 self.on_api_versions(inflight.version, decoded, now, events)
             }
             Purpose::Probe(release) => {
+                events.push(answered(&inflight, None));
                 events.push(ConnEvent::ProbeAnswered(release));
                 self.state = State::Closed;
             }
             Purpose::SaslHandshake => {
+                events.push(answered(&inflight, None));
                 let decoded = decode_response_as::<SaslHandshakeRequest>(inflight.version, &mut r);
                 self.on_sasl_handshake(inflight.version, decoded, now, events)
             }
             Purpose::SaslAuthenticate => {
+                events.push(answered(&inflight, None));
                 let decoded =
                     decode_response_as::<SaslAuthenticateRequest>(inflight.version, &mut r);
                 self.on_sasl_authenticate(decoded, now, events)
@@ -811,6 +847,18 @@ impl Connection {
         });
     }
 
+    /// The APIs of the setup requests (ApiVersions, SASL, a legacy probe) written and not yet
+    /// answered. Legacy SASL tokens are no Kafka requests and are not counted.
+    pub fn setup_in_flight(&self) -> impl Iterator<Item = ApiKey> + '_ {
+        self.in_flight.iter().filter_map(|f| match f.purpose {
+            Purpose::ApiVersions
+            | Purpose::Probe(_)
+            | Purpose::SaslHandshake
+            | Purpose::SaslAuthenticate => Some(f.api),
+            Purpose::User(_) | Purpose::SaslLegacy => None,
+        })
+    }
+
     /// Closes the connection (owner's decision) and returns the user requests that were in
     /// flight, which the owner fails or retries.
     pub fn take_in_flight(&mut self) -> Vec<RequestId> {
@@ -823,6 +871,15 @@ impl Connection {
             })
             .collect()
     }
+}
+
+/// The event for a setup request's response.
+fn answered(f: &InFlight, throttle_time_ms: Option<i32>) -> ConnEvent {
+    ConnEvent::Setup(SetupExchange::Answered {
+        api: f.api,
+        sent: f.sent,
+        throttle_time_ms,
+    })
 }
 
 /// Decodes a response of `api` after its correlation id: the rest of the header, then the body.

@@ -100,8 +100,12 @@ pub struct ProducerMetrics {
     pub record_size_avg: f64,
     /// `record-queue-time-avg`: average ms a batch waited before its first send.
     pub record_queue_time_avg: f64,
+    /// `record-queue-time-max`: longest a batch waited before its first send, in ms.
+    pub record_queue_time_max: f64,
     /// `produce-throttle-time-avg`: average broker throttle time in ms.
     pub produce_throttle_time_avg: f64,
+    /// `produce-throttle-time-max`: largest broker throttle time in ms.
+    pub produce_throttle_time_max: f64,
     /// `buffer-available-bytes`.
     pub buffer_available_bytes: f64,
     /// `buffer-total-bytes`.
@@ -142,7 +146,9 @@ impl ProducerMetrics {
             records_per_request_avg: r.records_per_request.avg(now),
             record_size_avg: r.record_size.avg(now),
             record_queue_time_avg: r.queue_time.avg(now),
+            record_queue_time_max: r.queue_time.max(now),
             produce_throttle_time_avg: r.throttle.avg(now),
+            produce_throttle_time_max: r.throttle.max(now),
             buffer_available_bytes: buffer_available as f64,
             buffer_total_bytes: buffer_total as f64,
             waiting_threads: waiting as f64,
@@ -188,7 +194,7 @@ impl ProducerMetrics {
     }
 
     /// The metrics by their kafka-python (and Java) names, in declaration order.
-    fn pairs(&self) -> [(&'static str, f64); 21] {
+    fn pairs(&self) -> [(&'static str, f64); 23] {
         [
             ("record-send-rate", self.record_send_rate),
             ("record-send-total", self.record_send_total),
@@ -206,7 +212,9 @@ impl ProducerMetrics {
             ("records-per-request-avg", self.records_per_request_avg),
             ("record-size-avg", self.record_size_avg),
             ("record-queue-time-avg", self.record_queue_time_avg),
+            ("record-queue-time-max", self.record_queue_time_max),
             ("produce-throttle-time-avg", self.produce_throttle_time_avg),
+            ("produce-throttle-time-max", self.produce_throttle_time_max),
             ("buffer-available-bytes", self.buffer_available_bytes),
             ("buffer-total-bytes", self.buffer_total_bytes),
             ("waiting-threads", self.waiting_threads),

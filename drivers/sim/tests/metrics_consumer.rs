@@ -4,6 +4,8 @@
 //! what was done and what the brokers saw. A group member's commits, heartbeats, rebalances
 //! and a broker's throttle time are checked the same way.
 
+mod metrics_support;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -13,61 +15,12 @@ use kafkit_core::config::{AutoOffsetReset, ConsumerConfig, ProducerConfig};
 use kafkit_core::consumer::{ConsumerCore, ConsumerEvent, MemberState, OpId, TopicPartition};
 use kafkit_core::producer::ProducerRecord;
 use kafkit_core::protocol::{ApiKey, HeartbeatResponse, ResponseBody};
-use kafkit_sim::{
-    consumer_core, Cluster, ClusterConfig, ClusterEndpoint, Endpoint, EndpointOutput, HookAction,
-    ProducerSim, Simulation,
-};
+use kafkit_sim::{consumer_core, Cluster, ClusterConfig, HookAction, ProducerSim, Simulation};
+use metrics_support::{serve_counting, Wire, ROUND_TRIP_MS};
 
 const TOPIC: &str = "metrics";
 const RECORDS: usize = 1_000;
 const VALUE: usize = 100;
-/// The simulation's default one-way link latency (200 µs): a request's round trip is 0.4 ms.
-const ROUND_TRIP_MS: f64 = 0.4;
-
-/// Bytes the brokers received from and sent to the consumer, counted at the brokers.
-#[derive(Default)]
-struct Wire {
-    received: Cell<u64>,
-    sent: Cell<u64>,
-}
-
-/// A broker endpoint that counts the bytes going through it.
-struct Counting {
-    inner: ClusterEndpoint,
-    wire: Rc<Wire>,
-}
-
-impl Endpoint for Counting {
-    fn accept(&mut self, conn: u64, now: Instant) -> bool {
-        self.inner.accept(conn, now)
-    }
-    fn receive(&mut self, conn: u64, data: &[u8], now: Instant) -> Vec<u8> {
-        self.wire
-            .received
-            .set(self.wire.received.get() + data.len() as u64);
-        let out = self.inner.receive(conn, data, now);
-        self.wire.sent.set(self.wire.sent.get() + out.len() as u64);
-        out
-    }
-    fn closed(&mut self, conn: u64) {
-        self.inner.closed(conn)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.inner.handle_timeout(now)
-    }
-    fn take_outgoing(&mut self) -> Vec<(u64, EndpointOutput)> {
-        let out = self.inner.take_outgoing();
-        for (_, o) in &out {
-            if let EndpointOutput::Send(b) = o {
-                self.wire.sent.set(self.wire.sent.get() + b.len() as u64);
-            }
-        }
-        out
-    }
-}
 
 /// Writes 1,000 records of 100 bytes (no key), 500 to each partition, and returns the
 /// cluster, the virtual time the producer stopped at and the bytes of each stored batch.
@@ -121,17 +74,7 @@ impl Env {
         tweak(&mut cc);
         let core = consumer_core(&cc, &cluster.borrow(), 9).unwrap();
         let mut sim = Simulation::new(core, 9, start).with_max_steps(2_000_000);
-        let wire = Rc::new(Wire::default());
-        let brokers = cluster.borrow().brokers().to_vec();
-        for b in brokers {
-            sim.add_server(
-                &format!("{}:{}", b.host, b.port),
-                Counting {
-                    inner: ClusterEndpoint::new(cluster.clone(), b.id),
-                    wire: wire.clone(),
-                },
-            );
-        }
+        let wire = serve_counting(&mut sim, cluster);
         Env { sim, wire }
     }
 
@@ -276,8 +219,9 @@ fn consumed_records_bytes_lag_fetches_and_wire_bytes() {
     assert_eq!(net.request_total, net.response_total);
     let by_api: f64 = net.apis.values().map(|a| a.request_total).sum();
     assert_eq!(net.request_total, by_api);
-    // ApiVersions (and SASL) are exchanged inside connection setup and are not counted per
-    // API; their bytes are in the byte totals above.
+    // ApiVersions opens each connection and is counted per API, as in Java.
+    assert_eq!(net.apis[&ApiKey::ApiVersions].request_total, 2.0);
+    assert_eq!(net.apis[&ApiKey::ApiVersions].response_total, 2.0);
     assert!(net.apis.contains_key(&ApiKey::Metadata));
 
     // A fetch in flight is counted as such, on the broker it went to.

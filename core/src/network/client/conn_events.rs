@@ -64,6 +64,19 @@ impl NetworkClient {
                     });
                     self.complete(id, sent.internal, result, Some(now));
                 }
+                ConnEvent::Setup(step) => {
+                    let node = self.conns[&conn].node;
+                    match step {
+                        SetupExchange::Sent(api) => self.metrics.request_sent(node, api, now),
+                        SetupExchange::Answered {
+                            api,
+                            sent,
+                            throttle_time_ms,
+                        } => self
+                            .metrics
+                            .record_response(node, api, sent, throttle_time_ms, now),
+                    }
+                }
                 ConnEvent::ProbeAnswered(release) => {
                     let node = self.conns[&conn].node;
                     tracing::info!(broker = %self.conns[&conn].broker, %release, "legacy broker detected");
@@ -139,6 +152,9 @@ impl NetworkClient {
             return;
         };
         self.metrics.connection_closed(c.node);
+        for api in c.setup_in_flight() {
+            self.metrics.request_failed(api);
+        }
         if self.conn_of_node.get(&c.node) == Some(&conn) {
             self.conn_of_node.remove(&c.node);
         }

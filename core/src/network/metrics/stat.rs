@@ -26,6 +26,9 @@ pub(crate) struct Stat {
 
 impl Stat {
     pub(crate) fn record(&mut self, value: f64, now: Instant) {
+        if !super::RECORDING {
+            return;
+        }
         match self.samples.last_mut() {
             Some(s) if now < s.end => {
                 s.sum += value;

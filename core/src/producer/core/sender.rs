@@ -393,7 +393,9 @@ impl ProducerCore {
                     }
                     return;
                 };
-                if body.throttle_time_ms > 0 {
+                // Every answer's throttle time counts, zero included, as in Java (so the
+                // average is over responses); acks=0 has no answer, only a stand-in.
+                if self.acks != 0 && body.throttle_time_ms >= 0 {
                     self.recorder(now)
                         .throttle
                         .record(body.throttle_time_ms as f64, now);
