@@ -9,7 +9,7 @@
 //! Both server assignors run (`uniform`, `range`); one member in three is static
 //! (`group_instance_id`), and a static member that left (epoch -2) or whose crashed
 //! incarnation the coordinator expired may come back under its instance id as a new client;
-//! the regex scenarios subscribe with `subscribe_pattern` (the broker-side
+//! the regex scenario subscribes with `subscribe_pattern` (the broker-side
 //! `SubscribedTopicRegex`). Ownership is the member's assignment at its member epoch, checked
 //! against what the coordinator has it owning.
 //!
@@ -34,10 +34,6 @@ const UNIFORM: Protocol = Protocol::Consumer {
 const RANGE: Protocol = Protocol::Consumer {
     assignor: "range",
     regex: false,
-};
-const UNIFORM_REGEX: Protocol = Protocol::Consumer {
-    assignor: "uniform",
-    regex: true,
 };
 
 #[test]
@@ -64,15 +60,6 @@ fn regex_range_broker_faults() {
             assignor: "range",
             regex: true,
         },
-    );
-}
-
-#[test]
-fn regex_uniform_membership() {
-    run_seeds(
-        "regex_uniform_membership",
-        Faults::Membership,
-        UNIFORM_REGEX,
     );
 }
 
