@@ -22,6 +22,10 @@
 //! KAFKIT_SIM_SEED_START=4242 KAFKIT_SIM_SEEDS=1 KAFKIT_SIM_TRACE=1 \
 //!     cargo test -p kafkit-sim --test sim_group848_faults uniform_membership -- --nocapture
 //! ```
+//!
+//! The 10,000-seed run (2026-12-07, release, the four scenarios at once on a shared 2-core
+//! machine: 33 min 41 s wall, 15 min 28 s CPU) passed every seed of every scenario; it found
+//! no defect to fix, so this file has no list of seeds found by the long run.
 
 mod sim_group_support;
 
