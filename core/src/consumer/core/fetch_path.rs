@@ -206,6 +206,10 @@ impl ConsumerCore {
         });
         let nodes = order.len();
         for (i, (node, parts)) in order.into_iter().enumerate() {
+            if let Some(e) = self.fetch_refusal(node) {
+                self.fail_partitions(parts.iter().map(|(tp, ..)| tp), &e);
+                continue;
+            }
             let held = self.buffer.accounted();
             let headroom = self.buffer.largest_decompressed;
             let min_useful = self.buffer.largest_raw;
@@ -301,6 +305,12 @@ impl ConsumerCore {
                 if let Err(e) = &other {
                     tracing::debug!(node, error = %e, "fetch failed");
                     crate::network::spans::record_error(&span, e.kind());
+                }
+                // The broker's versions may have become known only when this fetch went out
+                // (on a new connection): a fetch it cannot encode fails as the refusal.
+                if let Some(e) = self.fetch_refusal(node) {
+                    self.fail_partitions(fetch.plan.wanted.keys(), &e);
+                    return;
                 }
                 if let Some(s) = self.fetcher.sessions.get_mut(&node) {
                     s.handle_error();
