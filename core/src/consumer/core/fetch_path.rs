@@ -296,6 +296,13 @@ impl ConsumerCore {
         let node = fetch.node;
         let span = fetch.span.clone();
         let _entered = span.enter();
+        // The broker's versions may have become known only when this fetch went out on a new
+        // connection: then it was sent at a version without an isolation level (or could not
+        // be encoded at all), and whatever it brought is not what read_committed promises.
+        if let Some(e) = self.fetch_refusal(node) {
+            self.fail_partitions(fetch.plan.wanted.keys(), &e);
+            return;
+        }
         let resp = match result.map(Response::body_as::<FetchRequest>) {
             Ok(Ok(f)) => {
                 crate::network::spans::record_fetched(&span, &f);
@@ -305,12 +312,6 @@ impl ConsumerCore {
                 if let Err(e) = &other {
                     tracing::debug!(node, error = %e, "fetch failed");
                     crate::network::spans::record_error(&span, e.kind());
-                }
-                // The broker's versions may have become known only when this fetch went out
-                // (on a new connection): a fetch it cannot encode fails as the refusal.
-                if let Some(e) = self.fetch_refusal(node) {
-                    self.fail_partitions(fetch.plan.wanted.keys(), &e);
-                    return;
                 }
                 if let Some(s) = self.fetcher.sessions.get_mut(&node) {
                     s.handle_error();
