@@ -1,16 +1,15 @@
 //! The producer core against the simulated cluster configured as every release before 0.11:
 //! 0.8.0, 0.8.1 and 0.8.2 (Produce v0, Fetch v0), 0.9 (Produce v1), 0.10.0, 0.10.1 and 0.10.2
-//! (Produce v2). Records go out
-//! as legacy message sets (magic 0 before 0.10, magic 1 with timestamps from 0.10) with each
-//! codec the release knew, and the consumer core reads them back: keys, values, nulls and
-//! timestamps exact. Also: idempotence at its default turns itself off there, asked for it
-//! fails naming what the broker lacks, headers, zstd (and lz4 before 0.8.2) fail with the
-//! reason, and `batch_size`
-//! still bounds each message set.
+//! (Produce v2); and, for the table's newer rows, 0.11, 1.0, 2.0 and 3.0 (record batches).
+//! Before 0.11 records go out as legacy message sets (magic 0 before 0.10, magic 1 with
+//! timestamps from 0.10); each release gets every codec it knew, and the consumer core reads
+//! them back: keys, values, nulls and timestamps exact. Also: idempotence at its default
+//! turns itself off there, asked for it fails naming what the broker lacks, headers, zstd (and
+//! lz4 before 0.8.2) fail with the reason, and `batch_size` still bounds each message set.
 //!
 //! The clusters are the release profiles (`ClusterConfig::release`, the same as the
 //! compatibility matrix in `old_brokers.rs` and `kafkit dev-broker --kafka-version`), one test
-//! per release before 0.11: each is the produce cell of the README's table. Every test runs
+//! per release: each is the produce cell of the README's table. Every test runs
 //! in virtual time from a fixed seed, so a failure replays exactly.
 
 use std::cell::RefCell;
@@ -28,7 +27,7 @@ use kafkit_core::producer::{
     ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
 };
 use kafkit_core::protocol::{ApiKey, RequestBody};
-use kafkit_core::records::{TimestampType, MAGIC_V0, MAGIC_V1};
+use kafkit_core::records::{TimestampType, MAGIC_V0, MAGIC_V1, MAGIC_V2};
 use kafkit_core::OpId;
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, Simulation};
 
@@ -69,10 +68,10 @@ const fn release(
         name,
         version: BrokerVersion::new(version.0, version.1, version.2),
         produce_version,
-        magic: if produce_version == 2 {
-            MAGIC_V1
-        } else {
-            MAGIC_V0
+        magic: match produce_version {
+            0 | 1 => MAGIC_V0,
+            2 => MAGIC_V1,
+            _ => MAGIC_V2,
         },
         codecs,
     }
@@ -92,6 +91,20 @@ const KAFKA_0_10_0: Release = release("0.10.0", (0, 10, 0), 2, CODECS);
 const KAFKA_0_10_1: Release = release("0.10.1", (0, 10, 1), 2, CODECS);
 /// Kafka 0.10.2: the same Produce v2.
 const KAFKA_0_10_2: Release = release("0.10.2", (0, 10, 2), 2, CODECS);
+/// From 0.11 record batches (magic 2), at each release's newest Produce version.
+const KAFKA_0_11: Release = release("0.11", (0, 11, 0), 3, CODECS);
+const KAFKA_1: Release = release("1", (1, 0, 0), 5, CODECS);
+const KAFKA_2: Release = release("2", (2, 0, 0), 6, CODECS);
+/// zstd came with 2.1: 3.0 has it.
+const KAFKA_3: Release = release("3", (3, 0, 0), 9, ALL_CODECS);
+
+const ALL_CODECS: &[CompressionType] = &[
+    CompressionType::None,
+    CompressionType::Gzip,
+    CompressionType::Snappy,
+    CompressionType::Lz4,
+    CompressionType::Zstd,
+];
 
 /// Three brokers as `release`'s profile: its API versions (no ApiVersions before 0.10: the
 /// client probes, as for a real old broker), its stored message format.
@@ -152,7 +165,10 @@ fn env(release: &Release, config: ProducerConfig) -> Env {
                     for d in &t.partition_data {
                         let set = d.records.clone().unwrap_or_default();
                         let magic = set.get(16).map_or(-1, |&m| m as i8);
-                        let codec = set.get(17).map_or(0, |&a| a & 0x07);
+                        // The codec bits: a message's attributes follow its magic; a record
+                        // batch's (an i16) follow its CRC.
+                        let at = if magic >= 2 { 22 } else { 17 };
+                        let codec = set.get(at).map_or(0, |&a| a & 0x07);
                         log.borrow_mut().push((
                             header.request_api_version,
                             d.index,
@@ -342,7 +358,7 @@ fn round_trip(release: &Release) {
     assert_eq!(
         codecs.into_iter().collect::<Vec<_>>(),
         want,
-        "{}: plain messages and a wrapper per codec (gzip 1, snappy 2, lz4 3)",
+        "{}: plain and compressed sets or batches per codec (gzip 1, snappy 2, lz4 3, zstd 4)",
         release.name
     );
     // Read back: every record once, exact.
@@ -363,7 +379,7 @@ fn round_trip(release: &Release) {
             .unwrap_or_else(|| panic!("{}: record {op} not read back", release.name));
         assert_eq!(r.key, want.key, "{}: key of {op}", release.name);
         assert_eq!(r.value, want.value, "{}: value of {op}", release.name);
-        if release.magic == MAGIC_V1 {
+        if release.magic >= MAGIC_V1 {
             assert_eq!(
                 Some(r.timestamp),
                 want.timestamp,
@@ -400,6 +416,10 @@ round_trips! {
     kafka_0_10_0_round_trip_with_every_codec => KAFKA_0_10_0,
     kafka_0_10_1_round_trip_with_every_codec => KAFKA_0_10_1,
     kafka_0_10_2_round_trip_with_every_codec => KAFKA_0_10_2,
+    kafka_0_11_round_trip_with_every_codec => KAFKA_0_11,
+    kafka_1_round_trip_with_every_codec => KAFKA_1,
+    kafka_2_round_trip_with_every_codec => KAFKA_2,
+    kafka_3_round_trip_with_every_codec => KAFKA_3,
 }
 
 /// Runs one producer with `config` against `release` until `n` records are reported.
