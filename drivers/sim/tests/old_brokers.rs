@@ -497,8 +497,8 @@ fn read_committed_from_a_committed_position_before_0_11_fails_clearly() {
         let mut config = consumer_config(Some("rc"));
         config.isolation_level = IsolationLevel::ReadCommitted;
         // From the group's committed offset where the release has groups, else a seek.
-        let mut c = ConsumerSim::on_cluster(cluster, &config, 6, start + Duration::from_secs(60))
-            .unwrap();
+        let mut c =
+            ConsumerSim::on_cluster(cluster, &config, 6, start + Duration::from_secs(60)).unwrap();
         if groups {
             let now = c.sim().now();
             c.core().subscribe([TOPIC], now).unwrap();

@@ -462,31 +462,44 @@ fn idempotence_asked_for_fails_naming_what_the_broker_lacks() {
 
 #[test]
 fn transactions_fail_at_init_naming_what_the_broker_lacks() {
-    let config = producer_config(|c| c.transactional_id = Some("tx".into()));
-    let mut env = env(&KAFKA_0_10_0, config);
-    let now = env.sim.now();
-    env.sim.core().init_transactions(OpId(1), now);
-    let result = RefCell::new(None);
-    env.sim
-        .run_until(|s| {
-            for e in s.take_events() {
-                if let ProducerEvent::Transaction { op, result: r } = e {
-                    assert_eq!(op, OpId(1));
-                    *result.borrow_mut() = Some(r);
+    for release in [
+        &KAFKA_0_8_0,
+        &KAFKA_0_8_1,
+        &KAFKA_0_8_2,
+        &KAFKA_0_9,
+        &KAFKA_0_10_0,
+        &KAFKA_0_10_1,
+        &KAFKA_0_10_2,
+    ] {
+        let config = producer_config(|c| c.transactional_id = Some("tx".into()));
+        let mut env = env(release, config);
+        let now = env.sim.now();
+        env.sim.core().init_transactions(OpId(1), now);
+        let result = RefCell::new(None);
+        env.sim
+            .run_until(|s| {
+                for e in s.take_events() {
+                    if let ProducerEvent::Transaction { op, result: r } = e {
+                        assert_eq!(op, OpId(1));
+                        *result.borrow_mut() = Some(r);
+                    }
                 }
-            }
-            result.borrow().is_some()
-        })
-        .unwrap();
-    let e = result
-        .into_inner()
-        .unwrap()
-        .expect_err("no transactions before 0.11")
-        .to_string();
-    assert!(
-        e.contains("does not support idempotent producing") && e.contains("0.11"),
-        "{e}"
-    );
+                result.borrow().is_some()
+            })
+            .unwrap();
+        let e = result
+            .into_inner()
+            .unwrap()
+            .expect_err("no transactions before 0.11")
+            .to_string();
+        assert!(
+            e.contains("does not support idempotent producing")
+                && e.contains("0.11")
+                && e.contains(&format!("Kafka {}", release.version)),
+            "{}: {e}",
+            release.name
+        );
+    }
 }
 
 #[test]

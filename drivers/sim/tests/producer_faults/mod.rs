@@ -690,8 +690,8 @@ impl Scenario {
                     ));
                 }
                 for batch in RecordSet::new(stored.data.clone(), opts.clone()) {
-                    let batch =
-                        batch.map_err(|e| format!("{TOPIC}-{partition}: undecodable batch: {e}"))?;
+                    let batch = batch
+                        .map_err(|e| format!("{TOPIC}-{partition}: undecodable batch: {e}"))?;
                     if batch.magic() != format {
                         return Err(format!(
                             "{TOPIC}-{partition}@{}: magic {} written to a cluster of format {format}",
@@ -713,8 +713,7 @@ impl Scenario {
                             .ok_or_else(|| format!("record {n} in the log was never sent"))?;
                         if r.value.as_ref() != Some(&sent.value)
                             || r.key != sent.key
-                            || (stamped
-                                && acked.get(&n).is_some_and(|(_, ts)| r.timestamp != *ts))
+                            || (stamped && acked.get(&n).is_some_and(|(_, ts)| r.timestamp != *ts))
                         {
                             return Err(format!(
                                 "{TOPIC}-{partition}@{}: record {n} is stored with other bytes",
@@ -875,4 +874,3 @@ pub fn run_seeds(kind: Fault, setup: Setup) {
         wall.elapsed()
     );
 }
-
