@@ -689,7 +689,7 @@ impl Scenario {
                         stored.base_offset, stored.producer_id, stored.base_sequence
                     ));
                 }
-                for batch in RecordSet::new(stored.data.clone(), opts.clone()) {
+                for batch in RecordSet::new(stored.data.clone(), opts) {
                     let batch = batch
                         .map_err(|e| format!("{TOPIC}-{partition}: undecodable batch: {e}"))?;
                     if batch.magic() != format {
