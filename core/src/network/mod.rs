@@ -166,6 +166,7 @@ mod frame;
 mod low_level;
 pub mod metrics;
 mod read_buffer;
+pub mod releases;
 mod request_frame;
 mod rng;
 mod setup;

@@ -7,6 +7,7 @@
 //! release, newest first) and uses the fixed table of the release found. A version pinned in
 //! the configuration (`api_version`) skips all of that and uses that release's fixed table.
 
+use super::releases::{ReleaseApis, RELEASE_APIS};
 pub use crate::config::BrokerVersion;
 use crate::protocol::{ApiKey, ApiVersionsResponse};
 
@@ -147,15 +148,16 @@ impl ApiVersionTable {
         BrokerVersion::new(0, 10, 0)
     }
 
-    /// The fixed table for a pinned or probed release before 0.10.1: the newest known release
-    /// not newer than `version`, up to 0.10.0. `None` for releases older than 0.8.0.
+    /// The fixed table for a pinned or probed release before 0.10.1: the newest release of
+    /// [`RELEASE_APIS`] not newer than `version`, up to 0.10.0. `None` for releases older than
+    /// 0.8.0.
     pub fn for_release(version: BrokerVersion) -> Option<Self> {
-        FIXED_TABLES
+        RELEASE_APIS
             .iter()
             .rev()
-            .filter(|(v, _)| *v <= BrokerVersion::new(0, 10, 0))
-            .find(|(v, _)| *v <= version)
-            .map(|(_, ranges)| Self::from_ranges(ranges.iter().copied()))
+            .filter(|r| r.version <= BrokerVersion::new(0, 10, 0))
+            .find(|r| r.version <= version)
+            .map(|r| Self::from_ranges(r.apis.iter().copied()))
     }
 }
 
@@ -173,13 +175,19 @@ pub fn release_name(v: BrokerVersion) -> String {
 impl ApiVersionTable {
     /// This table (a broker's ApiVersions answer) as seen by a client pinned to release `pin`
     /// (`api_version` at or above 0.10): every API capped at the version `pin`'s brokers
-    /// had, and APIs newer than `pin` removed, so the client speaks as to that release.
+    /// had ([`RELEASE_APIS`]), and APIs with keys past the release's newest removed, so the
+    /// client speaks as to that release; an API the table leaves out below that key is kept
+    /// as the broker has it.
     /// Pins at or above 4.0 (the newest table) leave the broker's ranges as they are.
     pub fn capped_to_release(&self, pin: BrokerVersion) -> Self {
-        let Some((release, ceiling)) = FIXED_TABLES.iter().rev().find(|(v, _)| *v <= pin) else {
+        let Some(&ReleaseApis {
+            version: release,
+            apis: ceiling,
+        }) = RELEASE_APIS.iter().rev().find(|r| r.version <= pin)
+        else {
             return self.clone();
         };
-        if pin >= BrokerVersion::new(4, 0, 0) || *release < BrokerVersion::new(0, 10, 0) {
+        if pin >= BrokerVersion::new(4, 0, 0) || release < BrokerVersion::new(0, 10, 0) {
             return self.clone();
         }
         let newest_key = ceiling.iter().map(|&(k, _, _)| k).max().unwrap_or(0);
@@ -219,239 +227,6 @@ const RELEASE_MARKERS: &[(BrokerVersion, i16, i16)] = &[
     (BrokerVersion::new(0, 11, 0), 3, 4), // Metadata v4
     (BrokerVersion::new(0, 10, 2), 9, 2), // OffsetFetch v2
     (BrokerVersion::new(0, 10, 1), 3, 2), // Metadata v2
-];
-
-type Ranges = &'static [(i16, i16, i16)];
-
-/// Fixed version tables for releases that cannot be asked (before 0.10) and for 0.10.0, the
-/// first that can; then the ceilings of newer releases for pinned clients.
-const FIXED_TABLES: &[(BrokerVersion, Ranges)] = &[
-    (
-        BrokerVersion::new(0, 8, 0),
-        &[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)],
-    ),
-    (
-        BrokerVersion::new(0, 8, 1),
-        &[
-            (0, 0, 0),
-            (1, 0, 0),
-            (2, 0, 0),
-            (3, 0, 0),
-            (8, 0, 0),
-            (9, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(0, 8, 2),
-        &[
-            (0, 0, 0),
-            (1, 0, 0),
-            (2, 0, 0),
-            (3, 0, 0),
-            (8, 0, 1),
-            (9, 0, 1),
-            (10, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(0, 9, 0),
-        &[
-            (0, 0, 1),
-            (1, 0, 1),
-            (2, 0, 0),
-            (3, 0, 0),
-            (8, 0, 2),
-            (9, 0, 1),
-            (10, 0, 0),
-            (11, 0, 0),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(0, 10, 0),
-        &[
-            (0, 0, 2),
-            (1, 0, 2),
-            (2, 0, 0),
-            (3, 0, 1),
-            (8, 0, 2),
-            (9, 0, 1),
-            (10, 0, 0),
-            (11, 0, 0),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-            (17, 0, 0),
-            (18, 0, 0),
-        ],
-    ),
-    // From 0.10.1 on these only cap a broker's own ApiVersions answer for a pinned release
-    // (`capped_to_release`); they list the APIs kafkit's clients use, and the release's
-    // newest API key last.
-    (
-        BrokerVersion::new(0, 10, 1),
-        &[
-            (0, 0, 2),
-            (1, 0, 3),
-            (2, 0, 1),
-            (3, 0, 2),
-            (8, 0, 2),
-            (9, 0, 1),
-            (10, 0, 0),
-            (11, 0, 1),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-            (17, 0, 0),
-            (18, 0, 0),
-            (19, 0, 0),
-            (20, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(0, 10, 2),
-        &[
-            (0, 0, 2),
-            (1, 0, 3),
-            (2, 0, 1),
-            (3, 0, 2),
-            (8, 0, 2),
-            (9, 0, 2),
-            (10, 0, 0),
-            (11, 0, 1),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-            (17, 0, 0),
-            (18, 0, 0),
-            (19, 0, 1),
-            (20, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(0, 11, 0),
-        &[
-            (0, 0, 3),
-            (1, 0, 5),
-            (2, 0, 2),
-            (3, 0, 4),
-            (8, 0, 3),
-            (9, 0, 3),
-            (10, 0, 1),
-            (11, 0, 2),
-            (12, 0, 1),
-            (13, 0, 1),
-            (14, 0, 1),
-            (15, 0, 1),
-            (16, 0, 1),
-            (18, 0, 1),
-            (19, 0, 2),
-            (20, 0, 1),
-            (22, 0, 0),
-            (24, 0, 0),
-            (25, 0, 0),
-            (26, 0, 0),
-            (28, 0, 0),
-            (33, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(1, 0, 0),
-        &[
-            (0, 0, 5),
-            (1, 0, 6),
-            (2, 0, 2),
-            (3, 0, 5),
-            (8, 0, 3),
-            (9, 0, 3),
-            (10, 0, 1),
-            (11, 0, 2),
-            (12, 0, 1),
-            (13, 0, 1),
-            (14, 0, 1),
-            (15, 0, 1),
-            (16, 0, 1),
-            (18, 0, 1),
-            (19, 0, 2),
-            (20, 0, 1),
-            (22, 0, 0),
-            (24, 0, 0),
-            (25, 0, 0),
-            (26, 0, 0),
-            (28, 0, 0),
-            (36, 0, 0),
-            (37, 0, 0),
-        ],
-    ),
-    (
-        BrokerVersion::new(2, 0, 0),
-        &[
-            (0, 0, 6),
-            (1, 0, 8),
-            (2, 0, 3),
-            (3, 0, 6),
-            (8, 0, 4),
-            (9, 0, 4),
-            (10, 0, 2),
-            (11, 0, 3),
-            (12, 0, 2),
-            (13, 0, 2),
-            (14, 0, 2),
-            (15, 0, 2),
-            (16, 0, 2),
-            (18, 0, 2),
-            (19, 0, 3),
-            (20, 0, 2),
-            (22, 0, 1),
-            (24, 0, 1),
-            (25, 0, 1),
-            (26, 0, 1),
-            (28, 0, 1),
-            (36, 0, 0),
-            (37, 0, 1),
-            (42, 0, 1),
-        ],
-    ),
-    (
-        BrokerVersion::new(3, 0, 0),
-        &[
-            (0, 0, 9),
-            (1, 0, 12),
-            (2, 0, 7),
-            (3, 0, 11),
-            (8, 0, 8),
-            (9, 0, 8),
-            (10, 0, 4),
-            (11, 0, 7),
-            (12, 0, 4),
-            (13, 0, 4),
-            (14, 0, 5),
-            (15, 0, 5),
-            (16, 0, 4),
-            (18, 0, 3),
-            (19, 0, 7),
-            (20, 0, 6),
-            (22, 0, 4),
-            (24, 0, 3),
-            (25, 0, 3),
-            (26, 0, 3),
-            (28, 0, 3),
-            (36, 0, 2),
-            (37, 0, 3),
-            (42, 0, 2),
-            (67, 0, 0),
-        ],
-    ),
 ];
 
 /// The probes for a broker without ApiVersions, newest release first: the release, and the

@@ -476,3 +476,50 @@ fn record_batches_are_down_converted_for_old_fetch_versions() {
         assert_eq!(got, want, "pinned {pin}");
     }
 }
+
+/// A read_committed consumer whose start position needs no ListOffsets (an offset the
+/// group committed, or a seek) still cannot fetch from a broker before 0.11: Fetch below v4
+/// has no isolation level. It fails at the next poll with the same clear error as the offset
+/// lookups, not with an encoding error or a silent read_uncommitted.
+#[test]
+fn read_committed_from_a_committed_position_before_0_11_fails_clearly() {
+    for release in ["0.8.2", "0.9", "0.10.0", "0.10.2"] {
+        let groups = version(release) >= BrokerVersion::new(0, 9, 0);
+        let cluster = seeded(release);
+        let tp = TopicPartition::new(TOPIC, 0);
+        let start = Instant::now() + Duration::from_secs(1);
+        let mut writer =
+            ConsumerSim::on_cluster(cluster.clone(), &consumer_config(Some("rc")), 5, start)
+                .unwrap();
+        commit(&mut writer, &tp, 2).unwrap_or_else(|e| panic!("{release}: commit: {e}"));
+        writer.close();
+
+        let mut config = consumer_config(Some("rc"));
+        config.isolation_level = IsolationLevel::ReadCommitted;
+        // From the group's committed offset where the release has groups, else a seek.
+        let mut c =
+            ConsumerSim::on_cluster(cluster, &config, 6, start + Duration::from_secs(60)).unwrap();
+        if groups {
+            let now = c.sim().now();
+            c.core().subscribe([TOPIC], now).unwrap();
+        } else {
+            c.assign([tp.clone()]);
+            c.seek(&tp, 2).unwrap();
+        }
+        let mut failure = None;
+        for _ in 0..40 {
+            match c.poll(Duration::from_millis(500)).unwrap() {
+                Ok(r) => assert_eq!(r.count(), 0, "{release}: nothing read uncommitted"),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let e = failure.unwrap_or_else(|| panic!("{release}: the fetch did not fail"));
+        assert!(e.contains("read_committed"), "{release}: {e}");
+        assert!(e.contains("Fetch v4"), "{release}: {e}");
+        assert!(e.contains("0.11"), "{release}: {e}");
+        assert!(e.contains(&format!("Kafka {release}")), "{release}: {e}");
+    }
+}

@@ -1,14 +1,16 @@
-//! The producer core against the simulated cluster configured as brokers before 0.11: 0.8.2
-//! (Produce v0, Fetch v0), 0.9 (Produce v1), 0.10.0 and 0.10.2 (Produce v2). Records go out
-//! as legacy message sets (magic 0 before 0.10, magic 1 with timestamps from 0.10) with each
-//! codec the release knew, and the consumer core reads them back: keys, values, nulls and
-//! timestamps exact. Also: idempotence at its default turns itself off there, asked for it
-//! fails naming what the broker lacks, headers and zstd fail with the reason, and `batch_size`
-//! still bounds each message set.
+//! The producer core against the simulated cluster configured as every release before 0.11:
+//! 0.8.0, 0.8.1 and 0.8.2 (Produce v0, Fetch v0), 0.9 (Produce v1), 0.10.0, 0.10.1 and 0.10.2
+//! (Produce v2); and, for the table's newer rows, 0.11, 1.0, 2.0 and 3.0 (record batches).
+//! Before 0.11 records go out as legacy message sets (magic 0 before 0.10, magic 1 with
+//! timestamps from 0.10); each release gets every codec it knew, and the consumer core reads
+//! them back: keys, values, nulls and timestamps exact. Also: idempotence at its default
+//! turns itself off there, asked for it fails naming what the broker lacks, headers, zstd (and
+//! lz4 before 0.8.2) fail with the reason, and `batch_size` still bounds each message set.
 //!
-//! The version tables are this file's own (the brokers' ApiVersions answers, or for releases
-//! before 0.10 the APIs they have: without ApiVersions the client probes, as for a real old
-//! broker). Every test runs in virtual time from a fixed seed, so a failure replays exactly.
+//! The clusters are the release profiles (`ClusterConfig::release`, the same as the
+//! compatibility matrix in `old_brokers.rs` and `kafkit dev-broker --kafka-version`), one test
+//! per release: each is the produce cell of the README's table. Every test runs
+//! in virtual time from a fixed seed, so a failure replays exactly.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -16,144 +18,104 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkit_core::config::{AutoOffsetReset, CompressionType, ConsumerConfig, ProducerConfig};
+use kafkit_core::config::{
+    AutoOffsetReset, BrokerVersion, CompressionType, ConsumerConfig, ProducerConfig,
+};
 use kafkit_core::consumer::{ConsumerCore, ConsumerRecord, TopicPartition};
 use kafkit_core::network::NetOptions;
 use kafkit_core::producer::{
     ProduceError, ProducerCore, ProducerEvent, ProducerRecord, RecordMetadata,
 };
 use kafkit_core::protocol::{ApiKey, RequestBody};
-use kafkit_core::records::{TimestampType, MAGIC_V0, MAGIC_V1};
+use kafkit_core::records::{TimestampType, MAGIC_V0, MAGIC_V1, MAGIC_V2};
 use kafkit_core::OpId;
 use kafkit_sim::{serve_cluster, Cluster, ClusterConfig, HookAction, LinkConfig, Simulation};
 
 const TOPIC: &str = "legacy";
 const WALL_START: i64 = 1_700_000_000_000;
 
-/// An old release: its API version table and what the producer should write to it.
+/// An old release: its profile and what the producer should write to it.
 struct Release {
+    /// The profile (`ClusterConfig::release`).
     name: &'static str,
-    apis: &'static [(ApiKey, i16, i16)],
+    version: BrokerVersion,
     /// The Produce version the producer should use and the magic it carries.
     produce_version: i16,
     magic: i8,
+    /// The codecs the release knew (lz4 came with 0.8.2, zstd with 2.1).
+    codecs: &'static [CompressionType],
 }
 
-/// Kafka 0.8.2: no ApiVersions; offsets in Kafka (OffsetCommit v1, FindCoordinator).
-const KAFKA_0_8_2: Release = Release {
-    name: "0.8.2",
-    apis: &[
-        (ApiKey::Produce, 0, 0),
-        (ApiKey::Fetch, 0, 0),
-        (ApiKey::ListOffsets, 0, 0),
-        (ApiKey::Metadata, 0, 0),
-        (ApiKey::OffsetCommit, 0, 1),
-        (ApiKey::OffsetFetch, 0, 1),
-        (ApiKey::FindCoordinator, 0, 0),
-    ],
-    produce_version: 0,
-    magic: MAGIC_V0,
-};
-
-/// Kafka 0.9.0: no ApiVersions; Produce and Fetch v1 (throttle times), the group APIs.
-const KAFKA_0_9_0: Release = Release {
-    name: "0.9.0",
-    apis: &[
-        (ApiKey::Produce, 0, 1),
-        (ApiKey::Fetch, 0, 1),
-        (ApiKey::ListOffsets, 0, 0),
-        (ApiKey::Metadata, 0, 0),
-        (ApiKey::OffsetCommit, 0, 2),
-        (ApiKey::OffsetFetch, 0, 1),
-        (ApiKey::FindCoordinator, 0, 0),
-        (ApiKey::JoinGroup, 0, 0),
-        (ApiKey::Heartbeat, 0, 0),
-        (ApiKey::LeaveGroup, 0, 0),
-        (ApiKey::SyncGroup, 0, 0),
-        (ApiKey::DescribeGroups, 0, 0),
-        (ApiKey::ListGroups, 0, 0),
-    ],
-    produce_version: 1,
-    magic: MAGIC_V0,
-};
-
-/// Kafka 0.10.0: ApiVersions v0; Produce and Fetch v2 (magic 1, timestamps).
-const KAFKA_0_10_0: Release = Release {
-    name: "0.10.0",
-    apis: &[
-        (ApiKey::Produce, 0, 2),
-        (ApiKey::Fetch, 0, 2),
-        (ApiKey::ListOffsets, 0, 0),
-        (ApiKey::Metadata, 0, 1),
-        (ApiKey::OffsetCommit, 0, 2),
-        (ApiKey::OffsetFetch, 0, 1),
-        (ApiKey::FindCoordinator, 0, 0),
-        (ApiKey::JoinGroup, 0, 0),
-        (ApiKey::Heartbeat, 0, 0),
-        (ApiKey::LeaveGroup, 0, 0),
-        (ApiKey::SyncGroup, 0, 0),
-        (ApiKey::DescribeGroups, 0, 0),
-        (ApiKey::ListGroups, 0, 0),
-        (ApiKey::SaslHandshake, 0, 0),
-        (ApiKey::ApiVersions, 0, 0),
-    ],
-    produce_version: 2,
-    magic: MAGIC_V1,
-};
-
-/// Kafka 0.10.2: Fetch v3, ListOffsets v1, Metadata v2, topic admin.
-const KAFKA_0_10_2: Release = Release {
-    name: "0.10.2",
-    apis: &[
-        (ApiKey::Produce, 0, 2),
-        (ApiKey::Fetch, 0, 3),
-        (ApiKey::ListOffsets, 0, 1),
-        (ApiKey::Metadata, 0, 2),
-        (ApiKey::OffsetCommit, 0, 2),
-        (ApiKey::OffsetFetch, 0, 2),
-        (ApiKey::FindCoordinator, 0, 0),
-        (ApiKey::JoinGroup, 0, 1),
-        (ApiKey::Heartbeat, 0, 0),
-        (ApiKey::LeaveGroup, 0, 0),
-        (ApiKey::SyncGroup, 0, 0),
-        (ApiKey::DescribeGroups, 0, 0),
-        (ApiKey::ListGroups, 0, 0),
-        (ApiKey::SaslHandshake, 0, 0),
-        (ApiKey::ApiVersions, 0, 0),
-        (ApiKey::CreateTopics, 0, 1),
-        (ApiKey::DeleteTopics, 0, 0),
-    ],
-    produce_version: 2,
-    magic: MAGIC_V1,
-};
-
-/// The codecs every one of these releases knew (lz4 came with 0.8.2; zstd with 2.1).
-const CODECS: [CompressionType; 4] = [
+const OLD_CODECS: &[CompressionType] = &[
+    CompressionType::None,
+    CompressionType::Gzip,
+    CompressionType::Snappy,
+];
+const CODECS: &[CompressionType] = &[
     CompressionType::None,
     CompressionType::Gzip,
     CompressionType::Snappy,
     CompressionType::Lz4,
 ];
 
+const fn release(
+    name: &'static str,
+    version: (u16, u16, u16),
+    produce_version: i16,
+    codecs: &'static [CompressionType],
+) -> Release {
+    Release {
+        name,
+        version: BrokerVersion::new(version.0, version.1, version.2),
+        produce_version,
+        magic: match produce_version {
+            0 | 1 => MAGIC_V0,
+            2 => MAGIC_V1,
+            _ => MAGIC_V2,
+        },
+        codecs,
+    }
+}
+
+/// Kafka 0.8.0: no offsets API, Produce v0; gzip and snappy only.
+const KAFKA_0_8_0: Release = release("0.8.0", (0, 8, 0), 0, OLD_CODECS);
+/// Kafka 0.8.1: ZooKeeper offsets; still no lz4.
+const KAFKA_0_8_1: Release = release("0.8.1", (0, 8, 1), 0, OLD_CODECS);
+/// Kafka 0.8.2: lz4 (magic 0, with its header checksum quirk), Produce v0.
+const KAFKA_0_8_2: Release = release("0.8.2", (0, 8, 2), 0, CODECS);
+/// Kafka 0.9: Produce v1 (throttle times), still magic 0.
+const KAFKA_0_9: Release = release("0.9", (0, 9, 0), 1, CODECS);
+/// Kafka 0.10.0: Produce v2, magic 1 with timestamps.
+const KAFKA_0_10_0: Release = release("0.10.0", (0, 10, 0), 2, CODECS);
+/// Kafka 0.10.1: the same Produce v2.
+const KAFKA_0_10_1: Release = release("0.10.1", (0, 10, 1), 2, CODECS);
+/// Kafka 0.10.2: the same Produce v2.
+const KAFKA_0_10_2: Release = release("0.10.2", (0, 10, 2), 2, CODECS);
+/// From 0.11 record batches (magic 2), at each release's newest Produce version.
+const KAFKA_0_11: Release = release("0.11", (0, 11, 0), 3, CODECS);
+const KAFKA_1: Release = release("1", (1, 0, 0), 5, CODECS);
+const KAFKA_2: Release = release("2", (2, 0, 0), 6, CODECS);
+/// zstd came with 2.1: 3.0 has it.
+const KAFKA_3: Release = release("3", (3, 0, 0), 9, ALL_CODECS);
+
+const ALL_CODECS: &[CompressionType] = &[
+    CompressionType::None,
+    CompressionType::Gzip,
+    CompressionType::Snappy,
+    CompressionType::Lz4,
+    CompressionType::Zstd,
+];
+
+/// Three brokers as `release`'s profile: its API versions (no ApiVersions before 0.10: the
+/// client probes, as for a real old broker), its stored message format.
 fn cluster_config(release: &Release) -> ClusterConfig {
-    let mut c = ClusterConfig {
+    ClusterConfig {
         brokers: 3,
         default_partitions: 3,
         replication_factor: 1,
         seed: 21,
-        ..ClusterConfig::default()
-    };
-    // Everything the release did not have is hidden (a request for it closes the
-    // connection, as old brokers did), then its own ranges are set.
-    for key in 0..=i16::from(u8::MAX) {
-        if let Some(api) = ApiKey::from_i16(key) {
-            c = c.without_api(api);
-        }
+        ..ClusterConfig::release(release.name).expect("a release profile")
     }
-    for &(api, min, max) in release.apis {
-        c = c.with_api_versions(api, min, max);
-    }
-    c
 }
 
 fn net_options() -> NetOptions {
@@ -203,7 +165,10 @@ fn env(release: &Release, config: ProducerConfig) -> Env {
                     for d in &t.partition_data {
                         let set = d.records.clone().unwrap_or_default();
                         let magic = set.get(16).map_or(-1, |&m| m as i8);
-                        let codec = set.get(17).map_or(0, |&a| a & 0x07);
+                        // The codec bits: a message's attributes follow its magic; a record
+                        // batch's (an i16) follow its CRC.
+                        let at = if magic >= 2 { 22 } else { 17 };
+                        let codec = set.get(at).map_or(0, |&a| a & 0x07);
                         log.borrow_mut().push((
                             header.request_api_version,
                             d.index,
@@ -347,7 +312,7 @@ fn round_trip(release: &Release) {
     // One producer per codec, all writing into the first cluster.
     let cluster = env.cluster.clone();
     let mut expected = 0;
-    for (round, codec) in CODECS.iter().enumerate() {
+    for (round, codec) in release.codecs.iter().enumerate() {
         let start = env.sim.now();
         let mut core = ProducerCore::new(
             producer_config(|c| c.compression_type = *codec),
@@ -389,10 +354,11 @@ fn round_trip(release: &Release) {
         );
     }
     let codecs: std::collections::BTreeSet<u8> = seen.iter().map(|s| s.3).collect();
+    let want: Vec<u8> = (0..release.codecs.len() as u8).collect();
     assert_eq!(
         codecs.into_iter().collect::<Vec<_>>(),
-        [0, 1, 2, 3],
-        "{}: plain messages and gzip, snappy and lz4 wrappers",
+        want,
+        "{}: plain and compressed sets or batches per codec (gzip 1, snappy 2, lz4 3, zstd 4)",
         release.name
     );
     // Read back: every record once, exact.
@@ -413,7 +379,7 @@ fn round_trip(release: &Release) {
             .unwrap_or_else(|| panic!("{}: record {op} not read back", release.name));
         assert_eq!(r.key, want.key, "{}: key of {op}", release.name);
         assert_eq!(r.value, want.value, "{}: value of {op}", release.name);
-        if release.magic == MAGIC_V1 {
+        if release.magic >= MAGIC_V1 {
             assert_eq!(
                 Some(r.timestamp),
                 want.timestamp,
@@ -431,24 +397,29 @@ fn round_trip(release: &Release) {
     }
 }
 
-#[test]
-fn kafka_0_8_2_round_trip_with_every_codec() {
-    round_trip(&KAFKA_0_8_2);
+macro_rules! round_trips {
+    ($($name:ident => $release:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                round_trip(&$release);
+            }
+        )*
+    };
 }
 
-#[test]
-fn kafka_0_9_0_round_trip_with_every_codec() {
-    round_trip(&KAFKA_0_9_0);
-}
-
-#[test]
-fn kafka_0_10_0_round_trip_with_every_codec() {
-    round_trip(&KAFKA_0_10_0);
-}
-
-#[test]
-fn kafka_0_10_2_round_trip_with_every_codec() {
-    round_trip(&KAFKA_0_10_2);
+round_trips! {
+    kafka_0_8_0_round_trip_with_every_codec => KAFKA_0_8_0,
+    kafka_0_8_1_round_trip_with_every_codec => KAFKA_0_8_1,
+    kafka_0_8_2_round_trip_with_every_codec => KAFKA_0_8_2,
+    kafka_0_9_round_trip_with_every_codec => KAFKA_0_9,
+    kafka_0_10_0_round_trip_with_every_codec => KAFKA_0_10_0,
+    kafka_0_10_1_round_trip_with_every_codec => KAFKA_0_10_1,
+    kafka_0_10_2_round_trip_with_every_codec => KAFKA_0_10_2,
+    kafka_0_11_round_trip_with_every_codec => KAFKA_0_11,
+    kafka_1_round_trip_with_every_codec => KAFKA_1,
+    kafka_2_round_trip_with_every_codec => KAFKA_2,
+    kafka_3_round_trip_with_every_codec => KAFKA_3,
 }
 
 /// Runs one producer with `config` against `release` until `n` records are reported.
@@ -464,7 +435,7 @@ fn produce(release: &Release, config: ProducerConfig, batch: Vec<(u64, ProducerR
 
 #[test]
 fn idempotence_asked_for_fails_naming_what_the_broker_lacks() {
-    for release in [&KAFKA_0_9_0, &KAFKA_0_10_2] {
+    for release in [&KAFKA_0_8_0, &KAFKA_0_9, &KAFKA_0_10_2] {
         let config = producer_config(|c| c.enable_idempotence = Some(true));
         let env = produce(release, config, records(0, 6));
         for (op, outcome) in &env.outcomes {
@@ -476,7 +447,7 @@ fn idempotence_asked_for_fails_naming_what_the_broker_lacks() {
                 e.contains("does not support idempotent producing")
                     && e.contains("InitProducerId")
                     && e.contains("0.11")
-                    && e.contains(&format!("Kafka {}", release.name)),
+                    && e.contains(&format!("Kafka {}", release.version)),
                 "{}: record {op}: {e}",
                 release.name
             );
@@ -491,31 +462,44 @@ fn idempotence_asked_for_fails_naming_what_the_broker_lacks() {
 
 #[test]
 fn transactions_fail_at_init_naming_what_the_broker_lacks() {
-    let config = producer_config(|c| c.transactional_id = Some("tx".into()));
-    let mut env = env(&KAFKA_0_10_0, config);
-    let now = env.sim.now();
-    env.sim.core().init_transactions(OpId(1), now);
-    let result = RefCell::new(None);
-    env.sim
-        .run_until(|s| {
-            for e in s.take_events() {
-                if let ProducerEvent::Transaction { op, result: r } = e {
-                    assert_eq!(op, OpId(1));
-                    *result.borrow_mut() = Some(r);
+    for release in [
+        &KAFKA_0_8_0,
+        &KAFKA_0_8_1,
+        &KAFKA_0_8_2,
+        &KAFKA_0_9,
+        &KAFKA_0_10_0,
+        &KAFKA_0_10_1,
+        &KAFKA_0_10_2,
+    ] {
+        let config = producer_config(|c| c.transactional_id = Some("tx".into()));
+        let mut env = env(release, config);
+        let now = env.sim.now();
+        env.sim.core().init_transactions(OpId(1), now);
+        let result = RefCell::new(None);
+        env.sim
+            .run_until(|s| {
+                for e in s.take_events() {
+                    if let ProducerEvent::Transaction { op, result: r } = e {
+                        assert_eq!(op, OpId(1));
+                        *result.borrow_mut() = Some(r);
+                    }
                 }
-            }
-            result.borrow().is_some()
-        })
-        .unwrap();
-    let e = result
-        .into_inner()
-        .unwrap()
-        .expect_err("no transactions before 0.11")
-        .to_string();
-    assert!(
-        e.contains("does not support idempotent producing") && e.contains("0.11"),
-        "{e}"
-    );
+                result.borrow().is_some()
+            })
+            .unwrap();
+        let e = result
+            .into_inner()
+            .unwrap()
+            .expect_err("no transactions before 0.11")
+            .to_string();
+        assert!(
+            e.contains("does not support idempotent producing")
+                && e.contains("0.11")
+                && e.contains(&format!("Kafka {}", release.version)),
+            "{}: {e}",
+            release.name
+        );
+    }
 }
 
 #[test]
@@ -542,7 +526,7 @@ fn headers_and_zstd_fail_with_the_reason() {
     );
 
     let config = producer_config(|c| c.compression_type = CompressionType::Zstd);
-    let env = produce(&KAFKA_0_9_0, config, records(0, 4));
+    let env = produce(&KAFKA_0_9, config, records(0, 4));
     for outcome in env.outcomes.values() {
         let e = outcome.as_ref().expect_err("zstd needs 2.1").to_string();
         assert!(
@@ -553,9 +537,34 @@ fn headers_and_zstd_fail_with_the_reason() {
     assert!(env.seen.borrow().is_empty(), "nothing sent");
 }
 
+/// lz4 came with 0.8.2: on 0.8.0 and 0.8.1 (the same Produce v0) the records fail naming the
+/// release, before anything is sent, instead of reaching a broker that cannot read them.
+#[test]
+fn lz4_before_0_8_2_fails_naming_the_release() {
+    for release in [&KAFKA_0_8_0, &KAFKA_0_8_1] {
+        let config = producer_config(|c| c.compression_type = CompressionType::Lz4);
+        let env = produce(release, config, records(0, 4));
+        for outcome in env.outcomes.values() {
+            let e = outcome.as_ref().expect_err("lz4 needs 0.8.2").to_string();
+            assert!(
+                e.contains("lz4")
+                    && e.contains("0.8.2")
+                    && e.contains(&format!("Kafka {}", release.name)),
+                "{}: {e}",
+                release.name
+            );
+        }
+        assert!(
+            env.seen.borrow().is_empty(),
+            "{}: nothing sent",
+            release.name
+        );
+    }
+}
+
 #[test]
 fn batch_size_bounds_every_message_set() {
-    for release in [&KAFKA_0_8_2, &KAFKA_0_10_2] {
+    for release in [&KAFKA_0_8_0, &KAFKA_0_9, &KAFKA_0_10_2] {
         let config = producer_config(|c| {
             c.batch_size = 1_000;
             c.linger_ms = 50;

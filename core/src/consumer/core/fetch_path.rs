@@ -206,6 +206,10 @@ impl ConsumerCore {
         });
         let nodes = order.len();
         for (i, (node, parts)) in order.into_iter().enumerate() {
+            if let Some(e) = self.fetch_refusal(node) {
+                self.fail_partitions(parts.iter().map(|(tp, ..)| tp), &e);
+                continue;
+            }
             let held = self.buffer.accounted();
             let headroom = self.buffer.largest_decompressed;
             let min_useful = self.buffer.largest_raw;
@@ -292,6 +296,13 @@ impl ConsumerCore {
         let node = fetch.node;
         let span = fetch.span.clone();
         let _entered = span.enter();
+        // The broker's versions may have become known only when this fetch went out on a new
+        // connection: then it was sent at a version without an isolation level (or could not
+        // be encoded at all), and whatever it brought is not what read_committed promises.
+        if let Some(e) = self.fetch_refusal(node) {
+            self.fail_partitions(fetch.plan.wanted.keys(), &e);
+            return;
+        }
         let resp = match result.map(Response::body_as::<FetchRequest>) {
             Ok(Ok(f)) => {
                 crate::network::spans::record_fetched(&span, &f);

@@ -43,6 +43,43 @@ impl ConsumerCore {
         }))
     }
 
+    /// Why `node` cannot serve this consumer's fetches, once its versions are known: a
+    /// `read_committed` consumer needs Fetch v4 (Kafka 0.11), the first with an isolation
+    /// level. Without it a position that needed no ListOffsets (a committed offset, a seek)
+    /// would reach the broker as a request its version cannot encode; Java refuses the same
+    /// way, with an `UnsupportedVersionException`.
+    pub(super) fn fetch_refusal(&self, node: NodeId) -> Option<ConsumerError> {
+        if self.fetcher.settings.isolation_level != 1 {
+            return None;
+        }
+        let (release, table) = self.net.broker_versions(node)?;
+        let have = table.negotiate(ApiKey::Fetch, None).unwrap_or(-1);
+        (have < 4).then(|| {
+            ConsumerError::Network(NetError::Unsupported {
+                api: ApiKey::Fetch,
+                broker: format!("node {node}"),
+                detail: format!(
+                    "a read_committed consumer (transactions) needs Kafka 0.11 or newer (Fetch \
+                     v4); this broker is Kafka {}",
+                    crate::network::release_name(release)
+                ),
+            })
+        })
+    }
+
+    /// Stops fetching the partitions of `parts` with `error` until the application seeks.
+    pub(super) fn fail_partitions<'a>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'a TopicPartition>,
+        error: &ConsumerError,
+    ) {
+        for tp in parts {
+            if let Ok(s) = self.subs.get_mut(tp) {
+                s.error = Some((error.clone(), false));
+            }
+        }
+    }
+
     pub(super) fn send_resets(&mut self, now: Instant) {
         let due = self.subs.resets_due(now);
         if due.is_empty() {

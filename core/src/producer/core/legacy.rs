@@ -11,14 +11,14 @@
 //!   naming the broker, as Java's producer does; asked for (`enable_idempotence=true` or a
 //!   `transactional_id`), the producer fails at once (its records and calls fail with the
 //!   reason) instead of waiting for an id that never comes.
-//! - zstd needs Produce v7 (Kafka 2.1): against an older broker the batches fail with the
-//!   broker's version instead of being refused by it.
+//! - zstd needs Produce v7 (Kafka 2.1), lz4 Kafka 0.8.2: against an older broker the batches
+//!   fail with the broker's version instead of being refused by it.
 
 use std::time::Instant;
 
 use super::ProducerCore;
 use crate::compression::Compression;
-use crate::network::{ApiVersionTable, NetError, NodeId};
+use crate::network::{ApiVersionTable, BrokerVersion, NetError, NodeId};
 use crate::producer::batch::magic_for_produce_version;
 use crate::producer::error::ProduceError;
 use crate::protocol::ApiKey;
@@ -26,6 +26,8 @@ use crate::records::MAGIC_V2;
 
 /// The first Produce version that may carry zstd batches (Kafka 2.1, KIP-110).
 const ZSTD_PRODUCE_VERSION: i16 = 7;
+/// The first release that reads lz4 (KAFKA-1493).
+const LZ4_RELEASE: BrokerVersion = BrokerVersion::new(0, 8, 2);
 
 impl ProducerCore {
     /// The highest Produce version this producer would use with a broker of `table`.
@@ -69,7 +71,7 @@ impl ProducerCore {
     /// The message format `node` takes (its magic), or why it can take none of ours: no
     /// Produce version in common, zstd before Produce v7, or idempotence before 0.11.
     pub(super) fn produce_format(&mut self, node: NodeId) -> Result<i8, NetError> {
-        let Some((_, table)) = self.net.broker_versions(node) else {
+        let Some((release, table)) = self.net.broker_versions(node) else {
             // Versions are known once a connection is ready; until then, as opened.
             return Ok(self.acc.magic());
         };
@@ -94,6 +96,18 @@ impl ProducerCore {
                 format!(
                     "zstd compression needs Produce v{ZSTD_PRODUCE_VERSION} (Kafka 2.1 or \
                      later); the broker speaks up to v{version}: choose gzip, snappy or lz4"
+                ),
+            ));
+        }
+        if self.acc.compression() == Compression::Lz4 && release < LZ4_RELEASE {
+            // Produce v0 is the same from 0.8.0 to 0.8.2: only the release tells whether the
+            // broker can read lz4 (kafka-python refuses it the same way).
+            return Err(unsupported(
+                self,
+                format!(
+                    "lz4 compression needs Kafka 0.8.2 or later; the broker is Kafka {}: choose \
+                     gzip or snappy",
+                    crate::network::release_name(release)
                 ),
             ));
         }

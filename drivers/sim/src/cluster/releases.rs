@@ -11,18 +11,18 @@
 //!   answered by any broker (those releases kept v0 offsets in ZooKeeper, and 0.8.1 had no
 //!   coordinator at all).
 //!
-//! The tables are the ranges each release's brokers advertise (for 0.10.0 and later, their
-//! own ApiVersions answer; before that, what the release answered at all), limited to the APIs
-//! the model implements. Release names: `0.8.0`, `0.8.1`, `0.8.2`, `0.9`, `0.10.0`, `0.10.1`,
+//! The tables are the core's ([`kafkit_core::network::releases::RELEASE_APIS`], the one
+//! source the client's fixed tables and pins also use): the ranges each release's brokers
+//! advertise, limited here to the APIs the model implements; profile `4` keeps the model's
+//! own table (Kafka 4.0's, which the core's table has no entry for). Release names: `0.8.0`, `0.8.1`, `0.8.2`, `0.9`, `0.10.0`, `0.10.1`,
 //! `0.10.2`, `0.11`, `1`, `2`, `3`, `4` (trailing `.0` parts may be added, `0.9.0.1` reads as
 //! `0.9.0`); profile `1` is 1.0, `2` is 2.0, `3` is 3.0 and `4` is 4.0 (the model's own ranges).
 
+use kafkit_core::network::releases::{release_apis, ApiRanges};
+use kafkit_core::network::BrokerVersion;
 use kafkit_core::protocol::ApiKey;
 
 use super::ClusterConfig;
-
-/// `(api key, min, max)` ranges of one release.
-type Ranges = &'static [(i16, i16, i16)];
 
 /// A Kafka release the simulated cluster can imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,6 @@ pub struct Release {
     pub message_format: i8,
     /// Whether OffsetCommit/OffsetFetch v0 are answered by any broker (ZooKeeper offsets).
     pub zookeeper_offsets: bool,
-    /// The version table; `None` keeps the model's own (Kafka 4.0's).
-    ranges: Option<Ranges>,
 }
 
 /// Every profile, oldest first.
@@ -46,286 +44,72 @@ pub const RELEASES: &[Release] = &[
         version: (0, 8, 0),
         message_format: 0,
         zookeeper_offsets: false,
-        ranges: Some(&[(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)]),
     },
     Release {
         name: "0.8.1",
         version: (0, 8, 1),
         message_format: 0,
         zookeeper_offsets: true,
-        ranges: Some(&[
-            (0, 0, 0),
-            (1, 0, 0),
-            (2, 0, 0),
-            (3, 0, 0),
-            (8, 0, 0),
-            (9, 0, 0),
-        ]),
     },
     Release {
         name: "0.8.2",
         version: (0, 8, 2),
         message_format: 0,
         zookeeper_offsets: true,
-        ranges: Some(&[
-            (0, 0, 0),
-            (1, 0, 0),
-            (2, 0, 0),
-            (3, 0, 0),
-            (8, 0, 1),
-            (9, 0, 1),
-            (10, 0, 0),
-        ]),
     },
     Release {
         name: "0.9",
         version: (0, 9, 0),
         message_format: 0,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 1),
-            (1, 0, 1),
-            (2, 0, 0),
-            (3, 0, 0),
-            (8, 0, 2),
-            (9, 0, 1),
-            (10, 0, 0),
-            (11, 0, 0),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-        ]),
     },
     Release {
         name: "0.10.0",
         version: (0, 10, 0),
         message_format: 1,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 2),
-            (1, 0, 2),
-            (2, 0, 0),
-            (3, 0, 1),
-            (8, 0, 2),
-            (9, 0, 1),
-            (10, 0, 0),
-            (11, 0, 0),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-            (17, 0, 0),
-            (18, 0, 0),
-        ]),
     },
     Release {
         name: "0.10.1",
         version: (0, 10, 1),
         message_format: 1,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 2),
-            (1, 0, 3),
-            (2, 0, 1),
-            (3, 0, 2),
-            (8, 0, 2),
-            (9, 0, 1),
-            (10, 0, 0),
-            (11, 0, 1),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-            (17, 0, 0),
-            (18, 0, 0),
-            (19, 0, 0),
-            (20, 0, 0),
-        ]),
     },
     Release {
         name: "0.10.2",
         version: (0, 10, 2),
         message_format: 1,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 2),
-            (1, 0, 3),
-            (2, 0, 1),
-            (3, 0, 2),
-            (8, 0, 2),
-            (9, 0, 2),
-            (10, 0, 0),
-            (11, 0, 1),
-            (12, 0, 0),
-            (13, 0, 0),
-            (14, 0, 0),
-            (15, 0, 0),
-            (16, 0, 0),
-            (17, 0, 0),
-            (18, 0, 0),
-            (19, 0, 1),
-            (20, 0, 0),
-        ]),
     },
     Release {
         name: "0.11",
         version: (0, 11, 0),
         message_format: 2,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 3),
-            (1, 0, 5),
-            (2, 0, 2),
-            (3, 0, 4),
-            (8, 0, 3),
-            (9, 0, 3),
-            (10, 0, 1),
-            (11, 0, 2),
-            (12, 0, 1),
-            (13, 0, 1),
-            (14, 0, 1),
-            (15, 0, 1),
-            (16, 0, 1),
-            (17, 0, 0),
-            (18, 0, 1),
-            (19, 0, 2),
-            (20, 0, 1),
-            (21, 0, 0),
-            (22, 0, 0),
-            (23, 0, 0),
-            (24, 0, 0),
-            (25, 0, 0),
-            (26, 0, 0),
-            (28, 0, 0),
-            (32, 0, 0),
-            (33, 0, 0),
-        ]),
     },
     Release {
         name: "1",
         version: (1, 0, 0),
         message_format: 2,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 5),
-            (1, 0, 6),
-            (2, 0, 2),
-            (3, 0, 5),
-            (8, 0, 3),
-            (9, 0, 3),
-            (10, 0, 1),
-            (11, 0, 2),
-            (12, 0, 1),
-            (13, 0, 1),
-            (14, 0, 1),
-            (15, 0, 1),
-            (16, 0, 1),
-            (17, 0, 1),
-            (18, 0, 1),
-            (19, 0, 2),
-            (20, 0, 1),
-            (21, 0, 0),
-            (22, 0, 0),
-            (23, 0, 0),
-            (24, 0, 0),
-            (25, 0, 0),
-            (26, 0, 0),
-            (28, 0, 0),
-            (32, 0, 0),
-            (33, 0, 0),
-            (36, 0, 0),
-            (37, 0, 0),
-        ]),
     },
     Release {
         name: "2",
         version: (2, 0, 0),
         message_format: 2,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 6),
-            (1, 0, 8),
-            (2, 0, 3),
-            (3, 0, 6),
-            (8, 0, 4),
-            (9, 0, 4),
-            (10, 0, 2),
-            (11, 0, 3),
-            (12, 0, 2),
-            (13, 0, 2),
-            (14, 0, 2),
-            (15, 0, 2),
-            (16, 0, 2),
-            (17, 0, 1),
-            (18, 0, 2),
-            (19, 0, 3),
-            (20, 0, 2),
-            (21, 0, 1),
-            (22, 0, 1),
-            (23, 0, 1),
-            (24, 0, 1),
-            (25, 0, 1),
-            (26, 0, 1),
-            (28, 0, 1),
-            (32, 0, 2),
-            (33, 0, 1),
-            (36, 0, 0),
-            (37, 0, 1),
-            (42, 0, 1),
-        ]),
     },
     Release {
         name: "3",
         version: (3, 0, 0),
         message_format: 2,
         zookeeper_offsets: false,
-        ranges: Some(&[
-            (0, 0, 9),
-            (1, 0, 12),
-            (2, 0, 7),
-            (3, 0, 11),
-            (8, 0, 8),
-            (9, 0, 8),
-            (10, 0, 4),
-            (11, 0, 7),
-            (12, 0, 4),
-            (13, 0, 4),
-            (14, 0, 5),
-            (15, 0, 5),
-            (16, 0, 4),
-            (17, 0, 1),
-            (18, 0, 3),
-            (19, 0, 7),
-            (20, 0, 6),
-            (21, 0, 2),
-            (22, 0, 4),
-            (23, 0, 4),
-            (24, 0, 3),
-            (25, 0, 3),
-            (26, 0, 3),
-            (28, 0, 3),
-            (32, 0, 4),
-            (33, 0, 2),
-            (36, 0, 2),
-            (37, 0, 3),
-            (42, 0, 2),
-            (44, 0, 1),
-            (47, 0, 0),
-            (60, 0, 0),
-            (65, 0, 0),
-            (66, 0, 0),
-        ]),
     },
     Release {
         name: "4",
         version: (4, 0, 0),
         message_format: 2,
         zookeeper_offsets: false,
-        ranges: None,
     },
 ];
 
@@ -369,11 +153,18 @@ impl Release {
             .ok_or_else(|| UnknownRelease(name.to_owned()))
     }
 
+    /// The release's API version ranges from the core's table; `None` for 4.0 (the model's
+    /// own table).
+    pub fn ranges(&self) -> Option<ApiRanges> {
+        let (major, minor, patch) = self.version;
+        release_apis(BrokerVersion::new(major, minor, patch))
+    }
+
     /// Applies the profile to `config`: the version table, message format and offset
     /// storage of this release.
     pub fn apply(&self, config: &mut ClusterConfig) {
         config.api_versions.clear();
-        if let Some(ranges) = self.ranges {
+        if let Some(ranges) = self.ranges() {
             // With the overrides cleared, the table lists every API the model answers.
             let model: Vec<ApiKey> = config.version_table().into_keys().collect();
             for api in model {
@@ -452,6 +243,20 @@ mod tests {
         for r in RELEASES {
             let c = ClusterConfig::release(r.name).unwrap();
             assert!(c.version_table().keys().all(|k| keys.contains(k)));
+        }
+        // Every profile but 4.0 has the core's table, and the core's table has no release
+        // without a profile.
+        for r in RELEASES {
+            assert_eq!(r.ranges().is_none(), r.name == "4", "{}", r.name);
+        }
+        for entry in kafkit_core::network::releases::RELEASE_APIS {
+            let v = entry.version;
+            assert!(
+                RELEASES
+                    .iter()
+                    .any(|r| r.version == (v.major, v.minor, v.patch)),
+                "{v}"
+            );
         }
         let c = ClusterConfig::release("0.8.1").unwrap();
         assert!(c.zookeeper_offsets);
