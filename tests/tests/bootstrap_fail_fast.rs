@@ -84,7 +84,9 @@ fn addresses() -> (Vec<String>, Vec<(String, &'static [&'static str])>) {
     (vec![refused, unresolvable], expected)
 }
 
-fn expected_ref(expected: &[(String, &'static [&'static str])]) -> Vec<(&str, &[&str])> {
+fn expected_ref<'a>(
+    expected: &'a [(String, &'static [&'static str])],
+) -> Vec<(&'a str, &'a [&'a str])> {
     expected.iter().map(|(a, w)| (a.as_str(), *w)).collect()
 }
 
