@@ -74,7 +74,7 @@ fn produce(cluster: &Cluster, topic: &str) {
 /// The leaders of the topic's partitions, as kafkit's metadata names them.
 fn leaders(bootstrap: &str, topic: &str) -> BTreeSet<i32> {
     let mut common = CommonConfig::default();
-    common.bootstrap_servers = vec![bootstrap.to_owned()];
+    common.bootstrap_servers = bootstrap.split(',').map(str::to_owned).collect();
     let client = kafkit_blocking::LowLevelClient::start(&common).expect("client");
     let view = client
         .metadata(Some(vec![topic.to_owned()]))
