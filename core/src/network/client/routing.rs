@@ -53,8 +53,7 @@ impl NetworkClient {
             .bootstrap
             .keys()
             .filter_map(|n| self.node_state.get(n)?.fatal.as_ref())
-            .filter(|e| matches!(e, NetError::Authentication { .. }))
-            .next_back()
+            .rfind(|e| matches!(e, NetError::Authentication { .. }))
         {
             return Some(auth.clone());
         }
