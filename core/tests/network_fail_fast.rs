@@ -7,12 +7,16 @@ mod network_support;
 
 use std::time::Duration;
 
-use kafkit_core::network::NetOptions;
-use kafkit_core::network::{NetError, Target};
-use kafkit_core::protocol::ListGroupsRequest;
-use network_support::{Broker, ClusterSpec, Harness, Reply};
+use std::sync::Arc;
 
-/// The harness options with `bootstrap_fail_fast` on.
+use kafkit_core::network::NetOptions;
+use kafkit_core::network::{BrokerVersion, NetError, Target};
+use kafkit_core::protocol::{ApiKey, ListGroupsRequest};
+use kafkit_core::sasl::SaslConfig;
+use network_support::{three_brokers, Broker, ClusterSpec, Harness, Reply, SaslSpec};
+
+/// The harness options with `bootstrap_fail_fast` on (the default, set here all the same:
+/// these tests are about it).
 fn options(bootstrap: &[(&str, u16)]) -> NetOptions {
     let mut opts = network_support::options(bootstrap);
     opts.bootstrap_fail_fast = true;
@@ -130,4 +134,62 @@ fn a_tls_listener_is_recognised() {
 fn an_http_server_is_recognised() {
     let text = answer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     assert!(text.contains("HTTP port, not Kafka"), "{text}");
+}
+
+#[test]
+fn fail_fast_is_the_default() {
+    let opts = NetOptions::new(vec![("b0".into(), 9092)]);
+    assert!(opts.bootstrap_fail_fast);
+    assert!(kafkit_core::config::CommonConfig::default().bootstrap_fail_fast);
+}
+
+#[test]
+fn a_legacy_broker_closing_on_api_versions_is_probed_not_failed() {
+    // A broker before 0.10 closes the connection on ApiVersions: twice, then the probes find
+    // its release. Those closes are probe results, not a refused bootstrap address, so the
+    // request is answered instead of failing with "no bootstrap broker could be reached".
+    let (mut brokers, cluster) = three_brokers();
+    brokers[0] = Broker::new(0, "b0", 9092).legacy();
+    let mut h = Harness::new(options(&[("b0", 9092)]), brokers, cluster);
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    h.expect_ok(id);
+    let (release, _) = h.client.broker_versions(-1).expect("versions known");
+    assert_eq!(release, BrokerVersion::new(0, 9, 0));
+    assert_eq!(
+        h.brokers[0].apis()[..2],
+        [ApiKey::ApiVersions, ApiKey::ApiVersions],
+        "the broker closed on ApiVersions twice"
+    );
+}
+
+#[test]
+fn a_lone_brokers_authentication_failure_is_reported_as_itself() {
+    let broker = Broker::new(0, "b0", 9092).with_sasl(SaslSpec::plain("alice", "secret"));
+    let mut opts = options(&[("b0", 9092)]);
+    opts.sasl = Some(Arc::new(SaslConfig::plain("alice", "wrong")));
+    let mut h = Harness::new(opts, vec![broker], ClusterSpec::default());
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    let err = h.expect_err(id, Duration::from_secs(1));
+    assert!(
+        matches!(&err, NetError::Authentication { detail, .. } if detail.contains("invalid user name or password")),
+        "{err:?}"
+    );
+    assert_eq!(h.elapsed(), Duration::ZERO, "failed at once");
+}
+
+#[test]
+fn an_authentication_failure_beside_a_refused_address_is_reported_as_itself() {
+    let brokers = vec![
+        Broker::new(0, "b0", 9092).refusing("connection refused"),
+        Broker::new(1, "b1", 9092).with_sasl(SaslSpec::plain("alice", "secret")),
+    ];
+    let mut opts = options(&[("b0", 9092), ("b1", 9092)]);
+    opts.sasl = Some(Arc::new(SaslConfig::plain("alice", "wrong")));
+    let mut h = Harness::new(opts, brokers, ClusterSpec::default());
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    let err = h.expect_err(id, Duration::from_secs(1));
+    assert!(
+        matches!(&err, NetError::Authentication { broker, .. } if broker.contains("b1:9092")),
+        "{err:?}"
+    );
 }

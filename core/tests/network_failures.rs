@@ -6,13 +6,22 @@ mod network_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafkit_core::network::{NetError, Target};
+use kafkit_core::network::{NetError, NetOptions, Target};
 use kafkit_core::protocol::list_groups::response::ListedGroup;
 use kafkit_core::protocol::{ApiKey, ListGroupsRequest, ListGroupsResponse, ResponseBody};
 use kafkit_core::sasl::SaslConfig;
 use network_support::{
     framed, options, three_brokers, Broker, ClusterSpec, Harness, Reply, SaslSpec, XorShift,
 };
+
+/// The harness options with `bootstrap_fail_fast` off: these tests check how a client waits
+/// for brokers that are down (backoff, timeouts naming the cause), the mode for clients
+/// started before their cluster. `network_fail_fast` covers the default.
+fn waiting(bootstrap: &[(&str, u16)]) -> NetOptions {
+    let mut opts = options(bootstrap);
+    opts.bootstrap_fail_fast = false;
+    opts
+}
 
 fn down(node: i32, host: &str) -> Broker {
     Broker::new(node, host, 9092).refusing("refused")
@@ -21,7 +30,7 @@ fn down(node: i32, host: &str) -> Broker {
 #[test]
 fn all_brokers_down_request_times_out_naming_the_bootstrap_and_the_cause() {
     let brokers = vec![down(0, "b0"), down(1, "b1")];
-    let opts = options(&[("b0", 9092), ("b1", 9092)]);
+    let opts = waiting(&[("b0", 9092), ("b1", 9092)]);
     let request_timeout = opts.conn.request_timeout;
     let mut h = Harness::new(opts, brokers, ClusterSpec::default());
     let sent_at = h.now;
@@ -57,7 +66,7 @@ fn all_brokers_down_request_times_out_naming_the_bootstrap_and_the_cause() {
 #[test]
 fn request_to_a_down_node_names_it() {
     let brokers = vec![down(0, "b0")];
-    let mut opts = options(&[("b0", 9092)]);
+    let mut opts = waiting(&[("b0", 9092)]);
     opts.conn.request_timeout = Duration::from_secs(3);
     let mut h = Harness::new(opts, brokers, ClusterSpec::default());
     let id = h.send(Target::Node(-1), ListGroupsRequest::default());
@@ -87,7 +96,7 @@ fn check_backoff(seed: u64, hosts: &[&str]) {
         .map(|(i, h)| down(i as i32, h))
         .collect();
     let bootstrap: Vec<(&str, u16)> = hosts.iter().map(|h| (*h, 9092)).collect();
-    let mut opts = options(&bootstrap);
+    let mut opts = waiting(&bootstrap);
     opts.seed = seed;
     opts.reconnect_backoff = Duration::from_millis(50);
     opts.reconnect_backoff_max = Duration::from_millis(1000);
@@ -133,7 +142,7 @@ fn all_brokers_down_does_not_busy_loop() {
             down(i, &format!("b{i}")).with_connect_delay(Duration::from_millis(20 + 5 * i as u64))
         })
         .collect();
-    let opts = options(&[("b0", 9092), ("b1", 9092), ("b2", 9092)]);
+    let opts = waiting(&[("b0", 9092), ("b1", 9092), ("b2", 9092)]);
     let mut h = Harness::new(opts, brokers, ClusterSpec::default());
     h.spin_limit = 1_000;
     let id = h.send(Target::Any, ListGroupsRequest::default());

@@ -103,6 +103,9 @@ impl<B: BlockOn> ChaosConsumer for AsyncConsumer<B> {
     fn commit(&self) -> Result<(), ConsumerError> {
         self.1.block_on(self.0.commit(None))
     }
+    fn position(&self, partition: TopicPartition) -> Result<i64, ConsumerError> {
+        self.1.block_on(self.0.position(partition))
+    }
     fn end_offsets(
         &self,
         partitions: Vec<TopicPartition>,
@@ -207,6 +210,9 @@ impl ChaosConsumer for BlockingConsumer {
     }
     fn commit(&self) -> Result<(), ConsumerError> {
         self.0.commit(None)
+    }
+    fn position(&self, partition: TopicPartition) -> Result<i64, ConsumerError> {
+        self.0.position(&partition)
     }
     fn end_offsets(
         &self,

@@ -133,9 +133,10 @@ pub struct CommonConfig {
     /// metadata, once every bootstrap address has failed in a round (refused, unresolvable,
     /// not Kafka, or no connection within `socket_connection_setup_timeout_ms`), requests to
     /// any broker fail at once with each address's cause instead of waiting for their
-    /// timeout; the next round starts after the reconnect backoff. `false` waits (for
-    /// clients started before their cluster). Default false for now: with it on, legacy
-    /// probing and the authentication error of a lone bootstrap broker still need work.
+    /// timeout; the next round starts after the reconnect backoff. An authentication failure
+    /// is reported as itself, and a connection a broker before 0.10 closes in answer to
+    /// ApiVersions is part of probing its release, not a failed address. `false` waits for
+    /// the request timeout (for clients started before their cluster). Default true.
     pub bootstrap_fail_fast: bool,
     /// `random_seed` (kafkit; dotted `random.seed`): the seed of the core's pseudo-random
     /// generator (backoff jitter, SCRAM nonces, partition choice). Default `None`: the driver
@@ -176,7 +177,7 @@ impl Default for CommonConfig {
             api_version_auto_timeout_ms: 2_000,
             client_rack: String::new(),
             max_response_size: 100 * 1024 * 1024,
-            bootstrap_fail_fast: false,
+            bootstrap_fail_fast: true,
             random_seed: None,
             ignored: Vec::new(),
         }
@@ -370,7 +371,7 @@ pub(crate) const COMMON_OPTIONS: &[OptionInfo] = &[
     opt!(Common, "max_response_size", "max.response.size", Kafkit, "104857600",
         "Largest response frame accepted, in bytes; a larger one closes the connection.",
         int(max_response_size, 1, I32_MAX)),
-    opt!(Common, "bootstrap_fail_fast", "bootstrap.fail.fast", Kafkit, "false",
+    opt!(Common, "bootstrap_fail_fast", "bootstrap.fail.fast", Kafkit, "true",
         "Fail requests at once when every bootstrap address failed in a round (before the first metadata); false waits for their timeout.",
         bool(bootstrap_fail_fast)),
     opt!(Common, "random_seed", "random.seed", Kafkit, "",

@@ -168,7 +168,7 @@ impl NetOptions {
             metadata_max_age: Duration::from_millis(300_000),
             connections_max_idle: Duration::from_millis(540_000),
             allow_auto_topic_creation: true,
-            bootstrap_fail_fast: false,
+            bootstrap_fail_fast: true,
             sasl: None,
             tls: None,
             seed: 0,

@@ -246,11 +246,18 @@ fn compression_of(config: &ProducerConfig) -> (Compression, Option<i32>) {
     (codec, level)
 }
 
-/// Whether a network failure is worth a retry (the broker may answer next time).
+/// Whether a network failure is worth a retry (the broker may answer next time). Every
+/// bootstrap address failing its round (`bootstrap_fail_fast`) is too: the producer's own
+/// requests (InitProducerId, coordinator lookups) try again after their backoff, as Java's
+/// do, while the records wait within `delivery_timeout_ms` instead of the producer turning
+/// fatal because it was started before its cluster.
 fn net_error_retriable(e: &NetError) -> bool {
     matches!(
         e,
-        NetError::Timeout { .. } | NetError::Disconnected { .. } | NetError::Decode { .. }
+        NetError::Timeout { .. }
+            | NetError::Disconnected { .. }
+            | NetError::Decode { .. }
+            | NetError::NoBroker { .. }
     )
 }
 

@@ -119,7 +119,11 @@ impl NetworkClient {
                         }
                         self.note_failure(node, &error, now);
                         let state = self.node_state.entry(node).or_default();
-                        state.setup_failed = in_setup || state.fatal.is_some();
+                        // A connection closed in answer to ApiVersions is how brokers before
+                        // 0.10 answer it: a probe result (legacy suspicion, then probing), not
+                        // an address that refused us, so it does not count towards
+                        // `bootstrap_fail_fast`.
+                        state.setup_failed = (in_setup && !maybe_legacy) || state.fatal.is_some();
                     }
                     self.drop_connection(conn, error, Some(now));
                     self.out.push_back(Output::Close { conn });

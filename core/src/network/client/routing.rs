@@ -27,7 +27,10 @@ impl NetworkClient {
 
     /// With `bootstrap_fail_fast`, before the first metadata: the error every request gets
     /// when each bootstrap address has failed in this round (none is connecting, each is
-    /// backing off from a failure), naming each address's cause.
+    /// backing off from a failure), naming each address's cause. An authentication or TLS
+    /// failure is reported as itself, as Java throws its `AuthenticationException` /
+    /// `SslAuthenticationException`: wrong credentials or an untrusted certificate are the
+    /// cluster's answer, not an address problem, and another address will not fix them.
     pub(super) fn bootstrap_unreachable(&self, now: Instant) -> Option<NetError> {
         if !self.opts.bootstrap_fail_fast
             || !self.cluster.brokers.is_empty()
@@ -43,7 +46,18 @@ impl NetworkClient {
                     .get(n)
                     .is_some_and(|s| s.setup_failed && s.last_error.is_some())
         });
-        failed.then(|| NetError::NoBroker {
+        if !failed {
+            return None;
+        }
+        if let Some(auth) = self
+            .bootstrap
+            .keys()
+            .filter_map(|n| self.node_state.get(n)?.fatal.as_ref())
+            .rfind(|e| matches!(e, NetError::Authentication { .. } | NetError::Tls { .. }))
+        {
+            return Some(auth.clone());
+        }
+        Some(NetError::NoBroker {
             causes: self
                 .bootstrap
                 .keys()
