@@ -4,6 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::consumer::group::member::offset_fetch::{
+    offset_fetch_group_rows, offset_fetch_request, GROUPS_LAYOUT_VERSION,
+};
 use crate::consumer::{OffsetAndMetadata, TopicPartition};
 use crate::network::{CoordinatorKind, NetError, NodeId, Response, Target};
 use crate::protocol::consumer_group_describe::response::{
@@ -35,7 +38,7 @@ use super::AdminOutcome;
 const MAX_COMMIT_VERSION: i16 = 8;
 
 /// From this OffsetFetch version on, requests and responses carry a list of groups.
-const LAYOUT_CHANGE_VERSION: i16 = 8;
+const LAYOUT_CHANGE_VERSION: i16 = GROUPS_LAYOUT_VERSION;
 
 fn call(target: Target, body: RequestBody, max_version: Option<i16>) -> Call {
     Call {
@@ -481,16 +484,6 @@ impl Api for ListGroupOffsets {
     type Value = Offsets;
 
     fn requests(&mut self, _: &[()], ctx: &mut Ctx<'_>) -> Vec<(Call, Vec<()>)> {
-        use crate::protocol::offset_fetch::request::{
-            OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
-        };
-        let by_topic = self.partitions.as_ref().map(|ps| {
-            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-            for tp in ps {
-                by_topic.entry(&tp.topic).or_default().push(tp.partition);
-            }
-            by_topic
-        });
         // The highest version both sides support, once the coordinator's versions are known
         // (v0-7 carry the one group at the top level, v8+ a list of groups); before that, v7,
         // which every broker since Kafka 2.5 serves.
@@ -506,42 +499,7 @@ impl Api for ListGroupOffsets {
                 table.negotiate(ApiKey::OffsetFetch, Some(LAYOUT_CHANGE_VERSION - 1))
             })
             .unwrap_or(LAYOUT_CHANGE_VERSION - 1);
-        let topics = by_topic.as_ref().map(|t| {
-            t.iter()
-                .map(|(name, partition_indexes)| OffsetFetchRequestTopic {
-                    name: (*name).to_owned(),
-                    partition_indexes: partition_indexes.clone(),
-                    ..Default::default()
-                })
-                .collect()
-        });
-        let group_topics = by_topic.as_ref().map(|t| {
-            t.iter()
-                .map(|(name, partition_indexes)| OffsetFetchRequestTopics {
-                    name: (*name).to_owned(),
-                    partition_indexes: partition_indexes.clone(),
-                    ..Default::default()
-                })
-                .collect()
-        });
-        let body = if version >= LAYOUT_CHANGE_VERSION {
-            OffsetFetchRequest {
-                groups: vec![OffsetFetchRequestGroup {
-                    group_id: self.group.clone(),
-                    member_id: None,
-                    member_epoch: -1,
-                    topics: group_topics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }
-        } else {
-            OffsetFetchRequest {
-                group_id: self.group.clone(),
-                topics,
-                ..Default::default()
-            }
-        };
+        let body = offset_fetch_request(&self.group, self.partitions.as_deref(), None, version);
         vec![(
             call(
                 coordinator(&self.group),
@@ -610,43 +568,16 @@ impl Api for ListGroupOffsets {
     }
 }
 
-/// The group's error and committed offsets in an OffsetFetch response of any version: v0-7
-/// answer for the one group at the top level, v8+ in a list of groups.
+/// The group's error and committed offsets in an OffsetFetch response of any version.
 fn offset_fetch_rows(
     r: crate::protocol::OffsetFetchResponse,
     group: &str,
 ) -> Result<(ErrorCode, Vec<OffsetFetchResponseTopic>), AdminError> {
-    use crate::protocol::offset_fetch::response::OffsetFetchResponsePartition;
-    if r.groups.is_empty() {
-        return Ok((r.error(), r.topics));
-    }
-    let Some(g) = r.groups.into_iter().find(|g| g.group_id == group) else {
-        return Err(AdminError::InvalidRequest(format!(
+    offset_fetch_group_rows(r, group).ok_or_else(|| {
+        AdminError::InvalidRequest(format!(
             "the OffsetFetch response has no entry for group `{group}`"
-        )));
-    };
-    let code = g.error();
-    let topics = g
-        .topics
-        .into_iter()
-        .map(|t| OffsetFetchResponseTopic {
-            name: t.name,
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| OffsetFetchResponsePartition {
-                    partition_index: p.partition_index,
-                    committed_offset: p.committed_offset,
-                    committed_leader_epoch: p.committed_leader_epoch,
-                    metadata: p.metadata,
-                    error_code: p.error_code,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect();
-    Ok((code, topics))
+        ))
+    })
 }
 
 /// Commits offsets for a group from outside it (OffsetCommit with generation -1 and no

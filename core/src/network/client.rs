@@ -334,6 +334,26 @@ impl NetworkClient {
         Some((&p.body, p.max_version))
     }
 
+    /// For tests of the client cores: `key`'s coordinator is `node` and its versions are
+    /// `table`, as if the lookup and a connection had happened (none is opened).
+    #[cfg(test)]
+    pub(crate) fn set_coordinator_for_test(
+        &mut self,
+        kind: CoordinatorKind,
+        key: &str,
+        node: NodeId,
+        table: ApiVersionTable,
+    ) {
+        let state = CoordinatorState {
+            node: Some(node),
+            lookup: None,
+            not_before: None,
+            error: None,
+        };
+        self.coordinators.insert((kind, key.to_owned()), state);
+        self.node_state.entry(node).or_default().versions = Some(Arc::new(table));
+    }
+
     /// The latest cluster view.
     pub fn cluster(&self) -> &Arc<ClusterView> {
         &self.cluster
