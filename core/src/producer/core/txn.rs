@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{net_error_retriable, ProducerCore, ProducerEvent};
+use crate::codec::EncodeError;
 use crate::consumer::{GroupMetadata, OffsetAndMetadata, TopicPartition};
 use crate::network::{CoordinatorKind, NetError, RequestId, Response, Target};
 use crate::producer::error::ProduceError;
@@ -523,6 +524,37 @@ impl ProducerCore {
         }
     }
 
+    /// Why a TxnOffsetCommit that could not be encoded failed, when the reason is the
+    /// consumer's group metadata (generation, member id, instance id: KIP-447), which only
+    /// TxnOffsetCommit v3 (Kafka 2.5) carries. Java's producer fails there too, with the same
+    /// reason; the offsets can still go with the group id alone (generation -1, no member id).
+    fn group_metadata_unsupported(&self, e: &NetError) -> Option<String> {
+        let NetError::Encode {
+            error: EncodeError::FieldNotInVersion { field, version, .. },
+            ..
+        } = e
+        else {
+            return None;
+        };
+        let release = self
+            .net
+            .known_version_tables()
+            .find(|t| {
+                t.broker_range(ApiKey::TxnOffsetCommit)
+                    .is_some_and(|(_, max)| max < 3)
+            })
+            .map_or_else(
+                || format!("a broker with TxnOffsetCommit up to v{version}"),
+                |t| format!("Kafka {}", t.guess_broker_version()),
+            );
+        Some(format!(
+            "TxnOffsetCommit failed: the consumer group metadata ({field}) of \
+             send_offsets_to_transaction needs TxnOffsetCommit v3, Kafka 2.5 or later, and the \
+             group coordinator is {release} (v{version}): send the offsets with the group id \
+             alone (generation -1, empty member id) to commit them on this broker"
+        ))
+    }
+
     fn on_add_partitions(&mut self, result: Result<Response, NetError>, now: Instant) {
         let body = match result.map(Response::body_as::<AddPartitionsToTxnRequest>) {
             Ok(Ok(b)) => b,
@@ -615,6 +647,11 @@ impl ProducerCore {
                     Step::CommitOffsets => "TxnOffsetCommit",
                     Step::EndTxn { .. } => "EndTxn",
                 };
+                if matches!(step, Step::CommitOffsets) {
+                    if let Some(what) = self.group_metadata_unsupported(&e) {
+                        return self.txn_fatal(what, now);
+                    }
+                }
                 let retry_step = step.clone();
                 return self.txn_net_error(api, e, |s| s.txn_retry(retry_step, now), now);
             }
