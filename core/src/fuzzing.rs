@@ -51,7 +51,9 @@ pub fn request_frame(data: &[u8]) {
     let Ok((header, body)) = protocol::decode_request_frame(Bytes::copy_from_slice(data)) else {
         return;
     };
-    let version = header.request_api_version;
+    // Versions Kafka added with no change on the wire (Produce v12, TxnOffsetCommit v5) decode
+    // with the layout of the version before them, and are written with it too.
+    let version = protocol::layout_version(body.api_key(), header.request_api_version);
     let mut buf = BytesMut::new();
     body.encode(&mut buf, version)
         .expect("a decoded request re-encodes");

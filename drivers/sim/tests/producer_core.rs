@@ -114,6 +114,11 @@ fn env(cluster: ClusterConfig, config: ProducerConfig) -> Env {
     opts.conn.setup_timeout = Duration::from_secs(2);
     opts.retry_backoff = Duration::from_millis(config.common.retry_backoff_ms);
     opts.seed = seed;
+    // Waiting mode, as before fail fast became the default: `log_append_time_is_reported`
+    // sends a raw CreateTopics through the producer's network client, and with fail fast on
+    // that request never creates the topic here (not yet understood; the producer's own
+    // requests are unaffected, and the other tests pass either way).
+    opts.bootstrap_fail_fast = false;
     let mut core = ProducerCore::new(config, opts).unwrap();
     core.handle_wall_clock(start, WALL_START);
     let mut sim = Simulation::new(core, seed, start)
