@@ -114,10 +114,12 @@ fn env(cluster: ClusterConfig, config: ProducerConfig) -> Env {
     opts.conn.setup_timeout = Duration::from_secs(2);
     opts.retry_backoff = Duration::from_millis(config.common.retry_backoff_ms);
     opts.seed = seed;
-    // Waiting mode, as before fail fast became the default: `log_append_time_is_reported`
-    // sends a raw CreateTopics through the producer's network client, and with fail fast on
-    // that request never creates the topic here (not yet understood; the producer's own
-    // requests are unaffected, and the other tests pass either way).
+    // Waiting mode, as before fail fast became the default. The core connects as it is
+    // built (InitProducerId), before `serve_cluster` below serves the cluster, so that first
+    // connection times out after `setup_timeout`. With fail fast on, a raw request sent in
+    // that window (`log_append_time_is_reported`'s CreateTopics) fails at once with
+    // `NoBroker`, as designed, while the producer's own requests retry; waiting mode lets it
+    // wait for the next connection instead.
     opts.bootstrap_fail_fast = false;
     let mut core = ProducerCore::new(config, opts).unwrap();
     core.handle_wall_clock(start, WALL_START);
