@@ -144,6 +144,9 @@ pub fn run(args: &DevBrokerArgs) -> Result<(), CliError> {
         }
     });
     let broker = DevBroker::start(config).map_err(|e| CliError::Failed(e.to_string()))?;
+    // Before the bootstrap line: whoever reads it may signal at once, and that signal must
+    // find the broker stopping cleanly, not exiting mid-banner.
+    signals::graceful();
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", broker.bootstrap())?;
     stdout.flush()?;
@@ -171,7 +174,6 @@ pub fn run(args: &DevBrokerArgs) -> Result<(), CliError> {
     ));
     let _ = writeln!(std::io::stderr(), "{banner}");
 
-    signals::graceful();
     // With stdin a pipe, its closing (the parent went away) stops the broker too.
     let stdin_closed = Arc::new(AtomicBool::new(false));
     if stdin_is_a_pipe() {
