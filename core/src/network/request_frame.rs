@@ -73,6 +73,21 @@ pub(crate) fn encode_request(
     let mut spliced = Vec::new();
     // Produce v12 and TxnOffsetCommit v5 (KIP-890) are written as the version before.
     let version = crate::protocol::layout_version(body.api_key(), version);
+    let fallback;
+    let body = match body {
+        // KIP-447's flag exists from OffsetFetch v7 (Kafka 2.5) and is not ignorable. Older
+        // brokers never answer with a transaction's pending offsets anyway (only the last
+        // committed one), so the request goes without it, as Java's request builder sends
+        // it, instead of failing. Rare (old brokers only) and small: the copy costs nothing.
+        RequestBody::OffsetFetch(req) if req.require_stable && version < 7 => {
+            tracing::debug!(version, "OffsetFetch below v7: sent without require_stable");
+            let mut req = req.clone();
+            req.require_stable = false;
+            fallback = RequestBody::OffsetFetch(req);
+            &fallback
+        }
+        _ => body,
+    };
     match body {
         RequestBody::Produce(req) if splices(req, version) => {
             encode_produce(req, version, &mut buf, &mut spliced)?;
@@ -331,5 +346,55 @@ mod tests {
             "{err:?}"
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn offset_fetch_goes_without_require_stable_below_v7_as_java_sends_it() {
+        use crate::protocol::generated::offset_fetch::request::OffsetFetchRequest;
+        let frame = |req: &OffsetFetchRequest, version: i16| {
+            let api = ApiKey::OffsetFetch;
+            let header = RequestHeader {
+                request_api_key: api.as_i16(),
+                request_api_version: version,
+                ..header(version)
+            };
+            let hv = protocol::request_header_version(api, version);
+            let mut out = VecDeque::new();
+            encode_request(
+                &header,
+                hv,
+                &RequestBody::OffsetFetch(req.clone()),
+                version,
+                &mut out,
+            )
+            .map(|()| out.into_iter().flatten().collect::<Vec<u8>>())
+        };
+        let stable = OffsetFetchRequest {
+            group_id: "g".into(),
+            require_stable: true,
+            ..Default::default()
+        };
+        let plain = OffsetFetchRequest {
+            require_stable: false,
+            ..stable.clone()
+        };
+        for version in 0..7 {
+            assert_eq!(
+                frame(&stable, version),
+                frame(&plain, version),
+                "v{version}"
+            );
+        }
+        // From v7 the flag is on the wire.
+        assert_ne!(frame(&stable, 7).unwrap(), frame(&plain, 7).unwrap());
+        // The generated encoder alone still refuses it: only the frame encoder falls back.
+        let mut buf = Vec::new();
+        let err = RequestBody::OffsetFetch(stable)
+            .encode(&mut buf, 6)
+            .unwrap_err();
+        assert!(
+            matches!(err, EncodeError::FieldNotInVersion { .. }),
+            "{err:?}"
+        );
     }
 }

@@ -297,7 +297,10 @@ impl GroupMember {
                 version,
             );
             // Offsets of transactions still open are not "committed" yet: wait for them
-            // (KIP-447). The flag exists from v7 (Kafka 2.5) and cannot be dropped silently.
+            // (KIP-447). The flag exists from v7 (Kafka 2.5): set it unless the coordinator is
+            // known to be older. Should the request still go out below v7 (no table yet, or a
+            // broker before 0.8.2 with no coordinator at all), the frame encoder drops it, as
+            // Java's request builder does.
             body.require_stable = version >= 7;
             let rid = ctx.net.send(
                 target.clone(),
