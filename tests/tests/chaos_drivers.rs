@@ -6,7 +6,10 @@
 //! ports. With `KAFKIT_CHAOS_UPSTREAM=host:port` and `KAFKIT_CHAOS_LISTEN=host:port` the
 //! scenarios run instead against an external single-broker cluster (tansu in `.ci/peers`)
 //! listening on UPSTREAM and advertising LISTEN, where the proxy listens; those tests then run
-//! one at a time.
+//! one at a time. `KAFKIT_CHAOS_PEER=tansu` names that broker's known deviations from Kafka
+//! ([`Deviations::tansu`]: end offsets short of the records served, acknowledgements without
+//! an offset), which the scenarios then allow for; any other external broker is held to
+//! Kafka's behaviour.
 //!
 //! Knobs: `KAFKIT_CHAOS_SEED` (replay a run; by default a fresh seed, printed),
 //! `KAFKIT_CHAOS_RECORDS` (records per scenario, default 1,500; more makes a longer run).
@@ -34,7 +37,8 @@ use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
 use kafkit_sim::dev_broker::{DevBroker, DevBrokerConfig};
 use kafkit_tests::chaos::{ChaosProxy, Faults};
 use kafkit_tests::chaos_scenarios::{
-    self as scenarios, ChaosConsumer, ChaosDriver, ChaosEnv, ChaosProducer, ScenarioReport,
+    self as scenarios, ChaosConsumer, ChaosDriver, ChaosEnv, ChaosProducer, Deviations,
+    ScenarioReport,
 };
 
 // ---- the drivers ----
@@ -246,6 +250,7 @@ struct Setup {
     proxy: ChaosProxy,
     _broker: Option<DevBroker>,
     label: &'static str,
+    deviations: Deviations,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -290,6 +295,7 @@ fn setup_with(transaction_version: i16) -> Setup {
             proxy: bound.start(vec![upstream], Faults::none(), seed),
             _broker: None,
             label: "external",
+            deviations: peer_deviations(),
         };
     }
     let bound = ChaosProxy::bind(3).expect("binding the proxy's listeners");
@@ -303,6 +309,17 @@ fn setup_with(transaction_version: i16) -> Setup {
         proxy,
         _broker: Some(broker),
         label: "dev-broker",
+        deviations: Deviations::default(),
+    }
+}
+
+/// The external broker's known deviations, named by `KAFKIT_CHAOS_PEER` (`tansu`); none when
+/// unset, so that any other cluster is held to Kafka's behaviour.
+fn peer_deviations() -> Deviations {
+    match env_var("KAFKIT_CHAOS_PEER").as_deref() {
+        None => Deviations::default(),
+        Some("tansu") => Deviations::tansu(),
+        Some(other) => panic!("KAFKIT_CHAOS_PEER: unknown peer {other:?} (known: tansu)"),
     }
 }
 
@@ -346,6 +363,7 @@ fn run(
                 create_topic: &create,
                 records: records(),
                 label: setup.label,
+                deviations: setup.deviations,
             },
         );
         // The proxy's port is free again before the next test may take it.
@@ -451,15 +469,16 @@ fn transactional_scenario(
     driver: &dyn ChaosDriver,
     producer: &dyn Fn(&ProducerConfig) -> Box<dyn TxnProducer>,
 ) {
-    let setup = setup_with(2);
-    if setup.label == "external" {
-        // The external peer's transaction support is not what this scenario is about.
+    if env_var("KAFKIT_CHAOS_UPSTREAM").is_some() {
+        // The external peer's transaction support is not what this scenario is about. Asked
+        // before binding: the external broker's one proxy port is taken by the other tests.
         eprintln!(
             "chaos transactional/{}: skipped on an external cluster",
             driver.name()
         );
         return;
     }
+    let setup = setup_with(2);
     let seed = setup.proxy.seed();
     let bootstrap = setup.proxy.bootstrap();
     let topic = kafkit_tests::cluster::unique_topic(driver.name(), "chaos-txn");
