@@ -699,7 +699,7 @@ fn prepare_topic(
     assert!(failures.is_empty(), "reading back {topic}: {failures:?}");
     let mut seen = vec![0usize; env.records];
     let mut read_ends = BTreeMap::new();
-    for (tp, _) in ends {
+    for tp in ends.into_keys() {
         let records = log.get(&tp.partition).map_or(&[][..], Vec::as_slice);
         for (k, (offset, i)) in records.iter().enumerate() {
             assert_eq!(
