@@ -301,6 +301,18 @@ impl<C: ClientCore> Simulation<C> {
         self.seed
     }
 
+    /// Whether client `index` emitted events not taken yet (cheaper than taking them, for a
+    /// `run_until` condition checked at every step).
+    pub fn has_client_events(&self, index: usize) -> bool {
+        !self.events[index].is_empty()
+    }
+
+    /// Steps taken so far, over every `run_*` call: deliveries, client deadlines and server
+    /// deadlines handled.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// Events the first client emitted since the last call.
     pub fn take_events(&mut self) -> Vec<C::Event> {
         self.take_client_events(0)
