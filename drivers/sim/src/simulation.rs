@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
@@ -107,6 +108,12 @@ struct Link {
 /// client shares the one network and clock.
 pub struct Simulation<C: ClientCore> {
     cores: Vec<C>,
+    /// Each core's `poll_timeout`, as last asked (`None`: to be asked again). A core's
+    /// deadline changes only through its `&mut` methods, so the entry is cleared wherever the
+    /// simulation hands a core an input or gets output from it, and whenever the application
+    /// takes the core (`core`, `client`). Asking every core at every step was most of a
+    /// simulated hour's cost (`examples/sim_hour.rs`, BENCHMARKS.md).
+    deadlines: Vec<Cell<Option<Option<Instant>>>>,
     seed: u64,
     rng: Rng,
     now: Instant,
@@ -143,6 +150,7 @@ impl<C: ClientCore> Simulation<C> {
     pub fn new(core: C, seed: u64, start: Instant) -> Self {
         Simulation {
             cores: vec![core],
+            deadlines: vec![Cell::new(None)],
             seed,
             rng: Rng::new(seed ^ 0x5151_5151),
             now: start,
@@ -199,6 +207,7 @@ impl<C: ClientCore> Simulation<C> {
         for w in dead {
             self.links.remove(&w);
             let (client, conn) = unwire(w);
+            self.touch(client);
             self.cores[client].handle_closed(conn, CloseReason::PeerClosed, self.now);
         }
         self.drain();
@@ -238,6 +247,7 @@ impl<C: ClientCore> Simulation<C> {
                 s.closed(w);
             }
             let (client, conn) = unwire(w);
+            self.touch(client);
             self.cores[client].handle_closed(
                 conn,
                 CloseReason::Io("connection reset by peer".into()),
@@ -261,19 +271,40 @@ impl<C: ClientCore> Simulation<C> {
     /// The first client's core, for application calls (send, subscribe, ...). Call
     /// [`Simulation::drain`] after changing it, or let the next step do so.
     pub fn core(&mut self) -> &mut C {
+        self.touch(0);
         &mut self.cores[0]
     }
 
     /// Adds a client to the simulation; returns its index for [`Simulation::client`].
     pub fn add_client(&mut self, core: C) -> usize {
         self.cores.push(core);
+        self.deadlines.push(Cell::new(None));
         self.events.push(Vec::new());
         self.cores.len() - 1
     }
 
     /// Client `index`'s core (0 is the one given to [`Simulation::new`]).
     pub fn client(&mut self, index: usize) -> &mut C {
+        self.touch(index);
         &mut self.cores[index]
+    }
+
+    /// Client `index`'s deadline may have changed: ask its core again when it is needed.
+    fn touch(&mut self, index: usize) {
+        self.deadlines[index].set(None);
+    }
+
+    /// Client `index`'s `poll_timeout`, asked of the core only if it may have changed.
+    fn client_deadline(&self, index: usize) -> Option<Instant> {
+        let cached = &self.deadlines[index];
+        match cached.get() {
+            Some(d) => d,
+            None => {
+                let d = self.cores[index].poll_timeout();
+                cached.set(Some(d));
+                d
+            }
+        }
     }
 
     /// How many clients take part.
@@ -301,6 +332,18 @@ impl<C: ClientCore> Simulation<C> {
         self.seed
     }
 
+    /// Whether client `index` emitted events not taken yet (cheaper than taking them, for a
+    /// `run_until` condition checked at every step).
+    pub fn has_client_events(&self, index: usize) -> bool {
+        !self.events[index].is_empty()
+    }
+
+    /// Steps taken so far, over every `run_*` call: deliveries, client deadlines and server
+    /// deadlines handled.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// Events the first client emitted since the last call.
     pub fn take_events(&mut self) -> Vec<C::Event> {
         self.take_client_events(0)
@@ -323,12 +366,20 @@ impl<C: ClientCore> Simulation<C> {
 
     /// Acts on everything the clients have to say right now.
     pub fn drain(&mut self) {
+        self.drain_changed();
+    }
+
+    /// [`Simulation::drain`], saying whether any client or server had something to say.
+    fn drain_changed(&mut self) -> bool {
+        let mut changed = false;
         for client in 0..self.cores.len() {
             while let Some(out) = self.cores[client].poll_output() {
+                self.touch(client);
+                changed = true;
                 self.client_output(client, out);
             }
         }
-        self.collect_server_output();
+        self.collect_server_output() || changed
     }
 
     fn client_output(&mut self, client: usize, out: Output<C::Event>) {
@@ -387,15 +438,18 @@ impl<C: ClientCore> Simulation<C> {
         }
     }
 
-    /// Schedules what the servers send or close on their own initiative.
-    fn collect_server_output(&mut self) {
+    /// Schedules what the servers send or close on their own initiative; says whether there
+    /// was any.
+    fn collect_server_output(&mut self) -> bool {
         let mut outputs = Vec::new();
         for s in self.servers.values_mut() {
             outputs.extend(s.take_outgoing());
         }
+        let any = !outputs.is_empty();
         for (w, out) in outputs {
             self.server_output(w, out);
         }
+        any
     }
 
     fn server_output(&mut self, w: u64, out: EndpointOutput) {
@@ -424,7 +478,9 @@ impl<C: ClientCore> Simulation<C> {
 
     /// The earliest client deadline.
     fn client_timeout(&self) -> Option<Instant> {
-        self.cores.iter().filter_map(|c| c.poll_timeout()).min()
+        (0..self.cores.len())
+            .filter_map(|i| self.client_deadline(i))
+            .min()
     }
 
     /// The earliest server deadline.
@@ -436,6 +492,13 @@ impl<C: ClientCore> Simulation<C> {
     /// nothing is left to happen.
     pub fn step(&mut self) -> bool {
         self.drain();
+        let next = self.next_event();
+        self.step_to(next)
+    }
+
+    /// What to handle next, and when: the earliest delivery, client deadline or server
+    /// deadline.
+    fn next_event(&self) -> Option<(Instant, StepKind)> {
         let next_delivery = self.queue.peek().map(|Reverse((at, _))| *at);
         let next_timer = self.client_timeout();
         let next_server = self.server_timeout();
@@ -452,6 +515,12 @@ impl<C: ClientCore> Simulation<C> {
                 }
             }
         }
+        next
+    }
+
+    /// Handles `next` (what [`Simulation::next_event`] said after the last drain). Returns
+    /// false when nothing is left to happen.
+    fn step_to(&mut self, next: Option<(Instant, StepKind)>) -> bool {
         let Some((at, kind)) = next else {
             return false;
         };
@@ -466,9 +535,10 @@ impl<C: ClientCore> Simulation<C> {
                 self.deliver(delivery);
             }
             StepKind::ClientTimer => {
-                for core in &mut self.cores {
-                    if core.poll_timeout().is_some_and(|t| t <= now) {
-                        core.handle_timeout(now);
+                for i in 0..self.cores.len() {
+                    if self.client_deadline(i).is_some_and(|t| t <= now) {
+                        self.touch(i);
+                        self.cores[i].handle_timeout(now);
                     }
                 }
             }
@@ -482,7 +552,8 @@ impl<C: ClientCore> Simulation<C> {
         }
         if self.spurious.as_mut().is_some_and(|rng| rng.below(4) == 0) {
             self.drain();
-            for core in &mut self.cores {
+            for (core, deadline) in self.cores.iter_mut().zip(&self.deadlines) {
+                deadline.set(None);
                 core.handle_timeout(now);
             }
         }
@@ -503,6 +574,7 @@ impl<C: ClientCore> Simulation<C> {
             return;
         }
         let (client, conn) = unwire(w);
+        self.touch(client);
         match d {
             Delivery::Connected(_) => {
                 if self.links.contains_key(&w) {
@@ -566,22 +638,44 @@ impl<C: ClientCore> Simulation<C> {
         }
     }
 
-    /// When the next delivery or deadline is due, if anything is left to happen.
-    fn next_at(&self) -> Option<Instant> {
-        [
-            self.queue.peek().map(|Reverse((at, _))| *at),
-            self.client_timeout(),
-            self.server_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    /// Steps until `done` holds (true) or nothing is left to happen by `deadline` (false),
+    /// erring past the step bound. The same steps as `run_until` with `done` or "the next
+    /// event is after `deadline`" as its condition, asking each core and server for its
+    /// deadline once per step rather than twice.
+    fn run_before(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> Result<bool, SimError> {
+        let start = self.steps;
+        loop {
+            self.drain();
+            if done(self) {
+                return Ok(true);
+            }
+            let mut next = self.next_event();
+            if next.is_none_or(|(t, _)| t > deadline) {
+                return Ok(false);
+            }
+            if self.steps - start >= self.max_steps {
+                return Err(SimError {
+                    seed: self.seed,
+                    steps: self.max_steps,
+                });
+            }
+            // `done` may have handed a core an input: then what is next is asked again, after
+            // acting on its output, as `step` does.
+            if self.drain_changed() {
+                next = self.next_event();
+            }
+            self.step_to(next);
+        }
     }
 
     /// Runs for `duration` of virtual time.
     pub fn run_for(&mut self, duration: Duration) -> Result<(), SimError> {
         let until = self.now + duration;
-        self.run_until(|s| s.next_at().is_none_or(|t| t > until))?;
+        self.run_before(until, |_| false)?;
         self.now = self.now.max(until);
         Ok(())
     }
@@ -592,13 +686,9 @@ impl<C: ClientCore> Simulation<C> {
     pub fn run_until_deadline(
         &mut self,
         deadline: Instant,
-        mut done: impl FnMut(&mut Self) -> bool,
+        done: impl FnMut(&mut Self) -> bool,
     ) -> Result<bool, SimError> {
-        let mut met = false;
-        self.run_until(|s| {
-            met = done(s);
-            met || s.next_at().is_none_or(|t| t > deadline)
-        })?;
+        let met = self.run_before(deadline, done)?;
         if !met {
             self.now = self.now.max(deadline);
         }

@@ -20,22 +20,44 @@ enum Timer {
     Pending(String),
 }
 
+/// A [`Timer`] naming its member by reference, ordered as [`Timer`] is: finding the earliest
+/// timer clones no member id (that search runs at every step of a simulation, through
+/// `Cluster::poll_timeout`, and cloning every member's id was most of its cost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef<'a> {
+    Join,
+    Sync,
+    Session(&'a str),
+    Pending(&'a str),
+}
+
+impl TimerRef<'_> {
+    fn to_owned(self) -> Timer {
+        match self {
+            TimerRef::Join => Timer::Join,
+            TimerRef::Sync => Timer::Sync,
+            TimerRef::Session(id) => Timer::Session(id.to_owned()),
+            TimerRef::Pending(id) => Timer::Pending(id.to_owned()),
+        }
+    }
+}
+
 /// Upper bound on timers fired by one `handle_timeout` call, against any livelock bug.
 const MAX_FIRED_PER_CALL: usize = 1_000_000;
 
 impl Group {
     /// This group's earliest timer.
-    fn next_timer(&self) -> Option<(Instant, Timer)> {
-        let join = self.join_timer.map(|t| (t.deadline(), Timer::Join));
-        let sync = self.sync_timer.map(|(d, _)| (d, Timer::Sync));
+    fn next_timer(&self) -> Option<(Instant, TimerRef<'_>)> {
+        let join = self.join_timer.map(|t| (t.deadline(), TimerRef::Join));
+        let sync = self.sync_timer.map(|(d, _)| (d, TimerRef::Sync));
         let sessions = self.members.iter().filter_map(|m| {
             m.heartbeat_deadline
-                .map(|d| (d, Timer::Session(m.id.clone())))
+                .map(|d| (d, TimerRef::Session(m.id.as_str())))
         });
         let pending = self
             .pending_members
             .iter()
-            .map(|(id, d)| (*d, Timer::Pending(id.clone())));
+            .map(|(id, d)| (*d, TimerRef::Pending(id.as_str())));
         join.into_iter()
             .chain(sync)
             .chain(sessions)
@@ -119,7 +141,7 @@ impl GroupCoordinator {
             let Some((_, group_id, timer)) = due else {
                 return;
             };
-            let group_id = group_id.clone();
+            let (group_id, timer) = (group_id.clone(), timer.to_owned());
             let Some(group) = self.groups.get_mut(&group_id) else {
                 return;
             };
