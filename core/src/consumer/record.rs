@@ -202,7 +202,24 @@ impl ConsumerRecords {
         self.by_partition.values().flatten()
     }
 
+    /// Adds `records` of `tp` after those it has (in offset order, following them): one map
+    /// lookup for the lot, and the vector itself kept when `tp` has none yet.
+    pub(crate) fn append(&mut self, tp: &TopicPartition, mut records: Vec<ConsumerRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        self.count += records.len();
+        match self.by_partition.get_mut(tp) {
+            Some(v) if v.is_empty() => *v = records,
+            Some(v) => v.append(&mut records),
+            None => {
+                self.by_partition.insert(tp.clone(), records);
+            }
+        }
+    }
+
     /// Adds a record (records of one partition must be pushed in offset order).
+    #[cfg(test)]
     pub(crate) fn push(&mut self, tp: &TopicPartition, record: ConsumerRecord) {
         match self.by_partition.get_mut(tp) {
             Some(v) => v.push(record),
@@ -301,5 +318,20 @@ mod tests {
         let order: Vec<i64> = rs.iter().map(|r| r.offset).collect();
         assert_eq!(order, vec![2, 1, 3]);
         assert_eq!(rs.into_iter().count(), 3);
+    }
+
+    #[test]
+    fn appended_records_follow_those_pushed_and_empty_lists_add_no_partition() {
+        let mut rs = ConsumerRecords::default();
+        let a = TopicPartition::new("a", 0);
+        let b = TopicPartition::new("b", 0);
+        rs.append(&b, Vec::new());
+        assert_eq!(rs.partitions().count(), 0);
+        rs.push(&a, rec(1, None, None));
+        rs.append(&a, vec![rec(2, None, None), rec(3, None, None)]);
+        rs.append(&b, vec![rec(7, None, None)]);
+        assert_eq!(rs.count(), 4);
+        let order: Vec<i64> = rs.iter().map(|r| r.offset).collect();
+        assert_eq!(order, vec![1, 2, 3, 7]);
     }
 }
