@@ -114,6 +114,7 @@ impl ProducerCore {
                 return Err(e);
             }
         };
+        self.fold_record_sizes(now);
         self.run_if_due(wake, now);
         self.emit_report();
         Ok(())
@@ -168,6 +169,7 @@ impl ProducerCore {
     /// Ends a run of [`ProducerCore::accept_staged`]: runs the sender if a batch's linger
     /// is already over, and reports what completed meanwhile.
     pub(crate) fn staged_done(&mut self, now: Instant) {
+        self.fold_record_sizes(now);
         self.run_if_due(false, now);
         self.emit_report();
     }
@@ -252,7 +254,7 @@ impl ProducerCore {
         op: Option<OpId>,
         now: Instant,
     ) -> bool {
-        self.recorder(now).record_size.record(reserved as f64, now);
+        self.recorder(now).note_record_size(reserved);
         self.pending += 1;
         self.gen_count += 1;
         let gen = self.gen;
