@@ -29,6 +29,10 @@ for size in 100 1000 10000; do
         run produce --size "$size" --acks "$acks" "$@"
     done
 done
+# Each client at its own defaults (librdkafka's 1,000,000-byte batches, kafkit's Java ones).
+for acks in 1 all; do
+    run produce --size 100 --acks "$acks" --defaults own "$@"
+done
 # Compression (acks=1).
 for size in 100 1000; do
     for codec in lz4 zstd; do

@@ -107,6 +107,35 @@ impl Runtime {
     }
 }
 
+/// Whose settings the clients run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Defaults {
+    /// Equal settings on both clients (the benchmark's own: linger.ms 5, batch.size 16384,
+    /// 5 requests in flight, 32 MiB of buffer, socket buffers left to the OS, CRCs checked).
+    Same,
+    /// Each client at its own defaults for every setting the command line does not give
+    /// (librdkafka: batch.size 1,000,000, its queue bounds; kafkit: Java's); only what
+    /// defines the workload (acks and idempotence, compression, the consumer's start
+    /// offset) and an explicit --linger-ms or --batch-size are set.
+    Own,
+}
+
+impl Defaults {
+    /// The name on the output lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defaults::Same => "same",
+            Defaults::Own => "own",
+        }
+    }
+}
+
+/// linger.ms of both producers with `--defaults same` when --linger-ms is not given.
+pub const SAME_LINGER_MS: u64 = 5;
+
+/// batch.size of both producers with `--defaults same` when --batch-size is not given.
+pub const SAME_BATCH_SIZE: u64 = 16_384;
+
 /// The options every workload shares.
 #[derive(Debug, Clone, Args)]
 pub struct BenchOpts {
@@ -121,12 +150,19 @@ pub struct BenchOpts {
     /// acks: 0, 1, or all (all turns idempotence on, 0 and 1 turn it off, on both clients).
     #[arg(long, value_name = "ACKS", default_value = "1", value_parser = ["0", "1", "all", "-1"])]
     pub acks: String,
-    /// linger.ms of both producers.
-    #[arg(long = "linger-ms", value_name = "MS", default_value_t = 5)]
-    pub linger_ms: u64,
-    /// batch.size of both producers, in bytes.
-    #[arg(long = "batch-size", value_name = "BYTES", default_value_t = 16_384)]
-    pub batch_size: u64,
+    /// linger.ms of both producers (default with `--defaults same`: 5; with `own`: each
+    /// client's own).
+    #[arg(long = "linger-ms", value_name = "MS")]
+    pub linger_ms: Option<u64>,
+    /// batch.size of both producers, in bytes (default with `--defaults same`: 16384; with
+    /// `own`: each client's own).
+    #[arg(long = "batch-size", value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
+    /// `same`: both clients with the benchmark's equal settings; `own`: each client at its
+    /// own defaults for whatever the command line does not set (see BENCHMARKS.md, Method).
+    #[arg(long, value_name = "WHOSE", default_value = "same")]
+    pub defaults: Defaults,
     /// Compression codec of both producers.
     #[arg(long, value_name = "CODEC", default_value = "none",
           value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
@@ -184,6 +220,27 @@ impl BenchOpts {
         self.acks() == "all"
     }
 
+    /// Whether each client runs at its own defaults (`--defaults own`).
+    pub fn own_defaults(&self) -> bool {
+        self.defaults == Defaults::Own
+    }
+
+    /// linger.ms to give both producers; `None`: each keeps its own default.
+    pub fn linger_ms(&self) -> Option<u64> {
+        match self.defaults {
+            Defaults::Same => Some(self.linger_ms.unwrap_or(SAME_LINGER_MS)),
+            Defaults::Own => self.linger_ms,
+        }
+    }
+
+    /// batch.size to give both producers; `None`: each keeps its own default.
+    pub fn batch_size(&self) -> Option<u64> {
+        match self.defaults {
+            Defaults::Same => Some(self.batch_size.unwrap_or(SAME_BATCH_SIZE)),
+            Defaults::Own => self.batch_size,
+        }
+    }
+
     /// Records per transaction, `None` unless --transactional.
     pub fn txn_records(&self) -> Option<u64> {
         self.transactional.then_some(self.txn_records)
@@ -217,10 +274,8 @@ impl BenchOpts {
             self.size.to_string(),
             "--acks".to_owned(),
             self.acks().to_owned(),
-            "--linger-ms".to_owned(),
-            self.linger_ms.to_string(),
-            "--batch-size".to_owned(),
-            self.batch_size.to_string(),
+            "--defaults".to_owned(),
+            self.defaults.name().to_owned(),
             "--compression".to_owned(),
             self.compression.clone(),
             "--partitions".to_owned(),
@@ -228,6 +283,14 @@ impl BenchOpts {
             "--kafkit-runtime".to_owned(),
             self.kafkit_runtime.name().to_owned(),
         ];
+        if let Some(ms) = self.linger_ms {
+            out.push("--linger-ms".to_owned());
+            out.push(ms.to_string());
+        }
+        if let Some(bytes) = self.batch_size {
+            out.push("--batch-size".to_owned());
+            out.push(bytes.to_string());
+        }
         if let Some(rate) = self.rate_for(workload) {
             out.push("--rate".to_owned());
             out.push(rate.to_string());

@@ -56,18 +56,27 @@ pub(super) fn apply_global(
     Ok(())
 }
 
-/// The producer configuration: -b, -F, -X, then the benchmark's settings.
+/// The producer configuration: -b, -F, -X, then the benchmark's settings (with `--defaults
+/// own`, only those that define the workload, and an explicit linger or batch size).
 pub fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<ProducerConfig, CliError> {
     let mut c = ProducerConfig::default();
-    same_sockets_as_librdkafka(|k, v| c.set(k, v))?;
+    if !opts.own_defaults() {
+        same_sockets_as_librdkafka(|k, v| c.set(k, v))?;
+    }
     apply_global(global, |k, v| c.set(k, v))?;
     c.set("acks", opts.acks())?;
     c.set("enable_idempotence", &opts.idempotence().to_string())?;
-    c.set("max_in_flight_requests_per_connection", "5")?;
-    c.set("linger_ms", &opts.linger_ms.to_string())?;
-    c.set("batch_size", &opts.batch_size.to_string())?;
+    if let Some(ms) = opts.linger_ms() {
+        c.set("linger_ms", &ms.to_string())?;
+    }
+    if let Some(bytes) = opts.batch_size() {
+        c.set("batch_size", &bytes.to_string())?;
+    }
     c.set("compression_type", &opts.compression)?;
-    c.set("buffer_memory", "33554432")?;
+    if !opts.own_defaults() {
+        c.set("max_in_flight_requests_per_connection", "5")?;
+        c.set("buffer_memory", "33554432")?;
+    }
     if opts.transactional {
         c.set("transactional_id", &transactional_id(Client::Kafkit))?;
     }
@@ -94,15 +103,20 @@ fn same_sockets_as_librdkafka(
     Ok(())
 }
 
-/// The consumer configuration: no group, nothing committed, every partition from the start.
-fn consumer_config(global: &GlobalArgs) -> Result<ConsumerConfig, CliError> {
+/// The consumer configuration: no group, nothing committed, every partition from the start
+/// (with `--defaults own`, fetch sizes and waits and socket buffers at kafkit's defaults).
+fn consumer_config(global: &GlobalArgs, opts: &BenchOpts) -> Result<ConsumerConfig, CliError> {
     let mut c = ConsumerConfig::default();
-    same_sockets_as_librdkafka(|k, v| c.set(k, v))?;
+    if !opts.own_defaults() {
+        same_sockets_as_librdkafka(|k, v| c.set(k, v))?;
+    }
     apply_global(global, |k, v| c.set(k, v))?;
     c.set("auto_offset_reset", "earliest")?;
     c.set("enable_auto_commit", "false")?;
-    c.set("fetch_min_bytes", "1")?;
-    c.set("fetch_max_wait_ms", "500")?;
+    if !opts.own_defaults() {
+        c.set("fetch_min_bytes", "1")?;
+        c.set("fetch_max_wait_ms", "500")?;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -263,9 +277,10 @@ async fn end_producing(
 /// A consumer assigned every partition of `topic`, its metadata fetched.
 async fn start_consumer(
     global: &GlobalArgs,
+    opts: &BenchOpts,
     topic: &str,
 ) -> Result<(ConsumerHandle, Vec<TopicPartition>), CliError> {
-    let consumer = kafkit_tokio::consumer(&consumer_config(global)?)
+    let consumer = kafkit_tokio::consumer(&consumer_config(global, opts)?)
         .map_err(|e| failed("consumer")(e.to_string()))?;
     let partitions = consumer
         .partitions_for_topic(topic)
@@ -281,7 +296,7 @@ async fn start_consumer(
 
 async fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
     let n = args.opts.records_for(Workload::Consume);
-    let (consumer, tps) = start_consumer(global, &args.topic).await?;
+    let (consumer, tps) = start_consumer(global, &args.opts, &args.topic).await?;
 
     let phase = Phase::start();
     consumer
@@ -326,7 +341,7 @@ async fn e2e(
     let rate = opts.rate_for(Workload::E2e).unwrap_or(10_000);
     let size = opts.size as usize;
     let producer = warm_producer(global, args).await?;
-    let (consumer, tps) = start_consumer(global, &args.topic).await?;
+    let (consumer, tps) = start_consumer(global, &args.opts, &args.topic).await?;
     consumer
         .assign(tps)
         .await

@@ -29,28 +29,38 @@ fn failed(what: &str) -> impl Fn(KafkaError) -> CliError + '_ {
 
 /// -b and -X (Java names, or kafka-python names with `_` for `.`), as librdkafka takes them.
 /// The consumer checks every batch's CRC-32C as kafkit (and Java) do by default; librdkafka's
-/// own default is not to (`-X check.crcs=false` restores it).
-fn base_config(global: &GlobalArgs) -> ClientConfig {
+/// own default is not to (`-X check.crcs=false` restores it; `--defaults own` leaves it).
+fn base_config(global: &GlobalArgs, opts: &BenchOpts) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &global.bootstrap);
-    c.set("check.crcs", "true");
+    if !opts.own_defaults() {
+        c.set("check.crcs", "true");
+    }
     for (k, v) in &global.options {
         c.set(k.replace('_', "."), v);
     }
     c
 }
 
+/// The producer configuration: with `--defaults own`, librdkafka's own batch size (1,000,000),
+/// linger, in-flight limit and queue bounds (1 GiB or 100,000 records) unless given.
 fn producer_config(global: &GlobalArgs, opts: &BenchOpts) -> ClientConfig {
-    let mut c = base_config(global);
+    let mut c = base_config(global, opts);
     c.set("acks", opts.acks())
         .set("enable.idempotence", opts.idempotence().to_string())
-        .set("max.in.flight.requests.per.connection", "5")
-        .set("linger.ms", opts.linger_ms.to_string())
-        .set("batch.size", opts.batch_size.to_string())
-        .set("compression.codec", &opts.compression)
-        // kafkit's buffer_memory (32 MiB) as the bound, not a record count.
-        .set("queue.buffering.max.kbytes", "32768")
-        .set("queue.buffering.max.messages", "10000000");
+        .set("compression.codec", &opts.compression);
+    if let Some(ms) = opts.linger_ms() {
+        c.set("linger.ms", ms.to_string());
+    }
+    if let Some(bytes) = opts.batch_size() {
+        c.set("batch.size", bytes.to_string());
+    }
+    if !opts.own_defaults() {
+        c.set("max.in.flight.requests.per.connection", "5")
+            // kafkit's buffer_memory (32 MiB) as the bound, not a record count.
+            .set("queue.buffering.max.kbytes", "32768")
+            .set("queue.buffering.max.messages", "10000000");
+    }
     if opts.transactional {
         c.set(
             "transactional.id",
@@ -214,18 +224,22 @@ fn produce(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError>
 /// A consumer (no group membership, nothing committed) and every partition of `topic`.
 fn start_consumer(
     global: &GlobalArgs,
+    opts: &BenchOpts,
     topic: &str,
 ) -> Result<(BaseConsumer, TopicPartitionList), CliError> {
-    let consumer: BaseConsumer = base_config(global)
+    let mut config = base_config(global, opts);
+    config
         .set("group.id", format!("kafkit-bench-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.min.bytes", "1")
-        .set("fetch.wait.max.ms", "500")
-        .set("enable.partition.eof", "false")
-        .create()
-        .map_err(failed("consumer"))?;
+        .set("enable.partition.eof", "false");
+    if !opts.own_defaults() {
+        config
+            .set("fetch.min.bytes", "1")
+            .set("fetch.wait.max.ms", "500");
+    }
+    let consumer: BaseConsumer = config.create().map_err(failed("consumer"))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
         .map_err(failed("metadata"))?;
@@ -246,7 +260,7 @@ fn start_consumer(
 
 fn consume(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
     let n = args.opts.records_for(Workload::Consume);
-    let (consumer, tpl) = start_consumer(global, &args.topic)?;
+    let (consumer, tpl) = start_consumer(global, &args.opts, &args.topic)?;
 
     let phase = Phase::start();
     consumer.assign(&tpl).map_err(failed("assign"))?;
@@ -278,7 +292,7 @@ fn e2e(global: &GlobalArgs, args: &WorkerArgs) -> Result<Measured, CliError> {
     let n = opts.records_for(Workload::E2e);
     let rate = opts.rate_for(Workload::E2e).unwrap_or(10_000);
     let producer = warm_producer(global, args, false)?;
-    let (consumer, tpl) = start_consumer(global, &args.topic)?;
+    let (consumer, tpl) = start_consumer(global, &args.opts, &args.topic)?;
     consumer.assign(&tpl).map_err(failed("assign"))?;
     let template = payloads(opts.size as usize)[0].to_vec();
 

@@ -92,8 +92,8 @@ impl Measured {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let per_rec = self.cpu.as_secs_f64() * 1e6 / (self.records.max(1) as f64);
         let mut line = format!(
-            "client={} workload={} records={} size={} acks={} idempotence={} linger_ms={} \
-             batch_size={} compression={} partitions={} rate={} elapsed_s={:.3} rec_per_s={:.0} \
+            "client={} workload={} records={} size={} acks={} idempotence={} defaults={} \
+             linger_ms={} batch_size={} compression={} partitions={} rate={} elapsed_s={:.3} rec_per_s={:.0} \
              mb_per_s={:.2} cpu_us_per_rec={:.3} cpu_util={:.2} peak_rss_mb={:.1}",
             self.client.name(),
             self.workload.name(),
@@ -101,8 +101,11 @@ impl Measured {
             opts.size,
             opts.acks(),
             opts.idempotence(),
-            opts.linger_ms,
-            opts.batch_size,
+            opts.defaults.name(),
+            opts.linger_ms()
+                .map_or_else(|| "default".to_owned(), |v| v.to_string()),
+            opts.batch_size()
+                .map_or_else(|| "default".to_owned(), |v| v.to_string()),
             opts.compression,
             opts.partitions,
             opts.rate_for(self.workload)
@@ -287,7 +290,14 @@ pub fn ratio_line(kafkit: &str, rdkafka: &str) -> String {
         "ratio=kafkit/rdkafka workload={}",
         a.get("workload").map_or("?", String::as_str)
     );
-    for key in ["size", "acks", "compression", "linger_ms", "rate"] {
+    for key in [
+        "size",
+        "acks",
+        "defaults",
+        "compression",
+        "linger_ms",
+        "rate",
+    ] {
         if let Some(v) = a.get(key) {
             line.push_str(&format!(" {key}={v}"));
         }

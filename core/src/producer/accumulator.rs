@@ -59,6 +59,11 @@ pub(crate) struct Appended {
 /// No slot yet for this partition of the hot topic.
 const NO_SLOT: usize = usize::MAX;
 
+/// A partition's slot whose last batch has room for a record, as
+/// [`Accumulator::room_in_last`] found it (only it makes one, so `append` can trust it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoomIn(usize);
+
 /// Per-partition batch queues.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
@@ -163,20 +168,27 @@ impl Accumulator {
         &mut self.slots[s]
     }
 
-    /// Whether a record of `upper_bound` bytes for `topic`'s `partition` would open a new
-    /// batch (KIP-480's `abortOnNewBatch` question).
-    pub(crate) fn needs_new_batch(
+    /// Whether a record of `upper_bound` bytes for `topic`'s `partition` fits in its last
+    /// batch: the slot if so, `None` when it would open a new batch (KIP-480's
+    /// `abortOnNewBatch` question). The sticky partitioner asks this for every record, which
+    /// is then appended to that very batch: handing the slot to [`Accumulator::append`]
+    /// spares it a second lookup and room check per record.
+    pub(crate) fn room_in_last(
         &mut self,
         topic: &Arc<str>,
         partition: i32,
         upper_bound: usize,
-    ) -> bool {
-        self.slot(topic, partition, false)
-            .and_then(|s| self.slots[s].back())
-            .is_none_or(|b| !b.has_room_for(upper_bound))
+    ) -> Option<RoomIn> {
+        let s = self.slot(topic, partition, false)?;
+        self.slots[s]
+            .back()
+            .is_some_and(|b| b.has_room_for(upper_bound))
+            .then_some(RoomIn(s))
     }
 
     /// Appends a record to the last batch of `topic`'s `partition`, opening a batch if needed.
+    /// `room`: what [`Accumulator::room_in_last`] answered for this record, this topic and
+    /// partition, with no change to the accumulator since (`None`: look it up here).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &mut self,
@@ -191,12 +203,19 @@ impl Accumulator {
         op: Option<OpId>,
         gen: u64,
         now: Instant,
+        room: Option<RoomIn>,
     ) -> Result<Appended, EncodeError> {
-        let s = self.slot(topic, partition, true).expect("made if missing");
+        let (s, has_room) = match room {
+            Some(RoomIn(s)) => (s, true),
+            None => (
+                self.slot(topic, partition, true).expect("made if missing"),
+                false,
+            ),
+        };
         let queue = &mut self.slots[s];
         let mut new_batch = false;
         let mut batch_full = false;
-        if queue.back().is_none_or(|b| !b.has_room_for(upper_bound)) {
+        if !has_room && queue.back().is_none_or(|b| !b.has_room_for(upper_bound)) {
             if let Some(last) = queue.back_mut() {
                 last.closed = true;
                 batch_full = true;
@@ -574,8 +593,69 @@ mod tests {
             None,
             0,
             now,
+            None,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn appending_where_room_was_found_fills_batches_as_a_lookup_does() {
+        let now = Instant::now();
+        let topic = tp(0).0;
+        let value = [7u8; 100];
+        let bound =
+            crate::records::RecordBatchBuilder::record_size_upper_bound(None, Some(&value), &[]);
+        let mut looked_up = Accumulator::new(settings(1024), Duration::ZERO, false);
+        let mut hinted = Accumulator::new(settings(1024), Duration::ZERO, false);
+        let mut hints = 0;
+        for _ in 0..50 {
+            let a = looked_up
+                .append(
+                    &topic,
+                    0,
+                    0,
+                    None,
+                    Some(&value),
+                    &[],
+                    bound,
+                    1,
+                    None,
+                    0,
+                    now,
+                    None,
+                )
+                .unwrap();
+            let room = hinted.room_in_last(&topic, 0, bound);
+            hints += usize::from(room.is_some());
+            let b = hinted
+                .append(
+                    &topic,
+                    0,
+                    0,
+                    None,
+                    Some(&value),
+                    &[],
+                    bound,
+                    1,
+                    None,
+                    0,
+                    now,
+                    room,
+                )
+                .unwrap();
+            // A hint is given exactly when the record goes into the last batch.
+            assert_eq!(room.is_none(), b.new_batch);
+            assert_eq!((a.new_batch, a.batch_full), (b.new_batch, b.batch_full));
+        }
+        assert!(hints > 0 && hints < 50, "{hints}");
+        let counts = |acc: &Accumulator| -> Vec<usize> {
+            acc.slots[0]
+                .iter()
+                .map(ProducerBatch::record_count)
+                .collect()
+        };
+        assert_eq!(counts(&looked_up), counts(&hinted));
+        assert!(counts(&hinted).len() > 1);
     }
 
     #[test]

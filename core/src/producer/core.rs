@@ -420,6 +420,14 @@ impl ProducerCore {
         self.metrics.get_or_insert_with(|| Recorder::new(now))
     }
 
+    /// Records the sizes of the records taken since the last fold (see
+    /// [`Recorder::note_record_size`]).
+    fn fold_record_sizes(&mut self, now: Instant) {
+        if let Some(r) = &mut self.metrics {
+            r.fold_record_sizes(now);
+        }
+    }
+
     /// The producer's metrics at `now`.
     pub fn metrics(&self, now: Instant) -> ProducerMetrics {
         let fresh;
@@ -476,6 +484,7 @@ impl ProducerCore {
     /// The sender loop: everything that follows an input.
     fn run(&mut self, now: Instant) {
         self.last_now = Some(now);
+        self.fold_record_sizes(now);
         self.pump_network(now);
         // Sending can complete requests at once (acks=0, or a failure while routing), which
         // frees memory and capacity: go round again while that happens (bounded).

@@ -26,8 +26,11 @@ pub(crate) struct Recorder {
     pub(crate) latency: Stat,
     /// Records per request.
     pub(crate) records_per_request: Stat,
-    /// Record sizes (upper bounds, bytes).
+    /// Record sizes (upper bounds, bytes), folded in from `sizes` (see
+    /// [`Recorder::note_record_size`]).
     pub(crate) record_size: Stat,
+    /// Record sizes not yet folded into `record_size`.
+    sizes: SizeTally,
     /// Time batches waited in the accumulator before their first send, in ms.
     pub(crate) queue_time: Stat,
     /// Broker throttle times in ms.
@@ -39,7 +42,51 @@ pub(crate) struct Recorder {
     pub(crate) record_retry_total: u64,
 }
 
+/// Record sizes counted per record and folded into the windowed [`Stat`] once per input:
+/// the `record-size-avg` sample is the producer's only per-record recording, and a plain sum
+/// costs a fraction of a windowed sample (which compares its time with the sample's end).
+#[derive(Debug, Clone, Copy, Default)]
+struct SizeTally {
+    sum: u64,
+    count: u64,
+    max: u64,
+}
+
+impl SizeTally {
+    fn fold_into(self, stat: &mut Stat, now: Instant) {
+        stat.record_many(self.sum as f64, self.count, self.max as f64, now);
+    }
+}
+
 impl Recorder {
+    /// Counts one record of `bytes` (its size bound) for `record-size-avg`; it reaches the
+    /// window at the next [`Recorder::fold_record_sizes`] (a read includes it at once).
+    #[inline]
+    pub(crate) fn note_record_size(&mut self, bytes: u64) {
+        let t = &mut self.sizes;
+        t.sum = t.sum.saturating_add(bytes);
+        t.count += 1;
+        t.max = t.max.max(bytes);
+    }
+
+    /// Records the sizes counted since the last fold, at `now` (the end of the input that
+    /// took the records: their sample is that of the input's time).
+    pub(crate) fn fold_record_sizes(&mut self, now: Instant) {
+        if self.sizes.count > 0 {
+            std::mem::take(&mut self.sizes).fold_into(&mut self.record_size, now);
+        }
+    }
+
+    /// `record-size-avg` at `now`, counting sizes not folded in yet.
+    fn record_size_avg(&self, now: Instant) -> f64 {
+        if self.sizes.count == 0 {
+            return self.record_size.avg(now);
+        }
+        let mut stat = self.record_size.clone();
+        self.sizes.fold_into(&mut stat, now);
+        stat.avg(now)
+    }
+
     pub(crate) fn new(now: Instant) -> Self {
         Recorder {
             started: now,
@@ -52,6 +99,7 @@ impl Recorder {
             latency: Stat::default(),
             records_per_request: Stat::default(),
             record_size: Stat::default(),
+            sizes: SizeTally::default(),
             queue_time: Stat::default(),
             throttle: Stat::default(),
             requests: Stat::default(),
@@ -144,7 +192,7 @@ impl ProducerMetrics {
             request_latency_avg: r.latency.avg(now),
             request_latency_max: r.latency.max(now),
             records_per_request_avg: r.records_per_request.avg(now),
-            record_size_avg: r.record_size.avg(now),
+            record_size_avg: r.record_size_avg(now),
             record_queue_time_avg: r.queue_time.avg(now),
             record_queue_time_max: r.queue_time.max(now),
             produce_throttle_time_avg: r.throttle.avg(now),
@@ -228,5 +276,34 @@ impl ProducerMetrics {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn record_size_avg_counts_sizes_before_and_after_they_are_folded() {
+        if !crate::network::metrics::RECORDING {
+            return;
+        }
+        let t0 = Instant::now();
+        let mut r = Recorder::new(t0);
+        assert!(r.record_size_avg(t0).is_nan());
+        r.note_record_size(100);
+        r.note_record_size(300);
+        // Not folded yet: a read counts them.
+        assert_eq!(r.record_size_avg(t0), 200.0);
+        r.fold_record_sizes(t0);
+        assert_eq!(r.record_size_avg(t0), 200.0);
+        assert_eq!(r.record_size.max(t0), 300.0);
+        r.note_record_size(800);
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(r.record_size_avg(later), 400.0);
+        r.fold_record_sizes(later);
+        r.fold_record_sizes(later);
+        assert_eq!(r.record_size_avg(later), 400.0);
     }
 }

@@ -50,6 +50,19 @@ impl Stat {
         }
     }
 
+    /// Records `count` values at once, whose sum is `sum` and largest `max` (as `count`
+    /// calls of [`Stat::record`] at `now` would; nothing when `count` is 0).
+    pub(crate) fn record_many(&mut self, sum: f64, count: u64, max: f64, now: Instant) {
+        if !super::RECORDING || count == 0 {
+            return;
+        }
+        self.record(max, now);
+        if let Some(s) = self.samples.last_mut() {
+            s.sum += sum - max;
+            s.count += count - 1;
+        }
+    }
+
     fn live(&self, now: Instant) -> impl Iterator<Item = &Sample> {
         self.samples
             .iter()
@@ -117,5 +130,30 @@ mod tests {
         let later = t0 + Duration::from_secs(150);
         assert_eq!(s.rate(later, t0), 0.0);
         assert!(s.avg(later).is_nan());
+    }
+
+    #[test]
+    fn recording_many_at_once_is_recording_each() {
+        if !super::super::RECORDING {
+            return;
+        }
+        let t0 = Instant::now();
+        let (mut each, mut many) = (Stat::default(), Stat::default());
+        // Across a sample's end: the second run of values opens a new sample in both.
+        for (at, values) in [(0, [3.0, 9.0, 4.0]), (31, [1.0, 2.0, 6.0])] {
+            let now = t0 + Duration::from_secs(at);
+            for v in values {
+                each.record(v, now);
+            }
+            let max = values.iter().copied().fold(f64::MIN, f64::max);
+            many.record_many(values.iter().sum(), values.len() as u64, max, now);
+        }
+        many.record_many(0.0, 0, 0.0, t0 + Duration::from_secs(40));
+        let now = t0 + Duration::from_secs(40);
+        assert_eq!(many.avg(now), each.avg(now));
+        assert_eq!(many.max(now), each.max(now));
+        assert_eq!(many.max(now), 9.0);
+        assert_eq!(many.rate(now, t0), each.rate(now, t0));
+        assert_eq!(many.count_rate(now, t0), each.count_rate(now, t0));
     }
 }

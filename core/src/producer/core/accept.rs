@@ -114,6 +114,7 @@ impl ProducerCore {
                 return Err(e);
             }
         };
+        self.fold_record_sizes(now);
         self.run_if_due(wake, now);
         self.emit_report();
         Ok(())
@@ -168,6 +169,7 @@ impl ProducerCore {
     /// Ends a run of [`ProducerCore::accept_staged`]: runs the sender if a batch's linger
     /// is already over, and reports what completed meanwhile.
     pub(crate) fn staged_done(&mut self, now: Instant) {
+        self.fold_record_sizes(now);
         self.run_if_due(false, now);
         self.emit_report();
     }
@@ -252,7 +254,7 @@ impl ProducerCore {
         op: Option<OpId>,
         now: Instant,
     ) -> bool {
-        self.recorder(now).record_size.record(reserved as f64, now);
+        self.recorder(now).note_record_size(reserved);
         self.pending += 1;
         self.gen_count += 1;
         let gen = self.gen;
@@ -398,16 +400,20 @@ impl ProducerCore {
         // `reserved` is the record's size bound (`check_record` computed it when the memory
         // was taken; see `send_reserved`): not computed again per record here.
         let bound = usize::try_from(reserved).unwrap_or(usize::MAX);
-        let partition = match record.partition {
-            Some(p) => p,
+        let (partition, room) = match record.partition {
+            Some(p) => (p, None),
             None => {
                 let mut p = self.choose_partition(hot, record);
-                if p >= 0 && self.acc.needs_new_batch(name, p, bound) {
-                    // KIP-480: the sticky partitioner moves on when its batch is done.
-                    self.partitioner.on_new_batch(name, p);
-                    p = self.choose_partition(hot, record);
+                let mut room = None;
+                if p >= 0 {
+                    room = self.acc.room_in_last(name, p, bound);
+                    if room.is_none() {
+                        // KIP-480: the sticky partitioner moves on when its batch is done.
+                        self.partitioner.on_new_batch(name, p);
+                        p = self.choose_partition(hot, record);
+                    }
                 }
-                p
+                (p, room)
             }
         };
         if partition < 0 || partition >= partitions {
@@ -436,6 +442,7 @@ impl ProducerCore {
             op,
             gen,
             now,
+            room,
         ) {
             Ok(appended) => {
                 if appended.new_batch {
