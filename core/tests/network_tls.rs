@@ -6,10 +6,11 @@ mod network_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafkit_core::network::{tls_client_config, NetOptions, Target, TlsOptions};
-use kafkit_core::protocol::{ApiKey, ListGroupsRequest};
+use kafkit_core::network::{tls_client_config, NetError, NetOptions, Target, TlsOptions};
+use kafkit_core::protocol::list_groups::response::ListedGroup;
+use kafkit_core::protocol::{ApiKey, ListGroupsRequest, ListGroupsResponse, ResponseBody};
 use kafkit_core::sasl::{SaslConfig, ScramMechanism};
-use network_support::{options, Broker, ClusterSpec, Delivery, Harness, SaslSpec};
+use network_support::{options, Broker, ClusterSpec, Delivery, Harness, Reply, SaslSpec};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -122,6 +123,76 @@ fn tls_records_split_into_single_bytes() {
 #[test]
 fn tls_records_coalesced() {
     handshake_and_requests(Delivery::Coalesced);
+}
+
+/// A ListGroups response of `n` groups, about 24 bytes each.
+fn many_groups(n: usize) -> ListGroupsResponse {
+    ListGroupsResponse {
+        groups: (0..n)
+            .map(|i| ListedGroup {
+                group_id: format!("group-{i:07}"),
+                protocol_type: "consumer".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A response of several hundred kilobytes spans dozens of TLS records (16 KiB each at most)
+/// and arrives whole however the ciphertext is cut up: the decrypted bytes are framed as they
+/// come out of the session.
+#[test]
+fn a_response_spanning_many_tls_records_arrives_whole() {
+    for delivery in [Delivery::Whole, Delivery::Coalesced, Delivery::Bytewise] {
+        let pki = pki(&["localhost"]);
+        let n = if matches!(delivery, Delivery::Bytewise) {
+            3_000
+        } else {
+            20_000
+        };
+        let groups = many_groups(n);
+        let reply = groups.clone();
+        let broker = tls_broker(&pki).with_hook(move |req| match req.api() {
+            ApiKey::ListGroups => Reply::Body(ResponseBody::ListGroups(reply.clone())),
+            _ => Reply::Default,
+        });
+        let mut h = Harness::new(
+            tls_options(&pki.ca_pem, true),
+            vec![broker],
+            ClusterSpec::default(),
+        );
+        h.delivery = delivery;
+        let id = h.send(Target::Any, ListGroupsRequest::default());
+        match h.expect_ok(id).body {
+            ResponseBody::ListGroups(got) => assert_eq!(got.groups, groups.groups, "{delivery:?}"),
+            other => panic!("{other:?}"),
+        }
+        // A second one on the same connection, after the first one's buffer was handed on.
+        let id = h.send(Target::Any, ListGroupsRequest::default());
+        match h.expect_ok(id).body {
+            ResponseBody::ListGroups(got) => assert_eq!(got.groups.len(), n, "{delivery:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A decrypted frame above the maximum fails the request and closes the connection, as on
+/// plaintext, without allocating for the size it claims.
+#[test]
+fn a_frame_above_max_frame_over_tls_fails_the_request() {
+    let pki = pki(&["localhost"]);
+    let broker = tls_broker(&pki).with_hook(|req| match req.api() {
+        ApiKey::ListGroups => Reply::Body(ResponseBody::ListGroups(many_groups(1_000))),
+        _ => Reply::Default,
+    });
+    let mut opts = tls_options(&pki.ca_pem, true);
+    opts.conn.max_frame = 4096;
+    let mut h = Harness::new(opts, vec![broker], ClusterSpec::default());
+    let id = h.send(Target::Any, ListGroupsRequest::default());
+    let err = h.expect_err(id, Duration::from_secs(1));
+    assert!(matches!(err, NetError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("frame size"), "{err}");
 }
 
 #[test]

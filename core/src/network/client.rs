@@ -885,7 +885,7 @@ impl super::ClientCore for NetworkClient {
             match (&self.opts.tls, self.hosts.get(&conn)) {
                 (Some(config), Some(host)) => {
                     // TCP is up; the connection proper starts once the TLS handshake is done.
-                    match TlsSession::new(config.clone(), host) {
+                    match TlsSession::new(config.clone(), host, self.opts.conn.max_frame) {
                         Ok(session) => {
                             self.tls.insert(conn, session);
                         }
@@ -1053,8 +1053,8 @@ impl NetworkClient {
                             if handshake_done {
                                 c.handle_connected(now, &mut events);
                             }
-                            if !plain.is_empty() {
-                                c.handle_bytes(Bytes::from(plain), now, &mut events);
+                            for frames in plain {
+                                c.handle_bytes(frames, now, &mut events);
                             }
                         }
                         Err(e) => c.handle_closed(&CloseReason::Tls(e), &mut events),

@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -14,6 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+use super::ReadBuffer;
 
 /// What a TLS client needs, in bytes the driver has read.
 #[derive(Clone, Default)]
@@ -258,10 +261,20 @@ pub(crate) struct TlsSession {
     conn: ClientConnection,
     handshake_reported: bool,
     host: String,
+    /// Where decrypted bytes land: the plaintext is a stream of Kafka frames, so it is framed
+    /// here as a plaintext socket's bytes are in the driver (see [`ReadBuffer`]), and a large
+    /// response is decrypted into one allocation and sliced without a further copy.
+    plain: ReadBuffer,
 }
 
 impl TlsSession {
-    pub(crate) fn new(config: Arc<ClientConfig>, host: &str) -> Result<Self, String> {
+    /// A session with `host`, whose decrypted frames are at most `max_frame` bytes (a larger
+    /// size prefix allocates nothing; the connection's decoder reports it).
+    pub(crate) fn new(
+        config: Arc<ClientConfig>,
+        host: &str,
+        max_frame: usize,
+    ) -> Result<Self, String> {
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| format!("'{host}' is not a valid TLS server name: {e}"))?;
         let conn = ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
@@ -269,6 +282,7 @@ impl TlsSession {
             conn,
             handshake_reported: false,
             host: host.to_owned(),
+            plain: ReadBuffer::framed(max_frame),
         })
     }
 
@@ -288,9 +302,14 @@ impl TlsSession {
         out
     }
 
-    /// Feeds ciphertext; appends decrypted bytes to `plain`. Returns true when the handshake
-    /// has just completed.
-    pub(crate) fn feed(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<bool, String> {
+    /// Feeds ciphertext; pushes the decrypted bytes to `plain`, whole frames at a time (or
+    /// as they come once the plaintext turned out not to be framed, for the decoder to
+    /// report). Returns true when the handshake has just completed.
+    ///
+    /// rustls decrypts into its own buffer; from there the plaintext is read straight into
+    /// room sized for the frame it belongs to, so a frame that spans TLS records (any large
+    /// Fetch response: a record carries at most 16 KiB) is not assembled again downstream.
+    pub(crate) fn feed(&mut self, mut data: &[u8], plain: &mut Vec<Bytes>) -> Result<bool, String> {
         while !data.is_empty() {
             let n = self
                 .conn
@@ -303,14 +322,21 @@ impl TlsSession {
                 .conn
                 .process_new_packets()
                 .map_err(|e| describe_error(&e, &self.host))?;
-            let available = state.plaintext_bytes_to_read();
-            if available > 0 {
-                let start = plain.len();
-                plain.resize(start + available, 0);
+            let mut available = state.plaintext_bytes_to_read();
+            while available > 0 {
+                let room = self.plain.spare();
+                let want = room.len().min(available);
                 self.conn
                     .reader()
-                    .read_exact(&mut plain[start..])
+                    .read_exact(&mut room[..want])
                     .map_err(|e| format!("TLS: {e}"))?;
+                available -= want;
+                self.plain.did_read(want);
+                // Taken after every read: what is not taken would be copied when the buffer
+                // makes room for the next frame.
+                if let Some(frames) = self.plain.take() {
+                    plain.push(frames);
+                }
             }
         }
         if !self.handshake_reported && !self.conn.is_handshaking() {

@@ -896,10 +896,15 @@ impl Harness {
         let sc = self.conns.get_mut(&conn).expect("still there");
         match sc.tls.as_mut() {
             Some(tls) => {
-                if !plain_out.is_empty() {
-                    tls.writer()
-                        .write_all(&plain_out)
-                        .expect("server TLS write");
+                // rustls buffers a limited amount of unsent ciphertext: a large answer is
+                // written in pieces, each drained before the next.
+                let mut rest = &plain_out[..];
+                while !rest.is_empty() {
+                    let n = tls.writer().write(rest).expect("server TLS write");
+                    rest = &rest[n..];
+                    while tls.wants_write() {
+                        tls.write_tls(&mut out).expect("server write_tls");
+                    }
                 }
                 while tls.wants_write() {
                     tls.write_tls(&mut out).expect("server write_tls");
