@@ -137,7 +137,13 @@ fn a_request_completes_over_simulated_links() {
 fn a_dead_broker_times_out_at_exactly_the_request_timeout_in_virtual_time() {
     let start = Instant::now();
     let wall = Instant::now();
-    let mut sim = Simulation::new(client(Duration::from_secs(30)), 3, start);
+    // The waiting mode: with fail fast (the default) the refused round would end the request
+    // at once, as tests/tests/bootstrap_fail_fast.rs checks.
+    let mut opts = NetOptions::new(vec![("broker".into(), 9092)]);
+    opts.conn.request_timeout = Duration::from_secs(30);
+    opts.seed = 1;
+    opts.bootstrap_fail_fast = false;
+    let mut sim = Simulation::new(LowLevelClient::new(opts), 3, start);
     let id = OpId(1);
     sim.core().send(id, Target::Any, metadata(), None, start);
     let mut error = None;
