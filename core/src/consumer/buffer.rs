@@ -40,7 +40,7 @@
 //!   + max(0, largest decompressed batch - fetch_buffer_bytes)   (one batch over the budget)
 //!   + what the application holds (per record kept: its response frame or decompressed batch)
 //!   + a fixed overhead (runtime, connections and their read buffers, metadata; measured
-//!     under 6 MiB with the tokio driver)
+//!     under 1 MiB with the tokio driver)
 //! ```
 //!
 //! plus, in the first round only, one raw batch per broker asked (see above).
