@@ -17,7 +17,7 @@ use kafkit_core::producer::{ProduceError, ProducerRecord, RecordMetadata};
 
 use super::args::{BenchOpts, Client, Runtime, WorkerArgs, Workload};
 use super::report::{Deliveries, Measured, Received};
-use super::{pace, payloads, stamp, Phase};
+use super::{pace, payloads, stamp, Phase, PhaseSpan};
 use crate::args::GlobalArgs;
 use crate::config;
 use crate::error::CliError;
@@ -261,10 +261,7 @@ async fn produce(
 
 /// Waits for every record to be acknowledged (`flush`), ends the measured phase (its wall and
 /// CPU time), then closes the producer.
-async fn end_producing(
-    producer: &ProducerHandle,
-    phase: Phase,
-) -> Result<(Duration, Duration), CliError> {
+async fn end_producing(producer: &ProducerHandle, phase: Phase) -> Result<PhaseSpan, CliError> {
     producer
         .flush(None)
         .await

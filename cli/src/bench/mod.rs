@@ -6,8 +6,8 @@
 //! named by -b/KAFKA_BOOTSTRAP), creates a fresh topic per client (consume: fills one topic
 //! once, untimed), and runs `kafkit bench worker` once per client. A worker connects and warms
 //! up, prints [`report::PHASE_START`], runs the measured phase, prints [`report::PHASE_END`]
-//! and then its result line: its own `getrusage(RUSAGE_SELF)` delta (every thread) and peak
-//! RSS. The parent reads its own CPU time at the two phase lines, so the broker's CPU over the
+//! and then its result line: its own `getrusage(RUSAGE_SELF)` delta (every thread; the system
+//! part also on its own, as `sys_us_per_rec`) and peak RSS. The parent reads its own CPU time at the two phase lines, so the broker's CPU over the
 //! measured phase (when the broker runs in the parent) goes on that client's line as
 //! `broker_cpu_us_per_rec`. After both clients, a `ratio=kafkit/rdkafka` line compares them.
 
@@ -242,7 +242,18 @@ fn worker(global: &GlobalArgs, args: &WorkerArgs) -> Result<(), CliError> {
 pub(crate) struct Phase {
     /// When it started.
     pub started: Instant,
-    cpu: Duration,
+    usage: rusage::Usage,
+}
+
+/// What a [`Phase`] measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PhaseSpan {
+    /// Wall time.
+    pub elapsed: Duration,
+    /// CPU time, user and system, of every thread.
+    pub cpu: Duration,
+    /// The system part of `cpu`.
+    pub sys: Duration,
 }
 
 impl Phase {
@@ -252,19 +263,23 @@ impl Phase {
         let _ = writeln!(out, "{}", report::PHASE_START);
         let _ = out.flush();
         Phase {
-            cpu: rusage::now().cpu,
+            usage: rusage::now(),
             started: Instant::now(),
         }
     }
 
     /// Marks the end: wall time and CPU time (every thread) since the start.
-    pub fn end(self) -> (Duration, Duration) {
+    pub fn end(self) -> PhaseSpan {
         let elapsed = self.started.elapsed();
-        let cpu = rusage::now().cpu.saturating_sub(self.cpu);
+        let now = rusage::now();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", report::PHASE_END);
         let _ = out.flush();
-        (elapsed, cpu)
+        PhaseSpan {
+            elapsed,
+            cpu: now.cpu.saturating_sub(self.usage.cpu),
+            sys: now.sys.saturating_sub(self.usage.sys),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::args::{BenchOpts, Client, Workload};
 use super::latency::Histogram;
-use super::stamped_nanos;
+use super::{stamped_nanos, PhaseSpan};
 use crate::error::CliError;
 
 /// The line a worker prints when its measured phase begins.
@@ -35,6 +35,9 @@ pub struct Measured {
     pub elapsed: Duration,
     /// CPU time (user + system, every thread) of the measured phase.
     pub cpu: Duration,
+    /// The system part of `cpu` (the kernel's work for the process: the socket copies
+    /// both clients pay alike, wake-ups).
+    pub sys: Duration,
     /// Peak resident set size of the process, KiB.
     pub max_rss_kib: u64,
     /// Latencies, when measured.
@@ -47,7 +50,7 @@ impl Measured {
     pub fn new(
         client: Client,
         workload: Workload,
-        span: (Duration, Duration),
+        span: PhaseSpan,
         records: u64,
         bytes: u64,
         errors: u64,
@@ -59,8 +62,9 @@ impl Measured {
             records,
             bytes,
             errors,
-            elapsed: span.0,
-            cpu: span.1,
+            elapsed: span.elapsed,
+            cpu: span.cpu,
+            sys: span.sys,
             max_rss_kib: super::rusage::peak_rss_kib(),
             latency,
         }
@@ -70,7 +74,7 @@ impl Measured {
     /// each, and their latencies if `with_latency` (offered-rate runs).
     pub fn produced(
         client: Client,
-        span: (Duration, Duration),
+        span: PhaseSpan,
         deliveries: &Deliveries,
         size: u64,
         with_latency: bool,
@@ -91,10 +95,11 @@ impl Measured {
     pub fn line(&self, opts: &BenchOpts) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let per_rec = self.cpu.as_secs_f64() * 1e6 / (self.records.max(1) as f64);
+        let sys_per_rec = self.sys.as_secs_f64() * 1e6 / (self.records.max(1) as f64);
         let mut line = format!(
             "client={} workload={} records={} size={} acks={} idempotence={} defaults={} \
              linger_ms={} batch_size={} compression={} partitions={} rate={} elapsed_s={:.3} rec_per_s={:.0} \
-             mb_per_s={:.2} cpu_us_per_rec={:.3} cpu_util={:.2} peak_rss_mb={:.1}",
+             mb_per_s={:.2} cpu_us_per_rec={:.3} sys_us_per_rec={:.3} cpu_util={:.2} peak_rss_mb={:.1}",
             self.client.name(),
             self.workload.name(),
             self.records,
@@ -114,6 +119,7 @@ impl Measured {
             self.records as f64 / secs,
             self.bytes as f64 / 1e6 / secs,
             per_rec,
+            sys_per_rec,
             self.cpu.as_secs_f64() / secs,
             self.max_rss_kib as f64 / 1024.0,
         );

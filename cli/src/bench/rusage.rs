@@ -17,6 +17,8 @@ use nix::sys::time::TimeVal;
 pub struct Usage {
     /// User plus system CPU time of every thread so far.
     pub cpu: Duration,
+    /// The system (kernel) part of `cpu`: socket reads and writes, wake-ups, page faults.
+    pub sys: Duration,
     /// Peak resident set size so far, in KiB (Linux reports `ru_maxrss` in KiB).
     pub max_rss_kib: u64,
 }
@@ -43,10 +45,12 @@ pub fn now() -> Usage {
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(u) => Usage {
             cpu: duration(u.user_time()) + duration(u.system_time()),
+            sys: duration(u.system_time()),
             max_rss_kib: u.max_rss().max(0) as u64,
         },
         Err(_) => Usage {
             cpu: Duration::ZERO,
+            sys: Duration::ZERO,
             max_rss_kib: 0,
         },
     }
@@ -66,6 +70,7 @@ mod tests {
         }
         let after = now();
         assert!(after.cpu > before.cpu, "{before:?} {after:?}");
+        assert!(after.sys <= after.cpu, "{after:?}");
         assert!(after.max_rss_kib > 0);
         assert!(peak_rss_kib() > 0);
     }
