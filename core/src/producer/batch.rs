@@ -172,12 +172,12 @@ impl ProducerBatch {
     /// batch usually holds it alone, and a buffer of `batch_size` would hold its size in
     /// records and the rest of the allocation besides. The producer keeps up to
     /// `buffer_memory` of records in batches: with 10 KB records and 16 KiB batches that was
-    /// about 3,300 buffers of 16 KiB for 32 MiB of records, and the untouched tails of
-    /// the allocations (whole pages only are left out of the resident set) added some 14 MB
-    /// to the producer's peak RSS. So such a batch gets a buffer of its first record's size
-    /// (the accumulator keeps these for reuse as it keeps the usual ones). A record over
-    /// `batch_size` (which travels alone, as in Java) gets its size at once instead of
-    /// growing the usual buffer by doubling.
+    /// about 3,300 buffers of 16 KiB (54 MB of heap) for 32 MiB of records, and the
+    /// benchmark's produce worker peaked at 60.5 MB of RSS (47 MB with buffers of the
+    /// records' size; BENCHMARKS.md, task M). So such a batch gets a buffer of its first
+    /// record's size (the accumulator keeps these for reuse as it keeps the usual ones). A
+    /// record over `batch_size` (which travels alone, as in Java) gets its size at once
+    /// instead of growing the usual buffer by doubling.
     pub(crate) fn for_one(
         id: u64,
         topic: Arc<str>,
