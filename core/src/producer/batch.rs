@@ -137,6 +137,11 @@ pub(crate) struct ProducerBatch {
     pub(crate) last_error: Option<String>,
     /// Size before compression (for the compression-rate metric).
     pub(crate) uncompressed_size: usize,
+    /// The buffer was sized for the first record alone (see [`ProducerBatch::for_one`]): a
+    /// second record grows it to the usual room first.
+    sized_for_one: bool,
+    /// Opened by [`ProducerBatch::for_one`].
+    opened_for_one: bool,
     settings: BatchSettings,
 }
 
@@ -151,6 +156,50 @@ impl ProducerBatch {
         Self::with_buffer(id, topic, partition, settings, now, Vec::new())
     }
 
+    /// Whether a batch opened by a record of `upper_bound` bytes is made with
+    /// [`for_one`](Self::for_one): when a batch of `batch_size` has no room for two such
+    /// records (record batches only; the legacy builders size their buffers as they go).
+    pub(crate) fn is_for_one(settings: &BatchSettings, upper_bound: usize) -> bool {
+        let two = RECORD_BATCH_OVERHEAD.saturating_add(upper_bound.saturating_mul(2));
+        settings.magic == MAGIC_V2 && two > settings.batch_size
+    }
+
+    /// A batch opened by a record of `upper_bound` bytes of which a batch of `batch_size`
+    /// has no room for two ([`is_for_one`](Self::is_for_one)), built into `buf` (grown to
+    /// that record's size if it is smaller).
+    ///
+    /// A record over half of `batch_size` leaves no room for a second of its size, so its
+    /// batch usually holds it alone, and a buffer of `batch_size` would hold its size in
+    /// records and the rest of the allocation besides. The producer keeps up to
+    /// `buffer_memory` of records in batches: with 10 KB records and 16 KiB batches that was
+    /// about 3,300 buffers of 16 KiB (54 MB of heap) for 32 MiB of records, and the
+    /// benchmark's produce worker peaked at 60.5 MB of RSS (47 MB with buffers of the
+    /// records' size; BENCHMARKS.md, task M). So such a batch gets a buffer of its first
+    /// record's size (the accumulator keeps these for reuse as it keeps the usual ones). A
+    /// record over `batch_size` (which travels alone, as in Java) gets its size at once
+    /// instead of growing the usual buffer by doubling.
+    pub(crate) fn for_one(
+        id: u64,
+        topic: Arc<str>,
+        partition: i32,
+        settings: BatchSettings,
+        now: Instant,
+        buf: Vec<u8>,
+        upper_bound: usize,
+    ) -> Self {
+        let mut b = Self::with_room(id, topic, partition, settings, now, buf, upper_bound);
+        b.sized_for_one = true;
+        b.opened_for_one = true;
+        b
+    }
+
+    /// Whether [`take_buffer`](Self::take_buffer) gives back a buffer that
+    /// [`for_one`](Self::for_one) sized (to keep for the next such batch): opened by it and
+    /// not compressed (a compressed batch's bytes are a buffer of the codec's output).
+    pub(crate) fn has_sized_buffer(&self) -> bool {
+        self.opened_for_one && self.settings.compression == Compression::None
+    }
+
     /// Like [`new`](Self::new), building into `buf` (a completed batch's buffer, see
     /// [`take_buffer`](Self::take_buffer)) instead of a new allocation.
     pub(crate) fn with_buffer(
@@ -160,6 +209,21 @@ impl ProducerBatch {
         settings: BatchSettings,
         now: Instant,
         buf: Vec<u8>,
+    ) -> Self {
+        let room = Self::buffer_room(&settings);
+        Self::with_room(id, topic, partition, settings, now, buf, room)
+    }
+
+    /// Like [`with_buffer`](Self::with_buffer), with room for `room` bytes of records (magic
+    /// 2; the legacy builders grow as they go).
+    fn with_room(
+        id: u64,
+        topic: Arc<str>,
+        partition: i32,
+        settings: BatchSettings,
+        now: Instant,
+        buf: Vec<u8>,
+        room: usize,
     ) -> Self {
         let builder = match settings.magic {
             MAGIC_V0 | MAGIC_V1 => {
@@ -171,12 +235,8 @@ impl ProducerBatch {
                     .unwrap_or_else(|_| Builder::V2(RecordBatchBuilder::new(settings.compression)))
             }
             _ => Builder::V2(
-                RecordBatchBuilder::with_buffer(
-                    settings.compression,
-                    buf,
-                    Self::buffer_room(&settings),
-                )
-                .compression_level(settings.level),
+                RecordBatchBuilder::with_buffer(settings.compression, buf, room)
+                    .compression_level(settings.level),
             ),
         };
         ProducerBatch {
@@ -196,6 +256,8 @@ impl ProducerBatch {
             stamp: None,
             last_error: None,
             uncompressed_size: RECORD_BATCH_OVERHEAD,
+            sized_for_one: false,
+            opened_for_one: false,
             settings,
         }
     }
@@ -271,6 +333,13 @@ impl ProducerBatch {
     ) -> Result<(), EncodeError> {
         match self.builder.as_mut() {
             Some(Builder::V2(b)) => {
+                if self.sized_for_one && !b.is_empty() {
+                    // A smaller record after the first (`has_room_for` let it in): the usual
+                    // room at once, so the records that may follow do not double it past
+                    // `batch_size`.
+                    b.reserve_room(Self::buffer_room(&self.settings));
+                    self.sized_for_one = false;
+                }
                 b.append(timestamp, key, value, headers)?;
                 self.uncompressed_size = b.size_in_bytes();
             }
@@ -590,6 +659,67 @@ mod tests {
             d.take_buffer().map(|b| b.capacity()),
             Some(ProducerBatch::buffer_capacity(&s))
         );
+    }
+
+    /// The capacity of a batch's buffer while it is open.
+    fn open_capacity(b: &ProducerBatch) -> usize {
+        match &b.builder {
+            Some(Builder::V2(builder)) => builder.capacity(),
+            _ => panic!("an open record batch"),
+        }
+    }
+
+    #[test]
+    fn a_record_over_half_the_batch_size_gets_a_buffer_of_its_size() {
+        let now = Instant::now();
+        let s = settings(16384);
+        let big = vec![b'x'; 10_000];
+        let bound = RecordBatchBuilder::record_size_upper_bound(None, Some(&big), &[]);
+        // Two of these do not fit in 16 KiB: a buffer for the one.
+        assert!(ProducerBatch::is_for_one(&s, bound));
+        let mut b = ProducerBatch::for_one(1, "t".into(), 0, s, now, Vec::new(), bound);
+        assert_eq!(open_capacity(&b), RECORD_BATCH_OVERHEAD + bound);
+        b.append(1, None, Some(&big), &[], bound as u64, None, 0)
+            .unwrap();
+        assert_eq!(
+            open_capacity(&b),
+            RECORD_BATCH_OVERHEAD + bound,
+            "no growth"
+        );
+        // A small record after it grows the buffer to the usual room once, not by doubling.
+        assert!(b.has_room_for(100));
+        b.append(2, None, Some(&[7; 80]), &[], 100, None, 0)
+            .unwrap();
+        assert_eq!(open_capacity(&b), ProducerBatch::buffer_capacity(&s));
+        let records = RecordBatch::decode(b.payload(None, MAGIC_V2).unwrap(), &Default::default())
+            .unwrap()
+            .decode_records()
+            .unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].value.as_deref(), Some(&big[..]));
+        assert_eq!(records[1].value.as_deref(), Some(&[7; 80][..]));
+
+        // A record of which two fit takes the usual buffer (pooled ones have its capacity).
+        let small = RecordBatchBuilder::record_size_upper_bound(None, Some(&[0; 8000]), &[]);
+        assert!(!ProducerBatch::is_for_one(&s, small));
+        // A record over batch_size gets its own size at once.
+        let huge = RecordBatchBuilder::record_size_upper_bound(None, Some(&[0; 100_000]), &[]);
+        assert!(ProducerBatch::is_for_one(&s, huge));
+        let h = ProducerBatch::for_one(3, "t".into(), 0, s, now, Vec::new(), huge);
+        assert_eq!(open_capacity(&h), RECORD_BATCH_OVERHEAD + huge);
+        // A kept buffer with room enough is used as it is.
+        let kept = Vec::with_capacity(RECORD_BATCH_OVERHEAD + bound + 100);
+        let ptr = kept.as_ptr();
+        let mut k = ProducerBatch::for_one(5, "t".into(), 0, s, now, kept, bound);
+        k.append(1, None, Some(&big), &[], bound as u64, None, 0)
+            .unwrap();
+        assert_eq!(k.payload(None, MAGIC_V2).unwrap().as_ptr(), ptr);
+        // Legacy formats are left as they were.
+        let legacy = BatchSettings {
+            magic: MAGIC_V1,
+            ..s
+        };
+        assert!(!ProducerBatch::is_for_one(&legacy, bound));
     }
 
     #[test]

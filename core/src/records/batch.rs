@@ -573,6 +573,21 @@ impl RecordBatchBuilder {
         self
     }
 
+    /// The buffer's capacity (for tests of how producers size it).
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Grows the buffer, if it is smaller, to room for `bytes` of records in all: at once,
+    /// rather than by the doubling appends would do.
+    pub(crate) fn reserve_room(&mut self, bytes: usize) {
+        let want = RECORD_BATCH_OVERHEAD + bytes;
+        if self.buf.capacity() < want {
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+    }
+
     /// Sets the base offset (producers leave 0; brokers assign it).
     pub fn base_offset(mut self, base_offset: i64) -> Self {
         self.base_offset = base_offset;

@@ -706,7 +706,8 @@ impl ProducerCore {
             outcome.map(|(base, log_append)| (&b.topic, b.partition, base, log_append)),
         );
         self.acc.recycle_thunks(thunks);
-        self.acc.recycle_buffer(b.take_buffer());
+        let sized = b.has_sized_buffer();
+        self.acc.recycle_buffer(b.take_buffer(), sized);
         if let Some(now) = now {
             self.admit_waiters(now);
         }
