@@ -254,36 +254,64 @@ impl CompletedFetch {
                 continue;
             }
             let cur = self.current.as_mut().expect("checked above");
-            let next = match &mut cur.iter {
-                BatchIter::V2(it) => it.next(),
-                BatchIter::Legacy(it) => it.next().map(Ok),
-            };
-            match next {
-                None => {
-                    self.next_offset = self.next_offset.max(cur.next_offset);
-                    self.current = None;
-                }
-                Some(Err(e)) => return (self.corrupt(e), stats),
-                Some(Ok(r)) if r.offset < self.next_offset => {}
-                Some(Ok(r)) => {
-                    self.next_offset = r.offset.saturating_add(1);
-                    self.last_epoch = cur.leader_epoch;
-                    stats.bytes += record_bytes(&r.key, &r.value, &r.headers);
-                    let record = ConsumerRecord::new(
-                        self.tp.topic.clone(),
-                        self.tp.partition,
-                        r.offset,
-                        r.timestamp,
-                        cur.timestamp_type,
-                        r.key,
-                        r.value,
-                        r.headers,
-                        cur.leader_epoch,
-                    );
-                    out.push(record);
-                    taken += 1;
-                }
+            // A magic 2 record becomes a `ConsumerRecord` straight from the borrowed record,
+            // with no `Record` in between, and is pushed where it is built: each move of the
+            // 160-byte record is a `memcpy` call (a fifth of a 100 B consumer's instructions
+            // went to building a `Record`, returning it through memory and moving it on).
+            match &mut cur.iter {
+                BatchIter::V2(it) => match it.next_ref() {
+                    None => {}
+                    Some(Err(e)) => return (self.corrupt(e), stats),
+                    Some(Ok(r)) if r.offset < self.next_offset => continue,
+                    Some(Ok(r)) => {
+                        self.next_offset = r.offset.saturating_add(1);
+                        self.last_epoch = cur.leader_epoch;
+                        let headers = r.headers();
+                        stats.bytes +=
+                            slice_len(r.key) + slice_len(r.value) + headers_bytes(&headers);
+                        out.push(ConsumerRecord {
+                            topic: self.tp.topic.clone(),
+                            partition: self.tp.partition,
+                            offset: r.offset,
+                            timestamp: r.timestamp,
+                            timestamp_type: cur.timestamp_type,
+                            serialized_key_size: serialized_size(r.key),
+                            serialized_value_size: serialized_size(r.value),
+                            key: r.key_bytes(),
+                            value: r.value_bytes(),
+                            headers,
+                            leader_epoch: cur.leader_epoch,
+                        });
+                        taken += 1;
+                        continue;
+                    }
+                },
+                BatchIter::Legacy(it) => match it.next() {
+                    None => {}
+                    Some(r) if r.offset < self.next_offset => continue,
+                    Some(r) => {
+                        self.next_offset = r.offset.saturating_add(1);
+                        self.last_epoch = cur.leader_epoch;
+                        stats.bytes += record_bytes(&r.key, &r.value, &r.headers);
+                        out.push(ConsumerRecord::new(
+                            self.tp.topic.clone(),
+                            self.tp.partition,
+                            r.offset,
+                            r.timestamp,
+                            cur.timestamp_type,
+                            r.key,
+                            r.value,
+                            r.headers,
+                            cur.leader_epoch,
+                        ));
+                        taken += 1;
+                        continue;
+                    }
+                },
             }
+            // The batch is read.
+            self.next_offset = self.next_offset.max(cur.next_offset);
+            self.current = None;
         }
         (TakeEnd::Full, stats)
     }
@@ -651,19 +679,36 @@ impl FetchBuffer {
     }
 }
 
+/// Size of a key or value on the wire, -1 for null (what [`ConsumerRecord::new`] computes
+/// from the `Bytes`).
+#[inline(always)]
+fn serialized_size(b: Option<&[u8]>) -> i32 {
+    b.map_or(-1, |b| i32::try_from(b.len()).unwrap_or(i32::MAX))
+}
+
+/// Length of a key or value, 0 for null.
+#[inline(always)]
+fn slice_len(b: Option<&[u8]>) -> u64 {
+    b.map_or(0, |b| b.len() as u64)
+}
+
 /// Payload bytes of a record: key, value, and each header's key and value.
 fn record_bytes(key: &Option<Bytes>, value: &Option<Bytes>, headers: &Headers) -> u64 {
-    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, |b| b.len() as u64);
+    slice_len(key.as_deref()) + slice_len(value.as_deref()) + headers_bytes(headers)
+}
+
+/// Bytes of the headers' keys and values.
+#[inline(always)]
+fn headers_bytes(headers: &Headers) -> u64 {
     // Most records have no headers; reading them parses each one, so skip that when empty.
-    let headers = if headers.is_empty() {
+    if headers.is_empty() {
         0
     } else {
         headers
             .iter()
-            .map(|h| h.key.len() as u64 + h.value.as_ref().map_or(0, |v| v.len() as u64))
+            .map(|h| h.key.len() as u64 + slice_len(h.value.as_deref()))
             .sum::<u64>()
-    };
-    len(key) + len(value) + headers
+    }
 }
 
 #[cfg(test)]
@@ -724,6 +769,107 @@ mod tests {
             DecodeOptions::default(),
         );
         (out.iter().map(|r| r.offset).collect(), end)
+    }
+
+    /// Every field of the records `take` builds, for magic 2 (straight from the borrowed
+    /// record) and a legacy message set: null, empty and present keys and values, headers,
+    /// the batch's leader epoch and timestamp type, the serialized sizes and the bytes
+    /// counted.
+    #[test]
+    fn taken_records_carry_every_field_of_the_batch() {
+        use crate::records::{Header, LegacyMessageSetBuilder};
+        let hdrs = [Header::new("h1", &b"x"[..]), Header::null("h2")];
+        let mut b = RecordBatchBuilder::new(Compression::None)
+            .base_offset(40)
+            .partition_leader_epoch(7)
+            .timestamp_type(TimestampType::LogAppendTime);
+        b.append(1000, None, Some(b"value"), &[]).unwrap();
+        b.append(1001, Some(b"key"), None, &[]).unwrap();
+        b.append(1002, Some(b""), Some(b""), &hdrs).unwrap();
+        let v2 = b.finish().unwrap();
+        let mut legacy = LegacyMessageSetBuilder::new(1, Compression::None)
+            .unwrap()
+            .base_offset(43);
+        legacy.append(2000, Some(b"lk"), Some(b"lv")).unwrap();
+        let legacy = legacy.finish().unwrap();
+
+        let mut f = CompletedFetch::new(tp(), 40, concat(&[v2, legacy]), false, []);
+        let mut out = ConsumerRecords::default();
+        let (end, stats) = f.take(10, &mut out, 0, u64::MAX, false, DecodeOptions::default());
+        assert_eq!(end, TakeEnd::Exhausted);
+        let got: Vec<&ConsumerRecord> = out.iter().collect();
+        assert_eq!(got.len(), 4);
+        let bytes = |b: &[u8]| Some(Bytes::copy_from_slice(b));
+        // Log-append time: every record of the batch carries the batch's max timestamp.
+        let epoch = Some(7);
+        let log_append = Some(TimestampType::LogAppendTime);
+        let want = [
+            ConsumerRecord::new(
+                tp().topic,
+                0,
+                40,
+                1002,
+                log_append,
+                None,
+                bytes(b"value"),
+                Headers::new(),
+                epoch,
+            ),
+            ConsumerRecord::new(
+                tp().topic,
+                0,
+                41,
+                1002,
+                log_append,
+                bytes(b"key"),
+                None,
+                Headers::new(),
+                epoch,
+            ),
+            ConsumerRecord::new(
+                tp().topic,
+                0,
+                42,
+                1002,
+                log_append,
+                bytes(b""),
+                bytes(b""),
+                hdrs.to_vec().into(),
+                epoch,
+            ),
+            ConsumerRecord::new(
+                tp().topic,
+                0,
+                43,
+                2000,
+                Some(TimestampType::CreateTime),
+                bytes(b"lk"),
+                bytes(b"lv"),
+                Headers::new(),
+                None,
+            ),
+        ];
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(*g, w);
+            assert_eq!(
+                (g.serialized_key_size, g.serialized_value_size),
+                (w.serialized_key_size, w.serialized_value_size),
+                "offset {}",
+                g.offset
+            );
+        }
+        assert_eq!(
+            (got[0].serialized_key_size, got[1].serialized_value_size),
+            (-1, -1)
+        );
+        assert_eq!(
+            (got[2].serialized_key_size, got[2].serialized_value_size),
+            (0, 0)
+        );
+        assert_eq!(got[2].headers.len(), 2);
+        // value 5 + key 3 + header "h1" and "x" + "h2" + legacy 2 + 2.
+        assert_eq!(stats.bytes, 5 + 3 + 3 + 2 + 4);
+        assert_eq!((f.next_offset, f.last_epoch), (44, None));
     }
 
     #[test]

@@ -457,12 +457,13 @@ pub struct RecordIter {
     failed: bool,
 }
 
-impl Iterator for RecordIter {
-    type Item = Result<Record, DecodeError>;
-
+impl RecordIter {
+    /// The next record borrowed from the batch, as [`RecordRefIter`] yields it: the caller
+    /// slices what it keeps itself (the consumer builds its records straight from this,
+    /// without an intermediate [`Record`]). After the first error it ends.
     // Always inlined, as `RecordRefIter::next` is.
     #[inline(always)]
-    fn next(&mut self) -> Option<Self::Item> {
+    pub(crate) fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, DecodeError>> {
         if self.failed {
             return None;
         }
@@ -486,7 +487,6 @@ impl Iterator for RecordIter {
         );
         match rec {
             Ok(r) => {
-                let r = r.to_record();
                 self.pos = total - rest.len();
                 Some(Ok(r))
             }
@@ -495,6 +495,16 @@ impl Iterator for RecordIter {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record, DecodeError>;
+
+    // Always inlined, as `RecordRefIter::next` is.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_ref().map(|r| r.map(|r| r.to_record()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

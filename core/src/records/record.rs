@@ -306,10 +306,22 @@ impl<'a> RecordRef<'a> {
         Record {
             offset: self.offset,
             timestamp: self.timestamp,
-            key: self.key.map(|k| slice_of(self.section, k)),
-            value: self.value.map(|v| slice_of(self.section, v)),
+            key: self.key_bytes(),
+            value: self.value_bytes(),
             headers: self.headers(),
         }
+    }
+
+    /// The key as a zero-copy slice of the batch.
+    #[inline(always)]
+    pub(crate) fn key_bytes(&self) -> Option<Bytes> {
+        self.key.map(|k| slice_of(self.section, k))
+    }
+
+    /// The value as a zero-copy slice of the batch.
+    #[inline(always)]
+    pub(crate) fn value_bytes(&self) -> Option<Bytes> {
+        self.value.map(|v| slice_of(self.section, v))
     }
 }
 
