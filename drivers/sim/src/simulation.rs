@@ -582,7 +582,7 @@ impl<C: ClientCore> Simulation<C> {
                     // A shared timer gets as many calls, at most, as when each endpoint
                     // sharing it was asked in turn: while it is still due.
                     for _ in 0..shares {
-                        if !s.poll_timeout().is_some_and(|t| t <= now) {
+                        if s.poll_timeout().is_none_or(|t| t > now) {
                             break;
                         }
                         s.handle_timeout(now);
