@@ -345,7 +345,7 @@ impl Cluster {
             self.topic_names.remove(&t.id);
             self.replication.retain(|_, r| r.topic != name);
             self.groups.topic_deleted(name);
-            self.wake = true;
+            self.wake_all();
         }
     }
 

@@ -98,6 +98,11 @@ impl Endpoint for ClusterEndpoint {
         self.cluster.borrow_mut().handle_timeout(now);
     }
 
+    /// Every broker of a cluster has the cluster's deadline, and handles all of it.
+    fn shared_timer(&self) -> Option<usize> {
+        Some(Rc::as_ptr(&self.cluster) as usize)
+    }
+
     fn take_outgoing(&mut self) -> Vec<(u64, EndpointOutput)> {
         let mut out: Vec<(u64, EndpointOutput)> = self
             .closing

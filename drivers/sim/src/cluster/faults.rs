@@ -74,7 +74,7 @@ impl Cluster {
                 p.update_isr_and_hw(&is_alive);
             }
         }
-        self.wake = true;
+        self.wake_all();
         self.settle(now);
     }
 
@@ -117,7 +117,7 @@ impl Cluster {
                 self.schedule_replication(&topic, partition, leo, now);
             }
         }
-        self.wake = true;
+        self.wake_all();
         self.settle(now);
     }
 
@@ -150,7 +150,7 @@ impl Cluster {
         }
         p.change_leader(new_leader);
         p.update_isr_and_hw(&is_alive);
-        self.wake = true;
+        self.wake_all();
         self.settle(now);
         Ok(())
     }

@@ -90,6 +90,27 @@ pub(super) struct FetchWait {
     items: Vec<FetchItem>,
 }
 
+impl FetchWait {
+    /// Whether the fetch reads one of `partitions` (topic id, partition); `id_of` names the
+    /// id of a topic the fetch names (before v13). A topic without an id counts as read.
+    pub(super) fn reads_any(
+        &self,
+        partitions: &[(Uuid, i32)],
+        id_of: impl Fn(&str) -> Option<Uuid>,
+    ) -> bool {
+        self.items.iter().any(|item| {
+            let id = match &item.topic {
+                TopicRef::Id(id) => *id,
+                TopicRef::Name(name) => match id_of(name) {
+                    Some(id) => id,
+                    None => return true,
+                },
+            };
+            partitions.contains(&(id, item.partition))
+        })
+    }
+}
+
 /// One partition's read.
 struct PartRead {
     topic: TopicRef,

@@ -157,6 +157,20 @@ impl Waiting {
     }
 }
 
+/// What changed since [`Cluster::settle`] last finished, as parked fetches see it. A parked
+/// fetch reads only its own partitions, so while none of them changed (no append, no high
+/// watermark move, no leader or broker change, no deletion) it would be found not ready again:
+/// settling skips it rather than reading every parked fetch's partitions after each append
+/// (most of a simulated hour's cluster time, BENCHMARKS.md).
+#[derive(Debug, Default)]
+struct Changes {
+    /// A change that any fetch may see (a broker crashed or restarted, a leader moved,
+    /// records or a topic were deleted, a transaction ended): every parked fetch is read.
+    all: bool,
+    /// Partitions appended to or whose high watermark moved, by topic id.
+    partitions: Vec<(Uuid, i32)>,
+}
+
 /// Per-connection state.
 struct Conn {
     /// The client's address as group APIs report it (`/host`).
@@ -225,8 +239,11 @@ pub struct Cluster {
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     groups: group::GroupCoordinator,
     groups848: group848::ConsumerGroups,
-    /// Something changed that parked requests may be waiting for.
+    /// Something changed that parked requests may be waiting for: the next settling round
+    /// reaches every parked request.
     wake: bool,
+    /// What changed since settling last finished, for parked fetches (see [`Changes`]).
+    changes: Changes,
     /// Large response frames handed back after they were written (the dev broker's writers).
     frame_pool: wire::FramePool,
     /// Fetch responses come as pieces that refer to the stored batches (the dev broker).
@@ -321,6 +338,7 @@ impl Cluster {
             txns: txn::TxnCoordinator::default(),
             broker_configs: BTreeMap::new(),
             wake: false,
+            changes: Changes::default(),
             frame_pool: wire::FramePool::default(),
             spliced_fetches: false,
             throttles: BTreeMap::new(),

@@ -150,7 +150,7 @@ impl Cluster {
                             log.delete_records(target);
                             r.low_watermark = log.log_start_offset();
                         }
-                        self.wake = true;
+                        self.wake_all();
                     }
                 }
                 partitions.push(r);

@@ -39,7 +39,7 @@ impl Cluster {
             }
         }
         if p.update_isr_and_hw(&is_alive) {
-            self.wake = true;
+            self.wake_partition(topic, partition);
         }
     }
 
@@ -58,13 +58,12 @@ impl Cluster {
                 let is_alive = |b: i32| {
                     usize::try_from(b).ok().and_then(|i| alive.get(i)).copied() == Some(true)
                 };
-                if p.update_isr_and_hw(&is_alive) {
-                    self.wake = true;
-                }
+                // (Woken below in any case.)
+                p.update_isr_and_hw(&is_alive);
             }
             self.schedule_replication(topic, partition, leo, now);
         }
-        self.wake = true;
+        self.wake_partition(topic, partition);
     }
 
     pub(super) fn schedule_replication(

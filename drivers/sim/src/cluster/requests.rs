@@ -110,8 +110,52 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// Parked requests may be waiting for anything: the next settling round reads them all.
+    pub(super) fn wake_all(&mut self) {
+        self.wake = true;
+        self.changes.all = true;
+    }
+
+    /// `topic`'s partition was appended to or its high watermark moved: the next settling
+    /// round reaches every parked request, and reads the parked fetches of this partition.
+    pub(super) fn wake_partition(&mut self, topic: &str, partition: i32) {
+        self.wake = true;
+        match self.topics.get(topic) {
+            Some(t) => {
+                let key = (t.id, partition);
+                if !self.changes.partitions.contains(&key) {
+                    self.changes.partitions.push(key);
+                }
+            }
+            None => self.changes.all = true,
+        }
+    }
+
+    /// Whether the request parked on `key` may have become ready: anything but a fetch, a
+    /// fetch whose wait is over, or a fetch reading a partition that changed. A fetch that
+    /// reads none would be found not ready again ([`super::Changes`]).
+    fn may_complete(&self, key: (i32, ConnKey), now: Instant) -> bool {
+        let Some(Waiting::Fetch(f)) = self.conns.get(&key).and_then(|c| c.waiting.as_ref()) else {
+            return true;
+        };
+        if self.changes.all || f.deadline <= now {
+            return true;
+        }
+        f.reads_any(&self.changes.partitions, |name| {
+            self.topics.get(name).map(|t| t.id)
+        })
+    }
+
     /// Completes parked requests whose condition or deadline has come, until nothing changes.
     pub(super) fn settle(&mut self, now: Instant) {
+        self.settle_rounds(now);
+        // Every parked fetch was reached after the last change (settling ends only after a
+        // round that changed nothing), so none of these changes is news to any of them.
+        self.changes.all = false;
+        self.changes.partitions.clear();
+    }
+
+    fn settle_rounds(&mut self, now: Instant) {
         for _ in 0..1000 {
             if self.groups.poll_timeout().is_some_and(|t| t <= now) {
                 self.groups.handle_timeout(now);
@@ -137,7 +181,9 @@ impl Cluster {
             self.wake = false;
             let mut progressed = txns_moved;
             for key in due {
-                if self.try_complete(key, now) {
+                // Asked as each request is reached, not when the round begins: an earlier
+                // completion in this round may have appended what a later fetch waits for.
+                if self.may_complete(key, now) && self.try_complete(key, now) {
                     progressed = true;
                 }
             }

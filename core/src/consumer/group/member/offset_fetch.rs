@@ -264,6 +264,11 @@ impl GroupMember {
             .filter(|(_, f)| f.request.is_none() && f.retry_at.is_none_or(|t| now >= t))
             .map(|(k, _)| *k)
             .collect();
+        if due.is_empty() {
+            // The usual case (this runs at every poll of the member): the version, member and
+            // target below cost a coordinator lookup and two string copies.
+            return;
+        }
         // The layout changes at v8, and the body is built before the network layer picks the
         // version: build for the version the coordinator's table gives, and cap the request
         // there. Should the request reach another broker that cannot take that layout (the

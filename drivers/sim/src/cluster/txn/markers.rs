@@ -42,7 +42,7 @@ impl Cluster {
                 self.groups.commit_txn_offsets(&group, offsets);
             }
         }
-        self.wake = true;
+        self.wake_all();
         self.advance_txns(now);
     }
 
